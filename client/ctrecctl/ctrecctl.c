@@ -1,0 +1,652 @@
+/* ctrecctl.c: the command line front end.
+ *
+ *   ctrecctl record [-o DIR] [-c FILE] [-q] -- CMD [ARGS...]
+ *   ctrecctl status [-s SOCKET] [--json]
+ *
+ * record runs CMD with the shims on its load paths. When CT_RECORDER_SOCKET
+ * names no running daemon it starts a private ctrecd on a socket in a fresh
+ * private directory, and stops it once the program and every traced process
+ * it started have finished, so every trace is complete when it returns. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctr_proto.h"
+
+#define DEFAULT_SOCKET "/run/ctrec/ctrecd.sock"
+#define READY_TIMEOUT_MS 10000
+#define REPLY_TIMEOUT_MS 5000
+
+static const char *prog_name = "ctrecctl";
+
+static void die_usage(const char *verb, const char *fmt, const char *arg) {
+  fprintf(stderr, "%s: ", prog_name);
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\nTry '%s %s--help'.\n", prog_name, verb ? verb : "");
+  exit(2);
+}
+
+/* ---- paths next to the executable -------------------------------------- */
+
+static void exe_dir(char *out, size_t cap) {
+  ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+  char *slash;
+
+  if (n <= 0) {
+    snprintf(out, cap, ".");
+    return;
+  }
+  out[n] = '\0';
+  slash = strrchr(out, '/');
+  if (slash)
+    *slash = '\0';
+}
+
+static bool is_dir(const char *p) {
+  struct stat sb;
+  return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The shim folder for lang: build tree layout first, then the installed one. */
+static bool shim_dir(const char *lang, char *out, size_t cap) {
+  static const char *const rel[] = {"../lib/ctrec", CTREC_SHIM_REL};
+  char dir[PATH_MAX];
+  size_t i;
+
+  exe_dir(dir, sizeof(dir));
+  for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+    snprintf(out, cap, "%s/%s/%s", dir, rel[i], lang);
+    if (is_dir(out))
+      return true;
+  }
+  return false;
+}
+
+/* ---- talking to a daemon ----------------------------------------------- */
+
+static int connect_socket(const char *path) {
+  struct sockaddr_un sa;
+  int fd;
+
+  if (strlen(path) >= sizeof(sa.sun_path)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  strcpy(sa.sun_path, path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+static int send_frame(int fd, const msgpack_sbuffer *sb) {
+  char head[CTR_FRAME_HEADER];
+  size_t off = 0;
+
+  ctr_frame_put_header(head, (uint32_t)sb->size);
+  if (send(fd, head, sizeof(head), MSG_NOSIGNAL) != (ssize_t)sizeof(head))
+    return -1;
+  while (off < sb->size) {
+    ssize_t n = send(fd, sb->data + off, sb->size - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+typedef struct reply_s {
+  msgpack_zone zone;
+  msgpack_object obj;
+  char *frame;
+  uint32_t len;
+  bool done;
+} reply_t;
+
+static int on_reply(void *arg, const char *payload, uint32_t len) {
+  reply_t *r = arg;
+
+  r->frame = malloc(len ? len : 1);
+  if (r->frame == NULL)
+    return CTR_ENOMEM;
+  memcpy(r->frame, payload, len);
+  r->len = len;
+  r->done = true;
+  return 1;
+}
+
+/* Reads one frame and unpacks its first message. */
+static int read_reply(int fd, reply_t *r, const char **why) {
+  ctr_limits_t lim = CTR_LIMITS_DEFAULT;
+  ctr_frame_reader_t fr;
+  char buf[65536];
+  size_t count, off = 0;
+  int rc = 0;
+
+  ctr_frame_reader_init(&fr, lim.max_frame);
+  memset(r, 0, sizeof(*r));
+  while (!r->done) {
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t n;
+    if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
+      *why = "no answer from ctrecd";
+      rc = -1;
+      break;
+    }
+    n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      *why = "ctrecd closed the connection";
+      rc = -1;
+      break;
+    }
+    if (ctr_frame_reader_feed(&fr, buf, (size_t)n, on_reply, r) < 0) {
+      *why = "bad frame from ctrecd";
+      rc = -1;
+      break;
+    }
+  }
+  ctr_frame_reader_free(&fr);
+  if (rc == 0 && (ctr_proto_scan(r->frame, r->len, &lim, &count, why) != 0 ||
+                  count < 1))
+    rc = -1;
+  if (rc == 0) {
+    msgpack_zone_init(&r->zone, 4096);
+    if (msgpack_unpack(r->frame, r->len, &off, &r->zone, &r->obj) < 0) {
+      *why = "undecodable answer";
+      rc = -1;
+    }
+  }
+  return rc;
+}
+
+static int control_connect(const char *path) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  ctr_hello_t h;
+  char cwd[PATH_MAX];
+  int fd = connect_socket(path);
+
+  if (fd < 0)
+    return -1;
+  memset(&h, 0, sizeof(h));
+  h.version = CTR_PROTO_VERSION;
+  h.role = (ctr_str_t){"control", 7};
+  h.lang = (ctr_str_t){"none", 4};
+  h.pid = getpid();
+  h.ppid = getppid();
+  h.program = (ctr_str_t){"ctrecctl", 8};
+  if (getcwd(cwd, sizeof(cwd)))
+    h.cwd = (ctr_str_t){cwd, (uint32_t)strlen(cwd)};
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_hello(&pk, &h, 0, NULL);
+  ctr_pack_simple(&pk, CTR_MSG_STATUS);
+  if (send_frame(fd, &sb) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  msgpack_sbuffer_destroy(&sb);
+  return fd;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static const msgpack_object *map_get(const msgpack_object *m, const char *key) {
+  uint32_t i;
+  size_t n = strlen(key);
+
+  if (m->type != MSGPACK_OBJECT_MAP)
+    return NULL;
+  for (i = 0; i < m->via.map.size; i++) {
+    const msgpack_object *k = &m->via.map.ptr[i].key;
+    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+        memcmp(k->via.str.ptr, key, n) == 0)
+      return &m->via.map.ptr[i].val;
+  }
+  return NULL;
+}
+
+static void print_field(const msgpack_object *m, const char *key, int width,
+                        bool json, bool last) {
+  const msgpack_object *v = map_get(m, key);
+  ctr_str_t s = {0};
+
+  if (json)
+    printf("\"%s\":", key);
+  if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (json)
+      printf("%" PRIu64, v->via.u64);
+    else
+      printf("%-*" PRIu64, width, v->via.u64);
+  } else if (v && ctr_obj_str(v, &s)) {
+    if (json) {
+      uint32_t i;
+      putchar('"');
+      for (i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c == '"' || c == '\\')
+          printf("\\%c", c);
+        else if (c < 0x20)
+          printf("\\u%04x", c);
+        else
+          putchar(c);
+      }
+      putchar('"');
+    } else {
+      printf("%-*.*s", width, (int)s.len, s.ptr);
+    }
+  } else {
+    printf(json ? "null" : "%-*s", width, "-");
+  }
+  if (json)
+    fputs(last ? "}" : ",", stdout);
+  else
+    fputs(last ? "\n" : " ", stdout);
+}
+
+static const char *default_socket(void) {
+  const char *s = getenv("CT_RECORDER_SOCKET");
+  return s && *s ? s : DEFAULT_SOCKET;
+}
+
+static int cmd_status(int argc, char **argv) {
+  static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *sock = default_socket(), *why = NULL;
+  const msgpack_object *list;
+  bool json = false;
+  reply_t r;
+  ctr_msg_t m;
+  uint32_t i;
+  int opt, fd;
+
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+    switch (opt) {
+    case 's': sock = optarg; break;
+    case 'j': json = true; break;
+    case 'h':
+      printf("Usage: %s status [-s SOCKET] [--json]\n"
+             "List the live sessions of a ctrecd: pid, program, state,\n"
+             "messages received, trace records written and the trace folder.\n\n"
+             "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"
+             "                     else " DEFAULT_SOCKET ")\n"
+             "      --json         one JSON object per session\n",
+             prog_name);
+      return 0;
+    default: die_usage("status ", "%s", "invalid option");
+    }
+  }
+  if (optind < argc)
+    die_usage("status ", "unexpected argument: %s", argv[optind]);
+  fd = control_connect(sock);
+  if (fd < 0) {
+    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
+            strerror(errno));
+    return 1;
+  }
+  if (read_reply(fd, &r, &why) != 0 || ctr_msg_decode(&r.obj, &m, &why) != 0) {
+    fprintf(stderr, "%s: %s: %s\n", prog_name, sock, why ? why : "bad answer");
+    close(fd);
+    return 1;
+  }
+  close(fd);
+  if (m.tag == CTR_MSG_ERROR) {
+    fprintf(stderr, "%s: ctrecd: %.*s\n", prog_name, (int)m.u.error.text.len,
+            m.u.error.text.ptr);
+    return 1;
+  }
+  if (m.tag != CTR_MSG_STATUS_REPLY) {
+    fprintf(stderr, "%s: unexpected answer from ctrecd\n", prog_name);
+    return 1;
+  }
+  list = m.u.status.sessions;
+  if (!json)
+    printf("%-7s %-7s %-24s %-9s %-10s %-10s %s\n", "SESSION", "PID",
+           "PROGRAM", "STATE", "RECEIVED", "WRITTEN", "TRACE");
+  for (i = 0; i < list->via.array.size; i++) {
+    const msgpack_object *s = &list->via.array.ptr[i];
+    if (json)
+      putchar('{');
+    print_field(s, "id", 7, json, false);
+    print_field(s, "pid", 7, json, false);
+    print_field(s, "program", 24, json, false);
+    print_field(s, "state", 9, json, false);
+    print_field(s, "received", 10, json, false);
+    print_field(s, "written", 10, json, false);
+    print_field(s, "trace", 0, json, true);
+    if (json)
+      putchar('\n');
+  }
+  if (!json && list->via.array.size == 0)
+    printf("(no live sessions)\n");
+  msgpack_zone_destroy(&r.zone);
+  free(r.frame);
+  return 0;
+}
+
+/* ---- record ------------------------------------------------------------ */
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig) {
+  if (child_pid > 0)
+    kill((pid_t)child_pid, sig);
+}
+
+static void prepend_env(const char *name, const char *value, const char *sep,
+                        bool append) {
+  const char *old = getenv(name);
+  char *v;
+
+  if (old && *old) {
+    size_t n = strlen(old) + strlen(value) + strlen(sep) + 1;
+    v = malloc(n);
+    if (v == NULL)
+      return;
+    if (append)
+      snprintf(v, n, "%s%s%s", old, sep, value);
+    else
+      snprintf(v, n, "%s%s%s", value, sep, old);
+    setenv(name, v, 1);
+    free(v);
+  } else {
+    setenv(name, value, 1);
+  }
+}
+
+/* Starts ctrecd listening on sock; returns its pid, or -1 after printing why. */
+static pid_t start_daemon(const char *sock, const char *out, const char *config,
+                          int *report_rd) {
+  char dir[PATH_MAX], daemon[PATH_MAX + 16], ready_arg[16], report_arg[16];
+  int ready[2], report[2];
+  char buf[16];
+  ssize_t n;
+  pid_t pid;
+  struct pollfd p;
+
+  exe_dir(dir, sizeof(dir));
+  snprintf(daemon, sizeof(daemon), "%s/ctrecd", dir);
+  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(report, O_CLOEXEC) != 0) {
+    perror("ctrecctl: pipe");
+    return -1;
+  }
+  pid = fork();
+  if (pid < 0) {
+    perror("ctrecctl: fork");
+    return -1;
+  }
+  if (pid == 0) {
+    const char *args[16];
+    int a = 0;
+    /* Its own process group: a Ctrl-C meant for the program must not stop
+     * the daemon before it has completed the traces. */
+    setpgid(0, 0);
+    dup2(ready[1], 3);
+    dup2(report[1], 4);
+    snprintf(ready_arg, sizeof(ready_arg), "%d", 3);
+    snprintf(report_arg, sizeof(report_arg), "%d", 4);
+    args[a++] = daemon;
+    if (config) {
+      args[a++] = "--config";
+      args[a++] = config;
+    }
+    args[a++] = "--listen";
+    args[a++] = sock;
+    args[a++] = "--output";
+    args[a++] = out;
+    args[a++] = "--ready-fd";
+    args[a++] = ready_arg;
+    args[a++] = "--report-fd";
+    args[a++] = report_arg;
+    if (getenv("CTREC_LOG_LEVEL") == NULL) {
+      args[a++] = "--log-level";
+      args[a++] = "warn";
+    } else {
+      args[a++] = "--log-level";
+      args[a++] = getenv("CTREC_LOG_LEVEL");
+    }
+    args[a] = NULL;
+    execv(daemon, (char *const *)args);
+    fprintf(stderr, "ctrecctl: cannot run %s: %s\n", daemon, strerror(errno));
+    _exit(127);
+  }
+  close(ready[1]);
+  close(report[1]);
+  p.fd = ready[0];
+  p.events = POLLIN;
+  n = poll(&p, 1, READY_TIMEOUT_MS) == 1 ? read(ready[0], buf, sizeof(buf)) : -1;
+  close(ready[0]);
+  if (n <= 0) {
+    fprintf(stderr, "ctrecctl: ctrecd did not start (socket %s)\n", sock);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(report[0]);
+    return -1;
+  }
+  *report_rd = report[0];
+  return pid;
+}
+
+/* Prints one line per finished trace from the daemon's report. */
+static void print_report(int fd, bool quiet) {
+  char buf[8192];
+  size_t len = 0;
+  ssize_t n;
+  int traces = 0;
+  char *line, *save = NULL;
+
+  while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0 ||
+         (n < 0 && errno == EINTR))
+    if (n > 0)
+      len += (size_t)n;
+  buf[len] = '\0';
+  for (line = strtok_r(buf, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save)) {
+    char *f[5];
+    int i;
+    f[0] = line;
+    for (i = 1; i < 5 && f[i - 1]; i++) {
+      char *tab = strchr(f[i - 1], '\t');
+      if (tab)
+        *tab++ = '\0';
+      f[i] = tab;
+    }
+    if (i < 5 || f[4] == NULL)
+      continue;
+    traces++;
+    if (!quiet)
+      fprintf(stderr, "ctrecctl: trace %s: %s steps, %s calls, %s events (%s)\n",
+              f[0], f[1], f[2], f[3], f[4]);
+  }
+  if (!quiet && traces == 0)
+    fprintf(stderr, "ctrecctl: nothing was recorded\n");
+}
+
+static int cmd_record(int argc, char **argv) {
+  static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                       {"config", required_argument, NULL, 'c'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *out = "ctrec-traces", *config = NULL, *service;
+  char tmpl[PATH_MAX], sock[PATH_MAX + 16], shim[PATH_MAX], outabs[PATH_MAX];
+  bool quiet = false, private_daemon = true;
+  pid_t daemon = -1, pid;
+  int opt, status = 0, report = -1, fd;
+  struct sigaction sa;
+
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "+o:c:qh", opts, NULL)) != -1) {
+    switch (opt) {
+    case 'o': out = optarg; break;
+    case 'c': config = optarg; break;
+    case 'q': quiet = true; break;
+    case 'h':
+      printf("Usage: %s record [-o DIR] [-c FILE] [-q] -- CMD [ARGS...]\n"
+             "Run CMD and record every Ruby or Python process it starts.\n\n"
+             "When $CT_RECORDER_SOCKET names a running ctrecd, traces go where\n"
+             "that daemon writes them. Otherwise a private ctrecd is started\n"
+             "for this run and stopped once every trace is complete.\n\n"
+             "  -o, --output DIR   trace folder parent for a private daemon\n"
+             "                     (default: ./ctrec-traces)\n"
+             "  -c, --config FILE  ctrec.yaml for a private daemon\n"
+             "  -q, --quiet        do not print the trace summary\n\n"
+             "The exit status is the program's own.\n",
+             prog_name);
+      return 0;
+    default: die_usage("record ", "%s", "invalid option");
+    }
+  }
+  if (optind >= argc)
+    die_usage("record ", "%s", "missing command to record (record -- CMD ...)");
+
+  service = getenv("CT_RECORDER_SOCKET");
+  if (service && *service && (fd = connect_socket(service)) >= 0) {
+    close(fd);
+    private_daemon = false;
+    snprintf(sock, sizeof(sock), "%s", service);
+    if (!quiet)
+      fprintf(stderr, "ctrecctl: recording through the ctrecd at %s\n", sock);
+  }
+  if (private_daemon) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(tmpl, sizeof(tmpl), "%s/ctrec-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(tmpl) == NULL) {
+      fprintf(stderr, "ctrecctl: cannot create a private directory: %s\n",
+              strerror(errno));
+      return 125;
+    }
+    snprintf(sock, sizeof(sock), "%s/ctrecd.sock", tmpl);
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+      fprintf(stderr, "ctrecctl: cannot create %s: %s\n", out, strerror(errno));
+      rmdir(tmpl);
+      return 125;
+    }
+    if (realpath(out, outabs) == NULL)
+      snprintf(outabs, sizeof(outabs), "%s", out);
+    daemon = start_daemon(sock, outabs, config, &report);
+    if (daemon < 0) {
+      rmdir(tmpl);
+      return 125;
+    }
+  }
+
+  /* Every process the program starts inherits these. */
+  setenv("CT_RECORDER_SOCKET", sock, 1);
+  if (shim_dir("ruby", shim, sizeof(shim))) {
+    prepend_env("RUBYLIB", shim, ":", false);
+    prepend_env("RUBYOPT", "-rctrec", " ", true);
+  }
+  if (shim_dir("python", shim, sizeof(shim)))
+    prepend_env("PYTHONPATH", shim, ":", false);
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = forward_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGUSR2, &sa, NULL);
+  /* The terminal sends SIGINT and SIGQUIT to the program itself. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+
+  pid = fork();
+  if (pid == 0) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    execvp(argv[optind], argv + optind);
+    fprintf(stderr, "%s: cannot run %s: %s\n", prog_name, argv[optind],
+            strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  if (pid > 0) {
+    child_pid = pid;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+      ;
+  } else {
+    perror("ctrecctl: fork");
+    status = 125 << 8;
+  }
+
+  if (private_daemon) {
+    kill(daemon, SIGTERM);
+    print_report(report, quiet);
+    close(report);
+    while (waitpid(daemon, NULL, 0) < 0 && errno == EINTR)
+      ;
+    rmdir(tmpl);
+  } else if (!quiet) {
+    fprintf(stderr, "ctrecctl: see '%s status' for the trace folders\n",
+            prog_name);
+  }
+  if (WIFSIGNALED(status)) {
+    /* Die the way the program died, so callers see the same status. */
+    signal(WTERMSIG(status), SIG_DFL);
+    kill(getpid(), WTERMSIG(status));
+    return 128 + WTERMSIG(status);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 125;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: %s VERB [OPTIONS]\n"
+          "Control the ctrec recorder.\n\n"
+          "Verbs:\n"
+          "  record -- CMD...   run CMD and record the Ruby/Python processes it starts\n"
+          "  status             list the live sessions of a ctrecd\n\n"
+          "'%s VERB --help' describes a verb.\n",
+          prog_name, prog_name);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "record") == 0)
+    return cmd_record(argc - 1, argv + 1);
+  if (strcmp(argv[1], "status") == 0)
+    return cmd_status(argc - 1, argv + 1);
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    puts("ctrecctl " CTREC_VERSION);
+    return 0;
+  }
+  fprintf(stderr, "%s: unknown verb '%s'\n", prog_name, argv[1]);
+  usage(stderr);
+  return 2;
+}

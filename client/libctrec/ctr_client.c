@@ -1,0 +1,622 @@
+/* ctr_client.c: libctrec, the in-process client shared by every shim.
+ *
+ * Locking: `send_mu` serialises everything that touches the socket (sends,
+ * the non-blocking reads of control messages, connect and close); `mu`
+ * guards the batch being filled. When both are needed `send_mu` is taken
+ * first. A flush swaps the filled batch with an empty spare under `mu` and
+ * sends the spare under `send_mu` only, so the program can keep packing
+ * into the fresh batch while the previous one is on the wire. */
+#include "ctr_client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CTR_CLIENT_HANDSHAKE_MS 2000
+#define CTR_CLIENT_FLUSH_MS_DEFAULT 100
+#define CTR_CLIENT_READ_MAX (1u << 20)
+
+typedef struct ctr_client_buf_s {
+  char *data;
+  size_t len;
+  size_t cap;
+} ctr_client_buf_t;
+
+typedef struct ctr_client_s {
+  pthread_mutex_t mu;      /* the batch being filled */
+  pthread_mutex_t send_mu; /* the socket */
+  pthread_cond_t wake;     /* wakes the flush thread (with mu) */
+  atomic_bool enabled;     /* connected, or reconnect pending after fork */
+  atomic_bool paused;      /* daemon sent PAUSE */
+  atomic_uint generation;
+  bool started;       /* ctr_client_start succeeded once in this process */
+  bool finished;      /* ctr_client_finish ran */
+  bool reconnect;     /* fork child: connect at the next begin */
+  bool thread_running;
+  bool thread_stop;
+  bool oom;           /* the current batch lost bytes to a failed realloc */
+  pthread_t thread;
+  int fd;
+  char *socket_path;
+  ctr_client_info_t info;
+  ctr_welcome_t welcome;
+  ctr_client_buf_t batch[2]; /* batch[cur] is filled, the other is spare */
+  int cur;
+  msgpack_packer pk;
+  ctr_frame_reader_t reader;
+  uint64_t lost_batches;
+} ctr_client_t;
+
+static ctr_client_t g_client = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .send_mu = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .fd = -1,
+};
+
+static uint64_t ctr_client_clock(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ctr_client_now_ns(void) { return ctr_client_clock(CLOCK_MONOTONIC); }
+
+/* Appends to the batch being filled. A failed allocation marks the batch so
+ * that it is dropped whole instead of sending a truncated message. */
+static int ctr_client_write_cb(void *data, const char *buf, size_t len) {
+  ctr_client_t *c = data;
+  ctr_client_buf_t *b = &c->batch[c->cur];
+  if (c->oom)
+    return 0;
+  if (b->len + len > b->cap) {
+    size_t cap = b->cap ? b->cap : 2 * CTR_CLIENT_BATCH;
+    while (cap < b->len + len)
+      cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+      c->oom = true;
+      return 0;
+    }
+    b->data = p;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, buf, len);
+  b->len += len;
+  return 0;
+}
+
+/* Sends all bytes or fails; never raises SIGPIPE. Caller holds send_mu. */
+static int ctr_client_send_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int ctr_client_send_frame(int fd, const char *p, size_t n) {
+  char hdr[CTR_FRAME_HEADER];
+  ctr_frame_put_header(hdr, (uint32_t)n);
+  int rc = ctr_client_send_all(fd, hdr, sizeof hdr);
+  if (rc == 0)
+    rc = ctr_client_send_all(fd, p, n);
+  return rc;
+}
+
+/* The connection is gone: turn off, tell the user once. Caller holds send_mu. */
+static void ctr_client_lost(ctr_client_t *c, const char *why) {
+  if (c->fd >= 0) {
+    close(c->fd);
+    c->fd = -1;
+  }
+  if (atomic_exchange(&c->enabled, false))
+    fprintf(stderr, "ctrec: lost connection to ctrecd (%s); recording disabled\n",
+            why);
+}
+
+/* Takes the filled batch (caller holds mu) into the spare slot and returns
+ * it, or NULL when there is nothing to send. */
+static ctr_client_buf_t *ctr_client_swap(ctr_client_t *c) {
+  ctr_client_buf_t *b = &c->batch[c->cur];
+  if (b->len == 0)
+    return NULL;
+  if (c->oom) {
+    b->len = 0;
+    c->oom = false;
+    c->lost_batches++;
+    return NULL;
+  }
+  c->cur ^= 1;
+  c->batch[c->cur].len = 0;
+  return b;
+}
+
+/* Sends one swapped-out batch. Caller holds send_mu (not mu). */
+static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b) {
+  if (c->fd >= 0 && atomic_load(&c->enabled)) {
+    int rc = ctr_client_send_frame(c->fd, b->data, b->len);
+    if (rc < 0)
+      ctr_client_lost(c, strerror(-rc));
+  }
+  b->len = 0;
+}
+
+void ctr_client_flush(void) {
+  ctr_client_t *c = &g_client;
+  pthread_mutex_lock(&c->send_mu);
+  pthread_mutex_lock(&c->mu);
+  ctr_client_buf_t *b = ctr_client_swap(c);
+  pthread_mutex_unlock(&c->mu);
+  if (b != NULL)
+    ctr_client_send_batch(c, b);
+  pthread_mutex_unlock(&c->send_mu);
+}
+
+/* ---- control messages from the daemon ------------------------------- */
+
+static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
+  ctr_client_t *c = arg;
+  size_t off = 0;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  while (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+    const msgpack_object *o = &u.data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 ||
+        o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      continue;
+    int tag = (int)o->via.array.ptr[0].via.u64;
+    if (tag == CTR_MSG_PAUSE) {
+      atomic_store(&c->paused, true);
+    } else if (tag == CTR_MSG_RESUME) {
+      atomic_store(&c->paused, false);
+    } else if (tag == CTR_MSG_FLUSH && o->via.array.size >= 2) {
+      /* The caller holds send_mu, so the answer goes straight out after
+       * whatever the program packed so far. */
+      uint64_t token = o->via.array.ptr[1].via.u64;
+      pthread_mutex_lock(&c->mu);
+      msgpack_packer *pk = &c->pk;
+      if (c->batch[c->cur].len == 0)
+        ctr_pack_time(pk, ctr_client_now_ns());
+      ctr_pack_flush(pk, CTR_MSG_FLUSHED, token);
+      ctr_client_buf_t *b = ctr_client_swap(c);
+      pthread_mutex_unlock(&c->mu);
+      if (b != NULL)
+        ctr_client_send_batch(c, b);
+    } else if (tag == CTR_MSG_ERROR) {
+      ctr_msg_t m;
+      const char *why = NULL;
+      if (ctr_msg_decode(o, &m, &why) == 0)
+        fprintf(stderr, "ctrec: ctrecd: %.*s\n", (int)m.u.error.text.len,
+                m.u.error.text.ptr);
+    }
+  }
+  msgpack_unpacked_destroy(&u);
+  return 0;
+}
+
+/* Drains whatever the daemon sent without blocking. Caller holds send_mu. */
+static void ctr_client_read_control(ctr_client_t *c) {
+  char buf[4096];
+  while (c->fd >= 0) {
+    ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) {
+      if (ctr_frame_reader_feed(&c->reader, buf, (size_t)r, ctr_client_on_frame,
+                                c) < 0) {
+        ctr_client_lost(c, "bad frame from daemon");
+        return;
+      }
+      continue;
+    }
+    if (r == 0) {
+      ctr_client_lost(c, "closed by daemon");
+      return;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      ctr_client_lost(c, strerror(errno));
+    return;
+  }
+}
+
+/* ---- flush thread --------------------------------------------------- */
+
+static void *ctr_client_thread_main(void *arg) {
+  ctr_client_t *c = arg;
+  pthread_mutex_lock(&c->mu);
+  while (!c->thread_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = c->welcome.flush_ms ? c->welcome.flush_ms
+                                      : CTR_CLIENT_FLUSH_MS_DEFAULT;
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+    if (c->thread_stop)
+      break;
+    pthread_mutex_unlock(&c->mu);
+
+    pthread_mutex_lock(&c->send_mu);
+    if (c->fd >= 0)
+      ctr_client_read_control(c);
+    pthread_mutex_lock(&c->mu);
+    ctr_client_buf_t *b = ctr_client_swap(c);
+    pthread_mutex_unlock(&c->mu);
+    if (b != NULL)
+      ctr_client_send_batch(c, b);
+    pthread_mutex_unlock(&c->send_mu);
+
+    pthread_mutex_lock(&c->mu);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+static void ctr_client_thread_start(ctr_client_t *c) {
+  c->thread_stop = false;
+  if (pthread_create(&c->thread, NULL, ctr_client_thread_main, c) == 0)
+    c->thread_running = true;
+}
+
+static void ctr_client_thread_stop(ctr_client_t *c) {
+  if (!c->thread_running)
+    return;
+  pthread_mutex_lock(&c->mu);
+  c->thread_stop = true;
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+  pthread_join(c->thread, NULL);
+  c->thread_running = false;
+}
+
+/* ---- handshake ------------------------------------------------------ */
+
+typedef struct ctr_client_hs_s {
+  ctr_client_t *c;
+  int done; /* 1 WELCOME, -1 ERROR or bad answer */
+  char why[256];
+} ctr_client_hs_t;
+
+static int ctr_client_on_handshake(void *arg, const char *payload,
+                                   uint32_t len) {
+  ctr_client_hs_t *hs = arg;
+  msgpack_unpacked u;
+  size_t off = 0;
+  msgpack_unpacked_init(&u);
+  hs->done = -1;
+  snprintf(hs->why, sizeof hs->why, "unexpected answer from daemon");
+  if (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+    ctr_msg_t m;
+    const char *why = NULL;
+    int rc = ctr_msg_decode(&u.data, &m, &why);
+    if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
+      hs->c->welcome = m.u.welcome;
+      hs->done = 1;
+    } else if (rc == 0 && m.tag == CTR_MSG_ERROR) {
+      snprintf(hs->why, sizeof hs->why, "refused: %.*s",
+               (int)m.u.error.text.len, m.u.error.text.ptr);
+    } else if (rc < 0 && why != NULL) {
+      snprintf(hs->why, sizeof hs->why, "bad answer from daemon: %s", why);
+    }
+  }
+  msgpack_unpacked_destroy(&u);
+  return 1; /* stop at the first frame: anything after it is control */
+}
+
+/* Connects, sends HELLO and waits for WELCOME. On failure fills *why. */
+static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (strlen(c->socket_path) >= sizeof sa.sun_path) {
+    snprintf(why, whylen, "socket path too long");
+    return -ENAMETOOLONG;
+  }
+  strcpy(sa.sun_path, c->socket_path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    snprintf(why, whylen, "cannot create socket: %s", strerror(e));
+    return -e;
+  }
+  int rc;
+  do {
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int e = errno;
+    snprintf(why, whylen, "cannot connect to %s: %s", c->socket_path,
+             strerror(e));
+    close(fd);
+    return -e;
+  }
+
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd) == NULL)
+    cwd[0] = '\0';
+  const ctr_client_info_t *in = &c->info;
+  ctr_hello_t h;
+  memset(&h, 0, sizeof h);
+  h.version = CTR_PROTO_VERSION;
+  h.role = (ctr_str_t){"record", 6};
+  h.lang = (ctr_str_t){in->lang ? in->lang : "", (uint32_t)strlen(in->lang ? in->lang : "")};
+  h.lang_version = (ctr_str_t){in->lang_version ? in->lang_version : "",
+                               (uint32_t)strlen(in->lang_version ? in->lang_version : "")};
+  h.shim_version = (ctr_str_t){in->shim_version ? in->shim_version : "",
+                               (uint32_t)strlen(in->shim_version ? in->shim_version : "")};
+  h.pid = getpid();
+  h.ppid = getppid();
+  h.program = (ctr_str_t){in->program ? in->program : "",
+                          (uint32_t)strlen(in->program ? in->program : "")};
+  h.cwd = (ctr_str_t){cwd, (uint32_t)strlen(cwd)};
+  h.realtime_ns = (int64_t)ctr_client_clock(CLOCK_REALTIME);
+  h.mono_ns = (int64_t)ctr_client_now_ns();
+
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_hello(&pk, &h, in->argc, in->argv);
+  rc = ctr_client_send_frame(fd, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  if (rc < 0) {
+    snprintf(why, whylen, "cannot send HELLO to %s: %s", c->socket_path,
+             strerror(-rc));
+    close(fd);
+    return rc;
+  }
+
+  ctr_client_hs_t hs = {.c = c, .done = 0};
+  ctr_frame_reader_free(&c->reader);
+  ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
+  uint64_t deadline = ctr_client_now_ns() + CTR_CLIENT_HANDSHAKE_MS * 1000000ull;
+  while (hs.done == 0) {
+    uint64_t now = ctr_client_now_ns();
+    if (now >= deadline) {
+      snprintf(why, whylen, "no answer from %s within %d s", c->socket_path,
+               CTR_CLIENT_HANDSHAKE_MS / 1000);
+      close(fd);
+      return -ETIMEDOUT;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      continue;
+    char buf[4096];
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      snprintf(why, whylen, "%s closed the connection during the handshake",
+               c->socket_path);
+      close(fd);
+      return -ECONNRESET;
+    }
+    rc = ctr_frame_reader_feed(&c->reader, buf, (size_t)r,
+                               ctr_client_on_handshake, &hs);
+    if (rc < 0 && hs.done == 0) {
+      snprintf(why, whylen, "bad answer from %s", c->socket_path);
+      close(fd);
+      return CTR_EPROTO;
+    }
+  }
+  if (hs.done < 0) {
+    snprintf(why, whylen, "%s: %s", c->socket_path, hs.why);
+    close(fd);
+    return CTR_EPROTO;
+  }
+  /* Bytes that followed WELCOME in the same read are control messages;
+   * start the reader afresh (they are rare and safe to drop). */
+  ctr_frame_reader_free(&c->reader);
+  ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
+  c->fd = fd;
+  atomic_store(&c->paused, !c->welcome.recording);
+  return 0;
+}
+
+/* Connects and starts the flush thread. Caller holds send_mu and mu. */
+static int ctr_client_session_open(ctr_client_t *c) {
+  char why[512];
+  int rc = ctr_client_connect(c, why, sizeof why);
+  if (rc < 0) {
+    atomic_store(&c->enabled, false);
+    fprintf(stderr, "ctrec: %s; recording disabled\n", why);
+    return rc;
+  }
+  c->batch[0].len = c->batch[1].len = 0;
+  c->oom = false;
+  atomic_store(&c->enabled, true);
+  return 0;
+}
+
+/* ---- fork ------------------------------------------------------------ */
+
+/* Sends what the parent packed so far so that neither process sends it
+ * twice, then holds both locks across fork so the child gets them in a
+ * known state. */
+static void ctr_client_atfork_prepare(void) {
+  ctr_client_t *c = &g_client;
+  pthread_mutex_lock(&c->send_mu);
+  pthread_mutex_lock(&c->mu);
+  ctr_client_buf_t *b = ctr_client_swap(c);
+  if (b != NULL)
+    ctr_client_send_batch(c, b);
+}
+
+static void ctr_client_atfork_parent(void) {
+  pthread_mutex_unlock(&g_client.mu);
+  pthread_mutex_unlock(&g_client.send_mu);
+}
+
+/* Only cheap, allocation-free work here: the child may be about to exec. */
+static void ctr_client_atfork_child(void) {
+  ctr_client_t *c = &g_client;
+  if (c->fd >= 0) {
+    close(c->fd);
+    c->fd = -1;
+  }
+  c->batch[0].len = c->batch[1].len = 0;
+  c->oom = false;
+  c->thread_running = false; /* the thread did not survive fork */
+  if (c->started && !c->finished && atomic_load(&c->enabled)) {
+    c->reconnect = true;
+    atomic_fetch_add(&c->generation, 1);
+  }
+  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_unlock(&c->send_mu);
+}
+
+/* Last resort when the shim's exit hook did not run: push out what is
+ * buffered (no BYE, so the daemon can tell). */
+static void ctr_client_atexit(void) {
+  ctr_client_t *c = &g_client;
+  if (c->started && !c->finished && !c->reconnect && atomic_load(&c->enabled))
+    ctr_client_flush();
+}
+
+/* ---- API ------------------------------------------------------------- */
+
+static char *ctr_client_strdup(const char *s) { return s ? strdup(s) : NULL; }
+
+int ctr_client_start(const ctr_client_info_t *info) {
+  ctr_client_t *c = &g_client;
+  const char *path = getenv("CT_RECORDER_SOCKET");
+  if (path == NULL || path[0] == '\0')
+    return 1;
+  if (c->started)
+    return atomic_load(&c->enabled) ? 0 : CTR_ESTATE;
+
+  /* Keep our own copies: the reconnect after fork needs them later. */
+  c->socket_path = strdup(path);
+  c->info.lang = ctr_client_strdup(info->lang);
+  c->info.lang_version = ctr_client_strdup(info->lang_version);
+  c->info.shim_version = ctr_client_strdup(info->shim_version);
+  c->info.program = ctr_client_strdup(info->program);
+  c->info.argc = info->argc > 0 ? info->argc : 0;
+  char **argv = calloc((size_t)c->info.argc + 1, sizeof *argv);
+  for (int i = 0; argv != NULL && i < c->info.argc; i++)
+    argv[i] = ctr_client_strdup(info->argv[i]);
+  c->info.argv = (const char *const *)argv;
+  if (c->socket_path == NULL || argv == NULL) {
+    fprintf(stderr, "ctrec: out of memory; recording disabled\n");
+    return CTR_ENOMEM;
+  }
+  msgpack_packer_init(&c->pk, c, ctr_client_write_cb);
+  ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
+
+  pthread_mutex_lock(&c->send_mu);
+  pthread_mutex_lock(&c->mu);
+  int rc = ctr_client_session_open(c);
+  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_unlock(&c->send_mu);
+  if (rc < 0)
+    return rc;
+  c->started = true;
+  ctr_client_thread_start(c);
+  pthread_atfork(ctr_client_atfork_prepare, ctr_client_atfork_parent,
+                 ctr_client_atfork_child);
+  atexit(ctr_client_atexit);
+  return 0;
+}
+
+bool ctr_client_active(void) {
+  return atomic_load_explicit(&g_client.enabled, memory_order_relaxed) &&
+         !atomic_load_explicit(&g_client.paused, memory_order_relaxed);
+}
+
+const ctr_welcome_t *ctr_client_settings(void) { return &g_client.welcome; }
+
+uint32_t ctr_client_generation(void) { return atomic_load(&g_client.generation); }
+
+/* First use in a fork child: open a session of our own. */
+static bool ctr_client_reconnect(ctr_client_t *c) {
+  pthread_mutex_lock(&c->send_mu);
+  pthread_mutex_lock(&c->mu);
+  bool ok = true;
+  if (c->reconnect) {
+    c->reconnect = false;
+    ok = ctr_client_session_open(c) == 0;
+  }
+  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_unlock(&c->send_mu);
+  if (ok && !c->thread_running)
+    ctr_client_thread_start(c);
+  return ok;
+}
+
+msgpack_packer *ctr_client_begin(void) {
+  ctr_client_t *c = &g_client;
+  if (!ctr_client_active())
+    return NULL;
+  if (c->reconnect && !ctr_client_reconnect(c))
+    return NULL;
+  pthread_mutex_lock(&c->mu);
+  if (!atomic_load(&c->enabled)) {
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+  }
+  if (c->batch[c->cur].len == 0)
+    ctr_pack_time(&c->pk, ctr_client_now_ns());
+  return &c->pk;
+}
+
+void ctr_client_end(void) {
+  ctr_client_t *c = &g_client;
+  bool full = c->batch[c->cur].len >= CTR_CLIENT_BATCH;
+  pthread_mutex_unlock(&c->mu);
+  if (full)
+    ctr_client_flush();
+}
+
+void ctr_client_finish(int64_t exit_status) {
+  ctr_client_t *c = &g_client;
+  if (!c->started || c->finished)
+    return;
+  c->finished = true;
+  ctr_client_thread_stop(c);
+  if (c->reconnect) {
+    /* A fork child that never recorded anything has no session to end. */
+    c->reconnect = false;
+    atomic_store(&c->enabled, false);
+    return;
+  }
+  pthread_mutex_lock(&c->send_mu);
+  pthread_mutex_lock(&c->mu);
+  if (atomic_load(&c->enabled)) {
+    if (c->batch[c->cur].len == 0)
+      ctr_pack_time(&c->pk, ctr_client_now_ns());
+    ctr_pack_bye(&c->pk, exit_status);
+  }
+  ctr_client_buf_t *b = ctr_client_swap(c);
+  pthread_mutex_unlock(&c->mu);
+  if (b != NULL)
+    ctr_client_send_batch(c, b);
+  atomic_store(&c->enabled, false);
+  if (c->fd >= 0) {
+    shutdown(c->fd, SHUT_WR);
+    close(c->fd);
+    c->fd = -1;
+  }
+  pthread_mutex_unlock(&c->send_mu);
+}

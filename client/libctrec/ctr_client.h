@@ -1,0 +1,63 @@
+/* ctr_client.h: libctrec, the in-process client shared by every shim.
+ *
+ * One client per process. It connects to $CT_RECORDER_SOCKET with a plain
+ * blocking socket, does the HELLO/WELCOME handshake, and gives the shim a
+ * msgpack packer over a batch buffer. Batches go to the daemon when they pass
+ * the batch size, from a background thread every flush period (so events
+ * arrive while the program sleeps), and at exit. It never installs signal
+ * handlers (sends use MSG_NOSIGNAL). When the daemon is absent or goes away it
+ * prints one line on stderr and turns itself off; the program runs on.
+ * After fork() the child starts its own session on first use. */
+#ifndef CTR_CLIENT_H
+#define CTR_CLIENT_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctr_proto.h"
+
+#define CTR_CLIENT_BATCH (64 * 1024)
+
+typedef struct ctr_client_info_s {
+  const char *lang;         /* "ruby" */
+  const char *lang_version; /* "3.1.2" */
+  const char *shim_version;
+  const char *program;      /* absolute path of the script */
+  int argc;                 /* program arguments, without the program */
+  const char *const *argv;
+} ctr_client_info_t;
+
+/* Connects and handshakes when CT_RECORDER_SOCKET is set. Returns 0 when
+ * recording, 1 when the variable is unset (nothing printed), or a negative
+ * code after printing one "ctrec: ..." line on stderr. */
+int ctr_client_start(const ctr_client_info_t *info);
+
+/* True while connected (and not paused). Cheap: the shim calls it per event. */
+bool ctr_client_active(void);
+
+/* What the daemon asked for in WELCOME (valid after a 0 from start). */
+const ctr_welcome_t *ctr_client_settings(void);
+
+/* Brackets the packing of one or more complete messages. begin returns NULL
+ * when the client is not active; otherwise the caller packs and calls end.
+ * The pair holds the batch lock: pack nothing that can re-enter the shim. */
+msgpack_packer *ctr_client_begin(void);
+void ctr_client_end(void);
+
+/* Sends the batch now (blocking). */
+void ctr_client_flush(void);
+
+/* Called from a fork child (pthread_atfork): the inherited batch belongs to
+ * the parent and is dropped; the child reconnects as its own session at its
+ * next ctr_client_begin, and the shim must re-send its interned ids (the
+ * generation number changes). */
+uint32_t ctr_client_generation(void);
+
+/* Sends BYE with the exit status, flushes and closes. Idempotent. */
+void ctr_client_finish(int64_t exit_status);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t ctr_client_now_ns(void);
+
+#endif

@@ -1,0 +1,68 @@
+/* ctr_config.h: ctrec.yaml, loaded with libyaml and driven by one option table.
+ *
+ * The table (ctr_config.c) names every option with its type, offset, default,
+ * bounds and help. It drives defaults, parsing, validation and printing. */
+#ifndef CTR_CONFIG_H
+#define CTR_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum ctr_log_level {
+  CTR_LOG_ERROR = 0,
+  CTR_LOG_WARN = 1,
+  CTR_LOG_INFO = 2,
+  CTR_LOG_DEBUG = 3
+};
+
+enum ctr_float_format { CTR_FLOAT_STRING = 0, CTR_FLOAT_NUMBER = 1 };
+
+typedef struct ctr_config_s {
+  /* listen: */
+  char *listen_path;       /* listen.path, default "/run/ctrec/ctrecd.sock" */
+  uint32_t listen_mode;    /* listen.mode, octal, default 0660 */
+  /* output: */
+  char *output_dir;        /* output.dir, default "/var/lib/ctrec/traces" */
+  uint32_t flush_interval_ms; /* output.flush_interval_ms, default 100, 10..60000 */
+  int float_format;        /* output.float_format: "string" | "number" */
+  /* limits: */
+  uint32_t max_frame;      /* limits.max_frame, bytes, default 16 MiB */
+  uint32_t max_depth;      /* limits.max_depth, default 64 */
+  uint32_t max_string;     /* limits.max_string, bytes, default 4 MiB */
+  uint32_t max_elements;   /* limits.max_elements, default 1048576 */
+  uint32_t max_ids;        /* limits.max_ids, per kind per session, default 4194304 */
+  uint32_t max_source;     /* limits.max_source, bytes of one source file, default 16 MiB */
+  uint32_t max_sessions;   /* limits.max_sessions, default 1024 */
+  uint32_t value_depth;    /* limits.value_depth: nesting the shims capture, default 3 */
+  uint32_t value_length;   /* limits.value_length: elements per container, default 32 */
+  uint32_t value_string;   /* limits.value_string: bytes per string, default 1000 */
+  /* log: */
+  int log_level;           /* log.level: error | warn | info | debug, default info */
+} ctr_config_t;
+
+/* Fills every option with its default. Strings are heap copies. */
+void ctr_config_defaults(ctr_config_t *cfg);
+
+/* Loads path over the current values (call ctr_config_defaults first).
+ * Returns 0, or CTR_ECONFIG with a message in err such as
+ * "ctrec.yaml:12:5: output.flush_interval_ms: must be between 10 and 60000"
+ * (lines and columns are 1-based). On error cfg keeps its earlier values. */
+int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
+                    size_t errlen);
+
+/* Sets one option from its dotted name and a text value, as a command line
+ * override would ("output.dir", "/tmp/x"). Same validation and messages as
+ * the loader, prefixed with origin instead of file:line:col. */
+int ctr_config_set(ctr_config_t *cfg, const char *name, const char *value,
+                   const char *origin, char *err, size_t errlen);
+
+/* Prints the effective configuration as YAML that ctr_config_load accepts,
+ * with each option's help as a comment. */
+void ctr_config_print(const ctr_config_t *cfg, FILE *out);
+
+void ctr_config_free(ctr_config_t *cfg);
+
+const char *ctr_log_level_name(int level);
+
+#endif

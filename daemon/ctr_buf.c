@@ -1,0 +1,231 @@
+/* ctr_buf.c: growable buffers and JSON text rendering. */
+#include "ctr_buf.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *ctr_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+
+  if (p == NULL) {
+    fputs("ctrecd: out of memory\n", stderr);
+    abort();
+  }
+  return p;
+}
+
+void *ctr_xrealloc(void *p, size_t n) {
+  p = realloc(p, n ? n : 1);
+  if (p == NULL) {
+    fputs("ctrecd: out of memory\n", stderr);
+    abort();
+  }
+  return p;
+}
+
+char *ctr_xstrndup(const char *s, size_t n) {
+  char *d = ctr_xmalloc(n + 1);
+
+  if (n)
+    memcpy(d, s, n);
+  d[n] = '\0';
+  return d;
+}
+
+void ctr_buf_reserve(ctr_buf_t *b, size_t extra) {
+  size_t cap;
+
+  if (b->len + extra <= b->cap)
+    return;
+  cap = b->cap ? b->cap : 256;
+  while (cap < b->len + extra)
+    cap *= 2;
+  b->data = ctr_xrealloc(b->data, cap);
+  b->cap = cap;
+}
+
+void ctr_buf_add(ctr_buf_t *b, const void *p, size_t n) {
+  ctr_buf_reserve(b, n);
+  if (n)
+    memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+void ctr_buf_puts(ctr_buf_t *b, const char *s) { ctr_buf_add(b, s, strlen(s)); }
+
+void ctr_buf_printf(ctr_buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  ctr_buf_reserve(b, (size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+void ctr_buf_free(ctr_buf_t *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when it is invalid
+ * (overlong forms, surrogates and values past U+10FFFF are invalid). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  uint32_t cp;
+  size_t len, i;
+
+  if (s[0] < 0x80)
+    return 1;
+  if ((s[0] & 0xe0) == 0xc0) {
+    len = 2;
+    cp = s[0] & 0x1f;
+  } else if ((s[0] & 0xf0) == 0xe0) {
+    len = 3;
+    cp = s[0] & 0x0f;
+  } else if ((s[0] & 0xf8) == 0xf0) {
+    len = 4;
+    cp = s[0] & 0x07;
+  } else {
+    return 0;
+  }
+  if (len > n)
+    return 0;
+  for (i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+      (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+void ctr_json_str(ctr_buf_t *b, const char *str, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0, run;
+  char *o;
+
+  /* Worst case per input byte is six output bytes ("\u00XX" or "\\xNN"). */
+  ctr_buf_reserve(b, n * 6 + 2);
+  o = b->data + b->len;
+  *o++ = '"';
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      *o++ = (char)c;
+      i++;
+      continue;
+    }
+    if (c >= 0x80) {
+      run = utf8_seq(s + i, n - i);
+      if (run) {
+        memcpy(o, s + i, run);
+        o += run;
+        i += run;
+      } else {
+        *o++ = '\\';
+        *o++ = '\\';
+        *o++ = 'x';
+        *o++ = hex[c >> 4];
+        *o++ = hex[c & 15];
+        i++;
+      }
+      continue;
+    }
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    default:
+      *o++ = 'u';
+      *o++ = '0';
+      *o++ = '0';
+      *o++ = hex[c >> 4];
+      *o++ = hex[c & 15];
+    }
+    i++;
+  }
+  *o++ = '"';
+  b->len = (size_t)(o - b->data);
+}
+
+void ctr_json_i64(ctr_buf_t *b, int64_t v) {
+  char tmp[24];
+  int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+
+  ctr_buf_add(b, tmp, (size_t)n);
+}
+
+void ctr_json_u64(ctr_buf_t *b, uint64_t v) {
+  char tmp[24];
+  int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
+
+  ctr_buf_add(b, tmp, (size_t)n);
+}
+
+void ctr_json_double_text(char out[32], double f) {
+  int prec;
+
+  if (isnan(f)) {
+    strcpy(out, "NaN");
+    return;
+  }
+  if (isinf(f)) {
+    strcpy(out, f < 0 ? "-inf" : "inf");
+    return;
+  }
+  for (prec = 15; prec <= 17; prec++) {
+    snprintf(out, 32, "%.*g", prec, f);
+    if (strtod(out, NULL) == f)
+      break;
+  }
+  /* Keep a float looking like a float: "2" would read back as an integer. */
+  if (strspn(out, "-0123456789") == strlen(out))
+    strcat(out, ".0");
+}
+
+void ctr_json_base64(ctr_buf_t *b, const unsigned char *p, size_t n) {
+  static const char tab[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i;
+  char *o;
+
+  ctr_buf_reserve(b, (n + 2) / 3 * 4 + 2);
+  o = b->data + b->len;
+  *o++ = '"';
+  for (i = 0; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    *o++ = tab[v >> 18];
+    *o++ = tab[(v >> 12) & 63];
+    *o++ = tab[(v >> 6) & 63];
+    *o++ = tab[v & 63];
+  }
+  if (i < n) {
+    uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+    *o++ = tab[v >> 18];
+    *o++ = tab[(v >> 12) & 63];
+    *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+    *o++ = '=';
+  }
+  *o++ = '"';
+  b->len = (size_t)(o - b->data);
+}

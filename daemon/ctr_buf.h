@@ -1,0 +1,39 @@
+/* ctr_buf.h: a growable byte buffer and the JSON text helpers built on it.
+ *
+ * Rendering appends into buffers that are reused across records, so writing
+ * a trace costs no heap allocation per event once buffers reach their size. */
+#ifndef CTR_BUF_H
+#define CTR_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ctr_buf_s {
+  char *data;
+  size_t len;
+  size_t cap;
+} ctr_buf_t;
+
+void ctr_buf_reserve(ctr_buf_t *b, size_t extra); /* aborts when out of memory */
+void ctr_buf_add(ctr_buf_t *b, const void *p, size_t n);
+void ctr_buf_puts(ctr_buf_t *b, const char *s);
+void ctr_buf_printf(ctr_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ctr_buf_free(ctr_buf_t *b);
+
+/* A quoted JSON string. Valid UTF-8 is kept; each byte of an invalid
+ * sequence becomes the text \xNN (as Ruby and Python print it), so binary
+ * strings survive readably and the JSON stays valid. */
+void ctr_json_str(ctr_buf_t *b, const char *s, size_t n);
+void ctr_json_i64(ctr_buf_t *b, int64_t v);
+void ctr_json_u64(ctr_buf_t *b, uint64_t v);
+/* Shortest text that reads back as the same double: "2.5", "1e+300",
+ * "NaN", "inf", "-inf". */
+void ctr_json_double_text(char out[32], double f);
+void ctr_json_base64(ctr_buf_t *b, const unsigned char *p, size_t n);
+
+void *ctr_xmalloc(size_t n);
+void *ctr_xrealloc(void *p, size_t n);
+char *ctr_xstrndup(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,315 @@
+/* ctr_conn.c: frames in, checks, decodes, dispatches by role.
+ *
+ * Untrusted bytes go through three gates before anything uses them: the frame
+ * length (before allocation), ctr_proto_scan (sizes and depth before
+ * unpacking) and ctr_msg_decode (shape). Any failure closes this connection
+ * only, after an ERROR message and one log line naming the peer. */
+#include "ctr_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ctr_error.h"
+#include "ctr_log.h"
+
+enum { ROLE_NONE, ROLE_RECORD, ROLE_CONTROL };
+
+/* Pending writes per connection; a peer that does not read is cut off. */
+#define CONN_MAX_QUEUED (4u << 20)
+/* Flush a session early when this much is rendered between timer ticks. */
+#define FLUSH_EARLY (4u << 20)
+
+typedef struct write_req_s {
+  uv_write_t req;
+  ctr_conn_t *conn;
+  size_t len;
+  char data[];
+} write_req_t;
+
+static void on_closed(uv_handle_t *h) {
+  ctr_conn_t *c = h->data;
+
+  ctr_frame_reader_free(&c->fr);
+  msgpack_zone_destroy(&c->zone);
+  free(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  write_req_t *w = (write_req_t *)req;
+
+  w->conn->queued -= w->len;
+  free(w);
+}
+
+/* Sends one frame holding the packed bytes of sb. */
+static void send_frame(ctr_conn_t *c, const msgpack_sbuffer *sb) {
+  write_req_t *w;
+  uv_buf_t buf;
+
+  if (c->closing || c->queued + sb->size > CONN_MAX_QUEUED)
+    return;
+  w = malloc(sizeof(*w) + CTR_FRAME_HEADER + sb->size);
+  if (w == NULL)
+    return;
+  w->conn = c;
+  w->len = CTR_FRAME_HEADER + sb->size;
+  ctr_frame_put_header(w->data, (uint32_t)sb->size);
+  memcpy(w->data + CTR_FRAME_HEADER, sb->data, sb->size);
+  buf = uv_buf_init(w->data, (unsigned)w->len);
+  if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write) != 0) {
+    free(w);
+    return;
+  }
+  c->queued += w->len;
+}
+
+static void end_session(ctr_conn_t *c, const char *reason) {
+  ctr_session_t *s = c->session;
+  const ctr_session_stats_t *st;
+
+  if (s == NULL)
+    return;
+  c->session = NULL;
+  ctr_session_end(s, reason);
+  st = ctr_session_stats(s);
+  if (ctr_session_trace_dir(s))
+    ctr_server_session_ended(c->srv, ctr_session_trace_dir(s), st->steps,
+                             st->calls, st->events, ctr_session_state(s));
+  ctr_session_free(s);
+  c->srv->nsessions--;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  ctr_conn_t *c = req->data;
+
+  free(req);
+  uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+void ctr_conn_close(ctr_conn_t *c, const char *reason) {
+  uv_shutdown_t *req;
+
+  if (c->closing)
+    return;
+  end_session(c, reason);
+  c->closing = true;
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  ctr_server_conn_closed(c->srv, c);
+  /* Shutdown lets a queued ERROR reach the peer before the close. */
+  req = malloc(sizeof(*req));
+  if (req && uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) == 0) {
+    req->data = c;
+    return;
+  }
+  free(req);
+  uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+static int fail(ctr_conn_t *c, int code, const char *why) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  char reason[256];
+
+  snprintf(reason, sizeof(reason), "protocol error: %s", why);
+  CTR_WARN("%s: %s (%s); closing the connection", c->peer, why,
+           ctr_strerror(code));
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_error(&pk, code, reason);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+  ctr_conn_close(c, reason);
+  return code;
+}
+
+static void reply_status(ctr_conn_t *c) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  ctr_conn_t *it;
+  uint32_t n = 0;
+
+  for (it = c->srv->conns; it; it = it->next)
+    if (it->session && (c->uid == 0 || it->uid == c->uid))
+      n++;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, CTR_MSG_STATUS_REPLY);
+  msgpack_pack_array(&pk, n);
+  for (it = c->srv->conns; it; it = it->next)
+    if (it->session && (c->uid == 0 || it->uid == c->uid))
+      ctr_session_pack_status(it->session, &pk);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
+  const ctr_hello_t *h = &m->u.hello;
+  const ctr_config_t *cfg = c->srv->cfg;
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  ctr_welcome_t w;
+  int rc;
+
+  if (m->tag != CTR_MSG_HELLO)
+    return fail(c, CTR_ESTATE, "first message is not HELLO");
+  if (h->version != CTR_PROTO_VERSION)
+    return fail(c, CTR_EVERSION, "unsupported protocol version");
+  if (h->role.len == 7 && memcmp(h->role.ptr, "control", 7) == 0) {
+    c->role = ROLE_CONTROL;
+    return 0;
+  }
+  if (!(h->role.len == 6 && memcmp(h->role.ptr, "record", 6) == 0))
+    return fail(c, CTR_EPROTO, "unknown role");
+  if (c->srv->nsessions >= cfg->max_sessions)
+    return fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
+  rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, c->uid);
+  if (rc != 0)
+    return fail(c, rc, "cannot create a session");
+  c->srv->nsessions++;
+  c->role = ROLE_RECORD;
+  snprintf(c->peer, sizeof(c->peer), "session %llu (pid %lld uid %u)",
+           (unsigned long long)ctr_session_id(c->session), (long long)c->pid,
+           (unsigned)c->uid);
+  CTR_DEBUG("%s: hello from %.*s", c->peer, (int)h->program.len,
+            h->program.ptr ? h->program.ptr : "");
+  memset(&w, 0, sizeof(w));
+  w.session = ctr_session_id(c->session);
+  w.recording = true;
+  w.flush_ms = cfg->flush_interval_ms;
+  w.max_depth = cfg->value_depth;
+  w.max_length = cfg->value_length;
+  w.max_string = cfg->value_string;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_welcome(&pk, &w);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+  return 0;
+}
+
+static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
+  const char *why = NULL;
+  int rc;
+
+  switch (c->role) {
+  case ROLE_NONE:
+    return hello(c, m);
+  case ROLE_RECORD:
+    rc = ctr_session_handle(c->session, m, &why);
+    return rc ? fail(c, rc, why ? why : ctr_strerror(rc)) : 0;
+  default:
+    if (m->tag != CTR_MSG_STATUS)
+      return fail(c, CTR_ESTATE, "control connections only ask STATUS");
+    reply_status(c);
+    return 0;
+  }
+}
+
+static int on_frame(void *arg, const char *payload, uint32_t len) {
+  ctr_conn_t *c = arg;
+  const char *why = NULL;
+  size_t count, off = 0, i;
+  msgpack_object obj;
+  ctr_msg_t m;
+  int rc;
+
+  rc = ctr_proto_scan(payload, len, &c->srv->limits, &count, &why);
+  if (rc != 0)
+    return fail(c, rc, why ? why : "malformed frame");
+  for (i = 0; i < count && !c->closing; i++) {
+    msgpack_unpack_return ur =
+        msgpack_unpack(payload, len, &off, &c->zone, &obj);
+    if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
+      rc = fail(c, CTR_EPROTO, "undecodable msgpack");
+      break;
+    }
+    rc = ctr_msg_decode(&obj, &m, &why);
+    if (rc != 0) {
+      rc = fail(c, rc, why ? why : "malformed message");
+      break;
+    }
+    rc = dispatch(c, &m);
+    if (rc != 0)
+      break;
+  }
+  msgpack_zone_clear(&c->zone);
+  if (rc == 0 && c->session && !c->closing &&
+      ctr_session_pending(c->session) > FLUSH_EARLY)
+    ctr_session_flush(c->session);
+  return rc;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  ctr_conn_t *c = h->data;
+
+  /* Data is consumed inside the read callback, so one buffer serves all. */
+  *buf = uv_buf_init(c->srv->read_buf, sizeof(c->srv->read_buf));
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
+  ctr_conn_t *c = stream->data;
+  int rc;
+
+  if (c->closing)
+    return;
+  if (n > 0) {
+    rc = ctr_frame_reader_feed(&c->fr, buf->base, (size_t)n, on_frame, c);
+    if (c->closing)
+      return;
+    if (rc == CTR_EFRAME)
+      fail(c, rc, "frame larger than limits.max_frame");
+    else if (rc == CTR_ENOMEM)
+      fail(c, rc, "out of memory for a frame");
+    return;
+  }
+  if (n == UV_EOF) {
+    if (!ctr_frame_reader_idle(&c->fr))
+      CTR_WARN("%s: connection ended inside a frame", c->peer);
+    ctr_conn_close(c, "client disconnected without BYE");
+  } else if (n < 0) {
+    CTR_WARN("%s: read error: %s", c->peer, uv_strerror((int)n));
+    ctr_conn_close(c, "connection error");
+  }
+}
+
+void ctr_conn_flush(ctr_conn_t *c) {
+  if (c->session)
+    ctr_session_flush(c->session);
+}
+
+int ctr_conn_accept(ctr_server_t *srv) {
+  ctr_conn_t *c = calloc(1, sizeof(*c));
+  struct ucred cred;
+  socklen_t clen = sizeof(cred);
+  uv_os_fd_t fd;
+  int rc;
+
+  if (c == NULL)
+    return CTR_ENOMEM;
+  c->srv = srv;
+  uv_pipe_init(srv->loop, &c->pipe, 0);
+  c->pipe.data = c;
+  ctr_frame_reader_init(&c->fr, srv->limits.max_frame);
+  msgpack_zone_init(&c->zone, 8192);
+  rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->pipe);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&c->pipe, on_closed);
+    return rc;
+  }
+  c->pid = -1;
+  c->uid = (uid_t)-1;
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+    c->pid = cred.pid;
+    c->uid = cred.uid;
+  }
+  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->pid,
+           (unsigned)c->uid);
+  c->next = srv->conns;
+  if (srv->conns)
+    srv->conns->prev = c;
+  srv->conns = c;
+  return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+}

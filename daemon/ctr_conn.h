@@ -1,0 +1,38 @@
+/* ctr_conn.h: one client connection: framing, limits, decoding and the
+ * role chosen by HELLO (record: a session; control: status queries). */
+#ifndef CTR_CONN_H
+#define CTR_CONN_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "ctr_server.h"
+#include "ctr_session.h"
+
+struct ctr_conn_s {
+  uv_pipe_t pipe;
+  ctr_server_t *srv;
+  ctr_frame_reader_t fr;
+  msgpack_zone zone;
+  int role;
+  ctr_session_t *session;
+  char peer[64]; /* "pid 123 uid 1000" for log lines */
+  int64_t pid;
+  uid_t uid;
+  bool closing;
+  size_t queued; /* bytes in write requests not yet completed */
+  ctr_conn_t *prev, *next;
+};
+
+/* Accepts a pending connection from the listener. */
+int ctr_conn_accept(ctr_server_t *srv);
+
+/* Ends the connection: the session (if any) ends as aborted with reason
+ * unless it said BYE. Idempotent. */
+void ctr_conn_close(ctr_conn_t *c, const char *reason);
+
+/* Writes pending trace records of this connection's session. */
+void ctr_conn_flush(ctr_conn_t *c);
+
+#endif

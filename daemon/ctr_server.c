@@ -1,0 +1,160 @@
+/* ctr_server.c: listener, flush timer, signals and orderly shutdown.
+ *
+ * Shutdown (SIGTERM/SIGINT): stop accepting, give recording clients a grace
+ * period to finish (their traces complete normally), then end the remaining
+ * sessions as aborted, flush every trace and close every handle so that
+ * uv_loop_close() succeeds. */
+#include "ctr_server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctr_conn.h"
+#include "ctr_listener.h"
+#include "ctr_error.h"
+#include "ctr_log.h"
+
+#define GRACE_MS 3000
+
+static void on_connection(uv_stream_t *listener, int status) {
+  ctr_server_t *srv = listener->data;
+  int rc;
+
+  if (status != 0) {
+    CTR_WARN("accept failed: %s", uv_strerror(status));
+    return;
+  }
+  rc = ctr_conn_accept(srv);
+  if (rc != 0)
+    CTR_WARN("cannot accept a connection: %s", ctr_strerror(rc));
+}
+
+static void on_flush_timer(uv_timer_t *t) {
+  ctr_server_t *srv = t->data;
+  ctr_conn_t *c;
+
+  for (c = srv->conns; c; c = c->next)
+    ctr_conn_flush(c);
+}
+
+static void close_handles(ctr_server_t *srv) {
+  if (uv_is_closing((uv_handle_t *)&srv->flush_timer))
+    return;
+  uv_close((uv_handle_t *)&srv->flush_timer, NULL);
+  uv_close((uv_handle_t *)&srv->grace_timer, NULL);
+  uv_close((uv_handle_t *)&srv->sig_term, NULL);
+  uv_close((uv_handle_t *)&srv->sig_int, NULL);
+}
+
+static void on_grace(uv_timer_t *t) {
+  ctr_server_t *srv = t->data;
+
+  while (srv->conns)
+    ctr_conn_close(srv->conns, "daemon stopped while the client was running");
+}
+
+static void on_signal(uv_signal_t *sig, int signum) {
+  ctr_server_t *srv = sig->data;
+
+  CTR_INFO("%s: finishing %u session(s)", strsignal(signum), srv->nsessions);
+  ctr_server_stop(srv);
+}
+
+void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  if (srv->stopping && srv->conns == NULL)
+    close_handles(srv);
+}
+
+void ctr_server_stop(ctr_server_t *srv) {
+  ctr_conn_t *c, *next;
+
+  if (srv->stopping)
+    return;
+  srv->stopping = true;
+  if (srv->listening) {
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    srv->listening = false;
+    if (srv->cfg->listen_path && getenv("LISTEN_FDS") == NULL)
+      unlink(srv->cfg->listen_path);
+  }
+  /* Control connections have nothing to finish. */
+  for (c = srv->conns; c; c = next) {
+    next = c->next;
+    if (c->session == NULL)
+      ctr_conn_close(c, NULL);
+  }
+  if (srv->conns == NULL) {
+    close_handles(srv);
+    return;
+  }
+  uv_timer_start(&srv->grace_timer, on_grace, GRACE_MS, 0);
+}
+
+void ctr_server_session_ended(ctr_server_t *srv, const char *dir,
+                              uint64_t steps, uint64_t calls, uint64_t events,
+                              const char *state) {
+  if (srv->report_fd < 0)
+    return;
+  dprintf(srv->report_fd, "%s\t%llu\t%llu\t%llu\t%s\n", dir,
+          (unsigned long long)steps, (unsigned long long)calls,
+          (unsigned long long)events, state);
+}
+
+int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
+                     int report_fd, char *err, size_t errlen) {
+  ctr_limits_t lim = CTR_LIMITS_DEFAULT;
+  int rc;
+
+  memset(srv, 0, sizeof(*srv));
+  srv->loop = loop;
+  srv->cfg = cfg;
+  srv->report_fd = report_fd;
+  lim.max_frame = cfg->max_frame;
+  lim.max_depth = cfg->max_depth;
+  lim.max_string = cfg->max_string;
+  lim.max_elements = cfg->max_elements;
+  lim.max_ids = cfg->max_ids;
+  srv->limits = lim;
+  if (mkdir(cfg->output_dir, 0755) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "output.dir %s: %s", cfg->output_dir,
+             strerror(errno));
+    return -errno;
+  }
+  if (access(cfg->output_dir, W_OK | X_OK) != 0) {
+    snprintf(err, errlen, "output.dir %s: %s", cfg->output_dir,
+             strerror(errno));
+    return -errno;
+  }
+  srv->listener.data = srv;
+  rc = ctr_listener_open(loop, &srv->listener, cfg->listen_path,
+                         cfg->listen_mode, on_connection, err, errlen);
+  srv->listener.data = srv;
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    return rc;
+  }
+  srv->listening = true;
+  uv_timer_init(loop, &srv->flush_timer);
+  uv_timer_init(loop, &srv->grace_timer);
+  srv->flush_timer.data = srv->grace_timer.data = srv;
+  uv_timer_start(&srv->flush_timer, on_flush_timer, cfg->flush_interval_ms,
+                 cfg->flush_interval_ms);
+  uv_signal_init(loop, &srv->sig_term);
+  uv_signal_init(loop, &srv->sig_int);
+  srv->sig_term.data = srv->sig_int.data = srv;
+  uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+  uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+  return 0;
+}

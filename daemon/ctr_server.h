@@ -1,0 +1,45 @@
+/* ctr_server.h: the daemon's state shared by its connections: the loop,
+ * the config, the live connections, the flush timer and shutdown. */
+#ifndef CTR_SERVER_H
+#define CTR_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ctr_buf.h"
+#include "ctr_config.h"
+#include "ctr_proto.h"
+
+typedef struct ctr_conn_s ctr_conn_t;
+
+typedef struct ctr_server_s {
+  uv_loop_t *loop;
+  ctr_config_t *cfg;
+  ctr_limits_t limits;
+  uv_pipe_t listener;
+  bool listening;
+  uv_timer_t flush_timer;
+  uv_timer_t grace_timer;
+  uv_signal_t sig_term, sig_int;
+  ctr_conn_t *conns; /* doubly linked */
+  uint32_t nsessions;
+  uint64_t next_session;
+  bool stopping;
+  int report_fd;     /* -1, or where ended sessions are summarised */
+  char read_buf[64 * 1024];
+} ctr_server_t;
+
+int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
+                     int report_fd, char *err, size_t errlen);
+/* Stops accepting, lets clients finish for a grace period, then ends every
+ * session and closes every handle. */
+void ctr_server_stop(ctr_server_t *srv);
+
+/* Called by connections. */
+void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c);
+void ctr_server_session_ended(ctr_server_t *srv, const char *dir,
+                              uint64_t steps, uint64_t calls, uint64_t events,
+                              const char *state);
+
+#endif

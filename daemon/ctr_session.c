@@ -1,0 +1,816 @@
+/* ctr_session.c: applies one client's messages to its trace.
+ *
+ * Shim ids are dense per connection and map lazily to trace ids, because a
+ * CodeTracer id is the position of its defining record in one trace: a path,
+ * function, type or name is written into the trace the first time a record
+ * uses it. */
+#include "ctr_session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctr_buf.h"
+#include "ctr_error.h"
+#include "ctr_log.h"
+#include "ctr_map.h"
+#include "ctr_trace.h"
+#include "ctr_value.h"
+
+typedef struct path_s {
+  char *text;
+  uint32_t len;
+  int64_t tid;  /* trace path id, -1 until used */
+  char *source; /* text from SOURCE, kept to fill files/ of later traces */
+  uint32_t source_len;
+} path_t;
+
+typedef struct func_s {
+  uint32_t path_id;
+  int64_t line;
+  char *name;
+  uint32_t len;
+  int64_t tid;
+} func_t;
+
+typedef struct type_s {
+  int kind;
+  char *name;
+  uint32_t len;
+  int64_t tid;
+} type_t;
+
+typedef struct name_s {
+  char *text;
+  uint32_t len;
+  int64_t tid;
+} name_t;
+
+typedef struct thread_s {
+  uint64_t id;
+  uint64_t depth; /* open calls of this thread in the trace */
+} thread_t;
+
+#define TABLE(T) struct { T *v; uint32_t n, cap; }
+
+struct ctr_session_s {
+  uint64_t id;
+  const ctr_config_t *cfg;
+  uid_t uid;
+  int64_t pid, ppid;
+  char *lang, *lang_version, *program, *cwd, *args_json;
+  time_t started, ended;
+  bool bye;
+  int64_t exit_status;
+  char *state; /* "recording", "complete", "aborted: ..." */
+
+  TABLE(path_t) paths;
+  TABLE(func_t) funcs;
+  TABLE(type_t) types;
+  TABLE(name_t) names;
+  ctr_map_t struct_types; /* shim type + field names -> trace type id */
+  ctr_map_t trace_paths;  /* path text -> trace path id */
+
+  thread_t *threads;
+  uint32_t nthreads, cur; /* cur indexes threads */
+  bool multi_thread;
+
+  ctr_trace_t *trace;
+  uint32_t trace_types; /* Type records in the trace */
+  uint32_t trace_names;
+  uint32_t trace_funcs;
+  ctr_buf_t scratch;
+  ctr_value_ops_t ops;
+  ctr_session_stats_t st;
+};
+
+#define TABLE_PUSH(t, item)                                                    \
+  do {                                                                         \
+    if ((t).n == (t).cap) {                                                    \
+      (t).cap = (t).cap ? (t).cap * 2 : 64;                                    \
+      (t).v = ctr_xrealloc((t).v, sizeof(*(t).v) * (t).cap);                   \
+    }                                                                          \
+    (t).v[(t).n++] = (item);                                                   \
+  } while (0)
+
+static int64_t map_type(void *ctx, uint32_t tid);
+static int64_t map_name(void *ctx, uint32_t vid);
+static int64_t map_struct(void *ctx, uint32_t tid, const uint32_t *vids,
+                          const int64_t *tids, uint32_t n);
+
+static char *dup_str(ctr_str_t s, const char *fallback) {
+  return s.ptr ? ctr_xstrndup(s.ptr, s.len) : ctr_xstrndup(fallback, strlen(fallback));
+}
+
+int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
+                    const ctr_hello_t *h, uint64_t id, uid_t uid) {
+  ctr_session_t *s = calloc(1, sizeof(*s));
+  ctr_buf_t args = {0};
+  uint32_t i;
+
+  if (s == NULL)
+    return CTR_ENOMEM;
+  s->id = id;
+  s->cfg = cfg;
+  s->uid = uid;
+  s->pid = h->pid;
+  s->ppid = h->ppid;
+  s->lang = dup_str(h->lang, "unknown");
+  s->lang_version = dup_str(h->lang_version, "");
+  s->program = dup_str(h->program, "");
+  s->cwd = dup_str(h->cwd, "/");
+  ctr_buf_add(&args, "[", 1);
+  for (i = 0; h->args && i < h->args->via.array.size; i++) {
+    ctr_str_t a = {0};
+    if (i)
+      ctr_buf_add(&args, ",", 1);
+    ctr_obj_str(&h->args->via.array.ptr[i], &a);
+    ctr_json_str(&args, a.ptr ? a.ptr : "", a.len);
+  }
+  ctr_buf_add(&args, "]", 1);
+  s->args_json = ctr_xstrndup(args.data, args.len);
+  ctr_buf_free(&args);
+  s->started = time(NULL);
+  s->exit_status = -1;
+  s->state = ctr_xstrndup("recording", 9);
+  s->threads = ctr_xmalloc(sizeof(*s->threads) * 4);
+  s->threads[0].id = 0;
+  s->threads[0].depth = 0;
+  s->nthreads = 1;
+  s->ops.ctx = s;
+  s->ops.type = map_type;
+  s->ops.varname = map_name;
+  s->ops.struct_type = map_struct;
+  s->ops.floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
+  s->ops.max_depth = cfg->max_depth;
+  *out = s;
+  return 0;
+}
+
+/* ---- trace-side interning ---------------------------------------------- */
+
+/* Reads a source file the shim did not send, only when the peer could read
+ * it too: a daemon running as root must not copy other users' files. */
+static char *read_source(const ctr_session_t *s, const char *path,
+                         uint32_t *len) {
+  struct stat sb;
+  char *buf;
+  ssize_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0)
+    return NULL;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+      (uint64_t)sb.st_size > s->cfg->max_source ||
+      !(sb.st_uid == s->uid || (sb.st_mode & S_IROTH))) {
+    close(fd);
+    return NULL;
+  }
+  buf = ctr_xmalloc((size_t)sb.st_size + 1);
+  n = pread(fd, buf, (size_t)sb.st_size, 0);
+  close(fd);
+  if (n < 0) {
+    free(buf);
+    return NULL;
+  }
+  *len = (uint32_t)n;
+  return buf;
+}
+
+static bool is_pseudo(const char *p, size_t n) { return n == 0 || p[0] == '<'; }
+
+static void copy_source(ctr_session_t *s, const path_t *p) {
+  char *text;
+  uint32_t len = 0;
+  int rc;
+
+  if (is_pseudo(p->text, p->len) && p->source == NULL)
+    return;
+  if (p->source) {
+    rc = ctr_trace_source(s->trace, p->text, p->source, p->source_len);
+  } else {
+    text = read_source(s, p->text, &len);
+    if (text == NULL)
+      return;
+    rc = ctr_trace_source(s->trace, p->text, text, len);
+    free(text);
+  }
+  if (rc != 0)
+    CTR_WARN("session %llu: cannot copy source %s: %s",
+             (unsigned long long)s->id, p->text, ctr_strerror(rc));
+}
+
+static int64_t trace_path(ctr_session_t *s, const char *text, uint32_t len) {
+  int64_t tid = ctr_map_get(&s->trace_paths, text, len);
+
+  if (tid < 0) {
+    tid = ctr_trace_path(s->trace, text, len);
+    ctr_map_put(&s->trace_paths, text, len, tid);
+  }
+  return tid;
+}
+
+static int64_t map_path(ctr_session_t *s, uint32_t id) {
+  path_t *p;
+
+  if (id >= s->paths.n)
+    return CTR_ERANGE;
+  p = &s->paths.v[id];
+  if (p->tid < 0) {
+    p->tid = trace_path(s, p->text, p->len);
+    copy_source(s, p);
+  }
+  return p->tid;
+}
+
+static void type_record(ctr_session_t *s, int kind, const char *name,
+                        size_t len) {
+  ctr_buf_t *b = ctr_trace_record(s->trace);
+
+  ctr_buf_puts(b, "{\"Type\":{\"kind\":");
+  ctr_json_i64(b, kind);
+  ctr_buf_puts(b, ",\"lang_type\":");
+  ctr_json_str(b, name, len);
+  ctr_buf_puts(b, ",\"specific_info\":{\"kind\":\"None\"}}}");
+  s->trace_types++;
+}
+
+static int64_t map_type(void *ctx, uint32_t id) {
+  ctr_session_t *s = ctx;
+  type_t *t;
+
+  if (id >= s->types.n)
+    return CTR_ERANGE;
+  t = &s->types.v[id];
+  if (t->tid < 0) {
+    t->tid = s->trace_types;
+    type_record(s, t->kind, t->name, t->len);
+  }
+  return t->tid;
+}
+
+static int64_t map_name(void *ctx, uint32_t id) {
+  ctr_session_t *s = ctx;
+  name_t *v;
+  ctr_buf_t *b;
+
+  if (id >= s->names.n)
+    return CTR_ERANGE;
+  v = &s->names.v[id];
+  if (v->tid < 0) {
+    v->tid = s->trace_names++;
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"VariableName\":");
+    ctr_json_str(b, v->text, v->len);
+    ctr_buf_add(b, "}", 1);
+  }
+  return v->tid;
+}
+
+static int64_t map_struct(void *ctx, uint32_t id, const uint32_t *vids,
+                          const int64_t *tids, uint32_t n) {
+  ctr_session_t *s = ctx;
+  ctr_buf_t key = {0}, *b;
+  type_t *t;
+  int64_t tid;
+  uint32_t i;
+
+  if (id >= s->types.n)
+    return CTR_ERANGE;
+  t = &s->types.v[id];
+  ctr_buf_add(&key, &id, sizeof(id));
+  ctr_buf_add(&key, vids, sizeof(*vids) * n);
+  tid = ctr_map_get(&s->struct_types, key.data, key.len);
+  if (tid < 0) {
+    tid = s->trace_types++;
+    ctr_map_put(&s->struct_types, key.data, key.len, tid);
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Type\":{\"kind\":6,\"lang_type\":");
+    ctr_json_str(b, t->name, t->len);
+    ctr_buf_puts(b, ",\"specific_info\":{\"kind\":\"Struct\",\"fields\":[");
+    for (i = 0; i < n; i++) {
+      const name_t *v = &s->names.v[vids[i]];
+      ctr_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+      ctr_json_str(b, v->text, v->len);
+      ctr_buf_puts(b, ",\"type_id\":");
+      ctr_json_i64(b, tids[i]);
+      ctr_buf_add(b, "}", 1);
+    }
+    ctr_buf_puts(b, "]}}}");
+  }
+  ctr_buf_free(&key);
+  return tid;
+}
+
+static int64_t map_func(ctr_session_t *s, uint32_t id) {
+  func_t *f;
+  ctr_buf_t *b;
+  int64_t pid;
+
+  if (id >= s->funcs.n)
+    return CTR_ERANGE;
+  f = &s->funcs.v[id];
+  if (f->tid < 0) {
+    pid = map_path(s, f->path_id);
+    if (pid < 0)
+      return pid;
+    f->tid = s->trace_funcs++;
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Function\":{\"path_id\":");
+    ctr_json_i64(b, pid);
+    ctr_buf_puts(b, ",\"line\":");
+    ctr_json_i64(b, f->line);
+    ctr_buf_puts(b, ",\"name\":");
+    ctr_json_str(b, f->name, f->len);
+    ctr_buf_puts(b, "}}");
+  }
+  return f->tid;
+}
+
+/* Opens the trace on the first execution message: a top-level function and
+ * call come first (trace-format R2), then type 0 = None. */
+static int open_trace(ctr_session_t *s) {
+  const char *prog = s->program;
+  ctr_buf_t *b;
+  int rc;
+
+  rc = ctr_trace_open(&s->trace, s->cfg->output_dir, prog, s->pid, s->cwd,
+                      prog, s->args_json);
+  if (rc != 0) {
+    CTR_ERROR("session %llu: cannot create a trace folder in %s: %s",
+              (unsigned long long)s->id, s->cfg->output_dir, ctr_strerror(rc));
+    return rc;
+  }
+  CTR_INFO("session %llu: pid %lld (%s) recording into %s",
+           (unsigned long long)s->id, (long long)s->pid, prog,
+           ctr_trace_dir(s->trace));
+  if (prog[0] == '/' && strstr(prog, "/../") == NULL) {
+    path_t top = {(char *)prog, (uint32_t)strlen(prog), -1, NULL, 0};
+    trace_path(s, top.text, top.len);
+    copy_source(s, &top);
+  } else {
+    trace_path(s, "<toplevel>", 10);
+  }
+  b = ctr_trace_record(s->trace);
+  ctr_buf_puts(b, "{\"Function\":{\"path_id\":0,\"line\":1,\"name\":\"<top-level>\"}}");
+  s->trace_funcs = 1;
+  b = ctr_trace_record(s->trace);
+  ctr_buf_puts(b, "{\"Call\":{\"function_id\":0,\"args\":[]}}");
+  type_record(s, CTR_TK_NONE, "None", 4);
+  return 0;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+static int fail(const char **why, const char *text, int code) {
+  *why = text;
+  return code;
+}
+
+/* Paths must be absolute without "." or ".." components, or pseudo paths
+ * such as "<eval>"; anything else could escape files/ in the trace folder. */
+static bool path_ok(ctr_str_t p) {
+  uint32_t i, start;
+
+  if (p.len == 0 || memchr(p.ptr, '\0', p.len))
+    return false;
+  if (p.ptr[0] == '<')
+    return p.len >= 2 && p.ptr[p.len - 1] == '>' &&
+           memchr(p.ptr, '/', p.len) == NULL;
+  if (p.ptr[0] != '/')
+    return false;
+  for (start = 1, i = 1; i <= p.len; i++) {
+    if (i == p.len || p.ptr[i] == '/') {
+      uint32_t n = i - start;
+      if ((n == 1 && p.ptr[start] == '.') ||
+          (n == 2 && p.ptr[start] == '.' && p.ptr[start + 1] == '.'))
+        return false;
+      start = i + 1;
+    }
+  }
+  return true;
+}
+
+static thread_t *cur_thread(ctr_session_t *s) { return &s->threads[s->cur]; }
+
+static void switch_thread(ctr_session_t *s, uint64_t id) {
+  uint32_t i;
+  ctr_buf_t *b;
+
+  for (i = 0; i < s->nthreads && s->threads[i].id != id; i++)
+    ;
+  if (i == s->nthreads) {
+    if ((s->nthreads & (s->nthreads - 1)) == 0 && s->nthreads >= 4)
+      s->threads = ctr_xrealloc(s->threads, sizeof(*s->threads) * s->nthreads * 2);
+    s->threads[i].id = id;
+    s->threads[i].depth = 0;
+    s->nthreads++;
+  }
+  if (i != s->cur) {
+    s->cur = i;
+    s->multi_thread = true;
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"ThreadSwitch\":");
+    ctr_json_u64(b, id);
+    ctr_buf_add(b, "}", 1);
+  }
+}
+
+static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  uint32_t n = 0;
+
+  switch (m->tag) {
+  case CTR_MSG_PATH: n = s->paths.n; break;
+  case CTR_MSG_FUNC: n = s->funcs.n; break;
+  case CTR_MSG_TYPE: n = s->types.n; break;
+  case CTR_MSG_VARNAME: n = s->names.n; break;
+  }
+  if (m->u.intern.id != n) /* id is the first field of every declaration */
+    return fail(why, "declared id is not the next dense id", CTR_ERANGE);
+  if (n >= s->cfg->max_ids)
+    return fail(why, "too many declarations (limits.max_ids)", CTR_ELIMIT);
+  switch (m->tag) {
+  case CTR_MSG_PATH: {
+    path_t p = {0};
+    if (!path_ok(m->u.intern.text))
+      return fail(why, "source path is not absolute or contains . or ..",
+                  CTR_EPATH);
+    p.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
+    p.len = m->u.intern.text.len;
+    p.tid = -1;
+    TABLE_PUSH(s->paths, p);
+    break;
+  }
+  case CTR_MSG_FUNC: {
+    func_t f;
+    if (m->u.func.path_id >= s->paths.n)
+      return fail(why, "function path id out of range", CTR_ERANGE);
+    f.path_id = m->u.func.path_id;
+    f.line = m->u.func.line;
+    f.name = ctr_xstrndup(m->u.func.name.ptr, m->u.func.name.len);
+    f.len = m->u.func.name.len;
+    f.tid = -1;
+    TABLE_PUSH(s->funcs, f);
+    break;
+  }
+  case CTR_MSG_TYPE: {
+    type_t t;
+    t.kind = m->u.type.kind;
+    t.name = ctr_xstrndup(m->u.type.name.ptr, m->u.type.name.len);
+    t.len = m->u.type.name.len;
+    t.tid = -1;
+    TABLE_PUSH(s->types, t);
+    break;
+  }
+  case CTR_MSG_VARNAME: {
+    name_t v;
+    v.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
+    v.len = m->u.intern.text.len;
+    v.tid = -1;
+    TABLE_PUSH(s->names, v);
+    break;
+  }
+  }
+  return 0;
+}
+
+static int source(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  path_t *p;
+
+  if (m->u.source.path_id >= s->paths.n)
+    return fail(why, "source path id out of range", CTR_ERANGE);
+  if (m->u.source.text.len > s->cfg->max_source)
+    return fail(why, "source larger than limits.max_source", CTR_ELIMIT);
+  p = &s->paths.v[m->u.source.path_id];
+  free(p->source);
+  p->source = ctr_xstrndup(m->u.source.text.ptr, m->u.source.text.len);
+  p->source_len = m->u.source.text.len;
+  if (p->tid >= 0)
+    copy_source(s, p);
+  return 0;
+}
+
+static void event_record(ctr_session_t *s, int kind, const char *text,
+                         size_t n, const char *text2, size_t n2) {
+  ctr_buf_t *b;
+
+  /* The text is assembled first: a record must not be interleaved. */
+  s->scratch.len = 0;
+  ctr_buf_add(&s->scratch, text, n);
+  if (text2) {
+    ctr_buf_add(&s->scratch, ": ", 2);
+    ctr_buf_add(&s->scratch, text2, n2);
+  }
+  b = ctr_trace_record(s->trace);
+  ctr_buf_puts(b, "{\"Event\":{\"kind\":");
+  ctr_json_i64(b, kind);
+  ctr_buf_puts(b, ",\"metadata\":\"\",\"content\":");
+  ctr_json_str(b, s->scratch.data, s->scratch.len);
+  ctr_buf_puts(b, "}}");
+  s->st.events++;
+}
+
+static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  ctr_buf_t *b;
+  int64_t id, line;
+  int rc;
+  uint32_t i;
+
+  switch (m->tag) {
+  case CTR_MSG_STEP:
+    id = map_path(s, m->u.step.path_id);
+    if (id < 0)
+      return fail(why, "step path id out of range", (int)id);
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Step\":{\"path_id\":");
+    ctr_json_i64(b, id);
+    ctr_buf_puts(b, ",\"line\":");
+    ctr_json_i64(b, m->u.step.line);
+    ctr_buf_puts(b, "}}");
+    s->st.steps++;
+    return 0;
+  case CTR_MSG_CALL: {
+    const msgpack_object *args = m->u.call.args;
+    id = map_func(s, m->u.call.func_id);
+    if (id < 0)
+      return fail(why, "call function id out of range", (int)id);
+    s->scratch.len = 0;
+    for (i = 0; i < args->via.array.size; i++) {
+      if (i)
+        ctr_buf_add(&s->scratch, ",", 1);
+      rc = ctr_value_render_pair(&s->ops, &args->via.array.ptr[i], &s->scratch,
+                                 why);
+      if (rc < 0)
+        return rc;
+    }
+    /* The call's location is a step at the callee's definition line. */
+    line = s->funcs.v[m->u.call.func_id].line;
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Step\":{\"path_id\":");
+    ctr_json_i64(b, s->paths.v[s->funcs.v[m->u.call.func_id].path_id].tid);
+    ctr_buf_puts(b, ",\"line\":");
+    ctr_json_i64(b, line);
+    ctr_buf_puts(b, "}}");
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
+    ctr_json_i64(b, id);
+    ctr_buf_puts(b, ",\"args\":[");
+    ctr_buf_add(b, s->scratch.data, s->scratch.len);
+    ctr_buf_puts(b, "]}}");
+    cur_thread(s)->depth++;
+    s->st.steps++;
+    s->st.calls++;
+    return 0;
+  }
+  case CTR_MSG_RETURN:
+    s->scratch.len = 0;
+    if (ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why) < 0)
+      return CTR_EPROTO;
+    if (cur_thread(s)->depth == 0) {
+      /* More returns than calls would make the reader panic. */
+      s->st.dropped++;
+      return 0;
+    }
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Return\":{\"return_value\":");
+    ctr_buf_add(b, s->scratch.data, s->scratch.len);
+    ctr_buf_puts(b, "}}");
+    cur_thread(s)->depth--;
+    s->st.returns++;
+    return 0;
+  case CTR_MSG_VARS:
+    for (i = 0; i < m->u.vars.vars->via.array.size; i++) {
+      s->scratch.len = 0;
+      rc = ctr_value_render_pair(&s->ops, &m->u.vars.vars->via.array.ptr[i],
+                                 &s->scratch, why);
+      if (rc < 0)
+        return rc;
+      b = ctr_trace_record(s->trace);
+      ctr_buf_puts(b, "{\"Value\":");
+      ctr_buf_add(b, s->scratch.data, s->scratch.len);
+      ctr_buf_add(b, "}", 1);
+    }
+    return 0;
+  case CTR_MSG_EVENT:
+    event_record(s, m->u.event.kind, m->u.event.text.ptr, m->u.event.text.len,
+                 NULL, 0);
+    return 0;
+  case CTR_MSG_RAISE:
+    event_record(s, CTR_EV_ERROR, m->u.raise.cls.ptr, m->u.raise.cls.len,
+                 m->u.raise.text.ptr, m->u.raise.text.len);
+    return 0;
+  case CTR_MSG_MARK:
+    event_record(s, CTR_EV_TRACE_LOG, m->u.mark.text.ptr, m->u.mark.text.len,
+                 NULL, 0);
+    return 0;
+  case CTR_MSG_THREAD:
+    switch_thread(s, m->u.thread.id);
+    return 0;
+  }
+  return fail(why, "message not allowed from a recording client", CTR_ESTATE);
+}
+
+int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  int rc;
+
+  s->st.received++;
+  if (s->bye)
+    return fail(why, "message after BYE", CTR_ESTATE);
+  switch (m->tag) {
+  case CTR_MSG_PATH:
+  case CTR_MSG_FUNC:
+  case CTR_MSG_TYPE:
+  case CTR_MSG_VARNAME:
+    return declare(s, m, why);
+  case CTR_MSG_SOURCE:
+    return source(s, m, why);
+  case CTR_MSG_TIME:
+  case CTR_MSG_FLUSHED:
+    return 0;
+  case CTR_MSG_LOST:
+    s->st.lost += m->u.lost.count;
+    return 0;
+  case CTR_MSG_BYE:
+    s->bye = true;
+    s->exit_status = m->u.bye.status;
+    return 0;
+  }
+  if (s->trace == NULL && (rc = open_trace(s)) != 0)
+    return fail(why, "cannot create the trace folder", rc);
+  return execute(s, m, why);
+}
+
+/* ---- metadata and lifecycle ------------------------------------------- */
+
+static void iso_time(ctr_buf_t *b, time_t t) {
+  char tmp[32];
+  struct tm tm;
+
+  gmtime_r(&t, &tm);
+  strftime(tmp, sizeof(tmp), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+  ctr_buf_puts(b, tmp);
+}
+
+static void render_meta(ctr_session_t *s) {
+  ctr_buf_t b = {0};
+
+  ctr_buf_puts(&b, "{\"version\":\"" CTREC_VERSION "\",\"session\":");
+  ctr_json_u64(&b, s->id);
+  ctr_buf_puts(&b, ",\"state\":");
+  ctr_json_str(&b, s->state, strlen(s->state));
+  ctr_buf_puts(&b, ",\"lang\":");
+  ctr_json_str(&b, s->lang, strlen(s->lang));
+  ctr_buf_puts(&b, ",\"lang_version\":");
+  ctr_json_str(&b, s->lang_version, strlen(s->lang_version));
+  ctr_buf_puts(&b, ",\"pid\":");
+  ctr_json_i64(&b, s->pid);
+  ctr_buf_puts(&b, ",\"ppid\":");
+  ctr_json_i64(&b, s->ppid);
+  ctr_buf_puts(&b, ",\"uid\":");
+  ctr_json_u64(&b, s->uid);
+  ctr_buf_puts(&b, ",\"interval\":{\"index\":1,\"start\":");
+  iso_time(&b, s->started);
+  ctr_buf_puts(&b, ",\"end\":");
+  if (s->ended)
+    iso_time(&b, s->ended);
+  else
+    ctr_buf_puts(&b, "null");
+  ctr_buf_puts(&b, "},\"exit_status\":");
+  if (s->bye)
+    ctr_json_i64(&b, s->exit_status);
+  else
+    ctr_buf_puts(&b, "null");
+  ctr_buf_printf(&b,
+                 ",\"counters\":{\"received\":%llu,\"records\":%llu,"
+                 "\"steps\":%llu,\"calls\":%llu,\"returns\":%llu,"
+                 "\"events\":%llu,\"filtered\":0,\"dropped\":%llu,"
+                 "\"lost\":%llu},\"threads\":%u}",
+                 (unsigned long long)s->st.received,
+                 (unsigned long long)ctr_trace_records(s->trace),
+                 (unsigned long long)s->st.steps,
+                 (unsigned long long)s->st.calls,
+                 (unsigned long long)s->st.returns,
+                 (unsigned long long)s->st.events,
+                 (unsigned long long)s->st.dropped,
+                 (unsigned long long)s->st.lost, s->nthreads);
+  ctr_trace_set_meta(s->trace, b.data, b.len);
+  ctr_buf_free(&b);
+}
+
+int ctr_session_flush(ctr_session_t *s) {
+  int rc;
+
+  if (s->trace == NULL)
+    return 0;
+  if (!ctr_trace_dirty(s->trace) && s->st.written == ctr_trace_records(s->trace))
+    return 0;
+  s->st.written = ctr_trace_records(s->trace);
+  render_meta(s);
+  rc = ctr_trace_flush(s->trace);
+  if (rc != 0)
+    CTR_ERROR("session %llu: cannot write %s: %s", (unsigned long long)s->id,
+              ctr_trace_dir(s->trace), ctr_strerror(rc));
+  return rc;
+}
+
+void ctr_session_end(ctr_session_t *s, const char *abort_reason) {
+  if (s->ended)
+    return;
+  s->ended = time(NULL);
+  free(s->state);
+  if (s->bye || abort_reason == NULL) {
+    s->state = ctr_xstrndup("complete", 8);
+  } else {
+    size_t n = strlen(abort_reason) + 10;
+    s->state = ctr_xmalloc(n);
+    snprintf(s->state, n, "aborted: %s", abort_reason);
+  }
+  if (s->trace) {
+    s->st.written = ctr_trace_records(s->trace);
+    render_meta(s);
+    ctr_trace_flush(s->trace);
+    CTR_INFO("session %llu: %s, %llu steps, %llu calls, %llu events in %s",
+             (unsigned long long)s->id, s->state,
+             (unsigned long long)s->st.steps, (unsigned long long)s->st.calls,
+             (unsigned long long)s->st.events, ctr_trace_dir(s->trace));
+  }
+}
+
+size_t ctr_session_pending(const ctr_session_t *s) {
+  return s->trace ? ctr_trace_pending(s->trace) : 0;
+}
+
+bool ctr_session_said_bye(const ctr_session_t *s) { return s->bye; }
+uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
+int64_t ctr_session_pid(const ctr_session_t *s) { return s->pid; }
+const char *ctr_session_state(const ctr_session_t *s) { return s->state; }
+const ctr_session_stats_t *ctr_session_stats(const ctr_session_t *s) {
+  return &s->st;
+}
+const char *ctr_session_trace_dir(const ctr_session_t *s) {
+  return s->trace ? ctr_trace_dir(s->trace) : NULL;
+}
+
+static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v) {
+  msgpack_pack_str_with_body(pk, k, strlen(k));
+  msgpack_pack_str_with_body(pk, v, strlen(v));
+}
+
+static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
+  msgpack_pack_str_with_body(pk, k, strlen(k));
+  msgpack_pack_uint64(pk, v);
+}
+
+void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
+  const char *dir = ctr_session_trace_dir(s);
+
+  msgpack_pack_map(pk, 11);
+  pack_kv_u64(pk, "id", s->id);
+  pack_kv_u64(pk, "pid", (uint64_t)s->pid);
+  pack_kv_u64(pk, "ppid", (uint64_t)s->ppid);
+  pack_kv_u64(pk, "uid", s->uid);
+  pack_kv_str(pk, "lang", s->lang);
+  pack_kv_str(pk, "program", s->program);
+  pack_kv_str(pk, "state", s->state);
+  pack_kv_u64(pk, "received", s->st.received);
+  pack_kv_u64(pk, "written", s->trace ? ctr_trace_records(s->trace) : 0);
+  pack_kv_str(pk, "trace", dir ? dir : "");
+  pack_kv_u64(pk, "dropped", s->st.dropped + s->st.lost);
+}
+
+void ctr_session_free(ctr_session_t *s) {
+  uint32_t i;
+
+  if (s->trace)
+    ctr_trace_close(s->trace);
+  for (i = 0; i < s->paths.n; i++) {
+    free(s->paths.v[i].text);
+    free(s->paths.v[i].source);
+  }
+  for (i = 0; i < s->funcs.n; i++)
+    free(s->funcs.v[i].name);
+  for (i = 0; i < s->types.n; i++)
+    free(s->types.v[i].name);
+  for (i = 0; i < s->names.n; i++)
+    free(s->names.v[i].text);
+  free(s->paths.v);
+  free(s->funcs.v);
+  free(s->types.v);
+  free(s->names.v);
+  ctr_map_free(&s->struct_types);
+  ctr_map_free(&s->trace_paths);
+  ctr_buf_free(&s->scratch);
+  free(s->threads);
+  free(s->lang);
+  free(s->lang_version);
+  free(s->program);
+  free(s->cwd);
+  free(s->args_json);
+  free(s->state);
+  free(s);
+}

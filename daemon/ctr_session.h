@@ -1,0 +1,56 @@
+/* ctr_session.h: one recording client (one traced process).
+ *
+ * A session owns the client's interning tables, its per-thread call depths
+ * and its trace folder, which opens on the first execution message. Messages
+ * arrive already decoded; values are checked while they are rendered. */
+#ifndef CTR_SESSION_H
+#define CTR_SESSION_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctr_config.h"
+#include "ctr_proto.h"
+
+typedef struct ctr_session_s ctr_session_t;
+
+typedef struct ctr_session_stats_s {
+  uint64_t received; /* messages */
+  uint64_t written;  /* trace records */
+  uint64_t steps, calls, returns, events;
+  uint64_t dropped;  /* messages that could not be placed (unbalanced) */
+  uint64_t lost;     /* events the shim reported as dropped */
+} ctr_session_stats_t;
+
+int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
+                    const ctr_hello_t *hello, uint64_t id, uid_t uid);
+
+/* Applies one message. On error returns a negative code with *why set; the
+ * caller then ends the session as aborted and closes the connection. */
+int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why);
+
+/* Writes pending records and metadata when anything changed. */
+int ctr_session_flush(ctr_session_t *s);
+
+/* Bytes rendered but not yet written. */
+size_t ctr_session_pending(const ctr_session_t *s);
+
+/* Completes the trace: state is "complete" after BYE, otherwise
+ * "aborted: <reason>". Safe to call more than once. */
+void ctr_session_end(ctr_session_t *s, const char *abort_reason);
+
+bool ctr_session_said_bye(const ctr_session_t *s);
+uint64_t ctr_session_id(const ctr_session_t *s);
+int64_t ctr_session_pid(const ctr_session_t *s);
+const char *ctr_session_trace_dir(const ctr_session_t *s); /* NULL until open */
+const char *ctr_session_state(const ctr_session_t *s);
+const ctr_session_stats_t *ctr_session_stats(const ctr_session_t *s);
+
+/* One STATUS_REPLY map for this session. */
+void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk);
+
+void ctr_session_free(ctr_session_t *s);
+
+#endif

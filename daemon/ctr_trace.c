@@ -1,0 +1,303 @@
+/* ctr_trace.c: the trace folder writer. */
+#include "ctr_trace.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctr_error.h"
+#include "ctr_log.h"
+
+static const char trailer[] = "\n]\n";
+
+struct ctr_trace_s {
+  char *dir;
+  int fd;               /* trace.json */
+  int files_fd;         /* files/ */
+  uint64_t body_len;    /* bytes of trace.json before the trailer */
+  uint64_t records;     /* records rendered so far */
+  ctr_buf_t pending;    /* rendered, not yet written */
+  ctr_buf_t paths;      /* trace_paths.json body without the brackets */
+  uint32_t npaths;
+  bool paths_dirty;
+  char *workdir, *program, *args_json;
+  ctr_buf_t meta;       /* the "ctrec" object */
+  bool meta_dirty;
+};
+
+/* Writes all of buf at off; short writes are retried. */
+static int pwrite_all(int fd, const char *buf, size_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, buf, n, (off_t)off);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    buf += w;
+    n -= (size_t)w;
+    off += (uint64_t)w;
+  }
+  return 0;
+}
+
+/* Replaces dir/name atomically so readers never see a half-written file. */
+static int replace_file(const char *dir, const char *name, const char *data,
+                        size_t n) {
+  char tmp[4096], dst[4096];
+  int fd, rc;
+
+  snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+  snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0)
+    return -errno;
+  rc = pwrite_all(fd, data, n, 0);
+  close(fd);
+  if (rc == 0 && rename(tmp, dst) != 0)
+    rc = -errno;
+  if (rc != 0)
+    unlink(tmp);
+  return rc;
+}
+
+static void sanitize_name(char *out, size_t cap, const char *name) {
+  const char *base = strrchr(name, '/');
+  size_t i = 0;
+
+  base = base ? base + 1 : name;
+  for (; *base && i + 1 < cap && i < 64; base++)
+    out[i++] = (isalnum((unsigned char)*base) || strchr("._-", *base))
+                   ? *base : '_';
+  if (i == 0 || out[0] == '.')
+    i = (size_t)snprintf(out, cap, "trace");
+  out[i] = '\0';
+}
+
+int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
+                   int64_t pid, const char *workdir, const char *program,
+                   const char *args_json) {
+  char safe[80], stamp[32], dir[4096], sub[4200];
+  struct tm tm;
+  time_t now = time(NULL);
+  ctr_trace_t *t;
+  int n;
+
+  sanitize_name(safe, sizeof(safe), name);
+  gmtime_r(&now, &tm);
+  strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+  for (n = 1;; n++) {
+    if (n == 1)
+      snprintf(dir, sizeof(dir), "%s/%s-%lld-%s", root, safe, (long long)pid,
+               stamp);
+    else
+      snprintf(dir, sizeof(dir), "%s/%s-%lld-%s-%d", root, safe,
+               (long long)pid, stamp, n);
+    if (mkdir(dir, 0755) == 0)
+      break;
+    if (errno != EEXIST || n > 1000)
+      return -errno;
+  }
+  t = calloc(1, sizeof(*t));
+  if (t == NULL)
+    return CTR_ENOMEM;
+  t->fd = t->files_fd = -1;
+  t->dir = strdup(dir);
+  t->workdir = strdup(workdir);
+  t->program = strdup(program);
+  t->args_json = strdup(args_json);
+  snprintf(sub, sizeof(sub), "%s/files", dir);
+  mkdir(sub, 0755);
+  t->files_fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  snprintf(sub, sizeof(sub), "%s/trace.json", dir);
+  t->fd = open(sub, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (t->fd < 0 || t->files_fd < 0 || t->dir == NULL) {
+    n = -errno;
+    ctr_trace_close(t);
+    return n ? n : CTR_ENOMEM;
+  }
+  t->body_len = 1;
+  t->paths_dirty = t->meta_dirty = true;
+  n = pwrite_all(t->fd, "[" "\n]\n", 4, 0);
+  if (n == 0)
+    n = ctr_trace_flush(t);
+  if (n != 0) {
+    ctr_trace_close(t);
+    return n;
+  }
+  *out = t;
+  return 0;
+}
+
+ctr_buf_t *ctr_trace_record(ctr_trace_t *t) {
+  ctr_buf_add(&t->pending, t->records ? ",\n" : "\n", t->records ? 2 : 1);
+  t->records++;
+  return &t->pending;
+}
+
+uint32_t ctr_trace_path(ctr_trace_t *t, const char *path, size_t n) {
+  ctr_buf_t *b = ctr_trace_record(t);
+
+  ctr_buf_puts(b, "{\"Path\":");
+  ctr_json_str(b, path, n);
+  ctr_buf_add(b, "}", 1);
+  if (t->npaths)
+    ctr_buf_add(&t->paths, ",", 1);
+  ctr_json_str(&t->paths, path, n);
+  t->paths_dirty = true;
+  return t->npaths++;
+}
+
+/* Creates the directories of rel under files/ one component at a time with
+ * mkdirat, so nothing is followed out of the folder, and opens the file. */
+static int open_source(int files_fd, const char *rel) {
+  char part[4096];
+  const char *p = rel, *slash;
+  int dfd = dup(files_fd), fd;
+
+  if (dfd < 0)
+    return -errno;
+  while ((slash = strchr(p, '/')) != NULL) {
+    size_t n = (size_t)(slash - p);
+    int next;
+    if (n > 0 && !(n == 1 && p[0] == '.')) {
+      if (n >= sizeof(part) || (n == 2 && p[0] == '.' && p[1] == '.')) {
+        close(dfd);
+        return CTR_EPATH;
+      }
+      memcpy(part, p, n);
+      part[n] = '\0';
+      if (mkdirat(dfd, part, 0755) != 0 && errno != EEXIST) {
+        int e = -errno;
+        close(dfd);
+        return e;
+      }
+      next = openat(dfd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      close(dfd);
+      if (next < 0)
+        return -errno;
+      dfd = next;
+    }
+    p = slash + 1;
+  }
+  if (*p == '\0' || strcmp(p, "..") == 0 || strcmp(p, ".") == 0) {
+    close(dfd);
+    return CTR_EPATH;
+  }
+  fd = openat(dfd, p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+              0644);
+  close(dfd);
+  return fd < 0 ? -errno : fd;
+}
+
+int ctr_trace_source(ctr_trace_t *t, const char *path, const char *text,
+                     size_t n) {
+  int fd, rc;
+
+  while (*path == '/')
+    path++;
+  fd = open_source(t->files_fd, path);
+  if (fd < 0)
+    return fd;
+  rc = pwrite_all(fd, text, n, 0);
+  close(fd);
+  return rc;
+}
+
+void ctr_trace_set_meta(ctr_trace_t *t, const char *json, size_t n) {
+  t->meta.len = 0;
+  ctr_buf_add(&t->meta, json, n);
+  t->meta_dirty = true;
+}
+
+static int write_meta(ctr_trace_t *t) {
+  ctr_buf_t b = {0};
+  int rc;
+
+  ctr_buf_puts(&b, "{\"workdir\":");
+  ctr_json_str(&b, t->workdir, strlen(t->workdir));
+  ctr_buf_puts(&b, ",\"program\":");
+  ctr_json_str(&b, t->program, strlen(t->program));
+  ctr_buf_puts(&b, ",\"args\":");
+  ctr_buf_puts(&b, t->args_json);
+  if (t->meta.len) {
+    ctr_buf_puts(&b, ",\"ctrec\":");
+    ctr_buf_add(&b, t->meta.data, t->meta.len);
+  }
+  ctr_buf_puts(&b, "}\n");
+  rc = replace_file(t->dir, "trace_metadata.json", b.data, b.len);
+  ctr_buf_free(&b);
+  return rc;
+}
+
+static int write_paths(ctr_trace_t *t) {
+  ctr_buf_t b = {0};
+  int rc;
+
+  ctr_buf_add(&b, "[", 1);
+  ctr_buf_add(&b, t->paths.data, t->paths.len);
+  ctr_buf_puts(&b, "]\n");
+  rc = replace_file(t->dir, "trace_paths.json", b.data, b.len);
+  ctr_buf_free(&b);
+  return rc;
+}
+
+int ctr_trace_flush(ctr_trace_t *t) {
+  int rc = 0;
+
+  /* Paths first: a reader that sees a Path record then finds it listed. */
+  if (t->paths_dirty) {
+    rc = write_paths(t);
+    t->paths_dirty = rc != 0;
+  }
+  if (rc == 0 && t->pending.len) {
+    /* Records then trailer in one write, over the old trailer. */
+    ctr_buf_add(&t->pending, trailer, sizeof(trailer) - 1);
+    rc = pwrite_all(t->fd, t->pending.data, t->pending.len, t->body_len);
+    if (rc == 0)
+      t->body_len += t->pending.len - (sizeof(trailer) - 1);
+    else
+      t->pending.len -= sizeof(trailer) - 1;
+    if (rc == 0)
+      t->pending.len = 0;
+  }
+  if (rc == 0 && t->meta_dirty) {
+    rc = write_meta(t);
+    t->meta_dirty = rc != 0;
+  }
+  return rc;
+}
+
+bool ctr_trace_dirty(const ctr_trace_t *t) {
+  return t->pending.len || t->meta_dirty || t->paths_dirty;
+}
+
+size_t ctr_trace_pending(const ctr_trace_t *t) { return t->pending.len; }
+const char *ctr_trace_dir(const ctr_trace_t *t) { return t->dir; }
+uint64_t ctr_trace_records(const ctr_trace_t *t) { return t->records; }
+
+int ctr_trace_close(ctr_trace_t *t) {
+  int rc = 0;
+
+  if (t->fd >= 0 && t->files_fd >= 0 && t->dir)
+    rc = ctr_trace_flush(t);
+  if (t->fd >= 0)
+    close(t->fd);
+  if (t->files_fd >= 0)
+    close(t->files_fd);
+  ctr_buf_free(&t->pending);
+  ctr_buf_free(&t->paths);
+  ctr_buf_free(&t->meta);
+  free(t->dir);
+  free(t->workdir);
+  free(t->program);
+  free(t->args_json);
+  free(t);
+  return rc;
+}

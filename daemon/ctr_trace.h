@@ -1,0 +1,50 @@
+/* ctr_trace.h: one CodeTracer trace folder (trace.json, trace_metadata.json,
+ * trace_paths.json, files/).
+ *
+ * Records are rendered by the caller into ctr_trace_record() buffers and
+ * reach disk at ctr_trace_flush(), which keeps trace.json a closed, valid
+ * JSON array after every flush: new records are written over the old
+ * closing bracket, followed by a new one. The writer knows nothing of
+ * sockets, sessions or the wire protocol. */
+#ifndef CTR_TRACE_H
+#define CTR_TRACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctr_buf.h"
+
+typedef struct ctr_trace_s ctr_trace_t;
+
+/* Creates <root>/<name>-<pid>-<UTC time>[-N]/ with files/ inside. workdir,
+ * program and the JSON array text args_json go into trace_metadata.json. */
+int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
+                   int64_t pid, const char *workdir, const char *program,
+                   const char *args_json);
+
+/* Starts one record: returns the buffer to append its JSON text to. */
+ctr_buf_t *ctr_trace_record(ctr_trace_t *t);
+
+/* Appends a Path record and lists the path in trace_paths.json; returns the
+ * new path id. */
+uint32_t ctr_trace_path(ctr_trace_t *t, const char *path, size_t n);
+
+/* Writes files/<path> (path absolute, already checked to hold no ".."). */
+int ctr_trace_source(ctr_trace_t *t, const char *path, const char *text,
+                     size_t n);
+
+/* Sets the "ctrec" object of trace_metadata.json (JSON text, copied). */
+void ctr_trace_set_meta(ctr_trace_t *t, const char *ctrec_json, size_t n);
+
+/* Writes pending records, then metadata and paths when they changed. */
+int ctr_trace_flush(ctr_trace_t *t);
+bool ctr_trace_dirty(const ctr_trace_t *t);
+size_t ctr_trace_pending(const ctr_trace_t *t);
+
+const char *ctr_trace_dir(const ctr_trace_t *t);
+uint64_t ctr_trace_records(const ctr_trace_t *t);
+
+/* Flushes and frees. */
+int ctr_trace_close(ctr_trace_t *t);
+
+#endif

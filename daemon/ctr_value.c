@@ -1,0 +1,240 @@
+/* ctr_value.c: wire values to ValueRecord JSON. */
+#include "ctr_value.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctr_error.h"
+#include "ctr_proto.h"
+
+static int64_t fail(const char **why, const char *text, int code) {
+  *why = text;
+  return code;
+}
+
+static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
+                      ctr_buf_t *out, uint32_t depth, const char **why);
+
+static void head(ctr_buf_t *out, const char *kind) {
+  ctr_buf_puts(out, "{\"kind\":\"");
+  ctr_buf_puts(out, kind);
+  ctr_buf_puts(out, "\"");
+}
+
+static void tail(ctr_buf_t *out, int64_t tid) {
+  ctr_buf_puts(out, ",\"type_id\":");
+  ctr_json_i64(out, tid);
+  ctr_buf_add(out, "}", 1);
+}
+
+static int64_t render_elements(const ctr_value_ops_t *ops,
+                               const msgpack_object *arr, ctr_buf_t *out,
+                               uint32_t depth, const char **why) {
+  uint32_t i;
+
+  if (arr->type != MSGPACK_OBJECT_ARRAY)
+    return fail(why, "value elements are not an array", CTR_EPROTO);
+  ctr_buf_puts(out, ",\"elements\":[");
+  for (i = 0; i < arr->via.array.size; i++) {
+    int64_t rc;
+    if (i)
+      ctr_buf_add(out, ",", 1);
+    rc = render(ops, &arr->via.array.ptr[i], out, depth + 1, why);
+    if (rc < 0)
+      return rc;
+  }
+  ctr_buf_add(out, "]", 1);
+  return 0;
+}
+
+static int64_t render_struct(const ctr_value_ops_t *ops, uint32_t tid,
+                             const msgpack_object *pairs, ctr_buf_t *out,
+                             uint32_t depth, const char **why) {
+  uint32_t i, n;
+  uint32_t *vids;
+  int64_t *tids, st, rc = 0;
+
+  if (pairs->type != MSGPACK_OBJECT_ARRAY)
+    return fail(why, "struct fields are not an array", CTR_EPROTO);
+  n = pairs->via.array.size;
+  vids = malloc(sizeof(*vids) * (n ? n : 1));
+  tids = malloc(sizeof(*tids) * (n ? n : 1));
+  if (vids == NULL || tids == NULL) {
+    free(vids);
+    free(tids);
+    return CTR_ENOMEM;
+  }
+  head(out, "Struct");
+  ctr_buf_puts(out, ",\"field_values\":[");
+  for (i = 0; i < n && rc >= 0; i++) {
+    const msgpack_object *p = &pairs->via.array.ptr[i];
+    uint32_t vid;
+    if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+        !ctr_obj_u32(&p->via.array.ptr[0], &vid)) {
+      rc = fail(why, "struct field is not [varname_id, value]", CTR_EPROTO);
+      break;
+    }
+    rc = ops->varname(ops->ctx, vid);
+    if (rc < 0) {
+      *why = "struct field name id out of range";
+      break;
+    }
+    vids[i] = vid;
+    if (i)
+      ctr_buf_add(out, ",", 1);
+    rc = render(ops, &p->via.array.ptr[1], out, depth + 1, why);
+    tids[i] = rc;
+  }
+  if (rc >= 0) {
+    ctr_buf_add(out, "]", 1);
+    st = ops->struct_type(ops->ctx, tid, vids, tids, n);
+    if (st < 0)
+      rc = fail(why, "type id out of range", st);
+    else
+      tail(out, st);
+    rc = rc < 0 ? rc : st;
+  }
+  free(vids);
+  free(tids);
+  return rc;
+}
+
+static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
+                      ctr_buf_t *out, uint32_t depth, const char **why) {
+  const msgpack_object *a;
+  uint32_t n, vk, shim_tid;
+  int64_t tid;
+  ctr_str_t s;
+  char num[32];
+
+  if (depth > ops->max_depth)
+    return fail(why, "value nested deeper than limits.max_depth", CTR_ELIMIT);
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2)
+    return fail(why, "value is not [kind, type_id, ...]", CTR_EPROTO);
+  a = o->via.array.ptr;
+  n = o->via.array.size;
+  if (!ctr_obj_u32(&a[0], &vk) || vk > CTR_V_MAX)
+    return fail(why, "unknown value kind", CTR_EPROTO);
+  if (!ctr_obj_u32(&a[1], &shim_tid))
+    return fail(why, "value type id is not an integer", CTR_EPROTO);
+  if (vk == CTR_V_STRUCT) {
+    if (n != 3)
+      return fail(why, "struct value needs 3 elements", CTR_EPROTO);
+    return render_struct(ops, shim_tid, &a[2], out, depth, why);
+  }
+  tid = ops->type(ops->ctx, shim_tid);
+  if (tid < 0)
+    return fail(why, "value type id out of range", CTR_ERANGE);
+  if ((vk == CTR_V_NONE) != (n == 2) || (vk == CTR_V_BIGINT ? n != 4 : n > 3))
+    return fail(why, "value has the wrong number of elements", CTR_EPROTO);
+  switch (vk) {
+  case CTR_V_NONE:
+    head(out, "None");
+    break;
+  case CTR_V_BOOL:
+    if (a[2].type != MSGPACK_OBJECT_BOOLEAN)
+      return fail(why, "Bool value is not a boolean", CTR_EPROTO);
+    head(out, "Bool");
+    ctr_buf_puts(out, a[2].via.boolean ? ",\"b\":true" : ",\"b\":false");
+    break;
+  case CTR_V_INT: {
+    int64_t i;
+    if (!ctr_obj_i64(&a[2], &i))
+      return fail(why, "Int value is not a 64-bit integer", CTR_EPROTO);
+    head(out, "Int");
+    ctr_buf_puts(out, ",\"i\":");
+    ctr_json_i64(out, i);
+    break;
+  }
+  case CTR_V_FLOAT: {
+    double f;
+    if (a[2].type == MSGPACK_OBJECT_FLOAT64 ||
+        a[2].type == MSGPACK_OBJECT_FLOAT32)
+      f = a[2].via.f64;
+    else
+      return fail(why, "Float value is not a float", CTR_EPROTO);
+    ctr_json_double_text(num, f);
+    if (ops->floats_as_strings) {
+      head(out, "Float");
+      ctr_buf_puts(out, ",\"f\":");
+      ctr_json_str(out, num, strlen(num));
+    } else if (strchr("-0123456789", num[0]) && strcmp(num, "-inf") != 0) {
+      head(out, "Float");
+      ctr_buf_puts(out, ",\"f\":");
+      ctr_buf_puts(out, num);
+    } else {
+      /* JSON numbers cannot hold NaN or infinities. */
+      head(out, "Raw");
+      ctr_buf_puts(out, ",\"r\":");
+      ctr_json_str(out, num, strlen(num));
+    }
+    break;
+  }
+  case CTR_V_STRING:
+  case CTR_V_RAW:
+  case CTR_V_ERROR:
+    if (!ctr_obj_str(&a[2], &s))
+      return fail(why, "text value is not a string", CTR_EPROTO);
+    head(out, vk == CTR_V_STRING ? "String" : vk == CTR_V_RAW ? "Raw" : "Error");
+    ctr_buf_puts(out, vk == CTR_V_STRING ? ",\"text\":"
+                      : vk == CTR_V_RAW  ? ",\"r\":"
+                                         : ",\"msg\":");
+    ctr_json_str(out, s.ptr, s.len);
+    break;
+  case CTR_V_BIGINT:
+    if (a[2].type != MSGPACK_OBJECT_BOOLEAN || !ctr_obj_str(&a[3], &s))
+      return fail(why, "BigInt value is not [5, tid, negative, bytes]",
+                  CTR_EPROTO);
+    head(out, "BigInt");
+    ctr_buf_puts(out, ",\"b\":");
+    ctr_json_base64(out, (const unsigned char *)s.ptr, s.len);
+    ctr_buf_puts(out, a[2].via.boolean ? ",\"negative\":true"
+                                       : ",\"negative\":false");
+    break;
+  case CTR_V_SEQ:
+  case CTR_V_TUPLE: {
+    int64_t rc;
+    head(out, vk == CTR_V_SEQ ? "Sequence" : "Tuple");
+    rc = render_elements(ops, &a[2], out, depth, why);
+    if (rc < 0)
+      return rc;
+    if (vk == CTR_V_SEQ)
+      ctr_buf_puts(out, ",\"is_slice\":false");
+    break;
+  }
+  default:
+    return fail(why, "unknown value kind", CTR_EPROTO);
+  }
+  tail(out, tid);
+  return tid;
+}
+
+int64_t ctr_value_render(const ctr_value_ops_t *ops, const msgpack_object *o,
+                         ctr_buf_t *out, const char **why) {
+  return render(ops, o, out, 0, why);
+}
+
+int ctr_value_render_pair(const ctr_value_ops_t *ops, const msgpack_object *p,
+                          ctr_buf_t *out, const char **why) {
+  uint32_t vid;
+  int64_t rc;
+
+  if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+      !ctr_obj_u32(&p->via.array.ptr[0], &vid)) {
+    *why = "variable is not [varname_id, value]";
+    return CTR_EPROTO;
+  }
+  rc = ops->varname(ops->ctx, vid);
+  if (rc < 0) {
+    *why = "variable name id out of range";
+    return (int)rc;
+  }
+  ctr_buf_puts(out, "{\"variable_id\":");
+  ctr_json_i64(out, rc);
+  ctr_buf_puts(out, ",\"value\":");
+  rc = render(ops, &p->via.array.ptr[1], out, 0, why);
+  if (rc < 0)
+    return (int)rc;
+  ctr_buf_add(out, "}", 1);
+  return 0;
+}

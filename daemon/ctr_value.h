@@ -1,0 +1,39 @@
+/* ctr_value.h: turns wire values ([vkind, type_id, payload...]) into
+ * CodeTracer ValueRecord JSON, checking them as untrusted input.
+ *
+ * Type and variable ids are mapped through callbacks, which may emit the
+ * Type and VariableName records a value needs before the record holding it. */
+#ifndef CTR_VALUE_H
+#define CTR_VALUE_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctr_buf.h"
+
+typedef struct ctr_value_ops_s {
+  void *ctx;
+  /* Each returns a trace id, or a negative CTR_E* code (unknown shim id). */
+  int64_t (*type)(void *ctx, uint32_t tid);
+  int64_t (*varname)(void *ctx, uint32_t vid);
+  /* The Struct type for shim type tid with these field names (shim
+   * variable name ids, already checked) and field value types (trace ids),
+   * emitted on first use. */
+  int64_t (*struct_type)(void *ctx, uint32_t tid, const uint32_t *vids,
+                         const int64_t *tids, uint32_t n);
+  bool floats_as_strings;
+  uint32_t max_depth;
+} ctr_value_ops_t;
+
+/* Appends one ValueRecord. Returns its trace type id or a negative code
+ * with *why set. */
+int64_t ctr_value_render(const ctr_value_ops_t *ops, const msgpack_object *o,
+                         ctr_buf_t *out, const char **why);
+
+/* Appends {"variable_id":V,"value":...} for one [varname_id, value] pair.
+ * Returns 0 or a negative code with *why set. */
+int ctr_value_render_pair(const ctr_value_ops_t *ops, const msgpack_object *p,
+                          ctr_buf_t *out, const char **why);
+
+#endif

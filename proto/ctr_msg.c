@@ -1,0 +1,450 @@
+/* ctr_msg.c: decodes one unpacked message into ctr_msg_t.
+ *
+ * The input has already passed ctr_proto_scan, so sizes are sane; this file
+ * checks meaning: a known tag, the exact arity of its layout and the type of
+ * every field. Value payloads are only checked at their outer level, since
+ * the session walks them anyway when it renders them. */
+#include "ctr_proto.h"
+
+#include <string.h>
+
+bool ctr_obj_str(const msgpack_object *o, ctr_str_t *out) {
+  if (o->type == MSGPACK_OBJECT_STR) {
+    out->ptr = o->via.str.ptr;
+    out->len = o->via.str.size;
+    return true;
+  }
+  if (o->type == MSGPACK_OBJECT_BIN) {
+    out->ptr = o->via.bin.ptr;
+    out->len = o->via.bin.size;
+    return true;
+  }
+  return false;
+}
+
+bool ctr_obj_u32(const msgpack_object *o, uint32_t *out) {
+  if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
+    return false;
+  *out = (uint32_t)o->via.u64;
+  return true;
+}
+
+bool ctr_obj_i64(const msgpack_object *o, int64_t *out) {
+  if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->via.u64 > INT64_MAX)
+      return false;
+    *out = (int64_t)o->via.u64;
+    return true;
+  }
+  if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    *out = o->via.i64;
+    return true;
+  }
+  return false;
+}
+
+static bool obj_u64(const msgpack_object *o, uint64_t *out) {
+  if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return false;
+  *out = o->via.u64;
+  return true;
+}
+
+static bool key_is(const ctr_str_t *k, const char *name) {
+  size_t n = strlen(name);
+  return k->len == n && memcmp(k->ptr, name, n) == 0;
+}
+
+const char *ctr_tag_name(int tag) {
+  switch (tag) {
+  case CTR_MSG_HELLO:
+    return "HELLO";
+  case CTR_MSG_WELCOME:
+    return "WELCOME";
+  case CTR_MSG_ERROR:
+    return "ERROR";
+  case CTR_MSG_BYE:
+    return "BYE";
+  case CTR_MSG_PATH:
+    return "PATH";
+  case CTR_MSG_FUNC:
+    return "FUNC";
+  case CTR_MSG_TYPE:
+    return "TYPE";
+  case CTR_MSG_VARNAME:
+    return "VARNAME";
+  case CTR_MSG_SOURCE:
+    return "SOURCE";
+  case CTR_MSG_STEP:
+    return "STEP";
+  case CTR_MSG_CALL:
+    return "CALL";
+  case CTR_MSG_RETURN:
+    return "RETURN";
+  case CTR_MSG_VARS:
+    return "VARS";
+  case CTR_MSG_EVENT:
+    return "EVENT";
+  case CTR_MSG_RAISE:
+    return "RAISE";
+  case CTR_MSG_THREAD:
+    return "THREAD";
+  case CTR_MSG_TIME:
+    return "TIME";
+  case CTR_MSG_MARK:
+    return "MARK";
+  case CTR_MSG_LOST:
+    return "LOST";
+  case CTR_MSG_PAUSE:
+    return "PAUSE";
+  case CTR_MSG_RESUME:
+    return "RESUME";
+  case CTR_MSG_FLUSH:
+    return "FLUSH";
+  case CTR_MSG_FLUSHED:
+    return "FLUSHED";
+  case CTR_MSG_STATUS:
+    return "STATUS";
+  case CTR_MSG_STATUS_REPLY:
+    return "STATUS_REPLY";
+  default:
+    return "unknown";
+  }
+}
+
+/* Array length of each known tag's layout, 0 for unknown tags. */
+static uint32_t arity(int tag) {
+  switch (tag) {
+  case CTR_MSG_PAUSE:
+  case CTR_MSG_RESUME:
+  case CTR_MSG_STATUS:
+    return 1;
+  case CTR_MSG_HELLO:
+  case CTR_MSG_WELCOME:
+  case CTR_MSG_BYE:
+  case CTR_MSG_RETURN:
+  case CTR_MSG_VARS:
+  case CTR_MSG_THREAD:
+  case CTR_MSG_TIME:
+  case CTR_MSG_MARK:
+  case CTR_MSG_FLUSH:
+  case CTR_MSG_FLUSHED:
+  case CTR_MSG_STATUS_REPLY:
+    return 2;
+  case CTR_MSG_ERROR:
+  case CTR_MSG_PATH:
+  case CTR_MSG_VARNAME:
+  case CTR_MSG_SOURCE:
+  case CTR_MSG_STEP:
+  case CTR_MSG_CALL:
+  case CTR_MSG_EVENT:
+  case CTR_MSG_RAISE:
+  case CTR_MSG_LOST:
+    return 3;
+  case CTR_MSG_TYPE:
+    return 4;
+  case CTR_MSG_FUNC:
+    return 5;
+  default:
+    return 0;
+  }
+}
+
+#define FAIL(text)                                                             \
+  do {                                                                         \
+    *why = (text);                                                             \
+    return CTR_EPROTO;                                                         \
+  } while (0)
+
+/* Map keys of HELLO, one bit each, to find missing and duplicate keys. */
+enum {
+  H_VERSION = 1 << 0,
+  H_ROLE = 1 << 1,
+  H_LANG = 1 << 2,
+  H_LANG_VERSION = 1 << 3,
+  H_SHIM_VERSION = 1 << 4,
+  H_PID = 1 << 5,
+  H_PPID = 1 << 6,
+  H_PROGRAM = 1 << 7,
+  H_ARGS = 1 << 8,
+  H_CWD = 1 << 9,
+  H_REALTIME = 1 << 10,
+  H_MONO = 1 << 11,
+  H_REQUIRED = H_VERSION | H_ROLE | H_PID | H_PROGRAM
+};
+
+static int decode_hello(const msgpack_object *o, ctr_hello_t *h,
+                        const char **why) {
+  unsigned seen = 0;
+
+  memset(h, 0, sizeof(*h));
+  if (o->type != MSGPACK_OBJECT_MAP)
+    FAIL("HELLO body is not a map");
+  for (uint32_t i = 0; i < o->via.map.size; i++) {
+    const msgpack_object *v = &o->via.map.ptr[i].val;
+    ctr_str_t k;
+    unsigned bit;
+    bool ok;
+
+    if (!ctr_obj_str(&o->via.map.ptr[i].key, &k))
+      FAIL("HELLO key is not a string");
+    if (key_is(&k, "version")) {
+      bit = H_VERSION;
+      ok = ctr_obj_u32(v, &h->version);
+    } else if (key_is(&k, "role")) {
+      bit = H_ROLE;
+      ok = ctr_obj_str(v, &h->role);
+    } else if (key_is(&k, "lang")) {
+      bit = H_LANG;
+      ok = ctr_obj_str(v, &h->lang);
+    } else if (key_is(&k, "lang_version")) {
+      bit = H_LANG_VERSION;
+      ok = ctr_obj_str(v, &h->lang_version);
+    } else if (key_is(&k, "shim_version")) {
+      bit = H_SHIM_VERSION;
+      ok = ctr_obj_str(v, &h->shim_version);
+    } else if (key_is(&k, "pid")) {
+      bit = H_PID;
+      ok = ctr_obj_i64(v, &h->pid);
+    } else if (key_is(&k, "ppid")) {
+      bit = H_PPID;
+      ok = ctr_obj_i64(v, &h->ppid);
+    } else if (key_is(&k, "program")) {
+      bit = H_PROGRAM;
+      ok = ctr_obj_str(v, &h->program);
+    } else if (key_is(&k, "args")) {
+      bit = H_ARGS;
+      ok = v->type == MSGPACK_OBJECT_ARRAY;
+      for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
+        ctr_str_t a;
+        ok = ctr_obj_str(&v->via.array.ptr[j], &a);
+      }
+      h->args = v;
+    } else if (key_is(&k, "cwd")) {
+      bit = H_CWD;
+      ok = ctr_obj_str(v, &h->cwd);
+    } else if (key_is(&k, "realtime_ns")) {
+      bit = H_REALTIME;
+      ok = ctr_obj_i64(v, &h->realtime_ns);
+    } else if (key_is(&k, "mono_ns")) {
+      bit = H_MONO;
+      ok = ctr_obj_i64(v, &h->mono_ns);
+    } else {
+      /* Newer clients may send more; older daemons ignore it. */
+      continue;
+    }
+    if (seen & bit)
+      FAIL("HELLO has a duplicate key");
+    if (!ok)
+      FAIL("HELLO field has the wrong type");
+    seen |= bit;
+  }
+  if ((seen & H_REQUIRED) != H_REQUIRED)
+    FAIL("HELLO lacks version, role, pid or program");
+  return 0;
+}
+
+enum {
+  W_SESSION = 1 << 0,
+  W_STATE = 1 << 1,
+  W_FLUSH = 1 << 2,
+  W_DEPTH = 1 << 3,
+  W_LENGTH = 1 << 4,
+  W_STRING = 1 << 5,
+  W_REQUIRED = W_SESSION | W_STATE
+};
+
+static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
+                          const char **why) {
+  unsigned seen = 0;
+
+  memset(w, 0, sizeof(*w));
+  if (o->type != MSGPACK_OBJECT_MAP)
+    FAIL("WELCOME body is not a map");
+  for (uint32_t i = 0; i < o->via.map.size; i++) {
+    const msgpack_object *v = &o->via.map.ptr[i].val;
+    ctr_str_t k, s;
+    unsigned bit;
+    bool ok;
+
+    if (!ctr_obj_str(&o->via.map.ptr[i].key, &k))
+      FAIL("WELCOME key is not a string");
+    if (key_is(&k, "session")) {
+      bit = W_SESSION;
+      ok = obj_u64(v, &w->session);
+    } else if (key_is(&k, "state")) {
+      bit = W_STATE;
+      ok = ctr_obj_str(v, &s) &&
+           (key_is(&s, "recording") || key_is(&s, "paused"));
+      w->recording = ok && key_is(&s, "recording");
+    } else if (key_is(&k, "flush_ms")) {
+      bit = W_FLUSH;
+      ok = ctr_obj_u32(v, &w->flush_ms);
+    } else if (key_is(&k, "max_depth")) {
+      bit = W_DEPTH;
+      ok = ctr_obj_u32(v, &w->max_depth);
+    } else if (key_is(&k, "max_length")) {
+      bit = W_LENGTH;
+      ok = ctr_obj_u32(v, &w->max_length);
+    } else if (key_is(&k, "max_string")) {
+      bit = W_STRING;
+      ok = ctr_obj_u32(v, &w->max_string);
+    } else {
+      continue;
+    }
+    if (seen & bit)
+      FAIL("WELCOME has a duplicate key");
+    if (!ok)
+      FAIL("WELCOME field has the wrong type");
+    seen |= bit;
+  }
+  if ((seen & W_REQUIRED) != W_REQUIRED)
+    FAIL("WELCOME lacks session or state");
+  return 0;
+}
+
+static bool is_array(const msgpack_object *o) {
+  return o->type == MSGPACK_OBJECT_ARRAY;
+}
+
+int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
+  const msgpack_object *f;
+  uint32_t n;
+  int64_t kind;
+  const char *ignored;
+
+  if (why == NULL)
+    why = &ignored;
+  memset(m, 0, sizeof(*m));
+  if (o->type != MSGPACK_OBJECT_ARRAY)
+    FAIL("message is not an array");
+  n = o->via.array.size;
+  f = o->via.array.ptr;
+  if (n == 0 || f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      f[0].via.u64 == 0)
+    FAIL("message tag is not a positive integer");
+  if (f[0].via.u64 > INT16_MAX || arity((int)f[0].via.u64) == 0) {
+    *why = "unknown message tag";
+    return CTR_ETAG;
+  }
+  m->tag = (int)f[0].via.u64;
+  if (n != arity(m->tag))
+    FAIL("wrong number of fields for the message tag");
+
+  switch (m->tag) {
+  case CTR_MSG_HELLO:
+    return decode_hello(&f[1], &m->u.hello, why);
+  case CTR_MSG_WELCOME:
+    return decode_welcome(&f[1], &m->u.welcome, why);
+  case CTR_MSG_ERROR:
+    if (!ctr_obj_i64(&f[1], &m->u.error.code))
+      FAIL("ERROR code is not an integer");
+    if (!ctr_obj_str(&f[2], &m->u.error.text))
+      FAIL("ERROR text is not a string");
+    return 0;
+  case CTR_MSG_BYE:
+    if (!ctr_obj_i64(&f[1], &m->u.bye.status))
+      FAIL("BYE status is not an integer");
+    return 0;
+  case CTR_MSG_PATH:
+  case CTR_MSG_VARNAME:
+    if (!ctr_obj_u32(&f[1], &m->u.intern.id))
+      FAIL("id is not an unsigned 32-bit integer");
+    if (!ctr_obj_str(&f[2], &m->u.intern.text))
+      FAIL("name is not a string");
+    return 0;
+  case CTR_MSG_FUNC:
+    if (!ctr_obj_u32(&f[1], &m->u.func.id) ||
+        !ctr_obj_u32(&f[2], &m->u.func.path_id))
+      FAIL("id is not an unsigned 32-bit integer");
+    if (!ctr_obj_i64(&f[3], &m->u.func.line))
+      FAIL("line is not an integer");
+    if (!ctr_obj_str(&f[4], &m->u.func.name))
+      FAIL("name is not a string");
+    return 0;
+  case CTR_MSG_TYPE:
+    if (!ctr_obj_u32(&f[1], &m->u.type.id))
+      FAIL("id is not an unsigned 32-bit integer");
+    if (!ctr_obj_i64(&f[2], &kind) || kind < 0 || kind > CTR_TK_MAX)
+      FAIL("type kind out of range");
+    m->u.type.kind = (int)kind;
+    if (!ctr_obj_str(&f[3], &m->u.type.name))
+      FAIL("name is not a string");
+    return 0;
+  case CTR_MSG_SOURCE:
+    if (!ctr_obj_u32(&f[1], &m->u.source.path_id))
+      FAIL("id is not an unsigned 32-bit integer");
+    if (!ctr_obj_str(&f[2], &m->u.source.text))
+      FAIL("SOURCE text is not a string");
+    return 0;
+  case CTR_MSG_STEP:
+    if (!ctr_obj_u32(&f[1], &m->u.step.path_id))
+      FAIL("id is not an unsigned 32-bit integer");
+    if (!ctr_obj_i64(&f[2], &m->u.step.line))
+      FAIL("line is not an integer");
+    return 0;
+  case CTR_MSG_CALL:
+    if (!ctr_obj_u32(&f[1], &m->u.call.func_id))
+      FAIL("id is not an unsigned 32-bit integer");
+    if (!is_array(&f[2]))
+      FAIL("CALL arguments are not an array");
+    m->u.call.args = &f[2];
+    return 0;
+  case CTR_MSG_RETURN:
+    if (!is_array(&f[1]))
+      FAIL("RETURN value is not an array");
+    m->u.ret.value = &f[1];
+    return 0;
+  case CTR_MSG_VARS:
+    if (!is_array(&f[1]))
+      FAIL("VARS variables are not an array");
+    m->u.vars.vars = &f[1];
+    return 0;
+  case CTR_MSG_EVENT:
+    if (!ctr_obj_i64(&f[1], &kind) || kind < 0 || kind > CTR_EV_MAX)
+      FAIL("event kind out of range");
+    m->u.event.kind = (int)kind;
+    if (!ctr_obj_str(&f[2], &m->u.event.text))
+      FAIL("EVENT text is not a string");
+    return 0;
+  case CTR_MSG_RAISE:
+    if (!ctr_obj_str(&f[1], &m->u.raise.cls))
+      FAIL("RAISE class is not a string");
+    if (!ctr_obj_str(&f[2], &m->u.raise.text))
+      FAIL("RAISE message is not a string");
+    return 0;
+  case CTR_MSG_THREAD:
+    if (!obj_u64(&f[1], &m->u.thread.id))
+      FAIL("thread id is not an unsigned integer");
+    return 0;
+  case CTR_MSG_TIME:
+    if (!obj_u64(&f[1], &m->u.time.ns))
+      FAIL("time is not an unsigned integer");
+    return 0;
+  case CTR_MSG_MARK:
+    if (!ctr_obj_str(&f[1], &m->u.mark.text))
+      FAIL("MARK text is not a string");
+    return 0;
+  case CTR_MSG_LOST:
+    if (!obj_u64(&f[1], &m->u.lost.count))
+      FAIL("LOST count is not an unsigned integer");
+    if (!ctr_obj_str(&f[2], &m->u.lost.cause))
+      FAIL("LOST cause is not a string");
+    return 0;
+  case CTR_MSG_FLUSH:
+  case CTR_MSG_FLUSHED:
+    if (!obj_u64(&f[1], &m->u.flush.token))
+      FAIL("flush token is not an unsigned integer");
+    return 0;
+  case CTR_MSG_STATUS_REPLY:
+    if (!is_array(&f[1]))
+      FAIL("STATUS_REPLY sessions are not an array");
+    for (uint32_t i = 0; i < f[1].via.array.size; i++)
+      if (f[1].via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
+        FAIL("STATUS_REPLY session is not a map");
+    m->u.status.sessions = &f[1];
+    return 0;
+  default: /* PAUSE, RESUME, STATUS: the tag is the whole message */
+    return 0;
+  }
+}

@@ -1,0 +1,288 @@
+"""Shared helpers for the integration suites: a real ctrecd, real interpreters,
+and readers for the trace folders they produce.
+
+Paths come from the environment that ctest sets (CTREC_BUILD, CTREC_SOURCE,
+CT_VALIDATE, CTREC_REFERENCE); running a suite by hand works too when those
+point at a build tree.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("CTREC_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
+BUILD = os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build"))
+CT_VALIDATE = os.environ.get(
+    "CT_VALIDATE", os.path.normpath(os.path.join(SOURCE, "..", "shared", "tools", "ct-validate")))
+REFERENCE = os.environ.get(
+    "CTREC_REFERENCE", os.path.normpath(os.path.join(SOURCE, "..", "shared", "reference-traces")))
+CTRECD = os.path.join(BUILD, "bin", "ctrecd")
+CTRECCTL = os.path.join(BUILD, "bin", "ctrecctl")
+RUBY_SHIM = os.path.join(BUILD, "lib", "ctrec", "ruby")
+RUBY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "ruby")
+
+# Recording must never depend on the caller's environment.
+for var in ("CT_RECORDER_SOCKET", "RUBYOPT", "RUBYLIB"):
+    os.environ.pop(var, None)
+
+
+def run(cmd, env=None, timeout=120, cwd=None, stdin=subprocess.DEVNULL):
+    return subprocess.run(cmd, env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout)
+
+
+def validate(test, folder, live=False):
+    """Runs ct-validate on one trace folder and fails the test on any problem."""
+    cmd = [CT_VALIDATE] + (["--live"] if live else []) + [folder]
+    res = run(cmd)
+    test.assertEqual(res.returncode, 0, f"ct-validate failed:\n{res.stdout.decode()}")
+
+
+class Trace:
+    """A trace folder read back: records, steps (path, line), calls, events."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        with open(os.path.join(folder, "trace.json"), "rb") as f:
+            self.records = json.load(f)
+        with open(os.path.join(folder, "trace_metadata.json"), "rb") as f:
+            self.meta = json.load(f)
+        self.paths, self.functions, self.varnames, self.types = [], [], [], []
+        for r in self.records:
+            if isinstance(r, dict):
+                (k, v), = r.items()
+                if k == "Path":
+                    self.paths.append(v)
+                elif k == "Function":
+                    self.functions.append(v)
+                elif k == "VariableName":
+                    self.varnames.append(v)
+                elif k == "Type":
+                    self.types.append(v)
+
+    @property
+    def state(self):
+        return self.meta["ctrec"]["state"]
+
+    def kinds(self, kind):
+        return [r[kind] for r in self.records if isinstance(r, dict) and kind in r]
+
+    def line_steps(self):
+        """(basename, line) of every Step except the call-location Step that
+        precedes each Call (trace-format R3), i.e. the interpreter's line
+        events."""
+        out, recs = [], self.records
+        for i, r in enumerate(recs):
+            if not isinstance(r, dict) or "Step" not in r:
+                continue
+            if i + 1 < len(recs) and isinstance(recs[i + 1], dict) and "Call" in recs[i + 1]:
+                continue
+            s = r["Step"]
+            out.append((os.path.basename(self.paths[s["path_id"]]), s["line"]))
+        return out
+
+    def call_names(self):
+        return [self.functions[c["function_id"]]["name"] for c in self.kinds("Call")]
+
+    def output(self, kind=0):
+        return "".join(e["content"] for e in self.kinds("Event") if e["kind"] == kind)
+
+    def errors(self):
+        return [e["content"] for e in self.kinds("Event") if e["kind"] == 11]
+
+    def calls_with_args(self):
+        """[(name, {arg: rendered value})] in call order."""
+        out = []
+        for c in self.kinds("Call"):
+            args = {self.varnames[a["variable_id"]]: simple(a["value"]) for a in c["args"]}
+            out.append((self.functions[c["function_id"]]["name"], args))
+        return out
+
+    def returns(self):
+        return [simple(r["return_value"]) for r in self.kinds("Return")]
+
+
+def simple(v):
+    """A ValueRecord reduced to a comparable Python value."""
+    k = v.get("kind")
+    if k == "Int":
+        return v["i"]
+    if k == "Float":
+        return float(v["f"])
+    if k == "String":
+        return v["text"]
+    if k == "Bool":
+        return v["b"]
+    if k == "None":
+        return None
+    if k == "Raw":
+        return ("raw", v["r"])
+    if k in ("Sequence", "Tuple"):
+        return [simple(e) for e in v["elements"]]
+    if k == "Struct":
+        return ("struct", [simple(e) for e in v["field_values"]])
+    if k == "BigInt":
+        return ("bigint", v["b"], v["negative"])
+    return (k,)
+
+
+def trace_folders(out_dir):
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted(os.path.join(out_dir, d) for d in os.listdir(out_dir)
+                  if os.path.isfile(os.path.join(out_dir, d, "trace.json")))
+
+
+def record(cmd, out_dir, env=None, timeout=120, extra=()):
+    """ctrecctl record -q -o out_dir [extra] -- cmd; returns CompletedProcess."""
+    return run([CTRECCTL, "record", "-q", "-o", out_dir, *extra, "--", *cmd],
+               env=env, timeout=timeout)
+
+
+def ruby_line_events(program, args=(), cwd=None):
+    """The line events Ruby itself reports for program (TracePoint in a
+    wrapper), as (basename, line), restricted to the program's folder."""
+    folder = os.path.dirname(os.path.abspath(program))
+    with tempfile.NamedTemporaryFile("r", suffix=".txt", delete=False) as f:
+        out = f.name
+    wrapper = (
+        "lines = []\n"
+        f"dir = {json.dumps(folder + '/')}\n"
+        "tp = TracePoint.new(:line) { |t| lines << \"#{File.basename(t.path)}:#{t.lineno}\" if t.path.start_with?(dir) }\n"
+        f"at_exit {{ tp.disable; File.write({json.dumps(out)}, lines.join(\"\\n\")) }}\n"
+        f"$0 = {json.dumps(os.path.abspath(program))}\n"
+        "tp.enable\n"
+        f"load {json.dumps(os.path.abspath(program))}\n")
+    run(["ruby", "-e", wrapper, "--", *args], cwd=cwd)
+    with open(out) as f:
+        text = f.read()
+    os.unlink(out)
+    res = []
+    for item in text.split("\n"):
+        if item:
+            name, line = item.rsplit(":", 1)
+            res.append((name, int(line)))
+    return res
+
+
+class Daemon:
+    """A service-mode ctrecd on a private socket, stopped with SIGTERM."""
+
+    def __init__(self, root, config_text=None, extra=()):
+        self.root = root
+        self.sock = os.path.join(root, "run", "ctrecd.sock")
+        self.out = os.path.join(root, "traces")
+        self.log_path = os.path.join(root, "ctrecd.log")
+        cmd = [CTRECD, "--listen", self.sock, "--output", self.out, "--log-level", "debug", *extra]
+        if config_text is not None:
+            cfg = os.path.join(root, "ctrec.yaml")
+            with open(cfg, "w") as f:
+                f.write(config_text)
+            cmd = [CTRECD, "--config", cfg, *extra]
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("ctrecd did not start:\n" + self.read_log())
+            time.sleep(0.02)
+
+    def env(self, **extra):
+        env = dict(os.environ)
+        env.update(CT_RECORDER_SOCKET=self.sock, RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")
+        env.update(extra)
+        return env
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class TempDirTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ctrec-it-")
+
+    def tearDown(self):
+        if os.environ.get("CTREC_KEEP_TMP"):
+            print(f"\nkept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- a minimal msgpack encoder for hand-made (and broken) wire input ----
+
+def mp(obj):
+    if obj is None:
+        return b"\xc0"
+    if obj is True:
+        return b"\xc3"
+    if obj is False:
+        return b"\xc2"
+    if isinstance(obj, int):
+        if 0 <= obj < 128:
+            return bytes([obj])
+        if 0 <= obj < 2**32:
+            return b"\xce" + struct.pack(">I", obj)
+        if 0 <= obj < 2**64:
+            return b"\xcf" + struct.pack(">Q", obj)
+        if -32 <= obj < 0:
+            return struct.pack("b", obj)
+        return b"\xd3" + struct.pack(">q", obj)
+    if isinstance(obj, float):
+        return b"\xcb" + struct.pack(">d", obj)
+    if isinstance(obj, str):
+        b = obj.encode()
+        return b"\xdb" + struct.pack(">I", len(b)) + b
+    if isinstance(obj, bytes):
+        return b"\xc6" + struct.pack(">I", len(obj)) + obj
+    if isinstance(obj, (list, tuple)):
+        return b"\xdd" + struct.pack(">I", len(obj)) + b"".join(mp(x) for x in obj)
+    if isinstance(obj, dict):
+        return b"\xdf" + struct.pack(">I", len(obj)) + b"".join(mp(k) + mp(v) for k, v in obj.items())
+    raise TypeError(obj)
+
+
+def frame(payload):
+    return struct.pack("<I", len(payload)) + payload
+
+
+def hello(program="/tmp/fake.rb", role="record"):
+    return mp([1, {"version": 1, "role": role, "lang": "ruby", "lang_version": "3.1",
+                   "shim_version": "test", "pid": os.getpid(), "ppid": os.getppid(),
+                   "program": program, "args": [], "cwd": "/tmp",
+                   "realtime_ns": time.time_ns(), "mono_ns": time.monotonic_ns()}])
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    return s
+
+
+def read_until_closed(s, limit=1 << 20):
+    data = b""
+    while len(data) < limit:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

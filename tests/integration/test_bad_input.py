@@ -1,0 +1,131 @@
+"""Bad input closes only the offending connection, with a logged reason; a
+concurrent real Ruby client keeps recording and its trace completes."""
+import os
+import struct
+import subprocess
+import time
+
+from harness import (RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame, hello, mp,
+                     read_until_closed, trace_folders, validate)
+
+GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
+
+
+class BadInputTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.daemon = Daemon(self.tmp, extra=["--set", "limits.max_frame=65536",
+                                              "--set", "limits.max_depth=16"])
+        # A real traced program runs through every bad connection.
+        self.good = subprocess.Popen(["ruby", GOOD_PROGRAM, "30"], env=self.daemon.env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+
+    def tearDown(self):
+        if self.good.poll() is None:
+            self.good.kill()
+            self.good.wait()
+        self.daemon.stop()
+        super().tearDown()
+
+    def expect_rejected(self, payload, reason, raw=False, preamble=True):
+        s = connect(self.daemon.sock)
+        data = b""
+        if preamble:
+            data += frame(hello())
+        data += payload if raw else frame(payload)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = read_until_closed(s)
+        s.close()
+        # The daemon says why (an ERROR frame) and closes the connection.
+        self.assertIn(reason.encode(), answer, f"ERROR frame should name: {reason}")
+        deadline = time.time() + 5
+        while reason not in self.daemon.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+        log = self.daemon.read_log()
+        self.assertIn(reason, log)
+        self.assertRegex(log, r"peer pid \d+ uid \d+|session \d+ \(pid \d+ uid \d+\)")
+        # The daemon is still up and serving.
+        self.assertIsNone(self.daemon.proc.poll())
+        connect(self.daemon.sock).close()
+
+    def finish_good_client(self):
+        out, err = self.good.communicate(timeout=60)
+        self.assertEqual(self.good.returncode, 0, err)
+        self.assertNotIn(b"ctrec:", err)
+        self.daemon.stop()
+        folders = [f for f in trace_folders(self.daemon.out)
+                   if Trace(f).meta["program"].endswith("slow_counter.rb")]
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.output(), out.decode())
+
+    def test_garbage_bytes(self):
+        self.expect_rejected(b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1", "reserved", raw=True,
+                             preamble=False)
+        self.finish_good_client()
+
+    def test_frame_over_limit(self):
+        self.expect_rejected(struct.pack("<I", 1 << 30) + b"x" * 100, "limits.max_frame",
+                             raw=True)
+        self.finish_good_client()
+
+    def test_unknown_tag(self):
+        self.expect_rejected(mp([99, 1, 2]), "unknown message tag")
+        self.finish_good_client()
+
+    def test_id_out_of_range(self):
+        self.expect_rejected(mp([10, 0, "/tmp/a.rb"]) + mp([20, 7, 3]), "out of range")
+        self.finish_good_client()
+
+    def test_dense_id_violation(self):
+        self.expect_rejected(mp([13, 5, "x"]), "dense id")
+        self.finish_good_client()
+
+    def test_path_with_dotdot(self):
+        self.expect_rejected(mp([10, 0, "/tmp/../../etc/passwd"]), "..")
+        self.finish_good_client()
+
+    def test_value_nested_past_limit(self):
+        v = [6, 0, []]
+        for _ in range(40):
+            v = [6, 0, [v]]
+        payload = mp([12, 0, 0, "Array"]) + mp([10, 0, "/tmp/a.rb"]) + mp([20, 0, 1]) + \
+            mp([13, 0, "x"]) + mp([23, [[0, v]]])
+        self.expect_rejected(payload, "max_depth")
+        self.finish_good_client()
+
+    def test_huge_declared_count(self):
+        # An array32 header declaring 4 billion elements in a 10-byte frame.
+        self.expect_rejected(b"\xdd\xff\xff\xff\xff" + b"\x00" * 5, "bytes left")
+        self.finish_good_client()
+
+    def test_bad_input_after_events_keeps_trace(self):
+        """A session that breaks the protocol mid-stream keeps what it sent,
+        in a valid trace marked aborted."""
+        prog = os.path.join(self.tmp, "fake.rb")
+        with open(prog, "w") as f:
+            f.write("a = 1\nb = 2\n")
+        s = connect(self.daemon.sock)
+        s.sendall(frame(hello(program=prog)))
+        s.sendall(frame(mp([10, 0, prog]) + mp([20, 0, 1]) + mp([20, 0, 2])))
+        s.sendall(frame(mp([77])))
+        read_until_closed(s)
+        s.close()
+        self.finish_good_client()
+        folders = [f for f in trace_folders(self.daemon.out) if Trace(f).meta["program"] == prog]
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertTrue(t.state.startswith("aborted: protocol error"), t.state)
+        self.assertEqual(t.line_steps(), [("fake.rb", 1), ("fake.rb", 2)])
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()

@@ -1,0 +1,232 @@
+"""Real Ruby programs recorded with `ctrecctl record` (private daemon).
+
+Every trace must pass ct-validate, its steps must equal Ruby's own line
+events (TracePoint reference run), its output events must equal the real
+output, and the program must behave exactly as it does untraced."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import (CTRECCTL, REFERENCE, RUBY_PROGRAMS, RUBY_SHIM, TempDirTest, Trace, record,
+                     ruby_line_events, run, trace_folders, validate)
+
+# Arguments some programs need.
+ARGS = {"args_sum.rb": ["1", "2", "3"], "slow_counter.rb": ["3"]}
+# Programs that end with a nonzero status on purpose.
+GOLDENS = os.path.join(REFERENCE, "ruby", "test", "fixtures")
+
+
+def programs():
+    return sorted(glob.glob(os.path.join(RUBY_PROGRAMS, "*.rb")))
+
+
+class RecordEachProgram(TempDirTest):
+    """All test programs: validity, steps vs TracePoint, output, behaviour."""
+
+    def check_program(self, prog):
+        name = os.path.basename(prog)
+        args = ARGS.get(name, [])
+        plain = run(["ruby", prog, *args], cwd=self.tmp)
+        out_dir = os.path.join(self.tmp, "out-" + name)
+        rec = record(["ruby", prog, *args], out_dir)
+        # Same stdout, stderr and exit status as untraced.
+        self.assertEqual(rec.stdout, plain.stdout, name)
+        self.assertEqual(rec.stderr, plain.stderr, name)
+        self.assertEqual(rec.returncode, plain.returncode, name)
+        folders = trace_folders(out_dir)
+        self.assertEqual(len(folders), 1, name)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertEqual(t.state, "complete", name)
+        self.assertEqual(t.meta["program"], prog)
+        self.assertEqual(t.meta["args"], args)
+        self.assertEqual(t.meta["ctrec"]["exit_status"], plain.returncode)
+        # The steps are exactly Ruby's own line events.
+        self.assertEqual(t.line_steps(), ruby_line_events(prog, args, cwd=self.tmp), name)
+        # Output events carry exactly the bytes written.
+        self.assertEqual(t.output(0), plain.stdout.decode(errors="replace"), name)
+        self.assertEqual(t.output(2), plain.stderr.decode(errors="replace"), name)
+        # The source copy is the program itself.
+        with open(prog, "rb") as a, open(os.path.join(folders[0], "files", prog.lstrip("/")), "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        return t
+
+    def test_all_programs(self):
+        progs = programs()
+        self.assertGreaterEqual(len(progs), 11)
+        for prog in progs:
+            with self.subTest(program=os.path.basename(prog)):
+                self.check_program(prog)
+
+
+def golden(name):
+    with open(os.path.join(GOLDENS, name + "_trace.json")) as f:
+        records = json.load(f)
+    tmp = Trace.__new__(Trace)
+    tmp.records = records
+    tmp.paths, tmp.functions, tmp.varnames, tmp.types = [], [], [], []
+    for r in records:
+        if isinstance(r, dict):
+            (k, v), = r.items()
+            {"Path": tmp.paths, "Function": tmp.functions, "VariableName": tmp.varnames,
+             "Type": tmp.types}.get(k, []).append(v)
+    return tmp
+
+
+class CompareWithGoldens(TempDirTest):
+    """Where conventions agree with the pure-Ruby recorder's goldens, our
+    traces of equivalent programs agree too. Deliberate differences:
+    - our top-level function's path is the program (theirs is an empty path 0);
+    - we do not emit Assignment/BindVariable records (ignored by the reader);
+    - our programs are our own, so only the shape of the comparison is shared:
+      call names in order, the arguments they receive, return values and output
+      are compared with the golden where the program matches the golden's
+      program (same functions and calls)."""
+
+    def record_one(self, name, args=()):
+        prog = os.path.join(RUBY_PROGRAMS, name + ".rb")
+        out_dir = os.path.join(self.tmp, name)
+        rec = record(["ruby", prog, *args], out_dir)
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        t = Trace(trace_folders(out_dir)[0])
+        return t, rec
+
+    def test_addition_matches_golden(self):
+        t, rec = self.record_one("addition")
+        g = golden("addition")
+        # Same calls, same arguments besides self, same return values, same output.
+        self.assertEqual([n for n in t.call_names()], g.call_names())
+        self.assertEqual(t.returns(), g.returns())
+        self.assertEqual(t.output(), g.output())
+
+    def test_args_sum_matches_regenerated_golden(self):
+        t, rec = self.record_one("args_sum", ["1", "2", "3"])
+        with open(os.path.join(GOLDENS, "args_sum_output.txt")) as f:
+            self.assertEqual(t.output(), f.read())
+
+    def test_exceptions_are_error_events(self):
+        t, rec = self.record_one("exceptions")
+        self.assertTrue(t.errors(), "raised exceptions become Error events")
+        for e in t.errors():
+            self.assertRegex(e, r"^[A-Z]\w*(::\w+)*: ")
+
+
+class RecordBehaviour(TempDirTest):
+    def test_exit_status_and_output_preserved(self):
+        prog = os.path.join(self.tmp, "exit3.rb")
+        with open(prog, "w") as f:
+            f.write('puts "before"\n$stderr.puts "warn"\nexit 3\n')
+        rec = record(["ruby", prog], os.path.join(self.tmp, "out"))
+        self.assertEqual(rec.returncode, 3)
+        self.assertEqual(rec.stdout, b"before\n")
+        self.assertEqual(rec.stderr, b"warn\n")
+        t = Trace(trace_folders(os.path.join(self.tmp, "out"))[0])
+        validate(self, t.folder)
+        self.assertEqual(t.meta["ctrec"]["exit_status"], 3)
+        self.assertEqual(t.state, "complete")
+
+    def test_uncaught_exception(self):
+        prog = os.path.join(self.tmp, "boom.rb")
+        with open(prog, "w") as f:
+            f.write('def f(x)\n  raise ArgumentError, "bad #{x}"\nend\nf(1)\n')
+        plain = run(["ruby", prog])
+        rec = record(["ruby", prog], os.path.join(self.tmp, "out"))
+        self.assertEqual(rec.returncode, plain.returncode)
+        self.assertEqual(rec.stderr, plain.stderr)
+        t = Trace(trace_folders(os.path.join(self.tmp, "out"))[0])
+        validate(self, t.folder)
+        self.assertEqual(t.errors()[-1], "ArgumentError: bad 1")
+        self.assertEqual(t.meta["ctrec"]["exit_status"], 1)
+
+    def test_summary_printed(self):
+        prog = os.path.join(RUBY_PROGRAMS, "addition.rb")
+        out_dir = os.path.join(self.tmp, "out")
+        res = run([CTRECCTL, "record", "-o", out_dir, "--", "ruby", prog])
+        self.assertEqual(res.returncode, 0)
+        folder = trace_folders(out_dir)[0]
+        self.assertRegex(res.stderr.decode(),
+                         r"ctrecctl: trace " + folder + r": \d+ steps, \d+ calls, \d+ events \(complete\)")
+
+    def test_shell_script_records_each_program(self):
+        a = os.path.join(RUBY_PROGRAMS, "addition.rb")
+        b = os.path.join(RUBY_PROGRAMS, "array_sum.rb")
+        script = os.path.join(self.tmp, "both.sh")
+        with open(script, "w") as f:
+            f.write(f"#!/bin/sh\nruby {a}\nruby {b}\necho \"sock=$CT_RECORDER_SOCKET\"\n")
+        os.chmod(script, 0o755)
+        out_dir = os.path.join(self.tmp, "out")
+        rec = record([script], out_dir)
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        self.assertRegex(rec.stdout.decode(), r"sock=/.+ctrecd\.sock")
+        folders = trace_folders(out_dir)
+        self.assertEqual(len(folders), 2)
+        progs = sorted(Trace(f).meta["program"] for f in folders)
+        self.assertEqual(progs, sorted([a, b]))
+        for f in folders:
+            validate(self, f)
+            self.assertEqual(Trace(f).state, "complete")
+
+    def test_daemon_missing(self):
+        prog = os.path.join(RUBY_PROGRAMS, "addition.rb")
+        env = dict(os.environ, CT_RECORDER_SOCKET=os.path.join(self.tmp, "none.sock"),
+                   RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")
+        plain = run(["ruby", prog])
+        res = run(["ruby", prog], env=env)
+        self.assertEqual(res.stdout, plain.stdout)
+        self.assertEqual(res.returncode, plain.returncode)
+        lines = res.stderr.decode().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("ctrec: "), lines)
+        self.assertIn("none.sock", lines[0])
+
+    def test_no_socket_variable_means_no_effect(self):
+        prog = os.path.join(RUBY_PROGRAMS, "addition.rb")
+        env = dict(os.environ, RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")
+        plain = run(["ruby", prog])
+        res = run(["ruby", prog], env=env)
+        self.assertEqual((res.stdout, res.stderr, res.returncode),
+                         (plain.stdout, plain.stderr, plain.returncode))
+
+    def test_sigkill_leaves_valid_aborted_trace(self):
+        prog = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
+        out_dir = os.path.join(self.tmp, "out")
+        p = subprocess.Popen([CTRECCTL, "record", "-q", "-o", out_dir, "--", "ruby", prog, "400"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Wait until the program has printed a few lines, then kill it hard.
+        lines = [p.stdout.readline() for _ in range(5)]
+        self.assertTrue(all(l.startswith(b"tick") for l in lines), lines)
+        ruby = run(["pgrep", "-f", "-n", "slow_counter.rb 400"]).stdout.split()
+        os.kill(int(ruby[-1]), signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, -signal.SIGKILL)
+        folders = trace_folders(out_dir)
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertTrue(t.state.startswith("aborted"), t.state)
+        # Everything the program printed before the kill was flushed in time
+        # (the shim flushes every 100 ms) except at most the last batch.
+        self.assertTrue(t.output().startswith("tick 0 total 0\n"))
+
+    def test_ctrecctl_help_and_errors(self):
+        for verb in ([], ["record"], ["status"]):
+            res = run([CTRECCTL, *verb, "--help"])
+            self.assertEqual(res.returncode, 0)
+            self.assertIn(b"Usage: ctrecctl", res.stdout)
+        res = run([CTRECCTL, "frobnicate"])
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"unknown verb 'frobnicate'", res.stderr)
+        res = run([CTRECCTL, "record"])
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"missing command", res.stderr)
+        res = run([CTRECCTL, "status", "-s", os.path.join(self.tmp, "nope.sock")])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"cannot reach ctrecd", res.stderr)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()

@@ -1,0 +1,167 @@
+"""Service mode: ctrecd --config, clients through CT_RECORDER_SOCKET and
+RUBYOPT=-rctrec, ctrecctl status, SIGTERM completing open traces, the
+config front end, install layout and the systemd units."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from harness import (BUILD, CTRECCTL, CTRECD, RUBY_PROGRAMS, SOURCE, Daemon, TempDirTest, Trace,
+                     run, trace_folders, validate)
+
+SLOW = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
+
+
+def config_text(root, flush=100):
+    return (f"listen:\n  path: {root}/run/ctrecd.sock\n  mode: 0600\n"
+            f"output:\n  dir: {root}/traces\n  flush_interval_ms: {flush}\n"
+            "log:\n  level: debug\n")
+
+
+class ServiceTest(TempDirTest):
+    def test_client_mode_records_into_output_dir(self):
+        d = Daemon(self.tmp, config_text(self.tmp))
+        try:
+            prog = os.path.join(RUBY_PROGRAMS, "addition.rb")
+            plain = run(["ruby", prog])
+            res = run(["ruby", prog], env=d.env())
+            self.assertEqual((res.stdout, res.stderr, res.returncode),
+                             (plain.stdout, plain.stderr, plain.returncode))
+        finally:
+            self.assertEqual(d.stop(), 0, d.read_log())
+        folders = trace_folders(os.path.join(self.tmp, "traces"))
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.meta["program"], prog)
+        self.assertEqual(t.meta["ctrec"]["uid"], os.getuid())
+
+    def test_socket_mode_and_private_dir(self):
+        d = Daemon(self.tmp, config_text(self.tmp))
+        try:
+            self.assertEqual(os.stat(d.sock).st_mode & 0o777, 0o600)
+            self.assertEqual(os.stat(os.path.dirname(d.sock)).st_mode & 0o777, 0o700)
+            # A second daemon must not steal a live socket.
+            res = run([CTRECD, "--listen", d.sock, "--output", os.path.join(self.tmp, "o2")])
+            self.assertEqual(res.returncode, 1)
+            self.assertIn(b"already listening", res.stderr)
+        finally:
+            d.stop()
+        # A stale socket (daemon gone) is replaced on the next start.
+        stale = os.path.join(self.tmp, "run", "ctrecd.sock")
+        import socket
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(stale)
+        s.close()
+        d2 = Daemon(self.tmp, config_text(self.tmp))
+        self.assertEqual(d2.stop(), 0)
+
+    def test_live_status_and_live_trace(self):
+        d = Daemon(self.tmp, config_text(self.tmp, flush=50))
+        try:
+            p = subprocess.Popen(["ruby", SLOW, "60"], env=d.env(), stdout=subprocess.PIPE)
+            for _ in range(5):
+                p.stdout.readline()
+            res = run([CTRECCTL, "status", "-s", d.sock])
+            self.assertEqual(res.returncode, 0, res.stderr)
+            text = res.stdout.decode()
+            self.assertIn("SESSION", text)
+            self.assertRegex(text, rf"\n\d+\s+{p.pid}\s+\S*slow_counter\.rb\s+recording\s+\d+\s+\d+\s+/")
+            js = run([CTRECCTL, "status", "-s", d.sock, "--json"]).stdout.decode().splitlines()
+            sessions = [json.loads(l) for l in js]
+            self.assertEqual([s["pid"] for s in sessions], [p.pid])
+            folder = sessions[0]["trace"]
+            # The trace is readable while it is being recorded.
+            time.sleep(0.3)
+            validate(self, folder, live=True)
+            self.assertEqual(Trace(folder).state, "recording")
+            self.assertTrue(Trace(folder).line_steps())
+            p.wait(timeout=60)
+        finally:
+            d.stop()
+        self.assertEqual(Trace(folder).state, "complete")
+
+    def test_sigterm_completes_open_traces(self):
+        d = Daemon(self.tmp, config_text(self.tmp))
+        p = subprocess.Popen(["ruby", SLOW, "400"], env=d.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        for _ in range(3):
+            p.stdout.readline()
+        self.assertEqual(d.stop(), 0, d.read_log())
+        # The program runs on without the daemon, unaffected but for one line.
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(out.decode().count("tick"), 400 - 3)
+        self.assertLessEqual(err.decode().count("ctrec:"), 1)
+        folders = trace_folders(os.path.join(self.tmp, "traces"))
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertTrue(t.state.startswith("aborted: daemon stopped"), t.state)
+        self.assertIn("stopped", d.read_log())
+
+    def test_print_config(self):
+        cfg = os.path.join(self.tmp, "c.yaml")
+        with open(cfg, "w") as f:
+            f.write(config_text(self.tmp, flush=250))
+        res = run([CTRECD, "--config", cfg, "--print-config"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        text = res.stdout.decode()
+        self.assertIn("flush_interval_ms: 250", text)
+        self.assertIn(f'"{self.tmp}/traces"', text)
+        # The printed config loads back.
+        with open(cfg, "w") as f:
+            f.write(text)
+        self.assertEqual(run([CTRECD, "--config", cfg, "--print-config"]).stdout, res.stdout)
+
+    def test_bad_config_is_rejected_with_position(self):
+        cfg = os.path.join(self.tmp, "bad.yaml")
+        with open(cfg, "w") as f:
+            f.write("output:\n  dir: /tmp/x\n  flush_interval_ms: 5\n")
+        res = run([CTRECD, "--config", cfg])
+        self.assertEqual(res.returncode, 1)
+        self.assertEqual(res.stderr.decode().strip(),
+                         f"ctrecd: {cfg}:3:22: output.flush_interval_ms: must be between 10 and 60000")
+
+    def test_install_layout(self):
+        prefix = os.path.join(self.tmp, "prefix")
+        res = run(["cmake", "--install", BUILD, "--prefix", prefix])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        files = {os.path.relpath(os.path.join(r, f), prefix)
+                 for r, _, fs in os.walk(prefix) for f in fs}
+        for want in ("bin/ctrecd", "bin/ctrecctl", "etc/ctrec/ctrec.yaml",
+                     "lib/systemd/system/ctrecd.service", "lib/systemd/system/ctrecd.socket"):
+            self.assertIn(want, files)
+        self.assertTrue(any(f.endswith("ctrec/ruby/ctrec.so") for f in files), files)
+        # The installed ctrecctl finds its installed daemon and shim.
+        out_dir = os.path.join(self.tmp, "out")
+        res = run([os.path.join(prefix, "bin", "ctrecctl"), "record", "-q", "-o", out_dir, "--",
+                   "ruby", os.path.join(RUBY_PROGRAMS, "addition.rb")])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(len(trace_folders(out_dir)), 1)
+
+    def test_systemd_units_verify(self):
+        if not shutil.which("systemd-analyze"):
+            self.skipTest("systemd-analyze not installed")
+        units = os.path.join(self.tmp, "units")
+        os.makedirs(units)
+        # Point ExecStart at the built daemon so verify can check it exists.
+        with open(os.path.join(SOURCE, "systemd", "ctrecd.service")) as f:
+            svc = f.read().replace("@CMAKE_INSTALL_FULL_BINDIR@", os.path.dirname(CTRECD)) \
+                          .replace("@CMAKE_INSTALL_FULL_SYSCONFDIR@", "/etc")
+        with open(os.path.join(units, "ctrecd.service"), "w") as f:
+            f.write(svc)
+        shutil.copy(os.path.join(SOURCE, "systemd", "ctrecd.socket"), units)
+        res = run(["systemd-analyze", "verify", "--man=no",
+                   os.path.join(units, "ctrecd.socket"), os.path.join(units, "ctrecd.service")])
+        problems = [l for l in res.stderr.decode().splitlines()
+                    if "ctrecd.service:" in l or "ctrecd.socket:" in l]
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        self.assertEqual(problems, [], res.stderr.decode())
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
