@@ -7,9 +7,9 @@
  * length. Nesting is tracked on a fixed stack of remaining element counts. */
 #include "ctr_proto.h"
 
-/* The stack lives in the caller's frame, so the depth limit is capped here
- * whatever limits.max_depth says. */
-#define CTR_SCAN_DEPTH_CAP 512
+/* The stack lives in the caller's frame (8 KiB), so the depth limit is capped
+ * here; it matches the upper bound config accepts for limits.max_depth. */
+#define CTR_SCAN_DEPTH_CAP 1024
 
 typedef enum { K_SCALAR, K_BYTES, K_ARRAY, K_MAP, K_BAD } kind_t;
 

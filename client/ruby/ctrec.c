@@ -64,7 +64,8 @@ typedef struct ctr_rb_names_s {
   uint32_t next;
 } ctr_rb_names_t;
 
-static ctr_rb_names_t g_types, g_varnames, g_paths, g_funcs;
+static ctr_rb_names_t g_types, g_varnames, g_paths;
+static uint32_t g_next_func;
 
 static int ctr_rb_key_free(st_data_t k, st_data_t v, st_data_t arg) {
   free((void *)k);
@@ -219,12 +220,15 @@ static int ctr_rb_mark_func(st_data_t k, st_data_t v, st_data_t arg) {
   return ST_CONTINUE;
 }
 
-/* rb_gc_mark pins: the tables are keyed by object address. */
+/* rb_gc_mark pins: the tables and the thread list use object addresses. */
 static void ctr_rb_keep_mark(void *p) {
   if (g.paths)
     st_foreach(g.paths, ctr_rb_mark_path, 0);
   if (g.funcs)
     st_foreach(g.funcs, ctr_rb_mark_func, 0);
+  /* Threads stay listed until their THREAD_END event drops them. */
+  for (ctr_rb_thread_t *t = g.threads; t; t = t->next)
+    rb_gc_mark(t->thread);
 }
 
 static const rb_data_type_t ctr_rb_keep_type = {
@@ -239,7 +243,7 @@ static void ctr_rb_check_generation(void) {
   ctr_rb_names_reset(&g_types);
   ctr_rb_names_reset(&g_varnames);
   ctr_rb_names_reset(&g_paths);
-  ctr_rb_names_reset(&g_funcs);
+  g_next_func = 0;
   /* Frames opened before the fork belong to the parent's trace. */
   for (ctr_rb_thread_t *t = g.threads; t; t = t->next)
     memset(t->flags, 0, t->n);
@@ -593,7 +597,7 @@ static void ctr_rb_on_call(rb_trace_arg_t *targ, VALUE path,
   ctr_rb_pack_thread(pk);
   uint32_t pid = ctr_rb_path_id(pk, p);
   if (f->gen != g.gen) {
-    ctr_rb_names_intern(&g_funcs, 0, (const char *)&f, sizeof f, &f->id);
+    f->id = g_next_func++;
     ctr_pack_func(pk, f->id, pid, f->key.line, f->name, f->name_len);
     f->gen = g.gen;
   }

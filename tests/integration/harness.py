@@ -82,7 +82,11 @@ class Trace:
         for i, r in enumerate(recs):
             if not isinstance(r, dict) or "Step" not in r:
                 continue
-            if i + 1 < len(recs) and isinstance(recs[i + 1], dict) and "Call" in recs[i + 1]:
+            j = i + 1
+            while j < len(recs) and isinstance(recs[j], dict) and \
+                    next(iter(recs[j])) in ("Function", "Path", "Type", "VariableName", "Value"):
+                j += 1
+            if j < len(recs) and isinstance(recs[j], dict) and "Call" in recs[j]:
                 continue
             s = r["Step"]
             out.append((os.path.basename(self.paths[s["path_id"]]), s["line"]))
@@ -188,8 +192,10 @@ class Daemon:
             cmd = [CTRECD, "--config", cfg, *extra]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        # Ready means the "listening" line: a stale socket file may exist
+        # before the daemon has replaced it.
         deadline = time.time() + 10
-        while not os.path.exists(self.sock):
+        while "listening on" not in self.read_log():
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("ctrecd did not start:\n" + self.read_log())
             time.sleep(0.02)

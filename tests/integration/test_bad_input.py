@@ -66,7 +66,7 @@ class BadInputTest(TempDirTest):
         self.assertEqual(t.output(), out.decode())
 
     def test_garbage_bytes(self):
-        self.expect_rejected(b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1", "reserved", raw=True,
+        self.expect_rejected(b"\x05\x00\x00\x00\xc1\xc1\xc1\xc1\xc1", "0xc1", raw=True,
                              preamble=False)
         self.finish_good_client()
 
@@ -101,8 +101,10 @@ class BadInputTest(TempDirTest):
         self.finish_good_client()
 
     def test_huge_declared_count(self):
-        # An array32 header declaring 4 billion elements in a 10-byte frame.
-        self.expect_rejected(b"\xdd\xff\xff\xff\xff" + b"\x00" * 5, "bytes left")
+        # An array32 header declaring 4 billion elements is refused by the
+        # element limit; 1000 elements in a 10-byte frame by the bytes left.
+        self.expect_rejected(b"\xdd\xff\xff\xff\xff" + b"\x00" * 5, "limits.max_elements")
+        self.expect_rejected(b"\xdd\x00\x00\x03\xe8" + b"\x00" * 5, "bytes left")
         self.finish_good_client()
 
     def test_bad_input_after_events_keeps_trace(self):

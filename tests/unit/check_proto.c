@@ -359,6 +359,13 @@ static int on_frame(void *arg, const char *payload, uint32_t len) {
   return f->stop_after > 0 && f->n >= f->stop_after ? 1 : 0;
 }
 
+static int on_count(void *arg, const char *payload, uint32_t len) {
+  (void)payload;
+  ck_assert_uint_eq(len, 3u << 19);
+  ++*(int *)arg;
+  return 0;
+}
+
 /* Three frames: "hello", an empty one and 40 bytes. */
 static size_t build_stream(char *out) {
   size_t n = 0;
@@ -493,6 +500,31 @@ START_TEST(test_frame_max_exact) {
   ck_assert_int_eq(f.n, 1);
   ck_assert_uint_eq(f.lens[0], 16);
   ctr_frame_reader_free(&fr);
+}
+END_TEST
+
+/* A large reassembled frame does not pin its buffer afterwards. */
+START_TEST(test_frame_large_released) {
+  const uint32_t size = 3u << 19;
+  char *stream = calloc(1, CTR_FRAME_HEADER + size);
+  ctr_frame_reader_t fr;
+  int calls = 0;
+
+  ck_assert_ptr_nonnull(stream);
+  ctr_frame_put_header(stream, size);
+  ctr_frame_reader_init(&fr, 2u << 20);
+  ck_assert_int_eq(ctr_frame_reader_feed(&fr, stream, 1000, on_count, &calls),
+                   0);
+  ck_assert_uint_eq(fr.cap, size);
+  ck_assert_int_eq(ctr_frame_reader_feed(&fr, stream + 1000,
+                                         CTR_FRAME_HEADER + size - 1000,
+                                         on_count, &calls),
+                   0);
+  ck_assert_int_eq(calls, 1);
+  ck_assert_ptr_null(fr.buf);
+  ck_assert(ctr_frame_reader_idle(&fr));
+  ctr_frame_reader_free(&fr);
+  free(stream);
 }
 END_TEST
 
@@ -1120,6 +1152,7 @@ Suite *ctr_proto_suite(void) {
   tcase_add_test(tc, test_frame_oversized);
   tcase_add_test(tc, test_frame_max_exact);
   tcase_add_test(tc, test_frame_callback_stops);
+  tcase_add_test(tc, test_frame_large_released);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("scan");

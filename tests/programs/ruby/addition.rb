@@ -1,7 +1,5 @@
-# Two integers through one method call.
-def add(left, right)
-  left + right
+def add(a, b)
+  a + b
 end
 
-total = add(4, 5)
-puts total
+puts add(1, 2)
