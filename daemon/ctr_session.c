@@ -422,15 +422,15 @@ static void switch_thread(ctr_session_t *s, uint64_t id) {
 }
 
 static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  uint32_t n = 0;
+  uint32_t n = 0, id = 0;
 
   switch (m->tag) {
-  case CTR_MSG_PATH: n = s->paths.n; break;
-  case CTR_MSG_FUNC: n = s->funcs.n; break;
-  case CTR_MSG_TYPE: n = s->types.n; break;
-  case CTR_MSG_VARNAME: n = s->names.n; break;
+  case CTR_MSG_PATH: n = s->paths.n; id = m->u.intern.id; break;
+  case CTR_MSG_FUNC: n = s->funcs.n; id = m->u.func.id; break;
+  case CTR_MSG_TYPE: n = s->types.n; id = m->u.type.id; break;
+  case CTR_MSG_VARNAME: n = s->names.n; id = m->u.intern.id; break;
   }
-  if (m->u.intern.id != n) /* id is the first field of every declaration */
+  if (id != n)
     return fail(why, "declared id is not the next dense id", CTR_ERANGE);
   if (n >= s->cfg->max_ids)
     return fail(why, "too many declarations (limits.max_ids)", CTR_ELIMIT);

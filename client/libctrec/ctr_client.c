@@ -479,6 +479,8 @@ static void ctr_client_atfork_child(void) {
   c->batch[0].len = c->batch[1].len = 0;
   c->oom = false;
   c->thread_running = false; /* the thread did not survive fork */
+  /* The parent's flush thread may have been waiting on it. */
+  pthread_cond_init(&c->wake, NULL);
   if (c->started && !c->finished && atomic_load(&c->enabled)) {
     c->reconnect = true;
     atomic_fetch_add(&c->generation, 1);

@@ -79,13 +79,10 @@ static void ctr_rb_integer(ctr_rb_walk_t *w, VALUE v) {
     ctr_pack_v_int(w->out, tid, (int64_t)FIX2LONG(v));
     return;
   }
-  int64_t small;
-  int sign = rb_integer_pack(v, &small, 1, sizeof small, 0,
-                             INTEGER_PACK_LSWORD_FIRST |
-                                 INTEGER_PACK_NATIVE_BYTE_ORDER |
-                                 INTEGER_PACK_2COMP);
-  if (sign >= -1 && sign <= 1) {
-    ctr_pack_v_int(w->out, tid, small);
+  /* A magnitude of at most 63 bits fits int64 (the packing functions'
+   * overflow report does not cover the sign bit). */
+  if (rb_absint_numwords(v, 63, NULL) <= 1) {
+    ctr_pack_v_int(w->out, tid, (int64_t)NUM2LL(v));
     return;
   }
   size_t n = rb_absint_size(v, NULL);
@@ -98,7 +95,7 @@ static void ctr_rb_integer(ctr_rb_walk_t *w, VALUE v) {
     ctr_pack_v_error(w->out, tid, "out of memory", 13);
     return;
   }
-  sign = rb_integer_pack(v, mag, n, 1, 0, INTEGER_PACK_BIG_ENDIAN);
+  int sign = rb_integer_pack(v, mag, n, 1, 0, INTEGER_PACK_BIG_ENDIAN);
   ctr_pack_v_bigint(w->out, tid, sign < 0, mag, n);
   free(mag);
 }

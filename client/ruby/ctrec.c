@@ -266,6 +266,10 @@ static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
     return NULL;
   const char *s = RSTRING_PTR(path);
   size_t n = (size_t)RSTRING_LEN(path);
+  while (n > 2 && s[0] == '.' && s[1] == '/') {
+    s += 2;
+    n -= 2;
+  }
   if (strncmp(s, "<internal:", 10) == 0) {
     p->skip = true;
   } else if (n > 0 && (s[0] == '(' || s[0] == '<' || s[0] == '-')) {

@@ -32,6 +32,7 @@ def keep(x)
 end
 
 big = 2**100
+edge64 = 2**63
 neg_big = -(3**50)
 raw = "\xff\xfe bytes".dup.force_encoding("BINARY")
 latin = "caf\xe9".dup.force_encoding("ISO-8859-1")
@@ -48,6 +49,7 @@ keep(bare)
 keep(big)
 puts big
 puts neg_big
+puts edge64
 puts raw.bytesize
 puts latin.bytesize
 puts loop_ary.length
