@@ -52,7 +52,7 @@ typedef struct ctr_client_s {
   int cur;
   msgpack_packer pk;
   ctr_frame_reader_t reader;
-  uint64_t lost_batches;
+  uint64_t lost_batches; /* dropped whole, reported in the next batch */
 } ctr_client_t;
 
 static ctr_client_t g_client = {
@@ -322,6 +322,12 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
   return 1; /* stop at the first frame: anything after it is control */
 }
 
+static ctr_str_t ctr_client_str(const char *s) {
+  if (s == NULL)
+    s = "";
+  return (ctr_str_t){s, (uint32_t)strlen(s)};
+}
+
 /* Connects, sends HELLO and waits for WELCOME. On failure fills *why. */
 static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   struct sockaddr_un sa;
@@ -357,17 +363,14 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   ctr_hello_t h;
   memset(&h, 0, sizeof h);
   h.version = CTR_PROTO_VERSION;
-  h.role = (ctr_str_t){"record", 6};
-  h.lang = (ctr_str_t){in->lang ? in->lang : "", (uint32_t)strlen(in->lang ? in->lang : "")};
-  h.lang_version = (ctr_str_t){in->lang_version ? in->lang_version : "",
-                               (uint32_t)strlen(in->lang_version ? in->lang_version : "")};
-  h.shim_version = (ctr_str_t){in->shim_version ? in->shim_version : "",
-                               (uint32_t)strlen(in->shim_version ? in->shim_version : "")};
+  h.role = ctr_client_str("record");
+  h.lang = ctr_client_str(in->lang);
+  h.lang_version = ctr_client_str(in->lang_version);
+  h.shim_version = ctr_client_str(in->shim_version);
   h.pid = getpid();
   h.ppid = getppid();
-  h.program = (ctr_str_t){in->program ? in->program : "",
-                          (uint32_t)strlen(in->program ? in->program : "")};
-  h.cwd = (ctr_str_t){cwd, (uint32_t)strlen(cwd)};
+  h.program = ctr_client_str(in->program);
+  h.cwd = ctr_client_str(cwd);
   h.realtime_ns = (int64_t)ctr_client_clock(CLOCK_REALTIME);
   h.mono_ns = (int64_t)ctr_client_now_ns();
 
@@ -578,8 +581,13 @@ msgpack_packer *ctr_client_begin(void) {
     pthread_mutex_unlock(&c->mu);
     return NULL;
   }
-  if (c->batch[c->cur].len == 0)
+  if (c->batch[c->cur].len == 0) {
     ctr_pack_time(&c->pk, ctr_client_now_ns());
+    if (c->lost_batches > 0) {
+      ctr_pack_lost(&c->pk, c->lost_batches, "shim out of memory");
+      c->lost_batches = 0;
+    }
+  }
   return &c->pk;
 }
 

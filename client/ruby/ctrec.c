@@ -452,8 +452,10 @@ static VALUE ctr_rb_gather_body(VALUE arg) {
 /* Reads locals (or the named parameters) of the traced frame. Runs before
  * ctr_client_begin: these calls could in theory reach Ruby code. */
 static bool ctr_rb_gather(rb_trace_arg_t *targ, ctr_rb_gather_t *ga) {
+  ga->binding = ga->names = ga->values = Qnil;
+  if (ga->params != NULL && ga->nparams == 0)
+    return true; /* only self: no binding needed */
   ga->binding = rb_tracearg_binding(targ);
-  ga->names = ga->values = Qnil;
   if (NIL_P(ga->binding))
     return false;
   int state = 0;
