@@ -58,14 +58,19 @@ void ctr_buf_add(ctr_buf_t *b, const void *p, size_t n) {
 void ctr_buf_puts(ctr_buf_t *b, const char *s) { ctr_buf_add(b, s, strlen(s)); }
 
 void ctr_buf_printf(ctr_buf_t *b, const char *fmt, ...) {
+  char tmp[512];
   va_list ap;
   int n;
 
   va_start(ap, fmt);
-  n = vsnprintf(NULL, 0, fmt, ap);
+  n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
   va_end(ap);
   if (n < 0)
     return;
+  if ((size_t)n < sizeof(tmp)) {
+    ctr_buf_add(b, tmp, (size_t)n);
+    return;
+  }
   ctr_buf_reserve(b, (size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

@@ -69,8 +69,8 @@ static bool shim_dir(const char *lang, char *out, size_t cap) {
 
   exe_dir(dir, sizeof(dir));
   for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-    snprintf(out, cap, "%s/%s/%s", dir, rel[i], lang);
-    if (is_dir(out))
+    int n = snprintf(out, cap, "%s/%s/%s", dir, rel[i], lang);
+    if (n > 0 && (size_t)n < cap && is_dir(out))
       return true;
   }
   return false;

@@ -257,6 +257,63 @@ static bool ctr_rb_has_prefix(const char *p, const char *dir) {
   return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == '\0');
 }
 
+/* Makes `abs` (absolute) free of "." and ".." components and repeated
+ * slashes, in place: the daemon rejects any other path. */
+static size_t ctr_rb_normalize(char *abs) {
+  size_t out = 0;
+  const char *in = abs;
+  while (*in) {
+    while (*in == '/')
+      in++;
+    const char *end = strchr(in, '/');
+    size_t n = end ? (size_t)(end - in) : strlen(in);
+    if (n == 0)
+      break;
+    if (n == 1 && in[0] == '.') {
+      /* skip */
+    } else if (n == 2 && in[0] == '.' && in[1] == '.') {
+      while (out > 0 && abs[out - 1] != '/')
+        out--;
+      if (out > 0)
+        out--;
+    } else {
+      abs[out++] = '/';
+      memmove(abs + out, in, n);
+      out += n;
+    }
+    in += n;
+  }
+  if (out == 0)
+    abs[out++] = '/';
+  abs[out] = '\0';
+  return out;
+}
+
+/* Code without a file ("(eval)", "-e", "-" for stdin, eval with a file
+ * name that does not exist) gets a pseudo path "<...>" with no '/' in it,
+ * as the protocol requires. */
+static void ctr_rb_pseudo_path(ctr_rb_path_t *p, const char *s, size_t n) {
+  const char *in = s;
+  size_t m = n;
+  if (s[0] == '(' || s[0] == '<') {
+    in++;
+    m -= (m >= 2 && (s[n - 1] == ')' || s[n - 1] == '>')) ? 2 : 1;
+  } else if (n == 1) {
+    in = "stdin";
+    m = 5;
+  }
+  p->abs = malloc(m + 3);
+  if (p->abs == NULL)
+    return;
+  p->abs[0] = '<';
+  for (size_t i = 0; i < m; i++)
+    p->abs[i + 1] = (in[i] == '/' || in[i] == '\0' || in[i] == '<' ||
+                     in[i] == '>') ? '_' : in[i];
+  p->abs[m + 1] = '>';
+  p->abs[m + 2] = '\0';
+  p->len = m + 2;
+}
+
 static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
   st_data_t val;
   if (st_lookup(g.paths, (st_data_t)path, &val))
@@ -266,40 +323,30 @@ static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
     return NULL;
   const char *s = RSTRING_PTR(path);
   size_t n = (size_t)RSTRING_LEN(path);
-  while (n > 2 && s[0] == '.' && s[1] == '/') {
-    s += 2;
-    n -= 2;
-  }
-  if (strncmp(s, "<internal:", 10) == 0) {
+  if (n == 0 || strncmp(s, "<internal:", 10) == 0) {
     p->skip = true;
-  } else if (n > 0 && (s[0] == '(' || s[0] == '<' || s[0] == '-')) {
-    /* eval, -e, stdin: not files. "(eval)" becomes "<eval>". */
-    const char *in = s;
-    size_t m = n;
-    if (s[0] == '(' || s[0] == '<') {
-      in++;
-      m -= (m >= 2 && (s[n - 1] == ')' || s[n - 1] == '>')) ? 2 : 1;
-    } else if (n == 1) {
-      in = "stdin";
-      m = 5;
-    }
-    p->abs = malloc(m + 3);
-    if (p->abs)
-      p->len = (size_t)snprintf(p->abs, m + 3, "<%.*s>", (int)m, in);
-  } else {
+  } else if (s[0] == '(' || s[0] == '<' || s[0] == '-') {
+    ctr_rb_pseudo_path(p, s, n);
+  } else if (memchr(s, '\0', n) == NULL) {
     size_t cl = s[0] == '/' ? 0 : strlen(g.cwd) + 1;
-    p->abs = malloc(cl + n + 1);
+    p->abs = malloc(cl + n + 2);
     if (p->abs) {
       if (cl)
         snprintf(p->abs, cl + 1, "%s/", g.cwd);
       memcpy(p->abs + cl, s, n);
       p->abs[cl + n] = '\0';
-      p->len = cl + n;
+      p->len = ctr_rb_normalize(p->abs);
       for (size_t i = 0; i < g.nskip; i++)
         if (ctr_rb_has_prefix(p->abs, g.skip[i]))
           p->skip = true;
       struct stat st;
       p->real_file = stat(p->abs, &st) == 0 && S_ISREG(st.st_mode);
+      if (!p->real_file) {
+        /* eval with a made-up file name: no file to show, so a pseudo path. */
+        free(p->abs);
+        p->abs = NULL;
+        ctr_rb_pseudo_path(p, s, n);
+      }
     }
   }
   if (p->abs == NULL)
