@@ -65,6 +65,12 @@ class RecordEachProgram(TempDirTest):
                 self.check_program(prog)
 
 
+def rec_pid(traces):
+    """The pid of the process whose parent is not among the traces."""
+    pids = {t.meta["ctrec"]["pid"] for t in traces}
+    return next(t.meta["ctrec"]["pid"] for t in traces if t.meta["ctrec"]["ppid"] not in pids)
+
+
 def golden(name):
     with open(os.path.join(GOLDENS, name + "_trace.json")) as f:
         records = json.load(f)
@@ -222,6 +228,27 @@ class RecordBehaviour(TempDirTest):
         # Everything the program printed before the kill was flushed in time
         # (the shim flushes every 100 ms) except at most the last batch.
         self.assertTrue(t.output().startswith("tick 0 total 0\n"))
+
+    def test_fork_child_is_its_own_session(self):
+        prog = os.path.join(RUBY_PROGRAMS, "fork_threads.rb")
+        plain = run(["ruby", prog])
+        out_dir = os.path.join(self.tmp, "out")
+        rec = record(["ruby", prog], out_dir)
+        self.assertEqual((rec.stdout, rec.stderr, rec.returncode),
+                         (plain.stdout, plain.stderr, plain.returncode))
+        traces = [Trace(f) for f in trace_folders(out_dir)]
+        self.assertEqual(len(traces), 2)
+        for t in traces:
+            validate(self, t.folder)
+            self.assertEqual(t.state, "complete")
+        parent, child = sorted(traces, key=lambda t: t.meta["ctrec"]["pid"] != rec_pid(traces))
+        self.assertEqual(child.meta["ctrec"]["ppid"], parent.meta["ctrec"]["pid"])
+        # Each process's own output, no event recorded twice.
+        self.assertEqual(child.output(), "child:6\n")
+        self.assertEqual(parent.output() + child.output(),
+                         plain.stdout.decode().replace("child:6\n", "") + "child:6\n")
+        self.assertIn("in_child", child.call_names())
+        self.assertNotIn("in_child", parent.call_names())
 
     def test_ctrecctl_help_and_errors(self):
         for verb in ([], ["record"], ["status"]):
