@@ -216,8 +216,11 @@ class RecordBehaviour(TempDirTest):
         # Wait until the program has printed a few lines, then kill it hard.
         lines = [p.stdout.readline() for _ in range(5)]
         self.assertTrue(all(l.startswith(b"tick") for l in lines), lines)
-        ruby = run(["pgrep", "-f", "-n", "slow_counter.rb 400"]).stdout.split()
-        os.kill(int(ruby[-1]), signal.SIGKILL)
+        # The program is ctrecctl's only child in ctrecctl's process group
+        # (the private daemon has a group of its own).
+        kids = run(["pgrep", "-P", str(p.pid), "-g", str(os.getpgid(p.pid))]).stdout.split()
+        self.assertEqual(len(kids), 1, kids)
+        os.kill(int(kids[0]), signal.SIGKILL)
         out, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, -signal.SIGKILL)
         folders = trace_folders(out_dir)
