@@ -16,6 +16,7 @@
 
 #include "ctr_conn.h"
 #include "ctr_listener.h"
+#include "ctr_trace.h"
 #include "ctr_error.h"
 #include "ctr_log.h"
 
@@ -137,6 +138,9 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
              strerror(errno));
     return -errno;
   }
+  rc = ctr_trace_recover(cfg->output_dir);
+  if (rc > 0)
+    CTR_WARN("marked %d trace(s) left by a stopped daemon as aborted", rc);
   srv->listener.data = srv;
   rc = ctr_listener_open(loop, &srv->listener, cfg->listen_path,
                          cfg->listen_mode, on_connection, err, errlen);

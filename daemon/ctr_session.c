@@ -661,6 +661,8 @@ static void render_meta(ctr_session_t *s) {
 
   ctr_buf_puts(&b, "{\"version\":\"" CTREC_VERSION "\",\"session\":");
   ctr_json_u64(&b, s->id);
+  ctr_buf_puts(&b, ",\"daemon_pid\":");
+  ctr_json_i64(&b, (int64_t)getpid());
   ctr_buf_puts(&b, ",\"state\":");
   ctr_json_str(&b, s->state, strlen(s->state));
   ctr_buf_puts(&b, ",\"lang\":");

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -300,4 +302,57 @@ int ctr_trace_close(ctr_trace_t *t) {
   free(t->args_json);
   free(t);
   return rc;
+}
+
+/* Our own metadata is compact JSON, so the fields can be found as text. */
+static bool left_by_dead_daemon(const char *meta) {
+  const char *p = strstr(meta, "\"daemon_pid\":");
+  long pid;
+
+  if (strstr(meta, "\"state\":\"recording\"") == NULL || p == NULL)
+    return false;
+  pid = strtol(p + 13, NULL, 10);
+  return pid > 0 && (pid == (long)getpid() ||
+                     (kill((pid_t)pid, 0) != 0 && errno == ESRCH));
+}
+
+int ctr_trace_recover(const char *root) {
+  static const char from[] = "\"state\":\"recording\"";
+  static const char to[] = "\"state\":\"aborted: daemon stopped unexpectedly\"";
+  char path[4096], buf[65536];
+  struct dirent *de;
+  DIR *d = opendir(root);
+  int marked = 0;
+
+  if (d == NULL)
+    return 0;
+  while ((de = readdir(d)) != NULL) {
+    ctr_buf_t b = {0};
+    char *hit;
+    ssize_t n;
+    int fd;
+    if (de->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "%s/%s/trace_metadata.json", root, de->d_name);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+      continue;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+      continue;
+    buf[n] = '\0';
+    if (!left_by_dead_daemon(buf))
+      continue;
+    hit = strstr(buf, from);
+    ctr_buf_add(&b, buf, (size_t)(hit - buf));
+    ctr_buf_add(&b, to, sizeof(to) - 1);
+    ctr_buf_puts(&b, hit + sizeof(from) - 1);
+    snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+    if (replace_file(path, "trace_metadata.json", b.data, b.len) == 0)
+      marked++;
+    ctr_buf_free(&b);
+  }
+  closedir(d);
+  return marked;
 }

@@ -44,6 +44,10 @@ size_t ctr_trace_pending(const ctr_trace_t *t);
 const char *ctr_trace_dir(const ctr_trace_t *t);
 uint64_t ctr_trace_records(const ctr_trace_t *t);
 
+/* Marks traces under root that a daemon left "recording" when it died
+ * (its pid no longer runs) as aborted. Returns how many were marked. */
+int ctr_trace_recover(const char *root);
+
 /* Flushes and frees. */
 int ctr_trace_close(ctr_trace_t *t);
 

@@ -102,6 +102,31 @@ class ServiceTest(TempDirTest):
         self.assertTrue(t.state.startswith("aborted: daemon stopped"), t.state)
         self.assertIn("stopped", d.read_log())
 
+    def test_daemon_sigkill_leaves_valid_traces_marked_on_restart(self):
+        d = Daemon(self.tmp, config_text(self.tmp, flush=50))
+        p = subprocess.Popen(["ruby", SLOW, "60"], env=d.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        for _ in range(5):
+            p.stdout.readline()
+        time.sleep(0.2)
+        d.proc.kill()
+        d.stop()
+        out, err = p.communicate(timeout=60)
+        # The program runs on: same output, same status, one warning line.
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(out.decode().count("tick"), 60 - 5)
+        self.assertEqual(err.decode().count("ctrec:"), 1, err)
+        folders = trace_folders(os.path.join(self.tmp, "traces"))
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0], live=True)
+        self.assertEqual(Trace(folders[0]).state, "recording")
+        # The next daemon marks what the dead one left behind.
+        d2 = Daemon(self.tmp, config_text(self.tmp))
+        d2.stop()
+        validate(self, folders[0])
+        self.assertEqual(Trace(folders[0]).state, "aborted: daemon stopped unexpectedly")
+        self.assertIn("marked 1 trace(s)", d2.read_log())
+
     def test_print_config(self):
         cfg = os.path.join(self.tmp, "c.yaml")
         with open(cfg, "w") as f:
