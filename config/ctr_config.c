@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yaml.h>
 
 #include "ctr_error.h"
@@ -22,10 +23,26 @@
 #define CONFIG_MAX_FILE (1u << 20)
 
 enum opt_type {
-  OPT_PATH, /* non-empty string, min..max bytes, no NUL, valid UTF-8 */
-  OPT_UINT, /* decimal integer in min..max */
-  OPT_MODE, /* octal permission bits with a leading 0, in min..max */
-  OPT_ENUM  /* one of names[], stored as its index */
+  OPT_PATH,     /* non-empty string, min..max bytes, no NUL, valid UTF-8 */
+  OPT_UINT,     /* decimal integer in min..max */
+  OPT_MODE,     /* octal permission bits with a leading 0, in min..max */
+  OPT_ENUM,     /* one of names[], stored as its index */
+  OPT_BOOL,     /* true or false */
+  OPT_DURATION, /* 0 or a number with ms, s, m or h, stored in ms (uint64) */
+  OPT_SIZE,     /* bytes, with an optional k, M, G or T suffix (uint64) */
+  OPT_COUNT,    /* decimal integer (uint64) */
+  OPT_LIST      /* a YAML sequence, handled by list */
+};
+
+struct loader;
+
+/* A list option's own loading, copying, freeing and printing. load reads
+ * the value's events and replaces the list in ld->cfg. */
+struct list_ops {
+  int (*load)(struct loader *ld, const char *name);
+  int (*copy)(ctr_config_t *dst, const ctr_config_t *src);
+  void (*clear)(ctr_config_t *cfg);
+  void (*print)(const ctr_config_t *cfg, FILE *out);
 };
 
 struct opt {
@@ -33,14 +50,19 @@ struct opt {
   enum opt_type type;
   size_t offset;
   const char *def;
-  uint32_t min, max;
+  uint64_t min, max;
   const char *const *names;
   const char *help;
+  const struct list_ops *list;
 };
 
 static const char *const float_format_names[] = {"string", "number", NULL};
 static const char *const log_level_names[] = {"error", "warn", "info", "debug",
                                               NULL};
+static const char *const record_start_names[] = {"recording", "paused", NULL};
+static const char *const record_values_names[] = {"all", "args", "none", NULL};
+
+static const struct list_ops rules_ops, values_ops, windows_ops, while_in_ops;
 
 #define OFF(field) offsetof(ctr_config_t, field)
 #define GIB 1073741824u
@@ -50,38 +72,62 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug",
  * PATH_MAX - 1. limits.max_frame must hold a shim's ~64 KiB batch. */
 static const struct opt opts[] = {
     {"listen.path", OPT_PATH, OFF(listen_path), "/run/ctrec/ctrecd.sock", 1,
-     107, NULL, "Unix socket the daemon listens on."},
+     107, NULL, "Unix socket the daemon listens on.", NULL},
     {"listen.mode", OPT_MODE, OFF(listen_mode), "0660", 0, 0777, NULL,
-     "Permission bits of the socket, in octal."},
+     "Permission bits of the socket, in octal.", NULL},
     {"output.dir", OPT_PATH, OFF(output_dir), "/var/lib/ctrec/traces", 1, 4095,
-     NULL, "Folder that receives one trace folder per recording."},
+     NULL, "Folder that receives one trace folder per recording.", NULL},
     {"output.flush_interval_ms", OPT_UINT, OFF(flush_interval_ms), "100", 10,
-     60000, NULL,
-     "How often open traces are flushed to disk, in milliseconds."},
+     60000, NULL, "How often open traces are flushed to disk, in milliseconds.",
+     NULL},
     {"output.float_format", OPT_ENUM, OFF(float_format), "string", 0, 0,
-     float_format_names, "How floats are written in trace.json."},
+     float_format_names, "How floats are written in trace.json.", NULL},
     {"limits.max_frame", OPT_UINT, OFF(max_frame), "16777216", 65536, GIB, NULL,
-     "Largest frame a client may send, in bytes."},
+     "Largest frame a client may send, in bytes.", NULL},
     {"limits.max_depth", OPT_UINT, OFF(max_depth), "64", 1, 1024, NULL,
-     "Deepest nesting of arrays and maps in one message."},
+     "Deepest nesting of arrays and maps in one message.", NULL},
     {"limits.max_string", OPT_UINT, OFF(max_string), "4194304", 1, GIB, NULL,
-     "Longest string in a message, in bytes."},
+     "Longest string in a message, in bytes.", NULL},
     {"limits.max_elements", OPT_UINT, OFF(max_elements), "1048576", 1, GIB,
-     NULL, "Most entries in one array or map of a message."},
+     NULL, "Most entries in one array or map of a message.", NULL},
     {"limits.max_ids", OPT_UINT, OFF(max_ids), "4194304", 1, GIB, NULL,
-     "Most interned ids of each kind per session."},
+     "Most interned ids of each kind per session.", NULL},
     {"limits.max_source", OPT_UINT, OFF(max_source), "16777216", 1, GIB, NULL,
-     "Largest source file copied into a trace, in bytes."},
+     "Largest source file copied into a trace, in bytes.", NULL},
     {"limits.max_sessions", OPT_UINT, OFF(max_sessions), "1024", 1, 65536, NULL,
-     "Most clients connected at the same time."},
+     "Most clients connected at the same time.", NULL},
     {"limits.value_depth", OPT_UINT, OFF(value_depth), "3", 0, 64, NULL,
-     "How deep the shims descend into nested values."},
+     "How deep the shims descend into nested values.", NULL},
     {"limits.value_length", OPT_UINT, OFF(value_length), "32", 0, 1048576, NULL,
-     "How many elements of a container the shims capture."},
+     "How many elements of a container the shims capture.", NULL},
     {"limits.value_string", OPT_UINT, OFF(value_string), "1000", 0, 4194304,
-     NULL, "How many bytes of a string the shims capture."},
+     NULL, "How many bytes of a string the shims capture.", NULL},
+    {"filter.defaults", OPT_BOOL, OFF(filter_defaults), "true", 0, 0, NULL,
+     "Skip the standard libraries and installed packages unless a rule "
+     "says otherwise.",
+     NULL},
+    {"filter.rules", OPT_LIST, OFF(filter_rules), "", 0, 0, NULL,
+     "Which code is recorded; the last matching rule decides.", &rules_ops},
+    {"filter.values", OPT_LIST, OFF(filter_values), "", 0, 0, NULL,
+     "Values to redact or drop; the strongest matching action wins.",
+     &values_ops},
+    {"record.start", OPT_ENUM, OFF(record_start), "recording", 0, 0,
+     record_start_names, "Whether a new session records at once.", NULL},
+    {"record.windows", OPT_LIST, OFF(record_windows), "", 0, 0, NULL,
+     "Time windows in which sessions record.", &windows_ops},
+    {"record.while_in", OPT_LIST, OFF(record_while_in), "", 0, 0, NULL,
+     "Record only while one of these functions is on the stack.",
+     &while_in_ops},
+    {"record.max_duration", OPT_DURATION, OFF(record_max_duration_ms), "0", 0,
+     0, NULL, "Longest recording interval; 0 for no limit.", NULL},
+    {"record.max_events", OPT_COUNT, OFF(record_max_events), "0", 0, 0, NULL,
+     "Most events in one interval; 0 for no limit.", NULL},
+    {"record.max_bytes", OPT_SIZE, OFF(record_max_bytes), "0", 0, 0, NULL,
+     "Most trace bytes in one interval; 0 for no limit.", NULL},
+    {"record.values", OPT_ENUM, OFF(record_values), "all", 0, 0,
+     record_values_names, "Which values the shims capture.", NULL},
     {"log.level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names,
-     "Least severe message the daemon logs."},
+     "Least severe message the daemon logs.", NULL},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -202,6 +248,66 @@ static bool parse_digits(const char *s, size_t len, unsigned base,
   return true;
 }
 
+/* Multiplies v by unit unless the product overflows. */
+static bool mul_checked(uint64_t v, uint64_t unit, uint64_t *out) {
+  if (v == UINT64_MAX || (unit && v > UINT64_MAX / unit))
+    return false;
+  *out = v * unit;
+  return true;
+}
+
+/* Parses a duration: "0", or digits followed by ms, s, m or h. Sets
+ * *too_big instead of failing when the number is well-formed but does not
+ * fit in 64 bits of milliseconds. */
+static bool parse_duration(const char *s, size_t len, uint64_t *ms,
+                           bool *too_big) {
+  static const struct {
+    const char *suffix;
+    uint64_t ms;
+  } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+  size_t digits = 0;
+  bool negative;
+  uint64_t v;
+
+  *too_big = false;
+  while (digits < len && s[digits] >= '0' && s[digits] <= '9')
+    digits++;
+  if (digits == 0 || !parse_digits(s, digits, 10, &negative, &v))
+    return false;
+  if (digits == len)
+    return v == 0 && (*ms = 0, true);
+  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+    if (strlen(units[i].suffix) == len - digits &&
+        memcmp(units[i].suffix, s + digits, len - digits) == 0) {
+      *too_big = !mul_checked(v, units[i].ms, ms);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Parses a size: digits with an optional binary k/K, M, G or T suffix. */
+static bool parse_size(const char *s, size_t len, uint64_t *bytes,
+                       bool *too_big) {
+  static const char suffixes[] = "kKMGT";
+  static const uint64_t units[] = {1ull << 10, 1ull << 10, 1ull << 20,
+                                   1ull << 30, 1ull << 40};
+  size_t digits = len;
+  bool negative;
+  uint64_t v, unit = 1;
+  const char *p;
+
+  *too_big = false;
+  if (len > 1 && (p = memchr(suffixes, s[len - 1], sizeof(suffixes) - 1))) {
+    digits = len - 1;
+    unit = units[p - suffixes];
+  }
+  if (!parse_digits(s, digits, 10, &negative, &v) || negative)
+    return false;
+  *too_big = !mul_checked(v, unit, bytes);
+  return true;
+}
+
 /* Parses text as the value of o and stores it in cfg. Writes nothing on
  * failure. Returns 0, CTR_ECONFIG or CTR_ENOMEM with a message in msg. */
 static int opt_apply(const struct opt *o, ctr_config_t *cfg, const char *text,
@@ -285,6 +391,50 @@ static int opt_apply(const struct opt *o, ctr_config_t *cfg, const char *text,
                excerpt(ex, sizeof(ex), text, len));
     return CTR_ECONFIG;
   }
+  case OPT_BOOL:
+    /* Only YAML 1.2's spellings: "yes", "on" and "y" mean different things
+     * to different YAML readers. */
+    if (len == 4 && memcmp(text, "true", 4) == 0) {
+      *(bool *)opt_field(o, cfg) = true;
+      return 0;
+    }
+    if (len == 5 && memcmp(text, "false", 5) == 0) {
+      *(bool *)opt_field(o, cfg) = false;
+      return 0;
+    }
+    snprintf(msg, msglen, "expected true or false, got \"%s\"",
+             excerpt(ex, sizeof(ex), text, len));
+    return CTR_ECONFIG;
+  case OPT_DURATION:
+  case OPT_SIZE:
+  case OPT_COUNT: {
+    bool too_big = false, ok;
+    if (o->type == OPT_DURATION)
+      ok = parse_duration(text, len, &v, &too_big);
+    else if (o->type == OPT_SIZE)
+      ok = parse_size(text, len, &v, &too_big);
+    else
+      ok = parse_digits(text, len, 10, &negative, &v) && !negative &&
+           !(too_big = v == UINT64_MAX);
+    if (!ok && !too_big) {
+      snprintf(msg, msglen, "expected %s, got \"%s\"",
+               o->type == OPT_DURATION
+                   ? "a duration such as 500ms, 10s, 5m or 1h"
+               : o->type == OPT_SIZE ? "a size such as 64k, 10M or 1G"
+                                     : "a decimal integer",
+               excerpt(ex, sizeof(ex), text, len));
+      return CTR_ECONFIG;
+    }
+    if (too_big) {
+      snprintf(msg, msglen, "is too large");
+      return CTR_ECONFIG;
+    }
+    *(uint64_t *)opt_field(o, cfg) = v;
+    return 0;
+  }
+  case OPT_LIST:
+    snprintf(msg, msglen, "is a list; set it in the configuration file");
+    return CTR_ECONFIG;
   }
   return CTR_ECONFIG;
 }
@@ -295,23 +445,55 @@ void ctr_config_free(ctr_config_t *cfg) {
       char **field = opt_field(&opts[i], cfg);
       free(*field);
       *field = NULL;
+    } else if (opts[i].type == OPT_LIST) {
+      opts[i].list->clear(cfg);
     }
   }
+  ctr_filter_free(cfg->filter);
+  cfg->filter = NULL;
+}
+
+/* Compiles the filter options into cfg->filter. The patterns were checked
+ * as they were loaded, so only memory can run out here. */
+static int config_compile_filter(ctr_config_t *cfg) {
+  ctr_filter_spec_t spec = {cfg->filter_defaults, cfg->filter_rules,
+                            cfg->filter_nrules, cfg->filter_values,
+                            cfg->filter_nvalues};
+  ctr_filter_t *f;
+  int rc = ctr_filter_compile(&f, &spec, NULL, 0);
+
+  if (rc != 0)
+    return rc;
+  ctr_filter_free(cfg->filter);
+  cfg->filter = f;
+  return 0;
 }
 
 void ctr_config_defaults(ctr_config_t *cfg) {
   char msg[128];
   memset(cfg, 0, sizeof(*cfg));
   /* The defaults are constants checked by the unit tests; only a failed
-   * allocation can make one fail, and that leaves the string NULL. */
-  for (size_t i = 0; i < N_OPTS; i++)
-    (void)opt_apply(&opts[i], cfg, opts[i].def, strlen(opts[i].def), msg,
-                    sizeof(msg));
+   * allocation can make one fail, and that leaves the string NULL. Lists
+   * start empty. */
+  for (size_t i = 0; i < N_OPTS; i++) {
+    if (opts[i].type != OPT_LIST)
+      (void)opt_apply(&opts[i], cfg, opts[i].def, strlen(opts[i].def), msg,
+                      sizeof(msg));
+  }
+  (void)config_compile_filter(cfg);
 }
 
-/* Makes dst an independent copy of src, with its own strings. */
+/* Makes dst an independent copy of src, with its own strings and lists.
+ * The filter is not copied: whoever changes dst compiles a new one. */
 static int config_copy(ctr_config_t *dst, const ctr_config_t *src) {
   *dst = *src;
+  /* Nothing in dst may point into src before the copies start, so that a
+   * failed copy frees only what it made. */
+  dst->filter = NULL;
+  dst->filter_rules = NULL, dst->filter_nrules = 0;
+  dst->filter_values = NULL, dst->filter_nvalues = 0;
+  dst->record_windows = NULL, dst->record_nwindows = 0;
+  dst->record_while_in = NULL, dst->record_nwhile_in = 0;
   for (size_t i = 0; i < N_OPTS; i++) {
     if (opts[i].type == OPT_PATH)
       *(char **)opt_field(&opts[i], dst) = NULL;
@@ -319,6 +501,13 @@ static int config_copy(ctr_config_t *dst, const ctr_config_t *src) {
   for (size_t i = 0; i < N_OPTS; i++) {
     const char *s;
     char **d;
+    if (opts[i].type == OPT_LIST) {
+      if (opts[i].list->copy(dst, src) != 0) {
+        ctr_config_free(dst);
+        return CTR_ENOMEM;
+      }
+      continue;
+    }
     if (opts[i].type != OPT_PATH)
       continue;
     s = *(char **)opt_field(&opts[i], src);
@@ -348,7 +537,19 @@ int ctr_config_set(ctr_config_t *cfg, const char *name, const char *value,
   }
   if (!value)
     value = "";
-  rc = opt_apply(&opts[i], cfg, value, strlen(value), msg, sizeof(msg));
+  if (opts[i].type == OPT_LIST) {
+    snprintf(msg, sizeof(msg), "is a list; set it in the configuration file");
+    rc = CTR_ECONFIG;
+  } else if (opts[i].offset == OFF(filter_defaults)) {
+    bool before = cfg->filter_defaults;
+    rc = opt_apply(&opts[i], cfg, value, strlen(value), msg, sizeof(msg));
+    if (rc == 0 && (rc = config_compile_filter(cfg)) != 0) {
+      cfg->filter_defaults = before;
+      snprintf(msg, sizeof(msg), "out of memory");
+    }
+  } else {
+    rc = opt_apply(&opts[i], cfg, value, strlen(value), msg, sizeof(msg));
+  }
   if (rc != 0)
     snprintf(err, errlen, "%s%s%s: %s", origin ? origin : "",
              origin ? ": " : "", name, msg);
@@ -471,12 +672,750 @@ static bool ev_is_null(const yaml_event_t *ev) {
   return false;
 }
 
-static int load_option(struct loader *ld, int i) {
+/* One key of a list entry's mapping and its scalar value, copied so that
+ * it outlives the event. */
+struct field {
+  const char *key;
+  bool seen;
+  yaml_mark_t mark; /* of the value */
+  char *value;      /* NULL for a null value */
+  size_t len;
+};
+
+static void fields_free(struct field *f, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(f[i].value);
+    f[i].value = NULL;
+  }
+}
+
+/* Reads the mapping that starts at the current event into f. Keys not in
+ * f, repeated keys and values that are not scalars are errors. */
+static int load_fields(struct loader *ld, const char *where, struct field *f,
+                       size_t n) {
+  const yaml_event_t *ev = &ld->ev;
+  yaml_mark_t first[8];
+  int rc;
+
+  if (ev->type != YAML_MAPPING_START_EVENT)
+    return load_fail(ld, ev->start_mark, where, "expected a mapping");
+  for (;;) {
+    char ex[48];
+    size_t i;
+
+    if ((rc = load_next(ld)) != 0)
+      return rc;
+    if (ev->type == YAML_MAPPING_END_EVENT)
+      return 0;
+    if (ev->type != YAML_SCALAR_EVENT)
+      return load_fail(ld, ev->start_mark, where, "keys must be scalars");
+    for (i = 0; i < n; i++) {
+      if (strlen(f[i].key) == ev->data.scalar.length &&
+          memcmp(f[i].key, ev->data.scalar.value, ev->data.scalar.length) == 0)
+        break;
+    }
+    if (i == n)
+      return load_fail(ld, ev->start_mark, NULL, "%s.%s: unknown key", where,
+                       excerpt(ex, sizeof(ex),
+                               (const char *)ev->data.scalar.value,
+                               ev->data.scalar.length));
+    if (f[i].seen)
+      return load_fail(ld, ev->start_mark, NULL,
+                       "%s.%s: duplicate key (first at %zu:%zu)", where,
+                       f[i].key, first[i].line + 1, first[i].column + 1);
+    f[i].seen = true;
+    first[i] = ev->start_mark;
+    if ((rc = load_next(ld)) != 0)
+      return rc;
+    if (ev->type != YAML_SCALAR_EVENT)
+      return load_fail(ld, ev->start_mark, NULL, "%s.%s: expected a scalar",
+                       where, f[i].key);
+    f[i].mark = ev->start_mark;
+    if (ev_is_null(ev))
+      continue;
+    f[i].len = ev->data.scalar.length;
+    if (!(f[i].value = malloc(f[i].len + 1))) {
+      snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
+      return CTR_ENOMEM;
+    }
+    memcpy(f[i].value, ev->data.scalar.value, f[i].len);
+    f[i].value[f[i].len] = '\0';
+  }
+}
+
+/* Fails unless a field that is present has a non-empty value without NUL
+ * bytes. */
+static int field_check_text(struct loader *ld, const char *where,
+                            const struct field *f) {
+  if (!f->seen)
+    return 0;
+  if (!f->value || f->len == 0)
+    return load_fail(ld, f->mark, NULL, "%s.%s: must not be empty", where,
+                     f->key);
+  if (memchr(f->value, '\0', f->len))
+    return load_fail(ld, f->mark, NULL, "%s.%s: must not contain a NUL byte",
+                     where, f->key);
+  return 0;
+}
+
+/* Checks a selector pattern; the message quotes it, made printable. */
+static int field_check_pattern(struct loader *ld, const char *where,
+                               const struct field *f, int kind) {
+  char msg[512];
+  int rc = field_check_text(ld, where, f);
+
+  if (rc != 0 || !f->seen)
+    return rc;
+  rc = ctr_filter_pattern_check(kind, f->value, msg, sizeof(msg));
+  if (rc == 0)
+    return 0;
+  for (char *c = msg; *c; c++) {
+    if ((unsigned char)*c < 0x20 || *c == 0x7f)
+      *c = '?';
+  }
+  return load_fail(ld, f->mark, NULL, "%s.%s: %s", where, f->key, msg);
+}
+
+/* Parses a present field as one of names; *out is its index. */
+static int field_enum(struct loader *ld, const char *where,
+                      const struct field *f, const char *const *names,
+                      int *out) {
+  struct opt o = {.type = OPT_ENUM, .names = names};
+  ctr_config_t scratch;
   char msg[256];
+
+  if (!f->value || f->len == 0)
+    return load_fail(ld, f->mark, NULL, "%s.%s: must not be empty", where,
+                     f->key);
+  o.offset = OFF(log_level);
+  if (opt_apply(&o, &scratch, f->value, f->len, msg, sizeof(msg)) != 0)
+    return load_fail(ld, f->mark, NULL, "%s.%s: %s", where, f->key, msg);
+  *out = scratch.log_level;
+  return 0;
+}
+
+/* Reads a sequence (or a null, an empty one), calling item for each entry
+ * with the entry's first event current. */
+static int load_seq(struct loader *ld, const char *name,
+                    int (*item)(struct loader *ld, const char *where,
+                                void *ctx),
+                    void *ctx) {
   const yaml_event_t *ev = &ld->ev;
   int rc = load_next(ld);
 
   if (rc != 0)
+    return rc;
+  if (ev_is_null(ev))
+    return 0;
+  if (ev->type != YAML_SEQUENCE_START_EVENT)
+    return load_fail(ld, ev->start_mark, name, "expected a sequence");
+  for (size_t i = 0;; i++) {
+    char where[96];
+    if ((rc = load_next(ld)) != 0)
+      return rc;
+    if (ev->type == YAML_SEQUENCE_END_EVENT)
+      return 0;
+    snprintf(where, sizeof(where), "%s[%zu]", name, i);
+    if ((rc = item(ld, where, ctx)) != 0)
+      return rc;
+  }
+}
+
+/* Makes room for one more element in a growing array. */
+static void *grow(void *items, size_t n, size_t size) {
+  if ((n & (n - 1)) != 0 && n != 0)
+    return items;
+  return realloc(items, (n ? 2 * n : 1) * size);
+}
+
+static const char *const rule_action_names[] = {"record", "skip", "skip-tree",
+                                                NULL};
+static const char *const value_action_names[] = {"redact", "drop", NULL};
+static const char *const where_names[] = {"locals", "args", "return", "all",
+                                          NULL};
+
+static void rule_clear(ctr_filter_rule_t *r) {
+  free((char *)r->file);
+  free((char *)r->module);
+  free((char *)r->function);
+}
+
+static void value_rule_clear(ctr_filter_value_rule_t *r) {
+  free((char *)r->name);
+  free((char *)r->file);
+  free((char *)r->module);
+  free((char *)r->function);
+}
+
+struct rules_ctx {
+  ctr_filter_rule_t *items;
+  size_t n;
+};
+
+static int load_rule(struct loader *ld, const char *where, void *ctx) {
+  struct rules_ctx *c = ctx;
+  struct field f[] = {{.key = "file"},
+                      {.key = "module"},
+                      {.key = "function"},
+                      {.key = "action"}};
+  yaml_mark_t start = ld->ev.start_mark;
+  ctr_filter_rule_t *items, *r;
+  int rc, action = 0;
+
+  if ((rc = load_fields(ld, where, f, 4)) != 0)
+    goto out;
+  for (int k = 0; k < 3 && rc == 0; k++)
+    rc = field_check_pattern(ld, where, &f[k], k);
+  if (rc != 0)
+    goto out;
+  if (!f[0].seen && !f[1].seen && !f[2].seen) {
+    rc = load_fail(ld, start, where,
+                   "needs at least one of file, module, function");
+    goto out;
+  }
+  if (!f[3].seen) {
+    rc = load_fail(ld, start, where, "missing action");
+    goto out;
+  }
+  if ((rc = field_enum(ld, where, &f[3], rule_action_names, &action)) != 0)
+    goto out;
+  if (!(items = grow(c->items, c->n, sizeof(*items)))) {
+    rc = CTR_ENOMEM;
+    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
+    goto out;
+  }
+  c->items = items;
+  r = &items[c->n++];
+  *r = (ctr_filter_rule_t){f[0].value, f[1].value, f[2].value, action};
+  f[0].value = f[1].value = f[2].value = NULL;
+out:
+  fields_free(f, 4);
+  return rc;
+}
+
+static int rules_load(struct loader *ld, const char *name) {
+  struct rules_ctx c = {NULL, 0};
+  int rc = load_seq(ld, name, load_rule, &c);
+
+  if (rc == 0) {
+    rules_ops.clear(ld->cfg);
+    ld->cfg->filter_rules = c.items;
+    ld->cfg->filter_nrules = c.n;
+    return 0;
+  }
+  for (size_t i = 0; i < c.n; i++)
+    rule_clear(&c.items[i]);
+  free(c.items);
+  return rc;
+}
+
+/* Copies an optional string; false when memory ran out. */
+static bool dup_opt(const char **dst, const char *src) {
+  *dst = NULL;
+  return !src || (*dst = strdup(src)) != NULL;
+}
+
+static int rules_copy(ctr_config_t *dst, const ctr_config_t *src) {
+  size_t n = src->filter_nrules;
+  if (n == 0)
+    return 0;
+  if (!(dst->filter_rules = calloc(n, sizeof(*dst->filter_rules))))
+    return CTR_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const ctr_filter_rule_t *s = &src->filter_rules[i];
+    ctr_filter_rule_t *d = &dst->filter_rules[i];
+    dst->filter_nrules = i + 1;
+    d->action = s->action;
+    if (!dup_opt(&d->file, s->file) || !dup_opt(&d->module, s->module) ||
+        !dup_opt(&d->function, s->function))
+      return CTR_ENOMEM;
+  }
+  return 0;
+}
+
+static void rules_clear(ctr_config_t *cfg) {
+  for (size_t i = 0; i < cfg->filter_nrules; i++)
+    rule_clear(&cfg->filter_rules[i]);
+  free(cfg->filter_rules);
+  cfg->filter_rules = NULL;
+  cfg->filter_nrules = 0;
+}
+
+/* The built-in rules are shown as comments: they are not part of the
+ * configuration, and the printed file keeps following the defaults of the
+ * daemon that loads it. */
+static void rules_print(const ctr_config_t *cfg, FILE *out) {
+  size_t nb;
+  const ctr_filter_rule_t *b = ctr_filter_builtins(&nb);
+
+  if (cfg->filter_defaults) {
+    fputs("  # Built-in rules in force before these (filter.defaults):\n", out);
+    for (size_t i = 0; i < nb; i++) {
+      fputs("  #   - ", out);
+      ctr_filter_print_rule(&b[i], out);
+      fputc('\n', out);
+    }
+  }
+  fprintf(out, "  rules:%s", cfg->filter_nrules ? "" : " []");
+  for (size_t i = 0; i < cfg->filter_nrules; i++) {
+    fputs("\n    - ", out);
+    ctr_filter_print_rule(&cfg->filter_rules[i], out);
+  }
+}
+
+struct values_ctx {
+  ctr_filter_value_rule_t *items;
+  size_t n;
+};
+
+static int load_value_rule(struct loader *ld, const char *where, void *ctx) {
+  static const int where_bits[] = {CTR_FILTER_LOCALS, CTR_FILTER_ARGS,
+                                   CTR_FILTER_RETURN, CTR_FILTER_ALL};
+  struct values_ctx *c = ctx;
+  struct field f[] = {{.key = "file"}, {.key = "module"}, {.key = "function"},
+                      {.key = "name"}, {.key = "in"},     {.key = "action"}};
+  yaml_mark_t start = ld->ev.start_mark;
+  ctr_filter_value_rule_t *items;
+  int rc, action = 0, in = 3;
+
+  if ((rc = load_fields(ld, where, f, 6)) != 0)
+    goto out;
+  for (int k = 0; k < 4 && rc == 0; k++)
+    rc = field_check_pattern(ld, where, &f[k], k);
+  if (rc != 0)
+    goto out;
+  if (f[4].seen && (rc = field_enum(ld, where, &f[4], where_names, &in)) != 0)
+    goto out;
+  if (!f[5].seen) {
+    rc = load_fail(ld, start, where, "missing action");
+    goto out;
+  }
+  if ((rc = field_enum(ld, where, &f[5], value_action_names, &action)) != 0)
+    goto out;
+  if (!(items = grow(c->items, c->n, sizeof(*items)))) {
+    rc = CTR_ENOMEM;
+    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
+    goto out;
+  }
+  c->items = items;
+  items[c->n++] = (ctr_filter_value_rule_t){
+      f[3].value, f[0].value,     f[1].value,
+      f[2].value, where_bits[in], action + CTR_FILTER_REDACT};
+  f[0].value = f[1].value = f[2].value = f[3].value = NULL;
+out:
+  fields_free(f, 6);
+  return rc;
+}
+
+static int values_load(struct loader *ld, const char *name) {
+  struct values_ctx c = {NULL, 0};
+  int rc = load_seq(ld, name, load_value_rule, &c);
+
+  if (rc == 0) {
+    values_ops.clear(ld->cfg);
+    ld->cfg->filter_values = c.items;
+    ld->cfg->filter_nvalues = c.n;
+    return 0;
+  }
+  for (size_t i = 0; i < c.n; i++)
+    value_rule_clear(&c.items[i]);
+  free(c.items);
+  return rc;
+}
+
+static int values_copy(ctr_config_t *dst, const ctr_config_t *src) {
+  size_t n = src->filter_nvalues;
+  if (n == 0)
+    return 0;
+  if (!(dst->filter_values = calloc(n, sizeof(*dst->filter_values))))
+    return CTR_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const ctr_filter_value_rule_t *s = &src->filter_values[i];
+    ctr_filter_value_rule_t *d = &dst->filter_values[i];
+    dst->filter_nvalues = i + 1;
+    d->where = s->where;
+    d->action = s->action;
+    if (!dup_opt(&d->name, s->name) || !dup_opt(&d->file, s->file) ||
+        !dup_opt(&d->module, s->module) || !dup_opt(&d->function, s->function))
+      return CTR_ENOMEM;
+  }
+  return 0;
+}
+
+static void values_clear(ctr_config_t *cfg) {
+  for (size_t i = 0; i < cfg->filter_nvalues; i++)
+    value_rule_clear(&cfg->filter_values[i]);
+  free(cfg->filter_values);
+  cfg->filter_values = NULL;
+  cfg->filter_nvalues = 0;
+}
+
+static void values_print(const ctr_config_t *cfg, FILE *out) {
+  fprintf(out, "  values:%s", cfg->filter_nvalues ? "" : " []");
+  for (size_t i = 0; i < cfg->filter_nvalues; i++) {
+    fputs("\n    - ", out);
+    ctr_filter_print_value_rule(&cfg->filter_values[i], out);
+  }
+}
+
+/* Reads n decimal digits. */
+static bool time_digits(const char **p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if ((*p)[i] < '0' || (*p)[i] > '9')
+      return false;
+    v = v * 10 + ((*p)[i] - '0');
+  }
+  *p += n;
+  *out = v;
+  return true;
+}
+
+int ctr_config_parse_time(const char *text, int64_t *ms) {
+  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const char *p = text;
+  struct tm tm = {0};
+  int y, mo, d, h, mi, s = 0, frac = 0, off = 0, oh, om;
+  bool local = true, leap;
+  time_t t;
+
+  if (!time_digits(&p, 4, &y) || *p++ != '-' || !time_digits(&p, 2, &mo) ||
+      *p++ != '-' || !time_digits(&p, 2, &d) || (*p != 'T' && *p != ' ') ||
+      !(p++, time_digits(&p, 2, &h)) || *p++ != ':' || !time_digits(&p, 2, &mi))
+    return CTR_ECONFIG;
+  if (*p == ':') {
+    p++;
+    if (!time_digits(&p, 2, &s))
+      return CTR_ECONFIG;
+    if (*p == '.' || *p == ',') {
+      int scale = 100, digit;
+      p++;
+      if (*p < '0' || *p > '9')
+        return CTR_ECONFIG;
+      /* Digits past milliseconds are read and ignored. */
+      while (time_digits(&p, 1, &digit)) {
+        frac += digit * scale;
+        scale /= 10;
+      }
+    }
+  }
+  if (*p == 'Z') {
+    p++, local = false;
+  } else if (*p == '+' || *p == '-') {
+    int sign = *p++ == '-' ? -1 : 1;
+    if (!time_digits(&p, 2, &oh))
+      return CTR_ECONFIG;
+    if (*p == ':')
+      p++;
+    if (!time_digits(&p, 2, &om) || oh > 23 || om > 59)
+      return CTR_ECONFIG;
+    off = sign * (oh * 60 + om) * 60;
+    local = false;
+  }
+  leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (*p != '\0' || y < 1970 || mo < 1 || mo > 12 || d < 1 ||
+      d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 || s > 59)
+    return CTR_ECONFIG;
+  tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
+  tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = s;
+  tm.tm_isdst = -1;
+  t = local ? mktime(&tm) : timegm(&tm);
+  if (t == (time_t)-1)
+    return CTR_ECONFIG;
+  *ms = ((int64_t)t - off) * 1000 + frac;
+  return 0;
+}
+
+struct windows_ctx {
+  ctr_record_window_t *items;
+  size_t n;
+};
+
+static int field_duration(struct loader *ld, const char *where,
+                          const struct field *f, uint64_t *out) {
+  char ex[48];
+  bool too_big;
+
+  if (!f->value || f->len == 0)
+    return load_fail(ld, f->mark, NULL, "%s.%s: must not be empty", where,
+                     f->key);
+  if (!parse_duration(f->value, f->len, out, &too_big))
+    return load_fail(ld, f->mark, NULL,
+                     "%s.%s: expected a duration such as 500ms, 10s, 5m or "
+                     "1h, got \"%s\"",
+                     where, f->key, excerpt(ex, sizeof(ex), f->value, f->len));
+  if (too_big)
+    return load_fail(ld, f->mark, NULL, "%s.%s: is too large", where, f->key);
+  return 0;
+}
+
+static int field_time(struct loader *ld, const char *where,
+                      const struct field *f, int64_t *out) {
+  char ex[48];
+  int rc = field_check_text(ld, where, f);
+  if (rc != 0)
+    return rc;
+  if (ctr_config_parse_time(f->value, out) != 0)
+    return load_fail(ld, f->mark, NULL,
+                     "%s.%s: expected an ISO-8601 time such as "
+                     "2025-01-31T12:00:00Z, got \"%s\"",
+                     where, f->key, excerpt(ex, sizeof(ex), f->value, f->len));
+  return 0;
+}
+
+static int load_window(struct loader *ld, const char *where, void *ctx) {
+  struct windows_ctx *c = ctx;
+  struct field f[] = {
+      {.key = "after"}, {.key = "for"}, {.key = "at"}, {.key = "until"}};
+  yaml_mark_t start = ld->ev.start_mark;
+  ctr_record_window_t w = {0}, *items;
+  int rc;
+
+  if ((rc = load_fields(ld, where, f, 4)) != 0)
+    goto out;
+  w.absolute = f[2].seen || f[3].seen;
+  if (w.absolute && (f[0].seen || f[1].seen)) {
+    rc = load_fail(ld, start, where, "cannot mix after/for with at/until");
+    goto out;
+  }
+  if (!w.absolute && !f[0].seen && !f[1].seen) {
+    rc = load_fail(ld, start, where, "needs after/for or at/until");
+    goto out;
+  }
+  if (f[0].seen && (rc = field_duration(ld, where, &f[0], &w.after_ms)) != 0)
+    goto out;
+  if ((w.has_for = f[1].seen)) {
+    if ((rc = field_duration(ld, where, &f[1], &w.for_ms)) != 0)
+      goto out;
+    if (w.for_ms == 0) {
+      rc = load_fail(ld, f[1].mark, NULL, "%s.for: must be greater than 0",
+                     where);
+      goto out;
+    }
+  }
+  if ((w.has_at = f[2].seen) &&
+      (rc = field_time(ld, where, &f[2], &w.at_ms)) != 0)
+    goto out;
+  if ((w.has_until = f[3].seen) &&
+      (rc = field_time(ld, where, &f[3], &w.until_ms)) != 0)
+    goto out;
+  if (w.has_at && w.has_until && w.until_ms <= w.at_ms) {
+    rc = load_fail(ld, f[3].mark, NULL, "%s.until: must be after at (%zu:%zu)",
+                   where, f[2].mark.line + 1, f[2].mark.column + 1);
+    goto out;
+  }
+  if (!(items = grow(c->items, c->n, sizeof(*items)))) {
+    rc = CTR_ENOMEM;
+    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
+    goto out;
+  }
+  c->items = items;
+  items[c->n++] = w;
+out:
+  fields_free(f, 4);
+  return rc;
+}
+
+static int windows_load(struct loader *ld, const char *name) {
+  struct windows_ctx c = {NULL, 0};
+  int rc = load_seq(ld, name, load_window, &c);
+
+  if (rc != 0) {
+    free(c.items);
+    return rc;
+  }
+  windows_ops.clear(ld->cfg);
+  ld->cfg->record_windows = c.items;
+  ld->cfg->record_nwindows = c.n;
+  return 0;
+}
+
+static int windows_copy(ctr_config_t *dst, const ctr_config_t *src) {
+  size_t n = src->record_nwindows;
+  if (n == 0)
+    return 0;
+  if (!(dst->record_windows = malloc(n * sizeof(*dst->record_windows))))
+    return CTR_ENOMEM;
+  memcpy(dst->record_windows, src->record_windows,
+         n * sizeof(*dst->record_windows));
+  dst->record_nwindows = n;
+  return 0;
+}
+
+static void windows_clear(ctr_config_t *cfg) {
+  free(cfg->record_windows);
+  cfg->record_windows = NULL;
+  cfg->record_nwindows = 0;
+}
+
+/* Writes a duration in the largest unit that keeps it exact. */
+static void print_duration(FILE *out, uint64_t ms) {
+  if (ms == 0)
+    fputs("0", out);
+  else if (ms % 3600000 == 0)
+    fprintf(out, "%lluh", (unsigned long long)(ms / 3600000));
+  else if (ms % 60000 == 0)
+    fprintf(out, "%llum", (unsigned long long)(ms / 60000));
+  else if (ms % 1000 == 0)
+    fprintf(out, "%llus", (unsigned long long)(ms / 1000));
+  else
+    fprintf(out, "%llums", (unsigned long long)ms);
+}
+
+static void print_size(FILE *out, uint64_t bytes) {
+  static const char suffixes[] = "TGMk";
+  for (int i = 0; i < 4 && bytes; i++) {
+    unsigned shift = 40 - 10 * (unsigned)i;
+    if (bytes % (1ull << shift) == 0) {
+      fprintf(out, "%llu%c", (unsigned long long)(bytes >> shift), suffixes[i]);
+      return;
+    }
+  }
+  fprintf(out, "%llu", (unsigned long long)bytes);
+}
+
+/* Writes a Unix time in milliseconds as ISO-8601 UTC. */
+static void print_time(FILE *out, int64_t ms) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  char buf[64];
+
+  gmtime_r(&t, &tm);
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (ms % 1000)
+    fprintf(out, "\"%s.%03dZ\"", buf, (int)(ms % 1000));
+  else
+    fprintf(out, "\"%sZ\"", buf);
+}
+
+static void windows_print(const ctr_config_t *cfg, FILE *out) {
+  fprintf(out, "  windows:%s", cfg->record_nwindows ? "" : " []");
+  for (size_t i = 0; i < cfg->record_nwindows; i++) {
+    const ctr_record_window_t *w = &cfg->record_windows[i];
+    const char *sep = "";
+    fputs("\n    - {", out);
+    if (!w->absolute) {
+      fputs("after: ", out);
+      print_duration(out, w->after_ms);
+      sep = ", ";
+    }
+    if (w->has_for) {
+      fprintf(out, "%sfor: ", sep);
+      print_duration(out, w->for_ms);
+    }
+    if (w->has_at) {
+      fputs("at: ", out);
+      print_time(out, w->at_ms);
+      sep = ", ";
+    }
+    if (w->has_until) {
+      fprintf(out, "%suntil: ", sep);
+      print_time(out, w->until_ms);
+    }
+    fputc('}', out);
+  }
+}
+
+struct while_in_ctx {
+  char **items;
+  size_t n;
+};
+
+static int load_while_in(struct loader *ld, const char *where, void *ctx) {
+  struct while_in_ctx *c = ctx;
+  const yaml_event_t *ev = &ld->ev;
+  char msg[512], **items, *copy;
+
+  if (ev->type != YAML_SCALAR_EVENT)
+    return load_fail(ld, ev->start_mark, where, "expected a scalar");
+  if (ev_is_null(ev) || ev->data.scalar.length == 0)
+    return load_fail(ld, ev->start_mark, where, "must not be empty");
+  if (memchr(ev->data.scalar.value, '\0', ev->data.scalar.length))
+    return load_fail(ld, ev->start_mark, where, "must not contain a NUL byte");
+  if (ctr_filter_pattern_check(CTR_FILTER_FUNCTION,
+                               (const char *)ev->data.scalar.value, msg,
+                               sizeof(msg)) != 0) {
+    for (char *p = msg; *p; p++) {
+      if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        *p = '?';
+    }
+    return load_fail(ld, ev->start_mark, where, "%s", msg);
+  }
+  if (!(items = grow(c->items, c->n, sizeof(*items))) ||
+      (c->items = items,
+       !(copy = strdup((const char *)ev->data.scalar.value)))) {
+    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
+    return CTR_ENOMEM;
+  }
+  items[c->n++] = copy;
+  return 0;
+}
+
+static int while_in_load(struct loader *ld, const char *name) {
+  struct while_in_ctx c = {NULL, 0};
+  int rc = load_seq(ld, name, load_while_in, &c);
+
+  if (rc != 0) {
+    for (size_t i = 0; i < c.n; i++)
+      free(c.items[i]);
+    free(c.items);
+    return rc;
+  }
+  while_in_ops.clear(ld->cfg);
+  ld->cfg->record_while_in = c.items;
+  ld->cfg->record_nwhile_in = c.n;
+  return 0;
+}
+
+static int while_in_copy(ctr_config_t *dst, const ctr_config_t *src) {
+  size_t n = src->record_nwhile_in;
+  if (n == 0)
+    return 0;
+  if (!(dst->record_while_in = calloc(n, sizeof(char *))))
+    return CTR_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    dst->record_nwhile_in = i + 1;
+    if (!(dst->record_while_in[i] = strdup(src->record_while_in[i])))
+      return CTR_ENOMEM;
+  }
+  return 0;
+}
+
+static void while_in_clear(ctr_config_t *cfg) {
+  for (size_t i = 0; i < cfg->record_nwhile_in; i++)
+    free(cfg->record_while_in[i]);
+  free(cfg->record_while_in);
+  cfg->record_while_in = NULL;
+  cfg->record_nwhile_in = 0;
+}
+
+static void print_quoted(FILE *out, const char *str);
+
+static void while_in_print(const ctr_config_t *cfg, FILE *out) {
+  fprintf(out, "  while_in:%s", cfg->record_nwhile_in ? "" : " []");
+  for (size_t i = 0; i < cfg->record_nwhile_in; i++) {
+    fputs("\n    - ", out);
+    print_quoted(out, cfg->record_while_in[i]);
+  }
+}
+
+static const struct list_ops rules_ops = {rules_load, rules_copy, rules_clear,
+                                          rules_print};
+static const struct list_ops values_ops = {values_load, values_copy,
+                                           values_clear, values_print};
+static const struct list_ops windows_ops = {windows_load, windows_copy,
+                                            windows_clear, windows_print};
+static const struct list_ops while_in_ops = {while_in_load, while_in_copy,
+                                             while_in_clear, while_in_print};
+
+static int load_option(struct loader *ld, int i) {
+  char msg[256];
+  const yaml_event_t *ev = &ld->ev;
+  int rc;
+
+  if (opts[i].type == OPT_LIST)
+    return opts[i].list->load(ld, opts[i].name);
+  if ((rc = load_next(ld)) != 0)
     return rc;
   if (ev->type != YAML_SCALAR_EVENT)
     return load_fail(ld, ev->start_mark, opts[i].name, "expected a scalar");
@@ -662,6 +1601,8 @@ int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
     yaml_parser_delete(&ld.parser);
   }
   free(buf);
+  if (rc == 0 && (rc = config_compile_filter(&tmp)) != 0)
+    snprintf(err, errlen, "%s: out of memory", path);
   if (rc != 0) {
     ctr_config_free(&tmp);
     return rc;
@@ -751,6 +1692,26 @@ void ctr_config_print(const ctr_config_t *cfg, FILE *out) {
               v >= 0 && v < n ? o->names[v] : o->names[0]);
       break;
     }
+    case OPT_BOOL:
+      fprintf(out, "\n  %s: %s", o->name + seclen + 1,
+              *(const bool *)field ? "true" : "false");
+      break;
+    case OPT_DURATION:
+      fprintf(out, "\n  %s: ", o->name + seclen + 1);
+      print_duration(out, *(const uint64_t *)field);
+      break;
+    case OPT_SIZE:
+      fprintf(out, "\n  %s: ", o->name + seclen + 1);
+      print_size(out, *(const uint64_t *)field);
+      break;
+    case OPT_COUNT:
+      fprintf(out, "\n  %s: %llu", o->name + seclen + 1,
+              (unsigned long long)*(const uint64_t *)field);
+      break;
+    case OPT_LIST:
+      fputc('\n', out);
+      o->list->print(cfg, out);
+      break;
     }
     fputc('\n', out);
   }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ctr_filter.h"
+
 enum ctr_log_level {
   CTR_LOG_ERROR = 0,
   CTR_LOG_WARN = 1,
@@ -17,6 +19,26 @@ enum ctr_log_level {
 };
 
 enum ctr_float_format { CTR_FLOAT_STRING = 0, CTR_FLOAT_NUMBER = 1 };
+
+enum ctr_record_start { CTR_RECORD_RECORDING = 0, CTR_RECORD_PAUSED = 1 };
+
+/* record.values: which values the shims capture at all. */
+enum ctr_record_values {
+  CTR_VALUES_ALL = 0,  /* arguments, locals and return values */
+  CTR_VALUES_ARGS = 1, /* arguments only */
+  CTR_VALUES_NONE = 2  /* calls and lines without values */
+};
+
+/* One entry of record.windows. A relative window opens after_ms after the
+ * process started and stays open for_ms (for ever without has_for). An
+ * absolute one is open from at_ms to until_ms, Unix times in milliseconds,
+ * each unbounded when not given. */
+typedef struct ctr_record_window_s {
+  bool absolute;
+  bool has_for, has_at, has_until;
+  uint64_t after_ms, for_ms;
+  int64_t at_ms, until_ms;
+} ctr_record_window_t;
 
 typedef struct ctr_config_s {
   /* listen: */
@@ -37,6 +59,25 @@ typedef struct ctr_config_s {
   uint32_t value_depth;    /* limits.value_depth: nesting the shims capture, default 3 */
   uint32_t value_length;   /* limits.value_length: elements per container, default 32 */
   uint32_t value_string;   /* limits.value_string: bytes per string, default 1000 */
+  /* filter: */
+  bool filter_defaults;     /* filter.defaults: built-in rules, default true */
+  ctr_filter_rule_t *filter_rules; /* filter.rules, owned copies */
+  size_t filter_nrules;
+  ctr_filter_value_rule_t *filter_values; /* filter.values, owned copies */
+  size_t filter_nvalues;
+  /* The three above, compiled. Rebuilt by every load and set, never NULL
+   * unless memory ran out; take a reference to keep it past a reload. */
+  ctr_filter_t *filter;
+  /* record: */
+  int record_start;        /* record.start: recording | paused */
+  ctr_record_window_t *record_windows; /* record.windows */
+  size_t record_nwindows;
+  char **record_while_in;  /* record.while_in: function patterns */
+  size_t record_nwhile_in;
+  uint64_t record_max_duration_ms; /* record.max_duration, 0: no limit */
+  uint64_t record_max_events;      /* record.max_events, 0: no limit */
+  uint64_t record_max_bytes;       /* record.max_bytes, 0: no limit */
+  int record_values;       /* record.values: all | args | none */
   /* log: */
   int log_level;           /* log.level: error | warn | info | debug, default info */
 } ctr_config_t;
@@ -45,6 +86,8 @@ typedef struct ctr_config_s {
 void ctr_config_defaults(ctr_config_t *cfg);
 
 /* Loads path over the current values (call ctr_config_defaults first).
+ * A list (filter.rules, record.windows, ...) in the file replaces the
+ * current list as a whole.
  * Returns 0, or CTR_ECONFIG with a message in err such as
  * "ctrec.yaml:12:5: output.flush_interval_ms: must be between 10 and 60000"
  * (lines and columns are 1-based). On error cfg keeps its earlier values. */
@@ -64,5 +107,10 @@ void ctr_config_print(const ctr_config_t *cfg, FILE *out);
 void ctr_config_free(ctr_config_t *cfg);
 
 const char *ctr_log_level_name(int level);
+
+/* Parses an ISO-8601 time such as "2025-01-31T12:00:00Z" or
+ * "2025-01-31 13:00:00.5+01:00" (no zone: local time) into Unix
+ * milliseconds. Returns 0 or CTR_ECONFIG. */
+int ctr_config_parse_time(const char *text, int64_t *ms);
 
 #endif

@@ -30,6 +30,74 @@ static void assert_defaults(const ctr_config_t *c) {
   ck_assert_uint_eq(c->value_length, 32);
   ck_assert_uint_eq(c->value_string, 1000);
   ck_assert_int_eq(c->log_level, CTR_LOG_INFO);
+  ck_assert(c->filter_defaults);
+  ck_assert_uint_eq(c->filter_nrules, 0);
+  ck_assert_uint_eq(c->filter_nvalues, 0);
+  ck_assert_ptr_nonnull(c->filter);
+  ck_assert_int_eq(
+      ctr_filter_decide(c->filter, "/usr/lib/ruby/3.1.0/set.rb", NULL, NULL),
+      CTR_FILTER_SKIP);
+  ck_assert_int_eq(c->record_start, CTR_RECORD_RECORDING);
+  ck_assert_uint_eq(c->record_nwindows, 0);
+  ck_assert_uint_eq(c->record_nwhile_in, 0);
+  ck_assert_uint_eq(c->record_max_duration_ms, 0);
+  ck_assert_uint_eq(c->record_max_events, 0);
+  ck_assert_uint_eq(c->record_max_bytes, 0);
+  ck_assert_int_eq(c->record_values, CTR_VALUES_ALL);
+}
+
+static void assert_str_or_null_eq(const char *a, const char *b) {
+  if (!a || !b)
+    ck_assert_ptr_eq(a, b);
+  else
+    ck_assert_str_eq(a, b);
+}
+
+/* Compares the filter and record options, and what the compiled filters
+ * say about their rules. */
+static void assert_filter_record_eq(const ctr_config_t *a,
+                                    const ctr_config_t *b) {
+  size_t na, nb;
+  const ctr_filter_rule_t *ra = ctr_filter_rules(a->filter, &na);
+  const ctr_filter_rule_t *rb = ctr_filter_rules(b->filter, &nb);
+
+  ck_assert_int_eq(a->filter_defaults, b->filter_defaults);
+  ck_assert_uint_eq(a->filter_nrules, b->filter_nrules);
+  for (size_t i = 0; i < a->filter_nrules; i++) {
+    assert_str_or_null_eq(a->filter_rules[i].file, b->filter_rules[i].file);
+    assert_str_or_null_eq(a->filter_rules[i].module, b->filter_rules[i].module);
+    assert_str_or_null_eq(a->filter_rules[i].function,
+                          b->filter_rules[i].function);
+    ck_assert_int_eq(a->filter_rules[i].action, b->filter_rules[i].action);
+  }
+  ck_assert_uint_eq(a->filter_nvalues, b->filter_nvalues);
+  for (size_t i = 0; i < a->filter_nvalues; i++) {
+    const ctr_filter_value_rule_t *x = &a->filter_values[i],
+                                  *y = &b->filter_values[i];
+    assert_str_or_null_eq(x->name, y->name);
+    assert_str_or_null_eq(x->file, y->file);
+    assert_str_or_null_eq(x->module, y->module);
+    assert_str_or_null_eq(x->function, y->function);
+    ck_assert_int_eq(x->where, y->where);
+    ck_assert_int_eq(x->action, y->action);
+  }
+  ck_assert_uint_eq(na, nb);
+  for (size_t i = 0; i < na; i++) {
+    assert_str_or_null_eq(ra[i].file, rb[i].file);
+    ck_assert_int_eq(ra[i].action, rb[i].action);
+  }
+  ck_assert_int_eq(a->record_start, b->record_start);
+  ck_assert_uint_eq(a->record_nwindows, b->record_nwindows);
+  for (size_t i = 0; i < a->record_nwindows; i++)
+    ck_assert_mem_eq(&a->record_windows[i], &b->record_windows[i],
+                     sizeof(ctr_record_window_t));
+  ck_assert_uint_eq(a->record_nwhile_in, b->record_nwhile_in);
+  for (size_t i = 0; i < a->record_nwhile_in; i++)
+    ck_assert_str_eq(a->record_while_in[i], b->record_while_in[i]);
+  ck_assert_uint_eq(a->record_max_duration_ms, b->record_max_duration_ms);
+  ck_assert_uint_eq(a->record_max_events, b->record_max_events);
+  ck_assert_uint_eq(a->record_max_bytes, b->record_max_bytes);
+  ck_assert_int_eq(a->record_values, b->record_values);
 }
 
 static void assert_config_eq(const ctr_config_t *a, const ctr_config_t *b) {
@@ -49,6 +117,7 @@ static void assert_config_eq(const ctr_config_t *a, const ctr_config_t *b) {
   ck_assert_uint_eq(a->value_length, b->value_length);
   ck_assert_uint_eq(a->value_string, b->value_string);
   ck_assert_int_eq(a->log_level, b->log_level);
+  assert_filter_record_eq(a, b);
 }
 
 /* Loads good/full.yaml, in which every option differs from its default. */
@@ -116,6 +185,130 @@ START_TEST(test_full) {
 }
 END_TEST
 
+START_TEST(test_full_filter) {
+  ctr_config_t c;
+  const ctr_filter_rule_t *r;
+  const ctr_filter_value_rule_t *v;
+  size_t n;
+
+  load_full(&c);
+  ck_assert(!c.filter_defaults);
+  ck_assert_uint_eq(c.filter_nrules, 5);
+  r = c.filter_rules;
+  ck_assert_str_eq(r[0].file, "/srv/app/vendor/**");
+  ck_assert_int_eq(r[0].action, CTR_FILTER_SKIP_TREE);
+  ck_assert_str_eq(r[1].module, "json.**");
+  ck_assert_int_eq(r[1].action, CTR_FILTER_SKIP);
+  ck_assert_str_eq(r[2].file, "/usr/lib/ruby/**");
+  ck_assert_str_eq(r[2].function, "JSON.*");
+  ck_assert_int_eq(r[2].action, CTR_FILTER_RECORD);
+  ck_assert_str_eq(r[4].function, "=Array#[]");
+  ck_assert_str_eq(r[4].module, "Net::*");
+  ck_assert_ptr_null(r[4].file);
+  ck_assert_uint_eq(c.filter_nvalues, 4);
+  v = c.filter_values;
+  ck_assert_str_eq(v[0].name, "*password*");
+  ck_assert_int_eq(v[0].where, CTR_FILTER_ALL);
+  ck_assert_int_eq(v[0].action, CTR_FILTER_REDACT);
+  ck_assert_int_eq(v[1].where, CTR_FILTER_ARGS);
+  ck_assert_int_eq(v[1].action, CTR_FILTER_DROP);
+  ck_assert_ptr_null(v[2].name);
+  ck_assert_int_eq(v[2].where, CTR_FILTER_RETURN);
+  ck_assert_int_eq(v[3].where, CTR_FILTER_LOCALS);
+  ck_assert_str_eq(v[3].module, "m");
+
+  /* The compiled filter follows the rules, without built-ins. */
+  ctr_filter_rules(c.filter, &n);
+  ck_assert_uint_eq(n, 5);
+  ck_assert_int_eq(ctr_filter_decide(c.filter, "/usr/lib/ruby/3.1.0/set.rb",
+                                     "Set", "Set#add"),
+                   CTR_FILTER_RECORD);
+  ck_assert_int_eq(
+      ctr_filter_decide(c.filter, "/srv/app/vendor/x.rb", NULL, "Point#to_s"),
+      CTR_FILTER_SKIP_TREE);
+  ck_assert_int_eq(
+      ctr_filter_decide(c.filter, "/x.rb", "Net::HTTP", "Array#[]"),
+      CTR_FILTER_SKIP);
+  ck_assert_int_eq(ctr_filter_value(c.filter, "/x.rb", NULL, "Auth#login",
+                                    CTR_FILTER_ARGS, "token"),
+                   CTR_FILTER_DROP);
+  ck_assert_int_eq(ctr_filter_value(c.filter, "/x.rb", NULL, "Vault.read",
+                                    CTR_FILTER_RETURN, NULL),
+                   CTR_FILTER_REDACT);
+
+  ck_assert_int_eq(c.record_start, CTR_RECORD_PAUSED);
+  ck_assert_uint_eq(c.record_nwindows, 6);
+  ck_assert(!c.record_windows[0].absolute);
+  ck_assert_uint_eq(c.record_windows[0].after_ms, 10000);
+  ck_assert(c.record_windows[0].has_for);
+  ck_assert_uint_eq(c.record_windows[0].for_ms, 60000);
+  ck_assert_uint_eq(c.record_windows[1].after_ms, 500);
+  ck_assert(!c.record_windows[1].has_for);
+  ck_assert_uint_eq(c.record_windows[2].after_ms, 0);
+  ck_assert_uint_eq(c.record_windows[2].for_ms, 7200000);
+  ck_assert(c.record_windows[3].absolute);
+  ck_assert(c.record_windows[3].has_at && c.record_windows[3].has_until);
+  ck_assert_int_eq(c.record_windows[3].at_ms, 1738324800000);
+  ck_assert_int_eq(c.record_windows[3].until_ms, 1738325100250);
+  ck_assert_int_eq(c.record_windows[4].at_ms, 1738368000000);
+  ck_assert(!c.record_windows[4].has_until);
+  ck_assert(!c.record_windows[5].has_at);
+  ck_assert_int_eq(c.record_windows[5].until_ms, 1924991999000);
+  ck_assert_uint_eq(c.record_nwhile_in, 3);
+  ck_assert_str_eq(c.record_while_in[0], "Worker#run");
+  ck_assert_str_eq(c.record_while_in[1], "re:app\\.jobs\\..*");
+  ck_assert_str_eq(c.record_while_in[2], "=main");
+  ck_assert_uint_eq(c.record_max_duration_ms, 300000);
+  ck_assert_uint_eq(c.record_max_events, 1000000);
+  ck_assert_uint_eq(c.record_max_bytes, 64u << 20);
+  ck_assert_int_eq(c.record_values, CTR_VALUES_ARGS);
+  ctr_config_free(&c);
+}
+END_TEST
+
+/* A reload keeps a filter that a session holds alive. */
+START_TEST(test_filter_reference_survives_reload) {
+  ctr_config_t c;
+  ctr_filter_t *held;
+  char err[512] = "";
+
+  ctr_config_defaults(&c);
+  held = ctr_filter_ref(c.filter);
+  ck_assert_msg(ctr_config_load(&c, DATA "/good/full.yaml", err, sizeof(err)) ==
+                    0,
+                "%s", err);
+  ck_assert_ptr_ne(c.filter, held);
+  ck_assert_int_eq(
+      ctr_filter_decide(held, "/usr/lib/ruby/3.1.0/set.rb", NULL, NULL),
+      CTR_FILTER_SKIP);
+  ctr_filter_free(held);
+  ctr_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_parse_time) {
+  int64_t ms = 0;
+  ck_assert_int_eq(ctr_config_parse_time("1970-01-01T00:00:00Z", &ms), 0);
+  ck_assert_int_eq(ms, 0);
+  ck_assert_int_eq(ctr_config_parse_time("2024-02-29T23:59:59.9991-00:30", &ms),
+                   0);
+  ck_assert_int_eq(ms, 1709251199999 + 1800000);
+  ck_assert_int_eq(ctr_config_parse_time("2025-01-31 12:00Z", &ms), 0);
+  ck_assert_int_eq(ms, 1738324800000);
+  ck_assert_int_eq(ctr_config_parse_time("2025-02-29T00:00:00Z", &ms),
+                   CTR_ECONFIG);
+  ck_assert_int_eq(ctr_config_parse_time("2025-01-31T24:00:00Z", &ms),
+                   CTR_ECONFIG);
+  ck_assert_int_eq(ctr_config_parse_time("2025-01-31", &ms), CTR_ECONFIG);
+  ck_assert_int_eq(ctr_config_parse_time("2025-01-31T12:00:00Zx", &ms),
+                   CTR_ECONFIG);
+  ck_assert_int_eq(ctr_config_parse_time("2025-01-31T12:00:00.Z", &ms),
+                   CTR_ECONFIG);
+  ck_assert_int_eq(ctr_config_parse_time("1969-12-31T23:59:59Z", &ms),
+                   CTR_ECONFIG);
+}
+END_TEST
+
 /* Files that set nothing: every option keeps its default. */
 static const char *const empty_files[] = {
     "empty.yaml",
@@ -142,7 +335,7 @@ struct bad_file {
 
 static const struct bad_file bad_files[] = {
     {"unknown_key.yaml", "3:3: listen.pth: unknown key"},
-    {"unknown_section.yaml", "3:1: filter: unknown key"},
+    {"unknown_section.yaml", "3:1: filters: unknown key"},
     {"duplicate_key.yaml", "5:3: output.dir: duplicate key (first at 3:3)"},
     {"duplicate_same_value.yaml",
      "4:3: output.flush_interval_ms: duplicate key (first at 3:3)"},
@@ -196,6 +389,83 @@ static const struct bad_file bad_files[] = {
     {"tab_indent.yaml", "2:1: found character that cannot start any token "
                         "(while scanning for the next token at 2:1)"},
     {"invalid_utf8.yaml", "3:9: invalid leading UTF-8 octet"},
+    {"filter_rules_scalar.yaml", "2:10: filter.rules: expected a sequence"},
+    {"filter_rule_scalar.yaml", "3:7: filter.rules[0]: expected a mapping"},
+    {"filter_unknown_action.yaml",
+     "4:35: filter.rules[1].action: expected one of record, skip, "
+     "skip-tree, got \"drop\""},
+    {"filter_missing_action.yaml", "3:7: filter.rules[0]: missing action"},
+    {"filter_no_selector.yaml",
+     "3:7: filter.rules[0]: needs at least one of file, module, function"},
+    {"filter_bad_glob.yaml",
+     "4:18: filter.rules[1].function: invalid glob \"Foo#[a\": "
+     "unterminated ["},
+    {"filter_bad_range.yaml",
+     "3:14: filter.rules[0].file: invalid glob \"/a/[z-a]\": range out of "
+     "order in [...]"},
+    {"filter_bad_regex.yaml",
+     "3:16: filter.rules[0].module: invalid regex \"re:json(\": "
+     "Unmatched ( or \\("},
+    {"filter_empty_regex.yaml",
+     "3:18: filter.rules[0].function: invalid regex \"re:\": empty"},
+    {"filter_empty_selector.yaml",
+     "3:14: filter.rules[0].file: must not be empty"},
+    {"filter_null_selector.yaml",
+     "3:16: filter.rules[0].module: must not be empty"},
+    {"filter_empty_literal.yaml",
+     "3:16: filter.rules[0].module: invalid literal \"=\": empty"},
+    {"filter_map_selector.yaml",
+     "3:14: filter.rules[0].file: expected a scalar"},
+    {"filter_unknown_rule_key.yaml", "3:37: filter.rules[0].glob: unknown key"},
+    {"filter_duplicate_rule_key.yaml",
+     "5:7: filter.rules[0].file: duplicate key (first at 3:7)"},
+    {"filter_duplicate_rules.yaml",
+     "4:3: filter.rules: duplicate key (first at 2:3)"},
+    {"filter_rule_complex_key.yaml", "3:8: filter.rules[0]: keys must be "
+                                     "scalars"},
+    {"filter_defaults_yes.yaml",
+     "2:13: filter.defaults: expected true or false, got \"yes\""},
+    {"filter_value_action.yaml",
+     "3:26: filter.values[0].action: expected one of redact, drop, got "
+     "\"keep\""},
+    {"filter_value_in.yaml",
+     "3:22: filter.values[0].in: expected one of locals, args, return, all, "
+     "got \"argv\""},
+    {"filter_value_no_action.yaml", "3:7: filter.values[0]: missing action"},
+    {"filter_value_bad_name.yaml",
+     "3:14: filter.values[0].name: invalid glob \"[x\": unterminated ["},
+    {"record_start.yaml",
+     "2:10: record.start: expected one of recording, paused, got \"on\""},
+    {"record_duration_unit.yaml",
+     "2:17: record.max_duration: expected a duration such as 500ms, 10s, "
+     "5m or 1h, got \"10\""},
+    {"record_duration_big.yaml", "2:17: record.max_duration: is too large"},
+    {"record_size.yaml",
+     "2:14: record.max_bytes: expected a size such as 64k, 10M or 1G, got "
+     "\"10MB\""},
+    {"record_events.yaml",
+     "2:15: record.max_events: expected a decimal integer, got \"1e6\""},
+    {"record_values.yaml",
+     "2:11: record.values: expected one of all, args, none, got \"some\""},
+    {"record_for_zero.yaml", "3:24: record.windows[0].for: must be greater "
+                             "than 0"},
+    {"record_after_bad.yaml",
+     "4:14: record.windows[1].after: expected a duration such as 500ms, "
+     "10s, 5m or 1h, got \"-1s\""},
+    {"record_bad_at.yaml",
+     "3:12: record.windows[0].at: expected an ISO-8601 time such as "
+     "2025-01-31T12:00:00Z, got \"tomorrow\""},
+    {"record_until_before_at.yaml",
+     "3:43: record.windows[0].until: must be after at (3:12)"},
+    {"record_mixed_window.yaml",
+     "3:7: record.windows[0]: cannot mix after/for with at/until"},
+    {"record_empty_window.yaml",
+     "3:7: record.windows[0]: needs after/for or at/until"},
+    {"record_while_in_glob.yaml",
+     "2:25: record.while_in[1]: invalid glob \"Foo#[\": unterminated ["},
+    {"record_while_in_map.yaml", "3:7: record.while_in[0]: expected a scalar"},
+    {"record_while_in_empty.yaml", "2:14: record.while_in[0]: must not be "
+                                   "empty"},
 };
 
 START_TEST(test_bad_files) {
@@ -318,7 +588,18 @@ START_TEST(test_print_format) {
   ck_assert(strstr(text, "\nlisten:") == NULL);
   ck_assert(strstr(text, "listen:") < strstr(text, "\noutput:\n"));
   ck_assert(strstr(text, "\noutput:\n") < strstr(text, "\nlimits:\n"));
-  ck_assert(strstr(text, "\nlimits:\n") < strstr(text, "\nlog:\n"));
+  ck_assert(strstr(text, "\nlimits:\n") < strstr(text, "\nfilter:\n"));
+  ck_assert(strstr(text, "\nfilter:\n") < strstr(text, "\nrecord:\n"));
+  ck_assert(strstr(text, "\nrecord:\n") < strstr(text, "\nlog:\n"));
+  /* The built-in rules are listed, as comments, before the user's. */
+  ck_assert_ptr_nonnull(strstr(
+      text, "\n  defaults: true\n"
+            "  # Which code is recorded; the last matching rule decides.\n"
+            "  # Built-in rules in force before these (filter.defaults):\n"
+            "  #   - {file: \"/usr/lib/ruby/**\", action: skip}\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\n  rules: []\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\n  windows: []\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\n  max_duration: 0\n"));
   free(text);
   ctr_config_free(&c);
 }
@@ -453,6 +734,9 @@ Suite *ctr_config_suite(void) {
 
   tc = tcase_create("load");
   tcase_add_test(tc, test_full);
+  tcase_add_test(tc, test_full_filter);
+  tcase_add_test(tc, test_filter_reference_survives_reload);
+  tcase_add_test(tc, test_parse_time);
   tcase_add_loop_test(tc, test_empty_files, 0, N(empty_files));
   tcase_add_loop_test(tc, test_bad_files, 0, N(bad_files));
   tcase_add_test(tc, test_unreadable);
