@@ -18,6 +18,7 @@
 #include "ctr_buf.h"
 #include "ctr_error.h"
 #include "ctr_log.h"
+#include "ctr_filter.h"
 #include "ctr_map.h"
 #include "ctr_trace.h"
 #include "ctr_value.h"
@@ -26,6 +27,7 @@ typedef struct path_s {
   char *text;
   uint32_t len;
   int64_t tid;  /* trace path id, -1 until used */
+  int8_t action; /* filter decision for top-level lines, -1 until asked */
   char *source; /* text from SOURCE, kept to fill files/ of later traces */
   uint32_t source_len;
 } path_t;
@@ -36,6 +38,8 @@ typedef struct func_s {
   char *name;
   uint32_t len;
   int64_t tid;
+  char *module;  /* Ruby constant path before # or ., or NULL */
+  int8_t action; /* filter decision, -1 until asked */
 } func_t;
 
 typedef struct type_s {
@@ -51,9 +55,21 @@ typedef struct name_s {
   int64_t tid;
 } name_t;
 
+/* One open call of the traced thread. Calls into filtered code stay on
+ * this stack without reaching the trace, so their returns are matched. */
+typedef struct frame_s {
+  uint32_t func;
+  uint8_t flags;
+} frame_t;
+
+enum { FRAME_RECORDED = 1, FRAME_TREE = 2 };
+
 typedef struct thread_s {
   uint64_t id;
-  uint64_t depth; /* open calls of this thread in the trace */
+  frame_t *frames;
+  uint32_t nframes, cap;
+  uint32_t trees;  /* open skip-tree frames */
+  bool step_kept;  /* whether the latest step reached the trace */
 } thread_t;
 
 #define TABLE(T) struct { T *v; uint32_t n, cap; }
@@ -84,6 +100,11 @@ struct ctr_session_s {
   uint32_t trace_types; /* Type records in the trace */
   uint32_t trace_names;
   uint32_t trace_funcs;
+  int64_t redacted_type; /* trace type of "<redacted>" values, -1 until used */
+  ctr_filter_t *filter;
+  size_t nvalue_rules;
+  int values;            /* record.values */
+  char *filter_text;     /* the filter in force, for the metadata */
   ctr_buf_t scratch;
   ctr_value_ops_t ops;
   ctr_session_stats_t st;
@@ -99,9 +120,23 @@ struct ctr_session_s {
   } while (0)
 
 static int64_t map_type(void *ctx, uint32_t tid);
+static char *ruby_module(const ctr_session_t *s, const char *name);
 static int64_t map_name(void *ctx, uint32_t vid);
 static int64_t map_struct(void *ctx, uint32_t tid, const uint32_t *vids,
                           const int64_t *tids, uint32_t n);
+
+/* The effective filter as YAML text, for trace_metadata.json. */
+static char *describe_filter(const ctr_filter_t *f) {
+  char *text = NULL;
+  size_t n = 0;
+  FILE *out = open_memstream(&text, &n);
+
+  if (out == NULL)
+    return ctr_xstrndup("", 0);
+  ctr_filter_describe(f, out, 0);
+  fclose(out);
+  return text ? text : ctr_xstrndup("", 0);
+}
 
 static char *dup_str(ctr_str_t s, const char *fallback) {
   return s.ptr ? ctr_xstrndup(s.ptr, s.len) : ctr_xstrndup(fallback, strlen(fallback));
@@ -138,10 +173,16 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->started = time(NULL);
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
-  s->threads = ctr_xmalloc(sizeof(*s->threads) * 4);
-  s->threads[0].id = 0;
-  s->threads[0].depth = 0;
+  s->threads = calloc(4, sizeof(*s->threads));
+  if (s->threads == NULL)
+    abort();
   s->nthreads = 1;
+  s->threads[0].step_kept = true;
+  s->redacted_type = -1;
+  s->filter = ctr_filter_ref(cfg->filter);
+  ctr_filter_values(s->filter, &s->nvalue_rules);
+  s->values = cfg->record_values;
+  s->filter_text = describe_filter(s->filter);
   s->ops.ctx = s;
   s->ops.type = map_type;
   s->ops.varname = map_name;
@@ -350,7 +391,7 @@ static int open_trace(ctr_session_t *s) {
            (unsigned long long)s->id, (long long)s->pid, prog,
            ctr_trace_dir(s->trace));
   if (prog[0] == '/' && strstr(prog, "/../") == NULL) {
-    path_t top = {(char *)prog, (uint32_t)strlen(prog), -1, NULL, 0};
+    path_t top = {(char *)prog, (uint32_t)strlen(prog), -1, -1, NULL, 0};
     trace_path(s, top.text, top.len);
     copy_source(s, &top);
   } else {
@@ -406,9 +447,11 @@ static void switch_thread(ctr_session_t *s, uint64_t id) {
     ;
   if (i == s->nthreads) {
     if ((s->nthreads & (s->nthreads - 1)) == 0 && s->nthreads >= 4)
-      s->threads = ctr_xrealloc(s->threads, sizeof(*s->threads) * s->nthreads * 2);
+      s->threads =
+          ctr_xrealloc(s->threads, sizeof(*s->threads) * s->nthreads * 2);
+    memset(&s->threads[i], 0, sizeof(s->threads[i]));
     s->threads[i].id = id;
-    s->threads[i].depth = 0;
+    s->threads[i].step_kept = true;
     s->nthreads++;
   }
   if (i != s->cur) {
@@ -443,6 +486,7 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     p.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
     p.len = m->u.intern.text.len;
     p.tid = -1;
+    p.action = -1;
     TABLE_PUSH(s->paths, p);
     break;
   }
@@ -455,6 +499,8 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     f.name = ctr_xstrndup(m->u.func.name.ptr, m->u.func.name.len);
     f.len = m->u.func.name.len;
     f.tid = -1;
+    f.module = ruby_module(s, f.name);
+    f.action = -1;
     TABLE_PUSH(s->funcs, f);
     break;
   }
@@ -515,87 +561,246 @@ static void event_record(ctr_session_t *s, int kind, const char *text,
   s->st.events++;
 }
 
-static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  ctr_buf_t *b;
-  int64_t id, line;
-  int rc;
-  uint32_t i;
+/* ---- filtering --------------------------------------------------------- */
 
-  switch (m->tag) {
-  case CTR_MSG_STEP:
-    id = map_path(s, m->u.step.path_id);
-    if (id < 0)
-      return fail(why, "step path id out of range", (int)id);
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Step\":{\"path_id\":");
-    ctr_json_i64(b, id);
-    ctr_buf_puts(b, ",\"line\":");
-    ctr_json_i64(b, m->u.step.line);
-    ctr_buf_puts(b, "}}");
-    s->st.steps++;
+/* The constant path of a Ruby method name ("Net::HTTP#get" -> "Net::HTTP"),
+ * so module selectors work for Ruby; other languages name no module. */
+static char *ruby_module(const ctr_session_t *s, const char *name) {
+  const char *cut = strrchr(name, '#');
+
+  if (strcmp(s->lang, "ruby") != 0)
+    return NULL;
+  if (cut == NULL)
+    cut = strrchr(name, '.');
+  return cut && cut > name ? ctr_xstrndup(name, (size_t)(cut - name)) : NULL;
+}
+
+static int func_action(ctr_session_t *s, uint32_t id) {
+  func_t *f = &s->funcs.v[id];
+
+  if (f->action < 0)
+    f->action = (int8_t)ctr_filter_decide(s->filter, s->paths.v[f->path_id].text,
+                                          f->module, f->name);
+  return f->action;
+}
+
+/* Lines outside any call (a script's top level) follow the file rules. */
+static int path_action(ctr_session_t *s, uint32_t id) {
+  path_t *p = &s->paths.v[id];
+
+  if (p->action < 0)
+    p->action = (int8_t)ctr_filter_decide(s->filter, p->text, NULL, NULL);
+  return p->action;
+}
+
+static frame_t *top_frame(thread_t *t) {
+  return t->nframes ? &t->frames[t->nframes - 1] : NULL;
+}
+
+static void push_frame(thread_t *t, uint32_t func, uint8_t flags) {
+  if (t->nframes == t->cap) {
+    t->cap = t->cap ? t->cap * 2 : 32;
+    t->frames = ctr_xrealloc(t->frames, sizeof(*t->frames) * t->cap);
+  }
+  t->frames[t->nframes].func = func;
+  t->frames[t->nframes].flags = flags;
+  t->nframes++;
+  if (flags & FRAME_TREE)
+    t->trees++;
+}
+
+static int64_t redacted_type(ctr_session_t *s) {
+  if (s->redacted_type < 0) {
+    s->redacted_type = s->trace_types;
+    type_record(s, CTR_TK_RAW, "<redacted>", 10);
+  }
+  return s->redacted_type;
+}
+
+/* Renders one [varname_id, value] pair after the value rules: returns 1
+ * when rendered, 0 when the rules drop it, or a negative code. */
+static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
+                      const frame_t *fr, ctr_buf_t *out, const char **why) {
+  const func_t *f = fr ? &s->funcs.v[fr->func] : NULL;
+  uint32_t vid;
+  int action;
+  int64_t tid;
+
+  if (s->nvalue_rules == 0)
+    return ctr_value_render_pair(&s->ops, pair, out, why) < 0 ? CTR_EPROTO : 1;
+  if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
+      !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->names.n)
+    return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
+  action = ctr_filter_value(s->filter, f ? s->paths.v[f->path_id].text : NULL,
+                            f ? f->module : NULL, f ? f->name : NULL, where,
+                            s->names.v[vid].text);
+  if (action == CTR_FILTER_DROP)
     return 0;
-  case CTR_MSG_CALL: {
-    const msgpack_object *args = m->u.call.args;
-    id = map_func(s, m->u.call.func_id);
-    if (id < 0)
-      return fail(why, "call function id out of range", (int)id);
-    s->scratch.len = 0;
-    for (i = 0; i < args->via.array.size; i++) {
-      if (i)
-        ctr_buf_add(&s->scratch, ",", 1);
-      rc = ctr_value_render_pair(&s->ops, &args->via.array.ptr[i], &s->scratch,
-                                 why);
-      if (rc < 0)
-        return rc;
-    }
-    /* The call's location is a step at the callee's definition line. */
-    line = s->funcs.v[m->u.call.func_id].line;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Step\":{\"path_id\":");
-    ctr_json_i64(b, s->paths.v[s->funcs.v[m->u.call.func_id].path_id].tid);
-    ctr_buf_puts(b, ",\"line\":");
-    ctr_json_i64(b, line);
-    ctr_buf_puts(b, "}}");
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
-    ctr_json_i64(b, id);
-    ctr_buf_puts(b, ",\"args\":[");
-    ctr_buf_add(b, s->scratch.data, s->scratch.len);
-    ctr_buf_puts(b, "]}}");
-    cur_thread(s)->depth++;
-    s->st.steps++;
-    s->st.calls++;
+  if (action == CTR_FILTER_KEEP)
+    return ctr_value_render_pair(&s->ops, pair, out, why) < 0 ? CTR_EPROTO : 1;
+  tid = redacted_type(s);
+  ctr_buf_puts(out, "{\"variable_id\":");
+  ctr_json_i64(out, map_name(s, vid));
+  ctr_buf_puts(out, ",\"value\":{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
+  ctr_json_i64(out, tid);
+  ctr_buf_puts(out, "}}");
+  return 1;
+}
+
+static void step_record(ctr_session_t *s, int64_t path, int64_t line) {
+  ctr_buf_t *b = ctr_trace_record(s->trace);
+
+  ctr_buf_puts(b, "{\"Step\":{\"path_id\":");
+  ctr_json_i64(b, path);
+  ctr_buf_puts(b, ",\"line\":");
+  ctr_json_i64(b, line);
+  ctr_buf_puts(b, "}}");
+  s->st.steps++;
+}
+
+static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  thread_t *t = cur_thread(s);
+  frame_t *fr = top_frame(t);
+  int64_t id;
+
+  if (m->u.step.path_id >= s->paths.n)
+    return fail(why, "step path id out of range", CTR_ERANGE);
+  t->step_kept = fr ? (fr->flags & FRAME_RECORDED) != 0
+                    : path_action(s, m->u.step.path_id) == CTR_FILTER_RECORD;
+  if (!t->step_kept) {
+    s->st.filtered++;
     return 0;
   }
-  case CTR_MSG_RETURN:
-    s->scratch.len = 0;
-    if (ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why) < 0)
-      return CTR_EPROTO;
-    if (cur_thread(s)->depth == 0) {
-      /* More returns than calls would make the reader panic. */
-      s->st.dropped++;
-      return 0;
-    }
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Return\":{\"return_value\":");
+  id = map_path(s, m->u.step.path_id);
+  step_record(s, id, m->u.step.line);
+  return 0;
+}
+
+static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  const msgpack_object *args = m->u.call.args;
+  thread_t *t = cur_thread(s);
+  uint32_t fid = m->u.call.func_id, i, n = 0;
+  ctr_buf_t *b;
+  int64_t id;
+  int action, rc;
+
+  if (fid >= s->funcs.n)
+    return fail(why, "call function id out of range", CTR_ERANGE);
+  action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
+  if (action != CTR_FILTER_RECORD) {
+    push_frame(t, fid, action == CTR_FILTER_SKIP_TREE ? FRAME_TREE : 0);
+    s->st.filtered++;
+    return 0;
+  }
+  id = map_func(s, fid);
+  push_frame(t, fid, FRAME_RECORDED);
+  s->scratch.len = 0;
+  for (i = 0; s->values != CTR_VALUES_NONE && i < args->via.array.size; i++) {
+    size_t mark = s->scratch.len;
+    if (n)
+      ctr_buf_add(&s->scratch, ",", 1);
+    rc = render_var(s, &args->via.array.ptr[i], CTR_FILTER_ARGS, top_frame(t),
+                    &s->scratch, why);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      s->scratch.len = mark;
+    else
+      n++;
+  }
+  /* The call's location is a step at the callee's definition line. */
+  step_record(s, s->paths.v[s->funcs.v[fid].path_id].tid, s->funcs.v[fid].line);
+  b = ctr_trace_record(s->trace);
+  ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
+  ctr_json_i64(b, id);
+  ctr_buf_puts(b, ",\"args\":[");
+  ctr_buf_add(b, s->scratch.data, s->scratch.len);
+  ctr_buf_puts(b, "]}}");
+  t->step_kept = true;
+  s->st.calls++;
+  return 0;
+}
+
+static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  thread_t *t = cur_thread(s);
+  frame_t *fr = top_frame(t);
+  ctr_buf_t *b;
+  int action = CTR_FILTER_KEEP;
+  int64_t tid;
+
+  s->scratch.len = 0;
+  if (ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why) < 0)
+    return CTR_EPROTO;
+  if (fr == NULL) {
+    /* More returns than calls would make the reader panic. */
+    s->st.dropped++;
+    return 0;
+  }
+  t->nframes--;
+  if (fr->flags & FRAME_TREE)
+    t->trees--;
+  if (!(fr->flags & FRAME_RECORDED)) {
+    s->st.filtered++;
+    return 0;
+  }
+  if (s->nvalue_rules)
+    action = ctr_filter_value(s->filter,
+                              s->paths.v[s->funcs.v[fr->func].path_id].text,
+                              s->funcs.v[fr->func].module,
+                              s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
+  /* A record must not be interleaved: the type comes first. */
+  tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
+  b = ctr_trace_record(s->trace);
+  ctr_buf_puts(b, "{\"Return\":{\"return_value\":");
+  if (s->values == CTR_VALUES_NONE || action == CTR_FILTER_DROP) {
+    ctr_buf_puts(b, "{\"kind\":\"None\",\"type_id\":0}");
+  } else if (action == CTR_FILTER_REDACT) {
+    ctr_buf_puts(b, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
+    ctr_json_i64(b, tid);
+    ctr_buf_add(b, "}", 1);
+  } else {
     ctr_buf_add(b, s->scratch.data, s->scratch.len);
-    ctr_buf_puts(b, "}}");
-    cur_thread(s)->depth--;
-    s->st.returns++;
+  }
+  ctr_buf_puts(b, "}}");
+  s->st.returns++;
+  return 0;
+}
+
+static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  thread_t *t = cur_thread(s);
+  const msgpack_object *v = m->u.vars.vars;
+  ctr_buf_t *b;
+  uint32_t i;
+  int rc;
+
+  if (!t->step_kept || s->values != CTR_VALUES_ALL)
     return 0;
+  for (i = 0; i < v->via.array.size; i++) {
+    s->scratch.len = 0;
+    rc = render_var(s, &v->via.array.ptr[i], CTR_FILTER_LOCALS, top_frame(t),
+                    &s->scratch, why);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      continue;
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Value\":");
+    ctr_buf_add(b, s->scratch.data, s->scratch.len);
+    ctr_buf_add(b, "}", 1);
+  }
+  return 0;
+}
+
+static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  switch (m->tag) {
+  case CTR_MSG_STEP:
+    return step(s, m, why);
+  case CTR_MSG_CALL:
+    return call(s, m, why);
+  case CTR_MSG_RETURN:
+    return ret(s, m, why);
   case CTR_MSG_VARS:
-    for (i = 0; i < m->u.vars.vars->via.array.size; i++) {
-      s->scratch.len = 0;
-      rc = ctr_value_render_pair(&s->ops, &m->u.vars.vars->via.array.ptr[i],
-                                 &s->scratch, why);
-      if (rc < 0)
-        return rc;
-      b = ctr_trace_record(s->trace);
-      ctr_buf_puts(b, "{\"Value\":");
-      ctr_buf_add(b, s->scratch.data, s->scratch.len);
-      ctr_buf_add(b, "}", 1);
-    }
-    return 0;
+    return vars(s, m, why);
   case CTR_MSG_EVENT:
     event_record(s, m->u.event.kind, m->u.event.text.ptr, m->u.event.text.len,
                  NULL, 0);
@@ -690,7 +895,7 @@ static void render_meta(ctr_session_t *s) {
   ctr_buf_printf(&b,
                  ",\"counters\":{\"received\":%llu,\"records\":%llu,"
                  "\"steps\":%llu,\"calls\":%llu,\"returns\":%llu,"
-                 "\"events\":%llu,\"filtered\":0,\"dropped\":%llu,"
+                 "\"events\":%llu,\"filtered\":%llu,\"dropped\":%llu,"
                  "\"lost\":%llu},\"threads\":%u}",
                  (unsigned long long)s->st.received,
                  (unsigned long long)ctr_trace_records(s->trace),
@@ -698,8 +903,18 @@ static void render_meta(ctr_session_t *s) {
                  (unsigned long long)s->st.calls,
                  (unsigned long long)s->st.returns,
                  (unsigned long long)s->st.events,
+                 (unsigned long long)s->st.filtered,
                  (unsigned long long)s->st.dropped,
                  (unsigned long long)s->st.lost, s->nthreads);
+  /* The closing brace above ends the object; the filter goes before it. */
+  b.len--;
+  ctr_buf_puts(&b, ",\"values\":");
+  ctr_buf_puts(&b, s->values == CTR_VALUES_ALL    ? "\"all\""
+                   : s->values == CTR_VALUES_ARGS ? "\"args\""
+                                                  : "\"none\"");
+  ctr_buf_puts(&b, ",\"filter\":");
+  ctr_json_str(&b, s->filter_text, strlen(s->filter_text));
+  ctr_buf_add(&b, "}", 1);
   ctr_trace_set_meta(s->trace, b.data, b.len);
   ctr_buf_free(&b);
 }
@@ -794,8 +1009,14 @@ void ctr_session_free(ctr_session_t *s) {
     free(s->paths.v[i].text);
     free(s->paths.v[i].source);
   }
-  for (i = 0; i < s->funcs.n; i++)
+  for (i = 0; i < s->funcs.n; i++) {
     free(s->funcs.v[i].name);
+    free(s->funcs.v[i].module);
+  }
+  for (i = 0; i < s->nthreads; i++)
+    free(s->threads[i].frames);
+  ctr_filter_free(s->filter);
+  free(s->filter_text);
   for (i = 0; i < s->types.n; i++)
     free(s->types.v[i].name);
   for (i = 0; i < s->names.n; i++)

@@ -20,6 +20,7 @@ typedef struct ctr_session_stats_s {
   uint64_t received; /* messages */
   uint64_t written;  /* trace records */
   uint64_t steps, calls, returns, events;
+  uint64_t filtered; /* steps, calls and returns left out by the filter */
   uint64_t dropped;  /* messages that could not be placed (unbalanced) */
   uint64_t lost;     /* events the shim reported as dropped */
 } ctr_session_stats_t;
