@@ -4,7 +4,8 @@ which filter was in force."""
 import os
 import textwrap
 
-from harness import CTRECD, SOURCE, Daemon, TempDirTest, Trace, run, trace_folders, validate
+from harness import (CTRECD, SOURCE, Daemon, TempDirTest, Trace, run, simple, trace_folders,
+                     validate)
 
 APP = os.path.join(SOURCE, "tests", "programs", "filter", "app.rb")
 
@@ -108,7 +109,12 @@ class FilterTest(TempDirTest):
         self.assertNotIn("terc3s", str(t.records))
         # Rules name variables: a secret that escapes through another name
         # (Store#initialize returns it, @password holds it) is not covered.
-        returns = dict(zip(t.call_names(), t.returns()))
+        returns, stack = {}, []
+        for r in t.records:
+            if "Call" in r:
+                stack.append(t.functions[r["Call"]["function_id"]]["name"])
+            elif "Return" in r:
+                returns[stack.pop()] = simple(r["Return"]["return_value"])
         self.assertEqual(returns["login"], ("raw", "<redacted>"))
         self.assertEqual(returns["Store#save"], "saved a")
 
