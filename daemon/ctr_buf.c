@@ -1,7 +1,6 @@
 /* ctr_buf.c: growable buffers and JSON text rendering. */
 #include "ctr_buf.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -173,18 +172,26 @@ void ctr_json_str(ctr_buf_t *b, const char *str, size_t n) {
   b->len = (size_t)(o - b->data);
 }
 
-void ctr_json_i64(ctr_buf_t *b, int64_t v) {
-  char tmp[24];
-  int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+/* Integers are the bulk of a trace (ids, lines), so they are formatted by
+ * hand instead of through printf. */
+void ctr_json_u64(ctr_buf_t *b, uint64_t v) {
+  char tmp[20];
+  size_t n = sizeof(tmp);
 
-  ctr_buf_add(b, tmp, (size_t)n);
+  do {
+    tmp[--n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  ctr_buf_add(b, tmp + n, sizeof(tmp) - n);
 }
 
-void ctr_json_u64(ctr_buf_t *b, uint64_t v) {
-  char tmp[24];
-  int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
-
-  ctr_buf_add(b, tmp, (size_t)n);
+void ctr_json_i64(ctr_buf_t *b, int64_t v) {
+  if (v < 0) {
+    ctr_buf_add(b, "-", 1);
+    ctr_json_u64(b, (uint64_t)0 - (uint64_t)v);
+  } else {
+    ctr_json_u64(b, (uint64_t)v);
+  }
 }
 
 void ctr_json_double_text(char out[32], double f) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "ctr_error.h"
 #include "ctr_log.h"
@@ -64,18 +65,21 @@ static void send_frame(ctr_conn_t *c, const msgpack_sbuffer *sb) {
   c->queued += w->len;
 }
 
+static void on_trace_closed(void *arg, const char *dir,
+                            const ctr_session_stats_t *st, const char *state) {
+  ctr_conn_t *c = arg;
+
+  ctr_server_session_ended(c->srv, dir, st->steps, st->calls, st->events,
+                           state);
+}
+
 static void end_session(ctr_conn_t *c, const char *reason) {
   ctr_session_t *s = c->session;
-  const ctr_session_stats_t *st;
 
   if (s == NULL)
     return;
   c->session = NULL;
   ctr_session_end(s, reason);
-  st = ctr_session_stats(s);
-  if (ctr_session_trace_dir(s))
-    ctr_server_session_ended(c->srv, ctr_session_trace_dir(s), st->steps,
-                             st->calls, st->events, ctr_session_state(s));
   ctr_session_free(s);
   c->srv->nsessions--;
 }
@@ -164,7 +168,8 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
     return fail(c, CTR_EPROTO, "unknown role");
   if (c->srv->nsessions >= cfg->max_sessions)
     return fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
-  rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, c->uid);
+  rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, c->uid,
+                       on_trace_closed, c);
   if (rc != 0)
     return fail(c, rc, "cannot create a session");
   c->srv->nsessions++;
@@ -176,6 +181,9 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
             h->program.ptr ? h->program.ptr : "");
   memset(&w, 0, sizeof(w));
   w.session = ctr_session_id(c->session);
+  /* Shims keep their hooks on: the daemon decides what reaches a trace,
+   * which keeps the call stack known for the synthetic calls that open
+   * every later interval. */
   w.recording = true;
   w.flush_ms = cfg->flush_interval_ms;
   w.max_depth = cfg->value_depth;
@@ -189,6 +197,87 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   return 0;
 }
 
+static void reply_done(ctr_conn_t *c, int64_t count, const char *text) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_done(&pk, count, text);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+/* Does the START/STOP selector name this session? */
+static bool selected(const msgpack_object *map, const ctr_conn_t *it) {
+  uint64_t id = ctr_session_id(it->session);
+  uint32_t i, j;
+
+  for (i = 0; i < map->via.map.size; i++) {
+    const msgpack_object *k = &map->via.map.ptr[i].key;
+    const msgpack_object *v = &map->via.map.ptr[i].val;
+    ctr_str_t key;
+    int64_t pid;
+    if (!ctr_obj_str(k, &key))
+      continue;
+    if (key.len == 3 && memcmp(key.ptr, "all", 3) == 0 &&
+        v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean)
+      return true;
+    if (key.len == 3 && memcmp(key.ptr, "pid", 3) == 0 && ctr_obj_i64(v, &pid) &&
+        pid > 0 && pid == ctr_session_pid(it->session))
+      return true;
+    if (key.len == 8 && memcmp(key.ptr, "sessions", 8) == 0 &&
+        v->type == MSGPACK_OBJECT_ARRAY)
+      for (j = 0; j < v->via.array.size; j++)
+        if (v->via.array.ptr[j].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            v->via.array.ptr[j].via.u64 == id)
+          return true;
+  }
+  return false;
+}
+
+/* ctrecctl start|stop: acts on the caller's own sessions (root: all). */
+static void start_stop(ctr_conn_t *c, const ctr_msg_t *m) {
+  bool on = m->tag == CTR_MSG_START;
+  int64_t matched = 0, changed = 0;
+  char text[128];
+  ctr_conn_t *it;
+
+  for (it = c->srv->conns; it; it = it->next) {
+    if (it->session == NULL || !(c->uid == 0 || it->uid == c->uid) ||
+        !selected(m->u.select.map, it))
+      continue;
+    matched++;
+    changed += ctr_session_control(it->session, on);
+  }
+  snprintf(text, sizeof(text), "%s %lld session(s), %lld changed",
+           on ? "started" : "stopped", (long long)matched, (long long)changed);
+  CTR_INFO("%s: %s", c->peer, text);
+  reply_done(c, matched, text);
+}
+
+static int control(ctr_conn_t *c, const ctr_msg_t *m) {
+  char err[1024];
+
+  switch (m->tag) {
+  case CTR_MSG_STATUS:
+    reply_status(c);
+    return 0;
+  case CTR_MSG_START:
+  case CTR_MSG_STOP:
+    start_stop(c, m);
+    return 0;
+  case CTR_MSG_RELOAD:
+    if (c->uid != 0 && c->uid != getuid())
+      return fail(c, CTR_EPERM, "only the daemon's user may reload it");
+    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
+      return fail(c, CTR_ECONFIG, err);
+    reply_done(c, c->srv->nsessions, "configuration reloaded");
+    return 0;
+  }
+  return fail(c, CTR_ESTATE, "not a control request");
+}
+
 static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   const char *why = NULL;
   int rc;
@@ -200,10 +289,7 @@ static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
     rc = ctr_session_handle(c->session, m, &why);
     return rc ? fail(c, rc, why ? why : ctr_strerror(rc)) : 0;
   default:
-    if (m->tag != CTR_MSG_STATUS)
-      return fail(c, CTR_ESTATE, "control connections only ask STATUS");
-    reply_status(c);
-    return 0;
+    return control(c, m);
   }
 }
 

@@ -39,8 +39,11 @@ static void on_flush_timer(uv_timer_t *t) {
   ctr_server_t *srv = t->data;
   ctr_conn_t *c;
 
-  for (c = srv->conns; c; c = c->next)
+  for (c = srv->conns; c; c = c->next) {
+    if (c->session)
+      ctr_session_tick(c->session);
     ctr_conn_flush(c);
+  }
 }
 
 static void close_handles(ctr_server_t *srv) {
@@ -50,6 +53,7 @@ static void close_handles(ctr_server_t *srv) {
   uv_close((uv_handle_t *)&srv->grace_timer, NULL);
   uv_close((uv_handle_t *)&srv->sig_term, NULL);
   uv_close((uv_handle_t *)&srv->sig_int, NULL);
+  uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 }
 
 static void on_grace(uv_timer_t *t) {
@@ -64,6 +68,40 @@ static void on_signal(uv_signal_t *sig, int signum) {
 
   CTR_INFO("%s: finishing %u session(s)", strsignal(signum), srv->nsessions);
   ctr_server_stop(srv);
+}
+
+int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen) {
+  ctr_conn_t *c;
+  char *listen_path;
+  int rc;
+
+  if (srv->config_path == NULL) {
+    snprintf(err, errlen, "no config file to reload (started without --config)");
+    return CTR_ECONFIG;
+  }
+  listen_path = strdup(srv->cfg->listen_path);
+  rc = ctr_config_load(srv->cfg, srv->config_path, err, errlen);
+  if (rc != 0) {
+    CTR_ERROR("reload rejected, the old configuration stays: %s", err);
+    free(listen_path);
+    return rc;
+  }
+  if (listen_path && strcmp(listen_path, srv->cfg->listen_path) != 0)
+    CTR_WARN("listen.path changes only at restart; still on %s", listen_path);
+  free(listen_path);
+  ctr_log_level = srv->cfg->log_level;
+  for (c = srv->conns; c; c = c->next)
+    if (c->session)
+      ctr_session_reload(c->session);
+  CTR_INFO("reloaded %s", srv->config_path);
+  return 0;
+}
+
+static void on_hup(uv_signal_t *sig, int signum) {
+  ctr_server_t *srv = sig->data;
+  char err[1024];
+
+  ctr_server_reload(srv, err, sizeof(err));
 }
 
 void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c) {
@@ -114,7 +152,8 @@ void ctr_server_session_ended(ctr_server_t *srv, const char *dir,
 }
 
 int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
-                     int report_fd, char *err, size_t errlen) {
+                     const char *config_path, int report_fd, char *err,
+                     size_t errlen) {
   ctr_limits_t lim = CTR_LIMITS_DEFAULT;
   int rc;
 
@@ -122,6 +161,7 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
   srv->loop = loop;
   srv->cfg = cfg;
   srv->report_fd = report_fd;
+  srv->config_path = config_path;
   lim.max_frame = cfg->max_frame;
   lim.max_depth = cfg->max_depth;
   lim.max_string = cfg->max_string;
@@ -160,5 +200,8 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
   srv->sig_term.data = srv->sig_int.data = srv;
   uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
   uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+  uv_signal_init(loop, &srv->sig_hup);
+  srv->sig_hup.data = srv;
+  uv_signal_start(&srv->sig_hup, on_hup, SIGHUP);
   return 0;
 }

@@ -21,7 +21,8 @@ typedef struct ctr_server_s {
   bool listening;
   uv_timer_t flush_timer;
   uv_timer_t grace_timer;
-  uv_signal_t sig_term, sig_int;
+  uv_signal_t sig_term, sig_int, sig_hup;
+  const char *config_path; /* NULL: built-in defaults, nothing to reload */
   ctr_conn_t *conns; /* doubly linked */
   uint32_t nsessions;
   uint64_t next_session;
@@ -31,7 +32,11 @@ typedef struct ctr_server_s {
 } ctr_server_t;
 
 int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
-                     int report_fd, char *err, size_t errlen);
+                     const char *config_path, int report_fd, char *err,
+                     size_t errlen);
+/* Re-reads the config file (SIGHUP, ctrecctl reload). On error the old
+ * configuration stays in force and err says why. */
+int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen);
 /* Stops accepting, lets clients finish for a grace period, then ends every
  * session and closes every handle. */
 void ctr_server_stop(ctr_server_t *srv);

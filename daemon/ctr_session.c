@@ -40,6 +40,7 @@ typedef struct func_s {
   int64_t tid;
   char *module;  /* Ruby constant path before # or ., or NULL */
   int8_t action; /* filter decision, -1 until asked */
+  int8_t while_in; /* matches record.while_in, -1 until asked */
 } func_t;
 
 typedef struct type_s {
@@ -62,7 +63,12 @@ typedef struct frame_s {
   uint8_t flags;
 } frame_t;
 
-enum { FRAME_RECORDED = 1, FRAME_TREE = 2 };
+enum {
+  FRAME_WANTED = 1,  /* the filter records this call */
+  FRAME_TREE = 2,    /* a skip-tree call: nothing below it is recorded */
+  FRAME_EMITTED = 4, /* its Call is in the current interval's trace */
+  FRAME_WHILE = 8    /* a record.while_in function */
+};
 
 typedef struct thread_s {
   uint64_t id;
@@ -81,9 +87,22 @@ struct ctr_session_s {
   int64_t pid, ppid;
   char *lang, *lang_version, *program, *cwd, *args_json;
   time_t started, ended;
+  int64_t process_start_ms; /* realtime clock at the client's HELLO */
   bool bye;
   int64_t exit_status;
   char *state; /* "recording", "complete", "aborted: ..." */
+
+  /* Intervals: each span during which the session records is a trace. */
+  uint32_t interval;          /* index of the current or last interval */
+  time_t interval_start, interval_end;
+  int64_t interval_start_ms;
+  const char *end_reason;     /* why the last interval ended */
+  bool user_on;               /* record.start and ctrecctl start|stop */
+  const char *limit_hit;      /* a record.max_* limit ended an interval */
+  uint32_t while_depth;       /* open record.while_in calls */
+  ctr_filter_t *while_in;     /* record.while_in as function rules */
+  ctr_session_closed_cb closed_cb;
+  void *closed_arg;
 
   TABLE(path_t) paths;
   TABLE(func_t) funcs;
@@ -142,8 +161,42 @@ static char *dup_str(ctr_str_t s, const char *fallback) {
   return s.ptr ? ctr_xstrndup(s.ptr, s.len) : ctr_xstrndup(fallback, strlen(fallback));
 }
 
+/* record.while_in as function rules: a decision other than "record" is a
+ * match. NULL when the option is empty. */
+static ctr_filter_t *compile_while_in(const ctr_config_t *cfg) {
+  ctr_filter_rule_t *rules;
+  ctr_filter_spec_t spec = {0};
+  ctr_filter_t *f = NULL;
+  size_t i;
+
+  if (cfg->record_nwhile_in == 0)
+    return NULL;
+  rules = calloc(cfg->record_nwhile_in, sizeof(*rules));
+  if (rules == NULL)
+    abort();
+  for (i = 0; i < cfg->record_nwhile_in; i++) {
+    rules[i].function = cfg->record_while_in[i];
+    rules[i].action = CTR_FILTER_SKIP;
+  }
+  spec.rules = rules;
+  spec.nrules = cfg->record_nwhile_in;
+  /* The patterns were checked when the config was loaded. */
+  if (ctr_filter_compile(&f, &spec, NULL, 0) != 0)
+    f = NULL;
+  free(rules);
+  return f;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
-                    const ctr_hello_t *h, uint64_t id, uid_t uid) {
+                    const ctr_hello_t *h, uint64_t id, uid_t uid,
+                    ctr_session_closed_cb cb, void *cb_arg) {
   ctr_session_t *s = calloc(1, sizeof(*s));
   ctr_buf_t args = {0};
   uint32_t i;
@@ -171,6 +224,11 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->args_json = ctr_xstrndup(args.data, args.len);
   ctr_buf_free(&args);
   s->started = time(NULL);
+  s->process_start_ms = h->realtime_ns > 0 ? h->realtime_ns / 1000000 : now_ms();
+  s->user_on = cfg->record_start == CTR_RECORD_RECORDING;
+  s->while_in = compile_while_in(cfg);
+  s->closed_cb = cb;
+  s->closed_arg = cb_arg;
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
   s->threads = calloc(4, sizeof(*s->threads));
@@ -373,22 +431,57 @@ static int64_t map_func(ctr_session_t *s, uint32_t id) {
   return f->tid;
 }
 
-/* Opens the trace on the first execution message: a top-level function and
- * call come first (trace-format R2), then type 0 = None. */
-static int open_trace(ctr_session_t *s) {
+/* Forgets every trace id: a new interval is a self-contained trace. */
+static void reset_trace_ids(ctr_session_t *s) {
+  uint32_t i;
+
+  for (i = 0; i < s->paths.n; i++)
+    s->paths.v[i].tid = -1;
+  for (i = 0; i < s->funcs.n; i++)
+    s->funcs.v[i].tid = -1;
+  for (i = 0; i < s->types.n; i++)
+    s->types.v[i].tid = -1;
+  for (i = 0; i < s->names.n; i++)
+    s->names.v[i].tid = -1;
+  ctr_map_free(&s->struct_types);
+  ctr_map_free(&s->trace_paths);
+  s->trace_types = s->trace_names = s->trace_funcs = 0;
+  s->redacted_type = -1;
+}
+
+static void step_record(ctr_session_t *s, int64_t path, int64_t line);
+static void call_record(ctr_session_t *s, uint32_t func, const char *args,
+                        size_t n);
+
+/* Opens the next interval's trace: a top-level function and call come
+ * first (trace-format R2), then type 0 = None, then a synthetic call for
+ * each recorded frame already on the current thread's stack, so the
+ * interval replays coherently on its own. */
+static int open_interval(ctr_session_t *s) {
   const char *prog = s->program;
+  thread_t *t = &s->threads[s->cur];
   ctr_buf_t *b;
+  uint32_t i;
   int rc;
 
-  rc = ctr_trace_open(&s->trace, s->cfg->output_dir, prog, s->pid, s->cwd,
-                      prog, s->args_json);
+  reset_trace_ids(s);
+  rc = ctr_trace_open(&s->trace, s->cfg->output_dir, prog, s->pid, s->started,
+                      s->interval + 1, s->cwd, prog, s->args_json);
   if (rc != 0) {
     CTR_ERROR("session %llu: cannot create a trace folder in %s: %s",
               (unsigned long long)s->id, s->cfg->output_dir, ctr_strerror(rc));
     return rc;
   }
-  CTR_INFO("session %llu: pid %lld (%s) recording into %s",
-           (unsigned long long)s->id, (long long)s->pid, prog,
+  s->interval++;
+  s->st.intervals = s->interval;
+  s->interval_start = time(NULL);
+  s->interval_start_ms = now_ms();
+  s->interval_end = 0;
+  s->end_reason = NULL;
+  s->st.steps = s->st.calls = s->st.returns = s->st.events = 0;
+  s->st.filtered = s->st.written = 0;
+  CTR_INFO("session %llu: pid %lld (%s) interval %u recording into %s",
+           (unsigned long long)s->id, (long long)s->pid, prog, s->interval,
            ctr_trace_dir(s->trace));
   if (prog[0] == '/' && strstr(prog, "/../") == NULL) {
     path_t top = {(char *)prog, (uint32_t)strlen(prog), -1, -1, NULL, 0};
@@ -403,7 +496,118 @@ static int open_trace(ctr_session_t *s) {
   b = ctr_trace_record(s->trace);
   ctr_buf_puts(b, "{\"Call\":{\"function_id\":0,\"args\":[]}}");
   type_record(s, CTR_TK_NONE, "None", 4);
+  for (i = 0; i < t->nframes; i++)
+    if (t->frames[i].flags & FRAME_WANTED) {
+      map_func(s, t->frames[i].func);
+      call_record(s, t->frames[i].func, "", 0);
+      t->frames[i].flags |= FRAME_EMITTED;
+    }
   return 0;
+}
+
+static void render_meta(ctr_session_t *s);
+
+/* Completes the current interval's trace with state ("complete" or
+ * "aborted: ..."); calls opened in it stay open, as the format allows. */
+static void close_interval(ctr_session_t *s, const char *state,
+                           const char *reason) {
+  uint32_t i, j;
+
+  if (s->trace == NULL)
+    return;
+  s->interval_end = time(NULL);
+  s->end_reason = reason;
+  free(s->state);
+  s->state = ctr_xstrndup(state, strlen(state));
+  s->st.written = ctr_trace_records(s->trace);
+  render_meta(s);
+  ctr_trace_flush(s->trace);
+  CTR_INFO("session %llu: interval %u %s (%s): %llu steps, %llu calls, %llu "
+           "events in %s",
+           (unsigned long long)s->id, s->interval, s->state,
+           reason ? reason : "end", (unsigned long long)s->st.steps,
+           (unsigned long long)s->st.calls, (unsigned long long)s->st.events,
+           ctr_trace_dir(s->trace));
+  if (s->closed_cb)
+    s->closed_cb(s->closed_arg, ctr_trace_dir(s->trace), &s->st, s->state);
+  ctr_trace_close(s->trace);
+  s->trace = NULL;
+  for (i = 0; i < s->nthreads; i++) {
+    for (j = 0; j < s->threads[i].nframes; j++)
+      s->threads[i].frames[j].flags &= (uint8_t)~FRAME_EMITTED;
+    s->threads[i].step_kept = false;
+  }
+  free(s->state);
+  s->state = ctr_xstrndup("recording", 9);
+}
+
+/* ---- recording gate ----------------------------------------------------- */
+
+static bool in_window(const ctr_session_t *s) {
+  const ctr_config_t *cfg = s->cfg;
+  int64_t now;
+  size_t i;
+
+  if (cfg->record_nwindows == 0)
+    return true;
+  now = now_ms();
+  for (i = 0; i < cfg->record_nwindows; i++) {
+    const ctr_record_window_t *w = &cfg->record_windows[i];
+    if (w->absolute) {
+      if ((!w->has_at || now >= w->at_ms) && (!w->has_until || now < w->until_ms))
+        return true;
+    } else {
+      int64_t rel = now - s->process_start_ms;
+      if (rel >= (int64_t)w->after_ms &&
+          (!w->has_for || rel < (int64_t)(w->after_ms + w->for_ms)))
+        return true;
+    }
+  }
+  return false;
+}
+
+/* Why the session does not record now, or NULL when it does. */
+static const char *gate_closed(const ctr_session_t *s) {
+  if (!s->user_on)
+    return "stopped";
+  if (s->limit_hit)
+    return s->limit_hit;
+  if (!in_window(s))
+    return "outside record.windows";
+  if (s->while_in && s->while_depth == 0)
+    return "outside record.while_in";
+  return NULL;
+}
+
+/* Ends the interval when the gate closed; true while it is open. */
+static bool gate_open(ctr_session_t *s) {
+  const char *why = gate_closed(s);
+
+  if (why && s->trace)
+    close_interval(s, "complete", why);
+  return why == NULL;
+}
+
+/* Ends the interval at the first record.max_* limit it reaches. */
+static void check_limits(ctr_session_t *s) {
+  const ctr_config_t *cfg = s->cfg;
+
+  if (s->trace == NULL)
+    return;
+  if (cfg->record_max_events && ctr_trace_records(s->trace) >= cfg->record_max_events)
+    s->limit_hit = "record.max_events reached";
+  else if (cfg->record_max_bytes && ctr_trace_bytes(s->trace) >= cfg->record_max_bytes)
+    s->limit_hit = "record.max_bytes reached";
+  else if (cfg->record_max_duration_ms &&
+           now_ms() - s->interval_start_ms >= (int64_t)cfg->record_max_duration_ms)
+    s->limit_hit = "record.max_duration reached";
+  if (s->limit_hit)
+    close_interval(s, "complete", s->limit_hit);
+}
+
+/* Opens the interval's trace on its first record. */
+static int ensure_trace(ctr_session_t *s) {
+  return s->trace ? 0 : open_interval(s);
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -501,6 +705,7 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     f.tid = -1;
     f.module = ruby_module(s, f.name);
     f.action = -1;
+    f.while_in = -1;
     TABLE_PUSH(s->funcs, f);
     break;
   }
@@ -658,42 +863,83 @@ static void step_record(ctr_session_t *s, int64_t path, int64_t line) {
   s->st.steps++;
 }
 
+/* A step at the callee's definition line (the call's location, R3), then
+ * the Call with its rendered arguments. The function is already mapped. */
+static void call_record(ctr_session_t *s, uint32_t func, const char *args,
+                        size_t n) {
+  const func_t *f = &s->funcs.v[func];
+  ctr_buf_t *b;
+
+  step_record(s, s->paths.v[f->path_id].tid, f->line);
+  b = ctr_trace_record(s->trace);
+  ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
+  ctr_json_i64(b, f->tid);
+  ctr_buf_puts(b, ",\"args\":[");
+  ctr_buf_add(b, args, n);
+  ctr_buf_puts(b, "]}}");
+  s->st.calls++;
+}
+
 static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
   frame_t *fr = top_frame(t);
-  int64_t id;
+  int rc;
 
   if (m->u.step.path_id >= s->paths.n)
     return fail(why, "step path id out of range", CTR_ERANGE);
-  t->step_kept = fr ? (fr->flags & FRAME_RECORDED) != 0
+  t->step_kept = fr ? (fr->flags & FRAME_WANTED) != 0
                     : path_action(s, m->u.step.path_id) == CTR_FILTER_RECORD;
+  if (t->step_kept && !gate_open(s))
+    t->step_kept = false;
   if (!t->step_kept) {
     s->st.filtered++;
     return 0;
   }
-  id = map_path(s, m->u.step.path_id);
-  step_record(s, id, m->u.step.line);
+  if ((rc = ensure_trace(s)) != 0)
+    return fail(why, "cannot create the trace folder", rc);
+  step_record(s, map_path(s, m->u.step.path_id), m->u.step.line);
   return 0;
+}
+
+static bool is_while_in(ctr_session_t *s, uint32_t id) {
+  func_t *f = &s->funcs.v[id];
+
+  if (s->while_in == NULL)
+    return false;
+  if (f->while_in < 0)
+    f->while_in = ctr_filter_decide(s->while_in, s->paths.v[f->path_id].text,
+                                    f->module, f->name) != CTR_FILTER_RECORD;
+  return f->while_in;
 }
 
 static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const msgpack_object *args = m->u.call.args;
   thread_t *t = cur_thread(s);
   uint32_t fid = m->u.call.func_id, i, n = 0;
-  ctr_buf_t *b;
-  int64_t id;
+  uint8_t flags = 0;
   int action, rc;
 
   if (fid >= s->funcs.n)
     return fail(why, "call function id out of range", CTR_ERANGE);
   action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
-  if (action != CTR_FILTER_RECORD) {
-    push_frame(t, fid, action == CTR_FILTER_SKIP_TREE ? FRAME_TREE : 0);
+  if (action == CTR_FILTER_RECORD)
+    flags |= FRAME_WANTED;
+  else if (action == CTR_FILTER_SKIP_TREE)
+    flags |= FRAME_TREE;
+  if (is_while_in(s, fid)) {
+    /* Entering it may open an interval; frames below become synthetic. */
+    flags |= FRAME_WHILE;
+    s->while_depth++;
+  }
+  if (!(flags & FRAME_WANTED) || !gate_open(s)) {
+    push_frame(t, fid, flags);
     s->st.filtered++;
     return 0;
   }
-  id = map_func(s, fid);
-  push_frame(t, fid, FRAME_RECORDED);
+  if ((rc = ensure_trace(s)) != 0)
+    return fail(why, "cannot create the trace folder", rc);
+  map_func(s, fid);
+  push_frame(t, fid, flags | FRAME_EMITTED);
   s->scratch.len = 0;
   for (i = 0; s->values != CTR_VALUES_NONE && i < args->via.array.size; i++) {
     size_t mark = s->scratch.len;
@@ -708,22 +954,14 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     else
       n++;
   }
-  /* The call's location is a step at the callee's definition line. */
-  step_record(s, s->paths.v[s->funcs.v[fid].path_id].tid, s->funcs.v[fid].line);
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
-  ctr_json_i64(b, id);
-  ctr_buf_puts(b, ",\"args\":[");
-  ctr_buf_add(b, s->scratch.data, s->scratch.len);
-  ctr_buf_puts(b, "]}}");
+  call_record(s, fid, s->scratch.data, s->scratch.len);
   t->step_kept = true;
-  s->st.calls++;
   return 0;
 }
 
 static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
-  frame_t *fr = top_frame(t);
+  frame_t *fr = top_frame(t), f;
   ctr_buf_t *b;
   int action = CTR_FILTER_KEEP;
   int64_t tid;
@@ -736,33 +974,38 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     s->st.dropped++;
     return 0;
   }
+  f = *fr;
   t->nframes--;
-  if (fr->flags & FRAME_TREE)
+  if (f.flags & FRAME_TREE)
     t->trees--;
-  if (!(fr->flags & FRAME_RECORDED)) {
-    s->st.filtered++;
-    return 0;
-  }
-  if (s->nvalue_rules)
-    action = ctr_filter_value(s->filter,
-                              s->paths.v[s->funcs.v[fr->func].path_id].text,
-                              s->funcs.v[fr->func].module,
-                              s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
-  /* A record must not be interleaved: the type comes first. */
-  tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Return\":{\"return_value\":");
-  if (s->values == CTR_VALUES_NONE || action == CTR_FILTER_DROP) {
-    ctr_buf_puts(b, "{\"kind\":\"None\",\"type_id\":0}");
-  } else if (action == CTR_FILTER_REDACT) {
-    ctr_buf_puts(b, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
-    ctr_json_i64(b, tid);
-    ctr_buf_add(b, "}", 1);
+  if (f.flags & FRAME_EMITTED) {
+    if (s->nvalue_rules)
+      action = ctr_filter_value(s->filter,
+                                s->paths.v[s->funcs.v[f.func].path_id].text,
+                                s->funcs.v[f.func].module,
+                                s->funcs.v[f.func].name, CTR_FILTER_RETURN, NULL);
+    /* A record must not be interleaved: the type comes first. */
+    tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
+    b = ctr_trace_record(s->trace);
+    ctr_buf_puts(b, "{\"Return\":{\"return_value\":");
+    if (s->values == CTR_VALUES_NONE || action == CTR_FILTER_DROP) {
+      ctr_buf_puts(b, "{\"kind\":\"None\",\"type_id\":0}");
+    } else if (action == CTR_FILTER_REDACT) {
+      ctr_buf_puts(b, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
+      ctr_json_i64(b, tid);
+      ctr_buf_add(b, "}", 1);
+    } else {
+      ctr_buf_add(b, s->scratch.data, s->scratch.len);
+    }
+    ctr_buf_puts(b, "}}");
+    s->st.returns++;
   } else {
-    ctr_buf_add(b, s->scratch.data, s->scratch.len);
+    s->st.filtered++;
   }
-  ctr_buf_puts(b, "}}");
-  s->st.returns++;
+  if (f.flags & FRAME_WHILE) {
+    s->while_depth--;
+    gate_open(s);
+  }
   return 0;
 }
 
@@ -773,7 +1016,7 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   uint32_t i;
   int rc;
 
-  if (!t->step_kept || s->values != CTR_VALUES_ALL)
+  if (!t->step_kept || s->trace == NULL || s->values != CTR_VALUES_ALL)
     return 0;
   for (i = 0; i < v->via.array.size; i++) {
     s->scratch.len = 0;
@@ -791,7 +1034,23 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   return 0;
 }
 
+static int event(ctr_session_t *s, int kind, ctr_str_t a, ctr_str_t b,
+                 const char **why) {
+  int rc;
+
+  if (!gate_open(s)) {
+    s->st.filtered++;
+    return 0;
+  }
+  if ((rc = ensure_trace(s)) != 0)
+    return fail(why, "cannot create the trace folder", rc);
+  event_record(s, kind, a.ptr, a.len, b.ptr, b.len);
+  return 0;
+}
+
 static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  static const ctr_str_t none = {NULL, 0};
+
   switch (m->tag) {
   case CTR_MSG_STEP:
     return step(s, m, why);
@@ -802,17 +1061,11 @@ static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_VARS:
     return vars(s, m, why);
   case CTR_MSG_EVENT:
-    event_record(s, m->u.event.kind, m->u.event.text.ptr, m->u.event.text.len,
-                 NULL, 0);
-    return 0;
+    return event(s, m->u.event.kind, m->u.event.text, none, why);
   case CTR_MSG_RAISE:
-    event_record(s, CTR_EV_ERROR, m->u.raise.cls.ptr, m->u.raise.cls.len,
-                 m->u.raise.text.ptr, m->u.raise.text.len);
-    return 0;
+    return event(s, CTR_EV_ERROR, m->u.raise.cls, m->u.raise.text, why);
   case CTR_MSG_MARK:
-    event_record(s, CTR_EV_TRACE_LOG, m->u.mark.text.ptr, m->u.mark.text.len,
-                 NULL, 0);
-    return 0;
+    return event(s, CTR_EV_TRACE_LOG, m->u.mark.text, none, why);
   case CTR_MSG_THREAD:
     switch_thread(s, m->u.thread.id);
     return 0;
@@ -845,9 +1098,10 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     s->exit_status = m->u.bye.status;
     return 0;
   }
-  if (s->trace == NULL && (rc = open_trace(s)) != 0)
-    return fail(why, "cannot create the trace folder", rc);
-  return execute(s, m, why);
+  rc = execute(s, m, why);
+  if (rc == 0)
+    check_limits(s);
+  return rc;
 }
 
 /* ---- metadata and lifecycle ------------------------------------------- */
@@ -880,11 +1134,18 @@ static void render_meta(ctr_session_t *s) {
   ctr_json_i64(&b, s->ppid);
   ctr_buf_puts(&b, ",\"uid\":");
   ctr_json_u64(&b, s->uid);
-  ctr_buf_puts(&b, ",\"interval\":{\"index\":1,\"start\":");
-  iso_time(&b, s->started);
+  ctr_buf_puts(&b, ",\"interval\":{\"index\":");
+  ctr_json_u64(&b, s->interval);
+  ctr_buf_puts(&b, ",\"start\":");
+  iso_time(&b, s->interval_start);
   ctr_buf_puts(&b, ",\"end\":");
-  if (s->ended)
-    iso_time(&b, s->ended);
+  if (s->interval_end)
+    iso_time(&b, s->interval_end);
+  else
+    ctr_buf_puts(&b, "null");
+  ctr_buf_puts(&b, ",\"end_reason\":");
+  if (s->end_reason)
+    ctr_json_str(&b, s->end_reason, strlen(s->end_reason));
   else
     ctr_buf_puts(&b, "null");
   ctr_buf_puts(&b, "},\"exit_status\":");
@@ -936,26 +1197,61 @@ int ctr_session_flush(ctr_session_t *s) {
 }
 
 void ctr_session_end(ctr_session_t *s, const char *abort_reason) {
+  char state[300];
+
   if (s->ended)
     return;
   s->ended = time(NULL);
+  if (s->bye || abort_reason == NULL)
+    snprintf(state, sizeof(state), "complete");
+  else
+    snprintf(state, sizeof(state), "aborted: %s", abort_reason);
+  close_interval(s, state, s->bye ? "program exited" : abort_reason);
   free(s->state);
-  if (s->bye || abort_reason == NULL) {
-    s->state = ctr_xstrndup("complete", 8);
-  } else {
-    size_t n = strlen(abort_reason) + 10;
-    s->state = ctr_xmalloc(n);
-    snprintf(s->state, n, "aborted: %s", abort_reason);
+  s->state = ctr_xstrndup(state, strlen(state));
+}
+
+void ctr_session_tick(ctr_session_t *s) {
+  if (s->trace && !s->ended) {
+    gate_open(s);
+    check_limits(s);
   }
-  if (s->trace) {
-    s->st.written = ctr_trace_records(s->trace);
-    render_meta(s);
-    ctr_trace_flush(s->trace);
-    CTR_INFO("session %llu: %s, %llu steps, %llu calls, %llu events in %s",
-             (unsigned long long)s->id, s->state,
-             (unsigned long long)s->st.steps, (unsigned long long)s->st.calls,
-             (unsigned long long)s->st.events, ctr_trace_dir(s->trace));
-  }
+}
+
+int ctr_session_control(ctr_session_t *s, bool on) {
+  bool was = s->user_on && s->limit_hit == NULL;
+
+  if (s->ended)
+    return 0;
+  s->user_on = on;
+  if (on)
+    s->limit_hit = NULL; /* a manual start begins a fresh interval */
+  if (s->trace && !on)
+    close_interval(s, "complete", "stopped by ctrecctl");
+  return was != on;
+}
+
+void ctr_session_reload(ctr_session_t *s) {
+  static const ctr_str_t mark = {"ctrec: configuration reloaded", 29};
+  static const ctr_str_t none = {NULL, 0};
+  const char *why;
+  uint32_t i;
+
+  ctr_filter_free(s->filter);
+  s->filter = ctr_filter_ref(s->cfg->filter);
+  ctr_filter_values(s->filter, &s->nvalue_rules);
+  ctr_filter_free(s->while_in);
+  s->while_in = compile_while_in(s->cfg);
+  s->values = s->cfg->record_values;
+  free(s->filter_text);
+  s->filter_text = describe_filter(s->filter);
+  for (i = 0; i < s->funcs.n; i++)
+    s->funcs.v[i].action = s->funcs.v[i].while_in = -1;
+  for (i = 0; i < s->paths.n; i++)
+    s->paths.v[i].action = -1;
+  /* The point where the new rules start, visible in the trace. */
+  if (s->trace)
+    event(s, CTR_EV_TRACE_LOG, mark, none, &why);
 }
 
 size_t ctr_session_pending(const ctr_session_t *s) {
@@ -965,7 +1261,9 @@ size_t ctr_session_pending(const ctr_session_t *s) {
 bool ctr_session_said_bye(const ctr_session_t *s) { return s->bye; }
 uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
 int64_t ctr_session_pid(const ctr_session_t *s) { return s->pid; }
-const char *ctr_session_state(const ctr_session_t *s) { return s->state; }
+const char *ctr_session_state(const ctr_session_t *s) {
+  return s->ended || s->trace ? s->state : "paused";
+}
 const ctr_session_stats_t *ctr_session_stats(const ctr_session_t *s) {
   return &s->st;
 }
@@ -986,14 +1284,17 @@ static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
 void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
   const char *dir = ctr_session_trace_dir(s);
 
-  msgpack_pack_map(pk, 11);
+  msgpack_pack_map(pk, 14);
   pack_kv_u64(pk, "id", s->id);
   pack_kv_u64(pk, "pid", (uint64_t)s->pid);
   pack_kv_u64(pk, "ppid", (uint64_t)s->ppid);
   pack_kv_u64(pk, "uid", s->uid);
   pack_kv_str(pk, "lang", s->lang);
   pack_kv_str(pk, "program", s->program);
-  pack_kv_str(pk, "state", s->state);
+  pack_kv_str(pk, "state", ctr_session_state(s));
+  pack_kv_u64(pk, "intervals", s->interval);
+  pack_kv_str(pk, "reason", s->trace ? "" : gate_closed(s) ? gate_closed(s) : "");
+  pack_kv_str(pk, "filter", s->filter_text);
   pack_kv_u64(pk, "received", s->st.received);
   pack_kv_u64(pk, "written", s->trace ? ctr_trace_records(s->trace) : 0);
   pack_kv_str(pk, "trace", dir ? dir : "");
@@ -1016,6 +1317,7 @@ void ctr_session_free(ctr_session_t *s) {
   for (i = 0; i < s->nthreads; i++)
     free(s->threads[i].frames);
   ctr_filter_free(s->filter);
+  ctr_filter_free(s->while_in);
   free(s->filter_text);
   for (i = 0; i < s->types.n; i++)
     free(s->types.v[i].name);

@@ -23,10 +23,18 @@ typedef struct ctr_session_stats_s {
   uint64_t filtered; /* steps, calls and returns left out by the filter */
   uint64_t dropped;  /* messages that could not be placed (unbalanced) */
   uint64_t lost;     /* events the shim reported as dropped */
+  uint32_t intervals;
 } ctr_session_stats_t;
 
+/* Called each time an interval's trace is completed, with that interval's
+ * counters and final state. */
+typedef void (*ctr_session_closed_cb)(void *arg, const char *dir,
+                                      const ctr_session_stats_t *st,
+                                      const char *state);
+
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
-                    const ctr_hello_t *hello, uint64_t id, uid_t uid);
+                    const ctr_hello_t *hello, uint64_t id, uid_t uid,
+                    ctr_session_closed_cb cb, void *cb_arg);
 
 /* Applies one message. On error returns a negative code with *why set; the
  * caller then ends the session as aborted and closes the connection. */
@@ -34,6 +42,18 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why);
 
 /* Writes pending records and metadata when anything changed. */
 int ctr_session_flush(ctr_session_t *s);
+
+/* Re-checks time windows and the interval duration (the daemon calls it
+ * every flush period, so intervals end on time while a program idles). */
+void ctr_session_tick(ctr_session_t *s);
+
+/* ctrecctl start (on) or stop: opens a new interval at the next event, or
+ * ends the current one. Returns 1 when that changed anything. */
+int ctr_session_control(ctr_session_t *s, bool on);
+
+/* Applies a reloaded config's filter from the next event on, with a mark
+ * in the trace. */
+void ctr_session_reload(ctr_session_t *s);
 
 /* Bytes rendered but not yet written. */
 size_t ctr_session_pending(const ctr_session_t *s);

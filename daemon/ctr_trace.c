@@ -83,24 +83,27 @@ static void sanitize_name(char *out, size_t cap, const char *name) {
 }
 
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
-                   int64_t pid, const char *workdir, const char *program,
+                   int64_t pid, time_t started, uint32_t interval,
+                   const char *workdir, const char *program,
                    const char *args_json) {
-  char safe[80], stamp[32], dir[4096], sub[4200];
+  char safe[80], stamp[32], base[4096], dir[4200], sub[4300];
   struct tm tm;
-  time_t now = time(NULL);
   ctr_trace_t *t;
   int n;
 
   sanitize_name(safe, sizeof(safe), name);
-  gmtime_r(&now, &tm);
+  gmtime_r(&started, &tm);
   strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+  snprintf(base, sizeof(base), "%s/%s-%lld-%s", root, safe, (long long)pid,
+           stamp);
+  if (interval > 1)
+    snprintf(base + strlen(base), sizeof(base) - strlen(base), "-%u", interval);
+  /* A reused pid in the same second still gets a folder of its own. */
   for (n = 1;; n++) {
     if (n == 1)
-      snprintf(dir, sizeof(dir), "%s/%s-%lld-%s", root, safe, (long long)pid,
-               stamp);
+      snprintf(dir, sizeof(dir), "%s", base);
     else
-      snprintf(dir, sizeof(dir), "%s/%s-%lld-%s-%d", root, safe,
-               (long long)pid, stamp, n);
+      snprintf(dir, sizeof(dir), "%s.%d", base, n);
     if (mkdir(dir, 0755) == 0)
       break;
     if (errno != EEXIST || n > 1000)
@@ -283,6 +286,9 @@ bool ctr_trace_dirty(const ctr_trace_t *t) {
 size_t ctr_trace_pending(const ctr_trace_t *t) { return t->pending.len; }
 const char *ctr_trace_dir(const ctr_trace_t *t) { return t->dir; }
 uint64_t ctr_trace_records(const ctr_trace_t *t) { return t->records; }
+uint64_t ctr_trace_bytes(const ctr_trace_t *t) {
+  return t->body_len + t->pending.len;
+}
 
 int ctr_trace_close(ctr_trace_t *t) {
   int rc = 0;

@@ -11,15 +11,18 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ctr_buf.h"
 
 typedef struct ctr_trace_s ctr_trace_t;
 
-/* Creates <root>/<name>-<pid>-<UTC time>[-N]/ with files/ inside. workdir,
- * program and the JSON array text args_json go into trace_metadata.json. */
+/* Creates <root>/<name>-<pid>-<UTC time of started>[-<interval>]/ with
+ * files/ inside (interval 1 has no suffix). workdir, program and the JSON
+ * array text args_json go into trace_metadata.json. */
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
-                   int64_t pid, const char *workdir, const char *program,
+                   int64_t pid, time_t started, uint32_t interval,
+                   const char *workdir, const char *program,
                    const char *args_json);
 
 /* Starts one record: returns the buffer to append its JSON text to. */
@@ -43,6 +46,8 @@ size_t ctr_trace_pending(const ctr_trace_t *t);
 
 const char *ctr_trace_dir(const ctr_trace_t *t);
 uint64_t ctr_trace_records(const ctr_trace_t *t);
+/* Bytes of trace.json, written and pending. */
+uint64_t ctr_trace_bytes(const ctr_trace_t *t);
 
 /* Marks traces under root that a daemon left "recording" when it died
  * (its pid no longer runs) as aborted. Returns how many were marked. */

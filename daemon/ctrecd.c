@@ -111,7 +111,8 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   uv_loop_init(&loop);
-  rc = ctr_server_start(&srv, &loop, &cfg, report_fd, err, sizeof(err));
+  rc = ctr_server_start(&srv, &loop, &cfg, config_path, report_fd, err,
+                        sizeof(err));
   if (rc != 0) {
     CTR_ERROR("%s", err);
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -107,6 +107,14 @@ const char *ctr_tag_name(int tag) {
     return "STATUS";
   case CTR_MSG_STATUS_REPLY:
     return "STATUS_REPLY";
+  case CTR_MSG_START:
+    return "START";
+  case CTR_MSG_STOP:
+    return "STOP";
+  case CTR_MSG_RELOAD:
+    return "RELOAD";
+  case CTR_MSG_DONE:
+    return "DONE";
   default:
     return "unknown";
   }
@@ -118,7 +126,10 @@ static uint32_t arity(int tag) {
   case CTR_MSG_PAUSE:
   case CTR_MSG_RESUME:
   case CTR_MSG_STATUS:
+  case CTR_MSG_RELOAD:
     return 1;
+  case CTR_MSG_START:
+  case CTR_MSG_STOP:
   case CTR_MSG_HELLO:
   case CTR_MSG_WELCOME:
   case CTR_MSG_BYE:
@@ -132,6 +143,7 @@ static uint32_t arity(int tag) {
   case CTR_MSG_STATUS_REPLY:
     return 2;
   case CTR_MSG_ERROR:
+  case CTR_MSG_DONE:
   case CTR_MSG_PATH:
   case CTR_MSG_VARNAME:
   case CTR_MSG_SOURCE:
@@ -444,7 +456,19 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
         FAIL("STATUS_REPLY session is not a map");
     m->u.status.sessions = &f[1];
     return 0;
-  default: /* PAUSE, RESUME, STATUS: the tag is the whole message */
+  case CTR_MSG_START:
+  case CTR_MSG_STOP:
+    if (f[1].type != MSGPACK_OBJECT_MAP)
+      FAIL("selector is not a map");
+    m->u.select.map = &f[1];
+    return 0;
+  case CTR_MSG_DONE:
+    if (!ctr_obj_i64(&f[1], &m->u.done.count))
+      FAIL("DONE count is not an integer");
+    if (!ctr_obj_str(&f[2], &m->u.done.text))
+      FAIL("DONE text is not a string");
+    return 0;
+  default: /* PAUSE, RESUME, STATUS, RELOAD: the tag is the whole message */
     return 0;
   }
 }

@@ -217,6 +217,28 @@ void ctr_pack_lost(msgpack_packer *pk, uint64_t count, const char *cause) {
 
 void ctr_pack_simple(msgpack_packer *pk, int tag) { pack_head(pk, 1, tag); }
 
+void ctr_pack_select(msgpack_packer *pk, int tag, bool all,
+                     const uint64_t *ids, uint32_t nids, int64_t pid) {
+  uint32_t i;
+
+  pack_head(pk, 2, tag);
+  msgpack_pack_map(pk, 3);
+  msgpack_pack_str_with_body(pk, "all", 3);
+  pack_bool(pk, all);
+  msgpack_pack_str_with_body(pk, "sessions", 8);
+  msgpack_pack_array(pk, nids);
+  for (i = 0; i < nids; i++)
+    msgpack_pack_uint64(pk, ids[i]);
+  msgpack_pack_str_with_body(pk, "pid", 3);
+  msgpack_pack_int64(pk, pid);
+}
+
+void ctr_pack_done(msgpack_packer *pk, int64_t count, const char *text) {
+  pack_head(pk, 3, CTR_MSG_DONE);
+  msgpack_pack_int64(pk, count);
+  pack_str(pk, text ? text : "", text ? strlen(text) : 0);
+}
+
 void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token) {
   pack_head(pk, 2, tag);
   msgpack_pack_uint64(pk, token);

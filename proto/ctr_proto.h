@@ -51,6 +51,10 @@ enum ctr_tag {
   /* control role */
   CTR_MSG_STATUS = 50,       /* [50] ctrecctl -> daemon */
   CTR_MSG_STATUS_REPLY = 51, /* [51, [{session map}...]] daemon -> ctrecctl */
+  CTR_MSG_START = 52,  /* [52, {selector}] ctrecctl -> daemon: open intervals */
+  CTR_MSG_STOP = 53,   /* [53, {selector}] ctrecctl -> daemon: close them */
+  CTR_MSG_RELOAD = 54, /* [54] ctrecctl -> daemon: re-read the config file */
+  CTR_MSG_DONE = 55,   /* [55, count, text] daemon -> ctrecctl */
 };
 
 /* Value kinds on the wire: every value is [vkind, type_id, payload...]. */
@@ -162,6 +166,10 @@ typedef struct ctr_msg_s {
     struct { uint64_t count; ctr_str_t cause; } lost;
     struct { uint64_t token; } flush;
     struct { const msgpack_object *sessions; } status; /* array of maps */
+    /* START/STOP selector map: "all" (bool), "sessions" (array of ids),
+     * "pid" (int); checked by the consumer. */
+    struct { const msgpack_object *map; } select;
+    struct { int64_t count; ctr_str_t text; } done;
   } u;
 } ctr_msg_t;
 
@@ -244,7 +252,11 @@ void ctr_pack_thread(msgpack_packer *pk, uint64_t id);
 void ctr_pack_time(msgpack_packer *pk, uint64_t ns);
 void ctr_pack_mark(msgpack_packer *pk, const char *text, size_t n);
 void ctr_pack_lost(msgpack_packer *pk, uint64_t count, const char *cause);
-void ctr_pack_simple(msgpack_packer *pk, int tag); /* PAUSE, RESUME, STATUS */
+void ctr_pack_simple(msgpack_packer *pk, int tag); /* PAUSE, RESUME, STATUS, RELOAD */
+/* START or STOP for all sessions, the given session ids, or a pid (> 0). */
+void ctr_pack_select(msgpack_packer *pk, int tag, bool all,
+                     const uint64_t *ids, uint32_t nids, int64_t pid);
+void ctr_pack_done(msgpack_packer *pk, int64_t count, const char *text);
 void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token);
 
 /* Values. */

@@ -183,7 +183,11 @@ static int read_reply(int fd, reply_t *r, const char **why) {
   return rc;
 }
 
-static int control_connect(const char *path) {
+typedef void (*request_fn)(msgpack_packer *pk, const void *arg);
+
+/* Connects as a control client and sends HELLO plus one request. */
+static int control_connect(const char *path, request_fn request,
+                           const void *arg) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
   ctr_hello_t h;
@@ -204,13 +208,48 @@ static int control_connect(const char *path) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   ctr_pack_hello(&pk, &h, 0, NULL);
-  ctr_pack_simple(&pk, CTR_MSG_STATUS);
+  request(&pk, arg);
   if (send_frame(fd, &sb) != 0) {
     close(fd);
     fd = -1;
   }
   msgpack_sbuffer_destroy(&sb);
   return fd;
+}
+
+/* Sends one request and decodes the answer into m (valid until r is
+ * released). Returns 0, or 1 after printing why on stderr. */
+static int ask(const char *sock, request_fn request, const void *arg,
+               reply_t *r, ctr_msg_t *m) {
+  const char *why = NULL;
+  int fd = control_connect(sock, request, arg);
+
+  if (fd < 0) {
+    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
+            strerror(errno));
+    return 1;
+  }
+  if (read_reply(fd, r, &why) != 0 || ctr_msg_decode(&r->obj, m, &why) != 0) {
+    fprintf(stderr, "%s: %s: %s\n", prog_name, sock, why ? why : "bad answer");
+    close(fd);
+    return 1;
+  }
+  close(fd);
+  if (m->tag == CTR_MSG_ERROR) {
+    fprintf(stderr, "%s: ctrecd: %.*s\n", prog_name, (int)m->u.error.text.len,
+            m->u.error.text.ptr);
+    return 1;
+  }
+  return 0;
+}
+
+static void release(reply_t *r) {
+  msgpack_zone_destroy(&r->zone);
+  free(r->frame);
+}
+
+static void request_tag(msgpack_packer *pk, const void *arg) {
+  ctr_pack_simple(pk, *(const int *)arg);
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -278,13 +317,14 @@ static int cmd_status(int argc, char **argv) {
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *sock = default_socket(), *why = NULL;
+  static const int tag = CTR_MSG_STATUS;
+  const char *sock = default_socket();
   const msgpack_object *list;
   bool json = false;
   reply_t r;
   ctr_msg_t m;
   uint32_t i;
-  int opt, fd;
+  int opt;
 
   optind = 1;
   while ((opt = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
@@ -305,31 +345,16 @@ static int cmd_status(int argc, char **argv) {
   }
   if (optind < argc)
     die_usage("status ", "unexpected argument: %s", argv[optind]);
-  fd = control_connect(sock);
-  if (fd < 0) {
-    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
-            strerror(errno));
+  if (ask(sock, request_tag, &tag, &r, &m) != 0)
     return 1;
-  }
-  if (read_reply(fd, &r, &why) != 0 || ctr_msg_decode(&r.obj, &m, &why) != 0) {
-    fprintf(stderr, "%s: %s: %s\n", prog_name, sock, why ? why : "bad answer");
-    close(fd);
-    return 1;
-  }
-  close(fd);
-  if (m.tag == CTR_MSG_ERROR) {
-    fprintf(stderr, "%s: ctrecd: %.*s\n", prog_name, (int)m.u.error.text.len,
-            m.u.error.text.ptr);
-    return 1;
-  }
   if (m.tag != CTR_MSG_STATUS_REPLY) {
     fprintf(stderr, "%s: unexpected answer from ctrecd\n", prog_name);
     return 1;
   }
   list = m.u.status.sessions;
   if (!json)
-    printf("%-7s %-7s %-24s %-9s %-10s %-10s %s\n", "SESSION", "PID",
-           "PROGRAM", "STATE", "RECEIVED", "WRITTEN", "TRACE");
+    printf("%-7s %-7s %-24s %-9s %-9s %-10s %-10s %s\n", "SESSION", "PID",
+           "PROGRAM", "STATE", "INTERVALS", "RECEIVED", "WRITTEN", "TRACE");
   for (i = 0; i < list->via.array.size; i++) {
     const msgpack_object *s = &list->via.array.ptr[i];
     if (json)
@@ -338,6 +363,7 @@ static int cmd_status(int argc, char **argv) {
     print_field(s, "pid", 7, json, false);
     print_field(s, "program", 24, json, false);
     print_field(s, "state", 9, json, false);
+    print_field(s, "intervals", 9, json, false);
     print_field(s, "received", 10, json, false);
     print_field(s, "written", 10, json, false);
     print_field(s, "trace", 0, json, true);
@@ -346,8 +372,108 @@ static int cmd_status(int argc, char **argv) {
   }
   if (!json && list->via.array.size == 0)
     printf("(no live sessions)\n");
-  msgpack_zone_destroy(&r.zone);
-  free(r.frame);
+  release(&r);
+  return 0;
+}
+
+/* ---- start, stop, reload ------------------------------------------------ */
+
+typedef struct select_s {
+  int tag;
+  bool all;
+  uint64_t ids[64];
+  uint32_t nids;
+  int64_t pid;
+} select_t;
+
+static void request_select(msgpack_packer *pk, const void *arg) {
+  const select_t *sel = arg;
+  ctr_pack_select(pk, sel->tag, sel->all, sel->ids, sel->nids, sel->pid);
+}
+
+static int cmd_start_stop(int argc, char **argv, int tag) {
+  static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"all", no_argument, NULL, 'a'},
+                                       {"pid", required_argument, NULL, 'p'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *verb = tag == CTR_MSG_START ? "start " : "stop ";
+  const char *sock = default_socket();
+  select_t sel = {tag, false, {0}, 0, 0};
+  char *end;
+  reply_t r;
+  ctr_msg_t m;
+  int opt, i;
+
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "+s:ap:h", opts, NULL)) != -1) {
+    switch (opt) {
+    case 's': sock = optarg; break;
+    case 'a': sel.all = true; break;
+    case 'p':
+      sel.pid = strtoll(optarg, &end, 10);
+      if (*end || sel.pid <= 0)
+        die_usage(verb, "--pid: not a process id: %s", optarg);
+      break;
+    case 'h':
+      printf("Usage: %s %s[-s SOCKET] (SESSION... | --all | --pid PID)\n"
+             "%s recording intervals of live sessions at run time. Each\n"
+             "interval is written as its own trace folder; a started interval\n"
+             "opens with the calls already on the program's stack.\n\n"
+             "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"
+             "                     else " DEFAULT_SOCKET ")\n"
+             "  -a, --all          every session of yours (root: every session)\n"
+             "  -p, --pid PID      the session of that process\n",
+             prog_name, verb, tag == CTR_MSG_START ? "Open" : "Close");
+      return 0;
+    default: die_usage(verb, "%s", "invalid option");
+    }
+  }
+  for (i = optind; i < argc; i++) {
+    unsigned long long id = strtoull(argv[i], &end, 10);
+    if (*end || id == 0 || sel.nids == 64)
+      die_usage(verb, "not a session id: %s", argv[i]);
+    sel.ids[sel.nids++] = id;
+  }
+  if (!sel.all && sel.nids == 0 && sel.pid == 0)
+    die_usage(verb, "%s", "name SESSION ids, --all or --pid PID");
+  if (ask(sock, request_select, &sel, &r, &m) != 0)
+    return 1;
+  if (m.tag != CTR_MSG_DONE) {
+    fprintf(stderr, "%s: unexpected answer from ctrecd\n", prog_name);
+    release(&r);
+    return 1;
+  }
+  printf("%.*s\n", (int)m.u.done.text.len, m.u.done.text.ptr);
+  i = m.u.done.count > 0 ? 0 : 1;
+  if (i)
+    fprintf(stderr, "%s: no session matched\n", prog_name);
+  release(&r);
+  return i;
+}
+
+static int cmd_reload(int argc, char **argv) {
+  static const int tag = CTR_MSG_RELOAD;
+  const char *sock = default_socket();
+  reply_t r;
+  ctr_msg_t m;
+
+  if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+    printf("Usage: %s reload [-s SOCKET]\n"
+           "Make ctrecd re-read its config file (as SIGHUP does). A valid new\n"
+           "filter applies to live sessions from a marked point on; an invalid\n"
+           "file is rejected with its error and the old config stays.\n",
+           prog_name);
+    return 0;
+  }
+  if (argc == 3 && (strcmp(argv[1], "-s") == 0 || strcmp(argv[1], "--socket") == 0))
+    sock = argv[2];
+  else if (argc != 1)
+    die_usage("reload ", "%s", "usage: reload [-s SOCKET]");
+  if (ask(sock, request_tag, &tag, &r, &m) != 0)
+    return 1;
+  printf("%.*s\n", (int)m.u.done.text.len, m.u.done.text.ptr);
+  release(&r);
   return 0;
 }
 
@@ -623,7 +749,10 @@ static void usage(FILE *out) {
           "Control the ctrec recorder.\n\n"
           "Verbs:\n"
           "  record -- CMD...   run CMD and record the Ruby/Python processes it starts\n"
-          "  status             list the live sessions of a ctrecd\n\n"
+          "  status             list the live sessions of a ctrecd\n"
+          "  start SESSION...   open recording intervals (--all, --pid PID)\n"
+          "  stop SESSION...    close them\n"
+          "  reload             re-read the daemon's config file\n\n"
           "'%s VERB --help' describes a verb.\n",
           prog_name, prog_name);
 }
@@ -637,6 +766,12 @@ int main(int argc, char **argv) {
     return cmd_record(argc - 1, argv + 1);
   if (strcmp(argv[1], "status") == 0)
     return cmd_status(argc - 1, argv + 1);
+  if (strcmp(argv[1], "start") == 0)
+    return cmd_start_stop(argc - 1, argv + 1, CTR_MSG_START);
+  if (strcmp(argv[1], "stop") == 0)
+    return cmd_start_stop(argc - 1, argv + 1, CTR_MSG_STOP);
+  if (strcmp(argv[1], "reload") == 0)
+    return cmd_reload(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
       strcmp(argv[1], "help") == 0) {
     usage(stdout);

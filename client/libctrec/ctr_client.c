@@ -53,6 +53,7 @@ typedef struct ctr_client_s {
   msgpack_packer pk;
   ctr_frame_reader_t reader;
   uint64_t lost_batches; /* dropped whole, reported in the next batch */
+  pid_t forked_from; /* pid before the last fork, 0 in the first process */
 } ctr_client_t;
 
 static ctr_client_t g_client = {
@@ -368,7 +369,9 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   h.lang_version = ctr_client_str(in->lang_version);
   h.shim_version = ctr_client_str(in->shim_version);
   h.pid = getpid();
-  h.ppid = getppid();
+  /* A fork child reports the process it was forked from even when that
+   * one has already exited (Process.daemon), when getppid() says 1. */
+  h.ppid = c->forked_from ? c->forked_from : getppid();
   h.program = ctr_client_str(in->program);
   h.cwd = ctr_client_str(cwd);
   h.realtime_ns = (int64_t)ctr_client_clock(CLOCK_REALTIME);
@@ -458,8 +461,13 @@ static int ctr_client_session_open(ctr_client_t *c) {
 /* Sends what the parent packed so far so that neither process sends it
  * twice, then holds both locks across fork so the child gets them in a
  * known state. */
+static pid_t g_prefork_pid;
+
 static void ctr_client_atfork_prepare(void) {
   ctr_client_t *c = &g_client;
+  /* A process that never opened its own session (the middle process of a
+   * double fork, as in Process.daemon) passes its own parent on. */
+  g_prefork_pid = c->reconnect && c->forked_from ? c->forked_from : getpid();
   pthread_mutex_lock(&c->send_mu);
   pthread_mutex_lock(&c->mu);
   ctr_client_buf_t *b = ctr_client_swap(c);
@@ -481,6 +489,7 @@ static void ctr_client_atfork_child(void) {
   }
   c->batch[0].len = c->batch[1].len = 0;
   c->oom = false;
+  c->forked_from = g_prefork_pid;
   c->thread_running = false; /* the thread did not survive fork */
   /* The parent's flush thread may have been waiting on it. */
   pthread_cond_init(&c->wake, NULL);

@@ -18,6 +18,10 @@ uint32_t ctr__rb_type_id(msgpack_packer *pk, int kind, const char *name,
                          size_t n);
 uint32_t ctr__rb_varname_id(msgpack_packer *pk, const char *name, size_t n);
 uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID id);
+/* Type of the instances of `klass`, shown with its class path. */
+uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass);
+/* Type named by a string literal (its address is the cache key). */
+uint32_t ctr__rb_type_id_lit(msgpack_packer *pk, int kind, const char *lit);
 
 /* Captures one value. Declarations go to `decl` (the batch); the value bytes
  * go to `out` (a scratch packer) because a message's head must be packed

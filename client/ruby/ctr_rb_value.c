@@ -38,14 +38,13 @@ VALUE ctr__rb_class_name(VALUE klass) {
   return rb_class_path(klass);
 }
 
+/* `name` is a string literal. */
 static uint32_t ctr_rb_type(ctr_rb_walk_t *w, int kind, const char *name) {
-  return ctr__rb_type_id(w->decl, kind, name, strlen(name));
+  return ctr__rb_type_id_lit(w->decl, kind, name);
 }
 
 static uint32_t ctr_rb_type_of(ctr_rb_walk_t *w, int kind, VALUE v) {
-  VALUE name = ctr__rb_class_name(rb_obj_class(v));
-  return ctr__rb_type_id(w->decl, kind, RSTRING_PTR(name),
-                         (size_t)RSTRING_LEN(name));
+  return ctr__rb_type_id_class(w->decl, kind, rb_obj_class(v));
 }
 
 static void ctr_rb_raw(ctr_rb_walk_t *w, int kind_type, VALUE v,
@@ -131,9 +130,9 @@ static int ctr_rb_hash_cb(VALUE k, VALUE v, VALUE arg) {
 }
 
 /* A Hash as a sequence of pairs (or of keys, for Set), typed `type`. */
-static void ctr_rb_hash(ctr_rb_walk_t *w, VALUE h, const char *type,
+static void ctr_rb_hash(ctr_rb_walk_t *w, VALUE h, VALUE type,
                         bool keys_only) {
-  uint32_t tid = ctr_rb_type(w, CTR_TK_SEQ, type);
+  uint32_t tid = ctr__rb_type_id_class(w->decl, CTR_TK_SEQ, type);
   size_t size = RHASH_SIZE(h);
   uint32_t n = size > w->max_length ? w->max_length : (uint32_t)size;
   ctr_pack_v_seq_begin(w->out, tid, n);
@@ -156,9 +155,9 @@ static void ctr_rb_array(ctr_rb_walk_t *w, VALUE a) {
     ctr_rb_walk_value(w, RARRAY_AREF(a, i));
 }
 
-static void ctr_rb_struct2(ctr_rb_walk_t *w, VALUE v, const char *type,
-                           const char *n1, VALUE v1, const char *n2, VALUE v2) {
-  uint32_t tid = ctr_rb_type(w, CTR_TK_STRUCT, type);
+static void ctr_rb_struct2(ctr_rb_walk_t *w, VALUE type, const char *n1,
+                           VALUE v1, const char *n2, VALUE v2) {
+  uint32_t tid = ctr__rb_type_id_class(w->decl, CTR_TK_STRUCT, type);
   uint32_t id1 = ctr__rb_varname_id(w->decl, n1, strlen(n1));
   uint32_t id2 = ctr__rb_varname_id(w->decl, n2, strlen(n2));
   ctr_pack_v_struct_begin(w->out, tid, 2);
@@ -276,16 +275,21 @@ static void ctr_rb_compound(ctr_rb_walk_t *w, VALUE v) {
   case T_ARRAY:
     ctr_rb_array(w, v);
     return;
-  case T_HASH: {
-    VALUE name = ctr__rb_class_name(rb_obj_class(v));
-    ctr_rb_hash(w, v, StringValueCStr(name), false);
+  case T_HASH:
+    ctr_rb_hash(w, v, rb_obj_class(v), false);
     return;
-  }
+  case T_RATIONAL:
+    ctr_rb_struct2(w, rb_obj_class(v), "numerator", rb_rational_num(v),
+                   "denominator", rb_rational_den(v));
+    return;
+  case T_COMPLEX:
+    ctr_rb_struct2(w, rb_obj_class(v), "real", rb_complex_real(v), "imag",
+                   rb_complex_imag(v));
+    return;
   case T_STRUCT:
     if (rb_obj_is_kind_of(v, rb_cRange)) {
-      VALUE name = ctr__rb_class_name(rb_obj_class(v));
-      ctr_rb_struct2(w, v, StringValueCStr(name), "begin", RSTRUCT_GET(v, 0),
-                     "end", RSTRUCT_GET(v, 1));
+      ctr_rb_struct2(w, rb_obj_class(v), "begin", RSTRUCT_GET(v, 0), "end",
+                     RSTRUCT_GET(v, 1));
     } else {
       ctr_rb_struct(w, v);
     }
@@ -293,19 +297,21 @@ static void ctr_rb_compound(ctr_rb_walk_t *w, VALUE v) {
   default:
     break;
   }
+  if (!RB_TYPE_P(v, T_OBJECT)) {
+    ctr_rb_object(w, v);
+    return;
+  }
   if (ctr_rb_is_a(v, "Set")) {
     VALUE h = rb_attr_get(v, rb_intern("@hash"));
     if (RB_TYPE_P(h, T_HASH)) {
-      VALUE name = ctr__rb_class_name(rb_obj_class(v));
-      ctr_rb_hash(w, h, StringValueCStr(name), true);
+      ctr_rb_hash(w, h, rb_obj_class(v), true);
       return;
     }
   }
   if (ctr_rb_is_a(v, "OpenStruct")) {
     VALUE h = rb_attr_get(v, rb_intern("@table"));
     if (RB_TYPE_P(h, T_HASH)) {
-      VALUE name = ctr__rb_class_name(rb_obj_class(v));
-      ctr_rb_hash(w, h, StringValueCStr(name), false);
+      ctr_rb_hash(w, h, rb_obj_class(v), false);
       return;
     }
   }
@@ -362,9 +368,8 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
     if (w->depth >= w->max_depth)
       break;
     VALUE src = RREGEXP_SRC(v);
-    VALUE name = ctr__rb_class_name(rb_obj_class(v));
     w->visiting[w->depth++] = v;
-    ctr_rb_struct2(w, v, StringValueCStr(name), "source", src, "options",
+    ctr_rb_struct2(w, rb_obj_class(v), "source", src, "options",
                    INT2FIX(rb_reg_options(v)));
     w->depth--;
     return;
@@ -374,9 +379,8 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
       if (w->depth >= w->max_depth)
         break;
       struct timespec ts = rb_time_timespec(v);
-      VALUE name = ctr__rb_class_name(rb_obj_class(v));
       w->visiting[w->depth++] = v;
-      ctr_rb_struct2(w, v, StringValueCStr(name), "sec", LONG2NUM(ts.tv_sec),
+      ctr_rb_struct2(w, rb_obj_class(v), "sec", LONG2NUM(ts.tv_sec),
                      "nsec", LONG2NUM(ts.tv_nsec));
       w->depth--;
       return;

@@ -2,19 +2,46 @@
  * when CT_RECORDER_SOCKET is set, and does nothing at all otherwise.
  *
  * It uses the C tracing API (rb_add_event_hook2 with raw trace args) for
- * line, call, return and raise events, and wraps STDOUT/STDERR#write and
- * Warning.warn to record program output.
+ * line, call, return, block and raise events, and wraps STDOUT/STDERR#write
+ * and #syswrite and Warning.warn to record program output.
  *
- * Blocks: b_call/b_return are not recorded as calls. A block's lines are
- * steps of the innermost recorded method frame, which is how the reference
- * Ruby recorder shows them, and it keeps calls and returns balanced without
- * a second kind of frame. Methods defined in skipped code (the standard
- * library, gems) produce no CALL/RETURN and no steps; a per-thread stack of
- * "CALL was sent" flags makes every RETURN match its CALL. */
+ * Frames: the shim keeps a shadow stack per fiber (a thread's own code runs
+ * in its root fiber), with one entry per method and block frame. Each fiber
+ * has its own wire thread id, so a fiber that yields in the middle of a
+ * method (Enumerator#next, Fiber.yield) never interleaves its calls with
+ * another fiber's. Each entry remembers whether a CALL was sent, which keeps
+ * every RETURN matched with its CALL.
+ *
+ * Blocks: a block that runs inside the frame that created it (each, times,
+ * yield to a block written in the caller...) is not a call of its own: its
+ * lines are steps of that frame, which is how the reference Ruby recorder
+ * shows them. A block that runs anywhere else (a proc or lambda called from
+ * another method, a block passed down and yielded to further away) is
+ * recorded as a call of "block in <method>", so its body never shows up as
+ * steps of an unrelated frame. Methods defined in skipped code (the standard
+ * library, gems) produce no CALL/RETURN and no steps.
+ *
+ * Locals: reading a frame's variables needs a Binding. One Binding (and the
+ * list of its variable names) is made per frame, on the first event that
+ * needs it, and reused by every later line of that frame: after the first
+ * Binding the frame's environment lives on the heap and the Binding sees
+ * every later assignment.
+ *
+ * Environment switches (until the daemon's config pushes them):
+ *   CTREC_VALUES=none     control flow and output only: no variables,
+ *                         arguments or return values are captured.
+ *   CTREC_RUBY_STDLIB=1   record the standard library and installed gems
+ *                         too (skipped by default). The daemon's filter
+ *                         skips them as well unless its config says
+ *                         `filter: {defaults: false}`.
+ *   CTREC_BENCH_EMPTY_HOOK=1  benchmarks only: install a hook that does
+ *                         nothing for the same events, and record nothing. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <ruby.h>
 #include <ruby/debug.h>
+#include <ruby/ractor.h>
 #include <ruby/version.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +56,20 @@
 #define CTR_RB_SOURCE_MAX ((4u << 20) - 64)
 /* Output is sent in pieces so that no single EVENT passes that limit. */
 #define CTR_RB_EVENT_CHUNK (1u << 20)
+/* Eval'd code gets one pseudo path per eval string, up to this many; later
+ * ones share "<eval>" so that a program evaluating in a loop cannot grow the
+ * shim's tables without bound. */
+#define CTR_RB_EVALS_MAX 4096
 
 /* With RUBY_EVENT_HOOK_FLAG_RAW_ARG Ruby calls the hook as
  * hook(data, trace_arg); the API still takes the classic pointer type. */
 #define CTR_RB_HOOK_FN ((rb_event_hook_func_t)(void (*)(void))ctr_rb_hook)
+#define CTR_RB_EMPTY_HOOK_FN                                                   \
+  ((rb_event_hook_func_t)(void (*)(void))ctr_rb_empty_hook)
 
 #define CTR_RB_EVENTS                                                          \
-  (RUBY_EVENT_LINE | RUBY_EVENT_CALL | RUBY_EVENT_RETURN | RUBY_EVENT_RAISE |  \
+  (RUBY_EVENT_LINE | RUBY_EVENT_CALL | RUBY_EVENT_RETURN |                     \
+   RUBY_EVENT_B_CALL | RUBY_EVENT_B_RETURN | RUBY_EVENT_RAISE |                \
    RUBY_EVENT_THREAD_END)
 
 /* ---- interning tables ------------------------------------------------- */
@@ -130,11 +164,45 @@ uint32_t ctr__rb_varname_id(msgpack_packer *pk, const char *name, size_t n) {
   return id;
 }
 
+/* Fast paths in front of the name tables, cleared with them: by Symbol id,
+ * by (class, kind) and by (string literal, kind). Hashing a pointer is much
+ * cheaper than hashing the name, and a class name costs an allocation. */
+static st_table *g_varname_by_id, *g_type_by_class, *g_type_by_lit;
+static VALUE g_type_classes; /* keeps the classes used as keys alive */
+
 uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID sym) {
+  st_data_t val;
+  if (st_lookup(g_varname_by_id, (st_data_t)sym, &val))
+    return (uint32_t)val;
   VALUE s = rb_id2str(sym);
-  if (NIL_P(s))
-    return ctr__rb_varname_id(pk, "?", 1);
-  return ctr__rb_varname_id(pk, RSTRING_PTR(s), (size_t)RSTRING_LEN(s));
+  uint32_t id = NIL_P(s) ? ctr__rb_varname_id(pk, "?", 1)
+                         : ctr__rb_varname_id(pk, RSTRING_PTR(s),
+                                              (size_t)RSTRING_LEN(s));
+  if (!NIL_P(s))
+    st_insert(g_varname_by_id, (st_data_t)sym, (st_data_t)id);
+  return id;
+}
+
+uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass) {
+  st_data_t key = (st_data_t)klass * 64 + (st_data_t)kind, val;
+  if (st_lookup(g_type_by_class, key, &val))
+    return (uint32_t)val;
+  VALUE name = ctr__rb_class_name(klass);
+  uint32_t id = ctr__rb_type_id(pk, kind, RSTRING_PTR(name),
+                                (size_t)RSTRING_LEN(name));
+  st_insert(g_type_by_class, key, (st_data_t)id);
+  rb_ary_push(g_type_classes, klass);
+  RB_GC_GUARD(name);
+  return id;
+}
+
+uint32_t ctr__rb_type_id_lit(msgpack_packer *pk, int kind, const char *lit) {
+  st_data_t key = (st_data_t)lit * 64 + (st_data_t)kind, val;
+  if (st_lookup(g_type_by_lit, key, &val))
+    return (uint32_t)val;
+  uint32_t id = ctr__rb_type_id(pk, kind, lit, strlen(lit));
+  st_insert(g_type_by_lit, key, (st_data_t)id);
+  return id;
 }
 
 /* ---- shim state -------------------------------------------------------- */
@@ -142,18 +210,22 @@ uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID sym) {
 typedef struct ctr_rb_path_s {
   bool skip;
   bool real_file;
-  char *abs; /* absolute path, or a pseudo path like "<eval>" */
+  bool evalish; /* "(eval)" or a made-up file name: one path per eval string */
+  char *abs; /* absolute path, or a pseudo path like "<eval:3>" */
   size_t len;
+  char *text; /* source of eval'd code, sent as its SOURCE */
+  size_t text_len;
   uint32_t id;
   uint32_t gen; /* generation `id` belongs to; 0 = not declared */
 } ctr_rb_path_t;
 
-/* A method is known by its owner, name and definition site. */
+/* A function is known by its kind, owner, name and definition site. */
 typedef struct ctr_rb_fkey_s {
   VALUE klass;
   VALUE mid;
   VALUE path;
   long line;
+  long block; /* 1 for "block in ..." functions */
 } ctr_rb_fkey_t;
 
 typedef struct ctr_rb_func_s {
@@ -162,39 +234,74 @@ typedef struct ctr_rb_func_s {
   size_t name_len;
   ID *params; /* named parameters in order */
   int nparams;
+  VALUE param_names; /* the same as an Array of Symbols, or Qnil */
   uint32_t id;
   uint32_t gen;
 } ctr_rb_func_t;
 
-typedef struct ctr_rb_thread_s {
+/* One method or block frame of a fiber's shadow stack. */
+typedef struct ctr_rb_frame_s {
+  VALUE klass; /* the frame's method: a block compares its own home here */
+  VALUE mid;
+  VALUE self;
+  VALUE frame;   /* rb_profile_frames' id of the frame's code, 0 = unknown */
+  VALUE path;    /* path of its events */
+  VALUE binding; /* Qnil until first needed */
+  VALUE names;   /* Array of local variable Symbols, Qnil until needed */
+  bool sent;     /* a CALL was sent for it */
+  bool block;
+} ctr_rb_frame_t;
+
+/* The frame no event opened: the main script's (or a thread's) top level. */
+typedef struct ctr_rb_top_s {
+  VALUE frame;
+  VALUE path;
+  VALUE binding;
+  VALUE names;
+} ctr_rb_top_t;
+
+typedef struct ctr_rb_stack_s {
+  VALUE fiber; /* not marked: `objid` tells a reused address apart */
   VALUE thread;
+  VALUE objid;
+  VALUE vals; /* scratch Array of the values being captured */
   uint64_t wire_id;
-  uint8_t *flags; /* 1 when CALL was sent for that frame */
+  ctr_rb_frame_t *frames;
   size_t n;
   size_t cap;
-  struct ctr_rb_thread_s *next;
-} ctr_rb_thread_t;
+  ctr_rb_top_t top;
+  struct ctr_rb_stack_s *next;
+} ctr_rb_stack_t;
 
 static struct {
   bool on;
-  uint32_t gen; /* client generation the tables were built for, +1 */
+  bool values;     /* false with CTREC_VALUES=none */
+  bool daemonize;  /* Process.daemon is forking: the parent ends at once */
+  uint32_t gen;    /* client generation the tables were built for, +1 */
   st_table *paths; /* path VALUE -> ctr_rb_path_t* (kept for the process) */
   st_table *funcs; /* ctr_rb_fkey_t* -> ctr_rb_func_t* */
+  st_table *evals; /* iseq pointer -> ctr_rb_path_t* of its eval string */
+  VALUE eval_iseqs; /* Array keeping those iseqs alive */
+  uint32_t nevals;
   VALUE keep;      /* marks the VALUEs used as keys above */
   char *cwd;
   char **skip;
   size_t nskip;
-  ctr_rb_thread_t *threads;
-  ctr_rb_thread_t *cur; /* thread of the last event */
-  uint64_t sent_thread; /* wire id of the last THREAD sent */
+  ctr_rb_stack_t *stacks;
+  ctr_rb_stack_t *cur; /* stack of the last event */
+  VALUE main_fiber;
+  uint64_t sent_thread; /* wire id of the last THREAD sent, or UINT64_MAX */
   VALUE stdout_obj;
   VALUE stderr_obj;
+  rb_ractor_local_key_t main_key; /* set only in the main Ractor */
   msgpack_sbuffer scratch_buf;
   msgpack_packer scratch;
 } g;
 
 static ID id_local_variables, id_local_variable_get, id_instance_method,
-    id_parameters, id_attached, id_mesg, id_status;
+    id_parameters, id_attached, id_mesg, id_status, id_full_message,
+    id_highlight, id_order, id_top, id_eval_script, id_instruction_sequence,
+    id_each_child, id_signo;
 
 static int ctr_rb_fkey_cmp(st_data_t a, st_data_t b) {
   return memcmp((const void *)a, (const void *)b, sizeof(ctr_rb_fkey_t)) != 0;
@@ -214,21 +321,38 @@ static int ctr_rb_mark_path(st_data_t k, st_data_t v, st_data_t arg) {
 
 static int ctr_rb_mark_func(st_data_t k, st_data_t v, st_data_t arg) {
   const ctr_rb_fkey_t *fk = (const ctr_rb_fkey_t *)k;
+  rb_gc_mark(((const struct ctr_rb_func_s *)v)->param_names);
   rb_gc_mark(fk->klass);
   rb_gc_mark(fk->mid);
   rb_gc_mark(fk->path);
   return ST_CONTINUE;
 }
 
-/* rb_gc_mark pins: the tables and the thread list use object addresses. */
+/* rb_gc_mark pins: the tables and the stacks use object addresses. Fibers
+ * and threads are not marked, so that a finished fiber can be collected. */
 static void ctr_rb_keep_mark(void *p) {
   if (g.paths)
     st_foreach(g.paths, ctr_rb_mark_path, 0);
   if (g.funcs)
     st_foreach(g.funcs, ctr_rb_mark_func, 0);
-  /* Threads stay listed until their THREAD_END event drops them. */
-  for (ctr_rb_thread_t *t = g.threads; t; t = t->next)
-    rb_gc_mark(t->thread);
+  for (ctr_rb_stack_t *s = g.stacks; s; s = s->next) {
+    rb_gc_mark(s->objid);
+    rb_gc_mark(s->vals);
+    rb_gc_mark(s->top.frame);
+    rb_gc_mark(s->top.path);
+    rb_gc_mark(s->top.binding);
+    rb_gc_mark(s->top.names);
+    for (size_t i = 0; i < s->n; i++) {
+      const ctr_rb_frame_t *f = &s->frames[i];
+      rb_gc_mark(f->klass);
+      rb_gc_mark(f->mid);
+      rb_gc_mark(f->self);
+      rb_gc_mark(f->frame);
+      rb_gc_mark(f->path);
+      rb_gc_mark(f->binding);
+      rb_gc_mark(f->names);
+    }
+  }
 }
 
 static const rb_data_type_t ctr_rb_keep_type = {
@@ -243,11 +367,15 @@ static void ctr_rb_check_generation(void) {
   ctr_rb_names_reset(&g_types);
   ctr_rb_names_reset(&g_varnames);
   ctr_rb_names_reset(&g_paths);
+  st_clear(g_varname_by_id);
+  st_clear(g_type_by_class);
+  st_clear(g_type_by_lit);
   g_next_func = 0;
   /* Frames opened before the fork belong to the parent's trace. */
-  for (ctr_rb_thread_t *t = g.threads; t; t = t->next)
-    memset(t->flags, 0, t->n);
-  g.sent_thread = 0;
+  for (ctr_rb_stack_t *s = g.stacks; s; s = s->next)
+    for (size_t i = 0; i < s->n; i++)
+      s->frames[i].sent = false;
+  g.sent_thread = UINT64_MAX;
 }
 
 /* ---- paths --------------------------------------------------------------- */
@@ -315,9 +443,17 @@ static void ctr_rb_pseudo_path(ctr_rb_path_t *p, const char *s, size_t n) {
 }
 
 static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
+  /* Consecutive events mostly come from the same file. */
+  static VALUE last_path;
+  static ctr_rb_path_t *last_info;
+  if (path == last_path && last_info != NULL)
+    return last_info;
   st_data_t val;
-  if (st_lookup(g.paths, (st_data_t)path, &val))
-    return (ctr_rb_path_t *)val;
+  if (st_lookup(g.paths, (st_data_t)path, &val)) {
+    last_path = path;
+    last_info = (ctr_rb_path_t *)val;
+    return last_info;
+  }
   ctr_rb_path_t *p = calloc(1, sizeof *p);
   if (p == NULL)
     return NULL;
@@ -327,6 +463,7 @@ static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
     p->skip = true;
   } else if (s[0] == '(' || s[0] == '<' || s[0] == '-') {
     ctr_rb_pseudo_path(p, s, n);
+    p->evalish = s[0] != '-';
   } else if (memchr(s, '\0', n) == NULL) {
     size_t cl = s[0] == '/' ? 0 : strlen(g.cwd) + 1;
     p->abs = malloc(cl + n + 2);
@@ -346,6 +483,7 @@ static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
         free(p->abs);
         p->abs = NULL;
         ctr_rb_pseudo_path(p, s, n);
+        p->evalish = true;
       }
     }
   }
@@ -390,74 +528,113 @@ static uint32_t ctr_rb_path_id(msgpack_packer *pk, ctr_rb_path_t *p) {
     ctr_pack_path(pk, id, p->abs, p->len);
     if (p->real_file)
       ctr_rb_send_source(pk, id, p->abs);
+    else if (p->text != NULL)
+      ctr_pack_source(pk, id, p->text, p->text_len);
   }
   p->id = id;
   p->gen = g.gen;
   return id;
 }
 
-/* ---- threads -------------------------------------------------------------- */
+/* ---- stacks (one per fiber) ------------------------------------------------- */
 
-static ctr_rb_thread_t *ctr_rb_thread_get(VALUE th) {
-  if (g.cur && g.cur->thread == th)
-    return g.cur;
-  ctr_rb_thread_t *t;
-  for (t = g.threads; t; t = t->next)
-    if (t->thread == th)
+static void ctr_rb_stack_clear(ctr_rb_stack_t *s) {
+  s->n = 0;
+  s->top.frame = s->top.path = 0;
+  s->top.binding = s->top.names = Qnil;
+}
+
+static ctr_rb_stack_t *ctr_rb_stack_new(VALUE fiber, VALUE objid) {
+  ctr_rb_stack_t *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->fiber = fiber;
+  s->thread = rb_thread_current();
+  s->objid = objid;
+  s->vals = rb_ary_new();
+  s->wire_id = fiber == g.main_fiber ? 0 : NUM2ULL(objid);
+  ctr_rb_stack_clear(s);
+  s->next = g.stacks;
+  g.stacks = s;
+  return s;
+}
+
+static void ctr_rb_stack_free(ctr_rb_stack_t *s) {
+  for (ctr_rb_stack_t **pp = &g.stacks; *pp; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
       break;
-  if (t == NULL) {
-    t = calloc(1, sizeof *t);
-    if (t == NULL)
+    }
+  }
+  if (g.cur == s)
+    g.cur = NULL;
+  free(s->frames);
+  free(s);
+}
+
+/* The current fiber's stack. The object id is checked only when the fiber
+ * changed since the last event, which is rare. */
+static ctr_rb_stack_t *ctr_rb_stack_get(void) {
+  VALUE fiber = rb_fiber_current();
+  if (g.cur && g.cur->fiber == fiber)
+    return g.cur;
+  VALUE objid = fiber == g.main_fiber ? INT2FIX(0) : rb_obj_id(fiber);
+  ctr_rb_stack_t *s;
+  for (s = g.stacks; s; s = s->next)
+    if (s->fiber == fiber)
+      break;
+  if (s != NULL && !rb_eql(s->objid, objid)) {
+    /* A dead fiber's address was reused: its stack means nothing now. */
+    ctr_rb_stack_free(s);
+    s = NULL;
+  }
+  if (s == NULL)
+    s = ctr_rb_stack_new(fiber, objid);
+  g.cur = s;
+  return s;
+}
+
+static void ctr_rb_stacks_drop_thread(VALUE th) {
+  ctr_rb_stack_t *s = g.stacks;
+  while (s != NULL) {
+    ctr_rb_stack_t *next = s->next;
+    if (s->thread == th && s->fiber != g.main_fiber)
+      ctr_rb_stack_free(s);
+    s = next;
+  }
+}
+
+static ctr_rb_frame_t *ctr_rb_push(ctr_rb_stack_t *s) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    ctr_rb_frame_t *f = realloc(s->frames, cap * sizeof *f);
+    if (f == NULL)
       return NULL;
-    t->thread = th;
-    t->wire_id = th == rb_thread_main() ? 0 : NUM2ULL(rb_obj_id(th));
-    t->next = g.threads;
-    g.threads = t;
+    s->frames = f;
+    s->cap = cap;
   }
-  g.cur = t;
-  return t;
+  ctr_rb_frame_t *f = &s->frames[s->n++];
+  f->klass = f->mid = f->self = Qnil;
+  f->frame = f->path = 0;
+  f->binding = f->names = Qnil;
+  f->sent = false;
+  f->block = false;
+  return f;
 }
 
-static void ctr_rb_thread_drop(VALUE th) {
-  for (ctr_rb_thread_t **pp = &g.threads; *pp; pp = &(*pp)->next) {
-    if ((*pp)->thread == th) {
-      ctr_rb_thread_t *t = *pp;
-      *pp = t->next;
-      if (g.cur == t)
-        g.cur = NULL;
-      free(t->flags);
-      free(t);
-      return;
-    }
-  }
-}
-
-static void ctr_rb_push(ctr_rb_thread_t *t, bool sent) {
-  if (t->n == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 64;
-    uint8_t *f = realloc(t->flags, cap);
-    if (f == NULL) {
-      /* Without room we cannot match the RETURN later: count the frame as
-       * not sent, which keeps returns from outnumbering calls. */
-      return;
-    }
-    t->flags = f;
-    t->cap = cap;
-  }
-  t->flags[t->n++] = sent;
-}
-
-static bool ctr_rb_pop(ctr_rb_thread_t *t) {
-  if (t->n == 0)
+/* Pops one frame; returns whether a CALL was sent for it. */
+static bool ctr_rb_pop(ctr_rb_stack_t *s) {
+  if (s->n == 0)
     return false; /* a frame entered before recording started */
-  return t->flags[--t->n] != 0;
+  return s->frames[--s->n].sent;
 }
 
-/* Packs THREAD when the events come from another thread than last time. */
-static void ctr_rb_pack_thread(msgpack_packer *pk) {
-  if (g.cur && g.cur->wire_id != g.sent_thread) {
-    ctr_pack_thread(pk, g.cur->wire_id);
-    g.sent_thread = g.cur->wire_id;
+/* Packs THREAD when the events come from another fiber than last time. */
+static void ctr_rb_pack_thread(msgpack_packer *pk, const ctr_rb_stack_t *s) {
+  uint64_t id = s != NULL ? s->wire_id : 0;
+  if (id != g.sent_thread) {
+    ctr_pack_thread(pk, id);
+    g.sent_thread = id;
   }
 }
 
@@ -468,86 +645,234 @@ static void ctr_rb_append_scratch(msgpack_packer *pk) {
   msgpack_sbuffer_clear(&g.scratch_buf);
 }
 
+/* Identity of the code running in the current frame: the method entry for
+ * a method (and its blocks), else the iseq. Both are stable objects. */
+static VALUE ctr_rb_frame_id(void) {
+  VALUE buf[1];
+  int lines[1];
+  if (rb_profile_frames(0, 1, buf, lines) < 1)
+    return 0;
+  return buf[0];
+}
+
 /* ---- gathering values through the frame's binding ------------------------ */
 
 typedef struct ctr_rb_gather_s {
   VALUE binding;
-  VALUE names;  /* Array of Symbol */
-  VALUE values; /* Array, same length */
-  const ID *params;
-  int nparams;
+  VALUE names; /* Array of Symbol */
+  VALUE vals;  /* the stack's scratch Array: values in the same order */
 } ctr_rb_gather_t;
 
-static VALUE ctr_rb_gather_body(VALUE arg) {
+static VALUE ctr_rb_names_body(VALUE binding) {
+  VALUE all = rb_funcall(binding, id_local_variables, 0);
+  Check_Type(all, T_ARRAY);
+  return all;
+}
+
+static VALUE ctr_rb_values_body(VALUE arg) {
   ctr_rb_gather_t *ga = (ctr_rb_gather_t *)arg;
-  if (ga->params == NULL) {
-    ga->names = rb_funcall(ga->binding, id_local_variables, 0);
-    Check_Type(ga->names, T_ARRAY);
-  } else {
-    ga->names = rb_ary_new_capa(ga->nparams);
-    for (int i = 0; i < ga->nparams; i++)
-      rb_ary_push(ga->names, ID2SYM(ga->params[i]));
-  }
   long n = RARRAY_LEN(ga->names);
-  ga->values = rb_ary_new_capa(n);
   for (long i = 0; i < n; i++)
-    rb_ary_push(ga->values, rb_funcall(ga->binding, id_local_variable_get, 1,
-                                       RARRAY_AREF(ga->names, i)));
+    rb_ary_push(ga->vals, rb_funcall(ga->binding, id_local_variable_get, 1,
+                                   RARRAY_AREF(ga->names, i)));
   return Qnil;
 }
 
-/* Reads locals (or the named parameters) of the traced frame. Runs before
- * ctr_client_begin: these calls could in theory reach Ruby code. */
-static bool ctr_rb_gather(rb_trace_arg_t *targ, ctr_rb_gather_t *ga) {
-  ga->binding = ga->names = ga->values = Qnil;
-  if (ga->params != NULL && ga->nparams == 0)
-    return true; /* only self: no binding needed */
+/* Binding and variable names of the frame running now, made once per
+ * frame. `f` is the shadow entry the event belongs to (NULL: the top level
+ * of the script or thread). A frame no event opened (a class body, a
+ * required file, eval'd code) is recognised by its code identity or path
+ * differing from the entry's, and gets a fresh Binding each time. */
+static bool ctr_rb_frame_vars(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
+                              ctr_rb_frame_t *f, VALUE path,
+                              ctr_rb_gather_t *ga) {
+  VALUE fid = ctr_rb_frame_id();
+  VALUE *slot_frame = f ? &f->frame : &s->top.frame;
+  VALUE *slot_path = f ? &f->path : &s->top.path;
+  VALUE *slot_binding = f ? &f->binding : &s->top.binding;
+  VALUE *slot_names = f ? &f->names : &s->top.names;
+  bool cache = true;
+  if (*slot_frame == 0 || NIL_P(*slot_binding)) {
+    *slot_frame = fid;
+    *slot_path = path;
+  } else if (*slot_frame != fid || *slot_path != path) {
+    cache = f == NULL; /* the top level moves on (require); others nest */
+    if (cache) {
+      *slot_frame = fid;
+      *slot_path = path;
+      *slot_binding = *slot_names = Qnil;
+    }
+  } else {
+    ga->binding = *slot_binding;
+    ga->names = *slot_names;
+    return !NIL_P(ga->names);
+  }
   ga->binding = rb_tracearg_binding(targ);
   if (NIL_P(ga->binding))
     return false;
   int state = 0;
-  rb_protect(ctr_rb_gather_body, (VALUE)ga, &state);
+  ga->names = rb_protect(ctr_rb_names_body, ga->binding, &state);
   if (state) {
     rb_set_errinfo(Qnil);
+    ga->names = Qnil;
+    return false;
+  }
+  if (cache) {
+    *slot_binding = ga->binding;
+    *slot_names = ga->names;
+  }
+  return true;
+}
+
+/* Reads the values of ga->names into ga->vals. Runs before
+ * ctr_client_begin: Binding#local_variable_get is C and reads the
+ * environment only, but Ruby may switch threads on its way back, and no
+ * thread may do that while holding the batch lock. Each fiber has its own
+ * scratch Array for the same reason. */
+static bool ctr_rb_read_values(ctr_rb_gather_t *ga) {
+  rb_ary_clear(ga->vals);
+  if (NIL_P(ga->names) || RARRAY_LEN(ga->names) == 0)
+    return true;
+  int state = 0;
+  rb_protect(ctr_rb_values_body, (VALUE)ga, &state);
+  if (state) {
+    rb_set_errinfo(Qnil);
+    rb_ary_clear(ga->vals);
     return false;
   }
   return true;
 }
 
 /* Packs [[varname_id, value]...] pairs into scratch; returns the count. */
-static uint32_t ctr_rb_pack_pairs(msgpack_packer *pk, const ctr_rb_gather_t *ga) {
-  if (NIL_P(ga->names) || NIL_P(ga->values))
+static uint32_t ctr_rb_pack_pairs(msgpack_packer *pk, VALUE names,
+                                  VALUE vals) {
+  if (NIL_P(names))
     return 0;
-  long n = RARRAY_LEN(ga->values);
+  long n = RARRAY_LEN(vals);
+  if (n > RARRAY_LEN(names))
+    n = RARRAY_LEN(names);
   for (long i = 0; i < n; i++) {
-    VALUE name = RARRAY_AREF(ga->names, i);
+    VALUE name = RARRAY_AREF(names, i);
     uint32_t vid = SYMBOL_P(name) ? ctr__rb_varname_id_sym(pk, SYM2ID(name))
                                   : ctr__rb_varname_id(pk, "?", 1);
     ctr_pack_pair_begin(&g.scratch, vid);
-    ctr__rb_value_pack(pk, &g.scratch, RARRAY_AREF(ga->values, i));
+    ctr__rb_value_pack(pk, &g.scratch, RARRAY_AREF(vals, i));
   }
   return (uint32_t)n;
 }
 
+/* ---- eval'd code ------------------------------------------------------------ */
+
+/* Every eval string (eval, instance_eval, class_eval, ERB...) compiled
+ * under a pseudo path gets a path of its own, "<eval:N>", whose SOURCE is
+ * the string itself, so the trace is self-contained. A TracePoint on
+ * script_compiled (rare events, so a Ruby-level TracePoint costs nothing
+ * measurable) registers the new iseq and all its children; an event in a
+ * pseudo path then looks its iseq up through the debug inspector. */
+
+static ctr_rb_path_t *g_eval_registering;
+
+static VALUE ctr_rb_eval_register(VALUE iseqw);
+
+static VALUE ctr_rb_eval_child(RB_BLOCK_CALL_FUNC_ARGLIST(child, arg)) {
+  return ctr_rb_eval_register(child);
+}
+
+static VALUE ctr_rb_eval_register(VALUE iseqw) {
+  if (!RB_TYPE_P(iseqw, T_DATA) || !RTYPEDDATA_P(iseqw))
+    return Qnil;
+  st_insert(g.evals, (st_data_t)RTYPEDDATA_DATA(iseqw),
+            (st_data_t)g_eval_registering);
+  rb_ary_push(g.eval_iseqs, iseqw);
+  rb_block_call(iseqw, id_each_child, 0, NULL, ctr_rb_eval_child, Qnil);
+  return Qnil;
+}
+
+static VALUE ctr_rb_compiled_body(VALUE tpval) {
+  VALUE script = rb_funcall(tpval, id_eval_script, 0);
+  if (!RB_TYPE_P(script, T_STRING))
+    return Qnil; /* require and load: real files */
+  VALUE iseqw = rb_funcall(tpval, id_instruction_sequence, 0);
+  VALUE path = rb_funcall(iseqw, rb_intern("path"), 0);
+  if (!RB_TYPE_P(path, T_STRING))
+    return Qnil;
+  ctr_rb_path_t *base = ctr_rb_path_info(path);
+  if (base == NULL || base->skip || !base->evalish)
+    return Qnil;
+  ctr_rb_path_t *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return Qnil;
+  /* "<eval>" becomes "<eval:N>", "<erb>" "<erb:N>". */
+  size_t n = base->len - 1;
+  p->abs = malloc(n + 24);
+  if (p->abs == NULL) {
+    free(p);
+    return Qnil;
+  }
+  g.nevals++;
+  p->len = (size_t)snprintf(p->abs, n + 24, "%.*s:%u>", (int)n, base->abs,
+                            g.nevals);
+  p->text_len = (size_t)RSTRING_LEN(script);
+  if (p->text_len > CTR_RB_SOURCE_MAX)
+    p->text_len = CTR_RB_SOURCE_MAX;
+  p->text = malloc(p->text_len ? p->text_len : 1);
+  if (p->text != NULL)
+    memcpy(p->text, RSTRING_PTR(script), p->text_len);
+  g_eval_registering = p;
+  ctr_rb_eval_register(iseqw);
+  g_eval_registering = NULL;
+  RB_GC_GUARD(script);
+  return Qnil;
+}
+
+static void ctr_rb_on_compiled(VALUE tpval, void *data) {
+  (void)data;
+  if (!ctr_client_active() || g.nevals >= CTR_RB_EVALS_MAX)
+    return;
+  int state = 0;
+  rb_protect(ctr_rb_compiled_body, tpval, &state);
+  if (state)
+    rb_set_errinfo(Qnil);
+}
+
+static VALUE ctr_rb_inspect_iseq(const rb_debug_inspector_t *dc, void *arg) {
+  (void)arg;
+  return rb_debug_inspector_frame_iseq_get(dc, 0);
+}
+
+static ctr_rb_path_t *ctr_rb_eval_path(void) {
+  VALUE iseqw = rb_debug_inspector_open(ctr_rb_inspect_iseq, NULL);
+  st_data_t val;
+  if (RB_TYPE_P(iseqw, T_DATA) && RTYPEDDATA_P(iseqw) &&
+      st_lookup(g.evals, (st_data_t)RTYPEDDATA_DATA(iseqw), &val))
+    return (ctr_rb_path_t *)val;
+  return NULL;
+}
+
 /* ---- events --------------------------------------------------------------- */
 
-static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_path_t *p) {
+static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
+                           VALUE path, ctr_rb_path_t *p) {
   long line = NUM2LONG(rb_tracearg_lineno(targ));
-  ctr_rb_gather_t ga = {0};
-  ctr_rb_gather(targ, &ga);
+  ctr_rb_gather_t ga = {Qnil, Qnil, s->vals};
+  bool vars = false;
+  if (g.values) {
+    ctr_rb_frame_t *f = s->n ? &s->frames[s->n - 1] : NULL;
+    vars = ctr_rb_frame_vars(targ, s, f, path, &ga) && ctr_rb_read_values(&ga);
+  }
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
-  ctr_rb_check_generation();
-  ctr_rb_pack_thread(pk);
+  ctr_rb_pack_thread(pk, s);
   uint32_t pid = ctr_rb_path_id(pk, p);
   ctr_pack_step(pk, pid, line);
-  uint32_t n = ctr_rb_pack_pairs(pk, &ga);
-  ctr_pack_vars_begin(pk, n);
-  ctr_rb_append_scratch(pk);
+  if (g.values) {
+    uint32_t n = vars ? ctr_rb_pack_pairs(pk, ga.names, ga.vals) : 0;
+    ctr_pack_vars_begin(pk, n);
+    ctr_rb_append_scratch(pk);
+  }
   ctr_client_end();
   RB_GC_GUARD(ga.names);
-  RB_GC_GUARD(ga.values);
   RB_GC_GUARD(ga.binding);
 }
 
@@ -561,7 +886,7 @@ static VALUE ctr_rb_params_body(VALUE arg) {
  * defined at the top level, "Class#m" for instance methods and "Class.m"
  * for singleton methods. */
 static VALUE ctr_rb_func_name(VALUE klass, VALUE mid) {
-  VALUE m = SYMBOL_P(mid) ? rb_sym2str(mid) : rb_str_new_cstr("?");
+  VALUE m = SYMBOL_P(mid) ? rb_sym2str(mid) : rb_str_new_cstr("<main>");
   if (klass == rb_cObject || NIL_P(klass) || RB_TYPE_P(klass, T_ICLASS))
     return rb_str_dup(m);
   const char *sep = "#";
@@ -581,13 +906,15 @@ static VALUE ctr_rb_func_name(VALUE klass, VALUE mid) {
   return s;
 }
 
-static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path) {
+static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path,
+                                       bool block) {
   ctr_rb_fkey_t key;
   memset(&key, 0, sizeof key);
   key.klass = rb_tracearg_defined_class(targ);
   key.mid = rb_tracearg_method_id(targ);
   key.path = path;
   key.line = NUM2LONG(rb_tracearg_lineno(targ));
+  key.block = block;
   st_data_t val;
   if (st_lookup(g.funcs, (st_data_t)&key, &val))
     return (ctr_rb_func_t *)val;
@@ -597,6 +924,11 @@ static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path) {
     return NULL;
   f->key = key;
   VALUE name = ctr_rb_func_name(key.klass, key.mid);
+  if (block) {
+    VALUE b = rb_str_new_cstr("block in ");
+    rb_str_append(b, name);
+    name = b;
+  }
   f->name_len = (size_t)RSTRING_LEN(name);
   f->name = malloc(f->name_len + 1);
   if (f->name)
@@ -605,9 +937,10 @@ static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path) {
     f->name_len = 0;
 
   /* Parameter names come from the method's owner, so that a method reached
-   * through super reports its own parameters. */
+   * through super reports its own parameters. Anonymous ones (`*`, `**`,
+   * `&`, `...`) have no local variable to read. */
   f->nparams = 0;
-  if (SYMBOL_P(key.mid) &&
+  if (!block && SYMBOL_P(key.mid) &&
       (RB_TYPE_P(key.klass, T_CLASS) || RB_TYPE_P(key.klass, T_MODULE))) {
     VALUE a[2] = {key.klass, key.mid};
     int state = 0;
@@ -620,10 +953,18 @@ static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path) {
       for (long i = 0; f->params && i < n; i++) {
         VALUE pr = RARRAY_AREF(params, i);
         if (RB_TYPE_P(pr, T_ARRAY) && RARRAY_LEN(pr) >= 2 &&
-            SYMBOL_P(RARRAY_AREF(pr, 1)))
+            SYMBOL_P(RARRAY_AREF(pr, 1)) &&
+            rb_is_local_id(SYM2ID(RARRAY_AREF(pr, 1))))
           f->params[f->nparams++] = SYM2ID(RARRAY_AREF(pr, 1));
       }
     }
+  }
+  f->param_names = Qnil;
+  if (f->nparams > 0) {
+    f->param_names = rb_ary_new_capa(f->nparams);
+    for (int i = 0; i < f->nparams; i++)
+      rb_ary_push(f->param_names, ID2SYM(f->params[i]));
+    rb_obj_freeze(f->param_names);
   }
   ctr_rb_fkey_t *k = &f->key;
   st_insert(g.funcs, (st_data_t)k, (st_data_t)f);
@@ -631,49 +972,59 @@ static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path) {
   return f;
 }
 
-static void ctr_rb_on_call(rb_trace_arg_t *targ, VALUE path,
-                           ctr_rb_path_t *p) {
-  ctr_rb_func_t *f = ctr_rb_func_info(targ, path);
+/* Sends CALL for the frame `fr` just pushed (a method, or a block that runs
+ * away from home). Arguments are read after defaults are bound: Ruby fires
+ * the call event once the parameters are set up. */
+static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
+                           ctr_rb_frame_t *fr, VALUE path, ctr_rb_path_t *p,
+                           bool block) {
+  ctr_rb_func_t *f = ctr_rb_func_info(targ, path, block);
   if (f == NULL)
     return;
-  VALUE self = rb_tracearg_self(targ);
-  ctr_rb_gather_t ga = {0};
-  static const ID no_params[1];
-  ga.params = f->params ? f->params : no_params;
-  ga.nparams = f->nparams;
-  ctr_rb_gather(targ, &ga);
+  VALUE self = fr->self;
+  ctr_rb_gather_t ga = {Qnil, Qnil, s->vals};
+  bool args = false;
+  if (g.values && (block || f->nparams > 0)) {
+    args = ctr_rb_frame_vars(targ, s, fr, path, &ga);
+    if (args && !block) {
+      /* Only the parameters, in their declared order. */
+      ga.names = f->param_names;
+    }
+    args = args && ctr_rb_read_values(&ga);
+  }
 
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
-  ctr_rb_check_generation();
-  ctr_rb_pack_thread(pk);
+  fr->sent = true;
+  ctr_rb_pack_thread(pk, s);
   uint32_t pid = ctr_rb_path_id(pk, p);
   if (f->gen != g.gen) {
     f->id = g_next_func++;
     ctr_pack_func(pk, f->id, pid, f->key.line, f->name, f->name_len);
     f->gen = g.gen;
   }
-  uint32_t sid = ctr__rb_varname_id(pk, "self", 4);
-  ctr_pack_pair_begin(&g.scratch, sid);
-  ctr__rb_value_pack(pk, &g.scratch, self);
-  uint32_t n = ctr_rb_pack_pairs(pk, &ga);
-  ctr_pack_call_begin(pk, f->id, n + 1);
+  uint32_t n = 0;
+  if (g.values) {
+    uint32_t sid = ctr__rb_varname_id(pk, "self", 4);
+    ctr_pack_pair_begin(&g.scratch, sid);
+    ctr__rb_value_pack(pk, &g.scratch, self);
+    n = 1 + (args ? ctr_rb_pack_pairs(pk, ga.names, ga.vals) : 0);
+  }
+  ctr_pack_call_begin(pk, f->id, n);
   ctr_rb_append_scratch(pk);
   ctr_client_end();
   RB_GC_GUARD(ga.names);
-  RB_GC_GUARD(ga.values);
   RB_GC_GUARD(ga.binding);
   RB_GC_GUARD(self);
 }
 
-static void ctr_rb_on_return(rb_trace_arg_t *targ) {
-  VALUE v = rb_tracearg_return_value(targ);
+static void ctr_rb_on_return(rb_trace_arg_t *targ, ctr_rb_stack_t *s) {
+  VALUE v = g.values ? rb_tracearg_return_value(targ) : Qnil;
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
-  ctr_rb_check_generation();
-  ctr_rb_pack_thread(pk);
+  ctr_rb_pack_thread(pk, s);
   ctr__rb_value_pack(pk, &g.scratch, v);
   ctr_pack_return_begin(pk);
   ctr_rb_append_scratch(pk);
@@ -681,7 +1032,7 @@ static void ctr_rb_on_return(rb_trace_arg_t *targ) {
   RB_GC_GUARD(v);
 }
 
-static void ctr_rb_on_raise(rb_trace_arg_t *targ) {
+static void ctr_rb_on_raise(rb_trace_arg_t *targ, ctr_rb_stack_t *s) {
   VALUE exc = rb_tracearg_raised_exception(targ);
   VALUE cls = ctr__rb_class_name(rb_obj_class(exc));
   /* The stored message, not #message, which user code may override. */
@@ -691,8 +1042,7 @@ static void ctr_rb_on_raise(rb_trace_arg_t *targ) {
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
-  ctr_rb_check_generation();
-  ctr_rb_pack_thread(pk);
+  ctr_rb_pack_thread(pk, s);
   ctr_pack_raise(pk, RSTRING_PTR(cls), (size_t)RSTRING_LEN(cls),
                  RSTRING_PTR(mesg), (size_t)RSTRING_LEN(mesg));
   ctr_client_end();
@@ -701,56 +1051,103 @@ static void ctr_rb_on_raise(rb_trace_arg_t *targ) {
   RB_GC_GUARD(mesg);
 }
 
+/* Whether a block starting now runs inside the frame that created it: the
+ * innermost frame with a CALL sent (frames of skipped code in between do
+ * not count) is the block's home method on the same self. With no such
+ * frame the block must come from the top level. */
+static bool ctr_rb_block_at_home(const ctr_rb_stack_t *s,
+                                 const ctr_rb_frame_t *b) {
+  for (size_t i = s->n - 1; i-- > 0;) {
+    const ctr_rb_frame_t *f = &s->frames[i];
+    if (!f->sent)
+      continue;
+    return f->mid == b->mid && f->klass == b->klass && f->self == b->self;
+  }
+  return !SYMBOL_P(b->mid);
+}
+
+/* Code of a known eval string: its pseudo path, found through the iseq of
+ * the running frame. Only asked for events in "(eval)"-like paths. */
+static ctr_rb_path_t *ctr_rb_eval_path(void);
+
 static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   rb_event_flag_t ev = rb_tracearg_event_flag(targ);
   if (ev == RUBY_EVENT_THREAD_END) {
-    ctr_rb_thread_drop(rb_thread_current());
+    ctr_rb_stacks_drop_thread(rb_thread_current());
     return;
   }
-  ctr_rb_thread_t *t = ctr_rb_thread_get(rb_thread_current());
-  if (t == NULL)
+  /* Before any pop: after fork, frames of the parent's trace are no
+   * longer "sent" in the child's. */
+  ctr_rb_check_generation();
+  ctr_rb_stack_t *s = ctr_rb_stack_get();
+  if (s == NULL)
     return;
-  if (ev == RUBY_EVENT_RETURN) {
-    if (ctr_rb_pop(t) && ctr_client_active())
-      ctr_rb_on_return(targ);
+  if (ev == RUBY_EVENT_RETURN || ev == RUBY_EVENT_B_RETURN) {
+    if (ctr_rb_pop(s) && ctr_client_active())
+      ctr_rb_on_return(targ, s);
+    /* A fiber other than the main one whose stack empties has finished
+     * (or is between two runs that open fresh frames): release it. */
+    if (s->n == 0 && s->fiber != g.main_fiber)
+      ctr_rb_stack_free(s);
     return;
   }
   VALUE path = rb_tracearg_path(targ);
   ctr_rb_path_t *p = RB_TYPE_P(path, T_STRING) ? ctr_rb_path_info(path) : NULL;
+  if (p != NULL && p->evalish && g.nevals > 0) {
+    ctr_rb_path_t *e = ctr_rb_eval_path();
+    if (e != NULL)
+      p = e;
+  }
   bool record = p != NULL && !p->skip && ctr_client_active();
   switch (ev) {
   case RUBY_EVENT_CALL:
-    ctr_rb_push(t, record);
-    if (record)
-      ctr_rb_on_call(targ, path, p);
+  case RUBY_EVENT_B_CALL: {
+    ctr_rb_frame_t *fr = ctr_rb_push(s);
+    if (fr == NULL)
+      return;
+    fr->klass = rb_tracearg_defined_class(targ);
+    fr->mid = rb_tracearg_method_id(targ);
+    fr->self = rb_tracearg_self(targ);
+    fr->block = ev == RUBY_EVENT_B_CALL;
+    if (record && (!fr->block || !ctr_rb_block_at_home(s, fr)))
+      ctr_rb_on_call(targ, s, fr, path, p, fr->block);
     break;
+  }
   case RUBY_EVENT_LINE:
     if (record)
-      ctr_rb_on_line(targ, p);
+      ctr_rb_on_line(targ, s, path, p);
     break;
   case RUBY_EVENT_RAISE:
     if (record)
-      ctr_rb_on_raise(targ);
+      ctr_rb_on_raise(targ, s);
     break;
   default:
     break;
   }
 }
 
+static void ctr_rb_empty_hook(VALUE data, rb_trace_arg_t *targ) {
+  (void)data;
+  (void)targ;
+}
+
 /* ---- output ----------------------------------------------------------------- */
 
-static void ctr_rb_record_output(int kind, VALUE str) {
-  const char *s = RSTRING_PTR(str);
-  size_t n = (size_t)RSTRING_LEN(str);
+/* Objects are not shared between Ractors, but a prepended method is: code
+ * running in another Ractor must never touch the shim's state. */
+static bool ctr_rb_main_ractor(void) {
+  return rb_ractor_local_storage_ptr(g.main_key) != NULL;
+}
+
+static void ctr_rb_record_output(int kind, const char *s, size_t n) {
   if (n == 0)
     return;
+  ctr_rb_check_generation();
+  ctr_rb_stack_t *st = ctr_rb_stack_get();
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
-  ctr_rb_check_generation();
-  if (g.cur == NULL || g.cur->thread != rb_thread_current())
-    ctr_rb_thread_get(rb_thread_current());
-  ctr_rb_pack_thread(pk);
+  ctr_rb_pack_thread(pk, st);
   do {
     size_t k = n > CTR_RB_EVENT_CHUNK ? CTR_RB_EVENT_CHUNK : n;
     ctr_pack_event(pk, kind, s, k);
@@ -758,29 +1155,52 @@ static void ctr_rb_record_output(int kind, VALUE str) {
     n -= k;
   } while (n > 0);
   ctr_client_end();
-  RB_GC_GUARD(str);
+}
+
+static int ctr_rb_output_kind(VALUE self) {
+  return self == g.stderr_obj ? CTR_EV_WRITE_OTHER : CTR_EV_WRITE;
 }
 
 /* Prepended to STDOUT's and STDERR's singleton classes. The arguments are
  * converted with to_s once, here, exactly as IO#write would, so the bytes we
- * record are the bytes written and user code runs no more often. */
+ * record are the bytes written and user code runs no more often. Every
+ * writer of these objects ends here: puts, print, p, pp, printf, putc,
+ * $stdout.write and $stdout = STDERR alike; a $stdout that is another
+ * object (a StringIO) is no program output and is not seen. */
 static VALUE ctr_rb_write(int argc, VALUE *argv, VALUE self) {
-  if (!ctr_client_active())
+  if (!ctr_client_active() || !ctr_rb_main_ractor())
     return rb_call_super(argc, argv);
   VALUE strs = rb_ary_new_capa(argc);
   for (int i = 0; i < argc; i++)
     rb_ary_push(strs, rb_obj_as_string(argv[i]));
   VALUE r = rb_call_super(argc, RARRAY_CONST_PTR(strs));
-  int kind = self == g.stderr_obj ? CTR_EV_WRITE_OTHER : CTR_EV_WRITE;
   /* puts writes the text and its newline in one call: one event. */
   VALUE all = argc == 1 ? RARRAY_AREF(strs, 0) : rb_str_buf_new(0);
   for (int i = 0; argc > 1 && i < argc; i++) {
     VALUE si = RARRAY_AREF(strs, i);
     rb_str_buf_cat(all, RSTRING_PTR(si), RSTRING_LEN(si)); /* bytes, no re-encoding */
   }
-  ctr_rb_record_output(kind, all);
+  ctr_rb_record_output(ctr_rb_output_kind(self), RSTRING_PTR(all),
+                       (size_t)RSTRING_LEN(all));
   RB_GC_GUARD(strs);
   RB_GC_GUARD(all);
+  return r;
+}
+
+/* IO#syswrite bypasses #write: recorded here, as many bytes as it wrote. */
+static VALUE ctr_rb_syswrite(VALUE self, VALUE str) {
+  if (!ctr_client_active() || !ctr_rb_main_ractor())
+    return rb_call_super(1, &str);
+  VALUE s = rb_obj_as_string(str);
+  VALUE r = rb_call_super(1, &s);
+  if (FIXNUM_P(r)) {
+    long n = FIX2LONG(r);
+    if (n > RSTRING_LEN(s))
+      n = RSTRING_LEN(s);
+    if (n > 0)
+      ctr_rb_record_output(ctr_rb_output_kind(self), RSTRING_PTR(s), (size_t)n);
+  }
+  RB_GC_GUARD(s);
   return r;
 }
 
@@ -790,15 +1210,49 @@ static VALUE ctr_rb_write(int argc, VALUE *argv, VALUE self) {
 static VALUE ctr_rb_warn(int argc, VALUE *argv, VALUE self) {
   VALUE r = rb_call_super_kw(argc, argv, rb_keyword_given_p());
   if (argc > 0 && RB_TYPE_P(argv[0], T_STRING) && ctr_client_active() &&
-      rb_gv_get("$stderr") == g.stderr_obj)
-    ctr_rb_record_output(CTR_EV_WRITE_OTHER, argv[0]);
+      ctr_rb_main_ractor() && rb_gv_get("$stderr") == g.stderr_obj)
+    ctr_rb_record_output(CTR_EV_WRITE_OTHER, RSTRING_PTR(argv[0]),
+                         (size_t)RSTRING_LEN(argv[0]));
   return r;
 }
 
 /* ---- start and exit ----------------------------------------------------- */
 
-static void ctr_rb_end(VALUE data) {
+/* Ends the session: no events after this one. */
+static void ctr_rb_finish(int64_t status) {
   rb_remove_event_hook(CTR_RB_HOOK_FN);
+  ctr_client_finish(status);
+}
+
+static VALUE ctr_rb_full_message_body(VALUE err) {
+  VALUE opts = rb_hash_new();
+  VALUE tty = rb_funcall(g.stderr_obj, rb_intern("tty?"), 0);
+  rb_hash_aset(opts, ID2SYM(id_highlight), RTEST(tty) ? Qtrue : Qfalse);
+  rb_hash_aset(opts, ID2SYM(id_order), ID2SYM(id_top));
+  return rb_funcall_with_block_kw(err, id_full_message, 1, &opts, Qnil,
+                                  RB_PASS_KEYWORDS);
+}
+
+/* Ruby prints the message of an uncaught exception after the last at_exit
+ * handler, straight to file descriptor 2: record the same text now. A
+ * SignalException (SIGTERM...) ends the process silently. */
+static void ctr_rb_record_uncaught(VALUE err) {
+  if (rb_obj_is_instance_of(err, rb_eSignal) ||
+      rb_gv_get("$stderr") != g.stderr_obj)
+    return;
+  int state = 0;
+  VALUE text = rb_protect(ctr_rb_full_message_body, err, &state);
+  if (state) {
+    rb_set_errinfo(Qnil);
+    return;
+  }
+  if (RB_TYPE_P(text, T_STRING))
+    ctr_rb_record_output(CTR_EV_WRITE_OTHER, RSTRING_PTR(text),
+                         (size_t)RSTRING_LEN(text));
+  RB_GC_GUARD(text);
+}
+
+static void ctr_rb_end(VALUE data) {
   int64_t status = 0;
   VALUE err = rb_gv_get("$!");
   if (!NIL_P(err)) {
@@ -807,10 +1261,53 @@ static void ctr_rb_end(VALUE data) {
       VALUE st = rb_attr_get(err, id_status);
       if (FIXNUM_P(st))
         status = FIX2LONG(st);
+    } else {
+      if (rb_obj_is_kind_of(err, rb_eSignal)) {
+        VALUE signo = rb_attr_get(err, id_signo);
+        if (FIXNUM_P(signo))
+          status = 128 + FIX2LONG(signo);
+      }
+      rb_remove_event_hook(CTR_RB_HOOK_FN);
+      ctr_rb_record_uncaught(err);
     }
   }
-  ctr_client_finish(status);
+  ctr_rb_finish(status);
 }
+
+/* exit! skips at_exit handlers and the shim's end: finish first (flush and
+ * BYE, a few syscalls), then let the original do its work. */
+static VALUE ctr_rb_exit_bang(int argc, VALUE *argv, VALUE self) {
+  int64_t status = 1;
+  if (argc > 0) {
+    if (argv[0] == Qtrue)
+      status = 0;
+    else if (argv[0] == Qfalse)
+      status = 1;
+    else if (FIXNUM_P(argv[0]))
+      status = FIX2LONG(argv[0]);
+  }
+  if (ctr_rb_main_ractor())
+    ctr_rb_finish(status);
+  return rb_call_super(argc, argv);
+}
+
+/* Process.daemon forks, and the parent leaves with _exit at once: the
+ * parent's session is ended from the fork handler below. */
+static VALUE ctr_rb_daemon(int argc, VALUE *argv, VALUE self) {
+  g.daemonize = ctr_rb_main_ractor();
+  VALUE r = rb_call_super(argc, argv);
+  g.daemonize = false;
+  return r;
+}
+
+static void ctr_rb_atfork_parent(void) {
+  if (g.daemonize) {
+    g.daemonize = false;
+    ctr_client_finish(0);
+  }
+}
+
+static void ctr_rb_atfork_child(void) { g.daemonize = false; }
 
 static VALUE ctr_rb_config_body(VALUE arg) {
   VALUE dirs = rb_ary_new();
@@ -908,9 +1405,32 @@ static int ctr_rb_start_client(void) {
   return rc;
 }
 
+/* Prepends a module with one C method to `target` (public or private). */
+static void ctr_rb_wrap(VALUE target, const char *name, VALUE (*fn)(ANYARGS),
+                        int arity, bool private) {
+  VALUE m = rb_module_new();
+  if (private)
+    rb_define_private_method(m, name, fn, arity);
+  else
+    rb_define_method(m, name, fn, arity);
+  rb_gc_register_mark_object(m);
+  rb_prepend_module(target, m);
+}
+
+static bool ctr_rb_env_is(const char *name, const char *value) {
+  const char *v = getenv(name);
+  return v != NULL && strcmp(v, value) == 0;
+}
+
 __attribute__((visibility("default"))) void Init_ctrec(void) {
   if (g.on)
     return;
+  if (ctr_rb_env_is("CTREC_BENCH_EMPTY_HOOK", "1")) {
+    g.on = true;
+    rb_add_event_hook2(CTR_RB_EMPTY_HOOK_FN, CTR_RB_EVENTS, Qnil,
+                       RUBY_EVENT_HOOK_FLAG_SAFE | RUBY_EVENT_HOOK_FLAG_RAW_ARG);
+    return;
+  }
   id_local_variables = rb_intern("local_variables");
   id_local_variable_get = rb_intern("local_variable_get");
   id_instance_method = rb_intern("instance_method");
@@ -918,9 +1438,18 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   id_attached = rb_intern("__attached__");
   id_mesg = rb_intern("mesg");
   id_status = rb_intern("status");
+  id_full_message = rb_intern("full_message");
+  id_highlight = rb_intern("highlight");
+  id_order = rb_intern("order");
+  id_top = rb_intern("top");
+  id_eval_script = rb_intern("eval_script");
+  id_instruction_sequence = rb_intern("instruction_sequence");
+  id_each_child = rb_intern("each_child");
+  id_signo = rb_intern("signo");
   if (ctr_rb_start_client() != 0)
     return; /* unset: silent; failed: libctrec printed one line */
   g.on = true;
+  g.values = !ctr_rb_env_is("CTREC_VALUES", "none");
 
   int state = 0;
   ctr__rb_main_obj = rb_protect(ctr_rb_main_body, Qnil, &state);
@@ -928,30 +1457,60 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
     rb_set_errinfo(Qnil);
     ctr__rb_main_obj = Qundef;
   }
-  ctr_rb_skip_dirs();
+  /* The standard library and installed gems are skipped unless asked for. */
+  if (!ctr_rb_env_is("CTREC_RUBY_STDLIB", "1"))
+    ctr_rb_skip_dirs();
   g.paths = st_init_numtable();
   g.funcs = st_init_table(&ctr_rb_fkey_type);
-  g.keep = TypedData_Wrap_Struct(0, &ctr_rb_keep_type, NULL);
+  g.evals = st_init_numtable();
+  g.eval_iseqs = rb_ary_new();
+  rb_gc_register_mark_object(g.eval_iseqs);
+  /* Ruby calls a data object's mark function only when its pointer is
+   * set, hence &g. */
+  g.keep = TypedData_Wrap_Struct(0, &ctr_rb_keep_type, &g);
   rb_gc_register_mark_object(g.keep);
   msgpack_sbuffer_init(&g.scratch_buf);
   msgpack_packer_init(&g.scratch, &g.scratch_buf, msgpack_sbuffer_write);
+  g.sent_thread = UINT64_MAX;
+  g_varname_by_id = st_init_numtable();
+  g_type_by_class = st_init_numtable();
+  g_type_by_lit = st_init_numtable();
+  g_type_classes = rb_ary_new();
+  rb_gc_register_mark_object(g_type_classes);
   ctr_rb_check_generation();
+  g.main_fiber = rb_fiber_current();
+  g.main_key = rb_ractor_local_storage_ptr_newkey(NULL);
+  rb_ractor_local_storage_ptr_set(g.main_key, &g);
 
   /* Anonymous modules: the program sees no new constant. */
   g.stdout_obj = rb_stdout;
   g.stderr_obj = rb_stderr;
-  VALUE out = rb_module_new();
-  rb_define_method(out, "write", ctr_rb_write, -1);
-  rb_gc_register_mark_object(out);
-  rb_prepend_module(rb_singleton_class(g.stdout_obj), out);
-  rb_prepend_module(rb_singleton_class(g.stderr_obj), out);
+  VALUE outs[2] = {rb_singleton_class(g.stdout_obj),
+                   rb_singleton_class(g.stderr_obj)};
+  for (int i = 0; i < 2; i++) {
+    ctr_rb_wrap(outs[i], "write", RUBY_METHOD_FUNC(ctr_rb_write), -1, false);
+    ctr_rb_wrap(outs[i], "syswrite", RUBY_METHOD_FUNC(ctr_rb_syswrite), 1,
+                false);
+  }
   if (rb_const_defined(rb_cObject, rb_intern("Warning"))) {
     VALUE warning = rb_const_get(rb_cObject, rb_intern("Warning"));
-    VALUE w = rb_module_new();
-    rb_define_method(w, "warn", ctr_rb_warn, -1);
-    rb_gc_register_mark_object(w);
-    rb_prepend_module(rb_singleton_class(warning), w);
+    ctr_rb_wrap(rb_singleton_class(warning), "warn",
+                RUBY_METHOD_FUNC(ctr_rb_warn), -1, false);
   }
+  ctr_rb_wrap(rb_mKernel, "exit!", RUBY_METHOD_FUNC(ctr_rb_exit_bang), -1,
+              true);
+  ctr_rb_wrap(rb_singleton_class(rb_mKernel), "exit!",
+              RUBY_METHOD_FUNC(ctr_rb_exit_bang), -1, false);
+  ctr_rb_wrap(rb_singleton_class(rb_mProcess), "exit!",
+              RUBY_METHOD_FUNC(ctr_rb_exit_bang), -1, false);
+  ctr_rb_wrap(rb_singleton_class(rb_mProcess), "daemon",
+              RUBY_METHOD_FUNC(ctr_rb_daemon), -1, false);
+  pthread_atfork(NULL, ctr_rb_atfork_parent, ctr_rb_atfork_child);
+
+  VALUE tp = rb_tracepoint_new(0, RUBY_EVENT_SCRIPT_COMPILED,
+                               ctr_rb_on_compiled, NULL);
+  rb_gc_register_mark_object(tp);
+  rb_tracepoint_enable(tp);
 
   rb_set_end_proc(ctr_rb_end, Qnil);
   rb_add_event_hook2(CTR_RB_HOOK_FN, CTR_RB_EVENTS, Qnil,

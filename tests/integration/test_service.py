@@ -68,7 +68,7 @@ class ServiceTest(TempDirTest):
             self.assertEqual(res.returncode, 0, res.stderr)
             text = res.stdout.decode()
             self.assertIn("SESSION", text)
-            self.assertRegex(text, rf"\n\d+\s+{p.pid}\s+\S*slow_counter\.rb\s+recording\s+\d+\s+\d+\s+/")
+            self.assertRegex(text, rf"\n\d+\s+{p.pid}\s+\S*slow_counter\.rb\s+recording\s+1\s+\d+\s+\d+\s+/")
             js = run([CTRECCTL, "status", "-s", d.sock, "--json"]).stdout.decode().splitlines()
             sessions = [json.loads(l) for l in js]
             self.assertEqual([s["pid"] for s in sessions], [p.pid])

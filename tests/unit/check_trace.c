@@ -57,6 +57,22 @@ START_TEST(floats_round_trip_as_text) {
 }
 END_TEST
 
+START_TEST(integers) {
+  ctr_buf_t b = {0};
+
+  ctr_json_i64(&b, 0);
+  ctr_buf_add(&b, " ", 1);
+  ctr_json_i64(&b, -42);
+  ctr_buf_add(&b, " ", 1);
+  ctr_json_i64(&b, INT64_MIN);
+  ctr_buf_add(&b, " ", 1);
+  ctr_json_u64(&b, UINT64_MAX);
+  ctr_buf_add(&b, "", 1);
+  ck_assert_str_eq(b.data, "0 -42 -9223372036854775808 18446744073709551615");
+  ctr_buf_free(&b);
+}
+END_TEST
+
 START_TEST(base64_pads) {
   ctr_buf_t b = {0};
 
@@ -228,7 +244,7 @@ START_TEST(trace_is_closed_json_after_every_flush) {
   const char *dir;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/prog.rb", 42, "/w", "/x/prog.rb",
+  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/prog.rb", 42, 0, 1, "/w", "/x/prog.rb",
                                   "[\"a\"]"), 0);
   dir = ctr_trace_dir(t);
   text = slurp(dir, "trace.json");
@@ -265,7 +281,7 @@ START_TEST(source_paths_cannot_escape) {
   ctr_trace_t *t;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, "/", "p", "[]"), 0);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 2, "/", "p", "[]"), 0);
   ck_assert_int_eq(ctr_trace_source(t, "/a/../../etc/x", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/..", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/./b/c.rb", "x", 1), 0);
@@ -282,6 +298,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(json, json_escapes_and_keeps_utf8);
   tcase_add_test(json, json_invalid_utf8_becomes_text_escapes);
   tcase_add_test(json, floats_round_trip_as_text);
+  tcase_add_test(json, integers);
   tcase_add_test(json, base64_pads);
   tcase_add_test(values, renders_sequence);
   tcase_add_test(values, renders_struct_and_bigint);

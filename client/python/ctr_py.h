@@ -1,0 +1,97 @@
+/* ctr_py.h: pieces of the Python shim shared between its source files.
+ *
+ * Everything here is internal to the _ctrec extension (compiled with hidden
+ * visibility); only PyInit__ctrec is exported. Every function runs with the
+ * GIL held, which is also what protects the shim's global state. */
+#ifndef CTR_PY_H
+#define CTR_PY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctr_client.h"
+
+/* ---- byte-string tables (ctr_py_names.c) ------------------------------- */
+
+typedef struct ctr_py_entry_s {
+  char *key; /* owned copy; NULL marks a free slot */
+  size_t len;
+  uint64_t hash;
+  uintptr_t value;
+} ctr_py_entry_t;
+
+/* Open-addressing map from byte strings (which may contain NUL) to values. */
+typedef struct ctr_py_map_s {
+  ctr_py_entry_t *slots;
+  size_t cap; /* a power of two, or 0 before the first insert */
+  size_t count;
+} ctr_py_map_t;
+
+/* Finds `key`; returns its slot, or NULL when it is absent. */
+ctr_py_entry_t *ctr__py_map_find(ctr_py_map_t *m, const char *key, size_t n);
+/* Inserts an absent key; returns 0 or CTR_ENOMEM. */
+int ctr__py_map_put(ctr_py_map_t *m, const char *key, size_t n,
+                    uintptr_t value);
+/* Drops every entry (the values are not freed). */
+void ctr__py_map_clear(ctr_py_map_t *m);
+
+/* ---- interning (ctr_py_trace.c) ------------------------------------------ */
+
+/* Each declares its record on `pk` (the batch packer, inside begin/end) the
+ * first time a name is seen in the current connection. */
+uint32_t ctr__py_type_id(msgpack_packer *pk, int kind, const char *name,
+                         size_t n);
+uint32_t ctr__py_varname_id(msgpack_packer *pk, const char *name, size_t n);
+/* The same for a str object; "?" for anything else. */
+uint32_t ctr__py_varname_id_obj(msgpack_packer *pk, PyObject *name);
+
+/* ---- tracing (ctr_py_trace.c) ------------------------------------------- */
+
+/* Prepares the tables. `skip_dirs` is a list of absolute directories whose
+ * code is not recorded; `skip_frozen` skips "<frozen ...>" modules too;
+ * `thread_hook` is the callable that threading.settrace gets. */
+int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
+                        PyObject *thread_hook);
+/* Installs the trace function on the calling thread. */
+void ctr__py_trace_install(void);
+/* The trace function itself (Py_tracefunc). */
+int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
+                  PyObject *arg);
+/* Removes it from the calling thread and ignores events from others. */
+void ctr__py_trace_stop(void);
+bool ctr__py_trace_on(void);
+/* The exit status the program's end implies (0, a sys.exit code, 1). */
+int64_t ctr__py_exit_status(void);
+/* Records output (kind 0 stdout, 2 stderr) of the calling thread. Writes
+ * are joined into one EVENT per line; ctr__py_flush_output packs a partial
+ * line (before os._exit, at the end). */
+void ctr__py_record_output(int kind, const char *s, size_t n);
+void ctr__py_flush_output(void);
+
+/* ---- values (ctr_py_value.c) --------------------------------------------- */
+
+/* Captures one value. Declarations go to `decl` (the batch); the value bytes
+ * go to `out` (a scratch packer) because a message's head must be packed
+ * after every id it refers to has been declared. Runs no Python code that a
+ * program can define: no __repr__, __eq__, __hash__, properties or
+ * __getattr__. */
+void ctr__py_value_pack(msgpack_packer *decl, msgpack_packer *out,
+                        PyObject *v);
+
+/* The message of an exception, str(exc), written to buf (always
+ * NUL-terminated; cap > 0) and its length returned. It is computed only when
+ * str() cannot run program code (see the definition); otherwise it is
+ * empty. Call it outside ctr_client_begin/end: str() allocates. */
+size_t ctr__py_exc_message(PyObject *exc, char *buf, size_t cap);
+
+/* Bytes of a str object for the wire: the UTF-8 of at most `max_chars`
+ * characters, lone surrogates passed through. Returns a new reference to a
+ * bytes object (or NULL with no error set) and points *s and *n into it;
+ * for pure-ASCII strings it returns a new reference to `str` itself and
+ * points into its data. */
+PyObject *ctr__py_str_bytes(PyObject *str, Py_ssize_t max_chars,
+                            const char **s, Py_ssize_t *n);
+
+#endif

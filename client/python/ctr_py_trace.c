@@ -1,0 +1,1052 @@
+/* ctr_py_trace.c: the trace function of the Python shim.
+ *
+ * A C trace function (Py_tracefunc, installed with PyEval_SetTrace in each
+ * thread) turns CPython's call, line, return and exception events into
+ * ctrec messages. Generators and coroutines need nothing special: CPython
+ * reports each resume as a call and each yield as a return, so they stay
+ * balanced by construction.
+ *
+ * Every traced frame gets an entry on a per-thread shadow stack that says
+ * whether its CALL was sent, so each RETURN matches a CALL even when code in
+ * skipped files (the standard library, site-packages, the shim itself)
+ * calls back into the program. Frames of skipped code send nothing and get
+ * their line events switched off, so they cost one call and one return
+ * callback each.
+ *
+ * Per code object the shim keeps what it needs (path, name, argument
+ * layout, interned ids) in the code object's co_extra slot (PEP 523), so
+ * the hot path does no dictionary lookups of its own. */
+#include "ctr_py.h" /* Python.h first, as CPython requires */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <frameobject.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <structmember.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* SOURCE text beyond this is not sent: it would pass the daemon's default
+ * string limit (limits.max_string, 4 MiB) and cost the whole connection. */
+#define CTR_PY_SOURCE_MAX ((4u << 20) - 64)
+/* Output is sent in pieces so that no single EVENT passes that limit. */
+#define CTR_PY_EVENT_CHUNK (1u << 20)
+/* Module frames can hold many globals; VARS carries at most this many. */
+#define CTR_PY_VARS_MAX 512
+/* "Class: message" kept for the RETURN of a frame an exception unwinds. */
+#define CTR_PY_EXC_TEXT 512
+
+enum {
+  CTR_PY_F_SENT = 1,      /* CALL was sent for this frame */
+  CTR_PY_F_MAIN = 2,      /* the __main__ module's frame */
+  CTR_PY_F_THREADING = 4, /* the threading module's body */
+};
+
+typedef struct ctr_py_path_s {
+  bool skip;
+  bool shim; /* the shim's own folder: never recorded */
+  bool pseudo; /* no file: recorded only when recorded code runs it */
+  bool real_file;
+  char *abs; /* absolute path, or a pseudo path like "<string>" */
+  size_t len;
+  uint32_t id;
+  uint32_t gen; /* generation `id` belongs to; 0 = not declared */
+} ctr_py_path_t;
+
+typedef struct ctr_py_code_s {
+  ctr_py_path_t *path;
+  bool skip;
+  bool pseudo;
+  bool is_module;
+  char *name; /* co_qualname */
+  size_t name_len;
+  int64_t line;
+  uint32_t func_id;
+  uint32_t func_gen;
+  PyObject *names; /* tuple of local names (optimized code only) */
+  uint32_t *name_ids;
+  uint32_t names_gen;
+  Py_ssize_t *args; /* indices into names, in declaration order */
+  Py_ssize_t nargs;
+} ctr_py_code_t;
+
+typedef struct ctr_py_frame_s {
+  ctr_py_code_t *code;
+  uint8_t flags;
+} ctr_py_frame_t;
+
+typedef struct ctr_py_thread_s {
+  uint64_t wire_id;
+  ctr_py_frame_t *stack;
+  size_t n;
+  size_t cap;
+  size_t overflow; /* frames that found no room on the stack */
+  const void *last_exc;
+  char exc_text[CTR_PY_EXC_TEXT];
+  bool in_pack;
+  struct ctr_py_thread_s *next;
+} ctr_py_thread_t;
+
+static struct {
+  bool on;
+  uint32_t gen; /* client generation the tables were built for, +1 */
+  Py_ssize_t extra_index;
+  ctr_py_map_t paths;    /* co_filename -> ctr_py_path_t*, for the process */
+  ctr_py_map_t path_ids; /* absolute path -> id, per connection */
+  ctr_py_map_t types;
+  ctr_py_map_t varnames;
+  uint32_t next_path, next_type, next_varname, next_func;
+  char *cwd;
+  char **skip;
+  size_t nskip;
+  bool skip_frozen;
+  unsigned long main_ident;
+  uint64_t sent_thread; /* wire id of the last THREAD sent */
+  pthread_key_t key;
+  pthread_mutex_t threads_mu;
+  ctr_py_thread_t *threads;
+  msgpack_sbuffer scratch_buf;
+  msgpack_packer scratch;
+  int gc_was_enabled;
+  Py_ssize_t trace_lines_offset; /* of PyFrameObject.f_trace_lines, or -1 */
+  PyObject *str_name;            /* "__name__" */
+  PyObject *str_trace_hook;      /* "_trace_hook" */
+  PyObject *thread_hook;
+  int64_t main_status;
+  bool main_done;
+} g = {.trace_lines_offset = -1, .threads_mu = PTHREAD_MUTEX_INITIALIZER};
+
+static _Thread_local ctr_py_thread_t *tls_thread;
+
+/* Output of one thread to one stream not yet packed: print() writes each
+ * argument, separator and end separately, and one line makes one EVENT.
+ * It is packed at the next newline or before any other message. */
+static struct {
+  char *buf;
+  size_t len;
+  size_t cap;
+  int kind;
+  uint64_t wire_id;
+} g_out;
+
+static void ctr_py_pack_thread(msgpack_packer *pk, uint64_t wire_id) {
+  if (wire_id != g.sent_thread) {
+    ctr_pack_thread(pk, wire_id);
+    g.sent_thread = wire_id;
+  }
+}
+
+static void ctr_py_pack_output(msgpack_packer *pk) {
+  const char *s = g_out.buf;
+  size_t n = g_out.len;
+  if (n == 0)
+    return;
+  ctr_py_pack_thread(pk, g_out.wire_id);
+  do {
+    size_t k = n > CTR_PY_EVENT_CHUNK ? CTR_PY_EVENT_CHUNK : n;
+    ctr_pack_event(pk, g_out.kind, s, k);
+    s += k;
+    n -= k;
+  } while (n > 0);
+  g_out.len = 0;
+}
+
+/* ---- interning ------------------------------------------------------------ */
+
+static bool ctr_py_intern(ctr_py_map_t *m, uint32_t *next, const char *key,
+                          size_t n, uint32_t *id) {
+  ctr_py_entry_t *e = ctr__py_map_find(m, key, n);
+  if (e != NULL) {
+    *id = (uint32_t)e->value;
+    return false;
+  }
+  *id = *next;
+  if (ctr__py_map_put(m, key, n, *id) != 0)
+    return true; /* declared again next time: harmless */
+  (*next)++;
+  return true;
+}
+
+uint32_t ctr__py_type_id(msgpack_packer *pk, int kind, const char *name,
+                         size_t n) {
+  char buf[256];
+  if (n > sizeof buf - 1)
+    n = sizeof buf - 1;
+  buf[0] = (char)('A' + kind);
+  memcpy(buf + 1, name, n);
+  uint32_t id;
+  if (ctr_py_intern(&g.types, &g.next_type, buf, n + 1, &id))
+    ctr_pack_type(pk, id, kind, name, n);
+  return id;
+}
+
+uint32_t ctr__py_varname_id(msgpack_packer *pk, const char *name, size_t n) {
+  uint32_t id;
+  if (ctr_py_intern(&g.varnames, &g.next_varname, name, n, &id))
+    ctr_pack_varname(pk, id, name, n);
+  return id;
+}
+
+uint32_t ctr__py_varname_id_obj(msgpack_packer *pk, PyObject *name) {
+  const char *s;
+  Py_ssize_t n;
+  PyObject *b = PyUnicode_Check(name) ? ctr__py_str_bytes(name, 4096, &s, &n)
+                                      : NULL;
+  if (b == NULL)
+    return ctr__py_varname_id(pk, "?", 1);
+  uint32_t id = ctr__py_varname_id(pk, s, (size_t)n);
+  Py_DECREF(b);
+  return id;
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+static void ctr_py_thread_free(void *p) {
+  ctr_py_thread_t *t = p;
+  pthread_mutex_lock(&g.threads_mu);
+  for (ctr_py_thread_t **pp = &g.threads; *pp; pp = &(*pp)->next) {
+    if (*pp == t) {
+      *pp = t->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&g.threads_mu);
+  free(t->stack);
+  free(t);
+}
+
+static ctr_py_thread_t *ctr_py_thread(void) {
+  ctr_py_thread_t *t = tls_thread;
+  if (t != NULL)
+    return t;
+  t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return NULL;
+  /* The main thread is the connection's thread 0. Others are named by
+   * their native id: pthread idents are reused as soon as a thread ends,
+   * which would merge consecutive threads into one. */
+  unsigned long ident = PyThread_get_thread_ident();
+  t->wire_id = ident == g.main_ident ? 0 : PyThread_get_thread_native_id();
+  pthread_mutex_lock(&g.threads_mu);
+  t->next = g.threads;
+  g.threads = t;
+  pthread_mutex_unlock(&g.threads_mu);
+  pthread_setspecific(g.key, t);
+  tls_thread = t;
+  return t;
+}
+
+static void ctr_py_push(ctr_py_thread_t *t, ctr_py_code_t *ci, uint8_t flags) {
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    ctr_py_frame_t *s = realloc(t->stack, cap * sizeof *s);
+    if (s == NULL) {
+      t->overflow++;
+      return;
+    }
+    t->stack = s;
+    t->cap = cap;
+  }
+  t->stack[t->n].code = ci;
+  t->stack[t->n].flags = flags;
+  t->n++;
+}
+
+/* Flags of the frame that returns; 0 for frames entered before tracing. */
+static uint8_t ctr_py_pop(ctr_py_thread_t *t) {
+  if (t->overflow > 0) {
+    t->overflow--;
+    return 0;
+  }
+  if (t->n == 0)
+    return 0;
+  return t->stack[--t->n].flags;
+}
+
+static ctr_py_frame_t *ctr_py_top(ctr_py_thread_t *t) {
+  return t->n > 0 && t->overflow == 0 ? &t->stack[t->n - 1] : NULL;
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+/* Ids are per connection: after a fork the child's session starts from 0. */
+static void ctr_py_check_generation(void) {
+  uint32_t gen = ctr_client_generation() + 1;
+  if (gen == g.gen)
+    return;
+  g.gen = gen;
+  ctr__py_map_clear(&g.path_ids);
+  ctr__py_map_clear(&g.types);
+  ctr__py_map_clear(&g.varnames);
+  g.next_path = g.next_type = g.next_varname = g.next_func = 0;
+  g_out.len = 0; /* after a fork: the parent's partial line */
+  /* Frames opened before the fork belong to the parent's trace. */
+  pthread_mutex_lock(&g.threads_mu);
+  for (ctr_py_thread_t *t = g.threads; t; t = t->next)
+    for (size_t i = 0; i < t->n; i++)
+      t->stack[i].flags &= (uint8_t)~CTR_PY_F_SENT;
+  pthread_mutex_unlock(&g.threads_mu);
+  g.sent_thread = 0;
+}
+
+/* Opens a batch for thread t. The cyclic GC is off until ctr_py_end: a
+ * collection could run a finaliser (program code) that prints, and the
+ * print would try to take the batch lock this thread already holds. */
+static msgpack_packer *ctr_py_begin(ctr_py_thread_t *t) {
+  if (t->in_pack)
+    return NULL;
+  msgpack_packer *pk = ctr_client_begin();
+  if (pk == NULL)
+    return NULL;
+  t->in_pack = true;
+  g.gc_was_enabled = PyGC_Disable();
+  ctr_py_check_generation();
+  ctr_py_pack_output(pk);
+  ctr_py_pack_thread(pk, t->wire_id);
+  msgpack_sbuffer_clear(&g.scratch_buf);
+  return pk;
+}
+
+static void ctr_py_end(ctr_py_thread_t *t) {
+  if (g.gc_was_enabled)
+    PyGC_Enable();
+  t->in_pack = false;
+  ctr_client_end();
+}
+
+/* Appends the scratch bytes (a message body) to the batch. */
+static void ctr_py_append_scratch(msgpack_packer *pk) {
+  if (g.scratch_buf.size)
+    pk->callback(pk->data, g.scratch_buf.data, g.scratch_buf.size);
+  msgpack_sbuffer_clear(&g.scratch_buf);
+}
+
+/* ---- paths ----------------------------------------------------------------- */
+
+static bool ctr_py_has_prefix(const char *p, const char *dir) {
+  size_t n = strlen(dir);
+  return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+/* Joins `s` to the working directory when relative and removes "." and
+ * ".." components, which the protocol does not allow in paths. */
+static char *ctr_py_abspath(const char *s, size_t n, size_t *out_len) {
+  size_t cl = s[0] == '/' ? 0 : strlen(g.cwd);
+  char *in = malloc(cl + n + 2);
+  char *out = malloc(cl + n + 2);
+  if (in == NULL || out == NULL) {
+    free(in);
+    free(out);
+    return NULL;
+  }
+  if (cl)
+    memcpy(in, g.cwd, cl);
+  in[cl] = '/';
+  memcpy(in + cl + 1, s, n);
+  in[cl + 1 + n] = '\0';
+  size_t len = 0;
+  for (char *p = in; *p;) {
+    while (*p == '/')
+      p++;
+    char *end = p;
+    while (*end && *end != '/')
+      end++;
+    size_t k = (size_t)(end - p);
+    if (k == 0 || (k == 1 && p[0] == '.')) {
+      /* nothing */
+    } else if (k == 2 && p[0] == '.' && p[1] == '.') {
+      while (len > 0 && out[len - 1] != '/')
+        len--;
+      if (len > 0)
+        len--;
+    } else {
+      out[len++] = '/';
+      memcpy(out + len, p, k);
+      len += k;
+    }
+    p = end;
+  }
+  if (len == 0)
+    out[len++] = '/';
+  out[len] = '\0';
+  free(in);
+  *out_len = len;
+  return out;
+}
+
+/* "<string>", "<frozen os>", "<stdin>": code without a file. The protocol
+ * wants a pseudo path to start with '<', end with '>' and hold no '/'. */
+static char *ctr_py_pseudo(const char *s, size_t n, size_t *out_len) {
+  char *p = malloc(n + 3);
+  if (p == NULL)
+    return NULL;
+  size_t len = 0;
+  if (n == 0 || s[0] != '<')
+    p[len++] = '<';
+  for (size_t i = 0; i < n; i++)
+    p[len++] = s[i] == '/' || s[i] == '\0' ? '_' : s[i];
+  if (len < 2 || p[len - 1] != '>')
+    p[len++] = '>';
+  p[len] = '\0';
+  *out_len = len;
+  return p;
+}
+
+static ctr_py_path_t *ctr_py_path_info(PyObject *filename) {
+  const char *s;
+  Py_ssize_t n;
+  PyObject *b = PyUnicode_Check(filename)
+                    ? ctr__py_str_bytes(filename, PY_SSIZE_T_MAX, &s, &n)
+                    : NULL;
+  if (b == NULL)
+    return NULL;
+  ctr_py_entry_t *e = ctr__py_map_find(&g.paths, s, (size_t)n);
+  if (e != NULL) {
+    Py_DECREF(b);
+    return (ctr_py_path_t *)e->value;
+  }
+  ctr_py_path_t *p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    Py_DECREF(b);
+    return NULL;
+  }
+  if (n == 0 || s[0] == '<') {
+    p->abs = ctr_py_pseudo(s, (size_t)n, &p->len);
+    p->pseudo = true;
+    p->skip = g.skip_frozen && strncmp(s, "<frozen ", 8) == 0;
+  } else {
+    p->abs = ctr_py_abspath(s, (size_t)n, &p->len);
+    for (size_t i = 0; p->abs && i < g.nskip; i++)
+      if (ctr_py_has_prefix(p->abs, g.skip[i]))
+        p->skip = true;
+    p->shim = p->abs && g.nskip > 0 && ctr_py_has_prefix(p->abs, g.skip[0]);
+    struct stat st;
+    p->real_file = p->abs && stat(p->abs, &st) == 0 && S_ISREG(st.st_mode);
+  }
+  if (p->abs == NULL)
+    p->skip = true;
+  if (ctr__py_map_put(&g.paths, s, (size_t)n, (uintptr_t)p) != 0) {
+    free(p->abs);
+    free(p);
+    p = NULL;
+  }
+  Py_DECREF(b);
+  return p;
+}
+
+static void ctr_py_send_source(msgpack_packer *pk, uint32_t id,
+                               const char *file) {
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size <= CTR_PY_SOURCE_MAX) {
+    size_t cap = (size_t)st.st_size;
+    char *buf = malloc(cap ? cap : 1);
+    size_t len = 0;
+    while (buf != NULL && len < cap) {
+      ssize_t r = read(fd, buf + len, cap - len);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      len += (size_t)r;
+    }
+    if (buf != NULL)
+      ctr_pack_source(pk, id, buf, len);
+    free(buf);
+  }
+  close(fd);
+}
+
+/* Declares the path (and its text) in this connection when needed. */
+static uint32_t ctr_py_path_id(msgpack_packer *pk, ctr_py_path_t *p) {
+  if (p->gen == g.gen)
+    return p->id;
+  uint32_t id;
+  if (ctr_py_intern(&g.path_ids, &g.next_path, p->abs, p->len, &id)) {
+    ctr_pack_path(pk, id, p->abs, p->len);
+    if (p->real_file)
+      ctr_py_send_source(pk, id, p->abs);
+  }
+  p->id = id;
+  p->gen = g.gen;
+  return id;
+}
+
+/* ---- code objects ---------------------------------------------------------- */
+
+static void ctr_py_code_free(void *p) {
+  ctr_py_code_t *ci = p;
+  if (ci == NULL)
+    return;
+  free(ci->name);
+  Py_XDECREF(ci->names);
+  free(ci->name_ids);
+  free(ci->args);
+  free(ci);
+}
+
+static bool ctr_py_tuple_has(PyObject *tup, PyObject *name) {
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tup); i++) {
+    PyObject *o = PyTuple_GET_ITEM(tup, i);
+    if (o == name || (PyUnicode_CheckExact(o) && PyUnicode_CheckExact(name) &&
+                      PyUnicode_Compare(o, name) == 0))
+      return true;
+  }
+  return false;
+}
+
+/* Local names in the order VARS shows them (co_varnames, then cells that
+ * are not arguments, then free variables) and the argument layout:
+ * positional-only and positional, *args, keyword-only, **kwargs. */
+static void ctr_py_code_names(ctr_py_code_t *ci, PyCodeObject *co) {
+  PyObject *vars = PyCode_GetVarnames(co);
+  PyObject *cells = PyCode_GetCellvars(co);
+  PyObject *frees = PyCode_GetFreevars(co);
+  PyObject *names = NULL;
+  if (vars == NULL || cells == NULL || frees == NULL)
+    goto done;
+  Py_ssize_t nv = PyTuple_GET_SIZE(vars);
+  names = PyTuple_New(nv + PyTuple_GET_SIZE(cells) + PyTuple_GET_SIZE(frees));
+  if (names == NULL)
+    goto done;
+  Py_ssize_t k = 0;
+  for (Py_ssize_t i = 0; i < nv; i++) {
+    Py_INCREF(PyTuple_GET_ITEM(vars, i));
+    PyTuple_SET_ITEM(names, k++, PyTuple_GET_ITEM(vars, i));
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(cells); i++) {
+    PyObject *c = PyTuple_GET_ITEM(cells, i);
+    if (!ctr_py_tuple_has(vars, c)) {
+      Py_INCREF(c);
+      PyTuple_SET_ITEM(names, k++, c);
+    }
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(frees); i++) {
+    Py_INCREF(PyTuple_GET_ITEM(frees, i));
+    PyTuple_SET_ITEM(names, k++, PyTuple_GET_ITEM(frees, i));
+  }
+  if (_PyTuple_Resize(&names, k) != 0)
+    goto done;
+  ci->name_ids = calloc((size_t)(k ? k : 1), sizeof *ci->name_ids);
+  ci->args = calloc((size_t)co->co_argcount + co->co_kwonlyargcount + 2,
+                    sizeof *ci->args);
+  if (ci->name_ids == NULL || ci->args == NULL)
+    goto done;
+  Py_ssize_t argc = co->co_argcount, kwc = co->co_kwonlyargcount;
+  bool varargs = (co->co_flags & CO_VARARGS) != 0;
+  bool varkw = (co->co_flags & CO_VARKEYWORDS) != 0;
+  Py_ssize_t na = 0;
+  for (Py_ssize_t i = 0; i < argc; i++)
+    ci->args[na++] = i;
+  if (varargs)
+    ci->args[na++] = argc + kwc;
+  for (Py_ssize_t i = 0; i < kwc; i++)
+    ci->args[na++] = argc + i;
+  if (varkw)
+    ci->args[na++] = argc + kwc + (varargs ? 1 : 0);
+  for (Py_ssize_t i = 0; i < na; i++)
+    if (ci->args[i] >= k)
+      na = 0; /* inconsistent code object: show no arguments */
+  ci->nargs = na;
+  ci->names = names;
+  names = NULL;
+done:
+  PyErr_Clear();
+  Py_XDECREF(names);
+  Py_XDECREF(vars);
+  Py_XDECREF(cells);
+  Py_XDECREF(frees);
+}
+
+static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co);
+
+static ctr_py_code_t *ctr_py_code_info(PyCodeObject *co) {
+  void *extra = NULL;
+  if (_PyCode_GetExtra((PyObject *)co, g.extra_index, &extra) == 0 && extra)
+    return extra;
+  PyErr_Clear();
+  ctr_py_code_t *ci = calloc(1, sizeof *ci);
+  if (ci == NULL)
+    return NULL;
+  ci->path = ctr_py_path_info(co->co_filename);
+  ci->skip = ci->path == NULL || ci->path->skip;
+  ci->pseudo = ci->path != NULL && ci->path->pseudo;
+  ci->is_module = PyUnicode_Check(co->co_name) &&
+                  PyUnicode_CompareWithASCIIString(co->co_name, "<module>") == 0;
+  ci->line = co->co_firstlineno;
+  if (!ci->skip)
+    ctr_py_code_named(ci, co);
+  if (_PyCode_SetExtra((PyObject *)co, g.extra_index, ci) != 0) {
+    PyErr_Clear();
+    ctr_py_code_free(ci);
+    return NULL;
+  }
+  return ci;
+}
+
+/* What recorded code needs beyond the skip decision: name and locals. */
+static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co) {
+  if (ci->name == NULL) {
+    const char *s;
+    Py_ssize_t n;
+    PyObject *q = co->co_qualname ? co->co_qualname : co->co_name;
+    PyObject *b = q && PyUnicode_Check(q) ? ctr__py_str_bytes(q, 1024, &s, &n)
+                                          : NULL;
+    if (b == NULL) {
+      s = "?";
+      n = 1;
+    }
+    ci->name = malloc((size_t)n + 1);
+    if (ci->name) {
+      memcpy(ci->name, s, (size_t)n);
+      ci->name[n] = '\0';
+      ci->name_len = (size_t)n;
+    }
+    Py_XDECREF(b);
+  }
+  if (ci->names == NULL && (co->co_flags & CO_OPTIMIZED))
+    ctr_py_code_names(ci, co);
+}
+
+/* The ids of ci's local names in this connection, declared on first use. */
+static uint32_t *ctr_py_name_ids(msgpack_packer *pk, ctr_py_code_t *ci) {
+  if (ci->names_gen != g.gen) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ci->names); i++)
+      ci->name_ids[i] =
+          ctr__py_varname_id_obj(pk, PyTuple_GET_ITEM(ci->names, i));
+    ci->names_gen = g.gen;
+  }
+  return ci->name_ids;
+}
+
+/* ---- frames ------------------------------------------------------------------ */
+
+/* Skipped code gets no line events at all: CPython checks f_trace_lines
+ * before calling the trace function. */
+static void ctr_py_no_lines(PyFrameObject *frame) {
+  if (g.trace_lines_offset >= 0) {
+    *((char *)frame + g.trace_lines_offset) = 0;
+  } else if (PyObject_SetAttrString((PyObject *)frame, "f_trace_lines",
+                                    Py_False) != 0) {
+    PyErr_Clear();
+  }
+}
+
+/* MAIN or THREADING for a module body, from its globals' __name__. */
+static uint8_t ctr_py_module_role(PyFrameObject *frame) {
+  PyObject *globals = PyFrame_GetGlobals(frame);
+  uint8_t flags = 0;
+  if (globals != NULL && PyDict_Check(globals)) {
+    PyObject *name = PyDict_GetItemWithError(globals, g.str_name);
+    if (name != NULL && PyUnicode_CheckExact(name)) {
+      if (PyUnicode_CompareWithASCIIString(name, "__main__") == 0)
+        flags = CTR_PY_F_MAIN;
+      else if (PyUnicode_CompareWithASCIIString(name, "threading") == 0)
+        flags = CTR_PY_F_THREADING;
+    }
+  }
+  PyErr_Clear();
+  Py_XDECREF(globals);
+  return flags;
+}
+
+/* The frame's locals as a dict (fast locals copied in), or NULL. */
+static PyObject *ctr_py_locals(PyFrameObject *frame) {
+  PyObject *l = PyFrame_GetLocals(frame);
+  if (l == NULL)
+    PyErr_Clear();
+  return l;
+}
+
+/* Globals that are part of every module are not variables of the program. */
+static bool ctr_py_module_noise(PyObject *name, PyObject *v) {
+  if (PyUnicode_GET_LENGTH(name) >= 2 && PyUnicode_READ_CHAR(name, 0) == '_' &&
+      PyUnicode_READ_CHAR(name, 1) == '_')
+    return true;
+  return PyModule_Check(v) || PyFunction_Check(v) || PyType_Check(v) ||
+         PyCFunction_Check(v);
+}
+
+/* Packs [[varname_id, value]...] of the visible variables into scratch. */
+static uint32_t ctr_py_pack_locals(msgpack_packer *pk, ctr_py_code_t *ci,
+                                   PyObject *locals) {
+  if (locals == NULL || !PyDict_Check(locals))
+    return 0;
+  uint32_t n = 0;
+  if (ci->names != NULL) {
+    uint32_t *ids = ctr_py_name_ids(pk, ci);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ci->names); i++) {
+      PyObject *v = PyDict_GetItem(locals, PyTuple_GET_ITEM(ci->names, i));
+      if (v == NULL)
+        continue; /* unbound */
+      ctr_pack_pair_begin(&g.scratch, ids[i]);
+      ctr__py_value_pack(pk, &g.scratch, v);
+      n++;
+    }
+    return n;
+  }
+  /* Module and class bodies: their namespace, without the noise. */
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  while (n < CTR_PY_VARS_MAX && PyDict_Next(locals, &pos, &k, &v)) {
+    if (!PyUnicode_Check(k) || ctr_py_module_noise(k, v))
+      continue;
+    ctr_pack_pair_begin(&g.scratch, ctr__py_varname_id_obj(pk, k));
+    ctr__py_value_pack(pk, &g.scratch, v);
+    n++;
+  }
+  return n;
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
+                             ctr_py_code_t *ci) {
+  PyObject *locals = ci->nargs > 0 ? ctr_py_locals(frame) : NULL;
+  msgpack_packer *pk = ctr_py_begin(t);
+  if (pk == NULL) {
+    Py_XDECREF(locals);
+    return false;
+  }
+  uint32_t pid = ctr_py_path_id(pk, ci->path);
+  if (ci->func_gen != g.gen) {
+    ci->func_id = g.next_func++;
+    ctr_pack_func(pk, ci->func_id, pid, ci->line, ci->name ? ci->name : "?",
+                  ci->name ? ci->name_len : 1);
+    ci->func_gen = g.gen;
+  }
+  uint32_t n = 0;
+  if (locals != NULL && PyDict_Check(locals)) {
+    uint32_t *ids = ctr_py_name_ids(pk, ci);
+    for (Py_ssize_t i = 0; i < ci->nargs; i++) {
+      PyObject *name = PyTuple_GET_ITEM(ci->names, ci->args[i]);
+      PyObject *v = PyDict_GetItem(locals, name);
+      if (v == NULL)
+        continue;
+      ctr_pack_pair_begin(&g.scratch, ids[ci->args[i]]);
+      ctr__py_value_pack(pk, &g.scratch, v);
+      n++;
+    }
+  }
+  ctr_pack_call_begin(pk, ci->func_id, n);
+  ctr_py_append_scratch(pk);
+  ctr_py_end(t);
+  Py_XDECREF(locals);
+  return true;
+}
+
+static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame) {
+  PyCodeObject *co = PyFrame_GetCode(frame);
+  ctr_py_code_t *ci = ctr_py_code_info(co);
+  uint8_t flags = ci != NULL && ci->is_module ? ctr_py_module_role(frame) : 0;
+  /* The file that runs as __main__ is the program even where code is
+   * otherwise skipped (python3 -m calendar): it and the functions it
+   * defines are recorded. */
+  if ((flags & CTR_PY_F_MAIN) && ci->skip && ci->path && !ci->path->shim) {
+    ci->path->skip = false;
+    ci->skip = false;
+    ctr_py_code_named(ci, co);
+  }
+  /* Code compiled from a string (eval, exec, namedtuple, dataclasses) is
+   * the program's when the program runs it, or when it is __main__ (-c). */
+  bool skip = ci == NULL || ci->skip;
+  if (!skip && ci->pseudo && !(flags & CTR_PY_F_MAIN)) {
+    ctr_py_frame_t *caller = ctr_py_top(t);
+    skip = caller == NULL || !(caller->flags & CTR_PY_F_SENT);
+  }
+  if (skip) {
+    ctr_py_no_lines(frame);
+  } else if (ctr_client_active() && ctr_py_send_call(t, frame, ci)) {
+    flags |= CTR_PY_F_SENT;
+  }
+  ctr_py_push(t, ci, flags);
+  Py_DECREF(co);
+}
+
+static void ctr_py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
+                           ctr_py_code_t *ci) {
+  int line = PyFrame_GetLineNumber(frame);
+  PyObject *locals = ctr_py_locals(frame);
+  msgpack_packer *pk = ctr_py_begin(t);
+  if (pk != NULL) {
+    uint32_t pid = ctr_py_path_id(pk, ci->path);
+    ctr_pack_step(pk, pid, line);
+    uint32_t n = ctr_py_pack_locals(pk, ci, locals);
+    ctr_pack_vars_begin(pk, n);
+    ctr_py_append_scratch(pk);
+    ctr_py_end(t);
+  }
+  Py_XDECREF(locals);
+}
+
+/* The exit status an exception gives when it ends the program. */
+static int64_t ctr_py_status_of(PyObject *exc) {
+  PyTypeObject *tp = Py_TYPE(exc);
+  if (PyType_IsSubtype(tp, (PyTypeObject *)PyExc_SystemExit)) {
+    PyObject *code = ((PySystemExitObject *)exc)->code;
+    if (code == NULL || code == Py_None)
+      return 0;
+    if (PyLong_Check(code)) {
+      long c = PyLong_AsLong(code);
+      if (c == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+      }
+      return (int64_t)(c & 0xff);
+    }
+    return 1; /* the message is printed and the status is 1 */
+  }
+  if (PyType_IsSubtype(tp, (PyTypeObject *)PyExc_KeyboardInterrupt))
+    return 130; /* CPython re-raises SIGINT: 128 + 2 for a shell */
+  return 1;
+}
+
+static void ctr_py_on_exception(ctr_py_thread_t *t, PyObject *arg) {
+  ctr_py_frame_t *top = ctr_py_top(t);
+  if (top == NULL || !PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) < 3)
+    return;
+  PyObject *exc = PyTuple_GET_ITEM(arg, 1);
+  PyObject *tb = PyTuple_GET_ITEM(arg, 2);
+  if (exc == NULL || !PyExceptionInstance_Check(exc))
+    return;
+  if (top->flags & CTR_PY_F_MAIN)
+    g.main_status = ctr_py_status_of(exc);
+  if (!(top->flags & CTR_PY_F_SENT) || !ctr_client_active())
+    return;
+  /* Generators and coroutines end with these; they are control flow. */
+  PyTypeObject *tp = Py_TYPE(exc);
+  bool flow = PyType_IsSubtype(tp, (PyTypeObject *)PyExc_StopIteration) ||
+              PyType_IsSubtype(tp, (PyTypeObject *)PyExc_StopAsyncIteration) ||
+              PyType_IsSubtype(tp, (PyTypeObject *)PyExc_GeneratorExit);
+  /* CPython reports the exception again in every frame it passes through;
+   * one RAISE is sent where it was raised (a one-entry traceback) or where
+   * it first reaches recorded code. */
+  bool fresh = exc != t->last_exc || tb == NULL || !PyTraceBack_Check(tb) ||
+               ((PyTracebackObject *)tb)->tb_next == NULL;
+  t->last_exc = exc;
+  if (!fresh)
+    return;
+  const char *cls = tp->tp_name;
+  size_t cn = strlen(cls);
+  char msg[CTR_PY_EXC_TEXT];
+  size_t mn = ctr__py_exc_message(exc, msg, sizeof msg);
+  snprintf(t->exc_text, sizeof t->exc_text, "%.100s%s%.400s", cls, mn ? ": " : "",
+           msg);
+  msgpack_packer *pk = flow ? NULL : ctr_py_begin(t);
+  if (pk == NULL)
+    return;
+  ctr_pack_raise(pk, cls, cn, msg, mn);
+  ctr_py_end(t);
+}
+
+static void ctr_py_hook_threading(PyFrameObject *frame) {
+  PyObject *globals = PyFrame_GetGlobals(frame);
+  if (globals != NULL && PyDict_Check(globals) && g.thread_hook != NULL) {
+    PyObject *cur = PyDict_GetItemWithError(globals, g.str_trace_hook);
+    if (cur == Py_None)
+      PyDict_SetItem(globals, g.str_trace_hook, g.thread_hook);
+  }
+  PyErr_Clear();
+  Py_XDECREF(globals);
+}
+
+static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
+                             PyObject *arg) {
+  uint8_t flags = ctr_py_pop(t);
+  if (flags & CTR_PY_F_MAIN) {
+    g.main_done = true;
+    if (arg != NULL)
+      g.main_status = 0;
+  }
+  if ((flags & CTR_PY_F_THREADING) && arg != NULL)
+    ctr_py_hook_threading(frame);
+  if (!(flags & CTR_PY_F_SENT))
+    return;
+  msgpack_packer *pk = ctr_py_begin(t);
+  if (pk == NULL)
+    return;
+  if (arg != NULL) {
+    ctr__py_value_pack(pk, &g.scratch, arg);
+  } else {
+    /* Unwound by an exception: no value was returned. */
+    uint32_t tid = ctr__py_type_id(pk, CTR_TK_ERROR, "<exception>", 11);
+    char text[CTR_PY_EXC_TEXT + 16];
+    int n = snprintf(text, sizeof text, "raised %s",
+                     t->exc_text[0] ? t->exc_text : "an exception");
+    ctr_pack_v_error(&g.scratch, tid, text,
+                     n < 0 ? 0 : (size_t)n >= sizeof text ? sizeof text - 1
+                                                          : (size_t)n);
+  }
+  ctr_pack_return_begin(pk);
+  ctr_py_append_scratch(pk);
+  ctr_py_end(t);
+}
+
+int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
+                  PyObject *arg) {
+  if (!g.on)
+    return 0;
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (t == NULL || t->in_pack)
+    return 0;
+  /* Nothing we do may leave an exception behind or eat the program's. */
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  switch (what) {
+  case PyTrace_CALL:
+    ctr_py_on_call(t, frame);
+    break;
+  case PyTrace_LINE: {
+    ctr_py_frame_t *top = ctr_py_top(t);
+    if (top != NULL && (top->flags & CTR_PY_F_SENT) && ctr_client_active())
+      ctr_py_on_line(t, frame, top->code);
+    break;
+  }
+  case PyTrace_RETURN:
+    ctr_py_on_return(t, frame, arg);
+    break;
+  case PyTrace_EXCEPTION:
+    ctr_py_on_exception(t, arg);
+    break;
+  default:
+    break;
+  }
+  PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+  return 0;
+}
+
+/* ---- output ----------------------------------------------------------------- */
+
+void ctr__py_record_output(int kind, const char *s, size_t n) {
+  if (!g.on || n == 0)
+    return;
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (t == NULL || t->in_pack)
+    return;
+  bool same = g_out.len > 0 && g_out.kind == kind && g_out.wire_id == t->wire_id;
+  if (!same && g_out.len > 0)
+    ctr__py_flush_output();
+  if (g_out.len + n > g_out.cap && g_out.len + n <= CTR_PY_EVENT_CHUNK) {
+    size_t cap = g_out.cap ? g_out.cap : 256;
+    while (cap < g_out.len + n)
+      cap *= 2;
+    char *b = realloc(g_out.buf, cap);
+    if (b != NULL) {
+      g_out.buf = b;
+      g_out.cap = cap;
+    }
+  }
+  if (g_out.len + n <= g_out.cap) {
+    memcpy(g_out.buf + g_out.len, s, n);
+    g_out.len += n;
+    g_out.kind = kind;
+    g_out.wire_id = t->wire_id;
+    if (s[n - 1] == '\n')
+      ctr__py_flush_output();
+    return;
+  }
+  /* Too big to hold: what is pending first, then this text directly. */
+  ctr__py_flush_output();
+  msgpack_packer *pk = ctr_py_begin(t);
+  if (pk == NULL)
+    return;
+  do {
+    size_t k = n > CTR_PY_EVENT_CHUNK ? CTR_PY_EVENT_CHUNK : n;
+    ctr_pack_event(pk, kind, s, k);
+    s += k;
+    n -= k;
+  } while (n > 0);
+  ctr_py_end(t);
+}
+
+void ctr__py_flush_output(void) {
+  if (g_out.len == 0)
+    return;
+  msgpack_packer *pk = ctr_client_begin();
+  if (pk == NULL) {
+    g_out.len = 0;
+    return;
+  }
+  ctr_py_check_generation();
+  ctr_py_pack_output(pk);
+  ctr_client_end();
+}
+
+/* ---- start and exit ----------------------------------------------------- */
+
+/* Finds where CPython keeps f_trace_lines, from the frame type's member
+ * table, so that switching line events off is a store, not a setattr. */
+static void ctr_py_find_trace_lines(void) {
+  PyObject *d = PyDict_GetItemString(PyFrame_Type.tp_dict, "f_trace_lines");
+  if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type == T_BOOL)
+      g.trace_lines_offset = m->offset;
+  }
+}
+
+int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
+                        PyObject *thread_hook) {
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd) == NULL)
+    strcpy(cwd, "/");
+  g.cwd = strdup(cwd);
+  g.extra_index = _PyEval_RequestCodeExtraIndex(ctr_py_code_free);
+  g.str_name = PyUnicode_InternFromString("__name__");
+  g.str_trace_hook = PyUnicode_InternFromString("_trace_hook");
+  if (g.cwd == NULL || g.extra_index < 0 || g.str_name == NULL ||
+      g.str_trace_hook == NULL || pthread_key_create(&g.key, ctr_py_thread_free) != 0) {
+    PyErr_Clear();
+    return CTR_ENOMEM;
+  }
+  Py_ssize_t n = PyList_Check(skip_dirs) ? PyList_GET_SIZE(skip_dirs) : 0;
+  g.skip = calloc((size_t)n + 1, sizeof *g.skip);
+  for (Py_ssize_t i = 0; g.skip != NULL && i < n; i++) {
+    PyObject *d = PyList_GET_ITEM(skip_dirs, i);
+    const char *s;
+    Py_ssize_t len;
+    PyObject *b = PyUnicode_Check(d) ? ctr__py_str_bytes(d, 4096, &s, &len)
+                                     : NULL;
+    if (b == NULL)
+      continue;
+    while (len > 1 && s[len - 1] == '/')
+      len--;
+    if (len > 1 && s[0] == '/')
+      g.skip[g.nskip++] = strndup(s, (size_t)len);
+    Py_DECREF(b);
+  }
+  g.skip_frozen = skip_frozen;
+  g.main_ident = PyThread_get_thread_ident();
+  Py_XINCREF(thread_hook);
+  g.thread_hook = thread_hook;
+  msgpack_sbuffer_init(&g.scratch_buf);
+  msgpack_packer_init(&g.scratch, &g.scratch_buf, msgpack_sbuffer_write);
+  ctr_py_find_trace_lines();
+  g.on = true;
+  return 0;
+}
+
+void ctr__py_trace_install(void) { PyEval_SetTrace(ctr__py_trace, NULL); }
+
+int64_t ctr__py_exit_status(void) {
+  if (g.main_done)
+    return g.main_status;
+  /* No __main__ frame seen (stdin, an embedding): an uncaught exception
+   * is what PyErr_Print leaves in sys.last_value. */
+  PyObject *last = PySys_GetObject("last_value");
+  return last != NULL && last != Py_None ? 1 : 0;
+}
+
+void ctr__py_trace_stop(void) {
+  ctr__py_flush_output();
+  g.on = false;
+  PyEval_SetTrace(NULL, NULL);
+}
+
+bool ctr__py_trace_on(void) { return g.on; }

@@ -1,0 +1,476 @@
+/* ctr_py_value.c: Python values to ctrec wire values.
+ *
+ * Capturing a value must not change the program, so nothing here calls a
+ * method that Python code can define: no __repr__, __str__, __eq__,
+ * __hash__, __len__, __iter__, properties or __getattr__. Containers are
+ * read through the concrete C API (PyList_GET_ITEM, PyDict_Next,
+ * _PySet_NextEntry), objects through their instance dict and __slots__
+ * members, numbers and strings through their C representation. */
+#include "ctr_py.h" /* Python.h first, as CPython requires */
+
+#include <stdlib.h>
+#include <string.h>
+#include <structmember.h>
+
+#define CTR_PY_DEPTH_DEFAULT 3
+#define CTR_PY_LENGTH_DEFAULT 32
+#define CTR_PY_STRING_DEFAULT 4096
+#define CTR_PY_DEPTH_HARD 32
+/* Larger magnitudes are shown as text: nobody reads a 4 KiB number. */
+#define CTR_PY_BIGINT_MAX 4096
+
+typedef struct ctr_py_walk_s {
+  msgpack_packer *decl;
+  msgpack_packer *out;
+  uint32_t max_depth;
+  uint32_t max_length;
+  uint32_t max_string;
+  PyObject *visiting[CTR_PY_DEPTH_HARD + 1];
+  uint32_t depth;
+} ctr_py_walk_t;
+
+static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v);
+
+static uint32_t ctr_py_type(ctr_py_walk_t *w, int kind, const char *name) {
+  return ctr__py_type_id(w->decl, kind, name, strlen(name));
+}
+
+/* tp_name is the C-level name: no descriptor, no metaclass involved. */
+static uint32_t ctr_py_type_of(ctr_py_walk_t *w, int kind, PyObject *v) {
+  return ctr_py_type(w, kind, Py_TYPE(v)->tp_name);
+}
+
+static void ctr_py_raw(ctr_py_walk_t *w, PyObject *v, const char *text,
+                       size_t n) {
+  ctr_pack_v_raw(w->out, ctr_py_type_of(w, CTR_TK_RAW, v), text, n);
+}
+
+/* "<ClassName object>": what is shown for values we do not open. */
+static void ctr_py_raw_class(ctr_py_walk_t *w, PyObject *v) {
+  char buf[300];
+  int n = snprintf(buf, sizeof buf, "<%.250s object>", Py_TYPE(v)->tp_name);
+  ctr_py_raw(w, v, buf, (size_t)n);
+}
+
+/* "<prefix name>" for modules, functions and classes, with `name` a str. */
+static void ctr_py_raw_named(ctr_py_walk_t *w, PyObject *v, const char *prefix,
+                             PyObject *name) {
+  const char *s = NULL;
+  Py_ssize_t n = 0;
+  PyObject *b = name != NULL && PyUnicode_Check(name)
+                    ? ctr__py_str_bytes(name, 200, &s, &n)
+                    : NULL;
+  char buf[300];
+  int len = snprintf(buf, sizeof buf, "<%s %.*s>", prefix, (int)(b ? n : 1),
+                     b ? s : "?");
+  Py_XDECREF(b);
+  ctr_py_raw(w, v, buf, (size_t)len);
+}
+
+PyObject *ctr__py_str_bytes(PyObject *str, Py_ssize_t max_chars,
+                            const char **s, Py_ssize_t *n) {
+  Py_ssize_t len = PyUnicode_GET_LENGTH(str);
+  if (PyUnicode_IS_COMPACT_ASCII(str)) {
+    *s = (const char *)PyUnicode_DATA(str);
+    *n = len < max_chars ? len : max_chars;
+    Py_INCREF(str);
+    return str;
+  }
+  /* A temporary UTF-8 copy: PyUnicode_AsUTF8AndSize would keep one in the
+   * program's string for its whole life. surrogatepass keeps lone
+   * surrogates instead of failing. */
+  PyObject *part = len > max_chars ? PyUnicode_Substring(str, 0, max_chars)
+                                   : (Py_INCREF(str), str);
+  if (part == NULL) {
+    PyErr_Clear();
+    return NULL;
+  }
+  PyObject *b = PyUnicode_AsEncodedString(part, "utf-8", "surrogatepass");
+  Py_DECREF(part);
+  if (b == NULL) {
+    PyErr_Clear();
+    return NULL;
+  }
+  *s = PyBytes_AS_STRING(b);
+  *n = PyBytes_GET_SIZE(b);
+  return b;
+}
+
+static void ctr_py_string(ctr_py_walk_t *w, PyObject *v) {
+  uint32_t tid = ctr_py_type_of(w, CTR_TK_STRING, v);
+  const char *s;
+  Py_ssize_t n;
+  PyObject *b = ctr__py_str_bytes(v, (Py_ssize_t)w->max_string, &s, &n);
+  if (b == NULL) {
+    ctr_pack_v_error(w->out, tid, "unreadable string", 17);
+    return;
+  }
+  if ((size_t)n > w->max_string)
+    n = (Py_ssize_t)w->max_string;
+  ctr_pack_v_string(w->out, tid, s, (size_t)n);
+  Py_DECREF(b);
+}
+
+static void ctr_py_integer(ctr_py_walk_t *w, PyObject *v) {
+  uint32_t tid = ctr_py_type_of(w, CTR_TK_INT, v);
+  int overflow = 0;
+  /* On an int (subclasses included) this reads the digits; it calls
+   * __index__ only for non-ints, which never get here. */
+  long long i = PyLong_AsLongLongAndOverflow(v, &overflow);
+  if (overflow == 0) {
+    if (i == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      ctr_pack_v_error(w->out, tid, "unreadable int", 14);
+      return;
+    }
+    ctr_pack_v_int(w->out, tid, (int64_t)i);
+    return;
+  }
+  size_t bits = _PyLong_NumBits(v);
+  if (bits == (size_t)-1 || bits / 8 + 1 > CTR_PY_BIGINT_MAX) {
+    PyErr_Clear();
+    ctr_pack_v_raw(w->out, tid, "<huge int>", 10);
+    return;
+  }
+  size_t n = bits / 8 + 1;
+  unsigned char *buf = malloc(n);
+  if (buf == NULL) {
+    ctr_pack_v_error(w->out, tid, "out of memory", 13);
+    return;
+  }
+  bool negative = overflow < 0;
+  /* Two's complement, big-endian; a negative number is negated back to
+   * its magnitude, because the wire carries sign and magnitude. */
+  if (_PyLong_AsByteArray((PyLongObject *)v, buf, n, 0, 1) != 0) {
+    PyErr_Clear();
+    free(buf);
+    ctr_pack_v_error(w->out, tid, "unreadable int", 14);
+    return;
+  }
+  if (negative) {
+    unsigned carry = 1;
+    for (size_t k = n; k-- > 0;) {
+      unsigned s = (unsigned char)~buf[k] + carry;
+      buf[k] = (unsigned char)s;
+      carry = s >> 8;
+    }
+  }
+  size_t skip = 0;
+  while (skip + 1 < n && buf[skip] == 0)
+    skip++;
+  ctr_pack_v_bigint(w->out, tid, negative, buf + skip, n - skip);
+  free(buf);
+}
+
+static uint32_t ctr_py_count(ctr_py_walk_t *w, Py_ssize_t len) {
+  return (size_t)len > w->max_length ? w->max_length : (uint32_t)len;
+}
+
+static void ctr_py_items(ctr_py_walk_t *w, PyObject *const *items,
+                         uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    ctr_py_walk_value(w, items[i]);
+}
+
+/* A dict as a sequence of (key, value) tuples. */
+static void ctr_py_dict(ctr_py_walk_t *w, PyObject *d) {
+  uint32_t tid = ctr_py_type_of(w, CTR_TK_SEQ, d);
+  uint32_t pair = ctr_py_type(w, CTR_TK_TUPLE, "tuple");
+  uint32_t n = ctr_py_count(w, PyDict_GET_SIZE(d));
+  ctr_pack_v_seq_begin(w->out, tid, n);
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  uint32_t done = 0;
+  while (done < n && PyDict_Next(d, &pos, &k, &v)) {
+    ctr_pack_v_tuple_begin(w->out, pair, 2);
+    ctr_py_walk_value(w, k);
+    ctr_py_walk_value(w, v);
+    done++;
+  }
+  /* The count was announced up front; stay well-formed whatever happens. */
+  for (; done < n; done++)
+    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+}
+
+static void ctr_py_set(ctr_py_walk_t *w, PyObject *s) {
+  uint32_t tid = ctr_py_type_of(w, CTR_TK_SEQ, s);
+  uint32_t n = ctr_py_count(w, PySet_GET_SIZE(s));
+  ctr_pack_v_seq_begin(w->out, tid, n);
+  Py_ssize_t pos = 0;
+  PyObject *k;
+  Py_hash_t h;
+  uint32_t done = 0;
+  while (done < n && _PySet_NextEntry(s, &pos, &k, &h)) {
+    ctr_py_walk_value(w, k);
+    done++;
+  }
+  for (; done < n; done++)
+    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+}
+
+/* __slots__ members of v's class and its bases, in MRO order. */
+typedef struct ctr_py_slots_s {
+  const char *names[64];
+  PyObject *values[64];
+  uint32_t n;
+} ctr_py_slots_t;
+
+static void ctr_py_slots(PyObject *v, ctr_py_slots_t *sl, uint32_t cap) {
+  sl->n = 0;
+  PyObject *mro = Py_TYPE(v)->tp_mro;
+  if (mro == NULL || !PyTuple_Check(mro))
+    return;
+  if (cap > 64)
+    cap = 64;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+    PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+    if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE) || t->tp_members == NULL)
+      continue;
+    for (PyMemberDef *m = t->tp_members; m->name != NULL; m++) {
+      if (m->type != T_OBJECT_EX || strncmp(m->name, "__", 2) == 0)
+        continue;
+      PyObject *val = *(PyObject **)((char *)v + m->offset);
+      if (val == NULL || sl->n >= cap)
+        continue; /* an unset slot is no attribute */
+      sl->names[sl->n] = m->name;
+      sl->values[sl->n++] = val;
+    }
+  }
+}
+
+/* An object as a struct of its instance attributes, or "<Class object>". */
+static void ctr_py_object(ctr_py_walk_t *w, PyObject *v) {
+  PyObject *dict = NULL;
+  if (Py_TYPE(v)->tp_dictoffset != 0) {
+    /* Reads the dict slot (materialising a managed dict); no __dict__
+     * descriptor or __getattribute__ is involved. */
+    PyObject **dp = _PyObject_GetDictPtr(v);
+    if (dp != NULL && *dp != NULL && PyDict_Check(*dp))
+      dict = *dp;
+    PyErr_Clear();
+  }
+  ctr_py_slots_t sl;
+  ctr_py_slots(v, &sl, w->max_length);
+  uint32_t nd = 0;
+  Py_ssize_t pos = 0;
+  PyObject *k, *val;
+  while (dict != NULL && nd + sl.n < w->max_length &&
+         PyDict_Next(dict, &pos, &k, &val))
+    if (PyUnicode_Check(k))
+      nd++;
+  if (nd + sl.n == 0) {
+    ctr_py_raw_class(w, v);
+    return;
+  }
+  /* Names first: every id must be declared before the value that uses it. */
+  uint32_t *ids = malloc(sizeof *ids * (nd + sl.n));
+  if (ids == NULL) {
+    ctr_pack_v_error(w->out, ctr_py_type_of(w, CTR_TK_STRUCT, v),
+                     "out of memory", 13);
+    return;
+  }
+  uint32_t i = 0;
+  pos = 0;
+  while (i < nd && PyDict_Next(dict, &pos, &k, &val))
+    if (PyUnicode_Check(k))
+      ids[i++] = ctr__py_varname_id_obj(w->decl, k);
+  for (uint32_t j = 0; j < sl.n; j++)
+    ids[nd + j] = ctr__py_varname_id(w->decl, sl.names[j], strlen(sl.names[j]));
+  ctr_pack_v_struct_begin(w->out, ctr_py_type_of(w, CTR_TK_STRUCT, v),
+                          nd + sl.n);
+  i = 0;
+  pos = 0;
+  while (i < nd && PyDict_Next(dict, &pos, &k, &val)) {
+    if (!PyUnicode_Check(k))
+      continue;
+    ctr_pack_pair_begin(w->out, ids[i++]);
+    ctr_py_walk_value(w, val);
+  }
+  /* A dict cannot change under us (we hold the GIL and run no Python code),
+   * but keep the announced count whatever happens. */
+  for (; i < nd; i++) {
+    ctr_pack_pair_begin(w->out, ids[i]);
+    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+  }
+  for (uint32_t j = 0; j < sl.n; j++) {
+    ctr_pack_pair_begin(w->out, ids[nd + j]);
+    ctr_py_walk_value(w, sl.values[j]);
+  }
+  free(ids);
+}
+
+static void ctr_py_exception(ctr_py_walk_t *w, PyObject *v) {
+  /* Only the class name: the message may need str(), which allocates, and
+   * we are inside the batch lock here. */
+  char buf[300];
+  int n = snprintf(buf, sizeof buf, "<%.250s>", Py_TYPE(v)->tp_name);
+  ctr_py_raw(w, v, buf, (size_t)n);
+}
+
+/* Values that need no recursion. Returns false for containers and objects. */
+static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
+  if (v == Py_None) {
+    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+  } else if (PyBool_Check(v)) {
+    ctr_pack_v_bool(w->out, ctr_py_type(w, CTR_TK_BOOL, "bool"), v == Py_True);
+  } else if (PyLong_Check(v)) {
+    ctr_py_integer(w, v);
+  } else if (PyFloat_Check(v)) {
+    ctr_pack_v_float(w->out, ctr_py_type_of(w, CTR_TK_FLOAT, v),
+                     PyFloat_AS_DOUBLE(v));
+  } else if (PyUnicode_Check(v)) {
+    ctr_py_string(w, v);
+  } else if (PyBytes_Check(v)) {
+    Py_ssize_t n = PyBytes_GET_SIZE(v);
+    ctr_pack_v_string(w->out, ctr_py_type_of(w, CTR_TK_STRING, v),
+                      PyBytes_AS_STRING(v),
+                      (size_t)n > w->max_string ? w->max_string : (size_t)n);
+  } else if (PyByteArray_Check(v)) {
+    Py_ssize_t n = PyByteArray_GET_SIZE(v);
+    ctr_pack_v_string(w->out, ctr_py_type_of(w, CTR_TK_STRING, v),
+                      PyByteArray_AS_STRING(v),
+                      (size_t)n > w->max_string ? w->max_string : (size_t)n);
+  } else if (PyModule_Check(v)) {
+    PyObject *d = PyModule_GetDict(v);
+    PyObject *name = d ? PyDict_GetItemString(d, "__name__") : NULL;
+    ctr_py_raw_named(w, v, "module", name);
+  } else if (PyFunction_Check(v)) {
+    ctr_py_raw_named(w, v, "function",
+                     ((PyFunctionObject *)v)->func_qualname);
+  } else if (PyMethod_Check(v) && PyFunction_Check(PyMethod_GET_FUNCTION(v))) {
+    ctr_py_raw_named(
+        w, v, "bound method",
+        ((PyFunctionObject *)PyMethod_GET_FUNCTION(v))->func_qualname);
+  } else if (PyCFunction_Check(v)) {
+    const char *name = ((PyCFunctionObject *)v)->m_ml->ml_name;
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "<built-in function %.250s>", name);
+    ctr_py_raw(w, v, buf, (size_t)n);
+  } else if (PyType_Check(v)) {
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "<class '%.250s'>",
+                     ((PyTypeObject *)v)->tp_name);
+    ctr_py_raw(w, v, buf, (size_t)n);
+  } else if (PyExceptionInstance_Check(v)) {
+    ctr_py_exception(w, v);
+  } else if (PyComplex_CheckExact(v)) {
+    Py_complex c = PyComplex_AsCComplex(v);
+    char buf[80];
+    int n = snprintf(buf, sizeof buf, "(%.17g%+.17gj)", c.real, c.imag);
+    ctr_py_raw(w, v, buf, (size_t)n);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
+  if (ctr_py_scalar(w, v))
+    return;
+  for (uint32_t i = 0; i < w->depth; i++) {
+    if (w->visiting[i] == v) {
+      ctr_py_raw(w, v, "<cycle>", 7);
+      return;
+    }
+  }
+  if (w->depth >= w->max_depth) {
+    ctr_py_raw_class(w, v);
+    return;
+  }
+  w->visiting[w->depth++] = v;
+  if (PyList_Check(v)) {
+    uint32_t n = ctr_py_count(w, PyList_GET_SIZE(v));
+    ctr_pack_v_seq_begin(w->out, ctr_py_type_of(w, CTR_TK_SEQ, v), n);
+    ctr_py_items(w, ((PyListObject *)v)->ob_item, n);
+  } else if (PyTuple_Check(v)) {
+    uint32_t n = ctr_py_count(w, PyTuple_GET_SIZE(v));
+    ctr_pack_v_tuple_begin(w->out, ctr_py_type_of(w, CTR_TK_TUPLE, v), n);
+    ctr_py_items(w, ((PyTupleObject *)v)->ob_item, n);
+  } else if (PyDict_Check(v)) {
+    ctr_py_dict(w, v);
+  } else if (PyAnySet_Check(v)) {
+    ctr_py_set(w, v);
+  } else {
+    ctr_py_object(w, v);
+  }
+  w->depth--;
+}
+
+void ctr__py_value_pack(msgpack_packer *decl, msgpack_packer *out,
+                        PyObject *v) {
+  const ctr_welcome_t *s = ctr_client_settings();
+  ctr_py_walk_t w;
+  w.decl = decl;
+  w.out = out;
+  w.max_depth = s->max_depth ? s->max_depth : CTR_PY_DEPTH_DEFAULT;
+  if (w.max_depth > CTR_PY_DEPTH_HARD)
+    w.max_depth = CTR_PY_DEPTH_HARD;
+  w.max_length = s->max_length ? s->max_length : CTR_PY_LENGTH_DEFAULT;
+  w.max_string = s->max_string ? s->max_string : CTR_PY_STRING_DEFAULT;
+  w.depth = 0;
+  ctr_py_walk_value(&w, v);
+}
+
+/* ---- exceptions ------------------------------------------------------------ */
+
+/* True when str() of `o` is computed by CPython alone: exact builtin
+ * scalars, and tuples of them. */
+static bool ctr_py_plain(PyObject *o, int depth) {
+  if (o == Py_None || PyUnicode_CheckExact(o) || PyLong_CheckExact(o) ||
+      PyFloat_CheckExact(o) || PyBool_Check(o) || PyBytes_CheckExact(o))
+    return true;
+  if (PyTuple_CheckExact(o) && depth < 2) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o); i++)
+      if (!ctr_py_plain(PyTuple_GET_ITEM(o, i), depth + 1))
+        return false;
+    return true;
+  }
+  return false;
+}
+
+/* str(exc) runs no program code when the class's __str__ is a builtin one
+ * (a class without its own __str__ inherits the slot of its first builtin
+ * base) and everything that __str__ formats is plain. */
+static bool ctr_py_exc_str_safe(PyObject *exc) {
+  PyTypeObject *tp = Py_TYPE(exc);
+  PyTypeObject *base = tp;
+  while (base != NULL && (base->tp_flags & Py_TPFLAGS_HEAPTYPE))
+    base = base->tp_base;
+  if (base == NULL || base->tp_str != tp->tp_str)
+    return false;
+  PyBaseExceptionObject *be = (PyBaseExceptionObject *)exc;
+  if (be->args == NULL || !ctr_py_plain(be->args, 0))
+    return false;
+  if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
+    PyOSErrorObject *oe = (PyOSErrorObject *)exc;
+    if ((oe->filename && !ctr_py_plain(oe->filename, 0)) ||
+        (oe->filename2 && !ctr_py_plain(oe->filename2, 0)))
+      return false;
+  }
+  return true;
+}
+
+size_t ctr__py_exc_message(PyObject *exc, char *buf, size_t cap) {
+  buf[0] = '\0';
+  if (!ctr_py_exc_str_safe(exc))
+    return 0;
+  size_t len = 0;
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  PyObject *s = PyObject_Str(exc);
+  if (s != NULL && PyUnicode_Check(s)) {
+    const char *p;
+    Py_ssize_t pn;
+    PyObject *b = ctr__py_str_bytes(s, (Py_ssize_t)cap, &p, &pn);
+    if (b != NULL) {
+      len = (size_t)pn < cap - 1 ? (size_t)pn : cap - 1;
+      memcpy(buf, p, len);
+      buf[len] = '\0';
+      Py_DECREF(b);
+    }
+  }
+  Py_XDECREF(s);
+  PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+  return len;
+}

@@ -1,0 +1,41 @@
+"""Call-heavy loop for tests/bench/python_bench.sh: N calls of a function
+with three locals. Prints the loop's own time in seconds on stderr, so that
+interpreter start-up and recorder connection are not counted.
+
+    python3 bench_calls.py N [--empty-trace]
+
+--empty-trace installs a C trace function that does nothing (from the
+ctrec extension) around the loop: CPython's own cost of C tracing."""
+import sys
+import time
+
+
+def work(a):
+    b = a + 1
+    c = b * 2
+    return a + b + c
+
+
+def loop(n):
+    total = 0
+    for i in range(n):
+        total += work(i)
+    return total
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200000
+    empty = "--empty-trace" in sys.argv
+    if empty:
+        from ctrec import _ctrec
+        _ctrec._empty_trace(True)
+    start = time.perf_counter()
+    total = loop(n)
+    elapsed = time.perf_counter() - start
+    if empty:
+        _ctrec._empty_trace(False)
+    print(total)
+    sys.stderr.write("loop_seconds %.6f\n" % elapsed)
+
+
+main()

@@ -1,0 +1,65 @@
+#!/bin/sh
+# Python shim overhead on a call-heavy loop (N calls of a function with three
+# locals): untraced, under a do-nothing C trace function, and recorded by
+# ctrec (ctrecctl record with a private ctrecd). Prints loop times (the
+# program measures its own loop, so start-up is not counted), wall times,
+# slowdown ratios and the trace size. "shim" sends to a sink that discards
+# the stream (tests/bench/python/sink.py), which times the shim without
+# ctrecd's rendering. Not part of ctest.
+#
+#   tests/bench/python_bench.sh [BUILD_DIR] [N]
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../../build}
+n=${2:-200000}
+py=${PYTHON:-python3}
+prog=$here/python/bench_calls.py
+shim=$build/lib/ctrec/python
+ctl=$build/bin/ctrecctl
+[ -x "$ctl" ] || { echo "no $ctl: build first" >&2; exit 1; }
+[ -d "$shim/ctrec" ] || { echo "no Python shim in $shim" >&2; exit 1; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ctrec-pybench-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+now() { date +%s.%N; }
+
+# run LABEL CMD...: runs CMD, keeps the loop time and the wall time.
+run() {
+  label=$1
+  shift
+  t0=$(now)
+  "$@" >"$tmp/$label.out" 2>"$tmp/$label.err"
+  t1=$(now)
+  loop=$(sed -n 's/^loop_seconds //p' "$tmp/$label.err" | tail -1)
+  wall=$(echo "$t1 - $t0" | bc -l)
+  eval "loop_$label=$loop wall_$label=$wall"
+  printf '%-8s loop %8.3f s   wall %8.3f s\n' "$label" "$loop" "$wall"
+}
+
+echo "python: $($py --version 2>&1), N=$n calls"
+run plain $py "$prog" "$n"
+run empty env PYTHONPATH="$shim" $py "$prog" "$n" --empty-trace
+run ctrec "$ctl" record -q -o "$tmp/traces" -- $py "$prog" "$n"
+# The shim alone: a sink that discards the stream instead of ctrecd.
+$py "$here/python/sink.py" "$tmp/sink.sock" &
+sink=$!
+i=0
+while [ ! -S "$tmp/sink.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+run shim env PYTHONPATH="$shim" CT_RECORDER_SOCKET="$tmp/sink.sock" $py "$prog" "$n"
+kill $sink
+
+if ! cmp -s "$tmp/plain.out" "$tmp/ctrec.out"; then
+  echo "output differs under ctrec" >&2
+  exit 1
+fi
+size=$(du -sk "$tmp/traces" | cut -f1)
+steps=$(grep -o '"steps":[0-9]*' "$tmp"/traces/*/trace_metadata.json | head -1 | cut -d: -f2)
+echo
+printf 'empty C trace / untraced   %6.1fx\n' "$(echo "$loop_empty / $loop_plain" | bc -l)"
+printf 'ctrec / untraced           %6.1fx\n' "$(echo "$loop_ctrec / $loop_plain" | bc -l)"
+printf 'ctrec / empty C trace      %6.1fx\n' "$(echo "$loop_ctrec / $loop_empty" | bc -l)"
+printf 'shim only (sink) / untraced %5.1fx\n' "$(echo "$loop_shim / $loop_plain" | bc -l)"
+printf 'shim only / empty C trace  %6.1fx\n' "$(echo "$loop_shim / $loop_empty" | bc -l)"
+printf 'ctrec wall / untraced wall %6.1fx (includes the daemon writing the trace)\n' \
+  "$(echo "$wall_ctrec / $wall_plain" | bc -l)"
+echo "trace: ${size} KiB on disk, ${steps:-?} steps"
