@@ -120,6 +120,7 @@ struct ctr_session_s {
   uint32_t trace_names;
   uint32_t trace_funcs;
   int64_t redacted_type; /* trace type of "<redacted>" values, -1 until used */
+  bool dry;              /* check values without writing interning records */
   ctr_filter_t *filter;
   size_t nvalue_rules;
   int values;            /* record.values */
@@ -345,6 +346,8 @@ static int64_t map_type(void *ctx, uint32_t id) {
 
   if (id >= s->types.n)
     return CTR_ERANGE;
+  if (s->dry)
+    return 0;
   t = &s->types.v[id];
   if (t->tid < 0) {
     t->tid = s->trace_types;
@@ -360,6 +363,8 @@ static int64_t map_name(void *ctx, uint32_t id) {
 
   if (id >= s->names.n)
     return CTR_ERANGE;
+  if (s->dry)
+    return 0;
   v = &s->names.v[id];
   if (v->tid < 0) {
     v->tid = s->trace_names++;
@@ -381,6 +386,8 @@ static int64_t map_struct(void *ctx, uint32_t id, const uint32_t *vids,
 
   if (id >= s->types.n)
     return CTR_ERANGE;
+  if (s->dry)
+    return 0;
   t = &s->types.v[id];
   ctr_buf_add(&key, &id, sizeof(id));
   ctr_buf_add(&key, vids, sizeof(*vids) * n);
@@ -532,6 +539,7 @@ static void close_interval(ctr_session_t *s, const char *state,
     s->closed_cb(s->closed_arg, ctr_trace_dir(s->trace), &s->st, s->state);
   ctr_trace_close(s->trace);
   s->trace = NULL;
+  reset_trace_ids(s);
   for (i = 0; i < s->nthreads; i++) {
     for (j = 0; j < s->threads[i].nframes; j++)
       s->threads[i].frames[j].flags &= (uint8_t)~FRAME_EMITTED;
@@ -964,10 +972,15 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   frame_t *fr = top_frame(t), f;
   ctr_buf_t *b;
   int action = CTR_FILTER_KEEP;
-  int64_t tid;
+  int64_t tid, rc;
 
+  /* The value is checked even when it is not written; with no trace to
+   * write it to, its ids are only range-checked. */
   s->scratch.len = 0;
-  if (ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why) < 0)
+  s->dry = !(fr && (fr->flags & FRAME_EMITTED));
+  rc = ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why);
+  s->dry = false;
+  if (rc < 0)
     return CTR_EPROTO;
   if (fr == NULL) {
     /* More returns than calls would make the reader panic. */
