@@ -35,26 +35,14 @@ char *ctr_xstrndup(const char *s, size_t n) {
   return d;
 }
 
-void ctr_buf_reserve(ctr_buf_t *b, size_t extra) {
-  size_t cap;
+void ctr_buf_grow(ctr_buf_t *b, size_t extra) {
+  size_t cap = b->cap ? b->cap : 256;
 
-  if (b->len + extra <= b->cap)
-    return;
-  cap = b->cap ? b->cap : 256;
   while (cap < b->len + extra)
     cap *= 2;
   b->data = ctr_xrealloc(b->data, cap);
   b->cap = cap;
 }
-
-void ctr_buf_add(ctr_buf_t *b, const void *p, size_t n) {
-  ctr_buf_reserve(b, n);
-  if (n)
-    memcpy(b->data + b->len, p, n);
-  b->len += n;
-}
-
-void ctr_buf_puts(ctr_buf_t *b, const char *s) { ctr_buf_add(b, s, strlen(s)); }
 
 void ctr_buf_printf(ctr_buf_t *b, const char *fmt, ...) {
   char tmp[512];

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct ctr_buf_s {
   char *data;
@@ -14,9 +15,25 @@ typedef struct ctr_buf_s {
   size_t cap;
 } ctr_buf_t;
 
-void ctr_buf_reserve(ctr_buf_t *b, size_t extra); /* aborts when out of memory */
-void ctr_buf_add(ctr_buf_t *b, const void *p, size_t n);
-void ctr_buf_puts(ctr_buf_t *b, const char *s);
+void ctr_buf_grow(ctr_buf_t *b, size_t extra); /* aborts when out of memory */
+
+/* Appending is the daemon's innermost loop, so the common case is inline
+ * and string literals are appended without strlen. */
+static inline void ctr_buf_reserve(ctr_buf_t *b, size_t extra) {
+  if (b->len + extra > b->cap)
+    ctr_buf_grow(b, extra);
+}
+
+static inline void ctr_buf_add(ctr_buf_t *b, const void *p, size_t n) {
+  ctr_buf_reserve(b, n);
+  if (n)
+    memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static inline void ctr_buf_puts(ctr_buf_t *b, const char *s) {
+  ctr_buf_add(b, s, strlen(s));
+}
 void ctr_buf_printf(ctr_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ctr_buf_free(ctr_buf_t *b);

@@ -378,7 +378,9 @@ int ctr_conn_accept(ctr_server_t *srv) {
   uv_pipe_init(srv->loop, &c->pipe, 0);
   c->pipe.data = c;
   ctr_frame_reader_init(&c->fr, srv->limits.max_frame);
-  msgpack_zone_init(&c->zone, 8192);
+  /* One chunk holds the objects of a whole batch, so clearing the zone
+   * between frames frees nothing. */
+  msgpack_zone_init(&c->zone, 256 * 1024);
   rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->pipe);
   if (rc != 0) {
     uv_close((uv_handle_t *)&c->pipe, on_closed);

@@ -4,6 +4,7 @@
  * exact reverse. Command line options override the config file. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   ctr_log_level = cfg.log_level;
+  /* Batches are unpacked and rendered through buffers of a few hundred KiB
+   * that are released and reused all the time; without this, glibc hands
+   * the top of the heap back after each and faults it in again. */
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 16 << 20);
   /* Only the daemon ignores SIGPIPE: a vanished client is a read error. */
   signal(SIGPIPE, SIG_IGN);
 
