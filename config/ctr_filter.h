@@ -141,6 +141,11 @@ void ctr_filter_describe(const ctr_filter_t *f, FILE *out, int indent);
 void ctr_filter_print_rule(const ctr_filter_rule_t *r, FILE *out);
 void ctr_filter_print_value_rule(const ctr_filter_value_rule_t *r, FILE *out);
 
+/* Length of the module part of a function name as the daemon derives it:
+ * for Ruby the constant path before the last "#" or "." ("Net::HTTP#get"
+ * -> 9); 0 when there is none or the language names no modules this way. */
+size_t ctr_filter_module_len(const char *lang, const char *function);
+
 /* Names as written in ctrec.yaml: "record", "skip", "skip-tree";
  * "keep", "redact", "drop"; "locals", "args", "return", "all". */
 const char *ctr_filter_action_name(int action);

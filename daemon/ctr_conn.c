@@ -73,6 +73,34 @@ static void on_trace_closed(void *arg, const char *dir,
                            state);
 }
 
+static void send_control(void *arg, int tag) {
+  ctr_conn_t *c = arg;
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_simple(&pk, tag);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+void ctr_conn_push_filter(ctr_conn_t *c) {
+  const ctr_wire_rule_t *rules;
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  uint32_t n;
+
+  if (c->session == NULL)
+    return;
+  rules = ctr_session_rules(c->session, &n);
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_filter(&pk, rules, n);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+}
+
 static void end_session(ctr_conn_t *c, const char *reason) {
   ctr_session_t *s = c->session;
 
@@ -153,6 +181,7 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   const ctr_config_t *cfg = c->srv->cfg;
   msgpack_sbuffer sb;
   msgpack_packer pk;
+  ctr_session_hooks_t hooks;
   ctr_welcome_t w;
   int rc;
 
@@ -168,8 +197,11 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
     return fail(c, CTR_EPROTO, "unknown role");
   if (c->srv->nsessions >= cfg->max_sessions)
     return fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
+  hooks.arg = c;
+  hooks.trace_closed = on_trace_closed;
+  hooks.send = send_control;
   rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, c->uid,
-                       on_trace_closed, c);
+                       &hooks);
   if (rc != 0)
     return fail(c, rc, "cannot create a session");
   c->srv->nsessions++;
@@ -179,16 +211,7 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
            (unsigned)c->uid);
   CTR_DEBUG("%s: hello from %.*s", c->peer, (int)h->program.len,
             h->program.ptr ? h->program.ptr : "");
-  memset(&w, 0, sizeof(w));
-  w.session = ctr_session_id(c->session);
-  /* Shims keep their hooks on: the daemon decides what reaches a trace,
-   * which keeps the call stack known for the synthetic calls that open
-   * every later interval. */
-  w.recording = true;
-  w.flush_ms = cfg->flush_interval_ms;
-  w.max_depth = cfg->value_depth;
-  w.max_length = cfg->value_length;
-  w.max_string = cfg->value_string;
+  ctr_session_welcome(c->session, &w);
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   ctr_pack_welcome(&pk, &w);

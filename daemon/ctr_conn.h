@@ -32,6 +32,9 @@ int ctr_conn_accept(ctr_server_t *srv);
  * unless it said BYE. Idempotent. */
 void ctr_conn_close(ctr_conn_t *c, const char *reason);
 
+/* Sends the session's code rules to its client (after a reload). */
+void ctr_conn_push_filter(ctr_conn_t *c);
+
 /* Writes pending trace records of this connection's session. */
 void ctr_conn_flush(ctr_conn_t *c);
 

@@ -91,8 +91,10 @@ int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen) {
   free(listen_path);
   ctr_log_level = srv->cfg->log_level;
   for (c = srv->conns; c; c = c->next)
-    if (c->session)
+    if (c->session) {
       ctr_session_reload(c->session);
+      ctr_conn_push_filter(c);
+    }
   CTR_INFO("reloaded %s", srv->config_path);
   return 0;
 }

@@ -101,8 +101,11 @@ struct ctr_session_s {
   const char *limit_hit;      /* a record.max_* limit ended an interval */
   uint32_t while_depth;       /* open record.while_in calls */
   ctr_filter_t *while_in;     /* record.while_in as function rules */
-  ctr_session_closed_cb closed_cb;
-  void *closed_arg;
+  ctr_session_hooks_t hooks;
+  bool client_paused;         /* we sent PAUSE and no RESUME since */
+  const msgpack_object *stack; /* STACK frames while one is applied */
+  ctr_wire_rule_t *wire_rules; /* the filter's code rules, for the client */
+  uint32_t nwire_rules;
 
   TABLE(path_t) paths;
   TABLE(func_t) funcs;
@@ -158,6 +161,24 @@ static char *describe_filter(const ctr_filter_t *f) {
   return text ? text : ctr_xstrndup("", 0);
 }
 
+/* The filter's code rules in wire form; they point into the filter. */
+static void make_wire_rules(ctr_session_t *s) {
+  size_t n, i;
+  const ctr_filter_rule_t *r = ctr_filter_rules(s->filter, &n);
+
+  free(s->wire_rules);
+  s->wire_rules = calloc(n ? n : 1, sizeof(*s->wire_rules));
+  if (s->wire_rules == NULL)
+    abort();
+  for (i = 0; i < n; i++) {
+    s->wire_rules[i].file = r[i].file;
+    s->wire_rules[i].module = r[i].module;
+    s->wire_rules[i].function = r[i].function;
+    s->wire_rules[i].action = r[i].action;
+  }
+  s->nwire_rules = (uint32_t)n;
+}
+
 static char *dup_str(ctr_str_t s, const char *fallback) {
   return s.ptr ? ctr_xstrndup(s.ptr, s.len) : ctr_xstrndup(fallback, strlen(fallback));
 }
@@ -197,7 +218,7 @@ static int64_t now_ms(void) {
 
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *h, uint64_t id, uid_t uid,
-                    ctr_session_closed_cb cb, void *cb_arg) {
+                    const ctr_session_hooks_t *hooks) {
   ctr_session_t *s = calloc(1, sizeof(*s));
   ctr_buf_t args = {0};
   uint32_t i;
@@ -228,8 +249,8 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->process_start_ms = h->realtime_ns > 0 ? h->realtime_ns / 1000000 : now_ms();
   s->user_on = cfg->record_start == CTR_RECORD_RECORDING;
   s->while_in = compile_while_in(cfg);
-  s->closed_cb = cb;
-  s->closed_arg = cb_arg;
+  s->hooks = *hooks;
+  make_wire_rules(s);
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
   s->threads = calloc(4, sizeof(*s->threads));
@@ -459,6 +480,32 @@ static void reset_trace_ids(ctr_session_t *s) {
 static void step_record(ctr_session_t *s, int64_t path, int64_t line);
 static void call_record(ctr_session_t *s, uint32_t func, const char *args,
                         size_t n);
+static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
+                      const frame_t *fr, ctr_buf_t *out, const char **why);
+
+/* Renders into scratch the arguments of a synthetic call: the frame's
+ * variables from the STACK being applied, or none. STACK was checked. */
+static void synthetic_args(ctr_session_t *s, const thread_t *t, uint32_t i) {
+  const msgpack_object *vars;
+  const char *why;
+  uint32_t j, n = 0;
+
+  s->scratch.len = 0;
+  if (s->stack == NULL || i >= s->stack->via.array.size ||
+      s->values == CTR_VALUES_NONE)
+    return;
+  vars = &s->stack->via.array.ptr[i].via.array.ptr[2];
+  for (j = 0; j < vars->via.array.size; j++) {
+    size_t mark = s->scratch.len;
+    if (n)
+      ctr_buf_add(&s->scratch, ",", 1);
+    if (render_var(s, &vars->via.array.ptr[j], CTR_FILTER_ARGS, &t->frames[i],
+                   &s->scratch, &why) == 1)
+      n++;
+    else
+      s->scratch.len = mark;
+  }
+}
 
 /* Opens the next interval's trace: a top-level function and call come
  * first (trace-format R2), then type 0 = None, then a synthetic call for
@@ -506,7 +553,8 @@ static int open_interval(ctr_session_t *s) {
   for (i = 0; i < t->nframes; i++)
     if (t->frames[i].flags & FRAME_WANTED) {
       map_func(s, t->frames[i].func);
-      call_record(s, t->frames[i].func, "", 0);
+      synthetic_args(s, t, i);
+      call_record(s, t->frames[i].func, s->scratch.data, s->scratch.len);
       t->frames[i].flags |= FRAME_EMITTED;
     }
   return 0;
@@ -535,8 +583,9 @@ static void close_interval(ctr_session_t *s, const char *state,
            reason ? reason : "end", (unsigned long long)s->st.steps,
            (unsigned long long)s->st.calls, (unsigned long long)s->st.events,
            ctr_trace_dir(s->trace));
-  if (s->closed_cb)
-    s->closed_cb(s->closed_arg, ctr_trace_dir(s->trace), &s->st, s->state);
+  if (s->hooks.trace_closed)
+    s->hooks.trace_closed(s->hooks.arg, ctr_trace_dir(s->trace), &s->st,
+                          s->state);
   ctr_trace_close(s->trace);
   s->trace = NULL;
   reset_trace_ids(s);
@@ -587,12 +636,19 @@ static const char *gate_closed(const ctr_session_t *s) {
   return NULL;
 }
 
-/* Ends the interval when the gate closed; true while it is open. */
+/* Ends the interval when the gate closed; true while it is open. A client
+ * is paused while nothing it sends could be recorded; under while_in the
+ * daemon must see the calls, so the client stays on. */
 static bool gate_open(ctr_session_t *s) {
   const char *why = gate_closed(s);
+  bool pause = why && strcmp(why, "outside record.while_in") != 0;
 
   if (why && s->trace)
     close_interval(s, "complete", why);
+  if (pause != s->client_paused && s->hooks.send && !s->ended) {
+    s->client_paused = pause;
+    s->hooks.send(s->hooks.arg, pause ? CTR_MSG_PAUSE : CTR_MSG_RESUME);
+  }
   return why == NULL;
 }
 
@@ -669,6 +725,8 @@ static void switch_thread(ctr_session_t *s, uint64_t id) {
   if (i != s->cur) {
     s->cur = i;
     s->multi_thread = true;
+    if (s->trace == NULL)
+      return;
     b = ctr_trace_record(s->trace);
     ctr_buf_puts(b, "{\"ThreadSwitch\":");
     ctr_json_u64(b, id);
@@ -779,13 +837,9 @@ static void event_record(ctr_session_t *s, int kind, const char *text,
 /* The constant path of a Ruby method name ("Net::HTTP#get" -> "Net::HTTP"),
  * so module selectors work for Ruby; other languages name no module. */
 static char *ruby_module(const ctr_session_t *s, const char *name) {
-  const char *cut = strrchr(name, '#');
+  size_t n = ctr_filter_module_len(s->lang, name);
 
-  if (strcmp(s->lang, "ruby") != 0)
-    return NULL;
-  if (cut == NULL)
-    cut = strrchr(name, '.');
-  return cut && cut > name ? ctr_xstrndup(name, (size_t)(cut - name)) : NULL;
+  return n ? ctr_xstrndup(name, n) : NULL;
 }
 
 static int func_action(ctr_session_t *s, uint32_t id) {
@@ -1061,6 +1115,54 @@ static int event(ctr_session_t *s, int kind, ctr_str_t a, ctr_str_t b,
   return 0;
 }
 
+/* A resumed client's live stack: it replaces what the daemon knew of the
+ * thread, and a new interval opens with a synthetic call (carrying the
+ * frame's current variables) for each recorded frame. */
+static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  const msgpack_object *fr = m->u.stack.frames;
+  thread_t *t;
+  uint32_t i, fid;
+  int64_t line;
+  int rc = 0;
+
+  for (i = 0; i < fr->via.array.size; i++) {
+    const msgpack_object *f = &fr->via.array.ptr[i];
+    if (f->type != MSGPACK_OBJECT_ARRAY || f->via.array.size != 3 ||
+        !ctr_obj_u32(&f->via.array.ptr[0], &fid) ||
+        !ctr_obj_i64(&f->via.array.ptr[1], &line) ||
+        f->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY)
+      return fail(why, "STACK frame is not [func_id, line, vars]", CTR_EPROTO);
+    if (fid >= s->funcs.n)
+      return fail(why, "STACK function id out of range", CTR_ERANGE);
+  }
+  switch_thread(s, m->u.stack.thread);
+  t = cur_thread(s);
+  for (i = 0; i < t->nframes; i++)
+    if (t->frames[i].flags & FRAME_WHILE)
+      s->while_depth--;
+  t->nframes = t->trees = 0;
+  for (i = 0; i < fr->via.array.size; i++) {
+    uint8_t flags = 0;
+    int action;
+    fid = (uint32_t)fr->via.array.ptr[i].via.array.ptr[0].via.u64;
+    action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
+    if (action == CTR_FILTER_RECORD)
+      flags |= FRAME_WANTED;
+    else if (action == CTR_FILTER_SKIP_TREE)
+      flags |= FRAME_TREE;
+    if (is_while_in(s, fid)) {
+      flags |= FRAME_WHILE;
+      s->while_depth++;
+    }
+    push_frame(t, fid, flags);
+  }
+  s->stack = fr;
+  if (gate_open(s) && s->trace == NULL && (rc = ensure_trace(s)) != 0)
+    rc = fail(why, "cannot create the trace folder", rc);
+  s->stack = NULL;
+  return rc;
+}
+
 static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   static const ctr_str_t none = {NULL, 0};
 
@@ -1082,6 +1184,8 @@ static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_THREAD:
     switch_thread(s, m->u.thread.id);
     return 0;
+  case CTR_MSG_STACK:
+    return stack(s, m, why);
   }
   return fail(why, "message not allowed from a recording client", CTR_ESTATE);
 }
@@ -1225,10 +1329,10 @@ void ctr_session_end(ctr_session_t *s, const char *abort_reason) {
 }
 
 void ctr_session_tick(ctr_session_t *s) {
-  if (s->trace && !s->ended) {
-    gate_open(s);
-    check_limits(s);
-  }
+  if (s->ended)
+    return;
+  gate_open(s);
+  check_limits(s);
 }
 
 int ctr_session_control(ctr_session_t *s, bool on) {
@@ -1241,6 +1345,7 @@ int ctr_session_control(ctr_session_t *s, bool on) {
     s->limit_hit = NULL; /* a manual start begins a fresh interval */
   if (s->trace && !on)
     close_interval(s, "complete", "stopped by ctrecctl");
+  gate_open(s);
   return was != on;
 }
 
@@ -1258,6 +1363,7 @@ void ctr_session_reload(ctr_session_t *s) {
   s->values = s->cfg->record_values;
   free(s->filter_text);
   s->filter_text = describe_filter(s->filter);
+  make_wire_rules(s);
   for (i = 0; i < s->funcs.n; i++)
     s->funcs.v[i].action = s->funcs.v[i].while_in = -1;
   for (i = 0; i < s->paths.n; i++)
@@ -1265,6 +1371,28 @@ void ctr_session_reload(ctr_session_t *s) {
   /* The point where the new rules start, visible in the trace. */
   if (s->trace)
     event(s, CTR_EV_TRACE_LOG, mark, none, &why);
+}
+
+void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
+  memset(w, 0, sizeof(*w));
+  w->session = s->id;
+  /* A session that starts paused still starts its client recording: the
+   * daemon pauses it right away, and the client's stack is then known. */
+  w->recording = true;
+  w->flush_ms = s->cfg->flush_interval_ms;
+  w->max_depth = s->cfg->value_depth;
+  w->max_length = s->cfg->value_length;
+  w->max_string = s->cfg->value_string;
+  w->values = s->values == CTR_VALUES_NONE   ? CTR_WV_NONE
+              : s->values == CTR_VALUES_ARGS ? CTR_WV_ARGS
+                                             : CTR_WV_ALL;
+  w->rules = s->wire_rules;
+  w->nrules = s->nwire_rules;
+}
+
+const ctr_wire_rule_t *ctr_session_rules(ctr_session_t *s, uint32_t *n) {
+  *n = s->nwire_rules;
+  return s->wire_rules;
 }
 
 size_t ctr_session_pending(const ctr_session_t *s) {
@@ -1331,6 +1459,7 @@ void ctr_session_free(ctr_session_t *s) {
     free(s->threads[i].frames);
   ctr_filter_free(s->filter);
   ctr_filter_free(s->while_in);
+  free(s->wire_rules);
   free(s->filter_text);
   for (i = 0; i < s->types.n; i++)
     free(s->types.v[i].name);

@@ -26,15 +26,27 @@ typedef struct ctr_session_stats_s {
   uint32_t intervals;
 } ctr_session_stats_t;
 
-/* Called each time an interval's trace is completed, with that interval's
- * counters and final state. */
-typedef void (*ctr_session_closed_cb)(void *arg, const char *dir,
-                                      const ctr_session_stats_t *st,
-                                      const char *state);
+/* What a session asks of its connection. */
+typedef struct ctr_session_hooks_s {
+  void *arg;
+  /* An interval's trace was completed, with that interval's counters. */
+  void (*trace_closed)(void *arg, const char *dir,
+                       const ctr_session_stats_t *st, const char *state);
+  /* Send CTR_MSG_PAUSE or CTR_MSG_RESUME to the client: a paused client
+   * sends nothing (its hooks are off) and answers RESUME with STACK. */
+  void (*send)(void *arg, int tag);
+} ctr_session_hooks_t;
 
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *hello, uint64_t id, uid_t uid,
-                    ctr_session_closed_cb cb, void *cb_arg);
+                    const ctr_session_hooks_t *hooks);
+
+/* The WELCOME for this session: limits, values mode and code rules (the
+ * rules stay valid until the next reload). */
+void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w);
+
+/* The code rules in force for FILTER; valid until the next reload. */
+const ctr_wire_rule_t *ctr_session_rules(ctr_session_t *s, uint32_t *n);
 
 /* Applies one message. On error returns a negative code with *why set; the
  * caller then ends the session as aborted and closes the connection. */

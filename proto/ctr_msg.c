@@ -107,6 +107,10 @@ const char *ctr_tag_name(int tag) {
     return "STATUS";
   case CTR_MSG_STATUS_REPLY:
     return "STATUS_REPLY";
+  case CTR_MSG_FILTER:
+    return "FILTER";
+  case CTR_MSG_STACK:
+    return "STACK";
   case CTR_MSG_START:
     return "START";
   case CTR_MSG_STOP:
@@ -130,6 +134,7 @@ static uint32_t arity(int tag) {
     return 1;
   case CTR_MSG_START:
   case CTR_MSG_STOP:
+  case CTR_MSG_FILTER:
   case CTR_MSG_HELLO:
   case CTR_MSG_WELCOME:
   case CTR_MSG_BYE:
@@ -144,6 +149,7 @@ static uint32_t arity(int tag) {
     return 2;
   case CTR_MSG_ERROR:
   case CTR_MSG_DONE:
+  case CTR_MSG_STACK:
   case CTR_MSG_PATH:
   case CTR_MSG_VARNAME:
   case CTR_MSG_SOURCE:
@@ -263,6 +269,8 @@ enum {
   W_DEPTH = 1 << 3,
   W_LENGTH = 1 << 4,
   W_STRING = 1 << 5,
+  W_VALUES = 1 << 6,
+  W_FILTER = 1 << 7,
   W_REQUIRED = W_SESSION | W_STATE
 };
 
@@ -301,6 +309,18 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
     } else if (key_is(&k, "max_string")) {
       bit = W_STRING;
       ok = ctr_obj_u32(v, &w->max_string);
+    } else if (key_is(&k, "values")) {
+      bit = W_VALUES;
+      ok = ctr_obj_str(v, &s) && (key_is(&s, "all") || key_is(&s, "args") ||
+                                  key_is(&s, "none"));
+      w->values = !ok             ? CTR_WV_ALL
+                  : key_is(&s, "none") ? CTR_WV_NONE
+                  : key_is(&s, "args") ? CTR_WV_ARGS
+                                       : CTR_WV_ALL;
+    } else if (key_is(&k, "filter")) {
+      bit = W_FILTER;
+      ok = v->type == MSGPACK_OBJECT_ARRAY;
+      w->filter = v;
     } else {
       continue;
     }
@@ -462,6 +482,18 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
       FAIL("selector is not a map");
     m->u.select.map = &f[1];
     return 0;
+  case CTR_MSG_FILTER:
+    if (!is_array(&f[1]))
+      FAIL("FILTER rules are not an array");
+    m->u.filter.rules = &f[1];
+    return 0;
+  case CTR_MSG_STACK:
+    if (!obj_u64(&f[1], &m->u.stack.thread))
+      FAIL("thread id is not an unsigned integer");
+    if (!is_array(&f[2]))
+      FAIL("STACK frames are not an array");
+    m->u.stack.frames = &f[2];
+    return 0;
   case CTR_MSG_DONE:
     if (!ctr_obj_i64(&f[1], &m->u.done.count))
       FAIL("DONE count is not an integer");
@@ -471,4 +503,32 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
   default: /* PAUSE, RESUME, STATUS, RELOAD: the tag is the whole message */
     return 0;
   }
+}
+
+bool ctr_wire_rule_read(const msgpack_object *o, ctr_wire_rule_t *r,
+                        char *buf, size_t cap) {
+  const char **slots[3] = {&r->file, &r->module, &r->function};
+  size_t used = 0;
+  int64_t action;
+  int i;
+
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4 ||
+      !ctr_obj_i64(&o->via.array.ptr[3], &action) || action < 0 || action > 2)
+    return false;
+  r->action = (int)action;
+  for (i = 0; i < 3; i++) {
+    const msgpack_object *v = &o->via.array.ptr[i];
+    ctr_str_t t;
+    *slots[i] = NULL;
+    if (v->type == MSGPACK_OBJECT_NIL)
+      continue;
+    if (!ctr_obj_str(v, &t) || used + t.len + 1 > cap ||
+        memchr(t.ptr, '\0', t.len))
+      return false;
+    memcpy(buf + used, t.ptr, t.len);
+    buf[used + t.len] = '\0';
+    *slots[i] = buf + used;
+    used += t.len + 1;
+  }
+  return r->file || r->module || r->function;
 }

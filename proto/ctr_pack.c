@@ -86,9 +86,51 @@ void ctr_pack_hello(msgpack_packer *pk, const ctr_hello_t *h, int argc,
   msgpack_pack_int64(pk, h->mono_ns);
 }
 
+static void pack_opt_str(msgpack_packer *pk, const char *s) {
+  if (s)
+    pack_cstr(pk, s);
+  else
+    msgpack_pack_nil(pk);
+}
+
+static void pack_rules(msgpack_packer *pk, const ctr_wire_rule_t *r,
+                       uint32_t n) {
+  uint32_t i;
+
+  msgpack_pack_array(pk, n);
+  for (i = 0; i < n; i++) {
+    msgpack_pack_array(pk, 4);
+    pack_opt_str(pk, r[i].file);
+    pack_opt_str(pk, r[i].module);
+    pack_opt_str(pk, r[i].function);
+    msgpack_pack_int(pk, r[i].action);
+  }
+}
+
+void ctr_pack_filter(msgpack_packer *pk, const ctr_wire_rule_t *rules,
+                     uint32_t n) {
+  pack_head(pk, 2, CTR_MSG_FILTER);
+  pack_rules(pk, rules, n);
+}
+
+void ctr_pack_stack_begin(msgpack_packer *pk, uint64_t thread,
+                          uint32_t nframes) {
+  pack_head(pk, 3, CTR_MSG_STACK);
+  msgpack_pack_uint64(pk, thread);
+  msgpack_pack_array(pk, nframes);
+}
+
+void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
+                          uint32_t nvars) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, func_id);
+  msgpack_pack_int64(pk, line);
+  msgpack_pack_array(pk, nvars);
+}
+
 void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_head(pk, 2, CTR_MSG_WELCOME);
-  msgpack_pack_map(pk, 6);
+  msgpack_pack_map(pk, 8);
   pack_key(pk, "session");
   msgpack_pack_uint64(pk, w->session);
   pack_key(pk, "state");
@@ -101,6 +143,12 @@ void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   msgpack_pack_uint32(pk, w->max_length);
   pack_key(pk, "max_string");
   msgpack_pack_uint32(pk, w->max_string);
+  pack_key(pk, "values");
+  pack_cstr(pk, w->values == CTR_WV_NONE   ? "none"
+                : w->values == CTR_WV_ARGS ? "args"
+                                           : "all");
+  pack_key(pk, "filter");
+  pack_rules(pk, w->rules, w->nrules);
 }
 
 void ctr_pack_error(msgpack_packer *pk, int code, const char *text) {

@@ -42,10 +42,16 @@ enum ctr_tag {
   CTR_MSG_THREAD = 26, /* [26, thread_id] */
   CTR_MSG_TIME = 27,   /* [27, monotonic_ns] */
   CTR_MSG_MARK = 28,   /* [28, text] */
+  /* [29, thread_id, [[func_id, line, [[varname_id, value]...]]...]]: the
+   * thread's live call stack, outermost first, sent after RESUME */
+  CTR_MSG_STACK = 29,
   CTR_MSG_LOST = 30,   /* [30, count, cause] */
   /* control, daemon -> client */
   CTR_MSG_PAUSE = 40,   /* [40] */
   CTR_MSG_RESUME = 41,  /* [41] */
+  /* [42, [[file|nil, module|nil, function|nil, action]...]]: the code rules
+   * in force (last match wins), for the client to skip code early */
+  CTR_MSG_FILTER = 42,
   CTR_MSG_FLUSH = 43,   /* [43, token] */
   CTR_MSG_FLUSHED = 44, /* [44, token] client -> daemon */
   /* control role */
@@ -132,6 +138,16 @@ typedef struct ctr_hello_s {
   int64_t mono_ns;
 } ctr_hello_t;
 
+/* Which values a client captures (WELCOME "values"). */
+enum ctr_values_mode { CTR_WV_ALL = 0, CTR_WV_ARGS = 1, CTR_WV_NONE = 2 };
+
+/* One code rule of FILTER and WELCOME "filter": NULL selectors are absent;
+ * action is 0 record, 1 skip, 2 skip-tree (as ctr_filter_action). */
+typedef struct ctr_wire_rule_s {
+  const char *file, *module, *function;
+  int action;
+} ctr_wire_rule_t;
+
 /* WELCOME map: what the daemon tells a recording client. */
 typedef struct ctr_welcome_s {
   uint64_t session;
@@ -140,6 +156,12 @@ typedef struct ctr_welcome_s {
   uint32_t max_depth;  /* value nesting the client should capture */
   uint32_t max_length; /* elements per container the client should capture */
   uint32_t max_string; /* bytes per string the client should capture */
+  int values;          /* enum ctr_values_mode */
+  /* Packing: rules/nrules. Decoding: filter points at the rule array
+   * (NULL when absent) until the frame's zone is cleared. */
+  const ctr_wire_rule_t *rules;
+  uint32_t nrules;
+  const msgpack_object *filter;
 } ctr_welcome_t;
 
 /* A decoded message. Pointers stay valid until the frame's zone is cleared. */
@@ -169,6 +191,8 @@ typedef struct ctr_msg_s {
     /* START/STOP selector map: "all" (bool), "sessions" (array of ids),
      * "pid" (int); checked by the consumer. */
     struct { const msgpack_object *map; } select;
+    struct { const msgpack_object *rules; } filter; /* array of rules */
+    struct { uint64_t thread; const msgpack_object *frames; } stack;
     struct { int64_t count; ctr_str_t text; } done;
   } u;
 } ctr_msg_t;
@@ -257,6 +281,17 @@ void ctr_pack_simple(msgpack_packer *pk, int tag); /* PAUSE, RESUME, STATUS, REL
 void ctr_pack_select(msgpack_packer *pk, int tag, bool all,
                      const uint64_t *ids, uint32_t nids, int64_t pid);
 void ctr_pack_done(msgpack_packer *pk, int64_t count, const char *text);
+void ctr_pack_filter(msgpack_packer *pk, const ctr_wire_rule_t *rules,
+                     uint32_t n);
+/* STACK head; then nframes times ctr_pack_frame_begin and nvars pairs. */
+void ctr_pack_stack_begin(msgpack_packer *pk, uint64_t thread,
+                          uint32_t nframes);
+void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
+                          uint32_t nvars);
+/* Reads one rule of a decoded FILTER or WELCOME filter array; strings are
+ * NUL-terminated copies in buf (cap bytes). Returns false when malformed. */
+bool ctr_wire_rule_read(const msgpack_object *o, ctr_wire_rule_t *r,
+                        char *buf, size_t cap);
 void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token);
 
 /* Values. */

@@ -8,6 +8,8 @@
  * into the fresh batch while the previous one is on the wire. */
 #include "ctr_client.h"
 
+#include "ctr_filter.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +38,9 @@ typedef struct ctr_client_s {
   pthread_cond_t wake;     /* wakes the flush thread (with mu) */
   atomic_bool enabled;     /* connected, or reconnect pending after fork */
   atomic_bool paused;      /* daemon sent PAUSE */
+  atomic_bool resumed;     /* daemon sent RESUME; the shim sends STACK */
+  _Atomic(ctr_filter_t *) filter; /* pushed code rules, NULL: record all */
+  atomic_uint filter_gen;
   atomic_uint generation;
   bool started;       /* ctr_client_start succeeded once in this process */
   bool finished;      /* ctr_client_finish ran */
@@ -170,6 +175,71 @@ void ctr_client_flush(void) {
 
 /* ---- control messages from the daemon ------------------------------- */
 
+/* Compiles pushed rules; NULL (record everything) when they are malformed,
+ * which is safe: the daemon filters again. */
+static ctr_filter_t *ctr_client_compile(const msgpack_object *arr) {
+  uint32_t n = arr->via.array.size, i;
+  ctr_filter_rule_t *rules = calloc(n ? n : 1, sizeof(*rules));
+  char *buf = malloc((size_t)n * 3 * (CTR_FILTER_MAX_PATTERN + 1) + 1);
+  ctr_filter_spec_t spec = {0};
+  ctr_filter_t *f = NULL;
+  size_t used = 0;
+
+  if (rules && buf) {
+    for (i = 0; i < n; i++) {
+      ctr_wire_rule_t w;
+      size_t cap = 3 * (CTR_FILTER_MAX_PATTERN + 1);
+      if (!ctr_wire_rule_read(&arr->via.array.ptr[i], &w, buf + used, cap))
+        break;
+      rules[i].file = w.file;
+      rules[i].module = w.module;
+      rules[i].function = w.function;
+      rules[i].action = w.action;
+      used += cap;
+    }
+    spec.rules = rules;
+    spec.nrules = n;
+    if (i != n || ctr_filter_compile(&f, &spec, NULL, 0) != 0)
+      f = NULL;
+  }
+  free(rules);
+  free(buf);
+  return f;
+}
+
+/* Installs new rules. The old ones are kept (never freed) because a shim
+ * thread may be deciding with them right now; reloads are rare. */
+static void ctr_client_set_filter(ctr_client_t *c, const msgpack_object *arr) {
+  atomic_store(&c->filter, arr ? ctr_client_compile(arr) : NULL);
+  atomic_fetch_add(&c->filter_gen, 1);
+}
+
+const struct ctr_filter_s *ctr_client_filter(uint32_t *generation) {
+  if (generation)
+    *generation = atomic_load(&g_client.filter_gen);
+  return atomic_load(&g_client.filter);
+}
+
+int ctr_client_decide(const char *file, const char *function) {
+  const ctr_filter_t *f = atomic_load(&g_client.filter);
+  size_t n;
+  char module[512];
+
+  if (f == NULL)
+    return CTR_FILTER_RECORD;
+  n = ctr_filter_module_len(g_client.info.lang, function);
+  if (n >= sizeof(module))
+    n = 0;
+  memcpy(module, function, n);
+  module[n] = '\0';
+  return ctr_filter_decide(f, file, n ? module : NULL, function);
+}
+
+bool ctr_client_take_resume(void) {
+  return atomic_load_explicit(&g_client.resumed, memory_order_relaxed) &&
+         atomic_exchange(&g_client.resumed, false);
+}
+
 static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
   ctr_client_t *c = arg;
   size_t off = 0;
@@ -184,7 +254,11 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
     if (tag == CTR_MSG_PAUSE) {
       atomic_store(&c->paused, true);
     } else if (tag == CTR_MSG_RESUME) {
+      atomic_store(&c->resumed, true);
       atomic_store(&c->paused, false);
+    } else if (tag == CTR_MSG_FILTER && o->via.array.size == 2 &&
+               o->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY) {
+      ctr_client_set_filter(c, &o->via.array.ptr[1]);
     } else if (tag == CTR_MSG_FLUSH && o->via.array.size >= 2) {
       /* The caller holds send_mu, so the answer goes straight out after
        * whatever the program packed so far. */
@@ -311,6 +385,10 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
     int rc = ctr_msg_decode(&u.data, &m, &why);
     if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
       hs->c->welcome = m.u.welcome;
+      /* The rule array lives in this frame only: compile it now. */
+      ctr_client_set_filter(hs->c, m.u.welcome.filter);
+      hs->c->welcome.filter = NULL;
+      hs->c->welcome.rules = NULL;
       hs->done = 1;
     } else if (rc == 0 && m.tag == CTR_MSG_ERROR) {
       snprintf(hs->why, sizeof hs->why, "refused: %.*s",

@@ -39,6 +39,21 @@ bool ctr_client_active(void);
 /* What the daemon asked for in WELCOME (valid after a 0 from start). */
 const ctr_welcome_t *ctr_client_settings(void);
 
+/* The daemon's code rules (WELCOME "filter", then FILTER messages), or
+ * NULL to record everything. *generation (when not NULL) changes whenever
+ * the rules do, so shims can drop the decisions they cached. */
+const struct ctr_filter_s *ctr_client_filter(uint32_t *generation);
+
+/* What the daemon will do with code of function (its FUNC name) in file:
+ * CTR_FILTER_RECORD, CTR_FILTER_SKIP or CTR_FILTER_SKIP_TREE, decided with
+ * the same engine and inputs as the daemon, so a shim that sends nothing
+ * for skipped code produces the very same trace. */
+int ctr_client_decide(const char *file, const char *function);
+
+/* True once after the daemon resumed a paused session (RESUME): the shim
+ * then sends its live call stack (STACK) before anything else. */
+bool ctr_client_take_resume(void);
+
 /* Brackets the packing of one or more complete messages. begin returns NULL
  * when the client is not active; otherwise the caller packs and calls end.
  * The pair holds the batch lock: pack nothing that can re-enter the shim. */
