@@ -165,6 +165,63 @@ START_TEST(test_roundtrip_welcome) {
 }
 END_TEST
 
+/* Push-down and interval messages: WELCOME's values and rules, FILTER,
+ * STACK and the control verbs. */
+START_TEST(test_roundtrip_control_and_pushdown) {
+  const ctr_wire_rule_t rules[2] = {{"/usr/lib/**", NULL, NULL, 1},
+                                    {NULL, "Net::HTTP", "re:.*#get", 2}};
+  ctr_welcome_t w = {.session = 5, .recording = true, .values = CTR_WV_ARGS,
+                     .rules = rules, .nrules = 2};
+  const uint64_t ids[2] = {3, 9};
+  msgpack_unpacked ups[8];
+  ctr_msg_t msgs[8];
+  ctr_wire_rule_t r;
+  char buf[256];
+
+  ctr_pack_welcome(&pk, &w);
+  ctr_pack_filter(&pk, rules, 2);
+  ctr_pack_stack_begin(&pk, 7, 2);
+  ctr_pack_frame_begin(&pk, 0, 12, 1);
+  ctr_pack_pair_begin(&pk, 4);
+  ctr_pack_v_int(&pk, 1, 42);
+  ctr_pack_frame_begin(&pk, 3, 30, 0);
+  ctr_pack_select(&pk, CTR_MSG_START, false, ids, 2, 0);
+  ctr_pack_select(&pk, CTR_MSG_STOP, true, NULL, 0, 1234);
+  ctr_pack_simple(&pk, CTR_MSG_RELOAD);
+  ctr_pack_done(&pk, 2, "started 2 session(s)");
+  ck_assert_uint_eq(decode_all(ups, msgs, 8), 7);
+
+  ck_assert_int_eq(msgs[0].u.welcome.values, CTR_WV_ARGS);
+  ck_assert_ptr_nonnull(msgs[0].u.welcome.filter);
+  ck_assert_uint_eq(msgs[0].u.welcome.filter->via.array.size, 2);
+  ck_assert_int_eq(msgs[1].tag, CTR_MSG_FILTER);
+  ck_assert(ctr_wire_rule_read(&msgs[1].u.filter.rules->via.array.ptr[0], &r,
+                               buf, sizeof(buf)));
+  ck_assert_str_eq(r.file, "/usr/lib/**");
+  ck_assert_ptr_null(r.module);
+  ck_assert_int_eq(r.action, 1);
+  ck_assert(ctr_wire_rule_read(&msgs[1].u.filter.rules->via.array.ptr[1], &r,
+                               buf, sizeof(buf)));
+  ck_assert_str_eq(r.module, "Net::HTTP");
+  ck_assert_str_eq(r.function, "re:.*#get");
+  ck_assert_int_eq(r.action, 2);
+  /* Too small a buffer, or a rule without selectors, is refused. */
+  ck_assert(!ctr_wire_rule_read(&msgs[1].u.filter.rules->via.array.ptr[1], &r,
+                                buf, 8));
+  ck_assert_int_eq(msgs[2].tag, CTR_MSG_STACK);
+  ck_assert_uint_eq(msgs[2].u.stack.thread, 7);
+  ck_assert_uint_eq(msgs[2].u.stack.frames->via.array.size, 2);
+  ck_assert_int_eq(msgs[3].tag, CTR_MSG_START);
+  ck_assert_int_eq(msgs[4].tag, CTR_MSG_STOP);
+  ck_assert_uint_eq(msgs[4].u.select.map->via.map.size, 3);
+  ck_assert_int_eq(msgs[5].tag, CTR_MSG_RELOAD);
+  ck_assert_int_eq(msgs[6].tag, CTR_MSG_DONE);
+  ck_assert_int_eq(msgs[6].u.done.count, 2);
+  ck_assert(str_eq(msgs[6].u.done.text, "started 2 session(s)"));
+  free_all(ups, 7);
+}
+END_TEST
+
 /* Every other message, packed as one batch the way a shim sends it. */
 START_TEST(test_roundtrip_batch) {
   static const char src[] = "puts 1\n\0\xff";
@@ -1141,6 +1198,7 @@ Suite *ctr_proto_suite(void) {
   tcase_add_test(tc, test_roundtrip_hello);
   tcase_add_test(tc, test_roundtrip_hello_minimal);
   tcase_add_test(tc, test_roundtrip_welcome);
+  tcase_add_test(tc, test_roundtrip_control_and_pushdown);
   tcase_add_test(tc, test_roundtrip_batch);
   suite_add_tcase(s, tc);
 
