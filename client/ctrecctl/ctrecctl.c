@@ -289,6 +289,8 @@ static void print_field(const msgpack_object *m, const char *key, int width,
         unsigned char c = (unsigned char)s.ptr[i];
         if (c == '"' || c == '\\')
           printf("\\%c", c);
+        else if (c == '\n')
+          fputs("\\n", stdout);
         else if (c < 0x20)
           printf("\\u%04x", c);
         else
@@ -366,6 +368,11 @@ static int cmd_status(int argc, char **argv) {
     print_field(s, "intervals", 9, json, false);
     print_field(s, "received", 10, json, false);
     print_field(s, "written", 10, json, false);
+    if (json) {
+      /* The filter is multi-line YAML: only the JSON form carries it. */
+      print_field(s, "reason", 0, json, false);
+      print_field(s, "filter", 0, json, false);
+    }
     print_field(s, "trace", 0, json, true);
     if (json)
       putchar('\n');

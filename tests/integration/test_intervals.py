@@ -1,6 +1,7 @@
 """Recording intervals with real Ruby programs: ctrecctl stop/start, time
 windows, record.while_in, per-interval limits, a paused start and config
 reloads. Every interval is its own trace folder and passes ct-validate."""
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,10 @@ class IntervalTest(TempDirTest):
         self.assertIn(b"stopped 1 session(s), 1 changed", res.stdout)
         status = self.ctl("status").stdout.decode()
         self.assertRegex(status, rf"{p.pid}\s+\S+\s+paused\s+1\s")
+        js = json.loads(self.ctl("status", "--json").stdout.decode().splitlines()[0])
+        self.assertEqual((js["pid"], js["state"], js["intervals"], js["reason"]),
+                         (p.pid, "paused", 1, "stopped"))
+        self.assertIn("/usr/lib/ruby/**", js["filter"])
         seen += b"".join(p.stdout.readline() for _ in range(8))
         res = self.ctl("start", "--all")
         self.assertEqual(res.returncode, 0, res.stderr)
