@@ -974,25 +974,33 @@ static bool is_while_in(ctr_session_t *s, uint32_t id) {
   return f->while_in;
 }
 
+/* The flags of a frame entering fid on thread t: what the filter wants,
+ * skip-tree inherited from callers, and while_in (counted here). */
+static uint8_t enter_flags(ctr_session_t *s, const thread_t *t, uint32_t fid) {
+  int action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
+  uint8_t flags = action == CTR_FILTER_RECORD      ? FRAME_WANTED
+                  : action == CTR_FILTER_SKIP_TREE ? FRAME_TREE
+                                                   : 0;
+
+  if (is_while_in(s, fid)) {
+    flags |= FRAME_WHILE;
+    s->while_depth++;
+  }
+  return flags;
+}
+
 static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const msgpack_object *args = m->u.call.args;
   thread_t *t = cur_thread(s);
   uint32_t fid = m->u.call.func_id, i, n = 0;
-  uint8_t flags = 0;
-  int action, rc;
+  uint8_t flags;
+  int rc;
 
   if (fid >= s->funcs.n)
     return fail(why, "call function id out of range", CTR_ERANGE);
-  action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
-  if (action == CTR_FILTER_RECORD)
-    flags |= FRAME_WANTED;
-  else if (action == CTR_FILTER_SKIP_TREE)
-    flags |= FRAME_TREE;
-  if (is_while_in(s, fid)) {
-    /* Entering it may open an interval; frames below become synthetic. */
-    flags |= FRAME_WHILE;
-    s->while_depth++;
-  }
+  /* Entering a while_in function may open an interval, in which the frames
+   * below become synthetic calls. */
+  flags = enter_flags(s, t, fid);
   if (!(flags & FRAME_WANTED) || !gate_open(s)) {
     push_frame(t, fid, flags);
     s->st.filtered++;
@@ -1142,19 +1150,8 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
       s->while_depth--;
   t->nframes = t->trees = 0;
   for (i = 0; i < fr->via.array.size; i++) {
-    uint8_t flags = 0;
-    int action;
     fid = (uint32_t)fr->via.array.ptr[i].via.array.ptr[0].via.u64;
-    action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
-    if (action == CTR_FILTER_RECORD)
-      flags |= FRAME_WANTED;
-    else if (action == CTR_FILTER_SKIP_TREE)
-      flags |= FRAME_TREE;
-    if (is_while_in(s, fid)) {
-      flags |= FRAME_WHILE;
-      s->while_depth++;
-    }
-    push_frame(t, fid, flags);
+    push_frame(t, fid, enter_flags(s, t, fid));
   }
   s->stack = fr;
   if (gate_open(s) && s->trace == NULL && (rc = ensure_trace(s)) != 0)
