@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import textwrap
 import time
 import unittest
 
@@ -174,6 +175,14 @@ def ruby_line_events(program, args=(), cwd=None):
             name, line = item.rsplit(":", 1)
             res.append((name, int(line)))
     return res
+
+
+def service_config(root, extra="", flush=100):
+    """ctrec.yaml text for a Daemon in root (socket in root/run, traces in
+    root/traces), followed by the extra YAML sections."""
+    return (f"listen:\n  path: {root}/run/ctrecd.sock\n  mode: 0600\n"
+            f"output:\n  dir: {root}/traces\n  flush_interval_ms: {flush}\n"
+            "log:\n  level: debug\n") + textwrap.dedent(extra)
 
 
 class Daemon:

@@ -2,22 +2,16 @@
 last rule wins, value redaction, record.values, and the metadata that says
 which filter was in force."""
 import os
-import textwrap
 
-from harness import (CTRECD, SOURCE, Daemon, TempDirTest, Trace, run, simple, trace_folders,
-                     validate)
+from harness import (CTRECD, SOURCE, Daemon, TempDirTest, Trace, run, service_config, simple,
+                     trace_folders, validate)
 
 APP = os.path.join(SOURCE, "tests", "programs", "filter", "app.rb")
 
 
 class FilterTest(TempDirTest):
     def record_app(self, filter_yaml):
-        cfg = textwrap.dedent(f"""\
-            listen:
-              path: {self.tmp}/run/ctrecd.sock
-            output:
-              dir: {self.tmp}/traces
-            """) + textwrap.dedent(filter_yaml)
+        cfg = service_config(self.tmp, filter_yaml)
         d = Daemon(self.tmp, cfg)
         try:
             plain = run(["ruby", APP])

@@ -5,26 +5,17 @@ import json
 import os
 import signal
 import subprocess
-import textwrap
 import time
 
-from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, run, trace_folders,
-                     validate)
+from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, run, service_config,
+                     trace_folders, validate)
 
 SLOW = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
 
 class IntervalTest(TempDirTest):
     def start(self, extra_yaml=""):
-        cfg = textwrap.dedent(f"""\
-            listen:
-              path: {self.tmp}/run/ctrecd.sock
-            output:
-              dir: {self.tmp}/traces
-              flush_interval_ms: 20
-            log:
-              level: debug
-            """) + textwrap.dedent(extra_yaml)
+        cfg = service_config(self.tmp, extra_yaml, flush=20)
         self.daemon = Daemon(self.tmp, cfg)
         self.addCleanup(self.daemon.stop)
         return self.daemon

@@ -8,15 +8,13 @@ import subprocess
 import time
 
 from harness import (BUILD, CTRECCTL, CTRECD, RUBY_PROGRAMS, SOURCE, Daemon, TempDirTest, Trace,
-                     run, trace_folders, validate)
+                     run, service_config, trace_folders, validate)
 
 SLOW = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
 
 def config_text(root, flush=100):
-    return (f"listen:\n  path: {root}/run/ctrecd.sock\n  mode: 0600\n"
-            f"output:\n  dir: {root}/traces\n  flush_interval_ms: {flush}\n"
-            "log:\n  level: debug\n")
+    return service_config(root, flush=flush)
 
 
 class ServiceTest(TempDirTest):
