@@ -786,7 +786,7 @@ void ctr_filter_describe(const ctr_filter_t *f, FILE *out, int indent) {
 size_t ctr_filter_module_len(const char *lang, const char *function) {
   const char *cut;
 
-  if (lang == NULL || strcmp(lang, "ruby") != 0)
+  if (lang == NULL || function == NULL || strcmp(lang, "ruby") != 0)
     return 0;
   cut = strrchr(function, '#');
   if (cut == NULL)

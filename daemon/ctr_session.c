@@ -250,7 +250,6 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->user_on = cfg->record_start == CTR_RECORD_RECORDING;
   s->while_in = compile_while_in(cfg);
   s->hooks = *hooks;
-  make_wire_rules(s);
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
   s->threads = calloc(4, sizeof(*s->threads));
@@ -260,6 +259,7 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->threads[0].step_kept = true;
   s->redacted_type = -1;
   s->filter = ctr_filter_ref(cfg->filter);
+  make_wire_rules(s);
   ctr_filter_values(s->filter, &s->nvalue_rules);
   s->values = cfg->record_values;
   s->filter_text = describe_filter(s->filter);
@@ -1039,7 +1039,15 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   /* The value is checked even when it is not written; with no trace to
    * write it to, its ids are only range-checked. */
   s->scratch.len = 0;
-  s->dry = !(fr && (fr->flags & FRAME_EMITTED));
+  if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules)
+    action = ctr_filter_value(s->filter,
+                              s->paths.v[s->funcs.v[fr->func].path_id].text,
+                              s->funcs.v[fr->func].module,
+                              s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
+  /* A value that is not written declares no types in the trace, so the
+   * trace is the same whether or not the client sent it. */
+  s->dry = !(fr && (fr->flags & FRAME_EMITTED)) ||
+           s->values == CTR_VALUES_NONE || action != CTR_FILTER_KEEP;
   rc = ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why);
   s->dry = false;
   if (rc < 0)
@@ -1054,11 +1062,6 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   if (f.flags & FRAME_TREE)
     t->trees--;
   if (f.flags & FRAME_EMITTED) {
-    if (s->nvalue_rules)
-      action = ctr_filter_value(s->filter,
-                                s->paths.v[s->funcs.v[f.func].path_id].text,
-                                s->funcs.v[f.func].module,
-                                s->funcs.v[f.func].name, CTR_FILTER_RETURN, NULL);
     /* A record must not be interleaved: the type comes first. */
     tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
     b = ctr_trace_record(s->trace);
@@ -1205,7 +1208,11 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_FLUSHED:
     return 0;
   case CTR_MSG_LOST:
-    s->st.lost += m->u.lost.count;
+    /* What the client skipped by the pushed rules is filtering, not loss. */
+    if (m->u.lost.cause.len == 8 && memcmp(m->u.lost.cause.ptr, "filtered", 8) == 0)
+      s->st.filtered += m->u.lost.count;
+    else
+      s->st.lost += m->u.lost.count;
     return 0;
   case CTR_MSG_BYE:
     s->bye = true;

@@ -41,6 +41,7 @@ typedef struct ctr_client_s {
   atomic_bool resumed;     /* daemon sent RESUME; the shim sends STACK */
   _Atomic(ctr_filter_t *) filter; /* pushed code rules, NULL: record all */
   atomic_uint filter_gen;
+  _Atomic uint64_t filtered; /* skipped by push-down, not yet reported */
   atomic_uint generation;
   bool started;       /* ctr_client_start succeeded once in this process */
   bool finished;      /* ctr_client_finish ran */
@@ -233,6 +234,18 @@ int ctr_client_decide(const char *file, const char *function) {
   memcpy(module, function, n);
   module[n] = '\0';
   return ctr_filter_decide(f, file, n ? module : NULL, function);
+}
+
+void ctr_client_filtered(uint64_t n) {
+  atomic_fetch_add_explicit(&g_client.filtered, n, memory_order_relaxed);
+}
+
+/* Reports what push-down skipped since the last report. Caller holds mu. */
+static void ctr_client_pack_filtered(ctr_client_t *c) {
+  uint64_t n = atomic_exchange(&c->filtered, 0);
+
+  if (n > 0)
+    ctr_pack_lost(&c->pk, n, "filtered");
 }
 
 bool ctr_client_take_resume(void) {
@@ -572,6 +585,11 @@ static void ctr_client_atfork_child(void) {
   /* The parent's flush thread may have been waiting on it. */
   pthread_cond_init(&c->wake, NULL);
   if (c->started && !c->finished && atomic_load(&c->enabled)) {
+    /* The child is a new session: the daemon tells it afresh whether to
+     * record, so a pause inherited from the parent must not stop it. */
+    atomic_store(&c->paused, false);
+    atomic_store(&c->resumed, false);
+    atomic_store(&c->filtered, 0);
     c->reconnect = true;
     atomic_fetch_add(&c->generation, 1);
   }
@@ -674,6 +692,7 @@ msgpack_packer *ctr_client_begin(void) {
       ctr_pack_lost(&c->pk, c->lost_batches, "shim out of memory");
       c->lost_batches = 0;
     }
+    ctr_client_pack_filtered(c);
   }
   return &c->pk;
 }
@@ -703,6 +722,7 @@ void ctr_client_finish(int64_t exit_status) {
   if (atomic_load(&c->enabled)) {
     if (c->batch[c->cur].len == 0)
       ctr_pack_time(&c->pk, ctr_client_now_ns());
+    ctr_client_pack_filtered(c);
     ctr_pack_bye(&c->pk, exit_status);
   }
   ctr_client_buf_t *b = ctr_client_swap(c);

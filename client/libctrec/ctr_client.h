@@ -50,6 +50,11 @@ const struct ctr_filter_s *ctr_client_filter(uint32_t *generation);
  * for skipped code produces the very same trace. */
 int ctr_client_decide(const char *file, const char *function);
 
+/* Counts events (steps, calls, returns) the shim left out because the
+ * pushed rules skip them; they reach the daemon as LOST "filtered", so the
+ * trace metadata counts them as the daemon's own filtering would. */
+void ctr_client_filtered(uint64_t n);
+
 /* True once after the daemon resumed a paused session (RESUME): the shim
  * then sends its live call stack (STACK) before anything else. */
 bool ctr_client_take_resume(void);

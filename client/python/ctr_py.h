@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ctr_client.h"
+#include "ctr_filter.h"
 
 /* ---- byte-string tables (ctr_py_names.c) ------------------------------- */
 
@@ -62,6 +63,8 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
 /* Removes it from the calling thread and ignores events from others. */
 void ctr__py_trace_stop(void);
 bool ctr__py_trace_on(void);
+/* False while a pause keeps the trace function out of every thread. */
+bool ctr__py_trace_hooked(void);
 /* The exit status the program's end implies (0, a sys.exit code, 1). */
 int64_t ctr__py_exit_status(void);
 /* Records output (kind 0 stdout, 2 stderr) of the calling thread. Writes

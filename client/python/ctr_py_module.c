@@ -159,10 +159,13 @@ static void ctr_py_wrap_os_functions(void) {
  * trace function for the thread and hands that first event over. */
 static PyObject *ctr_py_thread_hook(PyObject *self, PyObject *const *args,
                                     Py_ssize_t nargs) {
-  if (ctr__py_trace_on()) {
+  if (ctr__py_trace_hooked()) {
     ctr__py_trace_install();
     if (nargs >= 1 && PyFrame_Check(args[0]))
       ctr__py_trace(NULL, (PyFrameObject *)args[0], PyTrace_CALL, NULL);
+  } else {
+    /* Paused (or stopped): the resume installs the C function here too. */
+    PyEval_SetTrace(NULL, NULL);
   }
   Py_RETURN_NONE;
 }

@@ -14,12 +14,32 @@
  * callback each.
  *
  * Per code object the shim keeps what it needs (path, name, argument
- * layout, interned ids) in the code object's co_extra slot (PEP 523), so
- * the hot path does no dictionary lookups of its own. */
+ * layout, interned ids, the daemon's filter decision) in the code object's
+ * co_extra slot (PEP 523), so the hot path does no dictionary lookups of
+ * its own.
+ *
+ * Push-down: the daemon filters everything itself, but it also sends its
+ * code rules, and ctr_client_decide answers exactly as the daemon would. A
+ * frame whose code the daemon would skip sends nothing (its callees are
+ * decided on their own), and below a skip-tree frame nothing is sent until
+ * it returns, so the daemon sees the same trace with less work on both
+ * sides. Output and RAISE do not depend on frames in the daemon, so they
+ * are still sent. CTREC_NO_PUSHDOWN=1 turns push-down (and the values mode
+ * below) off, which is how the tests check that traces are identical.
+ *
+ * While the daemon has paused the session the trace function is removed
+ * from every thread: CPython then runs at full speed (any trace function,
+ * even an empty one, turns off its specialised instructions). A small
+ * watcher thread notices RESUME and asks the main thread, through a
+ * pending call, to reinstall it; output written meanwhile notices it too.
+ * Each thread then rebuilds its shadow stack from its live frames and
+ * sends it as STACK before anything else. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <frameobject.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -42,6 +62,8 @@ enum {
   CTR_PY_F_SENT = 1,      /* CALL was sent for this frame */
   CTR_PY_F_MAIN = 2,      /* the __main__ module's frame */
   CTR_PY_F_THREADING = 4, /* the threading module's body */
+  CTR_PY_F_PROG = 8,      /* the program's code: CALL is due unless filtered */
+  CTR_PY_F_TREE = 16,     /* in a subtree the daemon skips (push-down) */
 };
 
 typedef struct ctr_py_path_s {
@@ -70,6 +92,8 @@ typedef struct ctr_py_code_s {
   uint32_t names_gen;
   Py_ssize_t *args; /* indices into names, in declaration order */
   Py_ssize_t nargs;
+  int action;          /* ctr_client_decide for this code */
+  uint32_t action_gen; /* filter generation `action` belongs to, +1 */
 } ctr_py_code_t;
 
 typedef struct ctr_py_frame_s {
@@ -86,6 +110,7 @@ typedef struct ctr_py_thread_s {
   const void *last_exc;
   char exc_text[CTR_PY_EXC_TEXT];
   bool in_pack;
+  uint32_t epoch; /* the resume this stack was rebuilt for */
   struct ctr_py_thread_s *next;
 } ctr_py_thread_t;
 
@@ -116,6 +141,17 @@ static struct {
   PyObject *thread_hook;
   int64_t main_status;
   bool main_done;
+  bool pushdown; /* skip filtered code here too (CTREC_NO_PUSHDOWN unset) */
+  int values;    /* enum ctr_values_mode the shim captures */
+  atomic_bool hooks_off; /* the trace function is out of every thread */
+  uint32_t epoch; /* counts resumes; threads rebuild their stack on change */
+  msgpack_sbuffer stack_buf; /* STACK frames being packed */
+  msgpack_packer stack_pk;
+  /* The resume watcher: a plain pthread, started at the first pause. */
+  pthread_t watcher;
+  pid_t watcher_pid; /* process that owns it; 0 when none runs */
+  atomic_bool watcher_stop;
+  atomic_bool pending; /* a resume check is scheduled on the main thread */
 } g = {.trace_lines_offset = -1, .threads_mu = PTHREAD_MUTEX_INITIALIZER};
 
 static _Thread_local ctr_py_thread_t *tls_thread;
@@ -271,12 +307,22 @@ static ctr_py_frame_t *ctr_py_top(ctr_py_thread_t *t) {
 
 /* ---- batches --------------------------------------------------------------- */
 
+/* The values mode the daemon asked for; everything when push-down is off. */
+static int ctr_py_values_mode(void) {
+  const ctr_welcome_t *w = ctr_client_settings();
+  if (!g.pushdown || w == NULL)
+    return CTR_WV_ALL;
+  return w->values == CTR_WV_ARGS || w->values == CTR_WV_NONE ? w->values
+                                                              : CTR_WV_ALL;
+}
+
 /* Ids are per connection: after a fork the child's session starts from 0. */
 static void ctr_py_check_generation(void) {
   uint32_t gen = ctr_client_generation() + 1;
   if (gen == g.gen)
     return;
   g.gen = gen;
+  g.values = ctr_py_values_mode();
   ctr__py_map_clear(&g.path_ids);
   ctr__py_map_clear(&g.types);
   ctr__py_map_clear(&g.varnames);
@@ -294,7 +340,7 @@ static void ctr_py_check_generation(void) {
 /* Opens a batch for thread t. The cyclic GC is off until ctr_py_end: a
  * collection could run a finaliser (program code) that prints, and the
  * print would try to take the batch lock this thread already holds. */
-static msgpack_packer *ctr_py_begin(ctr_py_thread_t *t) {
+static msgpack_packer *ctr_py_begin_raw(ctr_py_thread_t *t) {
   if (t->in_pack)
     return NULL;
   msgpack_packer *pk = ctr_client_begin();
@@ -303,9 +349,17 @@ static msgpack_packer *ctr_py_begin(ctr_py_thread_t *t) {
   t->in_pack = true;
   g.gc_was_enabled = PyGC_Disable();
   ctr_py_check_generation();
-  ctr_py_pack_output(pk);
-  ctr_py_pack_thread(pk, t->wire_id);
   msgpack_sbuffer_clear(&g.scratch_buf);
+  return pk;
+}
+
+/* The same, with pending output and the thread switch packed first. */
+static msgpack_packer *ctr_py_begin(ctr_py_thread_t *t) {
+  msgpack_packer *pk = ctr_py_begin_raw(t);
+  if (pk != NULL) {
+    ctr_py_pack_output(pk);
+    ctr_py_pack_thread(pk, t->wire_id);
+  }
   return pk;
 }
 
@@ -613,6 +667,20 @@ static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co) {
     ctr_py_code_names(ci, co);
 }
 
+/* What the daemon will do with ci's code, asked again when its rules
+ * change. Decided from the path and name the shim sends in PATH and FUNC. */
+static int ctr_py_action(ctr_py_code_t *ci) {
+  uint32_t gen;
+  ctr_client_filter(&gen);
+  if (ci->action_gen != gen + 1) {
+    ci->action = ci->path && ci->path->abs && ci->name
+                     ? ctr_client_decide(ci->path->abs, ci->name)
+                     : CTR_FILTER_RECORD;
+    ci->action_gen = gen + 1;
+  }
+  return ci->action;
+}
+
 /* The ids of ci's local names in this connection, declared on first use. */
 static uint32_t *ctr_py_name_ids(msgpack_packer *pk, ctr_py_code_t *ci) {
   if (ci->names_gen != g.gen) {
@@ -628,13 +696,17 @@ static uint32_t *ctr_py_name_ids(msgpack_packer *pk, ctr_py_code_t *ci) {
 
 /* Skipped code gets no line events at all: CPython checks f_trace_lines
  * before calling the trace function. */
-static void ctr_py_no_lines(PyFrameObject *frame) {
+static void ctr_py_set_lines(PyFrameObject *frame, bool on) {
   if (g.trace_lines_offset >= 0) {
-    *((char *)frame + g.trace_lines_offset) = 0;
+    *((char *)frame + g.trace_lines_offset) = on;
   } else if (PyObject_SetAttrString((PyObject *)frame, "f_trace_lines",
-                                    Py_False) != 0) {
+                                    on ? Py_True : Py_False) != 0) {
     PyErr_Clear();
   }
+}
+
+static void ctr_py_no_lines(PyFrameObject *frame) {
+  ctr_py_set_lines(frame, false);
 }
 
 /* MAIN or THREADING for a module body, from its globals' __name__. */
@@ -705,14 +777,8 @@ static uint32_t ctr_py_pack_locals(msgpack_packer *pk, ctr_py_code_t *ci,
 
 /* ---- events ------------------------------------------------------------------ */
 
-static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
-                             ctr_py_code_t *ci) {
-  PyObject *locals = ci->nargs > 0 ? ctr_py_locals(frame) : NULL;
-  msgpack_packer *pk = ctr_py_begin(t);
-  if (pk == NULL) {
-    Py_XDECREF(locals);
-    return false;
-  }
+/* Declares ci's function (and path) in this connection when needed. */
+static uint32_t ctr_py_func_id(msgpack_packer *pk, ctr_py_code_t *ci) {
   uint32_t pid = ctr_py_path_id(pk, ci->path);
   if (ci->func_gen != g.gen) {
     ci->func_id = g.next_func++;
@@ -720,29 +786,53 @@ static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
                   ci->name ? ci->name_len : 1);
     ci->func_gen = g.gen;
   }
+  return ci->func_id;
+}
+
+/* Packs [[varname_id, value]...] of ci's arguments into scratch. */
+static uint32_t ctr_py_pack_args(msgpack_packer *pk, ctr_py_code_t *ci,
+                                 PyObject *locals) {
   uint32_t n = 0;
-  if (locals != NULL && PyDict_Check(locals)) {
-    uint32_t *ids = ctr_py_name_ids(pk, ci);
-    for (Py_ssize_t i = 0; i < ci->nargs; i++) {
-      PyObject *name = PyTuple_GET_ITEM(ci->names, ci->args[i]);
-      PyObject *v = PyDict_GetItem(locals, name);
-      if (v == NULL)
-        continue;
-      ctr_pack_pair_begin(&g.scratch, ids[ci->args[i]]);
-      ctr__py_value_pack(pk, &g.scratch, v);
-      n++;
-    }
+  if (locals == NULL || !PyDict_Check(locals) || ci->names == NULL)
+    return 0;
+  uint32_t *ids = ctr_py_name_ids(pk, ci);
+  for (Py_ssize_t i = 0; i < ci->nargs; i++) {
+    PyObject *name = PyTuple_GET_ITEM(ci->names, ci->args[i]);
+    PyObject *v = PyDict_GetItem(locals, name);
+    if (v == NULL)
+      continue;
+    ctr_pack_pair_begin(&g.scratch, ids[ci->args[i]]);
+    ctr__py_value_pack(pk, &g.scratch, v);
+    n++;
   }
-  ctr_pack_call_begin(pk, ci->func_id, n);
+  return n;
+}
+
+static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
+                             ctr_py_code_t *ci) {
+  PyObject *locals = ci->nargs > 0 && g.values != CTR_WV_NONE
+                         ? ctr_py_locals(frame)
+                         : NULL;
+  msgpack_packer *pk = ctr_py_begin(t);
+  if (pk == NULL) {
+    Py_XDECREF(locals);
+    return false;
+  }
+  uint32_t fid = ctr_py_func_id(pk, ci);
+  uint32_t n = ctr_py_pack_args(pk, ci, locals);
+  ctr_pack_call_begin(pk, fid, n);
   ctr_py_append_scratch(pk);
   ctr_py_end(t);
   Py_XDECREF(locals);
   return true;
 }
 
-static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame) {
-  PyCodeObject *co = PyFrame_GetCode(frame);
-  ctr_py_code_t *ci = ctr_py_code_info(co);
+/* The flags of a frame entered under `caller` (NULL: none known), except
+ * SENT; *send says whether its CALL is due. Both the trace function and
+ * the stack rebuilt at a resume decide here, so they always agree. */
+static uint8_t ctr_py_classify(const ctr_py_frame_t *caller,
+                               PyFrameObject *frame, PyCodeObject *co,
+                               ctr_py_code_t *ci, bool *send) {
   uint8_t flags = ci != NULL && ci->is_module ? ctr_py_module_role(frame) : 0;
   /* The file that runs as __main__ is the program even where code is
    * otherwise skipped (python3 -m calendar): it and the functions it
@@ -753,17 +843,40 @@ static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame) {
     ctr_py_code_named(ci, co);
   }
   /* Code compiled from a string (eval, exec, namedtuple, dataclasses) is
-   * the program's when the program runs it, or when it is __main__ (-c). */
-  bool skip = ci == NULL || ci->skip;
-  if (!skip && ci->pseudo && !(flags & CTR_PY_F_MAIN)) {
-    ctr_py_frame_t *caller = ctr_py_top(t);
-    skip = caller == NULL || !(caller->flags & CTR_PY_F_SENT);
+   * the program's when the program runs it, or when it is __main__ (-c).
+   * "The program's" does not depend on the daemon's rules, so that a
+   * filtered caller changes nothing below it. */
+  bool prog = ci != NULL && !ci->skip;
+  if (prog && ci->pseudo && !(flags & CTR_PY_F_MAIN))
+    prog = caller != NULL && (caller->flags & CTR_PY_F_PROG);
+  bool tree = caller != NULL && (caller->flags & CTR_PY_F_TREE);
+  *send = prog;
+  if (prog && g.pushdown) {
+    int action = tree ? CTR_FILTER_SKIP_TREE : ctr_py_action(ci);
+    if (action == CTR_FILTER_SKIP_TREE)
+      tree = true;
+    *send = action == CTR_FILTER_RECORD;
   }
-  if (skip) {
+  if (prog)
+    flags |= CTR_PY_F_PROG;
+  if (tree)
+    flags |= CTR_PY_F_TREE;
+  return flags;
+}
+
+static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame) {
+  PyCodeObject *co = PyFrame_GetCode(frame);
+  ctr_py_code_t *ci = ctr_py_code_info(co);
+  bool send;
+  uint8_t flags = ctr_py_classify(ctr_py_top(t), frame, co, ci, &send);
+  /* The program's code that push-down skips: its CALL and RETURN count as
+   * filtered for the metadata (its lines are not even traced). */
+  if (!send && (flags & CTR_PY_F_PROG))
+    ctr_client_filtered(2);
+  if (!send)
     ctr_py_no_lines(frame);
-  } else if (ctr_client_active() && ctr_py_send_call(t, frame, ci)) {
+  else if (ctr_py_send_call(t, frame, ci))
     flags |= CTR_PY_F_SENT;
-  }
   ctr_py_push(t, ci, flags);
   Py_DECREF(co);
 }
@@ -771,14 +884,18 @@ static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame) {
 static void ctr_py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
                            ctr_py_code_t *ci) {
   int line = PyFrame_GetLineNumber(frame);
-  PyObject *locals = ctr_py_locals(frame);
+  /* VARS only when the daemon keeps them (values: all). */
+  bool vars = g.values == CTR_WV_ALL;
+  PyObject *locals = vars ? ctr_py_locals(frame) : NULL;
   msgpack_packer *pk = ctr_py_begin(t);
   if (pk != NULL) {
     uint32_t pid = ctr_py_path_id(pk, ci->path);
     ctr_pack_step(pk, pid, line);
-    uint32_t n = ctr_py_pack_locals(pk, ci, locals);
-    ctr_pack_vars_begin(pk, n);
-    ctr_py_append_scratch(pk);
+    if (vars) {
+      uint32_t n = ctr_py_pack_locals(pk, ci, locals);
+      ctr_pack_vars_begin(pk, n);
+      ctr_py_append_scratch(pk);
+    }
     ctr_py_end(t);
   }
   Py_XDECREF(locals);
@@ -816,7 +933,9 @@ static void ctr_py_on_exception(ctr_py_thread_t *t, PyObject *arg) {
     return;
   if (top->flags & CTR_PY_F_MAIN)
     g.main_status = ctr_py_status_of(exc);
-  if (!(top->flags & CTR_PY_F_SENT) || !ctr_client_active())
+  /* The daemon records RAISE wherever it comes from, so it is sent from
+   * filtered frames of the program too. */
+  if (!(top->flags & CTR_PY_F_PROG) || !ctr_client_active())
     return;
   /* Generators and coroutines end with these; they are control flow. */
   PyTypeObject *tp = Py_TYPE(exc);
@@ -870,7 +989,9 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
   msgpack_packer *pk = ctr_py_begin(t);
   if (pk == NULL)
     return;
-  if (arg != NULL) {
+  if (g.values == CTR_WV_NONE) {
+    ctr__py_value_pack(pk, &g.scratch, Py_None);
+  } else if (arg != NULL) {
     ctr__py_value_pack(pk, &g.scratch, arg);
   } else {
     /* Unwound by an exception: no value was returned. */
@@ -887,6 +1008,190 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
   ctr_py_end(t);
 }
 
+/* ---- pause and resume --------------------------------------------------- */
+
+/* Installs or removes the trace function in every thread of the
+ * interpreter. The caller holds the GIL, so no thread state comes or goes
+ * meanwhile, and the others wait for the GIL, where changing their trace
+ * function is what sys.settrace in 3.12's threading.settrace_all_threads
+ * does too. */
+static void ctr_py_hooks_set(bool on) {
+  PyThreadState *cur = PyThreadState_Get();
+  PyInterpreterState *interp = PyThreadState_GetInterpreter(cur);
+  for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts;
+       ts = PyThreadState_Next(ts))
+    if (_PyEval_SetTrace(ts, on ? ctr__py_trace : NULL, NULL) != 0)
+      PyErr_Clear();
+  g.hooks_off = !on;
+}
+
+static int ctr_py_pending(void *arg);
+
+/* Polls for the end of a pause and schedules the resume on the main
+ * thread. libctrec reads the daemon's RESUME on its flush thread, so
+ * polling at half the flush period adds little delay. */
+static void *ctr_py_watch(void *arg) {
+  const ctr_welcome_t *w = ctr_client_settings();
+  long ms = w && w->flush_ms ? (long)w->flush_ms / 2 : 50;
+  ms = ms < 5 ? 5 : ms > 50 ? 50 : ms;
+  struct timespec ts = {0, ms * 1000000L};
+  while (!atomic_load(&g.watcher_stop)) {
+    nanosleep(&ts, NULL);
+    if (atomic_load(&g.hooks_off) && ctr_client_active() &&
+        !atomic_exchange(&g.pending, true) &&
+        Py_AddPendingCall(ctr_py_pending, NULL) != 0)
+      atomic_store(&g.pending, false);
+  }
+  return arg;
+}
+
+/* Starts the watcher in this process (again after a fork) when needed. */
+static void ctr_py_watch_start(void) {
+  pid_t pid = getpid();
+  if (g.watcher_pid == pid)
+    return;
+  atomic_store(&g.watcher_stop, false);
+  atomic_store(&g.pending, false);
+  if (pthread_create(&g.watcher, NULL, ctr_py_watch, NULL) == 0)
+    g.watcher_pid = pid;
+}
+
+/* Packs one STACK frame (head and variables) into stack_pk. */
+static void ctr_py_stack_frame(msgpack_packer *pk, ctr_py_code_t *ci,
+                               int64_t line, PyObject *locals) {
+  uint32_t fid = ctr_py_func_id(pk, ci);
+  uint32_t n = 0;
+  msgpack_sbuffer_clear(&g.scratch_buf);
+  if (g.values == CTR_WV_ALL)
+    n = ctr_py_pack_locals(pk, ci, locals);
+  else if (g.values == CTR_WV_ARGS)
+    n = ctr_py_pack_args(pk, ci, locals);
+  ctr_pack_frame_begin(&g.stack_pk, fid, line, n);
+  if (g.scratch_buf.size)
+    msgpack_sbuffer_write(&g.stack_buf, g.scratch_buf.data,
+                          g.scratch_buf.size);
+  msgpack_sbuffer_clear(&g.scratch_buf);
+}
+
+/* Rebuilds t's shadow stack from the live frames, from the outermost to
+ * `inner` (NULL: none), deciding each as if it had just been entered, and
+ * sends the frames that get a CALL as STACK, with their current line and
+ * variables. The daemon replaces its view of the thread with it. */
+static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
+  size_t n = 0, cap = 64;
+  PyFrameObject **frames = malloc(cap * sizeof *frames);
+  t->epoch = g.epoch;
+  t->n = 0;
+  t->overflow = 0;
+  if (frames == NULL)
+    return;
+  PyFrameObject *f = inner;
+  Py_XINCREF(f);
+  while (f != NULL) {
+    if (n == cap) {
+      PyFrameObject **more = realloc(frames, 2 * cap * sizeof *frames);
+      if (more == NULL) {
+        Py_DECREF(f);
+        break;
+      }
+      frames = more;
+      cap *= 2;
+    }
+    frames[n++] = f; /* owns the reference */
+    f = PyFrame_GetBack(f);
+  }
+  /* Outermost first, as STACK wants them. */
+  PyObject **locals = calloc(n ? n : 1, sizeof *locals);
+  uint32_t nsent = 0;
+  for (size_t k = n; k-- > 0;) {
+    PyFrameObject *f = frames[k];
+    PyCodeObject *co = PyFrame_GetCode(f);
+    ctr_py_code_t *ci = ctr_py_code_info(co);
+    bool send;
+    uint8_t flags = ctr_py_classify(ctr_py_top(t), f, co, ci, &send);
+    Py_DECREF(co);
+    if (send && locals != NULL) {
+      flags |= CTR_PY_F_SENT;
+      nsent++;
+      if (g.values != CTR_WV_NONE)
+        locals[k] = ctr_py_locals(f);
+    }
+    ctr_py_set_lines(f, (flags & CTR_PY_F_SENT) != 0);
+    ctr_py_push(t, ci, flags);
+  }
+  msgpack_packer *pk = ctr_py_begin_raw(t);
+  if (pk == NULL) {
+    /* Nothing was sent, so nothing is open in the daemon. */
+    for (size_t i = 0; i < t->n; i++)
+      t->stack[i].flags &= (uint8_t)~CTR_PY_F_SENT;
+  } else {
+    msgpack_sbuffer_clear(&g.stack_buf);
+    for (size_t k = n, i = 0; k-- > 0; i++)
+      if (i < t->n && (t->stack[i].flags & CTR_PY_F_SENT))
+        ctr_py_stack_frame(pk, t->stack[i].code, PyFrame_GetLineNumber(frames[k]),
+                           locals[k]);
+    ctr_pack_stack_begin(pk, t->wire_id, nsent);
+    if (g.stack_buf.size)
+      pk->callback(pk->data, g.stack_buf.data, g.stack_buf.size);
+    msgpack_sbuffer_clear(&g.stack_buf);
+    g.sent_thread = t->wire_id;
+    ctr_py_end(t);
+  }
+  for (size_t k = 0; k < n; k++) {
+    if (locals != NULL)
+      Py_XDECREF(locals[k]);
+    Py_DECREF(frames[k]);
+  }
+  free(locals);
+  free(frames);
+}
+
+/* Called before a thread packs anything. Returns false while nothing may
+ * be sent: then the trace function is removed until the daemon resumes.
+ * After a resume the thread first rebuilds and sends its stack, from
+ * `inner` outwards, or from its caller for a frame being `entered` (which
+ * is not on the stack yet). */
+static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
+                         bool entered) {
+  if (!ctr_client_active()) {
+    if (!g.hooks_off) {
+      ctr_py_hooks_set(false);
+      ctr_py_watch_start();
+    }
+    return false;
+  }
+  bool resumed = ctr_client_take_resume();
+  if (g.hooks_off) {
+    ctr_py_hooks_set(true);
+    resumed = true;
+  }
+  if (resumed)
+    g.epoch++;
+  if (t->epoch != g.epoch) {
+    /* Only here: PyFrame_GetBack creates the caller's frame object. */
+    PyFrameObject *back = entered && inner ? PyFrame_GetBack(inner) : NULL;
+    ctr_py_resync(t, entered ? back : inner);
+    Py_XDECREF(back);
+  }
+  return true;
+}
+
+/* The main thread's side of the watcher: resumes between two bytecodes. */
+static int ctr_py_pending(void *arg) {
+  atomic_store(&g.pending, false);
+  if (!g.on || !g.hooks_off)
+    return 0;
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (t == NULL || t->in_pack)
+    return 0;
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  ctr_py_ready(t, PyEval_GetFrame(), false);
+  PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+  return 0;
+}
+
 int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
                   PyObject *arg) {
   if (!g.on)
@@ -897,6 +1202,8 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   /* Nothing we do may leave an exception behind or eat the program's. */
   PyObject *et, *ev, *etb;
   PyErr_Fetch(&et, &ev, &etb);
+  if (!ctr_py_ready(t, frame, what == PyTrace_CALL))
+    what = -1;
   switch (what) {
   case PyTrace_CALL:
     ctr_py_on_call(t, frame);
@@ -927,7 +1234,7 @@ void ctr__py_record_output(int kind, const char *s, size_t n) {
   if (!g.on || n == 0)
     return;
   ctr_py_thread_t *t = ctr_py_thread();
-  if (t == NULL || t->in_pack)
+  if (t == NULL || t->in_pack || !ctr_py_ready(t, PyEval_GetFrame(), false))
     return;
   bool same = g_out.len > 0 && g_out.kind == kind && g_out.wire_id == t->wire_id;
   if (!same && g_out.len > 0)
@@ -1027,6 +1334,11 @@ int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
   g.thread_hook = thread_hook;
   msgpack_sbuffer_init(&g.scratch_buf);
   msgpack_packer_init(&g.scratch, &g.scratch_buf, msgpack_sbuffer_write);
+  msgpack_sbuffer_init(&g.stack_buf);
+  msgpack_packer_init(&g.stack_pk, &g.stack_buf, msgpack_sbuffer_write);
+  const char *no_pd = getenv("CTREC_NO_PUSHDOWN");
+  g.pushdown = no_pd == NULL || strcmp(no_pd, "1") != 0;
+  g.values = ctr_py_values_mode();
   ctr_py_find_trace_lines();
   g.on = true;
   return 0;
@@ -1047,6 +1359,13 @@ void ctr__py_trace_stop(void) {
   ctr__py_flush_output();
   g.on = false;
   PyEval_SetTrace(NULL, NULL);
+  if (g.watcher_pid == getpid()) {
+    atomic_store(&g.watcher_stop, true);
+    pthread_join(g.watcher, NULL);
+    g.watcher_pid = 0;
+  }
 }
 
 bool ctr__py_trace_on(void) { return g.on; }
+
+bool ctr__py_trace_hooked(void) { return g.on && !g.hooks_off; }

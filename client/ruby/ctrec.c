@@ -27,9 +27,31 @@
  * Binding the frame's environment lives on the heap and the Binding sees
  * every later assignment.
  *
- * Environment switches (until the daemon's config pushes them):
- *   CTREC_VALUES=none     control flow and output only: no variables,
- *                         arguments or return values are captured.
+ * Push-down: the daemon's code rules arrive in WELCOME and FILTER. Each
+ * function caches its decision (per filter generation). A "skip" frame
+ * sends no CALL, RETURN, STEP or VARS of its own; inside a "skip-tree"
+ * frame the hook only counts nested frames until the tree returns. Output
+ * and RAISE are still sent. The shim mirrors the daemon's view of the
+ * stack: a frame is "known" when a CALL is sent for it or would be without
+ * push-down, and a line is sent when the innermost known frame (or, with
+ * none, the file) is recorded, so the trace is the same either way.
+ *
+ * Pause: when the daemon pauses the session (ctrecctl stop, outside the
+ * time windows, a limit) the full hook is replaced by a wake hook on method
+ * and block calls only, which just checks the client's flag. libctrec reads
+ * RESUME on its own thread, and Ruby 3.1 has no safe way for a foreign
+ * thread to interrupt a Ruby thread (rb_postponed_job_register needs the
+ * caller's execution context), so a cheap hook that stays installed is the
+ * way back. On resume each fiber rebuilds its shadow stack from the live
+ * Ruby stack and sends it as STACK (with the frames' current locals) before
+ * anything else.
+ *
+ * Environment switches:
+ *   CTREC_VALUES=none|args|all  overrides the daemon's record.values
+ *                         (benchmarks): none captures no variables,
+ *                         arguments or return values.
+ *   CTREC_NO_PUSHDOWN=1   tests only: send every event and let the daemon
+ *                         filter alone (the trace must not change).
  *   CTREC_RUBY_STDLIB=1   record the standard library and installed gems
  *                         too (skipped by default). The daemon's filter
  *                         skips them as well unless its config says
@@ -48,6 +70,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctr_filter.h"
 #include "ctr_rb.h"
 
 #define CTR_RB_SHIM_VERSION CTREC_VERSION
@@ -66,11 +89,16 @@
 #define CTR_RB_HOOK_FN ((rb_event_hook_func_t)(void (*)(void))ctr_rb_hook)
 #define CTR_RB_EMPTY_HOOK_FN                                                   \
   ((rb_event_hook_func_t)(void (*)(void))ctr_rb_empty_hook)
+#define CTR_RB_WAKE_HOOK_FN                                                    \
+  ((rb_event_hook_func_t)(void (*)(void))ctr_rb_wake_hook)
 
 #define CTR_RB_EVENTS                                                          \
   (RUBY_EVENT_LINE | RUBY_EVENT_CALL | RUBY_EVENT_RETURN |                     \
    RUBY_EVENT_B_CALL | RUBY_EVENT_B_RETURN | RUBY_EVENT_RAISE |                \
    RUBY_EVENT_THREAD_END)
+/* While paused: calls notice a resume, thread ends free their stacks. */
+#define CTR_RB_WAKE_EVENTS                                                     \
+  (RUBY_EVENT_CALL | RUBY_EVENT_B_CALL | RUBY_EVENT_THREAD_END)
 
 /* ---- interning tables ------------------------------------------------- */
 
@@ -217,6 +245,8 @@ typedef struct ctr_rb_path_s {
   size_t text_len;
   uint32_t id;
   uint32_t gen; /* generation `id` belongs to; 0 = not declared */
+  int action;   /* pushed rules' decision for its top-level lines */
+  uint32_t fgen; /* filter generation of `action` + 1; 0 = not decided */
 } ctr_rb_path_t;
 
 /* A function is known by its kind, owner, name and definition site. */
@@ -237,6 +267,8 @@ typedef struct ctr_rb_func_s {
   VALUE param_names; /* the same as an Array of Symbols, or Qnil */
   uint32_t id;
   uint32_t gen;
+  int action;    /* pushed rules' decision (enum ctr_filter_action) */
+  uint32_t fgen; /* filter generation of `action` + 1; 0 = not decided */
 } ctr_rb_func_t;
 
 /* One method or block frame of a fiber's shadow stack. */
@@ -248,8 +280,12 @@ typedef struct ctr_rb_frame_s {
   VALUE path;    /* path of its events */
   VALUE binding; /* Qnil until first needed */
   VALUE names;   /* Array of local variable Symbols, Qnil until needed */
+  ctr_rb_func_t *func; /* set for known frames */
   bool sent;     /* a CALL was sent for it */
+  bool known;    /* the daemon sees a CALL for it without push-down */
+  bool tree;     /* known with action skip-tree: counted in `trees` */
   bool block;
+  int action;    /* for known frames: the daemon's decision */
 } ctr_rb_frame_t;
 
 /* The frame no event opened: the main script's (or a thread's) top level. */
@@ -269,13 +305,19 @@ typedef struct ctr_rb_stack_s {
   ctr_rb_frame_t *frames;
   size_t n;
   size_t cap;
+  size_t trees;  /* known skip-tree frames on the stack */
+  size_t nested; /* frames entered inside a skip-tree, not kept (push-down) */
+  uint32_t epoch; /* resume epoch this stack was rebuilt for */
   ctr_rb_top_t top;
   struct ctr_rb_stack_s *next;
 } ctr_rb_stack_t;
 
 static struct {
   bool on;
-  bool values;     /* false with CTREC_VALUES=none */
+  int vmode;       /* enum ctr_values_mode: WELCOME, or CTREC_VALUES */
+  bool pushdown;   /* skip code the daemon would skip (CTREC_NO_PUSHDOWN) */
+  bool hooked;     /* the full hook is installed (else the wake hook) */
+  uint32_t epoch;  /* bumped at each resume: every stack is rebuilt */
   bool daemonize;  /* Process.daemon is forking: the parent ends at once */
   uint32_t gen;    /* client generation the tables were built for, +1 */
   st_table *paths; /* path VALUE -> ctr_rb_path_t* (kept for the process) */
@@ -301,7 +343,7 @@ static struct {
 static ID id_local_variables, id_local_variable_get, id_instance_method,
     id_parameters, id_attached, id_mesg, id_status, id_full_message,
     id_highlight, id_order, id_top, id_eval_script, id_instruction_sequence,
-    id_each_child, id_signo;
+    id_each_child, id_signo, id_label, id_path, id_first_lineno, id_lineno;
 
 static int ctr_rb_fkey_cmp(st_data_t a, st_data_t b) {
   return memcmp((const void *)a, (const void *)b, sizeof(ctr_rb_fkey_t)) != 0;
@@ -372,9 +414,11 @@ static void ctr_rb_check_generation(void) {
   st_clear(g_type_by_lit);
   g_next_func = 0;
   /* Frames opened before the fork belong to the parent's trace. */
-  for (ctr_rb_stack_t *s = g.stacks; s; s = s->next)
+  for (ctr_rb_stack_t *s = g.stacks; s; s = s->next) {
     for (size_t i = 0; i < s->n; i++)
-      s->frames[i].sent = false;
+      s->frames[i].sent = s->frames[i].known = s->frames[i].tree = false;
+    s->trees = 0;
+  }
   g.sent_thread = UINT64_MAX;
 }
 
@@ -540,6 +584,7 @@ static uint32_t ctr_rb_path_id(msgpack_packer *pk, ctr_rb_path_t *p) {
 
 static void ctr_rb_stack_clear(ctr_rb_stack_t *s) {
   s->n = 0;
+  s->trees = s->nested = 0;
   s->top.frame = s->top.path = 0;
   s->top.binding = s->top.names = Qnil;
 }
@@ -553,6 +598,7 @@ static ctr_rb_stack_t *ctr_rb_stack_new(VALUE fiber, VALUE objid) {
   s->objid = objid;
   s->vals = rb_ary_new();
   s->wire_id = fiber == g.main_fiber ? 0 : NUM2ULL(objid);
+  s->epoch = g.epoch;
   ctr_rb_stack_clear(s);
   s->next = g.stacks;
   g.stacks = s;
@@ -617,8 +663,9 @@ static ctr_rb_frame_t *ctr_rb_push(ctr_rb_stack_t *s) {
   f->klass = f->mid = f->self = Qnil;
   f->frame = f->path = 0;
   f->binding = f->names = Qnil;
-  f->sent = false;
-  f->block = false;
+  f->func = NULL;
+  f->sent = f->known = f->tree = f->block = false;
+  f->action = CTR_FILTER_RECORD;
   return f;
 }
 
@@ -626,7 +673,10 @@ static ctr_rb_frame_t *ctr_rb_push(ctr_rb_stack_t *s) {
 static bool ctr_rb_pop(ctr_rb_stack_t *s) {
   if (s->n == 0)
     return false; /* a frame entered before recording started */
-  return s->frames[--s->n].sent;
+  ctr_rb_frame_t *f = &s->frames[--s->n];
+  if (f->tree)
+    s->trees--;
+  return f->sent;
 }
 
 /* Packs THREAD when the events come from another fiber than last time. */
@@ -856,7 +906,7 @@ static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
   long line = NUM2LONG(rb_tracearg_lineno(targ));
   ctr_rb_gather_t ga = {Qnil, Qnil, s->vals};
   bool vars = false;
-  if (g.values) {
+  if (g.vmode == CTR_WV_ALL) {
     ctr_rb_frame_t *f = s->n ? &s->frames[s->n - 1] : NULL;
     vars = ctr_rb_frame_vars(targ, s, f, path, &ga) && ctr_rb_read_values(&ga);
   }
@@ -866,7 +916,7 @@ static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
   ctr_rb_pack_thread(pk, s);
   uint32_t pid = ctr_rb_path_id(pk, p);
   ctr_pack_step(pk, pid, line);
-  if (g.values) {
+  if (g.vmode == CTR_WV_ALL) {
     uint32_t n = vars ? ctr_rb_pack_pairs(pk, ga.names, ga.vals) : 0;
     ctr_pack_vars_begin(pk, n);
     ctr_rb_append_scratch(pk);
@@ -906,14 +956,14 @@ static VALUE ctr_rb_func_name(VALUE klass, VALUE mid) {
   return s;
 }
 
-static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path,
-                                       bool block) {
+static ctr_rb_func_t *ctr_rb_func_lookup(VALUE klass, VALUE mid, VALUE path,
+                                         long line, bool block) {
   ctr_rb_fkey_t key;
   memset(&key, 0, sizeof key);
-  key.klass = rb_tracearg_defined_class(targ);
-  key.mid = rb_tracearg_method_id(targ);
+  key.klass = klass;
+  key.mid = mid;
   key.path = path;
-  key.line = NUM2LONG(rb_tracearg_lineno(targ));
+  key.line = line;
   key.block = block;
   st_data_t val;
   if (st_lookup(g.funcs, (st_data_t)&key, &val))
@@ -931,10 +981,12 @@ static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path,
   }
   f->name_len = (size_t)RSTRING_LEN(name);
   f->name = malloc(f->name_len + 1);
-  if (f->name)
+  if (f->name) {
     memcpy(f->name, RSTRING_PTR(name), f->name_len);
-  else
+    f->name[f->name_len] = '\0'; /* a C string for the filter */
+  } else {
     f->name_len = 0;
+  }
 
   /* Parameter names come from the method's owner, so that a method reached
    * through super reports its own parameters. Anonymous ones (`*`, `**`,
@@ -972,19 +1024,88 @@ static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path,
   return f;
 }
 
+static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path,
+                                       bool block) {
+  return ctr_rb_func_lookup(rb_tracearg_defined_class(targ),
+                            rb_tracearg_method_id(targ), path,
+                            NUM2LONG(rb_tracearg_lineno(targ)), block);
+}
+
+/* ---- push-down ------------------------------------------------------------ */
+
+static uint32_t ctr_rb_filter_gen(void) {
+  uint32_t gen;
+  ctr_client_filter(&gen);
+  return gen + 1;
+}
+
+/* The daemon's decision for code of `f` (cached per filter generation). */
+static int ctr_rb_func_action(ctr_rb_func_t *f, const ctr_rb_path_t *p) {
+  uint32_t gen = ctr_rb_filter_gen();
+  if (f->fgen != gen) {
+    f->action = f->name ? ctr_client_decide(p->abs, f->name)
+                        : CTR_FILTER_RECORD;
+    f->fgen = gen;
+  }
+  return f->action;
+}
+
+/* The daemon's decision for lines outside any known frame: the file rules
+ * (function and module unknown, as the daemon decides them). */
+static int ctr_rb_path_action(ctr_rb_path_t *p) {
+  uint32_t gen;
+  const ctr_filter_t *filter = ctr_client_filter(&gen);
+  if (p->fgen != gen + 1) {
+    p->action = ctr_filter_decide(filter, p->abs, NULL, NULL);
+    p->fgen = gen + 1;
+  }
+  return p->action;
+}
+
+/* Makes `fr` a frame the daemon knows of, deciding as it does: everything
+ * below a skip-tree frame is skip-tree too. */
+static void ctr_rb_enter(ctr_rb_stack_t *s, ctr_rb_frame_t *fr,
+                         ctr_rb_func_t *f, const ctr_rb_path_t *p) {
+  fr->func = f;
+  fr->known = true;
+  fr->action = s->trees ? CTR_FILTER_SKIP_TREE : ctr_rb_func_action(f, p);
+  if (fr->action == CTR_FILTER_SKIP_TREE) {
+    fr->tree = true;
+    s->trees++;
+  }
+}
+
+/* Whether the daemon keeps a line run now: the innermost known frame is
+ * recorded or, with none, the file is. */
+static bool ctr_rb_line_kept(const ctr_rb_stack_t *s, ctr_rb_path_t *p) {
+  for (size_t i = s->n; i-- > 0;)
+    if (s->frames[i].known)
+      return s->frames[i].action == CTR_FILTER_RECORD;
+  return ctr_rb_path_action(p) == CTR_FILTER_RECORD;
+}
+
+/* A message left out by push-down would have switched the daemon to this
+ * fiber's thread, which shows in the trace: switch it all the same. */
+static void ctr_rb_note_thread(const ctr_rb_stack_t *s) {
+  if (s->wire_id == g.sent_thread)
+    return;
+  msgpack_packer *pk = ctr_client_begin();
+  if (pk == NULL)
+    return;
+  ctr_rb_pack_thread(pk, s);
+  ctr_client_end();
+}
+
 /* Sends CALL for the frame `fr` just pushed (a method, or a block that runs
  * away from home). Arguments are read after defaults are bound: Ruby fires
  * the call event once the parameters are set up. */
 static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
-                           ctr_rb_frame_t *fr, VALUE path, ctr_rb_path_t *p,
-                           bool block) {
-  ctr_rb_func_t *f = ctr_rb_func_info(targ, path, block);
-  if (f == NULL)
-    return;
+                           ctr_rb_frame_t *fr, ctr_rb_func_t *f, VALUE path,
+                           ctr_rb_path_t *p, bool block) {
   VALUE self = fr->self;
   ctr_rb_gather_t ga = {Qnil, Qnil, s->vals};
   bool args = false;
-  if (g.values && (block || f->nparams > 0)) {
+  if (g.vmode != CTR_WV_NONE && (block || f->nparams > 0)) {
     args = ctr_rb_frame_vars(targ, s, fr, path, &ga);
     if (args && !block) {
       /* Only the parameters, in their declared order. */
@@ -1005,7 +1126,7 @@ static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
     f->gen = g.gen;
   }
   uint32_t n = 0;
-  if (g.values) {
+  if (g.vmode != CTR_WV_NONE) {
     uint32_t sid = ctr__rb_varname_id(pk, "self", 4);
     ctr_pack_pair_begin(&g.scratch, sid);
     ctr__rb_value_pack(pk, &g.scratch, self);
@@ -1020,7 +1141,7 @@ static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
 }
 
 static void ctr_rb_on_return(rb_trace_arg_t *targ, ctr_rb_stack_t *s) {
-  VALUE v = g.values ? rb_tracearg_return_value(targ) : Qnil;
+  VALUE v = g.vmode != CTR_WV_NONE ? rb_tracearg_return_value(targ) : Qnil;
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
@@ -1052,14 +1173,14 @@ static void ctr_rb_on_raise(rb_trace_arg_t *targ, ctr_rb_stack_t *s) {
 }
 
 /* Whether a block starting now runs inside the frame that created it: the
- * innermost frame with a CALL sent (frames of skipped code in between do
- * not count) is the block's home method on the same self. With no such
- * frame the block must come from the top level. */
+ * innermost known frame (frames of skipped files in between do not count)
+ * is the block's home method on the same self. With no such frame the
+ * block must come from the top level. */
 static bool ctr_rb_block_at_home(const ctr_rb_stack_t *s,
                                  const ctr_rb_frame_t *b) {
   for (size_t i = s->n - 1; i-- > 0;) {
     const ctr_rb_frame_t *f = &s->frames[i];
-    if (!f->sent)
+    if (!f->known)
       continue;
     return f->mid == b->mid && f->klass == b->klass && f->self == b->self;
   }
@@ -1070,10 +1191,232 @@ static bool ctr_rb_block_at_home(const ctr_rb_stack_t *s,
  * the running frame. Only asked for events in "(eval)"-like paths. */
 static ctr_rb_path_t *ctr_rb_eval_path(void);
 
+/* ---- resume: the live stack ------------------------------------------------ */
+
+/* One Ruby frame of the live stack, innermost first: [iseq, class, self,
+ * binding, line]. C frames are left out. */
+static VALUE ctr_rb_collect(const rb_debug_inspector_t *dc, void *arg) {
+  (void)arg;
+  VALUE locs = rb_debug_inspector_backtrace_locations(dc);
+  VALUE out = rb_ary_new();
+  for (long i = 0; i < RARRAY_LEN(locs); i++) {
+    VALUE iseq = rb_debug_inspector_frame_iseq_get(dc, i);
+    if (NIL_P(iseq))
+      continue;
+    VALUE e = rb_ary_new_capa(5);
+    rb_ary_push(e, iseq);
+    rb_ary_push(e, rb_debug_inspector_frame_class_get(dc, i));
+    rb_ary_push(e, rb_debug_inspector_frame_self_get(dc, i));
+    rb_ary_push(e, rb_debug_inspector_frame_binding_get(dc, i));
+    rb_ary_push(e, rb_funcall(RARRAY_AREF(locs, i), id_lineno, 0));
+    rb_ary_push(out, e);
+  }
+  return out;
+}
+
+/* What kind of frame an iseq label names: 1 a method, 2 a block, 0 code
+ * that no call event opens (<main>, <class:X>, rescue in, ...). For a
+ * block, *home is the label of its home. */
+static int ctr_rb_label_kind(const char *l, const char **home) {
+  if (strncmp(l, "block ", 6) == 0) {
+    const char *in = strstr(l, " in ");
+    *home = in ? in + 4 : "";
+    return 2;
+  }
+  if (strncmp(l, "rescue in ", 10) == 0 || strncmp(l, "ensure in ", 10) == 0)
+    return 0;
+  if (l[0] == '<' && ((l[1] >= 'a' && l[1] <= 'z') || (l[1] >= 'A' && l[1] <= 'Z')))
+    return 0;
+  return 1;
+}
+
+static VALUE ctr_rb_inspect_body(VALUE arg) {
+  (void)arg;
+  return rb_debug_inspector_open(ctr_rb_collect, NULL);
+}
+
+/* Per live frame: [iseq path, first line, label] and its variables. */
+static VALUE ctr_rb_frame_meta_body(VALUE iseq) {
+  VALUE m = rb_ary_new_capa(3);
+  rb_ary_push(m, rb_funcall(iseq, id_path, 0));
+  rb_ary_push(m, rb_funcall(iseq, id_first_lineno, 0));
+  rb_ary_push(m, rb_funcall(iseq, id_label, 0));
+  return m;
+}
+
+/* Rebuilds `s` from the live Ruby stack, as the hook would have built it,
+ * and sends the known frames (the ones the daemon is sent CALL for) as
+ * STACK with their current lines and locals. With `entering` the innermost
+ * frame is the one a call event is opening: the hook pushes it itself. */
+static void ctr_rb_resync(ctr_rb_stack_t *s, bool entering) {
+  s->epoch = g.epoch;
+  ctr_rb_stack_clear(s);
+  int state = 0;
+  VALUE live = rb_protect(ctr_rb_inspect_body, Qnil, &state);
+  if (state || !RB_TYPE_P(live, T_ARRAY)) {
+    rb_set_errinfo(Qnil);
+    live = rb_ary_new();
+  }
+  /* [frame index, line, names, values] per frame sent. */
+  VALUE sent = rb_ary_new();
+  long first = entering ? 1 : 0;
+  for (long i = RARRAY_LEN(live) - 1; i >= first; i--) {
+    VALUE e = RARRAY_AREF(live, i);
+    VALUE meta = rb_protect(ctr_rb_frame_meta_body, RARRAY_AREF(e, 0), &state);
+    if (state) {
+      rb_set_errinfo(Qnil);
+      continue;
+    }
+    VALUE path = RARRAY_AREF(meta, 0), label = RARRAY_AREF(meta, 2);
+    if (!RB_TYPE_P(path, T_STRING) || !RB_TYPE_P(label, T_STRING) ||
+        !FIXNUM_P(RARRAY_AREF(meta, 1)))
+      continue;
+    const char *home = NULL;
+    int kind = ctr_rb_label_kind(StringValueCStr(label), &home);
+    if (kind == 0)
+      continue;
+    if (g.pushdown && s->trees > 0) {
+      s->nested++;
+      continue;
+    }
+    ctr_rb_frame_t *fr = ctr_rb_push(s);
+    if (fr == NULL)
+      break;
+    fr->klass = RARRAY_AREF(e, 1);
+    fr->self = RARRAY_AREF(e, 2);
+    fr->block = kind == 2;
+    if (kind == 1)
+      fr->mid = rb_str_intern(label);
+    else if (!NIL_P(fr->klass))
+      fr->mid = ID2SYM(rb_intern(home));
+    ctr_rb_path_t *p = ctr_rb_path_info(path);
+    if (p != NULL && p->evalish && g.nevals > 0) {
+      VALUE iseqw = RARRAY_AREF(e, 0);
+      st_data_t val;
+      if (RB_TYPE_P(iseqw, T_DATA) && RTYPEDDATA_P(iseqw) &&
+          st_lookup(g.evals, (st_data_t)RTYPEDDATA_DATA(iseqw), &val))
+        p = (ctr_rb_path_t *)val;
+    }
+    if (p == NULL || p->skip || (fr->block && ctr_rb_block_at_home(s, fr)))
+      continue;
+    ctr_rb_func_t *f = ctr_rb_func_lookup(
+        fr->klass, fr->mid, path, FIX2LONG(RARRAY_AREF(meta, 1)), fr->block);
+    if (f == NULL)
+      continue;
+    ctr_rb_enter(s, fr, f, p);
+    if (g.pushdown && fr->action != CTR_FILTER_RECORD)
+      continue;
+    fr->sent = true;
+    ctr_rb_gather_t ga = {RARRAY_AREF(e, 3), Qnil, rb_ary_new()};
+    if (g.vmode != CTR_WV_NONE && !NIL_P(ga.binding)) {
+      ga.names = rb_protect(ctr_rb_names_body, ga.binding, &state);
+      if (state) {
+        rb_set_errinfo(Qnil);
+        ga.names = Qnil;
+      } else if (g.vmode == CTR_WV_ARGS && !fr->block) {
+        ga.names = f->param_names;
+      }
+      if (!ctr_rb_read_values(&ga))
+        ga.names = Qnil;
+    }
+    VALUE rec = rb_ary_new_capa(5);
+    rb_ary_push(rec, LONG2NUM((long)(s->n - 1)));
+    rb_ary_push(rec, RARRAY_AREF(e, 4));
+    rb_ary_push(rec, ga.names);
+    rb_ary_push(rec, ga.vals);
+    rb_ary_push(rec, path);
+    rb_ary_push(sent, rec);
+  }
+
+  msgpack_packer *pk = ctr_client_begin();
+  if (pk == NULL)
+    return;
+  msgpack_sbuffer_clear(&g.scratch_buf);
+  long nsent = RARRAY_LEN(sent);
+  for (long i = 0; i < nsent; i++) {
+    VALUE rec = RARRAY_AREF(sent, i);
+    ctr_rb_frame_t *fr = &s->frames[NUM2LONG(RARRAY_AREF(rec, 0))];
+    ctr_rb_func_t *f = fr->func;
+    ctr_rb_path_t *p = ctr_rb_path_info(RARRAY_AREF(rec, 4));
+    uint32_t pid = ctr_rb_path_id(pk, p);
+    if (f->gen != g.gen) {
+      f->id = g_next_func++;
+      ctr_pack_func(pk, f->id, pid, f->key.line, f->name, f->name_len);
+      f->gen = g.gen;
+    }
+    VALUE names = RARRAY_AREF(rec, 2), vals = RARRAY_AREF(rec, 3);
+    VALUE line = RARRAY_AREF(rec, 1);
+    uint32_t nvars = 0;
+    if (g.vmode != CTR_WV_NONE)
+      nvars = 1 + (uint32_t)(NIL_P(names) ? 0 : RARRAY_LEN(vals));
+    ctr_pack_frame_begin(&g.scratch, f->id, FIXNUM_P(line) ? FIX2LONG(line) : 0,
+                         nvars);
+    if (g.vmode != CTR_WV_NONE) {
+      uint32_t sid = ctr__rb_varname_id(pk, "self", 4);
+      ctr_pack_pair_begin(&g.scratch, sid);
+      ctr__rb_value_pack(pk, &g.scratch, fr->self);
+      if (!NIL_P(names))
+        ctr_rb_pack_pairs(pk, names, vals);
+    }
+  }
+  ctr_pack_stack_begin(pk, s->wire_id, (uint32_t)nsent);
+  ctr_rb_append_scratch(pk);
+  g.sent_thread = s->wire_id; /* STACK switched the daemon's thread */
+  ctr_client_end();
+  RB_GC_GUARD(live);
+  RB_GC_GUARD(sent);
+}
+
+/* ---- hooks ---------------------------------------------------------------- */
+
+static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ);
+static void ctr_rb_wake_hook(VALUE data, rb_trace_arg_t *targ);
+
+/* Paused: only the wake hook stays. The shadow stacks are dropped; they
+ * are rebuilt from the live stack on resume. */
+static void ctr_rb_hooks_pause(void) {
+  if (!g.hooked)
+    return;
+  g.hooked = false;
+  rb_remove_event_hook(CTR_RB_HOOK_FN);
+  rb_add_event_hook2(CTR_RB_WAKE_HOOK_FN, CTR_RB_WAKE_EVENTS, Qnil,
+                     RUBY_EVENT_HOOK_FLAG_SAFE | RUBY_EVENT_HOOK_FLAG_RAW_ARG);
+  for (ctr_rb_stack_t *s = g.stacks; s; s = s->next)
+    ctr_rb_stack_clear(s);
+}
+
+static void ctr_rb_hooks_resume(void) {
+  if (g.hooked)
+    return;
+  g.hooked = true;
+  rb_remove_event_hook(CTR_RB_WAKE_HOOK_FN);
+  rb_add_event_hook2(CTR_RB_HOOK_FN, CTR_RB_EVENTS, Qnil,
+                     RUBY_EVENT_HOOK_FLAG_SAFE | RUBY_EVENT_HOOK_FLAG_RAW_ARG);
+  /* Every stack went stale while unhooked: each is rebuilt (and sent) on
+   * its fiber's next event. This is the RESUME's STACK. */
+  (void)ctr_client_take_resume();
+  g.epoch++;
+}
+
+/* Before anything is sent: after a RESUME this fiber's stack goes out
+ * first. Call with the client active. */
+static void ctr_rb_sync(ctr_rb_stack_t *s, bool entering) {
+  if (!g.hooked)
+    ctr_rb_hooks_resume();
+  if (ctr_client_take_resume())
+    g.epoch++;
+  if (s->epoch != g.epoch)
+    ctr_rb_resync(s, entering);
+}
+
 static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   rb_event_flag_t ev = rb_tracearg_event_flag(targ);
   if (ev == RUBY_EVENT_THREAD_END) {
     ctr_rb_stacks_drop_thread(rb_thread_current());
+    return;
+  }
+  if (!ctr_client_active()) {
+    ctr_rb_hooks_pause();
     return;
   }
   /* Before any pop: after fork, frames of the parent's trace are no
@@ -1082,12 +1425,35 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   ctr_rb_stack_t *s = ctr_rb_stack_get();
   if (s == NULL)
     return;
-  if (ev == RUBY_EVENT_RETURN || ev == RUBY_EVENT_B_RETURN) {
-    if (ctr_rb_pop(s) && ctr_client_active())
+  bool call = ev == RUBY_EVENT_CALL || ev == RUBY_EVENT_B_CALL;
+  ctr_rb_sync(s, call);
+  bool ret = ev == RUBY_EVENT_RETURN || ev == RUBY_EVENT_B_RETURN;
+  if (s->nested > 0 || (g.pushdown && s->trees > 0)) {
+    /* Inside a skip-tree: count frames, send nothing but errors. */
+    if (call) {
+      s->nested++;
+      ctr_client_filtered(1);
+      return;
+    }
+    if (ret && s->nested > 0) {
+      s->nested--;
+      ctr_client_filtered(1);
+      return;
+    }
+    if (ev == RUBY_EVENT_LINE) {
+      ctr_client_filtered(1);
+      return;
+    }
+  }
+  if (ret) {
+    /* A frame the daemon would have been told of, skipped by push-down. */
+    if (s->n > 0 && s->frames[s->n - 1].known && !s->frames[s->n - 1].sent)
+      ctr_client_filtered(1);
+    if (ctr_rb_pop(s))
       ctr_rb_on_return(targ, s);
     /* A fiber other than the main one whose stack empties has finished
      * (or is between two runs that open fresh frames): release it. */
-    if (s->n == 0 && s->fiber != g.main_fiber)
+    if (s->n == 0 && s->nested == 0 && s->fiber != g.main_fiber)
       ctr_rb_stack_free(s);
     return;
   }
@@ -1098,7 +1464,7 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
     if (e != NULL)
       p = e;
   }
-  bool record = p != NULL && !p->skip && ctr_client_active();
+  bool record = p != NULL && !p->skip;
   switch (ev) {
   case RUBY_EVENT_CALL:
   case RUBY_EVENT_B_CALL: {
@@ -1109,13 +1475,29 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
     fr->mid = rb_tracearg_method_id(targ);
     fr->self = rb_tracearg_self(targ);
     fr->block = ev == RUBY_EVENT_B_CALL;
-    if (record && (!fr->block || !ctr_rb_block_at_home(s, fr)))
-      ctr_rb_on_call(targ, s, fr, path, p, fr->block);
+    if (!record || (fr->block && ctr_rb_block_at_home(s, fr)))
+      break;
+    ctr_rb_func_t *f = ctr_rb_func_info(targ, path, fr->block);
+    if (f == NULL)
+      break;
+    ctr_rb_enter(s, fr, f, p);
+    if (!g.pushdown || fr->action == CTR_FILTER_RECORD) {
+      ctr_rb_on_call(targ, s, fr, f, path, p, fr->block);
+    } else {
+      ctr_rb_note_thread(s);
+      ctr_client_filtered(1);
+    }
     break;
   }
   case RUBY_EVENT_LINE:
-    if (record)
+    if (!record)
+      break;
+    if (!g.pushdown || ctr_rb_line_kept(s, p)) {
       ctr_rb_on_line(targ, s, path, p);
+    } else {
+      ctr_rb_note_thread(s);
+      ctr_client_filtered(1);
+    }
     break;
   case RUBY_EVENT_RAISE:
     if (record)
@@ -1124,6 +1506,19 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   default:
     break;
   }
+}
+
+/* Installed while paused: the first call after a resume puts the full
+ * hook back and hands it this event. */
+static void ctr_rb_wake_hook(VALUE data, rb_trace_arg_t *targ) {
+  if (rb_tracearg_event_flag(targ) == RUBY_EVENT_THREAD_END) {
+    ctr_rb_stacks_drop_thread(rb_thread_current());
+    return;
+  }
+  if (!ctr_client_active())
+    return;
+  ctr_rb_hooks_resume();
+  ctr_rb_hook(data, targ);
 }
 
 static void ctr_rb_empty_hook(VALUE data, rb_trace_arg_t *targ) {
@@ -1144,6 +1539,8 @@ static void ctr_rb_record_output(int kind, const char *s, size_t n) {
     return;
   ctr_rb_check_generation();
   ctr_rb_stack_t *st = ctr_rb_stack_get();
+  if (st != NULL && ctr_client_active())
+    ctr_rb_sync(st, false);
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
@@ -1221,6 +1618,7 @@ static VALUE ctr_rb_warn(int argc, VALUE *argv, VALUE self) {
 /* Ends the session: no events after this one. */
 static void ctr_rb_finish(int64_t status) {
   rb_remove_event_hook(CTR_RB_HOOK_FN);
+  rb_remove_event_hook(CTR_RB_WAKE_HOOK_FN);
   ctr_client_finish(status);
 }
 
@@ -1268,6 +1666,8 @@ static void ctr_rb_end(VALUE data) {
           status = 128 + FIX2LONG(signo);
       }
       rb_remove_event_hook(CTR_RB_HOOK_FN);
+      rb_remove_event_hook(CTR_RB_WAKE_HOOK_FN);
+      g.hooked = true; /* no hook may come back for the last output */
       ctr_rb_record_uncaught(err);
     }
   }
@@ -1446,10 +1846,21 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   id_instruction_sequence = rb_intern("instruction_sequence");
   id_each_child = rb_intern("each_child");
   id_signo = rb_intern("signo");
+  id_label = rb_intern("label");
+  id_path = rb_intern("path");
+  id_first_lineno = rb_intern("first_lineno");
+  id_lineno = rb_intern("lineno");
   if (ctr_rb_start_client() != 0)
     return; /* unset: silent; failed: libctrec printed one line */
   g.on = true;
-  g.values = !ctr_rb_env_is("CTREC_VALUES", "none");
+  g.vmode = ctr_client_settings()->values;
+  if (ctr_rb_env_is("CTREC_VALUES", "none"))
+    g.vmode = CTR_WV_NONE;
+  else if (ctr_rb_env_is("CTREC_VALUES", "args"))
+    g.vmode = CTR_WV_ARGS;
+  else if (ctr_rb_env_is("CTREC_VALUES", "all"))
+    g.vmode = CTR_WV_ALL;
+  g.pushdown = !ctr_rb_env_is("CTREC_NO_PUSHDOWN", "1");
 
   int state = 0;
   ctr__rb_main_obj = rb_protect(ctr_rb_main_body, Qnil, &state);
@@ -1513,6 +1924,7 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   rb_tracepoint_enable(tp);
 
   rb_set_end_proc(ctr_rb_end, Qnil);
+  g.hooked = true;
   rb_add_event_hook2(CTR_RB_HOOK_FN, CTR_RB_EVENTS, Qnil,
                      RUBY_EVENT_HOOK_FLAG_SAFE | RUBY_EVENT_HOOK_FLAG_RAW_ARG);
 }

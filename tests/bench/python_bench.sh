@@ -5,7 +5,11 @@
 # program measures its own loop, so start-up is not counted), wall times,
 # slowdown ratios and the trace size. "shim" sends to a sink that discards
 # the stream (tests/bench/python/sink.py), which times the shim without
-# ctrecd's rendering. Not part of ctest.
+# ctrecd's rendering. "none" records with record.values: none (steps and
+# calls only). "skipped" and "skipun" time bench_skip.py, whose hot loop
+# sits in a module that a skip-tree rule leaves out, recorded and untraced.
+# Targets (issues 4 and 5): ctrec <= 12x untraced, none <= 1.5x the empty
+# C trace function, skipped <= 1.3x untraced. Not part of ctest.
 #
 #   tests/bench/python_bench.sh [BUILD_DIR] [N]
 set -eu
@@ -40,6 +44,13 @@ echo "python: $($py --version 2>&1), N=$n calls"
 run plain $py "$prog" "$n"
 run empty env PYTHONPATH="$shim" $py "$prog" "$n" --empty-trace
 run ctrec "$ctl" record -q -o "$tmp/traces" -- $py "$prog" "$n"
+printf 'record:\n  values: none\n' >"$tmp/none.yaml"
+run none "$ctl" record -q -c "$tmp/none.yaml" -o "$tmp/traces-none" -- $py "$prog" "$n"
+printf 'filter:\n  rules:\n    - {file: "**/skip_hot.py", action: skip-tree}\n' \
+  >"$tmp/skip.yaml"
+run skipun $py "$here/python/bench_skip.py" "$n"
+run skipped "$ctl" record -q -c "$tmp/skip.yaml" -o "$tmp/traces-skip" -- \
+  $py "$here/python/bench_skip.py" "$n"
 # The shim alone: a sink that discards the stream instead of ctrecd.
 $py "$here/python/sink.py" "$tmp/sink.sock" &
 sink=$!
@@ -56,10 +67,15 @@ size=$(du -sk "$tmp/traces" | cut -f1)
 steps=$(grep -o '"steps":[0-9]*' "$tmp"/traces/*/trace_metadata.json | head -1 | cut -d: -f2)
 echo
 printf 'empty C trace / untraced   %6.1fx\n' "$(echo "$loop_empty / $loop_plain" | bc -l)"
-printf 'ctrec / untraced           %6.1fx\n' "$(echo "$loop_ctrec / $loop_plain" | bc -l)"
+printf 'ctrec / untraced           %6.1fx   (target <= 12x)\n' "$(echo "$loop_ctrec / $loop_plain" | bc -l)"
 printf 'ctrec / empty C trace      %6.1fx\n' "$(echo "$loop_ctrec / $loop_empty" | bc -l)"
 printf 'shim only (sink) / untraced %5.1fx\n' "$(echo "$loop_shim / $loop_plain" | bc -l)"
 printf 'shim only / empty C trace  %6.1fx\n' "$(echo "$loop_shim / $loop_empty" | bc -l)"
+printf 'none / untraced            %6.1fx\n' "$(echo "$loop_none / $loop_plain" | bc -l)"
+printf 'none / empty C trace       %6.1fx   (target <= 1.5x)\n' \
+  "$(echo "$loop_none / $loop_empty" | bc -l)"
+printf 'skipped / untraced         %6.1fx   (target <= 1.3x)\n' \
+  "$(echo "$loop_skipped / $loop_skipun" | bc -l)"
 printf 'ctrec wall / untraced wall %6.1fx (includes the daemon writing the trace)\n' \
   "$(echo "$wall_ctrec / $wall_plain" | bc -l)"
 echo "trace: ${size} KiB on disk, ${steps:-?} steps"
