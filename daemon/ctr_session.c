@@ -819,7 +819,7 @@ static void event_record(ctr_session_t *s, int kind, const char *text,
   /* The text is assembled first: a record must not be interleaved. */
   s->scratch.len = 0;
   ctr_buf_add(&s->scratch, text, n);
-  if (text2) {
+  if (text2 && n2 > 0) {
     ctr_buf_add(&s->scratch, ": ", 2);
     ctr_buf_add(&s->scratch, text2, n2);
   }

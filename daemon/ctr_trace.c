@@ -77,9 +77,12 @@ static void sanitize_name(char *out, size_t cap, const char *name) {
   for (; *base && i + 1 < cap && i < 64; base++)
     out[i++] = (isalnum((unsigned char)*base) || strchr("._-", *base))
                    ? *base : '_';
-  if (i == 0 || out[0] == '.')
-    i = (size_t)snprintf(out, cap, "trace");
   out[i] = '\0';
+  /* A folder name must not look like an option ("-c") or be hidden. */
+  if (i == 0 || out[0] == '.' || out[0] == '-')
+    out[0] = i ? '_' : '\0';
+  if (i == 0)
+    snprintf(out, cap, "trace");
 }
 
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,

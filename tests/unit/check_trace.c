@@ -276,6 +276,24 @@ START_TEST(trace_is_closed_json_after_every_flush) {
 }
 END_TEST
 
+START_TEST(folder_names_are_safe) {
+  char root[] = "/tmp/ctrec-check-XXXXXX";
+  const char *base;
+  ctr_trace_t *t;
+
+  ck_assert_ptr_nonnull(mkdtemp(root));
+  ck_assert_int_eq(ctr_trace_open(&t, root, "-c", 7, 0, 1, "/", "-c", "[]"), 0);
+  base = strrchr(ctr_trace_dir(t), '/') + 1;
+  ck_assert_str_eq(base, "_c-7-19700101T000000Z");
+  ctr_trace_close(t);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/../a b.rb", 7, 0, 3, "/", "p", "[]"),
+                   0);
+  base = strrchr(ctr_trace_dir(t), '/') + 1;
+  ck_assert_str_eq(base, "a_b.rb-7-19700101T000000Z-3");
+  ctr_trace_close(t);
+}
+END_TEST
+
 START_TEST(source_paths_cannot_escape) {
   char root[] = "/tmp/ctrec-check-XXXXXX";
   ctr_trace_t *t;
@@ -305,6 +323,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(values, rejects_bad_values);
   tcase_add_test(folder, trace_is_closed_json_after_every_flush);
   tcase_add_test(folder, source_paths_cannot_escape);
+  tcase_add_test(folder, folder_names_are_safe);
   suite_add_tcase(s, json);
   suite_add_tcase(s, values);
   suite_add_tcase(s, folder);
