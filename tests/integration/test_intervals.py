@@ -109,6 +109,30 @@ class IntervalTest(TempDirTest):
         self.assertLess(ticks, 20)
         self.assertNotIn("tick 0 total", t.output())
 
+    def test_absolute_window(self):
+        import datetime
+        start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + \
+            datetime.timedelta(seconds=2)
+        end = start + datetime.timedelta(seconds=1)
+        self.start(f"""\
+            record:
+              windows:
+                - {{at: "{start.isoformat()}", until: "{end.isoformat()}"}}
+            """)
+        p = self.run_slow(80)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        traces = self.traces()
+        self.assertEqual(len(traces), 1)
+        t = traces[0]
+        self.assertEqual(t.meta["ctrec"]["interval"]["end_reason"], "outside record.windows")
+        # About a second of a 50 ms tick, neither the start nor the end.
+        ticks = t.output().count("tick")
+        self.assertGreater(ticks, 5)
+        self.assertLess(ticks, 40)
+        self.assertNotIn("tick 0 total", t.output())
+        self.assertNotIn("tick 79 total", t.output())
+
     def test_max_events_ends_the_interval(self):
         self.start("""\
             record:
