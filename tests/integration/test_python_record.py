@@ -261,7 +261,7 @@ class RecordDetails(TempDirTest):
         self.assertIn("ZeroDivisionError: division by zero", errors)
         self.assertIn("AppError: wrapped failure", errors)
         # A user __str__ is never called: only the class is shown.
-        self.assertIn("Loud: ", errors)
+        self.assertIn("Loud", errors)
         # Frames unwound by an exception return an Error, never None.
         unwound = [r for r in t.kinds("Return") if r["return_value"]["kind"] == "Error"]
         self.assertTrue(any("ValueError: negative: -2" in r["return_value"]["msg"]
