@@ -124,6 +124,7 @@ struct ctr_session_s {
   uint32_t trace_funcs;
   int64_t redacted_type; /* trace type of "<redacted>" values, -1 until used */
   bool dry;              /* check values without writing interning records */
+  bool write_failed;     /* the last flush failed (already logged) */
   ctr_filter_t *filter;
   size_t nvalue_rules;
   int values;            /* record.values */
@@ -1311,9 +1312,11 @@ int ctr_session_flush(ctr_session_t *s) {
   s->st.written = ctr_trace_records(s->trace);
   render_meta(s);
   rc = ctr_trace_flush(s->trace);
-  if (rc != 0)
+  /* Logged when writing starts failing, not at every flush after. */
+  if (rc != 0 && !s->write_failed)
     CTR_ERROR("session %llu: cannot write %s: %s", (unsigned long long)s->id,
               ctr_trace_dir(s->trace), ctr_strerror(rc));
+  s->write_failed = rc != 0;
   return rc;
 }
 
