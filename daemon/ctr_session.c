@@ -80,6 +80,9 @@ typedef struct thread_s {
 
 #define TABLE(T) struct { T *v; uint32_t n, cap; }
 
+/* Rendered records kept while writing fails, before the session ends. */
+#define PENDING_MAX (64u << 20)
+
 struct ctr_session_s {
   uint64_t id;
   const ctr_config_t *cfg;
@@ -1223,6 +1226,11 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   rc = execute(s, m, why);
   if (rc == 0)
     check_limits(s);
+  /* Records wait in memory while the disk refuses them, but not without
+   * bound: the session ends, aborted, and the client turns itself off. */
+  if (rc == 0 && s->write_failed && ctr_session_pending(s) > PENDING_MAX)
+    rc = fail(why, "the trace cannot be written (see the earlier error)",
+              CTR_ELIMIT);
   return rc;
 }
 
