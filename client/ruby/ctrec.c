@@ -30,7 +30,9 @@
  * Push-down: the daemon's code rules arrive in WELCOME and FILTER. Each
  * function caches its decision (per filter generation). A "skip" frame
  * sends no CALL, RETURN, STEP or VARS of its own; inside a "skip-tree"
- * frame the hook only counts nested frames until the tree returns. Output
+ * frame the hook only counts nested frames until the tree returns, or,
+ * when the tree's root is a method and only one thread runs, Ruby stops
+ * calling it for the tree's code at all (see "fast skip-tree"). Output
  * and RAISE are still sent. The shim mirrors the daemon's view of the
  * stack: a frame is "known" when a CALL is sent for it or would be without
  * push-down, and a line is sent when the innermost known frame (or, with
@@ -95,7 +97,14 @@
 #define CTR_RB_EVENTS                                                          \
   (RUBY_EVENT_LINE | RUBY_EVENT_CALL | RUBY_EVENT_RETURN |                     \
    RUBY_EVENT_B_CALL | RUBY_EVENT_B_RETURN | RUBY_EVENT_RAISE |                \
-   RUBY_EVENT_THREAD_END)
+   RUBY_EVENT_THREAD_END | RUBY_EVENT_FIBER_SWITCH)
+/* Inside a skip-tree on the only thread: no event that code fires, only
+ * errors and the events that tell another thread or fiber is running. */
+#define CTR_RB_TREE_EVENTS                                                     \
+  (RUBY_EVENT_RAISE | RUBY_EVENT_THREAD_BEGIN | RUBY_EVENT_THREAD_END |        \
+   RUBY_EVENT_FIBER_SWITCH)
+/* Deepest Ruby stack a skip-tree root can be told apart in (frames). */
+#define CTR_RB_DEPTH_MAX 8192
 /* While paused: calls notice a resume, thread ends free their stacks. */
 #define CTR_RB_WAKE_EVENTS                                                     \
   (RUBY_EVENT_CALL | RUBY_EVENT_B_CALL | RUBY_EVENT_THREAD_END)
@@ -269,6 +278,13 @@ typedef struct ctr_rb_func_s {
   uint32_t gen;
   int action;    /* pushed rules' decision (enum ctr_filter_action) */
   uint32_t fgen; /* filter generation of `action` + 1; 0 = not decided */
+  /* Skip-tree root on the fast path: a TracePoint on the method's own
+   * return (made once; Qnil when the method is not plain Ruby code), and
+   * the stack it is enabled for (NULL: disabled). */
+  int tree_tp_state; /* 0 not tried, 1 made, -1 not possible */
+  VALUE tree_tp;
+  VALUE tree_iseq;
+  struct ctr_rb_stack_s *tree_stack;
 } ctr_rb_func_t;
 
 /* One method or block frame of a fiber's shadow stack. */
@@ -307,6 +323,11 @@ typedef struct ctr_rb_stack_s {
   size_t cap;
   size_t trees;  /* known skip-tree frames on the stack */
   size_t nested; /* frames entered inside a skip-tree, not kept (push-down) */
+  /* Fast skip-tree: the root frame's function (its TracePoint reports the
+   * root's return) and the Ruby stack depth of the root frame. While set,
+   * the hook ignores this fiber's code events. */
+  ctr_rb_func_t *ftree;
+  long fdepth;
   uint32_t epoch; /* resume epoch this stack was rebuilt for */
   ctr_rb_top_t top;
   struct ctr_rb_stack_s *next;
@@ -317,6 +338,8 @@ static struct {
   int vmode;       /* enum ctr_values_mode: WELCOME, or CTREC_VALUES */
   bool pushdown;   /* skip code the daemon would skip (CTREC_NO_PUSHDOWN) */
   bool hooked;     /* the full hook is installed (else the wake hook) */
+  bool reduced;    /* the hook has CTR_RB_TREE_EVENTS only (fast skip-tree) */
+  size_t ftrees;   /* stacks inside a fast skip-tree */
   uint32_t epoch;  /* bumped at each resume: every stack is rebuilt */
   bool daemonize;  /* Process.daemon is forking: the parent ends at once */
   uint32_t gen;    /* client generation the tables were built for, +1 */
@@ -343,7 +366,8 @@ static struct {
 static ID id_local_variables, id_local_variable_get, id_instance_method,
     id_parameters, id_attached, id_mesg, id_status, id_full_message,
     id_highlight, id_order, id_top, id_eval_script, id_instruction_sequence,
-    id_each_child, id_signo, id_label, id_path, id_first_lineno, id_lineno;
+    id_each_child, id_signo, id_label, id_path, id_first_lineno, id_lineno,
+    id_enable, id_target, id_of;
 
 static int ctr_rb_fkey_cmp(st_data_t a, st_data_t b) {
   return memcmp((const void *)a, (const void *)b, sizeof(ctr_rb_fkey_t)) != 0;
@@ -363,7 +387,10 @@ static int ctr_rb_mark_path(st_data_t k, st_data_t v, st_data_t arg) {
 
 static int ctr_rb_mark_func(st_data_t k, st_data_t v, st_data_t arg) {
   const ctr_rb_fkey_t *fk = (const ctr_rb_fkey_t *)k;
-  rb_gc_mark(((const struct ctr_rb_func_s *)v)->param_names);
+  const struct ctr_rb_func_s *f = (const struct ctr_rb_func_s *)v;
+  rb_gc_mark(f->param_names);
+  rb_gc_mark(f->tree_tp);
+  rb_gc_mark(f->tree_iseq);
   rb_gc_mark(fk->klass);
   rb_gc_mark(fk->mid);
   rb_gc_mark(fk->path);
@@ -582,7 +609,10 @@ static uint32_t ctr_rb_path_id(msgpack_packer *pk, ctr_rb_path_t *p) {
 
 /* ---- stacks (one per fiber) ------------------------------------------------- */
 
+static void ctr_rb_tree_end(ctr_rb_stack_t *s);
+
 static void ctr_rb_stack_clear(ctr_rb_stack_t *s) {
+  ctr_rb_tree_end(s);
   s->n = 0;
   s->trees = s->nested = 0;
   s->top.frame = s->top.path = 0;
@@ -614,6 +644,7 @@ static void ctr_rb_stack_free(ctr_rb_stack_t *s) {
   }
   if (g.cur == s)
     g.cur = NULL;
+  ctr_rb_tree_end(s);
   free(s->frames);
   free(s);
 }
@@ -901,9 +932,62 @@ static ctr_rb_path_t *ctr_rb_eval_path(void) {
 
 /* ---- events --------------------------------------------------------------- */
 
+/* Appends `v` to `b` the way msgpack_pack_uint64 packs it. */
+static size_t ctr_rb_put_uint(unsigned char *b, uint64_t v) {
+  if (v < 128) {
+    b[0] = (unsigned char)v;
+    return 1;
+  }
+  if (v < 256) {
+    b[0] = 0xcc;
+    b[1] = (unsigned char)v;
+    return 2;
+  }
+  if (v < 65536) {
+    b[0] = 0xcd;
+    b[1] = (unsigned char)(v >> 8);
+    b[2] = (unsigned char)v;
+    return 3;
+  }
+  if (v <= UINT32_MAX) {
+    b[0] = 0xce;
+    for (int i = 0; i < 4; i++)
+      b[1 + i] = (unsigned char)(v >> (24 - 8 * i));
+    return 5;
+  }
+  b[0] = 0xcf;
+  for (int i = 0; i < 8; i++)
+    b[1 + i] = (unsigned char)(v >> (56 - 8 * i));
+  return 9;
+}
+
+/* STEP is most of what is sent: packed as the same bytes as ctr_pack_step
+ * would, but handed to the batch in one write instead of four. */
+static void ctr_rb_pack_step(msgpack_packer *pk, uint32_t pid, long line) {
+  if (line < 0) {
+    ctr_pack_step(pk, pid, line);
+    return;
+  }
+  unsigned char b[2 + 5 + 9];
+  b[0] = 0x93; /* fixarray of 3 */
+  b[1] = CTR_MSG_STEP;
+  size_t n = 2 + ctr_rb_put_uint(b + 2, pid);
+  n += ctr_rb_put_uint(b + n, (uint64_t)line);
+  pk->callback(pk->data, (const char *)b, n);
+}
+
 static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
                            VALUE path, ctr_rb_path_t *p) {
   long line = NUM2LONG(rb_tracearg_lineno(targ));
+  if (g.vmode != CTR_WV_ALL) {
+    msgpack_packer *pk = ctr_client_begin();
+    if (pk == NULL)
+      return;
+    ctr_rb_pack_thread(pk, s);
+    ctr_rb_pack_step(pk, ctr_rb_path_id(pk, p), line);
+    ctr_client_end();
+    return;
+  }
   ctr_rb_gather_t ga = {Qnil, Qnil, s->vals};
   bool vars = false;
   if (g.vmode == CTR_WV_ALL) {
@@ -915,7 +999,7 @@ static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
     return;
   ctr_rb_pack_thread(pk, s);
   uint32_t pid = ctr_rb_path_id(pk, p);
-  ctr_pack_step(pk, pid, line);
+  ctr_rb_pack_step(pk, pid, line);
   if (g.vmode == CTR_WV_ALL) {
     uint32_t n = vars ? ctr_rb_pack_pairs(pk, ga.names, ga.vals) : 0;
     ctr_pack_vars_begin(pk, n);
@@ -1012,6 +1096,7 @@ static ctr_rb_func_t *ctr_rb_func_lookup(VALUE klass, VALUE mid, VALUE path,
     }
   }
   f->param_names = Qnil;
+  f->tree_tp = f->tree_iseq = Qnil;
   if (f->nparams > 0) {
     f->param_names = rb_ary_new_capa(f->nparams);
     for (int i = 0; i < f->nparams; i++)
@@ -1372,6 +1457,147 @@ static void ctr_rb_resync(ctr_rb_stack_t *s, bool entering) {
 static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ);
 static void ctr_rb_wake_hook(VALUE data, rb_trace_arg_t *targ);
 
+/* ---- fast skip-tree ------------------------------------------------------
+ *
+ * Inside a skip-tree nothing but errors is sent, yet Ruby calls the hook
+ * for every line, call and return of the tree, which costs more than the
+ * code itself. When a method frame opens a skip-tree on the only thread,
+ * the hook is narrowed to CTR_RB_TREE_EVENTS and a TracePoint targeted at
+ * the root method's own code reports its return. Ruby's trace
+ * instructions stay in place once an event was enabled, so narrowing and
+ * widening the hook costs no rewrite of the program's code. The root's
+ * frame is told apart from recursive calls of the same method by the
+ * depth of the Ruby stack. A new thread, or a switch to a fiber that is
+ * not in the tree, widens the hook again: the tree's events are then
+ * ignored until its root returns. */
+
+/* Number of frames on the current fiber's Ruby stack, -1 when too deep. */
+static long ctr_rb_depth(void) {
+  static VALUE *buf;
+  static int *lines;
+  if (buf == NULL) {
+    buf = malloc(CTR_RB_DEPTH_MAX * sizeof *buf);
+    lines = malloc(CTR_RB_DEPTH_MAX * sizeof *lines);
+    if (buf == NULL || lines == NULL) {
+      free(buf);
+      free(lines);
+      buf = NULL;
+      lines = NULL;
+      return -1;
+    }
+  }
+  int n = rb_profile_frames(0, CTR_RB_DEPTH_MAX, buf, lines);
+  return n >= CTR_RB_DEPTH_MAX ? -1 : n;
+}
+
+/* Narrows (on) or widens the full hook's events. */
+static void ctr_rb_reduce(bool on) {
+  if (!g.hooked) {
+    g.reduced = false;
+    return;
+  }
+  if (on == g.reduced)
+    return;
+  g.reduced = on;
+  rb_remove_event_hook(CTR_RB_HOOK_FN);
+  rb_add_event_hook2(CTR_RB_HOOK_FN, on ? CTR_RB_TREE_EVENTS : CTR_RB_EVENTS,
+                     Qnil,
+                     RUBY_EVENT_HOOK_FLAG_SAFE | RUBY_EVENT_HOOK_FLAG_RAW_ARG);
+}
+
+/* Leaves the fast path for `s`: its tree's events reach the hook again. */
+static void ctr_rb_tree_end(ctr_rb_stack_t *s) {
+  ctr_rb_func_t *f = s->ftree;
+  if (f == NULL)
+    return;
+  s->ftree = NULL;
+  f->tree_stack = NULL;
+  g.ftrees--;
+  rb_tracepoint_disable(f->tree_tp);
+  ctr_rb_reduce(false);
+}
+
+/* Narrows the hook when the fiber running now is inside a fast tree and
+ * no other thread exists; widens it otherwise. */
+static void ctr_rb_tree_balance(void) {
+  ctr_rb_reduce(g.cur != NULL && g.cur->ftree != NULL &&
+                g.cur->fiber == rb_fiber_current() && rb_thread_alone());
+}
+
+static VALUE ctr_rb_tree_tp_body(VALUE arg) {
+  ctr_rb_func_t *f = (ctr_rb_func_t *)arg;
+  VALUE um = rb_funcall(f->key.klass, id_instance_method, 1, f->key.mid);
+  VALUE iseqc = rb_const_get(rb_const_get(rb_cObject, rb_intern("RubyVM")),
+                             rb_intern("InstructionSequence"));
+  VALUE iseq = rb_funcall(iseqc, id_of, 1, um);
+  if (NIL_P(iseq))
+    return Qnil;
+  /* The method's own code, not a block defined as a method or another
+   * method under the same name. */
+  VALUE label = rb_funcall(iseq, id_label, 0);
+  VALUE path = rb_funcall(iseq, id_path, 0);
+  VALUE line = rb_funcall(iseq, id_first_lineno, 0);
+  if (!RB_TYPE_P(label, T_STRING) ||
+      !RTEST(rb_str_equal(label, rb_sym2str(f->key.mid))) ||
+      !RB_TYPE_P(path, T_STRING) || !RTEST(rb_str_equal(path, f->key.path)) ||
+      !FIXNUM_P(line) || FIX2LONG(line) != f->key.line)
+    return Qnil;
+  return iseq;
+}
+
+static void ctr_rb_tree_return(VALUE tpval, void *data);
+
+/* Makes the root TracePoint of `f` once; false when it cannot have one. */
+static bool ctr_rb_tree_tp(ctr_rb_func_t *f) {
+  if (f->tree_tp_state == 0) {
+    f->tree_tp_state = -1;
+    if (!SYMBOL_P(f->key.mid) || !RB_TYPE_P(f->key.path, T_STRING) ||
+        !(RB_TYPE_P(f->key.klass, T_CLASS) || RB_TYPE_P(f->key.klass, T_MODULE)))
+      return false;
+    int state = 0;
+    VALUE iseq = rb_protect(ctr_rb_tree_tp_body, (VALUE)f, &state);
+    if (state) {
+      rb_set_errinfo(Qnil);
+      return false;
+    }
+    if (NIL_P(iseq))
+      return false;
+    f->tree_iseq = iseq;
+    f->tree_tp = rb_tracepoint_new(0, RUBY_EVENT_RETURN, ctr_rb_tree_return, f);
+    f->tree_tp_state = 1;
+  }
+  return f->tree_tp_state > 0;
+}
+
+static VALUE ctr_rb_tree_enable_body(VALUE arg) {
+  ctr_rb_func_t *f = (ctr_rb_func_t *)arg;
+  VALUE opts = rb_hash_new();
+  rb_hash_aset(opts, ID2SYM(id_target), f->tree_iseq);
+  return rb_funcallv_kw(f->tree_tp, id_enable, 1, &opts, RB_PASS_KEYWORDS);
+}
+
+/* Called when the method frame just pushed on `s` opened a skip-tree. */
+static void ctr_rb_tree_begin(ctr_rb_stack_t *s, ctr_rb_func_t *f) {
+  if (!g.hooked || s->ftree != NULL || s->nested > 0 || f->tree_stack != NULL ||
+      !rb_thread_alone() || !ctr_rb_tree_tp(f))
+    return;
+  long depth = ctr_rb_depth();
+  if (depth < 0)
+    return;
+  int state = 0;
+  rb_protect(ctr_rb_tree_enable_body, (VALUE)f, &state);
+  if (state) {
+    rb_set_errinfo(Qnil);
+    f->tree_tp_state = -1;
+    return;
+  }
+  s->ftree = f;
+  s->fdepth = depth;
+  g.ftrees++;
+  f->tree_stack = s;
+  ctr_rb_reduce(true);
+}
+
 /* Paused: only the wake hook stays. The shadow stacks are dropped; they
  * are rebuilt from the live stack on resume. */
 static void ctr_rb_hooks_pause(void) {
@@ -1409,10 +1635,42 @@ static void ctr_rb_sync(ctr_rb_stack_t *s, bool entering) {
     ctr_rb_resync(s, entering);
 }
 
+/* The root TracePoint of a fast tree: its method returns, maybe from a
+ * recursive call or in another fiber. */
+static void ctr_rb_tree_return(VALUE tpval, void *data) {
+  ctr_rb_func_t *f = data;
+  ctr_rb_stack_t *s = f->tree_stack;
+  if (s == NULL || s->fiber != rb_fiber_current() ||
+      ctr_rb_depth() != s->fdepth)
+    return;
+  ctr_rb_tree_end(s);
+  if (!ctr_client_active()) {
+    ctr_rb_hooks_pause();
+    return;
+  }
+  ctr_rb_check_generation();
+  g.cur = s;
+  ctr_rb_sync(s, false);
+  rb_trace_arg_t *targ = rb_tracearg_from_tracepoint(tpval);
+  if (s->n > 0 && s->frames[s->n - 1].known && !s->frames[s->n - 1].sent)
+    ctr_client_filtered(1);
+  if (ctr_rb_pop(s))
+    ctr_rb_on_return(targ, s);
+  if (s->n == 0 && s->nested == 0 && s->fiber != g.main_fiber)
+    ctr_rb_stack_free(s);
+}
+
 static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   rb_event_flag_t ev = rb_tracearg_event_flag(targ);
   if (ev == RUBY_EVENT_THREAD_END) {
     ctr_rb_stacks_drop_thread(rb_thread_current());
+    return;
+  }
+  if (ev == RUBY_EVENT_FIBER_SWITCH || ev == RUBY_EVENT_THREAD_BEGIN) {
+    if (g.ftrees > 0) {
+      (void)ctr_rb_stack_get();
+      ctr_rb_tree_balance();
+    }
     return;
   }
   if (!ctr_client_active()) {
@@ -1428,6 +1686,8 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   bool call = ev == RUBY_EVENT_CALL || ev == RUBY_EVENT_B_CALL;
   ctr_rb_sync(s, call);
   bool ret = ev == RUBY_EVENT_RETURN || ev == RUBY_EVENT_B_RETURN;
+  if (s->ftree != NULL && ev != RUBY_EVENT_RAISE)
+    return; /* a fast tree's code, seen while the hook is wide */
   if (s->nested > 0 || (g.pushdown && s->trees > 0)) {
     /* Inside a skip-tree: count frames, send nothing but errors. */
     if (call) {
@@ -1486,6 +1746,8 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
     } else {
       ctr_rb_note_thread(s);
       ctr_client_filtered(1);
+      if (fr->tree && s->trees == 1 && ev == RUBY_EVENT_CALL)
+        ctr_rb_tree_begin(s, f);
     }
     break;
   }
@@ -1850,6 +2112,9 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   id_path = rb_intern("path");
   id_first_lineno = rb_intern("first_lineno");
   id_lineno = rb_intern("lineno");
+  id_enable = rb_intern("enable");
+  id_target = rb_intern("target");
+  id_of = rb_intern("of");
   if (ctr_rb_start_client() != 0)
     return; /* unset: silent; failed: libctrec printed one line */
   g.on = true;
