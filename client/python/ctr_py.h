@@ -14,6 +14,21 @@
 #include "ctr_client.h"
 #include "ctr_filter.h"
 
+/* 3.12 renamed the code-extra functions (the old names are deprecated). */
+#if PY_VERSION_HEX >= 0x030C0000
+#define ctr__py_code_get_extra PyUnstable_Code_GetExtra
+#define ctr__py_code_set_extra PyUnstable_Code_SetExtra
+#define ctr__py_request_extra PyUnstable_Eval_RequestCodeExtraIndex
+/* 3.12+ record through sys.monitoring (ctr_py_monitor.c); 3.11 through a
+ * C trace function. */
+#define CTR_PY_MONITORING 1
+#else
+#define ctr__py_code_get_extra _PyCode_GetExtra
+#define ctr__py_code_set_extra _PyCode_SetExtra
+#define ctr__py_request_extra _PyEval_RequestCodeExtraIndex
+#define CTR_PY_MONITORING 0
+#endif
+
 /* ---- byte-string tables (ctr_py_names.c) ------------------------------- */
 
 typedef struct ctr_py_entry_s {
@@ -72,6 +87,42 @@ int64_t ctr__py_exit_status(void);
  * line (before os._exit, at the end). */
 void ctr__py_record_output(int kind, const char *s, size_t n);
 void ctr__py_flush_output(void);
+
+/* ---- sys.monitoring (ctr_py_monitor.c, 3.12+) ------------------------------ */
+
+/* One code object whose local events the shim has switched on. */
+typedef struct ctr_py_mon_code_s ctr_py_mon_code_t;
+
+#if CTR_PY_MONITORING
+/* Takes the tool id (DEBUGGER_ID, else PROFILER_ID) before recording
+ * starts; when both are taken it says so once on stderr and fails. */
+int ctr__py_mon_claim(void);
+/* Registers the callbacks and switches the global events on. */
+int ctr__py_mon_install(void);
+/* Switches co's local events on (now, or at the next resume while events
+ * are off); NULL when that failed. */
+ctr_py_mon_code_t *ctr__py_mon_track(PyCodeObject *co);
+/* Switches them off again and forgets co. */
+void ctr__py_mon_untrack(ctr_py_mon_code_t *m);
+/* Forgets co without touching it: it is being deallocated. */
+void ctr__py_mon_forget(ctr_py_mon_code_t *m);
+/* Every event on or off: global events and each followed code's own. */
+void ctr__py_mon_hooks(bool on);
+/* Locations switched off with DISABLE report again (new code rules). */
+void ctr__py_mon_restart(void);
+/* Everything off and the tool id given back (the end of recording). */
+void ctr__py_mon_stop(void);
+/* The benchmark's baseline: do-nothing callbacks for the same events. */
+int ctr__py_mon_empty(bool on);
+
+/* The recorder's side of the callbacks (ctr_py_trace.c). Those returning
+ * bool return true when the location should be disabled. */
+bool ctr__py_mon_start(PyCodeObject *co);
+void ctr__py_mon_end(PyCodeObject *co, PyObject *value);
+void ctr__py_mon_line(PyCodeObject *co, int line);
+bool ctr__py_mon_jump(PyCodeObject *co, int from, int to);
+void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc);
+#endif
 
 /* ---- values (ctr_py_value.c) --------------------------------------------- */
 

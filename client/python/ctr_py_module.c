@@ -3,7 +3,8 @@
  * ctrec._activate calls start() early (from sitecustomize, ctrec.pth or
  * python -m ctrec). start() connects through libctrec, installs the trace
  * function (ctr_py_trace.c) on the calling thread and, through
- * threading.settrace, on every thread started later, records program output
+ * threading.settrace, on every thread started later (3.12+: registers the
+ * sys.monitoring callbacks of ctr_py_monitor.c, which see every thread), records program output
  * by wrapping sys.stdout.write, sys.stderr.write and os.write, flushes
  * before os._exit, and registers
  * finish() with atexit to send BYE with the exit status.
@@ -206,6 +207,11 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
     return NULL;
   if (ctr__py_trace_on())
     Py_RETURN_TRUE;
+#if CTR_PY_MONITORING
+  /* Without a tool id there is nothing to record with: no session. */
+  if (ctr__py_mon_claim() != 0)
+    Py_RETURN_FALSE;
+#endif
 
   Py_ssize_t argc = PyList_GET_SIZE(argv);
   const char **cargv = PyMem_Calloc((size_t)argc + 1, sizeof *cargv);
@@ -233,17 +239,22 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
   };
   int rc = ctr_client_start(&info);
   PyMem_Free(cargv);
-  if (rc != 0)
-    Py_RETURN_FALSE; /* unset: silent; failed: libctrec printed one line */
-
-  if (ctr__py_trace_setup(skip, skip_frozen != 0, g_thread_hook) != 0) {
-    ctr_client_finish(0);
+  if (rc != 0 ||
+      ctr__py_trace_setup(skip, skip_frozen != 0, g_thread_hook) != 0) {
+    /* unset: silent; failed: libctrec printed one line */
+    if (rc == 0)
+      ctr_client_finish(0);
+#if CTR_PY_MONITORING
+    ctr__py_mon_stop();
+#endif
     Py_RETURN_FALSE;
   }
   ctr_py_wrap_stream("stdout", CTR_EV_WRITE);
   ctr_py_wrap_stream("stderr", CTR_EV_WRITE_OTHER);
   ctr_py_wrap_os_functions();
-  ctr_py_hook_threads();
+  /* sys.monitoring reports every thread without a per-thread hook. */
+  if (!CTR_PY_MONITORING)
+    ctr_py_hook_threads();
   PyObject *atexit = PyImport_ImportModule("atexit");
   PyObject *fin = PyObject_GetAttrString(self, "_finish");
   PyObject *r = atexit && fin ? PyObject_CallMethod(atexit, "register", "O", fin)
@@ -259,15 +270,26 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
 
 /* ---- benchmark helper ------------------------------------------------------ */
 
+#if !CTR_PY_MONITORING
 static int ctr_py_empty_trace(PyObject *obj, PyFrameObject *frame, int what,
                               PyObject *arg) {
   return 0;
 }
+#endif
 
-/* Installs a trace function that does nothing: the interpreter's own cost
- * of C tracing, the baseline of tests/bench/python_bench.sh. */
+/* Installs a trace function that does nothing (3.12+: a sys.monitoring
+ * tool with do-nothing callbacks for the recorder's events): the
+ * interpreter's own cost of the hooks, the baseline of
+ * tests/bench/python_bench.sh. */
 static PyObject *ctr_py_empty(PyObject *self, PyObject *on) {
+#if CTR_PY_MONITORING
+  if (ctr__py_mon_empty(PyObject_IsTrue(on) == 1) != 0) {
+    PyErr_SetString(PyExc_RuntimeError, "no free sys.monitoring tool id");
+    return NULL;
+  }
+#else
   PyEval_SetTrace(PyObject_IsTrue(on) ? ctr_py_empty_trace : NULL, NULL);
+#endif
   Py_RETURN_NONE;
 }
 

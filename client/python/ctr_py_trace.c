@@ -1,4 +1,10 @@
-/* ctr_py_trace.c: the trace function of the Python shim.
+/* ctr_py_trace.c: the recorder of the Python shim.
+ *
+ * On 3.12+ the events come from sys.monitoring (ctr_py_monitor.c calls the
+ * ctr__py_mon_* functions at the end of this file); everything else here,
+ * the shadow stack, values, interning, push-down, pause and STACK, serves
+ * both. What follows describes the 3.11 trace function, and the
+ * sys.monitoring section says where it differs.
  *
  * A C trace function (Py_tracefunc, installed with PyEval_SetTrace in each
  * thread) turns CPython's call, line, return and exception events into
@@ -94,10 +100,13 @@ typedef struct ctr_py_code_s {
   Py_ssize_t nargs;
   int action;          /* ctr_client_decide for this code */
   uint32_t action_gen; /* filter generation `action` belongs to, +1 */
+  ctr_py_mon_code_t *mon; /* its local events (sys.monitoring), or NULL */
 } ctr_py_code_t;
 
 typedef struct ctr_py_frame_s {
   ctr_py_code_t *code;
+  PyCodeObject *co;  /* identity only: sys.monitoring names the code */
+  const void *frame; /* identity only: the live PyFrameObject */
   uint8_t flags;
 } ctr_py_frame_t;
 
@@ -142,9 +151,11 @@ static struct {
   int64_t main_status;
   bool main_done;
   bool pushdown; /* skip filtered code here too (CTREC_NO_PUSHDOWN unset) */
+  uint32_t mon_rules_gen; /* filter generation sys.monitoring follows, +1 */
   int values;    /* enum ctr_values_mode the shim captures */
   atomic_bool hooks_off; /* the trace function is out of every thread */
   uint32_t epoch; /* counts resumes; threads rebuild their stack on change */
+  bool missed;    /* a message found the client paused and was not sent */
   msgpack_sbuffer stack_buf; /* STACK frames being packed */
   msgpack_packer stack_pk;
   /* The resume watcher: a plain pthread, started at the first pause. */
@@ -274,7 +285,8 @@ static ctr_py_thread_t *ctr_py_thread(void) {
   return t;
 }
 
-static void ctr_py_push(ctr_py_thread_t *t, ctr_py_code_t *ci, uint8_t flags) {
+static void ctr_py_push(ctr_py_thread_t *t, ctr_py_code_t *ci, uint8_t flags,
+                        PyCodeObject *co, const void *frame) {
   if (t->n == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 64;
     ctr_py_frame_t *s = realloc(t->stack, cap * sizeof *s);
@@ -286,6 +298,8 @@ static void ctr_py_push(ctr_py_thread_t *t, ctr_py_code_t *ci, uint8_t flags) {
     t->cap = cap;
   }
   t->stack[t->n].code = ci;
+  t->stack[t->n].co = co;
+  t->stack[t->n].frame = frame;
   t->stack[t->n].flags = flags;
   t->n++;
 }
@@ -344,8 +358,10 @@ static msgpack_packer *ctr_py_begin_raw(ctr_py_thread_t *t) {
   if (t->in_pack)
     return NULL;
   msgpack_packer *pk = ctr_client_begin();
-  if (pk == NULL)
+  if (pk == NULL) {
+    g.missed = true;
     return NULL;
+  }
   t->in_pack = true;
   g.gc_was_enabled = PyGC_Disable();
   ctr_py_check_generation();
@@ -537,6 +553,10 @@ static void ctr_py_code_free(void *p) {
   ctr_py_code_t *ci = p;
   if (ci == NULL)
     return;
+#if CTR_PY_MONITORING
+  if (ci->mon != NULL)
+    ctr__py_mon_forget(ci->mon);
+#endif
   free(ci->name);
   Py_XDECREF(ci->names);
   free(ci->name_ids);
@@ -621,7 +641,7 @@ static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co);
 
 static ctr_py_code_t *ctr_py_code_info(PyCodeObject *co) {
   void *extra = NULL;
-  if (_PyCode_GetExtra((PyObject *)co, g.extra_index, &extra) == 0 && extra)
+  if (ctr__py_code_get_extra((PyObject *)co, g.extra_index, &extra) == 0 && extra)
     return extra;
   PyErr_Clear();
   ctr_py_code_t *ci = calloc(1, sizeof *ci);
@@ -635,7 +655,7 @@ static ctr_py_code_t *ctr_py_code_info(PyCodeObject *co) {
   ci->line = co->co_firstlineno;
   if (!ci->skip)
     ctr_py_code_named(ci, co);
-  if (_PyCode_SetExtra((PyObject *)co, g.extra_index, ci) != 0) {
+  if (ctr__py_code_set_extra((PyObject *)co, g.extra_index, ci) != 0) {
     PyErr_Clear();
     ctr_py_code_free(ci);
     return NULL;
@@ -681,6 +701,27 @@ static int ctr_py_action(ctr_py_code_t *ci) {
   return ci->action;
 }
 
+#if CTR_PY_MONITORING
+/* Whether frames of ci's code need events under sys.monitoring, switching
+ * its local events on or off to match. Code that sends nothing and can
+ * change nothing below it (the standard library, code push-down skips,
+ * skip-tree code) gets none at all: CPython runs it at full speed. Module
+ * bodies (MAIN, THREADING) and code compiled from strings (whose fate
+ * depends on its caller) are always followed. */
+static bool ctr_py_mon_follow(PyCodeObject *co, ctr_py_code_t *ci) {
+  if (ci == NULL)
+    return false;
+  bool want = ci->is_module || (!ci->skip && (ci->pseudo || !g.pushdown ||
+                                              ctr_py_action(ci) ==
+                                                  CTR_FILTER_RECORD));
+  if (want && ci->mon == NULL)
+    ci->mon = ctr__py_mon_track(co);
+  else if (!want && ci->mon != NULL)
+    ctr__py_mon_untrack(ci->mon), ci->mon = NULL;
+  return ci->mon != NULL;
+}
+#endif
+
 /* The ids of ci's local names in this connection, declared on first use. */
 static uint32_t *ctr_py_name_ids(msgpack_packer *pk, ctr_py_code_t *ci) {
   if (ci->names_gen != g.gen) {
@@ -694,6 +735,7 @@ static uint32_t *ctr_py_name_ids(msgpack_packer *pk, ctr_py_code_t *ci) {
 
 /* ---- frames ------------------------------------------------------------------ */
 
+#if !CTR_PY_MONITORING
 /* Skipped code gets no line events at all: CPython checks f_trace_lines
  * before calling the trace function. */
 static void ctr_py_set_lines(PyFrameObject *frame, bool on) {
@@ -708,6 +750,7 @@ static void ctr_py_set_lines(PyFrameObject *frame, bool on) {
 static void ctr_py_no_lines(PyFrameObject *frame) {
   ctr_py_set_lines(frame, false);
 }
+#endif
 
 /* MAIN or THREADING for a module body, from its globals' __name__. */
 static uint8_t ctr_py_module_role(PyFrameObject *frame) {
@@ -732,6 +775,20 @@ static PyObject *ctr_py_locals(PyFrameObject *frame) {
   PyObject *l = PyFrame_GetLocals(frame);
   if (l == NULL)
     PyErr_Clear();
+#if PY_VERSION_HEX >= 0x030D0000
+  /* 3.13 gives optimized frames a write-through proxy (PEP 667); its
+   * keys() and lookups are C code that reads the frame, never the
+   * program's. */
+  if (l != NULL && !PyDict_Check(l)) {
+    PyObject *d = PyDict_New();
+    if (d != NULL && PyDict_Merge(d, l, 1) != 0) {
+      Py_CLEAR(d);
+      PyErr_Clear();
+    }
+    Py_DECREF(l);
+    l = d;
+  }
+#endif
   return l;
 }
 
@@ -864,26 +921,27 @@ static uint8_t ctr_py_classify(const ctr_py_frame_t *caller,
   return flags;
 }
 
-static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame) {
-  PyCodeObject *co = PyFrame_GetCode(frame);
-  ctr_py_code_t *ci = ctr_py_code_info(co);
+/* A frame of code `co` entered under `caller`. */
+static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame,
+                           PyCodeObject *co, ctr_py_code_t *ci,
+                           const ctr_py_frame_t *caller) {
   bool send;
-  uint8_t flags = ctr_py_classify(ctr_py_top(t), frame, co, ci, &send);
+  uint8_t flags = ctr_py_classify(caller, frame, co, ci, &send);
   /* The program's code that push-down skips: its CALL and RETURN count as
    * filtered for the metadata (its lines are not even traced). */
   if (!send && (flags & CTR_PY_F_PROG))
     ctr_client_filtered(2);
+  if (send && ctr_py_send_call(t, frame, ci))
+    flags |= CTR_PY_F_SENT;
+#if !CTR_PY_MONITORING
   if (!send)
     ctr_py_no_lines(frame);
-  else if (ctr_py_send_call(t, frame, ci))
-    flags |= CTR_PY_F_SENT;
-  ctr_py_push(t, ci, flags);
-  Py_DECREF(co);
+#endif
+  ctr_py_push(t, ci, flags, co, frame);
 }
 
 static void ctr_py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
-                           ctr_py_code_t *ci) {
-  int line = PyFrame_GetLineNumber(frame);
+                           ctr_py_code_t *ci, int line) {
   /* VARS only when the daemon keeps them (values: all). */
   bool vars = g.values == CTR_WV_ALL;
   PyObject *locals = vars ? ctr_py_locals(frame) : NULL;
@@ -923,13 +981,11 @@ static int64_t ctr_py_status_of(PyObject *exc) {
   return 1;
 }
 
-static void ctr_py_on_exception(ctr_py_thread_t *t, PyObject *arg) {
-  ctr_py_frame_t *top = ctr_py_top(t);
-  if (top == NULL || !PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) < 3)
-    return;
-  PyObject *exc = PyTuple_GET_ITEM(arg, 1);
-  PyObject *tb = PyTuple_GET_ITEM(arg, 2);
-  if (exc == NULL || !PyExceptionInstance_Check(exc))
+/* `exc` raised in (or passing through) the frame `top` describes, with
+ * its traceback so far. */
+static void ctr_py_on_exception(ctr_py_thread_t *t, const ctr_py_frame_t *top,
+                                PyObject *exc, PyObject *tb) {
+  if (top == NULL || exc == NULL || !PyExceptionInstance_Check(exc))
     return;
   if (top->flags & CTR_PY_F_MAIN)
     g.main_status = ctr_py_status_of(exc);
@@ -982,7 +1038,8 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
     if (arg != NULL)
       g.main_status = 0;
   }
-  if ((flags & CTR_PY_F_THREADING) && arg != NULL)
+  /* sys.monitoring reports every thread by itself. */
+  if (!CTR_PY_MONITORING && (flags & CTR_PY_F_THREADING) && arg != NULL)
     ctr_py_hook_threading(frame);
   if (!(flags & CTR_PY_F_SENT))
     return;
@@ -1016,12 +1073,16 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
  * function is what sys.settrace in 3.12's threading.settrace_all_threads
  * does too. */
 static void ctr_py_hooks_set(bool on) {
+#if CTR_PY_MONITORING
+  ctr__py_mon_hooks(on);
+#else
   PyThreadState *cur = PyThreadState_Get();
   PyInterpreterState *interp = PyThreadState_GetInterpreter(cur);
   for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts;
        ts = PyThreadState_Next(ts))
     if (_PyEval_SetTrace(ts, on ? ctr__py_trace : NULL, NULL) != 0)
       PyErr_Clear();
+#endif
   g.hooks_off = !on;
 }
 
@@ -1100,24 +1161,41 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
     frames[n++] = f; /* owns the reference */
     f = PyFrame_GetBack(f);
   }
-  /* Outermost first, as STACK wants them. */
+  /* Outermost first, as STACK wants them. Each frame is decided with the
+   * one outside it as its caller; under sys.monitoring only frames of
+   * followed code go on the shadow stack (the others report no return),
+   * but the frames between still pass their flags on. */
   PyObject **locals = calloc(n ? n : 1, sizeof *locals);
+  ctr_py_code_t **cis = calloc(n ? n : 1, sizeof *cis);
   uint32_t nsent = 0;
-  for (size_t k = n; k-- > 0;) {
+  ctr_py_frame_t caller = {0};
+  bool have_caller = false;
+  for (size_t k = n; locals != NULL && cis != NULL && k-- > 0;) {
     PyFrameObject *f = frames[k];
     PyCodeObject *co = PyFrame_GetCode(f);
     ctr_py_code_t *ci = ctr_py_code_info(co);
     bool send;
-    uint8_t flags = ctr_py_classify(ctr_py_top(t), f, co, ci, &send);
-    Py_DECREF(co);
-    if (send && locals != NULL) {
+    uint8_t flags = ctr_py_classify(have_caller ? &caller : NULL, f, co, ci,
+                                    &send);
+#if CTR_PY_MONITORING
+    bool follow = ctr_py_mon_follow(co, ci);
+#else
+    bool follow = true;
+    ctr_py_set_lines(f, send);
+#endif
+    if (send && follow) {
       flags |= CTR_PY_F_SENT;
       nsent++;
+      cis[k] = ci;
       if (g.values != CTR_WV_NONE)
         locals[k] = ctr_py_locals(f);
     }
-    ctr_py_set_lines(f, (flags & CTR_PY_F_SENT) != 0);
-    ctr_py_push(t, ci, flags);
+    if (follow)
+      ctr_py_push(t, ci, flags, co, f);
+    caller.code = ci;
+    caller.flags = flags;
+    have_caller = true;
+    Py_DECREF(co);
   }
   msgpack_packer *pk = ctr_py_begin_raw(t);
   if (pk == NULL) {
@@ -1126,9 +1204,9 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
       t->stack[i].flags &= (uint8_t)~CTR_PY_F_SENT;
   } else {
     msgpack_sbuffer_clear(&g.stack_buf);
-    for (size_t k = n, i = 0; k-- > 0; i++)
-      if (i < t->n && (t->stack[i].flags & CTR_PY_F_SENT))
-        ctr_py_stack_frame(pk, t->stack[i].code, PyFrame_GetLineNumber(frames[k]),
+    for (size_t k = n; cis != NULL && k-- > 0;)
+      if (cis[k] != NULL)
+        ctr_py_stack_frame(pk, cis[k], PyFrame_GetLineNumber(frames[k]),
                            locals[k]);
     ctr_pack_stack_begin(pk, t->wire_id, nsent);
     if (g.stack_buf.size)
@@ -1137,6 +1215,7 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
     g.sent_thread = t->wire_id;
     ctr_py_end(t);
   }
+  free(cis);
   for (size_t k = 0; k < n; k++) {
     if (locals != NULL)
       Py_XDECREF(locals[k]);
@@ -1148,7 +1227,8 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
 
 /* Called before a thread packs anything. Returns false while nothing may
  * be sent: then the trace function is removed until the daemon resumes.
- * After a resume the thread first rebuilds and sends its stack, from
+ * After a resume that the daemon missed something before, each thread
+ * first rebuilds and sends its stack, from
  * `inner` outwards, or from its caller for a frame being `entered` (which
  * is not on the stack yet). */
 static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
@@ -1160,13 +1240,23 @@ static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
     }
     return false;
   }
-  bool resumed = ctr_client_take_resume();
+  /* A RESUME calls for STACK only when the daemon missed part of the
+   * stacks: the hooks went off, or a message found the client paused. A
+   * pause that ended before the shim noticed it (PAUSE and RESUME between
+   * two events, or a PAUSE the client dropped) sent every call and return,
+   * so the daemon knows the stacks already; it may also have opened the
+   * new interval with them from messages still in flight, and a STACK
+   * then would replace frames whose calls are in the trace, leaving those
+   * calls without returns. */
+  bool resumed = ctr_client_take_resume() && g.missed;
   if (g.hooks_off) {
     ctr_py_hooks_set(true);
     resumed = true;
   }
-  if (resumed)
+  if (resumed) {
     g.epoch++;
+    g.missed = false;
+  }
   if (t->epoch != g.epoch) {
     /* Only here: PyFrame_GetBack creates the caller's frame object. */
     PyFrameObject *back = entered && inner ? PyFrame_GetBack(inner) : NULL;
@@ -1205,20 +1295,25 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   if (!ctr_py_ready(t, frame, what == PyTrace_CALL))
     what = -1;
   switch (what) {
-  case PyTrace_CALL:
-    ctr_py_on_call(t, frame);
+  case PyTrace_CALL: {
+    PyCodeObject *co = PyFrame_GetCode(frame);
+    ctr_py_on_call(t, frame, co, ctr_py_code_info(co), ctr_py_top(t));
+    Py_DECREF(co);
     break;
+  }
   case PyTrace_LINE: {
     ctr_py_frame_t *top = ctr_py_top(t);
     if (top != NULL && (top->flags & CTR_PY_F_SENT) && ctr_client_active())
-      ctr_py_on_line(t, frame, top->code);
+      ctr_py_on_line(t, frame, top->code, PyFrame_GetLineNumber(frame));
     break;
   }
   case PyTrace_RETURN:
     ctr_py_on_return(t, frame, arg);
     break;
   case PyTrace_EXCEPTION:
-    ctr_py_on_exception(t, arg);
+    if (PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) >= 3)
+      ctr_py_on_exception(t, ctr_py_top(t), PyTuple_GET_ITEM(arg, 1),
+                          PyTuple_GET_ITEM(arg, 2));
     break;
   default:
     break;
@@ -1227,6 +1322,197 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   PyErr_Restore(et, ev, etb);
   return 0;
 }
+
+#if CTR_PY_MONITORING
+/* ---- sys.monitoring events (3.12+) ------------------------------------------ */
+
+/* Frames between a followed frame and its nearest followed caller are at
+ * most this many deep before the caller is taken as it stands. */
+#define CTR_PY_WALK_MAX 64
+
+/* The caller `frame` is entered under, as the trace function would see it
+ * on its shadow stack. Only frames of followed code are on the stack here,
+ * so the frames between the current top and `frame` (code that reports no
+ * events: the standard library, skipped code) are decided again, outermost
+ * first, each with the one outside it as its caller; that is how a
+ * skip-tree frame in between still keeps its callees out. *tmp holds the
+ * result when it is not the top itself. */
+static const ctr_py_frame_t *ctr_py_mon_caller(ctr_py_thread_t *t,
+                                               PyFrameObject *frame,
+                                               ctr_py_frame_t *tmp) {
+  ctr_py_frame_t *top = ctr_py_top(t);
+  PyFrameObject *back = PyFrame_GetBack(frame);
+  if (back == NULL || (top != NULL && top->frame == back)) {
+    Py_XDECREF(back);
+    return top;
+  }
+  PyFrameObject *between[CTR_PY_WALK_MAX];
+  size_t n = 0;
+  bool found = false;
+  for (PyFrameObject *f = back; f != NULL;) {
+    if ((top != NULL && top->frame == f) || n == CTR_PY_WALK_MAX) {
+      found = true;
+      Py_DECREF(f);
+      break;
+    }
+    between[n++] = f; /* owns the reference */
+    f = PyFrame_GetBack(f);
+  }
+  /* Not found: the stack holds nothing of this thread's live callers. */
+  const ctr_py_frame_t *cur = found ? top : NULL;
+  for (size_t k = n; k-- > 0;) {
+    PyCodeObject *co = PyFrame_GetCode(between[k]);
+    ctr_py_code_t *ci = ctr_py_code_info(co);
+    bool send;
+    tmp->flags = ctr_py_classify(cur, between[k], co, ci, &send);
+    tmp->code = ci;
+    tmp->co = co;
+    tmp->frame = between[k];
+    cur = tmp;
+    Py_DECREF(co);
+    Py_DECREF(between[k]);
+  }
+  return cur;
+}
+
+/* New code rules: code switched off under the old ones may be recorded
+ * now, so every location it disabled reports again once. */
+static void ctr_py_mon_check_rules(void) {
+  uint32_t gen;
+  ctr_client_filter(&gen);
+  if (gen + 1 == g.mon_rules_gen)
+    return;
+  if (g.mon_rules_gen != 0)
+    ctr__py_mon_restart();
+  g.mon_rules_gen = gen + 1;
+}
+
+bool ctr__py_mon_start(PyCodeObject *co) {
+  if (!g.on)
+    return false;
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (t == NULL || t->in_pack)
+    return false;
+  ctr_py_mon_check_rules();
+  ctr_py_code_t *ci = ctr_py_code_info(co);
+  if (!ctr_py_mon_follow(co, ci)) {
+    /* Push-down skips the program's code for good: only its first call
+     * is counted as filtered, the rest never reach the shim. */
+    if (ci != NULL && !ci->skip)
+      ctr_client_filtered(2);
+    return true;
+  }
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  PyFrameObject *frame = PyEval_GetFrame();
+  if (frame != NULL && ctr_py_ready(t, frame, true)) {
+    ctr_py_frame_t tmp;
+    ctr_py_on_call(t, frame, co, ci, ctr_py_mon_caller(t, frame, &tmp));
+  }
+  PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+  return false;
+}
+
+/* The shadow-stack entry of the current frame, of code `co`, or NULL when
+ * the frame is not on the stack. Entries above it belong to frames that
+ * left without an event (code switched off while they ran) and go. */
+static ctr_py_frame_t *ctr_py_mon_current(ctr_py_thread_t *t,
+                                          PyCodeObject *co) {
+  ctr_py_frame_t *top = ctr_py_top(t);
+  if (top == NULL)
+    return NULL;
+  if (top->co == co)
+    return top;
+  ctr_py_code_t *ci = ctr_py_code_info(co);
+  if (ci == NULL || ci->mon == NULL)
+    return NULL;
+  PyFrameObject *frame = PyEval_GetFrame();
+  for (size_t i = t->n; i-- > 0;) {
+    if (t->stack[i].frame == frame) {
+      t->n = i + 1;
+      return &t->stack[i];
+    }
+  }
+  return NULL;
+}
+
+void ctr__py_mon_end(PyCodeObject *co, PyObject *value) {
+  if (!g.on)
+    return;
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (t == NULL || t->in_pack || ctr_py_mon_current(t, co) == NULL)
+    return;
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  PyFrameObject *frame = PyEval_GetFrame();
+  if (frame != NULL && ctr_py_ready(t, frame, false))
+    ctr_py_on_return(t, frame, value);
+  PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+}
+
+void ctr__py_mon_line(PyCodeObject *co, int line) {
+  if (!g.on)
+    return;
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (t == NULL || t->in_pack)
+    return;
+  ctr_py_frame_t *top = ctr_py_top(t);
+  if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT))
+    return;
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  PyFrameObject *frame = PyEval_GetFrame();
+  if (frame != NULL && ctr_py_ready(t, frame, false)) {
+    top = ctr_py_top(t); /* a resume rebuilds the stack */
+    if (top != NULL && top->co == co && (top->flags & CTR_PY_F_SENT))
+      ctr_py_on_line(t, frame, top->code, line);
+  }
+  PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+}
+
+bool ctr__py_mon_jump(PyCodeObject *co, int from, int to) {
+  /* sys.settrace reports a line again when a loop jumps back within one
+   * line; any other jump is covered by LINE, so its location goes quiet. */
+  if (to > from)
+    return true;
+  int to_line = PyCode_Addr2Line(co, to);
+  if (to_line < 0 || to_line != PyCode_Addr2Line(co, from))
+    return true;
+  ctr__py_mon_line(co, to_line);
+  return false;
+}
+
+void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc) {
+  if (!g.on)
+    return;
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (t == NULL || t->in_pack)
+    return;
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  PyFrameObject *frame = PyEval_GetFrame();
+  if (frame != NULL && ctr_py_ready(t, frame, false)) {
+    ctr_py_frame_t *top = ctr_py_top(t), tmp = {0};
+    const ctr_py_frame_t *where = top;
+    if (top == NULL || top->co != co) {
+      /* A frame of code that reports no events: the program's only when
+       * push-down skips it. */
+      ctr_py_code_t *ci = ctr_py_code_info(co);
+      tmp.code = ci;
+      tmp.flags = ci != NULL && !ci->skip && !ci->pseudo ? CTR_PY_F_PROG : 0;
+      where = &tmp;
+    }
+    PyObject *tb = PyException_GetTraceback(exc);
+    ctr_py_on_exception(t, where, exc, tb);
+    Py_XDECREF(tb);
+  }
+  PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+}
+#endif
 
 /* ---- output ----------------------------------------------------------------- */
 
@@ -1287,6 +1573,7 @@ void ctr__py_flush_output(void) {
 
 /* ---- start and exit ----------------------------------------------------- */
 
+#if !CTR_PY_MONITORING
 /* Finds where CPython keeps f_trace_lines, from the frame type's member
  * table, so that switching line events off is a store, not a setattr. */
 static void ctr_py_find_trace_lines(void) {
@@ -1297,6 +1584,7 @@ static void ctr_py_find_trace_lines(void) {
       g.trace_lines_offset = m->offset;
   }
 }
+#endif
 
 int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
                         PyObject *thread_hook) {
@@ -1304,7 +1592,7 @@ int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
   if (getcwd(cwd, sizeof cwd) == NULL)
     strcpy(cwd, "/");
   g.cwd = strdup(cwd);
-  g.extra_index = _PyEval_RequestCodeExtraIndex(ctr_py_code_free);
+  g.extra_index = ctr__py_request_extra(ctr_py_code_free);
   g.str_name = PyUnicode_InternFromString("__name__");
   g.str_trace_hook = PyUnicode_InternFromString("_trace_hook");
   if (g.cwd == NULL || g.extra_index < 0 || g.str_name == NULL ||
@@ -1339,12 +1627,20 @@ int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
   const char *no_pd = getenv("CTREC_NO_PUSHDOWN");
   g.pushdown = no_pd == NULL || strcmp(no_pd, "1") != 0;
   g.values = ctr_py_values_mode();
+#if !CTR_PY_MONITORING
   ctr_py_find_trace_lines();
+#endif
   g.on = true;
   return 0;
 }
 
-void ctr__py_trace_install(void) { PyEval_SetTrace(ctr__py_trace, NULL); }
+void ctr__py_trace_install(void) {
+#if CTR_PY_MONITORING
+  ctr__py_mon_install();
+#else
+  PyEval_SetTrace(ctr__py_trace, NULL);
+#endif
+}
 
 int64_t ctr__py_exit_status(void) {
   if (g.main_done)
@@ -1358,7 +1654,11 @@ int64_t ctr__py_exit_status(void) {
 void ctr__py_trace_stop(void) {
   ctr__py_flush_output();
   g.on = false;
+#if CTR_PY_MONITORING
+  ctr__py_mon_stop();
+#else
   PyEval_SetTrace(NULL, NULL);
+#endif
   if (g.watcher_pid == getpid()) {
     atomic_store(&g.watcher_stop, true);
     pthread_join(g.watcher, NULL);

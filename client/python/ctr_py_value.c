@@ -141,7 +141,12 @@ static void ctr_py_integer(ctr_py_walk_t *w, PyObject *v) {
   bool negative = overflow < 0;
   /* Two's complement, big-endian; a negative number is negated back to
    * its magnitude, because the wire carries sign and magnitude. */
-  if (_PyLong_AsByteArray((PyLongObject *)v, buf, n, 0, 1) != 0) {
+#if PY_VERSION_HEX >= 0x030D0000
+  int rc = _PyLong_AsByteArray((PyLongObject *)v, buf, n, 0, 1, 1);
+#else
+  int rc = _PyLong_AsByteArray((PyLongObject *)v, buf, n, 0, 1);
+#endif
+  if (rc != 0) {
     PyErr_Clear();
     free(buf);
     ctr_pack_v_error(w->out, tid, "unreadable int", 14);
@@ -196,14 +201,28 @@ static void ctr_py_set(ctr_py_walk_t *w, PyObject *s) {
   uint32_t tid = ctr_py_type_of(w, CTR_TK_SEQ, s);
   uint32_t n = ctr_py_count(w, PySet_GET_SIZE(s));
   ctr_pack_v_seq_begin(w->out, tid, n);
+  uint32_t done = 0;
+#if PY_VERSION_HEX >= 0x030D0000
+  /* 3.13 hides _PySet_NextEntry. set's own iterator, called directly so
+   * that a subclass's __iter__ does not run, reads the table the same way. */
+  PyObject *it = PySet_Type.tp_iter(s);
+  PyObject *k;
+  while (it != NULL && done < n && (k = PyIter_Next(it)) != NULL) {
+    ctr_py_walk_value(w, k);
+    Py_DECREF(k);
+    done++;
+  }
+  Py_XDECREF(it);
+  PyErr_Clear();
+#else
   Py_ssize_t pos = 0;
   PyObject *k;
   Py_hash_t h;
-  uint32_t done = 0;
   while (done < n && _PySet_NextEntry(s, &pos, &k, &h)) {
     ctr_py_walk_value(w, k);
     done++;
   }
+#endif
   for (; done < n; done++)
     ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
 }

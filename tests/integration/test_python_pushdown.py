@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 
+from test_python_record import per_interpreter
 from harness import (CTRECCTL, SOURCE, Daemon, TempDirTest, Trace, connect, frame, hello,
                      run, service_config, simple, trace_folders, validate)
 
@@ -53,6 +54,8 @@ REDACT = """\
 
 
 class PushdownTest(TempDirTest):
+    python = PYTHON
+
     def start(self, extra_yaml="", flush=100):
         self.daemon = Daemon(self.tmp, service_config(self.tmp, extra_yaml, flush=flush))
         self.addCleanup(self.daemon.stop)
@@ -87,9 +90,9 @@ class PushdownTest(TempDirTest):
         self.fail("no complete trace:\n" + self.daemon.read_log())
 
     def record_app(self, pushdown=True, prog=APP):
-        plain = run([PYTHON, prog])
+        plain = run([self.python, prog])
         extra = {} if pushdown else {"CTREC_NO_PUSHDOWN": "1"}
-        res = run([PYTHON, prog], env=self.env(**extra))
+        res = run([self.python, prog], env=self.env(**extra))
         self.assertEqual((res.stdout, res.stderr, res.returncode),
                          (plain.stdout, plain.stderr, plain.returncode))
         self.wait_flushed(1)
@@ -216,7 +219,7 @@ class PushdownTest(TempDirTest):
 
     def test_while_in_one_function(self):
         self.start("record:\n  while_in: [Store.save]\n")
-        res = run([PYTHON, APP], env=self.env())
+        res = run([self.python, APP], env=self.env())
         self.assertEqual(res.returncode, 0, res.stderr)
         self.wait_flushed(1)
         traces = self.new_traces()
@@ -259,7 +262,7 @@ class PushdownTest(TempDirTest):
 
     def test_stop_start_sends_live_stack(self):
         self.start(flush=20)
-        p = subprocess.Popen([PYTHON, SLOW, "60"], env=self.env(), stdout=subprocess.PIPE,
+        p = subprocess.Popen([self.python, SLOW, "60"], env=self.env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         # Stopped in the shallow phase...
         seen = b"".join(p.stdout.readline() for _ in range(3))
@@ -300,7 +303,7 @@ class PushdownTest(TempDirTest):
 
     def test_paused_start_resumes_with_stack(self):
         self.start("record:\n  start: paused\n", flush=20)
-        p = subprocess.Popen([PYTHON, SLOW, "40"], env=self.env(), stdout=subprocess.PIPE,
+        p = subprocess.Popen([self.python, SLOW, "40"], env=self.env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         while b"deep" not in p.stdout.readline():
             pass
@@ -317,6 +320,11 @@ class PushdownTest(TempDirTest):
                                               "descend", "descend"])
         self.assertEqual(len(t.kinds("Call")), len(t.kinds("Return")) + 1)
         self.assertIn("tick 39", t.output())
+
+
+# The same under each other CPython the shim is built for (3.12+:
+# sys.monitoring).
+per_interpreter(PushdownTest, globals())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import unittest
 
 from harness import (BUILD, REFERENCE, SOURCE, Daemon, TempDirTest, Trace, record, run,
                      trace_folders, validate)
@@ -18,6 +19,10 @@ from harness import (BUILD, REFERENCE, SOURCE, Daemon, TempDirTest, Trace, recor
 PY_SHIM = os.path.join(BUILD, "lib", "ctrec", "python")
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
 PYTHON = "python3"
+# Other CPythons the shim may have been built for (client/python's
+# CTREC_PYTHON_EXTRA): names on PATH and globs. CTREC_TEST_PYTHONS, a
+# colon-separated list, replaces them.
+EXTRA_CANDIDATES = ["python3.12", "python3.13", "/root/.pyenv/versions/*/bin/python3"]
 GOLDENS = os.path.join(REFERENCE, "python", "codetracer-pure-python-recorder", "tests",
                        "fixtures")
 
@@ -28,6 +33,56 @@ for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB"):
 ARGS = {"imports.py": ["a", "b"]}
 # Checked by their own tests: no complete single trace to compare steps with.
 SPECIAL = {"os_exit.py", "forking.py"}
+
+
+def _soabi(exe):
+    """(version, EXT_SUFFIX) of an interpreter, or None when it does not run."""
+    try:
+        res = subprocess.run([exe, "-c", "import sys, sysconfig; print('%d.%d' % "
+                              "sys.version_info[:2], sysconfig.get_config_var('EXT_SUFFIX'))"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    parts = res.stdout.decode().split()
+    return tuple(parts) if res.returncode == 0 and len(parts) == 2 else None
+
+
+def other_pythons():
+    """{version: path} of CPython 3.12+ interpreters, other than python3's
+    version, for which the build holds a _ctrec extension."""
+    import shutil
+    env = os.environ.get("CTREC_TEST_PYTHONS")
+    cands = env.split(":") if env else EXTRA_CANDIDATES
+    default = _soabi(PYTHON)
+    found = {}
+    for c in cands:
+        paths = sorted(glob.glob(c)) if any(ch in c for ch in "*?[") else [shutil.which(c)]
+        for exe in paths:
+            info = exe and _soabi(exe)
+            if not info or info == default or info[0] in found:
+                continue
+            if tuple(int(x) for x in info[0].split(".")) < (3, 12):
+                continue
+            if os.path.exists(os.path.join(PY_SHIM, "ctrec", "_ctrec" + info[1])):
+                found[info[0]] = exe
+    return found
+
+
+OTHER_PYTHONS = other_pythons()
+
+
+def per_interpreter(cls, namespace):
+    """Copies of test class `cls` that run under each other interpreter,
+    put into `namespace` (a module's globals) as <cls>_py312 etc."""
+    for version, exe in sorted(OTHER_PYTHONS.items()):
+        name = "%s_py%s" % (cls.__name__, version.replace(".", ""))
+        namespace[name] = type(name, (cls,), {"python": exe})
+
+
+class OtherInterpreters(unittest.TestCase):
+    def test_found(self):
+        if not OTHER_PYTHONS:
+            self.skipTest("no CPython 3.12+ with a built shim: only python3 is tested")
 
 
 def programs():
@@ -82,7 +137,8 @@ else:
 '''
 
 
-def python_line_events(tmp, target, args=(), folder=None, module=False, env=None):
+def python_line_events(tmp, target, args=(), folder=None, module=False, env=None,
+                       python=PYTHON):
     """(basename, line) of CPython's line events in `folder` (default: the
     program's folder) for a program path or, with module=True, python -m."""
     folder = folder or os.path.dirname(os.path.abspath(target))
@@ -90,7 +146,7 @@ def python_line_events(tmp, target, args=(), folder=None, module=False, env=None
     with open(wrapper, "w") as f:
         f.write(REFERENCE_WRAPPER)
     out = os.path.join(tmp, "reference_lines.txt")
-    run([PYTHON, wrapper, out, folder, "module" if module else "path", target, *args],
+    run([python, wrapper, out, folder, "module" if module else "path", target, *args],
         cwd=tmp, env=env)
     with open(out) as f:
         text = f.read()
@@ -111,13 +167,14 @@ def shim_env(sock, **extra):
 
 class RecordEachProgram(TempDirTest):
     """All test programs: validity, steps vs settrace, output, behaviour."""
+    python = PYTHON
 
     def check_program(self, prog):
         name = os.path.basename(prog)
         args = ARGS.get(name, [])
-        plain = run([PYTHON, prog, *args], cwd=self.tmp)
+        plain = run([self.python, prog, *args], cwd=self.tmp)
         out_dir = os.path.join(self.tmp, "out-" + name)
-        rec = record([PYTHON, prog, *args], out_dir)
+        rec = record([self.python, prog, *args], out_dir)
         # Same stdout, stderr and exit status as untraced.
         self.assertEqual(rec.stdout, plain.stdout, name)
         self.assertEqual(rec.stderr, plain.stderr, name)
@@ -131,7 +188,8 @@ class RecordEachProgram(TempDirTest):
         self.assertEqual(t.meta["args"], args)
         self.assertEqual(t.meta["ctrec"]["exit_status"], plain.returncode, name)
         # The steps are exactly CPython's own line events.
-        self.assertEqual(t.line_steps(), python_line_events(self.tmp, prog, args), name)
+        self.assertEqual(t.line_steps(),
+                         python_line_events(self.tmp, prog, args, python=self.python), name)
         # Output events carry exactly the text written.
         self.assertEqual(t.output(0), plain.stdout.decode(errors="replace"), name)
         self.assertEqual(t.output(2), plain.stderr.decode(errors="replace"), name)
@@ -208,11 +266,12 @@ class CompareWithGoldens(TempDirTest):
 class RecordDetails(TempDirTest):
     """What the trace says about arguments, values, generators, exceptions,
     threads and the end of the program."""
+    python = PYTHON
 
     def trace_of(self, name, args=(), env=None):
         prog = os.path.join(PY_PROGRAMS, name)
         out_dir = os.path.join(self.tmp, "out-" + name)
-        rec = record([PYTHON, prog, *args], out_dir, env=env)
+        rec = record([self.python, prog, *args], out_dir, env=env)
         folders = trace_folders(out_dir)
         self.assertTrue(folders, rec.stderr)
         for f in folders:
@@ -287,7 +346,7 @@ class RecordDetails(TempDirTest):
 
     def test_os_exit_leaves_aborted_trace(self):
         prog = os.path.join(PY_PROGRAMS, "os_exit.py")
-        plain = run([PYTHON, prog])
+        plain = run([self.python, prog])
         t, rec = self.trace_of("os_exit.py")
         self.assertEqual(rec.returncode, 5)
         self.assertEqual(rec.stdout, plain.stdout)
@@ -296,9 +355,9 @@ class RecordDetails(TempDirTest):
 
     def test_fork_records_both_processes(self):
         prog = os.path.join(PY_PROGRAMS, "forking.py")
-        plain = run([PYTHON, prog])
+        plain = run([self.python, prog])
         out_dir = os.path.join(self.tmp, "out")
-        rec = record([PYTHON, prog], out_dir)
+        rec = record([self.python, prog], out_dir)
         self.assertEqual(rec.returncode, 0, rec.stderr)
         self.assertEqual(sorted(rec.stdout.splitlines()), sorted(plain.stdout.splitlines()))
         folders = trace_folders(out_dir)
@@ -463,3 +522,7 @@ class RealProgram(TempDirTest):
                if s[0] == "calendar.py"]
         self.assertGreater(len(ours), 1000)
         self.assertEqual(ours, ref)
+
+
+per_interpreter(RecordEachProgram, globals())
+per_interpreter(RecordDetails, globals())

@@ -4,8 +4,10 @@ interpreter start-up and recorder connection are not counted.
 
     python3 bench_calls.py N [--empty-trace]
 
---empty-trace installs a C trace function that does nothing (from the
-ctrec extension) around the loop: CPython's own cost of C tracing."""
+--empty-trace installs the empty hook (from the ctrec extension) around
+the loop: on 3.11 a C trace function that does nothing, on 3.12+ a
+sys.monitoring tool with do-nothing C callbacks for the recorder's events;
+CPython's own cost of the hooks."""
 import sys
 import time
 
