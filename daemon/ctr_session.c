@@ -1136,7 +1136,7 @@ static int event(ctr_session_t *s, int kind, ctr_str_t a, ctr_str_t b,
 static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const msgpack_object *fr = m->u.stack.frames;
   thread_t *t;
-  uint32_t i, fid;
+  uint32_t i, fid, keep;
   int64_t line;
   int rc = 0;
 
@@ -1152,13 +1152,36 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   switch_thread(s, m->u.stack.thread);
   t = cur_thread(s);
-  for (i = 0; i < t->nframes; i++)
-    if (t->frames[i].flags & FRAME_WHILE)
+  /* Frames the daemon already knows (the same functions from the bottom)
+   * keep their state; the calls that ended meanwhile are closed in the
+   * trace, and the frames above are entered anew. */
+  for (keep = 0; keep < t->nframes && keep < fr->via.array.size; keep++)
+    if (t->frames[keep].func !=
+        (uint32_t)fr->via.array.ptr[keep].via.array.ptr[0].via.u64)
+      break;
+  while (t->nframes > keep) {
+    frame_t f = t->frames[--t->nframes];
+    if (f.flags & FRAME_TREE)
+      t->trees--;
+    if (f.flags & FRAME_WHILE)
       s->while_depth--;
-  t->nframes = t->trees = 0;
-  for (i = 0; i < fr->via.array.size; i++) {
+    if ((f.flags & FRAME_EMITTED) && s->trace) {
+      ctr_buf_puts(ctr_trace_record(s->trace),
+                   "{\"Return\":{\"return_value\":{\"kind\":\"None\",\"type_id\":0}}}");
+      s->st.returns++;
+    }
+  }
+  for (i = keep; i < fr->via.array.size; i++) {
     fid = (uint32_t)fr->via.array.ptr[i].via.array.ptr[0].via.u64;
     push_frame(t, fid, enter_flags(s, t, fid));
+    if (s->trace && (t->frames[i].flags & FRAME_WANTED) && gate_closed(s) == NULL) {
+      s->stack = fr;
+      map_func(s, fid);
+      synthetic_args(s, t, i);
+      call_record(s, fid, s->scratch.data, s->scratch.len);
+      t->frames[i].flags |= FRAME_EMITTED;
+      s->stack = NULL;
+    }
   }
   s->stack = fr;
   if (gate_open(s) && s->trace == NULL && (rc = ensure_trace(s)) != 0)

@@ -253,6 +253,35 @@ bool ctr_client_take_resume(void) {
          atomic_exchange(&g_client.resumed, false);
 }
 
+/* The tag of a daemon message, or 0 when it has none. */
+static int ctr_client_tag(const msgpack_object *o) {
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 ||
+      o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      o->via.array.ptr[0].via.u64 > INT16_MAX)
+    return 0;
+  return (int)o->via.array.ptr[0].via.u64;
+}
+
+/* Applies PAUSE, RESUME and FILTER, which need no lock; false for others. */
+static bool ctr_client_apply(ctr_client_t *c, const msgpack_object *o) {
+  switch (ctr_client_tag(o)) {
+  case CTR_MSG_PAUSE:
+    atomic_store(&c->paused, true);
+    return true;
+  case CTR_MSG_RESUME:
+    atomic_store(&c->resumed, true);
+    atomic_store(&c->paused, false);
+    return true;
+  case CTR_MSG_FILTER:
+    if (o->via.array.size == 2 &&
+        o->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY)
+      ctr_client_set_filter(c, &o->via.array.ptr[1]);
+    return true;
+  default:
+    return false;
+  }
+}
+
 static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
   ctr_client_t *c = arg;
   size_t off = 0;
@@ -260,18 +289,9 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
   msgpack_unpacked_init(&u);
   while (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
     const msgpack_object *o = &u.data;
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 ||
-        o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    int tag = ctr_client_tag(o);
+    if (ctr_client_apply(c, o)) {
       continue;
-    int tag = (int)o->via.array.ptr[0].via.u64;
-    if (tag == CTR_MSG_PAUSE) {
-      atomic_store(&c->paused, true);
-    } else if (tag == CTR_MSG_RESUME) {
-      atomic_store(&c->resumed, true);
-      atomic_store(&c->paused, false);
-    } else if (tag == CTR_MSG_FILTER && o->via.array.size == 2 &&
-               o->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY) {
-      ctr_client_set_filter(c, &o->via.array.ptr[1]);
     } else if (tag == CTR_MSG_FLUSH && o->via.array.size >= 2) {
       /* The caller holds send_mu, so the answer goes straight out after
        * whatever the program packed so far. */
@@ -390,6 +410,15 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
   msgpack_unpacked u;
   size_t off = 0;
   msgpack_unpacked_init(&u);
+  if (hs->done == 1) {
+    /* Frames that came with WELCOME (a PAUSE right away, say) are control
+     * messages and count: a lost PAUSE would record a paused session. */
+    while (msgpack_unpack_next(&u, payload, len, &off) ==
+           MSGPACK_UNPACK_SUCCESS)
+      ctr_client_apply(hs->c, &u.data);
+    msgpack_unpacked_destroy(&u);
+    return 0;
+  }
   hs->done = -1;
   snprintf(hs->why, sizeof hs->why, "unexpected answer from daemon");
   if (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
@@ -402,6 +431,7 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
       ctr_client_set_filter(hs->c, m.u.welcome.filter);
       hs->c->welcome.filter = NULL;
       hs->c->welcome.rules = NULL;
+      atomic_store(&hs->c->paused, !hs->c->welcome.recording);
       hs->done = 1;
     } else if (rc == 0 && m.tag == CTR_MSG_ERROR) {
       snprintf(hs->why, sizeof hs->why, "refused: %.*s",
@@ -411,7 +441,8 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
     }
   }
   msgpack_unpacked_destroy(&u);
-  return 1; /* stop at the first frame: anything after it is control */
+  /* Go on after WELCOME: what follows in the same read is control. */
+  return hs->done == 1 ? 0 : 1;
 }
 
 static ctr_str_t ctr_client_str(const char *s) {
@@ -523,12 +554,9 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
     close(fd);
     return CTR_EPROTO;
   }
-  /* Bytes that followed WELCOME in the same read are control messages;
-   * start the reader afresh (they are rare and safe to drop). */
-  ctr_frame_reader_free(&c->reader);
-  ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
+  /* The reader keeps any partial frame that followed WELCOME; the flush
+   * thread's reads complete it. */
   c->fd = fd;
-  atomic_store(&c->paused, !c->welcome.recording);
   return 0;
 }
 
