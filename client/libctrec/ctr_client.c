@@ -11,6 +11,7 @@
 #include "ctr_filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,6 +163,32 @@ static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b) {
       ctr_client_lost(c, strerror(-rc));
   }
   b->len = 0;
+}
+
+void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
+                            const char *file) {
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size <= CTR_CLIENT_SOURCE_MAX) {
+    size_t cap = (size_t)st.st_size;
+    char *buf = malloc(cap ? cap : 1);
+    size_t len = 0;
+    while (buf != NULL && len < cap) {
+      ssize_t r = read(fd, buf + len, cap - len);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      len += (size_t)r;
+    }
+    if (buf != NULL)
+      ctr_pack_source(pk, path_id, buf, len);
+    free(buf);
+  }
+  close(fd);
 }
 
 void ctr_client_flush(void) {

@@ -65,6 +65,15 @@ bool ctr_client_take_resume(void);
 msgpack_packer *ctr_client_begin(void);
 void ctr_client_end(void);
 
+/* Source text beyond this is not sent: it would pass the daemon's default
+ * limits.max_string (4 MiB) once framed. */
+#define CTR_CLIENT_SOURCE_MAX ((4u << 20) - 64)
+
+/* Packs SOURCE for path_id with the content of file, when it is a regular
+ * file of at most CTR_CLIENT_SOURCE_MAX bytes; nothing otherwise. */
+void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
+                            const char *file);
+
 /* Sends the batch now (blocking). */
 void ctr_client_flush(void);
 

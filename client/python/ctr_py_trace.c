@@ -43,7 +43,6 @@
 #include "ctr_py.h" /* Python.h first, as CPython requires */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <frameobject.h>
@@ -54,10 +53,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* SOURCE text beyond this is not sent: it would pass the daemon's default
- * string limit (limits.max_string, 4 MiB) and cost the whole connection. */
-#define CTR_PY_SOURCE_MAX ((4u << 20) - 64)
-/* Output is sent in pieces so that no single EVENT passes that limit. */
+/* Output is sent in pieces so that no single EVENT passes the daemon's
+ * default limits.max_string. */
 #define CTR_PY_EVENT_CHUNK (1u << 20)
 /* Module frames can hold many globals; VARS carries at most this many. */
 #define CTR_PY_VARS_MAX 512
@@ -506,32 +503,6 @@ static ctr_py_path_t *ctr_py_path_info(PyObject *filename) {
   return p;
 }
 
-static void ctr_py_send_source(msgpack_packer *pk, uint32_t id,
-                               const char *file) {
-  int fd = open(file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      (uint64_t)st.st_size <= CTR_PY_SOURCE_MAX) {
-    size_t cap = (size_t)st.st_size;
-    char *buf = malloc(cap ? cap : 1);
-    size_t len = 0;
-    while (buf != NULL && len < cap) {
-      ssize_t r = read(fd, buf + len, cap - len);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        break;
-      len += (size_t)r;
-    }
-    if (buf != NULL)
-      ctr_pack_source(pk, id, buf, len);
-    free(buf);
-  }
-  close(fd);
-}
-
 /* Declares the path (and its text) in this connection when needed. */
 static uint32_t ctr_py_path_id(msgpack_packer *pk, ctr_py_path_t *p) {
   if (p->gen == g.gen)
@@ -540,7 +511,7 @@ static uint32_t ctr_py_path_id(msgpack_packer *pk, ctr_py_path_t *p) {
   if (ctr_py_intern(&g.path_ids, &g.next_path, p->abs, p->len, &id)) {
     ctr_pack_path(pk, id, p->abs, p->len);
     if (p->real_file)
-      ctr_py_send_source(pk, id, p->abs);
+      ctr_client_pack_source(pk, id, p->abs);
   }
   p->id = id;
   p->gen = g.gen;

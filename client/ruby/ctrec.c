@@ -61,7 +61,6 @@
  *   CTREC_BENCH_EMPTY_HOOK=1  benchmarks only: install a hook that does
  *                         nothing for the same events, and record nothing. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <ruby.h>
 #include <ruby/debug.h>
@@ -76,10 +75,8 @@
 #include "ctr_rb.h"
 
 #define CTR_RB_SHIM_VERSION CTREC_VERSION
-/* SOURCE text beyond this is not sent: it would pass the daemon's default
- * string limit (limits.max_string, 4 MiB) and cost the whole connection. */
-#define CTR_RB_SOURCE_MAX ((4u << 20) - 64)
-/* Output is sent in pieces so that no single EVENT passes that limit. */
+/* Output is sent in pieces so that no single EVENT passes the daemon's
+ * default limits.max_string. */
 #define CTR_RB_EVENT_CHUNK (1u << 20)
 /* Eval'd code gets one pseudo path per eval string, up to this many; later
  * ones share "<eval>" so that a program evaluating in a loop cannot grow the
@@ -564,32 +561,6 @@ static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
   return p;
 }
 
-static void ctr_rb_send_source(msgpack_packer *pk, uint32_t id,
-                               const char *file) {
-  int fd = open(file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      (uint64_t)st.st_size <= CTR_RB_SOURCE_MAX) {
-    size_t cap = (size_t)st.st_size;
-    char *buf = malloc(cap ? cap : 1);
-    size_t len = 0;
-    while (buf != NULL && len < cap) {
-      ssize_t r = read(fd, buf + len, cap - len);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        break;
-      len += (size_t)r;
-    }
-    if (buf != NULL)
-      ctr_pack_source(pk, id, buf, len);
-    free(buf);
-  }
-  close(fd);
-}
-
 /* Declares the path (and its text) in this connection when needed. */
 static uint32_t ctr_rb_path_id(msgpack_packer *pk, ctr_rb_path_t *p) {
   if (p->gen == g.gen)
@@ -598,7 +569,7 @@ static uint32_t ctr_rb_path_id(msgpack_packer *pk, ctr_rb_path_t *p) {
   if (ctr_rb_names_intern(&g_paths, 0, p->abs, p->len, &id)) {
     ctr_pack_path(pk, id, p->abs, p->len);
     if (p->real_file)
-      ctr_rb_send_source(pk, id, p->abs);
+      ctr_client_pack_source(pk, id, p->abs);
     else if (p->text != NULL)
       ctr_pack_source(pk, id, p->text, p->text_len);
   }
@@ -894,8 +865,8 @@ static VALUE ctr_rb_compiled_body(VALUE tpval) {
   p->len = (size_t)snprintf(p->abs, n + 24, "%.*s:%u>", (int)n, base->abs,
                             g.nevals);
   p->text_len = (size_t)RSTRING_LEN(script);
-  if (p->text_len > CTR_RB_SOURCE_MAX)
-    p->text_len = CTR_RB_SOURCE_MAX;
+  if (p->text_len > CTR_CLIENT_SOURCE_MAX)
+    p->text_len = CTR_CLIENT_SOURCE_MAX;
   p->text = malloc(p->text_len ? p->text_len : 1);
   if (p->text != NULL)
     memcpy(p->text, RSTRING_PTR(script), p->text_len);
