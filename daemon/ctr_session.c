@@ -119,7 +119,6 @@ struct ctr_session_s {
 
   thread_t *threads;
   uint32_t nthreads, cur; /* cur indexes threads */
-  bool multi_thread;
 
   ctr_trace_t *trace;
   uint32_t trace_types; /* Type records in the trace */
@@ -728,7 +727,6 @@ static void switch_thread(ctr_session_t *s, uint64_t id) {
   }
   if (i != s->cur) {
     s->cur = i;
-    s->multi_thread = true;
     if (s->trace == NULL)
       return;
     b = ctr_trace_record(s->trace);
@@ -1437,16 +1435,12 @@ size_t ctr_session_pending(const ctr_session_t *s) {
   return s->trace ? ctr_trace_pending(s->trace) : 0;
 }
 
-bool ctr_session_said_bye(const ctr_session_t *s) { return s->bye; }
 uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
 int64_t ctr_session_pid(const ctr_session_t *s) { return s->pid; }
-const char *ctr_session_state(const ctr_session_t *s) {
+static const char *session_state(const ctr_session_t *s) {
   return s->ended || s->trace ? s->state : "paused";
 }
-const ctr_session_stats_t *ctr_session_stats(const ctr_session_t *s) {
-  return &s->st;
-}
-const char *ctr_session_trace_dir(const ctr_session_t *s) {
+static const char *trace_dir(const ctr_session_t *s) {
   return s->trace ? ctr_trace_dir(s->trace) : NULL;
 }
 
@@ -1461,7 +1455,7 @@ static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
 }
 
 void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
-  const char *dir = ctr_session_trace_dir(s);
+  const char *dir = trace_dir(s);
 
   msgpack_pack_map(pk, 14);
   pack_kv_u64(pk, "id", s->id);
@@ -1470,7 +1464,7 @@ void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
   pack_kv_u64(pk, "uid", s->uid);
   pack_kv_str(pk, "lang", s->lang);
   pack_kv_str(pk, "program", s->program);
-  pack_kv_str(pk, "state", ctr_session_state(s));
+  pack_kv_str(pk, "state", session_state(s));
   pack_kv_u64(pk, "intervals", s->interval);
   pack_kv_str(pk, "reason", s->trace ? "" : gate_closed(s) ? gate_closed(s) : "");
   pack_kv_str(pk, "filter", s->filter_text);

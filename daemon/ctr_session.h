@@ -74,12 +74,8 @@ size_t ctr_session_pending(const ctr_session_t *s);
  * "aborted: <reason>". Safe to call more than once. */
 void ctr_session_end(ctr_session_t *s, const char *abort_reason);
 
-bool ctr_session_said_bye(const ctr_session_t *s);
 uint64_t ctr_session_id(const ctr_session_t *s);
 int64_t ctr_session_pid(const ctr_session_t *s);
-const char *ctr_session_trace_dir(const ctr_session_t *s); /* NULL until open */
-const char *ctr_session_state(const ctr_session_t *s);
-const ctr_session_stats_t *ctr_session_stats(const ctr_session_t *s);
 
 /* One STATUS_REPLY map for this session. */
 void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk);
