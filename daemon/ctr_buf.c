@@ -160,17 +160,33 @@ void ctr_json_str(ctr_buf_t *b, const char *str, size_t n) {
   b->len = (size_t)(o - b->data);
 }
 
-/* Integers are the bulk of a trace (ids, lines), so they are formatted by
- * hand instead of through printf. */
+/* Integers are the bulk of a trace (ids, lines, values), so they are
+ * formatted by hand, two digits at a time, straight into the buffer. */
 void ctr_json_u64(ctr_buf_t *b, uint64_t v) {
-  char tmp[20];
-  size_t n = sizeof(tmp);
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                              "25262728293031323334353637383940414243444546474849"
+                              "50515253545556575859606162636465666768697071727374"
+                              "75767778798081828384858687888990919293949596979899";
+  uint64_t p = 10;
+  size_t n = 1;
+  char *o;
 
-  do {
-    tmp[--n] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  ctr_buf_add(b, tmp + n, sizeof(tmp) - n);
+  while (n < 20 && v >= p) {
+    n++;
+    p *= 10;
+  }
+  ctr_buf_reserve(b, n);
+  b->len += n;
+  o = b->data + b->len;
+  while (v >= 100) {
+    o -= 2;
+    memcpy(o, pairs + v % 100 * 2, 2);
+    v /= 100;
+  }
+  if (v >= 10)
+    memcpy(o - 2, pairs + v * 2, 2);
+  else
+    o[-1] = (char)('0' + v);
 }
 
 void ctr_json_i64(ctr_buf_t *b, int64_t v) {

@@ -316,6 +316,23 @@ static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   }
 }
 
+/* Unpacks the next message of a scanned payload: small ones into the
+ * server's node array, others (large values) with msgpack-c into the
+ * connection's zone, cleared after the frame. */
+static int unpack(ctr_conn_t *c, const char *payload, uint32_t len,
+                  size_t *off, msgpack_object *obj) {
+  msgpack_unpack_return ur;
+  ctr_server_t *srv = c->srv;
+
+  if (ctr_proto_unpack(payload, len, off, srv->nodes,
+                       sizeof(srv->nodes) / sizeof(srv->nodes[0]), obj) == 0)
+    return 0;
+  ur = msgpack_unpack(payload, len, off, &c->zone, obj);
+  if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES)
+    return fail(c, CTR_EPROTO, "undecodable msgpack");
+  return 0;
+}
+
 static int on_frame(void *arg, const char *payload, uint32_t len) {
   ctr_conn_t *c = arg;
   const char *why = NULL;
@@ -328,12 +345,9 @@ static int on_frame(void *arg, const char *payload, uint32_t len) {
   if (rc != 0)
     return fail(c, rc, why ? why : "malformed frame");
   for (i = 0; i < count && !c->closing; i++) {
-    msgpack_unpack_return ur =
-        msgpack_unpack(payload, len, &off, &c->zone, &obj);
-    if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
-      rc = fail(c, CTR_EPROTO, "undecodable msgpack");
+    rc = unpack(c, payload, len, &off, &obj);
+    if (rc != 0)
       break;
-    }
     rc = ctr_msg_decode(&obj, &m, &why);
     if (rc != 0) {
       rc = fail(c, rc, why ? why : "malformed message");

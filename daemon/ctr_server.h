@@ -28,7 +28,12 @@ typedef struct ctr_server_s {
   uint64_t next_session;
   bool stopping;
   int report_fd;     /* -1, or where ended sessions are summarised */
-  char read_buf[64 * 1024];
+  /* Large enough for a client's 64 KiB batch and then some, so that most
+   * frames arrive whole and are used in place. */
+  char read_buf[256 * 1024];
+  /* The objects of the message being applied. Messages are applied one at
+   * a time and nothing keeps them, so one array serves every connection. */
+  msgpack_object nodes[2048];
 } ctr_server_t;
 
 int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,

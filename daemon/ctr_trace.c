@@ -18,6 +18,13 @@
 
 static const char trailer[] = "\n]\n";
 
+/* Rendered records go to disk in blocks of about this size, as soon as a
+ * block is complete. The kernel copies a block into the page cache several
+ * times faster while it is still in the CPU's cache: on the benchmark
+ * machine (512 KiB L2 per core) 4 MiB blocks cost about eight times the
+ * system time of 256 KiB ones. */
+#define CTR_TRACE_BLOCK (256u << 10)
+
 struct ctr_trace_s {
   char *dir;
   int fd;               /* trace.json */
@@ -31,6 +38,7 @@ struct ctr_trace_s {
   char *workdir, *program, *args_json;
   ctr_buf_t meta;       /* the "ctrec" object */
   bool meta_dirty;
+  bool write_failed;    /* the last write of records failed */
 };
 
 /* Writes all of buf at off; short writes are retried. */
@@ -143,7 +151,13 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
   return 0;
 }
 
+static int write_records(ctr_trace_t *t);
+
 ctr_buf_t *ctr_trace_record(ctr_trace_t *t) {
+  /* The previous record is complete here. After a failure only flushes
+   * retry, so a full disk does not cost a system call per record. */
+  if (t->pending.len >= CTR_TRACE_BLOCK && !t->write_failed)
+    write_records(t);
   ctr_buf_add(&t->pending, t->records ? ",\n" : "\n", t->records ? 2 : 1);
   t->records++;
   return &t->pending;
@@ -256,7 +270,8 @@ static int write_paths(ctr_trace_t *t) {
   return rc;
 }
 
-int ctr_trace_flush(ctr_trace_t *t) {
+/* Writes the pending records, keeping trace.json a closed JSON array. */
+static int write_records(ctr_trace_t *t) {
   int rc = 0;
 
   /* Paths first: a reader that sees a Path record then finds it listed. */
@@ -275,6 +290,13 @@ int ctr_trace_flush(ctr_trace_t *t) {
     if (rc == 0)
       t->pending.len = 0;
   }
+  t->write_failed = rc != 0;
+  return rc;
+}
+
+int ctr_trace_flush(ctr_trace_t *t) {
+  int rc = write_records(t);
+
   if (rc == 0 && t->meta_dirty) {
     rc = write_meta(t);
     t->meta_dirty = rc != 0;

@@ -2,9 +2,10 @@
  * trace_paths.json, files/).
  *
  * Records are rendered by the caller into ctr_trace_record() buffers and
- * reach disk at ctr_trace_flush(), which keeps trace.json a closed, valid
- * JSON array after every flush: new records are written over the old
- * closing bracket, followed by a new one. The writer knows nothing of
+ * reach disk in blocks of a few hundred KiB as they complete, and at
+ * ctr_trace_flush(). trace.json stays a closed, valid JSON array after every
+ * write: new records are written over the old closing bracket, followed by
+ * a new one. Metadata is written only by ctr_trace_flush(). The writer knows nothing of
  * sockets, sessions or the wire protocol. */
 #ifndef CTR_TRACE_H
 #define CTR_TRACE_H
@@ -25,7 +26,8 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    const char *workdir, const char *program,
                    const char *args_json);
 
-/* Starts one record: returns the buffer to append its JSON text to. */
+/* Starts one record: returns the buffer to append its JSON text to. The
+ * previous record must be complete, since it may be written now. */
 ctr_buf_t *ctr_trace_record(ctr_trace_t *t);
 
 /* Appends a Path record and lists the path in trace_paths.json; returns the

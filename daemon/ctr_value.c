@@ -15,13 +15,13 @@ static int64_t fail(const char **why, const char *text, int code) {
 static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
                       ctr_buf_t *out, uint32_t depth, const char **why);
 
-static void head(ctr_buf_t *out, const char *kind) {
+static inline void head(ctr_buf_t *out, const char *kind) {
   ctr_buf_puts(out, "{\"kind\":\"");
   ctr_buf_puts(out, kind);
   ctr_buf_puts(out, "\"");
 }
 
-static void tail(ctr_buf_t *out, int64_t tid) {
+static inline void tail(ctr_buf_t *out, int64_t tid) {
   ctr_buf_puts(out, ",\"type_id\":");
   ctr_json_i64(out, tid);
   ctr_buf_add(out, "}", 1);

@@ -233,15 +233,56 @@ void ctr_frame_put_header(char out[CTR_FRAME_HEADER], uint32_t len);
 int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
                    size_t *count, const char **why);
 
+/* Unpacks the object at buf + *off, in bytes ctr_proto_scan accepted, as
+ * msgpack_unpack would, into out and the first cap objects of nodes, and
+ * advances *off. Strings point into buf. Returns CTR_ELIMIT, leaving *off,
+ * when the object needs more nodes or deeper nesting than it handles; the
+ * caller then unpacks it with msgpack-c. */
+int ctr_proto_unpack(const char *buf, size_t len, size_t *off,
+                     msgpack_object *nodes, size_t cap, msgpack_object *out);
+
 /* Decodes one top-level object. Checks the tag, arity and field types; value
  * payloads (CALL args, RETURN, VARS) are left as objects for the consumer.
- * On failure returns CTR_EPROTO or CTR_ETAG and sets *why. */
+ * Only the fields of m->tag's layout are set. On failure returns CTR_EPROTO
+ * or CTR_ETAG and sets *why. */
 int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why);
 
-/* Helpers for consumers of value objects. */
-bool ctr_obj_str(const msgpack_object *o, ctr_str_t *out); /* str or bin */
-bool ctr_obj_u32(const msgpack_object *o, uint32_t *out);
-bool ctr_obj_i64(const msgpack_object *o, int64_t *out);
+/* Helpers for consumers of value objects. They are inline because the
+ * daemon calls them for every field of every message it renders. */
+static inline bool ctr_obj_str(const msgpack_object *o, ctr_str_t *out) {
+  if (o->type == MSGPACK_OBJECT_STR) { /* str or bin */
+    out->ptr = o->via.str.ptr;
+    out->len = o->via.str.size;
+    return true;
+  }
+  if (o->type == MSGPACK_OBJECT_BIN) {
+    out->ptr = o->via.bin.ptr;
+    out->len = o->via.bin.size;
+    return true;
+  }
+  return false;
+}
+
+static inline bool ctr_obj_u32(const msgpack_object *o, uint32_t *out) {
+  if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
+    return false;
+  *out = (uint32_t)o->via.u64;
+  return true;
+}
+
+static inline bool ctr_obj_i64(const msgpack_object *o, int64_t *out) {
+  if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->via.u64 > INT64_MAX)
+      return false;
+    *out = (int64_t)o->via.u64;
+    return true;
+  }
+  if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    *out = o->via.i64;
+    return true;
+  }
+  return false;
+}
 
 const char *ctr_tag_name(int tag);
 

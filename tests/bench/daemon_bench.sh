@@ -1,0 +1,69 @@
+#!/bin/sh
+# Daemon throughput benchmark: a private ctrecd receives the synthetic
+# stream of ctr_feed (tests/bench/daemon/feed.c: a Python-like loop of N
+# iterations, each a CALL with one argument, three STEP+VARS, a RETURN and
+# the loop's own STEP+VARS) once with record.values all and once with
+# values none, and prints the messages sent, the daemon's CPU time
+# (utime+stime once the trace is complete), messages per CPU second, the
+# size of trace.json and the rate of JSON written per CPU second. Figures,
+# not a pass/fail test.
+#
+# Usage: tests/bench/daemon_bench.sh [BUILD_DIR] [N]   (defaults: build, 200000)
+# With KEEP=DIR the trace folders are kept under DIR/all and DIR/none.
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SOURCE=$(cd "$HERE/../.." && pwd)
+BUILD=${1:-${CTREC_BUILD:-$SOURCE/build}}
+N=${2:-200000}
+CTRECD=$BUILD/bin/ctrecd
+FEED=$BUILD/tests/ctr_feed
+WORK=$(mktemp -d /tmp/ctrec-dbench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT INT TERM
+
+for f in "$CTRECD" "$FEED"; do
+  [ -x "$f" ] || { echo "missing $f (build first)" >&2; exit 2; }
+done
+
+# run LABEL VALUES: one daemon, one feeder; prints one row.
+run() {
+  label=$1
+  sock=$WORK/$label.sock
+  out=$WORK/traces-$label
+  "$CTRECD" --listen "$sock" --output "$out" --set "record.values=$2" \
+    >"$WORK/ctrecd-$label.log" 2>&1 &
+  dpid=$!
+  i=0
+  while ! grep -q "listening on" "$WORK/ctrecd-$label.log" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -lt 500 ] || { echo "ctrecd did not start" >&2; cat "$WORK/ctrecd-$label.log" >&2; exit 1; }
+    sleep 0.01
+  done
+  msgs=$("$FEED" "$sock" "$N" | awk '/^messages/ {print $2}')
+  i=0
+  while ! grep -qs '"state": *"complete"' "$out"/*/trace_metadata.json; do
+    i=$((i + 1))
+    [ $i -lt 30000 ] || { echo "trace did not complete" >&2; break; }
+    sleep 0.01
+  done
+  # Clock ticks, read before the daemon is told to stop.
+  ticks=$(awk '{print $14 + $15}' "/proc/$dpid/stat")
+  hz=$(getconf CLK_TCK)
+  kill -TERM "$dpid"
+  wait "$dpid" || true
+  size=$(stat -c %s "$out"/*/trace.json)
+  awk -v l="$label" -v m="$msgs" -v t="$ticks" -v hz="$hz" -v s="$size" 'BEGIN {
+    cpu = t / hz; if (cpu <= 0) cpu = 1 / hz
+    printf "%-6s %10d %9.2fs %12.0f %10.1fMB %9.1f\n", l, m, cpu, m / cpu,
+      s / 1e6, s / 1e6 / cpu }'
+  if [ -n "${KEEP:-}" ]; then
+    rm -rf "$KEEP/$label"
+    mkdir -p "$KEEP"
+    cp -r "$out" "$KEEP/$label"
+  fi
+}
+
+echo "ctr_feed, $N iterations"
+printf "%-6s %10s %10s %12s %12s %9s\n" values messages "ctrecd cpu" "msgs/cpu s" trace.json "MB/cpu s"
+run all all
+run none none
