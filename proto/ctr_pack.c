@@ -5,8 +5,33 @@
  * names, paths and other protocol text are packed as str. Decoders accept
  * either wherever text is expected. */
 #include "ctr_proto.h"
+#include "ctr_enc.h"
 
 #include <string.h>
+
+/* Messages on the hot path (steps, calls, variables, scalar values) are
+ * encoded into a small stack buffer with ctr_enc.h and handed to the
+ * packer's callback once: msgpack-c calls the callback, an append to the
+ * client's batch, for every item. */
+typedef struct ctr_enc_buf_s {
+  unsigned char b[64];
+  unsigned char *p;
+} ctr_enc_buf_t;
+
+#define ENC_BEGIN(e) ctr_enc_buf_t e; e.p = e.b
+
+static void enc_put(msgpack_packer *pk, const ctr_enc_buf_t *e) {
+  pk->callback(pk->data, (const char *)e->b, (size_t)(e->p - e->b));
+}
+
+/* The encoded head, then `n` bytes of text as a str or bin. */
+static void enc_put_text(msgpack_packer *pk, ctr_enc_buf_t *e, bool bin,
+                         const char *s, size_t n) {
+  e->p = ctr_enc_text_head(e->p, bin, n);
+  enc_put(pk, e);
+  if (n > 0)
+    pk->callback(pk->data, s, n);
+}
 
 /* A NULL text with a zero length is the empty string, so callers can pass
  * optional fields straight through. */
@@ -29,14 +54,6 @@ static void pack_key(msgpack_packer *pk, const char *key) {
 static void pack_head(msgpack_packer *pk, uint32_t n, int tag) {
   msgpack_pack_array(pk, n);
   msgpack_pack_int(pk, tag);
-}
-
-/* Every value is [vkind, type_id, payload...] with n elements in all. */
-static void value_head(msgpack_packer *pk, uint32_t n, int vkind,
-                       uint32_t tid) {
-  msgpack_pack_array(pk, n);
-  msgpack_pack_int(pk, vkind);
-  msgpack_pack_uint32(pk, tid);
 }
 
 static void pack_bool(msgpack_packer *pk, bool b) {
@@ -122,10 +139,12 @@ void ctr_pack_stack_begin(msgpack_packer *pk, uint64_t thread,
 
 void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
                           uint32_t nvars) {
-  msgpack_pack_array(pk, 3);
-  msgpack_pack_uint32(pk, func_id);
-  msgpack_pack_int64(pk, line);
-  msgpack_pack_array(pk, nvars);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_array(e.p, 3);
+  e.p = ctr_enc_uint(e.p, func_id);
+  e.p = ctr_enc_int(e.p, line);
+  e.p = ctr_enc_array(e.p, nvars);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
@@ -204,29 +223,37 @@ void ctr_pack_source(msgpack_packer *pk, uint32_t path_id, const char *text,
 /* ---- execution -------------------------------------------------------- */
 
 void ctr_pack_step(msgpack_packer *pk, uint32_t path_id, int64_t line) {
-  pack_head(pk, 3, CTR_MSG_STEP);
-  msgpack_pack_uint32(pk, path_id);
-  msgpack_pack_int64(pk, line);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_step(e.p, path_id, line);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_call_begin(msgpack_packer *pk, uint32_t func_id, uint32_t nargs) {
-  pack_head(pk, 3, CTR_MSG_CALL);
-  msgpack_pack_uint32(pk, func_id);
-  msgpack_pack_array(pk, nargs);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_head(e.p, 3, CTR_MSG_CALL);
+  e.p = ctr_enc_uint(e.p, func_id);
+  e.p = ctr_enc_array(e.p, nargs);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_return_begin(msgpack_packer *pk) {
-  pack_head(pk, 2, CTR_MSG_RETURN);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_head(e.p, 2, CTR_MSG_RETURN);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_vars_begin(msgpack_packer *pk, uint32_t nvars) {
-  pack_head(pk, 2, CTR_MSG_VARS);
-  msgpack_pack_array(pk, nvars);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_head(e.p, 2, CTR_MSG_VARS);
+  e.p = ctr_enc_array(e.p, nvars);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_pair_begin(msgpack_packer *pk, uint32_t varname_id) {
-  msgpack_pack_array(pk, 2);
-  msgpack_pack_uint32(pk, varname_id);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_array(e.p, 2);
+  e.p = ctr_enc_uint(e.p, varname_id);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_event(msgpack_packer *pk, int kind, const char *text, size_t n) {
@@ -242,14 +269,20 @@ void ctr_pack_raise(msgpack_packer *pk, const char *cls, size_t cn,
   pack_bin(pk, text, tn);
 }
 
+/* [tag, u64]: THREAD, TIME, FLUSH, FLUSHED. */
+static void pack_tag_u64(msgpack_packer *pk, int tag, uint64_t v) {
+  ENC_BEGIN(e);
+  e.p = ctr_enc_head(e.p, 2, tag);
+  e.p = ctr_enc_uint(e.p, v);
+  enc_put(pk, &e);
+}
+
 void ctr_pack_thread(msgpack_packer *pk, uint64_t id) {
-  pack_head(pk, 2, CTR_MSG_THREAD);
-  msgpack_pack_uint64(pk, id);
+  pack_tag_u64(pk, CTR_MSG_THREAD, id);
 }
 
 void ctr_pack_time(msgpack_packer *pk, uint64_t ns) {
-  pack_head(pk, 2, CTR_MSG_TIME);
-  msgpack_pack_uint64(pk, ns);
+  pack_tag_u64(pk, CTR_MSG_TIME, ns);
 }
 
 void ctr_pack_mark(msgpack_packer *pk, const char *text, size_t n) {
@@ -288,66 +321,83 @@ void ctr_pack_done(msgpack_packer *pk, int64_t count, const char *text) {
 }
 
 void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token) {
-  pack_head(pk, 2, tag);
-  msgpack_pack_uint64(pk, token);
+  pack_tag_u64(pk, tag, token);
 }
 
 /* ---- values ----------------------------------------------------------- */
 
 void ctr_pack_v_none(msgpack_packer *pk, uint32_t tid) {
-  value_head(pk, 2, CTR_V_NONE, tid);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 2, CTR_V_NONE, tid);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_v_bool(msgpack_packer *pk, uint32_t tid, bool b) {
-  value_head(pk, 3, CTR_V_BOOL, tid);
-  pack_bool(pk, b);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 3, CTR_V_BOOL, tid);
+  e.p = ctr_enc_bool(e.p, b);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_v_int(msgpack_packer *pk, uint32_t tid, int64_t i) {
-  value_head(pk, 3, CTR_V_INT, tid);
-  msgpack_pack_int64(pk, i);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 3, CTR_V_INT, tid);
+  e.p = ctr_enc_int(e.p, i);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_v_float(msgpack_packer *pk, uint32_t tid, double f) {
-  value_head(pk, 3, CTR_V_FLOAT, tid);
-  msgpack_pack_double(pk, f);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 3, CTR_V_FLOAT, tid);
+  e.p = ctr_enc_double(e.p, f);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_v_string(msgpack_packer *pk, uint32_t tid, const char *s,
                        size_t n) {
-  value_head(pk, 3, CTR_V_STRING, tid);
-  pack_bin(pk, s, n);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 3, CTR_V_STRING, tid);
+  enc_put_text(pk, &e, true, s, n);
 }
 
 void ctr_pack_v_bigint(msgpack_packer *pk, uint32_t tid, bool negative,
                        const unsigned char *magnitude, size_t n) {
-  value_head(pk, 4, CTR_V_BIGINT, tid);
-  pack_bool(pk, negative);
-  pack_bin(pk, (const char *)magnitude, n);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 4, CTR_V_BIGINT, tid);
+  e.p = ctr_enc_bool(e.p, negative);
+  enc_put_text(pk, &e, true, (const char *)magnitude, n);
+}
+
+/* [vkind, tid, [n elements follow]] of SEQ, TUPLE and STRUCT. */
+static void pack_v_container(msgpack_packer *pk, int vkind, uint32_t tid,
+                             uint32_t n) {
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 3, vkind, tid);
+  e.p = ctr_enc_array(e.p, n);
+  enc_put(pk, &e);
 }
 
 void ctr_pack_v_seq_begin(msgpack_packer *pk, uint32_t tid, uint32_t n) {
-  value_head(pk, 3, CTR_V_SEQ, tid);
-  msgpack_pack_array(pk, n);
+  pack_v_container(pk, CTR_V_SEQ, tid, n);
 }
 
 void ctr_pack_v_tuple_begin(msgpack_packer *pk, uint32_t tid, uint32_t n) {
-  value_head(pk, 3, CTR_V_TUPLE, tid);
-  msgpack_pack_array(pk, n);
+  pack_v_container(pk, CTR_V_TUPLE, tid, n);
 }
 
 void ctr_pack_v_struct_begin(msgpack_packer *pk, uint32_t tid, uint32_t n) {
-  value_head(pk, 3, CTR_V_STRUCT, tid);
-  msgpack_pack_array(pk, n);
+  pack_v_container(pk, CTR_V_STRUCT, tid, n);
 }
 
 void ctr_pack_v_raw(msgpack_packer *pk, uint32_t tid, const char *s, size_t n) {
-  value_head(pk, 3, CTR_V_RAW, tid);
-  pack_str(pk, s, n);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 3, CTR_V_RAW, tid);
+  enc_put_text(pk, &e, false, s ? s : "", s ? n : 0);
 }
 
 void ctr_pack_v_error(msgpack_packer *pk, uint32_t tid, const char *s,
                       size_t n) {
-  value_head(pk, 3, CTR_V_ERROR, tid);
-  pack_str(pk, s, n);
+  ENC_BEGIN(e);
+  e.p = ctr_enc_value_head(e.p, 3, CTR_V_ERROR, tid);
+  enc_put_text(pk, &e, false, s ? s : "", s ? n : 0);
 }

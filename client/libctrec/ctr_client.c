@@ -79,13 +79,13 @@ static uint64_t ctr_client_clock(clockid_t id) {
 
 uint64_t ctr_client_now_ns(void) { return ctr_client_clock(CLOCK_MONOTONIC); }
 
-/* Appends to the batch being filled. A failed allocation marks the batch so
- * that it is dropped whole instead of sending a truncated message. */
-static int ctr_client_write_cb(void *data, const char *buf, size_t len) {
-  ctr_client_t *c = data;
+/* Room for len more bytes in the batch being filled, or NULL. A failed
+ * allocation marks the batch so that it is dropped whole instead of sending
+ * a truncated message. */
+static char *ctr_client_room(ctr_client_t *c, size_t len) {
   ctr_client_buf_t *b = &c->batch[c->cur];
   if (c->oom)
-    return 0;
+    return NULL;
   if (b->len + len > b->cap) {
     size_t cap = b->cap ? b->cap : 2 * CTR_CLIENT_BATCH;
     while (cap < b->len + len)
@@ -93,15 +93,30 @@ static int ctr_client_write_cb(void *data, const char *buf, size_t len) {
     char *p = realloc(b->data, cap);
     if (p == NULL) {
       c->oom = true;
-      return 0;
+      return NULL;
     }
     b->data = p;
     b->cap = cap;
   }
-  memcpy(b->data + b->len, buf, len);
-  b->len += len;
+  return b->data + b->len;
+}
+
+/* Appends to the batch being filled (the packer's callback). */
+static int ctr_client_write_cb(void *data, const char *buf, size_t len) {
+  ctr_client_t *c = data;
+  char *p = ctr_client_room(c, len);
+  if (p != NULL) {
+    memcpy(p, buf, len);
+    c->batch[c->cur].len += len;
+  }
   return 0;
 }
+
+unsigned char *ctr_client_reserve(size_t n) {
+  return (unsigned char *)ctr_client_room(&g_client, n);
+}
+
+void ctr_client_commit(size_t used) { g_client.batch[g_client.cur].len += used; }
 
 /* Sends all bytes or fails; never raises SIGPIPE. Caller holds send_mu. */
 static int ctr_client_send_all(int fd, const char *p, size_t n) {

@@ -65,6 +65,13 @@ bool ctr_client_take_resume(void);
 msgpack_packer *ctr_client_begin(void);
 void ctr_client_end(void);
 
+/* Inside begin/end: room for n more bytes at the end of the batch, for a
+ * shim that encodes messages itself (ctr_enc.h), or NULL when memory ran
+ * out. ctr_client_commit then appends the first `used` bytes of it; packing
+ * through the packer in between is not allowed. */
+unsigned char *ctr_client_reserve(size_t n);
+void ctr_client_commit(size_t used);
+
 /* Source text beyond this is not sent: it would pass the daemon's default
  * limits.max_string (4 MiB) once framed. */
 #define CTR_CLIENT_SOURCE_MAX ((4u << 20) - 64)

@@ -59,9 +59,20 @@ void ctr__py_map_clear(ctr_py_map_t *m);
  * first time a name is seen in the current connection. */
 uint32_t ctr__py_type_id(msgpack_packer *pk, int kind, const char *name,
                          size_t n);
+/* The same for a type object's tp_name, cached for static types. */
+uint32_t ctr__py_type_id_of(msgpack_packer *pk, int kind,
+                            const PyTypeObject *tp);
 uint32_t ctr__py_varname_id(msgpack_packer *pk, const char *name, size_t n);
 /* The same for a str object; "?" for anything else. */
 uint32_t ctr__py_varname_id_obj(msgpack_packer *pk, PyObject *name);
+
+/* ---- fast locals (ctr_py_frame.c) --------------------------------------- */
+
+/* Stores the values of a running frame's first `max` fast-locals slots (in
+ * co_localsplusnames order, cells and free variables read through) in
+ * out[], borrowed, NULL for an unbound one; returns how many it stored. */
+Py_ssize_t ctr__py_frame_locals(PyFrameObject *frame, PyObject **out,
+                                Py_ssize_t max);
 
 /* ---- tracing (ctr_py_trace.c) ------------------------------------------- */
 
@@ -139,6 +150,32 @@ void ctr__py_value_pack(msgpack_packer *decl, msgpack_packer *out,
  * str() cannot run program code (see the definition); otherwise it is
  * empty. Call it outside ctr_client_begin/end: str() allocates. */
 size_t ctr__py_exc_message(PyObject *exc, char *buf, size_t cap);
+
+/* A scalar value (None, bool, an int that fits 64 bits, float, ASCII str,
+ * of exactly those types) read for ctr__py_scalar_write. */
+typedef struct ctr_py_scalar_s {
+  int vkind; /* CTR_V_NONE, BOOL, INT, FLOAT or STRING */
+  uint32_t tid;
+  union {
+    int64_t i;
+    double f;
+    bool b;
+    struct {
+      const char *s; /* into the str object, which must stay alive */
+      size_t n;
+    } t;
+  } u;
+} ctr_py_scalar_t;
+
+/* Reads v into *out, declaring its type on `decl` when new; false when v
+ * is not such a scalar (then it goes through ctr__py_value_pack). */
+bool ctr__py_scalar_read(msgpack_packer *decl, PyObject *v,
+                         ctr_py_scalar_t *out);
+/* The most bytes ctr__py_scalar_write takes for s. */
+size_t ctr__py_scalar_size(const ctr_py_scalar_t *s);
+/* Encodes s as the wire value ctr__py_value_pack would; returns the end. */
+unsigned char *ctr__py_scalar_write(unsigned char *p,
+                                    const ctr_py_scalar_t *s);
 
 /* Bytes of a str object for the wire: the UTF-8 of at most `max_chars`
  * characters, lone surrogates passed through. Returns a new reference to a

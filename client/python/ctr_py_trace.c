@@ -41,6 +41,7 @@
  * Each thread then rebuilds its shadow stack from its live frames and
  * sends it as STACK before anything else. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
+#include "ctr_enc.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -58,6 +59,10 @@
 #define CTR_PY_EVENT_CHUNK (1u << 20)
 /* Module frames can hold many globals; VARS carries at most this many. */
 #define CTR_PY_VARS_MAX 512
+/* Fast locals of one function that VARS shows at most. */
+#define CTR_PY_SLOTS_MAX 256
+/* Fast locals of the functions whose steps are encoded in place. */
+#define CTR_PY_FAST_VARS 32
 /* "Class: message" kept for the RETURN of a frame an exception unwinds. */
 #define CTR_PY_EXC_TEXT 512
 
@@ -223,6 +228,35 @@ uint32_t ctr__py_type_id(msgpack_packer *pk, int kind, const char *name,
   uint32_t id;
   if (ctr_py_intern(&g.types, &g.next_type, buf, n + 1, &id))
     ctr_pack_type(pk, id, kind, name, n);
+  return id;
+}
+
+/* Type ids of static types (int, str, list: types that live as long as the
+ * process), by address and kind: most values are of these, and their ids
+ * need no name hashing. An entry holds for the connection it was made in. */
+#define CTR_PY_TYPE_CACHE 64
+
+static struct {
+  const PyTypeObject *tp;
+  int kind;
+  uint32_t id;
+  uint32_t gen;
+} g_type_cache[CTR_PY_TYPE_CACHE];
+
+uint32_t ctr__py_type_id_of(msgpack_packer *pk, int kind,
+                            const PyTypeObject *tp) {
+  const char *name = tp->tp_name;
+  if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
+    return ctr__py_type_id(pk, kind, name, strlen(name));
+  size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_TYPE_CACHE;
+  if (g_type_cache[h].tp == tp && g_type_cache[h].kind == kind &&
+      g_type_cache[h].gen == g.gen)
+    return g_type_cache[h].id;
+  uint32_t id = ctr__py_type_id(pk, kind, name, strlen(name));
+  g_type_cache[h].tp = tp;
+  g_type_cache[h].kind = kind;
+  g_type_cache[h].id = id;
+  g_type_cache[h].gen = g.gen;
   return id;
 }
 
@@ -535,53 +569,18 @@ static void ctr_py_code_free(void *p) {
   free(ci);
 }
 
-static bool ctr_py_tuple_has(PyObject *tup, PyObject *name) {
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tup); i++) {
-    PyObject *o = PyTuple_GET_ITEM(tup, i);
-    if (o == name || (PyUnicode_CheckExact(o) && PyUnicode_CheckExact(name) &&
-                      PyUnicode_Compare(o, name) == 0))
-      return true;
-  }
-  return false;
-}
-
-/* Local names in the order VARS shows them (co_varnames, then cells that
- * are not arguments, then free variables) and the argument layout:
- * positional-only and positional, *args, keyword-only, **kwargs. */
+/* Local names in the order of the frame's fast-locals slots (co_varnames,
+ * then cells that are not arguments, then free variables), which is the
+ * order VARS shows them in, and the argument layout: positional-only and
+ * positional, *args, keyword-only, **kwargs. */
 static void ctr_py_code_names(ctr_py_code_t *ci, PyCodeObject *co) {
-  PyObject *vars = PyCode_GetVarnames(co);
-  PyObject *cells = PyCode_GetCellvars(co);
-  PyObject *frees = PyCode_GetFreevars(co);
-  PyObject *names = NULL;
-  if (vars == NULL || cells == NULL || frees == NULL)
-    goto done;
-  Py_ssize_t nv = PyTuple_GET_SIZE(vars);
-  names = PyTuple_New(nv + PyTuple_GET_SIZE(cells) + PyTuple_GET_SIZE(frees));
-  if (names == NULL)
-    goto done;
-  Py_ssize_t k = 0;
-  for (Py_ssize_t i = 0; i < nv; i++) {
-    Py_INCREF(PyTuple_GET_ITEM(vars, i));
-    PyTuple_SET_ITEM(names, k++, PyTuple_GET_ITEM(vars, i));
-  }
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(cells); i++) {
-    PyObject *c = PyTuple_GET_ITEM(cells, i);
-    if (!ctr_py_tuple_has(vars, c)) {
-      Py_INCREF(c);
-      PyTuple_SET_ITEM(names, k++, c);
-    }
-  }
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(frees); i++) {
-    Py_INCREF(PyTuple_GET_ITEM(frees, i));
-    PyTuple_SET_ITEM(names, k++, PyTuple_GET_ITEM(frees, i));
-  }
-  if (_PyTuple_Resize(&names, k) != 0)
-    goto done;
+  PyObject *names = co->co_localsplusnames;
+  Py_ssize_t k = PyTuple_GET_SIZE(names);
   ci->name_ids = calloc((size_t)(k ? k : 1), sizeof *ci->name_ids);
   ci->args = calloc((size_t)co->co_argcount + co->co_kwonlyargcount + 2,
                     sizeof *ci->args);
   if (ci->name_ids == NULL || ci->args == NULL)
-    goto done;
+    return;
   Py_ssize_t argc = co->co_argcount, kwc = co->co_kwonlyargcount;
   bool varargs = (co->co_flags & CO_VARARGS) != 0;
   bool varkw = (co->co_flags & CO_VARKEYWORDS) != 0;
@@ -598,14 +597,8 @@ static void ctr_py_code_names(ctr_py_code_t *ci, PyCodeObject *co) {
     if (ci->args[i] >= k)
       na = 0; /* inconsistent code object: show no arguments */
   ci->nargs = na;
+  Py_INCREF(names);
   ci->names = names;
-  names = NULL;
-done:
-  PyErr_Clear();
-  Py_XDECREF(names);
-  Py_XDECREF(vars);
-  Py_XDECREF(cells);
-  Py_XDECREF(frees);
 }
 
 static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co);
@@ -772,25 +765,46 @@ static bool ctr_py_module_noise(PyObject *name, PyObject *v) {
          PyCFunction_Check(v);
 }
 
-/* Packs [[varname_id, value]...] of the visible variables into scratch. */
+/* The variables of a module or class body, read before a batch opens
+ * (PyFrame_GetLocals allocates); NULL for optimized code, whose slots are
+ * read while packing. */
+static PyObject *ctr_py_body_locals(ctr_py_code_t *ci, PyFrameObject *frame) {
+  return ci->names == NULL ? ctr_py_locals(frame) : NULL;
+}
+
+/* Packs [[varname_id, value]...] of the bound fast locals of an optimized
+ * frame into scratch: those at the slot indices `which` (n of them), or all
+ * when `which` is NULL. */
+static uint32_t ctr_py_pack_slots(msgpack_packer *pk, ctr_py_code_t *ci,
+                                  PyFrameObject *frame, const Py_ssize_t *which,
+                                  Py_ssize_t n) {
+  PyObject *slots[CTR_PY_SLOTS_MAX];
+  Py_ssize_t nslots = ctr__py_frame_locals(frame, slots, CTR_PY_SLOTS_MAX);
+  uint32_t *ids = ctr_py_name_ids(pk, ci);
+  uint32_t count = 0;
+  if (which == NULL)
+    n = nslots;
+  for (Py_ssize_t k = 0; k < n; k++) {
+    Py_ssize_t i = which ? which[k] : k;
+    if (i >= nslots || slots[i] == NULL)
+      continue; /* unbound */
+    ctr_pack_pair_begin(&g.scratch, ids[i]);
+    ctr__py_value_pack(pk, &g.scratch, slots[i]);
+    count++;
+  }
+  return count;
+}
+
+/* Packs [[varname_id, value]...] of the visible variables into scratch;
+ * `locals` is what ctr_py_body_locals gave. */
 static uint32_t ctr_py_pack_locals(msgpack_packer *pk, ctr_py_code_t *ci,
-                                   PyObject *locals) {
+                                   PyFrameObject *frame, PyObject *locals) {
+  if (ci->names != NULL)
+    return ctr_py_pack_slots(pk, ci, frame, NULL, 0);
   if (locals == NULL || !PyDict_Check(locals))
     return 0;
-  uint32_t n = 0;
-  if (ci->names != NULL) {
-    uint32_t *ids = ctr_py_name_ids(pk, ci);
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ci->names); i++) {
-      PyObject *v = PyDict_GetItem(locals, PyTuple_GET_ITEM(ci->names, i));
-      if (v == NULL)
-        continue; /* unbound */
-      ctr_pack_pair_begin(&g.scratch, ids[i]);
-      ctr__py_value_pack(pk, &g.scratch, v);
-      n++;
-    }
-    return n;
-  }
   /* Module and class bodies: their namespace, without the noise. */
+  uint32_t n = 0;
   Py_ssize_t pos = 0;
   PyObject *k, *v;
   while (n < CTR_PY_VARS_MAX && PyDict_Next(locals, &pos, &k, &v)) {
@@ -801,6 +815,14 @@ static uint32_t ctr_py_pack_locals(msgpack_packer *pk, ctr_py_code_t *ci,
     n++;
   }
   return n;
+}
+
+/* Packs [[varname_id, value]...] of ci's arguments into scratch. */
+static uint32_t ctr_py_pack_args(msgpack_packer *pk, ctr_py_code_t *ci,
+                                 PyFrameObject *frame) {
+  if (ci->names == NULL || ci->nargs == 0)
+    return 0;
+  return ctr_py_pack_slots(pk, ci, frame, ci->args, ci->nargs);
 }
 
 /* ---- events ------------------------------------------------------------------ */
@@ -817,41 +839,16 @@ static uint32_t ctr_py_func_id(msgpack_packer *pk, ctr_py_code_t *ci) {
   return ci->func_id;
 }
 
-/* Packs [[varname_id, value]...] of ci's arguments into scratch. */
-static uint32_t ctr_py_pack_args(msgpack_packer *pk, ctr_py_code_t *ci,
-                                 PyObject *locals) {
-  uint32_t n = 0;
-  if (locals == NULL || !PyDict_Check(locals) || ci->names == NULL)
-    return 0;
-  uint32_t *ids = ctr_py_name_ids(pk, ci);
-  for (Py_ssize_t i = 0; i < ci->nargs; i++) {
-    PyObject *name = PyTuple_GET_ITEM(ci->names, ci->args[i]);
-    PyObject *v = PyDict_GetItem(locals, name);
-    if (v == NULL)
-      continue;
-    ctr_pack_pair_begin(&g.scratch, ids[ci->args[i]]);
-    ctr__py_value_pack(pk, &g.scratch, v);
-    n++;
-  }
-  return n;
-}
-
 static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
                              ctr_py_code_t *ci) {
-  PyObject *locals = ci->nargs > 0 && g.values != CTR_WV_NONE
-                         ? ctr_py_locals(frame)
-                         : NULL;
   msgpack_packer *pk = ctr_py_begin(t);
-  if (pk == NULL) {
-    Py_XDECREF(locals);
+  if (pk == NULL)
     return false;
-  }
   uint32_t fid = ctr_py_func_id(pk, ci);
-  uint32_t n = ctr_py_pack_args(pk, ci, locals);
+  uint32_t n = g.values != CTR_WV_NONE ? ctr_py_pack_args(pk, ci, frame) : 0;
   ctr_pack_call_begin(pk, fid, n);
   ctr_py_append_scratch(pk);
   ctr_py_end(t);
-  Py_XDECREF(locals);
   return true;
 }
 
@@ -911,17 +908,60 @@ static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame,
   ctr_py_push(t, ci, flags, co, frame);
 }
 
+/* STEP and VARS of an optimized frame whose variables are all scalars,
+ * encoded straight into the batch: most steps are like that, and they are
+ * the bulk of a trace. False, with nothing but declarations packed, when a
+ * variable needs the general path. */
+static bool ctr_py_fast_step(msgpack_packer *pk, ctr_py_code_t *ci,
+                             PyFrameObject *frame, uint32_t pid, int line) {
+  PyObject *slots[CTR_PY_FAST_VARS];
+  ctr_py_scalar_t vals[CTR_PY_FAST_VARS];
+  uint32_t ids[CTR_PY_FAST_VARS];
+  Py_ssize_t n = ctr__py_frame_locals(frame, slots, CTR_PY_FAST_VARS);
+  if (n == CTR_PY_FAST_VARS)
+    return false; /* maybe more than fit */
+  uint32_t *name_ids = ctr_py_name_ids(pk, ci);
+  size_t size = CTR_ENC_STEP_MAX + CTR_ENC_VARS_MAX;
+  uint32_t count = 0;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    if (slots[i] == NULL)
+      continue; /* unbound */
+    if (!ctr__py_scalar_read(pk, slots[i], &vals[count]))
+      return false;
+    ids[count] = name_ids[i];
+    size += CTR_ENC_PAIR_MAX + ctr__py_scalar_size(&vals[count]);
+    count++;
+  }
+  unsigned char *start = ctr_client_reserve(size);
+  if (start == NULL)
+    return true; /* out of memory: the batch is dropped whole */
+  unsigned char *p = ctr_enc_step(start, pid, line);
+  p = ctr_enc_head(p, 2, CTR_MSG_VARS);
+  p = ctr_enc_array(p, count);
+  for (uint32_t k = 0; k < count; k++) {
+    p = ctr_enc_array(p, 2);
+    p = ctr_enc_uint(p, ids[k]);
+    p = ctr__py_scalar_write(p, &vals[k]);
+  }
+  ctr_client_commit((size_t)(p - start));
+  return true;
+}
+
 static void ctr_py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
                            ctr_py_code_t *ci, int line) {
   /* VARS only when the daemon keeps them (values: all). */
   bool vars = g.values == CTR_WV_ALL;
-  PyObject *locals = vars ? ctr_py_locals(frame) : NULL;
+  PyObject *locals = vars ? ctr_py_body_locals(ci, frame) : NULL;
   msgpack_packer *pk = ctr_py_begin(t);
   if (pk != NULL) {
     uint32_t pid = ctr_py_path_id(pk, ci->path);
+    if (vars && ci->names != NULL && ctr_py_fast_step(pk, ci, frame, pid, line)) {
+      ctr_py_end(t);
+      return;
+    }
     ctr_pack_step(pk, pid, line);
     if (vars) {
-      uint32_t n = ctr_py_pack_locals(pk, ci, locals);
+      uint32_t n = ctr_py_pack_locals(pk, ci, frame, locals);
       ctr_pack_vars_begin(pk, n);
       ctr_py_append_scratch(pk);
     }
@@ -1090,15 +1130,15 @@ static void ctr_py_watch_start(void) {
 
 /* Packs one STACK frame (head and variables) into stack_pk. */
 static void ctr_py_stack_frame(msgpack_packer *pk, ctr_py_code_t *ci,
-                               int64_t line, PyObject *locals) {
+                               PyFrameObject *frame, PyObject *locals) {
   uint32_t fid = ctr_py_func_id(pk, ci);
   uint32_t n = 0;
   msgpack_sbuffer_clear(&g.scratch_buf);
   if (g.values == CTR_WV_ALL)
-    n = ctr_py_pack_locals(pk, ci, locals);
+    n = ctr_py_pack_locals(pk, ci, frame, locals);
   else if (g.values == CTR_WV_ARGS)
-    n = ctr_py_pack_args(pk, ci, locals);
-  ctr_pack_frame_begin(&g.stack_pk, fid, line, n);
+    n = ctr_py_pack_args(pk, ci, frame);
+  ctr_pack_frame_begin(&g.stack_pk, fid, PyFrame_GetLineNumber(frame), n);
   if (g.scratch_buf.size)
     msgpack_sbuffer_write(&g.stack_buf, g.scratch_buf.data,
                           g.scratch_buf.size);
@@ -1158,8 +1198,8 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
       flags |= CTR_PY_F_SENT;
       nsent++;
       cis[k] = ci;
-      if (g.values != CTR_WV_NONE)
-        locals[k] = ctr_py_locals(f);
+      if (g.values == CTR_WV_ALL)
+        locals[k] = ctr_py_body_locals(ci, f);
     }
     if (follow)
       ctr_py_push(t, ci, flags, co, f);
@@ -1177,8 +1217,7 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
     msgpack_sbuffer_clear(&g.stack_buf);
     for (size_t k = n; cis != NULL && k-- > 0;)
       if (cis[k] != NULL)
-        ctr_py_stack_frame(pk, cis[k], PyFrame_GetLineNumber(frames[k]),
-                           locals[k]);
+        ctr_py_stack_frame(pk, cis[k], frames[k], locals[k]);
     ctr_pack_stack_begin(pk, t->wire_id, nsent);
     if (g.stack_buf.size)
       pk->callback(pk->data, g.stack_buf.data, g.stack_buf.size);
@@ -1260,9 +1299,12 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   ctr_py_thread_t *t = ctr_py_thread();
   if (t == NULL || t->in_pack)
     return 0;
-  /* Nothing we do may leave an exception behind or eat the program's. */
-  PyObject *et, *ev, *etb;
-  PyErr_Fetch(&et, &ev, &etb);
+  /* Nothing we do may leave an exception behind or eat the program's
+   * (one is pending only on some exception events). */
+  PyObject *et = NULL, *ev = NULL, *etb = NULL;
+  bool pending = PyErr_Occurred() != NULL;
+  if (pending)
+    PyErr_Fetch(&et, &ev, &etb);
   if (!ctr_py_ready(t, frame, what == PyTrace_CALL))
     what = -1;
   switch (what) {
@@ -1289,8 +1331,10 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   default:
     break;
   }
-  PyErr_Clear();
-  PyErr_Restore(et, ev, etb);
+  if (PyErr_Occurred())
+    PyErr_Clear();
+  if (pending)
+    PyErr_Restore(et, ev, etb);
   return 0;
 }
 

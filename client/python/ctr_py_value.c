@@ -7,6 +7,7 @@
  * _PySet_NextEntry), objects through their instance dict and __slots__
  * members, numbers and strings through their C representation. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
+#include "ctr_enc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static uint32_t ctr_py_type(ctr_py_walk_t *w, int kind, const char *name) {
 
 /* tp_name is the C-level name: no descriptor, no metaclass involved. */
 static uint32_t ctr_py_type_of(ctr_py_walk_t *w, int kind, PyObject *v) {
-  return ctr_py_type(w, kind, Py_TYPE(v)->tp_name);
+  return ctr__py_type_id_of(w->decl, kind, Py_TYPE(v));
 }
 
 static void ctr_py_raw(ctr_py_walk_t *w, PyObject *v, const char *text,
@@ -194,7 +195,7 @@ static void ctr_py_dict(ctr_py_walk_t *w, PyObject *d) {
   }
   /* The count was announced up front; stay well-formed whatever happens. */
   for (; done < n; done++)
-    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, v));
 }
 
 static void ctr_py_set(ctr_py_walk_t *w, PyObject *s) {
@@ -224,7 +225,7 @@ static void ctr_py_set(ctr_py_walk_t *w, PyObject *s) {
   }
 #endif
   for (; done < n; done++)
-    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, Py_None));
 }
 
 /* __slots__ members of v's class and its bases, in MRO order. */
@@ -309,7 +310,7 @@ static void ctr_py_object(ctr_py_walk_t *w, PyObject *v) {
    * but keep the announced count whatever happens. */
   for (; i < nd; i++) {
     ctr_pack_pair_begin(w->out, ids[i]);
-    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, v));
   }
   for (uint32_t j = 0; j < sl.n; j++) {
     ctr_pack_pair_begin(w->out, ids[nd + j]);
@@ -329,9 +330,9 @@ static void ctr_py_exception(ctr_py_walk_t *w, PyObject *v) {
 /* Values that need no recursion. Returns false for containers and objects. */
 static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
   if (v == Py_None) {
-    ctr_pack_v_none(w->out, ctr_py_type(w, CTR_TK_NONE, "NoneType"));
+    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, v));
   } else if (PyBool_Check(v)) {
-    ctr_pack_v_bool(w->out, ctr_py_type(w, CTR_TK_BOOL, "bool"), v == Py_True);
+    ctr_pack_v_bool(w->out, ctr_py_type_of(w, CTR_TK_BOOL, v), v == Py_True);
   } else if (PyLong_Check(v)) {
     ctr_py_integer(w, v);
   } else if (PyFloat_Check(v)) {
@@ -415,6 +416,10 @@ static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
   w->depth--;
 }
 
+static uint32_t ctr_py_max_string(const ctr_welcome_t *s) {
+  return s->max_string ? s->max_string : CTR_PY_STRING_DEFAULT;
+}
+
 void ctr__py_value_pack(msgpack_packer *decl, msgpack_packer *out,
                         PyObject *v) {
   const ctr_welcome_t *s = ctr_client_settings();
@@ -425,9 +430,75 @@ void ctr__py_value_pack(msgpack_packer *decl, msgpack_packer *out,
   if (w.max_depth > CTR_PY_DEPTH_HARD)
     w.max_depth = CTR_PY_DEPTH_HARD;
   w.max_length = s->max_length ? s->max_length : CTR_PY_LENGTH_DEFAULT;
-  w.max_string = s->max_string ? s->max_string : CTR_PY_STRING_DEFAULT;
+  w.max_string = ctr_py_max_string(s);
   w.depth = 0;
   ctr_py_walk_value(&w, v);
+}
+
+/* ---- scalars encoded in place --------------------------------------------- */
+
+/* The same wire values ctr_py_scalar packs, for the types most variables
+ * hold: read first (declaring the type), written later in one piece. */
+bool ctr__py_scalar_read(msgpack_packer *decl, PyObject *v,
+                         ctr_py_scalar_t *out) {
+  PyTypeObject *tp = Py_TYPE(v);
+  if (tp == &PyLong_Type) {
+    int overflow = 0;
+    long long i = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow != 0)
+      return false; /* a BIGINT */
+    out->vkind = CTR_V_INT;
+    out->tid = ctr__py_type_id_of(decl, CTR_TK_INT, tp);
+    out->u.i = i;
+  } else if (v == Py_None) {
+    out->vkind = CTR_V_NONE;
+    out->tid = ctr__py_type_id_of(decl, CTR_TK_NONE, tp);
+  } else if (tp == &PyBool_Type) {
+    out->vkind = CTR_V_BOOL;
+    out->tid = ctr__py_type_id_of(decl, CTR_TK_BOOL, tp);
+    out->u.b = v == Py_True;
+  } else if (tp == &PyFloat_Type) {
+    out->vkind = CTR_V_FLOAT;
+    out->tid = ctr__py_type_id_of(decl, CTR_TK_FLOAT, tp);
+    out->u.f = PyFloat_AS_DOUBLE(v);
+  } else if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(v)) {
+    size_t n = (size_t)PyUnicode_GET_LENGTH(v);
+    size_t max = ctr_py_max_string(ctr_client_settings());
+    out->vkind = CTR_V_STRING;
+    out->tid = ctr__py_type_id_of(decl, CTR_TK_STRING, tp);
+    out->u.t.s = (const char *)PyUnicode_DATA(v);
+    out->u.t.n = n > max ? max : n;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+size_t ctr__py_scalar_size(const ctr_py_scalar_t *s) {
+  return CTR_ENC_SCALAR_MAX +
+         (s->vkind == CTR_V_STRING ? CTR_ENC_HEAD_MAX + s->u.t.n : 0);
+}
+
+unsigned char *ctr__py_scalar_write(unsigned char *p,
+                                    const ctr_py_scalar_t *s) {
+  switch (s->vkind) {
+  case CTR_V_INT:
+    p = ctr_enc_value_head(p, 3, CTR_V_INT, s->tid);
+    return ctr_enc_int(p, s->u.i);
+  case CTR_V_NONE:
+    return ctr_enc_value_head(p, 2, CTR_V_NONE, s->tid);
+  case CTR_V_BOOL:
+    p = ctr_enc_value_head(p, 3, CTR_V_BOOL, s->tid);
+    return ctr_enc_bool(p, s->u.b);
+  case CTR_V_FLOAT:
+    p = ctr_enc_value_head(p, 3, CTR_V_FLOAT, s->tid);
+    return ctr_enc_double(p, s->u.f);
+  default:
+    p = ctr_enc_value_head(p, 3, CTR_V_STRING, s->tid);
+    p = ctr_enc_text_head(p, true, s->u.t.n);
+    memcpy(p, s->u.t.s, s->u.t.n);
+    return p + s->u.t.n;
+  }
 }
 
 /* ---- exceptions ------------------------------------------------------------ */

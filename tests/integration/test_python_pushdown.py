@@ -78,8 +78,12 @@ class PushdownTest(TempDirTest):
     def wait_flushed(self, count):
         """The daemon writes a trace when the session ends; wait for it."""
         def complete(folder):
-            with open(os.path.join(folder, "trace_metadata.json")) as f:
-                return '"complete"' in f.read()
+            # The folder exists a moment before its first metadata.
+            try:
+                with open(os.path.join(folder, "trace_metadata.json")) as f:
+                    return '"complete"' in f.read()
+            except FileNotFoundError:
+                return False
         deadline = time.time() + 20
         while time.time() < deadline:
             done = [f for f in trace_folders(self.daemon.out)

@@ -1,0 +1,41 @@
+/* ctr_py_frame.c: reads a running frame's local variables straight from its
+ * fast-locals slots.
+ *
+ * The public way, PyFrame_GetLocals, copies every local into a dict (3.11,
+ * 3.12) or builds a proxy (3.13) at each call, which is most of what a line
+ * event costs the recorder. The slots themselves sit in the interpreter's
+ * frame record, whose layout is private: this file alone includes CPython's
+ * internal frame header, which is why it is compiled against each
+ * interpreter's own headers like the rest of the extension. It reads what
+ * CPython's own f_locals reads and changes nothing. */
+#include "ctr_py.h" /* Python.h first, as CPython requires */
+
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+
+/* Kinds of co_localspluskinds (internal/pycore_code.h, stable since 3.11). */
+#define CTR_PY_FAST_CELL 0x40
+#define CTR_PY_FAST_FREE 0x80
+
+Py_ssize_t ctr__py_frame_locals(PyFrameObject *frame, PyObject **out,
+                                Py_ssize_t max) {
+  _PyInterpreterFrame *f = frame->f_frame;
+  PyCodeObject *co = PyFrame_GetCode(frame);
+  Py_ssize_t n = co->co_nlocalsplus;
+  const unsigned char *kinds =
+      (const unsigned char *)PyBytes_AS_STRING(co->co_localspluskinds);
+  Py_DECREF(co); /* the frame keeps its code alive */
+  if (n > max)
+    n = max;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *v = f->localsplus[i];
+    /* A free variable's slot holds its cell once COPY_FREE_VARS ran, and a
+     * cell variable's once MAKE_CELL ran; both run before the first line.
+     * Before that an argument that is also a cell holds its plain value. */
+    if (v != NULL && (kinds[i] & (CTR_PY_FAST_CELL | CTR_PY_FAST_FREE)) &&
+        PyCell_Check(v))
+      v = PyCell_GET(v);
+    out[i] = v;
+  }
+  return n;
+}
