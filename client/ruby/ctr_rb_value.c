@@ -4,8 +4,11 @@
  * that Ruby code can define or override (inspect, to_s, ==, hash, name...).
  * Objects are read through the C API only: class pointers, RARRAY/RHASH
  * iteration, instance variable tables, Struct slots. BasicObject instances
- * therefore work like any other object. */
+ * therefore work like any other object. The one exception is BigDecimal,
+ * whose digits only its own C code can read: see ctr_rb_bigdecimal. */
+#include <dlfcn.h>
 #include <ruby.h>
+#include <ruby/version.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +259,113 @@ static void ctr_rb_object(ctr_rb_walk_t *w, VALUE v) {
   free(iv.values);
 }
 
+/* ---- BigDecimal ----------------------------------------------------------
+ *
+ * A BigDecimal keeps its digits in a C struct private to the bigdecimal
+ * extension, so the only faithful reader is BigDecimal#to_s itself. Calling
+ * it through Ruby would run whatever the program put in its place, so the
+ * shim calls the extension's C function directly, and only while the method
+ * that Ruby would dispatch to is still that C function: the method entry is
+ * looked up for each value (a program can redefine or prepend to_s at any
+ * time) and compared with the one seen the first time. The function
+ * pointer is read from Ruby 3.1's method entry layout (vm_core's method.h,
+ * not installed); dladdr() must place it inside bigdecimal.so before it is
+ * ever called, so a layout that does not match falls back to "#<BigDecimal>"
+ * instead of calling anything. */
+
+#if RUBY_API_VERSION_MAJOR == 3 && RUBY_API_VERSION_MINOR == 1
+#define CTR_RB_HAVE_ME_LAYOUT 1
+
+/* rb_method_entry_t and the head of rb_method_definition_t of Ruby 3.1. */
+typedef struct ctr_rb_me_s {
+  VALUE flags;
+  VALUE defined_class;
+  const struct ctr_rb_mdef_s *def;
+  ID called_id;
+  VALUE owner;
+} ctr_rb_me_t;
+
+typedef struct ctr_rb_mdef_s {
+  unsigned int bits1; /* type:4, iseq_overload:1, alias_count:27 */
+  unsigned int bits2; /* complemented_count:28, no_redef_warning:1 */
+  VALUE (*func)(int argc, VALUE *argv, VALUE self); /* body.cfunc.func */
+  void *invoker;
+  int argc;
+} ctr_rb_mdef_t;
+
+#define CTR_RB_METHOD_TYPE_CFUNC 1
+
+/* Not in Ruby's public headers, but exported by libruby. */
+extern const ctr_rb_me_t *rb_method_entry(VALUE klass, ID id);
+#endif
+
+static struct {
+  int state; /* 0 not tried, 1 usable, -1 not usable */
+  VALUE klass;
+  const void *me;
+  VALUE (*to_s)(int argc, VALUE *argv, VALUE self);
+} g_bigdec;
+
+static bool ctr_rb_is_bigdecimal(VALUE v) {
+  if (!RB_TYPE_P(v, T_DATA) || !RTYPEDDATA_P(v))
+    return false;
+  const char *n = RTYPEDDATA_TYPE(v)->wrap_struct_name;
+  return n != NULL && strcmp(n, "BigDecimal") == 0;
+}
+
+/* Finds BigDecimal#to_s's C function the first time a BigDecimal is seen. */
+static void ctr_rb_bigdecimal_init(VALUE klass) {
+  g_bigdec.state = -1;
+#ifdef CTR_RB_HAVE_ME_LAYOUT
+  const ctr_rb_me_t *me = rb_method_entry(klass, rb_intern("to_s"));
+  if (me == NULL || me->owner != klass || me->def == NULL ||
+      (me->def->bits1 & 0xf) != CTR_RB_METHOD_TYPE_CFUNC ||
+      me->def->argc != -1 || me->def->func == NULL)
+    return;
+  Dl_info info;
+  void *fn = (void *)(uintptr_t)me->def->func;
+  if (dladdr(fn, &info) == 0 || info.dli_fname == NULL)
+    return;
+  const char *base = strrchr(info.dli_fname, '/');
+  base = base ? base + 1 : info.dli_fname;
+  if (strcmp(base, "bigdecimal.so") != 0)
+    return;
+  g_bigdec.klass = klass;
+  g_bigdec.me = me;
+  g_bigdec.to_s = me->def->func;
+  g_bigdec.state = 1;
+#else
+  (void)klass;
+#endif
+}
+
+static VALUE ctr_rb_bigdecimal_to_s(VALUE v) {
+  return g_bigdec.to_s(0, NULL, v);
+}
+
+/* The text of BigDecimal#to_s ("0.125e1"), or Qnil when to_s is no longer
+ * the extension's own or the call failed. */
+static VALUE ctr_rb_bigdecimal_text(VALUE v) {
+  VALUE klass = rb_obj_class(v);
+  if (g_bigdec.state == 0)
+    ctr_rb_bigdecimal_init(klass);
+#ifdef CTR_RB_HAVE_ME_LAYOUT
+  if (g_bigdec.state != 1 || klass != g_bigdec.klass ||
+      (const void *)rb_method_entry(CLASS_OF(v), rb_intern("to_s")) !=
+          g_bigdec.me)
+    return Qnil;
+  int state = 0;
+  VALUE s = rb_protect(ctr_rb_bigdecimal_to_s, v, &state);
+  if (state) {
+    rb_set_errinfo(Qnil);
+    return Qnil;
+  }
+  return RB_TYPE_P(s, T_STRING) ? s : Qnil;
+#else
+  return Qnil;
+#endif
+}
+
 /* True when a class named `cname` is among v's ancestor classes. Compares
  * class paths instead of looking the constant up, because a constant lookup
  * can trigger an autoload, i.e. run Ruby code in the middle of a capture. */
@@ -375,6 +485,15 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
     return;
   }
   case T_DATA:
+    if (ctr_rb_is_bigdecimal(v)) {
+      VALUE text = ctr_rb_bigdecimal_text(v);
+      if (NIL_P(text))
+        break;
+      ctr_pack_v_raw(w->out, ctr_rb_type_of(w, CTR_TK_RAW, v),
+                     RSTRING_PTR(text), (size_t)RSTRING_LEN(text));
+      RB_GC_GUARD(text);
+      return;
+    }
     if (rb_obj_is_kind_of(v, rb_cTime)) {
       if (w->depth >= w->max_depth)
         break;

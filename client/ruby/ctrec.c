@@ -78,10 +78,18 @@
 /* Output is sent in pieces so that no single EVENT passes the daemon's
  * default limits.max_string. */
 #define CTR_RB_EVENT_CHUNK (1u << 20)
-/* Eval'd code gets one pseudo path per eval string, up to this many; later
- * ones share "<eval>" so that a program evaluating in a loop cannot grow the
- * shim's tables without bound. */
-#define CTR_RB_EVALS_MAX 4096
+/* Eval'd code gets one pseudo path per distinct eval string (a string
+ * evaluated again reuses its path), up to this many strings and this many
+ * bytes of their text in all; later ones share CTR_RB_EVAL_OVERFLOW, whose
+ * source says so. */
+#define CTR_RB_EVALS_MAX 65536
+#define CTR_RB_EVAL_TEXT_MAX (64u << 20)
+#define CTR_RB_EVAL_OVERFLOW "<eval:over-limit>"
+/* Compiled eval iseqs are kept alive (their addresses are the lookup keys)
+ * in a ring of this many; the oldest is forgotten when it wraps, so a loop
+ * evaluating strings for ever keeps memory flat. A forgotten iseq that still
+ * runs shows its lines under the bare "<eval>" path. */
+#define CTR_RB_EVAL_ISEQS_MAX 16384
 
 /* With RUBY_EVENT_HOOK_FLAG_RAW_ARG Ruby calls the hook as
  * hook(data, trace_arg); the API still takes the classic pointer type. */
@@ -204,16 +212,43 @@ uint32_t ctr__rb_varname_id(msgpack_packer *pk, const char *name, size_t n) {
 static st_table *g_varname_by_id, *g_type_by_class, *g_type_by_lit;
 static VALUE g_type_classes; /* keeps the classes used as keys alive */
 
+/* Direct-mapped caches in front of those tables: a variable or type is
+ * looked up for every value captured, and most lookups hit the few names
+ * of the code running now. An entry is valid for its generation only. */
+#define CTR_RB_MEMO_SIZE 256
+
+typedef struct ctr_rb_memo_s {
+  st_data_t key;
+  uint32_t id;
+  uint32_t gen;
+} ctr_rb_memo_t;
+
+static ctr_rb_memo_t g_varname_memo[CTR_RB_MEMO_SIZE];
+static ctr_rb_memo_t g_type_lit_memo[CTR_RB_MEMO_SIZE];
+static uint32_t g_memo_gen; /* the client generation the tables are for */
+
+static ctr_rb_memo_t *ctr_rb_memo(ctr_rb_memo_t *memo, st_data_t key) {
+  return &memo[(key ^ (key >> 9) ^ (key >> 17)) % CTR_RB_MEMO_SIZE];
+}
+
 uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID sym) {
+  ctr_rb_memo_t *m = ctr_rb_memo(g_varname_memo, (st_data_t)sym);
+  if (m->key == (st_data_t)sym && m->gen == g_memo_gen)
+    return m->id;
   st_data_t val;
-  if (st_lookup(g_varname_by_id, (st_data_t)sym, &val))
-    return (uint32_t)val;
-  VALUE s = rb_id2str(sym);
-  uint32_t id = NIL_P(s) ? ctr__rb_varname_id(pk, "?", 1)
-                         : ctr__rb_varname_id(pk, RSTRING_PTR(s),
-                                              (size_t)RSTRING_LEN(s));
-  if (!NIL_P(s))
+  uint32_t id;
+  if (st_lookup(g_varname_by_id, (st_data_t)sym, &val)) {
+    id = (uint32_t)val;
+  } else {
+    VALUE s = rb_id2str(sym);
+    if (NIL_P(s))
+      return ctr__rb_varname_id(pk, "?", 1);
+    id = ctr__rb_varname_id(pk, RSTRING_PTR(s), (size_t)RSTRING_LEN(s));
     st_insert(g_varname_by_id, (st_data_t)sym, (st_data_t)id);
+  }
+  m->key = (st_data_t)sym;
+  m->id = id;
+  m->gen = g_memo_gen;
   return id;
 }
 
@@ -232,10 +267,19 @@ uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass) {
 
 uint32_t ctr__rb_type_id_lit(msgpack_packer *pk, int kind, const char *lit) {
   st_data_t key = (st_data_t)lit * 64 + (st_data_t)kind, val;
-  if (st_lookup(g_type_by_lit, key, &val))
-    return (uint32_t)val;
-  uint32_t id = ctr__rb_type_id(pk, kind, lit, strlen(lit));
-  st_insert(g_type_by_lit, key, (st_data_t)id);
+  ctr_rb_memo_t *m = ctr_rb_memo(g_type_lit_memo, key);
+  if (m->key == key && m->gen == g_memo_gen)
+    return m->id;
+  uint32_t id;
+  if (st_lookup(g_type_by_lit, key, &val)) {
+    id = (uint32_t)val;
+  } else {
+    id = ctr__rb_type_id(pk, kind, lit, strlen(lit));
+    st_insert(g_type_by_lit, key, (st_data_t)id);
+  }
+  m->key = key;
+  m->id = id;
+  m->gen = g_memo_gen;
   return id;
 }
 
@@ -245,6 +289,9 @@ typedef struct ctr_rb_path_s {
   bool skip;
   bool real_file;
   bool evalish; /* "(eval)" or a made-up file name: one path per eval string */
+  bool reloaded; /* a real file loaded again with other text (see evals) */
+  uint32_t loads; /* times this real file was compiled by load/require */
+  st_index_t hash; /* hash of the file's text at its first load */
   char *abs; /* absolute path, or a pseudo path like "<eval:3>" */
   size_t len;
   char *text; /* source of eval'd code, sent as its SOURCE */
@@ -262,6 +309,9 @@ typedef struct ctr_rb_fkey_s {
   VALUE path;
   long line;
   long block; /* 1 for "block in ..." functions */
+  /* The path its code is shown under: eval strings and reloaded versions of
+   * a file share Ruby's path but not ours. */
+  const void *src;
 } ctr_rb_fkey_t;
 
 typedef struct ctr_rb_func_s {
@@ -271,6 +321,9 @@ typedef struct ctr_rb_func_s {
   ID *params; /* named parameters in order */
   int nparams;
   VALUE param_names; /* the same as an Array of Symbols, or Qnil */
+  /* A method's local variable names depend on its code only: read once,
+   * at its first call (Qundef until then; never set for blocks). */
+  VALUE local_names;
   uint32_t id;
   uint32_t gen;
   int action;    /* pushed rules' decision (enum ctr_filter_action) */
@@ -343,7 +396,11 @@ static struct {
   st_table *paths; /* path VALUE -> ctr_rb_path_t* (kept for the process) */
   st_table *funcs; /* ctr_rb_fkey_t* -> ctr_rb_func_t* */
   st_table *evals; /* iseq pointer -> ctr_rb_path_t* of its eval string */
-  VALUE eval_iseqs; /* Array keeping those iseqs alive */
+  VALUE eval_iseqs; /* ring of CTR_RB_EVAL_ISEQS_MAX keeping those alive */
+  long eval_next;   /* next slot of the ring */
+  st_table *eval_texts; /* pseudo path + text -> ctr_rb_path_t* (dedupe) */
+  ctr_rb_path_t *eval_overflow;
+  size_t eval_bytes;
   uint32_t nevals;
   VALUE keep;      /* marks the VALUEs used as keys above */
   char *cwd;
@@ -386,6 +443,7 @@ static int ctr_rb_mark_func(st_data_t k, st_data_t v, st_data_t arg) {
   const ctr_rb_fkey_t *fk = (const ctr_rb_fkey_t *)k;
   const struct ctr_rb_func_s *f = (const struct ctr_rb_func_s *)v;
   rb_gc_mark(f->param_names);
+  rb_gc_mark(f->local_names);
   rb_gc_mark(f->tree_tp);
   rb_gc_mark(f->tree_iseq);
   rb_gc_mark(fk->klass);
@@ -425,10 +483,7 @@ static const rb_data_type_t ctr_rb_keep_type = {
     "ctrec_state", {ctr_rb_keep_mark, NULL, NULL}, NULL, NULL, 0};
 
 /* Ids are per connection: after a fork the child's session starts from 0. */
-static void ctr_rb_check_generation(void) {
-  uint32_t gen = ctr_client_generation() + 1;
-  if (gen == g.gen)
-    return;
+static void ctr_rb_new_generation(uint32_t gen) {
   g.gen = gen;
   ctr_rb_names_reset(&g_types);
   ctr_rb_names_reset(&g_varnames);
@@ -436,6 +491,7 @@ static void ctr_rb_check_generation(void) {
   st_clear(g_varname_by_id);
   st_clear(g_type_by_class);
   st_clear(g_type_by_lit);
+  g_memo_gen = gen;
   g_next_func = 0;
   /* Frames opened before the fork belong to the parent's trace. */
   for (ctr_rb_stack_t *s = g.stacks; s; s = s->next) {
@@ -444,6 +500,13 @@ static void ctr_rb_check_generation(void) {
     s->trees = 0;
   }
   g.sent_thread = UINT64_MAX;
+}
+
+/* Runs on every event: the common case stays inline. */
+static inline void ctr_rb_check_generation(void) {
+  uint32_t gen = ctr_client_generation() + 1;
+  if (gen != g.gen)
+    ctr_rb_new_generation(gen);
 }
 
 /* ---- paths --------------------------------------------------------------- */
@@ -621,8 +684,13 @@ static void ctr_rb_stack_free(ctr_rb_stack_t *s) {
 }
 
 /* The current fiber's stack. The object id is checked only when the fiber
- * changed since the last event, which is rare. */
+ * changed since the last event, which is rare. While the full hook is
+ * installed every fiber switch reaches it and forgets g.cur, so with a
+ * single thread (nothing can switch without an event) the last event's
+ * stack is still the current one: no need to ask Ruby for the fiber. */
 static ctr_rb_stack_t *ctr_rb_stack_get(void) {
+  if (g.cur != NULL && g.hooked && rb_thread_alone())
+    return g.cur;
   VALUE fiber = rb_fiber_current();
   if (g.cur && g.cur->fiber == fiber)
     return g.cur;
@@ -734,9 +802,10 @@ static VALUE ctr_rb_values_body(VALUE arg) {
  * frame. `f` is the shadow entry the event belongs to (NULL: the top level
  * of the script or thread). A frame no event opened (a class body, a
  * required file, eval'd code) is recognised by its code identity or path
- * differing from the entry's, and gets a fresh Binding each time. */
+ * differing from the entry's, and gets a fresh Binding each time. `known`
+ * is the frame's variable names when the caller knows them, else Qundef. */
 static bool ctr_rb_frame_vars(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
-                              ctr_rb_frame_t *f, VALUE path,
+                              ctr_rb_frame_t *f, VALUE path, VALUE known,
                               ctr_rb_gather_t *ga) {
   VALUE fid = ctr_rb_frame_id();
   VALUE *slot_frame = f ? &f->frame : &s->top.frame;
@@ -762,12 +831,16 @@ static bool ctr_rb_frame_vars(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
   ga->binding = rb_tracearg_binding(targ);
   if (NIL_P(ga->binding))
     return false;
-  int state = 0;
-  ga->names = rb_protect(ctr_rb_names_body, ga->binding, &state);
-  if (state) {
-    rb_set_errinfo(Qnil);
-    ga->names = Qnil;
-    return false;
+  if (known != Qundef) {
+    ga->names = known;
+  } else {
+    int state = 0;
+    ga->names = rb_protect(ctr_rb_names_body, ga->binding, &state);
+    if (state) {
+      rb_set_errinfo(Qnil);
+      ga->names = Qnil;
+      return false;
+    }
   }
   if (cache) {
     *slot_binding = ga->binding;
@@ -815,9 +888,10 @@ static uint32_t ctr_rb_pack_pairs(msgpack_packer *pk, VALUE names,
 
 /* ---- eval'd code ------------------------------------------------------------ */
 
-/* Every eval string (eval, instance_eval, class_eval, ERB...) compiled
- * under a pseudo path gets a path of its own, "<eval:N>", whose SOURCE is
- * the string itself, so the trace is self-contained. A TracePoint on
+/* Every distinct eval string (eval, instance_eval, class_eval, ERB...)
+ * compiled under a pseudo path gets a path of its own, "<eval:N>", whose
+ * SOURCE is the string itself, so the trace is self-contained; a file
+ * loaded again with other text gets one the same way ("<reload:f.rb:N>"). A TracePoint on
  * script_compiled (rare events, so a Ruby-level TracePoint costs nothing
  * measurable) registers the new iseq and all its children; an event in a
  * pseudo path then looks its iseq up through the debug inspector. */
@@ -833,43 +907,145 @@ static VALUE ctr_rb_eval_child(RB_BLOCK_CALL_FUNC_ARGLIST(child, arg)) {
 static VALUE ctr_rb_eval_register(VALUE iseqw) {
   if (!RB_TYPE_P(iseqw, T_DATA) || !RTYPEDDATA_P(iseqw))
     return Qnil;
+  long slot = g.eval_next;
+  g.eval_next = (g.eval_next + 1) % CTR_RB_EVAL_ISEQS_MAX;
+  if (slot < RARRAY_LEN(g.eval_iseqs)) {
+    /* Still alive (the ring held it), so its address is still its own. */
+    st_data_t old = (st_data_t)RTYPEDDATA_DATA(RARRAY_AREF(g.eval_iseqs, slot));
+    st_delete(g.evals, &old, NULL);
+  }
   st_insert(g.evals, (st_data_t)RTYPEDDATA_DATA(iseqw),
             (st_data_t)g_eval_registering);
-  rb_ary_push(g.eval_iseqs, iseqw);
+  rb_ary_store(g.eval_iseqs, slot, iseqw);
   rb_block_call(iseqw, id_each_child, 0, NULL, ctr_rb_eval_child, Qnil);
   return Qnil;
 }
 
+/* The path of one text compiled under the pseudo path `base` ("<eval>",
+ * "<reload:lib.rb>"...): "<eval:N>", one per distinct text, deduplicated
+ * by text so that a string evaluated again reuses its path. NULL when out
+ * of memory. */
+static ctr_rb_path_t *ctr_rb_text_path(const char *base, size_t blen,
+                                       const char *text, size_t tlen) {
+  if (tlen > CTR_CLIENT_SOURCE_MAX)
+    tlen = CTR_CLIENT_SOURCE_MAX;
+  ctr_rb_key_t *k = malloc(sizeof *k + blen + 1 + tlen);
+  if (k == NULL)
+    return NULL;
+  k->len = blen + 1 + tlen;
+  memcpy(k->data, base, blen);
+  k->data[blen] = '\0';
+  memcpy(k->data + blen + 1, text, tlen);
+  st_data_t val;
+  if (st_lookup(g.eval_texts, (st_data_t)k, &val)) {
+    free(k);
+    return (ctr_rb_path_t *)val;
+  }
+  if (g.nevals >= CTR_RB_EVALS_MAX || g.eval_bytes + tlen > CTR_RB_EVAL_TEXT_MAX) {
+    free(k);
+    return g.eval_overflow;
+  }
+  ctr_rb_path_t *p = calloc(1, sizeof *p);
+  if (p == NULL || (p->abs = malloc(blen + 24)) == NULL) {
+    free(p);
+    free(k);
+    return NULL;
+  }
+  g.nevals++;
+  g.eval_bytes += tlen;
+  /* "<eval>" becomes "<eval:N>", "<erb>" "<erb:N>". */
+  p->len = (size_t)snprintf(p->abs, blen + 24, "%.*s:%u>", (int)(blen - 1),
+                            base, g.nevals);
+  p->text_len = tlen;
+  p->text = k->data + blen + 1; /* the key lives as long as the path */
+  st_insert(g.eval_texts, (st_data_t)k, (st_data_t)p);
+  return p;
+}
+
+/* Reads a whole file (up to the SOURCE limit); NULL when it cannot. */
+static char *ctr_rb_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return NULL;
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap);
+  while (buf != NULL) {
+    size_t r = fread(buf + n, 1, cap - n, f);
+    n += r;
+    if (r == 0 || n >= CTR_CLIENT_SOURCE_MAX)
+      break;
+    if (n == cap) {
+      char *nb = realloc(buf, cap * 2);
+      if (nb == NULL) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+  }
+  fclose(f);
+  *len = n;
+  return buf;
+}
+
+/* load of a file already loaded: when its text changed, the new version
+ * gets a pseudo path "<reload:name.rb:N>" carrying that text, because a
+ * trace path has one content (the first version's, under the real path).
+ * Versions are told apart by their text, so loading version 1 again goes
+ * back to the real path. Returns the path its code should be shown under,
+ * or NULL for the real path itself. */
+static ctr_rb_path_t *ctr_rb_reload_path(ctr_rb_path_t *p) {
+  size_t n = 0;
+  char *text = ctr_rb_read_file(p->abs, &n);
+  if (text == NULL)
+    return NULL;
+  st_index_t h = st_hash(text, n, 0x72656c64);
+  ctr_rb_path_t *r = NULL;
+  if (p->loads++ == 0) {
+    p->hash = h;
+  } else if (h != p->hash) {
+    const char *name = strrchr(p->abs, '/');
+    name = name ? name + 1 : p->abs;
+    /* "<reload:name.rb>" becomes "<reload:name.rb:N>", deduplicated with
+     * the file's other versions by text. */
+    char base[300];
+    int bl = snprintf(base, sizeof base, "<reload:%.255s>", name);
+    for (int i = 1; i < bl - 1; i++)
+      if (base[i] == '<' || base[i] == '>')
+        base[i] = '_';
+    r = ctr_rb_text_path(base, (size_t)bl, text, n);
+    if (r != NULL)
+      p->reloaded = true;
+  }
+  free(text);
+  return r;
+}
+
 static VALUE ctr_rb_compiled_body(VALUE tpval) {
   VALUE script = rb_funcall(tpval, id_eval_script, 0);
-  if (!RB_TYPE_P(script, T_STRING))
-    return Qnil; /* require and load: real files */
   VALUE iseqw = rb_funcall(tpval, id_instruction_sequence, 0);
-  VALUE path = rb_funcall(iseqw, rb_intern("path"), 0);
+  VALUE path = rb_funcall(iseqw, id_path, 0);
   if (!RB_TYPE_P(path, T_STRING))
     return Qnil;
   ctr_rb_path_t *base = ctr_rb_path_info(path);
-  if (base == NULL || base->skip || !base->evalish)
+  if (base == NULL || base->skip)
     return Qnil;
-  ctr_rb_path_t *p = calloc(1, sizeof *p);
+  ctr_rb_path_t *p;
+  if (!RB_TYPE_P(script, T_STRING)) {
+    /* require and load: a real file, maybe loaded again. */
+    if (!base->real_file)
+      return Qnil;
+    p = ctr_rb_reload_path(base);
+  } else {
+    if (!base->evalish)
+      return Qnil;
+    p = ctr_rb_text_path(base->abs, base->len, RSTRING_PTR(script),
+                         (size_t)RSTRING_LEN(script));
+  }
   if (p == NULL)
     return Qnil;
-  /* "<eval>" becomes "<eval:N>", "<erb>" "<erb:N>". */
-  size_t n = base->len - 1;
-  p->abs = malloc(n + 24);
-  if (p->abs == NULL) {
-    free(p);
-    return Qnil;
-  }
-  g.nevals++;
-  p->len = (size_t)snprintf(p->abs, n + 24, "%.*s:%u>", (int)n, base->abs,
-                            g.nevals);
-  p->text_len = (size_t)RSTRING_LEN(script);
-  if (p->text_len > CTR_CLIENT_SOURCE_MAX)
-    p->text_len = CTR_CLIENT_SOURCE_MAX;
-  p->text = malloc(p->text_len ? p->text_len : 1);
-  if (p->text != NULL)
-    memcpy(p->text, RSTRING_PTR(script), p->text_len);
   g_eval_registering = p;
   ctr_rb_eval_register(iseqw);
   g_eval_registering = NULL;
@@ -879,7 +1055,7 @@ static VALUE ctr_rb_compiled_body(VALUE tpval) {
 
 static void ctr_rb_on_compiled(VALUE tpval, void *data) {
   (void)data;
-  if (!ctr_client_active() || g.nevals >= CTR_RB_EVALS_MAX)
+  if (!ctr_client_active())
     return;
   int state = 0;
   rb_protect(ctr_rb_compiled_body, tpval, &state);
@@ -947,6 +1123,18 @@ static void ctr_rb_pack_step(msgpack_packer *pk, uint32_t pid, long line) {
   pk->callback(pk->data, (const char *)b, n);
 }
 
+/* RETURN of no value (values: none), in one write like STEP. */
+static void ctr_rb_pack_return_none(msgpack_packer *pk) {
+  uint32_t tid = ctr__rb_type_id_lit(pk, CTR_TK_NONE, "NilClass");
+  unsigned char b[4 + 5];
+  b[0] = 0x92; /* [RETURN, [V_NONE, tid]] */
+  b[1] = CTR_MSG_RETURN;
+  b[2] = 0x92;
+  b[3] = CTR_V_NONE;
+  size_t n = 4 + ctr_rb_put_uint(b + 4, tid);
+  pk->callback(pk->data, (const char *)b, n);
+}
+
 static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
                            VALUE path, ctr_rb_path_t *p) {
   long line = NUM2LONG(rb_tracearg_lineno(targ));
@@ -963,7 +1151,8 @@ static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
   bool vars = false;
   if (g.vmode == CTR_WV_ALL) {
     ctr_rb_frame_t *f = s->n ? &s->frames[s->n - 1] : NULL;
-    vars = ctr_rb_frame_vars(targ, s, f, path, &ga) && ctr_rb_read_values(&ga);
+    vars = ctr_rb_frame_vars(targ, s, f, path, Qundef, &ga) &&
+           ctr_rb_read_values(&ga);
   }
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
@@ -1011,8 +1200,13 @@ static VALUE ctr_rb_func_name(VALUE klass, VALUE mid) {
   return s;
 }
 
+/* Direct-mapped cache in front of g.funcs: a call-heavy loop calls the
+ * same few functions, and hashing the whole key costs more than this. */
+static ctr_rb_func_t *g_func_memo[CTR_RB_MEMO_SIZE];
+
 static ctr_rb_func_t *ctr_rb_func_lookup(VALUE klass, VALUE mid, VALUE path,
-                                         long line, bool block) {
+                                         long line, bool block,
+                                         const ctr_rb_path_t *src) {
   ctr_rb_fkey_t key;
   memset(&key, 0, sizeof key);
   key.klass = klass;
@@ -1020,9 +1214,17 @@ static ctr_rb_func_t *ctr_rb_func_lookup(VALUE klass, VALUE mid, VALUE path,
   key.path = path;
   key.line = line;
   key.block = block;
+  key.src = src;
+  st_data_t h = (st_data_t)klass ^ ((st_data_t)mid >> 3) ^
+                ((st_data_t)path >> 5) ^ (st_data_t)line * 7 ^ (st_data_t)block;
+  ctr_rb_func_t **memo = &g_func_memo[(h ^ (h >> 11)) % CTR_RB_MEMO_SIZE];
+  if (*memo != NULL && memcmp(&(*memo)->key, &key, sizeof key) == 0)
+    return *memo;
   st_data_t val;
-  if (st_lookup(g.funcs, (st_data_t)&key, &val))
-    return (ctr_rb_func_t *)val;
+  if (st_lookup(g.funcs, (st_data_t)&key, &val)) {
+    *memo = (ctr_rb_func_t *)val;
+    return *memo;
+  }
 
   ctr_rb_func_t *f = calloc(1, sizeof *f);
   if (f == NULL)
@@ -1067,6 +1269,7 @@ static ctr_rb_func_t *ctr_rb_func_lookup(VALUE klass, VALUE mid, VALUE path,
     }
   }
   f->param_names = Qnil;
+  f->local_names = Qundef;
   f->tree_tp = f->tree_iseq = Qnil;
   if (f->nparams > 0) {
     f->param_names = rb_ary_new_capa(f->nparams);
@@ -1076,15 +1279,16 @@ static ctr_rb_func_t *ctr_rb_func_lookup(VALUE klass, VALUE mid, VALUE path,
   }
   ctr_rb_fkey_t *k = &f->key;
   st_insert(g.funcs, (st_data_t)k, (st_data_t)f);
+  *memo = f;
   RB_GC_GUARD(name);
   return f;
 }
 
 static ctr_rb_func_t *ctr_rb_func_info(rb_trace_arg_t *targ, VALUE path,
-                                       bool block) {
+                                       bool block, const ctr_rb_path_t *src) {
   return ctr_rb_func_lookup(rb_tracearg_defined_class(targ),
                             rb_tracearg_method_id(targ), path,
-                            NUM2LONG(rb_tracearg_lineno(targ)), block);
+                            NUM2LONG(rb_tracearg_lineno(targ)), block, src);
 }
 
 /* ---- push-down ------------------------------------------------------------ */
@@ -1162,8 +1366,11 @@ static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
   ctr_rb_gather_t ga = {Qnil, Qnil, s->vals};
   bool args = false;
   if (g.vmode != CTR_WV_NONE && (block || f->nparams > 0)) {
-    args = ctr_rb_frame_vars(targ, s, fr, path, &ga);
+    args = ctr_rb_frame_vars(targ, s, fr, path, block ? Qundef : f->local_names,
+                             &ga);
     if (args && !block) {
+      if (f->local_names == Qundef)
+        f->local_names = rb_obj_freeze(ga.names);
       /* Only the parameters, in their declared order. */
       ga.names = f->param_names;
     }
@@ -1189,7 +1396,8 @@ static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
     n = 1 + (args ? ctr_rb_pack_pairs(pk, ga.names, ga.vals) : 0);
   }
   ctr_pack_call_begin(pk, f->id, n);
-  ctr_rb_append_scratch(pk);
+  if (n > 0)
+    ctr_rb_append_scratch(pk);
   ctr_client_end();
   RB_GC_GUARD(ga.names);
   RB_GC_GUARD(ga.binding);
@@ -1197,7 +1405,16 @@ static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
 }
 
 static void ctr_rb_on_return(rb_trace_arg_t *targ, ctr_rb_stack_t *s) {
-  VALUE v = g.vmode != CTR_WV_NONE ? rb_tracearg_return_value(targ) : Qnil;
+  if (g.vmode == CTR_WV_NONE) {
+    msgpack_packer *pk = ctr_client_begin();
+    if (pk == NULL)
+      return;
+    ctr_rb_pack_thread(pk, s);
+    ctr_rb_pack_return_none(pk);
+    ctr_client_end();
+    return;
+  }
+  VALUE v = rb_tracearg_return_value(targ);
   msgpack_packer *pk = ctr_client_begin();
   if (pk == NULL)
     return;
@@ -1346,7 +1563,7 @@ static void ctr_rb_resync(ctr_rb_stack_t *s, bool entering) {
     else if (!NIL_P(fr->klass))
       fr->mid = ID2SYM(rb_intern(home));
     ctr_rb_path_t *p = ctr_rb_path_info(path);
-    if (p != NULL && p->evalish && g.nevals > 0) {
+    if (p != NULL && (p->evalish || p->reloaded)) {
       VALUE iseqw = RARRAY_AREF(e, 0);
       st_data_t val;
       if (RB_TYPE_P(iseqw, T_DATA) && RTYPEDDATA_P(iseqw) &&
@@ -1356,7 +1573,7 @@ static void ctr_rb_resync(ctr_rb_stack_t *s, bool entering) {
     if (p == NULL || p->skip || (fr->block && ctr_rb_block_at_home(s, fr)))
       continue;
     ctr_rb_func_t *f = ctr_rb_func_lookup(
-        fr->klass, fr->mid, path, FIX2LONG(RARRAY_AREF(meta, 1)), fr->block);
+        fr->klass, fr->mid, path, FIX2LONG(RARRAY_AREF(meta, 1)), fr->block, p);
     if (f == NULL)
       continue;
     ctr_rb_enter(s, fr, f, p);
@@ -1593,17 +1810,28 @@ static void ctr_rb_hooks_resume(void) {
    * its fiber's next event. This is the RESUME's STACK. */
   (void)ctr_client_take_resume();
   g.epoch++;
+  g.cur = NULL; /* fibers switched unseen while paused */
 }
 
 /* Before anything is sent: after a RESUME this fiber's stack goes out
  * first. Call with the client active. */
-static void ctr_rb_sync(ctr_rb_stack_t *s, bool entering) {
+static void ctr_rb_sync_slow(ctr_rb_stack_t *s, bool entering) {
   if (!g.hooked)
     ctr_rb_hooks_resume();
   if (ctr_client_take_resume())
     g.epoch++;
   if (s->epoch != g.epoch)
     ctr_rb_resync(s, entering);
+}
+
+/* Runs on every event: nothing to do unless paused, resumed or stale. */
+static inline void ctr_rb_sync(ctr_rb_stack_t *s, bool entering) {
+  if (g.hooked && s->epoch == g.epoch) {
+    if (!ctr_client_take_resume())
+      return;
+    g.epoch++;
+  }
+  ctr_rb_sync_slow(s, entering);
 }
 
 /* The root TracePoint of a fast tree: its method returns, maybe from a
@@ -1638,6 +1866,7 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
     return;
   }
   if (ev == RUBY_EVENT_FIBER_SWITCH || ev == RUBY_EVENT_THREAD_BEGIN) {
+    g.cur = NULL;
     if (g.ftrees > 0) {
       (void)ctr_rb_stack_get();
       ctr_rb_tree_balance();
@@ -1690,7 +1919,7 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   }
   VALUE path = rb_tracearg_path(targ);
   ctr_rb_path_t *p = RB_TYPE_P(path, T_STRING) ? ctr_rb_path_info(path) : NULL;
-  if (p != NULL && p->evalish && g.nevals > 0) {
+  if (p != NULL && (p->evalish || p->reloaded)) {
     ctr_rb_path_t *e = ctr_rb_eval_path();
     if (e != NULL)
       p = e;
@@ -1708,7 +1937,7 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
     fr->block = ev == RUBY_EVENT_B_CALL;
     if (!record || (fr->block && ctr_rb_block_at_home(s, fr)))
       break;
-    ctr_rb_func_t *f = ctr_rb_func_info(targ, path, fr->block);
+    ctr_rb_func_t *f = ctr_rb_func_info(targ, path, fr->block, p);
     if (f == NULL)
       break;
     ctr_rb_enter(s, fr, f, p);
@@ -1940,7 +2169,12 @@ static void ctr_rb_atfork_parent(void) {
   }
 }
 
-static void ctr_rb_atfork_child(void) { g.daemonize = false; }
+/* Only the forking thread lives on in the child, maybe not the one of the
+ * last event. */
+static void ctr_rb_atfork_child(void) {
+  g.daemonize = false;
+  g.cur = NULL;
+}
 
 static VALUE ctr_rb_config_body(VALUE arg) {
   VALUE dirs = rb_ary_new();
@@ -2112,6 +2346,19 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   g.evals = st_init_numtable();
   g.eval_iseqs = rb_ary_new();
   rb_gc_register_mark_object(g.eval_iseqs);
+  g.eval_texts = st_init_table(&ctr_rb_key_type);
+  g.eval_overflow = calloc(1, sizeof *g.eval_overflow);
+  if (g.eval_overflow != NULL) {
+    static const char note[] =
+        "The program evaluated more distinct strings than ctrec keeps the "
+        "source of; the lines of the later ones are shown under this path.\n";
+    g.eval_overflow->abs = strdup(CTR_RB_EVAL_OVERFLOW);
+    g.eval_overflow->len = strlen(CTR_RB_EVAL_OVERFLOW);
+    g.eval_overflow->text = (char *)note;
+    g.eval_overflow->text_len = sizeof note - 1;
+    if (g.eval_overflow->abs == NULL)
+      g.eval_overflow = NULL;
+  }
   /* Ruby calls a data object's mark function only when its pointer is
    * set, hence &g. */
   g.keep = TypedData_Wrap_Struct(0, &ctr_rb_keep_type, &g);

@@ -97,6 +97,59 @@ class RubyFidelity(TempDirTest):
         fn = {f["name"]: t.paths[f["path_id"]] for f in t.functions}
         self.assertEqual(fn["made_in_eval"], evals[1])
 
+    def test_eval_strings_deduplicated_and_bounded(self):
+        # The same string evaluated many times declares one path; distinct
+        # strings past the old limit of 4096 each keep their own source.
+        prog = write(os.path.join(self.tmp, "many_evals.rb"), (
+            "20_000.times { eval(\"1 + 2\") }\n"
+            "5000.times { |i| eval(\"x = #{i}\\nx * 2\") }\n"
+            "p eval(\"40 + 2\")\n"))
+        (t,), plain = self.record_prog(prog)
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.output(), plain.stdout.decode())
+        evals = [p for p in t.paths if p.startswith("<eval")]
+        self.assertEqual(len(evals), 1 + 5000 + 1, evals[:5])
+        self.assertNotIn("<eval>", t.paths)
+        files = os.path.join(t.folder, "files")
+        with open(os.path.join(files, evals[0]), "rb") as f:
+            self.assertEqual(f.read(), b"1 + 2")
+        with open(os.path.join(files, evals[4999]), "rb") as f:
+            self.assertEqual(f.read(), b"x = 4998\nx * 2")
+        with open(os.path.join(files, evals[-1]), "rb") as f:
+            self.assertEqual(f.read(), b"40 + 2")
+        self.assertIn((evals[-1], 1), t.line_steps())
+
+    def test_reloaded_file_with_new_text_gets_its_own_path(self):
+        prog = write(os.path.join(self.tmp, "reload.rb"), (
+            'lib = File.join(__dir__, "part.rb")\n'
+            'File.write(lib, "def part(v)\\n  w = v + 1\\n  w * 2\\nend\\n")\n'
+            "load lib\n"
+            "p part(1)\n"
+            'File.write(lib, "def part(v)\\n  w = v + 10\\n  w * 3\\nend\\n")\n'
+            "load lib\n"
+            "p part(1)\n"
+            'File.write(lib, "def part(v)\\n  w = v + 1\\n  w * 2\\nend\\n")\n'
+            "load lib\n"
+            "p part(2)\n"))
+        (t,), plain = self.record_prog(prog)
+        self.assertEqual(t.output(), "4\n33\n6\n")
+        part = os.path.join(self.tmp, "part.rb")
+        reloads = [p for p in t.paths if p.startswith("<reload:part.rb")]
+        self.assertEqual(len(reloads), 1, t.paths)
+        files = os.path.join(t.folder, "files")
+        with open(os.path.join(files, reloads[0]), "rb") as f:
+            self.assertEqual(f.read(), b"def part(v)\n  w = v + 10\n  w * 3\nend\n")
+        with open(os.path.join(files, part.lstrip("/")), "rb") as f:
+            self.assertEqual(f.read(), b"def part(v)\n  w = v + 1\n  w * 2\nend\n")
+        # Each version's lines are steps of its own path, in run order.
+        r = reloads[0]
+        lib_steps = [s for s in t.line_steps() if s[0] in ("part.rb", r)]
+        self.assertEqual(lib_steps, [("part.rb", 1), ("part.rb", 2), ("part.rb", 3),
+                                     (r, 1), (r, 2), (r, 3),
+                                     ("part.rb", 1), ("part.rb", 2), ("part.rb", 3)])
+        fpaths = {t.paths[f["path_id"]] for f in t.functions if f["name"] == "part"}
+        self.assertEqual(fpaths, {part, reloads[0]})
+
     # ---- exit paths ------------------------------------------------------------
 
     EXIT_PROG = (
@@ -267,7 +320,27 @@ class RubyFidelity(TempDirTest):
         self.assertEqual(kinds[8:12], ["Struct"] * 4)  # Time, Regexp, Rational, Complex
         self.assertEqual(kinds[13:15], ["Float", "Float"])  # NaN, -Infinity
         self.assertEqual(kinds[15], "BigInt")
+        # BigDecimal through its own C to_s, never a Ruby-level call.
+        self.assertEqual(vals[12]["kind"], "Raw")
+        self.assertEqual(vals[12]["r"], "0.125e1")
+        self.assertEqual(t.types[vals[12]["type_id"]]["lang_type"], "BigDecimal")
         # Nothing raised inside the program because of the capture.
+        self.assertEqual([e for e in t.errors() if "called" in e], [])
+
+    def test_bigdecimal_with_overridden_to_s_is_not_called(self):
+        prog = write(os.path.join(self.tmp, "bigdec.rb"), (
+            'require "bigdecimal"\n'
+            "def look(v)\n  v\nend\n"
+            'look(BigDecimal("-0.001"))\n'
+            'look(BigDecimal("Infinity"))\n'
+            "class BigDecimal\n  def to_s(*) = raise(\"to_s called\")\nend\n"
+            'look(BigDecimal("2"))\n'
+            "puts :done\n"))
+        (t,), plain = self.record_prog(prog)
+        self.assertEqual(t.output(), "done\n")
+        looks = [c for c in t.kinds("Call") if t.functions[c["function_id"]]["name"] == "look"]
+        self.assertEqual([c["args"][1]["value"].get("r") for c in looks],
+                         ["-0.1e-2", "Infinity", "#<BigDecimal>"])
         self.assertEqual([e for e in t.errors() if "called" in e], [])
 
     def test_values_none_mode(self):
