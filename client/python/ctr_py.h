@@ -70,7 +70,9 @@ uint32_t ctr__py_varname_id_obj(msgpack_packer *pk, PyObject *name);
 
 /* Stores the values of a running frame's first `max` fast-locals slots (in
  * co_localsplusnames order, cells and free variables read through) in
- * out[], borrowed, NULL for an unbound one; returns how many it stored. */
+ * out[], borrowed, NULL for an unbound one; returns how many it stored.
+ * A NULL frame is the thread's current one, read without making a frame
+ * object of it (sys.monitoring callbacks get none). */
 Py_ssize_t ctr__py_frame_locals(PyFrameObject *frame, PyObject **out,
                                 Py_ssize_t max);
 

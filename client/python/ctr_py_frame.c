@@ -17,14 +17,40 @@
 #define CTR_PY_FAST_CELL 0x40
 #define CTR_PY_FAST_FREE 0x80
 
+/* The interpreter frame of `frame`, or of the innermost complete Python
+ * frame of this thread when `frame` is NULL, the one PyEval_GetFrame
+ * would make an object of. */
+static _PyInterpreterFrame *ctr_py_iframe(PyFrameObject *frame) {
+  if (frame != NULL)
+    return frame->f_frame;
+  PyThreadState *ts = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+  _PyInterpreterFrame *f = ts->current_frame;
+#else
+  _PyInterpreterFrame *f = ts->cframe->current_frame;
+#endif
+  while (f != NULL && _PyFrame_IsIncomplete(f))
+    f = f->previous;
+  return f;
+}
+
+static PyCodeObject *ctr_py_icode(_PyInterpreterFrame *f) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return _PyFrame_GetCode(f);
+#else
+  return f->f_code;
+#endif
+}
+
 Py_ssize_t ctr__py_frame_locals(PyFrameObject *frame, PyObject **out,
                                 Py_ssize_t max) {
-  _PyInterpreterFrame *f = frame->f_frame;
-  PyCodeObject *co = PyFrame_GetCode(frame);
+  _PyInterpreterFrame *f = ctr_py_iframe(frame);
+  if (f == NULL)
+    return 0;
+  PyCodeObject *co = ctr_py_icode(f);
   Py_ssize_t n = co->co_nlocalsplus;
   const unsigned char *kinds =
       (const unsigned char *)PyBytes_AS_STRING(co->co_localspluskinds);
-  Py_DECREF(co); /* the frame keeps its code alive */
   if (n > max)
     n = max;
   for (Py_ssize_t i = 0; i < n; i++) {

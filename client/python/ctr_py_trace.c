@@ -167,7 +167,10 @@ static struct {
   atomic_bool pending; /* a resume check is scheduled on the main thread */
 } g = {.trace_lines_offset = -1, .threads_mu = PTHREAD_MUTEX_INITIALIZER};
 
-static _Thread_local ctr_py_thread_t *tls_thread;
+/* initial-exec: read straight off the thread pointer, without the
+ * __tls_get_addr call a shared object otherwise makes on every event. */
+static _Thread_local ctr_py_thread_t *tls_thread
+    __attribute__((tls_model("initial-exec")));
 
 /* Output of one thread to one stream not yet packed: print() writes each
  * argument, separator and end separately, and one line makes one EVENT.
@@ -190,8 +193,6 @@ static void ctr_py_pack_thread(msgpack_packer *pk, uint64_t wire_id) {
 static void ctr_py_pack_output(msgpack_packer *pk) {
   const char *s = g_out.buf;
   size_t n = g_out.len;
-  if (n == 0)
-    return;
   ctr_py_pack_thread(pk, g_out.wire_id);
   do {
     size_t k = n > CTR_PY_EVENT_CHUNK ? CTR_PY_EVENT_CHUNK : n;
@@ -404,7 +405,8 @@ static msgpack_packer *ctr_py_begin_raw(ctr_py_thread_t *t) {
 static msgpack_packer *ctr_py_begin(ctr_py_thread_t *t) {
   msgpack_packer *pk = ctr_py_begin_raw(t);
   if (pk != NULL) {
-    ctr_py_pack_output(pk);
+    if (g_out.len > 0)
+      ctr_py_pack_output(pk);
     ctr_py_pack_thread(pk, t->wire_id);
   }
   return pk;
@@ -734,8 +736,13 @@ static uint8_t ctr_py_module_role(PyFrameObject *frame) {
   return flags;
 }
 
-/* The frame's locals as a dict (fast locals copied in), or NULL. */
+/* The frame's locals as a dict (fast locals copied in), or NULL. A NULL
+ * frame is the current one. */
 static PyObject *ctr_py_locals(PyFrameObject *frame) {
+  if (frame == NULL)
+    frame = PyEval_GetFrame();
+  if (frame == NULL)
+    return NULL;
   PyObject *l = PyFrame_GetLocals(frame);
   if (l == NULL)
     PyErr_Clear();
@@ -908,19 +915,24 @@ static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame,
   ctr_py_push(t, ci, flags, co, frame);
 }
 
-/* STEP and VARS of an optimized frame whose variables are all scalars,
- * encoded straight into the batch: most steps are like that, and they are
- * the bulk of a trace. False, with nothing but declarations packed, when a
- * variable needs the general path. */
+/* STEP, and VARS (when `vars`) of an optimized frame whose variables are
+ * all scalars, encoded straight into the batch: most steps are like that,
+ * and they are the bulk of a trace. False, with nothing but declarations
+ * packed, when a variable needs the general path. */
 static bool ctr_py_fast_step(msgpack_packer *pk, ctr_py_code_t *ci,
-                             PyFrameObject *frame, uint32_t pid, int line) {
+                             PyFrameObject *frame, uint32_t pid, int line,
+                             bool vars) {
   PyObject *slots[CTR_PY_FAST_VARS];
   ctr_py_scalar_t vals[CTR_PY_FAST_VARS];
   uint32_t ids[CTR_PY_FAST_VARS];
-  Py_ssize_t n = ctr__py_frame_locals(frame, slots, CTR_PY_FAST_VARS);
-  if (n == CTR_PY_FAST_VARS)
-    return false; /* maybe more than fit */
-  uint32_t *name_ids = ctr_py_name_ids(pk, ci);
+  Py_ssize_t n = 0;
+  uint32_t *name_ids = NULL;
+  if (vars) {
+    n = ctr__py_frame_locals(frame, slots, CTR_PY_FAST_VARS);
+    if (n == CTR_PY_FAST_VARS)
+      return false; /* maybe more than fit */
+    name_ids = ctr_py_name_ids(pk, ci);
+  }
   size_t size = CTR_ENC_STEP_MAX + CTR_ENC_VARS_MAX;
   uint32_t count = 0;
   for (Py_ssize_t i = 0; i < n; i++) {
@@ -936,8 +948,10 @@ static bool ctr_py_fast_step(msgpack_packer *pk, ctr_py_code_t *ci,
   if (start == NULL)
     return true; /* out of memory: the batch is dropped whole */
   unsigned char *p = ctr_enc_step(start, pid, line);
-  p = ctr_enc_head(p, 2, CTR_MSG_VARS);
-  p = ctr_enc_array(p, count);
+  if (vars) {
+    p = ctr_enc_head(p, 2, CTR_MSG_VARS);
+    p = ctr_enc_array(p, count);
+  }
   for (uint32_t k = 0; k < count; k++) {
     p = ctr_enc_array(p, 2);
     p = ctr_enc_uint(p, ids[k]);
@@ -955,7 +969,8 @@ static void ctr_py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
   msgpack_packer *pk = ctr_py_begin(t);
   if (pk != NULL) {
     uint32_t pid = ctr_py_path_id(pk, ci->path);
-    if (vars && ci->names != NULL && ctr_py_fast_step(pk, ci, frame, pid, line)) {
+    if ((!vars || ci->names != NULL) &&
+        ctr_py_fast_step(pk, ci, frame, pid, line, vars)) {
       ctr_py_end(t);
       return;
     }
@@ -1057,10 +1072,19 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
   msgpack_packer *pk = ctr_py_begin(t);
   if (pk == NULL)
     return;
-  if (g.values == CTR_WV_NONE) {
-    ctr__py_value_pack(pk, &g.scratch, Py_None);
-  } else if (arg != NULL) {
-    ctr__py_value_pack(pk, &g.scratch, arg);
+  PyObject *value = g.values == CTR_WV_NONE ? Py_None : arg;
+  ctr_py_scalar_t sc;
+  if (value != NULL && ctr__py_scalar_read(pk, value, &sc)) {
+    unsigned char *start = ctr_client_reserve(2 + ctr__py_scalar_size(&sc));
+    if (start != NULL) {
+      unsigned char *p = ctr_enc_head(start, 2, CTR_MSG_RETURN);
+      ctr_client_commit((size_t)(ctr__py_scalar_write(p, &sc) - start));
+    }
+    ctr_py_end(t);
+    return;
+  }
+  if (value != NULL) {
+    ctr__py_value_pack(pk, &g.scratch, value);
   } else {
     /* Unwound by an exception: no value was returned. */
     uint32_t tid = ctr__py_type_id(pk, CTR_TK_ERROR, "<exception>", 11);
@@ -1238,8 +1262,8 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
 /* Called before a thread packs anything. Returns false while nothing may
  * be sent: then the trace function is removed until the daemon resumes.
  * After a resume that the daemon missed something before, each thread
- * first rebuilds and sends its stack, from
- * `inner` outwards, or from its caller for a frame being `entered` (which
+ * first rebuilds and sends its stack, from `inner` (NULL: the current
+ * frame) outwards, or from its caller for a frame being `entered` (which
  * is not on the stack yet). */
 static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
                          bool entered) {
@@ -1268,6 +1292,8 @@ static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
     g.missed = false;
   }
   if (t->epoch != g.epoch) {
+    if (inner == NULL)
+      inner = PyEval_GetFrame(); /* the current frame: see the callers */
     /* Only here: PyFrame_GetBack creates the caller's frame object. */
     PyFrameObject *back = entered && inner ? PyFrame_GetBack(inner) : NULL;
     ctr_py_resync(t, entered ? back : inner);
@@ -1460,9 +1486,10 @@ void ctr__py_mon_end(PyCodeObject *co, PyObject *value) {
     return;
   PyObject *et, *ev, *etb;
   PyErr_Fetch(&et, &ev, &etb);
-  PyFrameObject *frame = PyEval_GetFrame();
-  if (frame != NULL && ctr_py_ready(t, frame, false))
-    ctr_py_on_return(t, frame, value);
+  /* No frame object: making one for every frame costs more than the
+   * event; the current frame is found when needed. */
+  if (ctr_py_ready(t, NULL, false))
+    ctr_py_on_return(t, NULL, value);
   PyErr_Clear();
   PyErr_Restore(et, ev, etb);
 }
@@ -1476,16 +1503,19 @@ void ctr__py_mon_line(PyCodeObject *co, int line) {
   ctr_py_frame_t *top = ctr_py_top(t);
   if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT))
     return;
-  PyObject *et, *ev, *etb;
-  PyErr_Fetch(&et, &ev, &etb);
-  PyFrameObject *frame = PyEval_GetFrame();
-  if (frame != NULL && ctr_py_ready(t, frame, false)) {
+  PyObject *et = NULL, *ev = NULL, *etb = NULL;
+  bool pending = PyErr_Occurred() != NULL;
+  if (pending)
+    PyErr_Fetch(&et, &ev, &etb);
+  if (ctr_py_ready(t, NULL, false)) {
     top = ctr_py_top(t); /* a resume rebuilds the stack */
     if (top != NULL && top->co == co && (top->flags & CTR_PY_F_SENT))
-      ctr_py_on_line(t, frame, top->code, line);
+      ctr_py_on_line(t, NULL, top->code, line);
   }
-  PyErr_Clear();
-  PyErr_Restore(et, ev, etb);
+  if (PyErr_Occurred())
+    PyErr_Clear();
+  if (pending)
+    PyErr_Restore(et, ev, etb);
 }
 
 bool ctr__py_mon_jump(PyCodeObject *co, int from, int to) {

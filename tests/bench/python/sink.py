@@ -1,6 +1,7 @@
 """A stand-in for ctrecd that answers HELLO with WELCOME and discards
 everything else, so python_bench.sh can time the shim without the daemon's
-rendering. Usage: python3 sink.py SOCKET (runs until killed)."""
+rendering. Usage: python3 sink.py SOCKET [VALUES] (runs until killed);
+VALUES is the WELCOME "values" mode (all, args, none; default all)."""
 import os
 import socket
 import struct
@@ -17,10 +18,11 @@ def mp_uint(n):
     return b"\xce" + struct.pack(">I", n)
 
 
-WELCOME = (b"\x92\x02" + bytes([0x80 | 6]) + mp_str("session") + mp_uint(1) +
+VALUES = sys.argv[2] if len(sys.argv) > 2 else "all"
+WELCOME = (b"\x92\x02" + bytes([0x80 | 7]) + mp_str("session") + mp_uint(1) +
            mp_str("state") + mp_str("recording") + mp_str("flush_ms") + mp_uint(100) +
            mp_str("max_depth") + mp_uint(3) + mp_str("max_length") + mp_uint(32) +
-           mp_str("max_string") + mp_uint(1000))
+           mp_str("max_string") + mp_uint(1000) + mp_str("values") + mp_str(VALUES))
 
 
 def serve(conn):
