@@ -4,9 +4,10 @@
  * python -m ctrec). start() connects through libctrec, installs the trace
  * function (ctr_py_trace.c) on the calling thread and, through
  * threading.settrace, on every thread started later (3.12+: registers the
- * sys.monitoring callbacks of ctr_py_monitor.c, which see every thread), records program output
- * by wrapping sys.stdout.write, sys.stderr.write and os.write, flushes
- * before os._exit, and registers
+ * sys.monitoring callbacks of ctr_py_monitor.c, which see every thread),
+ * records program output by wrapping the write methods of sys.stdout,
+ * sys.stderr and their buffers, and os.write, flushes before os._exit,
+ * and registers
  * finish() with atexit to send BYE with the exit status.
  *
  * With CT_RECORDER_SOCKET unset start() does nothing; when the daemon cannot
@@ -24,34 +25,74 @@ static PyObject *g_thread_hook; /* _ctrec._thread_hook */
 
 /* ---- output ----------------------------------------------------------------- */
 
-/* Installed as the instance attribute `write` of sys.stdout and sys.stderr:
- * it calls the stream's own write and records the text once it is written.
- * The stream, its type and every other attribute stay what they were. */
+/* Installed as instance attributes of sys.stdout and sys.stderr and of
+ * their binary buffers; each calls the method it replaces and records what
+ * was written. The streams, their types and every other attribute stay
+ * what they were.
+ *
+ * Text written to sys.stdout is recorded by its write(); the text stream
+ * passes it on to its buffer's write() later, maybe much later (at a
+ * flush). So the buffer's write() records only bytes the program writes to
+ * it directly, and not while one of the text stream's methods runs on this
+ * thread: those are the text already recorded. */
+enum {
+  CTR_PY_W_TEXT,   /* write() of a text stream */
+  CTR_PY_W_GUARD,  /* another method of a text stream (flush, close, ...) */
+  CTR_PY_W_BINARY, /* write() of the stream's buffer */
+};
+
 typedef struct ctr_py_writer_s {
   PyObject_HEAD PyObject *orig; /* the bound method it replaces */
-  int kind;
+  int kind;                     /* EventLogKind of what it records */
+  int role;
 } ctr_py_writer_t;
+
+/* Text-stream methods running on this thread. */
+static _Thread_local int tls_text_depth
+    __attribute__((tls_model("initial-exec")));
 
 static void ctr_py_writer_dealloc(PyObject *self) {
   Py_XDECREF(((ctr_py_writer_t *)self)->orig);
   Py_TYPE(self)->tp_free(self);
 }
 
+static void ctr_py_record_text(int kind, PyObject *text) {
+  const char *s;
+  Py_ssize_t n;
+  PyObject *b = ctr__py_str_bytes(text, PY_SSIZE_T_MAX, &s, &n);
+  if (b != NULL) {
+    ctr__py_record_output(kind, s, (size_t)n);
+    Py_DECREF(b);
+  }
+}
+
+/* The first `written` bytes of a bytes-like object. */
+static void ctr_py_record_bytes(int kind, PyObject *data, PyObject *written) {
+  Py_ssize_t n = PyLong_Check(written) ? PyLong_AsSsize_t(written) : -1;
+  Py_buffer view;
+  if (n > 0 && PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
+    ctr__py_record_output(kind, view.buf,
+                          (size_t)(n < view.len ? n : view.len));
+    PyBuffer_Release(&view);
+  }
+  PyErr_Clear();
+}
+
 static PyObject *ctr_py_writer_call(PyObject *self, PyObject *args,
                                     PyObject *kw) {
   ctr_py_writer_t *w = (ctr_py_writer_t *)self;
+  bool text = w->role != CTR_PY_W_BINARY;
+  tls_text_depth += text;
   PyObject *r = PyObject_Call(w->orig, args, kw);
-  if (r != NULL && kw == NULL && PyTuple_GET_SIZE(args) == 1 &&
-      PyUnicode_Check(PyTuple_GET_ITEM(args, 0)) && ctr_client_active()) {
-    const char *s;
-    Py_ssize_t n;
-    PyObject *b =
-        ctr__py_str_bytes(PyTuple_GET_ITEM(args, 0), PY_SSIZE_T_MAX, &s, &n);
-    if (b != NULL) {
-      ctr__py_record_output(w->kind, s, (size_t)n);
-      Py_DECREF(b);
-    }
-  }
+  tls_text_depth -= text;
+  if (r == NULL || w->role == CTR_PY_W_GUARD || kw != NULL ||
+      PyTuple_GET_SIZE(args) != 1 || !ctr_client_active())
+    return r;
+  PyObject *data = PyTuple_GET_ITEM(args, 0);
+  if (w->role == CTR_PY_W_TEXT && PyUnicode_Check(data))
+    ctr_py_record_text(w->kind, data);
+  else if (w->role == CTR_PY_W_BINARY && tls_text_depth == 0)
+    ctr_py_record_bytes(w->kind, data, r);
   return r;
 }
 
@@ -61,14 +102,13 @@ static PyTypeObject ctr_py_writer_type = {
     .tp_dealloc = ctr_py_writer_dealloc,
     .tp_call = ctr_py_writer_call,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "write() of a standard stream, recorded by ctrec",
+    .tp_doc = "a method of a standard stream, recorded by ctrec",
 };
 
-static void ctr_py_wrap_stream(const char *name, int kind) {
-  PyObject *stream = PySys_GetObject(name); /* borrowed */
-  if (stream == NULL || stream == Py_None)
-    return;
-  PyObject *orig = PyObject_GetAttrString(stream, "write");
+/* Replaces obj.<name> by a writer of `role` around it. */
+static void ctr_py_wrap_method(PyObject *obj, const char *name, int kind,
+                               int role) {
+  PyObject *orig = PyObject_GetAttrString(obj, name);
   if (orig == NULL) {
     PyErr_Clear();
     return;
@@ -81,9 +121,29 @@ static void ctr_py_wrap_stream(const char *name, int kind) {
   }
   w->orig = orig;
   w->kind = kind;
-  if (PyObject_SetAttrString(stream, "write", (PyObject *)w) != 0)
-    PyErr_Clear(); /* a stream without a __dict__: its output goes unrecorded */
+  w->role = role;
+  if (PyObject_SetAttrString(obj, name, (PyObject *)w) != 0)
+    PyErr_Clear(); /* an object without a __dict__: its output goes unrecorded */
   Py_DECREF(w);
+}
+
+/* Text-stream methods that may pass buffered text on to the buffer. */
+static const char *const ctr_py_flushing[] = {
+    "flush", "close", "detach", "reconfigure", "seek", "tell", "truncate",
+};
+
+static void ctr_py_wrap_stream(const char *name, int kind) {
+  PyObject *stream = PySys_GetObject(name); /* borrowed */
+  if (stream == NULL || stream == Py_None)
+    return;
+  ctr_py_wrap_method(stream, "write", kind, CTR_PY_W_TEXT);
+  for (size_t i = 0; i < sizeof ctr_py_flushing / sizeof *ctr_py_flushing; i++)
+    ctr_py_wrap_method(stream, ctr_py_flushing[i], kind, CTR_PY_W_GUARD);
+  PyObject *buffer = PyObject_GetAttrString(stream, "buffer");
+  if (buffer != NULL)
+    ctr_py_wrap_method(buffer, "write", kind, CTR_PY_W_BINARY);
+  PyErr_Clear();
+  Py_XDECREF(buffer);
 }
 
 /* os.write(fd, data): the same call, and for fds 1 and 2 the bytes written. */
@@ -171,6 +231,81 @@ static PyObject *ctr_py_thread_hook(PyObject *self, PyObject *const *args,
   Py_RETURN_NONE;
 }
 
+#if !CTR_PY_MONITORING
+/* Threads started with _thread.start_new_thread, which threading.settrace
+ * does not reach: the function runs wrapped in a starter that installs the
+ * trace function in the new thread first. */
+static PyObject *g_start_new_thread; /* the original */
+
+typedef struct ctr_py_starter_s {
+  PyObject_HEAD PyObject *fn;
+} ctr_py_starter_t;
+
+static void ctr_py_starter_dealloc(PyObject *self) {
+  Py_XDECREF(((ctr_py_starter_t *)self)->fn);
+  Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *ctr_py_starter_call(PyObject *self, PyObject *args,
+                                     PyObject *kw) {
+  if (ctr__py_trace_hooked())
+    ctr__py_trace_install();
+  return PyObject_Call(((ctr_py_starter_t *)self)->fn, args, kw);
+}
+
+/* CPython names the function in "Exception ignored in thread started by"
+ * messages: they stay the same. */
+static PyObject *ctr_py_starter_repr(PyObject *self) {
+  return PyObject_Repr(((ctr_py_starter_t *)self)->fn);
+}
+
+static PyTypeObject ctr_py_starter_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ctrec.thread_start",
+    .tp_basicsize = sizeof(ctr_py_starter_t),
+    .tp_dealloc = ctr_py_starter_dealloc,
+    .tp_call = ctr_py_starter_call,
+    .tp_repr = ctr_py_starter_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
+static PyObject *ctr_py_start_new_thread(PyObject *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+  if (nargs < 1 || !PyCallable_Check(args[0]))
+    return PyObject_Vectorcall(g_start_new_thread, args, (size_t)nargs, NULL);
+  ctr_py_starter_t *st = PyObject_New(ctr_py_starter_t, &ctr_py_starter_type);
+  if (st == NULL)
+    return NULL;
+  Py_INCREF(args[0]);
+  st->fn = args[0];
+  PyObject *call[3] = {(PyObject *)st, nargs > 1 ? args[1] : NULL,
+                       nargs > 2 ? args[2] : NULL};
+  PyObject *r = PyObject_Vectorcall(g_start_new_thread, call,
+                                    (size_t)(nargs > 3 ? 3 : nargs), NULL);
+  Py_DECREF(st);
+  return r;
+}
+
+static PyMethodDef ctr_py_start_new_thread_def = {
+    "start_new_thread", (PyCFunction)(void (*)(void))ctr_py_start_new_thread,
+    METH_FASTCALL, "Start a new thread and return its identifier."};
+
+/* _thread.start_new_thread and its alias start_new. */
+static void ctr_py_hook_raw_threads(void) {
+  PyObject *thread = PyImport_ImportModule("_thread");
+  PyObject *name = PyUnicode_FromString("_thread");
+  g_start_new_thread =
+      thread ? PyObject_GetAttrString(thread, "start_new_thread") : NULL;
+  PyObject *fn = g_start_new_thread && name && PyType_Ready(&ctr_py_starter_type) == 0
+                     ? PyCFunction_NewEx(&ctr_py_start_new_thread_def, NULL, name)
+                     : NULL;
+  if (fn == NULL || PyObject_SetAttrString(thread, "start_new_thread", fn) != 0 ||
+      PyObject_SetAttrString(thread, "start_new", fn) != 0)
+    PyErr_Clear();
+  Py_XDECREF(fn);
+  Py_XDECREF(name);
+  Py_XDECREF(thread);
+}
+
 /* When threading is already imported its hook is set now; otherwise the
  * trace function sets it when the threading module finishes loading, so
  * the shim never imports threading itself. */
@@ -184,6 +319,7 @@ static void ctr_py_hook_threads(void) {
     PyErr_Clear();
   Py_XDECREF(r);
 }
+#endif
 
 /* ---- start and finish ------------------------------------------------------ */
 
@@ -253,8 +389,10 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
   ctr_py_wrap_stream("stderr", CTR_EV_WRITE_OTHER);
   ctr_py_wrap_os_functions();
   /* sys.monitoring reports every thread without a per-thread hook. */
-  if (!CTR_PY_MONITORING)
-    ctr_py_hook_threads();
+#if !CTR_PY_MONITORING
+  ctr_py_hook_threads();
+  ctr_py_hook_raw_threads();
+#endif
   PyObject *atexit = PyImport_ImportModule("atexit");
   PyObject *fin = PyObject_GetAttrString(self, "_finish");
   PyObject *r = atexit && fin ? PyObject_CallMethod(atexit, "register", "O", fin)

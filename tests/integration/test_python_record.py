@@ -94,7 +94,7 @@ def programs():
 # sys.settrace tracer (threads too), kept for files in `folder` and for code
 # compiled from strings that such code runs, the same rule as the shim's.
 REFERENCE_WRAPPER = r'''
-import atexit, os, runpy, sys, threading
+import _thread, atexit, os, runpy, sys, threading
 OUT, FOLDER, MODE, TARGET = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 lines, kept = [], set()
 
@@ -125,6 +125,15 @@ def dump():
 
 atexit.register(dump)
 del sys.argv[:4]
+_start_new_thread = _thread.start_new_thread
+
+def start_new_thread(fn, args, kwargs={}):
+    def run(*a, **k):
+        sys.settrace(tracer)
+        return fn(*a, **k)
+    return _start_new_thread(run, args, kwargs)
+
+_thread.start_new_thread = start_new_thread
 threading.settrace(tracer)
 sys.settrace(tracer)
 if MODE == "path":
@@ -328,8 +337,9 @@ class RecordDetails(TempDirTest):
 
     def test_threads(self):
         t, _ = self.trace_of("threads.py")
-        self.assertEqual(t.meta["ctrec"]["threads"], 4)
-        self.assertEqual([c for c in t.call_names() if c == "work"], ["work"] * 3)
+        self.assertEqual(t.meta["ctrec"]["threads"], 5)
+        self.assertEqual([c for c in t.call_names() if c == "work"], ["work"] * 4)
+        self.assertIn("raw_work", t.call_names())
 
     def test_uncaught_exception(self):
         t, rec = self.trace_of("uncaught.py")
