@@ -124,10 +124,12 @@ static void ctr_py_mon_local(PyCodeObject *co, long events) {
                   events);
 }
 
-/* The first free of DEBUGGER_ID (0) and PROFILER_ID (2), taken; -1 when
- * both are in use. */
+/* The first free tool id, taken; -1 when all are in use. Ids 3 and 4 are
+ * the ones CPython assigns to no kind of tool, so a debugger (0), coverage
+ * tool (1), profiler (2, cProfile) or optimizer (5) the program starts
+ * later still finds its own id free. */
 static int ctr_py_mon_take(const char *name) {
-  static const int ids[] = {0, 2};
+  static const int ids[] = {4, 3, 0, 2, 1, 5};
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
     if (ctr_py_mon_call("use_tool_id", "(is)", ids[i], name) == 0)
       return ids[i];
@@ -258,8 +260,8 @@ int ctr__py_mon_claim(void) {
   m.tool = ctr_py_mon_take("ctrec");
   if (m.tool < 0) {
     if (!m.said)
-      fprintf(stderr, "ctrec: sys.monitoring tool ids 0 (debugger) and 2 "
-                      "(profiler) are both in use; recording disabled\n");
+      fprintf(stderr, "ctrec: every sys.monitoring tool id is in use; "
+                      "recording disabled\n");
     m.said = true;
     return CTR_ESTATE;
   }
