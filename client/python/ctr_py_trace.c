@@ -36,8 +36,8 @@
  * While the daemon has paused the session the trace function is removed
  * from every thread: CPython then runs at full speed (any trace function,
  * even an empty one, turns off its specialised instructions). A small
- * watcher thread notices RESUME and asks the main thread, through a
- * pending call, to reinstall it; output written meanwhile notices it too.
+ * watcher thread notices RESUME and reinstalls it on every thread, holding
+ * the GIL; output written meanwhile notices it too.
  * Each thread then rebuilds its shadow stack from its live frames and
  * sends it as STACK before anything else. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
@@ -164,7 +164,6 @@ static struct {
   pthread_t watcher;
   pid_t watcher_pid; /* process that owns it; 0 when none runs */
   atomic_bool watcher_stop;
-  atomic_bool pending; /* a resume check is scheduled on the main thread */
 } g = {.trace_lines_offset = -1, .threads_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* initial-exec: read straight off the thread pointer, without the
@@ -1121,11 +1120,21 @@ static void ctr_py_hooks_set(bool on) {
   g.hooks_off = !on;
 }
 
-static int ctr_py_pending(void *arg);
+/* Puts the hooks back after a pause, or after messages found the client
+ * paused: every thread rebuilds its stack before its next message. */
+static void ctr_py_rehook(void) {
+  if (g.hooks_off)
+    ctr_py_hooks_set(true);
+  g.epoch++;
+  g.missed = false;
+}
 
-/* Polls for the end of a pause and schedules the resume on the main
- * thread. libctrec reads the daemon's RESUME on its flush thread, so
- * polling at half the flush period adds little delay. */
+/* Polls for the end of a pause and then puts the hooks back itself, with
+ * the GIL: whichever threads run Python code record again from their next
+ * event, whatever the main thread is doing (a pending call would wait for
+ * the main thread, which may be blocked in a join). libctrec reads the
+ * daemon's RESUME on its flush thread, so polling at half the flush
+ * period adds little delay. */
 static void *ctr_py_watch(void *arg) {
   const ctr_welcome_t *w = ctr_client_settings();
   long ms = w && w->flush_ms ? (long)w->flush_ms / 2 : 50;
@@ -1133,10 +1142,13 @@ static void *ctr_py_watch(void *arg) {
   struct timespec ts = {0, ms * 1000000L};
   while (!atomic_load(&g.watcher_stop)) {
     nanosleep(&ts, NULL);
-    if (atomic_load(&g.hooks_off) && ctr_client_active() &&
-        !atomic_exchange(&g.pending, true) &&
-        Py_AddPendingCall(ctr_py_pending, NULL) != 0)
-      atomic_store(&g.pending, false);
+    if (!atomic_load(&g.hooks_off) || !ctr_client_active())
+      continue;
+    PyGILState_STATE st = PyGILState_Ensure();
+    if (g.on && g.hooks_off && !atomic_load(&g.watcher_stop) &&
+        ctr_client_active())
+      ctr_py_rehook();
+    PyGILState_Release(st);
   }
   return arg;
 }
@@ -1147,7 +1159,6 @@ static void ctr_py_watch_start(void) {
   if (g.watcher_pid == pid)
     return;
   atomic_store(&g.watcher_stop, false);
-  atomic_store(&g.pending, false);
   if (pthread_create(&g.watcher, NULL, ctr_py_watch, NULL) == 0)
     g.watcher_pid = pid;
 }
@@ -1283,14 +1294,8 @@ static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
    * then would replace frames whose calls are in the trace, leaving those
    * calls without returns. */
   bool resumed = ctr_client_take_resume() && g.missed;
-  if (g.hooks_off) {
-    ctr_py_hooks_set(true);
-    resumed = true;
-  }
-  if (resumed) {
-    g.epoch++;
-    g.missed = false;
-  }
+  if (resumed || g.hooks_off)
+    ctr_py_rehook();
   if (t->epoch != g.epoch) {
     if (inner == NULL)
       inner = PyEval_GetFrame(); /* the current frame: see the callers */
@@ -1300,22 +1305,6 @@ static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
     Py_XDECREF(back);
   }
   return true;
-}
-
-/* The main thread's side of the watcher: resumes between two bytecodes. */
-static int ctr_py_pending(void *arg) {
-  atomic_store(&g.pending, false);
-  if (!g.on || !g.hooks_off)
-    return 0;
-  ctr_py_thread_t *t = ctr_py_thread();
-  if (t == NULL || t->in_pack)
-    return 0;
-  PyObject *et, *ev, *etb;
-  PyErr_Fetch(&et, &ev, &etb);
-  ctr_py_ready(t, PyEval_GetFrame(), false);
-  PyErr_Clear();
-  PyErr_Restore(et, ev, etb);
-  return 0;
 }
 
 int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
@@ -1706,7 +1695,10 @@ void ctr__py_trace_stop(void) {
 #endif
   if (g.watcher_pid == getpid()) {
     atomic_store(&g.watcher_stop, true);
+    /* Without the GIL: the watcher may be waiting for it. */
+    Py_BEGIN_ALLOW_THREADS
     pthread_join(g.watcher, NULL);
+    Py_END_ALLOW_THREADS
     g.watcher_pid = 0;
   }
 }

@@ -20,6 +20,7 @@ PY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
 APP = os.path.join(PY_PROGRAMS, "pushdown_app.py")
 SLOW = os.path.join(PY_PROGRAMS, "_slow_stack.py")
+SLOW_WORKER = os.path.join(PY_PROGRAMS, "_slow_worker.py")
 PYTHON = "python3"
 
 for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB", "CTREC_NO_PUSHDOWN"):
@@ -263,6 +264,33 @@ class PushdownTest(TempDirTest):
 
     def ctl(self, *args):
         return run([CTRECCTL, args[0], "-s", self.daemon.sock, *args[1:]])
+
+    def test_resume_while_main_thread_waits(self):
+        # The main thread sits in join() and the worker prints nothing: the
+        # resume must still reach the worker.
+        self.start(flush=20)
+        p = subprocess.Popen([self.python, SLOW_WORKER, "100"], env=self.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(p.stdout.readline(), b"started\n")
+        time.sleep(0.3)
+        res = self.ctl("stop", "--pid", str(p.pid))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        time.sleep(0.3)
+        res = self.ctl("start", "--pid", str(p.pid))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual((p.returncode, out), (0, b"done\n"), err)
+        self.daemon.stop()
+        traces = sorted(self.new_traces(), key=lambda t: t.meta["ctrec"]["interval"]["index"])
+        self.assertEqual(len(traces), 2)
+        first, second = traces
+        steps_first = first.call_names().count("step")
+        steps_second = second.call_names().count("step")
+        self.assertGreater(steps_first, 0)
+        self.assertGreater(steps_second, 0)
+        # The pause left some out; the worker's frames open the second one.
+        self.assertLess(steps_first + steps_second, 100)
+        self.assertIn("worker", second.call_names())
 
     def test_stop_start_sends_live_stack(self):
         self.start(flush=20)
