@@ -88,6 +88,10 @@ void ctr__py_trace_install(void);
 /* The trace function itself (Py_tracefunc). */
 int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
                   PyObject *arg);
+/* sys.settrace was called on this thread with a trace function of the
+ * program's (true), which replaced the recorder's, or with None (false):
+ * the recorder takes the thread back. 3.11 only. */
+void ctr__py_trace_handover(bool program);
 /* Removes it from the calling thread and ignores events from others. */
 void ctr__py_trace_stop(void);
 bool ctr__py_trace_on(void);

@@ -289,6 +289,36 @@ static PyMethodDef ctr_py_start_new_thread_def = {
     "start_new_thread", (PyCFunction)(void (*)(void))ctr_py_start_new_thread,
     METH_FASTCALL, "Start a new thread and return its identifier."};
 
+/* sys.settrace: a trace function of the program's replaces the recorder
+ * on that thread (CPython has one per thread; the program's is what it
+ * asked for), and removing it gives the thread back to the recorder. */
+static PyObject *g_sys_settrace; /* the original */
+
+static PyObject *ctr_py_settrace(PyObject *self, PyObject *fn) {
+  PyObject *r = PyObject_CallOneArg(g_sys_settrace, fn);
+  /* threading's hook (a new thread installing the recorder) is ours. */
+  if (r != NULL && fn != g_thread_hook)
+    ctr__py_trace_handover(fn != Py_None);
+  return r;
+}
+
+static PyMethodDef ctr_py_settrace_def = {
+    "settrace", ctr_py_settrace, METH_O,
+    "Set the global debug tracing function."};
+
+static void ctr_py_hook_settrace(void) {
+  PyObject *name = PyUnicode_FromString("sys");
+  g_sys_settrace = PySys_GetObject("settrace"); /* borrowed */
+  Py_XINCREF(g_sys_settrace);
+  PyObject *fn = g_sys_settrace && name
+                     ? PyCFunction_NewEx(&ctr_py_settrace_def, NULL, name)
+                     : NULL;
+  if (fn == NULL || PySys_SetObject("settrace", fn) != 0)
+    PyErr_Clear();
+  Py_XDECREF(fn);
+  Py_XDECREF(name);
+}
+
 /* _thread.start_new_thread and its alias start_new. */
 static void ctr_py_hook_raw_threads(void) {
   PyObject *thread = PyImport_ImportModule("_thread");
@@ -392,6 +422,7 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
 #if !CTR_PY_MONITORING
   ctr_py_hook_threads();
   ctr_py_hook_raw_threads();
+  ctr_py_hook_settrace();
 #endif
   PyObject *atexit = PyImport_ImportModule("atexit");
   PyObject *fin = PyObject_GetAttrString(self, "_finish");

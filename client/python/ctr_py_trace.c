@@ -121,6 +121,7 @@ typedef struct ctr_py_thread_s {
   const void *last_exc;
   char exc_text[CTR_PY_EXC_TEXT];
   bool in_pack;
+  bool foreign;   /* the program's own trace function runs here (3.11) */
   uint32_t epoch; /* the resume this stack was rebuilt for */
   struct ctr_py_thread_s *next;
 } ctr_py_thread_t;
@@ -1110,11 +1111,14 @@ static void ctr_py_hooks_set(bool on) {
 #if CTR_PY_MONITORING
   ctr__py_mon_hooks(on);
 #else
+  /* Threads where the program runs a trace function of its own
+   * (sys.settrace) keep it. */
   PyThreadState *cur = PyThreadState_Get();
   PyInterpreterState *interp = PyThreadState_GetInterpreter(cur);
   for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts;
        ts = PyThreadState_Next(ts))
-    if (_PyEval_SetTrace(ts, on ? ctr__py_trace : NULL, NULL) != 0)
+    if (ts->c_tracefunc == (on ? NULL : ctr__py_trace) &&
+        _PyEval_SetTrace(ts, on ? ctr__py_trace : NULL, NULL) != 0)
       PyErr_Clear();
 #endif
   g.hooks_off = !on;
@@ -1667,6 +1671,34 @@ int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
   g.on = true;
   return 0;
 }
+
+#if !CTR_PY_MONITORING
+void ctr__py_trace_handover(bool program) {
+  ctr_py_thread_t *t = ctr_py_thread();
+  if (!g.on || t == NULL || t->in_pack)
+    return;
+  if (program) {
+    if (t->foreign)
+      return;
+    t->foreign = true;
+    msgpack_packer *pk = ctr_py_begin(t);
+    if (pk != NULL) {
+      static const char why[] =
+          "the program traces this thread itself (sys.settrace): not "
+          "recorded until it stops";
+      ctr_pack_mark(pk, why, sizeof why - 1);
+      ctr_py_end(t);
+    }
+    return;
+  }
+  /* The stack may have changed unseen: the next event sends it as STACK. */
+  if (t->foreign)
+    t->epoch = g.epoch - 1;
+  t->foreign = false;
+  if (!g.hooks_off)
+    PyEval_SetTrace(ctr__py_trace, NULL);
+}
+#endif
 
 void ctr__py_trace_install(void) {
 #if CTR_PY_MONITORING

@@ -341,6 +341,25 @@ class RecordDetails(TempDirTest):
         self.assertEqual([c for c in t.call_names() if c == "work"], ["work"] * 4)
         self.assertIn("raw_work", t.call_names())
 
+    def test_program_trace_function_takes_the_thread_for_a_while(self):
+        prog = os.path.join(PY_PROGRAMS, "_own_tracer.py")
+        plain = run([self.python, prog])
+        t, rec = self.trace_of("_own_tracer.py")
+        self.assertEqual((rec.returncode, rec.stdout), (0, plain.stdout))
+        self.assertEqual(t.output(), plain.stdout.decode())
+        names = t.call_names()
+        self.assertIn("after", names)
+        marks = [e["content"] for e in t.kinds("Event") if e["kind"] == 12]
+        if tuple(int(x) for x in _soabi(self.python)[0].split(".")) < (3, 12):
+            # One trace function per thread: the program's, for a while.
+            self.assertNotIn("traced", names)
+            self.assertTrue(any("sys.settrace" in m for m in marks), marks)
+        else:
+            # sys.monitoring records beside it.
+            self.assertIn("traced", names)
+            self.assertEqual(marks, [])
+        self.assertEqual(len(t.kinds("Call")), len(t.kinds("Return")) + 1)
+
     def test_uncaught_exception(self):
         t, rec = self.trace_of("uncaught.py")
         self.assertEqual(rec.returncode, 1)
