@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +36,10 @@ typedef struct ctr_client_buf_s {
 } ctr_client_buf_t;
 
 typedef struct ctr_client_s {
-  pthread_mutex_t mu;      /* the batch being filled */
+  atomic_flag busy;        /* the batch being filled: ctr_client_lock */
   pthread_mutex_t send_mu; /* the socket */
-  pthread_cond_t wake;     /* wakes the flush thread (with mu) */
+  pthread_mutex_t wake_mu; /* the flush thread's sleep and thread_stop */
+  pthread_cond_t wake;     /* wakes the flush thread (with wake_mu) */
   atomic_bool enabled;     /* connected, or reconnect pending after fork */
   atomic_bool paused;      /* daemon sent PAUSE */
   atomic_bool resumed;     /* daemon sent RESUME; the shim sends STACK */
@@ -65,11 +67,25 @@ typedef struct ctr_client_s {
 } ctr_client_t;
 
 static ctr_client_t g_client = {
-    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .busy = ATOMIC_FLAG_INIT,
     .send_mu = PTHREAD_MUTEX_INITIALIZER,
+    .wake_mu = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
     .fd = -1,
 };
+
+/* The batch lock. Every event takes it and almost nobody else wants it
+ * (the flush thread swaps batches a few times a second), so it is a spin
+ * lock: a mutex costs an event more than the rest of its bookkeeping.
+ * Holders only pack or swap, so a waiter yields rather than sleeps. */
+static void ctr_client_lock(ctr_client_t *c) {
+  while (atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire))
+    sched_yield();
+}
+
+static void ctr_client_unlock(ctr_client_t *c) {
+  atomic_flag_clear_explicit(&c->busy, memory_order_release);
+}
 
 static uint64_t ctr_client_clock(clockid_t id) {
   struct timespec ts;
@@ -209,9 +225,9 @@ void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
 void ctr_client_flush(void) {
   ctr_client_t *c = &g_client;
   pthread_mutex_lock(&c->send_mu);
-  pthread_mutex_lock(&c->mu);
+  ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
-  pthread_mutex_unlock(&c->mu);
+  ctr_client_unlock(c);
   if (b != NULL)
     ctr_client_send_batch(c, b);
   pthread_mutex_unlock(&c->send_mu);
@@ -339,13 +355,13 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
       /* The caller holds send_mu, so the answer goes straight out after
        * whatever the program packed so far. */
       uint64_t token = o->via.array.ptr[1].via.u64;
-      pthread_mutex_lock(&c->mu);
+      ctr_client_lock(c);
       msgpack_packer *pk = &c->pk;
       if (c->batch[c->cur].len == 0)
         ctr_pack_time(pk, ctr_client_now_ns());
       ctr_pack_flush(pk, CTR_MSG_FLUSHED, token);
       ctr_client_buf_t *b = ctr_client_swap(c);
-      pthread_mutex_unlock(&c->mu);
+      ctr_client_unlock(c);
       if (b != NULL)
         ctr_client_send_batch(c, b);
     } else if (tag == CTR_MSG_ERROR) {
@@ -389,7 +405,7 @@ static void ctr_client_read_control(ctr_client_t *c) {
 
 static void *ctr_client_thread_main(void *arg) {
   ctr_client_t *c = arg;
-  pthread_mutex_lock(&c->mu);
+  pthread_mutex_lock(&c->wake_mu);
   while (!c->thread_stop) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -401,24 +417,24 @@ static void *ctr_client_thread_main(void *arg) {
       ts.tv_sec++;
       ts.tv_nsec -= 1000000000L;
     }
-    pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+    pthread_cond_timedwait(&c->wake, &c->wake_mu, &ts);
     if (c->thread_stop)
       break;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->wake_mu);
 
     pthread_mutex_lock(&c->send_mu);
     if (c->fd >= 0)
       ctr_client_read_control(c);
-    pthread_mutex_lock(&c->mu);
+    ctr_client_lock(c);
     ctr_client_buf_t *b = ctr_client_swap(c);
-    pthread_mutex_unlock(&c->mu);
+    ctr_client_unlock(c);
     if (b != NULL)
       ctr_client_send_batch(c, b);
     pthread_mutex_unlock(&c->send_mu);
 
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->wake_mu);
   }
-  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_unlock(&c->wake_mu);
   return NULL;
 }
 
@@ -431,10 +447,10 @@ static void ctr_client_thread_start(ctr_client_t *c) {
 static void ctr_client_thread_stop(ctr_client_t *c) {
   if (!c->thread_running)
     return;
-  pthread_mutex_lock(&c->mu);
+  pthread_mutex_lock(&c->wake_mu);
   c->thread_stop = true;
   pthread_cond_signal(&c->wake);
-  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_unlock(&c->wake_mu);
   pthread_join(c->thread, NULL);
   c->thread_running = false;
 }
@@ -631,14 +647,14 @@ static void ctr_client_atfork_prepare(void) {
    * double fork, as in Process.daemon) passes its own parent on. */
   g_prefork_pid = c->reconnect && c->forked_from ? c->forked_from : getpid();
   pthread_mutex_lock(&c->send_mu);
-  pthread_mutex_lock(&c->mu);
+  ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
   if (b != NULL)
     ctr_client_send_batch(c, b);
 }
 
 static void ctr_client_atfork_parent(void) {
-  pthread_mutex_unlock(&g_client.mu);
+  ctr_client_unlock(&g_client);
   pthread_mutex_unlock(&g_client.send_mu);
 }
 
@@ -653,7 +669,8 @@ static void ctr_client_atfork_child(void) {
   c->oom = false;
   c->forked_from = g_prefork_pid;
   c->thread_running = false; /* the thread did not survive fork */
-  /* The parent's flush thread may have been waiting on it. */
+  /* The parent's flush thread may have been waiting on them. */
+  pthread_mutex_init(&c->wake_mu, NULL);
   pthread_cond_init(&c->wake, NULL);
   if (c->started && !c->finished && atomic_load(&c->enabled)) {
     /* The child is a new session: the daemon tells it afresh whether to
@@ -664,7 +681,7 @@ static void ctr_client_atfork_child(void) {
     c->reconnect = true;
     atomic_fetch_add(&c->generation, 1);
   }
-  pthread_mutex_unlock(&c->mu);
+  ctr_client_unlock(c);
   pthread_mutex_unlock(&c->send_mu);
 }
 
@@ -707,9 +724,9 @@ int ctr_client_start(const ctr_client_info_t *info) {
   ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
 
   pthread_mutex_lock(&c->send_mu);
-  pthread_mutex_lock(&c->mu);
+  ctr_client_lock(c);
   int rc = ctr_client_session_open(c);
-  pthread_mutex_unlock(&c->mu);
+  ctr_client_unlock(c);
   pthread_mutex_unlock(&c->send_mu);
   if (rc < 0)
     return rc;
@@ -733,13 +750,13 @@ uint32_t ctr_client_generation(void) { return atomic_load(&g_client.generation);
 /* First use in a fork child: open a session of our own. */
 static bool ctr_client_reconnect(ctr_client_t *c) {
   pthread_mutex_lock(&c->send_mu);
-  pthread_mutex_lock(&c->mu);
+  ctr_client_lock(c);
   bool ok = true;
   if (c->reconnect) {
     c->reconnect = false;
     ok = ctr_client_session_open(c) == 0;
   }
-  pthread_mutex_unlock(&c->mu);
+  ctr_client_unlock(c);
   pthread_mutex_unlock(&c->send_mu);
   if (ok && !c->thread_running)
     ctr_client_thread_start(c);
@@ -752,9 +769,9 @@ msgpack_packer *ctr_client_begin(void) {
     return NULL;
   if (c->reconnect && !ctr_client_reconnect(c))
     return NULL;
-  pthread_mutex_lock(&c->mu);
+  ctr_client_lock(c);
   if (!atomic_load(&c->enabled)) {
-    pthread_mutex_unlock(&c->mu);
+    ctr_client_unlock(c);
     return NULL;
   }
   if (c->batch[c->cur].len == 0) {
@@ -771,7 +788,7 @@ msgpack_packer *ctr_client_begin(void) {
 void ctr_client_end(void) {
   ctr_client_t *c = &g_client;
   bool full = c->batch[c->cur].len >= CTR_CLIENT_BATCH;
-  pthread_mutex_unlock(&c->mu);
+  ctr_client_unlock(c);
   if (full)
     ctr_client_flush();
 }
@@ -789,7 +806,7 @@ void ctr_client_finish(int64_t exit_status) {
     return;
   }
   pthread_mutex_lock(&c->send_mu);
-  pthread_mutex_lock(&c->mu);
+  ctr_client_lock(c);
   if (atomic_load(&c->enabled)) {
     if (c->batch[c->cur].len == 0)
       ctr_pack_time(&c->pk, ctr_client_now_ns());
@@ -797,7 +814,7 @@ void ctr_client_finish(int64_t exit_status) {
     ctr_pack_bye(&c->pk, exit_status);
   }
   ctr_client_buf_t *b = ctr_client_swap(c);
-  pthread_mutex_unlock(&c->mu);
+  ctr_client_unlock(c);
   if (b != NULL)
     ctr_client_send_batch(c, b);
   atomic_store(&c->enabled, false);

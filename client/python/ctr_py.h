@@ -76,6 +76,13 @@ uint32_t ctr__py_varname_id_obj(msgpack_packer *pk, PyObject *name);
 Py_ssize_t ctr__py_frame_locals(PyFrameObject *frame, PyObject **out,
                                 Py_ssize_t max);
 
+/* The identity of a running frame (the interpreter's record of it, which
+ * exists whether or not a frame object was made), of the current frame
+ * when `frame` is NULL. */
+const void *ctr__py_frame_id(PyFrameObject *frame);
+/* The identity of the current frame's caller, NULL when it has none. */
+const void *ctr__py_caller_id(void);
+
 /* ---- tracing (ctr_py_trace.c) ------------------------------------------- */
 
 /* Prepares the tables. `skip_dirs` is a list of absolute directories whose

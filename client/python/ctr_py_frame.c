@@ -42,6 +42,20 @@ static PyCodeObject *ctr_py_icode(_PyInterpreterFrame *f) {
 #endif
 }
 
+const void *ctr__py_frame_id(PyFrameObject *frame) {
+  return ctr_py_iframe(frame);
+}
+
+const void *ctr__py_caller_id(void) {
+  _PyInterpreterFrame *f = ctr_py_iframe(NULL);
+  if (f == NULL)
+    return NULL;
+  f = f->previous;
+  while (f != NULL && _PyFrame_IsIncomplete(f))
+    f = f->previous;
+  return f;
+}
+
 Py_ssize_t ctr__py_frame_locals(PyFrameObject *frame, PyObject **out,
                                 Py_ssize_t max) {
   _PyInterpreterFrame *f = ctr_py_iframe(frame);

@@ -108,7 +108,7 @@ typedef struct ctr_py_code_s {
 typedef struct ctr_py_frame_s {
   ctr_py_code_t *code;
   PyCodeObject *co;  /* identity only: sys.monitoring names the code */
-  const void *frame; /* identity only: the live PyFrameObject */
+  const void *frame; /* identity only: ctr__py_frame_id */
   uint8_t flags;
 } ctr_py_frame_t;
 
@@ -720,7 +720,9 @@ static void ctr_py_no_lines(PyFrameObject *frame) {
 
 /* MAIN or THREADING for a module body, from its globals' __name__. */
 static uint8_t ctr_py_module_role(PyFrameObject *frame) {
-  PyObject *globals = PyFrame_GetGlobals(frame);
+  if (frame == NULL)
+    frame = PyEval_GetFrame();
+  PyObject *globals = frame != NULL ? PyFrame_GetGlobals(frame) : NULL;
   uint8_t flags = 0;
   if (globals != NULL && PyDict_Check(globals)) {
     PyObject *name = PyDict_GetItemWithError(globals, g.str_name);
@@ -912,7 +914,7 @@ static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame,
   if (!send)
     ctr_py_no_lines(frame);
 #endif
-  ctr_py_push(t, ci, flags, co, frame);
+  ctr_py_push(t, ci, flags, co, ctr__py_frame_id(frame));
 }
 
 /* STEP, and VARS (when `vars`) of an optimized frame whose variables are
@@ -1241,7 +1243,7 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
         locals[k] = ctr_py_body_locals(ci, f);
     }
     if (follow)
-      ctr_py_push(t, ci, flags, co, f);
+      ctr_py_push(t, ci, flags, co, ctr__py_frame_id(f));
     caller.code = ci;
     caller.flags = flags;
     have_caller = true;
@@ -1372,19 +1374,20 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
  * skip-tree frame in between still keeps its callees out. *tmp holds the
  * result when it is not the top itself. */
 static const ctr_py_frame_t *ctr_py_mon_caller(ctr_py_thread_t *t,
-                                               PyFrameObject *frame,
                                                ctr_py_frame_t *tmp) {
   ctr_py_frame_t *top = ctr_py_top(t);
-  PyFrameObject *back = PyFrame_GetBack(frame);
-  if (back == NULL || (top != NULL && top->frame == back)) {
-    Py_XDECREF(back);
+  const void *caller = ctr__py_caller_id();
+  if (caller == NULL || (top != NULL && top->frame == caller))
     return top;
-  }
+  /* Rare: frame objects for the walk. */
+  PyFrameObject *frame = PyEval_GetFrame();
+  PyFrameObject *back = frame != NULL ? PyFrame_GetBack(frame) : NULL;
   PyFrameObject *between[CTR_PY_WALK_MAX];
   size_t n = 0;
   bool found = false;
   for (PyFrameObject *f = back; f != NULL;) {
-    if ((top != NULL && top->frame == f) || n == CTR_PY_WALK_MAX) {
+    if ((top != NULL && top->frame == ctr__py_frame_id(f)) ||
+        n == CTR_PY_WALK_MAX) {
       found = true;
       Py_DECREF(f);
       break;
@@ -1401,7 +1404,7 @@ static const ctr_py_frame_t *ctr_py_mon_caller(ctr_py_thread_t *t,
     tmp->flags = ctr_py_classify(cur, between[k], co, ci, &send);
     tmp->code = ci;
     tmp->co = co;
-    tmp->frame = between[k];
+    tmp->frame = ctr__py_frame_id(between[k]);
     cur = tmp;
     Py_DECREF(co);
     Py_DECREF(between[k]);
@@ -1436,15 +1439,20 @@ bool ctr__py_mon_start(PyCodeObject *co) {
       ctr_client_filtered(2);
     return true;
   }
-  PyObject *et, *ev, *etb;
-  PyErr_Fetch(&et, &ev, &etb);
-  PyFrameObject *frame = PyEval_GetFrame();
-  if (frame != NULL && ctr_py_ready(t, frame, true)) {
+  PyObject *et = NULL, *ev = NULL, *etb = NULL;
+  bool pending = PyErr_Occurred() != NULL;
+  if (pending)
+    PyErr_Fetch(&et, &ev, &etb);
+  /* The frame is named by its identity: making a frame object for every
+   * call costs more than the event. */
+  if (ctr_py_ready(t, NULL, true)) {
     ctr_py_frame_t tmp;
-    ctr_py_on_call(t, frame, co, ci, ctr_py_mon_caller(t, frame, &tmp));
+    ctr_py_on_call(t, NULL, co, ci, ctr_py_mon_caller(t, &tmp));
   }
-  PyErr_Clear();
-  PyErr_Restore(et, ev, etb);
+  if (PyErr_Occurred())
+    PyErr_Clear();
+  if (pending)
+    PyErr_Restore(et, ev, etb);
   return false;
 }
 
@@ -1461,7 +1469,7 @@ static ctr_py_frame_t *ctr_py_mon_current(ctr_py_thread_t *t,
   ctr_py_code_t *ci = ctr_py_code_info(co);
   if (ci == NULL || ci->mon == NULL)
     return NULL;
-  PyFrameObject *frame = PyEval_GetFrame();
+  const void *frame = ctr__py_frame_id(NULL);
   for (size_t i = t->n; i-- > 0;) {
     if (t->stack[i].frame == frame) {
       t->n = i + 1;
