@@ -84,7 +84,8 @@ static const struct opt opts[] = {
      float_format_names, "How floats are written in trace.json.", NULL},
     {"limits.max_frame", OPT_UINT, OFF(max_frame), "16777216", 65536, GIB, NULL,
      "Largest frame a client may send, in bytes.", NULL},
-    {"limits.max_depth", OPT_UINT, OFF(max_depth), "64", 1, 1024, NULL,
+    /* 32 is also as deep as msgpack-c's unpacker goes. */
+    {"limits.max_depth", OPT_UINT, OFF(max_depth), "32", 1, 32, NULL,
      "Deepest nesting of arrays and maps in one message.", NULL},
     {"limits.max_string", OPT_UINT, OFF(max_string), "4194304", 1, GIB, NULL,
      "Longest string in a message, in bytes.", NULL},

@@ -219,6 +219,15 @@ void ctr_json_double_text(char out[32], double f) {
     strcat(out, ".0");
 }
 
+void ctr_json_frag(ctr_json_frag_t *f, const char *pre, int64_t id,
+                   const char *post) {
+  int n = snprintf(f->text, sizeof(f->text), "%s%lld%s", pre, (long long)id,
+                   post);
+
+  f->id = id;
+  f->len = n > 0 && (size_t)n < sizeof(f->text) ? (uint32_t)n : 0;
+}
+
 void ctr_json_base64(ctr_buf_t *b, const unsigned char *p, size_t n) {
   static const char tab[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -49,6 +49,23 @@ void ctr_json_u64(ctr_buf_t *b, uint64_t v);
 void ctr_json_double_text(char out[32], double f);
 void ctr_json_base64(ctr_buf_t *b, const unsigned char *p, size_t n);
 
+/* The JSON text around one trace id, such as {"variable_id":3,"value":,
+ * rendered once when the id is assigned: the same few ids are written
+ * millions of times, and copying their text costs less than formatting. */
+typedef struct ctr_json_frag_s {
+  int64_t id;
+  uint32_t len;
+  char text[68];
+} ctr_json_frag_t;
+
+/* Sets f to pre, id in decimal, post (together at most 64 bytes). */
+void ctr_json_frag(ctr_json_frag_t *f, const char *pre, int64_t id,
+                   const char *post);
+
+static inline void ctr_buf_frag(ctr_buf_t *b, const ctr_json_frag_t *f) {
+  ctr_buf_add(b, f->text, f->len);
+}
+
 void *ctr_xmalloc(size_t n);
 void *ctr_xrealloc(void *p, size_t n);
 char *ctr_xstrndup(const char *s, size_t n);

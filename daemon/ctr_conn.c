@@ -1,8 +1,8 @@
 /* ctr_conn.c: frames in, checks, decodes, dispatches by role.
  *
  * Untrusted bytes go through three gates before anything uses them: the frame
- * length (before allocation), ctr_proto_scan (sizes and depth before
- * unpacking) and ctr_msg_decode (shape). Any failure closes this connection
+ * length (before allocation), ctr_proto_read or ctr_proto_scan (sizes and
+ * depth before unpacking) and ctr_msg_decode (shape). Any failure closes this connection
  * only, after an ERROR message and one log line naming the peer. */
 #include "ctr_conn.h"
 
@@ -316,38 +316,53 @@ static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   }
 }
 
-/* Unpacks the next message of a scanned payload: small ones into the
- * server's node array, others (large values) with msgpack-c into the
- * connection's zone, cleared after the frame. */
+/* Checks and unpacks the next message of a payload. Most are checked and
+ * built in one pass into the server's node array; a large one makes the
+ * rest of the payload go through ctr_proto_scan (once, *checked tells) and
+ * is unpacked by msgpack-c into the connection's zone, cleared after the
+ * frame. */
 static int unpack(ctr_conn_t *c, const char *payload, uint32_t len,
-                  size_t *off, msgpack_object *obj) {
-  msgpack_unpack_return ur;
+                  size_t *off, bool *checked, msgpack_object *obj,
+                  const char **why) {
   ctr_server_t *srv = c->srv;
+  msgpack_unpack_return ur;
+  int rc;
 
-  if (ctr_proto_unpack(payload, len, off, srv->nodes,
-                       sizeof(srv->nodes) / sizeof(srv->nodes[0]), obj) == 0)
-    return 0;
+  rc = ctr_proto_read(payload, len, off, &srv->limits, srv->nodes,
+                      sizeof(srv->nodes) / sizeof(srv->nodes[0]), obj, why);
+  if (rc != CTR_ENOMEM)
+    return rc;
+  if (!*checked) {
+    rc = ctr_proto_scan(payload + *off, len - *off, &srv->limits, NULL, why);
+    if (rc != 0)
+      return rc;
+    *checked = true;
+  }
   ur = msgpack_unpack(payload, len, off, &c->zone, obj);
-  if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES)
-    return fail(c, CTR_EPROTO, "undecodable msgpack");
+  if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
+    *why = "undecodable msgpack";
+    return CTR_EPROTO;
+  }
   return 0;
 }
 
+/* Messages are applied as they are read: those before a bad one in the
+ * same frame take effect, as if they had come in a frame of their own. */
 static int on_frame(void *arg, const char *payload, uint32_t len) {
   ctr_conn_t *c = arg;
   const char *why = NULL;
-  size_t count, off = 0, i;
+  bool checked = false;
+  size_t off = 0;
   msgpack_object obj;
   ctr_msg_t m;
-  int rc;
+  int rc = 0;
 
-  rc = ctr_proto_scan(payload, len, &c->srv->limits, &count, &why);
-  if (rc != 0)
-    return fail(c, rc, why ? why : "malformed frame");
-  for (i = 0; i < count && !c->closing; i++) {
-    rc = unpack(c, payload, len, &off, &obj);
-    if (rc != 0)
+  while (off < len && !c->closing) {
+    rc = unpack(c, payload, len, &off, &checked, &obj, &why);
+    if (rc != 0) {
+      rc = fail(c, rc, why ? why : "malformed frame");
       break;
+    }
     rc = ctr_msg_decode(&obj, &m, &why);
     if (rc != 0) {
       rc = fail(c, rc, why ? why : "malformed message");

@@ -27,6 +27,7 @@ typedef struct path_s {
   char *text;
   uint32_t len;
   int64_t tid;  /* trace path id, -1 until used */
+  ctr_json_frag_t step; /* {"Step":{"path_id":tid,"line": once used */
   int8_t action; /* filter decision for top-level lines, -1 until asked */
   char *source; /* text from SOURCE, kept to fill files/ of later traces */
   uint32_t source_len;
@@ -47,13 +48,13 @@ typedef struct type_s {
   int kind;
   char *name;
   uint32_t len;
-  int64_t tid;
+  ctr_json_frag_t tid; /* ,"type_id":T}, id -1 until used */
 } type_t;
 
 typedef struct name_s {
   char *text;
   uint32_t len;
-  int64_t tid;
+  ctr_json_frag_t tid; /* {"variable_id":V,"value":, id -1 until used */
 } name_t;
 
 /* One open call of the traced thread. Calls into filtered code stay on
@@ -126,6 +127,7 @@ struct ctr_session_s {
   uint32_t trace_funcs;
   int64_t redacted_type; /* trace type of "<redacted>" values, -1 until used */
   bool dry;              /* check values without writing interning records */
+  ctr_json_frag_t dry_type, dry_name; /* the ids 0 that dry checks give */
   bool write_failed;     /* the last flush failed (already logged) */
   ctr_filter_t *filter;
   size_t nvalue_rules;
@@ -145,9 +147,9 @@ struct ctr_session_s {
     (t).v[(t).n++] = (item);                                                   \
   } while (0)
 
-static int64_t map_type(void *ctx, uint32_t tid);
+static const ctr_json_frag_t *map_type(void *ctx, uint32_t tid);
 static char *ruby_module(const ctr_session_t *s, const char *name);
-static int64_t map_name(void *ctx, uint32_t vid);
+static const ctr_json_frag_t *map_name(void *ctx, uint32_t vid);
 static int64_t map_struct(void *ctx, uint32_t tid, const uint32_t *vids,
                           const int64_t *tids, uint32_t n);
 
@@ -219,6 +221,14 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void type_frag(ctr_json_frag_t *f, int64_t tid) {
+  ctr_json_frag(f, ",\"type_id\":", tid, "}");
+}
+
+static void name_frag(ctr_json_frag_t *f, int64_t tid) {
+  ctr_json_frag(f, "{\"variable_id\":", tid, ",\"value\":");
+}
+
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *h, uint64_t id, uid_t uid,
                     const ctr_session_hooks_t *hooks) {
@@ -272,6 +282,8 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->ops.struct_type = map_struct;
   s->ops.floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
   s->ops.max_depth = cfg->max_depth;
+  type_frag(&s->dry_type, 0);
+  name_frag(&s->dry_name, 0);
   *out = s;
   return 0;
 }
@@ -347,6 +359,8 @@ static int64_t map_path(ctr_session_t *s, uint32_t id) {
   p = &s->paths.v[id];
   if (p->tid < 0) {
     p->tid = trace_path(s, p->text, p->len);
+    ctr_json_frag(&p->step, "{\"Step\":{\"path_id\":", p->tid,
+                  ",\"line\":");
     copy_source(s, p);
   }
   return p->tid;
@@ -364,40 +378,40 @@ static void type_record(ctr_session_t *s, int kind, const char *name,
   s->trace_types++;
 }
 
-static int64_t map_type(void *ctx, uint32_t id) {
+static const ctr_json_frag_t *map_type(void *ctx, uint32_t id) {
   ctr_session_t *s = ctx;
   type_t *t;
 
   if (id >= s->types.n)
-    return CTR_ERANGE;
+    return NULL;
   if (s->dry)
-    return 0;
+    return &s->dry_type;
   t = &s->types.v[id];
-  if (t->tid < 0) {
-    t->tid = s->trace_types;
+  if (t->tid.id < 0) {
+    type_frag(&t->tid, s->trace_types);
     type_record(s, t->kind, t->name, t->len);
   }
-  return t->tid;
+  return &t->tid;
 }
 
-static int64_t map_name(void *ctx, uint32_t id) {
+static const ctr_json_frag_t *map_name(void *ctx, uint32_t id) {
   ctr_session_t *s = ctx;
   name_t *v;
   ctr_buf_t *b;
 
   if (id >= s->names.n)
-    return CTR_ERANGE;
+    return NULL;
   if (s->dry)
-    return 0;
+    return &s->dry_name;
   v = &s->names.v[id];
-  if (v->tid < 0) {
-    v->tid = s->trace_names++;
+  if (v->tid.id < 0) {
+    name_frag(&v->tid, s->trace_names++);
     b = ctr_trace_record(s->trace);
     ctr_buf_puts(b, "{\"VariableName\":");
     ctr_json_str(b, v->text, v->len);
     ctr_buf_add(b, "}", 1);
   }
-  return v->tid;
+  return &v->tid;
 }
 
 static int64_t map_struct(void *ctx, uint32_t id, const uint32_t *vids,
@@ -471,16 +485,16 @@ static void reset_trace_ids(ctr_session_t *s) {
   for (i = 0; i < s->funcs.n; i++)
     s->funcs.v[i].tid = -1;
   for (i = 0; i < s->types.n; i++)
-    s->types.v[i].tid = -1;
+    s->types.v[i].tid.id = -1;
   for (i = 0; i < s->names.n; i++)
-    s->names.v[i].tid = -1;
+    s->names.v[i].tid.id = -1;
   ctr_map_free(&s->struct_types);
   ctr_map_free(&s->trace_paths);
   s->trace_types = s->trace_names = s->trace_funcs = 0;
   s->redacted_type = -1;
 }
 
-static void step_record(ctr_session_t *s, int64_t path, int64_t line);
+static void step_record(ctr_session_t *s, const path_t *p, int64_t line);
 static void call_record(ctr_session_t *s, uint32_t func, const char *args,
                         size_t n);
 static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
@@ -541,7 +555,8 @@ static int open_interval(ctr_session_t *s) {
            (unsigned long long)s->id, (long long)s->pid, prog, s->interval,
            ctr_trace_dir(s->trace));
   if (prog[0] == '/' && strstr(prog, "/../") == NULL) {
-    path_t top = {(char *)prog, (uint32_t)strlen(prog), -1, -1, NULL, 0};
+    path_t top = {.text = (char *)prog, .len = (uint32_t)strlen(prog),
+                  .tid = -1, .action = -1};
     trace_path(s, top.text, top.len);
     copy_source(s, &top);
   } else {
@@ -782,7 +797,7 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     t.kind = m->u.type.kind;
     t.name = ctr_xstrndup(m->u.type.name.ptr, m->u.type.name.len);
     t.len = m->u.type.name.len;
-    t.tid = -1;
+    t.tid.id = -1;
     TABLE_PUSH(s->types, t);
     break;
   }
@@ -790,7 +805,7 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     name_t v;
     v.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
     v.len = m->u.intern.text.len;
-    v.tid = -1;
+    v.tid.id = -1;
     TABLE_PUSH(s->names, v);
     break;
   }
@@ -908,20 +923,18 @@ static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
   if (action == CTR_FILTER_KEEP)
     return ctr_value_render_pair(&s->ops, pair, out, why) < 0 ? CTR_EPROTO : 1;
   tid = redacted_type(s);
-  ctr_buf_puts(out, "{\"variable_id\":");
-  ctr_json_i64(out, map_name(s, vid));
-  ctr_buf_puts(out, ",\"value\":{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
+  ctr_buf_frag(out, map_name(s, vid));
+  ctr_buf_puts(out, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
   ctr_json_i64(out, tid);
   ctr_buf_puts(out, "}}");
   return 1;
 }
 
-static void step_record(ctr_session_t *s, int64_t path, int64_t line) {
+/* A Step at a line of p, which is mapped. */
+static void step_record(ctr_session_t *s, const path_t *p, int64_t line) {
   ctr_buf_t *b = ctr_trace_record(s->trace);
 
-  ctr_buf_puts(b, "{\"Step\":{\"path_id\":");
-  ctr_json_i64(b, path);
-  ctr_buf_puts(b, ",\"line\":");
+  ctr_buf_frag(b, &p->step);
   ctr_json_i64(b, line);
   ctr_buf_puts(b, "}}");
   s->st.steps++;
@@ -934,7 +947,7 @@ static void call_record(ctr_session_t *s, uint32_t func, const char *args,
   const func_t *f = &s->funcs.v[func];
   ctr_buf_t *b;
 
-  step_record(s, s->paths.v[f->path_id].tid, f->line);
+  step_record(s, &s->paths.v[f->path_id], f->line);
   b = ctr_trace_record(s->trace);
   ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
   ctr_json_i64(b, f->tid);
@@ -961,7 +974,8 @@ static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   if ((rc = ensure_trace(s)) != 0)
     return fail(why, "cannot create the trace folder", rc);
-  step_record(s, map_path(s, m->u.step.path_id), m->u.step.line);
+  map_path(s, m->u.step.path_id);
+  step_record(s, &s->paths.v[m->u.step.path_id], m->u.step.line);
   return 0;
 }
 

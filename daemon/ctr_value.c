@@ -15,17 +15,8 @@ static int64_t fail(const char **why, const char *text, int code) {
 static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
                       ctr_buf_t *out, uint32_t depth, const char **why);
 
-static inline void head(ctr_buf_t *out, const char *kind) {
-  ctr_buf_puts(out, "{\"kind\":\"");
-  ctr_buf_puts(out, kind);
-  ctr_buf_puts(out, "\"");
-}
-
-static inline void tail(ctr_buf_t *out, int64_t tid) {
-  ctr_buf_puts(out, ",\"type_id\":");
-  ctr_json_i64(out, tid);
-  ctr_buf_add(out, "}", 1);
-}
+/* The opening of a ValueRecord of kind k, as one literal. */
+#define HEAD(k) "{\"kind\":\"" k "\""
 
 static int64_t render_elements(const ctr_value_ops_t *ops,
                                const msgpack_object *arr, ctr_buf_t *out,
@@ -64,7 +55,7 @@ static int64_t render_struct(const ctr_value_ops_t *ops, uint32_t tid,
     free(tids);
     return CTR_ENOMEM;
   }
-  head(out, "Struct");
+  ctr_buf_puts(out, HEAD("Struct"));
   ctr_buf_puts(out, ",\"field_values\":[");
   for (i = 0; i < n && rc >= 0; i++) {
     const msgpack_object *p = &pairs->via.array.ptr[i];
@@ -74,9 +65,8 @@ static int64_t render_struct(const ctr_value_ops_t *ops, uint32_t tid,
       rc = fail(why, "struct field is not [varname_id, value]", CTR_EPROTO);
       break;
     }
-    rc = ops->varname(ops->ctx, vid);
-    if (rc < 0) {
-      *why = "struct field name id out of range";
+    if (ops->varname(ops->ctx, vid) == NULL) {
+      rc = fail(why, "struct field name id out of range", CTR_ERANGE);
       break;
     }
     vids[i] = vid;
@@ -90,8 +80,11 @@ static int64_t render_struct(const ctr_value_ops_t *ops, uint32_t tid,
     st = ops->struct_type(ops->ctx, tid, vids, tids, n);
     if (st < 0)
       rc = fail(why, "type id out of range", st);
-    else
-      tail(out, st);
+    else {
+      ctr_buf_puts(out, ",\"type_id\":");
+      ctr_json_i64(out, st);
+      ctr_buf_add(out, "}", 1);
+    }
     rc = rc < 0 ? rc : st;
   }
   free(vids);
@@ -102,8 +95,8 @@ static int64_t render_struct(const ctr_value_ops_t *ops, uint32_t tid,
 static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
                       ctr_buf_t *out, uint32_t depth, const char **why) {
   const msgpack_object *a;
+  const ctr_json_frag_t *tid;
   uint32_t n, vk, shim_tid;
-  int64_t tid;
   ctr_str_t s;
   char num[32];
 
@@ -123,26 +116,25 @@ static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
     return render_struct(ops, shim_tid, &a[2], out, depth, why);
   }
   tid = ops->type(ops->ctx, shim_tid);
-  if (tid < 0)
+  if (tid == NULL)
     return fail(why, "value type id out of range", CTR_ERANGE);
   if ((vk == CTR_V_NONE) != (n == 2) || (vk == CTR_V_BIGINT ? n != 4 : n > 3))
     return fail(why, "value has the wrong number of elements", CTR_EPROTO);
   switch (vk) {
   case CTR_V_NONE:
-    head(out, "None");
+    ctr_buf_puts(out, HEAD("None"));
     break;
   case CTR_V_BOOL:
     if (a[2].type != MSGPACK_OBJECT_BOOLEAN)
       return fail(why, "Bool value is not a boolean", CTR_EPROTO);
-    head(out, "Bool");
+    ctr_buf_puts(out, HEAD("Bool"));
     ctr_buf_puts(out, a[2].via.boolean ? ",\"b\":true" : ",\"b\":false");
     break;
   case CTR_V_INT: {
     int64_t i;
     if (!ctr_obj_i64(&a[2], &i))
       return fail(why, "Int value is not a 64-bit integer", CTR_EPROTO);
-    head(out, "Int");
-    ctr_buf_puts(out, ",\"i\":");
+    ctr_buf_puts(out, HEAD("Int") ",\"i\":");
     ctr_json_i64(out, i);
     break;
   }
@@ -155,16 +147,16 @@ static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
       return fail(why, "Float value is not a float", CTR_EPROTO);
     ctr_json_double_text(num, f);
     if (ops->floats_as_strings) {
-      head(out, "Float");
+      ctr_buf_puts(out, HEAD("Float"));
       ctr_buf_puts(out, ",\"f\":");
       ctr_json_str(out, num, strlen(num));
     } else if (strchr("-0123456789", num[0]) && strcmp(num, "-inf") != 0) {
-      head(out, "Float");
+      ctr_buf_puts(out, HEAD("Float"));
       ctr_buf_puts(out, ",\"f\":");
       ctr_buf_puts(out, num);
     } else {
       /* JSON numbers cannot hold NaN or infinities. */
-      head(out, "Raw");
+      ctr_buf_puts(out, HEAD("Raw"));
       ctr_buf_puts(out, ",\"r\":");
       ctr_json_str(out, num, strlen(num));
     }
@@ -175,7 +167,9 @@ static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
   case CTR_V_ERROR:
     if (!ctr_obj_str(&a[2], &s))
       return fail(why, "text value is not a string", CTR_EPROTO);
-    head(out, vk == CTR_V_STRING ? "String" : vk == CTR_V_RAW ? "Raw" : "Error");
+    ctr_buf_puts(out, vk == CTR_V_STRING ? HEAD("String")
+                      : vk == CTR_V_RAW  ? HEAD("Raw")
+                                         : HEAD("Error"));
     ctr_buf_puts(out, vk == CTR_V_STRING ? ",\"text\":"
                       : vk == CTR_V_RAW  ? ",\"r\":"
                                          : ",\"msg\":");
@@ -185,7 +179,7 @@ static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
     if (a[2].type != MSGPACK_OBJECT_BOOLEAN || !ctr_obj_str(&a[3], &s))
       return fail(why, "BigInt value is not [5, tid, negative, bytes]",
                   CTR_EPROTO);
-    head(out, "BigInt");
+    ctr_buf_puts(out, HEAD("BigInt"));
     ctr_buf_puts(out, ",\"b\":");
     ctr_json_base64(out, (const unsigned char *)s.ptr, s.len);
     ctr_buf_puts(out, a[2].via.boolean ? ",\"negative\":true"
@@ -194,7 +188,7 @@ static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
   case CTR_V_SEQ:
   case CTR_V_TUPLE: {
     int64_t rc;
-    head(out, vk == CTR_V_SEQ ? "Sequence" : "Tuple");
+    ctr_buf_puts(out, vk == CTR_V_SEQ ? HEAD("Sequence") : HEAD("Tuple"));
     rc = render_elements(ops, &a[2], out, depth, why);
     if (rc < 0)
       return rc;
@@ -205,8 +199,8 @@ static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
   default:
     return fail(why, "unknown value kind", CTR_EPROTO);
   }
-  tail(out, tid);
-  return tid;
+  ctr_buf_frag(out, tid);
+  return tid->id;
 }
 
 int64_t ctr_value_render(const ctr_value_ops_t *ops, const msgpack_object *o,
@@ -216,6 +210,7 @@ int64_t ctr_value_render(const ctr_value_ops_t *ops, const msgpack_object *o,
 
 int ctr_value_render_pair(const ctr_value_ops_t *ops, const msgpack_object *p,
                           ctr_buf_t *out, const char **why) {
+  const ctr_json_frag_t *name;
   uint32_t vid;
   int64_t rc;
 
@@ -224,14 +219,12 @@ int ctr_value_render_pair(const ctr_value_ops_t *ops, const msgpack_object *p,
     *why = "variable is not [varname_id, value]";
     return CTR_EPROTO;
   }
-  rc = ops->varname(ops->ctx, vid);
-  if (rc < 0) {
+  name = ops->varname(ops->ctx, vid);
+  if (name == NULL) {
     *why = "variable name id out of range";
-    return (int)rc;
+    return CTR_ERANGE;
   }
-  ctr_buf_puts(out, "{\"variable_id\":");
-  ctr_json_i64(out, rc);
-  ctr_buf_puts(out, ",\"value\":");
+  ctr_buf_frag(out, name);
   rc = render(ops, &p->via.array.ptr[1], out, 0, why);
   if (rc < 0)
     return (int)rc;

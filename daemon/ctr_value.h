@@ -14,9 +14,11 @@
 
 typedef struct ctr_value_ops_s {
   void *ctx;
-  /* Each returns a trace id, or a negative CTR_E* code (unknown shim id). */
-  int64_t (*type)(void *ctx, uint32_t tid);
-  int64_t (*varname)(void *ctx, uint32_t vid);
+  /* Each returns the trace id with its text, or NULL for an unknown shim
+   * id: for a type ,"type_id":T} and for a variable name
+   * {"variable_id":V,"value": */
+  const ctr_json_frag_t *(*type)(void *ctx, uint32_t tid);
+  const ctr_json_frag_t *(*varname)(void *ctx, uint32_t vid);
   /* The Struct type for shim type tid with these field names (shim
    * variable name ids, already checked) and field value types (trace ids),
    * emitted on first use. */

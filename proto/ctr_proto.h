@@ -233,6 +233,17 @@ void ctr_frame_put_header(char out[CTR_FRAME_HEADER], uint32_t len);
 int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
                    size_t *count, const char **why);
 
+/* Checks the one object at buf + *off as ctr_proto_scan checks every
+ * object, and unpacks it as ctr_proto_unpack does, in one pass. Returns 0
+ * and advances *off; CTR_EPROTO or CTR_ELIMIT with *why set when the bytes
+ * are bad (as ctr_proto_scan would report them); or CTR_ENOMEM, leaving
+ * *off, when the object needs more nodes or deeper nesting than it builds:
+ * the caller then checks the rest with ctr_proto_scan and unpacks the
+ * object with msgpack-c. */
+int ctr_proto_read(const char *buf, size_t len, size_t *off,
+                   const ctr_limits_t *lim, msgpack_object *nodes, size_t cap,
+                   msgpack_object *out, const char **why);
+
 /* Unpacks the object at buf + *off, in bytes ctr_proto_scan accepted, as
  * msgpack_unpack would, into out and the first cap objects of nodes, and
  * advances *off. Strings point into buf. Returns CTR_ELIMIT, leaving *off,

@@ -9,8 +9,9 @@
  *
  * Most messages are a few dozen objects, and msgpack-c's general unpacker
  * with its zone costs more than everything else the daemon does with them,
- * so ctr_proto_unpack builds their objects in a caller's fixed array with
- * the same header walk. */
+ * so the same walk also builds their objects in a caller's fixed array
+ * (ctr_proto_read checks and builds one message, ctr_proto_unpack builds
+ * one from bytes checked before). */
 #include "ctr_proto.h"
 
 #include <string.h>
@@ -134,106 +135,6 @@ static inline kind_t classify(unsigned char b, int *hdr, int *extra, int *nbytes
   }
 }
 
-#define FAIL(code, text)                                                       \
-  do {                                                                         \
-    if (why != NULL)                                                           \
-      *why = (text);                                                           \
-    return (code);                                                             \
-  } while (0)
-
-int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
-                   size_t *count, const char **why) {
-  const unsigned char *p = (const unsigned char *)buf;
-  /* Elements still expected by each open container, innermost last. */
-  uint64_t stack[CTR_SCAN_DEPTH_CAP];
-  uint32_t max_depth = lim->max_depth;
-  uint32_t sp = 0;
-  /* Sum of stack[]: every pending element needs at least one more byte. */
-  uint64_t pending = 0;
-  size_t pos = 0;
-  size_t n = 0;
-
-  if (max_depth > CTR_SCAN_DEPTH_CAP)
-    max_depth = CTR_SCAN_DEPTH_CAP;
-  if (count != NULL)
-    *count = 0;
-
-  while (pos < len) {
-    int hdr, extra, nbytes;
-    uint64_t size;
-    size_t left;
-    kind_t k = classify(p[pos], &hdr, &extra, &nbytes, &size);
-
-    if (k == K_BAD)
-      FAIL(CTR_EPROTO, "reserved byte 0xc1");
-    pos++;
-    left = len - pos;
-    if ((size_t)(hdr + nbytes + extra) > left)
-      FAIL(CTR_EPROTO, "truncated object");
-    if (nbytes > 0)
-      size = be(p + pos, nbytes);
-    pos += (size_t)(hdr + nbytes + extra);
-    left = len - pos;
-
-    switch (k) {
-    case K_BYTES:
-      if (size > lim->max_string)
-        FAIL(CTR_ELIMIT, "string longer than limits.max_string");
-      if (size > left)
-        FAIL(CTR_EPROTO, "truncated object");
-      pos += (size_t)size;
-      break;
-    case K_ARRAY:
-    case K_MAP:
-      if (size > lim->max_elements)
-        FAIL(CTR_ELIMIT, k == K_ARRAY ? "array longer than limits.max_elements"
-                                      : "map larger than limits.max_elements");
-      if (sp + 1 > max_depth)
-        FAIL(CTR_ELIMIT, "nesting deeper than limits.max_depth");
-      if (k == K_MAP)
-        size *= 2;
-      /* Each open container's count includes the element on the path to
-       * here, so pending - sp elements are owed besides this one, and this
-       * container's own elements replace it in the byte budget. */
-      if (size + (pending - sp) > left)
-        FAIL(CTR_EPROTO, "array or map count larger than the bytes left");
-      if (size > 0) {
-        stack[sp++] = size;
-        pending += size;
-        continue;
-      }
-      break;
-    default:
-      break;
-    }
-
-    /* One element is complete: count it against its container, and close
-     * every container that this completes in turn. */
-    while (sp > 0) {
-      stack[sp - 1]--;
-      pending--;
-      if (stack[sp - 1] > 0)
-        break;
-      sp--;
-    }
-    if (sp == 0)
-      n++;
-  }
-
-  if (sp > 0)
-    FAIL(CTR_EPROTO, "truncated object");
-  if (count != NULL)
-    *count = n;
-  return 0;
-}
-
-/* Nesting ctr_proto_unpack handles itself; deeper objects are left to
- * msgpack-c. */
-#define CTR_UNPACK_DEPTH 32
-
-_Static_assert(sizeof(msgpack_object_kv) == 2 * sizeof(msgpack_object),
-               "a map's entries are unpacked as key, value object pairs");
-
 /* The scalar with type byte b whose payload starts at q, as msgpack-c
  * unpacks it: signed formats holding a non-negative value are positive
  * integers. */
@@ -305,77 +206,177 @@ static void unpack_bytes(unsigned char b, const unsigned char *q,
   }
 }
 
-int ctr_proto_unpack(const char *buf, size_t len, size_t *off,
-                     msgpack_object *nodes, size_t cap, msgpack_object *out) {
+#define FAIL(code, text)                                                       \
+  do {                                                                         \
+    if (why != NULL)                                                           \
+      *why = (text);                                                           \
+    return (code);                                                             \
+  } while (0)
+
+/* Nesting that walk() builds objects for; deeper objects are left to
+ * msgpack-c. */
+#define CTR_UNPACK_DEPTH 32
+
+_Static_assert(sizeof(msgpack_object_kv) == 2 * sizeof(msgpack_object),
+               "a map's entries are unpacked as key, value object pairs");
+
+/* Limits for bytes that were checked already: only the walk's own bounds. */
+static const ctr_limits_t unlimited = {UINT32_MAX, CTR_SCAN_DEPTH_CAP,
+                                       UINT32_MAX, UINT32_MAX, UINT32_MAX};
+
+/* Walks the one top-level object at buf + *off, checking it against lim,
+ * and, when nodes is not NULL, builds it into out and the first cap objects
+ * of nodes as msgpack_unpack would. Returns 0 and advances *off; CTR_EPROTO
+ * or CTR_ELIMIT with *why set for bad bytes; CTR_ENOMEM, leaving *off, when
+ * the object is fine so far but needs more nodes or deeper nesting than it
+ * builds. Checking and building are one pass because the daemon reads most
+ * messages this way and the bytes are then touched once. */
+static int walk(const char *buf, size_t len, size_t *off,
+                const ctr_limits_t *lim, msgpack_object *nodes, size_t cap,
+                msgpack_object *out, const char **why) {
   const unsigned char *p = (const unsigned char *)buf;
-  /* Open containers, innermost last: the next slot and the slots left. */
-  struct {
-    msgpack_object *next;
-    uint64_t left;
-  } stack[CTR_UNPACK_DEPTH];
+  /* Elements still expected by each open container, innermost last, and
+   * while building, the slot of its next element. */
+  uint64_t left[CTR_SCAN_DEPTH_CAP];
+  msgpack_object *next[CTR_UNPACK_DEPTH];
+  uint32_t max_depth = lim->max_depth;
   uint32_t sp = 0;
+  /* Sum of left[]: every pending element needs at least one more byte. */
+  uint64_t pending = 0;
   size_t pos = *off, used = 0;
   msgpack_object *o = out;
 
-  if (pos >= len)
-    return CTR_EPROTO;
+  if (max_depth > CTR_SCAN_DEPTH_CAP)
+    max_depth = CTR_SCAN_DEPTH_CAP;
   for (;;) {
     int hdr, extra, nbytes;
     uint64_t size;
-    unsigned char b = p[pos];
-    kind_t k = classify(b, &hdr, &extra, &nbytes, &size);
+    size_t avail;
+    unsigned char b;
+    kind_t k;
 
+    if (pos >= len)
+      FAIL(CTR_EPROTO, "truncated object");
+    b = p[pos];
+    /* Small non-negative integers (tags, ids, lines, kinds) are most of
+     * the objects the daemon reads, so they skip the general decoding. */
+    if (b <= 0x7f) {
+      if (nodes != NULL) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+      }
+      pos++;
+      goto complete;
+    }
+    k = classify(b, &hdr, &extra, &nbytes, &size);
+    if (k == K_BAD)
+      FAIL(CTR_EPROTO, "reserved byte 0xc1");
     pos++;
+    avail = len - pos;
+    if ((size_t)(hdr + nbytes + extra) > avail)
+      FAIL(CTR_EPROTO, "truncated object");
     if (nbytes > 0)
       size = be(p + pos, nbytes);
     pos += (size_t)(nbytes + extra);
+    avail = len - pos - (size_t)hdr;
+
     switch (k) {
     case K_SCALAR:
-      unpack_scalar(b, p + pos, o);
+      if (nodes != NULL)
+        unpack_scalar(b, p + pos, o);
       pos += (size_t)hdr;
       break;
     case K_BYTES:
-      unpack_bytes(b, p + pos, (uint32_t)size, o);
+      if (size > lim->max_string)
+        FAIL(CTR_ELIMIT, "string longer than limits.max_string");
+      if (size > avail)
+        FAIL(CTR_EPROTO, "truncated object");
+      if (nodes != NULL)
+        unpack_bytes(b, p + pos, (uint32_t)size, o);
       pos += (size_t)size;
       break;
-    case K_ARRAY:
-    case K_MAP: {
+    default: { /* K_ARRAY, K_MAP */
       uint64_t slots = k == K_MAP ? size * 2 : size;
-      if (slots > cap - used || (slots > 0 && sp == CTR_UNPACK_DEPTH))
-        return CTR_ELIMIT;
-      if (k == K_MAP) {
-        o->type = MSGPACK_OBJECT_MAP;
-        o->via.map.size = (uint32_t)size;
-        o->via.map.ptr = (msgpack_object_kv *)(nodes + used);
-      } else {
-        o->type = MSGPACK_OBJECT_ARRAY;
-        o->via.array.size = (uint32_t)size;
-        o->via.array.ptr = nodes + used;
+      if (size > lim->max_elements)
+        FAIL(CTR_ELIMIT, k == K_ARRAY ? "array longer than limits.max_elements"
+                                      : "map larger than limits.max_elements");
+      if (sp + 1 > max_depth)
+        FAIL(CTR_ELIMIT, "nesting deeper than limits.max_depth");
+      /* pending counts the elements owed after the ones on the path to
+       * here; this container's own elements replace it in the byte
+       * budget. */
+      if (slots + pending > avail)
+        FAIL(CTR_EPROTO, "array or map count larger than the bytes left");
+      if (nodes != NULL) {
+        if (slots > cap - used || (slots > 0 && sp >= CTR_UNPACK_DEPTH))
+          return CTR_ENOMEM;
+        if (k == K_MAP) {
+          o->type = MSGPACK_OBJECT_MAP;
+          o->via.map.size = (uint32_t)size;
+          o->via.map.ptr = (msgpack_object_kv *)(nodes + used);
+        } else {
+          o->type = MSGPACK_OBJECT_ARRAY;
+          o->via.array.size = (uint32_t)size;
+          o->via.array.ptr = nodes + used;
+        }
       }
       if (slots > 0) {
-        stack[sp].next = nodes + used;
-        stack[sp].left = slots;
-        sp++;
-        used += (size_t)slots;
-        o = stack[sp - 1].next++;
-        stack[sp - 1].left--;
+        if (nodes != NULL) {
+          next[sp] = nodes + used;
+          used += (size_t)slots;
+          o = next[sp]++;
+        }
+        left[sp++] = slots - 1;
+        pending += slots - 1;
         continue;
       }
       break;
     }
-    default:
-      return CTR_EPROTO;
     }
 
-    /* This object is complete; so is every container whose last slot it
-     * filled. */
-    while (sp > 0 && stack[sp - 1].left == 0)
+  complete:
+    /* This object is complete; so is every container whose last element
+     * it was. */
+    while (sp > 0 && left[sp - 1] == 0)
       sp--;
     if (sp == 0)
       break;
-    o = stack[sp - 1].next++;
-    stack[sp - 1].left--;
+    left[sp - 1]--;
+    pending--;
+    if (nodes != NULL)
+      o = next[sp - 1]++;
   }
   *off = pos;
   return 0;
+}
+
+int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
+                   size_t *count, const char **why) {
+  size_t pos = 0, n = 0;
+  int rc;
+
+  if (count != NULL)
+    *count = 0;
+  while (pos < len) {
+    rc = walk(buf, len, &pos, lim, NULL, 0, NULL, why);
+    if (rc != 0)
+      return rc;
+    n++;
+  }
+  if (count != NULL)
+    *count = n;
+  return 0;
+}
+
+int ctr_proto_read(const char *buf, size_t len, size_t *off,
+                   const ctr_limits_t *lim, msgpack_object *nodes, size_t cap,
+                   msgpack_object *out, const char **why) {
+  return walk(buf, len, off, lim, nodes, cap, out, why);
+}
+
+int ctr_proto_unpack(const char *buf, size_t len, size_t *off,
+                     msgpack_object *nodes, size_t cap, msgpack_object *out) {
+  int rc = walk(buf, len, off, &unlimited, nodes, cap, out, NULL);
+
+  return rc == CTR_ENOMEM ? CTR_ELIMIT : rc;
 }

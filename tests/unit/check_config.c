@@ -20,7 +20,7 @@ static void assert_defaults(const ctr_config_t *c) {
   ck_assert_uint_eq(c->flush_interval_ms, 100);
   ck_assert_int_eq(c->float_format, CTR_FLOAT_STRING);
   ck_assert_uint_eq(c->max_frame, 16u << 20);
-  ck_assert_uint_eq(c->max_depth, 64);
+  ck_assert_uint_eq(c->max_depth, 32);
   ck_assert_uint_eq(c->max_string, 4u << 20);
   ck_assert_uint_eq(c->max_elements, 1048576);
   ck_assert_uint_eq(c->max_ids, 4194304);
@@ -171,7 +171,7 @@ START_TEST(test_full) {
   ck_assert_uint_eq(c.flush_interval_ms, 60000);
   ck_assert_int_eq(c.float_format, CTR_FLOAT_NUMBER);
   ck_assert_uint_eq(c.max_frame, 65536);
-  ck_assert_uint_eq(c.max_depth, 1024);
+  ck_assert_uint_eq(c.max_depth, 32);
   ck_assert_uint_eq(c.max_string, 1073741824);
   ck_assert_uint_eq(c.max_elements, 1);
   ck_assert_uint_eq(c.max_ids, 123);

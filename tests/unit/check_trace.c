@@ -85,16 +85,42 @@ START_TEST(base64_pads) {
 }
 END_TEST
 
+START_TEST(fragments) {
+  ctr_json_frag_t f;
+  ctr_buf_t b = {0};
+
+  ctr_json_frag(&f, "{\"variable_id\":", 12345, ",\"value\":");
+  ck_assert_int_eq(f.id, 12345);
+  ctr_buf_frag(&b, &f);
+  ctr_json_frag(&f, ",\"type_id\":", INT64_MIN, "}");
+  ctr_buf_frag(&b, &f);
+  ctr_buf_add(&b, "", 1);
+  ck_assert_str_eq(b.data, "{\"variable_id\":12345,\"value\":"
+                           ",\"type_id\":-9223372036854775808}");
+  ctr_buf_free(&b);
+}
+END_TEST
+
 /* ---- values ------------------------------------------------------------ */
 
 static uint32_t ntypes = 3, nnames = 2;
 static int struct_calls;
 
-static int64_t t_type(void *ctx, uint32_t tid) {
-  return tid < ntypes ? (int64_t)tid + 10 : CTR_ERANGE;
+/* Renderers keep a type's text while they render what is inside it. */
+static ctr_json_frag_t type_frags[8], name_frags[8];
+
+static const ctr_json_frag_t *t_type(void *ctx, uint32_t tid) {
+  if (tid >= ntypes)
+    return NULL;
+  ctr_json_frag(&type_frags[tid], ",\"type_id\":", (int64_t)tid + 10, "}");
+  return &type_frags[tid];
 }
-static int64_t t_name(void *ctx, uint32_t vid) {
-  return vid < nnames ? (int64_t)vid + 20 : CTR_ERANGE;
+static const ctr_json_frag_t *t_name(void *ctx, uint32_t vid) {
+  if (vid >= nnames)
+    return NULL;
+  ctr_json_frag(&name_frags[vid], "{\"variable_id\":", (int64_t)vid + 20,
+                ",\"value\":");
+  return &name_frags[vid];
 }
 static int64_t t_struct(void *ctx, uint32_t tid, const uint32_t *vids,
                         const int64_t *tids, uint32_t n) {
@@ -318,6 +344,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(json, floats_round_trip_as_text);
   tcase_add_test(json, integers);
   tcase_add_test(json, base64_pads);
+  tcase_add_test(json, fragments);
   tcase_add_test(values, renders_sequence);
   tcase_add_test(values, renders_struct_and_bigint);
   tcase_add_test(values, rejects_bad_values);
