@@ -166,13 +166,18 @@ static char *describe_filter(const ctr_filter_t *f) {
   return text ? text : ctr_xstrndup("", 0);
 }
 
-/* The filter's code rules in wire form; they point into the filter. */
+/* The filter's code rules in wire form, for the client; they point into
+ * the filter and the config. A record.while_in function must reach the
+ * daemon even where the rules skip it (its call opens an interval), so
+ * for the client each while_in pattern ends the list as a record rule: the
+ * shim then sends that function, and the daemon still skips its lines. */
 static void make_wire_rules(ctr_session_t *s) {
   size_t n, i;
   const ctr_filter_rule_t *r = ctr_filter_rules(s->filter, &n);
+  size_t nwhile = s->cfg->record_nwhile_in;
 
   free(s->wire_rules);
-  s->wire_rules = calloc(n ? n : 1, sizeof(*s->wire_rules));
+  s->wire_rules = calloc(n + nwhile ? n + nwhile : 1, sizeof(*s->wire_rules));
   if (s->wire_rules == NULL)
     abort();
   for (i = 0; i < n; i++) {
@@ -181,7 +186,11 @@ static void make_wire_rules(ctr_session_t *s) {
     s->wire_rules[i].function = r[i].function;
     s->wire_rules[i].action = r[i].action;
   }
-  s->nwire_rules = (uint32_t)n;
+  for (i = 0; i < nwhile; i++) {
+    s->wire_rules[n + i].function = s->cfg->record_while_in[i];
+    s->wire_rules[n + i].action = CTR_FILTER_RECORD;
+  }
+  s->nwire_rules = (uint32_t)(n + nwhile);
 }
 
 static char *dup_str(ctr_str_t s, const char *fallback) {
