@@ -86,17 +86,16 @@ static void send_control(void *arg, int tag) {
 }
 
 void ctr_conn_push_filter(ctr_conn_t *c) {
-  const ctr_wire_rule_t *rules;
+  ctr_welcome_t w;
   msgpack_sbuffer sb;
   msgpack_packer pk;
-  uint32_t n;
 
   if (c->session == NULL)
     return;
-  rules = ctr_session_rules(c->session, &n);
+  ctr_session_welcome(c->session, &w);
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_filter(&pk, rules, n);
+  ctr_pack_filter(&pk, w.rules, w.nrules, w.values);
   send_frame(c, &sb);
   msgpack_sbuffer_destroy(&sb);
 }

@@ -1449,11 +1449,6 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
   w->nrules = s->nwire_rules;
 }
 
-const ctr_wire_rule_t *ctr_session_rules(ctr_session_t *s, uint32_t *n) {
-  *n = s->nwire_rules;
-  return s->wire_rules;
-}
-
 size_t ctr_session_pending(const ctr_session_t *s) {
   return s->trace ? ctr_trace_pending(s->trace) : 0;
 }

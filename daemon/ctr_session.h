@@ -42,11 +42,8 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_session_hooks_t *hooks);
 
 /* The WELCOME for this session: limits, values mode and code rules (the
- * rules stay valid until the next reload). */
+ * rules stay valid until the next reload). FILTER carries the last two. */
 void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w);
-
-/* The code rules in force for FILTER; valid until the next reload. */
-const ctr_wire_rule_t *ctr_session_rules(ctr_session_t *s, uint32_t *n);
 
 /* Applies one message. On error returns a negative code with *why set; the
  * caller then ends the session as aborted and closes the connection. */

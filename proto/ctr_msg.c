@@ -20,6 +20,18 @@ static bool key_is(const ctr_str_t *k, const char *name) {
   return k->len == n && memcmp(k->ptr, name, n) == 0;
 }
 
+/* record.values by name (WELCOME "values", FILTER): false for any other. */
+static bool values_of(const msgpack_object *o, int *values) {
+  ctr_str_t s;
+  bool ok = ctr_obj_str(o, &s) &&
+            (key_is(&s, "all") || key_is(&s, "args") || key_is(&s, "none"));
+  *values = !ok                 ? CTR_WV_ALL
+            : key_is(&s, "none") ? CTR_WV_NONE
+            : key_is(&s, "args") ? CTR_WV_ARGS
+                                 : CTR_WV_ALL;
+  return ok;
+}
+
 const char *ctr_tag_name(int tag) {
   switch (tag) {
   case CTR_MSG_HELLO:
@@ -99,7 +111,6 @@ static uint32_t arity(int tag) {
     return 1;
   case CTR_MSG_START:
   case CTR_MSG_STOP:
-  case CTR_MSG_FILTER:
   case CTR_MSG_HELLO:
   case CTR_MSG_WELCOME:
   case CTR_MSG_BYE:
@@ -123,6 +134,7 @@ static uint32_t arity(int tag) {
   case CTR_MSG_EVENT:
   case CTR_MSG_RAISE:
   case CTR_MSG_LOST:
+  case CTR_MSG_FILTER:
     return 3;
   case CTR_MSG_TYPE:
     return 4;
@@ -276,12 +288,7 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
       ok = ctr_obj_u32(v, &w->max_string);
     } else if (key_is(&k, "values")) {
       bit = W_VALUES;
-      ok = ctr_obj_str(v, &s) && (key_is(&s, "all") || key_is(&s, "args") ||
-                                  key_is(&s, "none"));
-      w->values = !ok             ? CTR_WV_ALL
-                  : key_is(&s, "none") ? CTR_WV_NONE
-                  : key_is(&s, "args") ? CTR_WV_ARGS
-                                       : CTR_WV_ALL;
+      ok = values_of(v, &w->values);
     } else if (key_is(&k, "filter")) {
       bit = W_FILTER;
       ok = v->type == MSGPACK_OBJECT_ARRAY;
@@ -452,6 +459,8 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
   case CTR_MSG_FILTER:
     if (!is_array(&f[1]))
       FAIL("FILTER rules are not an array");
+    if (!values_of(&f[2], &m->u.filter.values))
+      FAIL("FILTER values is not all, args or none");
     m->u.filter.rules = &f[1];
     return 0;
   case CTR_MSG_STACK:

@@ -63,6 +63,13 @@ static void pack_bool(msgpack_packer *pk, bool b) {
     msgpack_pack_false(pk);
 }
 
+/* record.values as WELCOME and FILTER name it. */
+static const char *values_name(int values) {
+  return values == CTR_WV_NONE   ? "none"
+         : values == CTR_WV_ARGS ? "args"
+                                 : "all";
+}
+
 /* ---- handshake and end ------------------------------------------------ */
 
 void ctr_pack_hello(msgpack_packer *pk, const ctr_hello_t *h, int argc,
@@ -125,9 +132,10 @@ static void pack_rules(msgpack_packer *pk, const ctr_wire_rule_t *r,
 }
 
 void ctr_pack_filter(msgpack_packer *pk, const ctr_wire_rule_t *rules,
-                     uint32_t n) {
-  pack_head(pk, 2, CTR_MSG_FILTER);
+                     uint32_t n, int values) {
+  pack_head(pk, 3, CTR_MSG_FILTER);
   pack_rules(pk, rules, n);
+  pack_cstr(pk, values_name(values));
 }
 
 void ctr_pack_stack_begin(msgpack_packer *pk, uint64_t thread,
@@ -163,9 +171,7 @@ void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_key(pk, "max_string");
   msgpack_pack_uint32(pk, w->max_string);
   pack_key(pk, "values");
-  pack_cstr(pk, w->values == CTR_WV_NONE   ? "none"
-                : w->values == CTR_WV_ARGS ? "args"
-                                           : "all");
+  pack_cstr(pk, values_name(w->values));
   pack_key(pk, "filter");
   pack_rules(pk, w->rules, w->nrules);
 }

@@ -191,7 +191,10 @@ typedef struct ctr_msg_s {
     /* START/STOP selector map: "all" (bool), "sessions" (array of ids),
      * "pid" (int); checked by the consumer. */
     struct { const msgpack_object *map; } select;
-    struct { const msgpack_object *rules; } filter; /* array of rules */
+    struct {
+      const msgpack_object *rules; /* array of rules */
+      int values;                  /* enum ctr_values_mode */
+    } filter;
     struct { uint64_t thread; const msgpack_object *frames; } stack;
     struct { int64_t count; ctr_str_t text; } done;
   } u;
@@ -334,7 +337,7 @@ void ctr_pack_select(msgpack_packer *pk, int tag, bool all,
                      const uint64_t *ids, uint32_t nids, int64_t pid);
 void ctr_pack_done(msgpack_packer *pk, int64_t count, const char *text);
 void ctr_pack_filter(msgpack_packer *pk, const ctr_wire_rule_t *rules,
-                     uint32_t n);
+                     uint32_t n, int values);
 /* STACK head; then nframes times ctr_pack_frame_begin and nvars pairs. */
 void ctr_pack_stack_begin(msgpack_packer *pk, uint64_t thread,
                           uint32_t nframes);

@@ -45,6 +45,7 @@ typedef struct ctr_client_s {
   atomic_bool resumed;     /* daemon sent RESUME; the shim sends STACK */
   _Atomic(ctr_filter_t *) filter; /* pushed code rules, NULL: record all */
   atomic_uint filter_gen;
+  atomic_int values;   /* record.values: WELCOME, then FILTER */
   _Atomic uint64_t filtered; /* skipped by push-down, not yet reported */
   atomic_uint generation;
   bool started;       /* ctr_client_start succeeded once in this process */
@@ -269,10 +270,14 @@ static ctr_filter_t *ctr_client_compile(const msgpack_object *arr) {
 
 /* Installs new rules. The old ones are kept (never freed) because a shim
  * thread may be deciding with them right now; reloads are rare. */
-static void ctr_client_set_filter(ctr_client_t *c, const msgpack_object *arr) {
+static void ctr_client_set_filter(ctr_client_t *c, const msgpack_object *arr,
+                                  int values) {
+  atomic_store(&c->values, values);
   atomic_store(&c->filter, arr ? ctr_client_compile(arr) : NULL);
   atomic_fetch_add(&c->filter_gen, 1);
 }
+
+int ctr_client_values(void) { return atomic_load(&g_client.values); }
 
 const struct ctr_filter_s *ctr_client_filter(uint32_t *generation) {
   if (generation)
@@ -331,11 +336,13 @@ static bool ctr_client_apply(ctr_client_t *c, const msgpack_object *o) {
     atomic_store(&c->resumed, true);
     atomic_store(&c->paused, false);
     return true;
-  case CTR_MSG_FILTER:
-    if (o->via.array.size == 2 &&
-        o->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY)
-      ctr_client_set_filter(c, &o->via.array.ptr[1]);
+  case CTR_MSG_FILTER: {
+    ctr_msg_t m;
+    const char *why;
+    if (ctr_msg_decode(o, &m, &why) == 0)
+      ctr_client_set_filter(c, m.u.filter.rules, m.u.filter.values);
     return true;
+  }
   default:
     return false;
   }
@@ -487,7 +494,7 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
     if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
       hs->c->welcome = m.u.welcome;
       /* The rule array lives in this frame only: compile it now. */
-      ctr_client_set_filter(hs->c, m.u.welcome.filter);
+      ctr_client_set_filter(hs->c, m.u.welcome.filter, m.u.welcome.values);
       hs->c->welcome.filter = NULL;
       hs->c->welcome.rules = NULL;
       atomic_store(&hs->c->paused, !hs->c->welcome.recording);

@@ -41,8 +41,13 @@ const ctr_welcome_t *ctr_client_settings(void);
 
 /* The daemon's code rules (WELCOME "filter", then FILTER messages), or
  * NULL to record everything. *generation (when not NULL) changes whenever
- * the rules do, so shims can drop the decisions they cached. */
+ * the rules or the values mode do, so shims can drop the decisions they
+ * cached. */
 const struct ctr_filter_s *ctr_client_filter(uint32_t *generation);
+
+/* The values the daemon keeps (record.values: WELCOME "values", then
+ * FILTER), an enum ctr_values_mode. */
+int ctr_client_values(void);
 
 /* What the daemon will do with code of function (its FUNC name) in file:
  * CTR_FILTER_RECORD, CTR_FILTER_SKIP or CTR_FILTER_SKIP_TREE, decided with

@@ -156,6 +156,7 @@ static struct {
   bool pushdown; /* skip filtered code here too (CTREC_NO_PUSHDOWN unset) */
   uint32_t mon_rules_gen; /* filter generation sys.monitoring follows, +1 */
   int values;    /* enum ctr_values_mode the shim captures */
+  uint32_t values_gen; /* filter generation `values` was read for, +1 */
   atomic_bool hooks_off; /* the trace function is out of every thread */
   uint32_t epoch; /* counts resumes; threads rebuild their stack on change */
   bool missed;    /* a message found the client paused and was not sent */
@@ -355,20 +356,25 @@ static ctr_py_frame_t *ctr_py_top(ctr_py_thread_t *t) {
 
 /* The values mode the daemon asked for; everything when push-down is off. */
 static int ctr_py_values_mode(void) {
-  const ctr_welcome_t *w = ctr_client_settings();
-  if (!g.pushdown || w == NULL)
+  int values = ctr_client_values();
+  if (!g.pushdown)
     return CTR_WV_ALL;
-  return w->values == CTR_WV_ARGS || w->values == CTR_WV_NONE ? w->values
-                                                              : CTR_WV_ALL;
+  return values == CTR_WV_ARGS || values == CTR_WV_NONE ? values : CTR_WV_ALL;
 }
 
 /* Ids are per connection: after a fork the child's session starts from 0. */
 static void ctr_py_check_generation(void) {
   uint32_t gen = ctr_client_generation() + 1;
+  uint32_t fgen;
+  ctr_client_filter(&fgen);
+  if (fgen + 1 != g.values_gen) {
+    /* A reload may change what the daemon keeps. */
+    g.values = ctr_py_values_mode();
+    g.values_gen = fgen + 1;
+  }
   if (gen == g.gen)
     return;
   g.gen = gen;
-  g.values = ctr_py_values_mode();
   ctr__py_map_clear(&g.path_ids);
   ctr__py_map_clear(&g.types);
   ctr__py_map_clear(&g.varnames);

@@ -385,7 +385,8 @@ typedef struct ctr_rb_stack_s {
 
 static struct {
   bool on;
-  int vmode;       /* enum ctr_values_mode: WELCOME, or CTREC_VALUES */
+  int vmode;       /* enum ctr_values_mode: the daemon's, or CTREC_VALUES */
+  uint32_t vmode_gen; /* filter generation vmode was read for, +1 */
   bool pushdown;   /* skip code the daemon would skip (CTREC_NO_PUSHDOWN) */
   bool hooked;     /* the full hook is installed (else the wake hook) */
   bool reduced;    /* the hook has CTR_RB_TREE_EVENTS only (fast skip-tree) */
@@ -502,9 +503,32 @@ static void ctr_rb_new_generation(uint32_t gen) {
   g.sent_thread = UINT64_MAX;
 }
 
+static bool ctr_rb_env_is(const char *name, const char *value) {
+  const char *v = getenv(name);
+  return v != NULL && strcmp(v, value) == 0;
+}
+
+/* The values to capture: what the daemon keeps (it may change with a
+ * reload), unless CTREC_VALUES says otherwise. */
+static int ctr_rb_values_mode(void) {
+  if (ctr_rb_env_is("CTREC_VALUES", "none"))
+    return CTR_WV_NONE;
+  if (ctr_rb_env_is("CTREC_VALUES", "args"))
+    return CTR_WV_ARGS;
+  if (ctr_rb_env_is("CTREC_VALUES", "all"))
+    return CTR_WV_ALL;
+  return ctr_client_values();
+}
+
 /* Runs on every event: the common case stays inline. */
 static inline void ctr_rb_check_generation(void) {
   uint32_t gen = ctr_client_generation() + 1;
+  uint32_t fgen;
+  ctr_client_filter(&fgen);
+  if (fgen + 1 != g.vmode_gen) {
+    g.vmode = ctr_rb_values_mode();
+    g.vmode_gen = fgen + 1;
+  }
   if (gen != g.gen)
     ctr_rb_new_generation(gen);
 }
@@ -2284,11 +2308,6 @@ static void ctr_rb_wrap(VALUE target, const char *name, VALUE (*fn)(ANYARGS),
   rb_prepend_module(target, m);
 }
 
-static bool ctr_rb_env_is(const char *name, const char *value) {
-  const char *v = getenv(name);
-  return v != NULL && strcmp(v, value) == 0;
-}
-
 __attribute__((visibility("default"))) void Init_ctrec(void) {
   if (g.on)
     return;
@@ -2323,13 +2342,7 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   if (ctr_rb_start_client() != 0)
     return; /* unset: silent; failed: libctrec printed one line */
   g.on = true;
-  g.vmode = ctr_client_settings()->values;
-  if (ctr_rb_env_is("CTREC_VALUES", "none"))
-    g.vmode = CTR_WV_NONE;
-  else if (ctr_rb_env_is("CTREC_VALUES", "args"))
-    g.vmode = CTR_WV_ARGS;
-  else if (ctr_rb_env_is("CTREC_VALUES", "all"))
-    g.vmode = CTR_WV_ALL;
+  g.vmode = ctr_rb_values_mode();
   g.pushdown = !ctr_rb_env_is("CTREC_NO_PUSHDOWN", "1");
 
   int state = 0;

@@ -206,6 +206,33 @@ class IntervalTest(TempDirTest):
                                                                               "function: \"tick\""))
 
 
+    def test_reload_changes_what_running_shims_capture(self):
+        d = self.start("record:\n  values: none\n")
+        cfg = os.path.join(self.tmp, "ctrec.yaml")
+        p = self.run_slow(40)
+        for _ in range(5):
+            p.stdout.readline()
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("values: none", "values: all"))
+        res = self.ctl("reload")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        traces = self.traces()
+        self.assertEqual(len(traces), 1)
+        t = traces[0]
+        mark = [i for i, r in enumerate(t.records)
+                if "Event" in r and r["Event"]["content"] == "ctrec: configuration reloaded"][0]
+        before, after = t.records[:mark], t.records[mark:]
+        self.assertEqual([r for r in before if "Value" in r], [])
+        self.assertEqual([r["Call"]["args"] for r in before if "Call" in r and r["Call"]["args"]],
+                         [])
+        self.assertTrue([r for r in after if "Value" in r])
+        self.assertTrue([r for r in after if "Call" in r and r["Call"]["args"]])
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()

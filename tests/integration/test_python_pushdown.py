@@ -274,6 +274,32 @@ class PushdownTest(TempDirTest):
     def ctl(self, *args):
         return run([CTRECCTL, args[0], "-s", self.daemon.sock, *args[1:]])
 
+    def test_reload_changes_what_the_shim_captures(self):
+        self.start("record:\n  values: none\n", flush=20)
+        cfg = os.path.join(self.tmp, "ctrec.yaml")
+        p = subprocess.Popen([self.python, SLOW, "40"], env=self.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        for _ in range(3):
+            p.stdout.readline()
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("values: none", "values: all"))
+        res = run([CTRECCTL, "reload", "-s", self.daemon.sock])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.daemon.stop()
+        traces = self.new_traces()
+        self.assertEqual(len(traces), 1)
+        t = traces[0]
+        mark = [i for i, r in enumerate(t.records)
+                if "Event" in r and r["Event"]["content"] == "ctrec: configuration reloaded"][0]
+        before, after = t.records[:mark], t.records[mark:]
+        self.assertEqual([r for r in before if "Value" in r], [])
+        self.assertTrue([r for r in after if "Value" in r])
+        self.assertTrue([r for r in after if "Call" in r and r["Call"]["args"]])
+
     def test_resume_while_main_thread_waits(self):
         # The main thread sits in join() and the worker prints nothing: the
         # resume must still reach the worker.

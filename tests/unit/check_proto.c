@@ -179,7 +179,7 @@ START_TEST(test_roundtrip_control_and_pushdown) {
   char buf[256];
 
   ctr_pack_welcome(&pk, &w);
-  ctr_pack_filter(&pk, rules, 2);
+  ctr_pack_filter(&pk, rules, 2, CTR_WV_NONE);
   ctr_pack_stack_begin(&pk, 7, 2);
   ctr_pack_frame_begin(&pk, 0, 12, 1);
   ctr_pack_pair_begin(&pk, 4);
@@ -195,6 +195,7 @@ START_TEST(test_roundtrip_control_and_pushdown) {
   ck_assert_ptr_nonnull(msgs[0].u.welcome.filter);
   ck_assert_uint_eq(msgs[0].u.welcome.filter->via.array.size, 2);
   ck_assert_int_eq(msgs[1].tag, CTR_MSG_FILTER);
+  ck_assert_int_eq(msgs[1].u.filter.values, CTR_WV_NONE);
   ck_assert(ctr_wire_rule_read(&msgs[1].u.filter.rules->via.array.ptr[0], &r,
                                buf, sizeof(buf)));
   ck_assert_str_eq(r.file, "/usr/lib/**");
@@ -885,6 +886,14 @@ END_TEST
 
 START_TEST(test_decode_types) {
   const char *why;
+
+  /* FILTER values other than all, args or none */
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_int(&pk, CTR_MSG_FILTER);
+  msgpack_pack_array(&pk, 0);
+  pack_s("some");
+  ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
+  ck_assert_str_eq(why, "FILTER values is not all, args or none");
 
   /* PATH id as a string */
   msgpack_pack_array(&pk, 3);
