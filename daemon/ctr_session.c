@@ -533,6 +533,22 @@ static void synthetic_args(ctr_session_t *s, const thread_t *t, uint32_t i) {
   }
 }
 
+/* Synthetic calls, outermost first, for t's recorded frames that the open
+ * trace has not seen: frames already on the stack when the interval began
+ * (for another thread, when it next runs) or that a STACK revealed. Their
+ * arguments are the frames' variables when a STACK is being applied. */
+static void open_frames(ctr_session_t *s, thread_t *t) {
+  uint32_t i;
+
+  for (i = 0; i < t->nframes; i++)
+    if ((t->frames[i].flags & (FRAME_WANTED | FRAME_EMITTED)) == FRAME_WANTED) {
+      map_func(s, t->frames[i].func);
+      synthetic_args(s, t, i);
+      call_record(s, t->frames[i].func, s->scratch.data, s->scratch.len);
+      t->frames[i].flags |= FRAME_EMITTED;
+    }
+}
+
 /* Opens the next interval's trace: a top-level function and call come
  * first (trace-format R2), then type 0 = None, then a synthetic call for
  * each recorded frame already on the current thread's stack, so the
@@ -541,7 +557,6 @@ static int open_interval(ctr_session_t *s) {
   const char *prog = s->program;
   thread_t *t = &s->threads[s->cur];
   ctr_buf_t *b;
-  uint32_t i;
   int rc;
 
   reset_trace_ids(s);
@@ -577,13 +592,7 @@ static int open_interval(ctr_session_t *s) {
   b = ctr_trace_record(s->trace);
   ctr_buf_puts(b, "{\"Call\":{\"function_id\":0,\"args\":[]}}");
   type_record(s, CTR_TK_NONE, "None", 4);
-  for (i = 0; i < t->nframes; i++)
-    if (t->frames[i].flags & FRAME_WANTED) {
-      map_func(s, t->frames[i].func);
-      synthetic_args(s, t, i);
-      call_record(s, t->frames[i].func, s->scratch.data, s->scratch.len);
-      t->frames[i].flags |= FRAME_EMITTED;
-    }
+  open_frames(s, t);
   return 0;
 }
 
@@ -1195,16 +1204,10 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   for (i = keep; i < fr->via.array.size; i++) {
     fid = (uint32_t)fr->via.array.ptr[i].via.array.ptr[0].via.u64;
     push_frame(t, fid, enter_flags(s, t, fid));
-    if (s->trace && (t->frames[i].flags & FRAME_WANTED) && gate_closed(s) == NULL) {
-      s->stack = fr;
-      map_func(s, fid);
-      synthetic_args(s, t, i);
-      call_record(s, fid, s->scratch.data, s->scratch.len);
-      t->frames[i].flags |= FRAME_EMITTED;
-      s->stack = NULL;
-    }
   }
   s->stack = fr;
+  if (s->trace && gate_closed(s) == NULL)
+    open_frames(s, t);
   if (gate_open(s) && s->trace == NULL && (rc = ensure_trace(s)) != 0)
     rc = fail(why, "cannot create the trace folder", rc);
   s->stack = NULL;
@@ -1231,6 +1234,9 @@ static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     return event(s, CTR_EV_TRACE_LOG, m->u.mark.text, none, why);
   case CTR_MSG_THREAD:
     switch_thread(s, m->u.thread.id);
+    /* A thread that runs for the first time in this interval. */
+    if (s->trace && gate_closed(s) == NULL)
+      open_frames(s, cur_thread(s));
     return 0;
   case CTR_MSG_STACK:
     return stack(s, m, why);

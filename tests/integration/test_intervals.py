@@ -206,6 +206,32 @@ class IntervalTest(TempDirTest):
                                                                               "function: \"tick\""))
 
 
+    def test_each_thread_opens_its_frames_in_a_new_interval(self):
+        prog = os.path.join(self.tmp, "threads_slow.rb")
+        with open(prog, "w") as f:
+            f.write("def step(i)\n  sleep 0.01\n  i + 1\nend\n\n"
+                    "def work(n)\n  i = 0\n  i = step(i) while i < n\nend\n\n"
+                    "ts = [Thread.new { work(150) }, Thread.new { work(150) }]\n"
+                    "puts 'started'\n$stdout.flush\nts.each(&:join)\nputs 'done'\n")
+        self.start()
+        p = subprocess.Popen(["ruby", prog], env=self.daemon.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.assertEqual(p.stdout.readline(), b"started\n")
+        time.sleep(0.3)
+        self.assertEqual(self.ctl("stop", "--pid", str(p.pid)).returncode, 0)
+        time.sleep(0.3)
+        self.assertEqual(self.ctl("start", "--pid", str(p.pid)).returncode, 0)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        traces = sorted(self.traces(), key=lambda t: t.meta["ctrec"]["interval"]["index"])
+        self.assertEqual(len(traces), 2)
+        second = traces[1]
+        # Both workers were inside work() when recording started again: each
+        # opens it with a synthetic call when it next runs, and every call
+        # of the interval is closed except the top level's.
+        self.assertEqual(second.call_names().count("work"), 2)
+        self.assertEqual(len(second.kinds("Call")), len(second.kinds("Return")) + 1)
+
     def test_reload_changes_what_running_shims_capture(self):
         d = self.start("record:\n  values: none\n")
         cfg = os.path.join(self.tmp, "ctrec.yaml")
