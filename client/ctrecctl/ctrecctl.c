@@ -2,6 +2,7 @@
  *
  *   ctrecctl record [-o DIR] [-c FILE] [-q] -- CMD [ARGS...]
  *   ctrecctl status [-s SOCKET] [--json]
+ *   ctrecctl follow [-s SOCKET] [--json] [SESSION | --pid PID]
  *
  * record runs CMD with the shims on its load paths. When CT_RECORDER_SOCKET
  * names no running daemon it starts a private ctrecd on a socket in a fresh
@@ -25,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctr_follow.h"
 #include "ctr_proto.h"
 
 #define DEFAULT_SOCKET "/run/ctrec/ctrecd.sock"
@@ -381,6 +383,130 @@ static int cmd_status(int argc, char **argv) {
     printf("(no live sessions)\n");
   release(&r);
   return 0;
+}
+
+/* ---- follow ------------------------------------------------------------ */
+
+static char *obj_strdup(const msgpack_object *m, const char *key) {
+  const msgpack_object *v = map_get(m, key);
+  ctr_str_t s = {0};
+  char *out;
+
+  if (v == NULL || !ctr_obj_str(v, &s))
+    s.len = 0;
+  out = malloc((size_t)s.len + 1);
+  if (out == NULL) {
+    fprintf(stderr, "%s: out of memory\n", prog_name);
+    exit(1);
+  }
+  if (s.len)
+    memcpy(out, s.ptr, s.len);
+  out[s.len] = '\0';
+  return out;
+}
+
+static uint64_t obj_u64(const msgpack_object *m, const char *key) {
+  const msgpack_object *v = map_get(m, key);
+
+  return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+/* The follow feed's view of STATUS: the sessions copied out of the reply,
+ * which is released before the feed goes on. */
+static int follow_status(void *arg, ctr_follow_session_t **out, size_t *n) {
+  static const int tag = CTR_MSG_STATUS;
+  const msgpack_object *list;
+  ctr_follow_session_t *v;
+  reply_t r;
+  ctr_msg_t m;
+  uint32_t i;
+
+  if (ask(arg, request_tag, &tag, &r, &m) != 0)
+    return -1;
+  if (m.tag != CTR_MSG_STATUS_REPLY) {
+    fprintf(stderr, "%s: unexpected answer from ctrecd\n", prog_name);
+    release(&r);
+    return -1;
+  }
+  list = m.u.status.sessions;
+  v = calloc(list->via.array.size + 1, sizeof(*v));
+  if (v == NULL) {
+    fprintf(stderr, "%s: out of memory\n", prog_name);
+    exit(1);
+  }
+  for (i = 0; i < list->via.array.size; i++) {
+    const msgpack_object *s = &list->via.array.ptr[i];
+    v[i].id = obj_u64(s, "id");
+    v[i].pid = (int64_t)obj_u64(s, "pid");
+    v[i].intervals = obj_u64(s, "intervals");
+    v[i].program = obj_strdup(s, "program");
+    v[i].state = obj_strdup(s, "state");
+    v[i].trace = obj_strdup(s, "trace");
+  }
+  *out = v;
+  *n = list->via.array.size;
+  release(&r);
+  return 0;
+}
+
+static int cmd_follow(int argc, char **argv) {
+  static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"pid", required_argument, NULL, 'p'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *sock = default_socket();
+  ctr_follow_opts_t fo;
+  char *end;
+  int opt;
+
+  memset(&fo, 0, sizeof(fo));
+  fo.poll_ms = 50;
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "s:jp:h", opts, NULL)) != -1) {
+    switch (opt) {
+    case 's': sock = optarg; break;
+    case 'j': fo.json = true; break;
+    case 'p':
+      fo.pid = strtoll(optarg, &end, 10);
+      if (*end || fo.pid <= 0)
+        die_usage("follow ", "--pid: not a process id: %s", optarg);
+      break;
+    case 'h':
+      printf("Usage: %s follow [-s SOCKET] [--json] [SESSION | --pid PID]\n"
+             "Print a live session's trace records as they are written: first\n"
+             "what is already on disk, then new records as they arrive. The feed\n"
+             "moves on to each new recording interval and ends by itself when the\n"
+             "session ends (exit status 0). Without SESSION or --pid it follows\n"
+             "the only live session (see '%s status').\n\n"
+             "The listing shows the lines run, calls with their arguments,\n"
+             "returns, output, and variables when their value changes; --json\n"
+             "prints every record. Following only reads the trace folder, so\n"
+             "it never slows the recording.\n\n"
+             "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"
+             "                     else " DEFAULT_SOCKET ")\n"
+             "  -j, --json         each record as one JSON line, as in trace.json\n"
+             "                     (default: a readable step listing)\n"
+             "  -p, --pid PID      the session of that process\n",
+             prog_name, prog_name);
+      return 0;
+    default: die_usage("follow ", "%s", "invalid option");
+    }
+  }
+  if (optind < argc) {
+    unsigned long long id = strtoull(argv[optind], &end, 10);
+    if (*end || id == 0 || argv[optind][0] == '-')
+      die_usage("follow ", "not a session id: %s", argv[optind]);
+    fo.session = id;
+    optind++;
+  }
+  if (optind < argc)
+    die_usage("follow ", "unexpected argument: %s", argv[optind]);
+  if (fo.session && fo.pid)
+    die_usage("follow ", "%s", "name a SESSION or --pid PID, not both");
+  fo.status = follow_status;
+  fo.arg = (void *)sock;
+  return ctr_follow_run(&fo);
 }
 
 /* ---- start, stop, reload ------------------------------------------------ */
@@ -757,6 +883,7 @@ static void usage(FILE *out) {
           "Verbs:\n"
           "  record -- CMD...   run CMD and record the Ruby/Python processes it starts\n"
           "  status             list the live sessions of a ctrecd\n"
+          "  follow [SESSION]   print a live session's records as they arrive\n"
           "  start SESSION...   open recording intervals (--all, --pid PID)\n"
           "  stop SESSION...    close them\n"
           "  reload             re-read the daemon's config file\n\n"
@@ -773,6 +900,8 @@ int main(int argc, char **argv) {
     return cmd_record(argc - 1, argv + 1);
   if (strcmp(argv[1], "status") == 0)
     return cmd_status(argc - 1, argv + 1);
+  if (strcmp(argv[1], "follow") == 0)
+    return cmd_follow(argc - 1, argv + 1);
   if (strcmp(argv[1], "start") == 0)
     return cmd_start_stop(argc - 1, argv + 1, CTR_MSG_START);
   if (strcmp(argv[1], "stop") == 0)

@@ -1,0 +1,259 @@
+"""ctrecctl follow: the live feed of a session, tailed from its trace folder
+while real Ruby and Python programs run under a real ctrecd. Checks that
+records show up while the program still runs, that --json prints exactly
+the records of trace.json, that the feed moves on to a new recording
+interval, ends by itself with the session, and fails clearly when there is
+nothing to follow."""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+from harness import (BUILD, CTRECCTL, SOURCE, Daemon, TempDirTest, run, service_config,
+                     trace_folders)
+
+RUBY_TICKER = os.path.join(SOURCE, "tests", "programs", "ruby", "_follow_ticker.rb")
+PY_TICKER = os.path.join(SOURCE, "tests", "programs", "python", "_follow_ticker.py")
+PY_SHIM = os.path.join(BUILD, "lib", "ctrec", "python")
+
+
+class Lines:
+    """Reads a pipe in a thread and keeps (arrival time, line) pairs."""
+
+    def __init__(self, stream):
+        self.items = []
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for raw in iter(stream.readline, b""):
+            self.items.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+
+    def lines(self):
+        return [line for _, line in self.items]
+
+    def when(self, pattern):
+        """Arrival time of the first line matching pattern, or None."""
+        for t, line in list(self.items):
+            if re.search(pattern, line):
+                return t
+        return None
+
+    def wait_for(self, pattern, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            t = self.when(pattern)
+            if t is not None:
+                return t
+            time.sleep(0.01)
+        raise AssertionError(f"no line matching {pattern!r} in {self.lines()!r}")
+
+
+def file_records(folder):
+    """trace.json's records as their own text lines (ctrecd writes one
+    record per line), and parsed."""
+    with open(os.path.join(folder, "trace.json")) as f:
+        text = f.read()
+    lines = [line[:-1] if line.endswith(",") else line
+             for line in text.split("\n")[1:-2]]
+    return lines, json.loads(text)
+
+
+class FollowTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.daemon = Daemon(self.tmp, service_config(self.tmp, flush=20))
+        self.addCleanup(self.daemon.stop)
+        self.procs = []
+        self.addCleanup(self.reap)
+
+    def reap(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            for s in (p.stdout, p.stderr):
+                if s:
+                    s.close()
+
+    def spawn(self, cmd, env=None):
+        p = subprocess.Popen(cmd, env=env or self.env(), cwd=self.tmp, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def env(self):
+        return self.daemon.env(PYTHONPATH=PY_SHIM)
+
+    def ticker(self, lang, count, delay):
+        prog = RUBY_TICKER if lang == "ruby" else PY_TICKER
+        p = self.spawn(["ruby" if lang == "ruby" else "python3", prog, str(count), str(delay)])
+        return p, Lines(p.stdout)
+
+    def follow(self, *args):
+        p = self.spawn([CTRECCTL, "follow", "-s", self.daemon.sock, *args])
+        return p, Lines(p.stdout)
+
+    def finish(self, p, timeout=30):
+        """Waits for a process that must end by itself; returns its stderr."""
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            self.fail(f"{p.args} did not end by itself")
+        return p.stderr.read().decode()
+
+    def traces(self):
+        return trace_folders(os.path.join(self.tmp, "traces"))
+
+    def test_step_listing_is_live_and_ends_with_the_session(self):
+        prog, prog_out = self.ticker("ruby", 8, 0.3)
+        prog_out.wait_for(r"^tick 0 ")
+        fol, out = self.follow("--pid", str(prog.pid))
+        # Live: a line the program prints after follow started shows up
+        # in the feed while the program is still running.
+        seen = out.wait_for(r"\[stdout\] tick 2 -> 6$")
+        done = prog_out.wait_for(r"^done 84$")
+        self.assertLess(seen, done)
+        self.assertEqual(prog.wait(timeout=30), 0)
+        err = self.finish(fol)
+        self.assertEqual(fol.returncode, 0, err)
+        fol_out = out
+        fol_out.thread.join(5)
+        lines = fol_out.lines()
+        self.assertRegex(lines[0], rf"^== session \d+: pid {prog.pid} .*_follow_ticker\.rb")
+        self.assertRegex(lines[1], r"^== interval 1: .*/traces/_follow_ticker\.rb-")
+        self.assertEqual(lines[-2:], ["== interval 1 complete (program exited) ==",
+                                      f"== session {lines[0].split()[2][:-1]} ended =="])
+        # Everything in order: each call, its output, its return, indented
+        # one level deeper than the loop that calls it.
+        pos = 0
+        for i in range(8):
+            call = next(k for k in range(pos, len(lines)) if re.fullmatch(
+                rf"( *)→ call work\(self=main, i={i}, label=\"tick\"\)", lines[k]))
+            indent = len(lines[call]) - len(lines[call].lstrip())
+            step = next(k for k in range(call, len(lines))
+                        if lines[k].strip() == "_follow_ticker.rb:5")
+            stdout = lines.index(" " * (indent + 2) + f"[stdout] tick {i} -> {i * 3}", call)
+            ret = lines.index(" " * indent + f"← return {i * 3}", stdout)
+            self.assertLess(step, stdout)
+            self.assertIn(" " * (indent + 4) + f"value = {i * 3}", lines[call:ret])
+            pos = ret
+        self.assertIn("[stdout] done 84", [l.strip() for l in lines[pos:]])
+        self.assertIn("total = 84", [l.strip() for l in lines[pos:]])
+
+    def test_json_lines_are_the_trace_records(self):
+        prog, prog_out = self.ticker("python", 6, 0.3)
+        prog_out.wait_for(r"^tick 0 ")
+        # The only live session is followed when none is named.
+        fol, out = self.follow("--json")
+        first = out.wait_for(r"^\{")
+        self.assertIsNone(prog.poll())
+        prog_out.wait_for(r"^done 45$")
+        self.assertLess(first, prog_out.when(r"^done"))
+        self.assertEqual(prog.wait(timeout=30), 0)
+        err = self.finish(fol)
+        self.assertEqual(fol.returncode, 0, err)
+        out.thread.join(5)
+        folders = self.traces()
+        self.assertEqual(len(folders), 1)
+        texts, records = file_records(folders[0])
+        got = out.lines()
+        self.assertEqual(len(got), len(records))
+        self.assertEqual(got, texts)
+        self.assertEqual([json.loads(line) for line in got], records)
+        # The program's output arrived through the feed too.
+        events = [json.loads(line)["Event"]["content"] for line in got if '"Event"' in line]
+        self.assertIn("tick 5 -> 15\n", events)
+
+    def test_follows_into_the_next_interval(self):
+        prog, prog_out = self.ticker("ruby", 14, 0.2)
+        prog_out.wait_for(r"^tick 0 ")
+        status = run([CTRECCTL, "status", "-s", self.daemon.sock, "--json"])
+        sid = [json.loads(l)["id"] for l in status.stdout.decode().splitlines()
+               if json.loads(l)["pid"] == prog.pid][0]
+        fol, out = self.follow("--json", str(sid))
+        listing, text = self.follow(str(sid))
+        prog_out.wait_for(r"^tick 2 ")
+        res = run([CTRECCTL, "stop", "-s", self.daemon.sock, "--pid", str(prog.pid)])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        prog_out.wait_for(r"^tick 5 ")
+        text.wait_for(r"^== interval 1 complete \(stopped by ctrecctl\) ==$")
+        self.assertIsNone(fol.poll(), "follow ended while the session was paused")
+        res = run([CTRECCTL, "start", "-s", self.daemon.sock, "--pid", str(prog.pid)])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        text.wait_for(r"^== interval 2: ")
+        self.assertLess(text.when(r"^== interval 2: "), prog_out.wait_for(r"^done "))
+        self.assertEqual(prog.wait(timeout=30), 0)
+        for p in (fol, listing):
+            err = self.finish(p)
+            self.assertEqual(p.returncode, 0, err)
+        out.thread.join(5)
+        text.thread.join(5)
+        folders = sorted(self.traces(), key=len)
+        self.assertEqual(len(folders), 2)
+        self.assertTrue(folders[1].endswith(os.path.basename(folders[0]) + "-2"))
+        want = []
+        for folder in folders:
+            want += file_records(folder)[0]
+        self.assertEqual(out.lines(), want)
+        lines = text.lines()
+        self.assertIn(f"== interval 2: {folders[1]} ==", lines)
+        self.assertEqual(lines[-2:], ["== interval 2 complete (program exited) ==",
+                                      f"== session {sid} ended =="])
+        second = lines[lines.index(f"== interval 2: {folders[1]} =="):]
+        self.assertIn("[stdout] done 273", [l.strip() for l in second])
+
+    def test_ctrl_c_ends_follow_cleanly(self):
+        prog, prog_out = self.ticker("python", 40, 0.1)
+        prog_out.wait_for(r"^tick 0 ")
+        fol, out = self.follow("--pid", str(prog.pid))
+        out.wait_for(r"\[stdout\] tick 1 ")
+        fol.send_signal(signal.SIGINT)
+        err = self.finish(fol, timeout=5)
+        self.assertEqual(fol.returncode, 0, err)
+        self.assertEqual(err, "")
+        # The program and its recording go on undisturbed.
+        self.assertIsNone(prog.poll())
+        self.assertEqual(prog.wait(timeout=30), 0)
+
+    def test_errors_name_the_problem(self):
+        res = run([CTRECCTL, "follow", "-s", self.daemon.sock])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"no live session to follow", res.stderr)
+        self.assertEqual(res.stdout, b"")
+        prog, prog_out = self.ticker("ruby", 30, 0.1)
+        prog_out.wait_for(r"^tick 0 ")
+        res = run([CTRECCTL, "follow", "-s", self.daemon.sock, "424242"])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"no live session 424242", res.stderr)
+        res = run([CTRECCTL, "follow", "-s", self.daemon.sock, "--pid", "999999999"])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"no live session for pid 999999999", res.stderr)
+        # Two live sessions and none named: the user has to choose.
+        other, other_out = self.ticker("python", 30, 0.1)
+        other_out.wait_for(r"^tick 0 ")
+        res = run([CTRECCTL, "follow", "-s", self.daemon.sock])
+        self.assertEqual(res.returncode, 1)
+        err = res.stderr.decode()
+        self.assertIn("2 live sessions", err)
+        self.assertIn(f"pid {prog.pid}", err)
+        self.assertIn(f"pid {other.pid}", err)
+        res = run([CTRECCTL, "follow", "-s", self.daemon.sock, "abc"])
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"not a session id: abc", res.stderr)
+        res = run([CTRECCTL, "follow", "-s", os.path.join(self.tmp, "nothing.sock")])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"cannot reach ctrecd", res.stderr)
+        res = run([CTRECCTL, "follow", "--help"])
+        self.assertEqual(res.returncode, 0)
+        self.assertIn(b"follow [-s SOCKET] [--json] [SESSION | --pid PID]", res.stdout)
+        self.assertIn(b"follow [SESSION]", run([CTRECCTL, "--help"]).stdout)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
