@@ -71,6 +71,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctr_enc.h"
 #include "ctr_filter.h"
 #include "ctr_rb.h"
 
@@ -1103,60 +1104,22 @@ static ctr_rb_path_t *ctr_rb_eval_path(void) {
 
 /* ---- events --------------------------------------------------------------- */
 
-/* Appends `v` to `b` the way msgpack_pack_uint64 packs it. */
-static size_t ctr_rb_put_uint(unsigned char *b, uint64_t v) {
-  if (v < 128) {
-    b[0] = (unsigned char)v;
-    return 1;
-  }
-  if (v < 256) {
-    b[0] = 0xcc;
-    b[1] = (unsigned char)v;
-    return 2;
-  }
-  if (v < 65536) {
-    b[0] = 0xcd;
-    b[1] = (unsigned char)(v >> 8);
-    b[2] = (unsigned char)v;
-    return 3;
-  }
-  if (v <= UINT32_MAX) {
-    b[0] = 0xce;
-    for (int i = 0; i < 4; i++)
-      b[1 + i] = (unsigned char)(v >> (24 - 8 * i));
-    return 5;
-  }
-  b[0] = 0xcf;
-  for (int i = 0; i < 8; i++)
-    b[1 + i] = (unsigned char)(v >> (56 - 8 * i));
-  return 9;
-}
-
-/* STEP is most of what is sent: packed as the same bytes as ctr_pack_step
- * would, but handed to the batch in one write instead of four. */
-static void ctr_rb_pack_step(msgpack_packer *pk, uint32_t pid, long line) {
-  if (line < 0) {
-    ctr_pack_step(pk, pid, line);
-    return;
-  }
-  unsigned char b[2 + 5 + 9];
-  b[0] = 0x93; /* fixarray of 3 */
-  b[1] = CTR_MSG_STEP;
-  size_t n = 2 + ctr_rb_put_uint(b + 2, pid);
-  n += ctr_rb_put_uint(b + n, (uint64_t)line);
-  pk->callback(pk->data, (const char *)b, n);
+/* STEP, encoded straight into the batch: steps are most messages. */
+static void ctr_rb_pack_step(uint32_t pid, long line) {
+  unsigned char *start = ctr_client_reserve(CTR_ENC_STEP_MAX);
+  if (start != NULL)
+    ctr_client_commit((size_t)(ctr_enc_step(start, pid, line) - start));
 }
 
 /* RETURN of no value (values: none), in one write like STEP. */
 static void ctr_rb_pack_return_none(msgpack_packer *pk) {
   uint32_t tid = ctr__rb_type_id_lit(pk, CTR_TK_NONE, "NilClass");
-  unsigned char b[4 + 5];
-  b[0] = 0x92; /* [RETURN, [V_NONE, tid]] */
-  b[1] = CTR_MSG_RETURN;
-  b[2] = 0x92;
-  b[3] = CTR_V_NONE;
-  size_t n = 4 + ctr_rb_put_uint(b + 4, tid);
-  pk->callback(pk->data, (const char *)b, n);
+  unsigned char *start = ctr_client_reserve(2 + CTR_ENC_SCALAR_MAX);
+  if (start == NULL)
+    return;
+  unsigned char *p = ctr_enc_head(start, 2, CTR_MSG_RETURN);
+  p = ctr_enc_value_head(p, 2, CTR_V_NONE, tid);
+  ctr_client_commit((size_t)(p - start));
 }
 
 static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
@@ -1167,7 +1130,7 @@ static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
     if (pk == NULL)
       return;
     ctr_rb_pack_thread(pk, s);
-    ctr_rb_pack_step(pk, ctr_rb_path_id(pk, p), line);
+    ctr_rb_pack_step(ctr_rb_path_id(pk, p), line);
     ctr_client_end();
     return;
   }
@@ -1183,7 +1146,7 @@ static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
     return;
   ctr_rb_pack_thread(pk, s);
   uint32_t pid = ctr_rb_path_id(pk, p);
-  ctr_rb_pack_step(pk, pid, line);
+  ctr_rb_pack_step(pid, line);
   if (g.vmode == CTR_WV_ALL) {
     uint32_t n = vars ? ctr_rb_pack_pairs(pk, ga.names, ga.vals) : 0;
     ctr_pack_vars_begin(pk, n);
