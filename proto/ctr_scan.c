@@ -17,7 +17,7 @@
 #include <string.h>
 
 /* The stack lives in the caller's frame (8 KiB), so the depth limit is capped
- * here; it matches the upper bound config accepts for limits.max_depth. */
+ * here, well above the bound config accepts for limits.max_depth. */
 #define CTR_SCAN_DEPTH_CAP 1024
 
 typedef enum { K_SCALAR, K_BYTES, K_ARRAY, K_MAP, K_BAD } kind_t;
@@ -368,9 +368,159 @@ int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
   return 0;
 }
 
+/* ---- the hot messages ----------------------------------------------------- */
+
+/* Pairs that read_hot builds at most (a fixarray's), and the nodes that
+ * takes: the fields, then per pair itself, its two elements and a value's
+ * three. */
+#define HOT_PAIRS 15
+#define HOT_NODES (3 + HOT_PAIRS * (1 + 2 + 3))
+
+/* hot_scalar() for anything but a positive fixint. */
+static bool hot_other(const unsigned char *p, size_t len, size_t *pos,
+                      const ctr_limits_t *lim, msgpack_object *o) {
+  size_t at = *pos;
+  int hdr, extra, nbytes;
+  uint64_t size;
+  unsigned char b;
+  kind_t k;
+
+  if (at >= len)
+    return false;
+  b = p[at++];
+  k = classify(b, &hdr, &extra, &nbytes, &size);
+  if ((k != K_SCALAR && k != K_BYTES) ||
+      (size_t)(hdr + nbytes + extra) > len - at)
+    return false;
+  if (nbytes > 0)
+    size = be(p + at, nbytes);
+  at += (size_t)(nbytes + extra);
+  if (k == K_SCALAR) {
+    unpack_scalar(b, p + at, o);
+    at += (size_t)hdr;
+  } else {
+    if (size > lim->max_string || size > len - at)
+      return false;
+    unpack_bytes(b, p + at, (uint32_t)size, o);
+    at += (size_t)size;
+  }
+  *pos = at;
+  return true;
+}
+
+/* One scalar, str, bin or ext at p[*pos], built into *o as walk() builds
+ * it; false, with *pos unchanged, for a container and for bytes walk()
+ * would reject. Positive fixints (tags, ids, kinds) are most of them. */
+static inline bool hot_scalar(const unsigned char *p, size_t len, size_t *pos,
+                              const ctr_limits_t *lim, msgpack_object *o) {
+  if (*pos < len && p[*pos] <= 0x7f) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = p[(*pos)++];
+    return true;
+  }
+  return hot_other(p, len, pos, lim, o);
+}
+
+/* A fixarray header of n elements (n < 16) at p[*pos]. */
+static inline bool hot_array(const unsigned char *p, size_t len, size_t *pos,
+                      uint32_t *n) {
+  if (*pos >= len || (p[*pos] & 0xf0) != 0x90)
+    return false;
+  *n = p[(*pos)++] & 0x0f;
+  return true;
+}
+
+static void hot_node_array(msgpack_object *o, msgpack_object *items,
+                           uint32_t n) {
+  o->type = MSGPACK_OBJECT_ARRAY;
+  o->via.array.size = n;
+  o->via.array.ptr = items;
+}
+
+/* A value [kind, type] or [kind, type, scalar] built into *o, its elements
+ * into *items, which then points past them. */
+static inline bool hot_value(const unsigned char *p, size_t len, size_t *pos,
+                      const ctr_limits_t *lim, msgpack_object *o,
+                      msgpack_object **items) {
+  msgpack_object *e = *items;
+  uint32_t m, j;
+
+  if (!hot_array(p, len, pos, &m) || m < 2 || m > 3)
+    return false;
+  hot_node_array(o, e, m);
+  *items = e + m;
+  for (j = 0; j < m; j++)
+    if (!hot_scalar(p, len, pos, lim, &e[j]))
+      return false;
+  return true;
+}
+
+/* [[name, value]...] (fewer than 16 pairs) built into *o, the rest into
+ * *items as hot_value(). */
+static inline bool hot_pairs(const unsigned char *p, size_t len, size_t *pos,
+                      const ctr_limits_t *lim, msgpack_object *o,
+                      msgpack_object **items) {
+  msgpack_object *pairs = *items, *pair;
+  uint32_t n, m, i;
+
+  if (!hot_array(p, len, pos, &n))
+    return false;
+  hot_node_array(o, pairs, n);
+  *items = pairs + n;
+  for (i = 0; i < n; i++) {
+    pair = *items;
+    if (!hot_array(p, len, pos, &m) || m != 2)
+      return false;
+    hot_node_array(&pairs[i], pair, 2);
+    *items = pair + 2;
+    if (!hot_scalar(p, len, pos, lim, &pair[0]) ||
+        !hot_value(p, len, pos, lim, &pair[1], items))
+      return false;
+  }
+  return true;
+}
+
+/* STEP [20, path, line] and VARS [23, pairs] whose values are scalars,
+ * with fewer than 16 pairs: most of what the daemon reads (a step and its
+ * variables per line). Their shape is known, so they are built without the
+ * general walk's bookkeeping; any other shape, and anything walk() would
+ * reject, gives false (walk() then builds the message). The limits they
+ * could reach are checked up front: a message within them passes walk()'s
+ * checks too. */
+static bool read_hot(const char *buf, size_t len, size_t *off,
+                     const ctr_limits_t *lim, msgpack_object *nodes,
+                     size_t cap, msgpack_object *out) {
+  const unsigned char *p = (const unsigned char *)buf;
+  size_t pos = *off + 1;
+  msgpack_object *items;
+
+  if (lim->max_depth < 4 || lim->max_elements < HOT_PAIRS || cap < HOT_NODES ||
+      len - *off < 3)
+    return false;
+  if (p[*off] == 0x93 && p[*off + 1] == CTR_MSG_STEP) {
+    hot_node_array(out, nodes, 3);
+    if (!hot_scalar(p, len, &pos, lim, &nodes[0]) ||
+        !hot_scalar(p, len, &pos, lim, &nodes[1]) ||
+        !hot_scalar(p, len, &pos, lim, &nodes[2]))
+      return false;
+  } else if (p[*off] == 0x92 && p[*off + 1] == CTR_MSG_VARS) {
+    hot_node_array(out, nodes, 2);
+    items = nodes + 2;
+    if (!hot_scalar(p, len, &pos, lim, &nodes[0]) ||
+        !hot_pairs(p, len, &pos, lim, &nodes[1], &items))
+      return false;
+  } else {
+    return false;
+  }
+  *off = pos;
+  return true;
+}
+
 int ctr_proto_read(const char *buf, size_t len, size_t *off,
                    const ctr_limits_t *lim, msgpack_object *nodes, size_t cap,
                    msgpack_object *out, const char **why) {
+  if (nodes != NULL && read_hot(buf, len, off, lim, nodes, cap, out))
+    return 0;
   return walk(buf, len, off, lim, nodes, cap, out, why);
 }
 
