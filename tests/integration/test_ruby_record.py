@@ -21,7 +21,9 @@ GOLDENS = os.path.join(REFERENCE, "ruby", "test", "fixtures")
 
 
 def programs():
-    return sorted(glob.glob(os.path.join(RUBY_PROGRAMS, "*.rb")))
+    """Every test program except helpers of other suites (names with _)."""
+    return sorted(p for p in glob.glob(os.path.join(RUBY_PROGRAMS, "*.rb"))
+                  if not os.path.basename(p).startswith("_"))
 
 
 class RecordEachProgram(TempDirTest):
