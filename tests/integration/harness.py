@@ -102,6 +102,21 @@ class Trace:
     def errors(self):
         return [e["content"] for e in self.kinds("Event") if e["kind"] == 11]
 
+    def reload_marks(self):
+        """Indexes of the records that mark a configuration reload."""
+        return [i for i, r in enumerate(self.records)
+                if "Event" in r and r["Event"]["content"] == "ctrec: configuration reloaded"]
+
+    def values_mode_switched(self, test):
+        """Asserts that no values precede the first reload mark and that
+        values (and call arguments) follow it."""
+        mark = self.reload_marks()[0]
+        before, after = self.records[:mark], self.records[mark:]
+        test.assertEqual([r for r in before if "Value" in r], [])
+        test.assertEqual([r for r in before if "Call" in r and r["Call"]["args"]], [])
+        test.assertTrue([r for r in after if "Value" in r])
+        test.assertTrue([r for r in after if "Call" in r and r["Call"]["args"]])
+
     def calls_with_args(self):
         """[(name, {arg: rendered value})] in call order."""
         out = []

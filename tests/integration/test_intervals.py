@@ -193,8 +193,7 @@ class IntervalTest(TempDirTest):
         traces = self.traces()
         self.assertEqual(len(traces), 1)
         t = traces[0]
-        marks = [i for i, r in enumerate(t.records)
-                 if "Event" in r and r["Event"]["content"] == "ctrec: configuration reloaded"]
+        marks = t.reload_marks()
         self.assertGreaterEqual(len(marks), 1)
         calls_after = [t.functions[r["Call"]["function_id"]]["name"]
                        for r in t.records[marks[0]:] if "Call" in r]
@@ -248,15 +247,7 @@ class IntervalTest(TempDirTest):
         self.assertEqual(p.returncode, 0, err)
         traces = self.traces()
         self.assertEqual(len(traces), 1)
-        t = traces[0]
-        mark = [i for i, r in enumerate(t.records)
-                if "Event" in r and r["Event"]["content"] == "ctrec: configuration reloaded"][0]
-        before, after = t.records[:mark], t.records[mark:]
-        self.assertEqual([r for r in before if "Value" in r], [])
-        self.assertEqual([r["Call"]["args"] for r in before if "Call" in r and r["Call"]["args"]],
-                         [])
-        self.assertTrue([r for r in after if "Value" in r])
-        self.assertTrue([r for r in after if "Call" in r and r["Call"]["args"]])
+        traces[0].values_mode_switched(self)
 
 
 if __name__ == "__main__":

@@ -292,13 +292,7 @@ class PushdownTest(TempDirTest):
         self.daemon.stop()
         traces = self.new_traces()
         self.assertEqual(len(traces), 1)
-        t = traces[0]
-        mark = [i for i, r in enumerate(t.records)
-                if "Event" in r and r["Event"]["content"] == "ctrec: configuration reloaded"][0]
-        before, after = t.records[:mark], t.records[mark:]
-        self.assertEqual([r for r in before if "Value" in r], [])
-        self.assertTrue([r for r in after if "Value" in r])
-        self.assertTrue([r for r in after if "Call" in r and r["Call"]["args"]])
+        traces[0].values_mode_switched(self)
 
     def test_resume_while_main_thread_waits(self):
         # The main thread sits in join() and the worker prints nothing: the
