@@ -425,6 +425,39 @@ static void ctr_py_end(ctr_py_thread_t *t) {
   ctr_client_end();
 }
 
+/* The batch for a message of thread t that packs no Python object, so no
+ * code of the program can run while it is packed (the cyclic GC and the
+ * in_pack guard stay as they are), when nothing is due before it: a
+ * resume, output not packed yet, a thread switch, a new connection or a
+ * new values mode. Ended with ctr_client_end. NULL when ctr_py_begin must
+ * be used instead: most steps, calls and returns without values come
+ * here, and skip its bookkeeping. */
+static msgpack_packer *ctr_py_begin_quick(ctr_py_thread_t *t) {
+  uint32_t fgen;
+  ctr_client_filter(&fgen);
+  if (g.missed || g.hooks_off || t->epoch != g.epoch || g_out.len > 0 ||
+      g.sent_thread != t->wire_id || ctr_client_generation() + 1 != g.gen ||
+      fgen + 1 != g.values_gen)
+    return NULL;
+  return ctr_client_begin();
+}
+
+/* A line of the frame on top of t's stack, which sent its CALL, when no
+ * variables are captured: one STEP through ctr_py_begin_quick. False when
+ * the general path must run. */
+static bool ctr_py_quick_line(ctr_py_thread_t *t, const ctr_py_frame_t *top,
+                              int line) {
+  const ctr_py_path_t *path = top->code->path;
+  if (g.values == CTR_WV_ALL || path->gen != g.gen ||
+      ctr_py_begin_quick(t) == NULL)
+    return false;
+  unsigned char *start = ctr_client_reserve(CTR_ENC_STEP_MAX);
+  if (start != NULL)
+    ctr_client_commit((size_t)(ctr_enc_step(start, path->id, line) - start));
+  ctr_client_end();
+  return true;
+}
+
 /* Appends the scratch bytes (a message body) to the batch. */
 static void ctr_py_append_scratch(msgpack_packer *pk) {
   if (g.scratch_buf.size)
@@ -856,7 +889,15 @@ static uint32_t ctr_py_func_id(msgpack_packer *pk, ctr_py_code_t *ci) {
 
 static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
                              ctr_py_code_t *ci) {
-  msgpack_packer *pk = ctr_py_begin(t);
+  /* Without values the CALL packs no Python object. */
+  msgpack_packer *pk =
+      g.values == CTR_WV_NONE ? ctr_py_begin_quick(t) : NULL;
+  if (pk != NULL) {
+    ctr_pack_call_begin(pk, ctr_py_func_id(pk, ci), 0);
+    ctr_client_end();
+    return true;
+  }
+  pk = ctr_py_begin(t);
   if (pk == NULL)
     return false;
   uint32_t fid = ctr_py_func_id(pk, ci);
@@ -1064,6 +1105,20 @@ static void ctr_py_hook_threading(PyFrameObject *frame) {
   Py_XDECREF(globals);
 }
 
+/* RETURN of a scalar value encoded straight into the batch; false (with
+ * nothing but a declaration packed) for any other value. */
+static bool ctr_py_return_scalar(msgpack_packer *pk, PyObject *value) {
+  ctr_py_scalar_t sc;
+  if (!ctr__py_scalar_read(pk, value, &sc))
+    return false;
+  unsigned char *start = ctr_client_reserve(2 + ctr__py_scalar_size(&sc));
+  if (start != NULL) {
+    unsigned char *p = ctr_enc_head(start, 2, CTR_MSG_RETURN);
+    ctr_client_commit((size_t)(ctr__py_scalar_write(p, &sc) - start));
+  }
+  return true;
+}
+
 static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
                              PyObject *arg) {
   uint8_t flags = ctr_py_pop(t);
@@ -1077,17 +1132,19 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
     ctr_py_hook_threading(frame);
   if (!(flags & CTR_PY_F_SENT))
     return;
-  msgpack_packer *pk = ctr_py_begin(t);
+  /* Without values the RETURN packs no Python object. */
+  msgpack_packer *pk =
+      g.values == CTR_WV_NONE ? ctr_py_begin_quick(t) : NULL;
+  if (pk != NULL) {
+    ctr_py_return_scalar(pk, Py_None);
+    ctr_client_end();
+    return;
+  }
+  pk = ctr_py_begin(t);
   if (pk == NULL)
     return;
   PyObject *value = g.values == CTR_WV_NONE ? Py_None : arg;
-  ctr_py_scalar_t sc;
-  if (value != NULL && ctr__py_scalar_read(pk, value, &sc)) {
-    unsigned char *start = ctr_client_reserve(2 + ctr__py_scalar_size(&sc));
-    if (start != NULL) {
-      unsigned char *p = ctr_enc_head(start, 2, CTR_MSG_RETURN);
-      ctr_client_commit((size_t)(ctr__py_scalar_write(p, &sc) - start));
-    }
+  if (value != NULL && ctr_py_return_scalar(pk, value)) {
     ctr_py_end(t);
     return;
   }
@@ -1326,6 +1383,12 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   ctr_py_thread_t *t = ctr_py_thread();
   if (t == NULL || t->in_pack)
     return 0;
+  if (what == PyTrace_LINE) {
+    ctr_py_frame_t *top = ctr_py_top(t);
+    if (top != NULL && (top->flags & CTR_PY_F_SENT) &&
+        ctr_py_quick_line(t, top, PyFrame_GetLineNumber(frame)))
+      return 0;
+  }
   /* Nothing we do may leave an exception behind or eat the program's
    * (one is pending only on some exception events). */
   PyObject *et = NULL, *ev = NULL, *etb = NULL;
@@ -1508,7 +1571,8 @@ void ctr__py_mon_line(PyCodeObject *co, int line) {
   if (t == NULL || t->in_pack)
     return;
   ctr_py_frame_t *top = ctr_py_top(t);
-  if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT))
+  if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT) ||
+      ctr_py_quick_line(t, top, line))
     return;
   PyObject *et = NULL, *ev = NULL, *etb = NULL;
   bool pending = PyErr_Occurred() != NULL;
