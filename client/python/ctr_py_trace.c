@@ -1376,6 +1376,29 @@ static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
   return true;
 }
 
+/* The exception a callback may find pending, set aside while the shim
+ * works: nothing the shim does may leave an exception behind or eat the
+ * program's. One is pending only on some exception events, so the common
+ * case costs a check. */
+typedef struct ctr_py_err_s {
+  PyObject *type, *value, *tb;
+  bool pending;
+} ctr_py_err_t;
+
+static void ctr_py_err_save(ctr_py_err_t *e) {
+  e->type = e->value = e->tb = NULL;
+  e->pending = PyErr_Occurred() != NULL;
+  if (e->pending)
+    PyErr_Fetch(&e->type, &e->value, &e->tb);
+}
+
+static void ctr_py_err_restore(ctr_py_err_t *e) {
+  if (PyErr_Occurred())
+    PyErr_Clear();
+  if (e->pending)
+    PyErr_Restore(e->type, e->value, e->tb);
+}
+
 int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
                   PyObject *arg) {
   if (!g.on)
@@ -1389,12 +1412,8 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
         ctr_py_quick_line(t, top, PyFrame_GetLineNumber(frame)))
       return 0;
   }
-  /* Nothing we do may leave an exception behind or eat the program's
-   * (one is pending only on some exception events). */
-  PyObject *et = NULL, *ev = NULL, *etb = NULL;
-  bool pending = PyErr_Occurred() != NULL;
-  if (pending)
-    PyErr_Fetch(&et, &ev, &etb);
+  ctr_py_err_t err;
+  ctr_py_err_save(&err);
   if (!ctr_py_ready(t, frame, what == PyTrace_CALL))
     what = -1;
   switch (what) {
@@ -1421,10 +1440,7 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   default:
     break;
   }
-  if (PyErr_Occurred())
-    PyErr_Clear();
-  if (pending)
-    PyErr_Restore(et, ev, etb);
+  ctr_py_err_restore(&err);
   return 0;
 }
 
@@ -1508,20 +1524,15 @@ bool ctr__py_mon_start(PyCodeObject *co) {
       ctr_client_filtered(2);
     return true;
   }
-  PyObject *et = NULL, *ev = NULL, *etb = NULL;
-  bool pending = PyErr_Occurred() != NULL;
-  if (pending)
-    PyErr_Fetch(&et, &ev, &etb);
+  ctr_py_err_t err;
+  ctr_py_err_save(&err);
   /* The frame is named by its identity: making a frame object for every
    * call costs more than the event. */
   if (ctr_py_ready(t, NULL, true)) {
     ctr_py_frame_t tmp;
     ctr_py_on_call(t, NULL, co, ci, ctr_py_mon_caller(t, &tmp));
   }
-  if (PyErr_Occurred())
-    PyErr_Clear();
-  if (pending)
-    PyErr_Restore(et, ev, etb);
+  ctr_py_err_restore(&err);
   return false;
 }
 
@@ -1554,14 +1565,13 @@ void ctr__py_mon_end(PyCodeObject *co, PyObject *value) {
   ctr_py_thread_t *t = ctr_py_thread();
   if (t == NULL || t->in_pack || ctr_py_mon_current(t, co) == NULL)
     return;
-  PyObject *et, *ev, *etb;
-  PyErr_Fetch(&et, &ev, &etb);
+  ctr_py_err_t err;
+  ctr_py_err_save(&err);
   /* No frame object: making one for every frame costs more than the
    * event; the current frame is found when needed. */
   if (ctr_py_ready(t, NULL, false))
     ctr_py_on_return(t, NULL, value);
-  PyErr_Clear();
-  PyErr_Restore(et, ev, etb);
+  ctr_py_err_restore(&err);
 }
 
 void ctr__py_mon_line(PyCodeObject *co, int line) {
@@ -1574,19 +1584,14 @@ void ctr__py_mon_line(PyCodeObject *co, int line) {
   if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT) ||
       ctr_py_quick_line(t, top, line))
     return;
-  PyObject *et = NULL, *ev = NULL, *etb = NULL;
-  bool pending = PyErr_Occurred() != NULL;
-  if (pending)
-    PyErr_Fetch(&et, &ev, &etb);
+  ctr_py_err_t err;
+  ctr_py_err_save(&err);
   if (ctr_py_ready(t, NULL, false)) {
     top = ctr_py_top(t); /* a resume rebuilds the stack */
     if (top != NULL && top->co == co && (top->flags & CTR_PY_F_SENT))
       ctr_py_on_line(t, NULL, top->code, line);
   }
-  if (PyErr_Occurred())
-    PyErr_Clear();
-  if (pending)
-    PyErr_Restore(et, ev, etb);
+  ctr_py_err_restore(&err);
 }
 
 bool ctr__py_mon_jump(PyCodeObject *co, int from, int to) {
@@ -1607,8 +1612,8 @@ void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc) {
   ctr_py_thread_t *t = ctr_py_thread();
   if (t == NULL || t->in_pack)
     return;
-  PyObject *et, *ev, *etb;
-  PyErr_Fetch(&et, &ev, &etb);
+  ctr_py_err_t err;
+  ctr_py_err_save(&err);
   PyFrameObject *frame = PyEval_GetFrame();
   if (frame != NULL && ctr_py_ready(t, frame, false)) {
     ctr_py_frame_t *top = ctr_py_top(t), tmp = {0};
@@ -1625,8 +1630,7 @@ void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc) {
     ctr_py_on_exception(t, where, exc, tb);
     Py_XDECREF(tb);
   }
-  PyErr_Clear();
-  PyErr_Restore(et, ev, etb);
+  ctr_py_err_restore(&err);
 }
 #endif
 
