@@ -154,16 +154,8 @@ static PyObject *ctr_py_os_write(PyObject *self, PyObject *const *args,
       !PyLong_CheckExact(r) || !ctr_client_active())
     return r;
   long fd = PyLong_AsLong(args[0]);
-  Py_ssize_t written = PyLong_AsSsize_t(r);
-  if ((fd == 1 || fd == 2) && written > 0) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) == 0) {
-      size_t n = (size_t)(written < view.len ? written : view.len);
-      ctr__py_record_output(fd == 1 ? CTR_EV_WRITE : CTR_EV_WRITE_OTHER,
-                            view.buf, n);
-      PyBuffer_Release(&view);
-    }
-  }
+  if (fd == 1 || fd == 2)
+    ctr_py_record_bytes(fd == 1 ? CTR_EV_WRITE : CTR_EV_WRITE_OTHER, args[1], r);
   PyErr_Clear();
   return r;
 }
@@ -188,18 +180,21 @@ static PyMethodDef ctr_py_os_exit_def = {
     "Exit to the system with specified status, without normal exit "
     "processing."};
 
-/* Replaces os.<name> with a function of the same name whose __module__ is
- * "posix", like the original's; *orig keeps the original. */
-static void ctr_py_wrap_os(PyObject *os, const char *name, PyMethodDef *def,
-                           PyObject **orig) {
-  *orig = PyObject_GetAttrString(os, name);
-  PyObject *modname = PyUnicode_FromString("posix");
+/* Replaces obj.<name> with the C function `def` of the same name whose
+ * __module__ is `module`, like the original's; *orig keeps the original.
+ * True when it was replaced. */
+static bool ctr_py_replace(PyObject *obj, const char *name, const char *module,
+                           PyMethodDef *def, PyObject **orig) {
+  *orig = PyObject_GetAttrString(obj, name);
+  PyObject *modname = PyUnicode_FromString(module);
   PyObject *fn = *orig && modname ? PyCFunction_NewEx(def, NULL, modname)
                                   : NULL;
-  if (fn == NULL || PyObject_SetAttrString(os, name, fn) != 0)
+  bool done = fn != NULL && PyObject_SetAttrString(obj, name, fn) == 0;
+  if (!done)
     PyErr_Clear();
   Py_XDECREF(fn);
   Py_XDECREF(modname);
+  return done;
 }
 
 static void ctr_py_wrap_os_functions(void) {
@@ -208,8 +203,8 @@ static void ctr_py_wrap_os_functions(void) {
     PyErr_Clear();
     return;
   }
-  ctr_py_wrap_os(os, "write", &ctr_py_os_write_def, &g_os_write);
-  ctr_py_wrap_os(os, "_exit", &ctr_py_os_exit_def, &g_os_exit);
+  ctr_py_replace(os, "write", "posix", &ctr_py_os_write_def, &g_os_write);
+  ctr_py_replace(os, "_exit", "posix", &ctr_py_os_exit_def, &g_os_exit);
   Py_DECREF(os);
 }
 
@@ -307,32 +302,26 @@ static PyMethodDef ctr_py_settrace_def = {
     "Set the global debug tracing function."};
 
 static void ctr_py_hook_settrace(void) {
-  PyObject *name = PyUnicode_FromString("sys");
-  g_sys_settrace = PySys_GetObject("settrace"); /* borrowed */
-  Py_XINCREF(g_sys_settrace);
-  PyObject *fn = g_sys_settrace && name
-                     ? PyCFunction_NewEx(&ctr_py_settrace_def, NULL, name)
-                     : NULL;
-  if (fn == NULL || PySys_SetObject("settrace", fn) != 0)
-    PyErr_Clear();
-  Py_XDECREF(fn);
-  Py_XDECREF(name);
+  PyObject *sys = PyImport_ImportModule("sys");
+  if (sys != NULL)
+    ctr_py_replace(sys, "settrace", "sys", &ctr_py_settrace_def,
+                   &g_sys_settrace);
+  PyErr_Clear();
+  Py_XDECREF(sys);
 }
 
 /* _thread.start_new_thread and its alias start_new. */
 static void ctr_py_hook_raw_threads(void) {
   PyObject *thread = PyImport_ImportModule("_thread");
-  PyObject *name = PyUnicode_FromString("_thread");
-  g_start_new_thread =
-      thread ? PyObject_GetAttrString(thread, "start_new_thread") : NULL;
-  PyObject *fn = g_start_new_thread && name && PyType_Ready(&ctr_py_starter_type) == 0
-                     ? PyCFunction_NewEx(&ctr_py_start_new_thread_def, NULL, name)
-                     : NULL;
-  if (fn == NULL || PyObject_SetAttrString(thread, "start_new_thread", fn) != 0 ||
-      PyObject_SetAttrString(thread, "start_new", fn) != 0)
-    PyErr_Clear();
-  Py_XDECREF(fn);
-  Py_XDECREF(name);
+  if (thread != NULL &&
+      ctr_py_replace(thread, "start_new_thread", "_thread",
+                     &ctr_py_start_new_thread_def, &g_start_new_thread)) {
+    PyObject *fn = PyObject_GetAttrString(thread, "start_new_thread");
+    if (fn == NULL || PyObject_SetAttrString(thread, "start_new", fn) != 0)
+      PyErr_Clear();
+    Py_XDECREF(fn);
+  }
+  PyErr_Clear();
   Py_XDECREF(thread);
 }
 
@@ -491,6 +480,10 @@ static struct PyModuleDef ctr_py_module = {
 PyMODINIT_FUNC PyInit__ctrec(void) {
   if (PyType_Ready(&ctr_py_writer_type) < 0)
     return NULL;
+#if !CTR_PY_MONITORING
+  if (PyType_Ready(&ctr_py_starter_type) < 0)
+    return NULL;
+#endif
   PyObject *m = PyModule_Create(&ctr_py_module);
   if (m == NULL)
     return NULL;
