@@ -197,30 +197,40 @@ static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b) {
   b->len = 0;
 }
 
-void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
-                            const char *file) {
+char *ctr_client_read_source(const char *file, size_t *len, bool *whole) {
   int fd = open(file, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return;
+    return NULL;
   struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      (uint64_t)st.st_size <= CTR_CLIENT_SOURCE_MAX) {
-    size_t cap = (size_t)st.st_size;
-    char *buf = malloc(cap ? cap : 1);
-    size_t len = 0;
-    while (buf != NULL && len < cap) {
-      ssize_t r = read(fd, buf + len, cap - len);
+  char *buf = NULL;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    size_t cap = (uint64_t)st.st_size < CTR_CLIENT_SOURCE_MAX
+                     ? (size_t)st.st_size
+                     : CTR_CLIENT_SOURCE_MAX;
+    buf = malloc(cap ? cap : 1);
+    *len = 0;
+    while (buf != NULL && *len < cap) {
+      ssize_t r = read(fd, buf + *len, cap - *len);
       if (r < 0 && errno == EINTR)
         continue;
       if (r <= 0)
         break;
-      len += (size_t)r;
+      *len += (size_t)r;
     }
-    if (buf != NULL)
-      ctr_pack_source(pk, path_id, buf, len);
-    free(buf);
+    *whole = (uint64_t)st.st_size <= CTR_CLIENT_SOURCE_MAX;
   }
   close(fd);
+  return buf;
+}
+
+void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
+                            const char *file) {
+  size_t len;
+  bool whole;
+  char *buf = ctr_client_read_source(file, &len, &whole);
+  if (buf != NULL && whole)
+    ctr_pack_source(pk, path_id, buf, len);
+  free(buf);
 }
 
 void ctr_client_flush(void) {

@@ -81,6 +81,11 @@ void ctr_client_commit(size_t used);
  * limits.max_string (4 MiB) once framed. */
 #define CTR_CLIENT_SOURCE_MAX ((4u << 20) - 64)
 
+/* The content of the regular file `file`, at most CTR_CLIENT_SOURCE_MAX
+ * bytes of it (*len; *whole is false when there was more), malloc'd; NULL
+ * when it cannot be read. */
+char *ctr_client_read_source(const char *file, size_t *len, bool *whole);
+
 /* Packs SOURCE for path_id with the content of file, when it is a regular
  * file of at most CTR_CLIENT_SOURCE_MAX bytes; nothing otherwise. */
 void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,

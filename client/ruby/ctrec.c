@@ -987,34 +987,6 @@ static ctr_rb_path_t *ctr_rb_text_path(const char *base, size_t blen,
   return p;
 }
 
-/* Reads a whole file (up to the SOURCE limit); NULL when it cannot. */
-static char *ctr_rb_read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    return NULL;
-  size_t cap = 65536, n = 0;
-  char *buf = malloc(cap);
-  while (buf != NULL) {
-    size_t r = fread(buf + n, 1, cap - n, f);
-    n += r;
-    if (r == 0 || n >= CTR_CLIENT_SOURCE_MAX)
-      break;
-    if (n == cap) {
-      char *nb = realloc(buf, cap * 2);
-      if (nb == NULL) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-  }
-  fclose(f);
-  *len = n;
-  return buf;
-}
-
 /* load of a file already loaded: when its text changed, the new version
  * gets a pseudo path "<reload:name.rb:N>" carrying that text, because a
  * trace path has one content (the first version's, under the real path).
@@ -1023,7 +995,8 @@ static char *ctr_rb_read_file(const char *path, size_t *len) {
  * or NULL for the real path itself. */
 static ctr_rb_path_t *ctr_rb_reload_path(ctr_rb_path_t *p) {
   size_t n = 0;
-  char *text = ctr_rb_read_file(p->abs, &n);
+  bool whole;
+  char *text = ctr_client_read_source(p->abs, &n, &whole);
   if (text == NULL)
     return NULL;
   st_index_t h = st_hash(text, n, 0x72656c64);
