@@ -228,8 +228,10 @@ void ctr_json_double_text(char out[32], double f) {
 
 void ctr_json_frag(ctr_json_frag_t *f, const char *pre, int64_t id,
                    const char *post) {
-  int n = snprintf(f->text, sizeof(f->text), "%s%lld%s", pre, (long long)id,
-                   post);
+  int n;
+
+  memset(f->text, 0, sizeof(f->text)); /* ctr_buf_frag copies all of it */
+  n = snprintf(f->text, sizeof(f->text), "%s%lld%s", pre, (long long)id, post);
 
   f->id = id;
   f->len = n > 0 && (size_t)n < sizeof(f->text) ? (uint32_t)n : 0;
