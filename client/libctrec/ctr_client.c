@@ -8,6 +8,7 @@
  * into the fresh batch while the previous one is on the wire. */
 #include "ctr_client.h"
 
+#include "ctr_enc.h"
 #include "ctr_filter.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,10 +457,79 @@ static void *ctr_client_thread_main(void *arg) {
   return NULL;
 }
 
+/* The flush thread takes no signals: the program's threads handle them
+ * (ctr_client_on_fatal must not land in the thread holding the socket). */
 static void ctr_client_thread_start(ctr_client_t *c) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   c->thread_stop = false;
   if (pthread_create(&c->thread, NULL, ctr_client_thread_main, c) == 0)
     c->thread_running = true;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- fatal signals --------------------------------------------------- */
+
+/* SIGTERM or SIGHUP with its default action, which kills the process where
+ * it stands (Python leaves both so; a pool terminates its workers with
+ * SIGTERM): the session ends first, as far as that is safe in a signal
+ * handler. When neither the socket nor the batch is in use, the batch goes
+ * out, then a BYE with status 128 + the signal, through send() alone (no
+ * allocation, no lock waited for); otherwise the trace ends aborted as
+ * before. Then the default action runs: the process dies of the signal as
+ * it would have. */
+static void ctr_client_on_fatal(int sig) {
+  ctr_client_t *c = &g_client;
+  int saved = errno;
+  if (pthread_mutex_trylock(&c->send_mu) == 0) {
+    if (!atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire)) {
+      ctr_client_buf_t *b = &c->batch[c->cur];
+      /* ctr_client_finish may be under way (it marks the client finished
+       * first): while it has not taken the locks, the end is sent here. */
+      if (atomic_load(&c->enabled) && c->fd >= 0 && !c->reconnect &&
+          !c->oom) {
+        unsigned char end[64], *p = end;
+        uint64_t filtered = atomic_exchange(&c->filtered, 0);
+        p = ctr_enc_head(p, 2, CTR_MSG_TIME);
+        p = ctr_enc_uint(p, ctr_client_now_ns());
+        if (filtered > 0) {
+          p = ctr_enc_head(p, 3, CTR_MSG_LOST);
+          p = ctr_enc_uint(p, filtered);
+          p = ctr_enc_text_head(p, false, 8);
+          memcpy(p, "filtered", 8);
+          p += 8;
+        }
+        p = ctr_enc_head(p, 2, CTR_MSG_BYE);
+        p = ctr_enc_int(p, 128 + sig);
+        if (b->len == 0 || ctr_client_send_frame(c->fd, b->data, b->len) == 0)
+          ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end));
+        b->len = 0;
+        c->finished = true;
+        atomic_store(&c->enabled, false);
+      }
+      ctr_client_unlock(c);
+    }
+    pthread_mutex_unlock(&c->send_mu);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig); /* delivered when this handler returns */
+  errno = saved;
+}
+
+/* Catches the fatal signals whose action is still the default one. */
+static void ctr_client_catch_fatal(void) {
+  static const int sigs[] = {SIGTERM, SIGHUP};
+  for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+    struct sigaction old, sa;
+    if (sigaction(sigs[i], NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+        old.sa_handler != SIG_DFL)
+      continue;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = ctr_client_on_fatal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sigs[i], &sa, NULL);
+  }
 }
 
 static void ctr_client_thread_stop(ctr_client_t *c) {
@@ -749,6 +820,7 @@ int ctr_client_start(const ctr_client_info_t *info) {
     return rc;
   c->started = true;
   ctr_client_thread_start(c);
+  ctr_client_catch_fatal();
   pthread_atfork(ctr_client_atfork_prepare, ctr_client_atfork_parent,
                  ctr_client_atfork_child);
   atexit(ctr_client_atexit);

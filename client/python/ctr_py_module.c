@@ -15,6 +15,7 @@
  * untraced. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
 
+#include <limits.h>
 #include <string.h>
 
 #define CTR_PY_SHIM_VERSION CTREC_VERSION
@@ -164,13 +165,20 @@ static PyMethodDef ctr_py_os_write_def = {
     "write", (PyCFunction)(void (*)(void))ctr_py_os_write, METH_FASTCALL,
     "Write a bytes object to a file descriptor."};
 
-/* os._exit(n) skips atexit: what is batched is sent first, without BYE, so
- * the trace holds everything and is marked aborted. */
+/* os._exit(n) skips atexit, where the session ends: it ends here instead,
+ * with n as the exit status (a pool worker in fork mode leaves this way),
+ * when the call is one that exits; a bad argument leaves the session on,
+ * and the original raises as it would. */
 static PyObject *ctr_py_os_exit(PyObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
-  if (ctr_client_active()) {
-    ctr__py_flush_output();
-    ctr_client_flush();
+  if (ctr_client_active() && nargs == 1 && PyLong_CheckExact(args[0])) {
+    int overflow = 0;
+    long n = PyLong_AsLongAndOverflow(args[0], &overflow);
+    if (overflow == 0 && n >= INT_MIN && n <= INT_MAX && !PyErr_Occurred()) {
+      ctr__py_flush_output();
+      ctr_client_finish((int64_t)(n & 0xff));
+    }
+    PyErr_Clear();
   }
   return PyObject_Vectorcall(g_os_exit, args, (size_t)nargs, NULL);
 }

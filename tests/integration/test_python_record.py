@@ -8,6 +8,7 @@ program must behave exactly as it does untraced."""
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB"):
 # Arguments some programs need.
 ARGS = {"imports.py": ["a", "b"]}
 # Checked by their own tests: no complete single trace to compare steps with.
-SPECIAL = {"os_exit.py", "forking.py"}
+SPECIAL = {"os_exit.py", "forking.py", "sigterm.py", "pool.py"}
 
 
 def _soabi(exe):
@@ -373,14 +374,47 @@ class RecordDetails(TempDirTest):
         self.assertEqual(t.meta["ctrec"]["exit_status"], 3)
         self.assertEqual(t.state, "complete")
 
-    def test_os_exit_leaves_aborted_trace(self):
+    def test_os_exit_ends_the_trace_with_its_status(self):
         prog = os.path.join(PY_PROGRAMS, "os_exit.py")
         plain = run([self.python, prog])
         t, rec = self.trace_of("os_exit.py")
         self.assertEqual(rec.returncode, 5)
         self.assertEqual(rec.stdout, plain.stdout)
-        self.assertTrue(t.state.startswith("aborted"), t.state)
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.meta["ctrec"]["exit_status"], 5)
         self.assertEqual(t.output(0), plain.stdout.decode())
+
+    def test_sigterm_ends_the_trace_with_the_signal(self):
+        prog = os.path.join(PY_PROGRAMS, "sigterm.py")
+        plain = run([self.python, prog])
+        self.assertEqual(plain.returncode, -signal.SIGTERM)
+        t, rec = self.trace_of("sigterm.py")
+        self.assertEqual(rec.returncode, plain.returncode)
+        self.assertEqual(rec.stdout, plain.stdout)
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.meta["ctrec"]["exit_status"], 128 + signal.SIGTERM)
+        self.assertEqual(t.call_names().count("work"), 3)
+        self.assertIn(("sigterm.py", 16), t.line_steps())  # the os.kill line
+        self.assertEqual(t.output(0), plain.stdout.decode())
+
+    def test_pool_workers_recorded_whole(self):
+        # The pool's workers leave with os._exit or die of its SIGTERM;
+        # either way each worker's trace ends complete, with every call.
+        prog = os.path.join(PY_PROGRAMS, "pool.py")
+        for method in ("fork", "spawn"):
+            with self.subTest(method=method):
+                plain = run([self.python, prog, method])
+                out_dir = os.path.join(self.tmp, "out-pool-" + method)
+                rec = record([self.python, prog, method], out_dir)
+                self.assertEqual(rec.returncode, plain.returncode, rec.stderr)
+                self.assertEqual(rec.stdout, plain.stdout)
+                squares = 0
+                for f in trace_folders(out_dir):
+                    validate(self, f)
+                    t = Trace(f)
+                    self.assertEqual(t.state, "complete", f)
+                    squares += t.call_names().count("square")
+                self.assertEqual(squares, 8)
 
     def test_fork_records_both_processes(self):
         prog = os.path.join(PY_PROGRAMS, "forking.py")
