@@ -1121,19 +1121,73 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   return 0;
 }
 
+/* A flat variable's Value record, rendered in place: its name and type are
+ * declared before the record starts, so nothing comes between. The same
+ * text render_var gives. */
+static int flat_record(ctr_session_t *s, const ctr_flat_var_t *v,
+                       const char **why) {
+  const ctr_json_frag_t *name = map_name(s, v->vid), *type;
+  ctr_buf_t *b;
+
+  if (name == NULL)
+    return fail(why, "variable name id out of range", CTR_EPROTO);
+  if ((type = map_type(s, v->tid)) == NULL)
+    return fail(why, "value type id out of range", CTR_EPROTO);
+  b = ctr_trace_record(s->trace);
+  ctr_buf_puts(b, "{\"Value\":");
+  ctr_buf_frag(b, name);
+  if (ctr_value_render_scalar(&s->ops, v->vk,
+                              v->vk == CTR_V_NONE ? NULL : &v->payload, b,
+                              why) < 0) {
+    ctr_trace_unrecord(s->trace);
+    return CTR_EPROTO;
+  }
+  ctr_buf_frag(b, type);
+  ctr_buf_add(b, "}}", 2);
+  return 0;
+}
+
+/* A flat variable as the [varname_id, value] pair it was sent as, built
+ * in tmp (six objects). */
+static const msgpack_object *flat_pair(const ctr_flat_var_t *v,
+                                       msgpack_object *tmp) {
+  msgpack_object *value = tmp + 2;
+
+  value[0].type = value[1].type = tmp[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  value[0].via.u64 = v->vk;
+  value[1].via.u64 = v->tid;
+  value[2] = v->payload;
+  tmp[0].via.u64 = v->vid;
+  tmp[1].type = MSGPACK_OBJECT_ARRAY;
+  tmp[1].via.array.size = v->vk == CTR_V_NONE ? 2 : 3;
+  tmp[1].via.array.ptr = value;
+  tmp[5].type = MSGPACK_OBJECT_ARRAY;
+  tmp[5].via.array.size = 2;
+  tmp[5].via.array.ptr = tmp;
+  return &tmp[5];
+}
+
 static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
-  const msgpack_object *v = m->u.vars.vars;
+  const msgpack_object *v = m->u.vars.vars, *pair;
+  const ctr_flat_var_t *flat = m->u.vars.flat;
+  uint32_t i, n = v ? v->via.array.size : m->u.vars.nflat;
+  msgpack_object tmp[6];
   ctr_buf_t *b;
-  uint32_t i;
   int rc;
 
   if (!t->step_kept || s->trace == NULL || s->values != CTR_VALUES_ALL)
     return 0;
-  for (i = 0; i < v->via.array.size; i++) {
+  for (i = 0; i < n; i++) {
+    if (v == NULL && s->nvalue_rules == 0) {
+      if ((rc = flat_record(s, &flat[i], why)) != 0)
+        return rc;
+      continue;
+    }
+    pair = v ? &v->via.array.ptr[i] : flat_pair(&flat[i], tmp);
     s->scratch.len = 0;
-    rc = render_var(s, &v->via.array.ptr[i], CTR_FILTER_LOCALS, top_frame(t),
-                    &s->scratch, why);
+    rc = render_var(s, pair, CTR_FILTER_LOCALS, top_frame(t), &s->scratch,
+                    why);
     if (rc < 0)
       return rc;
     if (rc == 0)

@@ -31,6 +31,7 @@ struct ctr_trace_s {
   int files_fd;         /* files/ */
   uint64_t body_len;    /* bytes of trace.json before the trailer */
   uint64_t records;     /* records rendered so far */
+  size_t record_start;  /* pending.len before the latest record */
   ctr_buf_t pending;    /* rendered, not yet written */
   ctr_buf_t paths;      /* trace_paths.json body without the brackets */
   uint32_t npaths;
@@ -158,9 +159,15 @@ ctr_buf_t *ctr_trace_record(ctr_trace_t *t) {
    * retry, so a full disk does not cost a system call per record. */
   if (t->pending.len >= CTR_TRACE_BLOCK && !t->write_failed)
     write_records(t);
+  t->record_start = t->pending.len;
   ctr_buf_add(&t->pending, t->records ? ",\n" : "\n", t->records ? 2 : 1);
   t->records++;
   return &t->pending;
+}
+
+void ctr_trace_unrecord(ctr_trace_t *t) {
+  t->pending.len = t->record_start;
+  t->records--;
 }
 
 uint32_t ctr_trace_path(ctr_trace_t *t, const char *path, size_t n) {

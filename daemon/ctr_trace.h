@@ -29,6 +29,9 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
 /* Starts one record: returns the buffer to append its JSON text to. The
  * previous record must be complete, since it may be written now. */
 ctr_buf_t *ctr_trace_record(ctr_trace_t *t);
+/* Takes back the record just started, for a caller that found its input
+ * bad while rendering it in place. */
+void ctr_trace_unrecord(ctr_trace_t *t);
 
 /* Appends a Path record and lists the path in trace_paths.json; returns the
  * new path id. */

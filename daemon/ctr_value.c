@@ -92,13 +92,79 @@ static int64_t render_struct(const ctr_value_ops_t *ops, uint32_t tid,
   return rc;
 }
 
+int ctr_value_render_scalar(const ctr_value_ops_t *ops, uint32_t vk,
+                            const msgpack_object *p, ctr_buf_t *out,
+                            const char **why) {
+  ctr_str_t s;
+  char num[32];
+
+  switch (vk) {
+  case CTR_V_NONE:
+    ctr_buf_puts(out, HEAD("None"));
+    break;
+  case CTR_V_BOOL:
+    if (p->type != MSGPACK_OBJECT_BOOLEAN)
+      return (int)fail(why, "Bool value is not a boolean", CTR_EPROTO);
+    ctr_buf_puts(out, HEAD("Bool"));
+    ctr_buf_puts(out, p->via.boolean ? ",\"b\":true" : ",\"b\":false");
+    break;
+  case CTR_V_INT: {
+    int64_t i;
+    if (!ctr_obj_i64(p, &i))
+      return (int)fail(why, "Int value is not a 64-bit integer", CTR_EPROTO);
+    ctr_buf_puts(out, HEAD("Int") ",\"i\":");
+    ctr_json_i64(out, i);
+    break;
+  }
+  case CTR_V_FLOAT: {
+    double f;
+    if (p->type == MSGPACK_OBJECT_FLOAT64 ||
+        p->type == MSGPACK_OBJECT_FLOAT32)
+      f = p->via.f64;
+    else
+      return (int)fail(why, "Float value is not a float", CTR_EPROTO);
+    ctr_json_double_text(num, f);
+    if (ops->floats_as_strings) {
+      ctr_buf_puts(out, HEAD("Float"));
+      ctr_buf_puts(out, ",\"f\":");
+      ctr_json_str(out, num, strlen(num));
+    } else if (strchr("-0123456789", num[0]) && strcmp(num, "-inf") != 0) {
+      ctr_buf_puts(out, HEAD("Float"));
+      ctr_buf_puts(out, ",\"f\":");
+      ctr_buf_puts(out, num);
+    } else {
+      /* JSON numbers cannot hold NaN or infinities. */
+      ctr_buf_puts(out, HEAD("Raw"));
+      ctr_buf_puts(out, ",\"r\":");
+      ctr_json_str(out, num, strlen(num));
+    }
+    break;
+  }
+  case CTR_V_STRING:
+  case CTR_V_RAW:
+  case CTR_V_ERROR:
+    if (!ctr_obj_str(p, &s))
+      return (int)fail(why, "text value is not a string", CTR_EPROTO);
+    ctr_buf_puts(out, vk == CTR_V_STRING ? HEAD("String")
+                      : vk == CTR_V_RAW  ? HEAD("Raw")
+                                         : HEAD("Error"));
+    ctr_buf_puts(out, vk == CTR_V_STRING ? ",\"text\":"
+                      : vk == CTR_V_RAW  ? ",\"r\":"
+                                         : ",\"msg\":");
+    ctr_json_str(out, s.ptr, s.len);
+    break;
+  default:
+    return (int)fail(why, "unknown value kind", CTR_EPROTO);
+  }
+  return 0;
+}
+
 static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
                       ctr_buf_t *out, uint32_t depth, const char **why) {
   const msgpack_object *a;
   const ctr_json_frag_t *tid;
   uint32_t n, vk, shim_tid;
   ctr_str_t s;
-  char num[32];
 
   if (depth > ops->max_depth)
     return fail(why, "value nested deeper than limits.max_depth", CTR_ELIMIT);
@@ -122,59 +188,17 @@ static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
     return fail(why, "value has the wrong number of elements", CTR_EPROTO);
   switch (vk) {
   case CTR_V_NONE:
-    ctr_buf_puts(out, HEAD("None"));
-    break;
   case CTR_V_BOOL:
-    if (a[2].type != MSGPACK_OBJECT_BOOLEAN)
-      return fail(why, "Bool value is not a boolean", CTR_EPROTO);
-    ctr_buf_puts(out, HEAD("Bool"));
-    ctr_buf_puts(out, a[2].via.boolean ? ",\"b\":true" : ",\"b\":false");
-    break;
-  case CTR_V_INT: {
-    int64_t i;
-    if (!ctr_obj_i64(&a[2], &i))
-      return fail(why, "Int value is not a 64-bit integer", CTR_EPROTO);
-    ctr_buf_puts(out, HEAD("Int") ",\"i\":");
-    ctr_json_i64(out, i);
-    break;
-  }
-  case CTR_V_FLOAT: {
-    double f;
-    if (a[2].type == MSGPACK_OBJECT_FLOAT64 ||
-        a[2].type == MSGPACK_OBJECT_FLOAT32)
-      f = a[2].via.f64;
-    else
-      return fail(why, "Float value is not a float", CTR_EPROTO);
-    ctr_json_double_text(num, f);
-    if (ops->floats_as_strings) {
-      ctr_buf_puts(out, HEAD("Float"));
-      ctr_buf_puts(out, ",\"f\":");
-      ctr_json_str(out, num, strlen(num));
-    } else if (strchr("-0123456789", num[0]) && strcmp(num, "-inf") != 0) {
-      ctr_buf_puts(out, HEAD("Float"));
-      ctr_buf_puts(out, ",\"f\":");
-      ctr_buf_puts(out, num);
-    } else {
-      /* JSON numbers cannot hold NaN or infinities. */
-      ctr_buf_puts(out, HEAD("Raw"));
-      ctr_buf_puts(out, ",\"r\":");
-      ctr_json_str(out, num, strlen(num));
-    }
-    break;
-  }
+  case CTR_V_INT:
+  case CTR_V_FLOAT:
   case CTR_V_STRING:
   case CTR_V_RAW:
-  case CTR_V_ERROR:
-    if (!ctr_obj_str(&a[2], &s))
-      return fail(why, "text value is not a string", CTR_EPROTO);
-    ctr_buf_puts(out, vk == CTR_V_STRING ? HEAD("String")
-                      : vk == CTR_V_RAW  ? HEAD("Raw")
-                                         : HEAD("Error"));
-    ctr_buf_puts(out, vk == CTR_V_STRING ? ",\"text\":"
-                      : vk == CTR_V_RAW  ? ",\"r\":"
-                                         : ",\"msg\":");
-    ctr_json_str(out, s.ptr, s.len);
+  case CTR_V_ERROR: {
+    int rc = ctr_value_render_scalar(ops, vk, n == 3 ? &a[2] : NULL, out, why);
+    if (rc < 0)
+      return rc;
     break;
+  }
   case CTR_V_BIGINT:
     if (a[2].type != MSGPACK_OBJECT_BOOLEAN || !ctr_obj_str(&a[3], &s))
       return fail(why, "BigInt value is not [5, tid, negative, bytes]",

@@ -33,6 +33,14 @@ typedef struct ctr_value_ops_s {
 int64_t ctr_value_render(const ctr_value_ops_t *ops, const msgpack_object *o,
                          ctr_buf_t *out, const char **why);
 
+/* Appends the part of a ValueRecord that a value of scalar kind vk (None,
+ * Bool, Int, Float, String, Raw, Error) adds after "kind": its payload p
+ * (NULL for None) checked; the caller then closes it with its type. Returns
+ * 0 or a negative code with *why set. */
+int ctr_value_render_scalar(const ctr_value_ops_t *ops, uint32_t vk,
+                            const msgpack_object *p, ctr_buf_t *out,
+                            const char **why);
+
 /* Appends {"variable_id":V,"value":...} for one [varname_id, value] pair.
  * Returns 0 or a negative code with *why set. */
 int ctr_value_render_pair(const ctr_value_ops_t *ops, const msgpack_object *p,

@@ -165,6 +165,17 @@ typedef struct ctr_welcome_s {
 } ctr_welcome_t;
 
 /* A decoded message. Pointers stay valid until the frame's zone is cleared. */
+/* A variable [varname_id, [vkind, type_id(, payload)]] whose value holds
+ * no other value (None, Bool, Int, Float, String, Raw, Error), its payload
+ * of the type that kind takes; NIL for None. */
+typedef struct ctr_flat_var_s {
+  uint32_t vid, vk, tid;
+  msgpack_object payload;
+} ctr_flat_var_t;
+
+/* The most variables a VARS read by ctr_proto_read_flat holds. */
+#define CTR_FLAT_VARS 15
+
 typedef struct ctr_msg_s {
   int tag;
   union {
@@ -179,7 +190,13 @@ typedef struct ctr_msg_s {
     struct { uint32_t path_id; int64_t line; } step;
     struct { uint32_t func_id; const msgpack_object *args; } call; /* array of pairs */
     struct { const msgpack_object *value; } ret;
-    struct { const msgpack_object *vars; } vars; /* array of pairs */
+    /* VARS: an array of pairs, or (read by ctr_proto_read_flat, vars
+     * NULL) nflat variables whose values hold no other value */
+    struct {
+      const msgpack_object *vars;
+      const struct ctr_flat_var_s *flat;
+      uint32_t nflat;
+    } vars;
     struct { int kind; ctr_str_t text; } event;
     struct { ctr_str_t cls; ctr_str_t text; } raise;
     struct { uint64_t id; } thread;
@@ -246,6 +263,16 @@ int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
 int ctr_proto_read(const char *buf, size_t len, size_t *off,
                    const ctr_limits_t *lim, msgpack_object *nodes, size_t cap,
                    msgpack_object *out, const char **why);
+
+/* The bulk of a recording, read and decoded in one pass without building
+ * objects: STEP, and VARS whose variables (at most CTR_FLAT_VARS, into
+ * vars) are all flat. True with *m decoded as ctr_msg_decode would and
+ * *off advanced; false, leaving *off, for any other message, and for
+ * anything ctr_proto_read or ctr_msg_decode would reject or the limits
+ * forbid: those take the general path, which reports them. */
+bool ctr_proto_read_flat(const char *buf, size_t len, size_t *off,
+                         const ctr_limits_t *lim, ctr_flat_var_t *vars,
+                         ctr_msg_t *m);
 
 /* Unpacks the object at buf + *off, in bytes ctr_proto_scan accepted, as
  * msgpack_unpack would, into out and the first cap objects of nodes, and

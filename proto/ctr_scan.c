@@ -368,13 +368,7 @@ int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
   return 0;
 }
 
-/* ---- the hot messages ----------------------------------------------------- */
-
-/* Pairs that read_hot builds at most (a fixarray's), and the nodes that
- * takes: the fields, then per pair itself, its two elements and a value's
- * three. */
-#define HOT_PAIRS 15
-#define HOT_NODES (3 + HOT_PAIRS * (1 + 2 + 3))
+/* ---- the flat messages ----------------------------------------------------- */
 
 /* hot_scalar() for anything but a positive fixint. */
 static bool hot_other(const unsigned char *p, size_t len, size_t *pos,
@@ -430,88 +424,102 @@ static inline bool hot_array(const unsigned char *p, size_t len, size_t *pos,
   return true;
 }
 
-static void hot_node_array(msgpack_object *o, msgpack_object *items,
-                           uint32_t n) {
-  o->type = MSGPACK_OBJECT_ARRAY;
-  o->via.array.size = n;
-  o->via.array.ptr = items;
-}
+/* An integer at p[*pos], in any of its forms, into *o as unpack_scalar
+ * builds it; false for anything else. Ids, kinds and lines are most of
+ * what the flat messages hold, and positive fixints most of those. */
+static inline bool flat_int(const unsigned char *p, size_t len, size_t *pos,
+                            msgpack_object *o) {
+  size_t at = *pos;
+  int n;
 
-/* A value [kind, type] or [kind, type, scalar] built into *o, its elements
- * into *items, which then points past them. */
-static inline bool hot_value(const unsigned char *p, size_t len, size_t *pos,
-                      const ctr_limits_t *lim, msgpack_object *o,
-                      msgpack_object **items) {
-  msgpack_object *e = *items;
-  uint32_t m, j;
-
-  if (!hot_array(p, len, pos, &m) || m < 2 || m > 3)
+  if (at >= len)
     return false;
-  hot_node_array(o, e, m);
-  *items = e + m;
-  for (j = 0; j < m; j++)
-    if (!hot_scalar(p, len, pos, lim, &e[j]))
-      return false;
-  return true;
-}
-
-/* [[name, value]...] (fewer than 16 pairs) built into *o, the rest into
- * *items as hot_value(). */
-static inline bool hot_pairs(const unsigned char *p, size_t len, size_t *pos,
-                      const ctr_limits_t *lim, msgpack_object *o,
-                      msgpack_object **items) {
-  msgpack_object *pairs = *items, *pair;
-  uint32_t n, m, i;
-
-  if (!hot_array(p, len, pos, &n))
-    return false;
-  hot_node_array(o, pairs, n);
-  *items = pairs + n;
-  for (i = 0; i < n; i++) {
-    pair = *items;
-    if (!hot_array(p, len, pos, &m) || m != 2)
-      return false;
-    hot_node_array(&pairs[i], pair, 2);
-    *items = pair + 2;
-    if (!hot_scalar(p, len, pos, lim, &pair[0]) ||
-        !hot_value(p, len, pos, lim, &pair[1], items))
-      return false;
+  if (p[at] <= 0x7f) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = p[at];
+    *pos = at + 1;
+    return true;
   }
+  if (p[at] >= 0xe0)
+    n = 0;
+  else if (p[at] >= 0xcc && p[at] <= 0xd3)
+    n = 1 << ((p[at] - 0xcc) & 3);
+  else
+    return false;
+  if ((size_t)n > len - at - 1)
+    return false;
+  unpack_scalar(p[at], p + at + 1, o);
+  *pos = at + 1 + (size_t)n;
   return true;
 }
 
-/* STEP [20, path, line] and VARS [23, pairs] whose values are scalars,
- * with fewer than 16 pairs: most of what the daemon reads (a step and its
- * variables per line). Their shape is known, so they are built without the
- * general walk's bookkeeping; any other shape, and anything walk() would
- * reject, gives false (walk() then builds the message). The limits they
- * could reach are checked up front: a message within them passes walk()'s
- * checks too. */
-static bool read_hot(const char *buf, size_t len, size_t *off,
-                     const ctr_limits_t *lim, msgpack_object *nodes,
-                     size_t cap, msgpack_object *out) {
-  const unsigned char *p = (const unsigned char *)buf;
-  size_t pos = *off + 1;
-  msgpack_object *items;
+/* A flat value [kind, type] or [kind, type, payload] into v: a payload of
+ * the type its kind takes (what ctr_value_render_scalar accepts). */
+static bool flat_value(const unsigned char *p, size_t len, size_t *pos,
+                       const ctr_limits_t *lim, ctr_flat_var_t *v) {
+  msgpack_object kind, type;
+  ctr_str_t text;
+  int64_t i;
+  uint32_t n;
 
-  if (lim->max_depth < 4 || lim->max_elements < HOT_PAIRS || cap < HOT_NODES ||
-      len - *off < 3)
+  if (!hot_array(p, len, pos, &n) || n < 2 || n > 3 ||
+      !flat_int(p, len, pos, &kind) || !ctr_obj_u32(&kind, &v->vk) ||
+      !flat_int(p, len, pos, &type) || !ctr_obj_u32(&type, &v->tid))
+    return false;
+  if (n == 2) {
+    v->payload.type = MSGPACK_OBJECT_NIL;
+    return v->vk == CTR_V_NONE;
+  }
+  if (v->vk == CTR_V_INT)
+    return flat_int(p, len, pos, &v->payload) && ctr_obj_i64(&v->payload, &i);
+  if (!hot_scalar(p, len, pos, lim, &v->payload))
+    return false;
+  switch (v->vk) {
+  case CTR_V_BOOL:
+    return v->payload.type == MSGPACK_OBJECT_BOOLEAN;
+  case CTR_V_FLOAT:
+    return v->payload.type == MSGPACK_OBJECT_FLOAT64 ||
+           v->payload.type == MSGPACK_OBJECT_FLOAT32;
+  case CTR_V_STRING:
+  case CTR_V_RAW:
+  case CTR_V_ERROR:
+    return ctr_obj_str(&v->payload, &text);
+  default:
+    return false;
+  }
+}
+
+bool ctr_proto_read_flat(const char *buf, size_t len, size_t *off,
+                         const ctr_limits_t *lim, ctr_flat_var_t *vars,
+                         ctr_msg_t *m) {
+  const unsigned char *p = (const unsigned char *)buf;
+  size_t pos = *off + 2; /* past the array head and the tag (a fixint) */
+  msgpack_object path, line, vid;
+  uint32_t n, two, i;
+
+  /* A VARS nests four deep and holds fixarrays of fewer than 16. */
+  if (len - *off < 3 || lim->max_depth < 4 || lim->max_elements < CTR_FLAT_VARS)
     return false;
   if (p[*off] == 0x93 && p[*off + 1] == CTR_MSG_STEP) {
-    hot_node_array(out, nodes, 3);
-    if (!hot_scalar(p, len, &pos, lim, &nodes[0]) ||
-        !hot_scalar(p, len, &pos, lim, &nodes[1]) ||
-        !hot_scalar(p, len, &pos, lim, &nodes[2]))
+    if (!flat_int(p, len, &pos, &path) ||
+        !ctr_obj_u32(&path, &m->u.step.path_id) ||
+        !flat_int(p, len, &pos, &line) || !ctr_obj_i64(&line, &m->u.step.line))
       return false;
   } else if (p[*off] == 0x92 && p[*off + 1] == CTR_MSG_VARS) {
-    hot_node_array(out, nodes, 2);
-    items = nodes + 2;
-    if (!hot_scalar(p, len, &pos, lim, &nodes[0]) ||
-        !hot_pairs(p, len, &pos, lim, &nodes[1], &items))
+    if (!hot_array(p, len, &pos, &n))
       return false;
+    for (i = 0; i < n; i++)
+      if (!hot_array(p, len, &pos, &two) || two != 2 ||
+          !flat_int(p, len, &pos, &vid) || !ctr_obj_u32(&vid, &vars[i].vid) ||
+          !flat_value(p, len, &pos, lim, &vars[i]))
+        return false;
+    m->u.vars.vars = NULL;
+    m->u.vars.flat = vars;
+    m->u.vars.nflat = n;
   } else {
     return false;
   }
+  m->tag = p[*off + 1];
   *off = pos;
   return true;
 }
@@ -519,8 +527,6 @@ static bool read_hot(const char *buf, size_t len, size_t *off,
 int ctr_proto_read(const char *buf, size_t len, size_t *off,
                    const ctr_limits_t *lim, msgpack_object *nodes, size_t cap,
                    msgpack_object *out, const char **why) {
-  if (nodes != NULL && read_hot(buf, len, off, lim, nodes, cap, out))
-    return 0;
   return walk(buf, len, off, lim, nodes, cap, out, why);
 }
 

@@ -8,7 +8,10 @@
  *   fit) reaches the same verdict, code and reason as ctr_proto_scan of
  *   the whole payload;
  * - every message ctr_proto_read or ctr_proto_unpack builds equals what
- *   msgpack-c unpacks from the same bytes, and ends at the same offset.
+ *   msgpack-c unpacks from the same bytes, and ends at the same offset;
+ * - every message ctr_proto_read_flat takes, the general path (read and
+ *   ctr_msg_decode) takes too, ending at the same offset, with the same
+ *   fields.
  * Anything else aborts. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,6 +98,40 @@ static void same_as_msgpack(const char *buf, size_t len, size_t off,
   msgpack_unpacked_destroy(&up);
 }
 
+/* The message ctr_proto_read_flat read at `at` (ending at `end`) as the
+ * general path reads and decodes it. */
+static void same_as_flat(const char *buf, size_t len, size_t at, size_t end,
+                         const ctr_msg_t *fm) {
+  static msgpack_object nodes[4096];
+  const char *why = NULL;
+  msgpack_object o;
+  ctr_msg_t m;
+  uint32_t i;
+
+  if (ctr_proto_read(buf, len, &at, &fuzz_limits, nodes, 4096, &o, &why) != 0 ||
+      at != end || ctr_msg_decode(&o, &m, &why) != 0 || m.tag != fm->tag)
+    abort();
+  if (m.tag == CTR_MSG_STEP) {
+    if (m.u.step.path_id != fm->u.step.path_id || m.u.step.line != fm->u.step.line)
+      abort();
+    return;
+  }
+  if (m.u.vars.vars->via.array.size != fm->u.vars.nflat)
+    abort();
+  for (i = 0; i < fm->u.vars.nflat; i++) {
+    const ctr_flat_var_t *f = &fm->u.vars.flat[i];
+    const msgpack_object *pair = &m.u.vars.vars->via.array.ptr[i];
+    const msgpack_object *v = &pair->via.array.ptr[1];
+    if (pair->via.array.size != 2 || pair->via.array.ptr[0].via.u64 != f->vid ||
+        v->via.array.ptr[0].via.u64 != f->vk || v->via.array.ptr[1].via.u64 != f->tid)
+      abort();
+    if (v->via.array.size == 3)
+      same(&v->via.array.ptr[2], &f->payload);
+    else if (f->payload.type != MSGPACK_OBJECT_NIL)
+      abort();
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static msgpack_object nodes[256];
   const char *buf, *why_scan = NULL, *why = NULL;
@@ -112,9 +149,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
 
   while (off < len) {
+    static ctr_flat_var_t flat[CTR_FLAT_VARS];
     msgpack_object o;
-    size_t at = off;
+    ctr_msg_t fm;
+    size_t at = off, flat_end = off;
 
+    if (ctr_proto_read_flat(buf, len, &flat_end, &fuzz_limits, flat, &fm))
+      same_as_flat(buf, len, at, flat_end, &fm);
+    else if (flat_end != at)
+      abort();
     rc = ctr_proto_read(buf, len, &off, &fuzz_limits, nodes, cap, &o, &why);
     if (rc == 0) {
       same_as_msgpack(buf, len, at, &o, off);

@@ -1198,6 +1198,145 @@ START_TEST(test_names) {
 }
 END_TEST
 
+/* ---- the flat reader ------------------------------------------------------- */
+
+/* Reads the single message in sb with ctr_proto_read_flat; true when it
+ * took it, which must then be all of sb. */
+static bool read_flat(const ctr_limits_t *lim, ctr_flat_var_t *vars,
+                      ctr_msg_t *m) {
+  size_t off = 0;
+  bool ok = ctr_proto_read_flat(sb.data, sb.size, &off, lim, vars, m);
+
+  ck_assert_uint_eq(off, ok ? sb.size : 0);
+  return ok;
+}
+
+START_TEST(test_flat_step_and_vars_as_decoded) {
+  ctr_flat_var_t vars[CTR_FLAT_VARS];
+  msgpack_unpacked up;
+  ctr_msg_t m, g;
+  const char *why = NULL;
+
+  ctr_pack_step(&pk, 70000, -3);
+  ck_assert(read_flat(&default_limits, vars, &m));
+  ck_assert_int_eq(m.tag, CTR_MSG_STEP);
+  ck_assert_uint_eq(m.u.step.path_id, 70000);
+  ck_assert_int_eq(m.u.step.line, -3);
+
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_vars_begin(&pk, 7);
+  ctr_pack_pair_begin(&pk, 0);
+  ctr_pack_v_none(&pk, 1);
+  ctr_pack_pair_begin(&pk, 300);
+  ctr_pack_v_bool(&pk, 2, true);
+  ctr_pack_pair_begin(&pk, 2);
+  ctr_pack_v_int(&pk, 3, INT64_MIN);
+  ctr_pack_pair_begin(&pk, 3);
+  ctr_pack_v_float(&pk, 4, 2.5);
+  ctr_pack_pair_begin(&pk, 4);
+  ctr_pack_v_string(&pk, 5, "h\0i", 3);
+  ctr_pack_pair_begin(&pk, 5);
+  ctr_pack_v_raw(&pk, 6, "#<X>", 4);
+  ctr_pack_pair_begin(&pk, 6);
+  ctr_pack_v_error(&pk, 7, "no", 2);
+  ck_assert(read_flat(&default_limits, vars, &m));
+  ck_assert_int_eq(m.tag, CTR_MSG_VARS);
+  ck_assert_ptr_null(m.u.vars.vars);
+  ck_assert_uint_eq(m.u.vars.nflat, 7);
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &g, &why), 0);
+  /* Each variable is the pair the general path decodes. */
+  for (uint32_t i = 0; i < 7; i++) {
+    const msgpack_object *pair = &g.u.vars.vars->via.array.ptr[i];
+    const msgpack_object *v = &pair->via.array.ptr[1];
+    ck_assert_uint_eq(vars[i].vid, pair->via.array.ptr[0].via.u64);
+    ck_assert_uint_eq(vars[i].vk, v->via.array.ptr[0].via.u64);
+    ck_assert_uint_eq(vars[i].tid, v->via.array.ptr[1].via.u64);
+    if (v->via.array.size == 2) {
+      ck_assert_int_eq(vars[i].payload.type, MSGPACK_OBJECT_NIL);
+      continue;
+    }
+    ck_assert_int_eq(vars[i].payload.type, v->via.array.ptr[2].type);
+    if (v->via.array.ptr[2].type == MSGPACK_OBJECT_STR ||
+        v->via.array.ptr[2].type == MSGPACK_OBJECT_BIN) {
+      ck_assert_uint_eq(vars[i].payload.via.str.size,
+                        v->via.array.ptr[2].via.str.size);
+      ck_assert_mem_eq(vars[i].payload.via.str.ptr, v->via.array.ptr[2].via.str.ptr,
+                       vars[i].payload.via.str.size);
+    } else if (v->via.array.ptr[2].type == MSGPACK_OBJECT_BOOLEAN) {
+      ck_assert(vars[i].payload.via.boolean == v->via.array.ptr[2].via.boolean);
+    } else {
+      ck_assert_uint_eq(vars[i].payload.via.u64, v->via.array.ptr[2].via.u64);
+    }
+  }
+  msgpack_unpacked_destroy(&up);
+}
+END_TEST
+
+/* Anything else is left, untouched, to the general path. */
+START_TEST(test_flat_leaves_the_rest) {
+  ctr_flat_var_t vars[CTR_FLAT_VARS];
+  ctr_limits_t small = CTR_LIMITS_DEFAULT;
+  ctr_msg_t m;
+  char big[64];
+
+  /* A container value. */
+  ctr_pack_vars_begin(&pk, 1);
+  ctr_pack_pair_begin(&pk, 0);
+  ctr_pack_v_seq_begin(&pk, 1, 1);
+  ctr_pack_v_int(&pk, 2, 1);
+  ck_assert(!read_flat(&default_limits, vars, &m));
+  /* More variables than a fixarray holds. */
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_vars_begin(&pk, CTR_FLAT_VARS + 1);
+  for (int i = 0; i <= CTR_FLAT_VARS; i++) {
+    ctr_pack_pair_begin(&pk, (uint32_t)i);
+    ctr_pack_v_int(&pk, 1, i);
+  }
+  ck_assert(!read_flat(&default_limits, vars, &m));
+  /* A payload of the wrong type for its kind, and a name that is no id. */
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_vars_begin(&pk, 1);
+  ctr_pack_pair_begin(&pk, 0);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_uint32(&pk, CTR_V_INT);
+  msgpack_pack_uint32(&pk, 1);
+  msgpack_pack_double(&pk, 1.5);
+  ck_assert(!read_flat(&default_limits, vars, &m));
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_vars_begin(&pk, 1);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int64(&pk, -1);
+  ctr_pack_v_none(&pk, 1);
+  ck_assert(!read_flat(&default_limits, vars, &m));
+  /* A string past limits.max_string. */
+  memset(big, 'x', sizeof(big));
+  small.max_string = 10;
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_vars_begin(&pk, 1);
+  ctr_pack_pair_begin(&pk, 0);
+  ctr_pack_v_string(&pk, 1, big, sizeof(big));
+  ck_assert(read_flat(&default_limits, vars, &m));
+  ck_assert(!read_flat(&small, vars, &m));
+  /* Cut short, at every length. */
+  for (size_t n = 0; n < sb.size; n++) {
+    size_t off = 0;
+    ck_assert(!ctr_proto_read_flat(sb.data, n, &off, &default_limits, vars, &m));
+    ck_assert_uint_eq(off, 0);
+  }
+  /* A STEP whose line is no integer, and other messages. */
+  msgpack_sbuffer_clear(&sb);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_uint32(&pk, CTR_MSG_STEP);
+  msgpack_pack_uint32(&pk, 0);
+  msgpack_pack_double(&pk, 3.0);
+  ck_assert(!read_flat(&default_limits, vars, &m));
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_call_begin(&pk, 0, 0);
+  ck_assert(!read_flat(&default_limits, vars, &m));
+}
+END_TEST
+
 Suite *ctr_proto_suite(void) {
   Suite *s = suite_create("proto");
   TCase *tc;
@@ -1231,6 +1370,12 @@ Suite *ctr_proto_suite(void) {
   tcase_add_test(tc, test_scan_counts_vs_bytes);
   tcase_add_test(tc, test_scan_string_limit);
   tcase_add_test(tc, test_scan_then_unpack_packed);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("flat");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_flat_step_and_vars_as_decoded);
+  tcase_add_test(tc, test_flat_leaves_the_rest);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("decode");
