@@ -8,7 +8,10 @@
 # shim visible where timings on a shared machine are too noisy. Prints, per
 # interpreter, the ratios of the loop's instructions (the program with N=0
 # subtracted): shim / untraced and shim / empty hook, for record.values all
-# and none. Figures, not a pass/fail test; needs valgrind.
+# and none; then ctrecd's instructions for rendering the same stream into a
+# trace against the traced process's (values all): below 1, a ctrecd with
+# a core of its own keeps up with the program, and full recording runs at
+# the shim's speed. Figures, not a pass/fail test; needs valgrind.
 #
 #   tests/bench/python_count.sh [-p PYTHON]... [BUILD_DIR] [N]
 set -eu
@@ -39,6 +42,27 @@ count() {
 
 ratio() { echo "scale=2; ($1 - $3) / ($2 - $3)" | bc; }
 
+# daemon CMD...: instructions of a ctrecd (alone) recording CMD, which runs
+# natively, until its trace is complete.
+daemon() {
+  rm -rf "$top/out" "$top/cg.d" "$top/d.sock"
+  valgrind --tool=callgrind --callgrind-out-file="$top/cg.d" "$build/bin/ctrecd" \
+    --listen "$top/d.sock" --output "$top/out" >"$top/d.log" 2>&1 &
+  dpid=$!
+  i=0
+  until grep -q "listening on" "$top/d.log" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 600 ] || { cat "$top/d.log" >&2; exit 1; }; sleep 0.05
+  done
+  env PYTHONPATH="$shim" CT_RECORDER_SOCKET="$top/d.sock" "$@" >/dev/null 2>&1
+  i=0
+  until grep -qs '"state": *"complete"' "$top"/out/*/trace_metadata.json; do
+    i=$((i + 1)); [ $i -lt 1200 ] || { echo "no complete trace" >&2; exit 1; }; sleep 0.05
+  done
+  kill -TERM $dpid
+  wait $dpid || true
+  grep -h '^summary:' "$top/cg.d" | awk '{print $2}'
+}
+
 for py in ${pythons:-python3}; do
   # The interpreter itself, not a launcher script such as pyenv's shims.
   exe=$("$py" -c 'import sys; print(sys.executable)')
@@ -53,8 +77,13 @@ for py in ${pythons:-python3}; do
     i=0
     while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     rec=$(count env PYTHONPATH="$shim" CT_RECORDER_SOCKET="$sock" "$exe" "$prog" "$n")
+    [ "$values" = all ] && rec_all=$rec
     kill $sink
     printf '  values %-4s  shim / untraced %6sx   shim / empty hook %6sx\n' \
       "$values" "$(ratio "$rec" "$plain" "$base")" "$(ratio "$rec" "$empty" "$base")"
   done
+  dbase=$(daemon "$exe" "$prog" 0)
+  drec=$(daemon "$exe" "$prog" "$n")
+  printf '  ctrecd / traced process (values all) %.2f\n' \
+    "$(echo "scale=4; ($drec - $dbase) / ($rec_all - $base)" | bc)"
 done
