@@ -178,6 +178,7 @@ void ctr_json_u64(ctr_buf_t *b, uint64_t v) {
   /* Digits from the bit length: 1233/4096 is just above log10(2). */
   size_t t = v ? (size_t)((64 - __builtin_clzll(v)) * 1233) >> 12 : 0;
   size_t n = t + (v >= pow10[t]);
+  uint32_t w;
   char *o;
 
   if (n == 0)
@@ -185,15 +186,24 @@ void ctr_json_u64(ctr_buf_t *b, uint64_t v) {
   ctr_buf_reserve(b, n);
   b->len += n;
   o = b->data + b->len;
-  while (v >= 100) {
-    o -= 2;
-    memcpy(o, pairs + v % 100 * 2, 2);
-    v /= 100;
+  /* Four digits per 64-bit division, then two at a time in 32 bits. */
+  while (v >= 10000) {
+    uint32_t r = (uint32_t)(v % 10000);
+    v /= 10000;
+    o -= 4;
+    memcpy(o, pairs + r / 100 * 2, 2);
+    memcpy(o + 2, pairs + r % 100 * 2, 2);
   }
-  if (v >= 10)
-    memcpy(o - 2, pairs + v * 2, 2);
+  w = (uint32_t)v;
+  if (w >= 100) {
+    o -= 2;
+    memcpy(o, pairs + w % 100 * 2, 2);
+    w /= 100;
+  }
+  if (w >= 10)
+    memcpy(o - 2, pairs + w * 2, 2);
   else
-    o[-1] = (char)('0' + v);
+    o[-1] = (char)('0' + w);
 }
 
 void ctr_json_i64(ctr_buf_t *b, int64_t v) {

@@ -4,8 +4,9 @@
  * length (before allocation), ctr_proto_read or ctr_proto_scan (sizes and
  * depth before unpacking) and ctr_msg_decode (shape). Any failure closes this connection
  * only, after an ERROR message and one log line naming the peer. STEP and
- * flat VARS, most of a recording, pass the last two gates in one
- * (ctr_proto_read_flat), which leaves anything doubtful to them. */
+ * VARS, CALL and RETURN with flat values, most of a recording, pass the
+ * last two gates in one (ctr_proto_read_flat), which leaves anything
+ * doubtful to them. */
 #include "ctr_conn.h"
 
 #include <stdlib.h>
@@ -359,7 +360,7 @@ static int on_frame(void *arg, const char *payload, uint32_t len) {
   int rc = 0;
 
   while (off < len && !c->closing) {
-    if (!ctr_proto_read_flat(payload, len, &off, &c->srv->limits, c->srv->flat,
+    if (!ctr_proto_read_flat(payload, len, &off, &c->srv->limits, &c->srv->flat,
                              &m)) {
       rc = unpack(c, payload, len, &off, &checked, &obj, &why);
       if (rc != 0) {

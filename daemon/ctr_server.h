@@ -34,7 +34,7 @@ typedef struct ctr_server_s {
   /* The objects of the message being applied. Messages are applied one at
    * a time and nothing keeps them, so one array serves every connection. */
   msgpack_object nodes[2048];
-  ctr_flat_var_t flat[CTR_FLAT_VARS]; /* a VARS read by ctr_proto_read_flat */
+  ctr_flat_t flat; /* room for ctr_proto_read_flat */
 } ctr_server_t;
 
 int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,

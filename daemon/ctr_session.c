@@ -1151,16 +1151,7 @@ static int flat_record(ctr_session_t *s, const ctr_flat_var_t *v,
  * in tmp (six objects). */
 static const msgpack_object *flat_pair(const ctr_flat_var_t *v,
                                        msgpack_object *tmp) {
-  msgpack_object *value = tmp + 2;
-
-  value[0].type = value[1].type = tmp[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-  value[0].via.u64 = v->vk;
-  value[1].via.u64 = v->tid;
-  value[2] = v->payload;
-  tmp[0].via.u64 = v->vid;
-  tmp[1].type = MSGPACK_OBJECT_ARRAY;
-  tmp[1].via.array.size = v->vk == CTR_V_NONE ? 2 : 3;
-  tmp[1].via.array.ptr = value;
+  ctr_flat_objects(v, tmp);
   tmp[5].type = MSGPACK_OBJECT_ARRAY;
   tmp[5].via.array.size = 2;
   tmp[5].via.array.ptr = tmp;

@@ -173,8 +173,20 @@ typedef struct ctr_flat_var_s {
   msgpack_object payload;
 } ctr_flat_var_t;
 
-/* The most variables a VARS read by ctr_proto_read_flat holds. */
+/* The most variables (arguments) a message read by ctr_proto_read_flat
+ * holds. */
 #define CTR_FLAT_VARS 15
+
+/* ctr_proto_read_flat's room: the variables it reads, and the objects a
+ * CALL's arguments or a RETURN's value are built into. */
+typedef struct ctr_flat_s {
+  ctr_flat_var_t vars[CTR_FLAT_VARS];
+  msgpack_object nodes[1 + 6 * CTR_FLAT_VARS];
+} ctr_flat_t;
+
+/* v as msgpack objects: o[0] its name id, o[1] its value (elements in
+ * o[2..4]); the pair [name, value] is then an array of o's first two. */
+void ctr_flat_objects(const ctr_flat_var_t *v, msgpack_object o[5]);
 
 typedef struct ctr_msg_s {
   int tag;
@@ -264,15 +276,16 @@ int ctr_proto_read(const char *buf, size_t len, size_t *off,
                    const ctr_limits_t *lim, msgpack_object *nodes, size_t cap,
                    msgpack_object *out, const char **why);
 
-/* The bulk of a recording, read and decoded in one pass without building
- * objects: STEP, and VARS whose variables (at most CTR_FLAT_VARS, into
- * vars) are all flat. True with *m decoded as ctr_msg_decode would and
- * *off advanced; false, leaving *off, for any other message, and for
- * anything ctr_proto_read or ctr_msg_decode would reject or the limits
- * forbid: those take the general path, which reports them. */
+/* The bulk of a recording, read and decoded in one pass: STEP, and VARS,
+ * CALL and RETURN whose values (at most CTR_FLAT_VARS) are all flat. A
+ * VARS keeps its variables in w (u.vars.flat, u.vars.vars NULL); a CALL's
+ * arguments and a RETURN's value are built as objects in w, as
+ * ctr_msg_decode would give them. True with *m decoded and *off advanced;
+ * false, leaving *off, for any other message, and for anything
+ * ctr_proto_read or ctr_msg_decode would reject or the limits forbid:
+ * those take the general path, which reports them. */
 bool ctr_proto_read_flat(const char *buf, size_t len, size_t *off,
-                         const ctr_limits_t *lim, ctr_flat_var_t *vars,
-                         ctr_msg_t *m);
+                         const ctr_limits_t *lim, ctr_flat_t *w, ctr_msg_t *m);
 
 /* Unpacks the object at buf + *off, in bytes ctr_proto_scan accepted, as
  * msgpack_unpack would, into out and the first cap objects of nodes, and

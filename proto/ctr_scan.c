@@ -138,8 +138,11 @@ static inline kind_t classify(unsigned char b, int *hdr, int *extra, int *nbytes
 /* The scalar with type byte b whose payload starts at q, as msgpack-c
  * unpacks it: signed formats holding a non-negative value are positive
  * integers. */
-static void unpack_scalar(unsigned char b, const unsigned char *q,
-                          msgpack_object *o) {
+/* The integer with type byte b (a fixint, or 0xcc..0xd3 with its bytes at
+ * q) as msgpack-c builds it: a non-negative one is a positive integer. */
+static inline __attribute__((always_inline)) void
+unpack_int(unsigned char b, const unsigned char *q,
+                              msgpack_object *o) {
   int n;
   uint64_t u;
 
@@ -149,21 +152,6 @@ static void unpack_scalar(unsigned char b, const unsigned char *q,
   } else if (b >= 0xe0) {
     o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
     o->via.i64 = (int8_t)b;
-  } else if (b == 0xc0) {
-    o->type = MSGPACK_OBJECT_NIL;
-  } else if (b == 0xc2 || b == 0xc3) {
-    o->type = MSGPACK_OBJECT_BOOLEAN;
-    o->via.boolean = b == 0xc3;
-  } else if (b == 0xca) {
-    uint32_t bits = (uint32_t)be(q, 4);
-    float f;
-    memcpy(&f, &bits, sizeof(f));
-    o->type = MSGPACK_OBJECT_FLOAT32;
-    o->via.f64 = f;
-  } else if (b == 0xcb) {
-    u = be(q, 8);
-    o->type = MSGPACK_OBJECT_FLOAT64;
-    memcpy(&o->via.f64, &u, sizeof(u));
   } else if (b <= 0xcf) { /* uint 8, 16, 32, 64 */
     o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
     o->via.u64 = be(q, 1 << (b - 0xcc));
@@ -179,6 +167,30 @@ static void unpack_scalar(unsigned char b, const unsigned char *q,
       o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
       o->via.i64 = (int64_t)u;
     }
+  }
+}
+
+static void unpack_scalar(unsigned char b, const unsigned char *q,
+                          msgpack_object *o) {
+  uint64_t u;
+
+  if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3)) {
+    unpack_int(b, q, o);
+  } else if (b == 0xc0) {
+    o->type = MSGPACK_OBJECT_NIL;
+  } else if (b == 0xc2 || b == 0xc3) {
+    o->type = MSGPACK_OBJECT_BOOLEAN;
+    o->via.boolean = b == 0xc3;
+  } else if (b == 0xca) {
+    uint32_t bits = (uint32_t)be(q, 4);
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    o->type = MSGPACK_OBJECT_FLOAT32;
+    o->via.f64 = f;
+  } else { /* 0xcb */
+    u = be(q, 8);
+    o->type = MSGPACK_OBJECT_FLOAT64;
+    memcpy(&o->via.f64, &u, sizeof(u));
   }
 }
 
@@ -370,6 +382,10 @@ int ctr_proto_scan(const char *buf, size_t len, const ctr_limits_t *lim,
 
 /* ---- the flat messages ----------------------------------------------------- */
 
+/* The readers below are small and run for every byte of the bulk of a
+ * recording: forced inline, so each message is read in one function. */
+#define FLAT_INLINE static inline __attribute__((always_inline))
+
 /* hot_scalar() for anything but a positive fixint. */
 static bool hot_other(const unsigned char *p, size_t len, size_t *pos,
                       const ctr_limits_t *lim, msgpack_object *o) {
@@ -405,7 +421,7 @@ static bool hot_other(const unsigned char *p, size_t len, size_t *pos,
 /* One scalar, str, bin or ext at p[*pos], built into *o as walk() builds
  * it; false, with *pos unchanged, for a container and for bytes walk()
  * would reject. Positive fixints (tags, ids, kinds) are most of them. */
-static inline bool hot_scalar(const unsigned char *p, size_t len, size_t *pos,
+FLAT_INLINE bool hot_scalar(const unsigned char *p, size_t len, size_t *pos,
                               const ctr_limits_t *lim, msgpack_object *o) {
   if (*pos < len && p[*pos] <= 0x7f) {
     o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -416,7 +432,7 @@ static inline bool hot_scalar(const unsigned char *p, size_t len, size_t *pos,
 }
 
 /* A fixarray header of n elements (n < 16) at p[*pos]. */
-static inline bool hot_array(const unsigned char *p, size_t len, size_t *pos,
+FLAT_INLINE bool hot_array(const unsigned char *p, size_t len, size_t *pos,
                       uint32_t *n) {
   if (*pos >= len || (p[*pos] & 0xf0) != 0x90)
     return false;
@@ -427,7 +443,7 @@ static inline bool hot_array(const unsigned char *p, size_t len, size_t *pos,
 /* An integer at p[*pos], in any of its forms, into *o as unpack_scalar
  * builds it; false for anything else. Ids, kinds and lines are most of
  * what the flat messages hold, and positive fixints most of those. */
-static inline bool flat_int(const unsigned char *p, size_t len, size_t *pos,
+FLAT_INLINE bool flat_int(const unsigned char *p, size_t len, size_t *pos,
                             msgpack_object *o) {
   size_t at = *pos;
   int n;
@@ -448,23 +464,33 @@ static inline bool flat_int(const unsigned char *p, size_t len, size_t *pos,
     return false;
   if ((size_t)n > len - at - 1)
     return false;
-  unpack_scalar(p[at], p + at + 1, o);
+  unpack_int(p[at], p + at + 1, o);
   *pos = at + 1 + (size_t)n;
   return true;
 }
 
+/* An unsigned 32-bit integer, as ctr_obj_u32 takes one, into *out. */
+FLAT_INLINE bool flat_u32(const unsigned char *p, size_t len, size_t *pos,
+                            uint32_t *out) {
+  msgpack_object o;
+
+  if (*pos < len && p[*pos] <= 0x7f) {
+    *out = p[(*pos)++];
+    return true;
+  }
+  return flat_int(p, len, pos, &o) && ctr_obj_u32(&o, out);
+}
+
 /* A flat value [kind, type] or [kind, type, payload] into v: a payload of
  * the type its kind takes (what ctr_value_render_scalar accepts). */
-static bool flat_value(const unsigned char *p, size_t len, size_t *pos,
+FLAT_INLINE bool flat_value(const unsigned char *p, size_t len, size_t *pos,
                        const ctr_limits_t *lim, ctr_flat_var_t *v) {
-  msgpack_object kind, type;
   ctr_str_t text;
   int64_t i;
   uint32_t n;
 
   if (!hot_array(p, len, pos, &n) || n < 2 || n > 3 ||
-      !flat_int(p, len, pos, &kind) || !ctr_obj_u32(&kind, &v->vk) ||
-      !flat_int(p, len, pos, &type) || !ctr_obj_u32(&type, &v->tid))
+      !flat_u32(p, len, pos, &v->vk) || !flat_u32(p, len, pos, &v->tid))
     return false;
   if (n == 2) {
     v->payload.type = MSGPACK_OBJECT_NIL;
@@ -489,34 +515,85 @@ static bool flat_value(const unsigned char *p, size_t len, size_t *pos,
   }
 }
 
+/* [[name, value]...] (fewer than 16, all flat) into vars; *n the count. */
+FLAT_INLINE bool flat_pairs(const unsigned char *p, size_t len, size_t *pos,
+                       const ctr_limits_t *lim, ctr_flat_var_t *vars,
+                       uint32_t *n) {
+  uint32_t two, i;
+
+  if (!hot_array(p, len, pos, n))
+    return false;
+  for (i = 0; i < *n; i++)
+    if (!hot_array(p, len, pos, &two) || two != 2 ||
+        !flat_u32(p, len, pos, &vars[i].vid) ||
+        !flat_value(p, len, pos, lim, &vars[i]))
+      return false;
+  return true;
+}
+
+static void array_node(msgpack_object *o, msgpack_object *items, uint32_t n) {
+  o->type = MSGPACK_OBJECT_ARRAY;
+  o->via.array.size = n;
+  o->via.array.ptr = items;
+}
+
+static void uint_node(msgpack_object *o, uint64_t v) {
+  o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  o->via.u64 = v;
+}
+
+void ctr_flat_objects(const ctr_flat_var_t *v, msgpack_object o[5]) {
+  uint_node(&o[0], v->vid);
+  array_node(&o[1], &o[2], v->vk == CTR_V_NONE ? 2 : 3);
+  uint_node(&o[2], v->vk);
+  uint_node(&o[3], v->tid);
+  o[4] = v->payload;
+}
+
 bool ctr_proto_read_flat(const char *buf, size_t len, size_t *off,
-                         const ctr_limits_t *lim, ctr_flat_var_t *vars,
-                         ctr_msg_t *m) {
+                         const ctr_limits_t *lim, ctr_flat_t *w, ctr_msg_t *m) {
   const unsigned char *p = (const unsigned char *)buf;
   size_t pos = *off + 2; /* past the array head and the tag (a fixint) */
-  msgpack_object path, line, vid;
-  uint32_t n, two, i;
+  msgpack_object b;
+  uint32_t n, i;
 
   /* A VARS nests four deep and holds fixarrays of fewer than 16. */
   if (len - *off < 3 || lim->max_depth < 4 || lim->max_elements < CTR_FLAT_VARS)
     return false;
-  if (p[*off] == 0x93 && p[*off + 1] == CTR_MSG_STEP) {
-    if (!flat_int(p, len, &pos, &path) ||
-        !ctr_obj_u32(&path, &m->u.step.path_id) ||
-        !flat_int(p, len, &pos, &line) || !ctr_obj_i64(&line, &m->u.step.line))
+  switch (p[*off] << 8 | p[*off + 1]) {
+  case 0x9300 | CTR_MSG_STEP:
+    if (!flat_u32(p, len, &pos, &m->u.step.path_id) ||
+        !flat_int(p, len, &pos, &b) || !ctr_obj_i64(&b, &m->u.step.line))
       return false;
-  } else if (p[*off] == 0x92 && p[*off + 1] == CTR_MSG_VARS) {
-    if (!hot_array(p, len, &pos, &n))
+    break;
+  case 0x9200 | CTR_MSG_VARS:
+    if (!flat_pairs(p, len, &pos, lim, w->vars, &n))
       return false;
-    for (i = 0; i < n; i++)
-      if (!hot_array(p, len, &pos, &two) || two != 2 ||
-          !flat_int(p, len, &pos, &vid) || !ctr_obj_u32(&vid, &vars[i].vid) ||
-          !flat_value(p, len, &pos, lim, &vars[i]))
-        return false;
     m->u.vars.vars = NULL;
-    m->u.vars.flat = vars;
+    m->u.vars.flat = w->vars;
     m->u.vars.nflat = n;
-  } else {
+    break;
+  case 0x9300 | CTR_MSG_CALL:
+    if (!flat_u32(p, len, &pos, &m->u.call.func_id) ||
+        !flat_pairs(p, len, &pos, lim, w->vars, &n))
+      return false;
+    /* The array, its pairs, then each pair's five objects. */
+    array_node(&w->nodes[0], &w->nodes[1], n);
+    for (i = 0; i < n; i++) {
+      msgpack_object *o = &w->nodes[1 + n + 5 * i];
+      ctr_flat_objects(&w->vars[i], o);
+      array_node(&w->nodes[1 + i], o, 2);
+    }
+    m->u.call.args = &w->nodes[0];
+    break;
+  case 0x9200 | CTR_MSG_RETURN:
+    w->vars[0].vid = 0;
+    if (!flat_value(p, len, &pos, lim, &w->vars[0]))
+      return false;
+    ctr_flat_objects(&w->vars[0], w->nodes);
+    m->u.ret.value = &w->nodes[1];
+    break;
+  default:
     return false;
   }
   m->tag = p[*off + 1];

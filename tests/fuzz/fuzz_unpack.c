@@ -9,9 +9,9 @@
  *   the whole payload;
  * - every message ctr_proto_read or ctr_proto_unpack builds equals what
  *   msgpack-c unpacks from the same bytes, and ends at the same offset;
- * - every message ctr_proto_read_flat takes, the general path (read and
- *   ctr_msg_decode) takes too, ending at the same offset, with the same
- *   fields.
+ * - every message ctr_proto_read_flat takes (STEP, and VARS, CALL and
+ *   RETURN with flat values), the general path (read and ctr_msg_decode)
+ *   takes too, ending at the same offset, with the same fields.
  * Anything else aborts. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -116,6 +116,16 @@ static void same_as_flat(const char *buf, size_t len, size_t at, size_t end,
       abort();
     return;
   }
+  if (m.tag == CTR_MSG_CALL) {
+    if (m.u.call.func_id != fm->u.call.func_id)
+      abort();
+    same(m.u.call.args, fm->u.call.args);
+    return;
+  }
+  if (m.tag == CTR_MSG_RETURN) {
+    same(m.u.ret.value, fm->u.ret.value);
+    return;
+  }
   if (m.u.vars.vars->via.array.size != fm->u.vars.nflat)
     abort();
   for (i = 0; i < fm->u.vars.nflat; i++) {
@@ -149,12 +159,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
 
   while (off < len) {
-    static ctr_flat_var_t flat[CTR_FLAT_VARS];
+    static ctr_flat_t flat;
     msgpack_object o;
     ctr_msg_t fm;
     size_t at = off, flat_end = off;
 
-    if (ctr_proto_read_flat(buf, len, &flat_end, &fuzz_limits, flat, &fm))
+    if (ctr_proto_read_flat(buf, len, &flat_end, &fuzz_limits, &flat, &fm))
       same_as_flat(buf, len, at, flat_end, &fm);
     else if (flat_end != at)
       abort();

@@ -1202,23 +1202,28 @@ END_TEST
 
 /* Reads the single message in sb with ctr_proto_read_flat; true when it
  * took it, which must then be all of sb. */
-static bool read_flat(const ctr_limits_t *lim, ctr_flat_var_t *vars,
-                      ctr_msg_t *m) {
+static bool read_flat(const ctr_limits_t *lim, ctr_flat_t *w, ctr_msg_t *m) {
   size_t off = 0;
-  bool ok = ctr_proto_read_flat(sb.data, sb.size, &off, lim, vars, m);
+  bool ok = ctr_proto_read_flat(sb.data, sb.size, &off, lim, w, m);
 
   ck_assert_uint_eq(off, ok ? sb.size : 0);
   return ok;
 }
 
+/* Two objects as msgpack-c would compare them. */
+static bool same_obj(const msgpack_object *a, const msgpack_object *b) {
+  return msgpack_object_equal(*a, *b);
+}
+
 START_TEST(test_flat_step_and_vars_as_decoded) {
-  ctr_flat_var_t vars[CTR_FLAT_VARS];
+  static ctr_flat_t w;
+  ctr_flat_var_t *vars = w.vars;
   msgpack_unpacked up;
   ctr_msg_t m, g;
   const char *why = NULL;
 
   ctr_pack_step(&pk, 70000, -3);
-  ck_assert(read_flat(&default_limits, vars, &m));
+  ck_assert(read_flat(&default_limits, &w, &m));
   ck_assert_int_eq(m.tag, CTR_MSG_STEP);
   ck_assert_uint_eq(m.u.step.path_id, 70000);
   ck_assert_int_eq(m.u.step.line, -3);
@@ -1239,7 +1244,7 @@ START_TEST(test_flat_step_and_vars_as_decoded) {
   ctr_pack_v_raw(&pk, 6, "#<X>", 4);
   ctr_pack_pair_begin(&pk, 6);
   ctr_pack_v_error(&pk, 7, "no", 2);
-  ck_assert(read_flat(&default_limits, vars, &m));
+  ck_assert(read_flat(&default_limits, &w, &m));
   ck_assert_int_eq(m.tag, CTR_MSG_VARS);
   ck_assert_ptr_null(m.u.vars.vars);
   ck_assert_uint_eq(m.u.vars.nflat, 7);
@@ -1270,12 +1275,36 @@ START_TEST(test_flat_step_and_vars_as_decoded) {
     }
   }
   msgpack_unpacked_destroy(&up);
+
+  /* CALL and RETURN: built as the objects the general path decodes. */
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_call_begin(&pk, 9, 2);
+  ctr_pack_pair_begin(&pk, 1);
+  ctr_pack_v_int(&pk, 3, 1 << 20);
+  ctr_pack_pair_begin(&pk, 2);
+  ctr_pack_v_none(&pk, 1);
+  ck_assert(read_flat(&default_limits, &w, &m));
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &g, &why), 0);
+  ck_assert_int_eq(m.tag, CTR_MSG_CALL);
+  ck_assert_uint_eq(m.u.call.func_id, 9);
+  ck_assert(same_obj(m.u.call.args, g.u.call.args));
+  msgpack_unpacked_destroy(&up);
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_return_begin(&pk);
+  ctr_pack_v_float(&pk, 4, -0.5);
+  ck_assert(read_flat(&default_limits, &w, &m));
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &g, &why), 0);
+  ck_assert_int_eq(m.tag, CTR_MSG_RETURN);
+  ck_assert(same_obj(m.u.ret.value, g.u.ret.value));
+  msgpack_unpacked_destroy(&up);
 }
 END_TEST
 
 /* Anything else is left, untouched, to the general path. */
 START_TEST(test_flat_leaves_the_rest) {
-  ctr_flat_var_t vars[CTR_FLAT_VARS];
+  static ctr_flat_t vars;
   ctr_limits_t small = CTR_LIMITS_DEFAULT;
   ctr_msg_t m;
   char big[64];
@@ -1285,7 +1314,7 @@ START_TEST(test_flat_leaves_the_rest) {
   ctr_pack_pair_begin(&pk, 0);
   ctr_pack_v_seq_begin(&pk, 1, 1);
   ctr_pack_v_int(&pk, 2, 1);
-  ck_assert(!read_flat(&default_limits, vars, &m));
+  ck_assert(!read_flat(&default_limits, &vars, &m));
   /* More variables than a fixarray holds. */
   msgpack_sbuffer_clear(&sb);
   ctr_pack_vars_begin(&pk, CTR_FLAT_VARS + 1);
@@ -1293,7 +1322,7 @@ START_TEST(test_flat_leaves_the_rest) {
     ctr_pack_pair_begin(&pk, (uint32_t)i);
     ctr_pack_v_int(&pk, 1, i);
   }
-  ck_assert(!read_flat(&default_limits, vars, &m));
+  ck_assert(!read_flat(&default_limits, &vars, &m));
   /* A payload of the wrong type for its kind, and a name that is no id. */
   msgpack_sbuffer_clear(&sb);
   ctr_pack_vars_begin(&pk, 1);
@@ -1302,13 +1331,13 @@ START_TEST(test_flat_leaves_the_rest) {
   msgpack_pack_uint32(&pk, CTR_V_INT);
   msgpack_pack_uint32(&pk, 1);
   msgpack_pack_double(&pk, 1.5);
-  ck_assert(!read_flat(&default_limits, vars, &m));
+  ck_assert(!read_flat(&default_limits, &vars, &m));
   msgpack_sbuffer_clear(&sb);
   ctr_pack_vars_begin(&pk, 1);
   msgpack_pack_array(&pk, 2);
   msgpack_pack_int64(&pk, -1);
   ctr_pack_v_none(&pk, 1);
-  ck_assert(!read_flat(&default_limits, vars, &m));
+  ck_assert(!read_flat(&default_limits, &vars, &m));
   /* A string past limits.max_string. */
   memset(big, 'x', sizeof(big));
   small.max_string = 10;
@@ -1316,12 +1345,12 @@ START_TEST(test_flat_leaves_the_rest) {
   ctr_pack_vars_begin(&pk, 1);
   ctr_pack_pair_begin(&pk, 0);
   ctr_pack_v_string(&pk, 1, big, sizeof(big));
-  ck_assert(read_flat(&default_limits, vars, &m));
-  ck_assert(!read_flat(&small, vars, &m));
+  ck_assert(read_flat(&default_limits, &vars, &m));
+  ck_assert(!read_flat(&small, &vars, &m));
   /* Cut short, at every length. */
   for (size_t n = 0; n < sb.size; n++) {
     size_t off = 0;
-    ck_assert(!ctr_proto_read_flat(sb.data, n, &off, &default_limits, vars, &m));
+    ck_assert(!ctr_proto_read_flat(sb.data, n, &off, &default_limits, &vars, &m));
     ck_assert_uint_eq(off, 0);
   }
   /* A STEP whose line is no integer, and other messages. */
@@ -1330,10 +1359,15 @@ START_TEST(test_flat_leaves_the_rest) {
   msgpack_pack_uint32(&pk, CTR_MSG_STEP);
   msgpack_pack_uint32(&pk, 0);
   msgpack_pack_double(&pk, 3.0);
-  ck_assert(!read_flat(&default_limits, vars, &m));
+  ck_assert(!read_flat(&default_limits, &vars, &m));
   msgpack_sbuffer_clear(&sb);
-  ctr_pack_call_begin(&pk, 0, 0);
-  ck_assert(!read_flat(&default_limits, vars, &m));
+  ctr_pack_call_begin(&pk, 0, 1);
+  ctr_pack_pair_begin(&pk, 0);
+  ctr_pack_v_tuple_begin(&pk, 1, 0);
+  ck_assert(!read_flat(&default_limits, &vars, &m));
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_thread(&pk, 3);
+  ck_assert(!read_flat(&default_limits, &vars, &m));
 }
 END_TEST
 

@@ -69,6 +69,20 @@ START_TEST(integers) {
   ctr_json_u64(&b, UINT64_MAX);
   ctr_buf_add(&b, "", 1);
   ck_assert_str_eq(b.data, "0 -42 -9223372036854775808 18446744073709551615");
+  /* Every digit count, each power of ten and its neighbours, as printf. */
+  for (uint64_t p = 1;; p *= 10) {
+    uint64_t vs[3] = {p - 1, p, p + 1};
+    for (int k = 0; k < 3; k++) {
+      char want[32];
+      b.len = 0;
+      ctr_json_u64(&b, vs[k]);
+      snprintf(want, sizeof(want), "%llu", (unsigned long long)vs[k]);
+      ck_assert_uint_eq(b.len, strlen(want));
+      ck_assert_mem_eq(b.data, want, b.len);
+    }
+    if (p > UINT64_MAX / 10)
+      break;
+  }
   ctr_buf_free(&b);
 }
 END_TEST
