@@ -50,6 +50,7 @@ typedef struct ctr_client_s {
   atomic_int values;   /* record.values: WELCOME, then FILTER */
   _Atomic uint64_t filtered; /* skipped by push-down, not yet reported */
   atomic_uint generation;
+  atomic_uint stamp; /* moves with generation and filter_gen */
   bool started;       /* ctr_client_start succeeded once in this process */
   bool finished;      /* ctr_client_finish ran */
   bool reconnect;     /* fork child: connect at the next begin */
@@ -287,6 +288,7 @@ static void ctr_client_set_filter(ctr_client_t *c, const msgpack_object *arr,
   atomic_store(&c->values, values);
   atomic_store(&c->filter, arr ? ctr_client_compile(arr) : NULL);
   atomic_fetch_add(&c->filter_gen, 1);
+  atomic_fetch_add(&c->stamp, 1);
 }
 
 int ctr_client_values(void) { return atomic_load(&g_client.values); }
@@ -768,6 +770,7 @@ static void ctr_client_atfork_child(void) {
     atomic_store(&c->filtered, 0);
     c->reconnect = true;
     atomic_fetch_add(&c->generation, 1);
+    atomic_fetch_add(&c->stamp, 1);
   }
   ctr_client_unlock(c);
   pthread_mutex_unlock(&c->send_mu);
@@ -836,6 +839,10 @@ const ctr_welcome_t *ctr_client_settings(void) { return &g_client.welcome; }
 
 uint32_t ctr_client_generation(void) { return atomic_load(&g_client.generation); }
 
+uint32_t ctr_client_stamp(void) {
+  return atomic_load_explicit(&g_client.stamp, memory_order_acquire);
+}
+
 /* First use in a fork child: open a session of our own. */
 static bool ctr_client_reconnect(ctr_client_t *c) {
   pthread_mutex_lock(&c->send_mu);
@@ -877,6 +884,34 @@ msgpack_packer *ctr_client_begin(void) {
 void ctr_client_end(void) {
   ctr_client_t *c = &g_client;
   bool full = c->batch[c->cur].len >= CTR_CLIENT_BATCH;
+  ctr_client_unlock(c);
+  if (full)
+    ctr_client_flush();
+}
+
+unsigned char *ctr_client_quick(size_t n) {
+  ctr_client_t *c = &g_client;
+  ctr_client_buf_t *b;
+
+  if (!ctr_client_active() || c->reconnect)
+    return NULL;
+  ctr_client_lock(c);
+  b = &c->batch[c->cur];
+  /* A batch starts with TIME (ctr_client_begin packs it). */
+  if (b->len == 0 || b->len + n > b->cap || c->oom) {
+    ctr_client_unlock(c);
+    return NULL;
+  }
+  return (unsigned char *)b->data + b->len;
+}
+
+void ctr_client_quick_done(unsigned char *end) {
+  ctr_client_t *c = &g_client;
+  ctr_client_buf_t *b = &c->batch[c->cur];
+  bool full;
+
+  b->len = (size_t)((char *)end - b->data);
+  full = b->len >= CTR_CLIENT_BATCH;
   ctr_client_unlock(c);
   if (full)
     ctr_client_flush();

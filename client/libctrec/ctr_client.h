@@ -77,6 +77,14 @@ void ctr_client_end(void);
 unsigned char *ctr_client_reserve(size_t n);
 void ctr_client_commit(size_t used);
 
+/* The quick way to send one message of at most n bytes that needs nothing
+ * else (no declaration, no packer): the place to encode it, with the batch
+ * held until ctr_client_quick_done(end of the message). NULL, with nothing
+ * held, when the general way (ctr_client_begin) must be taken: not
+ * recording, a batch to start, or no room. */
+unsigned char *ctr_client_quick(size_t n);
+void ctr_client_quick_done(unsigned char *end);
+
 /* Source text beyond this is not sent: it would pass the daemon's default
  * limits.max_string (4 MiB) once framed. */
 #define CTR_CLIENT_SOURCE_MAX ((4u << 20) - 64)
@@ -99,6 +107,10 @@ void ctr_client_flush(void);
  * next ctr_client_begin, and the shim must re-send its interned ids (the
  * generation number changes). */
 uint32_t ctr_client_generation(void);
+
+/* Changes whenever the generation or the filter generation does: one load
+ * tells a shim that neither moved since it last looked at them. */
+uint32_t ctr_client_stamp(void);
 
 /* Sends BYE with the exit status, flushes and closes. Idempotent. */
 void ctr_client_finish(int64_t exit_status);

@@ -157,6 +157,7 @@ static struct {
   uint32_t mon_rules_gen; /* filter generation sys.monitoring follows, +1 */
   int values;    /* enum ctr_values_mode the shim captures */
   uint32_t values_gen; /* filter generation `values` was read for, +1 */
+  uint32_t stamp; /* ctr_client_stamp() + 1 when gen and values_gen were set */
   atomic_bool hooks_off; /* the trace function is out of every thread */
   uint32_t epoch; /* counts resumes; threads rebuild their stack on change */
   bool missed;    /* a message found the client paused and was not sent */
@@ -245,16 +246,27 @@ static struct {
   uint32_t gen;
 } g_type_cache[CTR_PY_TYPE_CACHE];
 
+/* The id of static type tp as `kind` when this connection has it already:
+ * no declaration is due. */
+static bool ctr_py_type_known(int kind, const PyTypeObject *tp, uint32_t *id) {
+  size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_TYPE_CACHE;
+  if (g_type_cache[h].tp != tp || g_type_cache[h].kind != kind ||
+      g_type_cache[h].gen != g.gen)
+    return false;
+  *id = g_type_cache[h].id;
+  return true;
+}
+
 uint32_t ctr__py_type_id_of(msgpack_packer *pk, int kind,
                             const PyTypeObject *tp) {
   const char *name = tp->tp_name;
+  uint32_t id;
   if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
     return ctr__py_type_id(pk, kind, name, strlen(name));
+  if (ctr_py_type_known(kind, tp, &id))
+    return id;
   size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_TYPE_CACHE;
-  if (g_type_cache[h].tp == tp && g_type_cache[h].kind == kind &&
-      g_type_cache[h].gen == g.gen)
-    return g_type_cache[h].id;
-  uint32_t id = ctr__py_type_id(pk, kind, name, strlen(name));
+  id = ctr__py_type_id(pk, kind, name, strlen(name));
   g_type_cache[h].tp = tp;
   g_type_cache[h].kind = kind;
   g_type_cache[h].id = id;
@@ -364,6 +376,8 @@ static int ctr_py_values_mode(void) {
 
 /* Ids are per connection: after a fork the child's session starts from 0. */
 static void ctr_py_check_generation(void) {
+  /* Read first: a change after it shows at the next quick check. */
+  g.stamp = ctr_client_stamp() + 1;
   uint32_t gen = ctr_client_generation() + 1;
   uint32_t fgen;
   ctr_client_filter(&fgen);
@@ -425,36 +439,35 @@ static void ctr_py_end(ctr_py_thread_t *t) {
   ctr_client_end();
 }
 
-/* The batch for a message of thread t that packs no Python object, so no
- * code of the program can run while it is packed (the cyclic GC and the
- * in_pack guard stay as they are), when nothing is due before it: a
- * resume, output not packed yet, a thread switch, a new connection or a
- * new values mode. Ended with ctr_client_end. NULL when ctr_py_begin must
- * be used instead: most steps, calls and returns without values come
- * here, and skip its bookkeeping. */
+/* Whether a message of thread t that packs no Python object (so no code of
+ * the program can run while it is packed: the cyclic GC and the in_pack
+ * guard stay as they are) can skip ctr_py_begin's bookkeeping: nothing is
+ * due before it (a resume, output not packed yet, a thread switch, a new
+ * connection or a new values mode). Most steps, calls and returns without
+ * values can. */
+static inline bool ctr_py_quick_ok(const ctr_py_thread_t *t) {
+  return !g.missed && !g.hooks_off && t->epoch == g.epoch && g_out.len == 0 &&
+         g.sent_thread == t->wire_id && ctr_client_stamp() + 1 == g.stamp;
+}
+
+/* The batch for such a message, ended with ctr_client_end; NULL when
+ * ctr_py_begin must be used instead. */
 static msgpack_packer *ctr_py_begin_quick(ctr_py_thread_t *t) {
-  uint32_t fgen;
-  ctr_client_filter(&fgen);
-  if (g.missed || g.hooks_off || t->epoch != g.epoch || g_out.len > 0 ||
-      g.sent_thread != t->wire_id || ctr_client_generation() + 1 != g.gen ||
-      fgen + 1 != g.values_gen)
-    return NULL;
-  return ctr_client_begin();
+  return ctr_py_quick_ok(t) ? ctr_client_begin() : NULL;
 }
 
 /* A line of the frame on top of t's stack, which sent its CALL, when no
- * variables are captured: one STEP through ctr_py_begin_quick. False when
- * the general path must run. */
+ * variables are captured: one STEP encoded straight into the batch. False
+ * when the general path must run. */
 static bool ctr_py_quick_line(ctr_py_thread_t *t, const ctr_py_frame_t *top,
                               int line) {
   const ctr_py_path_t *path = top->code->path;
-  if (g.values == CTR_WV_ALL || path->gen != g.gen ||
-      ctr_py_begin_quick(t) == NULL)
+  if (g.values == CTR_WV_ALL || path->gen != g.gen || !ctr_py_quick_ok(t))
     return false;
-  unsigned char *start = ctr_client_reserve(CTR_ENC_STEP_MAX);
-  if (start != NULL)
-    ctr_client_commit((size_t)(ctr_enc_step(start, path->id, line) - start));
-  ctr_client_end();
+  unsigned char *p = ctr_client_quick(CTR_ENC_STEP_MAX);
+  if (p == NULL)
+    return false;
+  ctr_client_quick_done(ctr_enc_step(p, path->id, line));
   return true;
 }
 
@@ -889,7 +902,17 @@ static uint32_t ctr_py_func_id(msgpack_packer *pk, ctr_py_code_t *ci) {
 
 static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
                              ctr_py_code_t *ci) {
-  /* Without values the CALL packs no Python object. */
+  /* Without values the CALL packs no Python object; once the function is
+   * declared it is a few bytes. */
+  if (g.values == CTR_WV_NONE && ci->func_gen == g.gen && ctr_py_quick_ok(t)) {
+    unsigned char *p = ctr_client_quick(3 + CTR_ENC_INT_MAX);
+    if (p != NULL) {
+      p = ctr_enc_head(p, 3, CTR_MSG_CALL);
+      p = ctr_enc_uint(p, ci->func_id);
+      ctr_client_quick_done(ctr_enc_array(p, 0));
+      return true;
+    }
+  }
   msgpack_packer *pk =
       g.values == CTR_WV_NONE ? ctr_py_begin_quick(t) : NULL;
   if (pk != NULL) {
@@ -1132,7 +1155,18 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
     ctr_py_hook_threading(frame);
   if (!(flags & CTR_PY_F_SENT))
     return;
-  /* Without values the RETURN packs no Python object. */
+  /* Without values the RETURN packs no Python object; once None's type is
+   * declared it is a few bytes. */
+  uint32_t none_tid;
+  if (g.values == CTR_WV_NONE && ctr_py_quick_ok(t) &&
+      ctr_py_type_known(CTR_TK_NONE, Py_TYPE(Py_None), &none_tid)) {
+    unsigned char *p = ctr_client_quick(2 + CTR_ENC_SCALAR_MAX);
+    if (p != NULL) {
+      p = ctr_enc_head(p, 2, CTR_MSG_RETURN);
+      ctr_client_quick_done(ctr_enc_value_head(p, 2, CTR_V_NONE, none_tid));
+      return;
+    }
+  }
   msgpack_packer *pk =
       g.values == CTR_WV_NONE ? ctr_py_begin_quick(t) : NULL;
   if (pk != NULL) {
@@ -1574,6 +1608,21 @@ void ctr__py_mon_end(PyCodeObject *co, PyObject *value) {
   ctr_py_err_restore(&err);
 }
 
+/* A line by the general path (ctr__py_mon_line's quick one declined). */
+static __attribute__((noinline)) void ctr_py_mon_line_slow(ctr_py_thread_t *t,
+                                                           PyCodeObject *co,
+                                                           int line) {
+  ctr_py_frame_t *top;
+  ctr_py_err_t err;
+  ctr_py_err_save(&err);
+  if (ctr_py_ready(t, NULL, false)) {
+    top = ctr_py_top(t); /* a resume rebuilds the stack */
+    if (top != NULL && top->co == co && (top->flags & CTR_PY_F_SENT))
+      ctr_py_on_line(t, NULL, top->code, line);
+  }
+  ctr_py_err_restore(&err);
+}
+
 void ctr__py_mon_line(PyCodeObject *co, int line) {
   if (!g.on)
     return;
@@ -1584,14 +1633,7 @@ void ctr__py_mon_line(PyCodeObject *co, int line) {
   if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT) ||
       ctr_py_quick_line(t, top, line))
     return;
-  ctr_py_err_t err;
-  ctr_py_err_save(&err);
-  if (ctr_py_ready(t, NULL, false)) {
-    top = ctr_py_top(t); /* a resume rebuilds the stack */
-    if (top != NULL && top->co == co && (top->flags & CTR_PY_F_SENT))
-      ctr_py_on_line(t, NULL, top->code, line);
-  }
-  ctr_py_err_restore(&err);
+  ctr_py_mon_line_slow(t, co, line);
 }
 
 bool ctr__py_mon_jump(PyCodeObject *co, int from, int to) {
