@@ -78,6 +78,9 @@ run() {
   k=0
   while [ $k -lt "${REPS:-3}" ]; do
     k=$((k + 1))
+    # Only the last run's trace stays: hundreds of MB per run would pile
+    # up in the page cache (or tmpfs) and slow the rows after them.
+    [ -z "${OUT:-}" ] || rm -rf "$OUT"
     t0=$(now)
     "$@" >"$tmp/$label.out" 2>"$tmp/$label.err"
     t1=$(now)
@@ -103,13 +106,14 @@ bench() {
   echo "python: $($py --version 2>&1), N=$n calls"
   run plain $py "$prog" "$n"
   run empty env PYTHONPATH="$shim" $py "$prog" "$n" --empty-trace
-  run ctrec "$ctl" record -q -o "$tmp/traces" -- $py "$prog" "$n"
+  OUT=$tmp/traces run ctrec "$ctl" record -q -o "$tmp/traces" -- $py "$prog" "$n"
   printf 'record:\n  values: none\n' >"$tmp/none.yaml"
-  run none "$ctl" record -q -c "$tmp/none.yaml" -o "$tmp/traces-none" -- $py "$prog" "$n"
+  OUT=$tmp/traces-none run none "$ctl" record -q -c "$tmp/none.yaml" -o "$tmp/traces-none" -- \
+    $py "$prog" "$n"
   printf 'filter:\n  rules:\n    - {file: "**/skip_hot.py", action: skip-tree}\n' \
     >"$tmp/skip.yaml"
   run skipun $py "$here/python/bench_skip.py" "$n"
-  run skipped "$ctl" record -q -c "$tmp/skip.yaml" -o "$tmp/traces-skip" -- \
+  OUT=$tmp/traces-skip run skipped "$ctl" record -q -c "$tmp/skip.yaml" -o "$tmp/traces-skip" -- \
     $py "$here/python/bench_skip.py" "$n"
   # The shim alone: a sink that discards the stream instead of ctrecd.
   $py "$here/python/sink.py" "$tmp/sink.sock" &
@@ -139,6 +143,7 @@ bench() {
   printf 'ctrec wall / untraced wall %6.1fx (includes the daemon writing the trace)\n' \
     "$(echo "$wall_ctrec / $wall_plain" | bc -l)"
   echo "trace: ${size} KiB on disk, ${steps:-?} steps"
+  rm -rf "$tmp"
 }
 
 runs=0
