@@ -91,6 +91,25 @@ static void ctr_client_unlock(ctr_client_t *c) {
   atomic_flag_clear_explicit(&c->busy, memory_order_release);
 }
 
+/* The signals that end a process at once by default (ctr_client_on_fatal). */
+static const int ctr_client_fatal[] = {SIGTERM, SIGHUP};
+
+/* Holds the fatal signals off this thread while it sends (a flush, the
+ * end of the session), so that one arriving then is handled after the
+ * send, not in the middle of it; ctr_client_unblock_fatal undoes it. */
+static void ctr_client_block_fatal(sigset_t *old) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < sizeof(ctr_client_fatal) / sizeof(*ctr_client_fatal);
+       i++)
+    sigaddset(&set, ctr_client_fatal[i]);
+  pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void ctr_client_unblock_fatal(const sigset_t *old) {
+  pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 static uint64_t ctr_client_clock(clockid_t id) {
   struct timespec ts;
   clock_gettime(id, &ts);
@@ -238,6 +257,8 @@ void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
 
 void ctr_client_flush(void) {
   ctr_client_t *c = &g_client;
+  sigset_t old;
+  ctr_client_block_fatal(&old);
   pthread_mutex_lock(&c->send_mu);
   ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
@@ -245,6 +266,7 @@ void ctr_client_flush(void) {
   if (b != NULL)
     ctr_client_send_batch(c, b);
   pthread_mutex_unlock(&c->send_mu);
+  ctr_client_unblock_fatal(&old);
 }
 
 /* ---- control messages from the daemon ------------------------------- */
@@ -473,45 +495,62 @@ static void ctr_client_thread_start(ctr_client_t *c) {
 
 /* ---- fatal signals --------------------------------------------------- */
 
+/* Takes the socket and the batch for ctr_client_on_fatal, waiting up to
+ * 200 ms for another thread to let go of them (the flush thread sends for
+ * a moment now and then); false when they stay taken, as they do when this
+ * very thread was interrupted holding them. */
+static bool ctr_client_take_for_signal(ctr_client_t *c) {
+  for (int i = 0; i < 200; i++) {
+    if (pthread_mutex_trylock(&c->send_mu) == 0) {
+      if (!atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire))
+        return true;
+      pthread_mutex_unlock(&c->send_mu);
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  return false;
+}
+
 /* SIGTERM or SIGHUP with its default action, which kills the process where
  * it stands (Python leaves both so; a pool terminates its workers with
  * SIGTERM): the session ends first, as far as that is safe in a signal
- * handler. When neither the socket nor the batch is in use, the batch goes
- * out, then a BYE with status 128 + the signal, through send() alone (no
- * allocation, no lock waited for); otherwise the trace ends aborted as
- * before. Then the default action runs: the process dies of the signal as
- * it would have. */
+ * handler. Once the socket and the batch are free (a flush or the end of
+ * the session holds these signals off while it sends), the batch goes out,
+ * then a BYE with status 128 + the signal, through send() alone, with no
+ * allocation; if they stay taken (this thread was interrupted packing) the
+ * trace ends aborted as before. Then the default action runs: the process
+ * dies of the signal as it would have. */
 static void ctr_client_on_fatal(int sig) {
   ctr_client_t *c = &g_client;
+  ctr_client_buf_t *b;
   int saved = errno;
-  if (pthread_mutex_trylock(&c->send_mu) == 0) {
-    if (!atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire)) {
-      ctr_client_buf_t *b = &c->batch[c->cur];
-      /* ctr_client_finish may be under way (it marks the client finished
-       * first): while it has not taken the locks, the end is sent here. */
-      if (atomic_load(&c->enabled) && c->fd >= 0 && !c->reconnect &&
-          !c->oom) {
-        unsigned char end[64], *p = end;
-        uint64_t filtered = atomic_exchange(&c->filtered, 0);
-        p = ctr_enc_head(p, 2, CTR_MSG_TIME);
-        p = ctr_enc_uint(p, ctr_client_now_ns());
-        if (filtered > 0) {
-          p = ctr_enc_head(p, 3, CTR_MSG_LOST);
-          p = ctr_enc_uint(p, filtered);
-          p = ctr_enc_text_head(p, false, 8);
-          memcpy(p, "filtered", 8);
-          p += 8;
-        }
-        p = ctr_enc_head(p, 2, CTR_MSG_BYE);
-        p = ctr_enc_int(p, 128 + sig);
-        if (b->len == 0 || ctr_client_send_frame(c->fd, b->data, b->len) == 0)
-          ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end));
-        b->len = 0;
-        c->finished = true;
-        atomic_store(&c->enabled, false);
+  if (ctr_client_take_for_signal(c)) {
+    /* ctr_client_finish may be under way on another thread (it marks the
+     * client finished first): until it takes the locks, the end is sent
+     * here. */
+    if (atomic_load(&c->enabled) && c->fd >= 0 && !c->reconnect && !c->oom) {
+      unsigned char end[64], *p = end;
+      uint64_t filtered = atomic_exchange(&c->filtered, 0);
+      b = &c->batch[c->cur];
+      p = ctr_enc_head(p, 2, CTR_MSG_TIME);
+      p = ctr_enc_uint(p, ctr_client_now_ns());
+      if (filtered > 0) {
+        p = ctr_enc_head(p, 3, CTR_MSG_LOST);
+        p = ctr_enc_uint(p, filtered);
+        p = ctr_enc_text_head(p, false, 8);
+        memcpy(p, "filtered", 8);
+        p += 8;
       }
-      ctr_client_unlock(c);
+      p = ctr_enc_head(p, 2, CTR_MSG_BYE);
+      p = ctr_enc_int(p, 128 + sig);
+      if (b->len == 0 || ctr_client_send_frame(c->fd, b->data, b->len) == 0)
+        ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end));
+      b->len = 0;
+      c->finished = true;
+      atomic_store(&c->enabled, false);
     }
+    ctr_client_unlock(c);
     pthread_mutex_unlock(&c->send_mu);
   }
   signal(sig, SIG_DFL);
@@ -521,8 +560,9 @@ static void ctr_client_on_fatal(int sig) {
 
 /* Catches the fatal signals whose action is still the default one. */
 static void ctr_client_catch_fatal(void) {
-  static const int sigs[] = {SIGTERM, SIGHUP};
-  for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+  for (size_t i = 0; i < sizeof(ctr_client_fatal) / sizeof(*ctr_client_fatal);
+       i++) {
+    const int *sigs = ctr_client_fatal;
     struct sigaction old, sa;
     if (sigaction(sigs[i], NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
         old.sa_handler != SIG_DFL)
@@ -919,14 +959,17 @@ void ctr_client_quick_done(unsigned char *end) {
 
 void ctr_client_finish(int64_t exit_status) {
   ctr_client_t *c = &g_client;
+  sigset_t old;
   if (!c->started || c->finished)
     return;
+  ctr_client_block_fatal(&old);
   c->finished = true;
   ctr_client_thread_stop(c);
   if (c->reconnect) {
     /* A fork child that never recorded anything has no session to end. */
     c->reconnect = false;
     atomic_store(&c->enabled, false);
+    ctr_client_unblock_fatal(&old);
     return;
   }
   pthread_mutex_lock(&c->send_mu);
@@ -948,4 +991,5 @@ void ctr_client_finish(int64_t exit_status) {
     c->fd = -1;
   }
   pthread_mutex_unlock(&c->send_mu);
+  ctr_client_unblock_fatal(&old);
 }
