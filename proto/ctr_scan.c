@@ -135,14 +135,11 @@ static inline kind_t classify(unsigned char b, int *hdr, int *extra, int *nbytes
   }
 }
 
-/* The scalar with type byte b whose payload starts at q, as msgpack-c
- * unpacks it: signed formats holding a non-negative value are positive
- * integers. */
 /* The integer with type byte b (a fixint, or 0xcc..0xd3 with its bytes at
- * q) as msgpack-c builds it: a non-negative one is a positive integer. */
+ * q) as msgpack-c builds it: a non-negative one is a positive integer.
+ * Inline in the flat reader, which reads mostly integers. */
 static inline __attribute__((always_inline)) void
-unpack_int(unsigned char b, const unsigned char *q,
-                              msgpack_object *o) {
+unpack_int(unsigned char b, const unsigned char *q, msgpack_object *o) {
   int n;
   uint64_t u;
 
@@ -170,6 +167,9 @@ unpack_int(unsigned char b, const unsigned char *q,
   }
 }
 
+/* The scalar with type byte b whose payload starts at q, as msgpack-c
+ * unpacks it: signed formats holding a non-negative value are positive
+ * integers. */
 static void unpack_scalar(unsigned char b, const unsigned char *q,
                           msgpack_object *o) {
   uint64_t u;

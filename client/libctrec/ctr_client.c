@@ -946,15 +946,10 @@ unsigned char *ctr_client_quick(size_t n) {
 }
 
 void ctr_client_quick_done(unsigned char *end) {
-  ctr_client_t *c = &g_client;
-  ctr_client_buf_t *b = &c->batch[c->cur];
-  bool full;
+  ctr_client_buf_t *b = &g_client.batch[g_client.cur];
 
   b->len = (size_t)((char *)end - b->data);
-  full = b->len >= CTR_CLIENT_BATCH;
-  ctr_client_unlock(c);
-  if (full)
-    ctr_client_flush();
+  ctr_client_end();
 }
 
 void ctr_client_finish(int64_t exit_status) {

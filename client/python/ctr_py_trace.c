@@ -450,12 +450,6 @@ static inline bool ctr_py_quick_ok(const ctr_py_thread_t *t) {
          g.sent_thread == t->wire_id && ctr_client_stamp() + 1 == g.stamp;
 }
 
-/* The batch for such a message, ended with ctr_client_end; NULL when
- * ctr_py_begin must be used instead. */
-static msgpack_packer *ctr_py_begin_quick(ctr_py_thread_t *t) {
-  return ctr_py_quick_ok(t) ? ctr_client_begin() : NULL;
-}
-
 /* A line of the frame on top of t's stack, which sent its CALL, when no
  * variables are captured: one STEP encoded straight into the batch. False
  * when the general path must run. */
@@ -913,14 +907,7 @@ static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
       return true;
     }
   }
-  msgpack_packer *pk =
-      g.values == CTR_WV_NONE ? ctr_py_begin_quick(t) : NULL;
-  if (pk != NULL) {
-    ctr_pack_call_begin(pk, ctr_py_func_id(pk, ci), 0);
-    ctr_client_end();
-    return true;
-  }
-  pk = ctr_py_begin(t);
+  msgpack_packer *pk = ctr_py_begin(t);
   if (pk == NULL)
     return false;
   uint32_t fid = ctr_py_func_id(pk, ci);
@@ -1167,14 +1154,7 @@ static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
       return;
     }
   }
-  msgpack_packer *pk =
-      g.values == CTR_WV_NONE ? ctr_py_begin_quick(t) : NULL;
-  if (pk != NULL) {
-    ctr_py_return_scalar(pk, Py_None);
-    ctr_client_end();
-    return;
-  }
-  pk = ctr_py_begin(t);
+  msgpack_packer *pk = ctr_py_begin(t);
   if (pk == NULL)
     return;
   PyObject *value = g.values == CTR_WV_NONE ? Py_None : arg;
