@@ -171,7 +171,7 @@ static PyMethodDef ctr_py_os_write_def = {
  * and the original raises as it would. */
 static PyObject *ctr_py_os_exit(PyObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
-  if (ctr_client_active() && nargs == 1 && PyLong_CheckExact(args[0])) {
+  if (ctr_client_active() && nargs == 1 && PyLong_Check(args[0])) {
     int overflow = 0;
     long n = PyLong_AsLongAndOverflow(args[0], &overflow);
     if (overflow == 0 && n >= INT_MIN && n <= INT_MAX && !PyErr_Occurred()) {
