@@ -62,14 +62,28 @@ typedef struct name_s {
 typedef struct frame_s {
   uint32_t func;
   uint8_t flags;
+  uint32_t args_at; /* its arguments' name ids start here in thread argv */
 } frame_t;
 
 enum {
   FRAME_WANTED = 1,  /* the filter records this call */
   FRAME_TREE = 2,    /* a skip-tree call: nothing below it is recorded */
   FRAME_EMITTED = 4, /* its Call is in the current interval's trace */
-  FRAME_WHILE = 8    /* a record.while_in function */
+  FRAME_WHILE = 8,   /* a record.while_in function */
+  FRAME_ARGS = 16    /* its argument names are in argv (value rules only) */
 };
+
+/* A value hidden by a value rule, remembered while the frame that hid it
+ * runs so that the same value under the same name (a block's or closure's
+ * view of the variable) or, for text, under any name or as a return value
+ * is hidden too. Only its hash is kept: a collision hides too much, never
+ * too little. */
+typedef struct hidden_s {
+  uint64_t hash;
+  uint32_t vid;   /* the variable's name id, or ANY_NAME for text */
+  uint32_t depth; /* frames on the stack when it was hidden */
+  int action;
+} hidden_t;
 
 typedef struct thread_s {
   uint64_t id;
@@ -77,6 +91,10 @@ typedef struct thread_s {
   uint32_t nframes, cap;
   uint32_t trees;  /* open skip-tree frames */
   bool step_kept;  /* whether the latest step reached the trace */
+  uint32_t *argv;  /* argument name ids of the frames with FRAME_ARGS */
+  uint32_t nargv, argcap;
+  hidden_t *hidden; /* ordered by depth */
+  uint32_t nhidden, hcap;
 } thread_t;
 
 #define TABLE(T) struct { T *v; uint32_t n, cap; }
@@ -506,12 +524,13 @@ static void reset_trace_ids(ctr_session_t *s) {
 static void step_record(ctr_session_t *s, const path_t *p, int64_t line);
 static void call_record(ctr_session_t *s, uint32_t func, const char *args,
                         size_t n);
-static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
-                      const frame_t *fr, ctr_buf_t *out, const char **why);
+static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where, ctr_buf_t *out,
+                      const char **why);
 
 /* Renders into scratch the arguments of a synthetic call: the frame's
  * variables from the STACK being applied, or none. STACK was checked. */
-static void synthetic_args(ctr_session_t *s, const thread_t *t, uint32_t i) {
+static void synthetic_args(ctr_session_t *s, thread_t *t, uint32_t i) {
   const msgpack_object *vars;
   const char *why;
   uint32_t j, n = 0;
@@ -525,8 +544,8 @@ static void synthetic_args(ctr_session_t *s, const thread_t *t, uint32_t i) {
     size_t mark = s->scratch.len;
     if (n)
       ctr_buf_add(&s->scratch, ",", 1);
-    if (render_var(s, &vars->via.array.ptr[j], CTR_FILTER_ARGS, &t->frames[i],
-                   &s->scratch, &why) == 1)
+    if (render_var(s, t, i + 1, &vars->via.array.ptr[j], 0, &s->scratch,
+                   &why) == 1)
       n++;
     else
       s->scratch.len = mark;
@@ -906,6 +925,7 @@ static void push_frame(thread_t *t, uint32_t func, uint8_t flags) {
   }
   t->frames[t->nframes].func = func;
   t->frames[t->nframes].flags = flags;
+  t->frames[t->nframes].args_at = t->nargv;
   t->nframes++;
   if (flags & FRAME_TREE)
     t->trees++;
@@ -919,13 +939,197 @@ static int64_t redacted_type(ctr_session_t *s) {
   return s->redacted_type;
 }
 
-/* Renders one [varname_id, value] pair after the value rules: returns 1
- * when rendered, 0 when the rules drop it, or a negative code. */
-static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
-                      const frame_t *fr, ctr_buf_t *out, const char **why) {
+/* ---- value rules ------------------------------------------------------- */
+
+#define ANY_NAME UINT32_MAX /* a hidden value that matches under any name */
+#define RETURN_NAME (UINT32_MAX - 1) /* the "name" of a return value */
+/* Hidden values remembered per thread; past this many, a copy of a value
+ * under another name is no longer caught (the named variable still is). */
+#define HIDDEN_MAX 4096u
+
+/* Where variable vid of frame fr (NULL: the top level) belongs for the
+ * value rules. An argument stays an argument in every record of its frame;
+ * a frame whose arguments the daemon did not see (one that began while
+ * the session did not record) counts its variables as both. */
+static int var_where(const thread_t *t, const frame_t *fr, uint32_t vid) {
+  uint32_t i, end;
+
+  if (fr == NULL)
+    return CTR_FILTER_LOCALS;
+  if (!(fr->flags & FRAME_ARGS))
+    return CTR_FILTER_ARGS | CTR_FILTER_LOCALS;
+  end = fr + 1 < t->frames + t->nframes ? fr[1].args_at : t->nargv;
+  for (i = fr->args_at; i < end; i++)
+    if (t->argv[i] == vid)
+      return CTR_FILTER_ARGS;
+  return CTR_FILTER_LOCALS;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *c = p;
+
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ c[i]) * 0x100000001b3ull;
+  return h;
+}
+
+typedef struct leaf_visit_s {
+  thread_t *t;
+  uint32_t vid, depth;
+  int action; /* what adding gives, or the strongest match found */
+} leaf_visit_t;
+
+/* Calls fn for each leaf of value v that can carry a secret: text (a
+ * string, big integer or printed form) and numbers. The value is
+ * untrusted and not yet checked, so anything unexpected is passed over. */
+static void each_leaf(const msgpack_object *v, uint32_t level,
+                      void (*fn)(leaf_visit_t *, uint64_t, bool),
+                      leaf_visit_t *ctx) {
+  const msgpack_object *e;
+  uint64_t h = 0xcbf29ce484222325ull, bits;
+  uint32_t vk, i;
+  ctr_str_t text = {0};
+  char tag;
+
+  if (level > 64 || v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size < 3 ||
+      !ctr_obj_u32(&v->via.array.ptr[0], &vk))
+    return;
+  e = v->via.array.ptr;
+  switch (vk) {
+  case CTR_V_SEQ:
+  case CTR_V_TUPLE:
+  case CTR_V_STRUCT:
+    if (e[2].type != MSGPACK_OBJECT_ARRAY)
+      return;
+    for (i = 0; i < e[2].via.array.size; i++) {
+      const msgpack_object *x = &e[2].via.array.ptr[i];
+      if (vk == CTR_V_STRUCT)
+        x = x->type == MSGPACK_OBJECT_ARRAY && x->via.array.size == 2
+                ? &x->via.array.ptr[1] : NULL;
+      if (x)
+        each_leaf(x, level + 1, fn, ctx);
+    }
+    return;
+  case CTR_V_STRING:
+  case CTR_V_RAW:
+    if (!ctr_obj_str(&e[2], &text) || text.len == 0)
+      return;
+    tag = 's';
+    fn(ctx, fnv(fnv(h, &tag, 1), text.ptr, text.len), true);
+    return;
+  case CTR_V_BIGINT:
+    if (v->via.array.size != 4 || e[2].type != MSGPACK_OBJECT_BOOLEAN ||
+        !ctr_obj_str(&e[3], &text))
+      return;
+    tag = e[2].via.boolean ? '-' : '+';
+    fn(ctx, fnv(fnv(h, &tag, 1), text.ptr, text.len), true);
+    return;
+  case CTR_V_INT:
+  case CTR_V_FLOAT:
+    if (e[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        e[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+        e[2].type != MSGPACK_OBJECT_FLOAT32 && e[2].type != MSGPACK_OBJECT_FLOAT64)
+      return;
+    tag = e[2].type == MSGPACK_OBJECT_FLOAT32 || e[2].type == MSGPACK_OBJECT_FLOAT64
+              ? 'f' : 'i';
+    if (tag == 'f')
+      memcpy(&bits, &e[2].via.f64, sizeof(bits));
+    else
+      bits = e[2].via.u64;
+    fn(ctx, fnv(fnv(h, &tag, 1), &bits, sizeof(bits)), false);
+    return;
+  }
+}
+
+/* A hidden text matches under any name; a hidden number under its own
+ * name, or as the return value of the frame that hid it. */
+static void find_leaf(leaf_visit_t *c, uint64_t hash, bool text) {
+  (void)text;
+  for (uint32_t i = 0; i < c->t->nhidden && c->action < CTR_FILTER_DROP; i++) {
+    const hidden_t *h = &c->t->hidden[i];
+    if (h->hash == hash && h->action > c->action &&
+        (h->vid == ANY_NAME || h->vid == c->vid ||
+         (c->vid == RETURN_NAME && h->depth == c->depth)))
+      c->action = h->action;
+  }
+}
+
+static void add_leaf(leaf_visit_t *c, uint64_t hash, bool text) {
+  thread_t *t = c->t;
+  uint32_t vid = text ? ANY_NAME : c->vid, i;
+
+  /* The caller of a hidden return value holds it under a name yet unknown. */
+  if (vid == RETURN_NAME)
+    return;
+  for (i = 0; i < t->nhidden; i++)
+    if (t->hidden[i].hash == hash && t->hidden[i].vid == vid &&
+        t->hidden[i].action >= c->action)
+      return;
+  if (t->nhidden == HIDDEN_MAX)
+    return;
+  if (t->nhidden == t->hcap) {
+    t->hcap = t->hcap ? t->hcap * 2 : 16;
+    t->hidden = ctr_xrealloc(t->hidden, sizeof(*t->hidden) * t->hcap);
+  }
+  t->hidden[t->nhidden++] = (hidden_t){hash, vid, c->depth, c->action};
+}
+
+/* The strongest action of the values hidden on t that value v (named vid,
+ * in the frame at depth) holds. */
+static int hidden_action(thread_t *t, const msgpack_object *v, uint32_t vid,
+                         uint32_t depth) {
+  leaf_visit_t c = {t, vid, depth, CTR_FILTER_KEEP};
+
+  if (t->nhidden)
+    each_leaf(v, 0, find_leaf, &c);
+  return c.action;
+}
+
+/* Remembers value v, hidden with action, until the frame at depth ends. */
+static void hide(thread_t *t, const msgpack_object *v, uint32_t vid,
+                 uint32_t depth, int action) {
+  leaf_visit_t c = {t, vid, depth, action};
+
+  each_leaf(v, 0, add_leaf, &c);
+}
+
+/* Remembers the argument names of t's newest frame, so that its steps
+ * show them under the rules for arguments. */
+static void note_args(thread_t *t, const msgpack_object *args) {
+  uint32_t i, vid;
+
+  for (i = 0; i < args->via.array.size; i++) {
+    const msgpack_object *p = &args->via.array.ptr[i];
+    if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+        !ctr_obj_u32(&p->via.array.ptr[0], &vid))
+      continue;
+    if (t->nargv == t->argcap) {
+      t->argcap = t->argcap ? t->argcap * 2 : 32;
+      t->argv = ctr_xrealloc(t->argv, sizeof(*t->argv) * t->argcap);
+    }
+    t->argv[t->nargv++] = vid;
+  }
+  t->frames[t->nframes - 1].flags |= FRAME_ARGS;
+}
+
+/* Forgets what the frames that ended hid, and their argument names. */
+static void pop_frame_values(thread_t *t, const frame_t *f) {
+  t->nargv = f->args_at;
+  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes)
+    t->nhidden--;
+}
+
+/* Renders one [varname_id, value] pair of the frame at depth (0: the top
+ * level) after the value rules: returns 1 when rendered, 0 when the rules
+ * drop it, or a negative code. where is CTR_FILTER_ARGS for a call's
+ * arguments, 0 to ask var_where. */
+static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where, ctr_buf_t *out,
+                      const char **why) {
+  const frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
   const func_t *f = fr ? &s->funcs.v[fr->func] : NULL;
   uint32_t vid;
-  int action;
+  int action, held;
   int64_t tid;
 
   if (s->nvalue_rules == 0)
@@ -934,8 +1138,14 @@ static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
       !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->names.n)
     return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
   action = ctr_filter_value(s->filter, f ? s->paths.v[f->path_id].text : NULL,
-                            f ? f->module : NULL, f ? f->name : NULL, where,
+                            f ? f->module : NULL, f ? f->name : NULL,
+                            where ? where : var_where(t, fr, vid),
                             s->names.v[vid].text);
+  held = hidden_action(t, &pair->via.array.ptr[1], vid, depth);
+  if (held > action)
+    action = held;
+  if (action != CTR_FILTER_KEEP)
+    hide(t, &pair->via.array.ptr[1], vid, depth, action);
   if (action == CTR_FILTER_DROP)
     return 0;
   if (action == CTR_FILTER_KEEP)
@@ -1044,12 +1254,14 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     return fail(why, "cannot create the trace folder", rc);
   map_func(s, fid);
   push_frame(t, fid, flags | FRAME_EMITTED);
+  if (s->nvalue_rules)
+    note_args(t, args);
   s->scratch.len = 0;
   for (i = 0; s->values != CTR_VALUES_NONE && i < args->via.array.size; i++) {
     size_t mark = s->scratch.len;
     if (n)
       ctr_buf_add(&s->scratch, ",", 1);
-    rc = render_var(s, &args->via.array.ptr[i], CTR_FILTER_ARGS, top_frame(t),
+    rc = render_var(s, t, t->nframes, &args->via.array.ptr[i], CTR_FILTER_ARGS,
                     &s->scratch, why);
     if (rc < 0)
       return rc;
@@ -1067,17 +1279,21 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
   frame_t *fr = top_frame(t), f;
   ctr_buf_t *b;
-  int action = CTR_FILTER_KEEP;
+  int action = CTR_FILTER_KEEP, held;
   int64_t tid, rc;
 
   /* The value is checked even when it is not written; with no trace to
    * write it to, its ids are only range-checked. */
   s->scratch.len = 0;
-  if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules)
+  if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules) {
     action = ctr_filter_value(s->filter,
                               s->paths.v[s->funcs.v[fr->func].path_id].text,
                               s->funcs.v[fr->func].module,
                               s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
+    held = hidden_action(t, m->u.ret.value, RETURN_NAME, t->nframes);
+    if (held > action)
+      action = held;
+  }
   /* A value that is not written declares no types in the trace, so the
    * trace is the same whether or not the client sent it. */
   s->dry = !(fr && (fr->flags & FRAME_EMITTED)) ||
@@ -1093,8 +1309,12 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   f = *fr;
   t->nframes--;
+  pop_frame_values(t, &f);
   if (f.flags & FRAME_TREE)
     t->trees--;
+  /* The caller now holds the hidden value under a name of its own. */
+  if (action != CTR_FILTER_KEEP)
+    hide(t, m->u.ret.value, RETURN_NAME, t->nframes, action);
   if (f.flags & FRAME_EMITTED) {
     /* A record must not be interleaved: the type comes first. */
     tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
@@ -1177,8 +1397,7 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     }
     pair = v ? &v->via.array.ptr[i] : flat_pair(&flat[i], tmp);
     s->scratch.len = 0;
-    rc = render_var(s, pair, CTR_FILTER_LOCALS, top_frame(t), &s->scratch,
-                    why);
+    rc = render_var(s, t, t->nframes, pair, 0, &s->scratch, why);
     if (rc < 0)
       return rc;
     if (rc == 0)
@@ -1236,6 +1455,7 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
       break;
   while (t->nframes > keep) {
     frame_t f = t->frames[--t->nframes];
+    pop_frame_values(t, &f);
     if (f.flags & FRAME_TREE)
       t->trees--;
     if (f.flags & FRAME_WHILE)
@@ -1556,8 +1776,11 @@ void ctr_session_free(ctr_session_t *s) {
     free(s->funcs.v[i].name);
     free(s->funcs.v[i].module);
   }
-  for (i = 0; i < s->nthreads; i++)
+  for (i = 0; i < s->nthreads; i++) {
     free(s->threads[i].frames);
+    free(s->threads[i].argv);
+    free(s->threads[i].hidden);
+  }
   ctr_filter_free(s->filter);
   ctr_filter_free(s->while_in);
   free(s->wire_rules);
