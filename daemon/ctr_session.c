@@ -75,14 +75,16 @@ enum {
 
 /* A value hidden by a value rule, remembered while the frame that hid it
  * runs so that the same value under the same name (a block's or closure's
- * view of the variable) or, for text, under any name or as a return value
- * is hidden too. Only its hash is kept: a collision hides too much, never
- * too little. */
+ * view of the variable) or, for text, under any name, inside longer text
+ * or as a return value is hidden too. Equality is judged by hash: a
+ * collision hides too much, never too little. */
 typedef struct hidden_s {
   uint64_t hash;
   uint32_t vid;   /* the variable's name id, or ANY_NAME for text */
   uint32_t depth; /* frames on the stack when it was hidden */
   int action;
+  char *text;     /* a copy of text long enough to look for inside others */
+  uint32_t len;
 } hidden_t;
 
 typedef struct thread_s {
@@ -95,6 +97,7 @@ typedef struct thread_s {
   uint32_t nargv, argcap;
   hidden_t *hidden; /* ordered by depth */
   uint32_t nhidden, hcap;
+  size_t hidden_bytes; /* of the copies in hidden */
 } thread_t;
 
 #define TABLE(T) struct { T *v; uint32_t n, cap; }
@@ -945,7 +948,11 @@ static int64_t redacted_type(ctr_session_t *s) {
 #define RETURN_NAME (UINT32_MAX - 1) /* the "name" of a return value */
 /* Hidden values remembered per thread; past this many, a copy of a value
  * under another name is no longer caught (the named variable still is). */
-#define HIDDEN_MAX 4096u
+#define HIDDEN_MAX 1024u
+/* Hidden text this long is also looked for inside other text; shorter
+ * text would match too much. Copies take at most HIDDEN_BYTES a thread. */
+#define HIDDEN_INSIDE 6u
+#define HIDDEN_BYTES (1u << 20)
 
 /* Where variable vid of frame fr (NULL: the top level) belongs for the
  * value rules. An argument stays an argument in every record of its frame;
@@ -979,12 +986,14 @@ typedef struct leaf_visit_s {
   int action; /* what adding gives, or the strongest match found */
 } leaf_visit_t;
 
+typedef void leaf_fn(leaf_visit_t *c, uint64_t hash, const ctr_str_t *text);
+
 /* Calls fn for each leaf of value v that can carry a secret: text (a
- * string, big integer or printed form) and numbers. The value is
- * untrusted and not yet checked, so anything unexpected is passed over. */
-static void each_leaf(const msgpack_object *v, uint32_t level,
-                      void (*fn)(leaf_visit_t *, uint64_t, bool),
-                      leaf_visit_t *ctx) {
+ * string or printed form, passed as text too; a big integer) and numbers.
+ * The value is untrusted and not yet checked, so anything unexpected is
+ * passed over. */
+static void each_leaf(const msgpack_object *v, uint32_t level, leaf_fn *fn,
+                      leaf_visit_t *c) {
   const msgpack_object *e;
   uint64_t h = 0xcbf29ce484222325ull, bits;
   uint32_t vk, i;
@@ -1007,7 +1016,7 @@ static void each_leaf(const msgpack_object *v, uint32_t level,
         x = x->type == MSGPACK_OBJECT_ARRAY && x->via.array.size == 2
                 ? &x->via.array.ptr[1] : NULL;
       if (x)
-        each_leaf(x, level + 1, fn, ctx);
+        each_leaf(x, level + 1, fn, c);
     }
     return;
   case CTR_V_STRING:
@@ -1015,48 +1024,55 @@ static void each_leaf(const msgpack_object *v, uint32_t level,
     if (!ctr_obj_str(&e[2], &text) || text.len == 0)
       return;
     tag = 's';
-    fn(ctx, fnv(fnv(h, &tag, 1), text.ptr, text.len), true);
+    fn(c, fnv(fnv(h, &tag, 1), text.ptr, text.len), &text);
     return;
   case CTR_V_BIGINT:
     if (v->via.array.size != 4 || e[2].type != MSGPACK_OBJECT_BOOLEAN ||
         !ctr_obj_str(&e[3], &text))
       return;
     tag = e[2].via.boolean ? '-' : '+';
-    fn(ctx, fnv(fnv(h, &tag, 1), text.ptr, text.len), true);
+    h = fnv(fnv(h, &tag, 1), text.ptr, text.len);
+    text.ptr = NULL; /* a magnitude: matched under any name, not inside */
+    fn(c, h, &text);
     return;
   case CTR_V_INT:
   case CTR_V_FLOAT:
-    if (e[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
-        e[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
-        e[2].type != MSGPACK_OBJECT_FLOAT32 && e[2].type != MSGPACK_OBJECT_FLOAT64)
-      return;
-    tag = e[2].type == MSGPACK_OBJECT_FLOAT32 || e[2].type == MSGPACK_OBJECT_FLOAT64
-              ? 'f' : 'i';
-    if (tag == 'f')
+    if (e[2].type == MSGPACK_OBJECT_FLOAT32 || e[2].type == MSGPACK_OBJECT_FLOAT64) {
+      tag = 'f';
       memcpy(&bits, &e[2].via.f64, sizeof(bits));
-    else
+    } else if (e[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+               e[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+      tag = 'i';
       bits = e[2].via.u64;
-    fn(ctx, fnv(fnv(h, &tag, 1), &bits, sizeof(bits)), false);
+    } else {
+      return;
+    }
+    fn(c, fnv(fnv(h, &tag, 1), &bits, sizeof(bits)), NULL);
     return;
   }
 }
 
-/* A hidden text matches under any name; a hidden number under its own
- * name, or as the return value of the frame that hid it. */
-static void find_leaf(leaf_visit_t *c, uint64_t hash, bool text) {
-  (void)text;
+/* Hidden text matches under any name, and inside longer text; a hidden
+ * number under its own name, or as the return value of the frame that hid
+ * it. */
+static void find_leaf(leaf_visit_t *c, uint64_t hash, const ctr_str_t *text) {
   for (uint32_t i = 0; i < c->t->nhidden && c->action < CTR_FILTER_DROP; i++) {
     const hidden_t *h = &c->t->hidden[i];
-    if (h->hash == hash && h->action > c->action &&
-        (h->vid == ANY_NAME || h->vid == c->vid ||
-         (c->vid == RETURN_NAME && h->depth == c->depth)))
+    if (h->action <= c->action)
+      continue;
+    if ((h->hash == hash &&
+         (h->vid == ANY_NAME || h->vid == c->vid ||
+          (c->vid == RETURN_NAME && h->depth == c->depth))) ||
+        (h->text && text && text->ptr && text->len > h->len &&
+         memmem(text->ptr, text->len, h->text, h->len)))
       c->action = h->action;
   }
 }
 
-static void add_leaf(leaf_visit_t *c, uint64_t hash, bool text) {
+static void add_leaf(leaf_visit_t *c, uint64_t hash, const ctr_str_t *text) {
   thread_t *t = c->t;
   uint32_t vid = text ? ANY_NAME : c->vid, i;
+  hidden_t *h;
 
   /* The caller of a hidden return value holds it under a name yet unknown. */
   if (vid == RETURN_NAME)
@@ -1071,7 +1087,14 @@ static void add_leaf(leaf_visit_t *c, uint64_t hash, bool text) {
     t->hcap = t->hcap ? t->hcap * 2 : 16;
     t->hidden = ctr_xrealloc(t->hidden, sizeof(*t->hidden) * t->hcap);
   }
-  t->hidden[t->nhidden++] = (hidden_t){hash, vid, c->depth, c->action};
+  h = &t->hidden[t->nhidden++];
+  *h = (hidden_t){hash, vid, c->depth, c->action, NULL, 0};
+  if (text && text->ptr && text->len >= HIDDEN_INSIDE &&
+      t->hidden_bytes + text->len <= HIDDEN_BYTES) {
+    h->text = ctr_xstrndup(text->ptr, text->len);
+    h->len = text->len;
+    t->hidden_bytes += text->len;
+  }
 }
 
 /* The strongest action of the values hidden on t that value v (named vid,
@@ -1114,9 +1137,14 @@ static void note_args(thread_t *t, const msgpack_object *args) {
 
 /* Forgets what the frames that ended hid, and their argument names. */
 static void pop_frame_values(thread_t *t, const frame_t *f) {
+  hidden_t *h;
+
   t->nargv = f->args_at;
-  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes)
-    t->nhidden--;
+  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes) {
+    h = &t->hidden[--t->nhidden];
+    t->hidden_bytes -= h->len;
+    free(h->text);
+  }
 }
 
 /* Renders one [varname_id, value] pair of the frame at depth (0: the top
@@ -1764,7 +1792,7 @@ void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
 }
 
 void ctr_session_free(ctr_session_t *s) {
-  uint32_t i;
+  uint32_t i, j;
 
   if (s->trace)
     ctr_trace_close(s->trace);
@@ -1779,6 +1807,8 @@ void ctr_session_free(ctr_session_t *s) {
   for (i = 0; i < s->nthreads; i++) {
     free(s->threads[i].frames);
     free(s->threads[i].argv);
+    for (j = 0; j < s->threads[i].nhidden; j++)
+      free(s->threads[i].hidden[j].text);
     free(s->threads[i].hidden);
   }
   ctr_filter_free(s->filter);

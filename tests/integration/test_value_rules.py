@@ -87,7 +87,9 @@ class ValueRules:
                 with open(os.path.join(root, name), "rb") as f:
                     data = f.read()
                 for secret in SECRETS:
-                    self.assertNotIn(secret, data, os.path.join(root, name))
+                    at = data.find(secret)
+                    self.assertEqual(at, -1, "%s holds %r: ...%r..." % (
+                        os.path.join(root, name), secret, data[max(at - 80, 0):at + 20]))
 
     def vars_of(self, t, name):
         return [(fn, where, value) for fn, where, var, value in frames(t) if var == name]
@@ -118,10 +120,12 @@ class ValueRules:
         for fn in ("Auth.login", "Auth.check"):
             self.assertIn((fn, "step", REDACTED), token)
         self.assertEqual({value for _, _, value in token}, {REDACTED})
-        # A copy of it under another name: hidden the same way.
-        copies = {value for _, _, value in self.vars_of(t, "copy")}
-        self.assertIn(REDACTED, copies)
-        self.assertLessEqual(copies, {REDACTED, None})
+        # A copy of it under another name, and text holding it: hidden the
+        # same way.
+        for name in ("copy", "header"):
+            copies = {value for _, _, value in self.vars_of(t, name)}
+            self.assertIn(REDACTED, copies)
+            self.assertLessEqual(copies, {REDACTED, None})
         self.assertEqual(returns(t)["Auth.echo"], [REDACTED])
         self.assertIn(("plain", "step", "visible42"), self.vars_of(t, "secret"))
 

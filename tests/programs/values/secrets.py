@@ -15,12 +15,13 @@ class Auth:
     def login(user, token):
         n = len(token)
         copy = token
+        header = "Bearer " + token
 
         def inner():
             return token
         inner()
         seen = [token for _ in range(1)]
-        return n + len(copy) + len(seen)
+        return n + len(copy) + len(seen) + len(header) - 14
 
     @staticmethod
     def check(token):

@@ -8,10 +8,11 @@ class Auth
   def self.login(user, token)
     n = token.length
     copy = token
+    header = "Bearer " + token
     [1].each { |i| n += i; seen = token }
     helper = lambda { token }
     helper.call
-    n + copy.length
+    n + copy.length + header.length - 14
   end
 
   def self.check(token)
