@@ -73,19 +73,23 @@ enum {
   FRAME_ARGS = 16    /* its argument names are in argv (value rules only) */
 };
 
-/* A value hidden by a value rule, remembered while the frame that hid it
- * runs so that the same value under the same name (a block's or closure's
- * view of the variable) or, for text, under any name, inside longer text
- * or as a return value is hidden too. Equality is judged by hash: a
- * collision hides too much, never too little. */
+/* A number hidden by a value rule, remembered while the frame that hid it
+ * runs: the same number under the same name (a block's or closure's view
+ * of the variable) or as that frame's return value is hidden too. */
 typedef struct hidden_s {
-  uint64_t hash;
-  uint32_t vid;   /* the variable's name id, or ANY_NAME for text */
+  uint64_t bits;
+  char tag;       /* 'i' integer, 'f' float */
+  int8_t action;
+  uint32_t vid;
   uint32_t depth; /* frames on the stack when it was hidden */
-  int action;
-  char *text;     /* a copy of text long enough to look for inside others */
-  uint32_t len;
 } hidden_t;
+
+/* Hidden text long enough to be looked for inside other text. */
+typedef struct inside_s {
+  char *text;
+  uint32_t len;
+  int action;
+} inside_t;
 
 typedef struct thread_s {
   uint64_t id;
@@ -97,7 +101,6 @@ typedef struct thread_s {
   uint32_t nargv, argcap;
   hidden_t *hidden; /* ordered by depth */
   uint32_t nhidden, hcap;
-  size_t hidden_bytes; /* of the copies in hidden */
 } thread_t;
 
 #define TABLE(T) struct { T *v; uint32_t n, cap; }
@@ -152,6 +155,12 @@ struct ctr_session_s {
   bool write_failed;     /* the last flush failed (already logged) */
   ctr_filter_t *filter;
   size_t nvalue_rules;
+  /* Text hidden by a value rule stays hidden for the rest of the session,
+   * wherever it appears: text -> strongest action. */
+  ctr_map_t hidden_text;
+  size_t hidden_bytes;
+  inside_t inside[64]; /* the longer of it, looked for inside other text */
+  uint32_t ninside;
   int values;            /* record.values */
   char *filter_text;     /* the filter in force, for the metadata */
   ctr_buf_t scratch;
@@ -944,15 +953,15 @@ static int64_t redacted_type(ctr_session_t *s) {
 
 /* ---- value rules ------------------------------------------------------- */
 
-#define ANY_NAME UINT32_MAX /* a hidden value that matches under any name */
-#define RETURN_NAME (UINT32_MAX - 1) /* the "name" of a return value */
-/* Hidden values remembered per thread; past this many, a copy of a value
- * under another name is no longer caught (the named variable still is). */
+#define RETURN_NAME UINT32_MAX /* the "name" of a return value */
+/* Bounds on what is remembered of hidden values (numbers per thread, text
+ * per session): past them a copy under another name is no longer caught,
+ * though the named variable still is. */
 #define HIDDEN_MAX 1024u
+#define HIDDEN_BYTES (4u << 20)
 /* Hidden text this long is also looked for inside other text; shorter
- * text would match too much. Copies take at most HIDDEN_BYTES a thread. */
+ * text would match too much. */
 #define HIDDEN_INSIDE 6u
-#define HIDDEN_BYTES (1u << 20)
 
 /* Where variable vid of frame fr (NULL: the top level) belongs for the
  * value rules. An argument stays an argument in every record of its frame;
@@ -972,33 +981,35 @@ static int var_where(const thread_t *t, const frame_t *fr, uint32_t vid) {
   return CTR_FILTER_LOCALS;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  const unsigned char *c = p;
-
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ c[i]) * 0x100000001b3ull;
-  return h;
-}
+/* A leaf of a value that can carry a secret: text (text.ptr set) or a
+ * number (bits, with tag 'i' or 'f'). */
+typedef struct leaf_s {
+  ctr_str_t text;
+  bool inside;  /* text: also look for it inside other text */
+  bool printed; /* a printed form ("main", "#<Proc>", a class name) is
+                   checked but not remembered: it would hide too much */
+  char tag;
+  uint64_t bits;
+} leaf_t;
 
 typedef struct leaf_visit_s {
+  ctr_session_t *s;
   thread_t *t;
-  uint32_t vid, depth;
+  uint32_t vid, depth; /* the value's name (or RETURN_NAME) and frame */
   int action; /* what adding gives, or the strongest match found */
 } leaf_visit_t;
 
-typedef void leaf_fn(leaf_visit_t *c, uint64_t hash, const ctr_str_t *text);
+typedef void leaf_fn(leaf_visit_t *c, const leaf_t *leaf);
 
-/* Calls fn for each leaf of value v that can carry a secret: text (a
- * string or printed form, passed as text too; a big integer) and numbers.
- * The value is untrusted and not yet checked, so anything unexpected is
- * passed over. */
+/* Calls fn for each leaf of value v that can carry a secret: strings and
+ * printed forms, big integers (their magnitude as text) and numbers. The
+ * value is untrusted and not yet checked, so anything unexpected is passed
+ * over. */
 static void each_leaf(const msgpack_object *v, uint32_t level, leaf_fn *fn,
                       leaf_visit_t *c) {
   const msgpack_object *e;
-  uint64_t h = 0xcbf29ce484222325ull, bits;
+  leaf_t leaf = {0};
   uint32_t vk, i;
-  ctr_str_t text = {0};
-  char tag;
 
   if (level > 64 || v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size < 3 ||
       !ctr_obj_u32(&v->via.array.ptr[0], &vk))
@@ -1021,65 +1032,106 @@ static void each_leaf(const msgpack_object *v, uint32_t level, leaf_fn *fn,
     return;
   case CTR_V_STRING:
   case CTR_V_RAW:
-    if (!ctr_obj_str(&e[2], &text) || text.len == 0)
+    leaf.inside = true;
+    leaf.printed = vk == CTR_V_RAW;
+    if (!ctr_obj_str(&e[2], &leaf.text) || leaf.text.len == 0)
       return;
-    tag = 's';
-    fn(c, fnv(fnv(h, &tag, 1), text.ptr, text.len), &text);
-    return;
+    break;
   case CTR_V_BIGINT:
-    if (v->via.array.size != 4 || e[2].type != MSGPACK_OBJECT_BOOLEAN ||
-        !ctr_obj_str(&e[3], &text))
+    if (v->via.array.size != 4 || !ctr_obj_str(&e[3], &leaf.text) ||
+        leaf.text.len == 0)
       return;
-    tag = e[2].via.boolean ? '-' : '+';
-    h = fnv(fnv(h, &tag, 1), text.ptr, text.len);
-    text.ptr = NULL; /* a magnitude: matched under any name, not inside */
-    fn(c, h, &text);
-    return;
+    break;
   case CTR_V_INT:
   case CTR_V_FLOAT:
     if (e[2].type == MSGPACK_OBJECT_FLOAT32 || e[2].type == MSGPACK_OBJECT_FLOAT64) {
-      tag = 'f';
-      memcpy(&bits, &e[2].via.f64, sizeof(bits));
+      leaf.tag = 'f';
+      memcpy(&leaf.bits, &e[2].via.f64, sizeof(leaf.bits));
     } else if (e[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
                e[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-      tag = 'i';
-      bits = e[2].via.u64;
+      leaf.tag = 'i';
+      leaf.bits = e[2].via.u64;
     } else {
       return;
     }
-    fn(c, fnv(fnv(h, &tag, 1), &bits, sizeof(bits)), NULL);
+    break;
+  default:
     return;
   }
+  fn(c, &leaf);
 }
 
-/* Hidden text matches under any name, and inside longer text; a hidden
- * number under its own name, or as the return value of the frame that hid
- * it. */
-static void find_leaf(leaf_visit_t *c, uint64_t hash, const ctr_str_t *text) {
-  for (uint32_t i = 0; i < c->t->nhidden && c->action < CTR_FILTER_DROP; i++) {
+/* Hidden text matches anywhere, also inside longer text; a hidden number
+ * under its own name, or as the return value of the frame that hid it. */
+static void find_leaf(leaf_visit_t *c, const leaf_t *leaf) {
+  const ctr_session_t *s = c->s;
+  int64_t a;
+  uint32_t i;
+
+  if (leaf->text.ptr) {
+    a = ctr_map_get(&s->hidden_text, leaf->text.ptr, leaf->text.len);
+    if (a > c->action)
+      c->action = (int)a;
+    for (i = 0; leaf->inside && i < s->ninside; i++)
+      if (s->inside[i].action > c->action && leaf->text.len > s->inside[i].len &&
+          memmem(leaf->text.ptr, leaf->text.len, s->inside[i].text,
+                 s->inside[i].len))
+        c->action = s->inside[i].action;
+    return;
+  }
+  for (i = 0; i < c->t->nhidden; i++) {
     const hidden_t *h = &c->t->hidden[i];
-    if (h->action <= c->action)
-      continue;
-    if ((h->hash == hash &&
-         (h->vid == ANY_NAME || h->vid == c->vid ||
-          (c->vid == RETURN_NAME && h->depth == c->depth))) ||
-        (h->text && text && text->ptr && text->len > h->len &&
-         memmem(text->ptr, text->len, h->text, h->len)))
+    if (h->action > c->action && h->bits == leaf->bits && h->tag == leaf->tag &&
+        (h->vid == c->vid || (c->vid == RETURN_NAME && h->depth == c->depth)))
       c->action = h->action;
   }
 }
 
-static void add_leaf(leaf_visit_t *c, uint64_t hash, const ctr_str_t *text) {
-  thread_t *t = c->t;
-  uint32_t vid = text ? ANY_NAME : c->vid, i;
-  hidden_t *h;
+static void add_text(ctr_session_t *s, const leaf_t *leaf, int action) {
+  const ctr_str_t *x = &leaf->text;
+  int64_t was = ctr_map_get(&s->hidden_text, x->ptr, x->len);
+  inside_t *in;
 
-  /* The caller of a hidden return value holds it under a name yet unknown. */
-  if (vid == RETURN_NAME)
+  if (was >= action)
+    return;
+  if (was < 0) {
+    if (s->hidden_text.count == HIDDEN_MAX ||
+        s->hidden_bytes + x->len > HIDDEN_BYTES)
+      return;
+    s->hidden_bytes += x->len;
+  }
+  ctr_map_put(&s->hidden_text, x->ptr, x->len, action);
+  if (!leaf->inside || x->len < HIDDEN_INSIDE)
+    return;
+  /* A stronger action for text already looked for inside updates it. */
+  for (in = s->inside; in < s->inside + s->ninside; in++)
+    if (in->len == x->len && memcmp(in->text, x->ptr, x->len) == 0) {
+      in->action = action;
+      return;
+    }
+  if (s->ninside < sizeof(s->inside) / sizeof(s->inside[0])) {
+    in = &s->inside[s->ninside++];
+    in->text = ctr_xstrndup(x->ptr, x->len);
+    in->len = x->len;
+    in->action = action;
+  }
+}
+
+static void add_leaf(leaf_visit_t *c, const leaf_t *leaf) {
+  thread_t *t = c->t;
+  uint32_t i;
+
+  if (leaf->text.ptr) {
+    if (!leaf->printed)
+      add_text(c->s, leaf, c->action);
+    return;
+  }
+  /* The caller of a returned number holds it under a name yet unknown. */
+  if (c->vid == RETURN_NAME)
     return;
   for (i = 0; i < t->nhidden; i++)
-    if (t->hidden[i].hash == hash && t->hidden[i].vid == vid &&
-        t->hidden[i].action >= c->action)
+    if (t->hidden[i].bits == leaf->bits && t->hidden[i].tag == leaf->tag &&
+        t->hidden[i].vid == c->vid && t->hidden[i].action >= c->action)
       return;
   if (t->nhidden == HIDDEN_MAX)
     return;
@@ -1087,31 +1139,25 @@ static void add_leaf(leaf_visit_t *c, uint64_t hash, const ctr_str_t *text) {
     t->hcap = t->hcap ? t->hcap * 2 : 16;
     t->hidden = ctr_xrealloc(t->hidden, sizeof(*t->hidden) * t->hcap);
   }
-  h = &t->hidden[t->nhidden++];
-  *h = (hidden_t){hash, vid, c->depth, c->action, NULL, 0};
-  if (text && text->ptr && text->len >= HIDDEN_INSIDE &&
-      t->hidden_bytes + text->len <= HIDDEN_BYTES) {
-    h->text = ctr_xstrndup(text->ptr, text->len);
-    h->len = text->len;
-    t->hidden_bytes += text->len;
-  }
+  t->hidden[t->nhidden++] =
+      (hidden_t){leaf->bits, leaf->tag, (int8_t)c->action, c->vid, c->depth};
 }
 
-/* The strongest action of the values hidden on t that value v (named vid,
- * in the frame at depth) holds. */
-static int hidden_action(thread_t *t, const msgpack_object *v, uint32_t vid,
-                         uint32_t depth) {
-  leaf_visit_t c = {t, vid, depth, CTR_FILTER_KEEP};
+/* The strongest action of the hidden values that value v (named vid, in
+ * t's frame at depth) holds. */
+static int hidden_action(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+                         uint32_t vid, uint32_t depth) {
+  leaf_visit_t c = {s, t, vid, depth, CTR_FILTER_KEEP};
 
-  if (t->nhidden)
+  if (s->hidden_text.count || t->nhidden)
     each_leaf(v, 0, find_leaf, &c);
   return c.action;
 }
 
-/* Remembers value v, hidden with action, until the frame at depth ends. */
-static void hide(thread_t *t, const msgpack_object *v, uint32_t vid,
-                 uint32_t depth, int action) {
-  leaf_visit_t c = {t, vid, depth, action};
+/* Remembers the leaves of value v, hidden with action. */
+static void hide(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+                 uint32_t vid, uint32_t depth, int action) {
+  leaf_visit_t c = {s, t, vid, depth, action};
 
   each_leaf(v, 0, add_leaf, &c);
 }
@@ -1135,16 +1181,12 @@ static void note_args(thread_t *t, const msgpack_object *args) {
   t->frames[t->nframes - 1].flags |= FRAME_ARGS;
 }
 
-/* Forgets what the frames that ended hid, and their argument names. */
+/* Forgets the numbers the frames that ended hid, and their argument
+ * names. */
 static void pop_frame_values(thread_t *t, const frame_t *f) {
-  hidden_t *h;
-
   t->nargv = f->args_at;
-  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes) {
-    h = &t->hidden[--t->nhidden];
-    t->hidden_bytes -= h->len;
-    free(h->text);
-  }
+  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes)
+    t->nhidden--;
 }
 
 /* Renders one [varname_id, value] pair of the frame at depth (0: the top
@@ -1169,11 +1211,11 @@ static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
                             f ? f->module : NULL, f ? f->name : NULL,
                             where ? where : var_where(t, fr, vid),
                             s->names.v[vid].text);
-  held = hidden_action(t, &pair->via.array.ptr[1], vid, depth);
+  held = hidden_action(s, t, &pair->via.array.ptr[1], vid, depth);
   if (held > action)
     action = held;
   if (action != CTR_FILTER_KEEP)
-    hide(t, &pair->via.array.ptr[1], vid, depth, action);
+    hide(s, t, &pair->via.array.ptr[1], vid, depth, action);
   if (action == CTR_FILTER_DROP)
     return 0;
   if (action == CTR_FILTER_KEEP)
@@ -1318,7 +1360,7 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
                               s->paths.v[s->funcs.v[fr->func].path_id].text,
                               s->funcs.v[fr->func].module,
                               s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
-    held = hidden_action(t, m->u.ret.value, RETURN_NAME, t->nframes);
+    held = hidden_action(s, t, m->u.ret.value, RETURN_NAME, t->nframes);
     if (held > action)
       action = held;
   }
@@ -1342,7 +1384,7 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     t->trees--;
   /* The caller now holds the hidden value under a name of its own. */
   if (action != CTR_FILTER_KEEP)
-    hide(t, m->u.ret.value, RETURN_NAME, t->nframes, action);
+    hide(s, t, m->u.ret.value, RETURN_NAME, t->nframes, action);
   if (f.flags & FRAME_EMITTED) {
     /* A record must not be interleaved: the type comes first. */
     tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
@@ -1792,7 +1834,7 @@ void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
 }
 
 void ctr_session_free(ctr_session_t *s) {
-  uint32_t i, j;
+  uint32_t i;
 
   if (s->trace)
     ctr_trace_close(s->trace);
@@ -1807,8 +1849,6 @@ void ctr_session_free(ctr_session_t *s) {
   for (i = 0; i < s->nthreads; i++) {
     free(s->threads[i].frames);
     free(s->threads[i].argv);
-    for (j = 0; j < s->threads[i].nhidden; j++)
-      free(s->threads[i].hidden[j].text);
     free(s->threads[i].hidden);
   }
   ctr_filter_free(s->filter);
@@ -1825,6 +1865,9 @@ void ctr_session_free(ctr_session_t *s) {
   free(s->names.v);
   ctr_map_free(&s->struct_types);
   ctr_map_free(&s->trace_paths);
+  ctr_map_free(&s->hidden_text);
+  for (i = 0; i < s->ninside; i++)
+    free(s->inside[i].text);
   ctr_buf_free(&s->scratch);
   free(s->threads);
   free(s->lang);

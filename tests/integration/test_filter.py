@@ -107,9 +107,8 @@ class FilterTest(TempDirTest):
         self.assertNotIn("secret", [n for n, _ in values])
         self.assertNotIn("s3cret", str(values))
         self.assertNotIn("terc3s", str(t.records))
-        # A hidden text stays hidden under other names while its frame runs:
-        # Store#initialize returns it, so the store holding it in @password
-        # is redacted in the caller.
+        # Text a rule hid stays hidden wherever it appears later: the store
+        # holding it in @password is redacted.
         self.assertNotIn("hunter2", str(t.records))
         returns, stack = {}, []
         for r in t.records:

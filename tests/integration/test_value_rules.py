@@ -104,6 +104,8 @@ class ValueRules:
         self.assertIn(("plain", "arg", "visible42"), self.vars_of(t, "secret"))
         self.assertIn(("plain", "step", "visible42"), self.vars_of(t, "secret"))
         self.assertIn(("Auth.login", "step", 7), self.vars_of(t, "n"))
+        # An object that keeps it, after its constructor returned.
+        self.assertLessEqual({value for _, _, value in self.vars_of(t, "client")}, {None})
         # Auth.echo returns the argument: dropped too, it returns None.
         rets = returns(t)
         self.assertEqual(rets["Auth.echo"], [None])
@@ -128,6 +130,7 @@ class ValueRules:
             self.assertLessEqual(copies, {REDACTED, None})
         self.assertEqual(returns(t)["Auth.echo"], [REDACTED])
         self.assertIn(("plain", "step", "visible42"), self.vars_of(t, "secret"))
+        self.assertIn(REDACTED, {value for _, _, value in self.vars_of(t, "client")})
 
     def test_locals_rule_spares_arguments(self):
         t = self.record(rules("{name: token, in: locals, action: drop}",
@@ -156,7 +159,9 @@ class ValueRules:
         self.assertEqual([v for v in token if v[0] == "Auth.check"], [])
         self.assertIn(("Auth.login", "arg", "tok42en"), token)
         self.assertIn(("Auth.login", "step", "tok42en"), token)
-        self.assertEqual(returns(t)["Auth.echo"], ["tok42en"])
+        # Once hidden, the same text stays hidden wherever it appears later.
+        self.assertEqual([v for v in token if v[0] == "Auth.echo"], [])
+        self.assertEqual(returns(t)["Auth.echo"], [None])
 
     def wait_program(self):
         """The program waiting inside Auth.wait(token, go)."""
@@ -246,7 +251,8 @@ class RubyValueRulesTest(ValueRules, TempDirTest):
             if fn.startswith("Auth."):
                 self.assertEqual(value, REDACTED, (fn, var))
         self.assertIn(("plain", "arg", "visible42"), self.vars_of(t, "secret"))
-        self.assertIn(("plain", "arg", "bob"), self.vars_of(t, "user"))
+        # "bob" was hidden in Auth.login, so it stays hidden in plain.
+        self.assertIn(("plain", "arg", REDACTED), self.vars_of(t, "user"))
 
 
 class PythonValueRulesTest(ValueRules, TempDirTest):

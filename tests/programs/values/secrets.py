@@ -40,6 +40,11 @@ class Auth:
         return len(token)
 
 
+class Client:
+    def __init__(self, token):
+        self.token = token
+
+
 def plain(user, secret):
     return len(secret)
 
@@ -51,3 +56,5 @@ else:
     print(Auth.check("tok" + str(6 * 7) + "en"))
     print(len(Auth.echo("tok" + str(6 * 7) + "en")))
     print(plain("bob", "visible" + str(6 * 7)))
+    client = Client("tok" + str(6 * 7) + "en")
+    print(len(client.token))

@@ -32,6 +32,14 @@ class Auth
   end
 end
 
+class Client
+  attr_reader :token
+
+  def initialize(token)
+    @token = token
+  end
+end
+
 def plain(user, secret)
   secret.length
 end
@@ -43,4 +51,6 @@ else
   puts Auth.check("tok" + (6 * 7).to_s + "en")
   puts Auth.echo("tok" + (6 * 7).to_s + "en").length
   puts plain("bob", "visible" + (6 * 7).to_s)
+  client = Client.new("tok" + (6 * 7).to_s + "en")
+  puts client.token.length
 end
