@@ -172,13 +172,15 @@ class ValueRules:
         self.assertEqual(p.stdout.readline(), b"waiting\n")
         return p, go
 
-    def wait_recorded(self, text):
-        """Waits until a flushed trace holds text."""
+    def wait_recorded(self, text, count=1, interval=1):
+        """Waits until the trace of that interval, as flushed, holds text
+        count times."""
         deadline = time.time() + 20
         while time.time() < deadline:
-            for f in trace_folders(self.daemon.out):
-                with open(os.path.join(f, "trace.json"), "rb") as tj:
-                    if text in tj.read():
+            folders = sorted(trace_folders(self.daemon.out))
+            if len(folders) >= interval:
+                with open(os.path.join(folders[interval - 1], "trace.json"), "rb") as tj:
+                    if tj.read().count(text) >= count:
                         return
             time.sleep(0.02)
         self.fail(f"no trace holds {text!r}:\n" + self.daemon.read_log())
@@ -194,10 +196,12 @@ class ValueRules:
         self.start(rules("{name: token, in: args, action: drop}") +
                    "record:\n  start: paused\n", flush=20)
         p, go = self.wait_program()
+        self.ctl("start", "--pid", str(p.pid))
+        # The synthetic call and a step show go before the program goes on.
+        self.wait_recorded(go.encode(), 2)
         follow = subprocess.Popen([CTRECCTL, "follow", "-s", self.daemon.sock, "--pid",
                                    str(p.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(follow.kill)
-        self.ctl("start", "--pid", str(p.pid))
         time.sleep(0.3)
         open(go, "w").close()
         out, err = p.communicate(timeout=60)
@@ -223,7 +227,7 @@ class ValueRules:
         # Time for the shim to pause: resumed, it then sends its STACK.
         time.sleep(0.5)
         self.ctl("start", "--pid", str(p.pid))
-        time.sleep(0.3)
+        self.wait_recorded(go.encode(), 2, interval=2)
         open(go, "w").close()
         out, err = p.communicate(timeout=60)
         self.assertEqual((out, p.returncode), (b"7\n", 0), err)
