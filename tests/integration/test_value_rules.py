@@ -70,7 +70,7 @@ class ValueRules:
 
     def record(self, yaml):
         """The program run untraced and traced: the same behaviour; its
-        trace, checked for the secret."""
+        one trace, complete and valid."""
         self.start(yaml)
         plain = run(self.cmd())
         res = run(self.cmd(), env=self.env())
