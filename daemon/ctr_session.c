@@ -62,14 +62,34 @@ typedef struct name_s {
 typedef struct frame_s {
   uint32_t func;
   uint8_t flags;
+  uint32_t args_at; /* its arguments' name ids start here in thread argv */
 } frame_t;
 
 enum {
   FRAME_WANTED = 1,  /* the filter records this call */
   FRAME_TREE = 2,    /* a skip-tree call: nothing below it is recorded */
   FRAME_EMITTED = 4, /* its Call is in the current interval's trace */
-  FRAME_WHILE = 8    /* a record.while_in function */
+  FRAME_WHILE = 8,   /* a record.while_in function */
+  FRAME_ARGS = 16    /* its argument names are in argv (value rules only) */
 };
+
+/* A number hidden by a value rule, remembered while the frame that hid it
+ * runs: the same number under the same name (a block's or closure's view
+ * of the variable) or as that frame's return value is hidden too. */
+typedef struct hidden_s {
+  uint64_t bits;
+  char tag;       /* 'i' integer, 'f' float */
+  int8_t action;
+  uint32_t vid;
+  uint32_t depth; /* frames on the stack when it was hidden */
+} hidden_t;
+
+/* Hidden text long enough to be looked for inside other text. */
+typedef struct inside_s {
+  char *text;
+  uint32_t len;
+  int action;
+} inside_t;
 
 typedef struct thread_s {
   uint64_t id;
@@ -77,6 +97,10 @@ typedef struct thread_s {
   uint32_t nframes, cap;
   uint32_t trees;  /* open skip-tree frames */
   bool step_kept;  /* whether the latest step reached the trace */
+  uint32_t *argv;  /* argument name ids of the frames with FRAME_ARGS */
+  uint32_t nargv, argcap;
+  hidden_t *hidden; /* ordered by depth */
+  uint32_t nhidden, hcap;
 } thread_t;
 
 #define TABLE(T) struct { T *v; uint32_t n, cap; }
@@ -131,6 +155,12 @@ struct ctr_session_s {
   bool write_failed;     /* the last flush failed (already logged) */
   ctr_filter_t *filter;
   size_t nvalue_rules;
+  /* Text hidden by a value rule stays hidden for the rest of the session,
+   * wherever it appears: text -> strongest action. */
+  ctr_map_t hidden_text;
+  size_t hidden_bytes;
+  inside_t inside[64]; /* the longer of it, looked for inside other text */
+  uint32_t ninside;
   int values;            /* record.values */
   char *filter_text;     /* the filter in force, for the metadata */
   ctr_buf_t scratch;
@@ -506,12 +536,13 @@ static void reset_trace_ids(ctr_session_t *s) {
 static void step_record(ctr_session_t *s, const path_t *p, int64_t line);
 static void call_record(ctr_session_t *s, uint32_t func, const char *args,
                         size_t n);
-static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
-                      const frame_t *fr, ctr_buf_t *out, const char **why);
+static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where, ctr_buf_t *out,
+                      const char **why);
 
 /* Renders into scratch the arguments of a synthetic call: the frame's
  * variables from the STACK being applied, or none. STACK was checked. */
-static void synthetic_args(ctr_session_t *s, const thread_t *t, uint32_t i) {
+static void synthetic_args(ctr_session_t *s, thread_t *t, uint32_t i) {
   const msgpack_object *vars;
   const char *why;
   uint32_t j, n = 0;
@@ -525,8 +556,8 @@ static void synthetic_args(ctr_session_t *s, const thread_t *t, uint32_t i) {
     size_t mark = s->scratch.len;
     if (n)
       ctr_buf_add(&s->scratch, ",", 1);
-    if (render_var(s, &vars->via.array.ptr[j], CTR_FILTER_ARGS, &t->frames[i],
-                   &s->scratch, &why) == 1)
+    if (render_var(s, t, i + 1, &vars->via.array.ptr[j], 0, &s->scratch,
+                   &why) == 1)
       n++;
     else
       s->scratch.len = mark;
@@ -906,6 +937,7 @@ static void push_frame(thread_t *t, uint32_t func, uint8_t flags) {
   }
   t->frames[t->nframes].func = func;
   t->frames[t->nframes].flags = flags;
+  t->frames[t->nframes].args_at = t->nargv;
   t->nframes++;
   if (flags & FRAME_TREE)
     t->trees++;
@@ -919,13 +951,255 @@ static int64_t redacted_type(ctr_session_t *s) {
   return s->redacted_type;
 }
 
-/* Renders one [varname_id, value] pair after the value rules: returns 1
- * when rendered, 0 when the rules drop it, or a negative code. */
-static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
-                      const frame_t *fr, ctr_buf_t *out, const char **why) {
+/* ---- value rules ------------------------------------------------------- */
+
+#define RETURN_NAME UINT32_MAX /* the "name" of a return value */
+/* Bounds on what is remembered of hidden values (numbers per thread, text
+ * per session): past them a copy under another name is no longer caught,
+ * though the named variable still is. */
+#define HIDDEN_MAX 1024u
+#define HIDDEN_BYTES (4u << 20)
+/* Hidden text this long is also looked for inside other text; shorter
+ * text would match too much. */
+#define HIDDEN_INSIDE 6u
+
+/* Where variable vid of frame fr (NULL: the top level) belongs for the
+ * value rules. An argument stays an argument in every record of its frame;
+ * a frame whose arguments the daemon did not see (one that began while
+ * the session did not record) counts its variables as both. */
+static int var_where(const thread_t *t, const frame_t *fr, uint32_t vid) {
+  uint32_t i, end;
+
+  if (fr == NULL)
+    return CTR_FILTER_LOCALS;
+  if (!(fr->flags & FRAME_ARGS))
+    return CTR_FILTER_ARGS | CTR_FILTER_LOCALS;
+  end = fr + 1 < t->frames + t->nframes ? fr[1].args_at : t->nargv;
+  for (i = fr->args_at; i < end; i++)
+    if (t->argv[i] == vid)
+      return CTR_FILTER_ARGS;
+  return CTR_FILTER_LOCALS;
+}
+
+/* A leaf of a value that can carry a secret: text (text.ptr set) or a
+ * number (bits, with tag 'i' or 'f'). */
+typedef struct leaf_s {
+  ctr_str_t text;
+  bool inside;  /* text: also look for it inside other text */
+  bool printed; /* a printed form ("main", "#<Proc>", a class name) is
+                   checked but not remembered: it would hide too much */
+  char tag;
+  uint64_t bits;
+} leaf_t;
+
+typedef struct leaf_visit_s {
+  ctr_session_t *s;
+  thread_t *t;
+  uint32_t vid, depth; /* the value's name (or RETURN_NAME) and frame */
+  int action; /* what adding gives, or the strongest match found */
+} leaf_visit_t;
+
+typedef void leaf_fn(leaf_visit_t *c, const leaf_t *leaf);
+
+/* Calls fn for each leaf of value v that can carry a secret: strings and
+ * printed forms, big integers (their magnitude as text) and numbers. The
+ * value is untrusted and not yet checked, so anything unexpected is passed
+ * over. */
+static void each_leaf(const msgpack_object *v, uint32_t level, leaf_fn *fn,
+                      leaf_visit_t *c) {
+  const msgpack_object *e;
+  leaf_t leaf = {0};
+  uint32_t vk, i;
+
+  if (level > 64 || v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size < 3 ||
+      !ctr_obj_u32(&v->via.array.ptr[0], &vk))
+    return;
+  e = v->via.array.ptr;
+  switch (vk) {
+  case CTR_V_SEQ:
+  case CTR_V_TUPLE:
+  case CTR_V_STRUCT:
+    if (e[2].type != MSGPACK_OBJECT_ARRAY)
+      return;
+    for (i = 0; i < e[2].via.array.size; i++) {
+      const msgpack_object *x = &e[2].via.array.ptr[i];
+      if (vk == CTR_V_STRUCT)
+        x = x->type == MSGPACK_OBJECT_ARRAY && x->via.array.size == 2
+                ? &x->via.array.ptr[1] : NULL;
+      if (x)
+        each_leaf(x, level + 1, fn, c);
+    }
+    return;
+  case CTR_V_STRING:
+  case CTR_V_RAW:
+    leaf.inside = true;
+    leaf.printed = vk == CTR_V_RAW;
+    if (!ctr_obj_str(&e[2], &leaf.text) || leaf.text.len == 0)
+      return;
+    break;
+  case CTR_V_BIGINT:
+    if (v->via.array.size != 4 || !ctr_obj_str(&e[3], &leaf.text) ||
+        leaf.text.len == 0)
+      return;
+    break;
+  case CTR_V_INT:
+  case CTR_V_FLOAT:
+    if (e[2].type == MSGPACK_OBJECT_FLOAT32 || e[2].type == MSGPACK_OBJECT_FLOAT64) {
+      leaf.tag = 'f';
+      memcpy(&leaf.bits, &e[2].via.f64, sizeof(leaf.bits));
+    } else if (e[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+               e[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+      leaf.tag = 'i';
+      leaf.bits = e[2].via.u64;
+    } else {
+      return;
+    }
+    break;
+  default:
+    return;
+  }
+  fn(c, &leaf);
+}
+
+/* Hidden text matches anywhere, also inside longer text; a hidden number
+ * under its own name, or as the return value of the frame that hid it. */
+static void find_leaf(leaf_visit_t *c, const leaf_t *leaf) {
+  const ctr_session_t *s = c->s;
+  int64_t a;
+  uint32_t i;
+
+  if (leaf->text.ptr) {
+    a = ctr_map_get(&s->hidden_text, leaf->text.ptr, leaf->text.len);
+    if (a > c->action)
+      c->action = (int)a;
+    for (i = 0; leaf->inside && i < s->ninside; i++)
+      if (s->inside[i].action > c->action && leaf->text.len > s->inside[i].len &&
+          memmem(leaf->text.ptr, leaf->text.len, s->inside[i].text,
+                 s->inside[i].len))
+        c->action = s->inside[i].action;
+    return;
+  }
+  for (i = 0; i < c->t->nhidden; i++) {
+    const hidden_t *h = &c->t->hidden[i];
+    if (h->action > c->action && h->bits == leaf->bits && h->tag == leaf->tag &&
+        (h->vid == c->vid || (c->vid == RETURN_NAME && h->depth == c->depth)))
+      c->action = h->action;
+  }
+}
+
+static void add_text(ctr_session_t *s, const leaf_t *leaf, int action) {
+  const ctr_str_t *x = &leaf->text;
+  int64_t was = ctr_map_get(&s->hidden_text, x->ptr, x->len);
+  inside_t *in;
+
+  if (was >= action)
+    return;
+  if (was < 0) {
+    if (s->hidden_text.count == HIDDEN_MAX ||
+        s->hidden_bytes + x->len > HIDDEN_BYTES)
+      return;
+    s->hidden_bytes += x->len;
+  }
+  ctr_map_put(&s->hidden_text, x->ptr, x->len, action);
+  if (!leaf->inside || x->len < HIDDEN_INSIDE)
+    return;
+  /* A stronger action for text already looked for inside updates it. */
+  for (in = s->inside; in < s->inside + s->ninside; in++)
+    if (in->len == x->len && memcmp(in->text, x->ptr, x->len) == 0) {
+      in->action = action;
+      return;
+    }
+  if (s->ninside < sizeof(s->inside) / sizeof(s->inside[0])) {
+    in = &s->inside[s->ninside++];
+    in->text = ctr_xstrndup(x->ptr, x->len);
+    in->len = x->len;
+    in->action = action;
+  }
+}
+
+static void add_leaf(leaf_visit_t *c, const leaf_t *leaf) {
+  thread_t *t = c->t;
+  uint32_t i;
+
+  if (leaf->text.ptr) {
+    if (!leaf->printed)
+      add_text(c->s, leaf, c->action);
+    return;
+  }
+  /* The caller of a returned number holds it under a name yet unknown. */
+  if (c->vid == RETURN_NAME)
+    return;
+  for (i = 0; i < t->nhidden; i++)
+    if (t->hidden[i].bits == leaf->bits && t->hidden[i].tag == leaf->tag &&
+        t->hidden[i].vid == c->vid && t->hidden[i].action >= c->action)
+      return;
+  if (t->nhidden == HIDDEN_MAX)
+    return;
+  if (t->nhidden == t->hcap) {
+    t->hcap = t->hcap ? t->hcap * 2 : 16;
+    t->hidden = ctr_xrealloc(t->hidden, sizeof(*t->hidden) * t->hcap);
+  }
+  t->hidden[t->nhidden++] =
+      (hidden_t){leaf->bits, leaf->tag, (int8_t)c->action, c->vid, c->depth};
+}
+
+/* The strongest action of the hidden values that value v (named vid, in
+ * t's frame at depth) holds. */
+static int hidden_action(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+                         uint32_t vid, uint32_t depth) {
+  leaf_visit_t c = {s, t, vid, depth, CTR_FILTER_KEEP};
+
+  if (s->hidden_text.count || t->nhidden)
+    each_leaf(v, 0, find_leaf, &c);
+  return c.action;
+}
+
+/* Remembers the leaves of value v, hidden with action. */
+static void hide(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+                 uint32_t vid, uint32_t depth, int action) {
+  leaf_visit_t c = {s, t, vid, depth, action};
+
+  each_leaf(v, 0, add_leaf, &c);
+}
+
+/* Remembers the argument names of t's newest frame, so that its steps
+ * show them under the rules for arguments. */
+static void note_args(thread_t *t, const msgpack_object *args) {
+  uint32_t i, vid;
+
+  for (i = 0; i < args->via.array.size; i++) {
+    const msgpack_object *p = &args->via.array.ptr[i];
+    if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+        !ctr_obj_u32(&p->via.array.ptr[0], &vid))
+      continue;
+    if (t->nargv == t->argcap) {
+      t->argcap = t->argcap ? t->argcap * 2 : 32;
+      t->argv = ctr_xrealloc(t->argv, sizeof(*t->argv) * t->argcap);
+    }
+    t->argv[t->nargv++] = vid;
+  }
+  t->frames[t->nframes - 1].flags |= FRAME_ARGS;
+}
+
+/* Forgets the numbers the frames that ended hid, and their argument
+ * names. */
+static void pop_frame_values(thread_t *t, const frame_t *f) {
+  t->nargv = f->args_at;
+  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes)
+    t->nhidden--;
+}
+
+/* Renders one [varname_id, value] pair of the frame at depth (0: the top
+ * level) after the value rules: returns 1 when rendered, 0 when the rules
+ * drop it, or a negative code. where is CTR_FILTER_ARGS for a call's
+ * arguments, 0 to ask var_where. */
+static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where, ctr_buf_t *out,
+                      const char **why) {
+  const frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
   const func_t *f = fr ? &s->funcs.v[fr->func] : NULL;
   uint32_t vid;
-  int action;
+  int action, held;
   int64_t tid;
 
   if (s->nvalue_rules == 0)
@@ -934,8 +1208,14 @@ static int render_var(ctr_session_t *s, const msgpack_object *pair, int where,
       !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->names.n)
     return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
   action = ctr_filter_value(s->filter, f ? s->paths.v[f->path_id].text : NULL,
-                            f ? f->module : NULL, f ? f->name : NULL, where,
+                            f ? f->module : NULL, f ? f->name : NULL,
+                            where ? where : var_where(t, fr, vid),
                             s->names.v[vid].text);
+  held = hidden_action(s, t, &pair->via.array.ptr[1], vid, depth);
+  if (held > action)
+    action = held;
+  if (action != CTR_FILTER_KEEP)
+    hide(s, t, &pair->via.array.ptr[1], vid, depth, action);
   if (action == CTR_FILTER_DROP)
     return 0;
   if (action == CTR_FILTER_KEEP)
@@ -1044,12 +1324,14 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     return fail(why, "cannot create the trace folder", rc);
   map_func(s, fid);
   push_frame(t, fid, flags | FRAME_EMITTED);
+  if (s->nvalue_rules)
+    note_args(t, args);
   s->scratch.len = 0;
   for (i = 0; s->values != CTR_VALUES_NONE && i < args->via.array.size; i++) {
     size_t mark = s->scratch.len;
     if (n)
       ctr_buf_add(&s->scratch, ",", 1);
-    rc = render_var(s, &args->via.array.ptr[i], CTR_FILTER_ARGS, top_frame(t),
+    rc = render_var(s, t, t->nframes, &args->via.array.ptr[i], CTR_FILTER_ARGS,
                     &s->scratch, why);
     if (rc < 0)
       return rc;
@@ -1067,17 +1349,21 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
   frame_t *fr = top_frame(t), f;
   ctr_buf_t *b;
-  int action = CTR_FILTER_KEEP;
+  int action = CTR_FILTER_KEEP, held;
   int64_t tid, rc;
 
   /* The value is checked even when it is not written; with no trace to
    * write it to, its ids are only range-checked. */
   s->scratch.len = 0;
-  if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules)
+  if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules) {
     action = ctr_filter_value(s->filter,
                               s->paths.v[s->funcs.v[fr->func].path_id].text,
                               s->funcs.v[fr->func].module,
                               s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
+    held = hidden_action(s, t, m->u.ret.value, RETURN_NAME, t->nframes);
+    if (held > action)
+      action = held;
+  }
   /* A value that is not written declares no types in the trace, so the
    * trace is the same whether or not the client sent it. */
   s->dry = !(fr && (fr->flags & FRAME_EMITTED)) ||
@@ -1093,8 +1379,12 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   f = *fr;
   t->nframes--;
+  pop_frame_values(t, &f);
   if (f.flags & FRAME_TREE)
     t->trees--;
+  /* The caller now holds the hidden value under a name of its own. */
+  if (action != CTR_FILTER_KEEP)
+    hide(s, t, m->u.ret.value, RETURN_NAME, t->nframes, action);
   if (f.flags & FRAME_EMITTED) {
     /* A record must not be interleaved: the type comes first. */
     tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
@@ -1177,8 +1467,7 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     }
     pair = v ? &v->via.array.ptr[i] : flat_pair(&flat[i], tmp);
     s->scratch.len = 0;
-    rc = render_var(s, pair, CTR_FILTER_LOCALS, top_frame(t), &s->scratch,
-                    why);
+    rc = render_var(s, t, t->nframes, pair, 0, &s->scratch, why);
     if (rc < 0)
       return rc;
     if (rc == 0)
@@ -1236,6 +1525,7 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
       break;
   while (t->nframes > keep) {
     frame_t f = t->frames[--t->nframes];
+    pop_frame_values(t, &f);
     if (f.flags & FRAME_TREE)
       t->trees--;
     if (f.flags & FRAME_WHILE)
@@ -1556,8 +1846,11 @@ void ctr_session_free(ctr_session_t *s) {
     free(s->funcs.v[i].name);
     free(s->funcs.v[i].module);
   }
-  for (i = 0; i < s->nthreads; i++)
+  for (i = 0; i < s->nthreads; i++) {
     free(s->threads[i].frames);
+    free(s->threads[i].argv);
+    free(s->threads[i].hidden);
+  }
   ctr_filter_free(s->filter);
   ctr_filter_free(s->while_in);
   free(s->wire_rules);
@@ -1572,6 +1865,9 @@ void ctr_session_free(ctr_session_t *s) {
   free(s->names.v);
   ctr_map_free(&s->struct_types);
   ctr_map_free(&s->trace_paths);
+  ctr_map_free(&s->hidden_text);
+  for (i = 0; i < s->ninside; i++)
+    free(s->inside[i].text);
   ctr_buf_free(&s->scratch);
   free(s->threads);
   free(s->lang);
