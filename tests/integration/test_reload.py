@@ -224,13 +224,23 @@ class ReloadTest(TempDirTest):
         self.assertEqual(reloaded.line_steps(), restarted.line_steps())
         # record.while_in from the file: only greet's call is recorded.
         self.assertEqual(restarted.call_names(), ["<top-level>", "greet"])
-        # --print-config with the same file and command line says the same.
+        # --print-config with the same file and command line prints that
+        # configuration: a daemon started from its output alone records the
+        # same trace again.
         res = run([CTRECD, "--config", self.cfg, *sets, "--print-config"])
         self.assertEqual(res.returncode, 0, res.stderr)
         text = res.stdout.decode()
         self.assertIn("\n  values: args\n", text)
         self.assertIn("\n  value_string: 7\n", text)
         self.assertIn('"=greet"', text)
+        self.daemon.stop()
+        self.daemon = Daemon(self.tmp, text)
+        self.addCleanup(self.daemon.stop)
+        printed = self.record_ruby()
+        self.assertEqual(printed.meta["ctrec"]["values"], "args")
+        self.assertEqual(printed.meta["ctrec"]["filter"], reloaded.meta["ctrec"]["filter"])
+        self.assertEqual(printed.calls_with_args(), reloaded.calls_with_args())
+        self.assertEqual(printed.line_steps(), reloaded.line_steps())
 
     # ---- the flush period and limits change ------------------------------
 
