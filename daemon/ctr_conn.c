@@ -140,19 +140,24 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
-static int fail(ctr_conn_t *c, int code, const char *why) {
+static void reply_error(ctr_conn_t *c, int code, const char *text) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
+
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_error(&pk, code, text);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+static int fail(ctr_conn_t *c, int code, const char *why) {
   char reason[256];
 
   snprintf(reason, sizeof(reason), "protocol error: %s", why);
   CTR_WARN("%s: %s (%s); closing the connection", c->peer, why,
            ctr_strerror(code));
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_error(&pk, code, reason);
-  send_frame(c, &sb);
-  msgpack_sbuffer_destroy(&sb);
+  reply_error(c, code, reason);
   ctr_conn_close(c, reason);
   return code;
 }
@@ -295,8 +300,12 @@ static int control(ctr_conn_t *c, const ctr_msg_t *m) {
   case CTR_MSG_RELOAD:
     if (c->uid != 0 && c->uid != getuid())
       return fail(c, CTR_EPERM, "only the daemon's user may reload it");
-    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
-      return fail(c, CTR_ECONFIG, err);
+    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0) {
+      /* A refusal, not a protocol error; the server logged it. */
+      reply_error(c, CTR_ECONFIG, err);
+      ctr_conn_close(c, NULL);
+      return CTR_ECONFIG;
+    }
     reply_done(c, c->srv->nsessions, "configuration reloaded");
     return 0;
   }

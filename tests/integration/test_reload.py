@@ -317,12 +317,14 @@ class ReloadTest(TempDirTest):
                 write(self.cfg, changed + "record:\n  values: none\n")
                 res = self.reload()
                 self.assertEqual(res.returncode, 1)
-                self.assertIn(f"{key}: needs a restart", res.stderr.decode())
+                self.assertEqual(res.stderr.decode(), f"ctrecctl: ctrecd: {key}: needs a restart\n")
                 self.assertIn(f"reload rejected, the old configuration stays: {key}: needs a "
                               "restart", self.daemon.read_log())
                 t = self.record_ruby()
                 self.assertEqual(t.meta["ctrec"]["values"], "all")
                 self.assertTrue(self.values(t))
+        # Logged once, as a refusal rather than as a client's protocol error.
+        self.assertNotIn("closing the connection", self.daemon.read_log())
         self.assertEqual(os.stat(self.daemon.sock).st_mode & 0o777, 0o600)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "run", "other.sock")))
 
