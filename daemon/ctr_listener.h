@@ -13,11 +13,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <uv.h>
 
 typedef struct ctr_listener_s {
   uv_pipe_t pipe;
-  char path[108];  /* the socket's path, for messages */
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* or systemd's */
   bool bound;      /* bound here: close removes path (when still ours) */
   dev_t dev;       /* of the socket file bound here */
   ino_t ino;
