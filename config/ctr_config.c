@@ -133,6 +133,12 @@ static const struct opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
+/* Options only a restart can change (the socket is bound once); a reload
+ * that changes one is refused. */
+static bool opt_needs_restart(const struct opt *o) {
+  return o->offset == OFF(listen_path) || o->offset == OFF(listen_mode);
+}
+
 static void *opt_field(const struct opt *o, const ctr_config_t *cfg) {
   return (char *)cfg + o->offset;
 }
@@ -1613,6 +1619,89 @@ int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
   return 0;
 }
 
+/* A snapshot is a configuration with a reference count in front of it. */
+struct snapshot {
+  unsigned refs;
+  ctr_config_t cfg;
+};
+
+int ctr_config_snapshot(const ctr_config_t **out, const char *path,
+                        const ctr_config_override_t *sets, size_t nsets,
+                        char *err, size_t errlen) {
+  struct snapshot *snap = calloc(1, sizeof(*snap));
+  int rc = 0;
+
+  if (!snap) {
+    snprintf(err, errlen, "out of memory");
+    return CTR_ENOMEM;
+  }
+  ctr_config_defaults(&snap->cfg);
+  if (path)
+    rc = ctr_config_load(&snap->cfg, path, err, errlen);
+  for (size_t i = 0; rc == 0 && i < nsets; i++)
+    rc = ctr_config_set(&snap->cfg, sets[i].name, sets[i].value,
+                        sets[i].origin, err, errlen);
+  if (rc == 0 && !snap->cfg.filter) {
+    snprintf(err, errlen, "out of memory");
+    rc = CTR_ENOMEM;
+  }
+  if (rc != 0) {
+    ctr_config_free(&snap->cfg);
+    free(snap);
+    return rc;
+  }
+  snap->refs = 1;
+  *out = &snap->cfg;
+  return 0;
+}
+
+static struct snapshot *snapshot_of(const ctr_config_t *cfg) {
+  return (struct snapshot *)((char *)cfg - offsetof(struct snapshot, cfg));
+}
+
+const ctr_config_t *ctr_config_ref(const ctr_config_t *cfg) {
+  if (cfg)
+    snapshot_of(cfg)->refs++;
+  return cfg;
+}
+
+void ctr_config_unref(const ctr_config_t *cfg) {
+  struct snapshot *snap;
+
+  if (!cfg)
+    return;
+  snap = snapshot_of(cfg);
+  if (--snap->refs == 0) {
+    ctr_config_free(&snap->cfg);
+    free(snap);
+  }
+}
+
+/* Only the types of options that need a restart are compared. */
+static bool opt_same(const struct opt *o, const ctr_config_t *a,
+                     const ctr_config_t *b) {
+  const void *x = opt_field(o, a), *y = opt_field(o, b);
+
+  switch (o->type) {
+  case OPT_PATH:
+    return strcmp(*(char *const *)x, *(char *const *)y) == 0;
+  case OPT_UINT:
+  case OPT_MODE:
+    return *(const uint32_t *)x == *(const uint32_t *)y;
+  default:
+    abort();
+  }
+}
+
+const char *ctr_config_restart_key(const ctr_config_t *old,
+                                   const ctr_config_t *new) {
+  for (size_t i = 0; i < N_OPTS; i++) {
+    if (opt_needs_restart(&opts[i]) && !opt_same(&opts[i], old, new))
+      return opts[i].name;
+  }
+  return NULL;
+}
+
 /* Writes s as a double-quoted YAML scalar. Characters YAML does not allow
  * raw (controls, DEL, C1 controls, BOM, non-characters) are escaped, and so
  * are the Unicode line breaks (NEL, LS, PS), which a double-quoted scalar
@@ -1669,7 +1758,8 @@ void ctr_config_print(const ctr_config_t *cfg, FILE *out) {
 
     if (opt_starts_section(i))
       fprintf(out, "%s%.*s:\n", i ? "\n" : "", (int)seclen, o->name);
-    fprintf(out, "  # %s", o->help);
+    fprintf(out, "  # %s%s", o->help,
+            opt_needs_restart(o) ? " Changing it needs a restart." : "");
     switch (o->type) {
     case OPT_PATH:
       fprintf(out, "\n  %s: ", o->name + seclen + 1);

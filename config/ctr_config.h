@@ -100,6 +100,30 @@ int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
 int ctr_config_set(ctr_config_t *cfg, const char *name, const char *value,
                    const char *origin, char *err, size_t errlen);
 
+/* One command line override (--set KEY=VALUE, --listen PATH, ...). */
+typedef struct ctr_config_override_s {
+  const char *name, *value;
+  const char *origin; /* "--set", "--listen", ..., for messages */
+} ctr_config_override_t;
+
+/* Builds the configuration ctrecd runs with: the defaults, then the file
+ * at path (none when NULL), then the overrides in order. A start,
+ * --print-config and every reload build it this way, so a reload gives
+ * exactly what a restart with the same file and command line would.
+ * *out is an immutable snapshot holding one reference. Returns 0, or
+ * CTR_ECONFIG or CTR_ENOMEM with a message in err. */
+int ctr_config_snapshot(const ctr_config_t **out, const char *path,
+                        const ctr_config_override_t *sets, size_t nsets,
+                        char *err, size_t errlen);
+const ctr_config_t *ctr_config_ref(const ctr_config_t *cfg);
+/* Drops a reference to a snapshot; the last one frees it. */
+void ctr_config_unref(const ctr_config_t *cfg);
+
+/* The first option that differs between the snapshots and that only a
+ * restart can change (listen.path, listen.mode), or NULL. */
+const char *ctr_config_restart_key(const ctr_config_t *old,
+                                   const ctr_config_t *new);
+
 /* Prints the effective configuration as YAML that ctr_config_load accepts,
  * with each option's help as a comment. */
 void ctr_config_print(const ctr_config_t *cfg, FILE *out);

@@ -140,19 +140,24 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
-static int fail(ctr_conn_t *c, int code, const char *why) {
+static void reply_error(ctr_conn_t *c, int code, const char *text) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
+
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_error(&pk, code, text);
+  send_frame(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+static int fail(ctr_conn_t *c, int code, const char *why) {
   char reason[256];
 
   snprintf(reason, sizeof(reason), "protocol error: %s", why);
   CTR_WARN("%s: %s (%s); closing the connection", c->peer, why,
            ctr_strerror(code));
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_error(&pk, code, reason);
-  send_frame(c, &sb);
-  msgpack_sbuffer_destroy(&sb);
+  reply_error(c, code, reason);
   ctr_conn_close(c, reason);
   return code;
 }
@@ -295,8 +300,12 @@ static int control(ctr_conn_t *c, const ctr_msg_t *m) {
   case CTR_MSG_RELOAD:
     if (c->uid != 0 && c->uid != getuid())
       return fail(c, CTR_EPERM, "only the daemon's user may reload it");
-    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
-      return fail(c, CTR_ECONFIG, err);
+    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0) {
+      /* A refusal, not a protocol error; the server logged it. */
+      reply_error(c, CTR_ECONFIG, err);
+      ctr_conn_close(c, NULL);
+      return CTR_ECONFIG;
+    }
     reply_done(c, c->srv->nsessions, "configuration reloaded");
     return 0;
   }
@@ -330,12 +339,12 @@ static int unpack(ctr_conn_t *c, const char *payload, uint32_t len,
   msgpack_unpack_return ur;
   int rc;
 
-  rc = ctr_proto_read(payload, len, off, &srv->limits, srv->nodes,
+  rc = ctr_proto_read(payload, len, off, &c->limits, srv->nodes,
                       sizeof(srv->nodes) / sizeof(srv->nodes[0]), obj, why);
   if (rc != CTR_ENOMEM)
     return rc;
   if (!*checked) {
-    rc = ctr_proto_scan(payload + *off, len - *off, &srv->limits, NULL, why);
+    rc = ctr_proto_scan(payload + *off, len - *off, &c->limits, NULL, why);
     if (rc != 0)
       return rc;
     *checked = true;
@@ -360,7 +369,7 @@ static int on_frame(void *arg, const char *payload, uint32_t len) {
   int rc = 0;
 
   while (off < len && !c->closing) {
-    if (!ctr_proto_read_flat(payload, len, &off, &c->srv->limits, &c->srv->flat,
+    if (!ctr_proto_read_flat(payload, len, &off, &c->limits, &c->srv->flat,
                              &m)) {
       rc = unpack(c, payload, len, &off, &checked, &obj, &why);
       if (rc != 0) {
@@ -434,11 +443,16 @@ int ctr_conn_accept(ctr_server_t *srv) {
   c->srv = srv;
   uv_pipe_init(srv->loop, &c->pipe, 0);
   c->pipe.data = c;
-  ctr_frame_reader_init(&c->fr, srv->limits.max_frame);
+  c->limits.max_frame = srv->cfg->max_frame;
+  c->limits.max_depth = srv->cfg->max_depth;
+  c->limits.max_string = srv->cfg->max_string;
+  c->limits.max_elements = srv->cfg->max_elements;
+  c->limits.max_ids = srv->cfg->max_ids;
+  ctr_frame_reader_init(&c->fr, c->limits.max_frame);
   /* One chunk holds the objects of a whole batch, so clearing the zone
    * between frames frees nothing. */
   msgpack_zone_init(&c->zone, 256 * 1024);
-  rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->pipe);
+  rc = uv_accept((uv_stream_t *)&srv->listener.pipe, (uv_stream_t *)&c->pipe);
   if (rc != 0) {
     uv_close((uv_handle_t *)&c->pipe, on_closed);
     return rc;

@@ -14,6 +14,9 @@ struct ctr_conn_s {
   uv_pipe_t pipe;
   ctr_server_t *srv;
   ctr_frame_reader_t fr;
+  /* From the configuration in force at accept: a reload's new limits.* go
+   * to later connections, never cut off a client mid-recording. */
+  ctr_limits_t limits;
   msgpack_zone zone;
   int role;
   ctr_session_t *session;

@@ -70,29 +70,48 @@ static void on_signal(uv_signal_t *sig, int signum) {
   ctr_server_stop(srv);
 }
 
+/* Creates output.dir when missing and checks that traces can go there. */
+static int output_dir_ready(const char *dir, char *err, size_t errlen) {
+  if ((mkdir(dir, 0755) != 0 && errno != EEXIST) ||
+      access(dir, W_OK | X_OK) != 0) {
+    int e = errno;
+    snprintf(err, errlen, "output.dir %s: %s", dir, strerror(e));
+    return -e;
+  }
+  return 0;
+}
+
 int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen) {
+  const ctr_config_t *cfg = NULL;
+  const char *key;
   ctr_conn_t *c;
-  char *listen_path;
   int rc;
 
   if (srv->config_path == NULL) {
     snprintf(err, errlen, "no config file to reload (started without --config)");
     return CTR_ECONFIG;
   }
-  listen_path = strdup(srv->cfg->listen_path);
-  rc = ctr_config_load(srv->cfg, srv->config_path, err, errlen);
+  rc = ctr_config_snapshot(&cfg, srv->config_path, srv->sets, srv->nsets, err,
+                           errlen);
+  if (rc == 0 && (key = ctr_config_restart_key(srv->cfg, cfg)) != NULL) {
+    snprintf(err, errlen, "%s: needs a restart", key);
+    rc = CTR_ECONFIG;
+  }
+  if (rc == 0 && strcmp(cfg->output_dir, srv->cfg->output_dir) != 0)
+    rc = output_dir_ready(cfg->output_dir, err, errlen);
   if (rc != 0) {
     CTR_ERROR("reload rejected, the old configuration stays: %s", err);
-    free(listen_path);
+    ctr_config_unref(cfg);
     return rc;
   }
-  if (listen_path && strcmp(listen_path, srv->cfg->listen_path) != 0)
-    CTR_WARN("listen.path changes only at restart; still on %s", listen_path);
-  free(listen_path);
-  ctr_log_level = srv->cfg->log_level;
+  ctr_config_unref(srv->cfg);
+  srv->cfg = cfg;
+  ctr_log_level = cfg->log_level;
+  uv_timer_start(&srv->flush_timer, on_flush_timer, cfg->flush_interval_ms,
+                 cfg->flush_interval_ms);
   for (c = srv->conns; c; c = c->next)
     if (c->session) {
-      ctr_session_reload(c->session);
+      ctr_session_reload(c->session, cfg);
       ctr_conn_push_filter(c);
     }
   CTR_INFO("reloaded %s", srv->config_path);
@@ -124,12 +143,7 @@ void ctr_server_stop(ctr_server_t *srv) {
   if (srv->stopping)
     return;
   srv->stopping = true;
-  if (srv->listening) {
-    uv_close((uv_handle_t *)&srv->listener, NULL);
-    srv->listening = false;
-    if (srv->cfg->listen_path && getenv("LISTEN_FDS") == NULL)
-      unlink(srv->cfg->listen_path);
-  }
+  ctr_listener_close(&srv->listener);
   /* Control connections have nothing to finish. */
   for (c = srv->conns; c; c = next) {
     next = c->next;
@@ -153,45 +167,37 @@ void ctr_server_session_ended(ctr_server_t *srv, const char *dir,
           (unsigned long long)events, state);
 }
 
-int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
-                     const char *config_path, int report_fd, char *err,
-                     size_t errlen) {
-  ctr_limits_t lim = CTR_LIMITS_DEFAULT;
+void ctr_server_free(ctr_server_t *srv) {
+  ctr_config_unref(srv->cfg);
+  srv->cfg = NULL;
+}
+
+int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
+                     const ctr_config_t *cfg, const char *config_path,
+                     const ctr_config_override_t *sets, size_t nsets,
+                     int report_fd, char *err, size_t errlen) {
   int rc;
 
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
-  srv->cfg = cfg;
+  srv->cfg = ctr_config_ref(cfg);
   srv->report_fd = report_fd;
   srv->config_path = config_path;
-  lim.max_frame = cfg->max_frame;
-  lim.max_depth = cfg->max_depth;
-  lim.max_string = cfg->max_string;
-  lim.max_elements = cfg->max_elements;
-  lim.max_ids = cfg->max_ids;
-  srv->limits = lim;
-  if (mkdir(cfg->output_dir, 0755) != 0 && errno != EEXIST) {
-    snprintf(err, errlen, "output.dir %s: %s", cfg->output_dir,
-             strerror(errno));
-    return -errno;
-  }
-  if (access(cfg->output_dir, W_OK | X_OK) != 0) {
-    snprintf(err, errlen, "output.dir %s: %s", cfg->output_dir,
-             strerror(errno));
-    return -errno;
-  }
+  srv->sets = sets;
+  srv->nsets = nsets;
+  rc = output_dir_ready(cfg->output_dir, err, errlen);
+  if (rc != 0)
+    return rc;
   rc = ctr_trace_recover(cfg->output_dir);
   if (rc > 0)
     CTR_WARN("marked %d trace(s) left by a stopped daemon as aborted", rc);
-  srv->listener.data = srv;
-  rc = ctr_listener_open(loop, &srv->listener, cfg->listen_path,
+  rc = ctr_listener_open(&srv->listener, loop, cfg->listen_path,
                          cfg->listen_mode, on_connection, err, errlen);
-  srv->listener.data = srv;
+  srv->listener.pipe.data = srv;
   if (rc != 0) {
-    uv_close((uv_handle_t *)&srv->listener, NULL);
+    ctr_listener_close(&srv->listener);
     return rc;
   }
-  srv->listening = true;
   uv_timer_init(loop, &srv->flush_timer);
   uv_timer_init(loop, &srv->grace_timer);
   srv->flush_timer.data = srv->grace_timer.data = srv;

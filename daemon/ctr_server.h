@@ -1,5 +1,9 @@
 /* ctr_server.h: the daemon's state shared by its connections: the loop,
- * the config, the live connections, the flush timer and shutdown. */
+ * the config, the live connections, the flush timer and shutdown.
+ *
+ * The configuration in force is an immutable snapshot. A reload builds a
+ * new one exactly as a start does (defaults, file, the command line's
+ * overrides) and swaps it in; sessions hold a reference to theirs. */
 #ifndef CTR_SERVER_H
 #define CTR_SERVER_H
 
@@ -9,20 +13,21 @@
 
 #include "ctr_buf.h"
 #include "ctr_config.h"
+#include "ctr_listener.h"
 #include "ctr_proto.h"
 
 typedef struct ctr_conn_s ctr_conn_t;
 
 typedef struct ctr_server_s {
   uv_loop_t *loop;
-  ctr_config_t *cfg;
-  ctr_limits_t limits;
-  uv_pipe_t listener;
-  bool listening;
+  const ctr_config_t *cfg; /* the snapshot in force; new sessions take it */
+  ctr_listener_t listener;
   uv_timer_t flush_timer;
   uv_timer_t grace_timer;
   uv_signal_t sig_term, sig_int, sig_hup;
   const char *config_path; /* NULL: built-in defaults, nothing to reload */
+  const ctr_config_override_t *sets; /* the command line's, for reloads */
+  size_t nsets;
   ctr_conn_t *conns; /* doubly linked */
   uint32_t nsessions;
   uint64_t next_session;
@@ -37,15 +42,23 @@ typedef struct ctr_server_s {
   ctr_flat_t flat; /* room for ctr_proto_read_flat */
 } ctr_server_t;
 
-int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop, ctr_config_t *cfg,
-                     const char *config_path, int report_fd, char *err,
-                     size_t errlen);
-/* Re-reads the config file (SIGHUP, ctrecctl reload). On error the old
- * configuration stays in force and err says why. */
+/* Takes its own reference to cfg, which was built from config_path and
+ * sets; both must outlive the server. */
+int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
+                     const ctr_config_t *cfg, const char *config_path,
+                     const ctr_config_override_t *sets, size_t nsets,
+                     int report_fd, char *err, size_t errlen);
+/* Rebuilds the configuration from the file and the overrides (SIGHUP,
+ * ctrecctl reload) and applies it as config/ctrec.yaml says per option.
+ * A new value of an option that needs a restart, or an unusable
+ * output.dir, refuses the reload: the old configuration stays in force
+ * and err says why ("listen.path: needs a restart"). */
 int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen);
 /* Stops accepting, lets clients finish for a grace period, then ends every
  * session and closes every handle. */
 void ctr_server_stop(ctr_server_t *srv);
+/* Drops the configuration once the loop has ended. */
+void ctr_server_free(ctr_server_t *srv);
 
 /* Called by connections. */
 void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c);

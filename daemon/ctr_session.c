@@ -110,7 +110,8 @@ typedef struct thread_s {
 
 struct ctr_session_s {
   uint64_t id;
-  const ctr_config_t *cfg;
+  const ctr_config_t *cfg; /* a reference: HELLO's snapshot, then reloads' */
+  uint32_t max_ids, max_source; /* limits.* at HELLO, kept across reloads */
   uid_t uid;
   int64_t pid, ppid;
   char *lang, *lang_version, *program, *cwd, *args_json;
@@ -278,7 +279,9 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   if (s == NULL)
     return CTR_ENOMEM;
   s->id = id;
-  s->cfg = cfg;
+  s->cfg = ctr_config_ref(cfg);
+  s->max_ids = cfg->max_ids;
+  s->max_source = cfg->max_source;
   s->uid = uid;
   s->pid = h->pid;
   s->ppid = h->ppid;
@@ -341,7 +344,7 @@ static char *read_source(const ctr_session_t *s, const char *path,
   if (fd < 0)
     return NULL;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-      (uint64_t)sb.st_size > s->cfg->max_source ||
+      (uint64_t)sb.st_size > s->max_source ||
       !(sb.st_uid == s->uid || (sb.st_mode & S_IROTH))) {
     close(fd);
     return NULL;
@@ -811,7 +814,7 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   if (id != n)
     return fail(why, "declared id is not the next dense id", CTR_ERANGE);
-  if (n >= s->cfg->max_ids)
+  if (n >= s->max_ids)
     return fail(why, "too many declarations (limits.max_ids)", CTR_ELIMIT);
   switch (m->tag) {
   case CTR_MSG_PATH: {
@@ -867,7 +870,7 @@ static int source(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 
   if (m->u.source.path_id >= s->paths.n)
     return fail(why, "source path id out of range", CTR_ERANGE);
-  if (m->u.source.text.len > s->cfg->max_source)
+  if (m->u.source.text.len > s->max_source)
     return fail(why, "source larger than limits.max_source", CTR_ELIMIT);
   p = &s->paths.v[m->u.source.path_id];
   free(p->source);
@@ -1749,12 +1752,14 @@ int ctr_session_control(ctr_session_t *s, bool on) {
   return was != on;
 }
 
-void ctr_session_reload(ctr_session_t *s) {
+void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
   static const ctr_str_t mark = {"ctrec: configuration reloaded", 29};
   static const ctr_str_t none = {NULL, 0};
   const char *why;
   uint32_t i;
 
+  ctr_config_unref(s->cfg);
+  s->cfg = ctr_config_ref(cfg);
   ctr_filter_free(s->filter);
   s->filter = ctr_filter_ref(s->cfg->filter);
   ctr_filter_values(s->filter, &s->nvalue_rules);
@@ -1853,6 +1858,7 @@ void ctr_session_free(ctr_session_t *s) {
   }
   ctr_filter_free(s->filter);
   ctr_filter_free(s->while_in);
+  ctr_config_unref(s->cfg);
   free(s->wire_rules);
   free(s->filter_text);
   for (i = 0; i < s->types.n; i++)

@@ -37,6 +37,7 @@ typedef struct ctr_session_hooks_s {
   void (*send)(void *arg, int tag);
 } ctr_session_hooks_t;
 
+/* Takes a reference to cfg, a snapshot (ctr_config_snapshot). */
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *hello, uint64_t id, uid_t uid,
                     const ctr_session_hooks_t *hooks);
@@ -60,9 +61,11 @@ void ctr_session_tick(ctr_session_t *s);
  * ends the current one. Returns 1 when that changed anything. */
 int ctr_session_control(ctr_session_t *s, bool on);
 
-/* Applies a reloaded config's filter from the next event on, with a mark
- * in the trace. */
-void ctr_session_reload(ctr_session_t *s);
+/* Moves the session to a reloaded configuration (it takes a reference):
+ * the filter, record.* and output.dir apply from the next event on, with a
+ * mark in the trace; what the shim learnt in WELCOME (limits.value_*,
+ * flush_ms), output.float_format and limits.* stay as they were at HELLO. */
+void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg);
 
 /* Bytes rendered but not yet written. */
 size_t ctr_session_pending(const ctr_session_t *s);

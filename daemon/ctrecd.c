@@ -1,7 +1,8 @@
 /* ctrecd.c: the recording daemon's entry point.
  *
  * Module init runs in dependency order (config, log, server) and teardown in
- * exact reverse. Command line options override the config file. */
+ * exact reverse. Command line options override the config file, at start
+ * and at every reload. */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -25,6 +26,7 @@ static void usage(FILE *out) {
         "  -o, --output DIR      trace output directory (output.dir)\n"
         "  -L, --log-level LEVEL error, warn, info or debug (log.level)\n"
         "      --set KEY=VALUE   set any config option, e.g. output.flush_interval_ms=50\n"
+        "                        (these options also win over the file at every reload)\n"
         "      --print-config    print the effective configuration and exit\n"
         "      --ready-fd N      write \"ready\\n\" to fd N once listening\n"
         "      --report-fd N     write one line per finished trace to fd N\n"
@@ -47,13 +49,19 @@ int main(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  struct override { const char *name, *value, *origin; } sets[64];
-  int nsets = 0, opt, i, rc, ready_fd = -1, report_fd = -1, print = 0;
+  /* Kept for the daemon's lifetime: every reload applies them again. */
+  ctr_config_override_t *sets = calloc((size_t)argc, sizeof(*sets));
+  int nsets = 0, opt, rc, ready_fd = -1, report_fd = -1, print = 0;
   const char *config_path = NULL;
   char err[1024];
-  ctr_config_t cfg;
+  const ctr_config_t *cfg;
   ctr_server_t srv;
   uv_loop_t loop;
+
+  if (sets == NULL) {
+    fputs("ctrecd: out of memory\n", stderr);
+    return 1;
+  }
 
   while ((opt = getopt_long(argc, argv, "c:l:o:L:hV", opts, NULL)) != -1) {
     const char *name = NULL;
@@ -69,8 +77,7 @@ int main(int argc, char **argv) {
         return 2;
       }
       *eq = '\0';
-      if (nsets < 64)
-        sets[nsets++] = (struct override){optarg, eq + 1, "--set"};
+      sets[nsets++] = (ctr_config_override_t){optarg, eq + 1, "--set"};
       continue;
     }
     case OPT_PRINT: print = 1; break;
@@ -80,8 +87,8 @@ int main(int argc, char **argv) {
     case 'V': puts("ctrecd " CTREC_VERSION); return 0;
     default: usage(stderr); return 2;
     }
-    if (name && nsets < 64)
-      sets[nsets++] = (struct override){name, optarg, argv[optind - 2]};
+    if (name)
+      sets[nsets++] = (ctr_config_override_t){name, optarg, argv[optind - 2]};
   }
   if (optind < argc) {
     fprintf(stderr, "ctrecd: unexpected argument: %s\n", argv[optind]);
@@ -89,25 +96,19 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  ctr_config_defaults(&cfg);
-  if (config_path && ctr_config_load(&cfg, config_path, err, sizeof(err)) != 0) {
+  if (ctr_config_snapshot(&cfg, config_path, sets, (size_t)nsets, err,
+                          sizeof(err)) != 0) {
     fprintf(stderr, "ctrecd: %s\n", err);
-    ctr_config_free(&cfg);
+    free(sets);
     return 1;
   }
-  for (i = 0; i < nsets; i++)
-    if (ctr_config_set(&cfg, sets[i].name, sets[i].value, sets[i].origin, err,
-                       sizeof(err)) != 0) {
-      fprintf(stderr, "ctrecd: %s\n", err);
-      ctr_config_free(&cfg);
-      return 1;
-    }
   if (print) {
-    ctr_config_print(&cfg, stdout);
-    ctr_config_free(&cfg);
+    ctr_config_print(cfg, stdout);
+    ctr_config_unref(cfg);
+    free(sets);
     return 0;
   }
-  ctr_log_level = cfg.log_level;
+  ctr_log_level = cfg->log_level;
   /* Batches are unpacked and rendered through buffers of a few hundred KiB
    * that are released and reused all the time; without this, glibc hands
    * the top of the heap back after each and faults it in again. */
@@ -117,17 +118,19 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   uv_loop_init(&loop);
-  rc = ctr_server_start(&srv, &loop, &cfg, config_path, report_fd, err,
-                        sizeof(err));
+  rc = ctr_server_start(&srv, &loop, cfg, config_path, sets, (size_t)nsets,
+                        report_fd, err, sizeof(err));
+  ctr_config_unref(cfg); /* the server holds its own reference */
   if (rc != 0) {
     CTR_ERROR("%s", err);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    ctr_config_free(&cfg);
+    ctr_server_free(&srv);
+    free(sets);
     return 1;
   }
-  CTR_INFO("listening on %s, writing traces to %s", cfg.listen_path,
-           cfg.output_dir);
+  CTR_INFO("listening on %s, writing traces to %s", srv.listener.path,
+           srv.cfg->output_dir);
   if (ready_fd >= 0) {
     if (write(ready_fd, "ready\n", 6) < 0)
       CTR_WARN("--ready-fd %d: %s", ready_fd, strerror(errno));
@@ -140,6 +143,7 @@ int main(int argc, char **argv) {
   if (report_fd >= 0)
     close(report_fd);
   CTR_INFO("stopped");
-  ctr_config_free(&cfg);
+  ctr_server_free(&srv);
+  free(sets);
   return rc == 0 ? 0 : 1;
 }

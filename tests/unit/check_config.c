@@ -581,6 +581,9 @@ START_TEST(test_print_format) {
   ck_assert_ptr_nonnull(strstr(text, "\n  path: \"/run/ctrec/ctrecd.sock\"\n"));
   ck_assert_ptr_nonnull(strstr(text, "\n  mode: 0660\n"));
   ck_assert_ptr_nonnull(strstr(
+      text, "# Permission bits of the socket, in octal. Changing it needs a "
+            "restart.\n"));
+  ck_assert_ptr_nonnull(strstr(
       text, "# How often open traces are flushed to disk, in milliseconds. "
             "Range: 10 to 60000.\n  flush_interval_ms: 100\n"));
   ck_assert_ptr_nonnull(strstr(text, "One of: error, warn, info, debug.\n"
@@ -722,6 +725,114 @@ START_TEST(test_load_twice) {
 }
 END_TEST
 
+/* A snapshot is built as ctrecd builds its configuration at start and at
+ * every reload: defaults, then the file, then the command line. Nothing
+ * of an earlier build carries over. */
+START_TEST(test_snapshot_is_defaults_file_overrides) {
+  static const ctr_config_override_t sets[] = {
+      {"output.flush_interval_ms", "50", "--set"},
+      {"output.dir", "/tmp/o", "--output"}};
+  const ctr_config_t *a, *b;
+  char err[512] = "";
+
+  ck_assert_msg(ctr_config_snapshot(&a, NULL, NULL, 0, err, sizeof(err)) == 0,
+                "%s", err);
+  assert_defaults(a);
+  ck_assert_msg(ctr_config_snapshot(&b, DATA "/good/full.yaml", sets, 2, err,
+                                    sizeof(err)) == 0,
+                "%s", err);
+  /* The command line wins over the file, which wins over the defaults. */
+  ck_assert_uint_eq(b->flush_interval_ms, 50);
+  ck_assert_str_eq(b->output_dir, "/tmp/o");
+  ck_assert_uint_eq(b->max_ids, 123);
+  ck_assert_uint_eq(b->filter_nrules, 5);
+  ck_assert_int_eq(b->record_values, CTR_VALUES_ARGS);
+  ctr_config_unref(b);
+  /* A file without lists or record.values gives their defaults. */
+  ck_assert_msg(ctr_config_snapshot(&b, EXAMPLE, sets, 2, err, sizeof(err)) ==
+                    0,
+                "%s", err);
+  ck_assert_uint_eq(b->filter_nrules, 0);
+  ck_assert_uint_eq(b->record_nwhile_in, 0);
+  ck_assert_int_eq(b->record_values, CTR_VALUES_ALL);
+  ck_assert_uint_eq(b->flush_interval_ms, 50);
+  ctr_config_unref(b);
+  ctr_config_unref(a);
+}
+END_TEST
+
+START_TEST(test_snapshot_errors) {
+  static const ctr_config_override_t bad[] = {
+      {"output.flush_interval_ms", "5", "--set"}};
+  const ctr_config_t *c = NULL;
+  char err[512] = "";
+
+  ck_assert_int_eq(ctr_config_snapshot(&c, DATA "/good/full.yaml", bad, 1, err,
+                                       sizeof(err)),
+                   CTR_ECONFIG);
+  ck_assert_ptr_null(c);
+  ck_assert_str_eq(err, "--set: output.flush_interval_ms: must be between 10 "
+                        "and 60000");
+  ck_assert_int_eq(
+      ctr_config_snapshot(&c, DATA "/bad/below_min.yaml", NULL, 0, err,
+                          sizeof(err)),
+      CTR_ECONFIG);
+  ck_assert_ptr_null(c);
+  ck_assert_ptr_nonnull(strstr(err, "below_min.yaml:"));
+}
+END_TEST
+
+/* A reference keeps a snapshot, and its filter, alive after the last
+ * other one is dropped; valgrind checks that the last unref frees. */
+START_TEST(test_snapshot_references) {
+  const ctr_config_t *c, *held;
+  char err[512] = "";
+
+  ck_assert_int_eq(ctr_config_snapshot(&c, NULL, NULL, 0, err, sizeof(err)),
+                   0);
+  held = ctr_config_ref(c);
+  ck_assert_ptr_eq(held, c);
+  ctr_config_unref(c);
+  assert_defaults(held);
+  ctr_config_unref(held);
+  ctr_config_unref(NULL);
+}
+END_TEST
+
+/* Only listen.path and listen.mode need a restart. */
+START_TEST(test_restart_key) {
+  static const struct {
+    ctr_config_override_t set;
+    const char *key;
+  } cases[] = {
+      {{"listen.path", "/tmp/x.sock", "--set"}, "listen.path"},
+      {{"listen.mode", "0600", "--set"}, "listen.mode"},
+      {{"listen.mode", "0660", "--set"}, NULL},
+      {{"output.dir", "/tmp/o", "--set"}, NULL},
+      {{"limits.max_frame", "65536", "--set"}, NULL},
+      {{"output.flush_interval_ms", "10", "--set"}, NULL},
+  };
+  const ctr_config_t *base, *c;
+  char err[512] = "";
+  const char *key;
+
+  ck_assert_int_eq(ctr_config_snapshot(&base, NULL, NULL, 0, err, sizeof(err)),
+                   0);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    ck_assert_msg(ctr_config_snapshot(&c, NULL, &cases[i].set, 1, err,
+                                      sizeof(err)) == 0,
+                  "%s", err);
+    key = ctr_config_restart_key(base, c);
+    if (cases[i].key)
+      ck_assert_str_eq(key, cases[i].key);
+    else
+      ck_assert_ptr_null(key);
+    ctr_config_unref(c);
+  }
+  ctr_config_unref(base);
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 Suite *ctr_config_suite(void) {
@@ -742,6 +853,13 @@ Suite *ctr_config_suite(void) {
   tcase_add_test(tc, test_unreadable);
   tcase_add_test(tc, test_truncated_message);
   tcase_add_test(tc, test_load_twice);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("snapshot");
+  tcase_add_test(tc, test_snapshot_is_defaults_file_overrides);
+  tcase_add_test(tc, test_snapshot_errors);
+  tcase_add_test(tc, test_snapshot_references);
+  tcase_add_test(tc, test_restart_key);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("print");
