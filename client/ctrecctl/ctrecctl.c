@@ -1,13 +1,17 @@
 /* ctrecctl.c: the command line front end.
  *
- *   ctrecctl record [-o DIR] [-c FILE] [-q] -- CMD [ARGS...]
- *   ctrecctl status [-s SOCKET] [--json]
- *   ctrecctl follow [-s SOCKET] [--json] [SESSION | --pid PID]
+ *   ctrecctl record [-o DIR] [-c FILE] [-q] [-t SEC] -- CMD [ARGS...]
+ *   ctrecctl status [-s SOCKET] [-t SEC] [--json]
+ *   ctrecctl follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]
+ *   ctrecctl start|stop [-s SOCKET] [-t SEC] (SESSION... | --all | --pid PID)
+ *   ctrecctl reload [-s SOCKET] [-t SEC]
  *
  * record runs CMD with the shims on its load paths. When CT_RECORDER_SOCKET
  * names no running daemon it starts a private ctrecd on a socket in a fresh
  * private directory, and stops it once the program and every traced process
- * it started have finished, so every trace is complete when it returns. */
+ * it started have finished, so every trace is complete when it returns.
+ * Through a running daemon it prints the same summary from the daemon's
+ * follow feed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
