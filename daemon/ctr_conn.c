@@ -249,9 +249,6 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   ctr_pack_welcome(&pk, &w);
   send_frame(c, &sb);
   msgpack_sbuffer_destroy(&sb);
-  /* A session that may not record yet (record.start: paused) is paused at
-   * once: its client reads the PAUSE with the WELCOME. */
-  ctr_session_tick(c->session);
   return 0;
 }
 

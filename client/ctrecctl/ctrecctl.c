@@ -985,12 +985,9 @@ static int feed_open(feed_t *f, const char *sock, bool quiet) {
               (int)m.u.error.text.len, m.u.error.text.ptr);
     release(&r);
   }
-  if (rc == EXIT_REFUSED) {
-    close(f->fd);
-    return 125;
-  }
   if (rc != 0) {
-    report_failure(sock, rc, why);
+    if (rc != EXIT_REFUSED)
+      report_failure(sock, rc, why);
     close(f->fd);
     return 125;
   }
@@ -1017,7 +1014,8 @@ static int feed_wait(feed_t *f, pid_t pid) {
       if (r == pid) {
         status = st;
         grace_end = mono_ms() + GRACE_MS;
-        close(pidfd);
+        if (pidfd >= 0)
+          close(pidfd);
         pidfd = -1;
       }
     if (r < 0 && errno == ECHILD)

@@ -13,8 +13,8 @@ import subprocess
 import threading
 import time
 
-from harness import (CTRECCTL, RUBY_PROGRAMS, RUBY_SHIM, Daemon, TempDirTest, Trace, run,
-                     service_config, trace_folders, validate)
+from harness import (CTRECCTL, RUBY_PROGRAMS, RUBY_SHIM, Daemon, TempDirTest, Trace, frame, mp,
+                     run, service_config, trace_folders, validate)
 from test_python_record import OTHER_PYTHONS, PY_SHIM
 
 ADDITION = os.path.join(RUBY_PROGRAMS, "addition.rb")
@@ -325,6 +325,46 @@ class ControlTest(TempDirTest):
         path = os.path.join(self.tmp, name)
         os.makedirs(path)
         return path
+
+    def test_shims_confirm_a_pause_that_comes_with_welcome(self):
+        # ctrecd may pause a client (its tick) before the client has read
+        # WELCOME; the shim then reads PAUSE and FLUSH with WELCOME and
+        # must still answer the FLUSH, or the session stays "pausing". A
+        # fake daemon sends them together every time.
+        token = 0xBEEF
+        flushed = b"\x92\x2c\xcd\xbe\xef"  # [44, token] as msgpack-c packs it
+        for name, argv, text, env in interpreters():
+            with self.subTest(name):
+                root = self.subdir(name)
+                sock_path = os.path.join(root, "fake.sock")
+                srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                srv.bind(sock_path)
+                srv.listen(1)
+                srv.settimeout(30)
+                prog = os.path.join(root, "w.rb" if name == "ruby" else "w.py")
+                with open(prog, "w") as f:
+                    f.write(text)
+                p = subprocess.Popen(argv + [prog], env=env(sock_path), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                conn = srv.accept()[0]
+                conn.settimeout(30)
+                head = conn.recv(4, socket.MSG_WAITALL)
+                conn.recv(int.from_bytes(head, "little"), socket.MSG_WAITALL)  # HELLO
+                welcome = {"session": 1, "state": "recording", "flush_ms": 20,
+                           "values": "all", "filter": []}
+                conn.sendall(frame(mp([2, welcome])) + frame(mp([40])) +
+                             frame(mp([43, token])))
+                out, err = p.communicate(b"a\nb\n", timeout=60)
+                data = b""
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.close()
+                srv.close()
+                self.assertEqual((p.returncode, out.split()), (0, [b"ready", b"45", b"190"]), err)
+                self.assertIn(flushed, data)
 
     # ---- item 13: record through a running ctrecd -------------------------
 
