@@ -21,8 +21,8 @@ struct ctr_conn_s {
   msgpack_zone zone;
   int role;
   ctr_session_t *session;
-  uint64_t sid;       /* record: the session's id, kept after it ends */
-  uint64_t *watched;  /* follow: ids of the sessions the feed reports */
+  uint64_t sid;      /* record: the session's id, kept after it ends */
+  uint64_t *watched; /* follow: ids of the sessions the feed reports */
   uint32_t nwatched;
   char peer[64]; /* "pid 123 uid 1000" for log lines */
   int64_t pid;

@@ -23,8 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -42,13 +42,13 @@
 /* The options of every verb that talks to ctrecd. */
 #define DAEMON_OPTIONS_HELP                                                    \
   "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"        \
-  "                     else " DEFAULT_SOCKET ")\n"                             \
+  "                     else " DEFAULT_SOCKET ")\n"                            \
   "  -t, --timeout SEC  give up when ctrecd has not answered within SEC\n"     \
   "                     seconds (default 5)\n"
 #define EXIT_CODES_HELP                                                        \
-  "  0  done\n"                                                                 \
+  "  0  done\n"                                                                \
   "  1  ctrecd refused (its reason follows), or no session matched\n"          \
-  "  2  usage error\n"                                                          \
+  "  2  usage error\n"                                                         \
   "  3  ctrecd not reachable, or it hung up or answered nonsense\n"            \
   "  4  ctrecd did not answer within --timeout\n"
 #define EXIT_STATUS_HELP "Exit status:\n" EXIT_CODES_HELP
@@ -314,8 +314,8 @@ static int report_failure(const char *sock, int status, const char *why) {
  * until r is released). Returns 0, or an EXIT_* status after printing why
  * on stderr; an ERROR answer is EXIT_REFUSED and prints its text as it
  * is. */
-static int ask(const char *sock, request_fn request, const void *arg,
-               int want, reply_t *r, ctr_msg_t *m) {
+static int ask(const char *sock, request_fn request, const void *arg, int want,
+               reply_t *r, ctr_msg_t *m) {
   int64_t deadline = mono_ms() + timeout_ms;
   const char *why = NULL;
   int fd = daemon_connect(sock, "control", request, arg, deadline);
