@@ -420,6 +420,25 @@ class ControlTest(TempDirTest):
         other.wait(timeout=60)
         self.assertEqual(len(trace_folders(d.out)), 4)
 
+    def test_record_through_a_service_python(self):
+        prog = os.path.join(os.path.dirname(RUBY_PROGRAMS), "python", "calc.py")
+        d = self.start_daemon()
+        env = dict(os.environ, CT_RECORDER_SOCKET=d.sock)
+        for name, argv, _, _ in interpreters()[1:]:
+            with self.subTest(name):
+                priv = run([CTRECCTL, "record", "-o", self.subdir(name), "--", *argv, prog])
+                self.assertEqual(priv.returncode, 0, priv.stderr)
+                figures = SUMMARY.search(priv.stderr.decode()).group(2, 3, 4, 5)
+                res = run([CTRECCTL, "record", "--", *argv, prog], env=env)
+                self.assertEqual(res.returncode, 0, res.stderr)
+                lines = res.stderr.decode().splitlines()
+                self.assertEqual(len(lines), 2, lines)
+                m = SUMMARY.fullmatch(lines[1])
+                self.assertTrue(m, lines)
+                self.assertEqual(m.group(2, 3, 4, 5), figures)
+                self.assertEqual(os.path.dirname(m.group(1)), d.out)
+                validate(self, m.group(1))
+
     def test_record_through_a_service_reports_every_interval(self):
         # A session that is stopped and started again leaves two traces.
         d = self.start_daemon()
