@@ -15,9 +15,8 @@
 #include <unistd.h>
 
 #include "ctr_error.h"
+#include "ctr_feed.h"
 #include "ctr_log.h"
-
-enum { ROLE_NONE, ROLE_RECORD, ROLE_CONTROL };
 
 /* Pending writes per connection; a peer that does not read is cut off. */
 #define CONN_MAX_QUEUED (4u << 20)
@@ -36,6 +35,7 @@ static void on_closed(uv_handle_t *h) {
 
   ctr_frame_reader_free(&c->fr);
   msgpack_zone_destroy(&c->zone);
+  free(c->watched);
   free(c);
 }
 
@@ -68,22 +68,30 @@ static void send_frame(ctr_conn_t *c, const msgpack_sbuffer *sb) {
   c->queued += w->len;
 }
 
+void ctr_conn_send(ctr_conn_t *c, const msgpack_sbuffer *sb) {
+  send_frame(c, sb);
+}
+
 static void on_trace_closed(void *arg, const char *dir,
                             const ctr_session_stats_t *st, const char *state) {
   ctr_conn_t *c = arg;
 
   ctr_server_session_ended(c->srv, dir, st->steps, st->calls, st->events,
                            state);
+  ctr_feed_trace(c, dir, st, state);
 }
 
-static void send_control(void *arg, int tag) {
+static void send_control(void *arg, int tag, uint64_t token) {
   ctr_conn_t *c = arg;
   msgpack_sbuffer sb;
   msgpack_packer pk;
 
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_simple(&pk, tag);
+  if (tag == CTR_MSG_FLUSH)
+    ctr_pack_flush(&pk, tag, token);
+  else
+    ctr_pack_simple(&pk, tag);
   send_frame(c, &sb);
   msgpack_sbuffer_destroy(&sb);
 }
@@ -110,6 +118,7 @@ static void end_session(ctr_conn_t *c, const char *reason) {
     return;
   c->session = NULL;
   ctr_session_end(s, reason);
+  ctr_feed_end(c);
   ctr_session_free(s);
   c->srv->nsessions--;
 }
@@ -140,7 +149,7 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
-static void reply_error(ctr_conn_t *c, int code, const char *text) {
+static void send_error(ctr_conn_t *c, int code, const char *text) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
 
@@ -157,8 +166,16 @@ static int fail(ctr_conn_t *c, int code, const char *why) {
   snprintf(reason, sizeof(reason), "protocol error: %s", why);
   CTR_WARN("%s: %s (%s); closing the connection", c->peer, why,
            ctr_strerror(code));
-  reply_error(c, code, reason);
+  send_error(c, code, reason);
   ctr_conn_close(c, reason);
+  return code;
+}
+
+/* A control request ctrecd turns down: the peer gets the reason as it is,
+ * which is no protocol error. */
+static int refuse(ctr_conn_t *c, int code, const char *why) {
+  send_error(c, code, why);
+  ctr_conn_close(c, NULL);
   return code;
 }
 
@@ -197,7 +214,11 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   if (h->version != CTR_PROTO_VERSION)
     return fail(c, CTR_EVERSION, "unsupported protocol version");
   if (h->role.len == 7 && memcmp(h->role.ptr, "control", 7) == 0) {
-    c->role = ROLE_CONTROL;
+    c->role = CTR_ROLE_CONTROL;
+    return 0;
+  }
+  if (h->role.len == 6 && memcmp(h->role.ptr, "follow", 6) == 0) {
+    ctr_feed_subscribe(c);
     return 0;
   }
   if (!(h->role.len == 6 && memcmp(h->role.ptr, "record", 6) == 0))
@@ -212,12 +233,16 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   if (rc != 0)
     return fail(c, rc, "cannot create a session");
   c->srv->nsessions++;
-  c->role = ROLE_RECORD;
+  c->role = CTR_ROLE_RECORD;
+  c->sid = ctr_session_id(c->session);
   snprintf(c->peer, sizeof(c->peer), "session %llu (pid %lld uid %u)",
            (unsigned long long)ctr_session_id(c->session), (long long)c->pid,
            (unsigned)c->uid);
   CTR_DEBUG("%s: hello from %.*s", c->peer, (int)h->program.len,
             h->program.ptr ? h->program.ptr : "");
+  /* Told first, so a follower knows of the session before its process can
+   * go on (and exit). */
+  ctr_feed_begin(c);
   ctr_session_welcome(c->session, &w);
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -299,13 +324,9 @@ static int control(ctr_conn_t *c, const ctr_msg_t *m) {
     return 0;
   case CTR_MSG_RELOAD:
     if (c->uid != 0 && c->uid != getuid())
-      return fail(c, CTR_EPERM, "only the daemon's user may reload it");
-    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0) {
-      /* A refusal, not a protocol error; the server logged it. */
-      reply_error(c, CTR_ECONFIG, err);
-      ctr_conn_close(c, NULL);
-      return CTR_ECONFIG;
-    }
+      return refuse(c, CTR_EPERM, "only the daemon's user may reload it");
+    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
+      return refuse(c, CTR_ECONFIG, err);
     reply_done(c, c->srv->nsessions, "configuration reloaded");
     return 0;
   }
@@ -317,9 +338,11 @@ static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   int rc;
 
   switch (c->role) {
-  case ROLE_NONE:
+  case CTR_ROLE_NONE:
     return hello(c, m);
-  case ROLE_RECORD:
+  case CTR_ROLE_FOLLOW:
+    return fail(c, CTR_ESTATE, "a follower sends nothing after HELLO");
+  case CTR_ROLE_RECORD:
     rc = ctr_session_handle(c->session, m, &why);
     return rc ? fail(c, rc, why ? why : ctr_strerror(rc)) : 0;
   default:

@@ -1,5 +1,6 @@
 /* ctr_conn.h: one client connection: framing, limits, decoding and the
- * role chosen by HELLO (record: a session; control: status queries). */
+ * role chosen by HELLO (record: a session; control: status queries;
+ * follow: a feed of sessions, ctr_feed.c). */
 #ifndef CTR_CONN_H
 #define CTR_CONN_H
 
@@ -9,6 +10,9 @@
 
 #include "ctr_server.h"
 #include "ctr_session.h"
+
+/* The role HELLO chose. */
+enum { CTR_ROLE_NONE, CTR_ROLE_RECORD, CTR_ROLE_CONTROL, CTR_ROLE_FOLLOW };
 
 struct ctr_conn_s {
   uv_pipe_t pipe;
@@ -20,6 +24,9 @@ struct ctr_conn_s {
   msgpack_zone zone;
   int role;
   ctr_session_t *session;
+  uint64_t sid;      /* record: the session's id, kept after it ends */
+  uint64_t *watched; /* follow: ids of the sessions the feed reports */
+  uint32_t nwatched;
   char peer[64]; /* "pid 123 uid 1000" for log lines */
   int64_t pid;
   uid_t uid;
@@ -34,6 +41,10 @@ int ctr_conn_accept(ctr_server_t *srv);
 /* Ends the connection: the session (if any) ends as aborted with reason
  * unless it said BYE. Idempotent. */
 void ctr_conn_close(ctr_conn_t *c, const char *reason);
+
+/* Sends one frame holding the bytes of sb (dropped when the peer has not
+ * read 4 MiB that were sent before). */
+void ctr_conn_send(ctr_conn_t *c, const msgpack_sbuffer *sb);
 
 /* Sends the session's code rules to its client (after a reload). */
 void ctr_conn_push_filter(ctr_conn_t *c);

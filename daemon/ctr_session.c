@@ -132,6 +132,10 @@ struct ctr_session_s {
   ctr_filter_t *while_in;     /* record.while_in as function rules */
   ctr_session_hooks_t hooks;
   bool client_paused;         /* we sent PAUSE and no RESUME since */
+  /* PAUSE sent and not yet confirmed by the FLUSHED that answers the
+   * FLUSH sent with it: status shows "pausing". */
+  bool pausing;
+  uint64_t pause_token;
   const msgpack_object *stack; /* STACK frames while one is applied */
   ctr_wire_rule_t *wire_rules; /* the filter's code rules, for the client */
   uint32_t nwire_rules;
@@ -636,6 +640,7 @@ static void render_meta(ctr_session_t *s);
  * "aborted: ..."); calls opened in it stay open, as the format allows. */
 static void close_interval(ctr_session_t *s, const char *state,
                            const char *reason) {
+  const char *why;
   uint32_t i, j;
 
   if (s->trace == NULL)
@@ -647,10 +652,12 @@ static void close_interval(ctr_session_t *s, const char *state,
   s->st.written = ctr_trace_records(s->trace);
   render_meta(s);
   ctr_trace_flush(s->trace);
-  CTR_INFO("session %llu: interval %u %s (%s): %llu steps, %llu calls, %llu "
+  /* "aborted: <why>" names the reason already. */
+  why = reason == NULL ? "end" : strstr(s->state, reason) ? NULL : reason;
+  CTR_INFO("session %llu: interval %u %s%s%s%s: %llu steps, %llu calls, %llu "
            "events in %s",
-           (unsigned long long)s->id, s->interval, s->state,
-           reason ? reason : "end", (unsigned long long)s->st.steps,
+           (unsigned long long)s->id, s->interval, s->state, why ? " (" : "",
+           why ? why : "", why ? ")" : "", (unsigned long long)s->st.steps,
            (unsigned long long)s->st.calls, (unsigned long long)s->st.events,
            ctr_trace_dir(s->trace));
   if (s->hooks.trace_closed)
@@ -717,7 +724,10 @@ static bool gate_open(ctr_session_t *s) {
     close_interval(s, "complete", why);
   if (pause != s->client_paused && s->hooks.send && !s->ended) {
     s->client_paused = pause;
-    s->hooks.send(s->hooks.arg, pause ? CTR_MSG_PAUSE : CTR_MSG_RESUME);
+    s->pausing = pause;
+    s->hooks.send(s->hooks.arg, pause ? CTR_MSG_PAUSE : CTR_MSG_RESUME, 0);
+    if (pause)
+      s->hooks.send(s->hooks.arg, CTR_MSG_FLUSH, ++s->pause_token);
   }
   return why == NULL;
 }
@@ -1597,7 +1607,10 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_SOURCE:
     return source(s, m, why);
   case CTR_MSG_TIME:
+    return 0;
   case CTR_MSG_FLUSHED:
+    if (s->pausing && m->u.flush.token == s->pause_token)
+      s->pausing = false;
     return 0;
   case CTR_MSG_LOST:
     /* What the client skipped by the pushed rules is filtering, not loss. */
@@ -1802,40 +1815,36 @@ size_t ctr_session_pending(const ctr_session_t *s) {
 uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
 int64_t ctr_session_pid(const ctr_session_t *s) { return s->pid; }
 static const char *session_state(const ctr_session_t *s) {
-  return s->ended || s->trace ? s->state : "paused";
+  if (s->ended || s->trace)
+    return s->state;
+  /* Between intervals: the client has yet to confirm a PAUSE, or the gate
+   * is open and the program has yet to run (and send its STACK). */
+  if (gate_closed(s))
+    return s->pausing ? "pausing" : "paused";
+  return "resuming";
 }
 static const char *trace_dir(const ctr_session_t *s) {
   return s->trace ? ctr_trace_dir(s->trace) : NULL;
-}
-
-static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v) {
-  msgpack_pack_str_with_body(pk, k, strlen(k));
-  msgpack_pack_str_with_body(pk, v, strlen(v));
-}
-
-static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
-  msgpack_pack_str_with_body(pk, k, strlen(k));
-  msgpack_pack_uint64(pk, v);
 }
 
 void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
   const char *dir = trace_dir(s);
 
   msgpack_pack_map(pk, 14);
-  pack_kv_u64(pk, "id", s->id);
-  pack_kv_u64(pk, "pid", (uint64_t)s->pid);
-  pack_kv_u64(pk, "ppid", (uint64_t)s->ppid);
-  pack_kv_u64(pk, "uid", s->uid);
-  pack_kv_str(pk, "lang", s->lang);
-  pack_kv_str(pk, "program", s->program);
-  pack_kv_str(pk, "state", session_state(s));
-  pack_kv_u64(pk, "intervals", s->interval);
-  pack_kv_str(pk, "reason", s->trace ? "" : gate_closed(s) ? gate_closed(s) : "");
-  pack_kv_str(pk, "filter", s->filter_text);
-  pack_kv_u64(pk, "received", s->st.received);
-  pack_kv_u64(pk, "written", s->trace ? ctr_trace_records(s->trace) : 0);
-  pack_kv_str(pk, "trace", dir ? dir : "");
-  pack_kv_u64(pk, "dropped", s->st.dropped + s->st.lost);
+  ctr_pack_kv_u64(pk, "id", s->id);
+  ctr_pack_kv_u64(pk, "pid", (uint64_t)s->pid);
+  ctr_pack_kv_u64(pk, "ppid", (uint64_t)s->ppid);
+  ctr_pack_kv_u64(pk, "uid", s->uid);
+  ctr_pack_kv_str(pk, "lang", s->lang);
+  ctr_pack_kv_str(pk, "program", s->program);
+  ctr_pack_kv_str(pk, "state", session_state(s));
+  ctr_pack_kv_u64(pk, "intervals", s->interval);
+  ctr_pack_kv_str(pk, "reason", s->trace ? "" : gate_closed(s) ? gate_closed(s) : "");
+  ctr_pack_kv_str(pk, "filter", s->filter_text);
+  ctr_pack_kv_u64(pk, "received", s->st.received);
+  ctr_pack_kv_u64(pk, "written", s->trace ? ctr_trace_records(s->trace) : 0);
+  ctr_pack_kv_str(pk, "trace", dir ? dir : "");
+  ctr_pack_kv_u64(pk, "dropped", s->st.dropped + s->st.lost);
 }
 
 void ctr_session_free(ctr_session_t *s) {

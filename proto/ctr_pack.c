@@ -330,6 +330,16 @@ void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token) {
   pack_tag_u64(pk, tag, token);
 }
 
+void ctr_pack_kv_str(msgpack_packer *pk, const char *key, const char *val) {
+  pack_key(pk, key);
+  pack_cstr(pk, val);
+}
+
+void ctr_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val) {
+  pack_key(pk, key);
+  msgpack_pack_uint64(pk, val);
+}
+
 /* ---- values ----------------------------------------------------------- */
 
 void ctr_pack_v_none(msgpack_packer *pk, uint32_t tid) {

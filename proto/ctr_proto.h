@@ -388,6 +388,9 @@ void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
 bool ctr_wire_rule_read(const msgpack_object *o, ctr_wire_rule_t *r,
                         char *buf, size_t cap);
 void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token);
+/* One key and value of a STATUS_REPLY map. */
+void ctr_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
+void ctr_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val);
 
 /* Values. */
 void ctr_pack_v_none(msgpack_packer *pk, uint32_t tid);

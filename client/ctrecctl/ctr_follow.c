@@ -972,11 +972,15 @@ static bool open_next(follower_t *f) {
 }
 
 static void finish_folder(follower_t *f, const meta_t *m) {
+  /* "aborted: <why>" already says why the interval ended. */
+  bool said = strncmp(m->state, "aborted: ", 9) == 0 &&
+              strcmp(m->state + 9, m->end_reason) == 0;
+  bool why = m->end_reason[0] && !said;
+
   if (!f->o->json) {
     print_held(&f->t);
     printf("== interval %" PRIu64 " %s%s%s%s ==\n", f->t.index, m->state,
-           m->end_reason[0] ? " (" : "", m->end_reason,
-           m->end_reason[0] ? ")" : "");
+           why ? " (" : "", why ? m->end_reason : "", why ? ")" : "");
     fflush(stdout);
   }
   f->next = f->t.index + 1;

@@ -1,13 +1,17 @@
 /* ctrecctl.c: the command line front end.
  *
- *   ctrecctl record [-o DIR] [-c FILE] [-q] -- CMD [ARGS...]
- *   ctrecctl status [-s SOCKET] [--json]
- *   ctrecctl follow [-s SOCKET] [--json] [SESSION | --pid PID]
+ *   ctrecctl record [-o DIR] [-c FILE] [-q] [-t SEC] -- CMD [ARGS...]
+ *   ctrecctl status [-s SOCKET] [-t SEC] [--json]
+ *   ctrecctl follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]
+ *   ctrecctl start|stop [-s SOCKET] [-t SEC] (SESSION... | --all | --pid PID)
+ *   ctrecctl reload [-s SOCKET] [-t SEC]
  *
  * record runs CMD with the shims on its load paths. When CT_RECORDER_SOCKET
  * names no running daemon it starts a private ctrecd on a socket in a fresh
  * private directory, and stops it once the program and every traced process
- * it started have finished, so every trace is complete when it returns. */
+ * it started have finished, so every trace is complete when it returns.
+ * Through a running daemon it prints the same summary from the daemon's
+ * follow feed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,8 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,7 +37,21 @@
 
 #define DEFAULT_SOCKET "/run/ctrec/ctrecd.sock"
 #define READY_TIMEOUT_MS 10000
-#define REPLY_TIMEOUT_MS 5000
+#define DEFAULT_TIMEOUT_MS 5000
+
+/* The options of every verb that talks to ctrecd. */
+#define DAEMON_OPTIONS_HELP                                                    \
+  "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"        \
+  "                     else " DEFAULT_SOCKET ")\n"                            \
+  "  -t, --timeout SEC  give up when ctrecd has not answered within SEC\n"     \
+  "                     seconds (default 5)\n"
+#define EXIT_CODES_HELP                                                        \
+  "  0  done\n"                                                                \
+  "  1  ctrecd refused (its reason follows), or no session matched\n"          \
+  "  2  usage error\n"                                                         \
+  "  3  ctrecd not reachable, or it hung up or answered nonsense\n"            \
+  "  4  ctrecd did not answer within --timeout\n"
+#define EXIT_STATUS_HELP "Exit status:\n" EXIT_CODES_HELP
 
 static const char *prog_name = "ctrecctl";
 
@@ -80,9 +100,46 @@ static bool shim_dir(const char *lang, char *out, size_t cap) {
 
 /* ---- talking to a daemon ----------------------------------------------- */
 
-static int connect_socket(const char *path) {
+/* Exit statuses of the verbs that ask ctrecd something (see usage()). */
+enum {
+  EXIT_REFUSED = 1,     /* ctrecd answered no: an error, or nothing matched */
+  EXIT_USAGE = 2,
+  EXIT_UNREACHABLE = 3, /* no ctrecd, or it hung up or answered garbage */
+  EXIT_TIMEOUT = 4      /* ctrecd did not answer within --timeout */
+};
+
+/* A stopped or wedged daemon still accepts connections (the kernel queues
+ * them), so every exchange runs against this deadline. */
+static int timeout_ms = DEFAULT_TIMEOUT_MS;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int left_ms(int64_t deadline) {
+  int64_t left = deadline - mono_ms();
+  return left > 0 ? (int)left : 0;
+}
+
+static void parse_timeout(const char *verb, const char *arg) {
+  char *end;
+  double s = strtod(arg, &end);
+
+  if (*end || !(s > 0 && s <= 86400))
+    die_usage(verb, "--timeout: not a number of seconds (0 < s <= 86400): %s",
+              arg);
+  timeout_ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
+}
+
+/* Connects before deadline: a full listen queue makes connect() wait, for
+ * at most the send timeout. */
+static int connect_socket(const char *path, int64_t deadline) {
   struct sockaddr_un sa;
-  int fd;
+  int fd, ms = left_ms(deadline);
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
   if (strlen(path) >= sizeof(sa.sun_path)) {
     errno = ENAMETOOLONG;
@@ -94,7 +151,10 @@ static int connect_socket(const char *path) {
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+  if (ms == 0 || tv.tv_sec + tv.tv_usec == 0)
+    tv.tv_usec = 1000;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+      connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
     int e = errno;
     close(fd);
     errno = e;
@@ -141,8 +201,9 @@ static int on_reply(void *arg, const char *payload, uint32_t len) {
   return 1;
 }
 
-/* Reads one frame and unpacks its first message. */
-static int read_reply(int fd, reply_t *r, const char **why) {
+/* Reads one frame before deadline (-1: no deadline) and unpacks its first
+ * message. Returns 0 or an EXIT_* status with *why set. */
+static int read_reply(int fd, reply_t *r, int64_t deadline, const char **why) {
   ctr_limits_t lim = CTR_LIMITS_DEFAULT;
   ctr_frame_reader_t fr;
   char buf[65536];
@@ -154,53 +215,68 @@ static int read_reply(int fd, reply_t *r, const char **why) {
   while (!r->done) {
     struct pollfd p = {fd, POLLIN, 0};
     ssize_t n;
-    if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
-      *why = "no answer from ctrecd";
-      rc = -1;
+    int ready = poll(&p, 1, deadline < 0 ? -1 : left_ms(deadline));
+    if (ready < 0 && errno == EINTR)
+      continue;
+    if (ready == 0) {
+      *why = "no answer";
+      rc = EXIT_TIMEOUT;
       break;
     }
     n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n <= 0) {
       *why = "ctrecd closed the connection";
-      rc = -1;
+      rc = EXIT_UNREACHABLE;
       break;
     }
     if (ctr_frame_reader_feed(&fr, buf, (size_t)n, on_reply, r) < 0) {
       *why = "bad frame from ctrecd";
-      rc = -1;
+      rc = EXIT_UNREACHABLE;
       break;
     }
   }
   ctr_frame_reader_free(&fr);
   if (rc == 0 && (ctr_proto_scan(r->frame, r->len, &lim, &count, why) != 0 ||
                   count < 1))
-    rc = -1;
+    rc = EXIT_UNREACHABLE;
   if (rc == 0) {
     msgpack_zone_init(&r->zone, 4096);
     if (msgpack_unpack(r->frame, r->len, &off, &r->zone, &r->obj) < 0) {
       *why = "undecodable answer";
-      rc = -1;
+      msgpack_zone_destroy(&r->zone);
+      rc = EXIT_UNREACHABLE;
     }
   }
+  if (rc != 0)
+    free(r->frame);
   return rc;
+}
+
+static void release(reply_t *r) {
+  msgpack_zone_destroy(&r->zone);
+  free(r->frame);
 }
 
 typedef void (*request_fn)(msgpack_packer *pk, const void *arg);
 
-/* Connects as a control client and sends HELLO plus one request. */
-static int control_connect(const char *path, request_fn request,
-                           const void *arg) {
+/* Connects with role ("control" or "follow") and sends HELLO plus, when
+ * request is set, one request. */
+static int daemon_connect(const char *path, const char *role,
+                          request_fn request, const void *arg,
+                          int64_t deadline) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
   ctr_hello_t h;
   char cwd[PATH_MAX];
-  int fd = connect_socket(path);
+  int fd = connect_socket(path, deadline);
 
   if (fd < 0)
     return -1;
   memset(&h, 0, sizeof(h));
   h.version = CTR_PROTO_VERSION;
-  h.role = (ctr_str_t){"control", 7};
+  h.role = (ctr_str_t){role, (uint32_t)strlen(role)};
   h.lang = (ctr_str_t){"none", 4};
   h.pid = getpid();
   h.ppid = getppid();
@@ -210,44 +286,67 @@ static int control_connect(const char *path, request_fn request,
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   ctr_pack_hello(&pk, &h, 0, NULL);
-  request(&pk, arg);
+  if (request)
+    request(&pk, arg);
   if (send_frame(fd, &sb) != 0) {
+    int e = errno;
     close(fd);
+    errno = e;
     fd = -1;
   }
   msgpack_sbuffer_destroy(&sb);
   return fd;
 }
 
-/* Sends one request and decodes the answer into m (valid until r is
- * released). Returns 0, or 1 after printing why on stderr. */
-static int ask(const char *sock, request_fn request, const void *arg,
-               reply_t *r, ctr_msg_t *m) {
-  const char *why = NULL;
-  int fd = control_connect(sock, request, arg);
-
-  if (fd < 0) {
-    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
-            strerror(errno));
-    return 1;
-  }
-  if (read_reply(fd, r, &why) != 0 || ctr_msg_decode(&r->obj, m, &why) != 0) {
+/* Says on stderr why ctrecd at sock gave no usable answer. */
+static int report_failure(const char *sock, int status, const char *why) {
+  if (status == EXIT_TIMEOUT)
+    fprintf(stderr,
+            "%s: no answer from ctrecd at %s within %g s (is it stopped or "
+            "wedged?)\n",
+            prog_name, sock, timeout_ms / 1000.0);
+  else
     fprintf(stderr, "%s: %s: %s\n", prog_name, sock, why ? why : "bad answer");
-    close(fd);
-    return 1;
-  }
-  close(fd);
-  if (m->tag == CTR_MSG_ERROR) {
-    fprintf(stderr, "%s: ctrecd: %.*s\n", prog_name, (int)m->u.error.text.len,
-            m->u.error.text.ptr);
-    return 1;
-  }
-  return 0;
+  return status;
 }
 
-static void release(reply_t *r) {
-  msgpack_zone_destroy(&r->zone);
-  free(r->frame);
+/* Sends one request and decodes the answer, of tag want, into m (valid
+ * until r is released). Returns 0, or an EXIT_* status after printing why
+ * on stderr; an ERROR answer is EXIT_REFUSED and prints its text as it
+ * is. */
+static int ask(const char *sock, request_fn request, const void *arg, int want,
+               reply_t *r, ctr_msg_t *m) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  const char *why = NULL;
+  int fd = daemon_connect(sock, "control", request, arg, deadline);
+  int rc;
+
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)
+      return report_failure(sock, EXIT_TIMEOUT, NULL);
+    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
+            strerror(errno));
+    return EXIT_UNREACHABLE;
+  }
+  rc = read_reply(fd, r, deadline, &why);
+  close(fd);
+  if (rc != 0)
+    return report_failure(sock, rc, why);
+  if (ctr_msg_decode(&r->obj, m, &why) != 0) {
+    release(r);
+    return report_failure(sock, EXIT_UNREACHABLE, why);
+  }
+  if (m->tag == CTR_MSG_ERROR) {
+    fprintf(stderr, "%s: ctrecd refused: %.*s\n", prog_name,
+            (int)m->u.error.text.len, m->u.error.text.ptr);
+    release(r);
+    return EXIT_REFUSED;
+  }
+  if (m->tag != want) {
+    release(r);
+    return report_failure(sock, EXIT_UNREACHABLE, "unexpected answer");
+  }
+  return 0;
 }
 
 static void request_tag(msgpack_packer *pk, const void *arg) {
@@ -318,6 +417,7 @@ static const char *default_socket(void) {
 
 static int cmd_status(int argc, char **argv) {
   static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"timeout", required_argument, NULL, 't'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -328,20 +428,21 @@ static int cmd_status(int argc, char **argv) {
   reply_t r;
   ctr_msg_t m;
   uint32_t i;
-  int opt;
+  int opt, rc;
 
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "+s:t:jh", opts, NULL)) != -1) {
     switch (opt) {
     case 's': sock = optarg; break;
+    case 't': parse_timeout("status ", optarg); break;
     case 'j': json = true; break;
     case 'h':
-      printf("Usage: %s status [-s SOCKET] [--json]\n"
+      printf("Usage: %s status [-s SOCKET] [-t SEC] [--json]\n"
              "List the live sessions of a ctrecd: pid, program, state,\n"
              "messages received, trace records written and the trace folder.\n\n"
-             "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"
-             "                     else " DEFAULT_SOCKET ")\n"
-             "      --json         one JSON object per session\n",
+             DAEMON_OPTIONS_HELP
+             "      --json         one JSON object per session\n\n"
+             EXIT_STATUS_HELP,
              prog_name);
       return 0;
     default: die_usage("status ", "%s", "invalid option");
@@ -349,12 +450,8 @@ static int cmd_status(int argc, char **argv) {
   }
   if (optind < argc)
     die_usage("status ", "unexpected argument: %s", argv[optind]);
-  if (ask(sock, request_tag, &tag, &r, &m) != 0)
-    return 1;
-  if (m.tag != CTR_MSG_STATUS_REPLY) {
-    fprintf(stderr, "%s: unexpected answer from ctrecd\n", prog_name);
-    return 1;
-  }
+  if ((rc = ask(sock, request_tag, &tag, CTR_MSG_STATUS_REPLY, &r, &m)) != 0)
+    return rc;
   list = m.u.status.sessions;
   if (!json)
     printf("%-7s %-7s %-24s %-9s %-9s %-10s %-10s %s\n", "SESSION", "PID",
@@ -421,13 +518,8 @@ static int follow_status(void *arg, ctr_follow_session_t **out, size_t *n) {
   ctr_msg_t m;
   uint32_t i;
 
-  if (ask(arg, request_tag, &tag, &r, &m) != 0)
+  if (ask(arg, request_tag, &tag, CTR_MSG_STATUS_REPLY, &r, &m) != 0)
     return -1;
-  if (m.tag != CTR_MSG_STATUS_REPLY) {
-    fprintf(stderr, "%s: unexpected answer from ctrecd\n", prog_name);
-    release(&r);
-    return -1;
-  }
   list = m.u.status.sessions;
   v = calloc(list->via.array.size + 1, sizeof(*v));
   if (v == NULL) {
@@ -451,6 +543,7 @@ static int follow_status(void *arg, ctr_follow_session_t **out, size_t *n) {
 
 static int cmd_follow(int argc, char **argv) {
   static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"timeout", required_argument, NULL, 't'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"pid", required_argument, NULL, 'p'},
                                        {"help", no_argument, NULL, 'h'},
@@ -463,9 +556,10 @@ static int cmd_follow(int argc, char **argv) {
   memset(&fo, 0, sizeof(fo));
   fo.poll_ms = 50;
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "s:jp:h", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "s:t:jp:h", opts, NULL)) != -1) {
     switch (opt) {
     case 's': sock = optarg; break;
+    case 't': parse_timeout("follow ", optarg); break;
     case 'j': fo.json = true; break;
     case 'p':
       fo.pid = strtoll(optarg, &end, 10);
@@ -473,7 +567,7 @@ static int cmd_follow(int argc, char **argv) {
         die_usage("follow ", "--pid: not a process id: %s", optarg);
       break;
     case 'h':
-      printf("Usage: %s follow [-s SOCKET] [--json] [SESSION | --pid PID]\n"
+      printf("Usage: %s follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]\n"
              "Print a live session's trace records as they are written: first\n"
              "what is already on disk, then new records as they arrive. The feed\n"
              "moves on to each new recording interval and ends by itself when the\n"
@@ -483,11 +577,11 @@ static int cmd_follow(int argc, char **argv) {
              "returns, output, and variables when their value changes; --json\n"
              "prints every record. Following only reads the trace folder, so\n"
              "it never slows the recording.\n\n"
-             "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"
-             "                     else " DEFAULT_SOCKET ")\n"
+             DAEMON_OPTIONS_HELP
              "  -j, --json         each record as one JSON line, as in trace.json\n"
              "                     (default: a readable step listing)\n"
-             "  -p, --pid PID      the session of that process\n",
+             "  -p, --pid PID      the session of that process\n\n"
+             "Exit status: 0 when the session ended, 1 otherwise.\n",
              prog_name, prog_name);
       return 0;
     default: die_usage("follow ", "%s", "invalid option");
@@ -526,6 +620,7 @@ static void request_select(msgpack_packer *pk, const void *arg) {
 
 static int cmd_start_stop(int argc, char **argv, int tag) {
   static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"timeout", required_argument, NULL, 't'},
                                        {"all", no_argument, NULL, 'a'},
                                        {"pid", required_argument, NULL, 'p'},
                                        {"help", no_argument, NULL, 'h'},
@@ -539,9 +634,10 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
   int opt, i;
 
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+s:ap:h", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "+s:t:ap:h", opts, NULL)) != -1) {
     switch (opt) {
     case 's': sock = optarg; break;
+    case 't': parse_timeout(verb, optarg); break;
     case 'a': sel.all = true; break;
     case 'p':
       sel.pid = strtoll(optarg, &end, 10);
@@ -549,14 +645,14 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
         die_usage(verb, "--pid: not a process id: %s", optarg);
       break;
     case 'h':
-      printf("Usage: %s %s[-s SOCKET] (SESSION... | --all | --pid PID)\n"
+      printf("Usage: %s %s[-s SOCKET] [-t SEC] (SESSION... | --all | --pid PID)\n"
              "%s recording intervals of live sessions at run time. Each\n"
              "interval is written as its own trace folder; a started interval\n"
              "opens with the calls already on the program's stack.\n\n"
-             "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"
-             "                     else " DEFAULT_SOCKET ")\n"
+             DAEMON_OPTIONS_HELP
              "  -a, --all          every session of yours (root: every session)\n"
-             "  -p, --pid PID      the session of that process\n",
+             "  -p, --pid PID      the session of that process\n\n"
+             EXIT_STATUS_HELP,
              prog_name, verb, tag == CTR_MSG_START ? "Open" : "Close");
       return 0;
     default: die_usage(verb, "%s", "invalid option");
@@ -570,15 +666,10 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
   }
   if (!sel.all && sel.nids == 0 && sel.pid == 0)
     die_usage(verb, "%s", "name SESSION ids, --all or --pid PID");
-  if (ask(sock, request_select, &sel, &r, &m) != 0)
-    return 1;
-  if (m.tag != CTR_MSG_DONE) {
-    fprintf(stderr, "%s: unexpected answer from ctrecd\n", prog_name);
-    release(&r);
-    return 1;
-  }
+  if ((i = ask(sock, request_select, &sel, CTR_MSG_DONE, &r, &m)) != 0)
+    return i;
   printf("%.*s\n", (int)m.u.done.text.len, m.u.done.text.ptr);
-  i = m.u.done.count > 0 ? 0 : 1;
+  i = m.u.done.count > 0 ? 0 : EXIT_REFUSED;
   if (i)
     fprintf(stderr, "%s: no session matched\n", prog_name);
   release(&r);
@@ -586,25 +677,38 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
 }
 
 static int cmd_reload(int argc, char **argv) {
+  static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"timeout", required_argument, NULL, 't'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   static const int tag = CTR_MSG_RELOAD;
   const char *sock = default_socket();
   reply_t r;
   ctr_msg_t m;
+  int opt, rc;
 
-  if (argc == 2 && strcmp(argv[1], "--help") == 0) {
-    printf("Usage: %s reload [-s SOCKET]\n"
-           "Make ctrecd re-read its config file (as SIGHUP does). A valid new\n"
-           "filter applies to live sessions from a marked point on; an invalid\n"
-           "file is rejected with its error and the old config stays.\n",
-           prog_name);
-    return 0;
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "+s:t:h", opts, NULL)) != -1) {
+    switch (opt) {
+    case 's': sock = optarg; break;
+    case 't': parse_timeout("reload ", optarg); break;
+    case 'h':
+      printf("Usage: %s reload [-s SOCKET] [-t SEC]\n"
+             "Make ctrecd re-read its config file (as SIGHUP does). A valid new\n"
+             "filter applies to live sessions from a marked point on; an invalid\n"
+             "file is refused with its FILE:LINE:COLUMN error and the old\n"
+             "config stays.\n\n"
+             DAEMON_OPTIONS_HELP "\n"
+             EXIT_STATUS_HELP,
+             prog_name);
+      return 0;
+    default: die_usage("reload ", "%s", "invalid option");
+    }
   }
-  if (argc == 3 && (strcmp(argv[1], "-s") == 0 || strcmp(argv[1], "--socket") == 0))
-    sock = argv[2];
-  else if (argc != 1)
-    die_usage("reload ", "%s", "usage: reload [-s SOCKET]");
-  if (ask(sock, request_tag, &tag, &r, &m) != 0)
-    return 1;
+  if (optind < argc)
+    die_usage("reload ", "unexpected argument: %s", argv[optind]);
+  if ((rc = ask(sock, request_tag, &tag, CTR_MSG_DONE, &r, &m)) != 0)
+    return rc;
   printf("%.*s\n", (int)m.u.done.text.len, m.u.done.text.ptr);
   release(&r);
   return 0;
@@ -713,7 +817,14 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
   return pid;
 }
 
-/* Prints one line per finished trace from the daemon's report. */
+/* The summary line of one completed trace, the same in both modes. */
+static void print_trace(const char *dir, const char *steps, const char *calls,
+                        const char *events, const char *state) {
+  fprintf(stderr, "%s: trace %s: %s steps, %s calls, %s events (%s)\n",
+          prog_name, dir, steps, calls, events, state);
+}
+
+/* Prints one line per finished trace from the private daemon's report. */
 static void print_report(int fd, bool quiet) {
   char buf[8192];
   size_t len = 0;
@@ -741,43 +852,245 @@ static void print_report(int fd, bool quiet) {
       continue;
     traces++;
     if (!quiet)
-      fprintf(stderr, "ctrecctl: trace %s: %s steps, %s calls, %s events (%s)\n",
-              f[0], f[1], f[2], f[3], f[4]);
+      print_trace(f[0], f[1], f[2], f[3], f[4]);
   }
   if (!quiet && traces == 0)
     fprintf(stderr, "ctrecctl: nothing was recorded\n");
+}
+
+/* ---- record through a running ctrecd ------------------------------------ */
+
+/* How long the command's other processes get to finish after it exits, as
+ * a private ctrecd gives them before it stops. */
+#define GRACE_MS 3000
+
+/* The follow feed of the sessions this process's descendants start: the
+ * daemon decides descent from the kernel's parent links, and ctrecctl is
+ * their subreaper, so orphans stay its descendants. */
+typedef struct feed_s {
+  int fd;
+  ctr_frame_reader_t fr;
+  uint64_t *open; /* sessions begun and not yet ended */
+  size_t nopen;
+  int traces;
+  bool quiet, lost;
+} feed_t;
+
+static void feed_event(feed_t *f, const msgpack_object *e) {
+  char *event = obj_strdup(e, "event");
+  uint64_t id = obj_u64(e, "id");
+  size_t i;
+
+  if (strcmp(event, "begin") == 0) {
+    uint64_t *grown = realloc(f->open, (f->nopen + 1) * sizeof(*grown));
+    if (grown == NULL) {
+      fprintf(stderr, "%s: out of memory\n", prog_name);
+      exit(125);
+    }
+    f->open = grown;
+    f->open[f->nopen++] = id;
+  } else if (strcmp(event, "end") == 0) {
+    for (i = 0; i < f->nopen; i++)
+      if (f->open[i] == id) {
+        f->open[i] = f->open[--f->nopen];
+        break;
+      }
+  } else if (strcmp(event, "trace") == 0) {
+    char *dir = obj_strdup(e, "trace"), *state = obj_strdup(e, "state");
+    char n[3][24];
+    snprintf(n[0], sizeof(n[0]), "%" PRIu64, obj_u64(e, "steps"));
+    snprintf(n[1], sizeof(n[1]), "%" PRIu64, obj_u64(e, "calls"));
+    snprintf(n[2], sizeof(n[2]), "%" PRIu64, obj_u64(e, "events"));
+    f->traces++;
+    if (!f->quiet)
+      print_trace(dir, n[0], n[1], n[2], state);
+    free(dir);
+    free(state);
+  }
+  free(event);
+}
+
+static int on_feed_frame(void *arg, const char *payload, uint32_t len) {
+  ctr_limits_t lim = CTR_LIMITS_DEFAULT;
+  feed_t *f = arg;
+  msgpack_zone zone;
+  msgpack_object obj;
+  msgpack_unpack_return ur;
+  const char *why;
+  size_t off = 0;
+  ctr_msg_t m;
+  uint32_t i;
+
+  if (ctr_proto_scan(payload, len, &lim, NULL, &why) != 0)
+    return CTR_EPROTO;
+  msgpack_zone_init(&zone, 4096);
+  while (off < len && ((ur = msgpack_unpack(payload, len, &off, &zone, &obj)) ==
+                           MSGPACK_UNPACK_SUCCESS ||
+                       ur == MSGPACK_UNPACK_EXTRA_BYTES)) {
+    if (ctr_msg_decode(&obj, &m, &why) != 0 || m.tag != CTR_MSG_STATUS_REPLY)
+      continue;
+    for (i = 0; i < m.u.status.sessions->via.array.size; i++)
+      feed_event(f, &m.u.status.sessions->via.array.ptr[i]);
+  }
+  msgpack_zone_destroy(&zone);
+  return 0;
+}
+
+/* Reads what the feed holds without waiting. */
+static void feed_drain(feed_t *f) {
+  char buf[65536];
+  ssize_t n;
+
+  while (!f->lost) {
+    n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    if (n <= 0 ||
+        ctr_frame_reader_feed(&f->fr, buf, (size_t)n, on_feed_frame, f) < 0)
+      f->lost = true;
+  }
+}
+
+/* Subscribes to the feed of sock; 0, or 125 after printing why. */
+static int feed_open(feed_t *f, const char *sock, bool quiet) {
+  ctr_limits_t lim = CTR_LIMITS_DEFAULT;
+  int64_t deadline = mono_ms() + timeout_ms;
+  const char *why = NULL;
+  reply_t r;
+  ctr_msg_t m;
+  int rc;
+
+  memset(f, 0, sizeof(*f));
+  f->quiet = quiet;
+  f->fd = daemon_connect(sock, "follow", NULL, NULL, deadline);
+  if (f->fd < 0) {
+    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
+            strerror(errno));
+    return 125;
+  }
+  /* The answer acknowledges the subscription: sessions that begin from
+   * now on are reported. */
+  rc = read_reply(f->fd, &r, deadline, &why);
+  if (rc == 0) {
+    if (ctr_msg_decode(&r.obj, &m, &why) != 0)
+      rc = EXIT_UNREACHABLE;
+    else if (m.tag == CTR_MSG_ERROR)
+      rc = EXIT_REFUSED;
+    else if (m.tag != CTR_MSG_STATUS_REPLY)
+      rc = EXIT_UNREACHABLE;
+    if (rc == EXIT_REFUSED)
+      fprintf(stderr, "%s: ctrecd refused: %.*s\n", prog_name,
+              (int)m.u.error.text.len, m.u.error.text.ptr);
+    release(&r);
+  }
+  if (rc != 0) {
+    if (rc != EXIT_REFUSED)
+      report_failure(sock, rc, why);
+    close(f->fd);
+    return 125;
+  }
+  ctr_frame_reader_init(&f->fr, lim.max_frame);
+  return 0;
+}
+
+/* Waits for the command (pid) and reaps its orphans; once it has exited,
+ * waits up to GRACE_MS for its other processes and for the end of every
+ * session they began, printing each completed trace. Returns the command's
+ * wait status. */
+static int feed_wait(feed_t *f, pid_t pid) {
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  int64_t grace_end = -1;
+  int status = 125 << 8;
+  size_t i;
+
+  for (;;) {
+    struct pollfd p[2] = {{f->lost ? -1 : f->fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    bool children = true;
+    pid_t r;
+    int st;
+    while ((r = waitpid(-1, &st, WNOHANG)) > 0)
+      if (r == pid) {
+        status = st;
+        grace_end = mono_ms() + GRACE_MS;
+        if (pidfd >= 0)
+          close(pidfd);
+        pidfd = -1;
+      }
+    if (r < 0 && errno == ECHILD)
+      children = false;
+    /* A session's beginning is in the feed before its process can exit. */
+    feed_drain(f);
+    if (grace_end >= 0 &&
+        ((!children && f->nopen == 0) || f->lost || mono_ms() >= grace_end))
+      break;
+    p[1].fd = pidfd;
+    poll(p, 2, grace_end >= 0 || pidfd < 0 ? 50 : 1000);
+  }
+  if (f->lost && !f->quiet)
+    fprintf(stderr, "%s: ctrecd closed the connection; this summary may be "
+            "incomplete\n", prog_name);
+  for (i = 0; i < f->nopen && !f->quiet; i++)
+    fprintf(stderr, "%s: session %" PRIu64 " is still recording (see '%s "
+            "status')\n", prog_name, f->open[i], prog_name);
+  if (!f->quiet && f->traces == 0)
+    fprintf(stderr, "%s: nothing was recorded\n", prog_name);
+  ctr_frame_reader_free(&f->fr);
+  free(f->open);
+  close(f->fd);
+  return status;
 }
 
 static int cmd_record(int argc, char **argv) {
   static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                        {"config", required_argument, NULL, 'c'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       {"timeout", required_argument, NULL, 't'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *out = "ctrec-traces", *config = NULL, *service;
+  const char *out = "ctrec-traces", *config = NULL, *service, *refused = NULL;
   char tmpl[PATH_MAX], sock[PATH_MAX + 16], shim[PATH_MAX], outabs[PATH_MAX];
   bool quiet = false, private_daemon = true;
   pid_t daemon = -1, pid;
   int opt, status = 0, report = -1, fd;
   struct sigaction sa;
+  feed_t feed;
 
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+o:c:qh", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "+o:c:qt:h", opts, NULL)) != -1) {
     switch (opt) {
-    case 'o': out = optarg; break;
-    case 'c': config = optarg; break;
+    case 'o':
+      out = optarg;
+      refused = "-o: a running ctrecd writes its traces to its own output.dir";
+      break;
+    case 'c':
+      config = optarg;
+      refused = "-c: a running ctrecd keeps its own configuration";
+      break;
     case 'q': quiet = true; break;
+    case 't': parse_timeout("record ", optarg); break;
     case 'h':
-      printf("Usage: %s record [-o DIR] [-c FILE] [-q] -- CMD [ARGS...]\n"
-             "Run CMD and record every Ruby or Python process it starts.\n\n"
-             "When $CT_RECORDER_SOCKET names a running ctrecd, traces go where\n"
-             "that daemon writes them. Otherwise a private ctrecd is started\n"
-             "for this run and stopped once every trace is complete.\n\n"
-             "  -o, --output DIR   trace folder parent for a private daemon\n"
+      printf("Usage: %s record [-o DIR] [-c FILE] [-q] [-t SEC] -- CMD [ARGS...]\n"
+             "Run CMD, record every Ruby or Python process it starts, and print\n"
+             "one line per trace on stderr:\n"
+             "  ctrecctl: trace DIR: N steps, N calls, N events (complete)\n\n"
+             "Without a ctrecd at $CT_RECORDER_SOCKET, a private ctrecd is\n"
+             "started for this run and stopped once every trace is complete.\n"
+             "With one, traces go where that daemon's output.dir says (so -o\n"
+             "and -c are refused), the daemon reports the sessions of CMD's\n"
+             "processes, and CMD's other processes get 3 s after it exits to\n"
+             "finish.\n\n"
+             "  -o, --output DIR   where the private ctrecd writes\n"
              "                     (default: ./ctrec-traces)\n"
-             "  -c, --config FILE  ctrec.yaml for a private daemon\n"
-             "  -q, --quiet        do not print the trace summary\n\n"
-             "The exit status is the program's own.\n",
+             "  -c, --config FILE  ctrec.yaml for the private ctrecd\n"
+             "  -q, --quiet        print no summary\n"
+             "  -t, --timeout SEC  give up when a running ctrecd has not answered\n"
+             "                     within SEC seconds (default 5)\n\n"
+             "Exit status: the program's own (a program killed by a signal\n"
+             "makes ctrecctl die of the same signal); 2 for a usage error, 125\n"
+             "when ctrecctl cannot record (CMD is not run), 126 or 127 when\n"
+             "CMD cannot be run.\n",
              prog_name);
       return 0;
     default: die_usage("record ", "%s", "invalid option");
@@ -787,10 +1100,22 @@ static int cmd_record(int argc, char **argv) {
     die_usage("record ", "%s", "missing command to record (record -- CMD ...)");
 
   service = getenv("CT_RECORDER_SOCKET");
-  if (service && *service && (fd = connect_socket(service)) >= 0) {
+  if (service && *service && (fd = connect_socket(service, mono_ms() + timeout_ms)) >= 0) {
     close(fd);
     private_daemon = false;
     snprintf(sock, sizeof(sock), "%s", service);
+    if (refused) {
+      fprintf(stderr,
+              "%s: record: %s; unset CT_RECORDER_SOCKET (now %s) to record "
+              "with a private ctrecd\n",
+              prog_name, refused, sock);
+      return EXIT_USAGE;
+    }
+    if ((opt = feed_open(&feed, sock, quiet)) != 0)
+      return opt;
+    /* Orphans of the command stay descendants of ctrecctl, so their
+     * sessions are reported too. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     if (!quiet)
       fprintf(stderr, "ctrecctl: recording through the ctrecd at %s\n", sock);
   }
@@ -847,8 +1172,11 @@ static int cmd_record(int argc, char **argv) {
   }
   if (pid > 0) {
     child_pid = pid;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-      ;
+    if (!private_daemon)
+      status = feed_wait(&feed, pid);
+    else
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
   } else {
     perror("ctrecctl: fork");
     status = 125 << 8;
@@ -861,9 +1189,6 @@ static int cmd_record(int argc, char **argv) {
     while (waitpid(daemon, NULL, 0) < 0 && errno == EINTR)
       ;
     rmdir(tmpl);
-  } else if (!quiet) {
-    fprintf(stderr, "ctrecctl: see '%s status' for the trace folders\n",
-            prog_name);
   }
   if (WIFSIGNALED(status)) {
     /* Die the way the program died, so callers see the same status. */
@@ -879,6 +1204,7 @@ static int cmd_record(int argc, char **argv) {
 static void usage(FILE *out) {
   fprintf(out,
           "Usage: %s VERB [OPTIONS]\n"
+          "       %s --help | --version\n"
           "Control the ctrec recorder.\n\n"
           "Verbs:\n"
           "  record -- CMD...   run CMD and record the Ruby/Python processes it starts\n"
@@ -887,8 +1213,14 @@ static void usage(FILE *out) {
           "  start SESSION...   open recording intervals (--all, --pid PID)\n"
           "  stop SESSION...    close them\n"
           "  reload             re-read the daemon's config file\n\n"
+          "status, follow, start, stop and reload take:\n"
+          DAEMON_OPTIONS_HELP
+          "and record takes -t too, for a running ctrecd.\n\n"
+          "Exit status of status, start, stop and reload:\n" EXIT_CODES_HELP
+          "record exits with the program's status, follow with 0 once the\n"
+          "session has ended.\n\n"
           "'%s VERB --help' describes a verb.\n",
-          prog_name, prog_name);
+          prog_name, prog_name, prog_name);
 }
 
 int main(int argc, char **argv) {

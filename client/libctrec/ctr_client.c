@@ -589,6 +589,7 @@ static void ctr_client_thread_stop(ctr_client_t *c) {
 
 typedef struct ctr_client_hs_s {
   ctr_client_t *c;
+  int fd;
   int done; /* 1 WELCOME, -1 ERROR or bad answer */
   char why[256];
 } ctr_client_hs_t;
@@ -603,8 +604,22 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
     /* Frames that came with WELCOME (a PAUSE right away, say) are control
      * messages and count: a lost PAUSE would record a paused session. */
     while (msgpack_unpack_next(&u, payload, len, &off) ==
-           MSGPACK_UNPACK_SUCCESS)
-      ctr_client_apply(hs->c, &u.data);
+           MSGPACK_UNPACK_SUCCESS) {
+      const msgpack_object *o = &u.data;
+      if (ctr_client_apply(hs->c, o) || ctr_client_tag(o) != CTR_MSG_FLUSH ||
+          o->via.array.size < 2 ||
+          o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        continue;
+      /* The FLUSH that confirms a PAUSE: nothing was sent since HELLO,
+       * so FLUSHED can go out at once. */
+      msgpack_sbuffer sb;
+      msgpack_packer pk;
+      msgpack_sbuffer_init(&sb);
+      msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+      ctr_pack_flush(&pk, CTR_MSG_FLUSHED, o->via.array.ptr[1].via.u64);
+      (void)ctr_client_send_frame(hs->fd, sb.data, sb.size);
+      msgpack_sbuffer_destroy(&sb);
+    }
     msgpack_unpacked_destroy(&u);
     return 0;
   }
@@ -702,7 +717,7 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
     return rc;
   }
 
-  ctr_client_hs_t hs = {.c = c, .done = 0};
+  ctr_client_hs_t hs = {.c = c, .fd = fd, .done = 0};
   ctr_frame_reader_free(&c->reader);
   ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
   uint64_t deadline = ctr_client_now_ns() + CTR_CLIENT_HANDSHAKE_MS * 1000000ull;

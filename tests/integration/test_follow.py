@@ -250,7 +250,7 @@ class FollowTest(TempDirTest):
         self.assertIn(b"cannot reach ctrecd", res.stderr)
         res = run([CTRECCTL, "follow", "--help"])
         self.assertEqual(res.returncode, 0)
-        self.assertIn(b"follow [-s SOCKET] [--json] [SESSION | --pid PID]", res.stdout)
+        self.assertIn(b"follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]", res.stdout)
         self.assertIn(b"follow [SESSION]", run([CTRECCTL, "--help"]).stdout)
 
 

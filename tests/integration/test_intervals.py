@@ -43,9 +43,14 @@ class IntervalTest(TempDirTest):
         res = self.ctl("stop", "--pid", str(p.pid))
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn(b"stopped 1 session(s), 1 changed", res.stdout)
+        # "pausing" until the shim confirms, within a flush period.
         status = self.ctl("status").stdout.decode()
-        self.assertRegex(status, rf"{p.pid}\s+\S+\s+paused\s+1\s")
-        js = json.loads(self.ctl("status", "--json").stdout.decode().splitlines()[0])
+        self.assertRegex(status, rf"{p.pid}\s+\S+\s+paus(ed|ing)\s+1\s")
+        for _ in range(100):
+            js = json.loads(self.ctl("status", "--json").stdout.decode().splitlines()[0])
+            if js["state"] != "pausing":
+                break
+            time.sleep(0.02)
         self.assertEqual((js["pid"], js["state"], js["intervals"], js["reason"]),
                          (p.pid, "paused", 1, "stopped"))
         self.assertIn("/usr/lib/ruby/**", js["filter"])

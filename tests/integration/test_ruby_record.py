@@ -267,7 +267,7 @@ class RecordBehaviour(TempDirTest):
         self.assertEqual(res.returncode, 2)
         self.assertIn(b"missing command", res.stderr)
         res = run([CTRECCTL, "status", "-s", os.path.join(self.tmp, "nope.sock")])
-        self.assertEqual(res.returncode, 1)
+        self.assertEqual(res.returncode, 3)  # not reachable
         self.assertIn(b"cannot reach ctrecd", res.stderr)
 
 
