@@ -317,7 +317,7 @@ class ReloadTest(TempDirTest):
                 write(self.cfg, changed + "record:\n  values: none\n")
                 res = self.reload()
                 self.assertEqual(res.returncode, 1)
-                self.assertEqual(res.stderr.decode(), f"ctrecctl: ctrecd: {key}: needs a restart\n")
+                self.assertEqual(res.stderr.decode(), f"ctrecctl: ctrecd refused: {key}: needs a restart\n")
                 self.assertIn(f"reload rejected, the old configuration stays: {key}: needs a "
                               "restart", self.daemon.read_log())
                 t = self.record_ruby()
