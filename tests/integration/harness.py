@@ -36,6 +36,19 @@ for var in ("CT_RECORDER_SOCKET", "RUBYOPT", "RUBYLIB"):
     os.environ.pop(var, None)
 
 
+def extra_pythons():
+    """The other interpreters the Python shim is built for (client/python's
+    discovery writes them into the build tree), or those the colon-separated
+    CTREC_TEST_PYTHONS names instead."""
+    if os.environ.get("CTREC_TEST_PYTHONS"):
+        return os.environ["CTREC_TEST_PYTHONS"].split(":")
+    try:
+        with open(os.path.join(BUILD, "ctrec-python-extra.txt")) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
 def run(cmd, env=None, timeout=120, cwd=None, stdin=subprocess.DEVNULL):
     return subprocess.run(cmd, env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=timeout)
