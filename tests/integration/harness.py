@@ -1,9 +1,9 @@
 """Shared helpers for the integration suites: a real ctrecd, real interpreters,
 and readers for the trace folders they produce.
 
-Paths come from the environment that ctest sets (CTREC_BUILD, CTREC_SOURCE,
-CT_VALIDATE, CTREC_REFERENCE); running a suite by hand works too when those
-point at a build tree.
+Paths come from the environment that ctest sets (CTREC_BUILD, CTREC_SHIMS,
+CTREC_SOURCE, CT_VALIDATE, CTREC_REFERENCE); running a suite by hand works
+too when those point at a build tree.
 """
 import json
 import os
@@ -28,7 +28,9 @@ REFERENCE = os.environ.get(
     "CTREC_REFERENCE", os.path.normpath(os.path.join(SOURCE, "..", "shared", "reference-traces")))
 CTRECD = os.path.join(BUILD, "bin", "ctrecd")
 CTRECCTL = os.path.join(BUILD, "bin", "ctrecctl")
-RUBY_SHIM = os.path.join(BUILD, "lib", "ctrec", "ruby")
+# A sanitized build tree takes the shims of a normal one (CTREC_TEST_SHIMS).
+SHIMS = os.environ.get("CTREC_SHIMS", os.path.join(BUILD, "lib", "ctrec"))
+RUBY_SHIM = os.path.join(SHIMS, "ruby")
 RUBY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "ruby")
 
 # Recording must never depend on the caller's environment.
