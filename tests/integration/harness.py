@@ -324,9 +324,6 @@ class TempDirTest(unittest.TestCase):
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def tearDown(self):
-        pass
-
 
 # ---- a minimal msgpack encoder for hand-made (and broken) wire input ----
 
