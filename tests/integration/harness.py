@@ -1,12 +1,14 @@
 """Shared helpers for the integration suites: a real ctrecd, real interpreters,
 and readers for the trace folders they produce.
 
-Paths come from the environment that ctest sets (CTREC_BUILD, CTREC_SOURCE,
-CT_VALIDATE, CTREC_REFERENCE); running a suite by hand works too when those
-point at a build tree.
+Paths come from the environment that ctest sets (CTREC_BUILD, CTREC_SHIMS,
+CTREC_SOURCE, CT_VALIDATE, CTREC_REFERENCE); running a suite by hand works
+too when those point at a build tree.
 """
 import json
 import os
+import re
+import select
 import shutil
 import signal
 import socket
@@ -26,12 +28,27 @@ REFERENCE = os.environ.get(
     "CTREC_REFERENCE", os.path.normpath(os.path.join(SOURCE, "..", "shared", "reference-traces")))
 CTRECD = os.path.join(BUILD, "bin", "ctrecd")
 CTRECCTL = os.path.join(BUILD, "bin", "ctrecctl")
-RUBY_SHIM = os.path.join(BUILD, "lib", "ctrec", "ruby")
+# A sanitized build tree takes the shims of a normal one (CTREC_TEST_SHIMS).
+SHIMS = os.environ.get("CTREC_SHIMS", os.path.join(BUILD, "lib", "ctrec"))
+RUBY_SHIM = os.path.join(SHIMS, "ruby")
 RUBY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "ruby")
 
 # Recording must never depend on the caller's environment.
 for var in ("CT_RECORDER_SOCKET", "RUBYOPT", "RUBYLIB"):
     os.environ.pop(var, None)
+
+
+def extra_pythons():
+    """The other interpreters the Python shim is built for (client/python's
+    discovery writes them into the build tree), or those the colon-separated
+    CTREC_TEST_PYTHONS names instead."""
+    if os.environ.get("CTREC_TEST_PYTHONS"):
+        return os.environ["CTREC_TEST_PYTHONS"].split(":")
+    try:
+        with open(os.path.join(BUILD, "ctrec-python-extra.txt")) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
 
 
 def run(cmd, env=None, timeout=120, cwd=None, stdin=subprocess.DEVNULL):
@@ -200,8 +217,20 @@ def service_config(root, extra="", flush=100):
             "log:\n  level: debug\n") + textwrap.dedent(extra)
 
 
+# What ASan, LSan, UBSan and TSan print when they find something.
+SANITIZER_REPORT = re.compile(
+    r"ERROR: \w+Sanitizer|WARNING: ThreadSanitizer|runtime error:|SUMMARY: \w+Sanitizer")
+# Daemons started by the running test and not yet stopped; TempDirTest
+# stops and checks them when the test ends.
+_running = []
+
+
 class Daemon:
-    """A service-mode ctrecd on a private socket, stopped with SIGTERM."""
+    """A service-mode ctrecd on a private socket, stopped with SIGTERM.
+
+    Ready once it says so on the --ready-fd pipe. stop() fails the test when
+    the daemon exits with another status than expected (0 after SIGTERM) or
+    when a sanitizer reported anything in its log."""
 
     def __init__(self, root, config_text=None, extra=()):
         self.root = root
@@ -215,14 +244,22 @@ class Daemon:
                 f.write(config_text)
             cmd = [CTRECD, "--config", cfg, *extra]
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        # Ready means the "listening" line: a stale socket file may exist
-        # before the daemon has replaced it.
-        deadline = time.time() + 10
-        while "listening on" not in self.read_log():
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("ctrecd did not start:\n" + self.read_log())
-            time.sleep(0.02)
+        self.checked = None
+        ready_r, ready_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(cmd + ["--ready-fd", str(ready_w)], stdout=self.log,
+                                         stderr=subprocess.STDOUT, pass_fds=(ready_w,))
+            os.close(ready_w)
+            # A daemon that dies before it is ready closes the pipe: EOF.
+            ready = select.select([ready_r], [], [], 30)[0] and os.read(ready_r, 64)
+        finally:
+            os.close(ready_r)
+        if ready != b"ready\n":
+            self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+            raise RuntimeError(f"ctrecd did not get ready ({ready!r}):\n" + self.read_log())
+        _running.append(self)
 
     def env(self, **extra):
         env = dict(os.environ)
@@ -234,7 +271,13 @@ class Daemon:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def stop(self):
+    def stop(self, expect=0):
+        """SIGTERM, wait, and check: the exit status must be `expect` (a
+        negative signal number for a daemon the test killed) and the log
+        free of sanitizer reports. Returns the exit status; stopping again
+        only returns it."""
+        if self.checked is not None:
+            return self.checked
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -243,14 +286,39 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
-        return self.proc.returncode
+        if self in _running:
+            _running.remove(self)
+        self.checked = self.proc.returncode
+        log = self.read_log()
+        if self.checked != expect:
+            raise AssertionError(f"ctrecd exited with {self.checked}, not {expect}:\n{log}")
+        if SANITIZER_REPORT.search(log):
+            raise AssertionError(f"sanitizer report in the ctrecd log:\n{log}")
+        return self.checked
+
+
+def stop_daemons():
+    """Stops and checks every daemon the test left running."""
+    errors = []
+    while _running:
+        try:
+            _running[0].stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        raise AssertionError("\n".join(errors))
 
 
 class TempDirTest(unittest.TestCase):
+    """A fresh temporary folder per test; daemons left running are stopped
+    and checked before the folder goes (cleanups run after tearDown)."""
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ctrec-it-")
+        self.addCleanup(self.remove_tmp)
+        self.addCleanup(stop_daemons)
 
-    def tearDown(self):
+    def remove_tmp(self):
         if os.environ.get("CTREC_KEEP_TMP"):
             print(f"\nkept {self.tmp}")
         else:

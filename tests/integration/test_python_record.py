@@ -14,16 +14,12 @@ import sys
 import tempfile
 import unittest
 
-from harness import (BUILD, REFERENCE, SOURCE, Daemon, TempDirTest, Trace, record, run,
-                     trace_folders, validate)
+from harness import (BUILD, REFERENCE, SOURCE, Daemon, TempDirTest, Trace, extra_pythons, record,
+                     run, trace_folders, validate)
 
 PY_SHIM = os.path.join(BUILD, "lib", "ctrec", "python")
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
 PYTHON = "python3"
-# Other CPythons the shim may have been built for (client/python's
-# CTREC_PYTHON_EXTRA): names on PATH and globs. CTREC_TEST_PYTHONS, a
-# colon-separated list, replaces them.
-EXTRA_CANDIDATES = ["python3.12", "python3.13", "/root/.pyenv/versions/*/bin/python3"]
 GOLDENS = os.path.join(REFERENCE, "python", "codetracer-pure-python-recorder", "tests",
                        "fixtures")
 
@@ -52,8 +48,7 @@ def other_pythons():
     """{version: path} of CPython 3.12+ interpreters, other than python3's
     version, for which the build holds a _ctrec extension."""
     import shutil
-    env = os.environ.get("CTREC_TEST_PYTHONS")
-    cands = env.split(":") if env else EXTRA_CANDIDATES
+    cands = extra_pythons()
     default = _soabi(PYTHON)
     found = {}
     for c in cands:
@@ -78,12 +73,6 @@ def per_interpreter(cls, namespace):
     for version, exe in sorted(OTHER_PYTHONS.items()):
         name = "%s_py%s" % (cls.__name__, version.replace(".", ""))
         namespace[name] = type(name, (cls,), {"python": exe})
-
-
-class OtherInterpreters(unittest.TestCase):
-    def test_found(self):
-        if not OTHER_PYTHONS:
-            self.skipTest("no CPython 3.12+ with a built shim: only python3 is tested")
 
 
 def programs():
