@@ -3,6 +3,7 @@
  *   ctrecctl record [-o DIR] [-c FILE] [-q] -- CMD [ARGS...]
  *   ctrecctl status [-s SOCKET] [--json]
  *   ctrecctl follow [-s SOCKET] [--json] [SESSION | --pid PID]
+ *   ctrecctl check [--live] TRACE_DIR...
  *
  * record runs CMD with the shims on its load paths. When CT_RECORDER_SOCKET
  * names no running daemon it starts a private ctrecd on a socket in a fresh
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctr_check.h"
 #include "ctr_follow.h"
 #include "ctr_proto.h"
 
@@ -886,7 +888,8 @@ static void usage(FILE *out) {
           "  follow [SESSION]   print a live session's records as they arrive\n"
           "  start SESSION...   open recording intervals (--all, --pid PID)\n"
           "  stop SESSION...    close them\n"
-          "  reload             re-read the daemon's config file\n\n"
+          "  reload             re-read the daemon's config file\n"
+          "  check TRACE_DIR... verify trace folders (exit 1 when one is invalid)\n\n"
           "'%s VERB --help' describes a verb.\n",
           prog_name, prog_name);
 }
@@ -908,6 +911,8 @@ int main(int argc, char **argv) {
     return cmd_start_stop(argc - 1, argv + 1, CTR_MSG_STOP);
   if (strcmp(argv[1], "reload") == 0)
     return cmd_reload(argc - 1, argv + 1);
+  if (strcmp(argv[1], "check") == 0)
+    return ctr_check_main(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
       strcmp(argv[1], "help") == 0) {
     usage(stdout);
