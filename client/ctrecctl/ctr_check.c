@@ -1234,10 +1234,10 @@ static int check_folder(const opts_t *o, const char *dir) {
   size_t i;
   int rc;
 
+  errno = 0;
   if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
     fprintf(stderr, "%s: check: %s: %s\n", prog_name, dir,
-            errno && !S_ISDIR(sb.st_mode) ? strerror(errno)
-                                           : "not a directory");
+            errno ? strerror(errno) : "not a directory");
     return 2;
   }
   memset(&ck, 0, sizeof(ck));
