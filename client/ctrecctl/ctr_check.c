@@ -70,7 +70,7 @@ typedef struct check_s {
   uint64_t rec; /* the record being checked, counted from 0 */
   char **paths; /* Path records, in order */
   size_t npaths, pcap;
-  uint64_t nfuncs, ntypes, nvars, nsteps, ncalls, nreturns, nrecords;
+  uint64_t nfuncs, ntypes, nvars, nsteps, ncalls, nreturns;
   uint64_t depth, max_depth;
   places_t compound;
 } check_t;
@@ -143,50 +143,79 @@ static const char *quote(const char *s, char out[QUOTE_MAX + 8]) {
 
 /* ---- JSON node helpers ----------------------------------------------------- */
 
-static const char *type_name(const ctr_jval_t *v) {
-  static const char *const names[] = {"null",   "a boolean", "a number",
-                                      "a string", "an array", "an object"};
-  return names[v->type];
+static const char *const type_names[] = {"null",     "a boolean", "a number",
+                                         "a string", "an array",  "an object"};
+
+static const char *type_name(const ctr_jval_t *v) { return type_names[v->type]; }
+
+static const char *skip_digits(const char *s) {
+  while (*s >= '0' && *s <= '9')
+    s++;
+  return s;
 }
 
-/* Whether text is a number as JSON writes it (ctr_jval is more lenient). */
+/* The end of s's number text: digits, optionally a fraction, optionally an
+ * exponent; NULL when a part has no digits. lead: digits before the point
+ * are required. */
+static const char *number_end(const char *s, bool lead) {
+  const char *d = skip_digits(s);
+  bool any = d > s;
+
+  if (lead && !any)
+    return NULL;
+  if (*d == '.') {
+    s = d + 1;
+    d = skip_digits(s);
+    if (lead && d == s)
+      return NULL;
+    any = any || d > s;
+  }
+  if (!any)
+    return NULL;
+  if (*d == 'e' || *d == 'E') {
+    s = d + 1 + (d[1] == '+' || d[1] == '-');
+    d = skip_digits(s);
+    if (d == s)
+      return NULL;
+  }
+  return d;
+}
+
+/* Whether text is a number as JSON writes it (ctr_jval is more lenient):
+ * no leading zeros, no "+", digits on both sides of the point. */
 static bool json_number(const char *s) {
+  const char *end;
+
   if (*s == '-')
     s++;
-  if (*s == '0')
-    s++;
-  else if (*s >= '1' && *s <= '9')
-    while (*s >= '0' && *s <= '9')
-      s++;
-  else
+  if (s[0] == '0' && s[1] >= '0' && s[1] <= '9')
     return false;
-  if (*s == '.') {
-    if (*++s < '0' || *s > '9')
-      return false;
-    while (*s >= '0' && *s <= '9')
-      s++;
-  }
-  if (*s == 'e' || *s == 'E') {
-    s++;
-    if (*s == '+' || *s == '-')
-      s++;
-    if (*s < '0' || *s > '9')
-      return false;
-    while (*s >= '0' && *s <= '9')
-      s++;
-  }
-  return *s == '\0';
+  end = number_end(s, true);
+  return end && *end == '\0';
 }
 
-/* The first number in v that is not valid JSON, or NULL. */
-static const ctr_jval_t *bad_number(const ctr_jval_t *v) {
-  const ctr_jval_t *c, *b;
+/* Why v is not JSON as serde reads it (a number's text, a key twice in one
+ * object), or NULL when it is. */
+static const char *bad_json(const ctr_jval_t *v, char out[QUOTE_MAX + 40]) {
+  const ctr_jval_t *c, *d;
+  const char *why;
 
-  if (v->type == CTR_JVAL_NUM)
-    return json_number(v->str) ? NULL : v;
-  for (c = v->child; c; c = c->next)
-    if ((b = bad_number(c)) != NULL)
-      return b;
+  if (v->type == CTR_JVAL_NUM && !json_number(v->str)) {
+    snprintf(out, QUOTE_MAX + 40, "the number \"%.*s\" is not valid JSON",
+             QUOTE_MAX, v->str);
+    return out;
+  }
+  for (c = v->child; c; c = c->next) {
+    if (v->type == CTR_JVAL_OBJ)
+      for (d = c->next; d; d = d->next)
+        if (strcmp(c->key, d->key) == 0) {
+          snprintf(out, QUOTE_MAX + 40, "the key \"%.*s\" appears twice",
+                   QUOTE_MAX, c->key);
+          return out;
+        }
+    if ((why = bad_json(c, out)) != NULL)
+      return why;
+  }
   return NULL;
 }
 
@@ -242,12 +271,11 @@ static void want_u64(check_t *ck, const ctr_jval_t *obj, const char *key,
 static const ctr_jval_t *want(check_t *ck, const ctr_jval_t *obj,
                               const char *key, const char *what,
                               ctr_jval_type_t type) {
-  static const char *const names[] = {"null",   "a boolean", "a number",
-                                      "a string", "an array", "an object"};
   const ctr_jval_t *v = field(ck, obj, key, what);
 
   if (v && v->type != type) {
-    bad(ck, "%s.%s: expected %s, not %s", what, key, names[type], type_name(v));
+    bad(ck, "%s.%s: expected %s, not %s", what, key, type_names[type],
+        type_name(v));
     return NULL;
   }
   return v;
@@ -271,30 +299,15 @@ static void want_ref(check_t *ck, const ctr_jval_t *obj, const char *key,
 /* Whether s is a float as Rust's f64 parser reads it: "2.5", "1e300",
  * "inf", "-inf", "+inf", "NaN". */
 static bool float_text(const char *s) {
-  bool digits = false;
+  const char *end;
 
   if (*s == '+' || *s == '-')
     s++;
   if (strcasecmp(s, "inf") == 0 || strcasecmp(s, "infinity") == 0 ||
       strcasecmp(s, "nan") == 0)
     return true;
-  for (; *s >= '0' && *s <= '9'; s++)
-    digits = true;
-  if (*s == '.')
-    for (s++; *s >= '0' && *s <= '9'; s++)
-      digits = true;
-  if (!digits)
-    return false;
-  if (*s == 'e' || *s == 'E') {
-    s++;
-    if (*s == '+' || *s == '-')
-      s++;
-    if (*s < '0' || *s > '9')
-      return false;
-    while (*s >= '0' && *s <= '9')
-      s++;
-  }
-  return *s == '\0';
+  end = number_end(s, false);
+  return end && *end == '\0';
 }
 
 /* Standard base64 with padding, as BigInt's magnitude is written. */
@@ -653,13 +666,13 @@ static bool int_list(const ctr_jval_t *p, bool unsigned_only) {
 }
 
 static void check_record(check_t *ck, const ctr_jval_t *r) {
-  const ctr_jval_t *p, *e, *num;
-  char q[QUOTE_MAX + 8];
+  const ctr_jval_t *p, *e;
+  char q[QUOTE_MAX + 8], why[QUOTE_MAX + 40];
   const char *name;
   int64_t kind;
 
-  if ((num = bad_number(r)) != NULL) {
-    bad(ck, "the number %s is not valid JSON", quote(num->str, q));
+  if (bad_json(r, why) != NULL) {
+    bad(ck, "%s", why);
     return;
   }
   if (r->type == CTR_JVAL_STR && strcmp(r->str, "DropLastStep") == 0) {
@@ -942,7 +955,6 @@ static int check_trace_json(check_t *ck) {
     case REC_CUT: c = END; goto cut;
     }
     ck->rec++;
-    ck->nrecords++;
     c = next_token(s);
     if (c == ']')
       goto closed;
@@ -961,10 +973,12 @@ static int check_trace_json(check_t *ck) {
   }
 cut:
   /* A live trace is written as it is read: its tail may still be coming. */
-  if (!s->err && !ck->o->live)
+  if (!s->err && !ck->o->live && ck->rec == 0)
+    problem(ck, "trace.json: ends before its closing ] and its first record");
+  else if (!s->err && !ck->o->live)
     problem(ck, "trace.json: ends before its closing ] (record %" PRIu64
                 " is the last complete one)",
-            ck->nrecords ? ck->nrecords - 1 : 0);
+            ck->rec - 1);
   goto done;
 closed:
   if (next_token(s) != END)
@@ -1024,8 +1038,8 @@ static int read_sidecar(check_t *ck, const char *name, ctr_jval_t **out) {
 }
 
 static void check_ctrec(check_t *ck, const ctr_jval_t *c) {
-  static const char *const ints[] = {"session", "daemon_pid", "pid",
-                                     "ppid",    "uid",        "exit_status"};
+  static const char *const ints[] = {"session", "daemon_pid", "pid", "ppid",
+                                     "uid",     "exit_status"};
   const ctr_jval_t *v;
   const char *state;
   size_t i;
@@ -1048,7 +1062,7 @@ static void check_ctrec(check_t *ck, const ctr_jval_t *c) {
   /* exit_status is null until the program has said goodbye. */
   for (i = 0; i < sizeof(ints) / sizeof(*ints); i++)
     if ((v = ctr_jval_get(c, ints[i])) && !integer_text(v) &&
-        !(i == 5 && v->type == CTR_JVAL_NULL))
+        !(strcmp(ints[i], "exit_status") == 0 && v->type == CTR_JVAL_NULL))
       problem(ck, "trace_metadata.json: ctrec.%s must be an integer", ints[i]);
   if ((v = ctr_jval_get(c, "counters")) != NULL) {
     if (v->type != CTR_JVAL_OBJ)
@@ -1061,10 +1075,10 @@ static void check_ctrec(check_t *ck, const ctr_jval_t *c) {
     v = ctr_jval_get(ctr_jval_get(c, "counters"), "records");
     /* A finished trace holds every record its writer counted. */
     if (v && u64_of(v) && state && strcmp(state, "recording") != 0 &&
-        strtoull(v->str, NULL, 10) != ck->nrecords)
+        strtoull(v->str, NULL, 10) != ck->rec)
       problem(ck, "trace_metadata.json: ctrec.counters.records is %s, "
                   "trace.json holds %" PRIu64,
-              v->str, ck->nrecords);
+              v->str, ck->rec);
   }
   if ((v = ctr_jval_get(c, "interval")) != NULL &&
       (v->type != CTR_JVAL_OBJ ||
@@ -1124,20 +1138,18 @@ static int check_paths(check_t *ck) {
       problem(ck, "trace_paths.json: entry %zu is %s, Path record %zu is %s",
               i, e->type == CTR_JVAL_STR ? quote(e->str, q1) : type_name(e), i,
               quote(ck->paths[i], q2));
-      break;
+      ctr_jval_free(list);
+      return 0;
     }
   }
+  for (; e; e = e->next)
+    i++;
   /* A live trace's records reach disk before its paths file, which is
    * rewritten at the next flush: one may be ahead of the other. */
-  if (e == list->child || i == ck->npaths || e == NULL) {
-    size_t listed = i;
-    for (; e; e = e->next)
-      listed++;
-    if (listed != ck->npaths && !ck->o->live)
-      problem(ck, "trace_paths.json: lists %zu paths, trace.json has %zu "
-                  "Path records",
-              listed, ck->npaths);
-  }
+  if (i != ck->npaths && !ck->o->live)
+    problem(ck, "trace_paths.json: lists %zu paths, trace.json has %zu Path "
+                "records",
+            i, ck->npaths);
   ctr_jval_free(list);
   return 0;
 }
@@ -1260,7 +1272,7 @@ static int check_folder(const opts_t *o, const char *dir) {
   if (rc == 0 && (ck.nproblems || !o->quiet))
     printf("%" PRIu64 " records, %" PRIu64 " steps, %" PRIu64 " calls, %" PRIu64
            " returns, max depth %" PRIu64 ", %zu paths\n",
-           ck.nrecords, ck.nsteps, ck.ncalls, ck.nreturns, ck.max_depth,
+           ck.rec, ck.nsteps, ck.ncalls, ck.nreturns, ck.max_depth,
            ck.npaths);
   for (i = 0; i < ck.nshown; i++) {
     if (rc == 0)

@@ -200,6 +200,10 @@ TEXT_RULES = [
      "trace.json: record 8: not valid JSON"),
     ("number_grammar", lambda t: t.replace('"line": 4}', '"line": 04}', 1),
      'trace.json: record 6: the number "04" is not valid JSON'),
+    ("cut_before_first_record", lambda t: t[:8],
+     "trace.json: ends before its closing ] and its first record"),
+    ("duplicate_key", lambda t: t.replace('"line": 4}', '"line": 4, "line": 5}', 1),
+     'trace.json: record 6: the key "line" appears twice'),
     ("no_steps", lambda t: "[\n" + ",\n".join(json.dumps(r) for r in json.loads(t)[:5]) + "\n]",
      "trace.json: no Step records"),
 ]
