@@ -13,7 +13,6 @@
  * trace.json is split into records by a byte scanner that reads the file in
  * fixed-size chunks; each record is then parsed on its own (ctr_jval), so
  * only the intern tables and one record are ever in memory. */
-#define _XOPEN_SOURCE 700
 #include "ctr_check.h"
 
 #include <errno.h>
@@ -28,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +63,6 @@ typedef struct places_s {
 typedef struct check_s {
   const opts_t *o;
   const char *dir;
-  bool io_error;
   char *shown[SHOWN_MAX];
   size_t nshown;
   uint64_t nproblems;
@@ -133,6 +132,11 @@ static const char *quote(const char *s, char out[QUOTE_MAX + 8]) {
   for (i = 0; s[i] && n < QUOTE_MAX; i++)
     out[n++] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
   if (s[i]) {
+    /* Cut at a character boundary: messages stay UTF-8. */
+    while (n > 1 && ((unsigned char)s[i] & 0xc0) == 0x80) {
+      n--;
+      i--;
+    }
     memcpy(out + n, "...", 3);
     n += 3;
   }
@@ -240,7 +244,8 @@ static bool want_i64(check_t *ck, const ctr_jval_t *obj, const char *key,
   if (v == NULL)
     return false;
   if (!integer_text(v)) {
-    bad(ck, "%s.%s: expected an integer, not %s", what, key, type_name(v));
+    bad(ck, "%s.%s: expected an integer, not %.40s", what, key,
+        v->type == CTR_JVAL_NUM ? v->str : type_name(v));
     return false;
   }
   if (!ctr_jval_i64(v, out)) {
@@ -952,7 +957,7 @@ static int check_trace_json(check_t *ck) {
     switch (read_record(ck, s, c)) {
     case REC_OK: parse_record(ck, s); break;
     case REC_SKIP: break;
-    case REC_CUT: c = END; goto cut;
+    case REC_CUT: goto cut;
     }
     ck->rec++;
     c = next_token(s);
