@@ -337,7 +337,7 @@ class CheckRules(TempDirTest):
              "trace_metadata.json: ctrec.pid must be an integer"),
             ("records", dict(good, ctrec={"state": "aborted: killed",
                                           "counters": {"records": 25}}),
-             "trace_metadata.json: ctrec.counters.records is 25, trace.json holds 20"),
+             "trace_metadata.json: ctrec.counters.records is 25, trace.json holds only 20"),
         ]
         for name, meta, line in cases:
             with self.subTest(case=name):
