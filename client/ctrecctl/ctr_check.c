@@ -658,14 +658,14 @@ static void check_cells(check_t *ck, const char *name, const ctr_jval_t *p) {
   }
 }
 
-static bool int_list(const ctr_jval_t *p, bool unsigned_only) {
+static bool int_list(const ctr_jval_t *p) {
   const ctr_jval_t *e;
   int64_t x;
 
   if (p->type != CTR_JVAL_ARR)
     return false;
   for (e = p->child; e; e = e->next)
-    if (unsigned_only ? !u64_of(e) : !(integer_text(e) && ctr_jval_i64(e, &x)))
+    if (!integer_text(e) || !ctr_jval_i64(e, &x))
       return false;
   return true;
 }
@@ -753,7 +753,7 @@ static void check_record(check_t *ck, const ctr_jval_t *r) {
     if (!integer_text(p) || !ctr_jval_i64(p, &kind))
       bad(ck, "DropVariable: the payload must be a variable id");
   } else if (strcmp(name, "DropVariables") == 0) {
-    if (!int_list(p, false))
+    if (!int_list(p))
       bad(ck, "DropVariables: the payload must be a list of variable ids");
   } else if (strcmp(name, "CompoundValue") == 0) {
     if (payload_obj(ck, name, p))

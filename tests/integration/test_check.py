@@ -397,7 +397,6 @@ class CheckRules(TempDirTest):
                    self.make("tail", text=base[:base.rindex("Event") + 12], meta=recording),
                    self.make("paths", records, paths=[self.program], meta=recording),
                    self.make("nostep", base_records(self.program)[:5], meta=recording)]
-        open(os.path.join(self.tmp, "other.py"), "w").close()
         os.makedirs(os.path.join(folders[2], "files"), exist_ok=True)
         with open(os.path.join(folders[2], "files", "other.py"), "w"):
             pass
