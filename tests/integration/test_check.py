@@ -134,7 +134,49 @@ RECORD_RULES = [
     ("thread_id",
      lambda r: r.append({"ThreadSwitch": -1}),
      "trace.json: record 20: ThreadSwitch: the payload must be a thread id (unsigned integer)"),
+    ("payload_not_object",
+     lambda r: r.append({"Call": [0, []]}),
+     "trace.json: record 20: Call: the payload must be an object, not an array"),
+    ("event_metadata",
+     lambda r: r[19]["Event"].pop("metadata"),
+     'trace.json: record 19: Event: missing key "metadata"'),
+    ("struct_type_field",
+     lambda r: r.append({"Type": {"kind": 6, "lang_type": "P", "specific_info": {
+         "kind": "Struct", "fields": [{"name": 1, "type_id": 1}]}}}),
+     "trace.json: record 20: Type.field.name: expected a string, not a number"),
+    ("pointer_type",
+     lambda r: r.append({"Type": {"kind": 23, "lang_type": "P*", "specific_info": {
+         "kind": "Pointer"}}}),
+     'trace.json: record 20: Type.specific_info: missing key "dereference_type_id"'),
+    ("asm",
+     lambda r: r.append({"Asm": ["nop", 1]}),
+     "trace.json: record 20: Asm: the payload must be a list of strings"),
+    ("drop_variables",
+     lambda r: r.append({"DropVariables": ["a"]}),
+     "trace.json: record 20: DropVariables: the payload must be a list of variable ids"),
+    ("drop_variable",
+     lambda r: r.append({"DropVariable": "a"}),
+     "trace.json: record 20: DropVariable: the payload must be a variable id"),
+    ("cell_value",
+     lambda r: r.append({"CellValue": {"place": 1, "value": {"kind": "Int", "type_id": 1}}}),
+     'trace.json: record 20: CellValue.value: missing key "i"'),
+    ("bind_variable",
+     lambda r: r.append({"BindVariable": {"variable_id": 3, "place": 1}}),
+     "trace.json: record 20: BindVariable.variable_id 3 refers to no earlier VariableName "
+     "record (3 so far)"),
+    ("assignment_pass_by",
+     lambda r: r.append({"Assignment": {"to": 1, "pass_by": "Copy",
+                                        "from": {"kind": "Simple", "data": 0}}}),
+     'trace.json: record 20: Assignment.pass_by must be "Value" or "Reference"'),
     # Values (trace-format §2.1).
+    ("variant_contents",
+     lambda r: value_at(r, {"kind": "Variant", "discriminator": "Some", "type_id": 1,
+                            "contents": {"kind": "String", "type_id": 1}}),
+     'trace.json: record 18: Value.value.contents: missing key "text"'),
+    ("reference_address_negative",
+     lambda r: value_at(r, {"kind": "Reference", "dereferenced": INT, "mutable": False,
+                            "address": -1, "type_id": 1}),
+     "trace.json: record 18: Value.value.address: expected an unsigned 64-bit integer"),
     ("int_as_string",
      lambda r: value_at(r, {"kind": "Int", "i": "5", "type_id": 1}),
      "trace.json: record 18: Value.value: Int.i must be an integer, not a string"),
@@ -295,6 +337,12 @@ class CheckRules(TempDirTest):
         self.assert_problem(self.make("deep", records),
                             "trace.json: record 18: nested deeper than 250 levels")
 
+    def test_record_too_long(self):
+        records = base_records(self.program)
+        value_at(records, {"kind": "Raw", "r": "x" * (65 << 20), "type_id": 1})
+        self.assert_problem(self.make("long", records),
+                            "trace.json: record 18: longer than 64 MiB, not checked")
+
     def test_floats_option(self):
         records = base_records(self.program)
         value_at(records, {"kind": "Float", "f": 2.5, "type_id": 1})
@@ -344,6 +392,14 @@ class CheckRules(TempDirTest):
                 self.assert_problem(self.make(name, meta=meta), line)
         # Foreign traces have no ctrec object: that is fine.
         self.assertEqual(self.check(self.make("foreign", meta=good))[0], 0)
+        self.assert_problem(self.make("top", meta=[good]),
+                            "trace_metadata.json: the top level must be an object")
+        self.assert_problem(self.make("counters", meta=dict(good, ctrec={
+            "state": "complete", "counters": [1]})),
+            "trace_metadata.json: ctrec.counters must be an object")
+        self.assert_problem(self.make("interval", meta=dict(good, ctrec={
+            "state": "complete", "interval": {"index": "1"}})),
+            "trace_metadata.json: ctrec.interval must be an object with a numeric index")
         folder = self.make("missing")
         os.unlink(os.path.join(folder, "trace_metadata.json"))
         self.assert_problem(folder, "trace_metadata.json: missing")
@@ -359,6 +415,8 @@ class CheckRules(TempDirTest):
             f'trace_paths.json: entry 0 is "/other.py", Path record 0 is "{self.program}"')
         self.assert_problem(self.make("short", records, paths=[self.program]),
                             "trace_paths.json: lists 1 paths, trace.json has 2 Path records")
+        self.assert_problem(self.make("object", paths={"0": self.program}),
+                            "trace_paths.json: the top level must be an array")
         folder = self.make("missing")
         os.unlink(os.path.join(folder, "trace_paths.json"))
         self.assert_problem(folder, "trace_paths.json: missing")
@@ -381,6 +439,13 @@ class CheckRules(TempDirTest):
         # Pseudo paths have no copy.
         records = base_records(self.program) + [{"Path": "<internal:kernel>"}, {"Path": ""}]
         self.assertEqual(self.check(self.make("pseudo", records))[0], 0)
+        folder = self.make("dir_copy", copy=False)
+        os.makedirs(os.path.join(folder, "files", self.program.lstrip("/")))
+        self.assert_problem(folder, f'files/: the copy of "{self.program}" is not a regular file')
+        folder = self.make("files_file", copy=False)
+        os.rmdir(os.path.join(folder, "files"))
+        open(os.path.join(folder, "files"), "w").close()
+        self.assert_problem(folder, "files/: not a directory")
         folder = self.make("nofiles")
         os.rename(os.path.join(folder, "files"), os.path.join(self.tmp, "elsewhere"))
         self.assert_problem(folder, "files/: missing, so no source has its copy")
