@@ -5,6 +5,7 @@
  *   ctrecctl follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]
  *   ctrecctl start|stop [-s SOCKET] [-t SEC] (SESSION... | --all | --pid PID)
  *   ctrecctl reload [-s SOCKET] [-t SEC]
+ *   ctrecctl check [--live] TRACE_DIR...
  *
  * record runs CMD with the shims on its load paths. When CT_RECORDER_SOCKET
  * names no running daemon it starts a private ctrecd on a socket in a fresh
@@ -32,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctr_check.h"
 #include "ctr_follow.h"
 #include "ctr_proto.h"
 
@@ -1212,7 +1214,8 @@ static void usage(FILE *out) {
           "  follow [SESSION]   print a live session's records as they arrive\n"
           "  start SESSION...   open recording intervals (--all, --pid PID)\n"
           "  stop SESSION...    close them\n"
-          "  reload             re-read the daemon's config file\n\n"
+          "  reload             re-read the daemon's config file\n"
+          "  check TRACE_DIR... verify trace folders (exit 1 when one is invalid)\n\n"
           "status, follow, start, stop and reload take:\n"
           DAEMON_OPTIONS_HELP
           "and record takes -t too, for a running ctrecd.\n\n"
@@ -1240,6 +1243,8 @@ int main(int argc, char **argv) {
     return cmd_start_stop(argc - 1, argv + 1, CTR_MSG_STOP);
   if (strcmp(argv[1], "reload") == 0)
     return cmd_reload(argc - 1, argv + 1);
+  if (strcmp(argv[1], "check") == 0)
+    return ctr_check_main(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
       strcmp(argv[1], "help") == 0) {
     usage(stdout);

@@ -2,8 +2,8 @@
 and readers for the trace folders they produce.
 
 Paths come from the environment that ctest sets (CTREC_BUILD, CTREC_SHIMS,
-CTREC_SOURCE, CT_VALIDATE, CTREC_REFERENCE); running a suite by hand works
-too when those point at a build tree.
+CTREC_SOURCE); running a suite by hand works too when those point at a
+build tree.
 """
 import json
 import os
@@ -22,10 +22,6 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("CTREC_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
 BUILD = os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build"))
-CT_VALIDATE = os.environ.get(
-    "CT_VALIDATE", os.path.normpath(os.path.join(SOURCE, "..", "shared", "tools", "ct-validate")))
-REFERENCE = os.environ.get(
-    "CTREC_REFERENCE", os.path.normpath(os.path.join(SOURCE, "..", "shared", "reference-traces")))
 CTRECD = os.path.join(BUILD, "bin", "ctrecd")
 CTRECCTL = os.path.join(BUILD, "bin", "ctrecctl")
 # A sanitized build tree takes the shims of a normal one (CTREC_TEST_SHIMS).
@@ -57,10 +53,12 @@ def run(cmd, env=None, timeout=120, cwd=None, stdin=subprocess.DEVNULL):
 
 
 def validate(test, folder, live=False):
-    """Runs ct-validate on one trace folder and fails the test on any problem."""
-    cmd = [CT_VALIDATE] + (["--live"] if live else []) + [folder]
+    """Runs `ctrecctl check` on one trace folder and fails the test on any
+    problem."""
+    cmd = [CTRECCTL, "check"] + (["--live"] if live else []) + [folder]
     res = run(cmd)
-    test.assertEqual(res.returncode, 0, f"ct-validate failed:\n{res.stdout.decode()}")
+    test.assertEqual(res.returncode, 0, f"ctrecctl check failed:\n{res.stdout.decode()}"
+                     f"{res.stderr.decode()}")
 
 
 class Trace:

@@ -1,6 +1,6 @@
 """Recording intervals with real Ruby programs: ctrecctl stop/start, time
 windows, record.while_in, per-interval limits, a paused start and config
-reloads. Every interval is its own trace folder and passes ct-validate."""
+reloads. Every interval is its own trace folder and passes `ctrecctl check`."""
 import json
 import os
 import signal

@@ -1,7 +1,7 @@
 """The Ruby shim's part in filtering: push-down of the daemon's code rules
 (the trace must be identical with and without it), the values mode from
 WELCOME, and pause/resume with the live stack sent as STACK. Real Ruby,
-real ctrecd, ct-validate on every trace."""
+real ctrecd, `ctrecctl check` on every trace."""
 import json
 import os
 import subprocess
