@@ -170,11 +170,15 @@ static char *describe_filter(const ctr_filter_t *f) {
  * the filter and the config. A record.while_in function must reach the
  * daemon even where the rules skip it (its call opens an interval), so
  * for the client each while_in pattern ends the list as a record rule: the
- * shim then sends that function, and the daemon still skips its lines. */
+ * shim then sends that function, and the daemon still skips its lines.
+ * Without filter.pushdown the client gets no rules and sends everything. */
 static void make_wire_rules(ctr_session_t *s) {
   size_t n, i;
   const ctr_filter_rule_t *r = ctr_filter_rules(s->filter, &n);
   size_t nwhile = s->cfg->record_nwhile_in;
+
+  if (!s->cfg->filter_pushdown)
+    n = nwhile = 0;
 
   free(s->wire_rules);
   s->wire_rules = calloc(n + nwhile ? n + nwhile : 1, sizeof(*s->wire_rules));
