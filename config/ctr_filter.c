@@ -84,6 +84,10 @@ static const ctr_filter_rule_t builtins[] = {
     {"/usr/share/rubygems-integration/**", NULL, NULL, CTR_FILTER_SKIP},
     {"/usr/local/lib/site_ruby/**", NULL, NULL, CTR_FILTER_SKIP},
     {"/var/lib/gems/**", NULL, NULL, CTR_FILTER_SKIP},
+    /* Debian's multiarch folders: rbconfig.rb, vendor and site code. */
+    {"/usr/lib/*/ruby/**", NULL, NULL, CTR_FILTER_SKIP},
+    {"/usr/lib/*/rubygems-integration/**", NULL, NULL, CTR_FILTER_SKIP},
+    {"/usr/local/lib/*/site_ruby/**", NULL, NULL, CTR_FILTER_SKIP},
     {"**/lib/ruby/[0-9]*/**", NULL, NULL, CTR_FILTER_SKIP},
     {"**/gems/[0-9]*/gems/**", NULL, NULL, CTR_FILTER_SKIP},
     {"**/ruby/[0-9]*/gems/**", NULL, NULL, CTR_FILTER_SKIP},
@@ -465,6 +469,26 @@ int ctr_filter_decide(const ctr_filter_t *f, const char *file,
   for (size_t i = f->nrules; i-- > 0;) {
     if (selectors_match(f->rules[i].sel, file, module, function))
       return f->rules[i].action;
+  }
+  return CTR_FILTER_RECORD;
+}
+
+int ctr_filter_decide_file(const ctr_filter_t *f, const char *file,
+                           bool *uniform) {
+  *uniform = true;
+  if (!f)
+    return CTR_FILTER_RECORD;
+  for (size_t i = f->nrules; i-- > 0;) {
+    struct pattern *const *sel = f->rules[i].sel;
+    if (sel[CTR_FILTER_FILE] && !pattern_match(sel[CTR_FILTER_FILE], file))
+      continue;
+    /* Decides for some functions of the file only, and for none without a
+     * function name: the decision below is not everyone's. */
+    if (sel[CTR_FILTER_MODULE] || sel[CTR_FILTER_FUNCTION]) {
+      *uniform = false;
+      continue;
+    }
+    return f->rules[i].action;
   }
   return CTR_FILTER_RECORD;
 }

@@ -979,6 +979,18 @@ static void call_record(ctr_session_t *s, uint32_t func, const char *args,
   s->st.calls++;
 }
 
+/* A line in its frame's own file belongs to the frame. A line of another
+ * file run without a call of its own (a required file's top level, a
+ * class body, eval'd code) follows that file's rules, as lines outside
+ * any call do; below a skip-tree nothing is kept. */
+static bool step_wanted(ctr_session_t *s, const frame_t *fr, uint32_t path) {
+  if (fr && (fr->flags & FRAME_TREE))
+    return false;
+  if (fr && s->funcs.v[fr->func].path_id == path)
+    return (fr->flags & FRAME_WANTED) != 0;
+  return path_action(s, path) == CTR_FILTER_RECORD;
+}
+
 static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
   frame_t *fr = top_frame(t);
@@ -986,8 +998,7 @@ static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 
   if (m->u.step.path_id >= s->paths.n)
     return fail(why, "step path id out of range", CTR_ERANGE);
-  t->step_kept = fr ? (fr->flags & FRAME_WANTED) != 0
-                    : path_action(s, m->u.step.path_id) == CTR_FILTER_RECORD;
+  t->step_kept = step_wanted(s, fr, m->u.step.path_id);
   if (t->step_kept && !gate_open(s))
     t->step_kept = false;
   if (!t->step_kept) {
