@@ -294,7 +294,7 @@ typedef struct ctr_rb_path_s {
   uint32_t id;
   uint32_t gen; /* generation `id` belongs to; 0 = not declared */
   int action;   /* pushed rules' decision for its top-level lines */
-  bool uniform; /* ...and for all its functions (no rule names one) */
+  bool uniform;  /* ...and for all its functions (no rule names one) */
   uint32_t fgen; /* filter generation of the two + 1; 0 = not decided */
 } ctr_rb_path_t;
 
@@ -342,7 +342,7 @@ typedef struct ctr_rb_frame_s {
   VALUE path;    /* path of its events */
   VALUE binding; /* Qnil until first needed */
   VALUE names;   /* Array of local variable Symbols, Qnil until needed */
-  ctr_rb_func_t *func; /* set for known frames, unless ctr_rb_path_skips */
+  ctr_rb_func_t *func;      /* set for known frames, unless ctr_rb_path_skips */
   const ctr_rb_path_t *src; /* set for known frames: its code's path */
   bool sent;     /* a CALL was sent for it */
   bool known;    /* the daemon sees a CALL for it without push-down */
@@ -1321,8 +1321,8 @@ static bool ctr_rb_line_kept(const ctr_rb_stack_t *s, ctr_rb_path_t *p) {
       continue;
     if (fr->action == CTR_FILTER_SKIP_TREE)
       return false;
-    if (fr->src == p || (fr->src->len == p->len &&
-                         memcmp(fr->src->abs, p->abs, p->len) == 0))
+    if (fr->src == p ||
+        (fr->src->len == p->len && memcmp(fr->src->abs, p->abs, p->len) == 0))
       return fr->action == CTR_FILTER_RECORD;
     break;
   }

@@ -300,9 +300,9 @@ START_TEST(test_decide_file) {
   };
   ctr_filter_t *f = compile(true, rules, N(rules), NULL, 0);
   bool uniform;
-  ck_assert_int_eq(ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb",
-                                          &uniform),
-                   CTR_FILTER_SKIP);
+  ck_assert_int_eq(
+      ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform),
+      CTR_FILTER_SKIP);
   ck_assert(!uniform); /* JSON.* in it is recorded, Helpers skipped */
   ck_assert_int_eq(ctr_filter_decide_file(f, "/app/lib/x.rb", &uniform),
                    CTR_FILTER_SKIP);
@@ -312,9 +312,9 @@ START_TEST(test_decide_file) {
   ck_assert(!uniform); /* Helpers may live here */
   ctr_filter_free(f);
   f = compile(true, rules + 1, 1, NULL, 0);
-  ck_assert_int_eq(ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb",
-                                          &uniform),
-                   CTR_FILTER_SKIP);
+  ck_assert_int_eq(
+      ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform),
+      CTR_FILTER_SKIP);
   ck_assert(uniform);
   ck_assert_int_eq(ctr_filter_decide_file(f, "/app/vendor/v.rb", &uniform),
                    CTR_FILTER_SKIP_TREE);
