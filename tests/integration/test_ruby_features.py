@@ -105,6 +105,19 @@ class RubyFeatures(TempDirTest):
                 self.assertEqual(t.call_names(), ["<top-level>", "main"])
                 self.assertGreater(t.meta["ctrec"]["counters"]["filtered"], 0)
 
+    def test_required_file_follows_its_own_file_rules(self):
+        os.mkdir(os.path.join(self.tmp, "vendor"))
+        self.prog("vendor/lib.rb", "X = 1\nclass Lib\n  def self.go = X + 1\nend\n")
+        prog = self.prog("main.rb", "def main\n  require_relative 'vendor/lib'\n  Lib.go\nend\n"
+                                    "p main\n")
+        rules = 'filter:\n  rules:\n    - {file: "**/vendor/**", action: skip}\n'
+        pushed = self.record_cmd(["ruby", prog], rules, name="pushed")
+        plain = self.record_cmd(["ruby", prog], rules + "  pushdown: false\n", name="plain")
+        self.assertEqual(pushed.records, plain.records)
+        # Its top level and class body ran inside main, yet are vendor code.
+        self.assertEqual({n for n, _ in pushed.line_steps()}, {"main.rb"})
+        self.assertEqual(pushed.call_names(), ["<top-level>", "main"])
+
     def test_time_subclass_initialize(self):
         # Time#initialize is Ruby code (<internal:timev>) that defaults:false
         # records, and so is a subclass's: their self is a Time not yet
