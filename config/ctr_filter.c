@@ -475,22 +475,28 @@ int ctr_filter_decide(const ctr_filter_t *f, const char *file,
 
 int ctr_filter_decide_file(const ctr_filter_t *f, const char *file,
                            bool *uniform) {
-  *uniform = true;
-  if (!f)
-    return CTR_FILTER_RECORD;
-  for (size_t i = f->nrules; i-- > 0;) {
-    struct pattern *const *sel = f->rules[i].sel;
-    if (sel[CTR_FILTER_FILE] && !pattern_match(sel[CTR_FILTER_FILE], file))
-      continue;
-    /* Decides for some functions of the file only, and for none without a
-     * function name: the decision below is not everyone's. */
-    if (sel[CTR_FILTER_MODULE] || sel[CTR_FILTER_FUNCTION]) {
-      *uniform = false;
-      continue;
+  /* The actions of later rules that name a module or function. */
+  unsigned named = 0;
+  int action = CTR_FILTER_RECORD;
+
+  if (f) {
+    for (size_t i = f->nrules; i-- > 0;) {
+      struct pattern *const *sel = f->rules[i].sel;
+      if (sel[CTR_FILTER_FILE] && !pattern_match(sel[CTR_FILTER_FILE], file))
+        continue;
+      /* Decides for some functions of the file only, and for none without
+       * a function name. */
+      if (sel[CTR_FILTER_MODULE] || sel[CTR_FILTER_FUNCTION]) {
+        named |= 1u << f->rules[i].action;
+        continue;
+      }
+      action = f->rules[i].action;
+      break;
     }
-    return f->rules[i].action;
   }
-  return CTR_FILTER_RECORD;
+  /* The same for every function when no later rule can decide otherwise. */
+  *uniform = (named & ~(1u << action)) == 0;
+  return action;
 }
 
 int ctr_filter_value(const ctr_filter_t *f, const char *file,

@@ -113,9 +113,9 @@ int ctr_filter_decide(const ctr_filter_t *f, const char *file,
 
 /* Decides for code of `file` whose module and function are unknown, as
  * ctr_filter_decide(f, file, NULL, NULL) does, and sets *uniform when no
- * rule naming a module or function can apply to the file, so that every
- * function of the file gets the same decision (shims then need not name
- * the function). */
+ * rule naming a module or function can decide otherwise for the file, so
+ * that every function of the file gets the same decision (shims then need
+ * not name the function). */
 int ctr_filter_decide_file(const ctr_filter_t *f, const char *file,
                            bool *uniform);
 

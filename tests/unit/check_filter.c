@@ -326,6 +326,25 @@ START_TEST(test_decide_file) {
   ck_assert_int_eq(ctr_filter_decide_file(NULL, "/x.rb", &uniform),
                    CTR_FILTER_RECORD);
   ck_assert(uniform);
+  /* A rule naming functions that decides as the file rule does changes
+   * nothing; one that decides otherwise does. */
+  const ctr_filter_rule_t same[] = {
+      {NULL, "Helpers", NULL, CTR_FILTER_SKIP},
+      {NULL, NULL, "re:.*#to_s", CTR_FILTER_SKIP_TREE},
+  };
+  f = compile(true, same, 1, NULL, 0);
+  ck_assert_int_eq(
+      ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform),
+      CTR_FILTER_SKIP);
+  ck_assert(uniform);
+  ck_assert_int_eq(ctr_filter_decide_file(f, "/app/main.rb", &uniform),
+                   CTR_FILTER_RECORD);
+  ck_assert(!uniform);
+  ctr_filter_free(f);
+  f = compile(true, same, 2, NULL, 0);
+  ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform);
+  ck_assert(!uniform);
+  ctr_filter_free(f);
 }
 END_TEST
 
