@@ -84,6 +84,10 @@ static const ctr_filter_rule_t builtins[] = {
     {"/usr/share/rubygems-integration/**", NULL, NULL, CTR_FILTER_SKIP},
     {"/usr/local/lib/site_ruby/**", NULL, NULL, CTR_FILTER_SKIP},
     {"/var/lib/gems/**", NULL, NULL, CTR_FILTER_SKIP},
+    /* Debian's multiarch folders: rbconfig.rb, vendor and site code. */
+    {"/usr/lib/*/ruby/**", NULL, NULL, CTR_FILTER_SKIP},
+    {"/usr/lib/*/rubygems-integration/**", NULL, NULL, CTR_FILTER_SKIP},
+    {"/usr/local/lib/*/site_ruby/**", NULL, NULL, CTR_FILTER_SKIP},
     {"**/lib/ruby/[0-9]*/**", NULL, NULL, CTR_FILTER_SKIP},
     {"**/gems/[0-9]*/gems/**", NULL, NULL, CTR_FILTER_SKIP},
     {"**/ruby/[0-9]*/gems/**", NULL, NULL, CTR_FILTER_SKIP},
@@ -467,6 +471,32 @@ int ctr_filter_decide(const ctr_filter_t *f, const char *file,
       return f->rules[i].action;
   }
   return CTR_FILTER_RECORD;
+}
+
+int ctr_filter_decide_file(const ctr_filter_t *f, const char *file,
+                           bool *uniform) {
+  /* The actions of later rules that name a module or function. */
+  unsigned named = 0;
+  int action = CTR_FILTER_RECORD;
+
+  if (f) {
+    for (size_t i = f->nrules; i-- > 0;) {
+      struct pattern *const *sel = f->rules[i].sel;
+      if (sel[CTR_FILTER_FILE] && !pattern_match(sel[CTR_FILTER_FILE], file))
+        continue;
+      /* Decides for some functions of the file only, and for none without
+       * a function name. */
+      if (sel[CTR_FILTER_MODULE] || sel[CTR_FILTER_FUNCTION]) {
+        named |= 1u << f->rules[i].action;
+        continue;
+      }
+      action = f->rules[i].action;
+      break;
+    }
+  }
+  /* The same for every function when no later rule can decide otherwise. */
+  *uniform = (named & ~(1u << action)) == 0;
+  return action;
 }
 
 int ctr_filter_value(const ctr_filter_t *f, const char *file,

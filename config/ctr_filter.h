@@ -111,6 +111,14 @@ void ctr_filter_free(ctr_filter_t *f);
 int ctr_filter_decide(const ctr_filter_t *f, const char *file,
                       const char *module, const char *function);
 
+/* Decides for code of `file` whose module and function are unknown, as
+ * ctr_filter_decide(f, file, NULL, NULL) does, and sets *uniform when no
+ * rule naming a module or function can decide otherwise for the file, so
+ * that every function of the file gets the same decision (shims then need
+ * not name the function). */
+int ctr_filter_decide_file(const ctr_filter_t *f, const char *file,
+                           bool *uniform);
+
 /* Decides what to do with one value: where is one ctr_filter_where bit,
  * name is NULL for return values. */
 int ctr_filter_value(const ctr_filter_t *f, const char *file,

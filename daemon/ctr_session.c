@@ -205,11 +205,15 @@ static char *describe_filter(const ctr_filter_t *f) {
  * the filter and the config. A record.while_in function must reach the
  * daemon even where the rules skip it (its call opens an interval), so
  * for the client each while_in pattern ends the list as a record rule: the
- * shim then sends that function, and the daemon still skips its lines. */
+ * shim then sends that function, and the daemon still skips its lines.
+ * Without filter.pushdown the client gets no rules and sends everything. */
 static void make_wire_rules(ctr_session_t *s) {
   size_t n, i;
   const ctr_filter_rule_t *r = ctr_filter_rules(s->filter, &n);
   size_t nwhile = s->cfg->record_nwhile_in;
+
+  if (!s->cfg->filter_pushdown)
+    n = nwhile = 0;
 
   free(s->wire_rules);
   s->wire_rules = calloc(n + nwhile ? n + nwhile : 1, sizeof(*s->wire_rules));
@@ -1268,6 +1272,18 @@ static void call_record(ctr_session_t *s, uint32_t func, const char *args,
   s->st.calls++;
 }
 
+/* A line in its frame's own file belongs to the frame. A line of another
+ * file run without a call of its own (a required file's top level, a
+ * class body, eval'd code) follows that file's rules, as lines outside
+ * any call do; below a skip-tree nothing is kept. */
+static bool step_wanted(ctr_session_t *s, const frame_t *fr, uint32_t path) {
+  if (fr && (fr->flags & FRAME_TREE))
+    return false;
+  if (fr && s->funcs.v[fr->func].path_id == path)
+    return (fr->flags & FRAME_WANTED) != 0;
+  return path_action(s, path) == CTR_FILTER_RECORD;
+}
+
 static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
   frame_t *fr = top_frame(t);
@@ -1275,8 +1291,7 @@ static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 
   if (m->u.step.path_id >= s->paths.n)
     return fail(why, "step path id out of range", CTR_ERANGE);
-  t->step_kept = fr ? (fr->flags & FRAME_WANTED) != 0
-                    : path_action(s, m->u.step.path_id) == CTR_FILTER_RECORD;
+  t->step_kept = step_wanted(s, fr, m->u.step.path_id);
   if (t->step_kept && !gate_open(s))
     t->step_kept = false;
   if (!t->step_kept) {

@@ -30,8 +30,9 @@
  * decided on their own), and below a skip-tree frame nothing is sent until
  * it returns, so the daemon sees the same trace with less work on both
  * sides. Output and RAISE do not depend on frames in the daemon, so they
- * are still sent. CTREC_NO_PUSHDOWN=1 turns push-down (and the values mode
- * below) off, which is how the tests check that traces are identical.
+ * are still sent. With filter.pushdown: false the daemon sends no rules,
+ * so the shim sends everything, which is how the tests check that traces
+ * are identical.
  *
  * While the daemon has paused the session the trace function is removed
  * from every thread: CPython then runs at full speed (any trace function,
@@ -153,7 +154,7 @@ static struct {
   PyObject *thread_hook;
   int64_t main_status;
   bool main_done;
-  bool pushdown; /* skip filtered code here too (CTREC_NO_PUSHDOWN unset) */
+  bool pushdown; /* skip filtered code here too (always: see filter.pushdown) */
   uint32_t mon_rules_gen; /* filter generation sys.monitoring follows, +1 */
   int values;    /* enum ctr_values_mode the shim captures */
   uint32_t values_gen; /* filter generation `values` was read for, +1 */
@@ -1766,8 +1767,8 @@ int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
   msgpack_packer_init(&g.scratch, &g.scratch_buf, msgpack_sbuffer_write);
   msgpack_sbuffer_init(&g.stack_buf);
   msgpack_packer_init(&g.stack_pk, &g.stack_buf, msgpack_sbuffer_write);
-  const char *no_pd = getenv("CTREC_NO_PUSHDOWN");
-  g.pushdown = no_pd == NULL || strcmp(no_pd, "1") != 0;
+  /* filter.pushdown: false reaches the shim as no rules to skip by. */
+  g.pushdown = true;
   g.values = ctr_py_values_mode();
 #if !CTR_PY_MONITORING
   ctr_py_find_trace_lines();

@@ -35,6 +35,32 @@ typedef struct ctr_rb_walk_s {
 
 static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v);
 
+typedef struct ctr_rb_time_arg_s {
+  VALUE v;
+  struct timespec ts;
+} ctr_rb_time_arg_t;
+
+static VALUE ctr_rb_time_body(VALUE arg) {
+  ctr_rb_time_arg_t *a = (ctr_rb_time_arg_t *)arg;
+  a->ts = rb_time_timespec(a->v);
+  return Qnil;
+}
+
+/* A Time's instant. Raises for a Time not yet initialized (self in the
+ * `initialize` of a Time subclass), and nothing may raise while the shim
+ * holds the batch: false then. */
+static bool ctr_rb_time(VALUE v, struct timespec *ts) {
+  ctr_rb_time_arg_t a = {v, {0, 0}};
+  int state = 0;
+  rb_protect(ctr_rb_time_body, (VALUE)&a, &state);
+  if (state) {
+    rb_set_errinfo(Qnil);
+    return false;
+  }
+  *ts = a.ts;
+  return true;
+}
+
 VALUE ctr__rb_class_name(VALUE klass) {
   /* rb_class_path reads the stored class path (or builds "#<Class:0x...>"
    * for anonymous classes) without dispatching to Module#name. */
@@ -495,9 +521,9 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
       return;
     }
     if (rb_obj_is_kind_of(v, rb_cTime)) {
-      if (w->depth >= w->max_depth)
+      struct timespec ts;
+      if (w->depth >= w->max_depth || !ctr_rb_time(v, &ts))
         break;
-      struct timespec ts = rb_time_timespec(v);
       w->visiting[w->depth++] = v;
       ctr_rb_struct2(w, rb_obj_class(v), "sec", LONG2NUM(ts.tv_sec),
                      "nsec", LONG2NUM(ts.tv_nsec));

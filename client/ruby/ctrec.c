@@ -18,8 +18,7 @@
  * shows them. A block that runs anywhere else (a proc or lambda called from
  * another method, a block passed down and yielded to further away) is
  * recorded as a call of "block in <method>", so its body never shows up as
- * steps of an unrelated frame. Methods defined in skipped code (the standard
- * library, gems) produce no CALL/RETURN and no steps.
+ * steps of an unrelated frame.
  *
  * Locals: reading a frame's variables needs a Binding. One Binding (and the
  * list of its variable names) is made per frame, on the first event that
@@ -35,8 +34,11 @@
  * calling it for the tree's code at all (see "fast skip-tree"). Output
  * and RAISE are still sent. The shim mirrors the daemon's view of the
  * stack: a frame is "known" when a CALL is sent for it or would be without
- * push-down, and a line is sent when the innermost known frame (or, with
- * none, the file) is recorded, so the trace is the same either way.
+ * push-down, and a line is sent when the daemon keeps it (see
+ * ctr_rb_line_kept), so the trace is the same either way. The standard
+ * library and gems are skipped by the daemon's built-in rules like any
+ * other code: a file that no rule naming a function applies to is
+ * decided once for all its functions (ctr_rb_path_skips).
  *
  * Pause: when the daemon pauses the session (ctrecctl stop, outside the
  * time windows, a limit) the full hook is replaced by a wake hook on method
@@ -48,18 +50,10 @@
  * Ruby stack and sends it as STACK (with the frames' current locals) before
  * anything else.
  *
- * Environment switches:
- *   CTREC_VALUES=none|args|all  overrides the daemon's record.values
- *                         (benchmarks): none captures no variables,
- *                         arguments or return values.
- *   CTREC_NO_PUSHDOWN=1   tests only: send every event and let the daemon
- *                         filter alone (the trace must not change).
- *   CTREC_RUBY_STDLIB=1   record the standard library and installed gems
- *                         too (skipped by default). The daemon's filter
- *                         skips them as well unless its config says
- *                         `filter: {defaults: false}`.
- *   CTREC_BENCH_EMPTY_HOOK=1  benchmarks only: install a hook that does
- *                         nothing for the same events, and record nothing. */
+ * Everything else comes from ctrec.yaml through the daemon. The one
+ * environment switch, for tests/bench/ruby_bench.sh (README, "Environment
+ * variables"): CTREC_BENCH_EMPTY_HOOK=1 installs a hook that does nothing
+ * for the same events, and records nothing. */
 #include <errno.h>
 #include <pthread.h>
 #include <ruby.h>
@@ -300,7 +294,8 @@ typedef struct ctr_rb_path_s {
   uint32_t id;
   uint32_t gen; /* generation `id` belongs to; 0 = not declared */
   int action;   /* pushed rules' decision for its top-level lines */
-  uint32_t fgen; /* filter generation of `action` + 1; 0 = not decided */
+  bool uniform;  /* ...and for all its functions (no rule names one) */
+  uint32_t fgen; /* filter generation of the two + 1; 0 = not decided */
 } ctr_rb_path_t;
 
 /* A function is known by its kind, owner, name and definition site. */
@@ -347,7 +342,8 @@ typedef struct ctr_rb_frame_s {
   VALUE path;    /* path of its events */
   VALUE binding; /* Qnil until first needed */
   VALUE names;   /* Array of local variable Symbols, Qnil until needed */
-  ctr_rb_func_t *func; /* set for known frames */
+  ctr_rb_func_t *func;      /* set for known frames, unless ctr_rb_path_skips */
+  const ctr_rb_path_t *src; /* set for known frames: its code's path */
   bool sent;     /* a CALL was sent for it */
   bool known;    /* the daemon sees a CALL for it without push-down */
   bool tree;     /* known with action skip-tree: counted in `trees` */
@@ -386,9 +382,8 @@ typedef struct ctr_rb_stack_s {
 
 static struct {
   bool on;
-  int vmode;       /* enum ctr_values_mode: the daemon's, or CTREC_VALUES */
+  int vmode;       /* enum ctr_values_mode: the daemon's record.values */
   uint32_t vmode_gen; /* filter generation vmode was read for, +1 */
-  bool pushdown;   /* skip code the daemon would skip (CTREC_NO_PUSHDOWN) */
   bool hooked;     /* the full hook is installed (else the wake hook) */
   bool reduced;    /* the hook has CTR_RB_TREE_EVENTS only (fast skip-tree) */
   size_t ftrees;   /* stacks inside a fast skip-tree */
@@ -406,11 +401,10 @@ static struct {
   uint32_t nevals;
   VALUE keep;      /* marks the VALUEs used as keys above */
   char *cwd;
-  char **skip;
-  size_t nskip;
   ctr_rb_stack_t *stacks;
   ctr_rb_stack_t *cur; /* stack of the last event */
   VALUE main_fiber;
+  VALUE loader; /* frame of the Ruby-level require loading the shim, or 0 */
   uint64_t sent_thread; /* wire id of the last THREAD sent, or UINT64_MAX */
   VALUE stdout_obj;
   VALUE stderr_obj;
@@ -457,6 +451,7 @@ static int ctr_rb_mark_func(st_data_t k, st_data_t v, st_data_t arg) {
 /* rb_gc_mark pins: the tables and the stacks use object addresses. Fibers
  * and threads are not marked, so that a finished fiber can be collected. */
 static void ctr_rb_keep_mark(void *p) {
+  rb_gc_mark(g.loader);
   if (g.paths)
     st_foreach(g.paths, ctr_rb_mark_path, 0);
   if (g.funcs)
@@ -509,25 +504,13 @@ static bool ctr_rb_env_is(const char *name, const char *value) {
   return v != NULL && strcmp(v, value) == 0;
 }
 
-/* The values to capture: what the daemon keeps (it may change with a
- * reload), unless CTREC_VALUES says otherwise. */
-static int ctr_rb_values_mode(void) {
-  if (ctr_rb_env_is("CTREC_VALUES", "none"))
-    return CTR_WV_NONE;
-  if (ctr_rb_env_is("CTREC_VALUES", "args"))
-    return CTR_WV_ARGS;
-  if (ctr_rb_env_is("CTREC_VALUES", "all"))
-    return CTR_WV_ALL;
-  return ctr_client_values();
-}
-
 /* Runs on every event: the common case stays inline. */
 static inline void ctr_rb_check_generation(void) {
   uint32_t gen = ctr_client_generation() + 1;
   uint32_t fgen;
   ctr_client_filter(&fgen);
   if (fgen + 1 != g.vmode_gen) {
-    g.vmode = ctr_rb_values_mode();
+    g.vmode = ctr_client_values();
     g.vmode_gen = fgen + 1;
   }
   if (gen != g.gen)
@@ -535,11 +518,6 @@ static inline void ctr_rb_check_generation(void) {
 }
 
 /* ---- paths --------------------------------------------------------------- */
-
-static bool ctr_rb_has_prefix(const char *p, const char *dir) {
-  size_t n = strlen(dir);
-  return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == '\0');
-}
 
 /* Makes `abs` (absolute) free of "." and ".." components and repeated
  * slashes, in place: the daemon rejects any other path. */
@@ -615,8 +593,10 @@ static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
     return NULL;
   const char *s = RSTRING_PTR(path);
   size_t n = (size_t)RSTRING_LEN(path);
-  if (n == 0 || strncmp(s, "<internal:", 10) == 0) {
+  if (n == 0) {
     p->skip = true;
+  } else if (strncmp(s, "<internal:", 10) == 0) {
+    ctr_rb_pseudo_path(p, s, n); /* Ruby's own code: no text, never eval'd */
   } else if (s[0] == '(' || s[0] == '<' || s[0] == '-') {
     ctr_rb_pseudo_path(p, s, n);
     p->evalish = s[0] != '-';
@@ -629,9 +609,6 @@ static ctr_rb_path_t *ctr_rb_path_info(VALUE path) {
       memcpy(p->abs + cl, s, n);
       p->abs[cl + n] = '\0';
       p->len = ctr_rb_normalize(p->abs);
-      for (size_t i = 0; i < g.nskip; i++)
-        if (ctr_rb_has_prefix(p->abs, g.skip[i]))
-          p->skip = true;
       struct stat st;
       p->real_file = stat(p->abs, &st) == 0 && S_ISREG(st.st_mode);
       if (!p->real_file) {
@@ -759,6 +736,7 @@ static ctr_rb_frame_t *ctr_rb_push(ctr_rb_stack_t *s) {
   f->frame = f->path = 0;
   f->binding = f->names = Qnil;
   f->func = NULL;
+  f->src = NULL;
   f->sent = f->known = f->tree = f->block = false;
   f->action = CTR_FILTER_RECORD;
   return f;
@@ -1021,6 +999,32 @@ static ctr_rb_path_t *ctr_rb_reload_path(ctr_rb_path_t *p) {
   return r;
 }
 
+/* The main script of `ruby -e`, which Ruby compiles like an eval string
+ * under the name "-e": its text becomes the source of "<-e>". Other text
+ * compiled under that name later (eval with the file name "-e") gets a path
+ * of its own, as a reloaded file does. Returns that path, or NULL for the
+ * main script. */
+static ctr_rb_path_t *ctr_rb_script_path(ctr_rb_path_t *base, VALUE script) {
+  size_t n = (size_t)RSTRING_LEN(script);
+  if (n > CTR_CLIENT_SOURCE_MAX)
+    n = CTR_CLIENT_SOURCE_MAX;
+  if (base->text == NULL) {
+    base->text = malloc(n ? n : 1);
+    if (base->text != NULL) {
+      memcpy(base->text, RSTRING_PTR(script), n);
+      base->text_len = n;
+    }
+    return NULL;
+  }
+  if (n == base->text_len && memcmp(base->text, RSTRING_PTR(script), n) == 0)
+    return NULL;
+  ctr_rb_path_t *r = ctr_rb_text_path(base->abs, base->len, RSTRING_PTR(script),
+                                      (size_t)RSTRING_LEN(script));
+  if (r != NULL)
+    base->reloaded = true;
+  return r;
+}
+
 static VALUE ctr_rb_compiled_body(VALUE tpval) {
   VALUE script = rb_funcall(tpval, id_eval_script, 0);
   VALUE iseqw = rb_funcall(tpval, id_instruction_sequence, 0);
@@ -1036,11 +1040,13 @@ static VALUE ctr_rb_compiled_body(VALUE tpval) {
     if (!base->real_file)
       return Qnil;
     p = ctr_rb_reload_path(base);
-  } else {
-    if (!base->evalish)
-      return Qnil;
+  } else if (base->evalish) {
     p = ctr_rb_text_path(base->abs, base->len, RSTRING_PTR(script),
                          (size_t)RSTRING_LEN(script));
+  } else if (!base->real_file) {
+    p = ctr_rb_script_path(base, script);
+  } else {
+    return Qnil;
   }
   if (p == NULL)
     return Qnil;
@@ -1276,10 +1282,17 @@ static int ctr_rb_path_action(ctr_rb_path_t *p) {
   uint32_t gen;
   const ctr_filter_t *filter = ctr_client_filter(&gen);
   if (p->fgen != gen + 1) {
-    p->action = ctr_filter_decide(filter, p->abs, NULL, NULL);
+    p->action = ctr_filter_decide_file(filter, p->abs, &p->uniform);
     p->fgen = gen + 1;
   }
   return p->action;
+}
+
+/* Whether every function of the file is skipped (the standard library and
+ * gems by default): its frames then need no function record, which keeps
+ * skipped code about as cheap as code the hook ignores. */
+static bool ctr_rb_path_skips(ctr_rb_path_t *p) {
+  return ctr_rb_path_action(p) == CTR_FILTER_SKIP && p->uniform;
 }
 
 /* Makes `fr` a frame the daemon knows of, deciding as it does: everything
@@ -1287,6 +1300,7 @@ static int ctr_rb_path_action(ctr_rb_path_t *p) {
 static void ctr_rb_enter(ctr_rb_stack_t *s, ctr_rb_frame_t *fr,
                          ctr_rb_func_t *f, const ctr_rb_path_t *p) {
   fr->func = f;
+  fr->src = p;
   fr->known = true;
   fr->action = s->trees ? CTR_FILTER_SKIP_TREE : ctr_rb_func_action(f, p);
   if (fr->action == CTR_FILTER_SKIP_TREE) {
@@ -1295,12 +1309,23 @@ static void ctr_rb_enter(ctr_rb_stack_t *s, ctr_rb_frame_t *fr,
   }
 }
 
-/* Whether the daemon keeps a line run now: the innermost known frame is
- * recorded or, with none, the file is. */
+/* Whether the daemon keeps a line run now, deciding as it does: a line
+ * of the innermost known frame's own file (the same path text, as path
+ * ids are) is kept when that frame is recorded; a line of another file
+ * (a required file's top level, a class body, eval'd code) or with no
+ * known frame when that file is; none below a skip-tree. */
 static bool ctr_rb_line_kept(const ctr_rb_stack_t *s, ctr_rb_path_t *p) {
-  for (size_t i = s->n; i-- > 0;)
-    if (s->frames[i].known)
-      return s->frames[i].action == CTR_FILTER_RECORD;
+  for (size_t i = s->n; i-- > 0;) {
+    const ctr_rb_frame_t *fr = &s->frames[i];
+    if (!fr->known)
+      continue;
+    if (fr->action == CTR_FILTER_SKIP_TREE)
+      return false;
+    if (fr->src == p ||
+        (fr->src->len == p->len && memcmp(fr->src->abs, p->abs, p->len) == 0))
+      return fr->action == CTR_FILTER_RECORD;
+    break;
+  }
   return ctr_rb_path_action(p) == CTR_FILTER_RECORD;
 }
 
@@ -1508,7 +1533,7 @@ static void ctr_rb_resync(ctr_rb_stack_t *s, bool entering) {
     int kind = ctr_rb_label_kind(StringValueCStr(label), &home);
     if (kind == 0)
       continue;
-    if (g.pushdown && s->trees > 0) {
+    if (s->trees > 0) {
       s->nested++;
       continue;
     }
@@ -1537,7 +1562,7 @@ static void ctr_rb_resync(ctr_rb_stack_t *s, bool entering) {
     if (f == NULL)
       continue;
     ctr_rb_enter(s, fr, f, p);
-    if (g.pushdown && fr->action != CTR_FILTER_RECORD)
+    if (fr->action != CTR_FILTER_RECORD)
       continue;
     fr->sent = true;
     ctr_rb_gather_t ga = {RARRAY_AREF(e, 3), Qnil, rb_ary_new()};
@@ -1833,6 +1858,12 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
     }
     return;
   }
+  if (g.loader != 0) {
+    /* The rest of the require that loaded the shim: not the program. */
+    if (ev == RUBY_EVENT_RETURN && ctr_rb_frame_id() == g.loader)
+      g.loader = 0;
+    return;
+  }
   if (!ctr_client_active()) {
     ctr_rb_hooks_pause();
     return;
@@ -1848,7 +1879,7 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   bool ret = ev == RUBY_EVENT_RETURN || ev == RUBY_EVENT_B_RETURN;
   if (s->ftree != NULL && ev != RUBY_EVENT_RAISE)
     return; /* a fast tree's code, seen while the hook is wide */
-  if (s->nested > 0 || (g.pushdown && s->trees > 0)) {
+  if (s->nested > 0 || s->trees > 0) {
     /* Inside a skip-tree: count frames, send nothing but errors. */
     if (call) {
       s->nested++;
@@ -1897,11 +1928,19 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
     fr->block = ev == RUBY_EVENT_B_CALL;
     if (!record || (fr->block && ctr_rb_block_at_home(s, fr)))
       break;
+    if (ctr_rb_path_skips(p)) {
+      fr->src = p;
+      fr->known = true;
+      fr->action = CTR_FILTER_SKIP;
+      ctr_rb_note_thread(s);
+      ctr_client_filtered(1);
+      break;
+    }
     ctr_rb_func_t *f = ctr_rb_func_info(targ, path, fr->block, p);
     if (f == NULL)
       break;
     ctr_rb_enter(s, fr, f, p);
-    if (!g.pushdown || fr->action == CTR_FILTER_RECORD) {
+    if (fr->action == CTR_FILTER_RECORD) {
       ctr_rb_on_call(targ, s, fr, f, path, p, fr->block);
     } else {
       ctr_rb_note_thread(s);
@@ -1914,7 +1953,7 @@ static void ctr_rb_hook(VALUE data, rb_trace_arg_t *targ) {
   case RUBY_EVENT_LINE:
     if (!record)
       break;
-    if (!g.pushdown || ctr_rb_line_kept(s, p)) {
+    if (ctr_rb_line_kept(s, p)) {
       ctr_rb_on_line(targ, s, path, p);
     } else {
       ctr_rb_note_thread(s);
@@ -2136,52 +2175,19 @@ static void ctr_rb_atfork_child(void) {
   g.cur = NULL;
 }
 
-static VALUE ctr_rb_config_body(VALUE arg) {
-  VALUE dirs = rb_ary_new();
-  if (!rb_const_defined(rb_cObject, rb_intern("RbConfig")))
-    rb_require("rbconfig");
-  VALUE conf = rb_const_get(rb_const_get(rb_cObject, rb_intern("RbConfig")),
-                            rb_intern("CONFIG"));
-  static const char *const keys[] = {"rubylibprefix", "rubylibdir",
-                                     "rubyarchdir",   "vendordir",
-                                     "sitedir",       "vendorlibdir",
-                                     "sitelibdir",    "vendorarchdir",
-                                     "sitearchdir"};
-  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-    rb_ary_push(dirs, rb_hash_aref(conf, rb_str_new_cstr(keys[i])));
-  if (rb_const_defined(rb_cObject, rb_intern("Gem"))) {
-    VALUE gem = rb_const_get(rb_cObject, rb_intern("Gem"));
-    rb_ary_concat(dirs, rb_funcall(gem, rb_intern("path"), 0));
-    rb_ary_push(dirs, rb_funcall(gem, rb_intern("default_dir"), 0));
+/* The innermost Ruby-level `require` on the stack (rubygems' Kernel#require
+ * when it is loaded), whose last lines run once the hook is in place. */
+static VALUE ctr_rb_loader_frame(void) {
+  VALUE buf[8];
+  int lines[8];
+  int n = rb_profile_frames(0, 8, buf, lines);
+  for (int i = 0; i < n; i++) {
+    VALUE name = rb_profile_frame_method_name(buf[i]);
+    if (!NIL_P(rb_profile_frame_path(buf[i])) && RB_TYPE_P(name, T_STRING) &&
+        strcmp(StringValueCStr(name), "require") == 0)
+      return buf[i];
   }
-  return dirs;
-}
-
-/* Directories of the standard library and installed gems: skipped. */
-static void ctr_rb_skip_dirs(void) {
-  int state = 0;
-  VALUE dirs = rb_protect(ctr_rb_config_body, Qnil, &state);
-  if (state) {
-    rb_set_errinfo(Qnil);
-    return;
-  }
-  long n = RARRAY_LEN(dirs);
-  g.skip = calloc((size_t)n + 1, sizeof *g.skip);
-  if (g.skip == NULL)
-    return;
-  for (long i = 0; i < n; i++) {
-    VALUE d = RARRAY_AREF(dirs, i);
-    if (!RB_TYPE_P(d, T_STRING) || RSTRING_LEN(d) < 2)
-      continue;
-    char *s = strndup(RSTRING_PTR(d), (size_t)RSTRING_LEN(d));
-    if (s == NULL)
-      continue;
-    size_t len = strlen(s);
-    while (len > 1 && s[len - 1] == '/')
-      s[--len] = '\0';
-    g.skip[g.nskip++] = s;
-  }
-  RB_GC_GUARD(dirs);
+  return 0;
 }
 
 static VALUE ctr_rb_main_body(VALUE arg) {
@@ -2200,8 +2206,13 @@ static int ctr_rb_start_client(void) {
   VALUE prog = rb_gv_get("$0");
   VALUE abs = Qnil;
   if (RB_TYPE_P(prog, T_STRING)) {
-    if (RSTRING_PTR(prog)[0] == '/' || RSTRING_PTR(prog)[0] == '-') {
+    if (RSTRING_PTR(prog)[0] == '/') {
       abs = rb_str_dup(prog);
+    } else if (RSTRING_PTR(prog)[0] == '-') {
+      /* ruby -e and ruby - (stdin): the command, not a lone "-e", names
+       * the program and its trace folder. */
+      abs = rb_str_new_cstr("ruby ");
+      rb_str_append(abs, prog);
     } else {
       abs = rb_str_new_cstr(g.cwd);
       rb_str_cat_cstr(abs, "/");
@@ -2278,8 +2289,7 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   if (ctr_rb_start_client() != 0)
     return; /* unset: silent; failed: libctrec printed one line */
   g.on = true;
-  g.vmode = ctr_rb_values_mode();
-  g.pushdown = !ctr_rb_env_is("CTREC_NO_PUSHDOWN", "1");
+  g.vmode = ctr_client_values();
 
   int state = 0;
   ctr__rb_main_obj = rb_protect(ctr_rb_main_body, Qnil, &state);
@@ -2287,9 +2297,6 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
     rb_set_errinfo(Qnil);
     ctr__rb_main_obj = Qundef;
   }
-  /* The standard library and installed gems are skipped unless asked for. */
-  if (!ctr_rb_env_is("CTREC_RUBY_STDLIB", "1"))
-    ctr_rb_skip_dirs();
   g.paths = st_init_numtable();
   g.funcs = st_init_table(&ctr_rb_fkey_type);
   g.evals = st_init_numtable();
@@ -2322,6 +2329,7 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   rb_gc_register_mark_object(g_type_classes);
   ctr_rb_check_generation();
   g.main_fiber = rb_fiber_current();
+  g.loader = ctr_rb_loader_frame();
   g.main_key = rb_ractor_local_storage_ptr_newkey(NULL);
   rb_ractor_local_storage_ptr_set(g.main_key, &g);
 

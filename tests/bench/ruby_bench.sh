@@ -5,7 +5,7 @@
 #   under an empty C event hook with the shim's event mask
 #     (CTREC_BENCH_EMPTY_HOOK=1),
 #   under full recording,
-#   under values:none (CTREC_VALUES=none: control flow and output only),
+#   under values:none (record.values=none: control flow and output only),
 # and prints wall times, the CPU time of the Ruby process, slowdown ratios,
 # trace size and peak RSS of the Ruby process and of the daemon. Full
 # recording also runs with 4N calls to show whether the shim's memory stays
@@ -39,17 +39,20 @@ run_ruby() {
     ruby "$PROG" "$N_RUN" >/dev/null
 }
 
-# Starts a private ctrecd; sets DPID, DSOCK, DOUT.
+# start_daemon LABEL [CTRECD OPTIONS...]: starts a private ctrecd; sets
+# DPID, DSOCK, DOUT.
 start_daemon() {
-  DSOCK=$WORK/run-$1/ctrecd.sock
-  DOUT=$WORK/traces-$1
-  mkdir -p "$WORK/run-$1"
-  "$CTRECD" --listen "$DSOCK" --output "$DOUT" >"$WORK/ctrecd-$1.log" 2>&1 &
+  label=$1
+  shift
+  DSOCK=$WORK/run-$label/ctrecd.sock
+  DOUT=$WORK/traces-$label
+  mkdir -p "$WORK/run-$label"
+  "$CTRECD" --listen "$DSOCK" --output "$DOUT" "$@" >"$WORK/ctrecd-$label.log" 2>&1 &
   DPID=$!
   i=0
-  while ! grep -q "listening on" "$WORK/ctrecd-$1.log" 2>/dev/null; do
+  while ! grep -q "listening on" "$WORK/ctrecd-$label.log" 2>/dev/null; do
     i=$((i + 1))
-    [ $i -lt 500 ] || { echo "ctrecd did not start" >&2; cat "$WORK/ctrecd-$1.log" >&2; exit 1; }
+    [ $i -lt 500 ] || { echo "ctrecd did not start" >&2; cat "$WORK/ctrecd-$label.log" >&2; exit 1; }
     sleep 0.01
   done
 }
@@ -73,13 +76,11 @@ stop_daemon() {
   rm -rf "$DOUT"
 }
 
-# recorded LABEL [ENV...]: a recorded run with its own daemon.
+# recorded LABEL [CTRECD OPTIONS...]: a recorded run with its own daemon.
 recorded() {
-  label=$1
-  shift
-  start_daemon "$label"
+  start_daemon "$@"
   t0=$(now)
-  run_ruby "$label" CT_RECORDER_SOCKET="$DSOCK" RUBYLIB="$SHIM" RUBYOPT=-rctrec "$@"
+  run_ruby "$label" CT_RECORDER_SOCKET="$DSOCK" RUBYLIB="$SHIM" RUBYOPT=-rctrec
   stop_daemon
   echo "$t0 $DEND $DCPU $DHWM $DSIZE" >"$WORK/$label.daemon"
 }
@@ -88,7 +89,7 @@ N_RUN=$N
 run_ruby untraced
 run_ruby empty CTREC_BENCH_EMPTY_HOOK=1 RUBYLIB="$SHIM" RUBYOPT=-rctrec
 recorded full
-recorded none CTREC_VALUES=none
+recorded none --set record.values=none
 N_RUN=$((N * 4))
 recorded full4
 

@@ -2,8 +2,8 @@
 # Cost of skipped code: tests/bench/ruby/skip_hot.rb spends almost all its
 # time in module Hot, which the config marks skip-tree, called from a few
 # recorded lines. Runs it untraced, recorded with push-down (the shim skips
-# the tree itself), recorded without push-down (CTREC_NO_PUSHDOWN=1: the
-# daemon drops the events), and recorded while stopped (record.start:
+# the tree itself), recorded without push-down (filter.pushdown: false:
+# the daemon drops the events), and recorded while stopped (record.start:
 # paused: the shim's hooks are off). Prints wall times and ratios to
 # untraced (issue 5 target for push-down: at most 1.3x). Figures, not a
 # pass/fail test.
@@ -83,9 +83,9 @@ start_daemon pushdown ""
 # shellcheck disable=SC2046
 run pushdown $(rec_env pushdown)
 stop_daemon
-start_daemon nopushdown ""
+start_daemon nopushdown "  pushdown: false"
 # shellcheck disable=SC2046
-run nopushdown $(rec_env nopushdown) CTREC_NO_PUSHDOWN=1
+run nopushdown $(rec_env nopushdown)
 stop_daemon
 start_daemon paused "record:
   start: paused"

@@ -5,7 +5,7 @@ function while the daemon has paused the session and sends its live stack
 when recording resumes.
 
 The daemon is the authority: every trace recorded with push-down must be
-identical to the one recorded with it turned off (CTREC_NO_PUSHDOWN=1),
+identical to the one recorded with it turned off (filter.pushdown: false),
 where the shim sends everything and the daemon alone filters."""
 import os
 import subprocess
@@ -23,7 +23,7 @@ SLOW = os.path.join(PY_PROGRAMS, "_slow_stack.py")
 SLOW_WORKER = os.path.join(PY_PROGRAMS, "_slow_worker.py")
 PYTHON = "python3"
 
-for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB", "CTREC_NO_PUSHDOWN"):
+for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB"):
     os.environ.pop(var, None)
 
 HELPERS_SKIP = """\
@@ -57,11 +57,20 @@ REDACT = """\
 class PushdownTest(TempDirTest):
     python = PYTHON
 
-    def start(self, extra_yaml="", flush=100):
-        self.daemon = Daemon(self.tmp, service_config(self.tmp, extra_yaml, flush=flush))
+    def start(self, extra_yaml="", flush=100, pushdown=True):
+        self.yaml, self.flush, self.pushdown = extra_yaml, flush, pushdown
+        self.daemon = Daemon(self.tmp, service_config(self.tmp, extra_yaml, flush=flush),
+                             extra=() if pushdown else ("--set", "filter.pushdown=false"))
         self.addCleanup(self.daemon.stop)
         self.seen = set()
         return self.daemon
+
+    def restart(self, pushdown):
+        """The same daemon configuration with filter.pushdown changed."""
+        self.daemon.stop()
+        seen = self.seen
+        self.start(self.yaml, self.flush, pushdown)
+        self.seen = seen
 
     def env(self, **extra):
         env = dict(os.environ, CT_RECORDER_SOCKET=self.daemon.sock, PYTHONPATH=PY_SHIM)
@@ -96,8 +105,9 @@ class PushdownTest(TempDirTest):
 
     def record_app(self, pushdown=True, prog=APP, all_output=True):
         plain = run([self.python, prog])
-        extra = {} if pushdown else {"CTREC_NO_PUSHDOWN": "1"}
-        res = run([self.python, prog], env=self.env(**extra))
+        if pushdown != self.pushdown:
+            self.restart(pushdown)
+        res = run([self.python, prog], env=self.env())
         self.assertEqual((res.stdout, res.stderr, res.returncode),
                          (plain.stdout, plain.stderr, plain.returncode))
         self.wait_flushed(1)

@@ -43,10 +43,13 @@ def thread_stacks(t):
 
 
 class RubyFidelity(TempDirTest):
-    def record_prog(self, prog, args=(), env=None, expect_folders=1):
+    def record_prog(self, prog, args=(), env=None, expect_folders=1, config=None):
         plain = run(["ruby", prog, *args], cwd=self.tmp)
         out_dir = os.path.join(self.tmp, "out-" + os.path.basename(prog) + "-" + "-".join(args))
-        rec = record(["ruby", prog, *args], out_dir, env=env)
+        extra = ()
+        if config is not None:
+            extra = ("-c", write(os.path.join(self.tmp, "ctrec.yaml"), config))
+        rec = record(["ruby", prog, *args], out_dir, env=env, extra=extra)
         self.assertEqual(rec.returncode, plain.returncode, rec.stderr)
         self.assertEqual(rec.stdout, plain.stdout)
         self.assertEqual(rec.stderr, plain.stderr)
@@ -345,8 +348,7 @@ class RubyFidelity(TempDirTest):
 
     def test_values_none_mode(self):
         prog = os.path.join(RUBY_PROGRAMS, "calls_params.rb")
-        env = dict(os.environ, CTREC_VALUES="none")
-        (t,), plain = self.record_prog(prog, env=env)
+        (t,), plain = self.record_prog(prog, config="record:\n  values: none\n")
         self.assertEqual(t.output(), plain.stdout.decode())
         self.assertEqual(t.line_steps(), ruby_line_events(prog, cwd=self.tmp))
         for c in t.kinds("Call"):
@@ -364,13 +366,12 @@ class RubyFidelity(TempDirTest):
             for stdlib in ("0", "1"):
                 with self.subTest(cmd=cmd[0], stdlib=stdlib):
                     out_dir = os.path.join(self.tmp, f"out-{cmd[0]}-{stdlib}")
-                    env = dict(os.environ, CTREC_RUBY_STDLIB=stdlib)
-                    # The daemon's own filter skips the standard library by
-                    # default too; both must let it through.
+                    # The built-in rules skip the standard library; without
+                    # them it is recorded.
                     cfg = write(os.path.join(self.tmp, "nodefaults.yaml"),
                                 "filter:\n  defaults: false\n")
                     extra = ("-c", cfg) if stdlib == "1" else ()
-                    rec = record(cmd, out_dir, env=env, extra=extra)
+                    rec = record(cmd, out_dir, extra=extra)
                     self.assertEqual(rec.returncode, plain.returncode)
                     self.assertEqual(rec.stdout, plain.stdout)
                     folders = trace_folders(out_dir)

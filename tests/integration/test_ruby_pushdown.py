@@ -55,13 +55,14 @@ class PushdownTest(TempDirTest):
               flush_interval_ms: {flush}
             """) + textwrap.dedent(extra)
 
-    def record_once(self, program, extra, env_extra=None, args=()):
+    def record_once(self, program, extra, pushdown=True, args=()):
         """Records program once under a fresh daemon; returns its Trace."""
         out = os.path.join(self.tmp, "traces")
         before = set(trace_folders(out)) if os.path.isdir(out) else set()
-        d = Daemon(self.tmp, self.config(extra))
+        d = Daemon(self.tmp, self.config(extra),
+                   extra=() if pushdown else ("--set", "filter.pushdown=false"))
         try:
-            res = run(["ruby", program, *args], env=d.env(**(env_extra or {})))
+            res = run(["ruby", program, *args], env=d.env())
             self.assertEqual(res.returncode, 0, res.stderr)
         finally:
             self.assertEqual(d.stop(), 0, d.read_log())
@@ -72,7 +73,7 @@ class PushdownTest(TempDirTest):
 
     def assert_same_trace(self, program, extra):
         pushed = self.record_once(program, extra)
-        plain = self.record_once(program, extra, {"CTREC_NO_PUSHDOWN": "1"})
+        plain = self.record_once(program, extra, pushdown=False)
         self.assertEqual(pushed.state, "complete")
         self.assertEqual(len(pushed.records), len(plain.records))
         for i, (a, b) in enumerate(zip(pushed.records, plain.records)):

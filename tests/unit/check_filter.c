@@ -272,6 +272,9 @@ static const char *const stdlib_paths[] = {
     "/usr/share/rubygems-integration/all/gems/rake-13.0.6/lib/rake.rb",
     "/var/lib/gems/3.1.0/gems/rack-3.0.0/lib/rack.rb",
     "/usr/local/lib/site_ruby/3.1.0/x.rb",
+    "/usr/lib/x86_64-linux-gnu/ruby/3.1.0/rbconfig.rb",
+    "/usr/lib/x86_64-linux-gnu/rubygems-integration/3.1.0/gems/x/lib/x.rb",
+    "/usr/local/lib/x86_64-linux-gnu/site_ruby/x.rb",
     "/home/u/.rbenv/versions/3.2.2/lib/ruby/3.2.0/set.rb",
     "/home/u/.rbenv/versions/3.2.2/lib/ruby/gems/3.2.0/gems/rack-3/lib/r.rb",
     "/home/u/.gem/ruby/3.1.0/gems/x-1/lib/x.rb",
@@ -285,6 +288,65 @@ static const char *const stdlib_paths[] = {
     "/opt/conda/lib/python3.9/os.py",
     "<frozen importlib._bootstrap>",
 };
+
+/* A file whose code is decided the same for every function, and one for
+ * which a rule naming functions may decide otherwise. */
+START_TEST(test_decide_file) {
+  const ctr_filter_rule_t rules[] = {
+      {"/usr/lib/ruby/**", NULL, "JSON.*", CTR_FILTER_RECORD},
+      {"/app/vendor/**", NULL, NULL, CTR_FILTER_SKIP_TREE},
+      {NULL, "Helpers", NULL, CTR_FILTER_SKIP},
+      {"/app/lib/**", NULL, NULL, CTR_FILTER_SKIP},
+  };
+  ctr_filter_t *f = compile(true, rules, N(rules), NULL, 0);
+  bool uniform;
+  ck_assert_int_eq(
+      ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform),
+      CTR_FILTER_SKIP);
+  ck_assert(!uniform); /* JSON.* in it is recorded, Helpers skipped */
+  ck_assert_int_eq(ctr_filter_decide_file(f, "/app/lib/x.rb", &uniform),
+                   CTR_FILTER_SKIP);
+  ck_assert(uniform); /* the last rule decides every function of it */
+  ck_assert_int_eq(ctr_filter_decide_file(f, "/app/main.rb", &uniform),
+                   CTR_FILTER_RECORD);
+  ck_assert(!uniform); /* Helpers may live here */
+  ctr_filter_free(f);
+  f = compile(true, rules + 1, 1, NULL, 0);
+  ck_assert_int_eq(
+      ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform),
+      CTR_FILTER_SKIP);
+  ck_assert(uniform);
+  ck_assert_int_eq(ctr_filter_decide_file(f, "/app/vendor/v.rb", &uniform),
+                   CTR_FILTER_SKIP_TREE);
+  ck_assert(uniform);
+  ck_assert_int_eq(ctr_filter_decide_file(f, "/app/main.rb", &uniform),
+                   CTR_FILTER_RECORD);
+  ck_assert(uniform);
+  ctr_filter_free(f);
+  ck_assert_int_eq(ctr_filter_decide_file(NULL, "/x.rb", &uniform),
+                   CTR_FILTER_RECORD);
+  ck_assert(uniform);
+  /* A rule naming functions that decides as the file rule does changes
+   * nothing; one that decides otherwise does. */
+  const ctr_filter_rule_t same[] = {
+      {NULL, "Helpers", NULL, CTR_FILTER_SKIP},
+      {NULL, NULL, "re:.*#to_s", CTR_FILTER_SKIP_TREE},
+  };
+  f = compile(true, same, 1, NULL, 0);
+  ck_assert_int_eq(
+      ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform),
+      CTR_FILTER_SKIP);
+  ck_assert(uniform);
+  ck_assert_int_eq(ctr_filter_decide_file(f, "/app/main.rb", &uniform),
+                   CTR_FILTER_RECORD);
+  ck_assert(!uniform);
+  ctr_filter_free(f);
+  f = compile(true, same, 2, NULL, 0);
+  ctr_filter_decide_file(f, "/usr/lib/ruby/3.1.0/set.rb", &uniform);
+  ck_assert(!uniform);
+  ctr_filter_free(f);
+}
+END_TEST
 
 START_TEST(test_defaults_skip_stdlib) {
   ctr_filter_t *f = compile(true, NULL, 0, NULL, 0);
@@ -548,6 +610,7 @@ Suite *ctr_filter_suite(void) {
   tcase_add_test(tc, test_last_match_wins);
   tcase_add_test(tc, test_skip_and_skip_tree);
   tcase_add_test(tc, test_all_selectors_must_match);
+  tcase_add_test(tc, test_decide_file);
   tcase_add_loop_test(tc, test_defaults_skip_stdlib, 0, N(stdlib_paths));
   tcase_add_loop_test(tc, test_defaults_keep_user_code, 0, N(user_paths));
   tcase_add_test(tc, test_defaults_reenabled);

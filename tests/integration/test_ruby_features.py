@@ -1,0 +1,209 @@
+"""The Ruby shim takes every recording decision from ctrec.yaml: the
+standard library and gems are skipped by the daemon's built-in rules (so
+record rules and `filter.defaults: false` bring them back), push-down is
+the `filter.pushdown` option, and no environment variable changes what is
+recorded. Code from `ruby -e` is recorded under its own path with its text.
+Real ruby, real ctrecd (through ctrecctl record), ct-validate on every
+trace."""
+import os
+import re
+
+from harness import (CTRECCTL, CTRECD, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run,
+                     trace_folders, validate)
+
+APP = os.path.join(SOURCE, "tests", "programs", "filter", "app.rb")
+README = os.path.join(SOURCE, "README.md")
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class RubyFeatures(TempDirTest):
+    def record_cmd(self, cmd, config=None, env=None, name="out"):
+        """Records cmd with a private ctrecd; checks that the program behaves
+        as without recording and returns its only Trace."""
+        plain = run(cmd, cwd=self.tmp, env=env)
+        out_dir = os.path.join(self.tmp, name)
+        extra = ()
+        if config is not None:
+            extra = ("-c", write(os.path.join(self.tmp, name + ".yaml"), config))
+        rec = run([CTRECCTL, "record", "-q", "-o", out_dir, *extra, "--", *cmd],
+                  cwd=self.tmp, env=env)
+        self.assertEqual((rec.returncode, rec.stdout, rec.stderr),
+                         (plain.returncode, plain.stdout, plain.stderr))
+        folders = trace_folders(out_dir)
+        self.assertEqual(len(folders), 1, folders)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.output(), plain.stdout.decode())
+        return t
+
+    def prog(self, name, text):
+        return write(os.path.join(self.tmp, name), text)
+
+    @staticmethod
+    def stdlib_paths(t):
+        return [p for p in t.paths if p.startswith("/usr/lib/ruby/") or "/ruby/3." in p]
+
+    # ---- the standard library through ctrec.yaml alone ---------------------------
+
+    def test_readme_json_example_records_json(self):
+        # The rule exactly as README shows it.
+        with open(README) as f:
+            rule = re.search(r'- (\{file: "/usr/lib/ruby/\*\*", function: "JSON\.\*", '
+                             r'action: record\})', f.read()).group(1)
+        prog = self.prog("j.rb", 'require "json"\n'
+                                 's = JSON.generate({"a" => [1, 2]})\n'
+                                 "p JSON.parse(s)\n")
+        t = self.record_cmd(["ruby", prog], f"filter:\n  rules:\n    - {rule}\n")
+        names = t.call_names()
+        self.assertIn("JSON.generate", names)
+        self.assertIn("JSON.parse", names)
+        # Only JSON's singleton methods: the rest of the library stays out.
+        self.assertEqual([n for n in names if not n.startswith("JSON.")], ["<top-level>"])
+        common = [p for p in t.paths if p.endswith("/json/common.rb")]
+        self.assertEqual(len(common), 1)
+        self.assertIn(os.path.basename(common[0]), {n for n, _ in t.line_steps()})
+        self.assertTrue(os.path.isfile(os.path.join(t.folder, "files", common[0].lstrip("/"))))
+
+    def test_defaults_false_records_the_standard_library(self):
+        prog = self.prog("s.rb", 'require "set"\ns = Set.new([1])\np s.include?(1)\n')
+        t = self.record_cmd(["ruby", prog], "filter:\n  defaults: false\n")
+        names = t.call_names()
+        self.assertIn("Set#initialize", names)
+        self.assertIn("Set#include?", names)
+        self.assertTrue(any(p.endswith("/set.rb") for p in t.paths))
+        # The rest of the require that loaded the shim is no part of the
+        # program: the trace starts at the program's first line.
+        self.assertEqual(t.line_steps()[0], ("s.rb", 1))
+        self.assertEqual(t.call_names()[:2], ["<top-level>", "Kernel#require"])
+
+    def test_record_rule_over_internal_code(self):
+        prog = self.prog("tap.rb", "x = 5.tap { |v| v + 1 }\np x\n")
+        t = self.record_cmd(["ruby", prog],
+                            'filter:\n  rules:\n    - {file: "<internal:**>", action: record}\n')
+        self.assertIn("Kernel#tap", t.call_names())
+        self.assertIn("<internal:kernel>", t.paths)
+        plain = self.record_cmd(["ruby", prog], name="plain")
+        self.assertNotIn("Kernel#tap", plain.call_names())
+
+    def test_defaults_skip_library_code_even_outside_rubygems_require(self):
+        # Without rubygems no Ruby-level require frame surrounds a library's
+        # top level: its lines run inside the program's method, yet follow
+        # the library file's (built-in) rules.
+        prog = self.prog("lib.rb", "def main\n  require 'set'\n  require 'shellwords'\n"
+                                   "  Set.new([Shellwords.escape('a b')]).size\nend\np main\n")
+        for opts in ([], ["--disable-gems"]):
+            with self.subTest(opts=opts):
+                t = self.record_cmd(["ruby", *opts, prog], name="out" + "".join(opts))
+                self.assertEqual(self.stdlib_paths(t), [])
+                self.assertEqual({n for n, _ in t.line_steps()}, {"lib.rb"})
+                self.assertEqual(t.call_names(), ["<top-level>", "main"])
+                self.assertGreater(t.meta["ctrec"]["counters"]["filtered"], 0)
+
+    def test_required_file_follows_its_own_file_rules(self):
+        os.mkdir(os.path.join(self.tmp, "vendor"))
+        self.prog("vendor/lib.rb", "X = 1\nclass Lib\n  def self.go = X + 1\nend\n")
+        prog = self.prog("main.rb", "def main\n  require_relative 'vendor/lib'\n  Lib.go\nend\n"
+                                    "p main\n")
+        rules = 'filter:\n  rules:\n    - {file: "**/vendor/**", action: skip}\n'
+        pushed = self.record_cmd(["ruby", prog], rules, name="pushed")
+        plain = self.record_cmd(["ruby", prog], rules + "  pushdown: false\n", name="plain")
+        self.assertEqual(pushed.records, plain.records)
+        # Its top level and class body ran inside main, yet are vendor code.
+        self.assertEqual({n for n, _ in pushed.line_steps()}, {"main.rb"})
+        self.assertEqual(pushed.call_names(), ["<top-level>", "main"])
+
+    def test_time_subclass_initialize(self):
+        # Time#initialize is Ruby code (<internal:timev>) that defaults:false
+        # records, and so is a subclass's: their self is a Time not yet
+        # initialized, whose capture raised while the shim held its batch,
+        # and the next event waited for that batch for ever.
+        prog = self.prog("stamp.rb", "class Stamp < Time\n  def initialize(*args)\n"
+                                     "    super\n  end\nend\np Stamp.new(2020, 1, 2).year\n")
+        for config in ("", "filter:\n  defaults: false\n"):
+            with self.subTest(config=config):
+                d = Daemon(self.tmp, f"listen:\n  path: {self.tmp}/run/ctrecd.sock\n"
+                                     f"output:\n  dir: {self.tmp}/traces\n{config}")
+                try:
+                    res = run(["ruby", prog], env=d.env(), timeout=30)
+                finally:
+                    self.assertEqual(d.stop(), 0, d.read_log())
+                self.assertEqual((res.returncode, res.stdout), (0, b"2020\n"), res.stderr)
+                folders = trace_folders(d.out)
+                validate(self, folders[-1])
+                t = Trace(folders[-1])
+                self.assertEqual(t.state, "complete")
+                self.assertIn("Stamp#initialize", t.call_names())
+                if config:
+                    self.assertIn("Time#initialize", t.call_names())
+                for f in folders:
+                    os.rename(f, f + ".seen")
+
+    # ---- options in ctrec.yaml, not in the environment --------------------------
+
+    def test_pushdown_is_a_config_option(self):
+        res = run([CTRECD, "--print-config"])
+        self.assertIn("  pushdown: true\n", res.stdout.decode())
+        rules = "filter:\n  rules:\n    - {module: Helpers, action: skip-tree}\n"
+        pushed = self.record_cmd(["ruby", APP], rules, name="pushed")
+        plain = self.record_cmd(["ruby", APP], rules + "  pushdown: false\n", name="plain")
+        self.assertEqual(pushed.records, plain.records)
+        # Without push-down the shim sent the skipped code for the daemon to drop.
+        a, b = pushed.meta["ctrec"]["counters"], plain.meta["ctrec"]["counters"]
+        self.assertLess(a["received"], b["received"])
+        self.assertGreater(a["filtered"], 0)
+
+    def test_environment_changes_nothing(self):
+        base = self.record_cmd(["ruby", APP], name="base")
+        env = dict(os.environ, CTREC_RUBY_STDLIB="1", CTREC_VALUES="none",
+                   CTREC_NO_PUSHDOWN="1")
+        other = self.record_cmd(["ruby", APP], env=env, name="env")
+        self.assertEqual(base.records, other.records)
+        self.assertEqual(base.meta["ctrec"]["counters"]["received"],
+                         other.meta["ctrec"]["counters"]["received"])
+
+    def test_every_variable_the_shim_reads_is_documented(self):
+        with open(os.path.join(RUBY_SHIM, "ctrec.so"), "rb") as f:
+            names = set(re.findall(rb"CTREC_[A-Z0-9_]+", f.read()))
+        with open(README) as f:
+            readme = f.read()
+        section = readme[readme.index("### Environment variables"):]
+        for name in names:
+            self.assertIn(f"`{name.decode()}", section)
+        self.assertEqual(names, {b"CTREC_BENCH_EMPTY_HOOK"})
+
+    # ---- ruby -e -------------------------------------------------------------------
+
+    def test_ruby_e_is_recorded_with_its_source(self):
+        code = "def add(a, b)\n  a + b\nend\np add(1, 2)"
+        t = self.record_cmd(["ruby", "-e", code, "-e", "p 3", "x", "y"])
+        self.assertRegex(os.path.basename(t.folder), r"^ruby_-e-\d+-")
+        self.assertEqual(t.meta["program"], "ruby -e")
+        self.assertEqual(t.meta["args"], ["x", "y"])
+        self.assertIn("<-e>", t.paths)
+        with open(os.path.join(t.folder, "files", "<-e>")) as f:
+            self.assertEqual(f.read(), code + "\np 3\n")
+        self.assertEqual(t.line_steps(), [("<-e>", 1), ("<-e>", 4), ("<-e>", 2), ("<-e>", 5)])
+        add = [f for f in t.functions if f["name"] == "add"]
+        self.assertEqual(t.paths[add[0]["path_id"]], "<-e>")
+
+    def test_eval_named_dash_e_gets_a_path_of_its_own(self):
+        code = 'x = eval("y = 2\\ny * 3", binding, "-e")\np x'
+        t = self.record_cmd(["ruby", "-e", code])
+        self.assertEqual(sorted(p for p in t.paths if p.startswith("<-e")), ["<-e:1>", "<-e>"])
+        texts = {}
+        for p in ("<-e>", "<-e:1>"):
+            with open(os.path.join(t.folder, "files", p)) as f:
+                texts[p] = f.read()
+        self.assertEqual(texts, {"<-e>": code + "\n", "<-e:1>": "y = 2\ny * 3"})
+        self.assertEqual(t.line_steps(), [("<-e>", 1), ("<-e:1>", 1), ("<-e:1>", 2), ("<-e>", 2)])
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
