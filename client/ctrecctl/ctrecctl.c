@@ -1,6 +1,6 @@
 /* ctrecctl.c: the command line front end.
  *
- *   ctrecctl record [-o DIR] [-c FILE] [-q] [-t SEC] -- CMD [ARGS...]
+ *   ctrecctl record [-o DIR] [-c FILE] [-L LEVEL] [-q] [-t SEC] -- CMD [ARGS...]
  *   ctrecctl status [-s SOCKET] [-t SEC] [--json]
  *   ctrecctl follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]
  *   ctrecctl start|stop [-s SOCKET] [-t SEC] (SESSION... | --all | --pid PID)
@@ -748,7 +748,7 @@ static void prepend_env(const char *name, const char *value, const char *sep,
 
 /* Starts ctrecd listening on sock; returns its pid, or -1 after printing why. */
 static pid_t start_daemon(const char *sock, const char *out, const char *config,
-                          int *report_rd) {
+                          const char *log_level, int *report_rd) {
   char dir[PATH_MAX], daemon[PATH_MAX + 16], ready_arg[16], report_arg[16];
   int ready[2], report[2];
   char buf[16];
@@ -790,13 +790,8 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
     args[a++] = ready_arg;
     args[a++] = "--report-fd";
     args[a++] = report_arg;
-    if (getenv("CTREC_LOG_LEVEL") == NULL) {
-      args[a++] = "--log-level";
-      args[a++] = "warn";
-    } else {
-      args[a++] = "--log-level";
-      args[a++] = getenv("CTREC_LOG_LEVEL");
-    }
+    args[a++] = "--log-level";
+    args[a++] = log_level;
     args[a] = NULL;
     execv(daemon, (char *const *)args);
     fprintf(stderr, "ctrecctl: cannot run %s: %s\n", daemon, strerror(errno));
@@ -1049,9 +1044,12 @@ static int cmd_record(int argc, char **argv) {
                                        {"config", required_argument, NULL, 'c'},
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"timeout", required_argument, NULL, 't'},
+                                       {"log-level", required_argument, NULL, 'L'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *out = "ctrec-traces", *config = NULL, *service, *refused = NULL;
+  /* The private ctrecd shares the program's terminal: warnings only. */
+  const char *log_level = "warn";
   char tmpl[PATH_MAX], sock[PATH_MAX + 16], shim[PATH_MAX], outabs[PATH_MAX];
   bool quiet = false, private_daemon = true;
   pid_t daemon = -1, pid;
@@ -1060,8 +1058,12 @@ static int cmd_record(int argc, char **argv) {
   feed_t feed;
 
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+o:c:qt:h", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "+o:c:qt:L:h", opts, NULL)) != -1) {
     switch (opt) {
+    case 'L':
+      log_level = optarg;
+      refused = "-L: a running ctrecd keeps its own log level";
+      break;
     case 'o':
       out = optarg;
       refused = "-o: a running ctrecd writes its traces to its own output.dir";
@@ -1073,19 +1075,21 @@ static int cmd_record(int argc, char **argv) {
     case 'q': quiet = true; break;
     case 't': parse_timeout("record ", optarg); break;
     case 'h':
-      printf("Usage: %s record [-o DIR] [-c FILE] [-q] [-t SEC] -- CMD [ARGS...]\n"
+      printf("Usage: %s record [-o DIR] [-c FILE] [-L LEVEL] [-q] [-t SEC] -- CMD [ARGS...]\n"
              "Run CMD, record every Ruby or Python process it starts, and print\n"
              "one line per trace on stderr:\n"
              "  ctrecctl: trace DIR: N steps, N calls, N events (complete)\n\n"
              "Without a ctrecd at $CT_RECORDER_SOCKET, a private ctrecd is\n"
              "started for this run and stopped once every trace is complete.\n"
-             "With one, traces go where that daemon's output.dir says (so -o\n"
-             "and -c are refused), the daemon reports the sessions of CMD's\n"
+             "With one, traces go where that daemon's output.dir says (so -o,\n"
+             "-c and -L are refused), the daemon reports the sessions of CMD's\n"
              "processes, and CMD's other processes get 3 s after it exits to\n"
              "finish.\n\n"
              "  -o, --output DIR   where the private ctrecd writes\n"
              "                     (default: ./ctrec-traces)\n"
              "  -c, --config FILE  ctrec.yaml for the private ctrecd\n"
+             "  -L, --log-level LEVEL  the private ctrecd's log level on stderr:\n"
+             "                     error, warn (default), info or debug\n"
              "  -q, --quiet        print no summary\n"
              "  -t, --timeout SEC  give up when a running ctrecd has not answered\n"
              "                     within SEC seconds (default 5)\n\n"
@@ -1137,7 +1141,7 @@ static int cmd_record(int argc, char **argv) {
     }
     if (realpath(out, outabs) == NULL)
       snprintf(outabs, sizeof(outabs), "%s", out);
-    daemon = start_daemon(sock, outabs, config, &report);
+    daemon = start_daemon(sock, outabs, config, log_level, &report);
     if (daemon < 0) {
       rmdir(tmpl);
       return 125;

@@ -374,7 +374,8 @@ class ControlTest(TempDirTest):
         for opt, why in ((["-o", os.path.join(self.tmp, "mine")], "-o: a running ctrecd writes "
                           "its traces to its own output.dir"),
                          (["-c", os.path.join(self.tmp, "ctrec.yaml")], "-c: a running ctrecd "
-                          "keeps its own configuration")):
+                          "keeps its own configuration"),
+                         (["-L", "debug"], "-L: a running ctrecd keeps its own log level")):
             res = run([CTRECCTL, "record", *opt, "--", "ruby", ADDITION], env=env)
             self.assertEqual(res.returncode, 2, res.stderr)
             self.assertEqual(res.stderr.decode(),
@@ -383,6 +384,22 @@ class ControlTest(TempDirTest):
             self.assertEqual(res.stdout, b"")  # the program did not run
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "mine")))
         self.assertEqual(trace_folders(d.out), [])
+
+    def test_record_log_level_is_an_option(self):
+        # The private daemon logs to the program's stderr: warnings only,
+        # unless -L asks for more.
+        out = os.path.join(self.tmp, "priv")
+        quiet = run([CTRECCTL, "record", "-q", "-o", out, "--", "ruby", ADDITION])
+        self.assertEqual(quiet.returncode, 0, quiet.stderr)
+        self.assertNotIn(b"ctrecd", quiet.stderr)
+        loud = run([CTRECCTL, "record", "-q", "-L", "info", "-o", out, "--", "ruby", ADDITION],
+                   env=dict(os.environ, CTREC_LOG_LEVEL="warn"))
+        self.assertEqual(loud.returncode, 0, loud.stderr)
+        self.assertIn(b"listening on", loud.stderr)
+        # No environment variable changes it.
+        env = run([CTRECCTL, "record", "-q", "-o", out, "--", "ruby", ADDITION],
+                  env=dict(os.environ, CTREC_LOG_LEVEL="debug"))
+        self.assertNotIn(b"ctrecd", env.stderr)
 
     def test_record_through_a_service_prints_the_summary(self):
         # The same program through a private daemon, for the figures.
