@@ -18,7 +18,7 @@ PY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build
 RUBY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build")),
                          "lib", "ctrec", "ruby")
 
-for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB", "CTREC_NO_PUSHDOWN"):
+for var in ("PYTHONPATH", "CTREC_NO_PUSHDOWN"):
     os.environ.pop(var, None)
 
 SHOP = {

@@ -23,7 +23,7 @@ SLOW = os.path.join(PY_PROGRAMS, "_slow_stack.py")
 SLOW_WORKER = os.path.join(PY_PROGRAMS, "_slow_worker.py")
 PYTHON = "python3"
 
-for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB", "CTREC_NO_PUSHDOWN"):
+for var in ("PYTHONPATH", "CTREC_NO_PUSHDOWN"):
     os.environ.pop(var, None)
 
 HELPERS_SKIP = """\
