@@ -224,16 +224,17 @@ static void ctr_py_wrap_os_functions(void) {
  * events have the text: "compile" carries the source and file name, and
  * "exec" the code object about to run. exec and eval of a string (and
  * python3 -c) raise both from the same instruction of the same frame, so
- * a compile whose exec comes from there ran that very text. Code that
- * compile() made and exec(code) runs later is not matched: nothing ties
- * it to its text exactly, so it stays under the shared name. A real file
- * compiled again (importlib.reload) is matched by its name: the import
- * system compiles and then runs it. */
+ * a compile whose exec comes from there ran that very text. On 3.12+ a
+ * code watcher sees each code object made, so code that compile() makes
+ * for exec(code) later gets the text of the compile just raised for its
+ * file name; 3.11 has no such hook, and that code stays under the shared
+ * name there. A real file compiled again (importlib.reload) is matched
+ * by its name: the import system compiles and then runs it. */
 #define CTR_PY_PENDING 8
 
 typedef struct ctr_py_pending_s {
   PyObject *filename; /* a str; NULL for a free slot */
-  char *text;
+  char *text; /* NULL for an AST: its code has no text */
   size_t len;
   const void *frame, *instr; /* where it was compiled */
 } ctr_py_pending_t;
@@ -252,23 +253,26 @@ static void ctr_py_pending_drop(size_t i) {
 }
 
 static void ctr_py_on_compile(PyObject *source, PyObject *filename) {
-  const char *s;
-  Py_ssize_t n;
+  const char *s = NULL;
+  Py_ssize_t n = 0;
+  if (!PyUnicode_Check(filename))
+    return;
   if (PyBytes_Check(source)) {
     s = PyBytes_AS_STRING(source);
     n = PyBytes_GET_SIZE(source);
-  } else if (!PyUnicode_Check(source) ||
+  } else if (PyUnicode_Check(source) &&
              (s = PyUnicode_AsUTF8AndSize(source, &n)) == NULL) {
-    return; /* an AST, or a str that is not UTF-8 */
+    PyErr_Clear(); /* not UTF-8 */
   }
-  if (!PyUnicode_Check(filename))
-    return;
   if ((size_t)n > CTR_CLIENT_SOURCE_MAX)
     n = CTR_CLIENT_SOURCE_MAX;
-  char *text = malloc((size_t)n + 1);
-  if (text == NULL)
+  /* An AST (or text that could not be read) is still recorded, so that
+   * its code is not taken for an older compile's. */
+  char *text = s != NULL ? malloc((size_t)n + 1) : NULL;
+  if (s != NULL && text == NULL)
     return;
-  memcpy(text, s, (size_t)n);
+  if (text != NULL)
+    memcpy(text, s, (size_t)n);
   if (g_npending == CTR_PY_PENDING)
     ctr_py_pending_drop(0);
   Py_INCREF(filename);
@@ -289,11 +293,36 @@ static void ctr_py_on_exec(PyObject *code) {
     if (PyUnicode_Compare(c->filename, co->co_filename) != 0 ||
         (pseudo && (c->frame != frame || c->instr != instr)))
       continue;
-    ctr__py_code_text(co, c->text, c->len);
+    if (c->text != NULL)
+      ctr__py_code_text(co, c->text, c->len);
     ctr_py_pending_drop(i);
     return;
   }
 }
+
+#if CTR_PY_MONITORING
+/* A code object just made: from the newest compile of its pseudo file
+ * name, when there is one (code nested in it comes first). */
+static int ctr_py_code_made(PyCodeEvent event, PyCodeObject *co) {
+  if (event != PY_CODE_EVENT_CREATE || g_npending == 0 ||
+      !ctr__py_trace_on() || !PyUnicode_Check(co->co_filename) ||
+      PyUnicode_GET_LENGTH(co->co_filename) == 0 ||
+      PyUnicode_READ_CHAR(co->co_filename, 0) != '<')
+    return 0;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  for (size_t i = g_npending; i-- > 0;) {
+    if (PyUnicode_Compare(g_pending[i].filename, co->co_filename) == 0) {
+      if (g_pending[i].text != NULL)
+        ctr__py_code_text(co, g_pending[i].text, g_pending[i].len);
+      break;
+    }
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  return 0;
+}
+#endif
 
 static int ctr_py_audit(const char *event, PyObject *args, void *data) {
   (void)data;
@@ -510,6 +539,10 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
    * ends. */
   if (PySys_AddAuditHook(ctr_py_audit, NULL) != 0)
     PyErr_Clear();
+#if CTR_PY_MONITORING
+  if (PyCode_AddWatcher(ctr_py_code_made) < 0)
+    PyErr_Clear();
+#endif
   ctr_py_wrap_stream("stdout", CTR_EV_WRITE);
   ctr_py_wrap_stream("stderr", CTR_EV_WRITE_OTHER);
   ctr_py_wrap_os_functions();

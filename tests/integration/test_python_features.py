@@ -311,6 +311,28 @@ class FeaturesTest(Recording):
                          "def twice(x):\n    y = x * 2\n    return y\n")
         self.assertEqual(self.steps_in(t, "<string:1>"), [1, 2, 3])
 
+    def test_compile_then_exec(self):
+        self.start()
+        root = self.write({"comp.py": """\
+            code = compile("def f(x):\\n    return x * 2\\n", "<pd>", "exec")
+            other = compile("g = 1\\n", "<pd>", "exec")
+            exec(code)
+            exec(other)
+            print(f(4))
+            """})
+        t, _ = self.record([self.python, "comp.py"], root)
+        version = run([self.python, "-c", "import sys; print(sys.version_info >= (3, 12))"])
+        pseudo = [p for p in t.paths if p.startswith("<")]
+        if version.stdout.strip() == b"False":
+            # 3.11 has no code watchers: nothing ties compile()'s code to
+            # its text (README), so it keeps the name given to compile.
+            self.assertEqual(pseudo, ["<pd>"])
+            return
+        self.assertEqual(pseudo, ["<pd:1>", "<pd:2>"])
+        self.assertEqual(self.source_of(t, "<pd:1>"), "def f(x):\n    return x * 2\n")
+        self.assertEqual(self.source_of(t, "<pd:2>"), "g = 1\n")
+        self.assertEqual(self.steps_in(t, "<pd:1>"), [1, 2])
+
     def test_python_c(self):
         self.start()
         cmd = [self.python, "-c", "x = 5\nprint(x * 2)"]
