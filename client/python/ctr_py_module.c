@@ -7,8 +7,8 @@
  * sys.monitoring callbacks of ctr_py_monitor.c, which see every thread),
  * records program output by wrapping the write methods of sys.stdout,
  * sys.stderr and their buffers, and os.write, flushes before os._exit,
- * and registers
- * finish() with atexit to send BYE with the exit status.
+ * takes the text of code compiled from strings from audit events, and
+ * registers finish() with atexit to send BYE with the exit status.
  *
  * With CT_RECORDER_SOCKET unset start() does nothing; when the daemon cannot
  * be reached libctrec prints one "ctrec: ..." line and the program runs on
