@@ -428,4 +428,8 @@ class RubyBigIntTest(Recording):
         t, _ = self.record(["ruby", "big.rb"], root)
         self.check_big(t, "Integer")
 
+
 per_interpreter(FeaturesTest, globals())
+# Named after this module, not the one that made them, in test reports.
+for _cls in [c for n, c in globals().items() if n.startswith("FeaturesTest_py")]:
+    _cls.__module__ = __name__
