@@ -954,9 +954,12 @@ static bool ctr_py_mon_follow(PyCodeObject *co, ctr_py_code_t *ci) {
   if (ci == NULL)
     return false;
   ctr_py_code_module(ci, NULL);
-  bool want = ci->is_module || (!ci->skip && (ci->pseudo || !g.pushdown ||
-                                              ctr_py_action(ci) ==
-                                                  CTR_FILTER_RECORD));
+  /* Library code from no file (<frozen posixpath>) depends on the rules
+   * alone, like library files. */
+  bool pseudo = ci->pseudo && !ci->path->lib;
+  bool want = ci->is_module ||
+              (!ci->skip && (pseudo || !g.pushdown ||
+                             ctr_py_action(ci) == CTR_FILTER_RECORD));
   if (want && ci->mon == NULL)
     ci->mon = ctr__py_mon_track(co);
   else if (!want && ci->mon != NULL)
