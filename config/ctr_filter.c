@@ -813,13 +813,39 @@ void ctr_filter_describe(const ctr_filter_t *f, FILE *out, int indent) {
   }
 }
 
-size_t ctr_filter_module_len(const char *lang, const char *function) {
+/* Length of Ruby's constant path before the method, 0 when none. */
+static size_t ruby_module_len(const char *lang, const char *function) {
   const char *cut;
 
-  if (lang == NULL || function == NULL || strcmp(lang, "ruby") != 0)
+  if (lang == NULL || strcmp(lang, "ruby") != 0)
     return 0;
   cut = strrchr(function, '#');
   if (cut == NULL)
     cut = strrchr(function, '.');
   return cut && cut > function ? (size_t)(cut - function) : 0;
+}
+
+int ctr_filter_names(const char *lang, const char *module, const char *name,
+                     char **module_out, char **function_out) {
+  bool declared = module != NULL;
+  size_t n = strlen(name), mn = declared ? strlen(module) : 0;
+
+  *module_out = *function_out = NULL;
+  if (!declared && (mn = ruby_module_len(lang, name)) > 0)
+    module = name;
+  if (module != NULL && (*module_out = strndup(module, mn)) == NULL)
+    return CTR_ENOMEM;
+  if (declared) {
+    *function_out = malloc(mn + 1 + n + 1);
+    if (*function_out != NULL)
+      snprintf(*function_out, mn + 1 + n + 1, "%s.%s", module, name);
+  } else {
+    *function_out = strdup(name);
+  }
+  if (*function_out == NULL) {
+    free(*module_out);
+    *module_out = NULL;
+    return CTR_ENOMEM;
+  }
+  return 0;
 }

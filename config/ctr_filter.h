@@ -149,10 +149,17 @@ void ctr_filter_describe(const ctr_filter_t *f, FILE *out, int indent);
 void ctr_filter_print_rule(const ctr_filter_rule_t *r, FILE *out);
 void ctr_filter_print_value_rule(const ctr_filter_value_rule_t *r, FILE *out);
 
-/* Length of the module part of a function name as the daemon derives it:
- * for Ruby the constant path before the last "#" or "." ("Net::HTTP#get"
- * -> 9); 0 when there is none or the language names no modules this way. */
-size_t ctr_filter_module_len(const char *lang, const char *function);
+/* The module and function names that selectors see for a function
+ * declared (FUNC) as `name` with `module`, FUNC's optional module, or NULL.
+ * A declared module is the module and prefixes the name (Python:
+ * "shop.pay.card" and "Card.charge" give "shop.pay.card.Card.charge");
+ * without one the function is the name, and for Ruby the constant path
+ * before the last "#" or "." is the module ("Net::HTTP#get": "Net::HTTP").
+ * *module_out is NULL when there is no module. Returns 0 or CTR_ENOMEM;
+ * the caller frees both strings. Daemon and shims decide with these, so
+ * push-down skips exactly what the daemon would. */
+int ctr_filter_names(const char *lang, const char *module, const char *name,
+                     char **module_out, char **function_out);
 
 /* Names as written in ctrec.yaml: "record", "skip", "skip-tree";
  * "keep", "redact", "drop"; "locals", "args", "return", "all". */

@@ -36,10 +36,11 @@ typedef struct path_s {
 typedef struct func_s {
   uint32_t path_id;
   int64_t line;
-  char *name;
-  uint32_t len;
+  char *name;    /* as selectors see it (ctr_filter_names) */
+  char *label;   /* as the trace shows it: FUNC's name */
+  uint32_t len;  /* of label */
   int64_t tid;
-  char *module;  /* Ruby constant path before # or ., or NULL */
+  char *module;  /* as selectors see it, or NULL */
   int8_t action; /* filter decision, -1 until asked */
   int8_t while_in; /* matches record.while_in, -1 until asked */
 } func_t;
@@ -183,7 +184,6 @@ struct ctr_session_s {
   } while (0)
 
 static const ctr_json_frag_t *map_type(void *ctx, uint32_t tid);
-static char *ruby_module(const ctr_session_t *s, const char *name);
 static const ctr_json_frag_t *map_name(void *ctx, uint32_t vid);
 static int64_t map_struct(void *ctx, uint32_t tid, const uint32_t *vids,
                           const int64_t *tids, uint32_t n);
@@ -520,7 +520,7 @@ static int64_t map_func(ctr_session_t *s, uint32_t id) {
     ctr_buf_puts(b, ",\"line\":");
     ctr_json_i64(b, f->line);
     ctr_buf_puts(b, ",\"name\":");
-    ctr_json_str(b, f->name, f->len);
+    ctr_json_str(b, f->label, f->len);
     ctr_buf_puts(b, "}}");
   }
   return f->tid;
@@ -817,6 +817,16 @@ static void switch_thread(ctr_session_t *s, uint64_t id) {
   }
 }
 
+/* The names f's selectors see, from its label and FUNC's module (ptr NULL
+ * when absent), as the shims' push-down derives them. */
+static int func_names(const ctr_session_t *s, func_t *f, ctr_str_t module) {
+  char *mod = module.ptr ? ctr_xstrndup(module.ptr, module.len) : NULL;
+  int rc = ctr_filter_names(s->lang, mod, f->label, &f->module, &f->name);
+
+  free(mod);
+  return rc;
+}
+
 static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   uint32_t n = 0, id = 0;
 
@@ -849,10 +859,13 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
       return fail(why, "function path id out of range", CTR_ERANGE);
     f.path_id = m->u.func.path_id;
     f.line = m->u.func.line;
-    f.name = ctr_xstrndup(m->u.func.name.ptr, m->u.func.name.len);
+    f.label = ctr_xstrndup(m->u.func.name.ptr, m->u.func.name.len);
     f.len = m->u.func.name.len;
     f.tid = -1;
-    f.module = ruby_module(s, f.name);
+    if (func_names(s, &f, m->u.func.module) != 0) {
+      free(f.label);
+      return fail(why, "out of memory", CTR_ENOMEM);
+    }
     f.action = -1;
     f.while_in = -1;
     TABLE_PUSH(s->funcs, f);
@@ -917,13 +930,6 @@ static void event_record(ctr_session_t *s, int kind, const char *text,
 
 /* ---- filtering --------------------------------------------------------- */
 
-/* The constant path of a Ruby method name ("Net::HTTP#get" -> "Net::HTTP"),
- * so module selectors work for Ruby; other languages name no module. */
-static char *ruby_module(const ctr_session_t *s, const char *name) {
-  size_t n = ctr_filter_module_len(s->lang, name);
-
-  return n ? ctr_xstrndup(name, n) : NULL;
-}
 
 static int func_action(ctr_session_t *s, uint32_t id) {
   func_t *f = &s->funcs.v[id];
@@ -1873,6 +1879,7 @@ void ctr_session_free(ctr_session_t *s) {
   }
   for (i = 0; i < s->funcs.n; i++) {
     free(s->funcs.v[i].name);
+    free(s->funcs.v[i].label);
     free(s->funcs.v[i].module);
   }
   for (i = 0; i < s->nthreads; i++) {

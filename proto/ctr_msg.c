@@ -334,7 +334,8 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
     return CTR_ETAG;
   }
   m->tag = (int)f[0].via.u64;
-  if (n != arity(m->tag))
+  /* FUNC's module is an optional last field. */
+  if (n != arity(m->tag) && !(m->tag == CTR_MSG_FUNC && n == arity(m->tag) + 1))
     FAIL("wrong number of fields for the message tag");
 
   switch (m->tag) {
@@ -367,6 +368,9 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
       FAIL("line is not an integer");
     if (!ctr_obj_str(&f[4], &m->u.func.name))
       FAIL("name is not a string");
+    m->u.func.module = (ctr_str_t){0};
+    if (n == 6 && !ctr_obj_str(&f[5], &m->u.func.module))
+      FAIL("module is not a string");
     return 0;
   case CTR_MSG_TYPE:
     if (!ctr_obj_u32(&f[1], &m->u.type.id))

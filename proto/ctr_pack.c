@@ -7,6 +7,7 @@
 #include "ctr_proto.h"
 #include "ctr_enc.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Messages on the hot path (steps, calls, variables, scalar values) are
@@ -204,6 +205,17 @@ void ctr_pack_func(msgpack_packer *pk, uint32_t id, uint32_t path_id,
   pack_str(pk, name, n);
 }
 
+void ctr_pack_func_in(msgpack_packer *pk, uint32_t id, uint32_t path_id,
+                      int64_t line, const char *name, size_t n,
+                      const char *module, size_t mn) {
+  pack_head(pk, 6, CTR_MSG_FUNC);
+  msgpack_pack_uint32(pk, id);
+  msgpack_pack_uint32(pk, path_id);
+  msgpack_pack_int64(pk, line);
+  pack_str(pk, name, n);
+  pack_str(pk, module, mn);
+}
+
 void ctr_pack_type(msgpack_packer *pk, uint32_t id, int kind, const char *name,
                    size_t n) {
   pack_head(pk, 4, CTR_MSG_TYPE);
@@ -382,6 +394,13 @@ void ctr_pack_v_bigint(msgpack_packer *pk, uint32_t tid, bool negative,
   e.p = ctr_enc_value_head(e.p, 4, CTR_V_BIGINT, tid);
   e.p = ctr_enc_bool(e.p, negative);
   enc_put_text(pk, &e, true, (const char *)magnitude, n);
+}
+
+void ctr_pack_v_bigint_over(msgpack_packer *pk, uint32_t tid, uint64_t bits) {
+  char text[48];
+  int n = snprintf(text, sizeof text, "<integer of %llu bits>",
+                   (unsigned long long)bits);
+  ctr_pack_v_raw(pk, tid, text, (size_t)n);
 }
 
 /* [vkind, tid, [n elements follow]] of SEQ, TUPLE and STRUCT. */

@@ -16,6 +16,10 @@
 
 #define CTR_PROTO_VERSION 1
 
+/* Largest BIGINT magnitude the shims send, in bytes (32,768 bits). A larger
+ * integer goes as ctr_pack_v_bigint_over's RAW "<integer of N bits>". */
+#define CTR_BIGINT_MAX 4096
+
 /* Frame header: u32 little-endian payload length. */
 #define CTR_FRAME_HEADER 4
 
@@ -28,7 +32,7 @@ enum ctr_tag {
   CTR_MSG_BYE = 4,     /* [4, exit_status] client -> daemon */
   /* interning, client -> daemon; ids are dense: each equals the count so far */
   CTR_MSG_PATH = 10,    /* [10, id, path] */
-  CTR_MSG_FUNC = 11,    /* [11, id, path_id, line, name] */
+  CTR_MSG_FUNC = 11,    /* [11, id, path_id, line, name(, module)] */
   CTR_MSG_TYPE = 12,    /* [12, id, type_kind, lang_type] */
   CTR_MSG_VARNAME = 13, /* [13, id, name] */
   CTR_MSG_SOURCE = 14,  /* [14, path_id, text(bin)] */
@@ -196,7 +200,8 @@ typedef struct ctr_msg_s {
     struct { int64_t code; ctr_str_t text; } error;
     struct { int64_t status; } bye;
     struct { uint32_t id; ctr_str_t text; } intern; /* PATH, VARNAME */
-    struct { uint32_t id; uint32_t path_id; int64_t line; ctr_str_t name; } func;
+    /* module.ptr is NULL when FUNC has no module field */
+    struct { uint32_t id; uint32_t path_id; int64_t line; ctr_str_t name, module; } func;
     struct { uint32_t id; int kind; ctr_str_t name; } type;
     struct { uint32_t path_id; ctr_str_t text; } source;
     struct { uint32_t path_id; int64_t line; } step;
@@ -352,6 +357,10 @@ void ctr_pack_bye(msgpack_packer *pk, int64_t status);
 void ctr_pack_path(msgpack_packer *pk, uint32_t id, const char *p, size_t n);
 void ctr_pack_func(msgpack_packer *pk, uint32_t id, uint32_t path_id,
                    int64_t line, const char *name, size_t n);
+/* FUNC with the module the function belongs to (Python's __name__). */
+void ctr_pack_func_in(msgpack_packer *pk, uint32_t id, uint32_t path_id,
+                      int64_t line, const char *name, size_t n,
+                      const char *module, size_t mn);
 void ctr_pack_type(msgpack_packer *pk, uint32_t id, int kind, const char *name,
                    size_t n);
 void ctr_pack_varname(msgpack_packer *pk, uint32_t id, const char *name,
@@ -401,6 +410,9 @@ void ctr_pack_v_string(msgpack_packer *pk, uint32_t tid, const char *s,
                        size_t n);
 void ctr_pack_v_bigint(msgpack_packer *pk, uint32_t tid, bool negative,
                        const unsigned char *magnitude, size_t n);
+/* An integer past CTR_BIGINT_MAX: RAW "<integer of N bits>", N the bits of
+ * its magnitude. */
+void ctr_pack_v_bigint_over(msgpack_packer *pk, uint32_t tid, uint64_t bits);
 void ctr_pack_v_seq_begin(msgpack_packer *pk, uint32_t tid, uint32_t n);
 void ctr_pack_v_tuple_begin(msgpack_packer *pk, uint32_t tid, uint32_t n);
 /* then n pairs, each ctr_pack_pair_begin + value */

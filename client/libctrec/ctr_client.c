@@ -322,18 +322,23 @@ const struct ctr_filter_s *ctr_client_filter(uint32_t *generation) {
 }
 
 int ctr_client_decide(const char *file, const char *function) {
+  return ctr_client_decide_in(file, NULL, function);
+}
+
+int ctr_client_decide_in(const char *file, const char *module,
+                         const char *function) {
   const ctr_filter_t *f = atomic_load(&g_client.filter);
-  size_t n;
-  char module[512];
+  char *mod, *fn;
+  int action;
 
   if (f == NULL)
     return CTR_FILTER_RECORD;
-  n = ctr_filter_module_len(g_client.info.lang, function);
-  if (n >= sizeof(module))
-    n = 0;
-  memcpy(module, function, n);
-  module[n] = '\0';
-  return ctr_filter_decide(f, file, n ? module : NULL, function);
+  if (ctr_filter_names(g_client.info.lang, module, function, &mod, &fn) != 0)
+    return CTR_FILTER_RECORD; /* out of memory: the daemon still filters */
+  action = ctr_filter_decide(f, file, mod, fn);
+  free(mod);
+  free(fn);
+  return action;
 }
 
 void ctr_client_filtered(uint64_t n) {

@@ -54,6 +54,9 @@ int ctr_client_values(void);
  * the same engine and inputs as the daemon, so a shim that sends nothing
  * for skipped code produces the very same trace. */
 int ctr_client_decide(const char *file, const char *function);
+/* The same for a FUNC that names its module (ctr_pack_func_in). */
+int ctr_client_decide_in(const char *file, const char *module,
+                         const char *function);
 
 /* Counts events (steps, calls, returns) the shim left out because the
  * pushed rules skip them; they reach the daemon as LOST "filtered", so the

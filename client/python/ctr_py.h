@@ -45,6 +45,8 @@ typedef struct ctr_py_map_s {
   size_t count;
 } ctr_py_map_t;
 
+/* FNV-1a of n bytes. */
+uint64_t ctr__py_hash(const char *key, size_t n);
 /* Finds `key`; returns its slot, or NULL when it is absent. */
 ctr_py_entry_t *ctr__py_map_find(ctr_py_map_t *m, const char *key, size_t n);
 /* Inserts an absent key; returns 0 or CTR_ENOMEM. */
@@ -80,16 +82,29 @@ Py_ssize_t ctr__py_frame_locals(PyFrameObject *frame, PyObject **out,
  * exists whether or not a frame object was made), of the current frame
  * when `frame` is NULL. */
 const void *ctr__py_frame_id(PyFrameObject *frame);
+/* The globals of a running frame (of the current one when `frame` is
+ * NULL), borrowed; NULL when there is none. */
+PyObject *ctr__py_frame_globals(PyFrameObject *frame);
+/* The instruction the current frame runs, NULL without a frame. */
+const void *ctr__py_frame_instr(void);
 /* The identity of the current frame's caller, NULL when it has none. */
 const void *ctr__py_caller_id(void);
 
 /* ---- tracing (ctr_py_trace.c) ------------------------------------------- */
 
-/* Prepares the tables. `skip_dirs` is a list of absolute directories whose
- * code is not recorded; `skip_frozen` skips "<frozen ...>" modules too;
- * `thread_hook` is the callable that threading.settrace gets. */
-int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
+/* Prepares the tables. `shim_dirs` lists the shim's own folder, whose
+ * code is never recorded; `lib_dirs` those of the standard library and
+ * installed packages, whose code (like "<frozen ...>" modules) is the
+ * program's only where the rules record it; `thread_hook` is the callable
+ * that threading.settrace gets. */
+int ctr__py_trace_setup(PyObject *shim_dirs, PyObject *lib_dirs,
                         PyObject *thread_hook);
+/* Code `co` was compiled from `text` (an exec, eval or compile string, or
+ * a file compiled again): it and the code nested in it are shown under a
+ * path carrying that text. A string's code gets "<string:N>" ("<pd>":
+ * "<pd:N>"), one per distinct text; a file's code, when its text differs
+ * from the file's first version, "<reload:name.py:N>". */
+void ctr__py_code_text(PyCodeObject *co, const char *text, size_t n);
 /* Installs the trace function on the calling thread. */
 void ctr__py_trace_install(void);
 /* The trace function itself (Py_tracefunc). */

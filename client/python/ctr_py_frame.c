@@ -46,6 +46,20 @@ const void *ctr__py_frame_id(PyFrameObject *frame) {
   return ctr_py_iframe(frame);
 }
 
+PyObject *ctr__py_frame_globals(PyFrameObject *frame) {
+  _PyInterpreterFrame *f = ctr_py_iframe(frame);
+  return f != NULL ? f->f_globals : NULL;
+}
+
+const void *ctr__py_frame_instr(void) {
+  _PyInterpreterFrame *f = ctr_py_iframe(NULL);
+#if PY_VERSION_HEX >= 0x030D0000
+  return f != NULL ? f->instr_ptr : NULL;
+#else
+  return f != NULL ? f->prev_instr : NULL;
+#endif
+}
+
 const void *ctr__py_caller_id(void) {
   _PyInterpreterFrame *f = ctr_py_iframe(NULL);
   if (f == NULL)

@@ -7,8 +7,8 @@
  * sys.monitoring callbacks of ctr_py_monitor.c, which see every thread),
  * records program output by wrapping the write methods of sys.stdout,
  * sys.stderr and their buffers, and os.write, flushes before os._exit,
- * and registers
- * finish() with atexit to send BYE with the exit status.
+ * takes the text of code compiled from strings from audit events, and
+ * registers finish() with atexit to send BYE with the exit status.
  *
  * With CT_RECORDER_SOCKET unset start() does nothing; when the daemon cannot
  * be reached libctrec prints one "ctrec: ..." line and the program runs on
@@ -16,6 +16,7 @@
 #include "ctr_py.h" /* Python.h first, as CPython requires */
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CTR_PY_SHIM_VERSION CTREC_VERSION
@@ -216,6 +217,129 @@ static void ctr_py_wrap_os_functions(void) {
   Py_DECREF(os);
 }
 
+/* ---- code from strings ------------------------------------------------------ */
+
+/* CPython keeps no text of code compiled from a string, and names it all
+ * "<string>" (or the file name the program gave compile). Its audit
+ * events have the text: "compile" carries the source and file name, and
+ * "exec" the code object about to run. exec and eval of a string (and
+ * python3 -c) raise both from the same instruction of the same frame, so
+ * a compile whose exec comes from there ran that very text. On 3.12+ a
+ * code watcher sees each code object made, so code that compile() makes
+ * for exec(code) later gets the text of the compile just raised for its
+ * file name; 3.11 has no such hook, and that code stays under the shared
+ * name there. A real file compiled again (importlib.reload) is matched
+ * by its name: the import system compiles and then runs it. */
+#define CTR_PY_PENDING 8
+
+typedef struct ctr_py_pending_s {
+  PyObject *filename; /* a str; NULL for a free slot */
+  char *text; /* NULL for an AST: its code has no text */
+  size_t len;
+  const void *frame, *instr; /* where it was compiled */
+} ctr_py_pending_t;
+
+/* Compiles whose code has not run yet, oldest first. */
+static ctr_py_pending_t g_pending[CTR_PY_PENDING];
+static size_t g_npending;
+
+static void ctr_py_pending_drop(size_t i) {
+  Py_CLEAR(g_pending[i].filename);
+  free(g_pending[i].text);
+  memmove(&g_pending[i], &g_pending[i + 1],
+          (g_npending - i - 1) * sizeof *g_pending);
+  g_npending--;
+  g_pending[g_npending] = (ctr_py_pending_t){0};
+}
+
+static void ctr_py_on_compile(PyObject *source, PyObject *filename) {
+  const char *s = NULL;
+  Py_ssize_t n = 0;
+  if (!PyUnicode_Check(filename))
+    return;
+  if (PyBytes_Check(source)) {
+    s = PyBytes_AS_STRING(source);
+    n = PyBytes_GET_SIZE(source);
+  } else if (PyUnicode_Check(source) &&
+             (s = PyUnicode_AsUTF8AndSize(source, &n)) == NULL) {
+    PyErr_Clear(); /* not UTF-8 */
+  }
+  if ((size_t)n > CTR_CLIENT_SOURCE_MAX)
+    n = CTR_CLIENT_SOURCE_MAX;
+  /* An AST (or text that could not be read) is still recorded, so that
+   * its code is not taken for an older compile's. */
+  char *text = s != NULL ? malloc((size_t)n + 1) : NULL;
+  if (s != NULL && text == NULL)
+    return;
+  if (text != NULL)
+    memcpy(text, s, (size_t)n);
+  if (g_npending == CTR_PY_PENDING)
+    ctr_py_pending_drop(0);
+  Py_INCREF(filename);
+  g_pending[g_npending++] = (ctr_py_pending_t){
+      filename, text, (size_t)n, ctr__py_frame_id(NULL), ctr__py_frame_instr()};
+}
+
+static void ctr_py_on_exec(PyObject *code) {
+  if (!PyCode_Check(code))
+    return;
+  PyCodeObject *co = (PyCodeObject *)code;
+  bool pseudo = PyUnicode_Check(co->co_filename) &&
+                PyUnicode_GET_LENGTH(co->co_filename) > 0 &&
+                PyUnicode_READ_CHAR(co->co_filename, 0) == '<';
+  const void *frame = ctr__py_frame_id(NULL), *instr = ctr__py_frame_instr();
+  for (size_t i = g_npending; i-- > 0;) {
+    ctr_py_pending_t *c = &g_pending[i];
+    if (PyUnicode_Compare(c->filename, co->co_filename) != 0 ||
+        (pseudo && (c->frame != frame || c->instr != instr)))
+      continue;
+    if (c->text != NULL)
+      ctr__py_code_text(co, c->text, c->len);
+    ctr_py_pending_drop(i);
+    return;
+  }
+}
+
+#if CTR_PY_MONITORING
+/* A code object just made: from the newest compile of its pseudo file
+ * name, when there is one (code nested in it comes first). */
+static int ctr_py_code_made(PyCodeEvent event, PyCodeObject *co) {
+  if (event != PY_CODE_EVENT_CREATE || g_npending == 0 ||
+      !ctr__py_trace_on() || !PyUnicode_Check(co->co_filename) ||
+      PyUnicode_GET_LENGTH(co->co_filename) == 0 ||
+      PyUnicode_READ_CHAR(co->co_filename, 0) != '<')
+    return 0;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  for (size_t i = g_npending; i-- > 0;) {
+    if (PyUnicode_Compare(g_pending[i].filename, co->co_filename) == 0) {
+      if (g_pending[i].text != NULL)
+        ctr__py_code_text(co, g_pending[i].text, g_pending[i].len);
+      break;
+    }
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  return 0;
+}
+#endif
+
+static int ctr_py_audit(const char *event, PyObject *args, void *data) {
+  (void)data;
+  if ((event[0] != 'c' && event[0] != 'e') || !ctr__py_trace_on() ||
+      !PyTuple_Check(args))
+    return 0;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  if (strcmp(event, "compile") == 0 && PyTuple_GET_SIZE(args) == 2)
+    ctr_py_on_compile(PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1));
+  else if (strcmp(event, "exec") == 0 && PyTuple_GET_SIZE(args) == 1)
+    ctr_py_on_exec(PyTuple_GET_ITEM(args, 0));
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  return 0;
+}
+
 /* ---- threads ------------------------------------------------------------- */
 
 /* threading.settrace(_thread_hook): a new thread calls sys.settrace with it,
@@ -360,13 +484,12 @@ static PyObject *ctr_py_finish(PyObject *self, PyObject *unused) {
 }
 
 static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"program", "args", "skip_dirs", "skip_frozen", NULL};
+  static char *kwlist[] = {"program", "args", "shim_dirs", "lib_dirs", NULL};
   const char *program;
-  PyObject *argv, *skip;
-  int skip_frozen = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!|p", kwlist, &program,
-                                   &PyList_Type, &argv, &PyList_Type, &skip,
-                                   &skip_frozen))
+  PyObject *argv, *shim_dirs, *lib_dirs;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!", kwlist, &program,
+                                   &PyList_Type, &argv, &PyList_Type,
+                                   &shim_dirs, &PyList_Type, &lib_dirs))
     return NULL;
   if (ctr__py_trace_on())
     Py_RETURN_TRUE;
@@ -403,7 +526,7 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
   int rc = ctr_client_start(&info);
   PyMem_Free(cargv);
   if (rc != 0 ||
-      ctr__py_trace_setup(skip, skip_frozen != 0, g_thread_hook) != 0) {
+      ctr__py_trace_setup(shim_dirs, lib_dirs, g_thread_hook) != 0) {
     /* unset: silent; failed: libctrec printed one line */
     if (rc == 0)
       ctr_client_finish(0);
@@ -412,6 +535,14 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
 #endif
     Py_RETURN_FALSE;
   }
+  /* Audit hooks cannot be removed: this one does nothing once recording
+   * ends. */
+  if (PySys_AddAuditHook(ctr_py_audit, NULL) != 0)
+    PyErr_Clear();
+#if CTR_PY_MONITORING
+  if (PyCode_AddWatcher(ctr_py_code_made) < 0)
+    PyErr_Clear();
+#endif
   ctr_py_wrap_stream("stdout", CTR_EV_WRITE);
   ctr_py_wrap_stream("stderr", CTR_EV_WRITE_OTHER);
   ctr_py_wrap_os_functions();
@@ -466,10 +597,11 @@ static PyObject *ctr_py_active(PyObject *self, PyObject *unused) {
 static PyMethodDef ctr_py_methods[] = {
     {"start", (PyCFunction)(void (*)(void))ctr_py_start,
      METH_VARARGS | METH_KEYWORDS,
-     "start(program, args, skip_dirs, skip_frozen=True) -> bool\n"
+     "start(program, args, shim_dirs, lib_dirs) -> bool\n"
      "Connects to $CT_RECORDER_SOCKET and starts recording. Code under\n"
-     "skip_dirs is not recorded; skip_dirs[0] is the shim's own folder,\n"
-     "which is never recorded, not even as __main__."},
+     "shim_dirs (the shim's own) is never recorded, not even as __main__;\n"
+     "lib_dirs hold the standard library and installed packages, which\n"
+     "the daemon's rules skip or record."},
     {"_finish", ctr_py_finish, METH_NOARGS,
      "Sends BYE with the exit status (registered with atexit)."},
     {"_thread_hook", (PyCFunction)(void (*)(void))ctr_py_thread_hook,

@@ -8,7 +8,7 @@
 
 #include "ctr_py.h"
 
-static uint64_t ctr_py_hash(const char *key, size_t n) {
+uint64_t ctr__py_hash(const char *key, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
   for (size_t i = 0; i < n; i++) {
     h ^= (unsigned char)key[i];
@@ -31,7 +31,7 @@ static ctr_py_entry_t *ctr_py_map_slot(ctr_py_map_t *m, const char *key,
 ctr_py_entry_t *ctr__py_map_find(ctr_py_map_t *m, const char *key, size_t n) {
   if (m->cap == 0)
     return NULL;
-  ctr_py_entry_t *e = ctr_py_map_slot(m, key, n, ctr_py_hash(key, n));
+  ctr_py_entry_t *e = ctr_py_map_slot(m, key, n, ctr__py_hash(key, n));
   return e->key ? e : NULL;
 }
 
@@ -60,7 +60,7 @@ int ctr__py_map_put(ctr_py_map_t *m, const char *key, size_t n,
   if (copy == NULL)
     return CTR_ENOMEM;
   memcpy(copy, key, n);
-  uint64_t h = ctr_py_hash(key, n);
+  uint64_t h = ctr__py_hash(key, n);
   ctr_py_entry_t *e = ctr_py_map_slot(m, key, n, h);
   e->key = copy;
   e->len = n;

@@ -14,8 +14,9 @@
  *
  * Every traced frame gets an entry on a per-thread shadow stack that says
  * whether its CALL was sent, so each RETURN matches a CALL even when code in
- * skipped files (the standard library, site-packages, the shim itself)
- * calls back into the program. Frames of skipped code send nothing and get
+ * skipped code (the shim itself, and the standard library and
+ * site-packages where the built-in rules skip them) calls back into the
+ * program. Frames of skipped code send nothing and get
  * their line events switched off, so they cost one call and one return
  * callback each.
  *
@@ -76,10 +77,18 @@ enum {
 };
 
 typedef struct ctr_py_path_s {
-  bool skip;
-  bool shim; /* the shim's own folder: never recorded */
+  bool skip; /* never recorded: the shim's own folder, or no usable path */
+  /* The standard library or installed packages (and <frozen ...>): the
+   * program's only where the rules record it. */
+  bool lib;
   bool pseudo; /* no file: recorded only when recorded code runs it */
   bool real_file;
+  /* A real file: the hash of its text as first compiled or sent, which a
+   * reloaded version's differs from. */
+  bool hashed;
+  uint64_t hash;
+  const char *text; /* SOURCE of a path of a string's (owned elsewhere) */
+  size_t text_len;
   char *abs; /* absolute path, or a pseudo path like "<string>" */
   size_t len;
   uint32_t id;
@@ -93,6 +102,9 @@ typedef struct ctr_py_code_s {
   bool is_module;
   char *name; /* co_qualname */
   size_t name_len;
+  char *module; /* its globals' __name__, or NULL (ctr_py_code_module) */
+  size_t module_len;
+  bool module_done;
   int64_t line;
   uint32_t func_id;
   uint32_t func_gen;
@@ -132,14 +144,20 @@ static struct {
   uint32_t gen; /* client generation the tables were built for, +1 */
   Py_ssize_t extra_index;
   ctr_py_map_t paths;    /* co_filename -> ctr_py_path_t*, for the process */
+  /* Base path, NUL, text -> ctr_py_path_t* of code from strings and
+   * reloaded files (ctr__py_code_text), with their count and bytes. */
+  ctr_py_map_t texts;
+  size_t ntexts, text_bytes;
+  ctr_py_path_t *text_overflow;
   ctr_py_map_t path_ids; /* absolute path -> id, per connection */
   ctr_py_map_t types;
   ctr_py_map_t varnames;
   uint32_t next_path, next_type, next_varname, next_func;
   char *cwd;
-  char **skip;
-  size_t nskip;
-  bool skip_frozen;
+  char **shim_dirs; /* the shim's own folder */
+  size_t nshim_dirs;
+  char **lib_dirs; /* the standard library's and installed packages' */
+  size_t nlib_dirs;
   unsigned long main_ident;
   uint64_t sent_thread; /* wire id of the last THREAD sent */
   pthread_key_t key;
@@ -154,7 +172,6 @@ static struct {
   PyObject *thread_hook;
   int64_t main_status;
   bool main_done;
-  bool pushdown; /* skip filtered code here too (always: see filter.pushdown) */
   uint32_t mon_rules_gen; /* filter generation sys.monitoring follows, +1 */
   int values;    /* enum ctr_values_mode the shim captures */
   uint32_t values_gen; /* filter generation `values` was read for, +1 */
@@ -184,7 +201,16 @@ static struct {
   size_t cap;
   int kind;
   uint64_t wire_id;
+  pid_t pid; /* the process that wrote it: a fork's child drops the rest */
 } g_out;
+
+/* Drops output a forked child inherited: the parent's partial line is the
+ * parent's to send. What this process wrote stays, even before its first
+ * message. */
+static void ctr_py_out_own(void) {
+  if (g_out.len > 0 && g_out.pid != getpid())
+    g_out.len = 0;
+}
 
 static void ctr_py_pack_thread(msgpack_packer *pk, uint64_t wire_id) {
   if (wire_id != g.sent_thread) {
@@ -367,11 +393,9 @@ static ctr_py_frame_t *ctr_py_top(ctr_py_thread_t *t) {
 
 /* ---- batches --------------------------------------------------------------- */
 
-/* The values mode the daemon asked for; everything when push-down is off. */
+/* The values mode the daemon asked for. */
 static int ctr_py_values_mode(void) {
   int values = ctr_client_values();
-  if (!g.pushdown)
-    return CTR_WV_ALL;
   return values == CTR_WV_ARGS || values == CTR_WV_NONE ? values : CTR_WV_ALL;
 }
 
@@ -394,7 +418,7 @@ static void ctr_py_check_generation(void) {
   ctr__py_map_clear(&g.types);
   ctr__py_map_clear(&g.varnames);
   g.next_path = g.next_type = g.next_varname = g.next_func = 0;
-  g_out.len = 0; /* after a fork: the parent's partial line */
+  ctr_py_out_own();
   /* Frames opened before the fork belong to the parent's trace. */
   pthread_mutex_lock(&g.threads_mu);
   for (ctr_py_thread_t *t = g.threads; t; t = t->next)
@@ -478,6 +502,36 @@ static void ctr_py_append_scratch(msgpack_packer *pk) {
 static bool ctr_py_has_prefix(const char *p, const char *dir) {
   size_t n = strlen(dir);
   return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+static bool ctr_py_under(const char *p, char *const *dirs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (ctr_py_has_prefix(p, dirs[i]))
+      return true;
+  return false;
+}
+
+/* A list of absolute directories as C strings, without trailing '/';
+ * others are left out. */
+static char **ctr_py_dir_list(PyObject *list, size_t *count) {
+  Py_ssize_t n = PyList_Check(list) ? PyList_GET_SIZE(list) : 0;
+  char **dirs = calloc((size_t)n + 1, sizeof *dirs);
+  *count = 0;
+  for (Py_ssize_t i = 0; dirs != NULL && i < n; i++) {
+    PyObject *d = PyList_GET_ITEM(list, i);
+    const char *s;
+    Py_ssize_t len;
+    PyObject *b = PyUnicode_Check(d) ? ctr__py_str_bytes(d, 4096, &s, &len)
+                                     : NULL;
+    if (b == NULL)
+      continue;
+    while (len > 1 && s[len - 1] == '/')
+      len--;
+    if (len > 1 && s[0] == '/' && (dirs[*count] = strndup(s, (size_t)len)))
+      (*count)++;
+    Py_DECREF(b);
+  }
+  return dirs;
 }
 
 /* Joins `s` to the working directory when relative and removes "." and
@@ -565,13 +619,11 @@ static ctr_py_path_t *ctr_py_path_info(PyObject *filename) {
   if (n == 0 || s[0] == '<') {
     p->abs = ctr_py_pseudo(s, (size_t)n, &p->len);
     p->pseudo = true;
-    p->skip = g.skip_frozen && strncmp(s, "<frozen ", 8) == 0;
+    p->lib = strncmp(s, "<frozen ", 8) == 0;
   } else {
     p->abs = ctr_py_abspath(s, (size_t)n, &p->len);
-    for (size_t i = 0; p->abs && i < g.nskip; i++)
-      if (ctr_py_has_prefix(p->abs, g.skip[i]))
-        p->skip = true;
-    p->shim = p->abs && g.nskip > 0 && ctr_py_has_prefix(p->abs, g.skip[0]);
+    p->lib = p->abs && ctr_py_under(p->abs, g.lib_dirs, g.nlib_dirs);
+    p->skip = p->abs && ctr_py_under(p->abs, g.shim_dirs, g.nshim_dirs);
     struct stat st;
     p->real_file = p->abs && stat(p->abs, &st) == 0 && S_ISREG(st.st_mode);
   }
@@ -586,6 +638,24 @@ static ctr_py_path_t *ctr_py_path_info(PyObject *filename) {
   return p;
 }
 
+/* SOURCE of a real file, whose hash is its first version's unless a
+ * compiled text came first. */
+static void ctr_py_pack_file(msgpack_packer *pk, uint32_t id,
+                             ctr_py_path_t *p) {
+  size_t n = 0;
+  bool whole;
+  char *text = ctr_client_read_source(p->abs, &n, &whole);
+  if (text == NULL)
+    return;
+  if (whole)
+    ctr_pack_source(pk, id, text, n);
+  if (!p->hashed) {
+    p->hash = ctr__py_hash(text, n);
+    p->hashed = true;
+  }
+  free(text);
+}
+
 /* Declares the path (and its text) in this connection when needed. */
 static uint32_t ctr_py_path_id(msgpack_packer *pk, ctr_py_path_t *p) {
   if (p->gen == g.gen)
@@ -593,8 +663,10 @@ static uint32_t ctr_py_path_id(msgpack_packer *pk, ctr_py_path_t *p) {
   uint32_t id;
   if (ctr_py_intern(&g.path_ids, &g.next_path, p->abs, p->len, &id)) {
     ctr_pack_path(pk, id, p->abs, p->len);
-    if (p->real_file)
-      ctr_client_pack_source(pk, id, p->abs);
+    if (p->text != NULL)
+      ctr_pack_source(pk, id, p->text, p->text_len);
+    else if (p->real_file)
+      ctr_py_pack_file(pk, id, p);
   }
   p->id = id;
   p->gen = g.gen;
@@ -612,6 +684,7 @@ static void ctr_py_code_free(void *p) {
     ctr__py_mon_forget(ci->mon);
 #endif
   free(ci->name);
+  free(ci->module);
   Py_XDECREF(ci->names);
   free(ci->name_ids);
   free(ci->args);
@@ -651,16 +724,22 @@ static void ctr_py_code_names(ctr_py_code_t *ci, PyCodeObject *co) {
 }
 
 static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co);
+static ctr_py_code_t *ctr_py_code_new(PyCodeObject *co, ctr_py_path_t *path);
 
 static ctr_py_code_t *ctr_py_code_info(PyCodeObject *co) {
   void *extra = NULL;
   if (ctr__py_code_get_extra((PyObject *)co, g.extra_index, &extra) == 0 && extra)
     return extra;
   PyErr_Clear();
+  return ctr_py_code_new(co, ctr_py_path_info(co->co_filename));
+}
+
+/* The record of co, which has none yet, shown under `path`. */
+static ctr_py_code_t *ctr_py_code_new(PyCodeObject *co, ctr_py_path_t *path) {
   ctr_py_code_t *ci = calloc(1, sizeof *ci);
   if (ci == NULL)
     return NULL;
-  ci->path = ctr_py_path_info(co->co_filename);
+  ci->path = path;
   ci->skip = ci->path == NULL || ci->path->skip;
   ci->pseudo = ci->path != NULL && ci->path->pseudo;
   ci->is_module = PyUnicode_Check(co->co_name) &&
@@ -674,6 +753,128 @@ static ctr_py_code_t *ctr_py_code_info(PyCodeObject *co) {
     return NULL;
   }
   return ci;
+}
+
+/* ---- code compiled from strings ------------------------------------------ */
+
+/* Distinct texts that get a path of their own, and their bytes in all;
+ * code from further texts shares CTR_PY_TEXT_OVERFLOW, whose source says
+ * so. The Ruby shim's limits for eval strings. */
+#define CTR_PY_TEXTS_MAX 65536
+#define CTR_PY_TEXT_BYTES (64u << 20)
+#define CTR_PY_TEXT_OVERFLOW "<string:over-limit>"
+
+static ctr_py_path_t *ctr_py_text_overflow(void) {
+  static const char note[] =
+      "The program compiled more distinct strings than ctrec keeps the "
+      "source of; the lines of the later ones are shown under this path.\n";
+  ctr_py_path_t *p = g.text_overflow;
+  if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
+    p->abs = strdup(CTR_PY_TEXT_OVERFLOW);
+    p->len = sizeof CTR_PY_TEXT_OVERFLOW - 1;
+    p->text = note;
+    p->text_len = sizeof note - 1;
+    p->pseudo = true;
+    if (p->abs == NULL) {
+      free(p);
+      p = NULL;
+    }
+    g.text_overflow = p;
+  }
+  return p;
+}
+
+/* The path of `text` compiled under the pseudo path `base` ("<string>",
+ * "<reload:m.py>"): "<string:N>", one per distinct text, which is its
+ * SOURCE. It is library code or pseudo as `like` is. NULL when out of
+ * memory. */
+static ctr_py_path_t *ctr_py_text_path(const char *base, size_t blen,
+                                       const char *text, size_t tlen,
+                                       const ctr_py_path_t *like) {
+  if (tlen > CTR_CLIENT_SOURCE_MAX)
+    tlen = CTR_CLIENT_SOURCE_MAX;
+  size_t klen = blen + 1 + tlen;
+  char *key = malloc(klen);
+  if (key == NULL)
+    return NULL;
+  memcpy(key, base, blen);
+  key[blen] = '\0';
+  memcpy(key + blen + 1, text, tlen);
+  ctr_py_entry_t *e = ctr__py_map_find(&g.texts, key, klen);
+  ctr_py_path_t *p = e != NULL ? (ctr_py_path_t *)e->value : NULL;
+  if (e == NULL && (g.ntexts >= CTR_PY_TEXTS_MAX ||
+                    g.text_bytes + tlen > CTR_PY_TEXT_BYTES))
+    p = ctr_py_text_overflow();
+  if (p != NULL) {
+    free(key);
+    return p;
+  }
+  p = calloc(1, sizeof *p);
+  char *abs = malloc(blen + 24);
+  if (p == NULL || abs == NULL ||
+      ctr__py_map_put(&g.texts, key, klen, (uintptr_t)p) != 0) {
+    free(p);
+    free(abs);
+    free(key);
+    return NULL;
+  }
+  e = ctr__py_map_find(&g.texts, key, klen);
+  free(key);
+  g.ntexts++;
+  g.text_bytes += tlen;
+  /* "<string>" becomes "<string:N>", "<reload:m.py>" "<reload:m.py:N>". */
+  p->len = (size_t)snprintf(abs, blen + 24, "%.*s:%zu>", (int)(blen - 1), base,
+                            g.ntexts);
+  p->abs = abs;
+  p->text = e->key + blen + 1; /* the table keeps it */
+  p->text_len = tlen;
+  p->pseudo = like->pseudo;
+  p->lib = like->lib;
+  return p;
+}
+
+/* Shows co and the code nested in it, none of it seen before, under p. */
+static void ctr_py_code_at(PyCodeObject *co, ctr_py_path_t *p, int depth) {
+  void *extra = NULL;
+  if (ctr__py_code_get_extra((PyObject *)co, g.extra_index, &extra) != 0) {
+    PyErr_Clear();
+    return;
+  }
+  if (extra == NULL)
+    ctr_py_code_new(co, p);
+  PyObject *consts = co->co_consts;
+  for (Py_ssize_t i = 0; depth < 64 && i < PyTuple_GET_SIZE(consts); i++)
+    if (PyCode_Check(PyTuple_GET_ITEM(consts, i)))
+      ctr_py_code_at((PyCodeObject *)PyTuple_GET_ITEM(consts, i), p, depth + 1);
+}
+
+void ctr__py_code_text(PyCodeObject *co, const char *text, size_t n) {
+  ctr_py_path_t *file = g.on ? ctr_py_path_info(co->co_filename) : NULL;
+  ctr_py_path_t *p = NULL;
+  if (file == NULL || file->skip)
+    return;
+  if (file->pseudo && !file->lib) {
+    p = ctr_py_text_path(file->abs, file->len, text, n, file);
+  } else if (file->real_file) {
+    /* A file compiled again with other text (importlib.reload after an
+     * edit): a trace path has one content, so the new version gets a path
+     * of its own. Its first version again goes back to the file. */
+    uint64_t h = ctr__py_hash(text, n);
+    if (!file->hashed) {
+      file->hash = h;
+      file->hashed = true;
+    } else if (h != file->hash) {
+      const char *name = strrchr(file->abs, '/') + 1;
+      char base[300];
+      int bl = snprintf(base, sizeof base, "<reload:%.255s>", name);
+      for (int i = 1; i < bl - 1; i++)
+        if (base[i] == '<' || base[i] == '>')
+          base[i] = '_';
+      p = ctr_py_text_path(base, (size_t)bl, text, n, file);
+    }
+  }
+  if (p != NULL)
+    ctr_py_code_at(co, p, 0);
 }
 
 /* What recorded code needs beyond the skip decision: name and locals. */
@@ -700,14 +901,40 @@ static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co) {
     ctr_py_code_names(ci, co);
 }
 
+/* The module ci's code belongs to, for FUNC and selectors: the __name__ of
+ * the globals of `frame` (NULL: the current frame), a frame of that code,
+ * read once. Code run with globals that hold no str __name__ (exec with a
+ * bare dict) has no module. */
+static void ctr_py_code_module(ctr_py_code_t *ci, PyFrameObject *frame) {
+  if (ci->module_done)
+    return;
+  ci->module_done = true;
+  PyObject *globals = ctr__py_frame_globals(frame);
+  PyObject *name = globals != NULL && PyDict_Check(globals)
+                       ? PyDict_GetItemWithError(globals, g.str_name)
+                       : NULL;
+  const char *s;
+  Py_ssize_t n;
+  PyObject *b = name != NULL && PyUnicode_Check(name)
+                    ? ctr__py_str_bytes(name, 1024, &s, &n)
+                    : NULL;
+  PyErr_Clear();
+  if (b == NULL)
+    return;
+  ci->module = memchr(s, '\0', (size_t)n) ? NULL : strndup(s, (size_t)n);
+  ci->module_len = ci->module ? (size_t)n : 0;
+  Py_DECREF(b);
+}
+
 /* What the daemon will do with ci's code, asked again when its rules
- * change. Decided from the path and name the shim sends in PATH and FUNC. */
+ * change. Decided from the path, name and module the shim sends in PATH
+ * and FUNC. */
 static int ctr_py_action(ctr_py_code_t *ci) {
   uint32_t gen;
   ctr_client_filter(&gen);
   if (ci->action_gen != gen + 1) {
     ci->action = ci->path && ci->path->abs && ci->name
-                     ? ctr_client_decide(ci->path->abs, ci->name)
+                     ? ctr_client_decide_in(ci->path->abs, ci->module, ci->name)
                      : CTR_FILTER_RECORD;
     ci->action_gen = gen + 1;
   }
@@ -724,9 +951,12 @@ static int ctr_py_action(ctr_py_code_t *ci) {
 static bool ctr_py_mon_follow(PyCodeObject *co, ctr_py_code_t *ci) {
   if (ci == NULL)
     return false;
-  bool want = ci->is_module || (!ci->skip && (ci->pseudo || !g.pushdown ||
-                                              ctr_py_action(ci) ==
-                                                  CTR_FILTER_RECORD));
+  ctr_py_code_module(ci, NULL);
+  /* Library code from no file (<frozen posixpath>) depends on the rules
+   * alone, like library files. */
+  bool pseudo = ci->pseudo && !ci->path->lib;
+  bool want = ci->is_module ||
+              (!ci->skip && (pseudo || ctr_py_action(ci) == CTR_FILTER_RECORD));
   if (want && ci->mon == NULL)
     ci->mon = ctr__py_mon_track(co);
   else if (!want && ci->mon != NULL)
@@ -888,8 +1118,13 @@ static uint32_t ctr_py_func_id(msgpack_packer *pk, ctr_py_code_t *ci) {
   uint32_t pid = ctr_py_path_id(pk, ci->path);
   if (ci->func_gen != g.gen) {
     ci->func_id = g.next_func++;
-    ctr_pack_func(pk, ci->func_id, pid, ci->line, ci->name ? ci->name : "?",
-                  ci->name ? ci->name_len : 1);
+    const char *name = ci->name ? ci->name : "?";
+    size_t n = ci->name ? ci->name_len : 1;
+    if (ci->module != NULL)
+      ctr_pack_func_in(pk, ci->func_id, pid, ci->line, name, n, ci->module,
+                       ci->module_len);
+    else
+      ctr_pack_func(pk, ci->func_id, pid, ci->line, name, n);
     ci->func_gen = g.gen;
   }
   return ci->func_id;
@@ -926,24 +1161,32 @@ static uint8_t ctr_py_classify(const ctr_py_frame_t *caller,
                                PyFrameObject *frame, PyCodeObject *co,
                                ctr_py_code_t *ci, bool *send) {
   uint8_t flags = ci != NULL && ci->is_module ? ctr_py_module_role(frame) : 0;
-  /* The file that runs as __main__ is the program even where code is
-   * otherwise skipped (python3 -m calendar): it and the functions it
-   * defines are recorded. */
-  if ((flags & CTR_PY_F_MAIN) && ci->skip && ci->path && !ci->path->shim) {
-    ci->path->skip = false;
-    ci->skip = false;
-    ctr_py_code_named(ci, co);
-  }
+  if (ci != NULL)
+    ctr_py_code_module(ci, frame);
+  /* The file that runs as __main__ is the program even in a library
+   * folder (python3 -m calendar): it and the functions it defines are
+   * recorded unless a rule skips them. */
+  if ((flags & CTR_PY_F_MAIN) && !ci->skip)
+    ci->path->lib = false;
   /* Code compiled from a string (eval, exec, namedtuple, dataclasses) is
    * the program's when the program runs it, or when it is __main__ (-c).
    * "The program's" does not depend on the daemon's rules, so that a
    * filtered caller changes nothing below it. */
   bool prog = ci != NULL && !ci->skip;
+  /* Library code is the program's only where the rules record it (the
+   * built-in rules skip it): elsewhere the exceptions it raises and the
+   * strings it compiles are its own business. The same with push-down off,
+   * so that the traces agree. */
+  bool lib = prog && ci->path->lib;
+  if (lib)
+    prog = ctr_py_action(ci) == CTR_FILTER_RECORD;
   if (prog && ci->pseudo && !(flags & CTR_PY_F_MAIN))
     prog = caller != NULL && (caller->flags & CTR_PY_F_PROG);
   bool tree = caller != NULL && (caller->flags & CTR_PY_F_TREE);
-  *send = prog;
-  if (prog && g.pushdown) {
+  /* Without push-down (no rules) library code is sent too: the daemon must
+   * know what it skips to decide the callbacks below. */
+  *send = false;
+  if (prog || lib) {
     int action = tree ? CTR_FILTER_SKIP_TREE : ctr_py_action(ci);
     if (action == CTR_FILTER_SKIP_TREE)
       tree = true;
@@ -1535,7 +1778,7 @@ bool ctr__py_mon_start(PyCodeObject *co) {
   if (!ctr_py_mon_follow(co, ci)) {
     /* Push-down skips the program's code for good: only its first call
      * is counted as filtered, the rest never reach the shim. */
-    if (ci != NULL && !ci->skip)
+    if (ci != NULL && !ci->skip && !ci->path->lib)
       ctr_client_filtered(2);
     return true;
   }
@@ -1646,7 +1889,9 @@ void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc) {
        * push-down skips it. */
       ctr_py_code_t *ci = ctr_py_code_info(co);
       tmp.code = ci;
-      tmp.flags = ci != NULL && !ci->skip && !ci->pseudo ? CTR_PY_F_PROG : 0;
+      tmp.flags = ci != NULL && !ci->skip && !ci->pseudo && !ci->path->lib
+                      ? CTR_PY_F_PROG
+                      : 0;
       where = &tmp;
     }
     PyObject *tb = PyException_GetTraceback(exc);
@@ -1665,6 +1910,7 @@ void ctr__py_record_output(int kind, const char *s, size_t n) {
   ctr_py_thread_t *t = ctr_py_thread();
   if (t == NULL || t->in_pack || !ctr_py_ready(t, PyEval_GetFrame(), false))
     return;
+  ctr_py_out_own();
   bool same = g_out.len > 0 && g_out.kind == kind && g_out.wire_id == t->wire_id;
   if (!same && g_out.len > 0)
     ctr__py_flush_output();
@@ -1683,6 +1929,7 @@ void ctr__py_record_output(int kind, const char *s, size_t n) {
     g_out.len += n;
     g_out.kind = kind;
     g_out.wire_id = t->wire_id;
+    g_out.pid = getpid();
     if (s[n - 1] == '\n')
       ctr__py_flush_output();
     return;
@@ -1710,7 +1957,8 @@ void ctr__py_flush_output(void) {
     return;
   }
   ctr_py_check_generation();
-  ctr_py_pack_output(pk);
+  if (g_out.len > 0)
+    ctr_py_pack_output(pk);
   ctr_client_end();
 }
 
@@ -1729,7 +1977,7 @@ static void ctr_py_find_trace_lines(void) {
 }
 #endif
 
-int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
+int ctr__py_trace_setup(PyObject *shim_dirs, PyObject *lib_dirs,
                         PyObject *thread_hook) {
   char cwd[4096];
   if (getcwd(cwd, sizeof cwd) == NULL)
@@ -1743,23 +1991,8 @@ int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
     PyErr_Clear();
     return CTR_ENOMEM;
   }
-  Py_ssize_t n = PyList_Check(skip_dirs) ? PyList_GET_SIZE(skip_dirs) : 0;
-  g.skip = calloc((size_t)n + 1, sizeof *g.skip);
-  for (Py_ssize_t i = 0; g.skip != NULL && i < n; i++) {
-    PyObject *d = PyList_GET_ITEM(skip_dirs, i);
-    const char *s;
-    Py_ssize_t len;
-    PyObject *b = PyUnicode_Check(d) ? ctr__py_str_bytes(d, 4096, &s, &len)
-                                     : NULL;
-    if (b == NULL)
-      continue;
-    while (len > 1 && s[len - 1] == '/')
-      len--;
-    if (len > 1 && s[0] == '/')
-      g.skip[g.nskip++] = strndup(s, (size_t)len);
-    Py_DECREF(b);
-  }
-  g.skip_frozen = skip_frozen;
+  g.shim_dirs = ctr_py_dir_list(shim_dirs, &g.nshim_dirs);
+  g.lib_dirs = ctr_py_dir_list(lib_dirs, &g.nlib_dirs);
   g.main_ident = PyThread_get_thread_ident();
   Py_XINCREF(thread_hook);
   g.thread_hook = thread_hook;
@@ -1767,8 +2000,6 @@ int ctr__py_trace_setup(PyObject *skip_dirs, bool skip_frozen,
   msgpack_packer_init(&g.scratch, &g.scratch_buf, msgpack_sbuffer_write);
   msgpack_sbuffer_init(&g.stack_buf);
   msgpack_packer_init(&g.stack_pk, &g.stack_buf, msgpack_sbuffer_write);
-  /* filter.pushdown: false reaches the shim as no rules to skip by. */
-  g.pushdown = true;
   g.values = ctr_py_values_mode();
 #if !CTR_PY_MONITORING
   ctr_py_find_trace_lines();

@@ -17,8 +17,6 @@
 #define CTR_PY_LENGTH_DEFAULT 32
 #define CTR_PY_STRING_DEFAULT 4096
 #define CTR_PY_DEPTH_HARD 32
-/* Larger magnitudes are shown as text: nobody reads a 4 KiB number. */
-#define CTR_PY_BIGINT_MAX 4096
 
 typedef struct ctr_py_walk_s {
   msgpack_packer *decl;
@@ -128,11 +126,16 @@ static void ctr_py_integer(ctr_py_walk_t *w, PyObject *v) {
     return;
   }
   size_t bits = _PyLong_NumBits(v);
-  if (bits == (size_t)-1 || bits / 8 + 1 > CTR_PY_BIGINT_MAX) {
+  if (bits == (size_t)-1) {
     PyErr_Clear();
-    ctr_pack_v_raw(w->out, tid, "<huge int>", 10);
+    ctr_pack_v_error(w->out, tid, "unreadable int", 14);
     return;
   }
+  if ((bits + 7) / 8 > CTR_BIGINT_MAX) {
+    ctr_pack_v_bigint_over(w->out, tid, bits);
+    return;
+  }
+  /* Two's complement needs room for the sign bit. */
   size_t n = bits / 8 + 1;
   unsigned char *buf = malloc(n);
   if (buf == NULL) {

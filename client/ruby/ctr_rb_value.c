@@ -18,8 +18,6 @@
 #define CTR_RB_LENGTH_DEFAULT 32
 #define CTR_RB_STRING_DEFAULT 4096
 #define CTR_RB_DEPTH_HARD 32
-/* Larger magnitudes are shown as text: nobody reads a 4 KiB number. */
-#define CTR_RB_BIGINT_MAX 4096
 
 VALUE ctr__rb_main_obj = Qnil;
 
@@ -114,8 +112,8 @@ static void ctr_rb_integer(ctr_rb_walk_t *w, VALUE v) {
     return;
   }
   size_t n = rb_absint_size(v, NULL);
-  if (n > CTR_RB_BIGINT_MAX) {
-    ctr_pack_v_raw(w->out, tid, "<huge integer>", 14);
+  if (n > CTR_BIGINT_MAX) {
+    ctr_pack_v_bigint_over(w->out, tid, rb_absint_numwords(v, 1, NULL));
     return;
   }
   unsigned char *mag = malloc(n ? n : 1);

@@ -23,7 +23,7 @@ SLOW = os.path.join(PY_PROGRAMS, "_slow_stack.py")
 SLOW_WORKER = os.path.join(PY_PROGRAMS, "_slow_worker.py")
 PYTHON = "python3"
 
-for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB"):
+for var in ("PYTHONPATH",):
     os.environ.pop(var, None)
 
 HELPERS_SKIP = """\
@@ -39,18 +39,18 @@ HELPERS_TREE = """\
 MIXED = """\
     filter:
       rules:
-        - {function: "Store.*", action: skip-tree}
-        - {function: "Store.check", action: record}
-        - {function: "=login", action: skip}
+        - {function: "__main__.Store.*", action: skip-tree}
+        - {function: "__main__.Store.check", action: record}
+        - {function: "=__main__.login", action: skip}
         - {function: "re:vis", action: skip}
-        - {function: "deep", action: skip}
+        - {function: "_pd_helpers.deep", action: skip}
     """
 REDACT = """\
     filter:
       values:
         - {name: "*password*", action: redact}
         - {name: secret, in: locals, action: drop}
-        - {in: return, function: login, action: redact}
+        - {in: return, function: __main__.login, action: redact}
     """
 
 
@@ -234,7 +234,7 @@ class PushdownTest(TempDirTest):
         self.assertEqual(t.records, without.records)
 
     def test_while_in_one_function(self):
-        self.start("record:\n  while_in: [Store.save]\n")
+        self.start("record:\n  while_in: [__main__.Store.save]\n")
         res = run([self.python, APP], env=self.env())
         self.assertEqual(res.returncode, 0, res.stderr)
         self.wait_flushed(1)
@@ -250,8 +250,8 @@ class PushdownTest(TempDirTest):
     def test_while_in_function_that_a_rule_skips(self):
         # Skipped, its call still opens the interval: with push-down the
         # shim must send it anyway.
-        t = self.both("filter:\n  rules:\n    - {function: Store.save, action: skip}\n"
-                      "record:\n  while_in: [Store.save]\n", all_output=False)
+        t = self.both("filter:\n  rules:\n    - {function: __main__.Store.save, action: skip}\n"
+                      "record:\n  while_in: [__main__.Store.save]\n", all_output=False)
         self.assertEqual(t.call_names(), ["<top-level>", "<module>", "main", "Store.check"])
         self.assertEqual(set(self.lines(t)), {17, 18})
 

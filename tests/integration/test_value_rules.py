@@ -268,6 +268,19 @@ class PythonValueRulesTest(ValueRules, TempDirTest):
     def env(self):
         return dict(os.environ, CT_RECORDER_SOCKET=self.daemon.sock, PYTHONPATH=PY_SHIM)
 
+    def test_module_narrowing(self):
+        # Python names: module is __name__, function the module plus the
+        # qualified name.
+        t = self.record(rules('{name: "*", module: "__main__", function: "__main__.Auth.*", '
+                              'action: redact}'))
+        self.assert_no_secret(t.folder)
+        for fn, _, var, value in frames(t):
+            if fn.startswith("Auth."):
+                self.assertEqual(value, REDACTED, (fn, var))
+        self.assertIn(("plain", "arg", "visible42"), self.vars_of(t, "secret"))
+        t = self.record(rules('{name: "*", module: "elsewhere", action: redact}'))
+        self.assertNotIn(REDACTED, [value for _, _, _, value in frames(t)])
+
 
 per_interpreter(PythonValueRulesTest, globals())
 

@@ -221,6 +221,36 @@ START_TEST(test_last_match_wins) {
 }
 END_TEST
 
+/* The names selectors see: a declared module prefixes the name; Ruby's
+ * constant path is derived from it. */
+START_TEST(test_names) {
+  static const struct {
+    const char *lang, *module, *name, *want_module, *want_function;
+  } cases[] = {
+      {"python", "shop.pay.card", "Card.charge", "shop.pay.card",
+       "shop.pay.card.Card.charge"},
+      {"python", "__main__", "main", "__main__", "__main__.main"},
+      {"python", NULL, "Card.charge", NULL, "Card.charge"},
+      {"ruby", NULL, "Net::HTTP#get", "Net::HTTP", "Net::HTTP#get"},
+      {"ruby", NULL, "JSON.parse", "JSON", "JSON.parse"},
+      {"ruby", NULL, "main", NULL, "main"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *module, *function;
+    ck_assert_int_eq(ctr_filter_names(cases[i].lang, cases[i].module,
+                                      cases[i].name, &module, &function),
+                     0);
+    if (cases[i].want_module)
+      ck_assert_str_eq(module, cases[i].want_module);
+    else
+      ck_assert_ptr_null(module);
+    ck_assert_str_eq(function, cases[i].want_function);
+    free(module);
+    free(function);
+  }
+}
+END_TEST
+
 START_TEST(test_skip_and_skip_tree) {
   const ctr_filter_rule_t rules[] = {
       {NULL, "json.**", NULL, CTR_FILTER_SKIP},
@@ -625,6 +655,7 @@ Suite *ctr_filter_suite(void) {
 
   tc = tcase_create("describe");
   tcase_add_test(tc, test_describe);
+  tcase_add_test(tc, test_names);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -818,6 +818,39 @@ static int decode_packed(const char **why) {
   return rc;
 }
 
+/* FUNC with its module (Python), and the module that is not a string. */
+START_TEST(test_func_module) {
+  msgpack_unpacked up;
+  ctr_msg_t m;
+  const char *why;
+
+  ctr_pack_func_in(&pk, 0, 0, 3, "Card.charge", 11, "shop.pay", 8);
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &m, &why), 0);
+  ck_assert(str_eq(m.u.func.name, "Card.charge"));
+  ck_assert(str_eq(m.u.func.module, "shop.pay"));
+  msgpack_unpacked_destroy(&up);
+  msgpack_sbuffer_clear(&sb);
+
+  ctr_pack_func(&pk, 0, 0, 3, "Foo#bar", 7);
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &m, &why), 0);
+  ck_assert_ptr_null(m.u.func.module.ptr);
+  msgpack_unpacked_destroy(&up);
+  msgpack_sbuffer_clear(&sb);
+
+  msgpack_pack_array(&pk, 6);
+  msgpack_pack_int(&pk, CTR_MSG_FUNC);
+  msgpack_pack_int(&pk, 0);
+  msgpack_pack_int(&pk, 0);
+  msgpack_pack_int(&pk, 3);
+  pack_s("f");
+  msgpack_pack_int(&pk, 7);
+  ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
+  ck_assert_str_eq(why, "module is not a string");
+}
+END_TEST
+
 START_TEST(test_decode_tags) {
   const char *why;
 
@@ -1382,6 +1415,7 @@ Suite *ctr_proto_suite(void) {
   tcase_add_test(tc, test_roundtrip_welcome);
   tcase_add_test(tc, test_roundtrip_control_and_pushdown);
   tcase_add_test(tc, test_roundtrip_batch);
+  tcase_add_test(tc, test_func_module);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("frame");

@@ -1,9 +1,10 @@
 """Starts recording when CT_RECORDER_SOCKET is set; otherwise does nothing.
 
 The C extension ``ctrec._ctrec`` does the work. This module only works out
-what the program is called and which directories hold code that is not the
-program's own (the standard library, site-packages, the shim itself), whose
-frames are not recorded unless CTREC_PYTHON_STDLIB=1.
+what the program is called, where the shim itself lives (never recorded:
+it is the recorder, not the program) and which directories hold the
+standard library and installed packages, which the daemon's rules skip or
+record like any other code (ctrec.yaml, filter.defaults).
 """
 import os
 import sys
@@ -26,32 +27,37 @@ def _program():
                 module = a[2:]
                 break
         return module, argv[1:]
-    if first in ("-c", "-", ""):
-        return first or "-", argv[1:]
+    if first == "-c":
+        # The command has no name of its own; this one makes the trace
+        # folder python-c-<pid>-<time>.
+        return "python-c", argv[1:]
+    if first in ("-", ""):
+        return "-", argv[1:]
     return os.path.abspath(first), argv[1:]
 
 
-def _skip_dirs():
-    dirs = [_HERE]
-    if os.environ.get("CTREC_PYTHON_STDLIB") != "1":
-        import site
-        import sysconfig
-        paths = sysconfig.get_paths()
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            if paths.get(key):
-                dirs.append(paths[key])
-        try:
-            dirs.extend(site.getsitepackages())
-        except AttributeError:
-            pass
-        if getattr(site, "ENABLE_USER_SITE", False) or site.USER_SITE:
-            dirs.append(site.getusersitepackages())
+def _variants(dirs):
     out = []
     for d in dirs:
         for v in (os.path.abspath(d), os.path.realpath(d)):
             if v not in out:
                 out.append(v)
     return out
+
+
+def _lib_dirs():
+    import site
+    import sysconfig
+    paths = sysconfig.get_paths()
+    dirs = [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")
+            if paths.get(k)]
+    try:
+        dirs.extend(site.getsitepackages())
+    except AttributeError:
+        pass
+    if getattr(site, "ENABLE_USER_SITE", False) or site.USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return _variants(dirs)
 
 
 def start(program=None, args=None):
@@ -66,8 +72,8 @@ def start(program=None, args=None):
         return False
     if program is None:
         program, args = _program()
-    return _ctrec.start(program, list(args or []), _skip_dirs(),
-                        os.environ.get("CTREC_PYTHON_STDLIB") != "1")
+    return _ctrec.start(program, list(args or []), _variants([_HERE]),
+                        _lib_dirs())
 
 
 def start_from_site():
