@@ -205,15 +205,11 @@ static char *describe_filter(const ctr_filter_t *f) {
  * the filter and the config. A record.while_in function must reach the
  * daemon even where the rules skip it (its call opens an interval), so
  * for the client each while_in pattern ends the list as a record rule: the
- * shim then sends that function, and the daemon still skips its lines.
- * Without filter.pushdown the client gets no rules and sends everything. */
+ * shim then sends that function, and the daemon still skips its lines. */
 static void make_wire_rules(ctr_session_t *s) {
   size_t n, i;
   const ctr_filter_rule_t *r = ctr_filter_rules(s->filter, &n);
   size_t nwhile = s->cfg->record_nwhile_in;
-
-  if (!s->cfg->filter_pushdown)
-    n = nwhile = 0;
 
   free(s->wire_rules);
   s->wire_rules = calloc(n + nwhile ? n + nwhile : 1, sizeof(*s->wire_rules));
@@ -1827,6 +1823,7 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
                                              : CTR_WV_ALL;
   w->rules = s->wire_rules;
   w->nrules = s->nwire_rules;
+  w->pushdown = s->cfg->filter_pushdown;
 }
 
 size_t ctr_session_pending(const ctr_session_t *s) {

@@ -248,6 +248,7 @@ enum {
   W_STRING = 1 << 5,
   W_VALUES = 1 << 6,
   W_FILTER = 1 << 7,
+  W_PUSHDOWN = 1 << 8,
   W_REQUIRED = W_SESSION | W_STATE
 };
 
@@ -256,6 +257,7 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
   unsigned seen = 0;
 
   memset(w, 0, sizeof(*w));
+  w->pushdown = true;
   if (o->type != MSGPACK_OBJECT_MAP)
     FAIL("WELCOME body is not a map");
   for (uint32_t i = 0; i < o->via.map.size; i++) {
@@ -293,6 +295,10 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
       bit = W_FILTER;
       ok = v->type == MSGPACK_OBJECT_ARRAY;
       w->filter = v;
+    } else if (key_is(&k, "pushdown")) {
+      bit = W_PUSHDOWN;
+      ok = v->type == MSGPACK_OBJECT_BOOLEAN;
+      w->pushdown = !ok || v->via.boolean;
     } else {
       continue;
     }

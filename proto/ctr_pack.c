@@ -158,7 +158,7 @@ void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
 
 void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_head(pk, 2, CTR_MSG_WELCOME);
-  msgpack_pack_map(pk, 8);
+  msgpack_pack_map(pk, 9);
   pack_key(pk, "session");
   msgpack_pack_uint64(pk, w->session);
   pack_key(pk, "state");
@@ -175,6 +175,11 @@ void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_cstr(pk, values_name(w->values));
   pack_key(pk, "filter");
   pack_rules(pk, w->rules, w->nrules);
+  pack_key(pk, "pushdown");
+  if (w->pushdown)
+    msgpack_pack_true(pk);
+  else
+    msgpack_pack_false(pk);
 }
 
 void ctr_pack_error(msgpack_packer *pk, int code, const char *text) {

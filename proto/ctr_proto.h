@@ -161,6 +161,7 @@ typedef struct ctr_welcome_s {
   uint32_t max_length; /* elements per container the client should capture */
   uint32_t max_string; /* bytes per string the client should capture */
   int values;          /* enum ctr_values_mode */
+  bool pushdown;       /* false: decide with the rules but skip nothing */
   /* Packing: rules/nrules. Decoding: filter points at the rule array
    * (NULL when absent) until the frame's zone is cleared. */
   const ctr_wire_rule_t *rules;

@@ -48,6 +48,7 @@ typedef struct ctr_client_s {
   _Atomic(ctr_filter_t *) filter; /* pushed code rules, NULL: record all */
   atomic_uint filter_gen;
   atomic_int values;   /* record.values: WELCOME, then FILTER */
+  atomic_bool no_pushdown; /* WELCOME's filter.pushdown: false */
   _Atomic uint64_t filtered; /* skipped by push-down, not yet reported */
   atomic_uint generation;
   atomic_uint stamp; /* moves with generation and filter_gen */
@@ -314,6 +315,10 @@ static void ctr_client_set_filter(ctr_client_t *c, const msgpack_object *arr,
 }
 
 int ctr_client_values(void) { return atomic_load(&g_client.values); }
+
+bool ctr_client_pushdown(void) {
+  return !atomic_load_explicit(&g_client.no_pushdown, memory_order_relaxed);
+}
 
 const struct ctr_filter_s *ctr_client_filter(uint32_t *generation) {
   if (generation)
@@ -636,6 +641,7 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
     int rc = ctr_msg_decode(&u.data, &m, &why);
     if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
       hs->c->welcome = m.u.welcome;
+      atomic_store(&hs->c->no_pushdown, !m.u.welcome.pushdown);
       /* The rule array lives in this frame only: compile it now. */
       ctr_client_set_filter(hs->c, m.u.welcome.filter, m.u.welcome.values);
       hs->c->welcome.filter = NULL;

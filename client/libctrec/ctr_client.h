@@ -49,6 +49,10 @@ const struct ctr_filter_s *ctr_client_filter(uint32_t *generation);
  * FILTER), an enum ctr_values_mode. */
 int ctr_client_values(void);
 
+/* False when the daemon asked the shim to skip nothing (filter.pushdown:
+ * false); ctr_client_decide still answers with the rules. */
+bool ctr_client_pushdown(void);
+
 /* What the daemon will do with code of function (its FUNC name) in file:
  * CTR_FILTER_RECORD, CTR_FILTER_SKIP or CTR_FILTER_SKIP_TREE, decided with
  * the same engine and inputs as the daemon, so a shim that sends nothing

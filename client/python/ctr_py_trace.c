@@ -31,9 +31,9 @@
  * decided on their own), and below a skip-tree frame nothing is sent until
  * it returns, so the daemon sees the same trace with less work on both
  * sides. Output and RAISE do not depend on frames in the daemon, so they
- * are still sent. With filter.pushdown: false the daemon sends no rules,
- * so the shim sends everything, which is how the tests check that traces
- * are identical.
+ * are still sent. With filter.pushdown: false the shim decides with the
+ * rules but skips nothing (and captures every value), which is how the
+ * tests check that traces are identical.
  *
  * While the daemon has paused the session the trace function is removed
  * from every thread: CPython then runs at full speed (any trace function,
@@ -393,9 +393,11 @@ static ctr_py_frame_t *ctr_py_top(ctr_py_thread_t *t) {
 
 /* ---- batches --------------------------------------------------------------- */
 
-/* The values mode the daemon asked for. */
+/* The values mode the daemon asked for; everything when push-down is off. */
 static int ctr_py_values_mode(void) {
   int values = ctr_client_values();
+  if (!ctr_client_pushdown())
+    return CTR_WV_ALL;
   return values == CTR_WV_ARGS || values == CTR_WV_NONE ? values : CTR_WV_ALL;
 }
 
@@ -956,7 +958,8 @@ static bool ctr_py_mon_follow(PyCodeObject *co, ctr_py_code_t *ci) {
    * alone, like library files. */
   bool pseudo = ci->pseudo && !ci->path->lib;
   bool want = ci->is_module ||
-              (!ci->skip && (pseudo || ctr_py_action(ci) == CTR_FILTER_RECORD));
+              (!ci->skip && (pseudo || !ctr_client_pushdown() ||
+                             ctr_py_action(ci) == CTR_FILTER_RECORD));
   if (want && ci->mon == NULL)
     ci->mon = ctr__py_mon_track(co);
   else if (!want && ci->mon != NULL)
@@ -1183,10 +1186,11 @@ static uint8_t ctr_py_classify(const ctr_py_frame_t *caller,
   if (prog && ci->pseudo && !(flags & CTR_PY_F_MAIN))
     prog = caller != NULL && (caller->flags & CTR_PY_F_PROG);
   bool tree = caller != NULL && (caller->flags & CTR_PY_F_TREE);
-  /* Without push-down (no rules) library code is sent too: the daemon must
-   * know what it skips to decide the callbacks below. */
-  *send = false;
-  if (prog || lib) {
+  /* Without push-down the daemon sees library code too: it must know what
+   * it skips to decide the callbacks below. */
+  bool pushdown = ctr_client_pushdown();
+  *send = prog || (lib && !pushdown);
+  if ((prog || lib) && pushdown) {
     int action = tree ? CTR_FILTER_SKIP_TREE : ctr_py_action(ci);
     if (action == CTR_FILTER_SKIP_TREE)
       tree = true;

@@ -1269,8 +1269,9 @@ static uint32_t ctr_rb_filter_gen(void) {
 static int ctr_rb_func_action(ctr_rb_func_t *f, const ctr_rb_path_t *p) {
   uint32_t gen = ctr_rb_filter_gen();
   if (f->fgen != gen) {
-    f->action = f->name ? ctr_client_decide(p->abs, f->name)
-                        : CTR_FILTER_RECORD;
+    f->action = f->name && ctr_client_pushdown()
+                    ? ctr_client_decide(p->abs, f->name)
+                    : CTR_FILTER_RECORD;
     f->fgen = gen;
   }
   return f->action;
@@ -1282,7 +1283,8 @@ static int ctr_rb_path_action(ctr_rb_path_t *p) {
   uint32_t gen;
   const ctr_filter_t *filter = ctr_client_filter(&gen);
   if (p->fgen != gen + 1) {
-    p->action = ctr_filter_decide_file(filter, p->abs, &p->uniform);
+    p->action = ctr_filter_decide_file(ctr_client_pushdown() ? filter : NULL,
+                                       p->abs, &p->uniform);
     p->fgen = gen + 1;
   }
   return p->action;

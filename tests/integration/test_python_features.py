@@ -18,7 +18,7 @@ PY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build
 RUBY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build")),
                          "lib", "ctrec", "ruby")
 
-for var in ("PYTHONPATH", "CTREC_NO_PUSHDOWN"):
+for var in ("PYTHONPATH",):
     os.environ.pop(var, None)
 
 SHOP = {
@@ -75,10 +75,21 @@ class Recording(TempDirTest):
     """A ctrecd and the helpers to record programs into it."""
     python = "python3"
 
-    def start(self, yaml=""):
+    def start(self, yaml="", pushdown=True):
+        self.yaml, self.pushdown = yaml, pushdown
+        if not pushdown:
+            yaml = (yaml.replace("filter:\n", "filter:\n  pushdown: false\n", 1)
+                    if "filter:\n" in yaml else yaml + "filter:\n  pushdown: false\n")
         self.daemon = Daemon(self.tmp, service_config(self.tmp, yaml))
         self.addCleanup(self.daemon.stop)
         self.seen = set()
+
+    def restart(self, pushdown):
+        """The same configuration with filter.pushdown changed."""
+        self.daemon.stop()
+        seen = self.seen
+        self.start(self.yaml, pushdown)
+        self.seen = seen
 
     def write(self, files):
         """Writes {relative path: dedented text} under tmp/prog."""
@@ -112,8 +123,8 @@ class Recording(TempDirTest):
         """cmd run plainly, then recorded, with the variables `env`: the same
         output and status; the trace."""
         plain = run(cmd, cwd=cwd, env=dict(os.environ, **env))
-        if not pushdown:
-            env["CTREC_NO_PUSHDOWN"] = "1"
+        if pushdown != self.pushdown:
+            self.restart(pushdown)
         res = run(cmd, cwd=cwd, env=self.env(**env))
         self.assertEqual((res.stdout, res.stderr, res.returncode),
                          (plain.stdout, plain.stderr, plain.returncode))

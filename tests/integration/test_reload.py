@@ -24,7 +24,7 @@ from test_python_record import OTHER_PYTHONS
 PY_SHIM = os.path.join(BUILD, "lib", "ctrec", "python")
 PYTHONS = ["python3"] + [exe for _, exe in sorted(OTHER_PYTHONS.items())]
 
-for var in ("PYTHONPATH", "CTREC_PYTHON_STDLIB", "CTREC_NO_PUSHDOWN", "LISTEN_PID",
+for var in ("PYTHONPATH", "LISTEN_PID",
             "LISTEN_FDS", "LISTEN_FDNAMES"):
     os.environ.pop(var, None)
 

@@ -56,6 +56,9 @@ def returns(t):
 
 class ValueRules:
     """The tests, for a language given by the subclass."""
+    # What selectors call the program's functions: Ruby's constant paths,
+    # Python's module name and qualified name.
+    prefix = ""
 
     def start(self, yaml, flush=100):
         self.daemon = Daemon(self.tmp, service_config(self.tmp, yaml, flush=flush))
@@ -146,7 +149,7 @@ class ValueRules:
         self.assertEqual(returns(t)["Auth.login"], [15])
 
     def test_return_rule_narrowed_to_a_function(self):
-        t = self.record(rules('{in: return, function: "Auth.echo", action: redact}'))
+        t = self.record(rules('{in: return, function: "%sAuth.echo", action: redact}' % self.prefix))
         rets = returns(t)
         self.assertEqual(rets["Auth.echo"], [REDACTED])
         self.assertEqual((rets["Auth.login"], rets["Auth.check"], rets["plain"]),
@@ -154,7 +157,8 @@ class ValueRules:
         self.assertIn(("Auth.echo", "arg", "tok42en"), self.vars_of(t, "token"))
 
     def test_argument_rule_narrowed_to_a_function(self):
-        t = self.record(rules('{name: token, in: args, function: "Auth.check", action: drop}'))
+        t = self.record(rules('{name: token, in: args, function: "%sAuth.check", action: drop}'
+                              % self.prefix))
         token = self.vars_of(t, "token")
         self.assertEqual([v for v in token if v[0] == "Auth.check"], [])
         self.assertIn(("Auth.login", "arg", "tok42en"), token)
@@ -261,6 +265,7 @@ class RubyValueRulesTest(ValueRules, TempDirTest):
 
 class PythonValueRulesTest(ValueRules, TempDirTest):
     python = PYTHON
+    prefix = "__main__."
 
     def cmd(self, *args):
         return [self.python, os.path.join(PROGRAMS, "secrets.py"), *args]
@@ -271,7 +276,7 @@ class PythonValueRulesTest(ValueRules, TempDirTest):
     def test_module_narrowing(self):
         # Python names: module is __name__, function the module plus the
         # qualified name.
-        t = self.record(rules('{name: "*", module: "__main__", function: "__main__.Auth.*", '
+        t = self.record(rules('{name: "*", module: "__main__", function: "__main__.Auth.**", '
                               'action: redact}'))
         self.assert_no_secret(t.folder)
         for fn, _, var, value in frames(t):

@@ -146,6 +146,7 @@ START_TEST(test_roundtrip_welcome) {
   ctr_pack_welcome(&pk, &w);
   w.recording = false;
   w.session = UINT64_MAX;
+  w.pushdown = true;
   ctr_pack_welcome(&pk, &w);
 
   msgpack_unpacked ups[2];
@@ -159,8 +160,10 @@ START_TEST(test_roundtrip_welcome) {
   ck_assert_uint_eq(m.u.welcome.max_depth, 3);
   ck_assert_uint_eq(m.u.welcome.max_length, 32);
   ck_assert_uint_eq(m.u.welcome.max_string, 1000);
+  ck_assert(!m.u.welcome.pushdown);
   ck_assert(!msgs[1].u.welcome.recording);
   ck_assert_uint_eq(msgs[1].u.welcome.session, UINT64_MAX);
+  ck_assert(msgs[1].u.welcome.pushdown);
   free_all(ups, 2);
 }
 END_TEST
