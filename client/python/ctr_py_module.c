@@ -227,9 +227,11 @@ static void ctr_py_wrap_os_functions(void) {
  * a compile whose exec comes from there ran that very text. On 3.12+ a
  * code watcher sees each code object made, so code that compile() makes
  * for exec(code) later gets the text of the compile just raised for its
- * file name; 3.11 has no such hook, and that code stays under the shared
- * name there. A real file compiled again (importlib.reload) is matched
- * by its name: the import system compiles and then runs it. */
+ * file name. 3.11 has no such hook: there the exec of such code compiles
+ * the pending texts of its file name again and takes the one whose code
+ * is equal (CPython compares code objects by what they run), or leaves
+ * it under the shared name. A real file compiled again (importlib.reload)
+ * is matched by its name: the import system compiles and then runs it. */
 #define CTR_PY_PENDING 8
 
 typedef struct ctr_py_pending_s {
@@ -271,14 +273,40 @@ static void ctr_py_on_compile(PyObject *source, PyObject *filename) {
   char *text = s != NULL ? malloc((size_t)n + 1) : NULL;
   if (s != NULL && text == NULL)
     return;
-  if (text != NULL)
+  if (text != NULL) {
     memcpy(text, s, (size_t)n);
+    text[n] = '\0';
+  }
   if (g_npending == CTR_PY_PENDING)
     ctr_py_pending_drop(0);
   Py_INCREF(filename);
   g_pending[g_npending++] = (ctr_py_pending_t){
       filename, text, (size_t)n, ctr__py_frame_id(NULL), ctr__py_frame_instr()};
 }
+
+/* Set while the shim compiles a pending text again: its own compile
+ * raises the audit event too. */
+static bool g_recompiling;
+
+#if !CTR_PY_MONITORING
+/* Whether compiling c's text gives code equal to co. */
+static bool ctr_py_pending_made(const ctr_py_pending_t *c, PyObject *co) {
+  static const int modes[] = {Py_file_input, Py_eval_input, Py_single_input};
+  bool same = false;
+  if (c->text == NULL || strlen(c->text) != c->len)
+    return false;
+  g_recompiling = true;
+  for (size_t m = 0; m < sizeof modes / sizeof modes[0] && !same; m++) {
+    PyObject *again =
+        Py_CompileStringObject(c->text, c->filename, modes[m], NULL, -1);
+    same = again != NULL && PyObject_RichCompareBool(again, co, Py_EQ) == 1;
+    Py_XDECREF(again);
+    PyErr_Clear();
+  }
+  g_recompiling = false;
+  return same;
+}
+#endif
 
 static void ctr_py_on_exec(PyObject *code) {
   if (!PyCode_Check(code))
@@ -298,6 +326,18 @@ static void ctr_py_on_exec(PyObject *code) {
     ctr_py_pending_drop(i);
     return;
   }
+#if !CTR_PY_MONITORING
+  /* Code compile() made earlier, run now. */
+  for (size_t i = g_npending; pseudo && i-- > 0;) {
+    ctr_py_pending_t *c = &g_pending[i];
+    if (PyUnicode_Compare(c->filename, co->co_filename) != 0 ||
+        !ctr_py_pending_made(c, code))
+      continue;
+    ctr__py_code_text(co, c->text, c->len);
+    ctr_py_pending_drop(i);
+    return;
+  }
+#endif
 }
 
 #if CTR_PY_MONITORING
@@ -326,8 +366,8 @@ static int ctr_py_code_made(PyCodeEvent event, PyCodeObject *co) {
 
 static int ctr_py_audit(const char *event, PyObject *args, void *data) {
   (void)data;
-  if ((event[0] != 'c' && event[0] != 'e') || !ctr__py_trace_on() ||
-      !PyTuple_Check(args))
+  if ((event[0] != 'c' && event[0] != 'e') || g_recompiling ||
+      !ctr__py_trace_on() || !PyTuple_Check(args))
     return 0;
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);

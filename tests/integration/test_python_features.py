@@ -332,13 +332,7 @@ class FeaturesTest(Recording):
             print(f(4))
             """})
         t, _ = self.record([self.python, "comp.py"], root)
-        version = run([self.python, "-c", "import sys; print(sys.version_info >= (3, 12))"])
         pseudo = [p for p in t.paths if p.startswith("<")]
-        if version.stdout.strip() == b"False":
-            # 3.11 has no code watchers: nothing ties compile()'s code to
-            # its text (README), so it keeps the name given to compile.
-            self.assertEqual(pseudo, ["<pd>"])
-            return
         self.assertEqual(pseudo, ["<pd:1>", "<pd:2>"])
         self.assertEqual(self.source_of(t, "<pd:1>"), "def f(x):\n    return x * 2\n")
         self.assertEqual(self.source_of(t, "<pd:2>"), "g = 1\n")
