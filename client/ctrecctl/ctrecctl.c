@@ -312,26 +312,15 @@ static int report_failure(const char *sock, int status, const char *why) {
   return status;
 }
 
-/* Sends one request and decodes the answer, of tag want, into m (valid
- * until r is released). Returns 0, or an EXIT_* status after printing why
- * on stderr; an ERROR answer is EXIT_REFUSED and prints its text as it
- * is. */
-static int ask(const char *sock, request_fn request, const void *arg, int want,
-               reply_t *r, ctr_msg_t *m) {
-  int64_t deadline = mono_ms() + timeout_ms;
+/* Reads the answer on fd before deadline and decodes it, of tag want, into
+ * m (valid until r is released). Returns 0, or an EXIT_* status after
+ * printing why on stderr; an ERROR answer is EXIT_REFUSED and prints its
+ * text as it is. */
+static int answer(int fd, const char *sock, int64_t deadline, int want,
+                  reply_t *r, ctr_msg_t *m) {
   const char *why = NULL;
-  int fd = daemon_connect(sock, "control", request, arg, deadline);
-  int rc;
+  int rc = read_reply(fd, r, deadline, &why);
 
-  if (fd < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)
-      return report_failure(sock, EXIT_TIMEOUT, NULL);
-    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
-            strerror(errno));
-    return EXIT_UNREACHABLE;
-  }
-  rc = read_reply(fd, r, deadline, &why);
-  close(fd);
   if (rc != 0)
     return report_failure(sock, rc, why);
   if (ctr_msg_decode(&r->obj, m, &why) != 0) {
@@ -349,6 +338,25 @@ static int ask(const char *sock, request_fn request, const void *arg, int want,
     return report_failure(sock, EXIT_UNREACHABLE, "unexpected answer");
   }
   return 0;
+}
+
+/* Sends one request and decodes the answer as answer() does. */
+static int ask(const char *sock, request_fn request, const void *arg, int want,
+               reply_t *r, ctr_msg_t *m) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  int fd = daemon_connect(sock, "control", request, arg, deadline);
+  int rc;
+
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)
+      return report_failure(sock, EXIT_TIMEOUT, NULL);
+    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
+            strerror(errno));
+    return EXIT_UNREACHABLE;
+  }
+  rc = answer(fd, sock, deadline, want, r, m);
+  close(fd);
+  return rc;
 }
 
 static void request_tag(msgpack_packer *pk, const void *arg) {
@@ -954,10 +962,8 @@ static void feed_drain(feed_t *f) {
 static int feed_open(feed_t *f, const char *sock, bool quiet) {
   ctr_limits_t lim = CTR_LIMITS_DEFAULT;
   int64_t deadline = mono_ms() + timeout_ms;
-  const char *why = NULL;
   reply_t r;
   ctr_msg_t m;
-  int rc;
 
   memset(f, 0, sizeof(*f));
   f->quiet = quiet;
@@ -969,25 +975,11 @@ static int feed_open(feed_t *f, const char *sock, bool quiet) {
   }
   /* The answer acknowledges the subscription: sessions that begin from
    * now on are reported. */
-  rc = read_reply(f->fd, &r, deadline, &why);
-  if (rc == 0) {
-    if (ctr_msg_decode(&r.obj, &m, &why) != 0)
-      rc = EXIT_UNREACHABLE;
-    else if (m.tag == CTR_MSG_ERROR)
-      rc = EXIT_REFUSED;
-    else if (m.tag != CTR_MSG_STATUS_REPLY)
-      rc = EXIT_UNREACHABLE;
-    if (rc == EXIT_REFUSED)
-      fprintf(stderr, "%s: ctrecd refused: %.*s\n", prog_name,
-              (int)m.u.error.text.len, m.u.error.text.ptr);
-    release(&r);
-  }
-  if (rc != 0) {
-    if (rc != EXIT_REFUSED)
-      report_failure(sock, rc, why);
+  if (answer(f->fd, sock, deadline, CTR_MSG_STATUS_REPLY, &r, &m) != 0) {
     close(f->fd);
     return 125;
   }
+  release(&r);
   ctr_frame_reader_init(&f->fr, lim.max_frame);
   return 0;
 }
