@@ -27,6 +27,7 @@ CTRECCTL = os.path.join(BUILD, "bin", "ctrecctl")
 # A sanitized build tree takes the shims of a normal one (CTREC_TEST_SHIMS).
 SHIMS = os.environ.get("CTREC_SHIMS", os.path.join(BUILD, "lib", "ctrec"))
 RUBY_SHIM = os.path.join(SHIMS, "ruby")
+PY_SHIM = os.path.join(SHIMS, "python")
 RUBY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "ruby")
 
 # Recording must never depend on the caller's environment.

@@ -13,9 +13,9 @@ import subprocess
 import threading
 import time
 
-from harness import (CTRECCTL, RUBY_PROGRAMS, RUBY_SHIM, Daemon, TempDirTest, Trace, frame, mp,
-                     run, service_config, trace_folders, validate)
-from test_python_record import OTHER_PYTHONS, PY_SHIM
+from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, RUBY_SHIM, Daemon, TempDirTest, Trace,
+                     frame, mp, run, service_config, trace_folders, validate)
+from test_python_record import OTHER_PYTHONS
 
 ADDITION = os.path.join(RUBY_PROGRAMS, "addition.rb")
 SLOW = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")

@@ -12,12 +12,11 @@ import subprocess
 import threading
 import time
 
-from harness import (BUILD, CTRECCTL, SOURCE, Daemon, TempDirTest, run, service_config,
+from harness import (CTRECCTL, PY_SHIM, SOURCE, Daemon, TempDirTest, run, service_config,
                      trace_folders)
 
 RUBY_TICKER = os.path.join(SOURCE, "tests", "programs", "ruby", "_follow_ticker.rb")
 PY_TICKER = os.path.join(SOURCE, "tests", "programs", "python", "_follow_ticker.py")
-PY_SHIM = os.path.join(BUILD, "lib", "ctrec", "python")
 
 
 class Lines:

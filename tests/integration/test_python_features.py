@@ -10,13 +10,8 @@ import textwrap
 
 import test_python_pushdown as pushdown
 from test_python_record import per_interpreter
-from harness import (SOURCE, Daemon, TempDirTest, Trace, run, service_config, simple,
-                     trace_folders, validate)
-
-PY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build")),
-                       "lib", "ctrec", "python")
-RUBY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build")),
-                         "lib", "ctrec", "ruby")
+from harness import (PY_SHIM, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run, service_config,
+                     simple, trace_folders, validate)
 
 for var in ("PYTHONPATH",):
     os.environ.pop(var, None)

@@ -12,11 +12,9 @@ import subprocess
 import time
 
 from test_python_record import per_interpreter
-from harness import (CTRECCTL, SOURCE, Daemon, TempDirTest, Trace, run, service_config, simple,
-                     trace_folders, validate)
+from harness import (CTRECCTL, PY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run, service_config,
+                     simple, trace_folders, validate)
 
-PY_SHIM = os.path.join(os.environ.get("CTREC_BUILD", os.path.join(SOURCE, "build")),
-                       "lib", "ctrec", "python")
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
 APP = os.path.join(PY_PROGRAMS, "pushdown_app.py")
 SLOW = os.path.join(PY_PROGRAMS, "_slow_stack.py")

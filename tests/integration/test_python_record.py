@@ -14,10 +14,9 @@ import sys
 import tempfile
 import unittest
 
-from harness import (BUILD, SOURCE, Daemon, TempDirTest, Trace, extra_pythons, record,
+from harness import (PY_SHIM, SOURCE, Daemon, TempDirTest, Trace, extra_pythons, record,
                      run, trace_folders, validate)
 
-PY_SHIM = os.path.join(BUILD, "lib", "ctrec", "python")
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
 PYTHON = "python3"
 

@@ -17,11 +17,10 @@ import subprocess
 import sys
 import time
 
-from harness import (CTRECCTL, CTRECD, RUBY_SHIM, SOURCE, BUILD, Daemon, TempDirTest, Trace,
+from harness import (CTRECCTL, CTRECD, PY_SHIM, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace,
                      run, service_config, simple, trace_folders, validate)
 from test_python_record import OTHER_PYTHONS
 
-PY_SHIM = os.path.join(BUILD, "lib", "ctrec", "python")
 PYTHONS = ["python3"] + [exe for _, exe in sorted(OTHER_PYTHONS.items())]
 
 for var in ("PYTHONPATH", "LISTEN_PID",

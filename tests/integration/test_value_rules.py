@@ -11,9 +11,9 @@ import os
 import subprocess
 import time
 
-from harness import (CTRECCTL, SOURCE, Daemon, TempDirTest, Trace, run, service_config, simple,
+from harness import (CTRECCTL, PY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run, service_config, simple,
                      trace_folders, validate)
-from test_python_record import PY_SHIM, PYTHON, per_interpreter
+from test_python_record import PYTHON, per_interpreter
 
 PROGRAMS = os.path.join(SOURCE, "tests", "programs", "values")
 # What the programs compute as the secret, and what Auth.check makes of it.
