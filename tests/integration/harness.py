@@ -48,6 +48,13 @@ def extra_pythons():
         return []
 
 
+def write(path, text):
+    """Writes text to path; returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def run(cmd, env=None, timeout=120, cwd=None, stdin=subprocess.DEVNULL):
     return subprocess.run(cmd, env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=timeout)

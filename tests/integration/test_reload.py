@@ -18,7 +18,7 @@ import sys
 import time
 
 from harness import (CTRECCTL, CTRECD, PY_SHIM, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace,
-                     run, service_config, simple, trace_folders, validate)
+                     run, service_config, simple, trace_folders, validate, write)
 from test_python_record import OTHER_PYTHONS
 
 PYTHONS = ["python3"] + [exe for _, exe in sorted(OTHER_PYTHONS.items())]
@@ -74,12 +74,6 @@ filter:
   rules:
     - {function: "tick", action: skip}
 """
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 class ReloadTest(TempDirTest):

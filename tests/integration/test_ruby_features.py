@@ -9,16 +9,10 @@ import os
 import re
 
 from harness import (CTRECCTL, CTRECD, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run,
-                     trace_folders, validate)
+                     trace_folders, validate, write)
 
 APP = os.path.join(SOURCE, "tests", "programs", "filter", "app.rb")
 README = os.path.join(SOURCE, "README.md")
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 class RubyFeatures(TempDirTest):

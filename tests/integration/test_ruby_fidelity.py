@@ -13,13 +13,7 @@ import signal
 import subprocess
 
 from harness import (RUBY_PROGRAMS, TempDirTest, Trace, record, ruby_line_events, run,
-                     trace_folders, validate)
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+                     trace_folders, validate, write)
 
 
 def thread_stacks(t):
