@@ -260,7 +260,7 @@ class FeaturesTest(Recording):
     def test_first_output_of_skipped_code(self):
         self.start()
         # Nothing of the program is recorded but its output, so the trace
-        # has no steps, which ct-validate refuses.
+        # has no steps, which ctrecctl check refuses.
         t, plain = self.record([self.python, "-m", "calendar", "2026", "1"], self.tmp,
                                check=False)
         self.assertIn("January 2026", plain.stdout.decode())

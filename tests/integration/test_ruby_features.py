@@ -3,7 +3,7 @@ standard library and gems are skipped by the daemon's built-in rules (so
 record rules and `filter.defaults: false` bring them back), push-down is
 the `filter.pushdown` option, and no environment variable changes what is
 recorded. Code from `ruby -e` is recorded under its own path with its text.
-Real ruby, real ctrecd (through ctrecctl record), ct-validate on every
+Real ruby, real ctrecd (through ctrecctl record), ctrecctl check on every
 trace."""
 import os
 import re
