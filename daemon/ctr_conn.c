@@ -179,6 +179,10 @@ static int refuse(ctr_conn_t *c, int code, const char *why) {
   return code;
 }
 
+bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c) {
+  return viewer->uid == 0 || viewer->uid == c->uid;
+}
+
 static void reply_status(ctr_conn_t *c) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
@@ -186,7 +190,7 @@ static void reply_status(ctr_conn_t *c) {
   uint32_t n = 0;
 
   for (it = c->srv->conns; it; it = it->next)
-    if (it->session && (c->uid == 0 || it->uid == c->uid))
+    if (it->session && ctr_conn_sees(c, it))
       n++;
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -194,7 +198,7 @@ static void reply_status(ctr_conn_t *c) {
   msgpack_pack_int(&pk, CTR_MSG_STATUS_REPLY);
   msgpack_pack_array(&pk, n);
   for (it = c->srv->conns; it; it = it->next)
-    if (it->session && (c->uid == 0 || it->uid == c->uid))
+    if (it->session && ctr_conn_sees(c, it))
       ctr_session_pack_status(it->session, &pk);
   send_frame(c, &sb);
   msgpack_sbuffer_destroy(&sb);
@@ -299,7 +303,7 @@ static void start_stop(ctr_conn_t *c, const ctr_msg_t *m) {
   ctr_conn_t *it;
 
   for (it = c->srv->conns; it; it = it->next) {
-    if (it->session == NULL || !(c->uid == 0 || it->uid == c->uid) ||
+    if (it->session == NULL || !ctr_conn_sees(c, it) ||
         !selected(m->u.select.map, it))
       continue;
     matched++;

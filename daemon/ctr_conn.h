@@ -42,6 +42,10 @@ int ctr_conn_accept(ctr_server_t *srv);
  * unless it said BYE. Idempotent. */
 void ctr_conn_close(ctr_conn_t *c, const char *reason);
 
+/* Whether viewer's peer may see c's session (STATUS, START, STOP, the
+ * follow feed): root sees every session, another user those of its uid. */
+bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c);
+
 /* Sends one frame holding the bytes of sb (dropped when the peer has not
  * read 4 MiB that were sent before). */
 void ctr_conn_send(ctr_conn_t *c, const msgpack_sbuffer *sb);

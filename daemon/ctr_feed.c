@@ -109,8 +109,7 @@ void ctr_feed_begin(ctr_conn_t *rec) {
 
   for (f = rec->srv->conns; f; f = f->next) {
     uint64_t *grown;
-    if (f->role != CTR_ROLE_FOLLOW || f->closing ||
-        !(f->uid == 0 || f->uid == rec->uid) ||
+    if (f->role != CTR_ROLE_FOLLOW || f->closing || !ctr_conn_sees(f, rec) ||
         !ctr_feed_descends(rec->pid, f->pid))
       continue;
     /* At most one entry per live session, so this stays bounded by
