@@ -176,10 +176,7 @@ void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_key(pk, "filter");
   pack_rules(pk, w->rules, w->nrules);
   pack_key(pk, "pushdown");
-  if (w->pushdown)
-    msgpack_pack_true(pk);
-  else
-    msgpack_pack_false(pk);
+  pack_bool(pk, w->pushdown);
 }
 
 void ctr_pack_error(msgpack_packer *pk, int code, const char *text) {
