@@ -194,9 +194,7 @@ static void reply_status(ctr_conn_t *c) {
       n++;
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_int(&pk, CTR_MSG_STATUS_REPLY);
-  msgpack_pack_array(&pk, n);
+  ctr_pack_status_reply(&pk, n);
   for (it = c->srv->conns; it; it = it->next)
     if (it->session && ctr_conn_sees(c, it))
       ctr_session_pack_status(it->session, &pk);

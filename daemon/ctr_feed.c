@@ -63,9 +63,7 @@ static void send_event(ctr_conn_t *f, const ctr_conn_t *rec, const char *event,
 
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_int(&pk, CTR_MSG_STATUS_REPLY);
-  msgpack_pack_array(&pk, 1);
+  ctr_pack_status_reply(&pk, 1);
   msgpack_pack_map(&pk, dir ? 8 : 3);
   ctr_pack_kv_str(&pk, "event", event);
   ctr_pack_kv_u64(&pk, "id", rec->sid);
@@ -97,9 +95,7 @@ void ctr_feed_subscribe(ctr_conn_t *c) {
   c->role = CTR_ROLE_FOLLOW;
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_int(&pk, CTR_MSG_STATUS_REPLY);
-  msgpack_pack_array(&pk, 0);
+  ctr_pack_status_reply(&pk, 0);
   ctr_conn_send(c, &sb);
   msgpack_sbuffer_destroy(&sb);
 }

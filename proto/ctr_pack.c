@@ -344,6 +344,11 @@ void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token) {
   pack_tag_u64(pk, tag, token);
 }
 
+void ctr_pack_status_reply(msgpack_packer *pk, uint32_t n) {
+  pack_head(pk, 2, CTR_MSG_STATUS_REPLY);
+  msgpack_pack_array(pk, n);
+}
+
 void ctr_pack_kv_str(msgpack_packer *pk, const char *key, const char *val) {
   pack_key(pk, key);
   pack_cstr(pk, val);

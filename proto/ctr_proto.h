@@ -398,7 +398,9 @@ void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
 bool ctr_wire_rule_read(const msgpack_object *o, ctr_wire_rule_t *r,
                         char *buf, size_t cap);
 void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token);
-/* One key and value of a STATUS_REPLY map. */
+/* STATUS_REPLY up to its array of n session maps, which the caller packs;
+ * one key and value of such a map. */
+void ctr_pack_status_reply(msgpack_packer *pk, uint32_t n);
 void ctr_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
 void ctr_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val);
 

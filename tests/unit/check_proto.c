@@ -285,13 +285,10 @@ START_TEST(test_roundtrip_batch) {
   ctr_pack_simple(&pk, CTR_MSG_STATUS);
   ctr_pack_flush(&pk, CTR_MSG_FLUSH, 5);
   ctr_pack_flush(&pk, CTR_MSG_FLUSHED, 5);
-  /* STATUS_REPLY has no packer of its own: the daemon builds the maps. */
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_int(&pk, CTR_MSG_STATUS_REPLY);
-  msgpack_pack_array(&pk, 1);
+  /* STATUS_REPLY: the daemon builds the maps. */
+  ctr_pack_status_reply(&pk, 1);
   msgpack_pack_map(&pk, 1);
-  pack_s("id");
-  msgpack_pack_uint64(&pk, 1);
+  ctr_pack_kv_u64(&pk, "id", 1);
 
   n = decode_all(ups, msgs, 32);
   ck_assert_uint_eq(n, 24);
