@@ -246,6 +246,17 @@ char *ctr_client_read_source(const char *file, size_t *len, bool *whole) {
   return buf;
 }
 
+size_t ctr_client_reload_base(const char *file,
+                              char out[CTR_CLIENT_RELOAD_BASE]) {
+  const char *name = strrchr(file, '/');
+  name = name ? name + 1 : file;
+  int n = snprintf(out, CTR_CLIENT_RELOAD_BASE, "<reload:%.255s>", name);
+  for (int i = 1; i < n - 1; i++)
+    if (out[i] == '<' || out[i] == '>')
+      out[i] = '_';
+  return (size_t)n;
+}
+
 void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
                             const char *file) {
   size_t len;

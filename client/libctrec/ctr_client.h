@@ -101,6 +101,23 @@ void ctr_client_quick_done(unsigned char *end);
  * when it cannot be read. */
 char *ctr_client_read_source(const char *file, size_t *len, bool *whole);
 
+/* Code compiled from strings (Ruby's eval, Python's exec and compile) gets
+ * one pseudo path per distinct text, whose SOURCE it is, up to this many
+ * texts and this many bytes of them in all; later ones share one
+ * "over-limit" path, whose source says so. */
+#define CTR_CLIENT_TEXTS_MAX 65536
+#define CTR_CLIENT_TEXT_BYTES (64u << 20)
+
+/* Room for ctr_client_reload_base's name. */
+#define CTR_CLIENT_RELOAD_BASE 300
+
+/* Writes into out "<reload:NAME>", NAME the last component of the path
+ * file (at most 255 bytes, '<' and '>' made '_'): the pseudo path whose
+ * numbered forms "<reload:NAME:N>" carry a file's later versions, since a
+ * trace path has one content. Returns its length. */
+size_t ctr_client_reload_base(const char *file,
+                              char out[CTR_CLIENT_RELOAD_BASE]);
+
 /* Packs SOURCE for path_id with the content of file, when it is a regular
  * file of at most CTR_CLIENT_SOURCE_MAX bytes; nothing otherwise. */
 void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,

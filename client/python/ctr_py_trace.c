@@ -759,11 +759,8 @@ static ctr_py_code_t *ctr_py_code_new(PyCodeObject *co, ctr_py_path_t *path) {
 
 /* ---- code compiled from strings ------------------------------------------ */
 
-/* Distinct texts that get a path of their own, and their bytes in all;
- * code from further texts shares CTR_PY_TEXT_OVERFLOW, whose source says
- * so. The Ruby shim's limits for eval strings. */
-#define CTR_PY_TEXTS_MAX 65536
-#define CTR_PY_TEXT_BYTES (64u << 20)
+/* Code from texts past CTR_CLIENT_TEXTS_MAX and CTR_CLIENT_TEXT_BYTES
+ * shares this path. */
 #define CTR_PY_TEXT_OVERFLOW "<string:over-limit>"
 
 static ctr_py_path_t *ctr_py_text_overflow(void) {
@@ -804,8 +801,8 @@ static ctr_py_path_t *ctr_py_text_path(const char *base, size_t blen,
   memcpy(key + blen + 1, text, tlen);
   ctr_py_entry_t *e = ctr__py_map_find(&g.texts, key, klen);
   ctr_py_path_t *p = e != NULL ? (ctr_py_path_t *)e->value : NULL;
-  if (e == NULL && (g.ntexts >= CTR_PY_TEXTS_MAX ||
-                    g.text_bytes + tlen > CTR_PY_TEXT_BYTES))
+  if (e == NULL && (g.ntexts >= CTR_CLIENT_TEXTS_MAX ||
+                    g.text_bytes + tlen > CTR_CLIENT_TEXT_BYTES))
     p = ctr_py_text_overflow();
   if (p != NULL) {
     free(key);
@@ -866,13 +863,9 @@ void ctr__py_code_text(PyCodeObject *co, const char *text, size_t n) {
       file->hash = h;
       file->hashed = true;
     } else if (h != file->hash) {
-      const char *name = strrchr(file->abs, '/') + 1;
-      char base[300];
-      int bl = snprintf(base, sizeof base, "<reload:%.255s>", name);
-      for (int i = 1; i < bl - 1; i++)
-        if (base[i] == '<' || base[i] == '>')
-          base[i] = '_';
-      p = ctr_py_text_path(base, (size_t)bl, text, n, file);
+      char base[CTR_CLIENT_RELOAD_BASE];
+      size_t bl = ctr_client_reload_base(file->abs, base);
+      p = ctr_py_text_path(base, bl, text, n, file);
     }
   }
   if (p != NULL)

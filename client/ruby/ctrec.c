@@ -74,11 +74,8 @@
  * default limits.max_string. */
 #define CTR_RB_EVENT_CHUNK (1u << 20)
 /* Eval'd code gets one pseudo path per distinct eval string (a string
- * evaluated again reuses its path), up to this many strings and this many
- * bytes of their text in all; later ones share CTR_RB_EVAL_OVERFLOW, whose
- * source says so. */
-#define CTR_RB_EVALS_MAX 65536
-#define CTR_RB_EVAL_TEXT_MAX (64u << 20)
+ * evaluated again reuses its path), within CTR_CLIENT_TEXTS_MAX and
+ * CTR_CLIENT_TEXT_BYTES; later ones share this one. */
 #define CTR_RB_EVAL_OVERFLOW "<eval:over-limit>"
 /* Compiled eval iseqs are kept alive (their addresses are the lookup keys)
  * in a ring of this many; the oldest is forgotten when it wraps, so a loop
@@ -944,7 +941,8 @@ static ctr_rb_path_t *ctr_rb_text_path(const char *base, size_t blen,
     free(k);
     return (ctr_rb_path_t *)val;
   }
-  if (g.nevals >= CTR_RB_EVALS_MAX || g.eval_bytes + tlen > CTR_RB_EVAL_TEXT_MAX) {
+  if (g.nevals >= CTR_CLIENT_TEXTS_MAX ||
+      g.eval_bytes + tlen > CTR_CLIENT_TEXT_BYTES) {
     free(k);
     return g.eval_overflow;
   }
@@ -982,16 +980,11 @@ static ctr_rb_path_t *ctr_rb_reload_path(ctr_rb_path_t *p) {
   if (p->loads++ == 0) {
     p->hash = h;
   } else if (h != p->hash) {
-    const char *name = strrchr(p->abs, '/');
-    name = name ? name + 1 : p->abs;
     /* "<reload:name.rb>" becomes "<reload:name.rb:N>", deduplicated with
      * the file's other versions by text. */
-    char base[300];
-    int bl = snprintf(base, sizeof base, "<reload:%.255s>", name);
-    for (int i = 1; i < bl - 1; i++)
-      if (base[i] == '<' || base[i] == '>')
-        base[i] = '_';
-    r = ctr_rb_text_path(base, (size_t)bl, text, n);
+    char base[CTR_CLIENT_RELOAD_BASE];
+    size_t bl = ctr_client_reload_base(p->abs, base);
+    r = ctr_rb_text_path(base, bl, text, n);
     if (r != NULL)
       p->reloaded = true;
   }
