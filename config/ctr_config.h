@@ -65,10 +65,10 @@ typedef struct ctr_config_s {
   size_t filter_nrules;
   ctr_filter_value_rule_t *filter_values; /* filter.values, owned copies */
   size_t filter_nvalues;
-  bool filter_pushdown;     /* filter.pushdown: rules sent to shims, default true */
   /* The three above, compiled. Rebuilt by every load and set, never NULL
    * unless memory ran out; take a reference to keep it past a reload. */
   ctr_filter_t *filter;
+  bool filter_pushdown; /* filter.pushdown: shims skip filtered code, default true */
   /* record: */
   int record_start;        /* record.start: recording | paused */
   ctr_record_window_t *record_windows; /* record.windows */
