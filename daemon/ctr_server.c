@@ -144,7 +144,8 @@ void ctr_server_stop(ctr_server_t *srv) {
     return;
   srv->stopping = true;
   ctr_listener_close(&srv->listener);
-  /* Control connections have nothing to finish. */
+  /* Connections without a session (control, follow) have nothing to
+   * finish. */
   for (c = srv->conns; c; c = next) {
     next = c->next;
     if (c->session == NULL)
