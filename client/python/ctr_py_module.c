@@ -308,13 +308,19 @@ static bool ctr_py_pending_made(const ctr_py_pending_t *c, PyObject *co) {
 }
 #endif
 
+/* Whether co's file name is a pseudo one ("<string>"), which every string
+ * compiled under it shares. */
+static bool ctr_py_pseudo_file(PyCodeObject *co) {
+  return PyUnicode_Check(co->co_filename) &&
+         PyUnicode_GET_LENGTH(co->co_filename) > 0 &&
+         PyUnicode_READ_CHAR(co->co_filename, 0) == '<';
+}
+
 static void ctr_py_on_exec(PyObject *code) {
   if (!PyCode_Check(code))
     return;
   PyCodeObject *co = (PyCodeObject *)code;
-  bool pseudo = PyUnicode_Check(co->co_filename) &&
-                PyUnicode_GET_LENGTH(co->co_filename) > 0 &&
-                PyUnicode_READ_CHAR(co->co_filename, 0) == '<';
+  bool pseudo = ctr_py_pseudo_file(co);
   const void *frame = ctr__py_frame_id(NULL), *instr = ctr__py_frame_instr();
   for (size_t i = g_npending; i-- > 0;) {
     ctr_py_pending_t *c = &g_pending[i];
@@ -344,10 +350,8 @@ static void ctr_py_on_exec(PyObject *code) {
 /* A code object just made: from the newest compile of its pseudo file
  * name, when there is one (code nested in it comes first). */
 static int ctr_py_code_made(PyCodeEvent event, PyCodeObject *co) {
-  if (event != PY_CODE_EVENT_CREATE || g_npending == 0 ||
-      !ctr__py_trace_on() || !PyUnicode_Check(co->co_filename) ||
-      PyUnicode_GET_LENGTH(co->co_filename) == 0 ||
-      PyUnicode_READ_CHAR(co->co_filename, 0) != '<')
+  if (event != PY_CODE_EVENT_CREATE || g_npending == 0 || !ctr__py_trace_on() ||
+      !ctr_py_pseudo_file(co))
     return 0;
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
