@@ -200,22 +200,19 @@ void ctr_pack_path(msgpack_packer *pk, uint32_t id, const char *p, size_t n) {
 
 void ctr_pack_func(msgpack_packer *pk, uint32_t id, uint32_t path_id,
                    int64_t line, const char *name, size_t n) {
-  pack_head(pk, 5, CTR_MSG_FUNC);
-  msgpack_pack_uint32(pk, id);
-  msgpack_pack_uint32(pk, path_id);
-  msgpack_pack_int64(pk, line);
-  pack_str(pk, name, n);
+  ctr_pack_func_in(pk, id, path_id, line, name, n, NULL, 0);
 }
 
 void ctr_pack_func_in(msgpack_packer *pk, uint32_t id, uint32_t path_id,
                       int64_t line, const char *name, size_t n,
                       const char *module, size_t mn) {
-  pack_head(pk, 6, CTR_MSG_FUNC);
+  pack_head(pk, module ? 6 : 5, CTR_MSG_FUNC);
   msgpack_pack_uint32(pk, id);
   msgpack_pack_uint32(pk, path_id);
   msgpack_pack_int64(pk, line);
   pack_str(pk, name, n);
-  pack_str(pk, module, mn);
+  if (module)
+    pack_str(pk, module, mn);
 }
 
 void ctr_pack_type(msgpack_packer *pk, uint32_t id, int kind, const char *name,

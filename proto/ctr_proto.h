@@ -358,7 +358,8 @@ void ctr_pack_bye(msgpack_packer *pk, int64_t status);
 void ctr_pack_path(msgpack_packer *pk, uint32_t id, const char *p, size_t n);
 void ctr_pack_func(msgpack_packer *pk, uint32_t id, uint32_t path_id,
                    int64_t line, const char *name, size_t n);
-/* FUNC with the module the function belongs to (Python's __name__). */
+/* FUNC with the module the function belongs to (Python's __name__), or
+ * without one when module is NULL, as ctr_pack_func packs it. */
 void ctr_pack_func_in(msgpack_packer *pk, uint32_t id, uint32_t path_id,
                       int64_t line, const char *name, size_t n,
                       const char *module, size_t mn);

@@ -1114,13 +1114,8 @@ static uint32_t ctr_py_func_id(msgpack_packer *pk, ctr_py_code_t *ci) {
   uint32_t pid = ctr_py_path_id(pk, ci->path);
   if (ci->func_gen != g.gen) {
     ci->func_id = g.next_func++;
-    const char *name = ci->name ? ci->name : "?";
-    size_t n = ci->name ? ci->name_len : 1;
-    if (ci->module != NULL)
-      ctr_pack_func_in(pk, ci->func_id, pid, ci->line, name, n, ci->module,
-                       ci->module_len);
-    else
-      ctr_pack_func(pk, ci->func_id, pid, ci->line, name, n);
+    ctr_pack_func_in(pk, ci->func_id, pid, ci->line, ci->name ? ci->name : "?",
+                     ci->name ? ci->name_len : 1, ci->module, ci->module_len);
     ci->func_gen = g.gen;
   }
   return ci->func_id;
