@@ -26,14 +26,14 @@
  * its own.
  *
  * Push-down: the daemon filters everything itself, but it also sends its
- * code rules, and ctr_client_decide answers exactly as the daemon would. A
- * frame whose code the daemon would skip sends nothing (its callees are
- * decided on their own), and below a skip-tree frame nothing is sent until
- * it returns, so the daemon sees the same trace with less work on both
- * sides. Output and RAISE do not depend on frames in the daemon, so they
- * are still sent. With filter.pushdown: false the shim decides with the
- * rules but skips nothing (and captures every value), which is how the
- * tests check that traces are identical.
+ * code rules, and ctr_client_decide_in answers exactly as the daemon
+ * would. A frame whose code the daemon would skip sends nothing (its
+ * callees are decided on their own), and below a skip-tree frame nothing
+ * is sent until it returns, so the daemon sees the same trace with less
+ * work on both sides. Output and RAISE do not depend on frames in the
+ * daemon, so they are still sent. With filter.pushdown: false the shim
+ * decides with the rules but skips nothing (and captures every value),
+ * which is how the tests check that traces are identical.
  *
  * While the daemon has paused the session the trace function is removed
  * from every thread: CPython then runs at full speed (any trace function,
@@ -113,7 +113,7 @@ typedef struct ctr_py_code_s {
   uint32_t names_gen;
   Py_ssize_t *args; /* indices into names, in declaration order */
   Py_ssize_t nargs;
-  int action;          /* ctr_client_decide for this code */
+  int action;          /* ctr_client_decide_in for this code */
   uint32_t action_gen; /* filter generation `action` belongs to, +1 */
   ctr_py_mon_code_t *mon; /* its local events (sys.monitoring), or NULL */
 } ctr_py_code_t;
