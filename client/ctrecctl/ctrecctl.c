@@ -5,7 +5,7 @@
  *   ctrecctl follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]
  *   ctrecctl start|stop [-s SOCKET] [-t SEC] (SESSION... | --all | --pid PID)
  *   ctrecctl reload [-s SOCKET] [-t SEC]
- *   ctrecctl check [--live] TRACE_DIR...
+ *   ctrecctl check [--live] [--floats FORM] [-q] TRACE_DIR...
  *
  * record runs CMD with the shims on its load paths. When CT_RECORDER_SOCKET
  * names no running daemon it starts a private ctrecd on a socket in a fresh
