@@ -1917,11 +1917,13 @@ void ctr__py_record_output(int kind, const char *s, size_t n) {
     }
   }
   if (g_out.len + n <= g_out.cap) {
+    /* Text already held is this process's (ctr_py_out_own). */
+    if (g_out.len == 0)
+      g_out.pid = getpid();
     memcpy(g_out.buf + g_out.len, s, n);
     g_out.len += n;
     g_out.kind = kind;
     g_out.wire_id = t->wire_id;
-    g_out.pid = getpid();
     if (s[n - 1] == '\n')
       ctr__py_flush_output();
     return;
