@@ -33,9 +33,9 @@
 #   program   the traced process's CPU seconds and peak RSS
 #
 # Traces are written under $TMPDIR (default /tmp) and deleted after each
-# row; they reach hundreds of MB. The script installs the Debian packages it
-# needs when missing. A figure, not a pass/fail test: it fails only when a
-# traced run's output differs from the untraced one or its trace is not
+# row; a Python one reaches 1.6 GB. The script installs the Debian packages
+# it needs when missing. A figure, not a pass/fail test: it fails only when
+# a traced run's output differs from the untraced one or its trace is not
 # complete.
 #
 # Usage: tests/bench/realworld/run.sh [BUILD_DIR]   (default: build)
@@ -73,7 +73,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The largest trace of a row is a few GB at most with the sizes below.
+# The largest trace of a row is 1.6 GB with the sizes below.
 free_kb=$(df -Pk "$work" | awk 'NR == 2 {print $4}')
 if [ "$free_kb" -lt $((8 * 1024 * 1024)) ]; then
   echo "realworld: only $((free_kb / 1024)) MB free under $work; 8 GB needed" >&2
@@ -85,7 +85,7 @@ fi
 # the python3 on PATH; ask it where they are.
 mkdir -p "$work/py" "$work/rb/lib"
 cp "$here"/python/*.py "$work/py/"
-/usr/bin/python3 -c 'import os, sys, markdown, jinja2, markupsafe
+/usr/bin/python3 -c 'import os, markdown, jinja2, markupsafe
 for m in (markdown, jinja2, markupsafe): print(os.path.dirname(m.__file__))' >"$work/pylibs"
 while read -r dir; do
   cp -r "$dir" "$work/py/"
@@ -107,7 +107,7 @@ ruby -e 'require "kramdown"; require "rexml/document"
 pythons=python3
 if [ -f "$build/ctrec-python-extra.txt" ]; then
   while read -r py; do
-    [ -x "$py" ] && pythons="$pythons $py"
+    if [ -x "$py" ]; then pythons="$pythons $py"; fi
   done <"$build/ctrec-python-extra.txt"
 fi
 
@@ -174,7 +174,7 @@ traced() {
     echo "realworld: $label: a trace is not complete" >&2
     exit 1
   fi
-  steps=$(cat "$out"/*/trace_metadata.json | grep -o '"steps":[0-9]*' |
+  steps=$(grep -ho '"steps":[0-9]*' "$out"/*/trace_metadata.json |
     awk -F: '{s += $2} END {print s}')
   bytes=$(du -sb "$out" | cut -f1)
   rm -rf "$out"
