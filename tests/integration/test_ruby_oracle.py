@@ -19,7 +19,9 @@ from harness import (CTRECD, SOURCE, TempDirTest, Trace, record, run, trace_fold
 
 ORACLE_DIR = os.path.join(SOURCE, "tests", "programs", "oracle")
 ORACLE = os.path.join(ORACLE_DIR, "oracle.rb")
-PROGRAMS = sorted(f for f in os.listdir(ORACLE_DIR) if f.endswith(".rb") and f != "oracle.rb")
+# Files starting with "_" are helpers the programs require.
+PROGRAMS = sorted(f for f in os.listdir(ORACLE_DIR)
+                  if f.endswith(".rb") and f != "oracle.rb" and not f.startswith("_"))
 
 
 def capture_limits():

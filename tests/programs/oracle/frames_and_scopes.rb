@@ -1,7 +1,11 @@
 # Frames whose locals ctrec reads through a Binding it keeps for the whole
 # frame: rescue and ensure clauses, methods made with define_method, class
 # bodies between top-level lines, nested blocks that assign outer locals,
-# and a method whose locals are changed by a block it yields to.
+# a method whose locals are changed by a block it yields to, and blocks
+# that library code (Set#each, Kernel#loop, #tap) or another self
+# (instance_eval, instance_exec) runs: ctrec records those as calls.
+require "set"
+require_relative "_helper"
 class Rect
   attr_reader :w, :h
 
@@ -59,4 +63,21 @@ grid.each_with_index do |row, y|
     total += row[x]
   end
 end
+def through_library(items)
+  acc = []
+  items.each { |v| acc << v * 2 }
+  i = 0
+  loop do
+    i += 1
+    break if i > 1
+  end
+  5.tap { |t| acc << t + i }
+  acc.instance_eval { push(size) }
+  acc
+end
+
+doubled = through_library(Set[1, 2])
+stamp(doubled, :stamped)
+holder = Object.new
+holder.instance_exec(doubled) { |d| @seen = d.size }
 puts total, area, first.inspect, second.inspect

@@ -65,6 +65,8 @@ view.upcase!
 exact = "y" * 1000
 over = "z" * 1001
 utf = "héllo wörld"
+cut = "a" + "é" * 600
+bin = "\xff\xfe ok".b
 wide = {}
 40.times { |i| wide["k#{i}"] = i }
 crowd = Object.new
@@ -78,6 +80,8 @@ nest = {l1: [{l3: [:too_deep]}]}
 nest[:l1] << {sibling: 1}
 ranges = [1.., "a".."c", (1.0...2.5)]
 nums = [2**63 - 1, -(2**63), 2**64, 2**40000, 0.1 + 0.2, -0.0, 1e20, Rational(-1, 3), Complex(1, -2)]
+Wide = Struct.new(*(1..40).map { |i| :"m#{i}" })
+wide_struct = Wide.new(*1..40)
 cfg = Config.new(name: "c", opts: {verbose: true})
 cfg.opts[:level] = 3
 counter = 0

@@ -6,7 +6,10 @@
 # optimisations of value capture.
 #
 #   ORACLE_OUT=dump.json ORACLE_LIMITS=depth,length,string \
-#     ruby -r ./oracle.rb /abs/path/prog.rb
+#     ruby -r /abs/path/oracle.rb /abs/path/prog.rb
+#
+# The program's files are the Ruby files of its folder (helpers it
+# requires included).
 #
 # The dump is a JSON array of steps, in the order each fiber ran them:
 #   {"thread": n, "path": p, "line": l, "vars": [[name, value], ...]}
@@ -89,16 +92,21 @@ module CtrecOracle
       @threads[th] ||= @threads.size
     end
 
+    # Frames of every file count for telling where a block runs (a block
+    # yielded by library code, Set#each say, is recorded as a call of its
+    # own); steps come from the program's files only.
     def event(tp)
-      return unless @files.include?(tp.path)
+      mine = @files.include?(tp.path)
       stack = (@stacks[Fiber.current] ||= [])
       case tp.event
       when :line
+        return unless mine
         b = tp.binding
         vars = b.local_variables.map { |n| [n.to_s, render(b.local_variable_get(n))] }
         step(tp, vars)
       when :call
         stack.push([tp.method_id, tp.defined_class, tp.self, true])
+        return unless mine
         b = tp.binding
         params = tp.parameters.map { |p| p[1] }.select { |n| n && n.match?(/\A[a-z_]/) }
         step(tp, [["self", render(tp.self)]] +
@@ -106,7 +114,7 @@ module CtrecOracle
       when :b_call
         home = at_home(stack, tp)
         stack.push([tp.method_id, tp.defined_class, tp.self, !home])
-        unless home
+        if mine && !home
           b = tp.binding
           step(tp, [["self", render(tp.self)]] +
                    b.local_variables.map { |n| [n.to_s, render(b.local_variable_get(n))] })
@@ -140,10 +148,12 @@ module CtrecOracle
     end
 
     # A copy (byteslice always makes one): the program may change the
-    # string later, and the dump is written at exit.
+    # string later, and the dump is written at exit. The trace keeps valid
+    # UTF-8 and shows every other byte as the text \xNN (ctr_json_str).
     def text(s)
       n = [STR_BYTESIZE.bind_call(s), @string].min
-      STR_BYTESLICE.bind_call(s, 0, n).force_encoding(Encoding::UTF_8)
+      t = STR_BYTESLICE.bind_call(s, 0, n).force_encoding(Encoding::UTF_8)
+      t.scrub { |bad| bad.bytes.map { |c| format("\\x%02x", c) }.join }
     end
 
     def raw_class(v)
@@ -238,6 +248,7 @@ module CtrecOracle
   end
 end
 
+# The program's files: every Ruby file in its folder but this one.
 CtrecOracle.start(ENV.fetch("ORACLE_OUT"),
                   ENV.fetch("ORACLE_LIMITS").split(",").map { |x| Integer(x) },
-                  [File.expand_path($0)])
+                  Dir[File.join(File.dirname(File.expand_path($0)), "*.rb")] - [__FILE__])
