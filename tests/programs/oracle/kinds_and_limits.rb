@@ -33,6 +33,13 @@ end
 class Label < String
 end
 
+class Refused < StandardError
+  def initialize(code)
+    @code = code
+    super("refused #{code}")
+  end
+end
+
 Config = Struct.new(:name, :opts, keyword_init: true)
 
 def all_kinds(a, b = 2, *rest, c:, d: 4, **opts, &blk)
@@ -82,6 +89,19 @@ ranges = [1.., "a".."c", (1.0...2.5)]
 nums = [2**63 - 1, -(2**63), 2**64, 2**40000, 0.1 + 0.2, -0.0, 1e20, Rational(-1, 3), Complex(1, -2)]
 Wide = Struct.new(*(1..40).map { |i| :"m#{i}" })
 wide_struct = Wide.new(*1..40)
+times = [Time.at(0, 5, :nsec), Time.at(-1.5), [[Time.at(1)]]]
+patterns = [/ab+c/i, [[/deep/]]]
+errors = []
+begin
+  raise ArgumentError
+rescue => bare
+  errors << bare
+end
+begin
+  raise Refused, 7
+rescue Refused => refused
+  errors << refused
+end
 cfg = Config.new(name: "c", opts: {verbose: true})
 cfg.opts[:level] = 3
 counter = 0

@@ -58,6 +58,11 @@ module CtrecOracle
   RANGE_END = Range.instance_method(:end)
   RAT_NUM = Rational.instance_method(:numerator)
   RAT_DEN = Rational.instance_method(:denominator)
+  TIME_SEC = Time.instance_method(:to_i)
+  TIME_NSEC = Time.instance_method(:nsec)
+  RE_SOURCE = Regexp.instance_method(:source)
+  RE_OPTIONS = Regexp.instance_method(:options)
+  EXC_TO_S = Exception.instance_method(:to_s)
   CPX_REAL = Complex.instance_method(:real)
   CPX_IMAG = Complex.instance_method(:imaginary)
   INT_ABS = Integer.instance_method(:abs)
@@ -193,6 +198,10 @@ module CtrecOracle
       elsif KIND_OF.bind_call(v, Rational)
         struct(cname, [["numerator", RAT_NUM.bind_call(v)],
                        ["denominator", RAT_DEN.bind_call(v)]], inner)
+      elsif KIND_OF.bind_call(v, Time)
+        struct(cname, [["sec", TIME_SEC.bind_call(v)], ["nsec", TIME_NSEC.bind_call(v)]], inner)
+      elsif KIND_OF.bind_call(v, Regexp)
+        struct(cname, [["source", RE_SOURCE.bind_call(v)], ["options", RE_OPTIONS.bind_call(v)]], inner)
       elsif KIND_OF.bind_call(v, Complex)
         struct(cname, [["real", CPX_REAL.bind_call(v)], ["imag", CPX_IMAG.bind_call(v)]], inner)
       elsif KIND_OF.bind_call(v, Range)
@@ -203,10 +212,21 @@ module CtrecOracle
       elsif named_ancestor?(klass, "Set") && KIND_OF.bind_call(IVAR_GET.bind_call(v, :@hash), Hash)
         hash(IVAR_GET.bind_call(v, :@hash), cname, inner, true)
       else
+        fields = exception_message(v)
         names = IVARS.bind_call(v).first(@length)
-        return raw_class(v) if names.empty?
-        struct(cname, names.map { |n| [SYM_TO_S.bind_call(n), IVAR_GET.bind_call(v, n)] }, inner)
+        fields += names.map { |n| [SYM_TO_S.bind_call(n), IVAR_GET.bind_call(v, n)] }
+        return raw_class(v) if fields.empty?
+        struct(cname, fields, inner)
       end
+    end
+
+    # An exception shows its stored message first, when that is a String.
+    # Exception#to_s returns that very String, or a new string (the class
+    # name, or the message converted) each time otherwise.
+    def exception_message(v)
+      return [] unless KIND_OF.bind_call(v, Exception)
+      m = EXC_TO_S.bind_call(v)
+      EQUAL.bind_call(m, EXC_TO_S.bind_call(v)) ? [["message", m]] : []
     end
 
     def named_ancestor?(klass, name)
