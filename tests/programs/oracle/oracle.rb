@@ -74,8 +74,6 @@ module CtrecOracle
   INT64_MAX = 2**63 - 1
 
   class << self
-    attr_reader :steps
-
     def start(out, limits, files)
       @out = out
       @depth, @length, @string = limits
@@ -93,8 +91,8 @@ module CtrecOracle
       File.write(@out, JSON.generate(@steps))
     end
 
-    def thread_no(th)
-      @threads[th] ||= @threads.size
+    def fiber_no(fiber)
+      @threads[fiber] ||= @threads.size
     end
 
     # Frames of every file count for telling where a block runs (a block
@@ -107,26 +105,26 @@ module CtrecOracle
       when :line
         return unless mine
         b = tp.binding
-        vars = b.local_variables.map { |n| [n.to_s, render(b.local_variable_get(n))] }
-        step(tp, vars)
+        step(tp, locals(b, b.local_variables))
       when :call
         stack.push([tp.method_id, tp.defined_class, tp.self, true])
         return unless mine
-        b = tp.binding
-        params = tp.parameters.map { |p| p[1] }.select { |n| n && n.match?(/\A[a-z_]/) }
-        step(tp, [["self", render(tp.self)]] +
-                 params.map { |n| [n.to_s, render(b.local_variable_get(n))] })
+        params = tp.parameters.map { |p| p[1] }.select { |n| n&.match?(/\A[a-z_]/) }
+        step(tp, [["self", render(tp.self)]] + locals(tp.binding, params))
       when :b_call
         home = at_home(stack, tp)
         stack.push([tp.method_id, tp.defined_class, tp.self, !home])
         if mine && !home
           b = tp.binding
-          step(tp, [["self", render(tp.self)]] +
-                   b.local_variables.map { |n| [n.to_s, render(b.local_variable_get(n))] })
+          step(tp, [["self", render(tp.self)]] + locals(b, b.local_variables))
         end
       when :return, :b_return
         stack.pop
       end
+    end
+
+    def locals(binding, names)
+      names.map { |n| [n.to_s, render(binding.local_variable_get(n))] }
     end
 
     # A block runs at home when the innermost recorded frame is the method
@@ -140,7 +138,7 @@ module CtrecOracle
     end
 
     def step(tp, vars)
-      @steps << {"thread" => thread_no(Fiber.current), "path" => tp.path,
+      @steps << {"thread" => fiber_no(Fiber.current), "path" => tp.path,
                  "line" => tp.lineno, "vars" => vars}
     end
 
