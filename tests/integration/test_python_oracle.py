@@ -115,6 +115,9 @@ class OracleTest(TempDirTest):
     def test_kinds(self):
         self.compare("mutate_kinds.py")
 
+    def test_scalars(self):
+        self.compare("mutate_scalars.py")
+
     def test_threads(self):
         steps = self.compare("mutate_threads.py")
         # The other thread's changes are what the main thread shows.
