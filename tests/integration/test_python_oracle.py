@@ -39,7 +39,7 @@ def canonical(t, v):
     if k == "BigInt":
         return head + [v["negative"], int.from_bytes(base64.b64decode(v["b"]), "big")]
     if k == "Float":
-        return head + [float(v["f"])]
+        return head + [repr(float(v["f"]))]  # repr: -0.0 is not 0.0
     if k == "String":
         return head + [v["text"]]
     if k == "Raw":
@@ -48,7 +48,8 @@ def canonical(t, v):
         return head + [[canonical(t, e) for e in v["elements"]]]
     if k == "Struct":
         names = [f["name"] for f in ty["specific_info"]["fields"]]
-        return head + [[[n, canonical(t, e)] for n, e in zip(names, v["field_values"])]]
+        return head + [[[n, canonical(t, e)] for n, e in zip(names, v["field_values"],
+                                                                strict=True)]]
     return head + [v]
 
 
@@ -120,8 +121,11 @@ class OracleTest(TempDirTest):
 
     def test_threads(self):
         steps = self.compare("mutate_threads.py")
-        # The other thread's changes are what the main thread shows.
-        self.assertIn(28, [s["line"] for s in steps])
+        # The main thread's step after the first handover shows what the
+        # other thread put into the list.
+        at, = [s for s in steps if s["line"] == 27]
+        shared = dict(at["vars"])["shared"]
+        self.assertEqual(shared[2][0][:2], ["Sequence", "dict"])
 
     def test_every_program_is_compared(self):
         """Each mutate_<theme>.py has its test_<theme>."""

@@ -8,7 +8,7 @@ the way client/python/ctr_py_value.c renders them, as JSON.
 Written from CPython's data model alone (f_locals, __dict__, __slots__), not
 from ctrec's code paths, so that the suite comparing the two catches a
 capture that goes wrong. Each value is [kind, lang_type, ...]:
-None, Bool b, Int i, BigInt negative magnitude, Float f, String text,
+None, Bool b, Int i, BigInt negative magnitude, Float repr(f), String text,
 Raw text, Sequence [items], Tuple [items], Struct [[field, value]...]."""
 import json
 import os
@@ -47,7 +47,7 @@ def scalar(v):
             return raw(v, "<integer of %d bits>" % abs(n).bit_length())
         return ["BigInt", tname(v), n < 0, abs(n)]
     if isinstance(v, float):
-        return ["Float", tname(v), float.__float__(v)]
+        return ["Float", tname(v), repr(float.__float__(v))]
     if isinstance(v, str):
         return ["String", tname(v), str.__str__(v)[:STRING]]
     if isinstance(v, (bytes, bytearray)):
@@ -122,7 +122,8 @@ def walk(v, visiting):
         if isinstance(v, list):
             return ["Sequence", tname(v), [walk(x, visiting) for x in list.copy(v)[:LENGTH]]]
         if isinstance(v, tuple):
-            return ["Tuple", tname(v), [walk(x, visiting) for x in tuple.__getitem__(v, slice(0, LENGTH))]]
+            items = tuple.__getitem__(v, slice(0, LENGTH))
+            return ["Tuple", tname(v), [walk(x, visiting) for x in items]]
         if isinstance(v, dict):
             return ["Sequence", tname(v),
                     [["Tuple", "tuple", [walk(k, visiting), walk(x, visiting)]]
@@ -174,7 +175,7 @@ def dump():
         json.dump(steps, f)
 
 
-del sys.argv[:5]
+del sys.argv[:5]  # the program sees its own arguments
 sys.argv[0] = TARGET
 sys.path[0] = os.path.dirname(TARGET)
 threading.settrace(tracer)
