@@ -49,6 +49,7 @@ def scalars():
     text = "x" * 1500
     uni = "h\u00e9llo \u2603"
     data = b"bytes"
+    data += b"\xff\xfe not UTF-8"
     buf = bytearray(b"ab")
     buf += b"cd"
     z = complex(1, -2)

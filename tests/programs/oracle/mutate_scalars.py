@@ -1,7 +1,8 @@
 """Functions whose locals are all scalars, rebound at every line: the steps
 ctrec encodes in place. Bools both ways, None, ints at the 64-bit edges,
-floats, ASCII and other strings, and a function with more locals than the
-in-place path takes."""
+floats, ASCII and other strings (past the byte limit: cut there, or before
+a character the limit would split; a lone surrogate), and a function with
+more locals than the in-place path takes."""
 
 
 def flags():
@@ -34,6 +35,9 @@ def texts():
     s = t
     t = ""
     s = "z" * 1200
+    t = "\u00e9" * 1200
+    s = "a" * 999 + "\u00e9"
+    t = "lone \udc80 surrogate"
     return s, t
 
 

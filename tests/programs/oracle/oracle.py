@@ -49,9 +49,9 @@ def scalar(v):
     if isinstance(v, float):
         return ["Float", tname(v), repr(float.__float__(v))]
     if isinstance(v, str):
-        return ["String", tname(v), str.__str__(v)[:STRING]]
+        return ["String", tname(v), text(str.__str__(v))]
     if isinstance(v, (bytes, bytearray)):
-        return ["String", tname(v), bytes(v[:STRING]).decode()]
+        return ["String", tname(v), as_json_text(bytes(v[:STRING]))]
     if isinstance(v, types.ModuleType):
         return raw(v, "<module %s>" % v.__name__)
     if isinstance(v, types.FunctionType):
@@ -67,6 +67,24 @@ def scalar(v):
     if type(v) is complex:
         return raw(v, "(%.17g%+.17gj)" % (v.real, v.imag))
     return None
+
+
+def as_json_text(b):
+    """How trace.json shows bytes: UTF-8 as itself, other bytes as \\xNN."""
+    return b.decode("utf-8", "backslashreplace")
+
+
+def text(s):
+    """A str as its first STRING bytes of UTF-8 (lone surrogates kept as
+    their three bytes), never a character cut in two."""
+    out, size = [], 0
+    for ch in s[:STRING]:
+        b = ch.encode("utf-8", "surrogatepass")
+        if size + len(b) > STRING:
+            break
+        out.append(b)
+        size += len(b)
+    return as_json_text(b"".join(out))
 
 
 def tname_of_class(c):
