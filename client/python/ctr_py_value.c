@@ -104,8 +104,13 @@ static void ctr_py_string(ctr_py_walk_t *w, PyObject *v) {
     ctr_pack_v_error(w->out, tid, "unreadable string", 17);
     return;
   }
-  if ((size_t)n > w->max_string)
+  if ((size_t)n > w->max_string) {
     n = (Py_ssize_t)w->max_string;
+    /* Cut before a character the limit would split: its first bytes
+     * alone are not UTF-8 and would show as \xNN in the trace. */
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--;
+  }
   ctr_pack_v_string(w->out, tid, s, (size_t)n);
   Py_DECREF(b);
 }
