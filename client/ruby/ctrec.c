@@ -1426,9 +1426,11 @@ static void ctr_rb_on_raise(rb_trace_arg_t *targ, ctr_rb_stack_t *s) {
 }
 
 /* Whether a block starting now runs inside the frame that created it: the
- * innermost known frame (frames of skipped files in between do not count)
- * is the block's home method on the same self. With no such frame the
- * block must come from the top level. */
+ * innermost known frame is the block's home method on the same self. A
+ * frame of code the rules skip is known too, so a block that library code
+ * yields to is a call of its own (under its nearest recorded caller); only
+ * frames the hook ignores (code without a path) do not count. With no
+ * known frame the block must come from the top level. */
 static bool ctr_rb_block_at_home(const ctr_rb_stack_t *s,
                                  const ctr_rb_frame_t *b) {
   for (size_t i = s->n - 1; i-- > 0;) {
