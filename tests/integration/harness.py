@@ -215,6 +215,14 @@ def ruby_line_events(program, args=(), cwd=None):
     return res
 
 
+def capture_limits():
+    """(value_depth, value_length, value_string): the capture limits a
+    ctrecd without configuration gives the shims."""
+    text = run([CTRECD, "--print-config"]).stdout.decode()
+    return tuple(int(re.search(r"^\s*%s: (\d+)" % k, text, re.M).group(1))
+                 for k in ("value_depth", "value_length", "value_string"))
+
+
 def service_config(root, extra="", flush=100):
     """ctrec.yaml text for a Daemon in root (socket in root/run, traces in
     root/traces), followed by the extra YAML sections."""

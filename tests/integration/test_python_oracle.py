@@ -9,20 +9,12 @@ import base64
 import glob
 import json
 import os
-import re
 
-from harness import CTRECD, SOURCE, TempDirTest, Trace, record, run, trace_folders, validate
+from harness import (SOURCE, TempDirTest, Trace, capture_limits, record, run, trace_folders,
+                     validate)
 from test_python_record import PYTHON, per_interpreter
 
 ORACLE = os.path.join(SOURCE, "tests", "programs", "oracle")
-
-
-def default_limits():
-    """(value_depth, value_length, value_string): the capture limits a
-    ctrecd without configuration gives the shims."""
-    text = run([CTRECD, "--print-config"]).stdout.decode()
-    return tuple(int(re.search(r"^\s*%s: (\d+)" % k, text, re.M).group(1))
-                 for k in ("value_depth", "value_length", "value_string"))
 
 
 def canonical(t, v):
@@ -93,7 +85,7 @@ class OracleTest(TempDirTest):
         t = Trace(folder)
         self.assertEqual(t.state, "complete")
         dump = os.path.join(self.tmp, "oracle.json")
-        limits = [str(n) for n in default_limits()]
+        limits = [str(n) for n in capture_limits()]
         ran = run([self.python, os.path.join(ORACLE, "oracle.py"), dump, *limits, prog],
                   cwd=self.tmp, env=env)
         self.assertEqual(ran.stdout, plain.stdout, ran.stderr.decode())

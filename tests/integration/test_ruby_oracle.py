@@ -14,7 +14,7 @@ values in every run, but may interleave differently."""
 import json
 import os
 
-from harness import (CTRECD, SOURCE, TempDirTest, Trace, record, run, trace_folders,
+from harness import (SOURCE, TempDirTest, Trace, capture_limits, record, run, trace_folders,
                      validate)
 
 ORACLE_DIR = os.path.join(SOURCE, "tests", "programs", "oracle")
@@ -22,19 +22,6 @@ ORACLE = os.path.join(ORACLE_DIR, "oracle.rb")
 # Files starting with "_" are helpers the programs require.
 PROGRAMS = sorted(f for f in os.listdir(ORACLE_DIR)
                   if f.endswith(".rb") and f != "oracle.rb" and not f.startswith("_"))
-
-
-def capture_limits():
-    """limits.value_depth, value_length and value_string as ctrecd's default
-    configuration sets them (the shims capture to these)."""
-    res = run([CTRECD, "--print-config"])
-    text = res.stdout.decode()
-    out = {}
-    for line in text.splitlines():
-        key, _, val = line.strip().partition(":")
-        if key in ("value_depth", "value_length", "value_string"):
-            out[key] = int(val.split("#")[0])
-    return out["value_depth"], out["value_length"], out["value_string"]
 
 
 def trace_value(t, v):
