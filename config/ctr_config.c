@@ -103,6 +103,13 @@ static const struct opt opts[] = {
      "How many elements of a container the shims capture.", NULL},
     {"limits.value_string", OPT_UINT, OFF(value_string), "1000", 0, 4194304,
      NULL, "How many bytes of a string the shims capture.", NULL},
+    {"limits.value_budget", OPT_UINT, OFF(value_budget), "4096", 0, 16777216,
+     NULL, "How many values the shims capture per step, all variables and "
+     "their elements together; 0 for no bound.", NULL},
+    {"limits.value_refs", OPT_UINT, OFF(value_refs), "4096", 0, 1048576,
+     NULL, "How many captured values the daemon keeps per session so that "
+     "shims can send an unchanged value as a reference; 0 turns references "
+     "off.", NULL},
     {"filter.defaults", OPT_BOOL, OFF(filter_defaults), "true", 0, 0, NULL,
      "Skip the standard libraries and installed packages unless a rule "
      "says otherwise.",

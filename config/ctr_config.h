@@ -59,6 +59,8 @@ typedef struct ctr_config_s {
   uint32_t value_depth;    /* limits.value_depth: nesting the shims capture, default 3 */
   uint32_t value_length;   /* limits.value_length: elements per container, default 32 */
   uint32_t value_string;   /* limits.value_string: bytes per string, default 1000 */
+  uint32_t value_budget;   /* limits.value_budget: values per step, 0 = no bound */
+  uint32_t value_refs;     /* limits.value_refs: definitions kept per session */
   /* filter: */
   bool filter_defaults;     /* filter.defaults: built-in rules, default true */
   ctr_filter_rule_t *filter_rules; /* filter.rules, owned copies */

@@ -1818,6 +1818,8 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
   w->max_depth = s->cfg->value_depth;
   w->max_length = s->cfg->value_length;
   w->max_string = s->cfg->value_string;
+  w->max_nodes = s->cfg->value_budget;
+  /* w->refs stays 0 until the session reads DEF and REF (PROTOCOL.md 9.1). */
   w->values = s->values == CTR_VALUES_NONE   ? CTR_WV_NONE
               : s->values == CTR_VALUES_ARGS ? CTR_WV_ARGS
                                              : CTR_WV_ALL;

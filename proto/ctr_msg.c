@@ -249,6 +249,8 @@ enum {
   W_VALUES = 1 << 6,
   W_FILTER = 1 << 7,
   W_PUSHDOWN = 1 << 8,
+  W_NODES = 1 << 9,
+  W_REFS = 1 << 10,
   W_REQUIRED = W_SESSION | W_STATE
 };
 
@@ -288,6 +290,12 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
     } else if (key_is(&k, "max_string")) {
       bit = W_STRING;
       ok = ctr_obj_u32(v, &w->max_string);
+    } else if (key_is(&k, "max_nodes")) {
+      bit = W_NODES;
+      ok = ctr_obj_u32(v, &w->max_nodes);
+    } else if (key_is(&k, "refs")) {
+      bit = W_REFS;
+      ok = ctr_obj_u32(v, &w->refs);
     } else if (key_is(&k, "values")) {
       bit = W_VALUES;
       ok = values_of(v, &w->values);

@@ -80,7 +80,9 @@ enum ctr_vkind {
   CTR_V_STRUCT = 8, /* [8, tid, [[varname_id, value]...]] */
   CTR_V_RAW = 9,    /* [9, tid, text] */
   CTR_V_ERROR = 10, /* [10, tid, text]: value could not be captured */
-  CTR_V_MAX = CTR_V_ERROR
+  CTR_V_DEF = 11,   /* [11, def_id, value]: value, kept as definition def_id */
+  CTR_V_REF = 12,   /* [12, def_id]: the value of a kept definition */
+  CTR_V_MAX = CTR_V_REF
 };
 
 /* CodeTracer TypeKind numbers used by the shims (trace-format.md 2.3). */
@@ -160,6 +162,8 @@ typedef struct ctr_welcome_s {
   uint32_t max_depth;  /* value nesting the client should capture */
   uint32_t max_length; /* elements per container the client should capture */
   uint32_t max_string; /* bytes per string the client should capture */
+  uint32_t max_nodes;  /* values per step the client should capture, 0: no bound */
+  uint32_t refs;       /* definitions the daemon keeps (DEF/REF), 0: none */
   int values;          /* enum ctr_values_mode */
   bool pushdown;       /* false: decide with the rules but skip nothing */
   /* Packing: rules/nrules. Decoding: filter points at the rule array
