@@ -7,6 +7,7 @@
  * sends the spare under `send_mu` only, so the program can keep packing
  * into the fresh batch while the previous one is on the wire. */
 #include "ctr_client.h"
+#include "ctr_vref.h"
 
 #include "ctr_enc.h"
 #include "ctr_filter.h"
@@ -203,6 +204,7 @@ static ctr_client_buf_t *ctr_client_swap(ctr_client_t *c) {
     b->len = 0;
     c->oom = false;
     c->lost_batches++;
+    ctr_vref_forget(); /* its DEFs never reach the daemon */
     return NULL;
   }
   c->cur ^= 1;
@@ -652,6 +654,7 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
     int rc = ctr_msg_decode(&u.data, &m, &why);
     if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
       hs->c->welcome = m.u.welcome;
+      ctr_vref_reset(m.u.welcome.refs);
       atomic_store(&hs->c->no_pushdown, !m.u.welcome.pushdown);
       /* The rule array lives in this frame only: compile it now. */
       ctr_client_set_filter(hs->c, m.u.welcome.filter, m.u.welcome.values);
