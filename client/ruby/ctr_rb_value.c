@@ -560,3 +560,27 @@ void ctr__rb_value_pack(msgpack_packer *decl, msgpack_packer *out, VALUE v) {
   w.depth = 0;
   ctr_rb_walk_value(&w, v);
 }
+
+/* Packs [[varname_id, value]...] pairs into scratch; returns the count. */
+uint32_t ctr__rb_value_pairs(msgpack_packer *pk, VALUE names,
+                                  VALUE vals) {
+  if (NIL_P(names))
+    return 0;
+  long n = RARRAY_LEN(vals);
+  if (n > RARRAY_LEN(names))
+    n = RARRAY_LEN(names);
+  for (long i = 0; i < n; i++) {
+    VALUE name = RARRAY_AREF(names, i);
+    uint32_t vid = SYMBOL_P(name) ? ctr__rb_varname_id_sym(pk, SYM2ID(name))
+                                  : ctr__rb_varname_id(pk, "?", 1);
+    ctr_pack_pair_begin(&ctr__rb.scratch, vid);
+    ctr__rb_value_pack(pk, &ctr__rb.scratch, RARRAY_AREF(vals, i));
+  }
+  return (uint32_t)n;
+}
+
+void ctr__rb_value_flush(msgpack_packer *pk) {
+  if (ctr__rb.scratch_buf.size)
+    pk->callback(pk->data, ctr__rb.scratch_buf.data, ctr__rb.scratch_buf.size);
+  msgpack_sbuffer_clear(&ctr__rb.scratch_buf);
+}
