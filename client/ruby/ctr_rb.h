@@ -194,7 +194,9 @@ uint32_t ctr__rb_varname_id(msgpack_packer *pk, const char *name, size_t n);
 uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID id);
 /* Type of the instances of `klass`, shown with its class path. */
 uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass);
-/* Type named by a string literal (its address is the cache key). */
+/* Variable and type named by a string literal (its address is the cache
+ * key). */
+uint32_t ctr__rb_varname_id_lit(msgpack_packer *pk, const char *lit);
 uint32_t ctr__rb_type_id_lit(msgpack_packer *pk, int kind, const char *lit);
 
 /* The record of a Ruby path string (kept for the process); NULL when out of
@@ -327,6 +329,10 @@ void ctr__rb_tree_switch(void);
 
 /* ---- values (ctr_rb_value.c) --------------------------------------------- */
 
+/* Starts the values of one message (a VARS, a CALL's arguments, a RETURN,
+ * a STACK frame): the budget (WELCOME max_nodes) counts from here, and
+ * objects may have changed since the last message. Inside begin/end. */
+void ctr__rb_value_message(void);
 /* Captures one value. Declarations go to `decl` (the batch); the value bytes
  * go to `out` (a scratch packer) because a message's head must be packed
  * after every id it refers to has been declared. Never calls a method that

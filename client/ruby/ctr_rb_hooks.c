@@ -65,6 +65,7 @@ static void ctr_rb_on_line(rb_trace_arg_t *targ, ctr_rb_stack_t *s, VALUE path,
   uint32_t pid = ctr__rb_path_id(pk, p);
   ctr_rb_pack_step(pid, line);
   if (ctr__rb.vmode == CTR_WV_ALL) {
+    ctr__rb_value_message();
     uint32_t n = vars ? ctr__rb_value_pairs(pk, ga.names, ga.vals) : 0;
     ctr_pack_vars_begin(pk, n);
     ctr__rb_value_flush(pk);
@@ -115,8 +116,9 @@ static void ctr_rb_on_call(rb_trace_arg_t *targ, ctr_rb_stack_t *s,
   ctr__rb_func_id(pk, f, ctr__rb_path_id(pk, p));
   uint32_t n = 0;
   if (ctr__rb.vmode != CTR_WV_NONE) {
-    uint32_t sid = ctr__rb_varname_id(pk, "self", 4);
+    uint32_t sid = ctr__rb_varname_id_lit(pk, "self");
     ctr_pack_pair_begin(&ctr__rb.scratch, sid);
+    ctr__rb_value_message();
     ctr__rb_value_pack(pk, &ctr__rb.scratch, self);
     n = 1 + (args ? ctr__rb_value_pairs(pk, ga.names, ga.vals) : 0);
   }
@@ -144,6 +146,7 @@ void ctr__rb_on_return(rb_trace_arg_t *targ, ctr_rb_stack_t *s) {
   if (pk == NULL)
     return;
   ctr__rb_pack_thread(pk, s);
+  ctr__rb_value_message();
   ctr__rb_value_pack(pk, &ctr__rb.scratch, v);
   ctr_pack_return_begin(pk);
   ctr__rb_value_flush(pk);

@@ -106,7 +106,8 @@ uint32_t ctr__rb_varname_id(msgpack_packer *pk, const char *name, size_t n) {
 /* Fast paths in front of the name tables, cleared with them: by Symbol id,
  * by (class, kind) and by (string literal, kind). Hashing a pointer is much
  * cheaper than hashing the name, and a class name costs an allocation. */
-static st_table *g_varname_by_id, *g_type_by_class, *g_type_by_lit;
+static st_table *g_varname_by_id, *g_varname_by_lit, *g_type_by_class,
+    *g_type_by_lit;
 static VALUE g_type_classes; /* keeps the classes used as keys alive */
 
 /* Direct-mapped caches in front of those tables: a variable or type is
@@ -121,6 +122,8 @@ typedef struct ctr_rb_memo_s {
 
 static ctr_rb_memo_t g_varname_memo[CTR_RB_MEMO_SIZE];
 static ctr_rb_memo_t g_type_lit_memo[CTR_RB_MEMO_SIZE];
+static ctr_rb_memo_t g_type_class_memo[CTR_RB_MEMO_SIZE];
+static ctr_rb_memo_t g_varname_lit_memo[CTR_RB_MEMO_SIZE];
 static uint32_t g_memo_gen; /* the client generation the tables are for */
 
 static ctr_rb_memo_t *ctr_rb_memo(ctr_rb_memo_t *memo, st_data_t key) {
@@ -150,14 +153,41 @@ uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID sym) {
 
 uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass) {
   st_data_t key = (st_data_t)klass * 64 + (st_data_t)kind, val;
-  if (st_lookup(g_type_by_class, key, &val))
-    return (uint32_t)val;
-  VALUE name = ctr__rb_class_name(klass);
-  uint32_t id =
-      ctr__rb_type_id(pk, kind, RSTRING_PTR(name), (size_t)RSTRING_LEN(name));
-  st_insert(g_type_by_class, key, (st_data_t)id);
-  rb_ary_push(g_type_classes, klass);
-  RB_GC_GUARD(name);
+  ctr_rb_memo_t *m = ctr_rb_memo(g_type_class_memo, key);
+  if (m->key == key && m->gen == g_memo_gen)
+    return m->id; /* g_type_classes keeps the class: its address is its own */
+  uint32_t id;
+  if (st_lookup(g_type_by_class, key, &val)) {
+    id = (uint32_t)val;
+  } else {
+    VALUE name = ctr__rb_class_name(klass);
+    id = ctr__rb_type_id(pk, kind, RSTRING_PTR(name),
+                         (size_t)RSTRING_LEN(name));
+    st_insert(g_type_by_class, key, (st_data_t)id);
+    rb_ary_push(g_type_classes, klass);
+    RB_GC_GUARD(name);
+  }
+  m->key = key;
+  m->id = id;
+  m->gen = g_memo_gen;
+  return id;
+}
+
+uint32_t ctr__rb_varname_id_lit(msgpack_packer *pk, const char *lit) {
+  st_data_t key = (st_data_t)lit, val;
+  ctr_rb_memo_t *m = ctr_rb_memo(g_varname_lit_memo, key);
+  if (m->key == key && m->gen == g_memo_gen)
+    return m->id;
+  uint32_t id;
+  if (st_lookup(g_varname_by_lit, key, &val)) {
+    id = (uint32_t)val;
+  } else {
+    id = ctr__rb_varname_id(pk, lit, strlen(lit));
+    st_insert(g_varname_by_lit, key, (st_data_t)id);
+  }
+  m->key = key;
+  m->id = id;
+  m->gen = g_memo_gen;
   return id;
 }
 
@@ -195,6 +225,7 @@ int ctr__rb_names_init(const char *cwd) {
   g_paths_by_str = st_init_numtable();
   g_funcs = st_init_table(&ctr_rb_fkey_type);
   g_varname_by_id = st_init_numtable();
+  g_varname_by_lit = st_init_numtable();
   g_type_by_class = st_init_numtable();
   g_type_by_lit = st_init_numtable();
   g_type_classes = rb_ary_new();
@@ -207,6 +238,7 @@ void ctr__rb_names_reset(uint32_t gen) {
   ctr_rb_table_reset(&g_varnames);
   ctr_rb_table_reset(&g_paths);
   st_clear(g_varname_by_id);
+  st_clear(g_varname_by_lit);
   st_clear(g_type_by_class);
   st_clear(g_type_by_lit);
   g_memo_gen = gen;

@@ -462,8 +462,9 @@ void ctr__rb_resync(ctr_rb_stack_t *s, bool entering) {
     ctr_pack_frame_begin(&ctr__rb.scratch, f->id,
                          FIXNUM_P(line) ? FIX2LONG(line) : 0, nvars);
     if (ctr__rb.vmode != CTR_WV_NONE) {
-      uint32_t sid = ctr__rb_varname_id(pk, "self", 4);
+      uint32_t sid = ctr__rb_varname_id_lit(pk, "self");
       ctr_pack_pair_begin(&ctr__rb.scratch, sid);
+      ctr__rb_value_message();
       ctr__rb_value_pack(pk, &ctr__rb.scratch, fr->self);
       if (!NIL_P(names))
         ctr__rb_value_pairs(pk, names, vals);
