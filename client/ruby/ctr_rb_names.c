@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ctr_path.h"
 #include "ctr_rb.h"
 
 /* Direct-mapped caches in front of the tables (see ctr_rb_memo). */
@@ -273,38 +274,6 @@ void ctr__rb_names_mark(void) {
 
 /* ---- paths --------------------------------------------------------------- */
 
-/* Makes `abs` (absolute) free of "." and ".." components and repeated
- * slashes, in place: the daemon rejects any other path. */
-static size_t ctr_rb_normalize(char *abs) {
-  size_t out = 0;
-  const char *in = abs;
-  while (*in) {
-    while (*in == '/')
-      in++;
-    const char *end = strchr(in, '/');
-    size_t n = end ? (size_t)(end - in) : strlen(in);
-    if (n == 0)
-      break;
-    if (n == 1 && in[0] == '.') {
-      /* skip */
-    } else if (n == 2 && in[0] == '.' && in[1] == '.') {
-      while (out > 0 && abs[out - 1] != '/')
-        out--;
-      if (out > 0)
-        out--;
-    } else {
-      abs[out++] = '/';
-      memmove(abs + out, in, n);
-      out += n;
-    }
-    in += n;
-  }
-  if (out == 0)
-    abs[out++] = '/';
-  abs[out] = '\0';
-  return out;
-}
-
 /* Code without a file ("(eval)", "-e", "-" for stdin, eval with a file
  * name that does not exist) gets a pseudo path "<...>" with no '/' in it,
  * as the protocol requires. */
@@ -363,7 +332,7 @@ ctr_rb_path_t *ctr__rb_path_info(VALUE path) {
         snprintf(p->abs, cl + 1, "%s/", g_cwd);
       memcpy(p->abs + cl, s, n);
       p->abs[cl + n] = '\0';
-      p->len = ctr_rb_normalize(p->abs);
+      p->len = ctr_path_normalize(p->abs); /* the daemon rejects others */
       struct stat st;
       p->real_file = stat(p->abs, &st) == 0 && S_ISREG(st.st_mode);
       if (!p->real_file) {

@@ -186,6 +186,16 @@ class RubyFeatures(TempDirTest):
         add = [f for f in t.functions if f["name"] == "add"]
         self.assertEqual(t.paths[add[0]["path_id"]], "<-e>")
 
+    def test_paths_with_dot_components_are_normalized(self):
+        os.makedirs(os.path.join(self.tmp, "a", "lib"))
+        write(os.path.join(self.tmp, "a", "lib", "two.rb"), "def two = 2\n")
+        self.prog(os.path.join("a", "main.rb"),
+                  'require_relative "./lib/../lib/two"\nload "a//lib/./two.rb"\np two\n')
+        t = self.record_cmd(["ruby", "a/./lib/../main.rb"])
+        mine = sorted(p for p in t.paths if p.startswith(self.tmp))
+        self.assertEqual(mine, [os.path.join(self.tmp, "a", "lib", "two.rb"),
+                                os.path.join(self.tmp, "a", "main.rb")])
+
     def test_eval_named_dash_e_gets_a_path_of_its_own(self):
         code = 'x = eval("y = 2\\ny * 3", binding, "-e")\np x'
         t = self.record_cmd(["ruby", "-e", code])
