@@ -162,8 +162,8 @@ uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass) {
     id = (uint32_t)val;
   } else {
     VALUE name = ctr__rb_class_name(klass);
-    id = ctr__rb_type_id(pk, kind, RSTRING_PTR(name),
-                         (size_t)RSTRING_LEN(name));
+    id =
+        ctr__rb_type_id(pk, kind, RSTRING_PTR(name), (size_t)RSTRING_LEN(name));
     st_insert(g_type_by_class, key, (st_data_t)id);
     rb_ary_push(g_type_classes, klass);
     RB_GC_GUARD(name);

@@ -9,7 +9,7 @@
  *
  * Cost: every container, object and string goes through the libctrec memo
  * (ctr_vref.h), so a value the daemon already keeps travels as a REF, and
- * an object met again in the same message is not walked again. A message
+ * an object that two variables of one message hold is walked once. A message
  * captures at most WELCOME max_nodes values; past that each value still to
  * capture reads "<value budget reached>". */
 #include <dlfcn.h>
@@ -41,9 +41,6 @@ typedef struct ctr_rb_walk_s {
   uint32_t max_string;
   VALUE visiting[CTR_RB_DEPTH_HARD + 1];
   uint32_t depth;
-  /* The lowest `visiting` index a "<cycle>" packed so far points to: a
-   * value whose bytes name an ancestor depend on where it was met. */
-  uint32_t cycle_to;
   bool cut; /* a budget marker was packed */
 } ctr_rb_walk_t;
 
@@ -242,10 +239,10 @@ static ctr_rb_class_t *ctr_rb_class(VALUE v) {
   if (*m != NULL && (*m)->klass == klass)
     return *m;
   st_data_t val;
-  ctr_rb_class_t *c = g_classes != NULL &&
-                              st_lookup(g_classes, (st_data_t)klass, &val)
-                          ? (ctr_rb_class_t *)val
-                          : ctr_rb_class_new(klass);
+  ctr_rb_class_t *c =
+      g_classes != NULL && st_lookup(g_classes, (st_data_t)klass, &val)
+          ? (ctr_rb_class_t *)val
+          : ctr_rb_class_new(klass);
   if (c != NULL)
     *m = c;
   return c;
@@ -351,8 +348,7 @@ static int ctr_rb_hash_cb(VALUE k, VALUE v, VALUE arg) {
 }
 
 /* A Hash as a sequence of pairs (or of keys, for Set), typed `type`. */
-static void ctr_rb_hash(ctr_rb_walk_t *w, VALUE h, VALUE type,
-                        bool keys_only) {
+static void ctr_rb_hash(ctr_rb_walk_t *w, VALUE h, VALUE type, bool keys_only) {
   uint32_t tid = ctr__rb_type_id_class(w->decl, CTR_TK_SEQ, type);
   size_t size = RHASH_SIZE(h);
   uint32_t n = size > w->max_length ? w->max_length : (uint32_t)size;
@@ -398,9 +394,8 @@ static void ctr_rb_struct(ctr_rb_walk_t *w, VALUE v) {
   ctr_rb_v_begin(w, CTR_V_STRUCT, tid, n);
   for (uint32_t i = 0; i < n; i++) {
     VALUE m = RARRAY_AREF(members, i);
-    ctr_rb_v_pair(w, SYMBOL_P(m)
-                                    ? ctr__rb_varname_id_sym(w->decl, SYM2ID(m))
-                                    : ctr__rb_varname_id(w->decl, "?", 1));
+    ctr_rb_v_pair(w, SYMBOL_P(m) ? ctr__rb_varname_id_sym(w->decl, SYM2ID(m))
+                                 : ctr__rb_varname_id(w->decl, "?", 1));
     ctr_rb_walk_value(w, rb_struct_aref(v, LONG2FIX(i)));
   }
   RB_GC_GUARD(members);
@@ -571,7 +566,6 @@ static VALUE ctr_rb_bigdecimal_text(VALUE v) {
 #endif
 }
 
-
 static void ctr_rb_compound(ctr_rb_walk_t *w, VALUE v) {
   switch (BUILTIN_TYPE(v)) {
   case T_ARRAY:
@@ -620,28 +614,27 @@ static void ctr_rb_compound(ctr_rb_walk_t *w, VALUE v) {
 }
 
 /* Packs the object v (on the visiting stack from w->depth) with `pack`,
- * through the memo: a REF when this message packed it already at the same
- * depth left, else the bytes, which close turns into a REF or a DEF. The
- * object is remembered for this message unless its bytes depend on where it
- * was met: a "<cycle>" naming an ancestor, or a budget marker. */
+ * through the memo, which turns the bytes into a REF or a DEF.
+ *
+ * A value of the message's own (a variable, self, an argument) met again
+ * in the same message is the REF ctr_vref_seen packs, unless its bytes
+ * depended on where it was met: a budget marker. Nested ones are walked
+ * again: their bytes also depend on their ancestors, which show as
+ * "<cycle>" wherever the walk meets them, and two places with the same
+ * depth left can have different ancestors. */
 static void ctr_rb_nest(ctr_rb_walk_t *w, VALUE v,
                         void (*pack)(ctr_rb_walk_t *w, VALUE v)) {
-  uint32_t left = w->max_depth - w->depth;
-  if (ctr_vref_seen(w->sb, (const void *)v, left))
+  bool top = w->depth == 0;
+  if (top && ctr_vref_seen(w->sb, (const void *)v, w->max_depth))
     return;
-  uint32_t d = w->depth;
-  uint32_t cycle_to = w->cycle_to;
   bool cut = w->cut;
-  w->cycle_to = UINT32_MAX;
   w->cut = false;
   w->visiting[w->depth++] = v;
   size_t mark = ctr_vref_open(w->sb);
   pack(w, v);
   w->depth--;
-  bool fixed = w->cycle_to >= d && !w->cut;
-  ctr_vref_close(w->sb, mark, fixed ? (const void *)v : NULL, left);
-  if (cycle_to < w->cycle_to)
-    w->cycle_to = cycle_to;
+  ctr_vref_close(w->sb, mark, top && !w->cut ? (const void *)v : NULL,
+                 w->max_depth);
   w->cut = w->cut || cut;
 }
 
@@ -661,7 +654,7 @@ static void ctr_rb_time_value(ctr_rb_walk_t *w, VALUE v) {
 static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
   if (g_msg.budget != 0 && g_msg.nodes >= g_msg.budget) {
     ctr_rb_v_text(w, CTR_V_ERROR, ctr_rb_type(w, CTR_TK_ERROR, "No type"),
-                     CTR_RB_BUDGET_TEXT, sizeof CTR_RB_BUDGET_TEXT - 1);
+                  CTR_RB_BUDGET_TEXT, sizeof CTR_RB_BUDGET_TEXT - 1);
     w->cut = true;
     return;
   }
@@ -679,8 +672,7 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
     return;
   }
   if (RB_FLOAT_TYPE_P(v)) {
-    ctr_rb_v_float(w, ctr_rb_type(w, CTR_TK_FLOAT, "Float"),
-                     RFLOAT_VALUE(v));
+    ctr_rb_v_float(w, ctr_rb_type(w, CTR_TK_FLOAT, "Float"), RFLOAT_VALUE(v));
     return;
   }
   if (SYMBOL_P(v)) {
@@ -690,11 +682,12 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
   }
   if (SPECIAL_CONST_P(v) || RB_TYPE_P(v, T_UNDEF)) {
     ctr_rb_v_text(w, CTR_V_ERROR, ctr_rb_type(w, CTR_TK_ERROR, "No type"),
-                     "<special>", 9);
+                  "<special>", 9);
     return;
   }
   if (v == ctr__rb_main_obj) {
-    ctr_rb_v_text(w, CTR_V_RAW, ctr_rb_type(w, CTR_TK_RAW, "Object"), "main", 4);
+    ctr_rb_v_text(w, CTR_V_RAW, ctr_rb_type(w, CTR_TK_RAW, "Object"), "main",
+                  4);
     return;
   }
   switch (BUILTIN_TYPE(v)) {
@@ -707,8 +700,8 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
   case T_CLASS:
   case T_MODULE: {
     VALUE name = ctr__rb_class_name(v);
-    ctr_rb_v_text(w, CTR_V_RAW, ctr_rb_type_of(w, CTR_TK_RAW, v), RSTRING_PTR(name),
-                   (size_t)RSTRING_LEN(name));
+    ctr_rb_v_text(w, CTR_V_RAW, ctr_rb_type_of(w, CTR_TK_RAW, v),
+                  RSTRING_PTR(name), (size_t)RSTRING_LEN(name));
     return;
   }
   case T_REGEXP:
@@ -722,7 +715,7 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
       if (NIL_P(text))
         break;
       ctr_rb_v_text(w, CTR_V_RAW, ctr_rb_type_of(w, CTR_TK_RAW, v),
-                     RSTRING_PTR(text), (size_t)RSTRING_LEN(text));
+                    RSTRING_PTR(text), (size_t)RSTRING_LEN(text));
       RB_GC_GUARD(text);
       return;
     }
@@ -740,8 +733,6 @@ static void ctr_rb_walk_value(ctr_rb_walk_t *w, VALUE v) {
   for (uint32_t i = 0; i < w->depth; i++) {
     if (w->visiting[i] == v) {
       ctr_rb_raw(w, CTR_TK_RAW, v, "<cycle>");
-      if (i < w->cycle_to)
-        w->cycle_to = i;
       return;
     }
   }
@@ -770,14 +761,12 @@ void ctr__rb_value_pack(msgpack_packer *decl, msgpack_packer *out, VALUE v) {
   w.max_length = s->max_length ? s->max_length : CTR_RB_LENGTH_DEFAULT;
   w.max_string = s->max_string ? s->max_string : CTR_RB_STRING_DEFAULT;
   w.depth = 0;
-  w.cycle_to = UINT32_MAX;
   w.cut = false;
   ctr_rb_walk_value(&w, v);
 }
 
 /* Packs [[varname_id, value]...] pairs into scratch; returns the count. */
-uint32_t ctr__rb_value_pairs(msgpack_packer *pk, VALUE names,
-                                  VALUE vals) {
+uint32_t ctr__rb_value_pairs(msgpack_packer *pk, VALUE names, VALUE vals) {
   if (NIL_P(names))
     return 0;
   long n = RARRAY_LEN(vals);

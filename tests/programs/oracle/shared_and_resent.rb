@@ -13,6 +13,25 @@ class Node
   end
 end
 
+# A document whose kid points back to it: seen from `holder` the kid list
+# ends in "#<Kid>" (too deep), seen from `kid` in "<cycle>", at the same
+# depth in the same step.
+class Doc
+  attr_accessor :kids
+end
+
+class Kid
+  def initialize(doc)
+    @doc = doc
+  end
+end
+
+class Holder
+  def initialize(doc)
+    @doc = doc
+  end
+end
+
 def rename(node, text)
   node.name << text
   node
@@ -23,6 +42,13 @@ def fill(list, n)
   list
 end
 
+holder = nil
+kid = nil
+doc = Doc.new
+kid = Kid.new(doc)
+doc.kids = [kid, "a second kid that is a string"]
+holder = Holder.new(doc)
+doc.kids << kid
 shared = ["a long string held in several places", 1, 2]
 again = shared
 box = [shared, [shared, [shared]]]
