@@ -15,6 +15,8 @@
 
 /* Direct-mapped caches in front of the tables (see ctr_rb_memo). */
 #define CTR_RB_MEMO_SIZE 256
+#define CTR_RB_NAME_MEMO_BITS 12
+#define CTR_RB_NAME_MEMO_SIZE (1u << CTR_RB_NAME_MEMO_BITS)
 
 /* ---- interning tables ------------------------------------------------- */
 
@@ -121,9 +123,9 @@ typedef struct ctr_rb_memo_s {
   uint32_t gen;
 } ctr_rb_memo_t;
 
-static ctr_rb_memo_t g_varname_memo[CTR_RB_MEMO_SIZE];
+static ctr_rb_memo_t g_varname_memo[CTR_RB_NAME_MEMO_SIZE];
 static ctr_rb_memo_t g_type_lit_memo[CTR_RB_MEMO_SIZE];
-static ctr_rb_memo_t g_type_class_memo[CTR_RB_MEMO_SIZE];
+static ctr_rb_memo_t g_type_class_memo[CTR_RB_NAME_MEMO_SIZE];
 static ctr_rb_memo_t g_varname_lit_memo[CTR_RB_MEMO_SIZE];
 static uint32_t g_memo_gen; /* the client generation the tables are for */
 
@@ -131,8 +133,15 @@ static ctr_rb_memo_t *ctr_rb_memo(ctr_rb_memo_t *memo, st_data_t key) {
   return &memo[(key ^ (key >> 9) ^ (key >> 17)) % CTR_RB_MEMO_SIZE];
 }
 
+/* The same for the larger memos of variable names (every instance
+ * variable of every object captured) and of class types. */
+static ctr_rb_memo_t *ctr_rb_memo_big(ctr_rb_memo_t *memo, st_data_t key) {
+  return &memo[(uint64_t)key * 0x9E3779B97F4A7C15u >>
+               (64 - CTR_RB_NAME_MEMO_BITS)];
+}
+
 uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID sym) {
-  ctr_rb_memo_t *m = ctr_rb_memo(g_varname_memo, (st_data_t)sym);
+  ctr_rb_memo_t *m = ctr_rb_memo_big(g_varname_memo, (st_data_t)sym);
   if (m->key == (st_data_t)sym && m->gen == g_memo_gen)
     return m->id;
   st_data_t val;
@@ -154,7 +163,7 @@ uint32_t ctr__rb_varname_id_sym(msgpack_packer *pk, ID sym) {
 
 uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass) {
   st_data_t key = (st_data_t)klass * 64 + (st_data_t)kind, val;
-  ctr_rb_memo_t *m = ctr_rb_memo(g_type_class_memo, key);
+  ctr_rb_memo_t *m = ctr_rb_memo_big(g_type_class_memo, key);
   if (m->key == key && m->gen == g_memo_gen)
     return m->id; /* g_type_classes keeps the class: its address is its own */
   uint32_t id;

@@ -431,14 +431,13 @@ static void ctr_rb_object(ctr_rb_walk_t *w, VALUE v, const ctr_rb_class_t *c) {
   ID names_stack[CTR_RB_IVARS_STACK];
   VALUE values_stack[CTR_RB_IVARS_STACK];
   ctr_rb_ivars_t iv = {names_stack, values_stack, 0, cap};
-  if (cap > 0 && rb_ivar_count(v) > 0) {
-    if (cap > CTR_RB_IVARS_STACK) {
-      iv.names = malloc(sizeof *iv.names * cap);
-      iv.values = malloc(sizeof *iv.values * cap);
-    }
-    if (iv.names != NULL && iv.values != NULL)
-      rb_ivar_foreach(v, ctr_rb_ivar_cb, (st_data_t)&iv);
+  if (cap > CTR_RB_IVARS_STACK) {
+    bool any = rb_ivar_count(v) > 0;
+    iv.names = any ? malloc(sizeof *iv.names * cap) : NULL;
+    iv.values = any ? malloc(sizeof *iv.values * cap) : NULL;
   }
+  if (cap > 0 && iv.names != NULL && iv.values != NULL)
+    rb_ivar_foreach(v, ctr_rb_ivar_cb, (st_data_t)&iv);
   if (iv.n > 0 || has_mesg) {
     uint32_t tid = ctr_rb_type_of(w, CTR_TK_STRUCT, v);
     ctr_rb_v_begin(w, CTR_V_STRUCT, tid, iv.n + (has_mesg ? 1 : 0));
