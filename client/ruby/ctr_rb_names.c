@@ -109,8 +109,7 @@ uint32_t ctr__rb_varname_id(msgpack_packer *pk, const char *name, size_t n) {
 /* Fast paths in front of the name tables, cleared with them: by Symbol id,
  * by (class, kind) and by (string literal, kind). Hashing a pointer is much
  * cheaper than hashing the name, and a class name costs an allocation. */
-static st_table *g_varname_by_id, *g_varname_by_lit, *g_type_by_class,
-    *g_type_by_lit;
+static st_table *g_varname_by_id, *g_type_by_class, *g_by_lit;
 static VALUE g_type_classes; /* keeps the classes used as keys alive */
 
 /* Direct-mapped caches in front of those tables: a variable or type is
@@ -124,9 +123,8 @@ typedef struct ctr_rb_memo_s {
 } ctr_rb_memo_t;
 
 static ctr_rb_memo_t g_varname_memo[CTR_RB_NAME_MEMO_SIZE];
-static ctr_rb_memo_t g_type_lit_memo[CTR_RB_MEMO_SIZE];
+static ctr_rb_memo_t g_lit_memo[CTR_RB_MEMO_SIZE];
 static ctr_rb_memo_t g_type_class_memo[CTR_RB_NAME_MEMO_SIZE];
-static ctr_rb_memo_t g_varname_lit_memo[CTR_RB_MEMO_SIZE];
 static uint32_t g_memo_gen; /* the client generation the tables are for */
 
 static ctr_rb_memo_t *ctr_rb_memo(ctr_rb_memo_t *memo, st_data_t key) {
@@ -183,17 +181,20 @@ uint32_t ctr__rb_type_id_class(msgpack_packer *pk, int kind, VALUE klass) {
   return id;
 }
 
-uint32_t ctr__rb_varname_id_lit(msgpack_packer *pk, const char *lit) {
-  st_data_t key = (st_data_t)lit, val;
-  ctr_rb_memo_t *m = ctr_rb_memo(g_varname_lit_memo, key);
+/* A variable name (kind -1) or a type of `kind` named by a string literal,
+ * keyed by the literal's address. */
+static uint32_t ctr_rb_lit_id(msgpack_packer *pk, int kind, const char *lit) {
+  st_data_t key = (st_data_t)lit * 64 + (st_data_t)(kind + 1), val;
+  ctr_rb_memo_t *m = ctr_rb_memo(g_lit_memo, key);
   if (m->key == key && m->gen == g_memo_gen)
     return m->id;
   uint32_t id;
-  if (st_lookup(g_varname_by_lit, key, &val)) {
+  if (st_lookup(g_by_lit, key, &val)) {
     id = (uint32_t)val;
   } else {
-    id = ctr__rb_varname_id(pk, lit, strlen(lit));
-    st_insert(g_varname_by_lit, key, (st_data_t)id);
+    id = kind < 0 ? ctr__rb_varname_id(pk, lit, strlen(lit))
+                  : ctr__rb_type_id(pk, kind, lit, strlen(lit));
+    st_insert(g_by_lit, key, (st_data_t)id);
   }
   m->key = key;
   m->id = id;
@@ -201,22 +202,12 @@ uint32_t ctr__rb_varname_id_lit(msgpack_packer *pk, const char *lit) {
   return id;
 }
 
+uint32_t ctr__rb_varname_id_lit(msgpack_packer *pk, const char *lit) {
+  return ctr_rb_lit_id(pk, -1, lit);
+}
+
 uint32_t ctr__rb_type_id_lit(msgpack_packer *pk, int kind, const char *lit) {
-  st_data_t key = (st_data_t)lit * 64 + (st_data_t)kind, val;
-  ctr_rb_memo_t *m = ctr_rb_memo(g_type_lit_memo, key);
-  if (m->key == key && m->gen == g_memo_gen)
-    return m->id;
-  uint32_t id;
-  if (st_lookup(g_type_by_lit, key, &val)) {
-    id = (uint32_t)val;
-  } else {
-    id = ctr__rb_type_id(pk, kind, lit, strlen(lit));
-    st_insert(g_type_by_lit, key, (st_data_t)id);
-  }
-  m->key = key;
-  m->id = id;
-  m->gen = g_memo_gen;
-  return id;
+  return ctr_rb_lit_id(pk, kind, lit);
 }
 
 static int ctr_rb_fkey_cmp(st_data_t a, st_data_t b) {
@@ -235,9 +226,8 @@ int ctr__rb_names_init(const char *cwd) {
   g_paths_by_str = st_init_numtable();
   g_funcs = st_init_table(&ctr_rb_fkey_type);
   g_varname_by_id = st_init_numtable();
-  g_varname_by_lit = st_init_numtable();
   g_type_by_class = st_init_numtable();
-  g_type_by_lit = st_init_numtable();
+  g_by_lit = st_init_numtable();
   g_type_classes = rb_ary_new();
   rb_gc_register_mark_object(g_type_classes);
   return g_cwd == NULL ? -1 : 0;
@@ -248,9 +238,8 @@ void ctr__rb_names_reset(uint32_t gen) {
   ctr_rb_table_reset(&g_varnames);
   ctr_rb_table_reset(&g_paths);
   st_clear(g_varname_by_id);
-  st_clear(g_varname_by_lit);
   st_clear(g_type_by_class);
-  st_clear(g_type_by_lit);
+  st_clear(g_by_lit);
   g_memo_gen = gen;
   g_next_func = 0;
 }

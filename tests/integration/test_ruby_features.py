@@ -1,18 +1,44 @@
 """The Ruby shim takes every recording decision from ctrec.yaml: the
 standard library and gems are skipped by the daemon's built-in rules (so
 record rules and `filter.defaults: false` bring them back), push-down is
-the `filter.pushdown` option, and no environment variable changes what is
-recorded. Code from `ruby -e` is recorded under its own path with its text.
+the `filter.pushdown` option, `limits.value_budget` stops value capture at
+an exact point, and no environment variable changes what is recorded. Code from `ruby -e` is recorded under its own path with its text.
 Real ruby, real ctrecd (through ctrecctl record), ctrecctl check on every
 trace."""
 import os
 import re
 
 from harness import (CTRECCTL, CTRECD, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run,
-                     trace_folders, validate, write)
+                     simple, trace_folders, validate, write)
 
 APP = os.path.join(SOURCE, "tests", "programs", "filter", "app.rb")
 README = os.path.join(SOURCE, "README.md")
+
+MARK = ("Error", "<value budget reached>")
+
+
+def step_values(t, path):
+    """[(line, {name: value})] for every Step of `path`, in order, with the
+    Values that follow it."""
+    out = []
+    for r in t.records:
+        if not isinstance(r, dict):
+            continue
+        (k, v), = r.items()
+        if k == "Step":
+            out.append((v["line"], {}) if t.paths[v["path_id"]] == path else None)
+        elif k == "Value" and out and out[-1] is not None:
+            out[-1][1][t.varnames[v["variable_id"]]] = v["value"]
+    return [s for s in out if s is not None]
+
+
+def render(v):
+    """simple(), with the budget marker as MARK."""
+    if v.get("kind") == "Error":
+        return ("Error", v["msg"])
+    if v.get("kind") == "Sequence":
+        return [render(e) for e in v["elements"]]
+    return simple(v)
 
 
 class RubyFeatures(TempDirTest):
@@ -207,6 +233,35 @@ class RubyFeatures(TempDirTest):
         self.assertEqual(texts, {"<-e>": code + "\n", "<-e:1>": "y = 2\ny * 3"})
         self.assertEqual(t.line_steps(), [("<-e>", 1), ("<-e:1>", 1), ("<-e:1>", 2), ("<-e>", 2)])
 
+    # ---- values ------------------------------------------------------------------
+
+    def test_budget_stops_capture_where_it_is_reached(self):
+        prog = self.prog("budget.rb", "a = [1, 2, 3]\n"
+                                      "b = [[1, 2], [3, 4]]\n"
+                                      "a.concat([4, 5, 6, 7, 8, 9, 10])\n"
+                                      "c = 5\n"
+                                      "puts a.size\n"
+                                      "def m(x, y) = x.size + y.size\n"
+                                      "m(a, b)\n")
+        t = self.record_cmd(["ruby", prog], "limits:\n  value_budget: 8\n")
+        steps = {line: {n: render(v) for n, v in vals.items()}
+                 for line, vals in step_values(t, prog)}
+        # 6 values: all exact.
+        self.assertEqual(steps[2], {"a": [1, 2, 3], "b": None, "c": None})
+        # a takes 4, then b's Seq, [1, 2] and its two elements make 8: the
+        # second pair and c are past the budget.
+        self.assertEqual(steps[3], {"a": [1, 2, 3], "b": [[1, 2], MARK], "c": MARK})
+        # The Seq and its first 7 elements make 8.
+        self.assertEqual(steps[5], {"a": [1, 2, 3, 4, 5, 6, 7, MARK, MARK, MARK],
+                                    "b": MARK, "c": MARK})
+        # Each message has its own budget: a call's arguments are captured
+        # afresh (self, "main", counts one).
+        (name, args), = [c for c in t.calls_with_args() if c[0] == "m"]
+        self.assertEqual(args["self"], ("raw", "main"))
+        self.assertEqual(args["x"], [1, 2, 3, 4, 5, 6] + [("Error",)] * 4)
+        self.assertEqual(args["y"], ("Error",))
+        # So is a RETURN's value.
+        self.assertEqual(t.returns()[-1], 12)
 
 if __name__ == "__main__":
     import unittest
