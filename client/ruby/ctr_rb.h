@@ -179,7 +179,7 @@ void ctr__rb_wrap(VALUE target, const char *name, VALUE (*fn)(ANYARGS),
 /* ---- names (ctr_rb_names.c) ---------------------------------------------- */
 
 /* Makes the tables; `cwd` resolves relative paths. */
-int ctr__rb_names_init(const char *cwd);
+void ctr__rb_names_init(const char *cwd);
 /* Forgets every id: a new connection declares everything again. */
 void ctr__rb_names_reset(uint32_t gen);
 /* Marks the VALUEs the tables use as keys. */

@@ -148,12 +148,10 @@ static VALUE ctr_rb_main_body(VALUE arg) {
   return rb_funcall(b, rb_intern("receiver"), 0);
 }
 
-static int ctr_rb_start_client(void) {
-  char cwd[4096];
-  if (getcwd(cwd, sizeof cwd) == NULL)
+/* `cwd` (4096 bytes) receives the working directory. */
+static int ctr_rb_start_client(char *cwd) {
+  if (getcwd(cwd, 4096) == NULL)
     strcpy(cwd, "/");
-  if (ctr__rb_names_init(cwd) != 0)
-    return -1;
 
   VALUE prog = rb_gv_get("$0");
   VALUE abs = Qnil;
@@ -238,8 +236,10 @@ __attribute__((visibility("default"))) void Init_ctrec(void) {
   ctr__rb_id.enable = rb_intern("enable");
   ctr__rb_id.target = rb_intern("target");
   ctr__rb_id.of = rb_intern("of");
-  if (ctr_rb_start_client() != 0)
+  char cwd[4096];
+  if (ctr_rb_start_client(cwd) != 0)
     return; /* unset: silent; failed: libctrec printed one line */
+  ctr__rb_names_init(cwd);
   g.on = true;
   ctr__rb.vmode = ctr_client_values();
 

@@ -41,7 +41,7 @@ static ctr_rb_names_t g_types, g_varnames, g_paths;
 static uint32_t g_next_func;
 static st_table *g_paths_by_str; /* Ruby path String -> ctr_rb_path_t* */
 static st_table *g_funcs;        /* ctr_rb_fkey_t* -> ctr_rb_func_t* */
-static char *g_cwd;
+static char g_cwd[4096];
 
 static int ctr_rb_key_free(st_data_t k, st_data_t v, st_data_t arg) {
   free((void *)k);
@@ -221,8 +221,8 @@ static st_index_t ctr_rb_fkey_hash(st_data_t a) {
 static const struct st_hash_type ctr_rb_fkey_type = {ctr_rb_fkey_cmp,
                                                      ctr_rb_fkey_hash};
 
-int ctr__rb_names_init(const char *cwd) {
-  g_cwd = strdup(cwd);
+void ctr__rb_names_init(const char *cwd) {
+  snprintf(g_cwd, sizeof g_cwd, "%s", cwd);
   g_paths_by_str = st_init_numtable();
   g_funcs = st_init_table(&ctr_rb_fkey_type);
   g_varname_by_id = st_init_numtable();
@@ -230,7 +230,6 @@ int ctr__rb_names_init(const char *cwd) {
   g_by_lit = st_init_numtable();
   g_type_classes = rb_ary_new();
   rb_gc_register_mark_object(g_type_classes);
-  return g_cwd == NULL ? -1 : 0;
 }
 
 void ctr__rb_names_reset(uint32_t gen) {
