@@ -26,8 +26,9 @@
 #define CTR_RB_LENGTH_DEFAULT 32
 #define CTR_RB_STRING_DEFAULT 4096
 #define CTR_RB_DEPTH_HARD 32
-/* Instance variables read without a heap allocation. */
-#define CTR_RB_IVARS_STACK 64
+/* Instance variables read without a heap allocation (on the stack of the
+ * program's thread or fiber, which may be small). */
+#define CTR_RB_IVARS_STACK 16
 #define CTR_RB_BUDGET_TEXT "<value budget reached>"
 
 VALUE ctr__rb_main_obj = Qnil;
@@ -432,9 +433,12 @@ static void ctr_rb_object(ctr_rb_walk_t *w, VALUE v, const ctr_rb_class_t *c) {
   VALUE values_stack[CTR_RB_IVARS_STACK];
   ctr_rb_ivars_t iv = {names_stack, values_stack, 0, cap};
   if (cap > CTR_RB_IVARS_STACK) {
-    bool any = rb_ivar_count(v) > 0;
-    iv.names = any ? malloc(sizeof *iv.names * cap) : NULL;
-    iv.values = any ? malloc(sizeof *iv.values * cap) : NULL;
+    if (rb_ivar_count(v) <= CTR_RB_IVARS_STACK) {
+      iv.cap = CTR_RB_IVARS_STACK; /* all of them fit */
+    } else {
+      iv.names = malloc(sizeof *iv.names * cap);
+      iv.values = malloc(sizeof *iv.values * cap);
+    }
   }
   if (cap > 0 && iv.names != NULL && iv.values != NULL)
     rb_ivar_foreach(v, ctr_rb_ivar_cb, (st_data_t)&iv);
