@@ -7,9 +7,11 @@ Real ruby, real ctrecd (through ctrecctl record), ctrecctl check on every
 trace."""
 import os
 import re
+import socket
+import threading
 
 from harness import (CTRECCTL, CTRECD, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run,
-                     simple, trace_folders, validate, write)
+                     service_config, simple, trace_folders, validate, write)
 
 APP = os.path.join(SOURCE, "tests", "programs", "filter", "app.rb")
 README = os.path.join(SOURCE, "README.md")
@@ -39,6 +41,46 @@ def render(v):
     if v.get("kind") == "Sequence":
         return [render(e) for e in v["elements"]]
     return simple(v)
+
+
+def proxied_run(daemon, proxy_path, cmd):
+    """Runs cmd with its shim connected to `daemon` through a proxy at
+    proxy_path; returns (CompletedProcess, bytes the shim sent)."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(proxy_path)
+    srv.listen(4)
+    sent, pumps = [0], []
+
+    def pump(src, dst, count):
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if count:
+                sent[0] += len(data)
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+
+    def accept():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            d = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            d.connect(daemon.sock)
+            for a, b, count in ((c, d, True), (d, c, False)):
+                th = threading.Thread(target=pump, args=(a, b, count), daemon=True)
+                th.start()
+                pumps.append(th)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    res = run(cmd, env=daemon.env(CT_RECORDER_SOCKET=proxy_path))
+    for th in pumps:
+        th.join(20)
+    srv.close()
+    return res, sent[0]
 
 
 class RubyFeatures(TempDirTest):
@@ -262,6 +304,40 @@ class RubyFeatures(TempDirTest):
         self.assertEqual(args["y"], ("Error",))
         # So is a RETURN's value.
         self.assertEqual(t.returns()[-1], 12)
+
+    def test_values_sent_before_travel_as_references(self):
+        """A large object repeated at every step crosses the socket once
+        when the daemon keeps definitions (limits.value_refs), and the trace
+        is the same as when every value is sent in full."""
+        prog = self.prog("big.rb", "class Big\n"
+                                   "  def initialize\n"
+                                   "    30.times { |i| instance_variable_set(:\"@f#{i}\", \"field #{i} \" * 8) }\n"
+                                   "  end\n"
+                                   "end\n"
+                                   "big = Big.new\n"
+                                   "total = 0\n"
+                                   "200.times { |i| total += i }\n"
+                                   "p total\n")
+        seen = {}
+        for refs in (0, 4096):
+            root = os.path.join(self.tmp, f"refs{refs}")
+            os.makedirs(root)
+            d = Daemon(root, service_config(root, f"limits:\n  value_refs: {refs}\n"))
+            res, sent = proxied_run(d, os.path.join(root, "proxy.sock"), ["ruby", prog])
+            self.assertEqual((res.returncode, res.stdout), (0, b"19900\n"), res.stderr)
+            d.stop()
+            folders = trace_folders(d.out)
+            self.assertEqual(len(folders), 1, folders)
+            validate(self, folders[0])
+            t = Trace(folders[0])
+            self.assertEqual(t.state, "complete")
+            values = [(line, {n: simple(v) for n, v in vals.items()})
+                      for line, vals in step_values(t, prog)]
+            seen[refs] = (sent, values)
+        (full, full_values), (kept, kept_values) = seen[0], seen[4096]
+        self.assertEqual(kept_values, full_values)
+        self.assertGreater(len(full_values), 200)
+        self.assertLess(kept, full / 5, (kept, full))
 
 if __name__ == "__main__":
     import unittest
