@@ -32,6 +32,8 @@ class Holder
   end
 end
 
+Duo = Struct.new(:a, :b)
+
 def rename(node, text)
   node.name << text
   node
@@ -79,4 +81,8 @@ many.each_slice(5) { |slice| slice.first << "!" }
 counts = Hash.new(0)
 6.times { |i| counts["key number #{i % 3} of counts"] += i }
 same_again = [many, many, counts, counts]
-puts shared.size, text.size, list.size, counts.size, same_again.size
+# Compaction moves objects: the shim's tables keyed by class must not.
+GC.compact if GC.respond_to?(:compact)
+moved = [Node.new(+"after compaction", [1]), Doc.new, kid, left, holder]
+moved << Duo.new(1, moved.size)
+puts shared.size, text.size, list.size, counts.size, same_again.size, moved.size
