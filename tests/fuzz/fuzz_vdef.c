@@ -79,8 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       a.len = b.len = 0;
       int64_t ra = ctr_value_render(&ops, &o, &a, &why);
       int64_t rb = ctr_value_render(&ops, &o, &b, &why);
-      if (ra != rb || (ra >= 0 && (a.len != b.len ||
-                                   memcmp(a.data, b.data, a.len) != 0)))
+      if (ra != rb ||
+          (ra >= 0 && (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)))
         abort();
     }
     msgpack_zone_destroy(&zone);
