@@ -696,8 +696,9 @@ START_TEST(kept_definition_outlives_its_slot) {
 }
 END_TEST
 
-/* A value rule sees through references: text hidden under one name is
- * hidden in a REF to it and in an object holding it. */
+/* A value rule sees through references: a rule's variable whose value is
+ * a REF is redacted, and text hidden under one name is hidden in a REF to
+ * it and in an object holding it. */
 static void script_rules(run_t *r) {
   declare_all();
   one_var(P_APP, 1, N_TOKEN);
@@ -720,6 +721,16 @@ static void script_rules(run_t *r) {
     ctr_pack_pair_begin(&mpk, N_A);
     ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
   }
+  /* Shown before a rule hides it, then not. */
+  one_var(P_APP, 4, N_X);
+  def(3);
+  ctr_pack_v_string(&mpk, T_STR, "other words", 11);
+  one_var(P_APP, 5, N_TOKEN);
+  if (!ref(3))
+    ctr_pack_v_string(&mpk, T_STR, "other words", 11);
+  one_var(P_APP, 6, N_X);
+  if (!ref(3))
+    ctr_pack_v_string(&mpk, T_STR, "other words", 11);
   ctr_pack_bye(&mpk, 0);
   run_ok(r);
 }
@@ -733,8 +744,9 @@ START_TEST(value_rules_see_through_refs) {
   same_traces(&a, yaml, NULL, script_rules);
   text = trace_text(a.dirs[0]);
   ck_assert_int_eq(count_of(text, "hunter2"), 0);
-  /* Four values and their type's name. */
-  ck_assert_int_eq(count_of(text, "<redacted>"), 5);
+  ck_assert_int_eq(count_of(text, "other words"), 1);
+  /* Six values and their type's name. */
+  ck_assert_int_eq(count_of(text, "<redacted>"), 7);
   free(text);
 }
 END_TEST
