@@ -1,6 +1,7 @@
 /* check_trace.c: the daemon's output side: JSON text, value rendering from
  * untrusted wire values, and the trace folder writer. */
 #include <check.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,11 +445,25 @@ static void run_ok(run_t *r) {
   ck_assert_msg(rc == 0, "session refused a message: %s", why);
 }
 
-static void run_close(run_t *r) {
+static int remove_cb(const char *path, const struct stat *sb, int flag,
+                     struct FTW *ftw) {
+  return remove(path);
+}
+
+/* Removes the session's folder and its traces. */
+static void run_remove(run_t *r) {
+  ck_assert_int_eq(nftw(r->root, remove_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* Ends the session; its traces are removed unless keep is true (then
+ * run_remove does it). */
+static void run_close(run_t *r, bool keep) {
   ctr_session_end(r->s, NULL);
   ctr_session_free(r->s);
   ctr_config_unref(r->cfg);
   msgpack_sbuffer_destroy(&msb);
+  if (!keep)
+    run_remove(r);
 }
 
 static void declare_all(void) {
@@ -534,11 +549,11 @@ static void same_traces(run_t *a, const char *yaml, const char *const *sets,
   refs = true;
   run_open(a, yaml, sets);
   script(a);
-  run_close(a);
+  run_close(a, true);
   refs = false;
   run_open(&b, yaml, sets);
   script(&b);
-  run_close(&b);
+  run_close(&b, true);
   ck_assert_int_eq(a->ndirs, b.ndirs);
   for (int i = 0; i < a->ndirs; i++) {
     char *x = trace_text(a->dirs[i]), *y = trace_text(b.dirs[i]);
@@ -546,6 +561,7 @@ static void same_traces(run_t *a, const char *yaml, const char *const *sets,
     free(x);
     free(y);
   }
+  run_remove(&b);
 }
 
 static int count_of(const char *text, const char *what) {
@@ -616,6 +632,7 @@ START_TEST(refs_render_as_full_values) {
    * and the last VARS twice. */
   ck_assert_int_eq(count_of(text, "hello world"), 12);
   free(text);
+  run_remove(&a);
 }
 END_TEST
 
@@ -659,6 +676,7 @@ START_TEST(refs_to_unwritten_and_earlier_intervals) {
   ck_assert_int_eq(count_of(text, "\"lang_type\":\"Obj\""), 1);
   ck_assert_int_eq(count_of(text, "hello world"), 2);
   free(text);
+  run_remove(&a);
 }
 END_TEST
 
@@ -684,6 +702,7 @@ START_TEST(kept_definition_outlives_its_slot) {
   run_t r;
 
   same_traces(&r, NULL, two, script_evicted);
+  run_remove(&r);
   /* And a REF to 1 is an error. */
   refs = true;
   run_open(&r, NULL, two);
@@ -692,7 +711,7 @@ START_TEST(kept_definition_outlives_its_slot) {
   ref(1);
   ck_assert_int_eq(run_send(&r, &why), CTR_ERANGE);
   ck_assert_str_eq(why, "REF to a definition that is not kept");
-  run_close(&r);
+  run_close(&r, false);
 }
 END_TEST
 
@@ -748,6 +767,7 @@ START_TEST(value_rules_see_through_refs) {
   /* Six values and their type's name. */
   ck_assert_int_eq(count_of(text, "<redacted>"), 7);
   free(text);
+  run_remove(&a);
 }
 END_TEST
 
@@ -906,7 +926,7 @@ START_TEST(hostile_refs_are_refused) {
     cases[i].pack();
     ck_assert_msg(run_send(&r, &why) == cases[i].code, "case %zu: %s", i, why);
     ck_assert_str_eq(why, cases[i].why);
-    run_close(&r);
+    run_close(&r, false);
   }
   /* With limits.value_refs 0 any DEF or REF is an error, and WELCOME says
    * so. */
@@ -924,7 +944,7 @@ START_TEST(hostile_refs_are_refused) {
     ck_assert_int_eq(run_send(&r, &why), i ? CTR_EPROTO : 0);
     if (i)
       ck_assert_str_eq(why, "DEF or REF value, but limits.value_refs is 0");
-    run_close(&r);
+    run_close(&r, false);
   }
 }
 END_TEST
