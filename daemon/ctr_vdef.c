@@ -14,10 +14,10 @@
 
 /* Rendered JSON kept per session: a cache, so past this bound texts are
  * rendered again instead of kept. */
-#define TEXTS_MAX (64u << 20)
+#define TEXTS_MAX (16u << 20)
 
 struct ctr_vdef_s {
-  uint32_t refs;  /* its slot, the nodes whose values name it, messages */
+  uint64_t refs;  /* its slot, the nodes whose values name it, messages */
   uint32_t depth; /* nesting levels its value takes, REFs expanded */
   uint64_t id;
   uint64_t count; /* values in it, REFs expanded */
