@@ -29,7 +29,8 @@ typedef struct ctr_ctfs_retired_s {
 
 struct ctr_ctfs_box_s {
   int fd;
-  uint64_t next_block; /* the next block to allocate: the container's end */
+  uint64_t next_block; /* the next block to allocate */
+  uint64_t end_block;  /* the file's length in blocks, zeros past next */
   ctr_ctfs_retired_t *retired; /* oldest first, from retired_head */
   size_t retired_head, nretired, retired_cap;
   ctr_ctfs_file_t files[CTR_CTFS_ENTRIES];
@@ -113,6 +114,11 @@ static int new_block(ctr_ctfs_box_t *b, const void *p, size_t n,
   bool reuse = b->retired_head < b->nretired &&
                now_ms() - b->retired[b->retired_head].at >= CTR_CTFS_GRACE_MS;
   uint64_t at = reuse ? b->retired[b->retired_head].blk : b->next_block;
+  if (at >= b->end_block) { /* see CTR_CTFS_SLACK */
+    if (ftruncate(b->fd, (off_t)((at + CTR_CTFS_SLACK) * CTR_CTFS_BLOCK)) < 0)
+      return -errno;
+    b->end_block = at + CTR_CTFS_SLACK;
+  }
   int rc = put(b, at * CTR_CTFS_BLOCK, block, sizeof(block));
   if (rc == 0) {
     *blk = at;
@@ -394,7 +400,12 @@ uint64_t ctr_ctfs_box_size(const ctr_ctfs_box_t *b, int fi) {
 }
 
 int ctr_ctfs_box_close(ctr_ctfs_box_t *b) {
-  int rc = close(b->fd) < 0 ? -errno : 0;
+  int rc = 0;
+  if (b->next_block && b->next_block < b->end_block &&
+      ftruncate(b->fd, (off_t)(b->next_block * CTR_CTFS_BLOCK)) < 0)
+    rc = -errno; /* the slack goes, the file ends at its last block */
+  if (close(b->fd) < 0 && rc == 0)
+    rc = -errno;
   free(b->retired);
   free(b);
   return rc;

@@ -33,6 +33,11 @@
  * pointers that reach them (whole-file readers take milliseconds). */
 #define CTR_CTFS_GRACE_MS 1000u
 #define CTR_CTFS_REWRITE_MAX 256 /* data blocks one rewrite may replace */
+/* The file is kept this many blocks longer than what it uses (zeros, until
+ * close). Readers take the file's length, then read block 0, whose entries
+ * may by then reach blocks written since: they are inside the length the
+ * reader took unless the writer allocated more than this in between. */
+#define CTR_CTFS_SLACK 256u
 
 extern const unsigned char ctr_ctfs_magic[5];
 

@@ -30,9 +30,20 @@ int ctr_ctfs_image_load(ctr_ctfs_image_t *img, const char *path) {
       close(fd);
     return rc;
   }
-  size_t cap = (size_t)st.st_size, len = 0;
-  img->data = malloc(cap ? cap : 1);
-  while (img->data && len < cap) { /* the file may grow: take what was */
+  /* Read to the end, past the length fstat gave: the file may have grown
+   * since, and block 0, read first, may already reach the new blocks. */
+  size_t cap = (size_t)st.st_size + CTR_CTFS_BLOCK, len = 0;
+  img->data = malloc(cap);
+  while (img->data) {
+    if (len == cap) {
+      unsigned char *p = realloc(img->data, cap *= 2);
+      if (!p) {
+        free(img->data);
+        img->data = NULL;
+        break;
+      }
+      img->data = p;
+    }
     ssize_t r = read(fd, img->data + len, cap - len);
     if (r <= 0)
       break;
