@@ -51,6 +51,54 @@ static void int_value(msgpack_sbuffer *sb, int64_t v, ctr_buf_t *out) {
   cbor_of(sb, out);
 }
 
+/* One value of every wire kind but Int, as the shims send them. */
+static void pack_kind(msgpack_packer *pk, int kind) {
+  switch (kind) {
+  case CTR_V_NONE:
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, CTR_V_NONE);
+    msgpack_pack_int(pk, 0);
+    return;
+  case CTR_V_BIGINT:
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, CTR_V_BIGINT);
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_true(pk);
+    msgpack_pack_bin(pk, 9);
+    msgpack_pack_bin_body(pk, "\x01\0\0\0\0\0\0\0\0", 9); /* -2**64 */
+    return;
+  }
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_int(pk, kind);
+  msgpack_pack_int(pk, kind == CTR_V_BOOL ? 1 : 2);
+  switch (kind) {
+  case CTR_V_BOOL:
+    msgpack_pack_true(pk);
+    break;
+  case CTR_V_FLOAT:
+    msgpack_pack_double(pk, 2.5);
+    break;
+  case CTR_V_STRING:
+  case CTR_V_RAW:
+  case CTR_V_ERROR:
+    msgpack_pack_bin(pk, 4);
+    msgpack_pack_bin_body(pk, "h\xc3\xa9\xff", 4);
+    break;
+  case CTR_V_SEQ:
+  case CTR_V_TUPLE:
+    msgpack_pack_array(pk, 2);
+    pack_kind(pk, CTR_V_NONE);
+    pack_kind(pk, CTR_V_FLOAT);
+    break;
+  case CTR_V_STRUCT:
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, 0);
+    pack_kind(pk, CTR_V_STRING);
+    break;
+  }
+}
+
 static void check(int rc, const char *what) {
   if (rc < 0) {
     fprintf(stderr, "ctfs_demo: %s: %s\n", what, ctr_strerror(rc));
@@ -96,6 +144,19 @@ int main(int argc, char **argv) {
 
   check(ctr_ctfs_call(w, (uint64_t)f_main), "call");
   check(ctr_ctfs_step(w, (uint64_t)path, 1), "step");
+  static const char *kinds[] = {"none", "bool", "int", "float", "string",
+                                "bigint", "seq", "tuple", "struct", "raw",
+                                "error"};
+  for (int k = 0; k <= CTR_V_ERROR; k++) {
+    if (k == CTR_V_INT)
+      continue;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_kind(&pk, k);
+    cbor_of(&sb, &v);
+    int64_t name = ctr_ctfs_varname(w, kinds[k], strlen(kinds[k]));
+    check(ctr_ctfs_value(w, (uint64_t)name, v.data, v.len), "value");
+  }
   for (long i = 0; i < iterations; i++) {
     check(ctr_ctfs_step(w, (uint64_t)path, 5), "step");
     int_value(&sb, i, &v);

@@ -142,9 +142,16 @@ static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
   case CTR_V_BOOL:
     if (p->type != MSGPACK_OBJECT_BOOLEAN)
       return fail(why, "Bool value is not a boolean", CTR_EPROTO);
-    head(out, 3, "Bool");
+    /* Rust has {kind, b, type_id}; CodeTracer's Nim reader requires the
+     * printed "text" after "b", which serde skips as an unknown field. */
+    head(out, 4, "Bool");
     KEY(out, "b");
     ctr_buf_add(out, p->via.boolean ? "\xf5" : "\xf4", 1);
+    KEY(out, "text");
+    if (p->via.boolean)
+      KEY(out, "true");
+    else
+      KEY(out, "false");
     break;
   case CTR_V_INT:
     if (!ctr_obj_i64(p, &i))

@@ -4,8 +4,10 @@
  * The bytes are those of the Rust codetracer_trace_types ValueRecord under
  * serde and cbor4ii: a map whose first key is "kind", then the variant's
  * fields in declaration order, every key a text string, integers in their
- * shortest form. Float "f" is a CBOR float64, which is what CodeTracer's
- * Nim reader (cbor.nim) decodes. Values are untrusted and checked here. */
+ * shortest form. Two shapes follow CodeTracer's Nim reader (cbor.nim), which
+ * decodes strictly, where it differs: Float "f" is a CBOR float64, and Bool
+ * also carries "text" ("true"/"false"), a field serde ignores. Values are
+ * untrusted and checked here. */
 #ifndef CTR_CTFS_CBOR_H
 #define CTR_CTFS_CBOR_H
 

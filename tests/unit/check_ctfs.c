@@ -221,7 +221,8 @@ static void pk_bad_bool(msgpack_packer *pk) {
 
 START_TEST(values_encode_as_rust_serde_cbor) {
   EXPECT_CBOR(pk_int, "\xa3" KIND "\x63Int\x61i\x39\x01\x2b" TYPE_ID "\x18\x65");
-  EXPECT_CBOR(pk_bool, "\xa3" KIND "\x64" "Bool\x61" "b\xf5" TYPE_ID "\x18\x66");
+  EXPECT_CBOR(pk_bool, "\xa4" KIND "\x64" "Bool\x61" "b\xf5\x64text\x64true"
+                       TYPE_ID "\x18\x66");
   /* Bytes that are not UTF-8 become the text \xNN, as in the JSON trace. */
   EXPECT_CBOR(pk_string, "\xa3" KIND "\x66String\x64text\x69"
                          "a\\xff\\xc3" TYPE_ID "\x18\x67");
