@@ -3,8 +3,8 @@
  *
  *   ctfs_demo OUT.ct [ITERATIONS [DELAY_MS [FLUSH_EVERY]]]
  *
- * The traced "program" (demo.py) calls add(i, i) (lib.py) ITERATIONS times from main, prints
- * each sum, and pauses DELAY_MS after every step, flushing every
+ * The traced "program" (demo.py) calls add(i, i) (lib.py) ITERATIONS times from
+ * main, prints each sum, and pauses DELAY_MS after every step, flushing every
  * FLUSH_EVERY steps, so ct-print --follow can watch it grow. */
 #include <msgpack.h>
 #include <stdio.h>
@@ -124,8 +124,11 @@ int main(int argc, char **argv) {
   ctr_ctfs_t *w;
   check(ctr_ctfs_open(&w, argv[1]), argv[1]);
   const char *args[] = {"demo.py"};
-  ctr_ctfs_meta_t meta = {.program = "python3", .args = args, .nargs = 1,
-                          .workdir = "/tmp", .recorder = "ctrec"};
+  ctr_ctfs_meta_t meta = {.program = "python3",
+                          .args = args,
+                          .nargs = 1,
+                          .workdir = "/tmp",
+                          .recorder = "ctrec"};
   check(ctr_ctfs_metadata(w, &meta), "metadata");
   int64_t path = ctr_ctfs_path(w, "/tmp/demo.py", 12);
   int64_t lib = ctr_ctfs_path(w, "/tmp/lib.py", 11);
@@ -144,9 +147,9 @@ int main(int argc, char **argv) {
 
   check(ctr_ctfs_call(w, (uint64_t)f_main), "call");
   check(ctr_ctfs_step(w, (uint64_t)path, 1), "step");
-  static const char *kinds[] = {"none", "bool", "int", "float", "string",
-                                "bigint", "seq", "tuple", "struct", "raw",
-                                "error"};
+  static const char *kinds[] = {"none",   "bool",   "int",  "float",
+                                "string", "bigint", "seq",  "tuple",
+                                "struct", "raw",    "error"};
   for (int k = 0; k <= CTR_V_ERROR; k++) {
     if (k == CTR_V_INT)
       continue;

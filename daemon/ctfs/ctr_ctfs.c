@@ -46,8 +46,8 @@ struct ctr_ctfs_s {
   ctr_buf_t held_rec; /* a thread record's bytes */
   ctr_buf_t vals;     /* (varname id, length, CBOR) per value */
   uint32_t nvals;
-  uint64_t nsteps;  /* records, the held one included */
-  uint64_t cursor;  /* the last position written to steps */
+  uint64_t nsteps; /* records, the held one included */
+  uint64_t cursor; /* the last position written to steps */
 
   /* Calls not yet written, by key: pending[i] has key first_key + i - head. */
   ctr_ctfs_call_t *pending;
@@ -148,8 +148,8 @@ int64_t ctr_ctfs_path(ctr_ctfs_t *w, const char *path, size_t n) {
   size_t before = w->paths.table.count;
   int64_t id = intern(w, &w->paths, path, n);
   if (id >= 0 && w->paths.table.count > before) { /* meta.dat lists them */
-    char **p = ctr_xrealloc(w->path_text,
-                            (w->npath_text + 1) * sizeof(*w->path_text));
+    char **p =
+        ctr_xrealloc(w->path_text, (w->npath_text + 1) * sizeof(*w->path_text));
     p[w->npath_text++] = ctr_xstrndup(path, n);
     w->path_text = p;
     w->meta_dirty = true;
@@ -273,8 +273,10 @@ int ctr_ctfs_call(ctr_ctfs_t *w, uint64_t function_id) {
   }
   uint64_t key = w->first_key + (w->ncalls - w->head);
   ctr_ctfs_call_t *c = &w->pending[w->ncalls++];
-  *c = (ctr_ctfs_call_t){.function_id = function_id, .entry = w->nsteps,
-                         .parent = -1, .depth = (uint32_t)w->depth};
+  *c = (ctr_ctfs_call_t){.function_id = function_id,
+                         .entry = w->nsteps,
+                         .parent = -1,
+                         .depth = (uint32_t)w->depth};
   if (w->depth) {
     ctr_ctfs_call_t *p = call_at(w, w->stack[w->depth - 1]);
     c->parent = (int64_t)w->stack[w->depth - 1];
@@ -412,8 +414,8 @@ static int write_meta(ctr_ctfs_t *w) {
    * first (the old content stays valid), then is rewritten. */
   int rc = 0;
   size_t len = b->len;
-  if (w->meta_f < 0 && (rc = w->meta_f = ctr_ctfs_box_add(w->box,
-                                                        "meta.dat")) < 0)
+  if (w->meta_f < 0 &&
+      (rc = w->meta_f = ctr_ctfs_box_add(w->box, "meta.dat")) < 0)
     return keep(w, rc);
   if (w->meta_size == 0) { /* new: written with its content at once */
     uint64_t size = 2 * (uint64_t)len + 256;

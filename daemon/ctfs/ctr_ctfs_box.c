@@ -2,8 +2,8 @@
 #include "ctr_ctfs_box.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,8 +73,7 @@ static int get_ptr(ctr_ctfs_box_t *b, uint64_t blk, uint64_t slot,
   return 0;
 }
 
-static int set_ptr(ctr_ctfs_box_t *b, uint64_t blk, uint64_t slot,
-                   uint64_t v) {
+static int set_ptr(ctr_ctfs_box_t *b, uint64_t blk, uint64_t slot, uint64_t v) {
   unsigned char p[8];
   put_u64(p, v);
   return put(b, blk * CTR_CTFS_BLOCK + slot * 8, p, 8);

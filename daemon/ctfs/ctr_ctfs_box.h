@@ -58,8 +58,8 @@ int ctr_ctfs_box_append(ctr_ctfs_box_t *b, int f, const void *p, size_t n);
  * write) and the entry's map pointer is switched in one 8-byte write, so a
  * reader sees the old bytes or the new, never a mix. The size is unchanged;
  * the old blocks are reused after CTR_CTFS_GRACE_MS. */
-int ctr_ctfs_box_rewrite(ctr_ctfs_box_t *b, int f, uint64_t from,
-                         const void *p, size_t n);
+int ctr_ctfs_box_rewrite(ctr_ctfs_box_t *b, int f, uint64_t from, const void *p,
+                         size_t n);
 
 /* Makes everything appended to file f so far visible. */
 int ctr_ctfs_box_publish(ctr_ctfs_box_t *b, int f);

@@ -15,8 +15,10 @@ void ctr_ctfs_cbor_head(ctr_buf_t *b, unsigned major, uint64_t v) {
     h[0] = m | (unsigned char)v, n = 1;
   } else {
     int bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
-    h[0] = m | (unsigned char)(bytes == 1 ? 24 : bytes == 2 ? 25
-                                              : bytes == 4 ? 26 : 27);
+    h[0] = m | (unsigned char)(bytes == 1   ? 24
+                               : bytes == 2 ? 25
+                               : bytes == 4 ? 26
+                                            : 27);
     for (int i = 0; i < bytes; i++)
       h[1 + i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
     n = 1 + (size_t)bytes;
@@ -27,10 +29,11 @@ void ctr_ctfs_cbor_head(ctr_buf_t *b, unsigned major, uint64_t v) {
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t n) {
   unsigned c = s[0];
-  size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2
-         : c >= 0xe0 && c <= 0xef                  ? 3
-         : c >= 0xf0 && c <= 0xf4                  ? 4
-                                                   : 0;
+  size_t k = c < 0x80                 ? 1
+             : c >= 0xc2 && c <= 0xdf ? 2
+             : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4
+                                      : 0;
   if (k == 0 || k > n)
     return 0;
   for (size_t i = 1; i < k; i++)
@@ -103,8 +106,7 @@ static int elements(const ctr_ctfs_value_ops_t *ops, const msgpack_object *a,
       uint32_t vid;
       if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
           !ctr_obj_u32(&e->via.array.ptr[0], &vid))
-        return fail(why, "struct field is not [varname_id, value]",
-                    CTR_EPROTO);
+        return fail(why, "struct field is not [varname_id, value]", CTR_EPROTO);
       e = &e->via.array.ptr[1];
     }
     int rc = encode(ops, e, out, depth + 1, why);
@@ -178,8 +180,10 @@ static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
   case CTR_V_ERROR:
     if (!ctr_obj_str(p, &s))
       return fail(why, "text payload is not str or bin", CTR_EPROTO);
-    head(out, 3, vk == CTR_V_STRING ? "String" : vk == CTR_V_RAW ? "Raw"
-                                                                 : "Error");
+    head(out, 3,
+         vk == CTR_V_STRING ? "String"
+         : vk == CTR_V_RAW  ? "Raw"
+                            : "Error");
     if (vk == CTR_V_STRING)
       KEY(out, "text");
     else if (vk == CTR_V_RAW)

@@ -67,8 +67,7 @@ void ctr_ctfs_image_free(ctr_ctfs_image_t *img) {
 }
 
 /* The pointer in slot of block blk, or 0 when blk is out of the image. */
-static uint64_t ptr(const ctr_ctfs_image_t *img, uint64_t blk,
-                    uint64_t slot) {
+static uint64_t ptr(const ctr_ctfs_image_t *img, uint64_t blk, uint64_t slot) {
   if (blk == 0 || blk >= img->len / CTR_CTFS_BLOCK)
     return 0;
   return le(img->data + blk * CTR_CTFS_BLOCK + slot * 8, 8);
@@ -119,8 +118,8 @@ int ctr_ctfs_member(const ctr_ctfs_image_t *img, const char *name,
     ctr_buf_reserve(out, size);
     for (uint64_t bi = 0; out->len < size; bi++) {
       uint64_t blk = data_block(img, root, bi);
-      size_t k = size - out->len < CTR_CTFS_BLOCK ? size - out->len
-                                                  : CTR_CTFS_BLOCK;
+      size_t k =
+          size - out->len < CTR_CTFS_BLOCK ? size - out->len : CTR_CTFS_BLOCK;
       if (blk == 0)
         return CTR_EPROTO;
       ctr_buf_add(out, img->data + blk * CTR_CTFS_BLOCK, k);
@@ -204,8 +203,8 @@ int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
       break;
     }
     /* One frame with its content size, then only skippable frames. */
-    unsigned long long size = ZSTD_getFrameContentSize(dat.data + from,
-                                                       to - from);
+    unsigned long long size =
+        ZSTD_getFrameContentSize(dat.data + from, to - from);
     if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
         size > (64u << 20)) {
       rc = CTR_EPROTO;
@@ -218,8 +217,7 @@ int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
       rc = CTR_EPROTO;
       break;
     }
-    int64_t k = walk((unsigned char *)raw.data, got, prefixed, *count, cb,
-                     ctx);
+    int64_t k = walk((unsigned char *)raw.data, got, prefixed, *count, cb, ctx);
     if (k < 0)
       rc = (int)k;
     else if (i + 1 < chunks && (uint64_t)k != chunk_size)
@@ -233,8 +231,8 @@ int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
   return rc;
 }
 
-int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name,
-                   uint64_t id, ctr_buf_t *out, uint64_t *count) {
+int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name, uint64_t id,
+                   ctr_buf_t *out, uint64_t *count) {
   char n[16];
   ctr_buf_t dat = {0}, off = {0};
   snprintf(n, sizeof(n), "%s.dat", name);
@@ -286,8 +284,7 @@ int ctr_ctfs_read_meta(const ctr_ctfs_image_t *img, ctr_ctfs_meta_read_t *m) {
   if (rc == 0) {
     m->version = (uint16_t)le(p + 4, 2);
     m->flags = (uint16_t)le(p + 6, 2);
-    if (!ctr_ctfs_read_varint(p, n, &pos, &len) || len != 36 ||
-        n - pos < 36)
+    if (!ctr_ctfs_read_varint(p, n, &pos, &len) || len != 36 || n - pos < 36)
       rc = CTR_EPROTO;
   }
   if (rc == 0) {
@@ -298,8 +295,8 @@ int ctr_ctfs_read_meta(const ctr_ctfs_image_t *img, ctr_ctfs_meta_read_t *m) {
               ctr_ctfs_read_varint(p, n, &pos, &nargs) && nargs <= n;
     for (uint64_t i = 0; ok && i < nargs; i++)
       ok = skip_str(p, n, &pos);
-    ok = ok && skip_str(p, n, &pos) && skip_str(p, n, &pos) && /* workdir,
-                                                                  recorder */
+    /* workdir, recorder id, then the paths */
+    ok = ok && skip_str(p, n, &pos) && skip_str(p, n, &pos) &&
          ctr_ctfs_read_varint(p, n, &pos, &m->npaths);
     if (!ok)
       rc = CTR_EPROTO;

@@ -38,8 +38,8 @@ int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
 
 /* Record id of table name (name.dat + name.off) into out; *count (if not
  * NULL) gets the table's records. */
-int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name,
-                   uint64_t id, ctr_buf_t *out, uint64_t *count);
+int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name, uint64_t id,
+                   ctr_buf_t *out, uint64_t *count);
 
 /* The length of the step record at p (at most n bytes), or 0. */
 size_t ctr_ctfs_step_len(const unsigned char *p, size_t n);

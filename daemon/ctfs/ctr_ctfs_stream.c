@@ -38,10 +38,9 @@ static int add_pair(ctr_ctfs_box_t *box, const char *name, const char *a,
 }
 
 int ctr_ctfs_chunks_init(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
-                         const char *name, uint32_t chunk_size,
-                         bool prefixed) {
-  *c = (ctr_ctfs_chunks_t){.box = box, .chunk_size = chunk_size,
-                           .prefixed = prefixed};
+                         const char *name, uint32_t chunk_size, bool prefixed) {
+  *c = (ctr_ctfs_chunks_t){
+      .box = box, .chunk_size = chunk_size, .prefixed = prefixed};
   int rc = add_pair(box, name, "dat", "idx", &c->dat, &c->idx);
   if (rc < 0)
     return rc;

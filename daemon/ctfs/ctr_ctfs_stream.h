@@ -48,8 +48,7 @@ typedef struct ctr_ctfs_chunks_s {
 
 /* Adds name.dat and name.idx (name at most 8 characters). */
 int ctr_ctfs_chunks_init(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
-                         const char *name, uint32_t chunk_size,
-                         bool prefixed);
+                         const char *name, uint32_t chunk_size, bool prefixed);
 /* Adds one record; a full chunk is written and published. */
 int ctr_ctfs_chunks_add(ctr_ctfs_chunks_t *c, const void *rec, size_t n);
 /* Publishes the open chunk as it is. */

@@ -78,8 +78,7 @@ START_TEST(container_grows_files_side_by_side) {
   for (size_t i = 0; i < 8000; i++)
     buf[i] = (unsigned char)~pattern(0, from + i);
   ck_assert_int_eq(ctr_ctfs_box_rewrite(b, fa, from, buf, 8000), 0);
-  ck_assert_int_eq(ctr_ctfs_box_rewrite(b, fa, na - 10, buf, 11),
-                   CTR_ERANGE);
+  ck_assert_int_eq(ctr_ctfs_box_rewrite(b, fa, na - 10, buf, 11), CTR_ERANGE);
   ck_assert_int_eq(ctr_ctfs_box_publish(b, fb), 0);
   ck_assert_int_eq(ctr_ctfs_box_close(b), 0);
 
@@ -110,8 +109,7 @@ static int64_t type_plus_100(void *ctx, uint32_t tid) {
   return tid < 50 ? (int64_t)tid + 100 : CTR_ERANGE;
 }
 
-static const ctr_ctfs_value_ops_t ops = {.type = type_plus_100,
-                                         .max_depth = 3};
+static const ctr_ctfs_value_ops_t ops = {.type = type_plus_100, .max_depth = 3};
 
 /* The CBOR of the msgpack value built by pack(), or the error code. */
 static int cbor_of(void (*pack)(msgpack_packer *), ctr_buf_t *out) {
@@ -220,24 +218,33 @@ static void pk_bad_bool(msgpack_packer *pk) {
 #define TYPE_ID "\x67type_id"
 
 START_TEST(values_encode_as_rust_serde_cbor) {
-  EXPECT_CBOR(pk_int, "\xa3" KIND "\x63Int\x61i\x39\x01\x2b" TYPE_ID "\x18\x65");
-  EXPECT_CBOR(pk_bool, "\xa4" KIND "\x64" "Bool\x61" "b\xf5\x64text\x64true"
-                       TYPE_ID "\x18\x66");
+  EXPECT_CBOR(pk_int,
+              "\xa3" KIND "\x63Int\x61i\x39\x01\x2b" TYPE_ID "\x18\x65");
+  EXPECT_CBOR(pk_bool, "\xa4" KIND "\x64"
+                       "Bool\x61"
+                       "b\xf5\x64text\x64true" TYPE_ID "\x18\x66");
   /* Bytes that are not UTF-8 become the text \xNN, as in the JSON trace. */
   EXPECT_CBOR(pk_string, "\xa3" KIND "\x66String\x64text\x69"
                          "a\\xff\\xc3" TYPE_ID "\x18\x67");
-  EXPECT_CBOR(pk_float, "\xa3" KIND "\x65" "Float\x61" "f"
-                        "\xfb\x40\x04\x00\x00\x00\x00\x00\x00" TYPE_ID
-                        "\x18\x68");
+  EXPECT_CBOR(pk_float,
+              "\xa3" KIND "\x65"
+              "Float\x61"
+              "f"
+              "\xfb\x40\x04\x00\x00\x00\x00\x00\x00" TYPE_ID "\x18\x68");
   EXPECT_CBOR(pk_none, "\xa2" KIND "\x64None" TYPE_ID "\x18\x64");
-  EXPECT_CBOR(pk_bigint, "\xa4" KIND "\x66" "BigInt\x61" "b\x42\x01\x00"
+  EXPECT_CBOR(pk_bigint, "\xa4" KIND "\x66"
+                         "BigInt\x61"
+                         "b\x42\x01\x00"
                          "\x68negative\xf5" TYPE_ID "\x18\x69");
-  EXPECT_CBOR(pk_seq, "\xa4" KIND "\x68Sequence\x68" "elements\x81"
+  EXPECT_CBOR(pk_seq, "\xa4" KIND "\x68Sequence\x68"
+                      "elements\x81"
                       "\xa2" KIND "\x64None" TYPE_ID "\x18\x64"
                       "\x68is_slice\xf4" TYPE_ID "\x18\x6a");
-  EXPECT_CBOR(pk_struct, "\xa3" KIND "\x66Struct\x6c" "field_values\x81"
-                         "\xa3" KIND "\x65" "Error\x63msg\x61x" TYPE_ID
-                         "\x18\x64" TYPE_ID "\x18\x6b");
+  EXPECT_CBOR(pk_struct,
+              "\xa3" KIND "\x66Struct\x6c"
+              "field_values\x81"
+              "\xa3" KIND "\x65"
+              "Error\x63msg\x61x" TYPE_ID "\x18\x64" TYPE_ID "\x18\x6b");
   ctr_buf_t b = {0};
   ck_assert_int_eq(cbor_of(pk_def, &b), CTR_EPROTO);
   ck_assert_int_eq(cbor_of(pk_unknown_type, &b), CTR_ERANGE);
@@ -253,9 +260,9 @@ END_TEST
 /* What a trace holds, as read back. */
 typedef struct seen_s {
   uint64_t steps, values, calls, events;
-  uint64_t pos[64];     /* the first steps' global line indexes */
-  uint8_t tag[64];      /* their tags */
-  uint64_t nvals[64];   /* values at the first steps */
+  uint64_t pos[64];   /* the first steps' global line indexes */
+  uint8_t tag[64];    /* their tags */
+  uint64_t nvals[64]; /* values at the first steps */
   uint64_t entry[16], exit[16], nargs[16], nchildren[16];
   int64_t parent[16];
   uint64_t ret_len[16];
@@ -395,8 +402,11 @@ START_TEST(trace_reads_back) {
   ctr_ctfs_t *w;
   ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
   const char *args[] = {"x.py", "--flag"};
-  ctr_ctfs_meta_t meta = {.program = "python3", .args = args, .nargs = 2,
-                          .workdir = "/w", .recorder = "ctrec"};
+  ctr_ctfs_meta_t meta = {.program = "python3",
+                          .args = args,
+                          .nargs = 2,
+                          .workdir = "/w",
+                          .recorder = "ctrec"};
   ck_assert_int_eq(ctr_ctfs_metadata(w, &meta), 0);
   ck_assert_int_eq(ctr_ctfs_path(w, "/w/x.py", 7), 0);
   ck_assert_int_eq(ctr_ctfs_path(w, "/w/y.py", 7), 1);
@@ -412,22 +422,22 @@ START_TEST(trace_reads_back) {
   ck_assert_int_eq(ctr_ctfs_value(w, 0, v.data, v.len), CTR_ESTATE);
   ck_assert_int_eq(ctr_ctfs_return(w, NULL, 0), CTR_ESTATE);
   ck_assert_int_eq(ctr_ctfs_step(w, 2, 1), CTR_ERANGE);
-  ck_assert_int_eq(ctr_ctfs_call(w, 0), 0);            /* main, key 0 */
-  ck_assert_int_eq(ctr_ctfs_step(w, 0, 1), 0);         /* step 0 */
-  ck_assert_int_eq(ctr_ctfs_step(w, 0, 2), 0);         /* step 1 */
+  ck_assert_int_eq(ctr_ctfs_call(w, 0), 0);    /* main, key 0 */
+  ck_assert_int_eq(ctr_ctfs_step(w, 0, 1), 0); /* step 0 */
+  ck_assert_int_eq(ctr_ctfs_step(w, 0, 2), 0); /* step 1 */
   ck_assert_int_eq(ctr_ctfs_value(w, 0, v.data, v.len), 0);
   ck_assert_int_eq(ctr_ctfs_value(w, 1, v.data, v.len), 0);
   ck_assert_int_eq(ctr_ctfs_value(w, 2, v.data, v.len), CTR_ERANGE);
-  ck_assert_int_eq(ctr_ctfs_call(w, 1), 0);            /* f, key 1 */
+  ck_assert_int_eq(ctr_ctfs_call(w, 1), 0); /* f, key 1 */
   ck_assert_int_eq(ctr_ctfs_arg(w, 0, v.data, v.len), 0);
-  ck_assert_int_eq(ctr_ctfs_step(w, 1, 10), 0);        /* step 2 */
+  ck_assert_int_eq(ctr_ctfs_step(w, 1, 10), 0); /* step 2 */
   ck_assert_int_eq(ctr_ctfs_event(w, 0, NULL, 0, "hi\n", 3), 0);
   ck_assert_int_eq(ctr_ctfs_return(w, v.data, v.len), 0);
-  ck_assert_int_eq(ctr_ctfs_call(w, 1), 0);            /* f, key 2: no step */
+  ck_assert_int_eq(ctr_ctfs_call(w, 1), 0); /* f, key 2: no step */
   ck_assert_int_eq(ctr_ctfs_return(w, NULL, 0), 0);
   ck_assert_int_eq(ctr_ctfs_thread(w, CTR_CTFS_THREAD_SWITCH, 5), 0); /* 3 */
   ck_assert_int_eq(ctr_ctfs_value(w, 0, v.data, v.len), CTR_ESTATE);
-  ck_assert_int_eq(ctr_ctfs_step(w, 0, 3), 0);         /* step 4 */
+  ck_assert_int_eq(ctr_ctfs_step(w, 0, 3), 0); /* step 4 */
   ck_assert_uint_eq(ctr_ctfs_steps(w), 5);
   ck_assert_uint_eq(ctr_ctfs_calls(w), 3);
   char id[37];
@@ -483,8 +493,7 @@ START_TEST(trace_reads_back) {
   ck_assert_int_eq(ctr_ctfs_table(&img, "paths", 1, &out, &count), 0);
   ck_assert_uint_eq(out.len, 7);
   ck_assert(memcmp(out.data, "/w/y.py", 7) == 0);
-  ck_assert_int_eq(ctr_ctfs_table(&img, "varnames", 2, &out, NULL),
-                   CTR_ERANGE);
+  ck_assert_int_eq(ctr_ctfs_table(&img, "varnames", 2, &out, NULL), CTR_ERANGE);
   ctr_buf_free(&out);
   ctr_ctfs_image_free(&img);
 }
