@@ -95,6 +95,8 @@ static int keep(ctr_ctfs_t *w, int rc) {
   return rc < 0 ? rc : 0;
 }
 
+static int write_meta(ctr_ctfs_t *w);
+
 int ctr_ctfs_open(ctr_ctfs_t **out, const char *path) {
   ctr_ctfs_t *w = calloc(1, sizeof(*w));
   if (!w)
@@ -119,7 +121,8 @@ int ctr_ctfs_open(ctr_ctfs_t **out, const char *path) {
       (rc = ctr_ctfs_chunks_init(&w->calls, w->box, "calls",
                                  CTR_CTFS_CALLS_CHUNK, true)) < 0 ||
       (rc = ctr_ctfs_chunks_init(&w->events, w->box, "events",
-                                 CTR_CTFS_EVENTS_CHUNK, true)) < 0) {
+                                 CTR_CTFS_EVENTS_CHUNK, true)) < 0 ||
+      (rc = write_meta(w)) < 0) { /* readable from the start, if empty */
     w->err = rc;
     ctr_ctfs_close(w);
     return rc;

@@ -4,8 +4,9 @@
  * The interface is the trace writer's record level: the caller says what
  * happened (a step, a call, a value) and this module alone knows the
  * format: interning tables paths/funcs/types/varnames, the streams
- * steps/values/calls/events, and meta.dat, written last as the completion
- * mark (layout and live ordering: docs/ctfs.md).
+ * steps/values/calls/events, and meta.dat, which CodeTracer's reader needs
+ * to see any stream: written at open, and last in every flush that changes
+ * it (layout and live ordering: docs/ctfs.md).
  *
  * Ids are this trace's: ctr_ctfs_path() and friends return them, interned
  * by name (functions and types too, as CodeTracer's writer does). Values
@@ -43,7 +44,7 @@ typedef enum {
   CTR_CTFS_THREAD_EXIT = 6,
 } ctr_ctfs_thread_t;
 
-/* Creates path (which must not exist) with every member but meta.dat. */
+/* Creates path (which must not exist) with every member, empty. */
 int ctr_ctfs_open(ctr_ctfs_t **out, const char *path);
 
 /* The recording id (UUIDv7 text, 36 characters) meta.dat will carry, for
@@ -85,10 +86,10 @@ int ctr_ctfs_metadata(ctr_ctfs_t *w, const ctr_ctfs_meta_t *m);
 /* Makes everything recorded so far readable by a follower. */
 int ctr_ctfs_flush(ctr_ctfs_t *w);
 
-/* Returns the calls still open at the latest step, flushes, writes meta.dat
- * and frees. An aborted recording is closed the same way: meta.dat marks
- * the container complete, and the trace folder's metadata says how the
- * recording ended. Returns the first error met. */
+/* Returns the calls still open at the latest step, flushes and frees. An
+ * aborted recording is closed the same way; meta.dat cannot say how a
+ * recording ended, the trace folder's metadata does. Returns the first
+ * error met. */
 int ctr_ctfs_close(ctr_ctfs_t *w);
 
 /* Counts so far, for logs and tests. */

@@ -499,6 +499,32 @@ START_TEST(trace_reads_back) {
 }
 END_TEST
 
+START_TEST(readable_from_open_on) {
+  /* A writer killed before its first flush leaves a readable, empty
+   * container: meta.dat is written at open. */
+  ctr_ctfs_t *w;
+  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/a.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_step(w, 0, 1), 0);
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0);
+  ck_assert_uint_eq(s.steps, 0);
+  ctr_ctfs_image_t img = load();
+  ctr_ctfs_meta_read_t m;
+  ck_assert_int_eq(ctr_ctfs_read_meta(&img, &m), 0);
+  ck_assert_str_eq(m.recording_id, ctr_ctfs_recording_id(w));
+  ck_assert_uint_eq(m.npaths, 0);
+  ctr_ctfs_image_free(&img);
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  ck_assert_int_eq(read_trace(&s), 0);
+  ck_assert_uint_eq(s.steps, 1);
+  img = load();
+  ck_assert_int_eq(ctr_ctfs_read_meta(&img, &m), 0);
+  ck_assert_uint_eq(m.npaths, 1);
+  ctr_ctfs_image_free(&img);
+}
+END_TEST
+
 START_TEST(uuid7_is_time_ordered) {
   char a[37], b[37];
   ck_assert_int_eq(ctr_ctfs_uuid7(a), 0);
@@ -618,6 +644,7 @@ int main(void) {
   tcase_add_test(tc, container_grows_files_side_by_side);
   tcase_add_test(tc, values_encode_as_rust_serde_cbor);
   tcase_add_test(tc, trace_reads_back);
+  tcase_add_test(tc, readable_from_open_on);
   tcase_add_test(tc, uuid7_is_time_ordered);
   tcase_add_test(tc, every_flush_is_readable);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
