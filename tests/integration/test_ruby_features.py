@@ -1,18 +1,86 @@
 """The Ruby shim takes every recording decision from ctrec.yaml: the
 standard library and gems are skipped by the daemon's built-in rules (so
 record rules and `filter.defaults: false` bring them back), push-down is
-the `filter.pushdown` option, and no environment variable changes what is
-recorded. Code from `ruby -e` is recorded under its own path with its text.
+the `filter.pushdown` option, `limits.value_budget` stops value capture at
+an exact point, and no environment variable changes what is recorded. Code from `ruby -e` is recorded under its own path with its text.
 Real ruby, real ctrecd (through ctrecctl record), ctrecctl check on every
 trace."""
 import os
 import re
+import socket
+import threading
 
 from harness import (CTRECCTL, CTRECD, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run,
-                     trace_folders, validate, write)
+                     service_config, simple, trace_folders, validate, write)
 
 APP = os.path.join(SOURCE, "tests", "programs", "filter", "app.rb")
 README = os.path.join(SOURCE, "README.md")
+
+MARK = ("Error", "<value budget reached>")
+
+
+def step_values(t, path):
+    """[(line, {name: value})] for every Step of `path`, in order, with the
+    Values that follow it."""
+    out = []
+    for r in t.records:
+        if not isinstance(r, dict):
+            continue
+        (k, v), = r.items()
+        if k == "Step":
+            out.append((v["line"], {}) if t.paths[v["path_id"]] == path else None)
+        elif k == "Value" and out and out[-1] is not None:
+            out[-1][1][t.varnames[v["variable_id"]]] = v["value"]
+    return [s for s in out if s is not None]
+
+
+def render(v):
+    """simple(), with the budget marker as MARK."""
+    if v.get("kind") == "Error":
+        return ("Error", v["msg"])
+    if v.get("kind") == "Sequence":
+        return [render(e) for e in v["elements"]]
+    return simple(v)
+
+
+def proxied_run(daemon, proxy_path, cmd):
+    """Runs cmd with its shim connected to `daemon` through a proxy at
+    proxy_path; returns (CompletedProcess, bytes the shim sent)."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(proxy_path)
+    srv.listen(4)
+    sent, pumps = [0], []
+
+    def pump(src, dst, count):
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if count:
+                sent[0] += len(data)
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+
+    def accept():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            d = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            d.connect(daemon.sock)
+            for a, b, count in ((c, d, True), (d, c, False)):
+                th = threading.Thread(target=pump, args=(a, b, count), daemon=True)
+                th.start()
+                pumps.append(th)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    res = run(cmd, env=daemon.env(CT_RECORDER_SOCKET=proxy_path))
+    for th in pumps:
+        th.join(20)
+    srv.close()
+    return res, sent[0]
 
 
 class RubyFeatures(TempDirTest):
@@ -186,6 +254,16 @@ class RubyFeatures(TempDirTest):
         add = [f for f in t.functions if f["name"] == "add"]
         self.assertEqual(t.paths[add[0]["path_id"]], "<-e>")
 
+    def test_paths_with_dot_components_are_normalized(self):
+        os.makedirs(os.path.join(self.tmp, "a", "lib"))
+        write(os.path.join(self.tmp, "a", "lib", "two.rb"), "def two = 2\n")
+        self.prog(os.path.join("a", "main.rb"),
+                  'require_relative "./lib/../lib/two"\nload "a//lib/./two.rb"\np two\n')
+        t = self.record_cmd(["ruby", "a/./lib/../main.rb"])
+        mine = sorted(p for p in t.paths if p.startswith(self.tmp))
+        self.assertEqual(mine, [os.path.join(self.tmp, "a", "lib", "two.rb"),
+                                os.path.join(self.tmp, "a", "main.rb")])
+
     def test_eval_named_dash_e_gets_a_path_of_its_own(self):
         code = 'x = eval("y = 2\\ny * 3", binding, "-e")\np x'
         t = self.record_cmd(["ruby", "-e", code])
@@ -197,6 +275,69 @@ class RubyFeatures(TempDirTest):
         self.assertEqual(texts, {"<-e>": code + "\n", "<-e:1>": "y = 2\ny * 3"})
         self.assertEqual(t.line_steps(), [("<-e>", 1), ("<-e:1>", 1), ("<-e:1>", 2), ("<-e>", 2)])
 
+    # ---- values ------------------------------------------------------------------
+
+    def test_budget_stops_capture_where_it_is_reached(self):
+        prog = self.prog("budget.rb", "a = [1, 2, 3]\n"
+                                      "b = [[1, 2], [3, 4]]\n"
+                                      "a.concat([4, 5, 6, 7, 8, 9, 10])\n"
+                                      "c = 5\n"
+                                      "puts a.size\n"
+                                      "def m(x, y) = x.size + y.size\n"
+                                      "m(a, b)\n")
+        t = self.record_cmd(["ruby", prog], "limits:\n  value_budget: 8\n")
+        steps = {line: {n: render(v) for n, v in vals.items()}
+                 for line, vals in step_values(t, prog)}
+        # 6 values: all exact.
+        self.assertEqual(steps[2], {"a": [1, 2, 3], "b": None, "c": None})
+        # a takes 4, then b's Seq, [1, 2] and its two elements make 8: the
+        # second pair and c are past the budget.
+        self.assertEqual(steps[3], {"a": [1, 2, 3], "b": [[1, 2], MARK], "c": MARK})
+        # The Seq and its first 7 elements make 8.
+        self.assertEqual(steps[5], {"a": [1, 2, 3, 4, 5, 6, 7, MARK, MARK, MARK],
+                                    "b": MARK, "c": MARK})
+        # Each message has its own budget: a call's arguments are captured
+        # afresh (self, "main", counts one).
+        (name, args), = [c for c in t.calls_with_args() if c[0] == "m"]
+        self.assertEqual(args["self"], ("raw", "main"))
+        self.assertEqual(args["x"], [1, 2, 3, 4, 5, 6] + [("Error",)] * 4)
+        self.assertEqual(args["y"], ("Error",))
+        # So is a RETURN's value.
+        self.assertEqual(t.returns()[-1], 12)
+
+    def test_values_sent_before_travel_as_references(self):
+        """A large object repeated at every step crosses the socket once
+        when the daemon keeps definitions (limits.value_refs), and the trace
+        is the same as when every value is sent in full."""
+        prog = self.prog("big.rb", "class Big\n"
+                                   "  def initialize\n"
+                                   "    30.times { |i| instance_variable_set(:\"@f#{i}\", \"field #{i} \" * 8) }\n"
+                                   "  end\n"
+                                   "end\n"
+                                   "big = Big.new\n"
+                                   "total = 0\n"
+                                   "200.times { |i| total += i }\n"
+                                   "p total\n")
+        seen = {}
+        for refs in (0, 4096):
+            root = os.path.join(self.tmp, f"refs{refs}")
+            os.makedirs(root)
+            d = Daemon(root, service_config(root, f"limits:\n  value_refs: {refs}\n"))
+            res, sent = proxied_run(d, os.path.join(root, "proxy.sock"), ["ruby", prog])
+            self.assertEqual((res.returncode, res.stdout), (0, b"19900\n"), res.stderr)
+            d.stop()
+            folders = trace_folders(d.out)
+            self.assertEqual(len(folders), 1, folders)
+            validate(self, folders[0])
+            t = Trace(folders[0])
+            self.assertEqual(t.state, "complete")
+            values = [(line, {n: simple(v) for n, v in vals.items()})
+                      for line, vals in step_values(t, prog)]
+            seen[refs] = (sent, values)
+        (full, full_values), (kept, kept_values) = seen[0], seen[4096]
+        self.assertEqual(kept_values, full_values)
+        self.assertGreater(len(full_values), 200)
+        self.assertLess(kept, full / 5, (kept, full))
 
 if __name__ == "__main__":
     import unittest

@@ -1,7 +1,8 @@
 """Values at every step against an independent oracle.
 
 Each program in tests/programs/oracle is recorded by a real ctrecd (default
-settings, record.values: all), and run again under oracle.rb: a pure-Ruby
+settings, record.values: all; then again keeping only 4 values for
+references, limits.value_refs), and run again under oracle.rb: a pure-Ruby
 TracePoint that renders the visible locals at every line (and self and the
 parameters at every call) with ctrec's capture rules and limits, from a
 fresh Binding each time. The trace, read as CodeTracer reads it, must agree
@@ -15,7 +16,7 @@ import json
 import os
 
 from harness import (SOURCE, TempDirTest, Trace, capture_limits, record, run, trace_folders,
-                     validate)
+                     validate, write)
 
 ORACLE_DIR = os.path.join(SOURCE, "tests", "programs", "oracle")
 ORACLE = os.path.join(ORACLE_DIR, "oracle.rb")
@@ -101,7 +102,7 @@ def oracle_steps(dump):
 
 
 class RubyOracle(TempDirTest):
-    def compare(self, name):
+    def compare(self, name, config=None):
         prog = os.path.join(ORACLE_DIR, name)
         limits = capture_limits()
         dump_path = os.path.join(self.tmp, name + ".json")
@@ -112,7 +113,10 @@ class RubyOracle(TempDirTest):
         with open(dump_path) as f:
             expected = oracle_steps(json.load(f))
         out_dir = os.path.join(self.tmp, "out-" + name)
-        rec = record(["ruby", prog], out_dir)
+        extra = ()
+        if config is not None:
+            extra = ("-c", write(os.path.join(self.tmp, name + ".yaml"), config))
+        rec = record(["ruby", prog], out_dir, extra=extra)
         self.assertEqual(rec.returncode, 0, rec.stderr.decode())
         self.assertEqual(rec.stdout, plain.stdout)
         folders = trace_folders(out_dir)
@@ -136,6 +140,14 @@ class RubyOracle(TempDirTest):
         for name in PROGRAMS:
             with self.subTest(program=name):
                 self.compare(name)
+
+    def test_programs_agree_with_few_kept_values(self):
+        """With 4 kept definitions the shim's references to values it sent
+        before are evicted again and again: every value must still be the
+        one the oracle sees."""
+        for name in PROGRAMS:
+            with self.subTest(program=name):
+                self.compare(name, "limits:\n  value_refs: 4\n")
 
 
 if __name__ == "__main__":
