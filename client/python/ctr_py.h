@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ctr_client.h"
+#include "ctr_enc.h"
 #include "ctr_filter.h"
 
 /* 3.12 renamed the code-extra functions (the old names are deprecated). */
@@ -165,7 +166,12 @@ void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc);
 
 /* ---- values (ctr_py_value.c) --------------------------------------------- */
 
-/* Captures one value. Declarations go to `decl` (the batch); the value bytes
+/* Starts the capture of a message (a VARS, a CALL's arguments, a RETURN,
+ * one STACK frame): the value budget (WELCOME max_nodes) and ctr_vref's
+ * identities count per message. */
+void ctr__py_value_message(void);
+
+/* Captures one value, counted against the message's budget. Declarations go to `decl` (the batch); the value bytes
  * go to `out` (a scratch packer) because a message's head must be packed
  * after every id it refers to has been declared. Runs no Python code that a
  * program can define: no __repr__, __eq__, __hash__, properties or
@@ -195,8 +201,17 @@ typedef struct ctr_py_scalar_s {
   } u;
 } ctr_py_scalar_t;
 
+/* Values packed in at least this many bytes, long strings mostly, go
+ * through ctr_vref when the daemon keeps definitions; shorter ones are
+ * sent in full (a REF would save little). */
+#define CTR_PY_REF_TEXT 64
+/* ASCII strings of at least this many bytes then take the general path
+ * (packed, they might reach CTR_PY_REF_TEXT). */
+#define CTR_PY_REF_SCALAR (CTR_PY_REF_TEXT - CTR_ENC_SCALAR_MAX - CTR_ENC_HEAD_MAX)
+
 /* Reads v into *out, declaring its type on `decl` when new; false when v
- * is not such a scalar (then it goes through ctr__py_value_pack). */
+ * is not such a scalar, or a long string while the daemon keeps
+ * definitions (then it goes through ctr__py_value_pack). */
 bool ctr__py_scalar_read(msgpack_packer *decl, PyObject *v,
                          ctr_py_scalar_t *out);
 /* The most bytes ctr__py_scalar_write takes for s. */

@@ -284,12 +284,48 @@ static bool ctr_py_type_known(int kind, const PyTypeObject *tp, uint32_t *id) {
   return true;
 }
 
+/* Ids of classes (heap types) by address, kind and name: a class can die
+ * and another take its address, or be renamed, so an entry holds only
+ * while the name it was made for is still tp_name. */
+#define CTR_PY_CLASS_CACHE 256
+#define CTR_PY_CLASS_NAME 48
+
+static struct {
+  const PyTypeObject *tp;
+  int kind;
+  uint32_t id;
+  uint32_t gen;
+  uint8_t len;
+  char name[CTR_PY_CLASS_NAME];
+} g_class_cache[CTR_PY_CLASS_CACHE];
+
+static uint32_t ctr_py_class_id(msgpack_packer *pk, int kind,
+                                const PyTypeObject *tp) {
+  const char *name = tp->tp_name;
+  size_t n = strlen(name);
+  size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_CLASS_CACHE;
+  if (g_class_cache[h].tp == tp && g_class_cache[h].kind == kind &&
+      g_class_cache[h].gen == g.gen && g_class_cache[h].len == n &&
+      memcmp(g_class_cache[h].name, name, n) == 0)
+    return g_class_cache[h].id;
+  uint32_t id = ctr__py_type_id(pk, kind, name, n);
+  if (n < CTR_PY_CLASS_NAME) {
+    g_class_cache[h].tp = tp;
+    g_class_cache[h].kind = kind;
+    g_class_cache[h].id = id;
+    g_class_cache[h].gen = g.gen;
+    g_class_cache[h].len = (uint8_t)n;
+    memcpy(g_class_cache[h].name, name, n);
+  }
+  return id;
+}
+
 uint32_t ctr__py_type_id_of(msgpack_packer *pk, int kind,
                             const PyTypeObject *tp) {
   const char *name = tp->tp_name;
   uint32_t id;
   if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-    return ctr__py_type_id(pk, kind, name, strlen(name));
+    return ctr_py_class_id(pk, kind, tp);
   if (ctr_py_type_known(kind, tp, &id))
     return id;
   size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_TYPE_CACHE;
@@ -308,9 +344,40 @@ uint32_t ctr__py_varname_id(msgpack_packer *pk, const char *name, size_t n) {
   return id;
 }
 
+/* Ids of ASCII str names by address: attribute names are mostly the
+ * same interned strings step after step. A string can die and another
+ * take its address, so an entry holds only while the text matches. */
+#define CTR_PY_NAME_CACHE 1024
+#define CTR_PY_NAME_LEN 40
+
+static struct {
+  const PyObject *str;
+  uint32_t id;
+  uint32_t gen;
+  uint8_t len;
+  char text[CTR_PY_NAME_LEN];
+} g_name_cache[CTR_PY_NAME_CACHE];
+
 uint32_t ctr__py_varname_id_obj(msgpack_packer *pk, PyObject *name) {
   const char *s;
   Py_ssize_t n;
+  size_t h = ((uintptr_t)name >> 4) % CTR_PY_NAME_CACHE;
+  bool ascii = PyUnicode_CheckExact(name) && PyUnicode_IS_COMPACT_ASCII(name) &&
+               PyUnicode_GET_LENGTH(name) < CTR_PY_NAME_LEN;
+  if (ascii) {
+    s = (const char *)PyUnicode_DATA(name);
+    n = PyUnicode_GET_LENGTH(name);
+    if (g_name_cache[h].str == name && g_name_cache[h].gen == g.gen &&
+        g_name_cache[h].len == n && memcmp(g_name_cache[h].text, s, n) == 0)
+      return g_name_cache[h].id;
+    uint32_t id = ctr__py_varname_id(pk, s, (size_t)n);
+    g_name_cache[h].str = name;
+    g_name_cache[h].id = id;
+    g_name_cache[h].gen = g.gen;
+    g_name_cache[h].len = (uint8_t)n;
+    memcpy(g_name_cache[h].text, s, (size_t)n);
+    return id;
+  }
   PyObject *b = PyUnicode_Check(name) ? ctr__py_str_bytes(name, 4096, &s, &n)
                                       : NULL;
   if (b == NULL)
@@ -445,6 +512,7 @@ static msgpack_packer *ctr_py_begin_raw(ctr_py_thread_t *t) {
   g.gc_was_enabled = PyGC_Disable();
   ctr_py_check_generation();
   msgpack_sbuffer_clear(&g.scratch_buf);
+  ctr__py_value_message();
   return pk;
 }
 
@@ -1239,6 +1307,9 @@ static bool ctr_py_fast_step(msgpack_packer *pk, ctr_py_code_t *ci,
     size += CTR_ENC_PAIR_MAX + ctr__py_scalar_size(&vals[count]);
     count++;
   }
+  uint32_t budget = ctr_client_settings()->max_nodes;
+  if (budget != 0 && count > budget)
+    return false; /* the general path marks where the budget ran out */
   unsigned char *start = ctr_client_reserve(size);
   if (start == NULL)
     return true; /* out of memory: the batch is dropped whole */
@@ -1488,6 +1559,7 @@ static void ctr_py_stack_frame(msgpack_packer *pk, ctr_py_code_t *ci,
   uint32_t fid = ctr_py_func_id(pk, ci);
   uint32_t n = 0;
   msgpack_sbuffer_clear(&g.scratch_buf);
+  ctr__py_value_message();
   if (g.values == CTR_WV_ALL)
     n = ctr_py_pack_locals(pk, ci, frame, locals);
   else if (g.values == CTR_WV_ARGS)

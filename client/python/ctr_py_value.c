@@ -8,6 +8,7 @@
  * members, numbers and strings through their C representation. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
 #include "ctr_enc.h"
+#include "ctr_vref.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +22,52 @@
 typedef struct ctr_py_walk_s {
   msgpack_packer *decl;
   msgpack_packer *out;
+  msgpack_sbuffer *sb; /* out's buffer, which ctr_vref_close rewrites */
   uint32_t max_depth;
   uint32_t max_length;
   uint32_t max_string;
+  uint32_t budget; /* values per message, 0: no bound */
+  bool refs;       /* the daemon keeps definitions (ctr_vref) */
   PyObject *visiting[CTR_PY_DEPTH_HARD + 1];
   uint32_t depth;
+  /* The lowest depth a "<cycle>" packed since the innermost open value
+   * points to: a value whose cycles point outside it reads differently
+   * elsewhere, so it is not reused by identity. */
+  uint32_t outer;
 } ctr_py_walk_t;
 
-static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v);
+/* The message being captured: values counted against the budget, and the
+ * values closed in it by identity, with how many values each holds (a REF
+ * to one counts as all of them, so that references change nothing that
+ * is recorded). */
+#define CTR_PY_SEEN 512
 
-static uint32_t ctr_py_type(ctr_py_walk_t *w, int kind, const char *name) {
-  return ctr__py_type_id(w->decl, kind, name, strlen(name));
+static struct {
+  uint32_t nodes;
+  uint32_t message; /* stamps seen[]; 0 never */
+  struct {
+    const void *obj;
+    uint32_t depth;
+    uint32_t message;
+    uint32_t nodes;
+  } seen[CTR_PY_SEEN];
+} g_msg = {.message = 1};
+
+void ctr__py_value_message(void) {
+  g_msg.nodes = 0;
+  if (++g_msg.message == 0) {
+    memset(g_msg.seen, 0, sizeof g_msg.seen);
+    g_msg.message = 1;
+  }
+  ctr_vref_message();
 }
+
+static size_t ctr_py_seen_slot(const void *obj, uint32_t depth) {
+  uint64_t k = (uint64_t)(uintptr_t)obj * 0x9E3779B97F4A7C15u + depth;
+  return (size_t)(k >> 40) % CTR_PY_SEEN;
+}
+
+static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v);
 
 /* tp_name is the C-level name: no descriptor, no metaclass involved. */
 static uint32_t ctr_py_type_of(ctr_py_walk_t *w, int kind, PyObject *v) {
@@ -44,11 +79,28 @@ static void ctr_py_raw(ctr_py_walk_t *w, PyObject *v, const char *text,
   ctr_pack_v_raw(w->out, ctr_py_type_of(w, CTR_TK_RAW, v), text, n);
 }
 
+/* RAW pre + name + post, name cut to `max` bytes and the whole to 299
+ * (what snprintf into 300 bytes gave); built with memcpy, because these
+ * are packed at every step for every function and unopened object. */
+static void ctr_py_raw_text(ctr_py_walk_t *w, PyObject *v, const char *pre,
+                            const char *name, size_t n, size_t max,
+                            const char *post) {
+  char buf[300];
+  size_t len = 0;
+  const char *part[3] = {pre, name, post};
+  size_t plen[3] = {strlen(pre), n < max ? n : max, strlen(post)};
+  for (int i = 0; i < 3; i++) {
+    size_t k = plen[i] < sizeof buf - 1 - len ? plen[i] : sizeof buf - 1 - len;
+    memcpy(buf + len, part[i], k);
+    len += k;
+  }
+  ctr_py_raw(w, v, buf, len);
+}
+
 /* "<ClassName object>": what is shown for values we do not open. */
 static void ctr_py_raw_class(ctr_py_walk_t *w, PyObject *v) {
-  char buf[300];
-  int n = snprintf(buf, sizeof buf, "<%.250s object>", Py_TYPE(v)->tp_name);
-  ctr_py_raw(w, v, buf, (size_t)n);
+  const char *name = Py_TYPE(v)->tp_name;
+  ctr_py_raw_text(w, v, "<", name, strlen(name), 250, " object>");
 }
 
 /* "<prefix name>" for modules, functions and classes, with `name` a str. */
@@ -59,11 +111,9 @@ static void ctr_py_raw_named(ctr_py_walk_t *w, PyObject *v, const char *prefix,
   PyObject *b = name != NULL && PyUnicode_Check(name)
                     ? ctr__py_str_bytes(name, 200, &s, &n)
                     : NULL;
-  char buf[300];
-  int len = snprintf(buf, sizeof buf, "<%s %.*s>", prefix, (int)(b ? n : 1),
-                     b ? s : "?");
+  ctr_py_raw_text(w, v, prefix, b ? s : "?", b ? (size_t)n : 1, SIZE_MAX,
+                  ">");
   Py_XDECREF(b);
-  ctr_py_raw(w, v, buf, (size_t)len);
 }
 
 PyObject *ctr__py_str_bytes(PyObject *str, Py_ssize_t max_chars,
@@ -189,7 +239,7 @@ static void ctr_py_items(ctr_py_walk_t *w, PyObject *const *items,
 /* A dict as a sequence of (key, value) tuples. */
 static void ctr_py_dict(ctr_py_walk_t *w, PyObject *d) {
   uint32_t tid = ctr_py_type_of(w, CTR_TK_SEQ, d);
-  uint32_t pair = ctr_py_type(w, CTR_TK_TUPLE, "tuple");
+  uint32_t pair = ctr__py_type_id_of(w->decl, CTR_TK_TUPLE, &PyTuple_Type);
   uint32_t n = ctr_py_count(w, PyDict_GET_SIZE(d));
   ctr_pack_v_seq_begin(w->out, tid, n);
   Py_ssize_t pos = 0;
@@ -203,7 +253,7 @@ static void ctr_py_dict(ctr_py_walk_t *w, PyObject *d) {
   }
   /* The count was announced up front; stay well-formed whatever happens. */
   for (; done < n; done++)
-    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, v));
+    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, Py_None));
 }
 
 static void ctr_py_set(ctr_py_walk_t *w, PyObject *s) {
@@ -290,49 +340,37 @@ static void ctr_py_object(ctr_py_walk_t *w, PyObject *v) {
     ctr_py_raw_class(w, v);
     return;
   }
-  /* Names first: every id must be declared before the value that uses it. */
-  uint32_t *ids = malloc(sizeof *ids * (nd + sl.n));
-  if (ids == NULL) {
-    ctr_pack_v_error(w->out, ctr_py_type_of(w, CTR_TK_STRUCT, v),
-                     "out of memory", 13);
-    return;
-  }
-  uint32_t i = 0;
-  pos = 0;
-  while (i < nd && PyDict_Next(dict, &pos, &k, &val))
-    if (PyUnicode_Check(k))
-      ids[i++] = ctr__py_varname_id_obj(w->decl, k);
-  for (uint32_t j = 0; j < sl.n; j++)
-    ids[nd + j] = ctr__py_varname_id(w->decl, sl.names[j], strlen(sl.names[j]));
+  /* Names are declared on the batch and values go to scratch, which is
+   * appended after it: a name can be declared right before its value. */
   ctr_pack_v_struct_begin(w->out, ctr_py_type_of(w, CTR_TK_STRUCT, v),
                           nd + sl.n);
-  i = 0;
+  uint32_t i = 0;
   pos = 0;
   while (i < nd && PyDict_Next(dict, &pos, &k, &val)) {
     if (!PyUnicode_Check(k))
       continue;
-    ctr_pack_pair_begin(w->out, ids[i++]);
+    ctr_pack_pair_begin(w->out, ctr__py_varname_id_obj(w->decl, k));
     ctr_py_walk_value(w, val);
+    i++;
   }
   /* A dict cannot change under us (we hold the GIL and run no Python code),
    * but keep the announced count whatever happens. */
   for (; i < nd; i++) {
-    ctr_pack_pair_begin(w->out, ids[i]);
-    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, v));
+    ctr_pack_pair_begin(w->out, ctr__py_varname_id(w->decl, "?", 1));
+    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, Py_None));
   }
   for (uint32_t j = 0; j < sl.n; j++) {
-    ctr_pack_pair_begin(w->out, ids[nd + j]);
+    ctr_pack_pair_begin(w->out, ctr__py_varname_id(w->decl, sl.names[j],
+                                                   strlen(sl.names[j])));
     ctr_py_walk_value(w, sl.values[j]);
   }
-  free(ids);
 }
 
 static void ctr_py_exception(ctr_py_walk_t *w, PyObject *v) {
   /* Only the class name: the message may need str(), which allocates, and
    * we are inside the batch lock here. */
-  char buf[300];
-  int n = snprintf(buf, sizeof buf, "<%.250s>", Py_TYPE(v)->tp_name);
-  ctr_py_raw(w, v, buf, (size_t)n);
+  const char *name = Py_TYPE(v)->tp_name;
+  ctr_py_raw_text(w, v, "<", name, strlen(name), 250, ">");
 }
 
 /* Values that need no recursion. Returns false for containers and objects. */
@@ -361,24 +399,21 @@ static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
   } else if (PyModule_Check(v)) {
     PyObject *d = PyModule_GetDict(v);
     PyObject *name = d ? PyDict_GetItemString(d, "__name__") : NULL;
-    ctr_py_raw_named(w, v, "module", name);
+    ctr_py_raw_named(w, v, "<module ", name);
   } else if (PyFunction_Check(v)) {
-    ctr_py_raw_named(w, v, "function",
+    ctr_py_raw_named(w, v, "<function ",
                      ((PyFunctionObject *)v)->func_qualname);
   } else if (PyMethod_Check(v) && PyFunction_Check(PyMethod_GET_FUNCTION(v))) {
     ctr_py_raw_named(
-        w, v, "bound method",
+        w, v, "<bound method ",
         ((PyFunctionObject *)PyMethod_GET_FUNCTION(v))->func_qualname);
   } else if (PyCFunction_Check(v)) {
     const char *name = ((PyCFunctionObject *)v)->m_ml->ml_name;
-    char buf[300];
-    int n = snprintf(buf, sizeof buf, "<built-in function %.250s>", name);
-    ctr_py_raw(w, v, buf, (size_t)n);
+    ctr_py_raw_text(w, v, "<built-in function ", name, strlen(name), 250,
+                    ">");
   } else if (PyType_Check(v)) {
-    char buf[300];
-    int n = snprintf(buf, sizeof buf, "<class '%.250s'>",
-                     ((PyTypeObject *)v)->tp_name);
-    ctr_py_raw(w, v, buf, (size_t)n);
+    const char *name = ((PyTypeObject *)v)->tp_name;
+    ctr_py_raw_text(w, v, "<class '", name, strlen(name), 250, "'>");
   } else if (PyExceptionInstance_Check(v)) {
     ctr_py_exception(w, v);
   } else if (PyComplex_CheckExact(v)) {
@@ -392,12 +427,49 @@ static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
   return true;
 }
 
-static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
-  if (ctr_py_scalar(w, v))
-    return;
+/* True when v is opened as a container or an object without asking
+ * ctr_py_scalar: the exact containers, and instances of classes whose
+ * only static base is object (a class deriving from float, bytes, a
+ * module or a builtin function has that type in its tp_base chain: their
+ * instance layouts demand it). Saves the subtype walks ctr_py_scalar
+ * makes for the values object-heavy programs hold most. */
+static bool ctr_py_opened(PyTypeObject *tp) {
+  if (tp == &PyList_Type || tp == &PyDict_Type || tp == &PyTuple_Type)
+    return true;
+  if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) ||
+      (tp->tp_flags & (Py_TPFLAGS_LONG_SUBCLASS | Py_TPFLAGS_UNICODE_SUBCLASS |
+                       Py_TPFLAGS_BYTES_SUBCLASS | Py_TPFLAGS_TYPE_SUBCLASS |
+                       Py_TPFLAGS_BASE_EXC_SUBCLASS)))
+    return false;
+  PyTypeObject *base = tp;
+  while (base != NULL && (base->tp_flags & Py_TPFLAGS_HEAPTYPE))
+    base = base->tp_base;
+  return base == &PyBaseObject_Type;
+}
+
+/* A REF to v when it was closed at this remaining depth earlier in the
+ * message and the budget has room for all it holds (v counted already). */
+static bool ctr_py_seen(ctr_py_walk_t *w, PyObject *v, uint32_t left) {
+  size_t i = ctr_py_seen_slot(v, left);
+  if (g_msg.seen[i].obj != v || g_msg.seen[i].depth != left ||
+      g_msg.seen[i].message != g_msg.message)
+    return false;
+  uint32_t more = g_msg.seen[i].nodes - 1;
+  if (w->budget != 0 && g_msg.nodes + more > w->budget)
+    return false;
+  if (!ctr_vref_seen(w->sb, v, left))
+    return false;
+  g_msg.nodes += more;
+  return true;
+}
+
+/* A container or an object: walked, then closed through ctr_vref. */
+static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
   for (uint32_t i = 0; i < w->depth; i++) {
     if (w->visiting[i] == v) {
       ctr_py_raw(w, v, "<cycle>", 7);
+      if (i < w->outer)
+        w->outer = i;
       return;
     }
   }
@@ -405,6 +477,13 @@ static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
     ctr_py_raw_class(w, v);
     return;
   }
+  uint32_t left = w->max_depth - w->depth;
+  if (w->refs && ctr_py_seen(w, v, left))
+    return;
+  size_t mark = ctr_vref_open(w->sb);
+  uint32_t nodes = g_msg.nodes;
+  uint32_t outer = w->outer;
+  w->outer = UINT32_MAX;
   w->visiting[w->depth++] = v;
   if (PyList_Check(v)) {
     uint32_t n = ctr_py_count(w, PyList_GET_SIZE(v));
@@ -422,6 +501,39 @@ static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
     ctr_py_object(w, v);
   }
   w->depth--;
+  bool alone = w->outer >= w->depth;
+  ctr_vref_close(w->sb, mark, alone ? v : NULL, left);
+  if (alone && w->refs) {
+    size_t i = ctr_py_seen_slot(v, left);
+    g_msg.seen[i].obj = v;
+    g_msg.seen[i].depth = left;
+    g_msg.seen[i].message = g_msg.message;
+    g_msg.seen[i].nodes = g_msg.nodes - nodes + 1;
+  }
+  if (outer < w->outer)
+    w->outer = outer;
+}
+
+static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
+  if (w->budget != 0 && g_msg.nodes >= w->budget) {
+    ctr_pack_v_error(w->out, ctr_py_type_of(w, CTR_TK_ERROR, v),
+                     "<value budget reached>", 22);
+    return;
+  }
+  g_msg.nodes++;
+  PyTypeObject *tp = Py_TYPE(v);
+  if (ctr_py_opened(tp)) {
+    ctr_py_open(w, v);
+    return;
+  }
+  size_t mark = ctr_vref_open(w->sb);
+  if (!ctr_py_scalar(w, v)) {
+    ctr_py_open(w, v);
+    return;
+  }
+  /* Long strings (and long RAW texts) repeat from step to step too. */
+  if (w->sb->size - mark >= CTR_PY_REF_TEXT)
+    ctr_vref_close(w->sb, mark, NULL, 0);
 }
 
 static uint32_t ctr_py_max_string(const ctr_welcome_t *s) {
@@ -434,12 +546,16 @@ void ctr__py_value_pack(msgpack_packer *decl, msgpack_packer *out,
   ctr_py_walk_t w;
   w.decl = decl;
   w.out = out;
+  w.sb = (msgpack_sbuffer *)out->data;
   w.max_depth = s->max_depth ? s->max_depth : CTR_PY_DEPTH_DEFAULT;
   if (w.max_depth > CTR_PY_DEPTH_HARD)
     w.max_depth = CTR_PY_DEPTH_HARD;
   w.max_length = s->max_length ? s->max_length : CTR_PY_LENGTH_DEFAULT;
   w.max_string = ctr_py_max_string(s);
+  w.budget = s->max_nodes;
+  w.refs = s->refs != 0;
   w.depth = 0;
+  w.outer = UINT32_MAX;
   ctr_py_walk_value(&w, v);
 }
 
@@ -471,7 +587,10 @@ bool ctr__py_scalar_read(msgpack_packer *decl, PyObject *v,
     out->u.f = PyFloat_AS_DOUBLE(v);
   } else if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(v)) {
     size_t n = (size_t)PyUnicode_GET_LENGTH(v);
-    size_t max = ctr_py_max_string(ctr_client_settings());
+    const ctr_welcome_t *s = ctr_client_settings();
+    size_t max = ctr_py_max_string(s);
+    if (s->refs != 0 && (n < max ? n : max) >= CTR_PY_REF_SCALAR)
+      return false; /* long: through ctr_vref */
     out->vkind = CTR_V_STRING;
     out->tid = ctr__py_type_id_of(decl, CTR_TK_STRING, tp);
     out->u.t.s = (const char *)PyUnicode_DATA(v);
