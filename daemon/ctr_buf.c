@@ -215,25 +215,43 @@ void ctr_json_i64(ctr_buf_t *b, int64_t v) {
   }
 }
 
+/* The shortest text takes up to three printf and strtod rounds, and the
+ * same doubles come back step after step (variables that did not change
+ * at that line), so recent texts are kept, by bit pattern. */
+#define DOUBLE_CACHE 4096
+
+static _Thread_local struct {
+  uint64_t bits;
+  char text[32]; /* "" when the entry is empty */
+} double_cache[DOUBLE_CACHE];
+
 void ctr_json_double_text(char out[32], double f) {
+  uint64_t bits;
   int prec;
 
+  memcpy(&bits, &f, sizeof bits);
+  size_t slot = (size_t)((bits * 0x9E3779B97F4A7C15u) >> 52) % DOUBLE_CACHE;
+  if (double_cache[slot].text[0] != '\0' && double_cache[slot].bits == bits) {
+    memcpy(out, double_cache[slot].text, 32);
+    return;
+  }
   if (isnan(f)) {
     strcpy(out, "NaN");
-    return;
-  }
-  if (isinf(f)) {
+  } else if (isinf(f)) {
     strcpy(out, f < 0 ? "-inf" : "inf");
-    return;
+  } else {
+    for (prec = 15; prec <= 17; prec++) {
+      snprintf(out, 32, "%.*g", prec, f);
+      if (strtod(out, NULL) == f)
+        break;
+    }
+    /* Keep a float looking like a float: "2" would read back as an
+     * integer. */
+    if (strspn(out, "-0123456789") == strlen(out))
+      strcat(out, ".0");
   }
-  for (prec = 15; prec <= 17; prec++) {
-    snprintf(out, 32, "%.*g", prec, f);
-    if (strtod(out, NULL) == f)
-      break;
-  }
-  /* Keep a float looking like a float: "2" would read back as an integer. */
-  if (strspn(out, "-0123456789") == strlen(out))
-    strcat(out, ".0");
+  double_cache[slot].bits = bits;
+  memcpy(double_cache[slot].text, out, 32);
 }
 
 void ctr_json_frag(ctr_json_frag_t *f, const char *pre, int64_t id,

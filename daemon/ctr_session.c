@@ -20,6 +20,7 @@
 #include "ctr_log.h"
 #include "ctr_filter.h"
 #include "ctr_map.h"
+#include "ctr_path.h"
 #include "ctr_trace.h"
 #include "ctr_value.h"
 
@@ -761,30 +762,6 @@ static int fail(const char **why, const char *text, int code) {
   return code;
 }
 
-/* Paths must be absolute without "." or ".." components, or pseudo paths
- * such as "<eval>"; anything else could escape files/ in the trace folder. */
-static bool path_ok(ctr_str_t p) {
-  uint32_t i, start;
-
-  if (p.len == 0 || memchr(p.ptr, '\0', p.len))
-    return false;
-  if (p.ptr[0] == '<')
-    return p.len >= 2 && p.ptr[p.len - 1] == '>' &&
-           memchr(p.ptr, '/', p.len) == NULL;
-  if (p.ptr[0] != '/')
-    return false;
-  for (start = 1, i = 1; i <= p.len; i++) {
-    if (i == p.len || p.ptr[i] == '/') {
-      uint32_t n = i - start;
-      if ((n == 1 && p.ptr[start] == '.') ||
-          (n == 2 && p.ptr[start] == '.' && p.ptr[start + 1] == '.'))
-        return false;
-      start = i + 1;
-    }
-  }
-  return true;
-}
-
 static thread_t *cur_thread(ctr_session_t *s) { return &s->threads[s->cur]; }
 
 static void switch_thread(ctr_session_t *s, uint64_t id) {
@@ -839,7 +816,8 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   switch (m->tag) {
   case CTR_MSG_PATH: {
     path_t p = {0};
-    if (!path_ok(m->u.intern.text))
+    /* Any other path could escape files/ in the trace folder. */
+    if (!ctr_path_ok(m->u.intern.text.ptr, m->u.intern.text.len))
       return fail(why, "source path is not absolute or contains . or ..",
                   CTR_EPATH);
     p.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);

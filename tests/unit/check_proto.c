@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctr_path.h"
 #include "ctr_proto.h"
 
 static const ctr_limits_t default_limits = CTR_LIMITS_DEFAULT;
@@ -1210,6 +1211,36 @@ START_TEST(test_obj_helpers) {
 }
 END_TEST
 
+/* One normalisation for both shims, one check for the daemon: whatever
+ * the first makes, the second accepts. */
+START_TEST(test_paths) {
+  static const char *const cases[][2] = {
+      {"/a/b/c.rb", "/a/b/c.rb"},   {"/a/./b//c.rb", "/a/b/c.rb"},
+      {"/a/b/../c.rb", "/a/c.rb"},  {"/../../x", "/x"},
+      {"/a/b/", "/a/b"},            {"/", "/"},
+      {"//", "/"},                  {"/a/..", "/"},
+      {"/a/.../b", "/a/.../b"},     {"/a/..b/.c", "/a/..b/.c"},
+      {"/a/b/../../..", "/"},       {"/x/./../y/./z/..", "/y"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char buf[64];
+    strcpy(buf, cases[i][0]);
+    size_t n = ctr_path_normalize(buf);
+    ck_assert_str_eq(buf, cases[i][1]);
+    ck_assert_uint_eq(n, strlen(cases[i][1]));
+    ck_assert(ctr_path_ok(buf, n));
+  }
+  static const char *const bad[] = {"",      "a/b",    "/a/./b", "/a/../b",
+                                    "/..",   "/a/.",   "<a/b>",  "<a",
+                                    "./x",   "<>x",    "/a/b/.."};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(!ctr_path_ok(bad[i], strlen(bad[i])), "%s", bad[i]);
+  ck_assert(ctr_path_ok("<eval:3>", 8));
+  ck_assert(ctr_path_ok("<>", 2));
+  ck_assert(!ctr_path_ok("/a\000b", 4));
+}
+END_TEST
+
 START_TEST(test_names) {
   static const int codes[] = {CTR_EPROTO, CTR_EFRAME, CTR_ELIMIT,
                               CTR_ETAG,   CTR_ERANGE, CTR_EPATH,
@@ -1457,6 +1488,7 @@ Suite *ctr_proto_suite(void) {
   tcase_add_test(tc, test_decode_welcome_map);
   tcase_add_test(tc, test_obj_helpers);
   tcase_add_test(tc, test_names);
+  tcase_add_test(tc, test_paths);
   suite_add_tcase(s, tc);
   return s;
 }

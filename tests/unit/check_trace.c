@@ -57,6 +57,28 @@ START_TEST(floats_round_trip_as_text) {
 }
 END_TEST
 
+/* Texts are kept by bit pattern: every double, asked again after many
+ * others filled the cache, reads back to itself. */
+START_TEST(float_texts_kept_exactly) {
+  char t[32];
+  double f;
+
+  ctr_json_double_text(t, 0.0);
+  ck_assert_str_eq(t, "0.0");
+  ctr_json_double_text(t, -0.0);
+  ck_assert_str_eq(t, "-0.0");
+  ctr_json_double_text(t, 0.0);
+  ck_assert_str_eq(t, "0.0");
+  for (int round = 0; round < 2; round++) {
+    for (int i = 1; i < 20000; i++) {
+      f = (double)i / 7.0 * (i % 2 ? 1 : -1e-5);
+      ctr_json_double_text(t, f);
+      ck_assert(strtod(t, NULL) == f);
+    }
+  }
+}
+END_TEST
+
 START_TEST(integers) {
   ctr_buf_t b = {0};
 
@@ -356,6 +378,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(json, json_escapes_and_keeps_utf8);
   tcase_add_test(json, json_invalid_utf8_becomes_text_escapes);
   tcase_add_test(json, floats_round_trip_as_text);
+  tcase_add_test(json, float_texts_kept_exactly);
   tcase_add_test(json, integers);
   tcase_add_test(json, base64_pads);
   tcase_add_test(json, fragments);

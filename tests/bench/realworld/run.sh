@@ -11,6 +11,8 @@
 #   kramdown  kramdown renders inputs/doc.md             (ruby-kramdown)
 #   rexml     REXML parses, queries and writes
 #             inputs/catalog.xml                         (Ruby's bundled gem)
+#   nbody     the Benchmarks Game n-body simulation as Ruby objects
+#             (ruby/nbody.rb, no library: all floats)
 #
 # Python drivers run on python3 and on every interpreter listed in
 # BUILD_DIR/ctrec-python-extra.txt (the 3.12+ the build made shims for);
@@ -212,3 +214,4 @@ done
 v=$(ruby -e 'print RUBY_VERSION[/\A\d+\.\d+/]')
 bench "kramdown/ruby$v" ruby "$work/rb/kramdown_drv.rb" "$inputs/doc.md" 3
 bench "rexml/ruby$v" ruby "$work/rb/rexml_drv.rb" "$inputs/catalog.xml" 5
+bench "nbody/ruby$v" ruby "$work/rb/nbody.rb" 1000
