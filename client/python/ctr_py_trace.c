@@ -44,6 +44,7 @@
  * sends it as STACK before anything else. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
 #include "ctr_enc.h"
+#include "ctr_path.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -608,46 +609,16 @@ static char **ctr_py_dir_list(PyObject *list, size_t *count) {
  * ".." components, which the protocol does not allow in paths. */
 static char *ctr_py_abspath(const char *s, size_t n, size_t *out_len) {
   size_t cl = s[0] == '/' ? 0 : strlen(g.cwd);
-  char *in = malloc(cl + n + 2);
-  char *out = malloc(cl + n + 2);
-  if (in == NULL || out == NULL) {
-    free(in);
-    free(out);
+  char *p = malloc(cl + n + 2);
+  if (p == NULL)
     return NULL;
-  }
   if (cl)
-    memcpy(in, g.cwd, cl);
-  in[cl] = '/';
-  memcpy(in + cl + 1, s, n);
-  in[cl + 1 + n] = '\0';
-  size_t len = 0;
-  for (char *p = in; *p;) {
-    while (*p == '/')
-      p++;
-    char *end = p;
-    while (*end && *end != '/')
-      end++;
-    size_t k = (size_t)(end - p);
-    if (k == 0 || (k == 1 && p[0] == '.')) {
-      /* nothing */
-    } else if (k == 2 && p[0] == '.' && p[1] == '.') {
-      while (len > 0 && out[len - 1] != '/')
-        len--;
-      if (len > 0)
-        len--;
-    } else {
-      out[len++] = '/';
-      memcpy(out + len, p, k);
-      len += k;
-    }
-    p = end;
-  }
-  if (len == 0)
-    out[len++] = '/';
-  out[len] = '\0';
-  free(in);
-  *out_len = len;
-  return out;
+    memcpy(p, g.cwd, cl);
+  p[cl] = '/';
+  memcpy(p + cl + 1, s, n);
+  p[cl + 1 + n] = '\0';
+  *out_len = ctr_path_normalize(p);
+  return p;
 }
 
 /* "<string>", "<frozen os>", "<stdin>": code without a file. The protocol
