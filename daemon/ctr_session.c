@@ -23,6 +23,7 @@
 #include "ctr_path.h"
 #include "ctr_trace.h"
 #include "ctr_value.h"
+#include "ctr_vdef.h"
 
 typedef struct path_s {
   char *text;
@@ -173,6 +174,11 @@ struct ctr_session_s {
   ctr_buf_t scratch;
   ctr_value_ops_t ops;
   ctr_session_stats_t st;
+  /* Definitions for DEF and REF values (limits.value_refs at HELLO). */
+  ctr_vdefs_t *vdefs;
+  uint32_t value_refs;
+  uint64_t trace_gen; /* counts traces, so rendered text names one */
+  msgpack_object flat_refs[CTR_FLAT_VARS]; /* a flat VARS's REFs, ingested */
 };
 
 #define TABLE_PUSH(t, item)                                                    \
@@ -329,6 +335,8 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->ops.struct_type = map_struct;
   s->ops.floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
   s->ops.max_depth = cfg->max_depth;
+  s->value_refs = cfg->value_refs;
+  s->vdefs = ctr_vdefs_new(cfg->value_refs, cfg->max_depth, cfg->max_elements);
   type_frag(&s->dry_type, 0);
   name_frag(&s->dry_name, 0);
   *out = s;
@@ -523,10 +531,19 @@ static int64_t map_func(ctr_session_t *s, uint32_t id) {
   return f->tid;
 }
 
+/* A definition's rendered text is reused within one trace, and only when
+ * no value rule applies: the rules look at every value they render. */
+static void set_cache_key(ctr_session_t *s) {
+  s->ops.cache_key = s->nvalue_rules ? 0 : s->trace_gen;
+}
+
 /* Forgets every trace id: a new interval is a self-contained trace. */
 static void reset_trace_ids(ctr_session_t *s) {
   uint32_t i;
 
+  s->trace_gen++;
+  set_cache_key(s);
+  ctr_vdefs_forget_texts(s->vdefs);
   for (i = 0; i < s->paths.n; i++)
     s->paths.v[i].tid = -1;
   for (i = 0; i < s->funcs.n; i++)
@@ -1007,7 +1024,12 @@ static void each_leaf(const msgpack_object *v, uint32_t level, leaf_fn *fn,
   const msgpack_object *e;
   leaf_t leaf = {0};
   uint32_t vk, i;
+  const ctr_vdef_t *d = ctr_vdef_of(v);
 
+  if (d && level <= 64) {
+    each_leaf(ctr_vdef_value(d), level + 1, fn, c);
+    return;
+  }
   if (level > 64 || v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size < 3 ||
       !ctr_obj_u32(&v->via.array.ptr[0], &vk))
     return;
@@ -1376,8 +1398,12 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
    * trace is the same whether or not the client sent it. */
   s->dry = !(fr && (fr->flags & FRAME_EMITTED)) ||
            s->values == CTR_VALUES_NONE || action != CTR_FILTER_KEEP;
+  /* Dry ids are not the trace's: what they render is not kept. */
+  if (s->dry)
+    s->ops.cache_key = 0;
   rc = ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why);
   s->dry = false;
+  set_cache_key(s);
   if (rc < 0)
     return CTR_EPROTO;
   if (fr == NULL) {
@@ -1448,8 +1474,11 @@ static int flat_record(ctr_session_t *s, const ctr_flat_var_t *v,
 /* A flat variable as the [varname_id, value] pair it was sent as, built
  * in tmp (six objects). */
 static const msgpack_object *flat_pair(const ctr_flat_var_t *v,
+                                       const msgpack_object *ref,
                                        msgpack_object *tmp) {
   ctr_flat_objects(v, tmp);
+  if (v->vk == CTR_V_REF)
+    tmp[1] = *ref; /* the definition it names, ingested */
   tmp[5].type = MSGPACK_OBJECT_ARRAY;
   tmp[5].via.array.size = 2;
   tmp[5].via.array.ptr = tmp;
@@ -1468,12 +1497,14 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   if (!t->step_kept || s->trace == NULL || s->values != CTR_VALUES_ALL)
     return 0;
   for (i = 0; i < n; i++) {
-    if (v == NULL && s->nvalue_rules == 0) {
+    /* A REF's value may need Type records: it is rendered before its
+     * record starts. */
+    if (v == NULL && s->nvalue_rules == 0 && flat[i].vk != CTR_V_REF) {
       if ((rc = flat_record(s, &flat[i], why)) != 0)
         return rc;
       continue;
     }
-    pair = v ? &v->via.array.ptr[i] : flat_pair(&flat[i], tmp);
+    pair = v ? &v->via.array.ptr[i] : flat_pair(&flat[i], &s->flat_refs[i], tmp);
     s->scratch.len = 0;
     rc = render_var(s, t, t->nframes, pair, 0, &s->scratch, why);
     if (rc < 0)
@@ -1587,6 +1618,68 @@ static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   return fail(why, "message not allowed from a recording client", CTR_ESTATE);
 }
 
+/* Ingests the values of a list of [varname_id, value] pairs, each pair at
+ * nesting level `level`; malformed pairs are left for rendering to report. */
+static int ingest_pairs(ctr_session_t *s, const msgpack_object *pairs,
+                        uint32_t level, const char **why) {
+  uint32_t i;
+  int rc;
+
+  if (pairs->type != MSGPACK_OBJECT_ARRAY)
+    return 0;
+  for (i = 0; i < pairs->via.array.size; i++) {
+    msgpack_object *p = &pairs->via.array.ptr[i];
+    if (p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == 2 &&
+        (rc = ctr_vdefs_ingest(s->vdefs, &p->via.array.ptr[1], level + 1,
+                               why)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* Takes the DEFs and REFs of a message's values, whatever becomes of the
+ * message, so that the client's definitions and the daemon's never part
+ * (PROTOCOL.md 9.1). Levels count the message array as 1. The values are
+ * rewritten in place: the message is the session's to consume. */
+static int ingest(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
+  const msgpack_object *fr;
+  uint32_t i;
+  int rc;
+
+  ctr_vdefs_message(s->vdefs);
+  switch (m->tag) {
+  case CTR_MSG_VARS:
+    if (m->u.vars.vars)
+      return ingest_pairs(s, m->u.vars.vars, 3, why);
+    for (i = 0; i < m->u.vars.nflat; i++) {
+      msgpack_object tmp[5];
+      if (m->u.vars.flat[i].vk != CTR_V_REF)
+        continue;
+      /* The value [12, def_id] as it came, then what it becomes. */
+      ctr_flat_objects(&m->u.vars.flat[i], tmp);
+      if ((rc = ctr_vdefs_ingest(s->vdefs, &tmp[1], 4, why)) != 0)
+        return rc;
+      s->flat_refs[i] = tmp[1];
+    }
+    return 0;
+  case CTR_MSG_CALL:
+    return ingest_pairs(s, m->u.call.args, 3, why);
+  case CTR_MSG_RETURN:
+    return ctr_vdefs_ingest(s->vdefs, (msgpack_object *)m->u.ret.value, 2,
+                            why);
+  case CTR_MSG_STACK:
+    fr = m->u.stack.frames;
+    for (i = 0; i < fr->via.array.size; i++) {
+      const msgpack_object *f = &fr->via.array.ptr[i];
+      if (f->type == MSGPACK_OBJECT_ARRAY && f->via.array.size == 3 &&
+          (rc = ingest_pairs(s, &f->via.array.ptr[2], 5, why)) != 0)
+        return rc;
+    }
+    return 0;
+  }
+  return 0;
+}
+
 int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   int rc;
 
@@ -1618,6 +1711,13 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     s->bye = true;
     s->exit_status = m->u.bye.status;
     return 0;
+  case CTR_MSG_VARS:
+  case CTR_MSG_CALL:
+  case CTR_MSG_RETURN:
+  case CTR_MSG_STACK:
+    if ((rc = ingest(s, m, why)) != 0)
+      return rc;
+    break;
   }
   rc = execute(s, m, why);
   if (rc == 0)
@@ -1771,6 +1871,7 @@ void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
   ctr_filter_free(s->filter);
   s->filter = ctr_filter_ref(s->cfg->filter);
   ctr_filter_values(s->filter, &s->nvalue_rules);
+  set_cache_key(s);
   ctr_filter_free(s->while_in);
   s->while_in = compile_while_in(s->cfg);
   s->values = s->cfg->record_values;
@@ -1797,7 +1898,7 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
   w->max_length = s->cfg->value_length;
   w->max_string = s->cfg->value_string;
   w->max_nodes = s->cfg->value_budget;
-  /* w->refs stays 0 until the session reads DEF and REF (PROTOCOL.md 9.1). */
+  w->refs = s->value_refs;
   w->values = s->values == CTR_VALUES_NONE   ? CTR_WV_NONE
               : s->values == CTR_VALUES_ARGS ? CTR_WV_ARGS
                                              : CTR_WV_ALL;
@@ -1883,6 +1984,7 @@ void ctr_session_free(ctr_session_t *s) {
   for (i = 0; i < s->ninside; i++)
     free(s->inside[i].text);
   ctr_buf_free(&s->scratch);
+  ctr_vdefs_free(s->vdefs);
   free(s->threads);
   free(s->lang);
   free(s->lang_version);

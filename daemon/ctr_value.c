@@ -6,6 +6,7 @@
 
 #include "ctr_error.h"
 #include "ctr_proto.h"
+#include "ctr_vdef.h"
 
 static int64_t fail(const char **why, const char *text, int code) {
   *why = text;
@@ -159,13 +160,38 @@ int ctr_value_render_scalar(const ctr_value_ops_t *ops, uint32_t vk,
   return 0;
 }
 
+/* A definition renders as its value: its kept text when the key matches,
+ * else rendered and kept. */
+static int64_t render_def(const ctr_value_ops_t *ops, ctr_vdef_t *d,
+                          ctr_buf_t *out, uint32_t depth, const char **why) {
+  size_t mark = out->len, len;
+  const char *text;
+  int64_t tid;
+
+  if (ops->cache_key) {
+    text = ctr_vdef_text(d, ops->cache_key, &len, &tid);
+    if (text) {
+      ctr_buf_add(out, text, len);
+      return tid;
+    }
+  }
+  tid = render(ops, ctr_vdef_value(d), out, depth, why);
+  if (tid >= 0 && ops->cache_key)
+    ctr_vdef_keep_text(d, ops->cache_key, out->data + mark, out->len - mark,
+                       tid);
+  return tid;
+}
+
 static int64_t render(const ctr_value_ops_t *ops, const msgpack_object *o,
                       ctr_buf_t *out, uint32_t depth, const char **why) {
   const msgpack_object *a;
   const ctr_json_frag_t *tid;
   uint32_t n, vk, shim_tid;
   ctr_str_t s;
+  ctr_vdef_t *d = ctr_vdef_of(o);
 
+  if (d)
+    return render_def(ops, d, out, depth, why);
   if (depth > ops->max_depth)
     return fail(why, "value nested deeper than limits.max_depth", CTR_ELIMIT);
   if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2)

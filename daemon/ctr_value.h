@@ -26,9 +26,15 @@ typedef struct ctr_value_ops_s {
                          const int64_t *tids, uint32_t n);
   bool floats_as_strings;
   uint32_t max_depth;
+  /* Names the trace and everything else a rendered text depends on: a
+   * definition's JSON is kept under it and reused (0: never). */
+  uint64_t cache_key;
 } ctr_value_ops_t;
 
-/* Appends one ValueRecord. Returns its trace type id or a negative code
+/* Values must have been ingested (ctr_vdefs_ingest): their DEFs and REFs
+ * are then objects naming definitions, rendered as those values.
+ *
+ * Appends one ValueRecord. Returns its trace type id or a negative code
  * with *why set. */
 int64_t ctr_value_render(const ctr_value_ops_t *ops, const msgpack_object *o,
                          ctr_buf_t *out, const char **why);

@@ -176,7 +176,8 @@ typedef struct ctr_welcome_s {
 /* A decoded message. Pointers stay valid until the frame's zone is cleared. */
 /* A variable [varname_id, [vkind, type_id(, payload)]] whose value holds
  * no other value (None, Bool, Int, Float, String, Raw, Error), its payload
- * of the type that kind takes; NIL for None. */
+ * of the type that kind takes; NIL for None. A REF [12, def_id] holds no
+ * other value either: tid 0, its def_id the payload. */
 typedef struct ctr_flat_var_s {
   uint32_t vid, vk, tid;
   msgpack_object payload;
@@ -194,7 +195,8 @@ typedef struct ctr_flat_s {
 } ctr_flat_t;
 
 /* v as msgpack objects: o[0] its name id, o[1] its value (elements in
- * o[2..4]); the pair [name, value] is then an array of o's first two. */
+ * o[2..4], a REF's in o[2..3]); the pair [name, value] is then an array of
+ * o's first two. */
 void ctr_flat_objects(const ctr_flat_var_t *v, msgpack_object o[5]);
 
 typedef struct ctr_msg_s {

@@ -482,7 +482,8 @@ FLAT_INLINE bool flat_u32(const unsigned char *p, size_t len, size_t *pos,
 }
 
 /* A flat value [kind, type] or [kind, type, payload] into v: a payload of
- * the type its kind takes (what ctr_value_render_scalar accepts). */
+ * the type its kind takes (what ctr_value_render_scalar accepts); or a REF
+ * [12, def_id], its id the payload. */
 FLAT_INLINE bool flat_value(const unsigned char *p, size_t len, size_t *pos,
                        const ctr_limits_t *lim, ctr_flat_var_t *v) {
   ctr_str_t text;
@@ -490,7 +491,14 @@ FLAT_INLINE bool flat_value(const unsigned char *p, size_t len, size_t *pos,
   uint32_t n;
 
   if (!hot_array(p, len, pos, &n) || n < 2 || n > 3 ||
-      !flat_u32(p, len, pos, &v->vk) || !flat_u32(p, len, pos, &v->tid))
+      !flat_u32(p, len, pos, &v->vk))
+    return false;
+  if (v->vk == CTR_V_REF) {
+    v->tid = 0;
+    return n == 2 && flat_int(p, len, pos, &v->payload) &&
+           v->payload.type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+  }
+  if (!flat_u32(p, len, pos, &v->tid))
     return false;
   if (n == 2) {
     v->payload.type = MSGPACK_OBJECT_NIL;
@@ -544,8 +552,13 @@ static void uint_node(msgpack_object *o, uint64_t v) {
 
 void ctr_flat_objects(const ctr_flat_var_t *v, msgpack_object o[5]) {
   uint_node(&o[0], v->vid);
-  array_node(&o[1], &o[2], v->vk == CTR_V_NONE ? 2 : 3);
   uint_node(&o[2], v->vk);
+  if (v->vk == CTR_V_REF) {
+    array_node(&o[1], &o[2], 2);
+    o[3] = v->payload;
+    return;
+  }
+  array_node(&o[1], &o[2], v->vk == CTR_V_NONE ? 2 : 3);
   uint_node(&o[3], v->tid);
   o[4] = v->payload;
 }

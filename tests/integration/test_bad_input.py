@@ -28,8 +28,9 @@ class BadInputTest(TempDirTest):
         self.daemon.stop()
         super().tearDown()
 
-    def expect_rejected(self, payload, reason, raw=False, preamble=True):
-        s = connect(self.daemon.sock)
+    def expect_rejected(self, payload, reason, raw=False, preamble=True, daemon=None):
+        daemon = daemon or self.daemon
+        s = connect(daemon.sock)
         data = b""
         if preamble:
             data += frame(hello())
@@ -43,14 +44,14 @@ class BadInputTest(TempDirTest):
         # The daemon says why (an ERROR frame) and closes the connection.
         self.assertIn(reason.encode(), answer, f"ERROR frame should name: {reason}")
         deadline = time.time() + 5
-        while reason not in self.daemon.read_log() and time.time() < deadline:
+        while reason not in daemon.read_log() and time.time() < deadline:
             time.sleep(0.05)
-        log = self.daemon.read_log()
+        log = daemon.read_log()
         self.assertIn(reason, log)
         self.assertRegex(log, r"peer pid \d+ uid \d+|session \d+ \(pid \d+ uid \d+\)")
         # The daemon is still up and serving.
-        self.assertIsNone(self.daemon.proc.poll())
-        connect(self.daemon.sock).close()
+        self.assertIsNone(daemon.proc.poll())
+        connect(daemon.sock).close()
 
     def finish_good_client(self):
         out, err = self.good.communicate(timeout=60)
@@ -105,6 +106,76 @@ class BadInputTest(TempDirTest):
         # element limit; 1000 elements in a 10-byte frame by the bytes left.
         self.expect_rejected(b"\xdd\xff\xff\xff\xff" + b"\x00" * 5, "limits.max_elements")
         self.expect_rejected(b"\xdd\x00\x00\x03\xe8" + b"\x00" * 5, "bytes left")
+        self.finish_good_client()
+
+    # DEF and REF values (PROTOCOL.md 9.1); the daemon keeps 4096
+    # definitions, limits.max_depth is 16.
+    DECLS = mp([12, 0, 7, "Integer"]) + mp([12, 1, 0, "Array"]) + mp([10, 0, "/tmp/a.rb"]) + \
+        mp([13, 0, "x"])
+
+    @staticmethod
+    def vars(value):
+        return mp([20, 0, 1]) + mp([23, [[0, value]]])
+
+    def test_ref_never_defined(self):
+        self.expect_rejected(self.DECLS + self.vars([12, 0]),
+                             "REF to a definition that is not kept")
+        self.finish_good_client()
+
+    def test_ref_to_evicted_definition(self):
+        # 4097 takes the slot of 1 (ids are kept in slot id mod 4096).
+        payload = self.DECLS + self.vars([11, 1, [2, 0, 5]]) + \
+            self.vars([11, 4097, [2, 0, 6]]) + self.vars([12, 4097]) + self.vars([12, 1])
+        self.expect_rejected(payload, "REF to a definition that is not kept")
+        self.finish_good_client()
+
+    def test_huge_definition_ids(self):
+        top = 2**64 - 1
+        payload = self.DECLS + self.vars([11, top, [2, 0, 5]]) + self.vars([12, top]) + \
+            self.vars([12, top - 4096])
+        self.expect_rejected(payload, "REF to a definition that is not kept")
+        self.expect_rejected(self.DECLS + self.vars([11, top, [2, 0, 5]]) +
+                             self.vars([11, top, [2, 0, 5]]), "DEF id not above")
+        self.finish_good_client()
+
+    def test_def_of_def(self):
+        self.expect_rejected(self.DECLS + self.vars([11, 2, [11, 1, [2, 0, 5]]]),
+                             "DEF of a DEF or REF value")
+        self.finish_good_client()
+
+    def test_ref_chain_past_depth(self):
+        # Each definition nests the previous one a level deeper: the REF
+        # expanded would pass limits.max_depth.
+        payload = self.DECLS + self.vars([11, 1, [2, 0, 5]])
+        for i in range(2, 12):
+            payload += self.vars([11, i, [6, 1, [[12, i - 1]]]])
+        self.expect_rejected(payload, "nested deeper than limits.max_depth")
+        self.finish_good_client()
+
+    def test_ref_chain_past_size(self):
+        # A few hundred bytes that would expand to more than a million values.
+        payload = self.DECLS + self.vars([11, 1, [6, 1, [[2, 0, i] for i in range(100)]]])
+        for i in range(2, 6):
+            payload += self.vars([11, i, [6, 1, [[12, i - 1]] * 40]])
+        self.expect_rejected(payload, "limits.max_elements")
+        self.finish_good_client()
+
+    def test_ext_in_value(self):
+        # [23, [[0, [6, 1, [ext]]]]]: an ext would pass for a definition.
+        ext = b"\xd8\x01" + b"\xff" * 16
+        value = b"\x92\x17\x91\x92\x00\x93\x06\x01\x91" + ext
+        self.expect_rejected(self.DECLS + mp([20, 0, 1]) + value, "ext object in a value")
+        self.finish_good_client()
+
+    def test_refs_turned_off(self):
+        os.mkdir(os.path.join(self.tmp, "off"))
+        off = Daemon(os.path.join(self.tmp, "off"), extra=["--set", "limits.value_refs=0"])
+        try:
+            for value in ([11, 1, [2, 0, 5]], [12, 1]):
+                self.expect_rejected(self.DECLS + self.vars(value),
+                                     "DEF or REF value, but limits.value_refs is 0", daemon=off)
+        finally:
+            off.stop()
         self.finish_good_client()
 
     def test_bad_input_after_events_keeps_trace(self):

@@ -1366,6 +1366,78 @@ START_TEST(test_flat_step_and_vars_as_decoded) {
 }
 END_TEST
 
+static void pack_ref(uint64_t id) {
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, CTR_V_REF);
+  msgpack_pack_uint64(&pk, id);
+}
+
+/* A REF holds no other value: VARS, CALL and RETURN holding REFs take the
+ * flat path, as the objects the general path decodes. A DEF does not. */
+START_TEST(test_flat_refs_as_decoded) {
+  static ctr_flat_t w;
+  msgpack_unpacked up;
+  msgpack_object o[5];
+  ctr_msg_t m, g;
+  const char *why = NULL;
+
+  ctr_pack_vars_begin(&pk, 2);
+  ctr_pack_pair_begin(&pk, 3);
+  pack_ref(UINT64_MAX);
+  ctr_pack_pair_begin(&pk, 4);
+  ctr_pack_v_int(&pk, 1, 7);
+  ck_assert(read_flat(&default_limits, &w, &m));
+  ck_assert_int_eq(m.tag, CTR_MSG_VARS);
+  ck_assert_uint_eq(m.u.vars.nflat, 2);
+  ck_assert_uint_eq(w.vars[0].vk, CTR_V_REF);
+  ck_assert_uint_eq(w.vars[0].payload.via.u64, UINT64_MAX);
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &g, &why), 0);
+  ctr_flat_objects(&w.vars[0], o);
+  ck_assert(same_obj(&o[1], &g.u.vars.vars->via.array.ptr[0].via.array.ptr[1]));
+  msgpack_unpacked_destroy(&up);
+
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_call_begin(&pk, 2, 1);
+  ctr_pack_pair_begin(&pk, 0);
+  pack_ref(300);
+  ck_assert(read_flat(&default_limits, &w, &m));
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &g, &why), 0);
+  ck_assert(same_obj(m.u.call.args, g.u.call.args));
+  msgpack_unpacked_destroy(&up);
+
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_return_begin(&pk);
+  pack_ref(0);
+  ck_assert(read_flat(&default_limits, &w, &m));
+  msgpack_unpacked_init(&up);
+  ck_assert_int_eq(decode_one(&up, &g, &why), 0);
+  ck_assert(same_obj(m.u.ret.value, g.u.ret.value));
+  msgpack_unpacked_destroy(&up);
+
+  /* A DEF, a REF with a type id or a negative id: the general path. */
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_return_begin(&pk);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_uint32(&pk, CTR_V_DEF);
+  msgpack_pack_uint32(&pk, 1);
+  ctr_pack_v_int(&pk, 1, 7);
+  ck_assert(!read_flat(&default_limits, &w, &m));
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_return_begin(&pk);
+  ctr_pack_v_int(&pk, 1, 7);
+  sb.data[3] = CTR_V_REF; /* [12, 1, 7] */
+  ck_assert(!read_flat(&default_limits, &w, &m));
+  msgpack_sbuffer_clear(&sb);
+  ctr_pack_return_begin(&pk);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, CTR_V_REF);
+  msgpack_pack_int64(&pk, -1);
+  ck_assert(!read_flat(&default_limits, &w, &m));
+}
+END_TEST
+
 /* Anything else is left, untouched, to the general path. */
 START_TEST(test_flat_leaves_the_rest) {
   static ctr_flat_t vars;
@@ -1475,6 +1547,7 @@ Suite *ctr_proto_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_flat_step_and_vars_as_decoded);
   tcase_add_test(tc, test_flat_leaves_the_rest);
+  tcase_add_test(tc, test_flat_refs_as_decoded);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("decode");

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include "ctr_buf.h"
+#include "ctr_config.h"
 #include "ctr_error.h"
 #include "ctr_proto.h"
+#include "ctr_session.h"
 #include "ctr_trace.h"
 #include "ctr_value.h"
 
@@ -164,7 +166,7 @@ static int64_t t_struct(void *ctx, uint32_t tid, const uint32_t *vids,
   return tid < ntypes ? 99 : CTR_ERANGE;
 }
 
-static const ctr_value_ops_t ops = {NULL, t_type, t_name, t_struct, true, 4};
+static const ctr_value_ops_t ops = {NULL, t_type, t_name, t_struct, true, 4, 0};
 
 /* Packs with fn, unpacks, renders; returns the JSON or NULL with *rc. */
 static char *render(void (*fn)(msgpack_packer *), int64_t *rc,
@@ -369,11 +371,619 @@ START_TEST(source_paths_cannot_escape) {
 }
 END_TEST
 
+
+/* ---- DEF and REF through a session --------------------------------------- */
+
+/* A session's messages are packed twice: with DEF and REF (refs true) and
+ * with every value in full; the traces must be the same text. */
+static bool refs;
+static msgpack_sbuffer msb;
+static msgpack_packer mpk;
+
+enum { P_APP, P_LIB };
+enum { T_NONE, T_INT, T_FLOAT, T_STR, T_LIST, T_OBJ };
+enum { N_SELF, N_X, N_A, N_B, N_TOKEN };
+
+typedef struct run_s {
+  char root[32];
+  char dirs[4][4096];
+  int ndirs;
+  ctr_session_t *s;
+  const ctr_config_t *cfg;
+} run_t;
+
+static void closed_cb(void *arg, const char *dir, const ctr_session_stats_t *st,
+                      const char *state) {
+  run_t *r = arg;
+
+  ck_assert_int_lt(r->ndirs, 4);
+  snprintf(r->dirs[r->ndirs++], sizeof(r->dirs[0]), "%s", dir);
+}
+
+/* A session of a configuration with these --set options (and the file
+ * yaml, unless NULL) writing into a new folder. */
+static void run_open(run_t *r, const char *yaml, const char *const *sets) {
+  ctr_config_override_t o[8];
+  ctr_session_hooks_t hooks = {r, closed_cb, NULL};
+  ctr_hello_t h = {0};
+  char err[512] = "", cfgfile[64] = "";
+  size_t n = 0;
+
+  memset(r, 0, sizeof(*r));
+  snprintf(r->root, sizeof(r->root), "/tmp/ctrec-refs-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(r->root));
+  o[n++] = (ctr_config_override_t){"output.dir", r->root, "--set"};
+  for (; sets && *sets; sets += 2)
+    o[n++] = (ctr_config_override_t){sets[0], sets[1], "--set"};
+  if (yaml) {
+    FILE *f;
+    snprintf(cfgfile, sizeof(cfgfile), "%s/ctrec.yaml", r->root);
+    f = fopen(cfgfile, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(yaml, f);
+    fclose(f);
+  }
+  ck_assert_msg(ctr_config_snapshot(&r->cfg, yaml ? cfgfile : NULL, o, n, err,
+                                    sizeof(err)) == 0, "%s", err);
+  h.version = CTR_PROTO_VERSION;
+  h.pid = 4242;
+  h.program = (ctr_str_t){"/x/p.py", 7};
+  ck_assert_int_eq(ctr_session_new(&r->s, r->cfg, &h, 1, getuid(), &hooks), 0);
+  msgpack_sbuffer_init(&msb);
+  msgpack_packer_init(&mpk, &msb, msgpack_sbuffer_write);
+}
+
+/* Applies the messages packed since the last call as ctrecd does: the
+ * flat reader first, else unpacked by msgpack-c and decoded. Returns the
+ * session's first error. */
+static int run_send(run_t *r, const char **why) {
+  static ctr_flat_t flat;
+  ctr_limits_t lim = CTR_LIMITS_DEFAULT;
+  msgpack_zone zone;
+  msgpack_object obj;
+  ctr_msg_t m;
+  size_t off = 0;
+  int rc = 0;
+
+  lim.max_depth = r->cfg->max_depth;
+  msgpack_zone_init(&zone, 4096);
+  while (off < msb.size && rc == 0) {
+    if (!ctr_proto_read_flat(msb.data, msb.size, &off, &lim, &flat, &m)) {
+      ck_assert_int_gt(msgpack_unpack(msb.data, msb.size, &off, &zone, &obj), 0);
+      ck_assert_int_eq(ctr_msg_decode(&obj, &m, why), 0);
+    }
+    rc = ctr_session_handle(r->s, &m, why);
+  }
+  msgpack_zone_destroy(&zone);
+  msgpack_sbuffer_clear(&msb);
+  return rc;
+}
+
+static void run_ok(run_t *r) {
+  const char *why = "";
+  int rc = run_send(r, &why);
+
+  ck_assert_msg(rc == 0, "session refused a message: %s", why);
+}
+
+static void run_close(run_t *r) {
+  ctr_session_end(r->s, NULL);
+  ctr_session_free(r->s);
+  ctr_config_unref(r->cfg);
+  msgpack_sbuffer_destroy(&msb);
+}
+
+static void declare_all(void) {
+  ctr_pack_path(&mpk, P_APP, "/x/p.py", 7);
+  ctr_pack_path(&mpk, P_LIB, "/usr/lib/python3.11/lib.py", 26);
+  ctr_pack_func(&mpk, 0, P_APP, 10, "f", 1);
+  ctr_pack_type(&mpk, T_NONE, CTR_TK_NONE, "NoneType", 8);
+  ctr_pack_type(&mpk, T_INT, CTR_TK_INT, "int", 3);
+  ctr_pack_type(&mpk, T_FLOAT, CTR_TK_FLOAT, "float", 5);
+  ctr_pack_type(&mpk, T_STR, CTR_TK_STRING, "str", 3);
+  ctr_pack_type(&mpk, T_LIST, CTR_TK_SEQ, "list", 4);
+  ctr_pack_type(&mpk, T_OBJ, CTR_TK_STRUCT, "Obj", 3);
+  ctr_pack_varname(&mpk, N_SELF, "self", 4);
+  ctr_pack_varname(&mpk, N_X, "x", 1);
+  ctr_pack_varname(&mpk, N_A, "a", 1);
+  ctr_pack_varname(&mpk, N_B, "b", 1);
+  ctr_pack_varname(&mpk, N_TOKEN, "token", 5);
+}
+
+/* With refs, the head of DEF id: the value packed next is kept. */
+static void def(uint64_t id) {
+  if (!refs)
+    return;
+  msgpack_pack_array(&mpk, 3);
+  msgpack_pack_uint32(&mpk, CTR_V_DEF);
+  msgpack_pack_uint64(&mpk, id);
+}
+
+/* With refs, REF id, and true; false: the caller packs the value. */
+static bool ref(uint64_t id) {
+  if (!refs)
+    return false;
+  msgpack_pack_array(&mpk, 2);
+  msgpack_pack_uint32(&mpk, CTR_V_REF);
+  msgpack_pack_uint64(&mpk, id);
+  return true;
+}
+
+static void v_list_full(void) {
+  ctr_pack_v_seq_begin(&mpk, T_LIST, 3);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+  ctr_pack_v_float(&mpk, T_FLOAT, 2.5);
+  ctr_pack_v_string(&mpk, T_STR, "hello world", 11);
+}
+
+/* The list, defined as id (0: referred to as list_id). */
+static void v_list(uint64_t id, uint64_t list_id) {
+  if (id == 0 && ref(list_id))
+    return;
+  def(id);
+  v_list_full();
+}
+
+/* Obj{a: the list, b: None}, defined as id (0: referred to as obj_id),
+ * holding the list defined as list_id (0: referred to). */
+static void v_obj(uint64_t id, uint64_t obj_id, uint64_t list_id) {
+  if (id == 0 && ref(obj_id))
+    return;
+  def(id);
+  ctr_pack_v_struct_begin(&mpk, T_OBJ, 2);
+  ctr_pack_pair_begin(&mpk, N_A);
+  v_list(list_id, list_id ? list_id : 1);
+  ctr_pack_pair_begin(&mpk, N_B);
+  ctr_pack_v_none(&mpk, T_NONE);
+}
+
+static char *trace_text(const char *dir) { return slurp(dir, "trace.json"); }
+
+static void same_traces(const run_t *a, const run_t *b) {
+  ck_assert_int_eq(a->ndirs, b->ndirs);
+  for (int i = 0; i < a->ndirs; i++) {
+    char *x = trace_text(a->dirs[i]), *y = trace_text(b->dirs[i]);
+    ck_assert_str_eq(x, y);
+    free(x);
+    free(y);
+  }
+}
+
+static int count_of(const char *text, const char *what) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* DEF and REF in VARS (flat and not), CALL, RETURN and STACK, nested in a
+ * DEF and in a plain value: the trace is the one of full values. */
+static void script_everywhere(run_t *r) {
+  declare_all();
+  ctr_pack_step(&mpk, P_APP, 1);
+  ctr_pack_vars_begin(&mpk, 2);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(2, 0, 1); /* DEF 2 Obj{a: DEF 1 list} */
+  ctr_pack_pair_begin(&mpk, N_X);
+  ctr_pack_v_int(&mpk, T_INT, 5);
+  ctr_pack_step(&mpk, P_APP, 2);
+  ctr_pack_vars_begin(&mpk, 2);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(0, 2, 0);
+  ctr_pack_pair_begin(&mpk, N_X);
+  v_list(0, 1);
+  run_ok(r);
+  ctr_pack_call_begin(&mpk, 0, 1);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(0, 2, 0);
+  ctr_pack_step(&mpk, P_APP, 11);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_A);
+  ctr_pack_v_tuple_begin(&mpk, T_LIST, 2);
+  v_list(0, 1);
+  v_obj(0, 2, 0);
+  ctr_pack_return_begin(&mpk);
+  v_list(0, 1);
+  run_ok(r);
+  /* The live stack, as after a RESUME: a synthetic call with the frame's
+   * variables. */
+  ctr_pack_stack_begin(&mpk, 0, 1);
+  ctr_pack_frame_begin(&mpk, 0, 12, 2);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(0, 2, 0);
+  ctr_pack_pair_begin(&mpk, N_X);
+  def(3); /* a DEF of REFs */
+  ctr_pack_v_seq_begin(&mpk, T_LIST, 2);
+  v_obj(0, 2, 0);
+  v_list(0, 1);
+  ctr_pack_step(&mpk, P_APP, 13);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_X);
+  if (!ref(3)) {
+    ctr_pack_v_seq_begin(&mpk, T_LIST, 2);
+    v_obj(0, 2, 0);
+    v_list(0, 1);
+  }
+  ctr_pack_return_begin(&mpk);
+  ctr_pack_v_none(&mpk, T_NONE);
+  ctr_pack_bye(&mpk, 0);
+  run_ok(r);
+}
+
+START_TEST(refs_render_as_full_values) {
+  run_t a, b;
+
+  refs = true;
+  run_open(&a, NULL, NULL);
+  script_everywhere(&a);
+  run_close(&a);
+  refs = false;
+  run_open(&b, NULL, NULL);
+  script_everywhere(&b);
+  run_close(&b);
+  same_traces(&a, &b);
+  char *text = trace_text(a.dirs[0]);
+  /* Every place shows the list: the first VARS once, the second twice,
+   * the call, the tuple twice, the return, the synthetic call three times
+   * and the last VARS twice. */
+  ck_assert_int_eq(count_of(text, "hello world"), 12);
+  free(text);
+}
+END_TEST
+
+/* Definitions made where nothing is written (a filtered step, a stopped
+ * session) still count; a REF in a later interval declares its types in
+ * that trace again. */
+static void script_unwritten(run_t *r) {
+  declare_all();
+  ctr_pack_step(&mpk, P_LIB, 5);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(2, 0, 1);
+  ctr_pack_step(&mpk, P_APP, 1);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(0, 2, 0);
+  run_ok(r);
+  ck_assert_int_eq(ctr_session_control(r->s, false), 1);
+  ctr_pack_step(&mpk, P_APP, 2);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_X);
+  def(3);
+  ctr_pack_v_seq_begin(&mpk, T_LIST, 1);
+  v_list(0, 1);
+  run_ok(r);
+  ck_assert_int_eq(ctr_session_control(r->s, true), 1);
+  ctr_pack_step(&mpk, P_APP, 3);
+  ctr_pack_vars_begin(&mpk, 2);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(0, 2, 0);
+  ctr_pack_pair_begin(&mpk, N_X);
+  if (!ref(3)) {
+    ctr_pack_v_seq_begin(&mpk, T_LIST, 1);
+    v_list(0, 1);
+  }
+  ctr_pack_bye(&mpk, 0);
+  run_ok(r);
+}
+
+START_TEST(refs_to_unwritten_and_earlier_intervals) {
+  run_t a, b;
+  char *text;
+
+  refs = true;
+  run_open(&a, NULL, NULL);
+  script_unwritten(&a);
+  run_close(&a);
+  refs = false;
+  run_open(&b, NULL, NULL);
+  script_unwritten(&b);
+  run_close(&b);
+  same_traces(&a, &b);
+  ck_assert_int_eq(a.ndirs, 2);
+  text = trace_text(a.dirs[1]);
+  ck_assert_int_eq(count_of(text, "\"lang_type\":\"Obj\""), 1);
+  ck_assert_int_eq(count_of(text, "hello world"), 2);
+  free(text);
+}
+END_TEST
+
+/* With two slots, DEF 3 takes the slot of 1: Obj (2) still shows the list
+ * it was defined with, and a REF to 1 is an error. */
+static void script_evicted(run_t *r, bool last_ref) {
+  const char *why = "";
+
+  declare_all();
+  ctr_pack_step(&mpk, P_APP, 1);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(2, 0, 1);
+  ctr_pack_step(&mpk, P_APP, 2);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_X);
+  def(3);
+  ctr_pack_v_int(&mpk, T_INT, 1234567);
+  for (int i = 0; i < 3; i++) {
+    ctr_pack_step(&mpk, P_APP, 3 + i);
+    ctr_pack_vars_begin(&mpk, 1);
+    ctr_pack_pair_begin(&mpk, N_SELF);
+    v_obj(0, 2, 0);
+  }
+  run_ok(r);
+  if (!last_ref)
+    return;
+  ctr_pack_step(&mpk, P_APP, 9);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_X);
+  ref(1);
+  ck_assert_int_eq(run_send(r, &why), CTR_ERANGE);
+  ck_assert_str_eq(why, "REF to a definition that is not kept");
+}
+
+START_TEST(kept_definition_outlives_its_slot) {
+  static const char *const two[] = {"limits.value_refs", "2", NULL};
+  run_t a, b;
+
+  refs = true;
+  run_open(&a, NULL, two);
+  script_evicted(&a, false);
+  run_close(&a);
+  refs = false;
+  run_open(&b, NULL, two);
+  script_evicted(&b, false);
+  run_close(&b);
+  same_traces(&a, &b);
+  refs = true;
+  run_open(&a, NULL, two);
+  script_evicted(&a, true);
+  run_close(&a);
+}
+END_TEST
+
+/* A value rule sees through references: text hidden under one name is
+ * hidden in a REF to it and in an object holding it. */
+static void script_rules(run_t *r) {
+  declare_all();
+  ctr_pack_step(&mpk, P_APP, 1);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_TOKEN);
+  def(1);
+  ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
+  ctr_pack_step(&mpk, P_APP, 2);
+  ctr_pack_vars_begin(&mpk, 2);
+  ctr_pack_pair_begin(&mpk, N_X);
+  if (!ref(1))
+    ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  def(2);
+  ctr_pack_v_struct_begin(&mpk, T_OBJ, 1);
+  ctr_pack_pair_begin(&mpk, N_A);
+  if (!ref(1))
+    ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
+  ctr_pack_step(&mpk, P_APP, 3);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, N_B);
+  if (!ref(2)) {
+    ctr_pack_v_struct_begin(&mpk, T_OBJ, 1);
+    ctr_pack_pair_begin(&mpk, N_A);
+    ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
+  }
+  ctr_pack_bye(&mpk, 0);
+  run_ok(r);
+}
+
+START_TEST(value_rules_see_through_refs) {
+  static const char yaml[] =
+      "filter:\n  values:\n    - {name: token, action: redact}\n";
+  run_t a, b;
+  char *text;
+
+  refs = true;
+  run_open(&a, yaml, NULL);
+  script_rules(&a);
+  run_close(&a);
+  refs = false;
+  run_open(&b, yaml, NULL);
+  script_rules(&b);
+  run_close(&b);
+  same_traces(&a, &b);
+  text = trace_text(a.dirs[0]);
+  ck_assert_int_eq(count_of(text, "hunter2"), 0);
+  /* Four values and their type's name. */
+  ck_assert_int_eq(count_of(text, "<redacted>"), 5);
+  free(text);
+}
+END_TEST
+
+/* One hostile message after the declarations; its error and reason. */
+typedef struct bad_s {
+  void (*pack)(void);
+  int code;
+  const char *why;
+} bad_t;
+
+static void vars1(uint32_t vid) {
+  ctr_pack_step(&mpk, P_APP, 1);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, vid);
+}
+static void raw_def(uint64_t id) {
+  refs = true;
+  def(id);
+}
+static void raw_ref(uint64_t id) {
+  refs = true;
+  ref(id);
+}
+static void b_ref_first(void) {
+  vars1(N_X);
+  raw_ref(0);
+}
+static void b_def_twice(void) {
+  vars1(N_X);
+  raw_def(5);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+  vars1(N_X);
+  raw_def(5);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+}
+static void b_def_def(void) {
+  vars1(N_X);
+  raw_def(5);
+  raw_def(4);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+}
+static void b_def_ref(void) {
+  vars1(N_X);
+  raw_def(1);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+  vars1(N_X);
+  raw_def(2);
+  raw_ref(1);
+}
+static void b_huge(void) {
+  /* The largest id works; no DEF can follow it, and its neighbour was
+   * never made. */
+  vars1(N_X);
+  raw_def(UINT64_MAX);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+  vars1(N_X);
+  raw_ref(UINT64_MAX);
+  vars1(N_X);
+  raw_ref(UINT64_MAX - 4096);
+}
+static void b_deep(void) {
+  /* Each DEF nests the last one one level deeper. */
+  vars1(N_X);
+  raw_def(1);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+  for (uint64_t i = 2; i < 40; i++) {
+    vars1(N_X);
+    raw_def(i);
+    ctr_pack_v_seq_begin(&mpk, T_LIST, 1);
+    raw_ref(i - 1);
+  }
+}
+static void b_wide(void) {
+  /* 1000 values, 1100 times over: past limits.max_elements. */
+  vars1(N_X);
+  raw_def(1);
+  ctr_pack_v_seq_begin(&mpk, T_LIST, 999);
+  for (int i = 0; i < 999; i++)
+    ctr_pack_v_int(&mpk, T_INT, i);
+  vars1(N_X);
+  raw_def(2);
+  ctr_pack_v_seq_begin(&mpk, T_LIST, 1100);
+  for (int i = 0; i < 1100; i++)
+    raw_ref(1);
+}
+static void b_many_refs(void) {
+  /* No one value is too large, but the message is. */
+  vars1(N_X);
+  raw_def(1);
+  ctr_pack_v_seq_begin(&mpk, T_LIST, 999);
+  for (int i = 0; i < 999; i++)
+    ctr_pack_v_int(&mpk, T_INT, i);
+  ctr_pack_step(&mpk, P_APP, 1);
+  ctr_pack_vars_begin(&mpk, 1100);
+  for (uint32_t i = 0; i < 1100; i++) {
+    ctr_pack_pair_begin(&mpk, N_X);
+    raw_ref(1);
+  }
+}
+static void b_ext(void) {
+  vars1(N_X);
+  ctr_pack_v_seq_begin(&mpk, T_LIST, 1);
+  msgpack_pack_ext_with_body(&mpk, "\x01\x02\x03\x04\x05\x06\x07\x08", 8, 1);
+}
+static void b_ext_payload(void) {
+  vars1(N_X);
+  raw_def(1);
+  msgpack_pack_array(&mpk, 3);
+  msgpack_pack_uint32(&mpk, CTR_V_STRING);
+  msgpack_pack_uint32(&mpk, T_STR);
+  msgpack_pack_ext_with_body(&mpk, "\x01\x02\x03\x04\x05\x06\x07\x08", 8, 1);
+}
+static void b_ref_in_filtered_call(void) {
+  /* Checked even where nothing is written. */
+  ctr_pack_step(&mpk, P_LIB, 1);
+  ctr_pack_call_begin(&mpk, 0, 1);
+  ctr_pack_pair_begin(&mpk, N_X);
+  raw_ref(3);
+}
+static void b_return_ref(void) {
+  ctr_pack_return_begin(&mpk);
+  raw_ref(3);
+}
+static void b_stack_def(void) {
+  ctr_pack_stack_begin(&mpk, 0, 1);
+  ctr_pack_frame_begin(&mpk, 0, 12, 1);
+  ctr_pack_pair_begin(&mpk, N_X);
+  raw_def(1);
+  raw_def(0);
+  ctr_pack_v_int(&mpk, T_INT, 1);
+}
+
+START_TEST(hostile_refs_are_refused) {
+  static const bad_t cases[] = {
+      {b_ref_first, CTR_ERANGE, "REF to a definition that is not kept"},
+      {b_def_twice, CTR_ERANGE, "DEF id not above the previous DEF's"},
+      {b_def_def, CTR_EPROTO, "DEF of a DEF or REF value"},
+      {b_def_ref, CTR_EPROTO, "DEF of a DEF or REF value"},
+      {b_huge, CTR_ERANGE, "REF to a definition that is not kept"},
+      {b_deep, CTR_ELIMIT,
+       "value with references expanded nested deeper than limits.max_depth"},
+      {b_wide, CTR_ELIMIT, "DEF value with references expanded holds more "
+                           "than limits.max_elements values"},
+      {b_many_refs, CTR_ELIMIT, "values with references expanded hold more "
+                                "than limits.max_elements values"},
+      {b_ext, CTR_EPROTO, "ext object in a value"},
+      {b_ext_payload, CTR_EPROTO, "ext object in a value"},
+      {b_ref_in_filtered_call, CTR_ERANGE,
+       "REF to a definition that is not kept"},
+      {b_return_ref, CTR_ERANGE, "REF to a definition that is not kept"},
+      {b_stack_def, CTR_EPROTO, "DEF of a DEF or REF value"},
+  };
+  static const char *const off[] = {"limits.value_refs", "0", NULL};
+
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *why = "";
+    run_t r;
+    run_open(&r, NULL, NULL);
+    declare_all();
+    run_ok(&r);
+    cases[i].pack();
+    ck_assert_msg(run_send(&r, &why) == cases[i].code, "case %zu: %s", i, why);
+    ck_assert_str_eq(why, cases[i].why);
+    run_close(&r);
+  }
+  /* With limits.value_refs 0 any DEF or REF is an error, and WELCOME says
+   * so. */
+  for (int i = 0; i < 2; i++) {
+    const char *why = "";
+    ctr_welcome_t w;
+    run_t r;
+    run_open(&r, NULL, i ? off : NULL);
+    ctr_session_welcome(r.s, &w);
+    ck_assert_uint_eq(w.refs, i ? 0 : 4096);
+    declare_all();
+    vars1(N_X);
+    raw_def(1);
+    ctr_pack_v_int(&mpk, T_INT, 1);
+    ck_assert_int_eq(run_send(&r, &why), i ? CTR_EPROTO : 0);
+    if (i)
+      ck_assert_str_eq(why, "DEF or REF value, but limits.value_refs is 0");
+    run_close(&r);
+  }
+}
+END_TEST
+
 Suite *ctr_trace_suite(void) {
   Suite *s = suite_create("trace");
   TCase *json = tcase_create("json");
   TCase *values = tcase_create("values");
   TCase *folder = tcase_create("folder");
+  TCase *defs = tcase_create("refs");
 
   tcase_add_test(json, json_escapes_and_keeps_utf8);
   tcase_add_test(json, json_invalid_utf8_becomes_text_escapes);
@@ -390,7 +1000,14 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(folder, folder_names_are_safe);
   suite_add_tcase(s, json);
   suite_add_tcase(s, values);
+  tcase_add_test(defs, refs_render_as_full_values);
+  tcase_add_test(defs, refs_to_unwritten_and_earlier_intervals);
+  tcase_add_test(defs, kept_definition_outlives_its_slot);
+  tcase_add_test(defs, value_rules_see_through_refs);
+  tcase_add_test(defs, hostile_refs_are_refused);
+  tcase_set_timeout(defs, 30);
   suite_add_tcase(s, folder);
+  suite_add_tcase(s, defs);
   return s;
 }
 
