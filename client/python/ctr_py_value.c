@@ -30,10 +30,14 @@ typedef struct ctr_py_walk_s {
   bool refs;       /* the daemon keeps definitions (ctr_vref) */
   PyObject *visiting[CTR_PY_DEPTH_HARD + 1];
   uint32_t depth;
-  /* The lowest depth a "<cycle>" packed since the innermost open value
-   * points to: a value whose cycles point outside it reads differently
-   * elsewhere, so it is not reused by identity. */
-  uint32_t outer;
+  /* A "<cycle>" or a container cut by the depth limit was packed since
+   * the innermost open value began. Such a value may read differently
+   * under other enclosing values: an object cut at the limit, or one a
+   * cycle leads back to, shows as "<cycle>" where it encloses the value.
+   * A value without either was walked to the end, so none of its parts
+   * can enclose it anywhere; it reads the same wherever it is met at the
+   * same depth. A variable itself (depth 0) has no enclosing values. */
+  bool cut;
 } ctr_py_walk_t;
 
 /* The message being captured: values counted against the budget, and the
@@ -468,13 +472,13 @@ static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
   for (uint32_t i = 0; i < w->depth; i++) {
     if (w->visiting[i] == v) {
       ctr_py_raw(w, v, "<cycle>", 7);
-      if (i < w->outer)
-        w->outer = i;
+      w->cut = true;
       return;
     }
   }
   if (w->depth >= w->max_depth) {
     ctr_py_raw_class(w, v);
+    w->cut = true;
     return;
   }
   uint32_t left = w->max_depth - w->depth;
@@ -482,8 +486,8 @@ static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
     return;
   size_t mark = ctr_vref_open(w->sb);
   uint32_t nodes = g_msg.nodes;
-  uint32_t outer = w->outer;
-  w->outer = UINT32_MAX;
+  bool cut = w->cut;
+  w->cut = false;
   w->visiting[w->depth++] = v;
   if (PyList_Check(v)) {
     uint32_t n = ctr_py_count(w, PyList_GET_SIZE(v));
@@ -501,7 +505,7 @@ static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
     ctr_py_object(w, v);
   }
   w->depth--;
-  bool alone = w->outer >= w->depth;
+  bool alone = w->depth == 0 || !w->cut;
   ctr_vref_close(w->sb, mark, alone ? v : NULL, left);
   if (alone && w->refs) {
     size_t i = ctr_py_seen_slot(v, left);
@@ -510,8 +514,7 @@ static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
     g_msg.seen[i].message = g_msg.message;
     g_msg.seen[i].nodes = g_msg.nodes - nodes + 1;
   }
-  if (outer < w->outer)
-    w->outer = outer;
+  w->cut = w->cut || cut;
 }
 
 static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
@@ -555,7 +558,7 @@ void ctr__py_value_pack(msgpack_packer *decl, msgpack_packer *out,
   w.budget = s->max_nodes;
   w.refs = s->refs != 0;
   w.depth = 0;
-  w.outer = UINT32_MAX;
+  w.cut = false;
   ctr_py_walk_value(&w, v);
 }
 
