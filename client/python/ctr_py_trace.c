@@ -191,7 +191,7 @@ uint32_t ctr__py_type_id(msgpack_packer *pk, int kind, const char *name,
 /* Type ids of static types (int, str, list: types that live as long as the
  * process), by address and kind: most values are of these, and their ids
  * need no name hashing. An entry holds for the connection it was made in. */
-#define CTR_PY_TYPE_CACHE 64
+#define CTR_PY_TYPE_CACHE 256
 
 static struct {
   const PyTypeObject *tp;

@@ -377,7 +377,10 @@ static void ctr_py_exception(ctr_py_walk_t *w, PyObject *v) {
   ctr_py_raw_text(w, v, "<", name, strlen(name), 250, ">");
 }
 
-/* Values that need no recursion. Returns false for containers and objects. */
+/* Values that need no recursion. Returns false for containers and objects.
+ * The checks that read a type flag or compare the type come first; the
+ * types of all branches have layouts no class can combine, so the order
+ * changes nothing else. */
 static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
   if (v == Py_None) {
     ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, v));
@@ -385,16 +388,28 @@ static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
     ctr_pack_v_bool(w->out, ctr_py_type_of(w, CTR_TK_BOOL, v), v == Py_True);
   } else if (PyLong_Check(v)) {
     ctr_py_integer(w, v);
-  } else if (PyFloat_Check(v)) {
-    ctr_pack_v_float(w->out, ctr_py_type_of(w, CTR_TK_FLOAT, v),
-                     PyFloat_AS_DOUBLE(v));
   } else if (PyUnicode_Check(v)) {
     ctr_py_string(w, v);
+  } else if (PyFunction_Check(v)) {
+    ctr_py_raw_named(w, v, "<function ",
+                     ((PyFunctionObject *)v)->func_qualname);
+  } else if (PyMethod_Check(v) && PyFunction_Check(PyMethod_GET_FUNCTION(v))) {
+    ctr_py_raw_named(
+        w, v, "<bound method ",
+        ((PyFunctionObject *)PyMethod_GET_FUNCTION(v))->func_qualname);
+  } else if (PyType_Check(v)) {
+    const char *name = ((PyTypeObject *)v)->tp_name;
+    ctr_py_raw_text(w, v, "<class '", name, strlen(name), 250, "'>");
   } else if (PyBytes_Check(v)) {
     Py_ssize_t n = PyBytes_GET_SIZE(v);
     ctr_pack_v_string(w->out, ctr_py_type_of(w, CTR_TK_STRING, v),
                       PyBytes_AS_STRING(v),
                       (size_t)n > w->max_string ? w->max_string : (size_t)n);
+  } else if (PyExceptionInstance_Check(v)) {
+    ctr_py_exception(w, v);
+  } else if (PyFloat_Check(v)) {
+    ctr_pack_v_float(w->out, ctr_py_type_of(w, CTR_TK_FLOAT, v),
+                     PyFloat_AS_DOUBLE(v));
   } else if (PyByteArray_Check(v)) {
     Py_ssize_t n = PyByteArray_GET_SIZE(v);
     ctr_pack_v_string(w->out, ctr_py_type_of(w, CTR_TK_STRING, v),
@@ -404,22 +419,10 @@ static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
     PyObject *d = PyModule_GetDict(v);
     PyObject *name = d ? PyDict_GetItemString(d, "__name__") : NULL;
     ctr_py_raw_named(w, v, "<module ", name);
-  } else if (PyFunction_Check(v)) {
-    ctr_py_raw_named(w, v, "<function ",
-                     ((PyFunctionObject *)v)->func_qualname);
-  } else if (PyMethod_Check(v) && PyFunction_Check(PyMethod_GET_FUNCTION(v))) {
-    ctr_py_raw_named(
-        w, v, "<bound method ",
-        ((PyFunctionObject *)PyMethod_GET_FUNCTION(v))->func_qualname);
   } else if (PyCFunction_Check(v)) {
     const char *name = ((PyCFunctionObject *)v)->m_ml->ml_name;
     ctr_py_raw_text(w, v, "<built-in function ", name, strlen(name), 250,
                     ">");
-  } else if (PyType_Check(v)) {
-    const char *name = ((PyTypeObject *)v)->tp_name;
-    ctr_py_raw_text(w, v, "<class '", name, strlen(name), 250, "'>");
-  } else if (PyExceptionInstance_Check(v)) {
-    ctr_py_exception(w, v);
   } else if (PyComplex_CheckExact(v)) {
     Py_complex c = PyComplex_AsCComplex(v);
     char buf[80];
