@@ -28,10 +28,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Jumps back within one line remembered per code object. */
+#define CTR_PY_MON_JUMPS 2
+
 struct ctr_py_mon_code_s {
   PyCodeObject *co; /* borrowed: the code object's own extra slot owns us */
   ctr_py_mon_code_t *prev;
   ctr_py_mon_code_t *next;
+  /* Jumps back within one line, with that line: a comprehension's loop
+   * (inlined since 3.12) takes one at every element, and PyCode_Addr2Line
+   * reads the line table from its start each time. */
+  struct {
+    int from, to, line;
+  } jumps[CTR_PY_MON_JUMPS];
+  unsigned njumps; /* entries in use; the next one replaced is njumps % N */
 };
 
 enum {
@@ -296,15 +306,39 @@ static void ctr_py_mon_line(PyCodeObject *co, int line) {
   ctr_py_mon_line_slow(t, co, line);
 }
 
+/* The line of a jump back from `from` to `to` within one line, -1 for
+ * any other jump. A code object's bytecode never changes, so what was
+ * found once holds. */
+static int ctr_py_mon_jump_line(PyCodeObject *co, int from, int to) {
+  ctr_py_code_t *ci = ctr__py_code_info(co);
+  ctr_py_mon_code_t *c = ci != NULL ? ci->mon : NULL;
+  unsigned n = c == NULL                   ? 0
+               : c->njumps < CTR_PY_MON_JUMPS ? c->njumps
+                                              : CTR_PY_MON_JUMPS;
+  for (unsigned i = 0; i < n; i++)
+    if (c->jumps[i].from == from && c->jumps[i].to == to)
+      return c->jumps[i].line;
+  int line = PyCode_Addr2Line(co, to);
+  if (line < 0 || line != PyCode_Addr2Line(co, from))
+    return -1;
+  if (c != NULL) {
+    unsigned i = c->njumps++ % CTR_PY_MON_JUMPS;
+    c->jumps[i].from = from;
+    c->jumps[i].to = to;
+    c->jumps[i].line = line;
+  }
+  return line;
+}
+
 static bool ctr_py_mon_jump(PyCodeObject *co, int from, int to) {
   /* sys.settrace reports a line again when a loop jumps back within one
    * line; any other jump is covered by LINE, so its location goes quiet. */
   if (to > from)
     return true;
-  int to_line = PyCode_Addr2Line(co, to);
-  if (to_line < 0 || to_line != PyCode_Addr2Line(co, from))
+  int line = ctr_py_mon_jump_line(co, from, to);
+  if (line < 0)
     return true;
-  ctr_py_mon_line(co, to_line);
+  ctr_py_mon_line(co, line);
   return false;
 }
 
