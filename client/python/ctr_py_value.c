@@ -73,6 +73,74 @@ static size_t ctr_py_seen_slot(const void *obj, uint32_t depth) {
 
 static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v);
 
+/* ---- encoding ------------------------------------------------------------- */
+
+/* The walk encodes with ctr_enc.h straight into the scratch buffer: a
+ * packer call per piece (a callback and a copy of a few bytes) cost more
+ * than the encoding. Room for n more bytes, NULL when memory ran out
+ * (then the piece is missing, as when a packer's write fails). */
+static unsigned char *ctr_py_room(ctr_py_walk_t *w, size_t n) {
+  msgpack_sbuffer *sb = w->sb;
+  if (sb->alloc - sb->size < n) {
+    size_t cap = sb->alloc ? sb->alloc : 8192;
+    while (cap - sb->size < n)
+      cap *= 2;
+    char *d = realloc(sb->data, cap);
+    if (d == NULL)
+      return NULL;
+    sb->data = d;
+    sb->alloc = cap;
+  }
+  return (unsigned char *)sb->data + sb->size;
+}
+
+static void ctr_py_done(ctr_py_walk_t *w, const unsigned char *end) {
+  w->sb->size = (size_t)(end - (const unsigned char *)w->sb->data);
+}
+
+/* [vkind, tid, [n elements...]]: the elements follow. */
+static void ctr_py_container(ctr_py_walk_t *w, int vkind, uint32_t tid,
+                             uint32_t n) {
+  unsigned char *p = ctr_py_room(w, CTR_ENC_SCALAR_MAX + CTR_ENC_HEAD_MAX);
+  if (p != NULL)
+    ctr_py_done(w, ctr_enc_array(ctr_enc_value_head(p, 3, vkind, tid), n));
+}
+
+/* [varname_id, value] of a struct field: the value follows. */
+static void ctr_py_field(ctr_py_walk_t *w, uint32_t varname_id) {
+  unsigned char *p = ctr_py_room(w, CTR_ENC_PAIR_MAX);
+  if (p != NULL)
+    ctr_py_done(w, ctr_enc_uint(ctr_enc_array(p, 2), varname_id));
+}
+
+/* [vkind, tid, text]: STRING bytes as bin, RAW and ERROR texts as str. */
+static void ctr_py_text(ctr_py_walk_t *w, int vkind, uint32_t tid,
+                        const char *s, size_t n) {
+  unsigned char *p =
+      ctr_py_room(w, CTR_ENC_SCALAR_MAX + CTR_ENC_HEAD_MAX + n);
+  if (p == NULL)
+    return;
+  p = ctr_enc_value_head(p, 3, vkind, tid);
+  p = ctr_enc_text_head(p, vkind == CTR_V_STRING, n);
+  memcpy(p, s, n);
+  ctr_py_done(w, p + n);
+}
+
+/* None, bool, int or float: what ctr__py_scalar_write encodes. */
+static void ctr_py_plain_value(ctr_py_walk_t *w, const ctr_py_scalar_t *sc) {
+  unsigned char *p = ctr_py_room(w, CTR_ENC_SCALAR_MAX);
+  if (p != NULL)
+    ctr_py_done(w, ctr__py_scalar_write(p, sc));
+}
+
+static void ctr_py_none(ctr_py_walk_t *w) {
+  ctr_py_scalar_t sc = {.vkind = CTR_V_NONE,
+                        .tid = ctr__py_type_id_of(w->decl, CTR_TK_NONE,
+                                                  Py_TYPE(Py_None))};
+  ctr_py_plain_value(w, &sc);
+}
+
+
 /* tp_name is the C-level name: no descriptor, no metaclass involved. */
 static uint32_t ctr_py_type_of(ctr_py_walk_t *w, int kind, PyObject *v) {
   return ctr__py_type_id_of(w->decl, kind, Py_TYPE(v));
@@ -80,7 +148,7 @@ static uint32_t ctr_py_type_of(ctr_py_walk_t *w, int kind, PyObject *v) {
 
 static void ctr_py_raw(ctr_py_walk_t *w, PyObject *v, const char *text,
                        size_t n) {
-  ctr_pack_v_raw(w->out, ctr_py_type_of(w, CTR_TK_RAW, v), text, n);
+  ctr_py_text(w, CTR_V_RAW, ctr_py_type_of(w, CTR_TK_RAW, v), text, n);
 }
 
 /* RAW pre + name + post, name cut to `max` bytes and the whole to 299
@@ -165,7 +233,7 @@ static void ctr_py_string(ctr_py_walk_t *w, PyObject *v) {
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
       n--;
   }
-  ctr_pack_v_string(w->out, tid, s, (size_t)n);
+  ctr_py_text(w, CTR_V_STRING, tid, s, (size_t)n);
   Py_DECREF(b);
 }
 
@@ -181,7 +249,8 @@ static void ctr_py_integer(ctr_py_walk_t *w, PyObject *v) {
       ctr_pack_v_error(w->out, tid, "unreadable int", 14);
       return;
     }
-    ctr_pack_v_int(w->out, tid, (int64_t)i);
+    ctr_py_scalar_t sc = {.vkind = CTR_V_INT, .tid = tid, .u.i = (int64_t)i};
+    ctr_py_plain_value(w, &sc);
     return;
   }
   size_t bits = _PyLong_NumBits(v);
@@ -245,25 +314,25 @@ static void ctr_py_dict(ctr_py_walk_t *w, PyObject *d) {
   uint32_t tid = ctr_py_type_of(w, CTR_TK_SEQ, d);
   uint32_t pair = ctr__py_type_id_of(w->decl, CTR_TK_TUPLE, &PyTuple_Type);
   uint32_t n = ctr_py_count(w, PyDict_GET_SIZE(d));
-  ctr_pack_v_seq_begin(w->out, tid, n);
+  ctr_py_container(w, CTR_V_SEQ, tid, n);
   Py_ssize_t pos = 0;
   PyObject *k, *v;
   uint32_t done = 0;
   while (done < n && PyDict_Next(d, &pos, &k, &v)) {
-    ctr_pack_v_tuple_begin(w->out, pair, 2);
+    ctr_py_container(w, CTR_V_TUPLE, pair, 2);
     ctr_py_walk_value(w, k);
     ctr_py_walk_value(w, v);
     done++;
   }
   /* The count was announced up front; stay well-formed whatever happens. */
   for (; done < n; done++)
-    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, Py_None));
+    ctr_py_none(w);
 }
 
 static void ctr_py_set(ctr_py_walk_t *w, PyObject *s) {
   uint32_t tid = ctr_py_type_of(w, CTR_TK_SEQ, s);
   uint32_t n = ctr_py_count(w, PySet_GET_SIZE(s));
-  ctr_pack_v_seq_begin(w->out, tid, n);
+  ctr_py_container(w, CTR_V_SEQ, tid, n);
   uint32_t done = 0;
 #if PY_VERSION_HEX >= 0x030D0000
   /* 3.13 hides _PySet_NextEntry. set's own iterator, called directly so
@@ -287,7 +356,7 @@ static void ctr_py_set(ctr_py_walk_t *w, PyObject *s) {
   }
 #endif
   for (; done < n; done++)
-    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, Py_None));
+    ctr_py_none(w);
 }
 
 /* __slots__ members of v's class and its bases, in MRO order. */
@@ -346,26 +415,26 @@ static void ctr_py_object(ctr_py_walk_t *w, PyObject *v) {
   }
   /* Names are declared on the batch and values go to scratch, which is
    * appended after it: a name can be declared right before its value. */
-  ctr_pack_v_struct_begin(w->out, ctr_py_type_of(w, CTR_TK_STRUCT, v),
-                          nd + sl.n);
+  ctr_py_container(w, CTR_V_STRUCT, ctr_py_type_of(w, CTR_TK_STRUCT, v),
+                   nd + sl.n);
   uint32_t i = 0;
   pos = 0;
   while (i < nd && PyDict_Next(dict, &pos, &k, &val)) {
     if (!PyUnicode_Check(k))
       continue;
-    ctr_pack_pair_begin(w->out, ctr__py_varname_id_obj(w->decl, k));
+    ctr_py_field(w, ctr__py_varname_id_obj(w->decl, k));
     ctr_py_walk_value(w, val);
     i++;
   }
   /* A dict cannot change under us (we hold the GIL and run no Python code),
    * but keep the announced count whatever happens. */
   for (; i < nd; i++) {
-    ctr_pack_pair_begin(w->out, ctr__py_varname_id(w->decl, "?", 1));
-    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, Py_None));
+    ctr_py_field(w, ctr__py_varname_id(w->decl, "?", 1));
+    ctr_py_none(w);
   }
   for (uint32_t j = 0; j < sl.n; j++) {
-    ctr_pack_pair_begin(w->out, ctr__py_varname_id(w->decl, sl.names[j],
-                                                   strlen(sl.names[j])));
+    ctr_py_field(w, ctr__py_varname_id(w->decl, sl.names[j],
+                                       strlen(sl.names[j])));
     ctr_py_walk_value(w, sl.values[j]);
   }
 }
@@ -383,9 +452,12 @@ static void ctr_py_exception(ctr_py_walk_t *w, PyObject *v) {
  * changes nothing else. */
 static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
   if (v == Py_None) {
-    ctr_pack_v_none(w->out, ctr_py_type_of(w, CTR_TK_NONE, v));
+    ctr_py_none(w);
   } else if (PyBool_Check(v)) {
-    ctr_pack_v_bool(w->out, ctr_py_type_of(w, CTR_TK_BOOL, v), v == Py_True);
+    ctr_py_scalar_t sc = {.vkind = CTR_V_BOOL,
+                          .tid = ctr_py_type_of(w, CTR_TK_BOOL, v),
+                          .u.b = v == Py_True};
+    ctr_py_plain_value(w, &sc);
   } else if (PyLong_Check(v)) {
     ctr_py_integer(w, v);
   } else if (PyUnicode_Check(v)) {
@@ -402,19 +474,21 @@ static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
     ctr_py_raw_text(w, v, "<class '", name, strlen(name), 250, "'>");
   } else if (PyBytes_Check(v)) {
     Py_ssize_t n = PyBytes_GET_SIZE(v);
-    ctr_pack_v_string(w->out, ctr_py_type_of(w, CTR_TK_STRING, v),
-                      PyBytes_AS_STRING(v),
-                      (size_t)n > w->max_string ? w->max_string : (size_t)n);
+    ctr_py_text(w, CTR_V_STRING, ctr_py_type_of(w, CTR_TK_STRING, v),
+                PyBytes_AS_STRING(v),
+                (size_t)n > w->max_string ? w->max_string : (size_t)n);
   } else if (PyExceptionInstance_Check(v)) {
     ctr_py_exception(w, v);
   } else if (PyFloat_Check(v)) {
-    ctr_pack_v_float(w->out, ctr_py_type_of(w, CTR_TK_FLOAT, v),
-                     PyFloat_AS_DOUBLE(v));
+    ctr_py_scalar_t sc = {.vkind = CTR_V_FLOAT,
+                          .tid = ctr_py_type_of(w, CTR_TK_FLOAT, v),
+                          .u.f = PyFloat_AS_DOUBLE(v)};
+    ctr_py_plain_value(w, &sc);
   } else if (PyByteArray_Check(v)) {
     Py_ssize_t n = PyByteArray_GET_SIZE(v);
-    ctr_pack_v_string(w->out, ctr_py_type_of(w, CTR_TK_STRING, v),
-                      PyByteArray_AS_STRING(v),
-                      (size_t)n > w->max_string ? w->max_string : (size_t)n);
+    ctr_py_text(w, CTR_V_STRING, ctr_py_type_of(w, CTR_TK_STRING, v),
+                PyByteArray_AS_STRING(v),
+                (size_t)n > w->max_string ? w->max_string : (size_t)n);
   } else if (PyModule_Check(v)) {
     PyObject *d = PyModule_GetDict(v);
     PyObject *name = d ? PyDict_GetItemString(d, "__name__") : NULL;
@@ -494,11 +568,11 @@ static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
   w->visiting[w->depth++] = v;
   if (PyList_Check(v)) {
     uint32_t n = ctr_py_count(w, PyList_GET_SIZE(v));
-    ctr_pack_v_seq_begin(w->out, ctr_py_type_of(w, CTR_TK_SEQ, v), n);
+    ctr_py_container(w, CTR_V_SEQ, ctr_py_type_of(w, CTR_TK_SEQ, v), n);
     ctr_py_items(w, ((PyListObject *)v)->ob_item, n);
   } else if (PyTuple_Check(v)) {
     uint32_t n = ctr_py_count(w, PyTuple_GET_SIZE(v));
-    ctr_pack_v_tuple_begin(w->out, ctr_py_type_of(w, CTR_TK_TUPLE, v), n);
+    ctr_py_container(w, CTR_V_TUPLE, ctr_py_type_of(w, CTR_TK_TUPLE, v), n);
     ctr_py_items(w, ((PyTupleObject *)v)->ob_item, n);
   } else if (PyDict_Check(v)) {
     ctr_py_dict(w, v);
@@ -522,8 +596,8 @@ static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
 
 static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
   if (w->budget != 0 && g_msg.nodes >= w->budget) {
-    ctr_pack_v_error(w->out, ctr_py_type_of(w, CTR_TK_ERROR, v),
-                     "<value budget reached>", 22);
+    ctr_py_text(w, CTR_V_ERROR, ctr_py_type_of(w, CTR_TK_ERROR, v),
+                "<value budget reached>", 22);
     return;
   }
   g_msg.nodes++;
