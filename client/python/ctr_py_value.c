@@ -402,41 +402,50 @@ static void ctr_py_object(ctr_py_walk_t *w, PyObject *v) {
   }
   ctr_py_slots_t sl;
   ctr_py_slots(v, &sl, w->max_length);
+  /* The str-keyed entries shown, read in one pass and kept for after the
+   * head, which announces their count. */
+  size_t room = w->max_length > sl.n ? w->max_length - sl.n : 0;
+  if (dict == NULL)
+    room = 0;
+  else if (room > (size_t)PyDict_GET_SIZE(dict))
+    room = (size_t)PyDict_GET_SIZE(dict);
+  PyObject *local[2 * CTR_PY_LENGTH_DEFAULT];
+  PyObject **kv = room <= CTR_PY_LENGTH_DEFAULT ? local
+                                                : malloc(2 * room * sizeof *kv);
+  if (kv == NULL) {
+    ctr_py_text(w, CTR_V_ERROR, ctr_py_type_of(w, CTR_TK_STRUCT, v),
+                "out of memory", 13);
+    return;
+  }
   uint32_t nd = 0;
   Py_ssize_t pos = 0;
   PyObject *k, *val;
-  while (dict != NULL && nd + sl.n < w->max_length &&
-         PyDict_Next(dict, &pos, &k, &val))
-    if (PyUnicode_Check(k))
+  while (nd < room && PyDict_Next(dict, &pos, &k, &val)) {
+    if (PyUnicode_Check(k)) {
+      kv[2 * nd] = k; /* borrowed: no code runs until they are packed */
+      kv[2 * nd + 1] = val;
       nd++;
+    }
+  }
   if (nd + sl.n == 0) {
     ctr_py_raw_class(w, v);
-    return;
+  } else {
+    /* Names are declared on the batch and values go to scratch, which is
+     * appended after it: a name can be declared right before its value. */
+    ctr_py_container(w, CTR_V_STRUCT, ctr_py_type_of(w, CTR_TK_STRUCT, v),
+                     nd + sl.n);
+    for (uint32_t i = 0; i < nd; i++) {
+      ctr_py_field(w, ctr__py_varname_id_obj(w->decl, kv[2 * i]));
+      ctr_py_walk_value(w, kv[2 * i + 1]);
+    }
+    for (uint32_t j = 0; j < sl.n; j++) {
+      ctr_py_field(w, ctr__py_varname_id(w->decl, sl.names[j],
+                                         strlen(sl.names[j])));
+      ctr_py_walk_value(w, sl.values[j]);
+    }
   }
-  /* Names are declared on the batch and values go to scratch, which is
-   * appended after it: a name can be declared right before its value. */
-  ctr_py_container(w, CTR_V_STRUCT, ctr_py_type_of(w, CTR_TK_STRUCT, v),
-                   nd + sl.n);
-  uint32_t i = 0;
-  pos = 0;
-  while (i < nd && PyDict_Next(dict, &pos, &k, &val)) {
-    if (!PyUnicode_Check(k))
-      continue;
-    ctr_py_field(w, ctr__py_varname_id_obj(w->decl, k));
-    ctr_py_walk_value(w, val);
-    i++;
-  }
-  /* A dict cannot change under us (we hold the GIL and run no Python code),
-   * but keep the announced count whatever happens. */
-  for (; i < nd; i++) {
-    ctr_py_field(w, ctr__py_varname_id(w->decl, "?", 1));
-    ctr_py_none(w);
-  }
-  for (uint32_t j = 0; j < sl.n; j++) {
-    ctr_py_field(w, ctr__py_varname_id(w->decl, sl.names[j],
-                                       strlen(sl.names[j])));
-    ctr_py_walk_value(w, sl.values[j]);
-  }
+  if (kv != local)
+    free(kv);
 }
 
 static void ctr_py_exception(ctr_py_walk_t *w, PyObject *v) {
