@@ -229,12 +229,14 @@ static struct {
 static uint32_t ctr_py_class_id(msgpack_packer *pk, int kind,
                                 const PyTypeObject *tp) {
   const char *name = tp->tp_name;
-  size_t n = strlen(name);
   size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_CLASS_CACHE;
+  size_t n = g_class_cache[h].len;
+  /* strncmp stops at the end of a shorter tp_name. */
   if (g_class_cache[h].tp == tp && g_class_cache[h].kind == kind &&
-      g_class_cache[h].gen == g.gen && g_class_cache[h].len == n &&
-      memcmp(g_class_cache[h].name, name, n) == 0)
+      g_class_cache[h].gen == g.gen &&
+      strncmp(g_class_cache[h].name, name, n) == 0 && name[n] == '\0')
     return g_class_cache[h].id;
+  n = strlen(name);
   uint32_t id = ctr__py_type_id(pk, kind, name, n);
   if (n < CTR_PY_CLASS_NAME) {
     g_class_cache[h].tp = tp;

@@ -151,16 +151,19 @@ static void ctr_py_raw(ctr_py_walk_t *w, PyObject *v, const char *text,
   ctr_py_text(w, CTR_V_RAW, ctr_py_type_of(w, CTR_TK_RAW, v), text, n);
 }
 
-/* RAW pre + name + post, name cut to `max` bytes and the whole to 299
- * (what snprintf into 300 bytes gave); built with memcpy, because these
- * are packed at every step for every function and unopened object. */
+/* A string literal and its length. */
+#define CTR_PY_LIT(s) s, sizeof(s) - 1
+
+/* RAW pre + name + post, cut to 299 bytes (what snprintf into 300 bytes
+ * gave); built with memcpy, because these are packed at every step for
+ * every function and unopened object. */
 static void ctr_py_raw_text(ctr_py_walk_t *w, PyObject *v, const char *pre,
-                            const char *name, size_t n, size_t max,
-                            const char *post) {
+                            size_t npre, const char *name, size_t n,
+                            const char *post, size_t npost) {
   char buf[300];
   size_t len = 0;
   const char *part[3] = {pre, name, post};
-  size_t plen[3] = {strlen(pre), n < max ? n : max, strlen(post)};
+  size_t plen[3] = {npre, n, npost};
   for (int i = 0; i < 3; i++) {
     size_t k = plen[i] < sizeof buf - 1 - len ? plen[i] : sizeof buf - 1 - len;
     memcpy(buf + len, part[i], k);
@@ -172,19 +175,20 @@ static void ctr_py_raw_text(ctr_py_walk_t *w, PyObject *v, const char *pre,
 /* "<ClassName object>": what is shown for values we do not open. */
 static void ctr_py_raw_class(ctr_py_walk_t *w, PyObject *v) {
   const char *name = Py_TYPE(v)->tp_name;
-  ctr_py_raw_text(w, v, "<", name, strlen(name), 250, " object>");
+  ctr_py_raw_text(w, v, CTR_PY_LIT("<"), name, strnlen(name, 250),
+                  CTR_PY_LIT(" object>"));
 }
 
 /* "<prefix name>" for modules, functions and classes, with `name` a str. */
 static void ctr_py_raw_named(ctr_py_walk_t *w, PyObject *v, const char *prefix,
-                             PyObject *name) {
+                             size_t nprefix, PyObject *name) {
   const char *s = NULL;
   Py_ssize_t n = 0;
   PyObject *b = name != NULL && PyUnicode_Check(name)
                     ? ctr__py_str_bytes(name, 200, &s, &n)
                     : NULL;
-  ctr_py_raw_text(w, v, prefix, b ? s : "?", b ? (size_t)n : 1, SIZE_MAX,
-                  ">");
+  ctr_py_raw_text(w, v, prefix, nprefix, b ? s : "?", b ? (size_t)n : 1,
+                  CTR_PY_LIT(">"));
   Py_XDECREF(b);
 }
 
@@ -452,7 +456,8 @@ static void ctr_py_exception(ctr_py_walk_t *w, PyObject *v) {
   /* Only the class name: the message may need str(), which allocates, and
    * we are inside the batch lock here. */
   const char *name = Py_TYPE(v)->tp_name;
-  ctr_py_raw_text(w, v, "<", name, strlen(name), 250, ">");
+  ctr_py_raw_text(w, v, CTR_PY_LIT("<"), name, strnlen(name, 250),
+                  CTR_PY_LIT(">"));
 }
 
 /* Values that need no recursion. Returns false for containers and objects.
@@ -472,15 +477,16 @@ static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
   } else if (PyUnicode_Check(v)) {
     ctr_py_string(w, v);
   } else if (PyFunction_Check(v)) {
-    ctr_py_raw_named(w, v, "<function ",
+    ctr_py_raw_named(w, v, CTR_PY_LIT("<function "),
                      ((PyFunctionObject *)v)->func_qualname);
   } else if (PyMethod_Check(v) && PyFunction_Check(PyMethod_GET_FUNCTION(v))) {
     ctr_py_raw_named(
-        w, v, "<bound method ",
+        w, v, CTR_PY_LIT("<bound method "),
         ((PyFunctionObject *)PyMethod_GET_FUNCTION(v))->func_qualname);
   } else if (PyType_Check(v)) {
     const char *name = ((PyTypeObject *)v)->tp_name;
-    ctr_py_raw_text(w, v, "<class '", name, strlen(name), 250, "'>");
+    ctr_py_raw_text(w, v, CTR_PY_LIT("<class '"), name, strnlen(name, 250),
+                    CTR_PY_LIT("'>"));
   } else if (PyBytes_Check(v)) {
     Py_ssize_t n = PyBytes_GET_SIZE(v);
     ctr_py_text(w, CTR_V_STRING, ctr_py_type_of(w, CTR_TK_STRING, v),
@@ -501,11 +507,11 @@ static bool ctr_py_scalar(ctr_py_walk_t *w, PyObject *v) {
   } else if (PyModule_Check(v)) {
     PyObject *d = PyModule_GetDict(v);
     PyObject *name = d ? PyDict_GetItemString(d, "__name__") : NULL;
-    ctr_py_raw_named(w, v, "<module ", name);
+    ctr_py_raw_named(w, v, CTR_PY_LIT("<module "), name);
   } else if (PyCFunction_Check(v)) {
     const char *name = ((PyCFunctionObject *)v)->m_ml->ml_name;
-    ctr_py_raw_text(w, v, "<built-in function ", name, strlen(name), 250,
-                    ">");
+    ctr_py_raw_text(w, v, CTR_PY_LIT("<built-in function "), name,
+                    strnlen(name, 250), CTR_PY_LIT(">"));
   } else if (PyComplex_CheckExact(v)) {
     Py_complex c = PyComplex_AsCComplex(v);
     char buf[80];
