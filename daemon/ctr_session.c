@@ -1504,7 +1504,8 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
         return rc;
       continue;
     }
-    pair = v ? &v->via.array.ptr[i] : flat_pair(&flat[i], &s->flat_refs[i], tmp);
+    pair =
+        v ? &v->via.array.ptr[i] : flat_pair(&flat[i], &s->flat_refs[i], tmp);
     s->scratch.len = 0;
     rc = render_var(s, t, t->nframes, pair, 0, &s->scratch, why);
     if (rc < 0)
@@ -1665,8 +1666,7 @@ static int ingest(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_CALL:
     return ingest_pairs(s, m->u.call.args, 3, why);
   case CTR_MSG_RETURN:
-    return ctr_vdefs_ingest(s->vdefs, (msgpack_object *)m->u.ret.value, 2,
-                            why);
+    return ctr_vdefs_ingest(s->vdefs, (msgpack_object *)m->u.ret.value, 2, why);
   case CTR_MSG_STACK:
     fr = m->u.stack.frames;
     for (i = 0; i < fr->via.array.size; i++) {

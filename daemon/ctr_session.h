@@ -47,8 +47,10 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
  * rules stay valid until the next reload). FILTER carries the last two. */
 void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w);
 
-/* Applies one message. On error returns a negative code with *why set; the
- * caller then ends the session as aborted and closes the connection. */
+/* Applies one message. Its values are rewritten in place (their DEFs and
+ * REFs resolved, ctr_vdef.h): the message is the session's to consume.
+ * On error returns a negative code with *why set; the caller then ends
+ * the session as aborted and closes the connection. */
 int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why);
 
 /* Writes pending records and metadata when anything changed. */

@@ -14,10 +14,10 @@
 
 /* Rendered JSON kept per session: a cache, so past this bound texts are
  * rendered again instead of kept. */
-#define TEXTS_MAX (64u << 20)
+#define TEXTS_MAX (16u << 20)
 
 struct ctr_vdef_s {
-  uint32_t refs;  /* its slot, the nodes whose values name it, messages */
+  uint64_t refs;  /* its slot, the nodes whose values name it, messages */
   uint32_t depth; /* nesting levels its value takes, REFs expanded */
   uint64_t id;
   uint64_t count; /* values in it, REFs expanded */
@@ -36,9 +36,9 @@ struct ctr_vdefs_s {
   uint32_t nslots, max_depth;
   uint64_t max_elements;
   ctr_vdef_t **slots;
-  bool defined;  /* a DEF was kept */
-  uint64_t last; /* the id of the latest DEF */
-  uint64_t count; /* values of the current message, REFs expanded */
+  bool defined;      /* a DEF was kept */
+  uint64_t last;     /* the id of the latest DEF */
+  uint64_t count;    /* values of the current message, REFs expanded */
   ctr_vdef_t **held; /* nodes the current message's objects point at */
   uint32_t nheld, heldcap;
   ctr_vdef_t *nodes; /* every live node */
@@ -271,8 +271,7 @@ static int plain(const msgpack_object *o, uint32_t *depth, const char **why) {
     return fail(why, "ext object in a value", CTR_EPROTO);
   if (o->type != MSGPACK_OBJECT_ARRAY && o->type != MSGPACK_OBJECT_MAP)
     return 0;
-  n = o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size
-                                      : 2 * o->via.map.size;
+  n = o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 2 * o->via.map.size;
   e = o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.ptr
                                       : (const msgpack_object *)o->via.map.ptr;
   for (i = 0; i < n; i++) {
@@ -284,8 +283,8 @@ static int plain(const msgpack_object *o, uint32_t *depth, const char **why) {
   return 0;
 }
 
-static int ingest(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
-                  span_t *sp, const char **why);
+static int ingest(ctr_vdefs_t *t, msgpack_object *v, uint32_t level, span_t *sp,
+                  const char **why);
 
 static bool is_ref_kind(const msgpack_object *v) {
   uint32_t vk;
@@ -297,8 +296,8 @@ static bool is_ref_kind(const msgpack_object *v) {
 
 /* DEF [11, id, value]: value stands in its place, and is kept once it is
  * ingested (REFs in it resolved first). */
-static int define(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
-                  span_t *sp, const char **why) {
+static int define(ctr_vdefs_t *t, msgpack_object *v, uint32_t level, span_t *sp,
+                  const char **why) {
   msgpack_object *a = v->via.array.ptr;
   ctr_vdef_t *d;
   uint32_t slot;
@@ -315,8 +314,10 @@ static int define(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
   if (t->defined && id <= t->last)
     return fail(why, "DEF id not above the previous DEF's", CTR_ERANGE);
   if (sp->count > t->max_elements)
-    return fail(why, "DEF value with references expanded holds more than "
-                     "limits.max_elements values", CTR_ELIMIT);
+    return fail(why,
+                "DEF value with references expanded holds more than "
+                "limits.max_elements values",
+                CTR_ELIMIT);
   d = new_node(t, &a[2], id, sp);
   t->defined = true;
   t->last = id;
@@ -328,8 +329,8 @@ static int define(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
 }
 
 /* REF [12, id]: the value of a kept definition. */
-static int refer(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
-                 span_t *sp, const char **why) {
+static int refer(ctr_vdefs_t *t, msgpack_object *v, uint32_t level, span_t *sp,
+                 const char **why) {
   msgpack_object *a = v->via.array.ptr;
   ctr_vdef_t *d;
 
@@ -339,8 +340,10 @@ static int refer(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
   if (d == NULL || d->id != a[1].via.u64)
     return fail(why, "REF to a definition that is not kept", CTR_ERANGE);
   if (level + d->depth - 1 > t->max_depth)
-    return fail(why, "value with references expanded nested deeper than "
-                     "limits.max_depth", CTR_ELIMIT);
+    return fail(why,
+                "value with references expanded nested deeper than "
+                "limits.max_depth",
+                CTR_ELIMIT);
   sp->depth = d->depth;
   sp->count = d->count;
   point(t, v, d);
@@ -350,8 +353,8 @@ static int refer(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
 /* Ingests the value v at nesting level `level`: its depth and count, REFs
  * expanded, go to *sp. Where a value is malformed, its parts are only
  * checked for ext objects: rendering reports the rest. */
-static int ingest(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
-                  span_t *sp, const char **why) {
+static int ingest(ctr_vdefs_t *t, msgpack_object *v, uint32_t level, span_t *sp,
+                  const char **why) {
   msgpack_object *a, *e;
   uint32_t vk, i, step, d;
   span_t in;
@@ -409,8 +412,10 @@ int ctr_vdefs_ingest(ctr_vdefs_t *t, msgpack_object *v, uint32_t level,
     return rc;
   t->count += sp.count;
   if (t->count > t->max_elements)
-    return fail(why, "values with references expanded hold more than "
-                     "limits.max_elements values", CTR_ELIMIT);
+    return fail(why,
+                "values with references expanded hold more than "
+                "limits.max_elements values",
+                CTR_ELIMIT);
   return 0;
 }
 

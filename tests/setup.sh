@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libuv1-dev libmsgpack-dev libyaml-dev check
+packages=(build-essential cmake pkg-config libuv1-dev libmsgpack-dev libyaml-dev libzstd-dev check
           ruby ruby-dev python3 python3-dev procps groff-base)
 missing=()
 for p in "${packages[@]}"; do

@@ -5,11 +5,14 @@
 # the loop's own STEP+VARS) once with record.values all and once with
 # values none, and prints the messages sent, the daemon's CPU time
 # (once the trace is complete), messages per CPU second, the
-# size of trace.json and the rate of JSON written per CPU second. Figures,
-# not a pass/fail test.
+# size of trace.json and the rate of JSON written per CPU second. Then
+# N/20 iterations whose callee steps also show a large `self` (113
+# values): sent in full at every step (big), and as one DEF and then REFs
+# (bigref, PROTOCOL.md 9.1), whose traces must be the same. Figures, not a
+# pass/fail test.
 #
 # Usage: tests/bench/daemon_bench.sh [BUILD_DIR] [N]   (defaults: build, 200000)
-# With KEEP=DIR the trace folders are kept under DIR/all and DIR/none.
+# With KEEP=DIR the trace folders are kept under DIR/LABEL, one per row.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +28,8 @@ for f in "$CTRECD" "$FEED"; do
   [ -x "$f" ] || { echo "missing $f (build first)" >&2; exit 2; }
 done
 
-# run LABEL VALUES: one daemon, one feeder; prints one row.
+# run LABEL VALUES [ITERATIONS MODE]: one daemon, one feeder; prints one
+# row.
 run() {
   label=$1
   sock=$WORK/$label.sock
@@ -39,7 +43,7 @@ run() {
     [ $i -lt 500 ] || { echo "ctrecd did not start" >&2; cat "$WORK/ctrecd-$label.log" >&2; exit 1; }
     sleep 0.01
   done
-  msgs=$("$FEED" "$sock" "$N" | awk '/^messages/ {print $2}')
+  msgs=$("$FEED" "$sock" "${3:-$N}" "${4:-small}" | awk '/^messages/ {print $2}')
   i=0
   while ! grep -qs '"state": *"complete"' "$out"/*/trace_metadata.json; do
     i=$((i + 1))
@@ -75,3 +79,11 @@ echo "ctr_feed, $N iterations"
 printf "%-6s %10s %10s %12s %12s %9s\n" values messages "ctrecd cpu" "msgs/cpu s" trace.json "MB/cpu s"
 run all all
 run none none
+run big all $((N / 20)) big
+run bigref all $((N / 20)) big-refs
+if cmp -s "$WORK"/traces-big/*/trace.json "$WORK"/traces-bigref/*/trace.json; then
+  echo "big and bigref: the same trace.json"
+else
+  echo "big and bigref: trace.json DIFFERS" >&2
+  exit 1
+fi

@@ -129,16 +129,15 @@ static void same_as_flat(const char *buf, size_t len, size_t at, size_t end,
   if (m.u.vars.vars->via.array.size != fm->u.vars.nflat)
     abort();
   for (i = 0; i < fm->u.vars.nflat; i++) {
-    const ctr_flat_var_t *f = &fm->u.vars.flat[i];
     const msgpack_object *pair = &m.u.vars.vars->via.array.ptr[i];
-    const msgpack_object *v = &pair->via.array.ptr[1];
-    if (pair->via.array.size != 2 || pair->via.array.ptr[0].via.u64 != f->vid ||
-        v->via.array.ptr[0].via.u64 != f->vk || v->via.array.ptr[1].via.u64 != f->tid)
+    msgpack_object o[5];
+
+    /* The pair the flat variable stands for, a REF's included. */
+    ctr_flat_objects(&fm->u.vars.flat[i], o);
+    if (pair->via.array.size != 2)
       abort();
-    if (v->via.array.size == 3)
-      same(&v->via.array.ptr[2], &f->payload);
-    else if (f->payload.type != MSGPACK_OBJECT_NIL)
-      abort();
+    same(&pair->via.array.ptr[0], &o[0]);
+    same(&pair->via.array.ptr[1], &o[1]);
   }
 }
 

@@ -1,6 +1,7 @@
 /* check_trace.c: the daemon's output side: JSON text, value rendering from
  * untrusted wire values, and the trace folder writer. */
 #include <check.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,11 +467,25 @@ static void run_ok(run_t *r) {
   ck_assert_msg(rc == 0, "session refused a message: %s", why);
 }
 
-static void run_close(run_t *r) {
+static int remove_cb(const char *path, const struct stat *sb, int flag,
+                     struct FTW *ftw) {
+  return remove(path);
+}
+
+/* Removes the session's folder and its traces. */
+static void run_remove(run_t *r) {
+  ck_assert_int_eq(nftw(r->root, remove_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* Ends the session; its traces are removed unless keep is true (then
+ * run_remove does it). */
+static void run_close(run_t *r, bool keep) {
   ctr_session_end(r->s, NULL);
   ctr_session_free(r->s);
   ctr_config_unref(r->cfg);
   msgpack_sbuffer_destroy(&msb);
+  if (!keep)
+    run_remove(r);
 }
 
 static void declare_all(void) {
@@ -509,6 +524,13 @@ static bool ref(uint64_t id) {
   return true;
 }
 
+/* A STEP and a VARS of one variable, whose value is packed next. */
+static void one_var(uint32_t path, int64_t line, uint32_t vid) {
+  ctr_pack_step(&mpk, path, line);
+  ctr_pack_vars_begin(&mpk, 1);
+  ctr_pack_pair_begin(&mpk, vid);
+}
+
 static void v_list_full(void) {
   ctr_pack_v_seq_begin(&mpk, T_LIST, 3);
   ctr_pack_v_int(&mpk, T_INT, 1);
@@ -539,14 +561,29 @@ static void v_obj(uint64_t id, uint64_t obj_id, uint64_t list_id) {
 
 static char *trace_text(const char *dir) { return slurp(dir, "trace.json"); }
 
-static void same_traces(const run_t *a, const run_t *b) {
-  ck_assert_int_eq(a->ndirs, b->ndirs);
+/* Runs script in a session of this configuration once with DEF and REF
+ * and once with every value in full: the traces must be the same text.
+ * *a holds the folders of the first. */
+static void same_traces(run_t *a, const char *yaml, const char *const *sets,
+                        void (*script)(run_t *)) {
+  run_t b;
+
+  refs = true;
+  run_open(a, yaml, sets);
+  script(a);
+  run_close(a, true);
+  refs = false;
+  run_open(&b, yaml, sets);
+  script(&b);
+  run_close(&b, true);
+  ck_assert_int_eq(a->ndirs, b.ndirs);
   for (int i = 0; i < a->ndirs; i++) {
-    char *x = trace_text(a->dirs[i]), *y = trace_text(b->dirs[i]);
+    char *x = trace_text(a->dirs[i]), *y = trace_text(b.dirs[i]);
     ck_assert_str_eq(x, y);
     free(x);
     free(y);
   }
+  run_remove(&b);
 }
 
 static int count_of(const char *text, const char *what) {
@@ -576,9 +613,7 @@ static void script_everywhere(run_t *r) {
   ctr_pack_call_begin(&mpk, 0, 1);
   ctr_pack_pair_begin(&mpk, N_SELF);
   v_obj(0, 2, 0);
-  ctr_pack_step(&mpk, P_APP, 11);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_A);
+  one_var(P_APP, 11, N_A);
   ctr_pack_v_tuple_begin(&mpk, T_LIST, 2);
   v_list(0, 1);
   v_obj(0, 2, 0);
@@ -596,9 +631,7 @@ static void script_everywhere(run_t *r) {
   ctr_pack_v_seq_begin(&mpk, T_LIST, 2);
   v_obj(0, 2, 0);
   v_list(0, 1);
-  ctr_pack_step(&mpk, P_APP, 13);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_X);
+  one_var(P_APP, 13, N_X);
   if (!ref(3)) {
     ctr_pack_v_seq_begin(&mpk, T_LIST, 2);
     v_obj(0, 2, 0);
@@ -611,23 +644,17 @@ static void script_everywhere(run_t *r) {
 }
 
 START_TEST(refs_render_as_full_values) {
-  run_t a, b;
+  run_t a;
+  char *text;
 
-  refs = true;
-  run_open(&a, NULL, NULL);
-  script_everywhere(&a);
-  run_close(&a);
-  refs = false;
-  run_open(&b, NULL, NULL);
-  script_everywhere(&b);
-  run_close(&b);
-  same_traces(&a, &b);
-  char *text = trace_text(a.dirs[0]);
+  same_traces(&a, NULL, NULL, script_everywhere);
+  text = trace_text(a.dirs[0]);
   /* Every place shows the list: the first VARS once, the second twice,
    * the call, the tuple twice, the return, the synthetic call three times
    * and the last VARS twice. */
   ck_assert_int_eq(count_of(text, "hello world"), 12);
   free(text);
+  run_remove(&a);
 }
 END_TEST
 
@@ -636,19 +663,13 @@ END_TEST
  * that trace again. */
 static void script_unwritten(run_t *r) {
   declare_all();
-  ctr_pack_step(&mpk, P_LIB, 5);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_SELF);
+  one_var(P_LIB, 5, N_SELF);
   v_obj(2, 0, 1);
-  ctr_pack_step(&mpk, P_APP, 1);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_SELF);
+  one_var(P_APP, 1, N_SELF);
   v_obj(0, 2, 0);
   run_ok(r);
   ck_assert_int_eq(ctr_session_control(r->s, false), 1);
-  ctr_pack_step(&mpk, P_APP, 2);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_X);
+  one_var(P_APP, 2, N_X);
   def(3);
   ctr_pack_v_seq_begin(&mpk, T_LIST, 1);
   v_list(0, 1);
@@ -668,85 +689,60 @@ static void script_unwritten(run_t *r) {
 }
 
 START_TEST(refs_to_unwritten_and_earlier_intervals) {
-  run_t a, b;
+  run_t a;
   char *text;
 
-  refs = true;
-  run_open(&a, NULL, NULL);
-  script_unwritten(&a);
-  run_close(&a);
-  refs = false;
-  run_open(&b, NULL, NULL);
-  script_unwritten(&b);
-  run_close(&b);
-  same_traces(&a, &b);
+  same_traces(&a, NULL, NULL, script_unwritten);
   ck_assert_int_eq(a.ndirs, 2);
   text = trace_text(a.dirs[1]);
   ck_assert_int_eq(count_of(text, "\"lang_type\":\"Obj\""), 1);
   ck_assert_int_eq(count_of(text, "hello world"), 2);
   free(text);
+  run_remove(&a);
 }
 END_TEST
 
 /* With two slots, DEF 3 takes the slot of 1: Obj (2) still shows the list
- * it was defined with, and a REF to 1 is an error. */
-static void script_evicted(run_t *r, bool last_ref) {
-  const char *why = "";
-
+ * it was defined with. */
+static void script_evicted(run_t *r) {
   declare_all();
-  ctr_pack_step(&mpk, P_APP, 1);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_SELF);
+  one_var(P_APP, 1, N_SELF);
   v_obj(2, 0, 1);
-  ctr_pack_step(&mpk, P_APP, 2);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_X);
+  one_var(P_APP, 2, N_X);
   def(3);
   ctr_pack_v_int(&mpk, T_INT, 1234567);
   for (int i = 0; i < 3; i++) {
-    ctr_pack_step(&mpk, P_APP, 3 + i);
-    ctr_pack_vars_begin(&mpk, 1);
-    ctr_pack_pair_begin(&mpk, N_SELF);
+    one_var(P_APP, 3 + i, N_SELF);
     v_obj(0, 2, 0);
   }
   run_ok(r);
-  if (!last_ref)
-    return;
-  ctr_pack_step(&mpk, P_APP, 9);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_X);
-  ref(1);
-  ck_assert_int_eq(run_send(r, &why), CTR_ERANGE);
-  ck_assert_str_eq(why, "REF to a definition that is not kept");
 }
 
 START_TEST(kept_definition_outlives_its_slot) {
   static const char *const two[] = {"limits.value_refs", "2", NULL};
-  run_t a, b;
+  const char *why = "";
+  run_t r;
 
+  same_traces(&r, NULL, two, script_evicted);
+  run_remove(&r);
+  /* And a REF to 1 is an error. */
   refs = true;
-  run_open(&a, NULL, two);
-  script_evicted(&a, false);
-  run_close(&a);
-  refs = false;
-  run_open(&b, NULL, two);
-  script_evicted(&b, false);
-  run_close(&b);
-  same_traces(&a, &b);
-  refs = true;
-  run_open(&a, NULL, two);
-  script_evicted(&a, true);
-  run_close(&a);
+  run_open(&r, NULL, two);
+  script_evicted(&r);
+  one_var(P_APP, 9, N_X);
+  ref(1);
+  ck_assert_int_eq(run_send(&r, &why), CTR_ERANGE);
+  ck_assert_str_eq(why, "REF to a definition that is not kept");
+  run_close(&r, false);
 }
 END_TEST
 
-/* A value rule sees through references: text hidden under one name is
- * hidden in a REF to it and in an object holding it. */
+/* A value rule sees through references: a rule's variable whose value is
+ * a REF is redacted, and text hidden under one name is hidden in a REF to
+ * it and in an object holding it. */
 static void script_rules(run_t *r) {
   declare_all();
-  ctr_pack_step(&mpk, P_APP, 1);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_TOKEN);
+  one_var(P_APP, 1, N_TOKEN);
   def(1);
   ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
   ctr_pack_step(&mpk, P_APP, 2);
@@ -760,14 +756,22 @@ static void script_rules(run_t *r) {
   ctr_pack_pair_begin(&mpk, N_A);
   if (!ref(1))
     ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
-  ctr_pack_step(&mpk, P_APP, 3);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, N_B);
+  one_var(P_APP, 3, N_B);
   if (!ref(2)) {
     ctr_pack_v_struct_begin(&mpk, T_OBJ, 1);
     ctr_pack_pair_begin(&mpk, N_A);
     ctr_pack_v_string(&mpk, T_STR, "hunter2-secret", 14);
   }
+  /* Shown before a rule hides it, then not. */
+  one_var(P_APP, 4, N_X);
+  def(3);
+  ctr_pack_v_string(&mpk, T_STR, "other words", 11);
+  one_var(P_APP, 5, N_TOKEN);
+  if (!ref(3))
+    ctr_pack_v_string(&mpk, T_STR, "other words", 11);
+  one_var(P_APP, 6, N_X);
+  if (!ref(3))
+    ctr_pack_v_string(&mpk, T_STR, "other words", 11);
   ctr_pack_bye(&mpk, 0);
   run_ok(r);
 }
@@ -775,23 +779,17 @@ static void script_rules(run_t *r) {
 START_TEST(value_rules_see_through_refs) {
   static const char yaml[] =
       "filter:\n  values:\n    - {name: token, action: redact}\n";
-  run_t a, b;
+  run_t a;
   char *text;
 
-  refs = true;
-  run_open(&a, yaml, NULL);
-  script_rules(&a);
-  run_close(&a);
-  refs = false;
-  run_open(&b, yaml, NULL);
-  script_rules(&b);
-  run_close(&b);
-  same_traces(&a, &b);
+  same_traces(&a, yaml, NULL, script_rules);
   text = trace_text(a.dirs[0]);
   ck_assert_int_eq(count_of(text, "hunter2"), 0);
-  /* Four values and their type's name. */
-  ck_assert_int_eq(count_of(text, "<redacted>"), 5);
+  ck_assert_int_eq(count_of(text, "other words"), 1);
+  /* Six values and their type's name. */
+  ck_assert_int_eq(count_of(text, "<redacted>"), 7);
   free(text);
+  run_remove(&a);
 }
 END_TEST
 
@@ -802,11 +800,6 @@ typedef struct bad_s {
   const char *why;
 } bad_t;
 
-static void vars1(uint32_t vid) {
-  ctr_pack_step(&mpk, P_APP, 1);
-  ctr_pack_vars_begin(&mpk, 1);
-  ctr_pack_pair_begin(&mpk, vid);
-}
 static void raw_def(uint64_t id) {
   refs = true;
   def(id);
@@ -816,49 +809,49 @@ static void raw_ref(uint64_t id) {
   ref(id);
 }
 static void b_ref_first(void) {
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_ref(0);
 }
 static void b_def_twice(void) {
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(5);
   ctr_pack_v_int(&mpk, T_INT, 1);
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(5);
   ctr_pack_v_int(&mpk, T_INT, 1);
 }
 static void b_def_def(void) {
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(5);
   raw_def(4);
   ctr_pack_v_int(&mpk, T_INT, 1);
 }
 static void b_def_ref(void) {
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(1);
   ctr_pack_v_int(&mpk, T_INT, 1);
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(2);
   raw_ref(1);
 }
 static void b_huge(void) {
   /* The largest id works; no DEF can follow it, and its neighbour was
    * never made. */
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(UINT64_MAX);
   ctr_pack_v_int(&mpk, T_INT, 1);
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_ref(UINT64_MAX);
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_ref(UINT64_MAX - 4096);
 }
 static void b_deep(void) {
   /* Each DEF nests the last one one level deeper. */
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(1);
   ctr_pack_v_int(&mpk, T_INT, 1);
   for (uint64_t i = 2; i < 40; i++) {
-    vars1(N_X);
+    one_var(P_APP, 1, N_X);
     raw_def(i);
     ctr_pack_v_seq_begin(&mpk, T_LIST, 1);
     raw_ref(i - 1);
@@ -866,12 +859,12 @@ static void b_deep(void) {
 }
 static void b_wide(void) {
   /* 1000 values, 1100 times over: past limits.max_elements. */
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(1);
   ctr_pack_v_seq_begin(&mpk, T_LIST, 999);
   for (int i = 0; i < 999; i++)
     ctr_pack_v_int(&mpk, T_INT, i);
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(2);
   ctr_pack_v_seq_begin(&mpk, T_LIST, 1100);
   for (int i = 0; i < 1100; i++)
@@ -879,7 +872,7 @@ static void b_wide(void) {
 }
 static void b_many_refs(void) {
   /* No one value is too large, but the message is. */
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(1);
   ctr_pack_v_seq_begin(&mpk, T_LIST, 999);
   for (int i = 0; i < 999; i++)
@@ -892,12 +885,12 @@ static void b_many_refs(void) {
   }
 }
 static void b_ext(void) {
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   ctr_pack_v_seq_begin(&mpk, T_LIST, 1);
   msgpack_pack_ext_with_body(&mpk, "\x01\x02\x03\x04\x05\x06\x07\x08", 8, 1);
 }
 static void b_ext_payload(void) {
-  vars1(N_X);
+  one_var(P_APP, 1, N_X);
   raw_def(1);
   msgpack_pack_array(&mpk, 3);
   msgpack_pack_uint32(&mpk, CTR_V_STRING);
@@ -955,7 +948,7 @@ START_TEST(hostile_refs_are_refused) {
     cases[i].pack();
     ck_assert_msg(run_send(&r, &why) == cases[i].code, "case %zu: %s", i, why);
     ck_assert_str_eq(why, cases[i].why);
-    run_close(&r);
+    run_close(&r, false);
   }
   /* With limits.value_refs 0 any DEF or REF is an error, and WELCOME says
    * so. */
@@ -967,13 +960,13 @@ START_TEST(hostile_refs_are_refused) {
     ctr_session_welcome(r.s, &w);
     ck_assert_uint_eq(w.refs, i ? 0 : 4096);
     declare_all();
-    vars1(N_X);
+    one_var(P_APP, 1, N_X);
     raw_def(1);
     ctr_pack_v_int(&mpk, T_INT, 1);
     ck_assert_int_eq(run_send(&r, &why), i ? CTR_EPROTO : 0);
     if (i)
       ck_assert_str_eq(why, "DEF or REF value, but limits.value_refs is 0");
-    run_close(&r);
+    run_close(&r, false);
   }
 }
 END_TEST

@@ -10,7 +10,13 @@
  * "none" it sends what a shim would: no VARS, no arguments and a None
  * return value.
  *
- *   ctr_feed SOCKET [N]     (N iterations, default 200000)
+ * MODE big adds `self`, an object of 16 lists of 6 values (113 values), to
+ * the callee's VARS, sent in full at every step as a shim without
+ * references does; big-refs sends it once as a DEF and then as REFs
+ * (PROTOCOL.md 9.1). Both give the same trace.
+ *
+ *   ctr_feed SOCKET [N [MODE]]   (N iterations, default 200000; MODE
+ *                                 small (default), big or big-refs)
  *
  * Prints "messages M" on stdout. */
 #include <errno.h>
@@ -25,8 +31,13 @@
 
 #define BATCH (64u << 10)
 
-enum { TYPE_INT, TYPE_NONE };
-enum { VAR_I, VAR_TOTAL, VAR_A, VAR_B, VAR_C, NVARS };
+enum { TYPE_INT, TYPE_NONE, TYPE_STR, TYPE_LIST, TYPE_OBJ };
+enum { VAR_I, VAR_TOTAL, VAR_A, VAR_B, VAR_C, VAR_SELF, NVARS };
+enum { MODE_SMALL, MODE_BIG, MODE_BIG_REFS };
+
+/* Fields of the big `self`, named as variables from FIELD0 on. */
+#define FIELDS 16
+#define FIELD0 NVARS
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -142,8 +153,41 @@ static void pack_int_var(msgpack_packer *pk, uint32_t var, int64_t v) {
   ctr_pack_v_int(pk, TYPE_INT, v);
 }
 
+/* The big `self` pair: in full, or DEF 1 the first time and REF 1 after. */
+static void pack_self(msgpack_packer *pk, int mode, bool *defined) {
+  char text[32];
+
+  ctr_pack_pair_begin(pk, VAR_SELF);
+  if (mode == MODE_BIG_REFS && *defined) {
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint32(pk, CTR_V_REF);
+    msgpack_pack_uint32(pk, 1);
+    return;
+  }
+  if (mode == MODE_BIG_REFS) {
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint32(pk, CTR_V_DEF);
+    msgpack_pack_uint32(pk, 1);
+    *defined = true;
+  }
+  ctr_pack_v_struct_begin(pk, TYPE_OBJ, FIELDS);
+  for (uint32_t f = 0; f < FIELDS; f++) {
+    ctr_pack_pair_begin(pk, FIELD0 + f);
+    ctr_pack_v_seq_begin(pk, TYPE_LIST, 6);
+    for (int e = 0; e < 6; e++) {
+      if (e % 2) {
+        int n = snprintf(text, sizeof(text), "value %u.%d", f, e);
+        ctr_pack_v_string(pk, TYPE_STR, text, (size_t)n);
+      } else {
+        ctr_pack_v_int(pk, TYPE_INT, (int64_t)f * 100 + e);
+      }
+    }
+  }
+}
+
 int main(int argc, char **argv) {
-  static const char *const names[NVARS] = {"i", "total", "a", "b", "c"};
+  static const char *const names[NVARS] = {"i", "total", "a", "b", "c",
+                                           "self"};
   /* The loop's source as the lines of its STEPs read. */
   static const char source[] =
       "\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
@@ -154,11 +198,17 @@ int main(int argc, char **argv) {
   msgpack_packer pk;
   uint64_t messages = 0, ns = 1000;
   long n = argc > 2 ? atol(argv[2]) : 200000;
-  int fd, values;
+  const char *mode_name = argc > 3 ? argv[3] : "small";
+  int fd, values, mode;
   int64_t total = 0;
+  bool defined = false;
 
-  if (argc < 2) {
-    fputs("usage: ctr_feed SOCKET [N]\n", stderr);
+  mode = strcmp(mode_name, "big") == 0        ? MODE_BIG
+         : strcmp(mode_name, "big-refs") == 0 ? MODE_BIG_REFS
+         : strcmp(mode_name, "small") == 0    ? MODE_SMALL
+                                              : -1;
+  if (argc < 2 || mode < 0) {
+    fputs("usage: ctr_feed SOCKET [N [small|big|big-refs]]\n", stderr);
     return 2;
   }
   fd = connect_to(argv[1]);
@@ -175,6 +225,17 @@ int main(int argc, char **argv) {
   messages += 5;
   for (uint32_t v = 0; v < NVARS; v++, messages++)
     ctr_pack_varname(&pk, v, names[v], strlen(names[v]));
+  if (mode != MODE_SMALL) {
+    ctr_pack_type(&pk, TYPE_STR, CTR_TK_STRING, "str", 3);
+    ctr_pack_type(&pk, TYPE_LIST, CTR_TK_SEQ, "list", 4);
+    ctr_pack_type(&pk, TYPE_OBJ, CTR_TK_STRUCT, "Obj", 3);
+    messages += 3;
+    for (uint32_t f = 0; f < FIELDS; f++, messages++) {
+      char name[16];
+      int len = snprintf(name, sizeof(name), "field%u", f);
+      ctr_pack_varname(&pk, FIELD0 + f, name, (size_t)len);
+    }
+  }
 
   for (long i = 0; i < n; i++) {
     int64_t a = i, b = a + 1, c = b * 2;
@@ -202,7 +263,9 @@ int main(int argc, char **argv) {
       messages++;
       if (values != CTR_WV_ALL)
         continue;
-      ctr_pack_vars_begin(&pk, k);
+      ctr_pack_vars_begin(&pk, k + (mode != MODE_SMALL));
+      if (mode != MODE_SMALL)
+        pack_self(&pk, mode, &defined);
       pack_int_var(&pk, VAR_A, a);
       if (k > 1)
         pack_int_var(&pk, VAR_B, b);

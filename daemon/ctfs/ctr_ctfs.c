@@ -1,0 +1,512 @@
+/* ctr_ctfs.c: the record-level CTFS trace writer, see ctr_ctfs.h. */
+#include "ctr_ctfs.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "ctr_buf.h"
+#include "ctr_ctfs_stream.h"
+#include "ctr_error.h"
+#include "ctr_map.h"
+
+/* global line index = path_id * 100000 + line (global_line_index.nim at
+ * the reader's version: every file owns 100000 lines). */
+#define CTR_CTFS_LINES_PER_FILE 100000u
+#define CTR_CTFS_NO_RETURN 0xff /* call_stream.nim's VoidReturnMarker */
+_Static_assert(CTR_CTFS_STEPS_CHUNK % CTR_CTFS_VALUES_CHUNK == 0,
+               "a values chunk divides a steps chunk");
+
+typedef struct ctr_ctfs_call_s {
+  uint64_t function_id, entry, exit;
+  int64_t parent; /* call key, -1 for a root call */
+  uint32_t depth, nargs, nchildren;
+  bool done;
+  ctr_buf_t args;     /* (varname id, length, CBOR) per argument */
+  ctr_buf_t ret;      /* the return value's CBOR, or the no-return marker */
+  ctr_buf_t children; /* call keys, as varints */
+} ctr_ctfs_call_t;
+
+typedef struct ctr_ctfs_names_s {
+  ctr_ctfs_table_t table;
+  ctr_map_t ids;
+} ctr_ctfs_names_t;
+
+struct ctr_ctfs_s {
+  ctr_ctfs_box_t *box;
+  ctr_ctfs_names_t paths, funcs, types, varnames;
+  ctr_ctfs_chunks_t steps, values, calls, events;
+  int err; /* the first error: the trace is then left as it is */
+
+  /* The latest step or thread record, held until it is sealed (next
+   * record, flush, close) so its values record goes out beside it. */
+  bool held, held_step;
+  uint64_t held_pos;  /* a step's global line index */
+  ctr_buf_t held_rec; /* a thread record's bytes */
+  ctr_buf_t vals;     /* (varname id, length, CBOR) per value */
+  uint32_t nvals;
+  uint64_t nsteps; /* records, the held one included */
+  uint64_t cursor; /* the last position written to steps */
+
+  /* Calls not yet written, by key: pending[i] has key first_key + i - head. */
+  ctr_ctfs_call_t *pending;
+  size_t head, ncalls, cap;
+  uint64_t first_key;
+  uint64_t *stack; /* open call keys, innermost last */
+  size_t depth, stack_cap;
+
+  ctr_buf_t rec;  /* scratch for one record */
+  ctr_buf_t meta; /* meta.dat's program, args, workdir and recorder */
+  int meta_f;     /* meta.dat's file, -1 until the first flush */
+  uint64_t meta_size;
+  bool meta_dirty;
+  char **path_text;
+  size_t npath_text;
+  char id[37];
+};
+
+int ctr_ctfs_uuid7(char out[37]) {
+  unsigned char u[16];
+  struct timespec ts;
+  if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u))
+    return CTR_ENOMEM;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  for (int i = 0; i < 6; i++)
+    u[i] = (unsigned char)(ms >> (8 * (5 - i)));
+  u[6] = (unsigned char)(0x70 | (u[6] & 0x0f)); /* version 7 */
+  u[8] = (unsigned char)(0x80 | (u[8] & 0x3f)); /* variant 10 */
+  static const char hex[] = "0123456789abcdef";
+  char *p = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      *p++ = '-';
+    *p++ = hex[u[i] >> 4];
+    *p++ = hex[u[i] & 15];
+  }
+  *p = '\0';
+  return 0;
+}
+
+static int keep(ctr_ctfs_t *w, int rc) {
+  if (rc < 0 && w->err == 0)
+    w->err = rc;
+  return rc < 0 ? rc : 0;
+}
+
+static int write_meta(ctr_ctfs_t *w);
+
+int ctr_ctfs_open(ctr_ctfs_t **out, const char *path) {
+  ctr_ctfs_t *w = calloc(1, sizeof(*w));
+  if (!w)
+    return CTR_ENOMEM;
+  w->meta_f = -1;
+  w->meta_dirty = true;
+  int rc = ctr_ctfs_uuid7(w->id);
+  if (rc == 0)
+    rc = ctr_ctfs_box_create(&w->box, path);
+  if (rc < 0) {
+    free(w);
+    return rc;
+  }
+  if ((rc = ctr_ctfs_table_init(&w->paths.table, w->box, "paths")) < 0 ||
+      (rc = ctr_ctfs_table_init(&w->funcs.table, w->box, "funcs")) < 0 ||
+      (rc = ctr_ctfs_table_init(&w->types.table, w->box, "types")) < 0 ||
+      (rc = ctr_ctfs_table_init(&w->varnames.table, w->box, "varnames")) < 0 ||
+      (rc = ctr_ctfs_chunks_init(&w->steps, w->box, "steps",
+                                 CTR_CTFS_STEPS_CHUNK, false)) < 0 ||
+      (rc = ctr_ctfs_chunks_init(&w->values, w->box, "values",
+                                 CTR_CTFS_VALUES_CHUNK, true)) < 0 ||
+      (rc = ctr_ctfs_chunks_init(&w->calls, w->box, "calls",
+                                 CTR_CTFS_CALLS_CHUNK, true)) < 0 ||
+      (rc = ctr_ctfs_chunks_init(&w->events, w->box, "events",
+                                 CTR_CTFS_EVENTS_CHUNK, true)) < 0 ||
+      (rc = write_meta(w)) < 0) { /* readable from the start, if empty */
+    w->err = rc;
+    ctr_ctfs_close(w);
+    return rc;
+  }
+  *out = w;
+  return 0;
+}
+
+const char *ctr_ctfs_recording_id(const ctr_ctfs_t *w) { return w->id; }
+
+static int64_t intern(ctr_ctfs_t *w, ctr_ctfs_names_t *t, const char *name,
+                      size_t n) {
+  if (w->err)
+    return w->err;
+  int64_t id = ctr_map_get(&t->ids, name, n);
+  if (id >= 0)
+    return id;
+  id = (int64_t)t->table.count;
+  if (keep(w, ctr_ctfs_table_add(&t->table, name, n)) < 0)
+    return w->err;
+  ctr_map_put(&t->ids, name, n, id);
+  return id;
+}
+
+int64_t ctr_ctfs_path(ctr_ctfs_t *w, const char *path, size_t n) {
+  size_t before = w->paths.table.count;
+  int64_t id = intern(w, &w->paths, path, n);
+  if (id >= 0 && w->paths.table.count > before) { /* meta.dat lists them */
+    char **p =
+        ctr_xrealloc(w->path_text, (w->npath_text + 1) * sizeof(*w->path_text));
+    p[w->npath_text++] = ctr_xstrndup(path, n);
+    w->path_text = p;
+    w->meta_dirty = true;
+  }
+  return id;
+}
+
+int64_t ctr_ctfs_function(ctr_ctfs_t *w, const char *name, size_t n) {
+  return intern(w, &w->funcs, name, n);
+}
+
+int64_t ctr_ctfs_type(ctr_ctfs_t *w, const char *name, size_t n) {
+  return intern(w, &w->types, name, n);
+}
+
+int64_t ctr_ctfs_varname(ctr_ctfs_t *w, const char *name, size_t n) {
+  return intern(w, &w->varnames, name, n);
+}
+
+static size_t varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >>= 7)
+    n++;
+  return n;
+}
+
+/* Writes the held record and its values record. A position is an
+ * AbsoluteStep at the start of a chunk, else a DeltaStep when its zigzag
+ * delta is strictly shorter (exec_stream.nim's rule, so two writers of one
+ * recording write the same bytes). */
+static int seal(ctr_ctfs_t *w) {
+  if (!w->held)
+    return 0;
+  w->held = false;
+  ctr_buf_t *r = &w->rec;
+  r->len = 0;
+  if (w->nvals) {
+    ctr_buf_add(r, "\0", 1); /* StepValues */
+    ctr_ctfs_varint(r, w->nvals);
+    ctr_buf_add(r, w->vals.data, w->vals.len);
+  }
+  w->vals.len = 0, w->nvals = 0;
+  int rc = ctr_ctfs_chunks_add(&w->values, r->data, r->len);
+  if (rc < 0)
+    return keep(w, rc);
+  r->len = 0;
+  if (!w->held_step) {
+    ctr_buf_add(r, w->held_rec.data, w->held_rec.len);
+  } else {
+    int64_t d = (int64_t)(w->held_pos - w->cursor);
+    uint64_t z = ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
+    if (w->steps.nopen > 0 && varint_len(z) < varint_len(w->held_pos)) {
+      ctr_buf_add(r, "\1", 1);
+      ctr_ctfs_varint(r, z);
+    } else {
+      ctr_buf_add(r, "\0", 1);
+      ctr_ctfs_varint(r, w->held_pos);
+    }
+    w->cursor = w->held_pos;
+  }
+  /* The values record went first, and a values chunk divides a steps
+   * chunk, so a full steps chunk, shown at once, never outruns its values:
+   * a reader has the values of every step it sees. */
+  return keep(w, ctr_ctfs_chunks_add(&w->steps, r->data, r->len));
+}
+
+int ctr_ctfs_step(ctr_ctfs_t *w, uint64_t path_id, uint64_t line) {
+  if (w->err || seal(w) < 0)
+    return w->err;
+  if (path_id >= w->paths.table.count || line >= CTR_CTFS_LINES_PER_FILE)
+    return CTR_ERANGE;
+  w->held = w->held_step = true;
+  w->held_pos = path_id * CTR_CTFS_LINES_PER_FILE + line;
+  w->nsteps++;
+  return 0;
+}
+
+int ctr_ctfs_value(ctr_ctfs_t *w, uint64_t varname_id, const void *cbor,
+                   size_t n) {
+  if (w->err)
+    return w->err;
+  if (!w->held || !w->held_step)
+    return CTR_ESTATE;
+  if (varname_id >= w->varnames.table.count)
+    return CTR_ERANGE;
+  ctr_ctfs_varint(&w->vals, varname_id);
+  ctr_ctfs_varint(&w->vals, n);
+  ctr_buf_add(&w->vals, cbor, n);
+  w->nvals++;
+  return 0;
+}
+
+int ctr_ctfs_thread(ctr_ctfs_t *w, ctr_ctfs_thread_t what, uint64_t tid) {
+  if (w->err || seal(w) < 0)
+    return w->err;
+  w->held = true, w->held_step = false;
+  w->held_rec.len = 0;
+  char tag = (char)what;
+  ctr_buf_add(&w->held_rec, &tag, 1);
+  ctr_ctfs_varint(&w->held_rec, tid);
+  w->nsteps++;
+  return 0;
+}
+
+static ctr_ctfs_call_t *call_at(ctr_ctfs_t *w, uint64_t key) {
+  return &w->pending[w->head + (size_t)(key - w->first_key)];
+}
+
+int ctr_ctfs_call(ctr_ctfs_t *w, uint64_t function_id) {
+  if (w->err)
+    return w->err;
+  if (function_id >= w->funcs.table.count)
+    return CTR_ERANGE;
+  if (w->ncalls == w->cap) {
+    w->cap = w->cap ? 2 * w->cap : 64;
+    w->pending = ctr_xrealloc(w->pending, w->cap * sizeof(*w->pending));
+  }
+  if (w->depth == w->stack_cap) {
+    w->stack_cap = w->stack_cap ? 2 * w->stack_cap : 64;
+    w->stack = ctr_xrealloc(w->stack, w->stack_cap * sizeof(*w->stack));
+  }
+  uint64_t key = w->first_key + (w->ncalls - w->head);
+  ctr_ctfs_call_t *c = &w->pending[w->ncalls++];
+  *c = (ctr_ctfs_call_t){.function_id = function_id,
+                         .entry = w->nsteps,
+                         .parent = -1,
+                         .depth = (uint32_t)w->depth};
+  if (w->depth) {
+    ctr_ctfs_call_t *p = call_at(w, w->stack[w->depth - 1]);
+    c->parent = (int64_t)w->stack[w->depth - 1];
+    ctr_ctfs_varint(&p->children, key);
+    p->nchildren++;
+  }
+  w->stack[w->depth++] = key;
+  return 0;
+}
+
+int ctr_ctfs_arg(ctr_ctfs_t *w, uint64_t varname_id, const void *cbor,
+                 size_t n) {
+  if (w->err)
+    return w->err;
+  if (w->depth == 0)
+    return CTR_ESTATE;
+  if (varname_id >= w->varnames.table.count)
+    return CTR_ERANGE;
+  ctr_ctfs_call_t *c = call_at(w, w->stack[w->depth - 1]);
+  ctr_ctfs_varint(&c->args, varname_id);
+  ctr_ctfs_varint(&c->args, n);
+  ctr_buf_add(&c->args, cbor, n);
+  c->nargs++;
+  return 0;
+}
+
+/* Writes the returned calls that every earlier call key has preceded. */
+static int write_calls(ctr_ctfs_t *w) {
+  while (w->head < w->ncalls && w->pending[w->head].done) {
+    ctr_ctfs_call_t *c = &w->pending[w->head];
+    ctr_buf_t *r = &w->rec;
+    r->len = 0;
+    ctr_ctfs_varint(r, c->function_id);
+    ctr_ctfs_svarint(r, c->parent);
+    ctr_ctfs_varint(r, c->entry);
+    ctr_ctfs_varint(r, c->exit);
+    ctr_ctfs_varint(r, c->depth);
+    ctr_ctfs_varint(r, c->nargs);
+    ctr_buf_add(r, c->args.data, c->args.len);
+    ctr_ctfs_varint(r, c->ret.len);
+    ctr_buf_add(r, c->ret.data, c->ret.len);
+    ctr_ctfs_varint(r, 0); /* no exception */
+    ctr_ctfs_varint(r, c->nchildren);
+    ctr_buf_add(r, c->children.data, c->children.len);
+    ctr_buf_free(&c->args);
+    ctr_buf_free(&c->ret);
+    ctr_buf_free(&c->children);
+    w->head++, w->first_key++;
+    if (keep(w, ctr_ctfs_chunks_add(&w->calls, r->data, r->len)) < 0)
+      return w->err;
+  }
+  if (w->head > 64 && 2 * w->head > w->ncalls) { /* drop the written */
+    memmove(w->pending, w->pending + w->head,
+            (w->ncalls - w->head) * sizeof(*w->pending));
+    w->ncalls -= w->head, w->head = 0;
+  }
+  return 0;
+}
+
+int ctr_ctfs_return(ctr_ctfs_t *w, const void *cbor, size_t n) {
+  if (w->err)
+    return w->err;
+  if (w->depth == 0)
+    return CTR_ESTATE;
+  ctr_ctfs_call_t *c = call_at(w, w->stack[--w->depth]);
+  c->exit = w->nsteps ? w->nsteps - 1 : 0;
+  if (c->entry > c->exit) /* no step ran inside: the call is at its caller's */
+    c->entry = c->exit;
+  if (cbor)
+    ctr_buf_add(&c->ret, cbor, n);
+  else
+    ctr_buf_add(&c->ret, "\xff", 1);
+  c->done = true;
+  return write_calls(w);
+}
+
+int ctr_ctfs_event(ctr_ctfs_t *w, unsigned kind, const void *meta,
+                   size_t meta_n, const void *content, size_t n) {
+  if (w->err)
+    return w->err;
+  if (kind > 13) /* EventLogKind has 14 values */
+    return CTR_ERANGE;
+  ctr_buf_t *r = &w->rec;
+  r->len = 0;
+  char k = (char)kind;
+  ctr_buf_add(r, &k, 1);
+  ctr_ctfs_varint(r, w->nsteps ? w->nsteps - 1 : 0);
+  ctr_ctfs_varint(r, meta_n);
+  ctr_buf_add(r, meta, meta_n);
+  ctr_ctfs_varint(r, n);
+  ctr_buf_add(r, content, n);
+  return keep(w, ctr_ctfs_chunks_add(&w->events, r->data, r->len));
+}
+
+static void meta_str(ctr_buf_t *b, const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  ctr_ctfs_varint(b, n);
+  ctr_buf_add(b, s, n);
+}
+
+int ctr_ctfs_metadata(ctr_ctfs_t *w, const ctr_ctfs_meta_t *m) {
+  ctr_buf_t *b = &w->meta; /* everything before the paths */
+  b->len = 0;
+  meta_str(b, m->program);
+  ctr_ctfs_varint(b, m->nargs);
+  for (size_t i = 0; i < m->nargs; i++)
+    meta_str(b, m->args[i]);
+  meta_str(b, m->workdir);
+  meta_str(b, m->recorder);
+  w->meta_dirty = true;
+  return 0;
+}
+
+/* meta.dat v3 (meta_dat.nim): "CTMD", u16 3, u16 flags, the recording id,
+ * program, args, workdir, recorder id, paths. The flags say which streams
+ * exist: calls (bit 8), steps (9), values (10), events (11) and the
+ * interning tables (12); readers skip a stream whose bit is clear. */
+#define CTR_CTFS_META_FLAGS 0x1f00
+static int write_meta(ctr_ctfs_t *w) {
+  ctr_buf_t *b = &w->rec;
+  b->len = 0;
+  ctr_buf_add(b, "CTMD\3\0", 6);
+  char flags[2] = {CTR_CTFS_META_FLAGS & 0xff, CTR_CTFS_META_FLAGS >> 8};
+  ctr_buf_add(b, flags, 2);
+  meta_str(b, w->id);
+  if (w->meta.len)
+    ctr_buf_add(b, w->meta.data, w->meta.len);
+  else /* no metadata given: empty program, args, workdir, recorder */
+    ctr_buf_add(b, "\0\0\0\0", 4);
+  ctr_ctfs_varint(b, w->npath_text);
+  for (size_t i = 0; i < w->npath_text; i++)
+    meta_str(b, w->path_text[i]);
+  /* Zeros pad it to a size it keeps while it fits: readers stop after the
+   * paths, and a rewrite of the same size is seen whole. It grows by zeros
+   * first (the old content stays valid), then is rewritten. */
+  int rc = 0;
+  size_t len = b->len;
+  if (w->meta_f < 0 &&
+      (rc = w->meta_f = ctr_ctfs_box_add(w->box, "meta.dat")) < 0)
+    return keep(w, rc);
+  if (w->meta_size == 0) { /* new: written with its content at once */
+    uint64_t size = 2 * (uint64_t)len + 256;
+    ctr_buf_reserve(b, size - len);
+    memset(b->data + len, 0, size - len);
+    rc = ctr_ctfs_box_append(w->box, w->meta_f, b->data, size);
+    if (rc == 0)
+      w->meta_size = size;
+    goto publish;
+  }
+  if (len > w->meta_size) {
+    uint64_t size = 2 * (uint64_t)len + 256;
+    char *zeros = calloc(1, size - w->meta_size);
+    if (!zeros)
+      return keep(w, CTR_ENOMEM);
+    rc = ctr_ctfs_box_append(w->box, w->meta_f, zeros, size - w->meta_size);
+    free(zeros);
+    if (rc == 0)
+      rc = ctr_ctfs_box_publish(w->box, w->meta_f);
+    if (rc < 0)
+      return keep(w, rc);
+    w->meta_size = size;
+  }
+  ctr_buf_reserve(b, w->meta_size - len);
+  memset(b->data + len, 0, w->meta_size - len);
+  rc = ctr_ctfs_box_rewrite(w->box, w->meta_f, 0, b->data, w->meta_size);
+publish:
+  if (rc == 0)
+    rc = ctr_ctfs_box_publish(w->box, w->meta_f);
+  if (rc == 0)
+    w->meta_dirty = false;
+  return keep(w, rc);
+}
+
+int ctr_ctfs_flush(ctr_ctfs_t *w) {
+  if (w->err || seal(w) < 0)
+    return w->err;
+  /* Names before what refers to them, values before their steps. */
+  ctr_ctfs_table_t *t[] = {&w->paths.table, &w->funcs.table, &w->types.table,
+                           &w->varnames.table};
+  for (size_t i = 0; i < 4; i++)
+    if (keep(w, ctr_ctfs_table_publish(t[i])) < 0)
+      return w->err;
+  ctr_ctfs_chunks_t *s[] = {&w->values, &w->steps, &w->calls, &w->events};
+  for (size_t i = 0; i < 4; i++)
+    if (keep(w, ctr_ctfs_chunks_flush(s[i])) < 0)
+      return w->err;
+  /* Last: readers find the streams through its flags and resolve step
+   * positions through its paths. */
+  return w->meta_dirty ? write_meta(w) : 0;
+}
+
+int ctr_ctfs_close(ctr_ctfs_t *w) {
+  while (w->err == 0 && w->depth)
+    ctr_ctfs_return(w, NULL, 0);
+  if (w->err == 0)
+    ctr_ctfs_flush(w);
+  int rc = w->err;
+  if (w->box) {
+    int crc = ctr_ctfs_box_close(w->box);
+    rc = rc ? rc : crc;
+  }
+  ctr_ctfs_names_t *n[] = {&w->paths, &w->funcs, &w->types, &w->varnames};
+  for (size_t i = 0; i < 4; i++)
+    ctr_map_free(&n[i]->ids);
+  ctr_ctfs_chunks_t *s[] = {&w->steps, &w->values, &w->calls, &w->events};
+  for (size_t i = 0; i < 4; i++)
+    ctr_ctfs_chunks_free(s[i]);
+  for (size_t i = w->head; i < w->ncalls; i++) {
+    ctr_buf_free(&w->pending[i].args);
+    ctr_buf_free(&w->pending[i].ret);
+    ctr_buf_free(&w->pending[i].children);
+  }
+  for (size_t i = 0; i < w->npath_text; i++)
+    free(w->path_text[i]);
+  free(w->path_text);
+  free(w->pending);
+  free(w->stack);
+  ctr_buf_free(&w->held_rec);
+  ctr_buf_free(&w->vals);
+  ctr_buf_free(&w->rec);
+  ctr_buf_free(&w->meta);
+  free(w);
+  return rc;
+}
+
+uint64_t ctr_ctfs_steps(const ctr_ctfs_t *w) { return w->nsteps; }
+
+uint64_t ctr_ctfs_calls(const ctr_ctfs_t *w) {
+  return w->first_key + (w->ncalls - w->head);
+}

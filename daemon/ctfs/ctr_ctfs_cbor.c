@@ -1,0 +1,244 @@
+/* ctr_ctfs_cbor.c: wire values as CBOR ValueRecords, see ctr_ctfs_cbor.h. */
+#include "ctr_ctfs_cbor.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ctr_error.h"
+#include "ctr_proto.h"
+
+void ctr_ctfs_cbor_head(ctr_buf_t *b, unsigned major, uint64_t v) {
+  unsigned char h[9];
+  size_t n;
+  unsigned char m = (unsigned char)(major << 5);
+  if (v < 24) {
+    h[0] = m | (unsigned char)v, n = 1;
+  } else {
+    int bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
+    h[0] = m | (unsigned char)(bytes == 1   ? 24
+                               : bytes == 2 ? 25
+                               : bytes == 4 ? 26
+                                            : 27);
+    for (int i = 0; i < bytes; i++)
+      h[1 + i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    n = 1 + (size_t)bytes;
+  }
+  ctr_buf_add(b, h, n);
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  size_t k = c < 0x80                 ? 1
+             : c >= 0xc2 && c <= 0xdf ? 2
+             : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4
+                                      : 0;
+  if (k == 0 || k > n)
+    return 0;
+  for (size_t i = 1; i < k; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+      (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+    return 0; /* overlong, surrogate or past U+10FFFF */
+  return k;
+}
+
+void ctr_ctfs_cbor_text(ctr_buf_t *b, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t out = 0, k;
+  for (size_t i = 0; i < n; i += k ? k : 1)
+    out += (k = utf8_len(u + i, n - i)) ? k : 4;
+  ctr_ctfs_cbor_head(b, 3, out);
+  if (out == n) {
+    ctr_buf_add(b, s, n);
+    return;
+  }
+  for (size_t i = 0; i < n; i += k ? k : 1) {
+    if ((k = utf8_len(u + i, n - i)) != 0) {
+      ctr_buf_add(b, s + i, k);
+    } else {
+      char x[5];
+      snprintf(x, sizeof(x), "\\x%02x", u[i]);
+      ctr_buf_add(b, x, 4);
+    }
+  }
+}
+
+/* A text key or short literal, without strlen at the call. */
+#define KEY(b, lit) ctr_ctfs_cbor_text((b), (lit), sizeof(lit) - 1)
+
+static int fail(const char **why, const char *text, int code) {
+  *why = text;
+  return code;
+}
+
+/* Opens map(n) with "kind": kind. */
+static void head(ctr_buf_t *out, unsigned n, const char *kind) {
+  ctr_ctfs_cbor_head(out, 5, n);
+  KEY(out, "kind");
+  ctr_ctfs_cbor_text(out, kind, strlen(kind));
+}
+
+static void cbor_int(ctr_buf_t *out, int64_t i) {
+  if (i >= 0)
+    ctr_ctfs_cbor_head(out, 0, (uint64_t)i);
+  else
+    ctr_ctfs_cbor_head(out, 1, (uint64_t)(-1 - i));
+}
+
+static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
+                  ctr_buf_t *out, uint32_t depth, const char **why);
+
+/* Appends the elements array of SEQ/TUPLE items, or of STRUCT pair values. */
+static int elements(const ctr_ctfs_value_ops_t *ops, const msgpack_object *a,
+                    bool pairs, ctr_buf_t *out, uint32_t depth,
+                    const char **why) {
+  if (a->type != MSGPACK_OBJECT_ARRAY)
+    return fail(why, "elements are not an array", CTR_EPROTO);
+  if (depth >= ops->max_depth && a->via.array.size)
+    return fail(why, "value nested too deeply", CTR_ELIMIT);
+  ctr_ctfs_cbor_head(out, 4, a->via.array.size);
+  for (uint32_t i = 0; i < a->via.array.size; i++) {
+    const msgpack_object *e = &a->via.array.ptr[i];
+    if (pairs) {
+      uint32_t vid;
+      if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+          !ctr_obj_u32(&e->via.array.ptr[0], &vid))
+        return fail(why, "struct field is not [varname_id, value]", CTR_EPROTO);
+      e = &e->via.array.ptr[1];
+    }
+    int rc = encode(ops, e, out, depth + 1, why);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
+                  ctr_buf_t *out, uint32_t depth, const char **why) {
+  uint32_t vk, tid;
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2 ||
+      !ctr_obj_u32(&o->via.array.ptr[0], &vk))
+    return fail(why, "value is not [vkind, type_id, ...]", CTR_EPROTO);
+  if (vk == CTR_V_DEF || vk == CTR_V_REF)
+    return fail(why, "DEF or REF reached the trace writer", CTR_EPROTO);
+  if (vk > CTR_V_ERROR || !ctr_obj_u32(&o->via.array.ptr[1], &tid))
+    return fail(why, "unknown value kind or bad type id", CTR_EPROTO);
+  int64_t type = ops->type(ops->ctx, tid);
+  if (type < 0)
+    return fail(why, "type id out of range", CTR_ERANGE);
+  uint32_t n = o->via.array.size;
+  const msgpack_object *p = n > 2 ? &o->via.array.ptr[2] : NULL;
+  static const uint32_t arity[] = {2, 3, 3, 3, 3, 4, 3, 3, 3, 3, 3};
+  if (n != arity[vk])
+    return fail(why, "value has the wrong number of items", CTR_EPROTO);
+  ctr_str_t s;
+  int64_t i;
+  int rc = 0;
+  switch (vk) {
+  case CTR_V_NONE:
+    head(out, 2, "None");
+    break;
+  case CTR_V_BOOL:
+    if (p->type != MSGPACK_OBJECT_BOOLEAN)
+      return fail(why, "Bool value is not a boolean", CTR_EPROTO);
+    /* Rust has {kind, b, type_id}; CodeTracer's Nim reader requires the
+     * printed "text" after "b", which serde skips as an unknown field. */
+    head(out, 4, "Bool");
+    KEY(out, "b");
+    ctr_buf_add(out, p->via.boolean ? "\xf5" : "\xf4", 1);
+    KEY(out, "text");
+    if (p->via.boolean)
+      KEY(out, "true");
+    else
+      KEY(out, "false");
+    break;
+  case CTR_V_INT:
+    if (!ctr_obj_i64(p, &i))
+      return fail(why, "Int value is not a 64-bit integer", CTR_EPROTO);
+    head(out, 3, "Int");
+    KEY(out, "i");
+    cbor_int(out, i);
+    break;
+  case CTR_V_FLOAT: {
+    if (p->type != MSGPACK_OBJECT_FLOAT64 && p->type != MSGPACK_OBJECT_FLOAT32)
+      return fail(why, "Float value is not a float", CTR_EPROTO);
+    uint64_t bits;
+    memcpy(&bits, &p->via.f64, 8);
+    head(out, 3, "Float");
+    KEY(out, "f");
+    char f[9] = {(char)0xfb}; /* float64, big-endian */
+    for (int k = 0; k < 8; k++)
+      f[1 + k] = (char)(bits >> (8 * (7 - k)));
+    ctr_buf_add(out, f, sizeof(f));
+    break;
+  }
+  case CTR_V_STRING:
+  case CTR_V_RAW:
+  case CTR_V_ERROR:
+    if (!ctr_obj_str(p, &s))
+      return fail(why, "text payload is not str or bin", CTR_EPROTO);
+    head(out, 3,
+         vk == CTR_V_STRING ? "String"
+         : vk == CTR_V_RAW  ? "Raw"
+                            : "Error");
+    if (vk == CTR_V_STRING)
+      KEY(out, "text");
+    else if (vk == CTR_V_RAW)
+      KEY(out, "r");
+    else
+      KEY(out, "msg");
+    ctr_ctfs_cbor_text(out, s.ptr, s.len);
+    break;
+  case CTR_V_BIGINT: {
+    const msgpack_object *mag = &o->via.array.ptr[3];
+    if (p->type != MSGPACK_OBJECT_BOOLEAN || !ctr_obj_str(mag, &s))
+      return fail(why, "BigInt value is not [5, tid, negative, bytes]",
+                  CTR_EPROTO);
+    head(out, 4, "BigInt");
+    KEY(out, "b");
+    ctr_ctfs_cbor_head(out, 2, s.len);
+    ctr_buf_add(out, s.ptr, s.len);
+    KEY(out, "negative");
+    ctr_buf_add(out, p->via.boolean ? "\xf5" : "\xf4", 1);
+    break;
+  }
+  case CTR_V_SEQ:
+    head(out, 4, "Sequence");
+    KEY(out, "elements");
+    if ((rc = elements(ops, p, false, out, depth, why)) < 0)
+      return rc;
+    KEY(out, "is_slice");
+    ctr_buf_add(out, "\xf4", 1);
+    break;
+  case CTR_V_TUPLE:
+    head(out, 3, "Tuple");
+    KEY(out, "elements");
+    rc = elements(ops, p, false, out, depth, why);
+    break;
+  case CTR_V_STRUCT:
+    /* Field names live in the Rust Struct type, which types.dat (names
+     * only) cannot hold; see docs/ctfs.md. */
+    head(out, 3, "Struct");
+    KEY(out, "field_values");
+    rc = elements(ops, p, true, out, depth, why);
+    break;
+  }
+  if (rc < 0)
+    return rc;
+  KEY(out, "type_id");
+  ctr_ctfs_cbor_head(out, 0, (uint64_t)type);
+  return 0;
+}
+
+int ctr_ctfs_cbor_value(const ctr_ctfs_value_ops_t *ops,
+                        const msgpack_object *o, ctr_buf_t *out,
+                        const char **why) {
+  size_t mark = out->len;
+  int rc = encode(ops, o, out, 0, why);
+  if (rc < 0)
+    out->len = mark;
+  return rc;
+}

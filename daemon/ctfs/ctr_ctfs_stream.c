@@ -1,0 +1,164 @@
+/* ctr_ctfs_stream.c: chunked streams and tables, see ctr_ctfs_stream.h. */
+#include "ctr_ctfs_stream.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "ctr_error.h"
+
+#define CTR_CTFS_ZSTD_LEVEL 3 /* the level CodeTracer's writers use */
+
+void ctr_ctfs_varint(ctr_buf_t *b, uint64_t v) {
+  ctr_buf_reserve(b, 10);
+  do {
+    unsigned char c = v & 0x7f;
+    v >>= 7;
+    b->data[b->len++] = (char)(c | (v ? 0x80 : 0));
+  } while (v);
+}
+
+void ctr_ctfs_svarint(ctr_buf_t *b, int64_t v) {
+  ctr_ctfs_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void le(unsigned char *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static int add_pair(ctr_ctfs_box_t *box, const char *name, const char *a,
+                    const char *b, int *fa, int *fb) {
+  char n[16];
+  snprintf(n, sizeof(n), "%s.%s", name, a);
+  if ((*fa = ctr_ctfs_box_add(box, n)) < 0)
+    return *fa;
+  snprintf(n, sizeof(n), "%s.%s", name, b);
+  return (*fb = ctr_ctfs_box_add(box, n)) < 0 ? *fb : 0;
+}
+
+int ctr_ctfs_chunks_init(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
+                         const char *name, uint32_t chunk_size, bool prefixed) {
+  *c = (ctr_ctfs_chunks_t){
+      .box = box, .chunk_size = chunk_size, .prefixed = prefixed};
+  int rc = add_pair(box, name, "dat", "idx", &c->dat, &c->idx);
+  if (rc < 0)
+    return rc;
+  unsigned char head[4];
+  le(head, chunk_size, 4);
+  if ((rc = ctr_ctfs_box_append(box, c->idx, head, 4)) < 0)
+    return rc;
+  return ctr_ctfs_box_publish(box, c->idx);
+}
+
+/* Appends a zstd skippable frame of n bytes (n >= 8) to b. */
+static void skippable(ctr_buf_t *b, size_t n) {
+  unsigned char h[8] = {0x50, 0x2a, 0x4d, 0x18};
+  le(h + 4, n - 8, 4);
+  ctr_buf_add(b, h, 8);
+  ctr_buf_reserve(b, n - 8);
+  memset(b->data + b->len, 0, n - 8);
+  b->len += n - 8;
+}
+
+/* A region for a frame of z bytes: a quarter more, so that most flushes
+ * rewrite the region without growing it, and a complete chunk keeps little
+ * padding. */
+static uint64_t region_for(size_t z) { return (uint64_t)z + z / 4 + 64; }
+
+/* Puts the open chunk in X.dat as one frame, compressed in one shot so its
+ * header carries its content size (readers size their buffer from it).
+ * last: the chunk is complete and leaves no room for more. */
+static int put_open(ctr_ctfs_chunks_t *c, bool last) {
+  ctr_buf_t *fr = &c->frame;
+  fr->len = 0;
+  ctr_buf_reserve(fr, ZSTD_compressBound(c->open.len));
+  size_t z = ZSTD_compress(fr->data, fr->cap, c->open.data, c->open.len,
+                           CTR_CTFS_ZSTD_LEVEL);
+  if (ZSTD_isError(z))
+    return CTR_ENOMEM;
+  fr->len = z;
+  int rc;
+  if (c->reserved == 0) { /* a new chunk: its offset first, then the chunk */
+    unsigned char off[8];
+    c->region = ctr_ctfs_box_size(c->box, c->dat);
+    le(off, c->region, 8);
+    if (!last)
+      skippable(fr, (c->reserved = region_for(z)) - z);
+    if ((rc = ctr_ctfs_box_append(c->box, c->idx, off, 8)) < 0 ||
+        (rc = ctr_ctfs_box_append(c->box, c->dat, fr->data, fr->len)) < 0)
+      return rc;
+    c->chunks++;
+  } else {
+    if (z != c->reserved && z + 8 > c->reserved) {
+      /* Grow the region by padding alone, then rewrite it. */
+      uint64_t grown = region_for(z);
+      ctr_buf_t pad = {0};
+      skippable(&pad, grown - c->reserved);
+      rc = ctr_ctfs_box_append(c->box, c->dat, pad.data, pad.len);
+      ctr_buf_free(&pad);
+      if (rc < 0 || (rc = ctr_ctfs_box_publish(c->box, c->dat)) < 0)
+        return rc;
+      c->reserved = grown;
+    }
+    if (z < c->reserved)
+      skippable(fr, c->reserved - z);
+    if ((rc = ctr_ctfs_box_rewrite(c->box, c->dat, c->region, fr->data,
+                                   fr->len)) < 0)
+      return rc;
+  }
+  if ((rc = ctr_ctfs_box_publish(c->box, c->dat)) < 0 ||
+      (rc = ctr_ctfs_box_publish(c->box, c->idx)) < 0)
+    return rc;
+  c->shown = c->open.len;
+  return 0;
+}
+
+int ctr_ctfs_chunks_add(ctr_ctfs_chunks_t *c, const void *rec, size_t n) {
+  if (c->prefixed)
+    ctr_ctfs_varint(&c->open, n);
+  ctr_buf_add(&c->open, rec, n);
+  c->total++;
+  if (++c->nopen < c->chunk_size)
+    return 0;
+  int rc = put_open(c, true);
+  c->open.len = 0, c->nopen = 0, c->shown = 0, c->reserved = 0;
+  return rc;
+}
+
+int ctr_ctfs_chunks_flush(ctr_ctfs_chunks_t *c) {
+  return c->open.len > c->shown ? put_open(c, false) : 0;
+}
+
+void ctr_ctfs_chunks_free(ctr_ctfs_chunks_t *c) {
+  ctr_buf_free(&c->open);
+  ctr_buf_free(&c->frame);
+}
+
+int ctr_ctfs_table_init(ctr_ctfs_table_t *t, ctr_ctfs_box_t *box,
+                        const char *name) {
+  *t = (ctr_ctfs_table_t){.box = box};
+  int rc = add_pair(box, name, "dat", "off", &t->dat, &t->off);
+  if (rc < 0)
+    return rc;
+  unsigned char zero[8] = {0};
+  if ((rc = ctr_ctfs_box_append(box, t->off, zero, 8)) < 0)
+    return rc;
+  return ctr_ctfs_box_publish(box, t->off);
+}
+
+int ctr_ctfs_table_add(ctr_ctfs_table_t *t, const void *rec, size_t n) {
+  int rc = ctr_ctfs_box_append(t->box, t->dat, rec, n);
+  if (rc < 0)
+    return rc;
+  unsigned char end[8];
+  le(end, ctr_ctfs_box_size(t->box, t->dat), 8);
+  if ((rc = ctr_ctfs_box_append(t->box, t->off, end, 8)) == 0)
+    t->count++;
+  return rc;
+}
+
+int ctr_ctfs_table_publish(ctr_ctfs_table_t *t) {
+  int rc = ctr_ctfs_box_publish(t->box, t->dat);
+  return rc < 0 ? rc : ctr_ctfs_box_publish(t->box, t->off);
+}
