@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ctr_client.h"
+#include "ctr_enc.h"
 #include "ctr_filter.h"
 
 /* 3.12 renamed the code-extra functions (the old names are deprecated). */
@@ -127,10 +128,133 @@ int64_t ctr__py_exit_status(void);
 void ctr__py_record_output(int kind, const char *s, size_t n);
 void ctr__py_flush_output(void);
 
-/* ---- sys.monitoring (ctr_py_monitor.c, 3.12+) ------------------------------ */
+/* ---- the recorder (ctr_py_trace.c) -------------------------------------- */
 
-/* One code object whose local events the shim has switched on. */
+/* One code object whose local events the shim has switched on
+ * (ctr_py_monitor.c). */
 typedef struct ctr_py_mon_code_s ctr_py_mon_code_t;
+
+/* "Class: message" kept for the RETURN of a frame an exception unwinds. */
+#define CTR_PY_EXC_TEXT 512
+
+enum {
+  CTR_PY_F_SENT = 1,      /* CALL was sent for this frame */
+  CTR_PY_F_MAIN = 2,      /* the __main__ module's frame */
+  CTR_PY_F_THREADING = 4, /* the threading module's body */
+  CTR_PY_F_PROG = 8,      /* the program's code: CALL is due unless filtered */
+  CTR_PY_F_TREE = 16,     /* in a subtree the daemon skips (push-down) */
+};
+
+typedef struct ctr_py_path_s {
+  bool skip; /* never recorded: the shim's own folder, or no usable path */
+  /* The standard library or installed packages (and <frozen ...>): the
+   * program's only where the rules record it. */
+  bool lib;
+  bool pseudo; /* no file: recorded only when recorded code runs it */
+  bool real_file;
+  /* A real file: the hash of its text as first compiled or sent, which a
+   * reloaded version's differs from. */
+  bool hashed;
+  uint64_t hash;
+  const char *text; /* SOURCE of a path of a string's (owned elsewhere) */
+  size_t text_len;
+  char *abs; /* absolute path, or a pseudo path like "<string>" */
+  size_t len;
+  uint32_t id;
+  uint32_t gen; /* generation `id` belongs to; 0 = not declared */
+} ctr_py_path_t;
+
+typedef struct ctr_py_code_s {
+  ctr_py_path_t *path;
+  bool skip;
+  bool pseudo;
+  bool is_module;
+  char *name; /* co_qualname */
+  size_t name_len;
+  char *module; /* its globals' __name__, or NULL (ctr_py_code_module) */
+  size_t module_len;
+  bool module_done;
+  int64_t line;
+  uint32_t func_id;
+  uint32_t func_gen;
+  PyObject *names; /* tuple of local names (optimized code only) */
+  uint32_t *name_ids;
+  uint32_t names_gen;
+  Py_ssize_t *args; /* indices into names, in declaration order */
+  Py_ssize_t nargs;
+  int action;          /* ctr_client_decide_in for this code */
+  uint32_t action_gen; /* filter generation `action` belongs to, +1 */
+  ctr_py_mon_code_t *mon; /* its local events (sys.monitoring), or NULL */
+} ctr_py_code_t;
+
+typedef struct ctr_py_frame_s {
+  ctr_py_code_t *code;
+  PyCodeObject *co;  /* identity only: sys.monitoring names the code */
+  const void *frame; /* identity only: ctr__py_frame_id */
+  uint8_t flags;
+} ctr_py_frame_t;
+
+typedef struct ctr_py_thread_s {
+  uint64_t wire_id;
+  ctr_py_frame_t *stack;
+  size_t n;
+  size_t cap;
+  size_t overflow; /* frames that found no room on the stack */
+  const void *last_exc;
+  char exc_text[CTR_PY_EXC_TEXT];
+  bool in_pack;
+  bool foreign;   /* the program's own trace function runs here (3.11) */
+  uint32_t epoch; /* the resume this stack was rebuilt for */
+  struct ctr_py_thread_s *next;
+} ctr_py_thread_t;
+
+/* The exception a callback may find pending, set aside while the shim
+ * works: nothing the shim does may leave an exception behind or eat the
+ * program's. One is pending only on some exception events, so the common
+ * case costs a check. */
+typedef struct ctr_py_err_s {
+  PyObject *type, *value, *tb;
+  bool pending;
+} ctr_py_err_t;
+
+/* The calling thread's record, made on first use; NULL without memory. */
+ctr_py_thread_t *ctr__py_thread(void);
+/* The entry of t's innermost frame, NULL when there is none. */
+ctr_py_frame_t *ctr__py_top(ctr_py_thread_t *t);
+/* What the shim knows of code `co`, made on first use; NULL when it
+ * cannot be recorded at all. */
+ctr_py_code_t *ctr__py_code_info(PyCodeObject *co);
+/* Sets aside and puts back an exception pending around the shim's work. */
+void ctr__py_err_save(ctr_py_err_t *e);
+void ctr__py_err_restore(ctr_py_err_t *e);
+/* Called before a thread packs anything: false while nothing may be sent.
+ * After a resume the thread first sends its stack, from `inner` (NULL: the
+ * current frame) outwards, or from its caller when `entered`. */
+bool ctr__py_ready(ctr_py_thread_t *t, PyFrameObject *inner, bool entered);
+/* The flags of a frame entered under `caller`; *send says whether its CALL
+ * is due. */
+uint8_t ctr__py_classify(const ctr_py_frame_t *caller, PyFrameObject *frame,
+                         PyCodeObject *co, ctr_py_code_t *ci, bool *send);
+/* The events, for the trace function and the sys.monitoring callbacks
+ * alike; a NULL frame is the current one. */
+void ctr__py_on_call(ctr_py_thread_t *t, PyFrameObject *frame,
+                     PyCodeObject *co, ctr_py_code_t *ci,
+                     const ctr_py_frame_t *caller);
+void ctr__py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
+                     ctr_py_code_t *ci, int line);
+void ctr__py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
+                       PyObject *arg);
+void ctr__py_on_exception(ctr_py_thread_t *t, const ctr_py_frame_t *top,
+                          PyObject *exc, PyObject *tb);
+/* A line of `top` (which sent its CALL) as one STEP straight into the batch
+ * when no variables are due; false when ctr__py_on_line must run. */
+bool ctr__py_quick_line(ctr_py_thread_t *t, const ctr_py_frame_t *top,
+                        int line);
+/* Whether sys.monitoring follows co (switching its local events to
+ * match). 3.12+ only. */
+bool ctr__py_mon_follow(PyCodeObject *co, ctr_py_code_t *ci);
+
+/* ---- sys.monitoring (ctr_py_monitor.c, 3.12+) ------------------------------ */
 
 #if CTR_PY_MONITORING
 /* Takes the tool id (DEBUGGER_ID, else PROFILER_ID) before recording
@@ -154,18 +278,16 @@ void ctr__py_mon_stop(void);
 /* The benchmark's baseline: do-nothing callbacks for the same events. */
 int ctr__py_mon_empty(bool on);
 
-/* The recorder's side of the callbacks (ctr_py_trace.c). Those returning
- * bool return true when the location should be disabled. */
-bool ctr__py_mon_start(PyCodeObject *co);
-void ctr__py_mon_end(PyCodeObject *co, PyObject *value);
-void ctr__py_mon_line(PyCodeObject *co, int line);
-bool ctr__py_mon_jump(PyCodeObject *co, int from, int to);
-void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc);
 #endif
 
 /* ---- values (ctr_py_value.c) --------------------------------------------- */
 
-/* Captures one value. Declarations go to `decl` (the batch); the value bytes
+/* Starts the capture of a message (a VARS, a CALL's arguments, a RETURN,
+ * one STACK frame): the value budget (WELCOME max_nodes) and ctr_vref's
+ * identities count per message. */
+void ctr__py_value_message(void);
+
+/* Captures one value, counted against the message's budget. Declarations go to `decl` (the batch); the value bytes
  * go to `out` (a scratch packer) because a message's head must be packed
  * after every id it refers to has been declared. Runs no Python code that a
  * program can define: no __repr__, __eq__, __hash__, properties or
@@ -195,8 +317,17 @@ typedef struct ctr_py_scalar_s {
   } u;
 } ctr_py_scalar_t;
 
+/* Values packed in at least this many bytes, long strings mostly, go
+ * through ctr_vref when the daemon keeps definitions; shorter ones are
+ * sent in full (a REF would save little). */
+#define CTR_PY_REF_TEXT 64
+/* ASCII strings of at least this many bytes then take the general path
+ * (packed, they might reach CTR_PY_REF_TEXT). */
+#define CTR_PY_REF_SCALAR (CTR_PY_REF_TEXT - CTR_ENC_SCALAR_MAX - CTR_ENC_HEAD_MAX)
+
 /* Reads v into *out, declaring its type on `decl` when new; false when v
- * is not such a scalar (then it goes through ctr__py_value_pack). */
+ * is not such a scalar, or a long string while the daemon keeps
+ * definitions (then it goes through ctr__py_value_pack). */
 bool ctr__py_scalar_read(msgpack_packer *decl, PyObject *v,
                          ctr_py_scalar_t *out);
 /* The most bytes ctr__py_scalar_write takes for s. */

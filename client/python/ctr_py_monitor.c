@@ -5,9 +5,9 @@
  * interpreter's specialised instructions everywhere, while monitoring
  * events cost something only where they are switched on. The shim takes
  * one tool id and registers C callbacks (builtin functions, called through
- * vectorcall) that hand each event to the recorder in ctr_py_trace.c,
- * which shares everything else (values, interning, STACK) with the 3.11
- * trace function.
+ * vectorcall). The events are matched here to the recorder's shadow
+ * stack and handed to ctr_py_trace.c, which shares everything else
+ * (values, interning, STACK) with the 3.11 trace function.
  *
  * Globally only PY_START and the events that cannot be set per code object
  * (PY_UNWIND, PY_THROW, RAISE) are on. The first PY_START of a code object
@@ -28,10 +28,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Jumps back within one line remembered per code object. */
+#define CTR_PY_MON_JUMPS 2
+
 struct ctr_py_mon_code_s {
   PyCodeObject *co; /* borrowed: the code object's own extra slot owns us */
   ctr_py_mon_code_t *prev;
   ctr_py_mon_code_t *next;
+  /* Jumps back within one line, with that line: a comprehension's loop
+   * (inlined since 3.12) takes one at every element, and PyCode_Addr2Line
+   * reads the line table from its start each time. */
+  struct {
+    int from, to, line;
+  } jumps[CTR_PY_MON_JUMPS];
+  unsigned njumps; /* entries in use; the next one replaced is njumps % N */
 };
 
 enum {
@@ -136,6 +146,231 @@ static int ctr_py_mon_take(const char *name) {
   return -1;
 }
 
+/* ---- events ---------------------------------------------------------------- */
+
+/* Frames between a followed frame and its nearest followed caller are at
+ * most this many deep before the caller is taken as it stands. */
+#define CTR_PY_WALK_MAX 64
+
+/* The caller `frame` is entered under, as the trace function would see it
+ * on its shadow stack. Only frames of followed code are on the stack here,
+ * so the frames between the current top and `frame` (code that reports no
+ * events: the standard library, skipped code) are decided again, outermost
+ * first, each with the one outside it as its caller; that is how a
+ * skip-tree frame in between still keeps its callees out. *tmp holds the
+ * result when it is not the top itself. */
+static const ctr_py_frame_t *ctr_py_mon_caller(ctr_py_thread_t *t,
+                                               ctr_py_frame_t *tmp) {
+  ctr_py_frame_t *top = ctr__py_top(t);
+  const void *caller = ctr__py_caller_id();
+  if (caller == NULL || (top != NULL && top->frame == caller))
+    return top;
+  /* Rare: frame objects for the walk. */
+  PyFrameObject *frame = PyEval_GetFrame();
+  PyFrameObject *back = frame != NULL ? PyFrame_GetBack(frame) : NULL;
+  PyFrameObject *between[CTR_PY_WALK_MAX];
+  size_t n = 0;
+  bool found = false;
+  for (PyFrameObject *f = back; f != NULL;) {
+    if ((top != NULL && top->frame == ctr__py_frame_id(f)) ||
+        n == CTR_PY_WALK_MAX) {
+      found = true;
+      Py_DECREF(f);
+      break;
+    }
+    between[n++] = f; /* owns the reference */
+    f = PyFrame_GetBack(f);
+  }
+  /* Not found: the stack holds nothing of this thread's live callers. */
+  const ctr_py_frame_t *cur = found ? top : NULL;
+  for (size_t k = n; k-- > 0;) {
+    PyCodeObject *co = PyFrame_GetCode(between[k]);
+    ctr_py_code_t *ci = ctr__py_code_info(co);
+    bool send;
+    tmp->flags = ctr__py_classify(cur, between[k], co, ci, &send);
+    tmp->code = ci;
+    tmp->co = co;
+    tmp->frame = ctr__py_frame_id(between[k]);
+    cur = tmp;
+    Py_DECREF(co);
+    Py_DECREF(between[k]);
+  }
+  return cur;
+}
+
+/* New code rules: code switched off under the old ones may be recorded
+ * now, so every location it disabled reports again once. */
+/* Filter generation the followed code was decided for, +1. */
+static uint32_t g_mon_rules_gen;
+
+static void ctr_py_mon_check_rules(void) {
+  uint32_t gen;
+  ctr_client_filter(&gen);
+  if (gen + 1 == g_mon_rules_gen)
+    return;
+  if (g_mon_rules_gen != 0)
+    ctr__py_mon_restart();
+  g_mon_rules_gen = gen + 1;
+}
+
+static bool ctr_py_mon_start(PyCodeObject *co) {
+  if (!ctr__py_trace_on())
+    return false;
+  ctr_py_thread_t *t = ctr__py_thread();
+  if (t == NULL || t->in_pack)
+    return false;
+  ctr_py_mon_check_rules();
+  ctr_py_code_t *ci = ctr__py_code_info(co);
+  if (!ctr__py_mon_follow(co, ci)) {
+    /* Push-down skips the program's code for good: only its first call
+     * is counted as filtered, the rest never reach the shim. */
+    if (ci != NULL && !ci->skip && !ci->path->lib)
+      ctr_client_filtered(2);
+    return true;
+  }
+  ctr_py_err_t err;
+  ctr__py_err_save(&err);
+  /* The frame is named by its identity: making a frame object for every
+   * call costs more than the event. */
+  if (ctr__py_ready(t, NULL, true)) {
+    ctr_py_frame_t tmp;
+    ctr__py_on_call(t, NULL, co, ci, ctr_py_mon_caller(t, &tmp));
+  }
+  ctr__py_err_restore(&err);
+  return false;
+}
+
+/* The shadow-stack entry of the current frame, of code `co`, or NULL when
+ * the frame is not on the stack. Entries above it belong to frames that
+ * left without an event (code switched off while they ran) and go. */
+static ctr_py_frame_t *ctr_py_mon_current(ctr_py_thread_t *t,
+                                          PyCodeObject *co) {
+  ctr_py_frame_t *top = ctr__py_top(t);
+  if (top == NULL)
+    return NULL;
+  if (top->co == co)
+    return top;
+  ctr_py_code_t *ci = ctr__py_code_info(co);
+  if (ci == NULL || ci->mon == NULL)
+    return NULL;
+  const void *frame = ctr__py_frame_id(NULL);
+  for (size_t i = t->n; i-- > 0;) {
+    if (t->stack[i].frame == frame) {
+      t->n = i + 1;
+      return &t->stack[i];
+    }
+  }
+  return NULL;
+}
+
+static void ctr_py_mon_end(PyCodeObject *co, PyObject *value) {
+  if (!ctr__py_trace_on())
+    return;
+  ctr_py_thread_t *t = ctr__py_thread();
+  if (t == NULL || t->in_pack || ctr_py_mon_current(t, co) == NULL)
+    return;
+  ctr_py_err_t err;
+  ctr__py_err_save(&err);
+  /* No frame object: making one for every frame costs more than the
+   * event; the current frame is found when needed. */
+  if (ctr__py_ready(t, NULL, false))
+    ctr__py_on_return(t, NULL, value);
+  ctr__py_err_restore(&err);
+}
+
+/* A line by the general path (ctr__py_mon_line's quick one declined). */
+static __attribute__((noinline)) void ctr_py_mon_line_slow(ctr_py_thread_t *t,
+                                                           PyCodeObject *co,
+                                                           int line) {
+  ctr_py_frame_t *top;
+  ctr_py_err_t err;
+  ctr__py_err_save(&err);
+  if (ctr__py_ready(t, NULL, false)) {
+    top = ctr__py_top(t); /* a resume rebuilds the stack */
+    if (top != NULL && top->co == co && (top->flags & CTR_PY_F_SENT))
+      ctr__py_on_line(t, NULL, top->code, line);
+  }
+  ctr__py_err_restore(&err);
+}
+
+static void ctr_py_mon_line(PyCodeObject *co, int line) {
+  if (!ctr__py_trace_on())
+    return;
+  ctr_py_thread_t *t = ctr__py_thread();
+  if (t == NULL || t->in_pack)
+    return;
+  ctr_py_frame_t *top = ctr__py_top(t);
+  if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT) ||
+      ctr__py_quick_line(t, top, line))
+    return;
+  ctr_py_mon_line_slow(t, co, line);
+}
+
+/* The line of a jump back from `from` to `to` within one line, -1 for
+ * any other jump. A code object's bytecode never changes, so what was
+ * found once holds. */
+static int ctr_py_mon_jump_line(PyCodeObject *co, int from, int to) {
+  ctr_py_code_t *ci = ctr__py_code_info(co);
+  ctr_py_mon_code_t *c = ci != NULL ? ci->mon : NULL;
+  unsigned n = c == NULL                   ? 0
+               : c->njumps < CTR_PY_MON_JUMPS ? c->njumps
+                                              : CTR_PY_MON_JUMPS;
+  for (unsigned i = 0; i < n; i++)
+    if (c->jumps[i].from == from && c->jumps[i].to == to)
+      return c->jumps[i].line;
+  int line = PyCode_Addr2Line(co, to);
+  if (line < 0 || line != PyCode_Addr2Line(co, from))
+    return -1;
+  if (c != NULL) {
+    unsigned i = c->njumps++ % CTR_PY_MON_JUMPS;
+    c->jumps[i].from = from;
+    c->jumps[i].to = to;
+    c->jumps[i].line = line;
+  }
+  return line;
+}
+
+static bool ctr_py_mon_jump(PyCodeObject *co, int from, int to) {
+  /* sys.settrace reports a line again when a loop jumps back within one
+   * line; any other jump is covered by LINE, so its location goes quiet. */
+  if (to > from)
+    return true;
+  int line = ctr_py_mon_jump_line(co, from, to);
+  if (line < 0)
+    return true;
+  ctr_py_mon_line(co, line);
+  return false;
+}
+
+static void ctr_py_mon_raise(PyCodeObject *co, PyObject *exc) {
+  if (!ctr__py_trace_on())
+    return;
+  ctr_py_thread_t *t = ctr__py_thread();
+  if (t == NULL || t->in_pack)
+    return;
+  ctr_py_err_t err;
+  ctr__py_err_save(&err);
+  PyFrameObject *frame = PyEval_GetFrame();
+  if (frame != NULL && ctr__py_ready(t, frame, false)) {
+    ctr_py_frame_t *top = ctr__py_top(t), tmp = {0};
+    const ctr_py_frame_t *where = top;
+    if (top == NULL || top->co != co) {
+      /* A frame of code that reports no events: the program's only when
+       * push-down skips it. */
+      ctr_py_code_t *ci = ctr__py_code_info(co);
+      tmp.code = ci;
+      tmp.flags = ci != NULL && !ci->skip && !ci->pseudo && !ci->path->lib
+                      ? CTR_PY_F_PROG
+                      : 0;
+      where = &tmp;
+    }
+    PyObject *tb = PyException_GetTraceback(exc);
+    ctr__py_on_exception(t, where, exc, tb);
+    Py_XDECREF(tb);
+  }
+  ctr__py_err_restore(&err);
+}
+
 /* ---- callbacks ------------------------------------------------------------ */
 
 static PyObject *ctr_py_mon_result(bool disable) {
@@ -152,7 +387,7 @@ static PyObject *ctr_py_mon_result(bool disable) {
 static PyObject *ctr_py_cb_start(PyObject *self, PyObject *const *args,
                                  Py_ssize_t nargs) {
   CTR_PY_CODE_ARG(2);
-  return ctr_py_mon_result(ctr__py_mon_start(co));
+  return ctr_py_mon_result(ctr_py_mon_start(co));
 }
 
 /* PY_THROW resumes a generator like PY_RESUME, but is not a local event:
@@ -160,28 +395,28 @@ static PyObject *ctr_py_cb_start(PyObject *self, PyObject *const *args,
 static PyObject *ctr_py_cb_throw(PyObject *self, PyObject *const *args,
                                  Py_ssize_t nargs) {
   CTR_PY_CODE_ARG(3);
-  ctr__py_mon_start(co);
+  ctr_py_mon_start(co);
   Py_RETURN_NONE;
 }
 
 static PyObject *ctr_py_cb_return(PyObject *self, PyObject *const *args,
                                   Py_ssize_t nargs) {
   CTR_PY_CODE_ARG(3);
-  ctr__py_mon_end(co, args[2]);
+  ctr_py_mon_end(co, args[2]);
   Py_RETURN_NONE;
 }
 
 static PyObject *ctr_py_cb_unwind(PyObject *self, PyObject *const *args,
                                   Py_ssize_t nargs) {
   CTR_PY_CODE_ARG(3);
-  ctr__py_mon_end(co, NULL);
+  ctr_py_mon_end(co, NULL);
   Py_RETURN_NONE;
 }
 
 static PyObject *ctr_py_cb_raise(PyObject *self, PyObject *const *args,
                                  Py_ssize_t nargs) {
   CTR_PY_CODE_ARG(3);
-  ctr__py_mon_raise(co, args[2]);
+  ctr_py_mon_raise(co, args[2]);
   Py_RETURN_NONE;
 }
 
@@ -192,7 +427,7 @@ static PyObject *ctr_py_cb_line(PyObject *self, PyObject *const *args,
   if (line == -1 && PyErr_Occurred())
     PyErr_Clear();
   else
-    ctr__py_mon_line(co, (int)line);
+    ctr_py_mon_line(co, (int)line);
   Py_RETURN_NONE;
 }
 
@@ -205,7 +440,7 @@ static PyObject *ctr_py_cb_jump(PyObject *self, PyObject *const *args,
     PyErr_Clear();
     Py_RETURN_NONE;
   }
-  return ctr_py_mon_result(ctr__py_mon_jump(co, (int)from, (int)to));
+  return ctr_py_mon_result(ctr_py_mon_jump(co, (int)from, (int)to));
 }
 
 static PyObject *ctr_py_cb_empty(PyObject *self, PyObject *const *args,

@@ -44,6 +44,7 @@
  * sends it as STACK before anything else. */
 #include "ctr_py.h" /* Python.h first, as CPython requires */
 #include "ctr_enc.h"
+#include "ctr_path.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -65,79 +66,6 @@
 #define CTR_PY_SLOTS_MAX 256
 /* Fast locals of the functions whose steps are encoded in place. */
 #define CTR_PY_FAST_VARS 32
-/* "Class: message" kept for the RETURN of a frame an exception unwinds. */
-#define CTR_PY_EXC_TEXT 512
-
-enum {
-  CTR_PY_F_SENT = 1,      /* CALL was sent for this frame */
-  CTR_PY_F_MAIN = 2,      /* the __main__ module's frame */
-  CTR_PY_F_THREADING = 4, /* the threading module's body */
-  CTR_PY_F_PROG = 8,      /* the program's code: CALL is due unless filtered */
-  CTR_PY_F_TREE = 16,     /* in a subtree the daemon skips (push-down) */
-};
-
-typedef struct ctr_py_path_s {
-  bool skip; /* never recorded: the shim's own folder, or no usable path */
-  /* The standard library or installed packages (and <frozen ...>): the
-   * program's only where the rules record it. */
-  bool lib;
-  bool pseudo; /* no file: recorded only when recorded code runs it */
-  bool real_file;
-  /* A real file: the hash of its text as first compiled or sent, which a
-   * reloaded version's differs from. */
-  bool hashed;
-  uint64_t hash;
-  const char *text; /* SOURCE of a path of a string's (owned elsewhere) */
-  size_t text_len;
-  char *abs; /* absolute path, or a pseudo path like "<string>" */
-  size_t len;
-  uint32_t id;
-  uint32_t gen; /* generation `id` belongs to; 0 = not declared */
-} ctr_py_path_t;
-
-typedef struct ctr_py_code_s {
-  ctr_py_path_t *path;
-  bool skip;
-  bool pseudo;
-  bool is_module;
-  char *name; /* co_qualname */
-  size_t name_len;
-  char *module; /* its globals' __name__, or NULL (ctr_py_code_module) */
-  size_t module_len;
-  bool module_done;
-  int64_t line;
-  uint32_t func_id;
-  uint32_t func_gen;
-  PyObject *names; /* tuple of local names (optimized code only) */
-  uint32_t *name_ids;
-  uint32_t names_gen;
-  Py_ssize_t *args; /* indices into names, in declaration order */
-  Py_ssize_t nargs;
-  int action;          /* ctr_client_decide_in for this code */
-  uint32_t action_gen; /* filter generation `action` belongs to, +1 */
-  ctr_py_mon_code_t *mon; /* its local events (sys.monitoring), or NULL */
-} ctr_py_code_t;
-
-typedef struct ctr_py_frame_s {
-  ctr_py_code_t *code;
-  PyCodeObject *co;  /* identity only: sys.monitoring names the code */
-  const void *frame; /* identity only: ctr__py_frame_id */
-  uint8_t flags;
-} ctr_py_frame_t;
-
-typedef struct ctr_py_thread_s {
-  uint64_t wire_id;
-  ctr_py_frame_t *stack;
-  size_t n;
-  size_t cap;
-  size_t overflow; /* frames that found no room on the stack */
-  const void *last_exc;
-  char exc_text[CTR_PY_EXC_TEXT];
-  bool in_pack;
-  bool foreign;   /* the program's own trace function runs here (3.11) */
-  uint32_t epoch; /* the resume this stack was rebuilt for */
-  struct ctr_py_thread_s *next;
-} ctr_py_thread_t;
 
 static struct {
   bool on;
@@ -172,7 +100,6 @@ static struct {
   PyObject *thread_hook;
   int64_t main_status;
   bool main_done;
-  uint32_t mon_rules_gen; /* filter generation sys.monitoring follows, +1 */
   int values;    /* enum ctr_values_mode the shim captures */
   uint32_t values_gen; /* filter generation `values` was read for, +1 */
   uint32_t stamp; /* ctr_client_stamp() + 1 when gen and values_gen were set */
@@ -264,7 +191,7 @@ uint32_t ctr__py_type_id(msgpack_packer *pk, int kind, const char *name,
 /* Type ids of static types (int, str, list: types that live as long as the
  * process), by address and kind: most values are of these, and their ids
  * need no name hashing. An entry holds for the connection it was made in. */
-#define CTR_PY_TYPE_CACHE 64
+#define CTR_PY_TYPE_CACHE 256
 
 static struct {
   const PyTypeObject *tp;
@@ -284,12 +211,50 @@ static bool ctr_py_type_known(int kind, const PyTypeObject *tp, uint32_t *id) {
   return true;
 }
 
+/* Ids of classes (heap types) by address, kind and name: a class can die
+ * and another take its address, or be renamed, so an entry holds only
+ * while the name it was made for is still tp_name. */
+#define CTR_PY_CLASS_CACHE 256
+#define CTR_PY_CLASS_NAME 48
+
+static struct {
+  const PyTypeObject *tp;
+  int kind;
+  uint32_t id;
+  uint32_t gen;
+  uint8_t len;
+  char name[CTR_PY_CLASS_NAME];
+} g_class_cache[CTR_PY_CLASS_CACHE];
+
+static uint32_t ctr_py_class_id(msgpack_packer *pk, int kind,
+                                const PyTypeObject *tp) {
+  const char *name = tp->tp_name;
+  size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_CLASS_CACHE;
+  size_t n = g_class_cache[h].len;
+  /* strncmp stops at the end of a shorter tp_name. */
+  if (g_class_cache[h].tp == tp && g_class_cache[h].kind == kind &&
+      g_class_cache[h].gen == g.gen &&
+      strncmp(g_class_cache[h].name, name, n) == 0 && name[n] == '\0')
+    return g_class_cache[h].id;
+  n = strlen(name);
+  uint32_t id = ctr__py_type_id(pk, kind, name, n);
+  if (n < CTR_PY_CLASS_NAME) {
+    g_class_cache[h].tp = tp;
+    g_class_cache[h].kind = kind;
+    g_class_cache[h].id = id;
+    g_class_cache[h].gen = g.gen;
+    g_class_cache[h].len = (uint8_t)n;
+    memcpy(g_class_cache[h].name, name, n);
+  }
+  return id;
+}
+
 uint32_t ctr__py_type_id_of(msgpack_packer *pk, int kind,
                             const PyTypeObject *tp) {
   const char *name = tp->tp_name;
   uint32_t id;
   if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-    return ctr__py_type_id(pk, kind, name, strlen(name));
+    return ctr_py_class_id(pk, kind, tp);
   if (ctr_py_type_known(kind, tp, &id))
     return id;
   size_t h = (((uintptr_t)tp >> 4) ^ (uintptr_t)kind) % CTR_PY_TYPE_CACHE;
@@ -308,9 +273,40 @@ uint32_t ctr__py_varname_id(msgpack_packer *pk, const char *name, size_t n) {
   return id;
 }
 
+/* Ids of ASCII str names by address: attribute names are mostly the
+ * same interned strings step after step. A string can die and another
+ * take its address, so an entry holds only while the text matches. */
+#define CTR_PY_NAME_CACHE 1024
+#define CTR_PY_NAME_LEN 40
+
+static struct {
+  const PyObject *str;
+  uint32_t id;
+  uint32_t gen;
+  uint8_t len;
+  char text[CTR_PY_NAME_LEN];
+} g_name_cache[CTR_PY_NAME_CACHE];
+
 uint32_t ctr__py_varname_id_obj(msgpack_packer *pk, PyObject *name) {
   const char *s;
   Py_ssize_t n;
+  size_t h = ((uintptr_t)name >> 4) % CTR_PY_NAME_CACHE;
+  bool ascii = PyUnicode_CheckExact(name) && PyUnicode_IS_COMPACT_ASCII(name) &&
+               PyUnicode_GET_LENGTH(name) < CTR_PY_NAME_LEN;
+  if (ascii) {
+    s = (const char *)PyUnicode_DATA(name);
+    n = PyUnicode_GET_LENGTH(name);
+    if (g_name_cache[h].str == name && g_name_cache[h].gen == g.gen &&
+        g_name_cache[h].len == n && memcmp(g_name_cache[h].text, s, n) == 0)
+      return g_name_cache[h].id;
+    uint32_t id = ctr__py_varname_id(pk, s, (size_t)n);
+    g_name_cache[h].str = name;
+    g_name_cache[h].id = id;
+    g_name_cache[h].gen = g.gen;
+    g_name_cache[h].len = (uint8_t)n;
+    memcpy(g_name_cache[h].text, s, (size_t)n);
+    return id;
+  }
   PyObject *b = PyUnicode_Check(name) ? ctr__py_str_bytes(name, 4096, &s, &n)
                                       : NULL;
   if (b == NULL)
@@ -336,7 +332,7 @@ static void ctr_py_thread_free(void *p) {
   free(t);
 }
 
-static ctr_py_thread_t *ctr_py_thread(void) {
+ctr_py_thread_t *ctr__py_thread(void) {
   ctr_py_thread_t *t = tls_thread;
   if (t != NULL)
     return t;
@@ -387,7 +383,7 @@ static uint8_t ctr_py_pop(ctr_py_thread_t *t) {
   return t->stack[--t->n].flags;
 }
 
-static ctr_py_frame_t *ctr_py_top(ctr_py_thread_t *t) {
+ctr_py_frame_t *ctr__py_top(ctr_py_thread_t *t) {
   return t->n > 0 && t->overflow == 0 ? &t->stack[t->n - 1] : NULL;
 }
 
@@ -445,6 +441,7 @@ static msgpack_packer *ctr_py_begin_raw(ctr_py_thread_t *t) {
   g.gc_was_enabled = PyGC_Disable();
   ctr_py_check_generation();
   msgpack_sbuffer_clear(&g.scratch_buf);
+  ctr__py_value_message();
   return pk;
 }
 
@@ -480,7 +477,7 @@ static inline bool ctr_py_quick_ok(const ctr_py_thread_t *t) {
 /* A line of the frame on top of t's stack, which sent its CALL, when no
  * variables are captured: one STEP encoded straight into the batch. False
  * when the general path must run. */
-static bool ctr_py_quick_line(ctr_py_thread_t *t, const ctr_py_frame_t *top,
+bool ctr__py_quick_line(ctr_py_thread_t *t, const ctr_py_frame_t *top,
                               int line) {
   const ctr_py_path_t *path = top->code->path;
   if (g.values == CTR_WV_ALL || path->gen != g.gen || !ctr_py_quick_ok(t))
@@ -540,46 +537,16 @@ static char **ctr_py_dir_list(PyObject *list, size_t *count) {
  * ".." components, which the protocol does not allow in paths. */
 static char *ctr_py_abspath(const char *s, size_t n, size_t *out_len) {
   size_t cl = s[0] == '/' ? 0 : strlen(g.cwd);
-  char *in = malloc(cl + n + 2);
-  char *out = malloc(cl + n + 2);
-  if (in == NULL || out == NULL) {
-    free(in);
-    free(out);
+  char *p = malloc(cl + n + 2);
+  if (p == NULL)
     return NULL;
-  }
   if (cl)
-    memcpy(in, g.cwd, cl);
-  in[cl] = '/';
-  memcpy(in + cl + 1, s, n);
-  in[cl + 1 + n] = '\0';
-  size_t len = 0;
-  for (char *p = in; *p;) {
-    while (*p == '/')
-      p++;
-    char *end = p;
-    while (*end && *end != '/')
-      end++;
-    size_t k = (size_t)(end - p);
-    if (k == 0 || (k == 1 && p[0] == '.')) {
-      /* nothing */
-    } else if (k == 2 && p[0] == '.' && p[1] == '.') {
-      while (len > 0 && out[len - 1] != '/')
-        len--;
-      if (len > 0)
-        len--;
-    } else {
-      out[len++] = '/';
-      memcpy(out + len, p, k);
-      len += k;
-    }
-    p = end;
-  }
-  if (len == 0)
-    out[len++] = '/';
-  out[len] = '\0';
-  free(in);
-  *out_len = len;
-  return out;
+    memcpy(p, g.cwd, cl);
+  p[cl] = '/';
+  memcpy(p + cl + 1, s, n);
+  p[cl + 1 + n] = '\0';
+  *out_len = ctr_path_normalize(p);
+  return p;
 }
 
 /* "<string>", "<frozen os>", "<stdin>": code without a file. The protocol
@@ -728,7 +695,7 @@ static void ctr_py_code_names(ctr_py_code_t *ci, PyCodeObject *co) {
 static void ctr_py_code_named(ctr_py_code_t *ci, PyCodeObject *co);
 static ctr_py_code_t *ctr_py_code_new(PyCodeObject *co, ctr_py_path_t *path);
 
-static ctr_py_code_t *ctr_py_code_info(PyCodeObject *co) {
+ctr_py_code_t *ctr__py_code_info(PyCodeObject *co) {
   void *extra = NULL;
   if (ctr__py_code_get_extra((PyObject *)co, g.extra_index, &extra) == 0 && extra)
     return extra;
@@ -943,7 +910,7 @@ static int ctr_py_action(ctr_py_code_t *ci) {
  * skip-tree code) gets none at all: CPython runs it at full speed. Module
  * bodies (MAIN, THREADING) and code compiled from strings (whose fate
  * depends on its caller) are always followed. */
-static bool ctr_py_mon_follow(PyCodeObject *co, ctr_py_code_t *ci) {
+bool ctr__py_mon_follow(PyCodeObject *co, ctr_py_code_t *ci) {
   if (ci == NULL)
     return false;
   ctr_py_code_module(ci, NULL);
@@ -1148,7 +1115,7 @@ static bool ctr_py_send_call(ctr_py_thread_t *t, PyFrameObject *frame,
 /* The flags of a frame entered under `caller` (NULL: none known), except
  * SENT; *send says whether its CALL is due. Both the trace function and
  * the stack rebuilt at a resume decide here, so they always agree. */
-static uint8_t ctr_py_classify(const ctr_py_frame_t *caller,
+uint8_t ctr__py_classify(const ctr_py_frame_t *caller,
                                PyFrameObject *frame, PyCodeObject *co,
                                ctr_py_code_t *ci, bool *send) {
   uint8_t flags = ci != NULL && ci->is_module ? ctr_py_module_role(frame) : 0;
@@ -1192,11 +1159,11 @@ static uint8_t ctr_py_classify(const ctr_py_frame_t *caller,
 }
 
 /* A frame of code `co` entered under `caller`. */
-static void ctr_py_on_call(ctr_py_thread_t *t, PyFrameObject *frame,
+void ctr__py_on_call(ctr_py_thread_t *t, PyFrameObject *frame,
                            PyCodeObject *co, ctr_py_code_t *ci,
                            const ctr_py_frame_t *caller) {
   bool send;
-  uint8_t flags = ctr_py_classify(caller, frame, co, ci, &send);
+  uint8_t flags = ctr__py_classify(caller, frame, co, ci, &send);
   /* The program's code that push-down skips: its CALL and RETURN count as
    * filtered for the metadata (its lines are not even traced). */
   if (!send && (flags & CTR_PY_F_PROG))
@@ -1239,6 +1206,9 @@ static bool ctr_py_fast_step(msgpack_packer *pk, ctr_py_code_t *ci,
     size += CTR_ENC_PAIR_MAX + ctr__py_scalar_size(&vals[count]);
     count++;
   }
+  uint32_t budget = ctr_client_settings()->max_nodes;
+  if (budget != 0 && count > budget)
+    return false; /* the general path marks where the budget ran out */
   unsigned char *start = ctr_client_reserve(size);
   if (start == NULL)
     return true; /* out of memory: the batch is dropped whole */
@@ -1256,7 +1226,7 @@ static bool ctr_py_fast_step(msgpack_packer *pk, ctr_py_code_t *ci,
   return true;
 }
 
-static void ctr_py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
+void ctr__py_on_line(ctr_py_thread_t *t, PyFrameObject *frame,
                            ctr_py_code_t *ci, int line) {
   /* VARS only when the daemon keeps them (values: all). */
   bool vars = g.values == CTR_WV_ALL;
@@ -1304,7 +1274,7 @@ static int64_t ctr_py_status_of(PyObject *exc) {
 
 /* `exc` raised in (or passing through) the frame `top` describes, with
  * its traceback so far. */
-static void ctr_py_on_exception(ctr_py_thread_t *t, const ctr_py_frame_t *top,
+void ctr__py_on_exception(ctr_py_thread_t *t, const ctr_py_frame_t *top,
                                 PyObject *exc, PyObject *tb) {
   if (top == NULL || exc == NULL || !PyExceptionInstance_Check(exc))
     return;
@@ -1365,7 +1335,7 @@ static bool ctr_py_return_scalar(msgpack_packer *pk, PyObject *value) {
   return true;
 }
 
-static void ctr_py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
+void ctr__py_on_return(ctr_py_thread_t *t, PyFrameObject *frame,
                              PyObject *arg) {
   uint8_t flags = ctr_py_pop(t);
   if (flags & CTR_PY_F_MAIN) {
@@ -1488,6 +1458,7 @@ static void ctr_py_stack_frame(msgpack_packer *pk, ctr_py_code_t *ci,
   uint32_t fid = ctr_py_func_id(pk, ci);
   uint32_t n = 0;
   msgpack_sbuffer_clear(&g.scratch_buf);
+  ctr__py_value_message();
   if (g.values == CTR_WV_ALL)
     n = ctr_py_pack_locals(pk, ci, frame, locals);
   else if (g.values == CTR_WV_ARGS)
@@ -1538,12 +1509,12 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
   for (size_t k = n; locals != NULL && cis != NULL && k-- > 0;) {
     PyFrameObject *f = frames[k];
     PyCodeObject *co = PyFrame_GetCode(f);
-    ctr_py_code_t *ci = ctr_py_code_info(co);
+    ctr_py_code_t *ci = ctr__py_code_info(co);
     bool send;
-    uint8_t flags = ctr_py_classify(have_caller ? &caller : NULL, f, co, ci,
+    uint8_t flags = ctr__py_classify(have_caller ? &caller : NULL, f, co, ci,
                                     &send);
 #if CTR_PY_MONITORING
-    bool follow = ctr_py_mon_follow(co, ci);
+    bool follow = ctr__py_mon_follow(co, ci);
 #else
     bool follow = true;
     ctr_py_set_lines(f, send);
@@ -1595,7 +1566,7 @@ static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
  * first rebuilds and sends its stack, from `inner` (NULL: the current
  * frame) outwards, or from its caller for a frame being `entered` (which
  * is not on the stack yet). */
-static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
+bool ctr__py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
                          bool entered) {
   if (!ctr_client_active()) {
     if (!g.hooks_off) {
@@ -1626,23 +1597,14 @@ static bool ctr_py_ready(ctr_py_thread_t *t, PyFrameObject *inner,
   return true;
 }
 
-/* The exception a callback may find pending, set aside while the shim
- * works: nothing the shim does may leave an exception behind or eat the
- * program's. One is pending only on some exception events, so the common
- * case costs a check. */
-typedef struct ctr_py_err_s {
-  PyObject *type, *value, *tb;
-  bool pending;
-} ctr_py_err_t;
-
-static void ctr_py_err_save(ctr_py_err_t *e) {
+void ctr__py_err_save(ctr_py_err_t *e) {
   e->type = e->value = e->tb = NULL;
   e->pending = PyErr_Occurred() != NULL;
   if (e->pending)
     PyErr_Fetch(&e->type, &e->value, &e->tb);
 }
 
-static void ctr_py_err_restore(ctr_py_err_t *e) {
+void ctr__py_err_restore(ctr_py_err_t *e) {
   if (PyErr_Occurred())
     PyErr_Clear();
   if (e->pending)
@@ -1653,254 +1615,54 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
                   PyObject *arg) {
   if (!g.on)
     return 0;
-  ctr_py_thread_t *t = ctr_py_thread();
+  ctr_py_thread_t *t = ctr__py_thread();
   if (t == NULL || t->in_pack)
     return 0;
   if (what == PyTrace_LINE) {
-    ctr_py_frame_t *top = ctr_py_top(t);
+    ctr_py_frame_t *top = ctr__py_top(t);
     if (top != NULL && (top->flags & CTR_PY_F_SENT) &&
-        ctr_py_quick_line(t, top, PyFrame_GetLineNumber(frame)))
+        ctr__py_quick_line(t, top, PyFrame_GetLineNumber(frame)))
       return 0;
   }
   ctr_py_err_t err;
-  ctr_py_err_save(&err);
-  if (!ctr_py_ready(t, frame, what == PyTrace_CALL))
+  ctr__py_err_save(&err);
+  if (!ctr__py_ready(t, frame, what == PyTrace_CALL))
     what = -1;
   switch (what) {
   case PyTrace_CALL: {
     PyCodeObject *co = PyFrame_GetCode(frame);
-    ctr_py_on_call(t, frame, co, ctr_py_code_info(co), ctr_py_top(t));
+    ctr__py_on_call(t, frame, co, ctr__py_code_info(co), ctr__py_top(t));
     Py_DECREF(co);
     break;
   }
   case PyTrace_LINE: {
-    ctr_py_frame_t *top = ctr_py_top(t);
+    ctr_py_frame_t *top = ctr__py_top(t);
     if (top != NULL && (top->flags & CTR_PY_F_SENT) && ctr_client_active())
-      ctr_py_on_line(t, frame, top->code, PyFrame_GetLineNumber(frame));
+      ctr__py_on_line(t, frame, top->code, PyFrame_GetLineNumber(frame));
     break;
   }
   case PyTrace_RETURN:
-    ctr_py_on_return(t, frame, arg);
+    ctr__py_on_return(t, frame, arg);
     break;
   case PyTrace_EXCEPTION:
     if (PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) >= 3)
-      ctr_py_on_exception(t, ctr_py_top(t), PyTuple_GET_ITEM(arg, 1),
+      ctr__py_on_exception(t, ctr__py_top(t), PyTuple_GET_ITEM(arg, 1),
                           PyTuple_GET_ITEM(arg, 2));
     break;
   default:
     break;
   }
-  ctr_py_err_restore(&err);
+  ctr__py_err_restore(&err);
   return 0;
 }
-
-#if CTR_PY_MONITORING
-/* ---- sys.monitoring events (3.12+) ------------------------------------------ */
-
-/* Frames between a followed frame and its nearest followed caller are at
- * most this many deep before the caller is taken as it stands. */
-#define CTR_PY_WALK_MAX 64
-
-/* The caller `frame` is entered under, as the trace function would see it
- * on its shadow stack. Only frames of followed code are on the stack here,
- * so the frames between the current top and `frame` (code that reports no
- * events: the standard library, skipped code) are decided again, outermost
- * first, each with the one outside it as its caller; that is how a
- * skip-tree frame in between still keeps its callees out. *tmp holds the
- * result when it is not the top itself. */
-static const ctr_py_frame_t *ctr_py_mon_caller(ctr_py_thread_t *t,
-                                               ctr_py_frame_t *tmp) {
-  ctr_py_frame_t *top = ctr_py_top(t);
-  const void *caller = ctr__py_caller_id();
-  if (caller == NULL || (top != NULL && top->frame == caller))
-    return top;
-  /* Rare: frame objects for the walk. */
-  PyFrameObject *frame = PyEval_GetFrame();
-  PyFrameObject *back = frame != NULL ? PyFrame_GetBack(frame) : NULL;
-  PyFrameObject *between[CTR_PY_WALK_MAX];
-  size_t n = 0;
-  bool found = false;
-  for (PyFrameObject *f = back; f != NULL;) {
-    if ((top != NULL && top->frame == ctr__py_frame_id(f)) ||
-        n == CTR_PY_WALK_MAX) {
-      found = true;
-      Py_DECREF(f);
-      break;
-    }
-    between[n++] = f; /* owns the reference */
-    f = PyFrame_GetBack(f);
-  }
-  /* Not found: the stack holds nothing of this thread's live callers. */
-  const ctr_py_frame_t *cur = found ? top : NULL;
-  for (size_t k = n; k-- > 0;) {
-    PyCodeObject *co = PyFrame_GetCode(between[k]);
-    ctr_py_code_t *ci = ctr_py_code_info(co);
-    bool send;
-    tmp->flags = ctr_py_classify(cur, between[k], co, ci, &send);
-    tmp->code = ci;
-    tmp->co = co;
-    tmp->frame = ctr__py_frame_id(between[k]);
-    cur = tmp;
-    Py_DECREF(co);
-    Py_DECREF(between[k]);
-  }
-  return cur;
-}
-
-/* New code rules: code switched off under the old ones may be recorded
- * now, so every location it disabled reports again once. */
-static void ctr_py_mon_check_rules(void) {
-  uint32_t gen;
-  ctr_client_filter(&gen);
-  if (gen + 1 == g.mon_rules_gen)
-    return;
-  if (g.mon_rules_gen != 0)
-    ctr__py_mon_restart();
-  g.mon_rules_gen = gen + 1;
-}
-
-bool ctr__py_mon_start(PyCodeObject *co) {
-  if (!g.on)
-    return false;
-  ctr_py_thread_t *t = ctr_py_thread();
-  if (t == NULL || t->in_pack)
-    return false;
-  ctr_py_mon_check_rules();
-  ctr_py_code_t *ci = ctr_py_code_info(co);
-  if (!ctr_py_mon_follow(co, ci)) {
-    /* Push-down skips the program's code for good: only its first call
-     * is counted as filtered, the rest never reach the shim. */
-    if (ci != NULL && !ci->skip && !ci->path->lib)
-      ctr_client_filtered(2);
-    return true;
-  }
-  ctr_py_err_t err;
-  ctr_py_err_save(&err);
-  /* The frame is named by its identity: making a frame object for every
-   * call costs more than the event. */
-  if (ctr_py_ready(t, NULL, true)) {
-    ctr_py_frame_t tmp;
-    ctr_py_on_call(t, NULL, co, ci, ctr_py_mon_caller(t, &tmp));
-  }
-  ctr_py_err_restore(&err);
-  return false;
-}
-
-/* The shadow-stack entry of the current frame, of code `co`, or NULL when
- * the frame is not on the stack. Entries above it belong to frames that
- * left without an event (code switched off while they ran) and go. */
-static ctr_py_frame_t *ctr_py_mon_current(ctr_py_thread_t *t,
-                                          PyCodeObject *co) {
-  ctr_py_frame_t *top = ctr_py_top(t);
-  if (top == NULL)
-    return NULL;
-  if (top->co == co)
-    return top;
-  ctr_py_code_t *ci = ctr_py_code_info(co);
-  if (ci == NULL || ci->mon == NULL)
-    return NULL;
-  const void *frame = ctr__py_frame_id(NULL);
-  for (size_t i = t->n; i-- > 0;) {
-    if (t->stack[i].frame == frame) {
-      t->n = i + 1;
-      return &t->stack[i];
-    }
-  }
-  return NULL;
-}
-
-void ctr__py_mon_end(PyCodeObject *co, PyObject *value) {
-  if (!g.on)
-    return;
-  ctr_py_thread_t *t = ctr_py_thread();
-  if (t == NULL || t->in_pack || ctr_py_mon_current(t, co) == NULL)
-    return;
-  ctr_py_err_t err;
-  ctr_py_err_save(&err);
-  /* No frame object: making one for every frame costs more than the
-   * event; the current frame is found when needed. */
-  if (ctr_py_ready(t, NULL, false))
-    ctr_py_on_return(t, NULL, value);
-  ctr_py_err_restore(&err);
-}
-
-/* A line by the general path (ctr__py_mon_line's quick one declined). */
-static __attribute__((noinline)) void ctr_py_mon_line_slow(ctr_py_thread_t *t,
-                                                           PyCodeObject *co,
-                                                           int line) {
-  ctr_py_frame_t *top;
-  ctr_py_err_t err;
-  ctr_py_err_save(&err);
-  if (ctr_py_ready(t, NULL, false)) {
-    top = ctr_py_top(t); /* a resume rebuilds the stack */
-    if (top != NULL && top->co == co && (top->flags & CTR_PY_F_SENT))
-      ctr_py_on_line(t, NULL, top->code, line);
-  }
-  ctr_py_err_restore(&err);
-}
-
-void ctr__py_mon_line(PyCodeObject *co, int line) {
-  if (!g.on)
-    return;
-  ctr_py_thread_t *t = ctr_py_thread();
-  if (t == NULL || t->in_pack)
-    return;
-  ctr_py_frame_t *top = ctr_py_top(t);
-  if (top == NULL || top->co != co || !(top->flags & CTR_PY_F_SENT) ||
-      ctr_py_quick_line(t, top, line))
-    return;
-  ctr_py_mon_line_slow(t, co, line);
-}
-
-bool ctr__py_mon_jump(PyCodeObject *co, int from, int to) {
-  /* sys.settrace reports a line again when a loop jumps back within one
-   * line; any other jump is covered by LINE, so its location goes quiet. */
-  if (to > from)
-    return true;
-  int to_line = PyCode_Addr2Line(co, to);
-  if (to_line < 0 || to_line != PyCode_Addr2Line(co, from))
-    return true;
-  ctr__py_mon_line(co, to_line);
-  return false;
-}
-
-void ctr__py_mon_raise(PyCodeObject *co, PyObject *exc) {
-  if (!g.on)
-    return;
-  ctr_py_thread_t *t = ctr_py_thread();
-  if (t == NULL || t->in_pack)
-    return;
-  ctr_py_err_t err;
-  ctr_py_err_save(&err);
-  PyFrameObject *frame = PyEval_GetFrame();
-  if (frame != NULL && ctr_py_ready(t, frame, false)) {
-    ctr_py_frame_t *top = ctr_py_top(t), tmp = {0};
-    const ctr_py_frame_t *where = top;
-    if (top == NULL || top->co != co) {
-      /* A frame of code that reports no events: the program's only when
-       * push-down skips it. */
-      ctr_py_code_t *ci = ctr_py_code_info(co);
-      tmp.code = ci;
-      tmp.flags = ci != NULL && !ci->skip && !ci->pseudo && !ci->path->lib
-                      ? CTR_PY_F_PROG
-                      : 0;
-      where = &tmp;
-    }
-    PyObject *tb = PyException_GetTraceback(exc);
-    ctr_py_on_exception(t, where, exc, tb);
-    Py_XDECREF(tb);
-  }
-  ctr_py_err_restore(&err);
-}
-#endif
 
 /* ---- output ----------------------------------------------------------------- */
 
 void ctr__py_record_output(int kind, const char *s, size_t n) {
   if (!g.on || n == 0)
     return;
-  ctr_py_thread_t *t = ctr_py_thread();
-  if (t == NULL || t->in_pack || !ctr_py_ready(t, PyEval_GetFrame(), false))
+  ctr_py_thread_t *t = ctr__py_thread();
+  if (t == NULL || t->in_pack || !ctr__py_ready(t, PyEval_GetFrame(), false))
     return;
   ctr_py_out_own();
   bool same = g_out.len > 0 && g_out.kind == kind && g_out.wire_id == t->wire_id;
@@ -2004,7 +1766,7 @@ int ctr__py_trace_setup(PyObject *shim_dirs, PyObject *lib_dirs,
 
 #if !CTR_PY_MONITORING
 void ctr__py_trace_handover(bool program) {
-  ctr_py_thread_t *t = ctr_py_thread();
+  ctr_py_thread_t *t = ctr__py_thread();
   if (!g.on || t == NULL || t->in_pack)
     return;
   if (program) {

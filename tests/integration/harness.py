@@ -215,12 +215,14 @@ def ruby_line_events(program, args=(), cwd=None):
     return res
 
 
-def capture_limits():
-    """(value_depth, value_length, value_string): the capture limits a
-    ctrecd without configuration gives the shims."""
-    text = run([CTRECD, "--print-config"]).stdout.decode()
+def capture_limits(config=None, keys=("value_depth", "value_length", "value_string")):
+    """The capture limits `keys` (by default (value_depth, value_length,
+    value_string)) a ctrecd with the ctrec.yaml `config` (None: none) gives
+    the shims."""
+    cmd = [CTRECD, "--print-config"] + (["-c", config] if config else [])
+    text = run(cmd).stdout.decode()
     return tuple(int(re.search(r"^\s*%s: (\d+)" % k, text, re.M).group(1))
-                 for k in ("value_depth", "value_length", "value_string"))
+                 for k in keys)
 
 
 def service_config(root, extra="", flush=100):

@@ -36,6 +36,8 @@ def canonical(t, v):
         return head + [v["text"]]
     if k == "Raw":
         return head + [v["r"]]
+    if k == "Error":
+        return head + [v["msg"]]
     if k in ("Sequence", "Tuple"):
         return head + [[canonical(t, e) for e in v["elements"]]]
     if k == "Struct":
@@ -69,15 +71,23 @@ def trace_steps(t):
 
 class OracleTest(TempDirTest):
     python = PYTHON
+    limits = {}  # ctrec.yaml limits of the recording ctrecd
 
-    def compare(self, name):
+    def compare(self, name, **limits):
+        """Records ORACLE/name through a ctrecd with self.limits and
+        `limits` and compares its trace with the oracle's steps."""
         prog = os.path.join(ORACLE, name)
+        cfg = os.path.join(self.tmp, "ctrec.yaml")
+        limits = {**self.limits, **limits}
+        with open(cfg, "w") as f:
+            f.write("limits:\n" + "".join("  %s: %s\n" % kv for kv in limits.items())
+                    if limits else "")
         # One string hash seed for all runs: a set of strings is in the same
         # order in each.
         env = dict(os.environ, PYTHONHASHSEED="0")
         plain = run([self.python, prog], cwd=self.tmp, env=env)
         out = os.path.join(self.tmp, "out")
-        rec = record([self.python, prog], out, env=env)
+        rec = record([self.python, prog], out, env=env, extra=("-c", cfg))
         self.assertEqual((rec.stdout, rec.stderr, rec.returncode),
                          (plain.stdout, plain.stderr, plain.returncode))
         folder, = trace_folders(out)
@@ -85,7 +95,8 @@ class OracleTest(TempDirTest):
         t = Trace(folder)
         self.assertEqual(t.state, "complete")
         dump = os.path.join(self.tmp, "oracle.json")
-        limits = [str(n) for n in capture_limits()]
+        limits = [str(n) for n in capture_limits(cfg, ("value_depth", "value_length",
+                                                        "value_string", "value_budget"))]
         ran = run([self.python, os.path.join(ORACLE, "oracle.py"), dump, *limits, prog],
                   cwd=self.tmp, env=env)
         self.assertEqual(ran.stdout, plain.stdout, ran.stderr.decode())
@@ -119,6 +130,18 @@ class OracleTest(TempDirTest):
         shared = dict(at["vars"])["shared"]
         self.assertEqual(shared[2][0][:2], ["Sequence", "dict"])
 
+    def test_shared(self):
+        self.compare("mutate_shared.py")
+
+    def test_budget(self):
+        steps = self.compare("mutate_budget.py", value_budget=12)
+        # The budget runs out inside the dict at nested()'s last steps and
+        # after the twelfth scalar of scalars().
+        cut = [s for s in steps if "<value budget reached>" in json.dumps(s["vars"])]
+        self.assertTrue(any(s["line"] == 21 for s in cut), "scalars() cut")
+        self.assertTrue(any(s["line"] == 28 for s in cut), "nested() cut")
+        self.assertFalse(any(s["line"] in (35, 36) for s in cut), "within() cut")
+
     def test_every_program_is_compared(self):
         """Each mutate_<theme>.py has its test_<theme>."""
         themes = sorted(os.path.basename(p)[len("mutate_"):-len(".py")]
@@ -128,3 +151,12 @@ class OracleTest(TempDirTest):
             self.assertTrue(hasattr(self, "test_" + theme), theme)
 
 per_interpreter(OracleTest, globals())
+
+
+class OracleRefsTest(OracleTest):
+    """The same with room for only 4 definitions in the daemon: values
+    sent as definitions are soon evicted and must be sent again."""
+    limits = {"value_refs": 4}
+
+
+per_interpreter(OracleRefsTest, globals())

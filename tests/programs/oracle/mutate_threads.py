@@ -8,7 +8,7 @@ import threading
 def worker(shared, go, done):
     shared.append(0)
     done.release(); go.acquire()  # noqa: E702 (one line: a strict handover)
-    shared[0] = {"round": 1}
+    shared[0] = {"round": 1, "text": "long enough to be sent once and referred to " * 2}
     shared.append([shared[0]])
     done.release(); go.acquire()  # noqa: E702
     del shared[1]

@@ -3,13 +3,16 @@ program under sys.settrace and writes, for every line event of code in the
 program's folder (all threads), the line and the visible variables rendered
 the way client/python/ctr_py_value.c renders them, as JSON.
 
-    python3 oracle.py OUT.json DEPTH LENGTH STRING PROGRAM [ARGS...]
+    python3 oracle.py OUT.json DEPTH LENGTH STRING BUDGET PROGRAM [ARGS...]
 
 Written from CPython's data model alone (f_locals, __dict__, __slots__), not
 from ctrec's code paths, so that the suite comparing the two catches a
 capture that goes wrong. Each value is [kind, lang_type, ...]:
 None, Bool b, Int i, BigInt negative magnitude, Float repr(f), String text,
-Raw text, Sequence [items], Tuple [items], Struct [[field, value]...]."""
+Raw text, Sequence [items], Tuple [items], Struct [[field, value]...],
+Error text. BUDGET (0: none) bounds the values captured per step, all
+variables and their elements together; past it each value is an Error
+"<value budget reached>"."""
 import json
 import os
 import runpy
@@ -17,13 +20,15 @@ import sys
 import threading
 import types
 
-OUT, DEPTH, LENGTH, STRING, TARGET = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
-                                      int(sys.argv[4]), os.path.abspath(sys.argv[5]))
+OUT, DEPTH, LENGTH, STRING, BUDGET, TARGET = (
+    sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+    os.path.abspath(sys.argv[6]))
 FOLDER = os.path.dirname(TARGET) + "/"
 BIGINT_MAX = 4096  # bytes of magnitude a BigInt carries (CTR_BIGINT_MAX)
 HEAPTYPE = 1 << 9
 IMMUTABLETYPE = 1 << 8
 steps = []
+counted = threading.local()  # values captured for the current step
 
 
 def tname(v):
@@ -128,6 +133,9 @@ def instance(v, visiting):
 
 
 def walk(v, visiting):
+    if BUDGET and counted.n >= BUDGET:
+        return ["Error", tname(v), "<value budget reached>"]
+    counted.n += 1
     s = scalar(v)
     if s is not None:
         return s
@@ -181,6 +189,7 @@ def tracer(frame, event, arg):
     if not fn.startswith(FOLDER) or fn == __file__:
         return None
     if event == "line":
+        counted.n = 0
         steps.append({"path": frame.f_code.co_filename, "line": frame.f_lineno,
                       "vars": [[n, walk(v, [])] for n, v in visible(frame)]})
     return tracer
@@ -193,7 +202,7 @@ def dump():
         json.dump(steps, f)
 
 
-del sys.argv[:5]  # the program sees its own arguments
+del sys.argv[:6]  # the program sees its own arguments
 sys.argv[0] = TARGET
 sys.path[0] = os.path.dirname(TARGET)
 threading.settrace(tracer)
