@@ -212,7 +212,7 @@ static int copy_block(ctr_ctfs_box_t *b, ctr_ctfs_cow_t *c, uint64_t blk,
 /* child() for the new tree: a map block of the old tree is copied first. */
 static int cow_child(ctr_ctfs_box_t *b, ctr_ctfs_cow_t *c, uint64_t blk,
                      uint64_t slot, uint64_t *out) {
-  uint64_t old;
+  uint64_t old = 0;
   int rc = get_ptr(b, blk, slot, &old);
   if (rc < 0)
     return rc;
@@ -347,7 +347,7 @@ int ctr_ctfs_box_rewrite(ctr_ctfs_box_t *b, int fi, uint64_t from,
   const char *s = p;
   for (uint64_t bi = from / CTR_CTFS_BLOCK; rc == 0 && n; bi++) {
     unsigned char block[CTR_CTFS_BLOCK];
-    uint64_t old, nb = 0, in = from % CTR_CTFS_BLOCK;
+    uint64_t old = 0, nb = 0, in = from % CTR_CTFS_BLOCK;
     size_t k = CTR_CTFS_BLOCK - in < n ? CTR_CTFS_BLOCK - in : n;
     if ((rc = lookup(b, f->map, bi, &old)) < 0)
       break;
