@@ -21,15 +21,14 @@
 #include "ctr_filter.h"
 #include "ctr_map.h"
 #include "ctr_path.h"
-#include "ctr_trace.h"
 #include "ctr_value.h"
 #include "ctr_vdef.h"
+#include "ctr_writer.h"
 
 typedef struct path_s {
   char *text;
   uint32_t len;
   int64_t tid;  /* trace path id, -1 until used */
-  ctr_json_frag_t step; /* {"Step":{"path_id":tid,"line": once used */
   int8_t action; /* filter decision for top-level lines, -1 until asked */
   char *source; /* text from SOURCE, kept to fill files/ of later traces */
   uint32_t source_len;
@@ -51,13 +50,13 @@ typedef struct type_s {
   int kind;
   char *name;
   uint32_t len;
-  ctr_json_frag_t tid; /* ,"type_id":T}, id -1 until used */
+  int64_t tid; /* trace type id, -1 until used */
 } type_t;
 
 typedef struct name_s {
   char *text;
   uint32_t len;
-  ctr_json_frag_t tid; /* {"variable_id":V,"value":, id -1 until used */
+  int64_t tid; /* trace variable name id, -1 until used */
 } name_t;
 
 /* One open call of the traced thread. Calls into filtered code stay on
@@ -115,9 +114,13 @@ struct ctr_session_s {
   uint64_t id;
   const ctr_config_t *cfg; /* a reference: HELLO's snapshot, then reloads' */
   uint32_t max_ids, max_source; /* limits.* at HELLO, kept across reloads */
+  uint32_t max_depth;
+  bool floats_as_strings; /* output.float_format at HELLO */
   uid_t uid;
   int64_t pid, ppid;
-  char *lang, *lang_version, *program, *cwd, *args_json;
+  char *lang, *lang_version, *program, *cwd;
+  char **args;
+  size_t nargs;
   time_t started, ended;
   int64_t process_start_ms; /* realtime clock at the client's HELLO */
   bool bye;
@@ -153,13 +156,7 @@ struct ctr_session_s {
   thread_t *threads;
   uint32_t nthreads, cur; /* cur indexes threads */
 
-  ctr_trace_t *trace;
-  uint32_t trace_types; /* Type records in the trace */
-  uint32_t trace_names;
-  uint32_t trace_funcs;
-  int64_t redacted_type; /* trace type of "<redacted>" values, -1 until used */
-  bool dry;              /* check values without writing interning records */
-  ctr_json_frag_t dry_type, dry_name; /* the ids 0 that dry checks give */
+  ctr_writer_t *trace;   /* the current interval's, or NULL */
   bool write_failed;     /* the last flush failed (already logged) */
   ctr_filter_t *filter;
   size_t nvalue_rules;
@@ -172,12 +169,12 @@ struct ctr_session_s {
   int values;            /* record.values */
   char *filter_text;     /* the filter in force, for the metadata */
   ctr_buf_t scratch;
-  ctr_value_ops_t ops;
+  ctr_writer_var_t *vars; /* a call's arguments as the writer gets them */
+  uint32_t varcap;
   ctr_session_stats_t st;
   /* Definitions for DEF and REF values (limits.value_refs at HELLO). */
   ctr_vdefs_t *vdefs;
   uint32_t value_refs;
-  uint64_t trace_gen; /* counts traces, so rendered text names one */
   msgpack_object flat_refs[CTR_FLAT_VARS]; /* a flat VARS's REFs, ingested */
 };
 
@@ -190,8 +187,8 @@ struct ctr_session_s {
     (t).v[(t).n++] = (item);                                                   \
   } while (0)
 
-static const ctr_json_frag_t *map_type(void *ctx, uint32_t tid);
-static const ctr_json_frag_t *map_name(void *ctx, uint32_t vid);
+static int64_t map_type(void *ctx, uint32_t tid);
+static int64_t map_name(void *ctx, uint32_t vid);
 static int64_t map_struct(void *ctx, uint32_t tid, const uint32_t *vids,
                           const int64_t *tids, uint32_t n);
 
@@ -272,19 +269,10 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void type_frag(ctr_json_frag_t *f, int64_t tid) {
-  ctr_json_frag(f, ",\"type_id\":", tid, "}");
-}
-
-static void name_frag(ctr_json_frag_t *f, int64_t tid) {
-  ctr_json_frag(f, "{\"variable_id\":", tid, ",\"value\":");
-}
-
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *h, uint64_t id, uid_t uid,
                     const ctr_session_hooks_t *hooks) {
   ctr_session_t *s = calloc(1, sizeof(*s));
-  ctr_buf_t args = {0};
   uint32_t i;
 
   if (s == NULL)
@@ -300,17 +288,13 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->lang_version = dup_str(h->lang_version, "");
   s->program = dup_str(h->program, "");
   s->cwd = dup_str(h->cwd, "/");
-  ctr_buf_add(&args, "[", 1);
-  for (i = 0; h->args && i < h->args->via.array.size; i++) {
+  s->nargs = h->args ? h->args->via.array.size : 0;
+  s->args = ctr_xmalloc(sizeof(*s->args) * (s->nargs ? s->nargs : 1));
+  for (i = 0; i < s->nargs; i++) {
     ctr_str_t a = {0};
-    if (i)
-      ctr_buf_add(&args, ",", 1);
     ctr_obj_str(&h->args->via.array.ptr[i], &a);
-    ctr_json_str(&args, a.ptr ? a.ptr : "", a.len);
+    s->args[i] = ctr_xstrndup(a.ptr ? a.ptr : "", a.len);
   }
-  ctr_buf_add(&args, "]", 1);
-  s->args_json = ctr_xstrndup(args.data, args.len);
-  ctr_buf_free(&args);
   s->started = time(NULL);
   s->process_start_ms = h->realtime_ns > 0 ? h->realtime_ns / 1000000 : now_ms();
   s->user_on = cfg->record_start == CTR_RECORD_RECORDING;
@@ -323,22 +307,15 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
     abort();
   s->nthreads = 1;
   s->threads[0].step_kept = true;
-  s->redacted_type = -1;
   s->filter = ctr_filter_ref(cfg->filter);
   make_wire_rules(s);
   ctr_filter_values(s->filter, &s->nvalue_rules);
   s->values = cfg->record_values;
   s->filter_text = describe_filter(s->filter);
-  s->ops.ctx = s;
-  s->ops.type = map_type;
-  s->ops.varname = map_name;
-  s->ops.struct_type = map_struct;
-  s->ops.floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
-  s->ops.max_depth = cfg->max_depth;
+  s->floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
+  s->max_depth = cfg->max_depth;
   s->value_refs = cfg->value_refs;
   s->vdefs = ctr_vdefs_new(cfg->value_refs, cfg->max_depth, cfg->max_elements);
-  type_frag(&s->dry_type, 0);
-  name_frag(&s->dry_name, 0);
   *out = s;
   return 0;
 }
@@ -383,12 +360,12 @@ static void copy_source(ctr_session_t *s, const path_t *p) {
   if (is_pseudo(p->text, p->len) && p->source == NULL)
     return;
   if (p->source) {
-    rc = ctr_trace_source(s->trace, p->text, p->source, p->source_len);
+    rc = ctr_writer_source(s->trace, p->text, p->source, p->source_len);
   } else {
     text = read_source(s, p->text, &len);
     if (text == NULL)
       return;
-    rc = ctr_trace_source(s->trace, p->text, text, len);
+    rc = ctr_writer_source(s->trace, p->text, text, len);
     free(text);
   }
   if (rc != 0)
@@ -400,7 +377,7 @@ static int64_t trace_path(ctr_session_t *s, const char *text, uint32_t len) {
   int64_t tid = ctr_map_get(&s->trace_paths, text, len);
 
   if (tid < 0) {
-    tid = ctr_trace_path(s->trace, text, len);
+    tid = ctr_writer_path(s->trace, text, len);
     ctr_map_put(&s->trace_paths, text, len, tid);
   }
   return tid;
@@ -414,93 +391,62 @@ static int64_t map_path(ctr_session_t *s, uint32_t id) {
   p = &s->paths.v[id];
   if (p->tid < 0) {
     p->tid = trace_path(s, p->text, p->len);
-    ctr_json_frag(&p->step, "{\"Step\":{\"path_id\":", p->tid,
-                  ",\"line\":");
     copy_source(s, p);
   }
   return p->tid;
 }
 
-static void type_record(ctr_session_t *s, int kind, const char *name,
-                        size_t len) {
-  ctr_buf_t *b = ctr_trace_record(s->trace);
-
-  ctr_buf_puts(b, "{\"Type\":{\"kind\":");
-  ctr_json_i64(b, kind);
-  ctr_buf_puts(b, ",\"lang_type\":");
-  ctr_json_str(b, name, len);
-  ctr_buf_puts(b, ",\"specific_info\":{\"kind\":\"None\"}}}");
-  s->trace_types++;
-}
-
-static const ctr_json_frag_t *map_type(void *ctx, uint32_t id) {
+static int64_t map_type(void *ctx, uint32_t id) {
   ctr_session_t *s = ctx;
   type_t *t;
 
   if (id >= s->types.n)
-    return NULL;
-  if (s->dry)
-    return &s->dry_type;
+    return CTR_ERANGE;
   t = &s->types.v[id];
-  if (t->tid.id < 0) {
-    type_frag(&t->tid, s->trace_types);
-    type_record(s, t->kind, t->name, t->len);
-  }
-  return &t->tid;
+  if (t->tid < 0)
+    t->tid = ctr_writer_type(s->trace, t->kind, t->name, t->len);
+  return t->tid;
 }
 
-static const ctr_json_frag_t *map_name(void *ctx, uint32_t id) {
+static int64_t map_name(void *ctx, uint32_t id) {
   ctr_session_t *s = ctx;
   name_t *v;
-  ctr_buf_t *b;
 
   if (id >= s->names.n)
-    return NULL;
-  if (s->dry)
-    return &s->dry_name;
+    return CTR_ERANGE;
   v = &s->names.v[id];
-  if (v->tid.id < 0) {
-    name_frag(&v->tid, s->trace_names++);
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"VariableName\":");
-    ctr_json_str(b, v->text, v->len);
-    ctr_buf_add(b, "}", 1);
-  }
-  return &v->tid;
+  if (v->tid < 0)
+    v->tid = ctr_writer_varname(s->trace, v->text, v->len);
+  return v->tid;
 }
 
 static int64_t map_struct(void *ctx, uint32_t id, const uint32_t *vids,
                           const int64_t *tids, uint32_t n) {
   ctr_session_t *s = ctx;
-  ctr_buf_t key = {0}, *b;
+  ctr_buf_t key = {0};
+  const char **fields;
+  uint32_t *lens, i;
   type_t *t;
   int64_t tid;
-  uint32_t i;
 
   if (id >= s->types.n)
     return CTR_ERANGE;
-  if (s->dry)
-    return 0;
   t = &s->types.v[id];
   ctr_buf_add(&key, &id, sizeof(id));
   ctr_buf_add(&key, vids, sizeof(*vids) * n);
   tid = ctr_map_get(&s->struct_types, key.data, key.len);
   if (tid < 0) {
-    tid = s->trace_types++;
-    ctr_map_put(&s->struct_types, key.data, key.len, tid);
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Type\":{\"kind\":6,\"lang_type\":");
-    ctr_json_str(b, t->name, t->len);
-    ctr_buf_puts(b, ",\"specific_info\":{\"kind\":\"Struct\",\"fields\":[");
+    fields = ctr_xmalloc(sizeof(*fields) * (n ? n : 1));
+    lens = ctr_xmalloc(sizeof(*lens) * (n ? n : 1));
     for (i = 0; i < n; i++) {
-      const name_t *v = &s->names.v[vids[i]];
-      ctr_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-      ctr_json_str(b, v->text, v->len);
-      ctr_buf_puts(b, ",\"type_id\":");
-      ctr_json_i64(b, tids[i]);
-      ctr_buf_add(b, "}", 1);
+      fields[i] = s->names.v[vids[i]].text;
+      lens[i] = s->names.v[vids[i]].len;
     }
-    ctr_buf_puts(b, "]}}}");
+    tid = ctr_writer_struct_type(s->trace, t->name, t->len, fields, lens, tids,
+                                 n);
+    ctr_map_put(&s->struct_types, key.data, key.len, tid);
+    free(fields);
+    free(lens);
   }
   ctr_buf_free(&key);
   return tid;
@@ -508,7 +454,6 @@ static int64_t map_struct(void *ctx, uint32_t id, const uint32_t *vids,
 
 static int64_t map_func(ctr_session_t *s, uint32_t id) {
   func_t *f;
-  ctr_buf_t *b;
   int64_t pid;
 
   if (id >= s->funcs.n)
@@ -518,75 +463,73 @@ static int64_t map_func(ctr_session_t *s, uint32_t id) {
     pid = map_path(s, f->path_id);
     if (pid < 0)
       return pid;
-    f->tid = s->trace_funcs++;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Function\":{\"path_id\":");
-    ctr_json_i64(b, pid);
-    ctr_buf_puts(b, ",\"line\":");
-    ctr_json_i64(b, f->line);
-    ctr_buf_puts(b, ",\"name\":");
-    ctr_json_str(b, f->label, f->len);
-    ctr_buf_puts(b, "}}");
+    f->tid = ctr_writer_function(s->trace, pid, f->line, f->label, f->len);
   }
   return f->tid;
 }
 
-/* A definition's rendered text is reused within one trace, and only when
+/* A definition's encoded value is reused within one trace, and only when
  * no value rule applies: the rules look at every value they render. */
-static void set_cache_key(ctr_session_t *s) {
-  s->ops.cache_key = s->nvalue_rules ? 0 : s->trace_gen;
+static void set_reuse(ctr_session_t *s) {
+  if (s->trace)
+    ctr_writer_reuse(s->trace, s->nvalue_rules == 0);
 }
 
 /* Forgets every trace id: a new interval is a self-contained trace. */
 static void reset_trace_ids(ctr_session_t *s) {
   uint32_t i;
 
-  s->trace_gen++;
-  set_cache_key(s);
   ctr_vdefs_forget_texts(s->vdefs);
   for (i = 0; i < s->paths.n; i++)
     s->paths.v[i].tid = -1;
   for (i = 0; i < s->funcs.n; i++)
     s->funcs.v[i].tid = -1;
   for (i = 0; i < s->types.n; i++)
-    s->types.v[i].tid.id = -1;
+    s->types.v[i].tid = -1;
   for (i = 0; i < s->names.n; i++)
-    s->names.v[i].tid.id = -1;
+    s->names.v[i].tid = -1;
   ctr_map_free(&s->struct_types);
   ctr_map_free(&s->trace_paths);
-  s->trace_types = s->trace_names = s->trace_funcs = 0;
-  s->redacted_type = -1;
 }
 
-static void step_record(ctr_session_t *s, const path_t *p, int64_t line);
-static void call_record(ctr_session_t *s, uint32_t func, const char *args,
-                        size_t n);
-static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
-                      const msgpack_object *pair, int where, ctr_buf_t *out,
+static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs);
+static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where,
+                      ctr_writer_var_t *out, const char **why);
+static int check_value(ctr_session_t *s, const msgpack_object *v,
+                       const char **why);
+static int check_pair(ctr_session_t *s, const msgpack_object *pair,
                       const char **why);
 
-/* Renders into scratch the arguments of a synthetic call: the frame's
- * variables from the STACK being applied, or none. STACK was checked. */
-static void synthetic_args(ctr_session_t *s, thread_t *t, uint32_t i) {
+/* Room for n variables in s->vars. */
+static ctr_writer_var_t *vars_room(ctr_session_t *s, uint32_t n) {
+  if (n > s->varcap) {
+    s->varcap = n > 2 * s->varcap ? n : 2 * s->varcap;
+    s->vars = ctr_xrealloc(s->vars, sizeof(*s->vars) * s->varcap);
+  }
+  return s->vars;
+}
+
+/* Collects into s->vars the arguments of a synthetic call: the frame's
+ * variables from the STACK being applied, or none; a bad one is left out.
+ * STACK was checked. */
+static uint32_t synthetic_args(ctr_session_t *s, thread_t *t, uint32_t i) {
   const msgpack_object *vars;
   const char *why;
   uint32_t j, n = 0;
 
-  s->scratch.len = 0;
   if (s->stack == NULL || i >= s->stack->via.array.size ||
       s->values == CTR_VALUES_NONE)
-    return;
+    return 0;
   vars = &s->stack->via.array.ptr[i].via.array.ptr[2];
+  vars_room(s, vars->via.array.size);
   for (j = 0; j < vars->via.array.size; j++) {
-    size_t mark = s->scratch.len;
-    if (n)
-      ctr_buf_add(&s->scratch, ",", 1);
-    if (render_var(s, t, i + 1, &vars->via.array.ptr[j], 0, &s->scratch,
-                   &why) == 1)
+    const msgpack_object *p = &vars->via.array.ptr[j];
+    if (decide_var(s, t, i + 1, p, 0, &s->vars[n], &why) == 1 &&
+        check_pair(s, p, &why) == 0)
       n++;
-    else
-      s->scratch.len = mark;
   }
+  return n;
 }
 
 /* Synthetic calls, outermost first, for t's recorded frames that the open
@@ -599,30 +542,43 @@ static void open_frames(ctr_session_t *s, thread_t *t) {
   for (i = 0; i < t->nframes; i++)
     if ((t->frames[i].flags & (FRAME_WANTED | FRAME_EMITTED)) == FRAME_WANTED) {
       map_func(s, t->frames[i].func);
-      synthetic_args(s, t, i);
-      call_record(s, t->frames[i].func, s->scratch.data, s->scratch.len);
+      call_record(s, t->frames[i].func, synthetic_args(s, t, i));
       t->frames[i].flags |= FRAME_EMITTED;
     }
 }
 
-/* Opens the next interval's trace: a top-level function and call come
- * first (trace-format R2), then type 0 = None, then a synthetic call for
- * each recorded frame already on the current thread's stack, so the
- * interval replays coherently on its own. */
+/* Opens the next interval's trace, which begins with the program's path
+ * and top-level call, then a synthetic call for each recorded frame
+ * already on the current thread's stack, so the interval replays
+ * coherently on its own. */
 static int open_interval(ctr_session_t *s) {
   const char *prog = s->program;
   thread_t *t = &s->threads[s->cur];
-  ctr_buf_t *b;
+  ctr_writer_opts_t o = {
+      .root = s->cfg->output_dir,
+      .name = prog,
+      .pid = s->pid,
+      .started = s->started,
+      .interval = s->interval + 1,
+      .workdir = s->cwd,
+      .program = prog,
+      .args = (const char *const *)s->args,
+      .nargs = s->nargs,
+      .ids = {s, map_type, map_name, map_struct},
+      .floats_as_strings = s->floats_as_strings,
+      .max_depth = s->max_depth,
+  };
+  int64_t top;
   int rc;
 
   reset_trace_ids(s);
-  rc = ctr_trace_open(&s->trace, s->cfg->output_dir, prog, s->pid, s->started,
-                      s->interval + 1, s->cwd, prog, s->args_json);
+  rc = ctr_writer_open(&s->trace, &ctr_writer_json, &o);
   if (rc != 0) {
     CTR_ERROR("session %llu: cannot create a trace folder in %s: %s",
               (unsigned long long)s->id, s->cfg->output_dir, ctr_strerror(rc));
     return rc;
   }
+  set_reuse(s);
   s->interval++;
   s->st.intervals = s->interval;
   s->interval_start = time(NULL);
@@ -633,26 +589,21 @@ static int open_interval(ctr_session_t *s) {
   s->st.filtered = s->st.written = 0;
   CTR_INFO("session %llu: pid %lld (%s) interval %u recording into %s",
            (unsigned long long)s->id, (long long)s->pid, prog, s->interval,
-           ctr_trace_dir(s->trace));
+           ctr_writer_dir(s->trace));
   if (prog[0] == '/' && strstr(prog, "/../") == NULL) {
-    path_t top = {.text = (char *)prog, .len = (uint32_t)strlen(prog),
-                  .tid = -1, .action = -1};
-    trace_path(s, top.text, top.len);
-    copy_source(s, &top);
+    path_t top_path = {.text = (char *)prog, .len = (uint32_t)strlen(prog),
+                       .tid = -1, .action = -1};
+    top = trace_path(s, top_path.text, top_path.len);
+    copy_source(s, &top_path);
   } else {
-    trace_path(s, "<toplevel>", 10);
+    top = trace_path(s, "<toplevel>", 10);
   }
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Function\":{\"path_id\":0,\"line\":1,\"name\":\"<top-level>\"}}");
-  s->trace_funcs = 1;
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Call\":{\"function_id\":0,\"args\":[]}}");
-  type_record(s, CTR_TK_NONE, "None", 4);
+  ctr_writer_toplevel(s->trace, top);
   open_frames(s, t);
   return 0;
 }
 
-static void render_meta(ctr_session_t *s);
+static void write_meta(ctr_session_t *s);
 
 /* Completes the current interval's trace with state ("complete" or
  * "aborted: ..."); calls opened in it stay open, as the format allows. */
@@ -667,9 +618,9 @@ static void close_interval(ctr_session_t *s, const char *state,
   s->end_reason = reason;
   free(s->state);
   s->state = ctr_xstrndup(state, strlen(state));
-  s->st.written = ctr_trace_records(s->trace);
-  render_meta(s);
-  ctr_trace_flush(s->trace);
+  s->st.written = ctr_writer_records(s->trace);
+  write_meta(s);
+  ctr_writer_flush(s->trace);
   /* "aborted: <why>" names the reason already. */
   why = reason == NULL ? "end" : strstr(s->state, reason) ? NULL : reason;
   CTR_INFO("session %llu: interval %u %s%s%s%s: %llu steps, %llu calls, %llu "
@@ -677,11 +628,11 @@ static void close_interval(ctr_session_t *s, const char *state,
            (unsigned long long)s->id, s->interval, s->state, why ? " (" : "",
            why ? why : "", why ? ")" : "", (unsigned long long)s->st.steps,
            (unsigned long long)s->st.calls, (unsigned long long)s->st.events,
-           ctr_trace_dir(s->trace));
+           ctr_writer_dir(s->trace));
   if (s->hooks.trace_closed)
-    s->hooks.trace_closed(s->hooks.arg, ctr_trace_dir(s->trace), &s->st,
+    s->hooks.trace_closed(s->hooks.arg, ctr_writer_dir(s->trace), &s->st,
                           s->state);
-  ctr_trace_close(s->trace);
+  ctr_writer_close(s->trace);
   s->trace = NULL;
   reset_trace_ids(s);
   for (i = 0; i < s->nthreads; i++) {
@@ -756,9 +707,9 @@ static void check_limits(ctr_session_t *s) {
 
   if (s->trace == NULL)
     return;
-  if (cfg->record_max_events && ctr_trace_records(s->trace) >= cfg->record_max_events)
+  if (cfg->record_max_events && ctr_writer_records(s->trace) >= cfg->record_max_events)
     s->limit_hit = "record.max_events reached";
-  else if (cfg->record_max_bytes && ctr_trace_bytes(s->trace) >= cfg->record_max_bytes)
+  else if (cfg->record_max_bytes && ctr_writer_bytes(s->trace) >= cfg->record_max_bytes)
     s->limit_hit = "record.max_bytes reached";
   else if (cfg->record_max_duration_ms &&
            now_ms() - s->interval_start_ms >= (int64_t)cfg->record_max_duration_ms)
@@ -783,7 +734,6 @@ static thread_t *cur_thread(ctr_session_t *s) { return &s->threads[s->cur]; }
 
 static void switch_thread(ctr_session_t *s, uint64_t id) {
   uint32_t i;
-  ctr_buf_t *b;
 
   for (i = 0; i < s->nthreads && s->threads[i].id != id; i++)
     ;
@@ -800,10 +750,7 @@ static void switch_thread(ctr_session_t *s, uint64_t id) {
     s->cur = i;
     if (s->trace == NULL)
       return;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"ThreadSwitch\":");
-    ctr_json_u64(b, id);
-    ctr_buf_add(b, "}", 1);
+    ctr_writer_thread(s->trace, id);
   }
 }
 
@@ -867,7 +814,7 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     t.kind = m->u.type.kind;
     t.name = ctr_xstrndup(m->u.type.name.ptr, m->u.type.name.len);
     t.len = m->u.type.name.len;
-    t.tid.id = -1;
+    t.tid = -1;
     TABLE_PUSH(s->types, t);
     break;
   }
@@ -875,7 +822,7 @@ static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     name_t v;
     v.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
     v.len = m->u.intern.text.len;
-    v.tid.id = -1;
+    v.tid = -1;
     TABLE_PUSH(s->names, v);
     break;
   }
@@ -901,21 +848,13 @@ static int source(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 
 static void event_record(ctr_session_t *s, int kind, const char *text,
                          size_t n, const char *text2, size_t n2) {
-  ctr_buf_t *b;
-
-  /* The text is assembled first: a record must not be interleaved. */
   s->scratch.len = 0;
   ctr_buf_add(&s->scratch, text, n);
   if (text2 && n2 > 0) {
     ctr_buf_add(&s->scratch, ": ", 2);
     ctr_buf_add(&s->scratch, text2, n2);
   }
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Event\":{\"kind\":");
-  ctr_json_i64(b, kind);
-  ctr_buf_puts(b, ",\"metadata\":\"\",\"content\":");
-  ctr_json_str(b, s->scratch.data, s->scratch.len);
-  ctr_buf_puts(b, "}}");
+  ctr_writer_event(s->trace, kind, s->scratch.data, s->scratch.len);
   s->st.events++;
 }
 
@@ -955,14 +894,6 @@ static void push_frame(thread_t *t, uint32_t func, uint8_t flags) {
   t->nframes++;
   if (flags & FRAME_TREE)
     t->trees++;
-}
-
-static int64_t redacted_type(ctr_session_t *s) {
-  if (s->redacted_type < 0) {
-    s->redacted_type = s->trace_types;
-    type_record(s, CTR_TK_RAW, "<redacted>", 10);
-  }
-  return s->redacted_type;
 }
 
 /* ---- value rules ------------------------------------------------------- */
@@ -1208,21 +1139,49 @@ static void pop_frame_values(thread_t *t, const frame_t *f) {
     t->nhidden--;
 }
 
-/* Renders one [varname_id, value] pair of the frame at depth (0: the top
- * level) after the value rules: returns 1 when rendered, 0 when the rules
- * drop it, or a negative code. where is CTR_FILTER_ARGS for a call's
- * arguments, 0 to ask var_where. */
-static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
-                      const msgpack_object *pair, int where, ctr_buf_t *out,
+/* Accepts names and types as the trace would, declaring nothing: a value
+ * that is not written is still checked. */
+static bool known_type(void *ctx, uint32_t id) {
+  return id < ((ctr_session_t *)ctx)->types.n;
+}
+static bool known_name(void *ctx, uint32_t id) {
+  return id < ((ctr_session_t *)ctx)->names.n;
+}
+
+static int check_value(ctr_session_t *s, const msgpack_object *v,
+                       const char **why) {
+  return ctr_value_check(v, s->max_depth, known_type, known_name, s,
+                         &s->scratch, why);
+}
+
+static int check_pair(ctr_session_t *s, const msgpack_object *pair,
                       const char **why) {
+  uint32_t vid;
+
+  if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
+      !ctr_obj_u32(&pair->via.array.ptr[0], &vid))
+    return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
+  if (vid >= s->names.n)
+    return fail(why, "variable name id out of range", CTR_EPROTO);
+  return check_value(s, &pair->via.array.ptr[1], why);
+}
+
+/* Decides how one [varname_id, value] pair of the frame at depth (0: the
+ * top level) is written after the value rules: returns 1 with *out set,
+ * 0 when the rules drop it, or a negative code. where is CTR_FILTER_ARGS
+ * for a call's arguments, 0 to ask var_where. */
+static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where,
+                      ctr_writer_var_t *out, const char **why) {
   const frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
   const func_t *f = fr ? &s->funcs.v[fr->func] : NULL;
   uint32_t vid;
   int action, held;
-  int64_t tid;
 
+  out->pair = pair;
+  out->redacted = false;
   if (s->nvalue_rules == 0)
-    return ctr_value_render_pair(&s->ops, pair, out, why) < 0 ? CTR_EPROTO : 1;
+    return 1;
   if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
       !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->names.n)
     return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
@@ -1237,40 +1196,18 @@ static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
     hide(s, t, &pair->via.array.ptr[1], vid, depth, action);
   if (action == CTR_FILTER_DROP)
     return 0;
-  if (action == CTR_FILTER_KEEP)
-    return ctr_value_render_pair(&s->ops, pair, out, why) < 0 ? CTR_EPROTO : 1;
-  tid = redacted_type(s);
-  ctr_buf_frag(out, map_name(s, vid));
-  ctr_buf_puts(out, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
-  ctr_json_i64(out, tid);
-  ctr_buf_puts(out, "}}");
+  out->redacted = action != CTR_FILTER_KEEP;
   return 1;
 }
 
-/* A Step at a line of p, which is mapped. */
-static void step_record(ctr_session_t *s, const path_t *p, int64_t line) {
-  ctr_buf_t *b = ctr_trace_record(s->trace);
-
-  ctr_buf_frag(b, &p->step);
-  ctr_json_i64(b, line);
-  ctr_buf_puts(b, "}}");
-  s->st.steps++;
-}
-
 /* A step at the callee's definition line (the call's location, R3), then
- * the Call with its rendered arguments. The function is already mapped. */
-static void call_record(ctr_session_t *s, uint32_t func, const char *args,
-                        size_t n) {
-  const func_t *f = &s->funcs.v[func];
-  ctr_buf_t *b;
+ * the Call with its nargs arguments from s->vars, already checked. The
+ * function is already mapped. */
+static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs) {
+  const char *why;
 
-  step_record(s, &s->paths.v[f->path_id], f->line);
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
-  ctr_json_i64(b, f->tid);
-  ctr_buf_puts(b, ",\"args\":[");
-  ctr_buf_add(b, args, n);
-  ctr_buf_puts(b, "]}}");
+  ctr_writer_call(s->trace, s->funcs.v[func].tid, s->vars, nargs, &why);
+  s->st.steps++;
   s->st.calls++;
 }
 
@@ -1302,8 +1239,8 @@ static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   if ((rc = ensure_trace(s)) != 0)
     return fail(why, "cannot create the trace folder", rc);
-  map_path(s, m->u.step.path_id);
-  step_record(s, &s->paths.v[m->u.step.path_id], m->u.step.line);
+  ctr_writer_step(s->trace, map_path(s, m->u.step.path_id), m->u.step.line);
+  s->st.steps++;
   return 0;
 }
 
@@ -1356,21 +1293,18 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   push_frame(t, fid, flags | FRAME_EMITTED);
   if (s->nvalue_rules)
     note_args(t, args);
-  s->scratch.len = 0;
+  vars_room(s, args->via.array.size);
   for (i = 0; s->values != CTR_VALUES_NONE && i < args->via.array.size; i++) {
-    size_t mark = s->scratch.len;
-    if (n)
-      ctr_buf_add(&s->scratch, ",", 1);
-    rc = render_var(s, t, t->nframes, &args->via.array.ptr[i], CTR_FILTER_ARGS,
-                    &s->scratch, why);
+    rc = decide_var(s, t, t->nframes, &args->via.array.ptr[i], CTR_FILTER_ARGS,
+                    &s->vars[n], why);
     if (rc < 0)
       return rc;
-    if (rc == 0)
-      s->scratch.len = mark;
-    else
-      n++;
+    n += (uint32_t)rc;
   }
-  call_record(s, fid, s->scratch.data, s->scratch.len);
+  if (ctr_writer_call(s->trace, s->funcs.v[fid].tid, s->vars, n, why) != 0)
+    return CTR_EPROTO;
+  s->st.steps++;
+  s->st.calls++;
   t->step_kept = true;
   return 0;
 }
@@ -1378,13 +1312,9 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   thread_t *t = cur_thread(s);
   frame_t *fr = top_frame(t), f;
-  ctr_buf_t *b;
   int action = CTR_FILTER_KEEP, held;
-  int64_t tid, rc;
+  bool write;
 
-  /* The value is checked even when it is not written; with no trace to
-   * write it to, its ids are only range-checked. */
-  s->scratch.len = 0;
   if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules) {
     action = ctr_filter_value(s->filter,
                               s->paths.v[s->funcs.v[fr->func].path_id].text,
@@ -1394,17 +1324,12 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     if (held > action)
       action = held;
   }
-  /* A value that is not written declares no types in the trace, so the
-   * trace is the same whether or not the client sent it. */
-  s->dry = !(fr && (fr->flags & FRAME_EMITTED)) ||
-           s->values == CTR_VALUES_NONE || action != CTR_FILTER_KEEP;
-  /* Dry ids are not the trace's: what they render is not kept. */
-  if (s->dry)
-    s->ops.cache_key = 0;
-  rc = ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why);
-  s->dry = false;
-  set_cache_key(s);
-  if (rc < 0)
+  /* The value is checked even when it is not written; a value that is not
+   * written declares nothing in the trace, so the trace is the same
+   * whether or not the client sent it. */
+  write = fr && (fr->flags & FRAME_EMITTED) && s->values != CTR_VALUES_NONE &&
+          action == CTR_FILTER_KEEP;
+  if (!write && check_value(s, m->u.ret.value, why) != 0)
     return CTR_EPROTO;
   if (fr == NULL) {
     /* More returns than calls would make the reader panic. */
@@ -1420,20 +1345,11 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   if (action != CTR_FILTER_KEEP)
     hide(s, t, m->u.ret.value, RETURN_NAME, t->nframes, action);
   if (f.flags & FRAME_EMITTED) {
-    /* A record must not be interleaved: the type comes first. */
-    tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Return\":{\"return_value\":");
-    if (s->values == CTR_VALUES_NONE || action == CTR_FILTER_DROP) {
-      ctr_buf_puts(b, "{\"kind\":\"None\",\"type_id\":0}");
-    } else if (action == CTR_FILTER_REDACT) {
-      ctr_buf_puts(b, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
-      ctr_json_i64(b, tid);
-      ctr_buf_add(b, "}", 1);
-    } else {
-      ctr_buf_add(b, s->scratch.data, s->scratch.len);
-    }
-    ctr_buf_puts(b, "}}");
+    if (ctr_writer_return(s->trace, write ? m->u.ret.value : NULL,
+                          action == CTR_FILTER_REDACT &&
+                              s->values != CTR_VALUES_NONE,
+                          why) != 0)
+      return CTR_EPROTO;
     s->st.returns++;
   } else {
     s->st.filtered++;
@@ -1442,32 +1358,6 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     s->while_depth--;
     gate_open(s);
   }
-  return 0;
-}
-
-/* A flat variable's Value record, rendered in place: its name and type are
- * declared before the record starts, so nothing comes between. The same
- * text render_var gives. */
-static int flat_record(ctr_session_t *s, const ctr_flat_var_t *v,
-                       const char **why) {
-  const ctr_json_frag_t *name = map_name(s, v->vid), *type;
-  ctr_buf_t *b;
-
-  if (name == NULL)
-    return fail(why, "variable name id out of range", CTR_EPROTO);
-  if ((type = map_type(s, v->tid)) == NULL)
-    return fail(why, "value type id out of range", CTR_EPROTO);
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Value\":");
-  ctr_buf_frag(b, name);
-  if (ctr_value_render_scalar(&s->ops, v->vk,
-                              v->vk == CTR_V_NONE ? NULL : &v->payload, b,
-                              why) < 0) {
-    ctr_trace_unrecord(s->trace);
-    return CTR_EPROTO;
-  }
-  ctr_buf_frag(b, type);
-  ctr_buf_add(b, "}}", 2);
   return 0;
 }
 
@@ -1491,31 +1381,19 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const ctr_flat_var_t *flat = m->u.vars.flat;
   uint32_t i, n = v ? v->via.array.size : m->u.vars.nflat;
   msgpack_object tmp[6];
-  ctr_buf_t *b;
+  ctr_writer_var_t var;
   int rc;
 
   if (!t->step_kept || s->trace == NULL || s->values != CTR_VALUES_ALL)
     return 0;
   for (i = 0; i < n; i++) {
-    /* A REF's value may need Type records: it is rendered before its
-     * record starts. */
-    if (v == NULL && s->nvalue_rules == 0 && flat[i].vk != CTR_V_REF) {
-      if ((rc = flat_record(s, &flat[i], why)) != 0)
-        return rc;
-      continue;
-    }
     pair =
         v ? &v->via.array.ptr[i] : flat_pair(&flat[i], &s->flat_refs[i], tmp);
-    s->scratch.len = 0;
-    rc = render_var(s, t, t->nframes, pair, 0, &s->scratch, why);
+    rc = decide_var(s, t, t->nframes, pair, 0, &var, why);
     if (rc < 0)
       return rc;
-    if (rc == 0)
-      continue;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Value\":");
-    ctr_buf_add(b, s->scratch.data, s->scratch.len);
-    ctr_buf_add(b, "}", 1);
+    if (rc == 1 && ctr_writer_value(s->trace, &var, why) != 0)
+      return CTR_EPROTO;
   }
   return 0;
 }
@@ -1571,8 +1449,7 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     if (f.flags & FRAME_WHILE)
       s->while_depth--;
     if ((f.flags & FRAME_EMITTED) && s->trace) {
-      ctr_buf_puts(ctr_trace_record(s->trace),
-                   "{\"Return\":{\"return_value\":{\"kind\":\"None\",\"type_id\":0}}}");
+      ctr_writer_return(s->trace, NULL, false, why);
       s->st.returns++;
     }
   }
@@ -1732,78 +1609,37 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 
 /* ---- metadata and lifecycle ------------------------------------------- */
 
-static void iso_time(ctr_buf_t *b, time_t t) {
-  char tmp[32];
-  struct tm tm;
+static void write_meta(ctr_session_t *s) {
+  ctr_writer_meta_t m = {
+      .session = s->id,
+      .state = s->state,
+      .lang = s->lang,
+      .lang_version = s->lang_version,
+      .pid = s->pid,
+      .ppid = s->ppid,
+      .uid = s->uid,
+      .interval = s->interval,
+      .start = s->interval_start,
+      .end = s->interval_end,
+      .end_reason = s->end_reason,
+      .exited = s->bye,
+      .exit_status = s->exit_status,
+      .received = s->st.received,
+      .steps = s->st.steps,
+      .calls = s->st.calls,
+      .returns = s->st.returns,
+      .events = s->st.events,
+      .filtered = s->st.filtered,
+      .dropped = s->st.dropped,
+      .lost = s->st.lost,
+      .threads = s->nthreads,
+      .values = s->values == CTR_VALUES_ALL    ? "all"
+                : s->values == CTR_VALUES_ARGS ? "args"
+                                               : "none",
+      .filter = s->filter_text,
+  };
 
-  gmtime_r(&t, &tm);
-  strftime(tmp, sizeof(tmp), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
-  ctr_buf_puts(b, tmp);
-}
-
-static void render_meta(ctr_session_t *s) {
-  ctr_buf_t b = {0};
-
-  ctr_buf_puts(&b, "{\"version\":\"" CTREC_VERSION "\",\"session\":");
-  ctr_json_u64(&b, s->id);
-  ctr_buf_puts(&b, ",\"daemon_pid\":");
-  ctr_json_i64(&b, (int64_t)getpid());
-  ctr_buf_puts(&b, ",\"state\":");
-  ctr_json_str(&b, s->state, strlen(s->state));
-  ctr_buf_puts(&b, ",\"lang\":");
-  ctr_json_str(&b, s->lang, strlen(s->lang));
-  ctr_buf_puts(&b, ",\"lang_version\":");
-  ctr_json_str(&b, s->lang_version, strlen(s->lang_version));
-  ctr_buf_puts(&b, ",\"pid\":");
-  ctr_json_i64(&b, s->pid);
-  ctr_buf_puts(&b, ",\"ppid\":");
-  ctr_json_i64(&b, s->ppid);
-  ctr_buf_puts(&b, ",\"uid\":");
-  ctr_json_u64(&b, s->uid);
-  ctr_buf_puts(&b, ",\"interval\":{\"index\":");
-  ctr_json_u64(&b, s->interval);
-  ctr_buf_puts(&b, ",\"start\":");
-  iso_time(&b, s->interval_start);
-  ctr_buf_puts(&b, ",\"end\":");
-  if (s->interval_end)
-    iso_time(&b, s->interval_end);
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_puts(&b, ",\"end_reason\":");
-  if (s->end_reason)
-    ctr_json_str(&b, s->end_reason, strlen(s->end_reason));
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_puts(&b, "},\"exit_status\":");
-  if (s->bye)
-    ctr_json_i64(&b, s->exit_status);
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_printf(&b,
-                 ",\"counters\":{\"received\":%llu,\"records\":%llu,"
-                 "\"steps\":%llu,\"calls\":%llu,\"returns\":%llu,"
-                 "\"events\":%llu,\"filtered\":%llu,\"dropped\":%llu,"
-                 "\"lost\":%llu},\"threads\":%u}",
-                 (unsigned long long)s->st.received,
-                 (unsigned long long)ctr_trace_records(s->trace),
-                 (unsigned long long)s->st.steps,
-                 (unsigned long long)s->st.calls,
-                 (unsigned long long)s->st.returns,
-                 (unsigned long long)s->st.events,
-                 (unsigned long long)s->st.filtered,
-                 (unsigned long long)s->st.dropped,
-                 (unsigned long long)s->st.lost, s->nthreads);
-  /* The closing brace above ends the object; the filter goes before it. */
-  b.len--;
-  ctr_buf_puts(&b, ",\"values\":");
-  ctr_buf_puts(&b, s->values == CTR_VALUES_ALL    ? "\"all\""
-                   : s->values == CTR_VALUES_ARGS ? "\"args\""
-                                                  : "\"none\"");
-  ctr_buf_puts(&b, ",\"filter\":");
-  ctr_json_str(&b, s->filter_text, strlen(s->filter_text));
-  ctr_buf_add(&b, "}", 1);
-  ctr_trace_set_meta(s->trace, b.data, b.len);
-  ctr_buf_free(&b);
+  ctr_writer_metadata(s->trace, &m);
 }
 
 int ctr_session_flush(ctr_session_t *s) {
@@ -1811,15 +1647,15 @@ int ctr_session_flush(ctr_session_t *s) {
 
   if (s->trace == NULL)
     return 0;
-  if (!ctr_trace_dirty(s->trace) && s->st.written == ctr_trace_records(s->trace))
+  if (!ctr_writer_dirty(s->trace) && s->st.written == ctr_writer_records(s->trace))
     return 0;
-  s->st.written = ctr_trace_records(s->trace);
-  render_meta(s);
-  rc = ctr_trace_flush(s->trace);
+  s->st.written = ctr_writer_records(s->trace);
+  write_meta(s);
+  rc = ctr_writer_flush(s->trace);
   /* Logged when writing starts failing, not at every flush after. */
   if (rc != 0 && !s->write_failed)
     CTR_ERROR("session %llu: cannot write %s: %s", (unsigned long long)s->id,
-              ctr_trace_dir(s->trace), ctr_strerror(rc));
+              ctr_writer_dir(s->trace), ctr_strerror(rc));
   s->write_failed = rc != 0;
   return rc;
 }
@@ -1871,7 +1707,7 @@ void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
   ctr_filter_free(s->filter);
   s->filter = ctr_filter_ref(s->cfg->filter);
   ctr_filter_values(s->filter, &s->nvalue_rules);
-  set_cache_key(s);
+  set_reuse(s);
   ctr_filter_free(s->while_in);
   s->while_in = compile_while_in(s->cfg);
   s->values = s->cfg->record_values;
@@ -1908,7 +1744,7 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
 }
 
 size_t ctr_session_pending(const ctr_session_t *s) {
-  return s->trace ? ctr_trace_pending(s->trace) : 0;
+  return s->trace ? ctr_writer_pending(s->trace) : 0;
 }
 
 uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
@@ -1923,7 +1759,7 @@ static const char *session_state(const ctr_session_t *s) {
   return "resuming";
 }
 static const char *trace_dir(const ctr_session_t *s) {
-  return s->trace ? ctr_trace_dir(s->trace) : NULL;
+  return s->trace ? ctr_writer_dir(s->trace) : NULL;
 }
 
 void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
@@ -1941,7 +1777,7 @@ void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
   ctr_pack_kv_str(pk, "reason", s->trace ? "" : gate_closed(s) ? gate_closed(s) : "");
   ctr_pack_kv_str(pk, "filter", s->filter_text);
   ctr_pack_kv_u64(pk, "received", s->st.received);
-  ctr_pack_kv_u64(pk, "written", s->trace ? ctr_trace_records(s->trace) : 0);
+  ctr_pack_kv_u64(pk, "written", s->trace ? ctr_writer_records(s->trace) : 0);
   ctr_pack_kv_str(pk, "trace", dir ? dir : "");
   ctr_pack_kv_u64(pk, "dropped", s->st.dropped + s->st.lost);
 }
@@ -1950,7 +1786,7 @@ void ctr_session_free(ctr_session_t *s) {
   uint32_t i;
 
   if (s->trace)
-    ctr_trace_close(s->trace);
+    ctr_writer_close(s->trace);
   for (i = 0; i < s->paths.n; i++) {
     free(s->paths.v[i].text);
     free(s->paths.v[i].source);
@@ -1990,7 +1826,10 @@ void ctr_session_free(ctr_session_t *s) {
   free(s->lang_version);
   free(s->program);
   free(s->cwd);
-  free(s->args_json);
+  for (i = 0; i < s->nargs; i++)
+    free(s->args[i]);
+  free(s->args);
+  free(s->vars);
   free(s->state);
   free(s);
 }
