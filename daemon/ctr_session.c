@@ -21,6 +21,7 @@
 #include "ctr_filter.h"
 #include "ctr_map.h"
 #include "ctr_path.h"
+#include "ctr_uuid.h"
 #include "ctr_value.h"
 #include "ctr_vdef.h"
 #include "ctr_writer.h"
@@ -568,10 +569,17 @@ static int open_interval(ctr_session_t *s) {
       .floats_as_strings = s->floats_as_strings,
       .max_depth = s->max_depth,
   };
+  char id[CTR_UUID_LEN + 1];
   int64_t top;
   int rc;
 
   reset_trace_ids(s);
+  if ((rc = ctr_uuid7(id)) != 0) {
+    CTR_ERROR("session %llu: cannot make a recording id: %s",
+              (unsigned long long)s->id, ctr_strerror(rc));
+    return rc;
+  }
+  o.recording_id = id;
   rc = ctr_writer_open(&s->trace, &ctr_writer_json, &o);
   if (rc != 0) {
     CTR_ERROR("session %llu: cannot create a trace folder in %s: %s",

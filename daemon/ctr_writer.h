@@ -45,6 +45,7 @@ typedef struct ctr_writer_opts_s {
   const char *workdir, *program;
   const char *const *args;
   size_t nargs;
+  const char *recording_id; /* a UUIDv7 (ctr_uuid.h), one per folder */
   ctr_writer_ids_t ids;
   bool floats_as_strings; /* output.float_format: string */
   uint32_t max_depth;     /* limits.max_depth */

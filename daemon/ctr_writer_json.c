@@ -115,7 +115,7 @@ static int json_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
   ctr_buf_add(&args, "]", 1);
   ctr_buf_add(&args, "", 1);
   rc = ctr_trace_open(&j->trace, o->root, o->name, o->pid, o->started,
-                      o->interval, o->workdir, o->program, args.data);
+                      o->interval, o->workdir, o->program, args.data, o->recording_id);
   ctr_buf_free(&args);
   if (rc != 0) {
     free(j);

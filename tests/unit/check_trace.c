@@ -16,6 +16,9 @@
 #include "ctr_trace.h"
 #include "ctr_value.h"
 
+/* A recording id for the trace folders written here. */
+#define ID "0190a6b4-0c2e-7d3f-8a1b-2c3d4e5f6a7b"
+
 static char *json_of(const char *s, size_t n) {
   ctr_buf_t b = {0};
 
@@ -310,7 +313,7 @@ START_TEST(trace_is_closed_json_after_every_flush) {
 
   ck_assert_ptr_nonnull(mkdtemp(root));
   ck_assert_int_eq(ctr_trace_open(&t, root, "/x/prog.rb", 42, 0, 1, "/w", "/x/prog.rb",
-                                  "[\"a\"]"), 0);
+                                  "[\"a\"]", ID), 0);
   dir = ctr_trace_dir(t);
   text = slurp(dir, "trace.json");
   ck_assert_str_eq(text, "[\n]\n");
@@ -331,7 +334,8 @@ START_TEST(trace_is_closed_json_after_every_flush) {
   free(text);
   text = slurp(dir, "trace_metadata.json");
   ck_assert_str_eq(text, "{\"workdir\":\"/w\",\"program\":\"/x/prog.rb\","
-                         "\"args\":[\"a\"],\"ctrec\":{\"state\":\"complete\"}}\n");
+                         "\"args\":[\"a\"],\"recording_id\":\"" ID "\","
+                         "\"ctrec\":{\"state\":\"complete\"}}\n");
   free(text);
   text = slurp(dir, "files/x/prog.rb");
   ck_assert_str_eq(text, "a = 1\n");
@@ -347,11 +351,11 @@ START_TEST(folder_names_are_safe) {
   ctr_trace_t *t;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "-c", 7, 0, 1, "/", "-c", "[]"), 0);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "-c", 7, 0, 1, "/", "-c", "[]", ID), 0);
   base = strrchr(ctr_trace_dir(t), '/') + 1;
   ck_assert_str_eq(base, "_c-7-19700101T000000Z");
   ctr_trace_close(t);
-  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/../a b.rb", 7, 0, 3, "/", "p", "[]"),
+  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/../a b.rb", 7, 0, 3, "/", "p", "[]", ID),
                    0);
   base = strrchr(ctr_trace_dir(t), '/') + 1;
   ck_assert_str_eq(base, "a_b.rb-7-19700101T000000Z-3");
@@ -364,7 +368,7 @@ START_TEST(source_paths_cannot_escape) {
   ctr_trace_t *t;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 2, "/", "p", "[]"), 0);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 2, "/", "p", "[]", ID), 0);
   ck_assert_int_eq(ctr_trace_source(t, "/a/../../etc/x", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/..", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/./b/c.rb", "x", 1), 0);
