@@ -19,6 +19,7 @@
 #include "ctr_error.h"
 #include "ctr_log.h"
 #include "ctr_filter.h"
+#include "ctr_gate.h"
 #include "ctr_map.h"
 #include "ctr_path.h"
 #include "ctr_uuid.h"
@@ -123,7 +124,6 @@ struct ctr_session_s {
   char **args;
   size_t nargs;
   time_t started, ended;
-  int64_t process_start_ms; /* realtime clock at the client's HELLO */
   bool bye;
   int64_t exit_status;
   char *state; /* "recording", "complete", "aborted: ..." */
@@ -133,9 +133,7 @@ struct ctr_session_s {
   time_t interval_start, interval_end;
   int64_t interval_start_ms;
   const char *end_reason;     /* why the last interval ended */
-  bool user_on;               /* record.start and ctrecctl start|stop */
-  const char *limit_hit;      /* a record.max_* limit ended an interval */
-  uint32_t while_depth;       /* open record.while_in calls */
+  ctr_gate_t gate;            /* whether the session records now */
   ctr_filter_t *while_in;     /* record.while_in as function rules */
   ctr_session_hooks_t hooks;
   bool client_paused;         /* we sent PAUSE and no RESUME since */
@@ -297,8 +295,8 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
     s->args[i] = ctr_xstrndup(a.ptr ? a.ptr : "", a.len);
   }
   s->started = time(NULL);
-  s->process_start_ms = h->realtime_ns > 0 ? h->realtime_ns / 1000000 : now_ms();
-  s->user_on = cfg->record_start == CTR_RECORD_RECORDING;
+  ctr_gate_init(&s->gate, s->cfg,
+                h->realtime_ns > 0 ? h->realtime_ns / 1000000 : now_ms());
   s->while_in = compile_while_in(cfg);
   s->hooks = *hooks;
   s->exit_status = -1;
@@ -654,40 +652,9 @@ static void close_interval(ctr_session_t *s, const char *state,
 
 /* ---- recording gate ----------------------------------------------------- */
 
-static bool in_window(const ctr_session_t *s) {
-  const ctr_config_t *cfg = s->cfg;
-  int64_t now;
-  size_t i;
-
-  if (cfg->record_nwindows == 0)
-    return true;
-  now = now_ms();
-  for (i = 0; i < cfg->record_nwindows; i++) {
-    const ctr_record_window_t *w = &cfg->record_windows[i];
-    if (w->absolute) {
-      if ((!w->has_at || now >= w->at_ms) && (!w->has_until || now < w->until_ms))
-        return true;
-    } else {
-      int64_t rel = now - s->process_start_ms;
-      if (rel >= (int64_t)w->after_ms &&
-          (!w->has_for || rel < (int64_t)(w->after_ms + w->for_ms)))
-        return true;
-    }
-  }
-  return false;
-}
-
 /* Why the session does not record now, or NULL when it does. */
 static const char *gate_closed(const ctr_session_t *s) {
-  if (!s->user_on)
-    return "stopped";
-  if (s->limit_hit)
-    return s->limit_hit;
-  if (!in_window(s))
-    return "outside record.windows";
-  if (s->while_in && s->while_depth == 0)
-    return "outside record.while_in";
-  return NULL;
+  return ctr_gate_closed(&s->gate, now_ms());
 }
 
 /* Ends the interval when the gate closed; true while it is open. A client
@@ -695,7 +662,7 @@ static const char *gate_closed(const ctr_session_t *s) {
  * daemon must see the calls, so the client stays on. */
 static bool gate_open(ctr_session_t *s) {
   const char *why = gate_closed(s);
-  bool pause = why && strcmp(why, "outside record.while_in") != 0;
+  bool pause = ctr_gate_pauses(why);
 
   if (why && s->trace)
     close_interval(s, "complete", why);
@@ -711,19 +678,15 @@ static bool gate_open(ctr_session_t *s) {
 
 /* Ends the interval at the first record.max_* limit it reaches. */
 static void check_limits(ctr_session_t *s) {
-  const ctr_config_t *cfg = s->cfg;
+  const char *hit;
 
   if (s->trace == NULL)
     return;
-  if (cfg->record_max_events && ctr_writer_records(s->trace) >= cfg->record_max_events)
-    s->limit_hit = "record.max_events reached";
-  else if (cfg->record_max_bytes && ctr_writer_bytes(s->trace) >= cfg->record_max_bytes)
-    s->limit_hit = "record.max_bytes reached";
-  else if (cfg->record_max_duration_ms &&
-           now_ms() - s->interval_start_ms >= (int64_t)cfg->record_max_duration_ms)
-    s->limit_hit = "record.max_duration reached";
-  if (s->limit_hit)
-    close_interval(s, "complete", s->limit_hit);
+  hit = ctr_gate_limits(&s->gate, ctr_writer_records(s->trace),
+                        ctr_writer_bytes(s->trace), s->interval_start_ms,
+                        now_ms());
+  if (hit)
+    close_interval(s, "complete", hit);
 }
 
 /* Opens the interval's trace on its first record. */
@@ -1273,7 +1236,7 @@ static uint8_t enter_flags(ctr_session_t *s, const thread_t *t, uint32_t fid) {
 
   if (is_while_in(s, fid)) {
     flags |= FRAME_WHILE;
-    s->while_depth++;
+    s->gate.while_depth++;
   }
   return flags;
 }
@@ -1363,7 +1326,7 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     s->st.filtered++;
   }
   if (f.flags & FRAME_WHILE) {
-    s->while_depth--;
+    s->gate.while_depth--;
     gate_open(s);
   }
   return 0;
@@ -1455,7 +1418,7 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     if (f.flags & FRAME_TREE)
       t->trees--;
     if (f.flags & FRAME_WHILE)
-      s->while_depth--;
+      s->gate.while_depth--;
     if ((f.flags & FRAME_EMITTED) && s->trace) {
       ctr_writer_return(s->trace, NULL, false, why);
       s->st.returns++;
@@ -1691,17 +1654,15 @@ void ctr_session_tick(ctr_session_t *s) {
 }
 
 int ctr_session_control(ctr_session_t *s, bool on) {
-  bool was = s->user_on && s->limit_hit == NULL;
+  bool changed;
 
   if (s->ended)
     return 0;
-  s->user_on = on;
-  if (on)
-    s->limit_hit = NULL; /* a manual start begins a fresh interval */
+  changed = ctr_gate_control(&s->gate, on);
   if (s->trace && !on)
     close_interval(s, "complete", "stopped by ctrecctl");
   gate_open(s);
-  return was != on;
+  return changed;
 }
 
 void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
@@ -1712,6 +1673,7 @@ void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
 
   ctr_config_unref(s->cfg);
   s->cfg = ctr_config_ref(cfg);
+  s->gate.cfg = s->cfg;
   ctr_filter_free(s->filter);
   s->filter = ctr_filter_ref(s->cfg->filter);
   ctr_filter_values(s->filter, &s->nvalue_rules);
