@@ -1,17 +1,14 @@
 /* ctr_session.c: applies one client's messages to its trace.
  *
- * Shim ids are dense per connection and map lazily to trace ids, because a
- * CodeTracer id is the position of its defining record in one trace: a path,
- * function, type or name is written into the trace the first time a record
- * uses it. */
+ * The session decides what is recorded (the filter, the value rules, the
+ * recording gate, the threads' shadow stacks) and says it to the trace
+ * writer record by record; interning (ctr_intern.c) maps the client's ids
+ * to the trace's. */
 #include "ctr_session.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,46 +17,12 @@
 #include "ctr_log.h"
 #include "ctr_filter.h"
 #include "ctr_gate.h"
+#include "ctr_intern.h"
 #include "ctr_map.h"
-#include "ctr_path.h"
 #include "ctr_uuid.h"
 #include "ctr_value.h"
 #include "ctr_vdef.h"
 #include "ctr_writer.h"
-
-typedef struct path_s {
-  char *text;
-  uint32_t len;
-  int64_t tid;  /* trace path id, -1 until used */
-  int8_t action; /* filter decision for top-level lines, -1 until asked */
-  char *source; /* text from SOURCE, kept to fill files/ of later traces */
-  uint32_t source_len;
-} path_t;
-
-typedef struct func_s {
-  uint32_t path_id;
-  int64_t line;
-  char *name;    /* as selectors see it (ctr_filter_names) */
-  char *label;   /* as the trace shows it: FUNC's name */
-  uint32_t len;  /* of label */
-  int64_t tid;
-  char *module;  /* as selectors see it, or NULL */
-  int8_t action; /* filter decision, -1 until asked */
-  int8_t while_in; /* matches record.while_in, -1 until asked */
-} func_t;
-
-typedef struct type_s {
-  int kind;
-  char *name;
-  uint32_t len;
-  int64_t tid; /* trace type id, -1 until used */
-} type_t;
-
-typedef struct name_s {
-  char *text;
-  uint32_t len;
-  int64_t tid; /* trace variable name id, -1 until used */
-} name_t;
 
 /* One open call of the traced thread. Calls into filtered code stay on
  * this stack without reaching the trace, so their returns are matched. */
@@ -107,7 +70,6 @@ typedef struct thread_s {
   uint32_t nhidden, hcap;
 } thread_t;
 
-#define TABLE(T) struct { T *v; uint32_t n, cap; }
 
 /* Rendered records kept while writing fails, before the session ends. */
 #define PENDING_MAX (64u << 20)
@@ -115,8 +77,7 @@ typedef struct thread_s {
 struct ctr_session_s {
   uint64_t id;
   const ctr_config_t *cfg; /* a reference: HELLO's snapshot, then reloads' */
-  uint32_t max_ids, max_source; /* limits.* at HELLO, kept across reloads */
-  uint32_t max_depth;
+  uint32_t max_depth; /* limits.max_depth at HELLO, kept across reloads */
   bool floats_as_strings; /* output.float_format at HELLO */
   uid_t uid;
   int64_t pid, ppid;
@@ -145,12 +106,7 @@ struct ctr_session_s {
   ctr_wire_rule_t *wire_rules; /* the filter's code rules, for the client */
   uint32_t nwire_rules;
 
-  TABLE(path_t) paths;
-  TABLE(func_t) funcs;
-  TABLE(type_t) types;
-  TABLE(name_t) names;
-  ctr_map_t struct_types; /* shim type + field names -> trace type id */
-  ctr_map_t trace_paths;  /* path text -> trace path id */
+  ctr_intern_t in; /* limits.max_ids and max_source at HELLO */
 
   thread_t *threads;
   uint32_t nthreads, cur; /* cur indexes threads */
@@ -176,20 +132,6 @@ struct ctr_session_s {
   uint32_t value_refs;
   msgpack_object flat_refs[CTR_FLAT_VARS]; /* a flat VARS's REFs, ingested */
 };
-
-#define TABLE_PUSH(t, item)                                                    \
-  do {                                                                         \
-    if ((t).n == (t).cap) {                                                    \
-      (t).cap = (t).cap ? (t).cap * 2 : 64;                                    \
-      (t).v = ctr_xrealloc((t).v, sizeof(*(t).v) * (t).cap);                   \
-    }                                                                          \
-    (t).v[(t).n++] = (item);                                                   \
-  } while (0)
-
-static int64_t map_type(void *ctx, uint32_t tid);
-static int64_t map_name(void *ctx, uint32_t vid);
-static int64_t map_struct(void *ctx, uint32_t tid, const uint32_t *vids,
-                          const int64_t *tids, uint32_t n);
 
 /* The effective filter as YAML text, for trace_metadata.json. */
 static char *describe_filter(const ctr_filter_t *f) {
@@ -278,8 +220,6 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
     return CTR_ENOMEM;
   s->id = id;
   s->cfg = ctr_config_ref(cfg);
-  s->max_ids = cfg->max_ids;
-  s->max_source = cfg->max_source;
   s->uid = uid;
   s->pid = h->pid;
   s->ppid = h->ppid;
@@ -287,6 +227,7 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->lang_version = dup_str(h->lang_version, "");
   s->program = dup_str(h->program, "");
   s->cwd = dup_str(h->cwd, "/");
+  ctr_intern_init(&s->in, id, s->lang, uid, cfg->max_ids, cfg->max_source);
   s->nargs = h->args ? h->args->via.array.size : 0;
   s->args = ctr_xmalloc(sizeof(*s->args) * (s->nargs ? s->nargs : 1));
   for (i = 0; i < s->nargs; i++) {
@@ -321,152 +262,6 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
 
 /* ---- trace-side interning ---------------------------------------------- */
 
-/* Reads a source file the shim did not send, only when the peer could read
- * it too: a daemon running as root must not copy other users' files. */
-static char *read_source(const ctr_session_t *s, const char *path,
-                         uint32_t *len) {
-  struct stat sb;
-  char *buf;
-  ssize_t n;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-  if (fd < 0)
-    return NULL;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-      (uint64_t)sb.st_size > s->max_source ||
-      !(sb.st_uid == s->uid || (sb.st_mode & S_IROTH))) {
-    close(fd);
-    return NULL;
-  }
-  buf = ctr_xmalloc((size_t)sb.st_size + 1);
-  n = pread(fd, buf, (size_t)sb.st_size, 0);
-  close(fd);
-  if (n < 0) {
-    free(buf);
-    return NULL;
-  }
-  *len = (uint32_t)n;
-  return buf;
-}
-
-static bool is_pseudo(const char *p, size_t n) { return n == 0 || p[0] == '<'; }
-
-static void copy_source(ctr_session_t *s, const path_t *p) {
-  char *text;
-  uint32_t len = 0;
-  int rc;
-
-  if (is_pseudo(p->text, p->len) && p->source == NULL)
-    return;
-  if (p->source) {
-    rc = ctr_writer_source(s->trace, p->text, p->source, p->source_len);
-  } else {
-    text = read_source(s, p->text, &len);
-    if (text == NULL)
-      return;
-    rc = ctr_writer_source(s->trace, p->text, text, len);
-    free(text);
-  }
-  if (rc != 0)
-    CTR_WARN("session %llu: cannot copy source %s: %s",
-             (unsigned long long)s->id, p->text, ctr_strerror(rc));
-}
-
-static int64_t trace_path(ctr_session_t *s, const char *text, uint32_t len) {
-  int64_t tid = ctr_map_get(&s->trace_paths, text, len);
-
-  if (tid < 0) {
-    tid = ctr_writer_path(s->trace, text, len);
-    ctr_map_put(&s->trace_paths, text, len, tid);
-  }
-  return tid;
-}
-
-static int64_t map_path(ctr_session_t *s, uint32_t id) {
-  path_t *p;
-
-  if (id >= s->paths.n)
-    return CTR_ERANGE;
-  p = &s->paths.v[id];
-  if (p->tid < 0) {
-    p->tid = trace_path(s, p->text, p->len);
-    copy_source(s, p);
-  }
-  return p->tid;
-}
-
-static int64_t map_type(void *ctx, uint32_t id) {
-  ctr_session_t *s = ctx;
-  type_t *t;
-
-  if (id >= s->types.n)
-    return CTR_ERANGE;
-  t = &s->types.v[id];
-  if (t->tid < 0)
-    t->tid = ctr_writer_type(s->trace, t->kind, t->name, t->len);
-  return t->tid;
-}
-
-static int64_t map_name(void *ctx, uint32_t id) {
-  ctr_session_t *s = ctx;
-  name_t *v;
-
-  if (id >= s->names.n)
-    return CTR_ERANGE;
-  v = &s->names.v[id];
-  if (v->tid < 0)
-    v->tid = ctr_writer_varname(s->trace, v->text, v->len);
-  return v->tid;
-}
-
-static int64_t map_struct(void *ctx, uint32_t id, const uint32_t *vids,
-                          const int64_t *tids, uint32_t n) {
-  ctr_session_t *s = ctx;
-  ctr_buf_t key = {0};
-  const char **fields;
-  uint32_t *lens, i;
-  type_t *t;
-  int64_t tid;
-
-  if (id >= s->types.n)
-    return CTR_ERANGE;
-  t = &s->types.v[id];
-  ctr_buf_add(&key, &id, sizeof(id));
-  ctr_buf_add(&key, vids, sizeof(*vids) * n);
-  tid = ctr_map_get(&s->struct_types, key.data, key.len);
-  if (tid < 0) {
-    fields = ctr_xmalloc(sizeof(*fields) * (n ? n : 1));
-    lens = ctr_xmalloc(sizeof(*lens) * (n ? n : 1));
-    for (i = 0; i < n; i++) {
-      fields[i] = s->names.v[vids[i]].text;
-      lens[i] = s->names.v[vids[i]].len;
-    }
-    tid = ctr_writer_struct_type(s->trace, t->name, t->len, fields, lens, tids,
-                                 n);
-    ctr_map_put(&s->struct_types, key.data, key.len, tid);
-    free(fields);
-    free(lens);
-  }
-  ctr_buf_free(&key);
-  return tid;
-}
-
-static int64_t map_func(ctr_session_t *s, uint32_t id) {
-  func_t *f;
-  int64_t pid;
-
-  if (id >= s->funcs.n)
-    return CTR_ERANGE;
-  f = &s->funcs.v[id];
-  if (f->tid < 0) {
-    pid = map_path(s, f->path_id);
-    if (pid < 0)
-      return pid;
-    f->tid = ctr_writer_function(s->trace, pid, f->line, f->label, f->len);
-  }
-  return f->tid;
-}
-
 /* A definition's encoded value is reused within one trace, and only when
  * no value rule applies: the rules look at every value they render. */
 static void set_reuse(ctr_session_t *s) {
@@ -476,19 +271,8 @@ static void set_reuse(ctr_session_t *s) {
 
 /* Forgets every trace id: a new interval is a self-contained trace. */
 static void reset_trace_ids(ctr_session_t *s) {
-  uint32_t i;
-
   ctr_vdefs_forget_texts(s->vdefs);
-  for (i = 0; i < s->paths.n; i++)
-    s->paths.v[i].tid = -1;
-  for (i = 0; i < s->funcs.n; i++)
-    s->funcs.v[i].tid = -1;
-  for (i = 0; i < s->types.n; i++)
-    s->types.v[i].tid = -1;
-  for (i = 0; i < s->names.n; i++)
-    s->names.v[i].tid = -1;
-  ctr_map_free(&s->struct_types);
-  ctr_map_free(&s->trace_paths);
+  ctr_intern_trace(&s->in, s->trace);
 }
 
 static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs);
@@ -540,7 +324,7 @@ static void open_frames(ctr_session_t *s, thread_t *t) {
 
   for (i = 0; i < t->nframes; i++)
     if ((t->frames[i].flags & (FRAME_WANTED | FRAME_EMITTED)) == FRAME_WANTED) {
-      map_func(s, t->frames[i].func);
+      ctr_intern_func(&s->in, t->frames[i].func);
       call_record(s, t->frames[i].func, synthetic_args(s, t, i));
       t->frames[i].flags |= FRAME_EMITTED;
     }
@@ -563,7 +347,7 @@ static int open_interval(ctr_session_t *s) {
       .program = prog,
       .args = (const char *const *)s->args,
       .nargs = s->nargs,
-      .ids = {s, map_type, map_name, map_struct},
+      .ids = {&s->in, ctr_intern_type, ctr_intern_name, ctr_intern_struct},
       .floats_as_strings = s->floats_as_strings,
       .max_depth = s->max_depth,
   };
@@ -571,7 +355,6 @@ static int open_interval(ctr_session_t *s) {
   int64_t top;
   int rc;
 
-  reset_trace_ids(s);
   if ((rc = ctr_uuid7(id)) != 0) {
     CTR_ERROR("session %llu: cannot make a recording id: %s",
               (unsigned long long)s->id, ctr_strerror(rc));
@@ -584,6 +367,7 @@ static int open_interval(ctr_session_t *s) {
               (unsigned long long)s->id, s->cfg->output_dir, ctr_strerror(rc));
     return rc;
   }
+  reset_trace_ids(s);
   set_reuse(s);
   s->interval++;
   s->st.intervals = s->interval;
@@ -596,14 +380,10 @@ static int open_interval(ctr_session_t *s) {
   CTR_INFO("session %llu: pid %lld (%s) interval %u recording into %s",
            (unsigned long long)s->id, (long long)s->pid, prog, s->interval,
            ctr_writer_dir(s->trace));
-  if (prog[0] == '/' && strstr(prog, "/../") == NULL) {
-    path_t top_path = {.text = (char *)prog, .len = (uint32_t)strlen(prog),
-                       .tid = -1, .action = -1};
-    top = trace_path(s, top_path.text, top_path.len);
-    copy_source(s, &top_path);
-  } else {
-    top = trace_path(s, "<toplevel>", 10);
-  }
+  if (prog[0] == '/' && strstr(prog, "/../") == NULL)
+    top = ctr_intern_path_text(&s->in, prog, (uint32_t)strlen(prog));
+  else
+    top = ctr_intern_path_text(&s->in, "<toplevel>", 10);
   ctr_writer_toplevel(s->trace, top);
   open_frames(s, t);
   return 0;
@@ -725,98 +505,6 @@ static void switch_thread(ctr_session_t *s, uint64_t id) {
   }
 }
 
-/* The names f's selectors see, from its label and FUNC's module (ptr NULL
- * when absent), as the shims' push-down derives them. */
-static int func_names(const ctr_session_t *s, func_t *f, ctr_str_t module) {
-  char *mod = module.ptr ? ctr_xstrndup(module.ptr, module.len) : NULL;
-  int rc = ctr_filter_names(s->lang, mod, f->label, &f->module, &f->name);
-
-  free(mod);
-  return rc;
-}
-
-static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  uint32_t n = 0, id = 0;
-
-  switch (m->tag) {
-  case CTR_MSG_PATH: n = s->paths.n; id = m->u.intern.id; break;
-  case CTR_MSG_FUNC: n = s->funcs.n; id = m->u.func.id; break;
-  case CTR_MSG_TYPE: n = s->types.n; id = m->u.type.id; break;
-  case CTR_MSG_VARNAME: n = s->names.n; id = m->u.intern.id; break;
-  }
-  if (id != n)
-    return fail(why, "declared id is not the next dense id", CTR_ERANGE);
-  if (n >= s->max_ids)
-    return fail(why, "too many declarations (limits.max_ids)", CTR_ELIMIT);
-  switch (m->tag) {
-  case CTR_MSG_PATH: {
-    path_t p = {0};
-    /* Any other path could escape files/ in the trace folder. */
-    if (!ctr_path_ok(m->u.intern.text.ptr, m->u.intern.text.len))
-      return fail(why, "source path is not absolute or contains . or ..",
-                  CTR_EPATH);
-    p.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
-    p.len = m->u.intern.text.len;
-    p.tid = -1;
-    p.action = -1;
-    TABLE_PUSH(s->paths, p);
-    break;
-  }
-  case CTR_MSG_FUNC: {
-    func_t f;
-    if (m->u.func.path_id >= s->paths.n)
-      return fail(why, "function path id out of range", CTR_ERANGE);
-    f.path_id = m->u.func.path_id;
-    f.line = m->u.func.line;
-    f.label = ctr_xstrndup(m->u.func.name.ptr, m->u.func.name.len);
-    f.len = m->u.func.name.len;
-    f.tid = -1;
-    if (func_names(s, &f, m->u.func.module) != 0) {
-      free(f.label);
-      return fail(why, "out of memory", CTR_ENOMEM);
-    }
-    f.action = -1;
-    f.while_in = -1;
-    TABLE_PUSH(s->funcs, f);
-    break;
-  }
-  case CTR_MSG_TYPE: {
-    type_t t;
-    t.kind = m->u.type.kind;
-    t.name = ctr_xstrndup(m->u.type.name.ptr, m->u.type.name.len);
-    t.len = m->u.type.name.len;
-    t.tid = -1;
-    TABLE_PUSH(s->types, t);
-    break;
-  }
-  case CTR_MSG_VARNAME: {
-    name_t v;
-    v.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
-    v.len = m->u.intern.text.len;
-    v.tid = -1;
-    TABLE_PUSH(s->names, v);
-    break;
-  }
-  }
-  return 0;
-}
-
-static int source(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  path_t *p;
-
-  if (m->u.source.path_id >= s->paths.n)
-    return fail(why, "source path id out of range", CTR_ERANGE);
-  if (m->u.source.text.len > s->max_source)
-    return fail(why, "source larger than limits.max_source", CTR_ELIMIT);
-  p = &s->paths.v[m->u.source.path_id];
-  free(p->source);
-  p->source = ctr_xstrndup(m->u.source.text.ptr, m->u.source.text.len);
-  p->source_len = m->u.source.text.len;
-  if (p->tid >= 0)
-    copy_source(s, p);
-  return 0;
-}
-
 static void event_record(ctr_session_t *s, int kind, const char *text,
                          size_t n, const char *text2, size_t n2) {
   s->scratch.len = 0;
@@ -833,17 +521,17 @@ static void event_record(ctr_session_t *s, int kind, const char *text,
 
 
 static int func_action(ctr_session_t *s, uint32_t id) {
-  func_t *f = &s->funcs.v[id];
+  ctr_ifunc_t *f = &s->in.funcs.v[id];
 
   if (f->action < 0)
-    f->action = (int8_t)ctr_filter_decide(s->filter, s->paths.v[f->path_id].text,
+    f->action = (int8_t)ctr_filter_decide(s->filter, s->in.paths.v[f->path_id].text,
                                           f->module, f->name);
   return f->action;
 }
 
 /* Lines outside any call (a script's top level) follow the file rules. */
 static int path_action(ctr_session_t *s, uint32_t id) {
-  path_t *p = &s->paths.v[id];
+  ctr_ipath_t *p = &s->in.paths.v[id];
 
   if (p->action < 0)
     p->action = (int8_t)ctr_filter_decide(s->filter, p->text, NULL, NULL);
@@ -1113,10 +801,10 @@ static void pop_frame_values(thread_t *t, const frame_t *f) {
 /* Accepts names and types as the trace would, declaring nothing: a value
  * that is not written is still checked. */
 static bool known_type(void *ctx, uint32_t id) {
-  return id < ((ctr_session_t *)ctx)->types.n;
+  return id < ((ctr_session_t *)ctx)->in.types.n;
 }
 static bool known_name(void *ctx, uint32_t id) {
-  return id < ((ctr_session_t *)ctx)->names.n;
+  return id < ((ctr_session_t *)ctx)->in.names.n;
 }
 
 static int check_value(ctr_session_t *s, const msgpack_object *v,
@@ -1132,7 +820,7 @@ static int check_pair(ctr_session_t *s, const msgpack_object *pair,
   if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
       !ctr_obj_u32(&pair->via.array.ptr[0], &vid))
     return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
-  if (vid >= s->names.n)
+  if (vid >= s->in.names.n)
     return fail(why, "variable name id out of range", CTR_EPROTO);
   return check_value(s, &pair->via.array.ptr[1], why);
 }
@@ -1145,7 +833,7 @@ static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
                       const msgpack_object *pair, int where,
                       ctr_writer_var_t *out, const char **why) {
   const frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
-  const func_t *f = fr ? &s->funcs.v[fr->func] : NULL;
+  const ctr_ifunc_t *f = fr ? &s->in.funcs.v[fr->func] : NULL;
   uint32_t vid;
   int action, held;
 
@@ -1154,12 +842,12 @@ static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
   if (s->nvalue_rules == 0)
     return 1;
   if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
-      !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->names.n)
+      !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->in.names.n)
     return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
-  action = ctr_filter_value(s->filter, f ? s->paths.v[f->path_id].text : NULL,
+  action = ctr_filter_value(s->filter, f ? s->in.paths.v[f->path_id].text : NULL,
                             f ? f->module : NULL, f ? f->name : NULL,
                             where ? where : var_where(t, fr, vid),
-                            s->names.v[vid].text);
+                            s->in.names.v[vid].text);
   held = hidden_action(s, t, &pair->via.array.ptr[1], vid, depth);
   if (held > action)
     action = held;
@@ -1177,7 +865,7 @@ static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
 static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs) {
   const char *why;
 
-  ctr_writer_call(s->trace, s->funcs.v[func].tid, s->vars, nargs, &why);
+  ctr_writer_call(s->trace, s->in.funcs.v[func].tid, s->vars, nargs, &why);
   s->st.steps++;
   s->st.calls++;
 }
@@ -1189,7 +877,7 @@ static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs) {
 static bool step_wanted(ctr_session_t *s, const frame_t *fr, uint32_t path) {
   if (fr && (fr->flags & FRAME_TREE))
     return false;
-  if (fr && s->funcs.v[fr->func].path_id == path)
+  if (fr && s->in.funcs.v[fr->func].path_id == path)
     return (fr->flags & FRAME_WANTED) != 0;
   return path_action(s, path) == CTR_FILTER_RECORD;
 }
@@ -1199,7 +887,7 @@ static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   frame_t *fr = top_frame(t);
   int rc;
 
-  if (m->u.step.path_id >= s->paths.n)
+  if (m->u.step.path_id >= s->in.paths.n)
     return fail(why, "step path id out of range", CTR_ERANGE);
   t->step_kept = step_wanted(s, fr, m->u.step.path_id);
   if (t->step_kept && !gate_open(s))
@@ -1210,18 +898,18 @@ static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   if ((rc = ensure_trace(s)) != 0)
     return fail(why, "cannot create the trace folder", rc);
-  ctr_writer_step(s->trace, map_path(s, m->u.step.path_id), m->u.step.line);
+  ctr_writer_step(s->trace, ctr_intern_path(&s->in, m->u.step.path_id), m->u.step.line);
   s->st.steps++;
   return 0;
 }
 
 static bool is_while_in(ctr_session_t *s, uint32_t id) {
-  func_t *f = &s->funcs.v[id];
+  ctr_ifunc_t *f = &s->in.funcs.v[id];
 
   if (s->while_in == NULL)
     return false;
   if (f->while_in < 0)
-    f->while_in = ctr_filter_decide(s->while_in, s->paths.v[f->path_id].text,
+    f->while_in = ctr_filter_decide(s->while_in, s->in.paths.v[f->path_id].text,
                                     f->module, f->name) != CTR_FILTER_RECORD;
   return f->while_in;
 }
@@ -1248,7 +936,7 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   uint8_t flags;
   int rc;
 
-  if (fid >= s->funcs.n)
+  if (fid >= s->in.funcs.n)
     return fail(why, "call function id out of range", CTR_ERANGE);
   /* Entering a while_in function may open an interval, in which the frames
    * below become synthetic calls. */
@@ -1260,7 +948,7 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   if ((rc = ensure_trace(s)) != 0)
     return fail(why, "cannot create the trace folder", rc);
-  map_func(s, fid);
+  ctr_intern_func(&s->in, fid);
   push_frame(t, fid, flags | FRAME_EMITTED);
   if (s->nvalue_rules)
     note_args(t, args);
@@ -1272,7 +960,7 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
       return rc;
     n += (uint32_t)rc;
   }
-  if (ctr_writer_call(s->trace, s->funcs.v[fid].tid, s->vars, n, why) != 0)
+  if (ctr_writer_call(s->trace, s->in.funcs.v[fid].tid, s->vars, n, why) != 0)
     return CTR_EPROTO;
   s->st.steps++;
   s->st.calls++;
@@ -1288,9 +976,9 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 
   if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules) {
     action = ctr_filter_value(s->filter,
-                              s->paths.v[s->funcs.v[fr->func].path_id].text,
-                              s->funcs.v[fr->func].module,
-                              s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
+                              s->in.paths.v[s->in.funcs.v[fr->func].path_id].text,
+                              s->in.funcs.v[fr->func].module,
+                              s->in.funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
     held = hidden_action(s, t, m->u.ret.value, RETURN_NAME, t->nframes);
     if (held > action)
       action = held;
@@ -1400,7 +1088,7 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
         !ctr_obj_i64(&f->via.array.ptr[1], &line) ||
         f->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY)
       return fail(why, "STACK frame is not [func_id, line, vars]", CTR_EPROTO);
-    if (fid >= s->funcs.n)
+    if (fid >= s->in.funcs.n)
       return fail(why, "STACK function id out of range", CTR_ERANGE);
   }
   switch_thread(s, m->u.stack.thread);
@@ -1539,9 +1227,9 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_FUNC:
   case CTR_MSG_TYPE:
   case CTR_MSG_VARNAME:
-    return declare(s, m, why);
+    return ctr_intern_declare(&s->in, m, why);
   case CTR_MSG_SOURCE:
-    return source(s, m, why);
+    return ctr_intern_source(&s->in, m, why);
   case CTR_MSG_TIME:
     return 0;
   case CTR_MSG_FLUSHED:
@@ -1684,10 +1372,10 @@ void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
   free(s->filter_text);
   s->filter_text = describe_filter(s->filter);
   make_wire_rules(s);
-  for (i = 0; i < s->funcs.n; i++)
-    s->funcs.v[i].action = s->funcs.v[i].while_in = -1;
-  for (i = 0; i < s->paths.n; i++)
-    s->paths.v[i].action = -1;
+  for (i = 0; i < s->in.funcs.n; i++)
+    s->in.funcs.v[i].action = s->in.funcs.v[i].while_in = -1;
+  for (i = 0; i < s->in.paths.n; i++)
+    s->in.paths.v[i].action = -1;
   /* The point where the new rules start, visible in the trace. */
   if (s->trace)
     event(s, CTR_EV_TRACE_LOG, mark, none, &why);
@@ -1757,15 +1445,7 @@ void ctr_session_free(ctr_session_t *s) {
 
   if (s->trace)
     ctr_writer_close(s->trace);
-  for (i = 0; i < s->paths.n; i++) {
-    free(s->paths.v[i].text);
-    free(s->paths.v[i].source);
-  }
-  for (i = 0; i < s->funcs.n; i++) {
-    free(s->funcs.v[i].name);
-    free(s->funcs.v[i].label);
-    free(s->funcs.v[i].module);
-  }
+  ctr_intern_free(&s->in);
   for (i = 0; i < s->nthreads; i++) {
     free(s->threads[i].frames);
     free(s->threads[i].argv);
@@ -1776,16 +1456,6 @@ void ctr_session_free(ctr_session_t *s) {
   ctr_config_unref(s->cfg);
   free(s->wire_rules);
   free(s->filter_text);
-  for (i = 0; i < s->types.n; i++)
-    free(s->types.v[i].name);
-  for (i = 0; i < s->names.n; i++)
-    free(s->names.v[i].text);
-  free(s->paths.v);
-  free(s->funcs.v);
-  free(s->types.v);
-  free(s->names.v);
-  ctr_map_free(&s->struct_types);
-  ctr_map_free(&s->trace_paths);
   ctr_map_free(&s->hidden_text);
   for (i = 0; i < s->ninside; i++)
     free(s->inside[i].text);
