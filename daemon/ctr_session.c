@@ -19,37 +19,11 @@
 #include "ctr_gate.h"
 #include "ctr_intern.h"
 #include "ctr_map.h"
+#include "ctr_stack.h"
 #include "ctr_uuid.h"
 #include "ctr_value.h"
 #include "ctr_vdef.h"
 #include "ctr_writer.h"
-
-/* One open call of the traced thread. Calls into filtered code stay on
- * this stack without reaching the trace, so their returns are matched. */
-typedef struct frame_s {
-  uint32_t func;
-  uint8_t flags;
-  uint32_t args_at; /* its arguments' name ids start here in thread argv */
-} frame_t;
-
-enum {
-  FRAME_WANTED = 1,  /* the filter records this call */
-  FRAME_TREE = 2,    /* a skip-tree call: nothing below it is recorded */
-  FRAME_EMITTED = 4, /* its Call is in the current interval's trace */
-  FRAME_WHILE = 8,   /* a record.while_in function */
-  FRAME_ARGS = 16    /* its argument names are in argv (value rules only) */
-};
-
-/* A number hidden by a value rule, remembered while the frame that hid it
- * runs: the same number under the same name (a block's or closure's view
- * of the variable) or as that frame's return value is hidden too. */
-typedef struct hidden_s {
-  uint64_t bits;
-  char tag;       /* 'i' integer, 'f' float */
-  int8_t action;
-  uint32_t vid;
-  uint32_t depth; /* frames on the stack when it was hidden */
-} hidden_t;
 
 /* Hidden text long enough to be looked for inside other text. */
 typedef struct inside_s {
@@ -57,19 +31,6 @@ typedef struct inside_s {
   uint32_t len;
   int action;
 } inside_t;
-
-typedef struct thread_s {
-  uint64_t id;
-  frame_t *frames;
-  uint32_t nframes, cap;
-  uint32_t trees;  /* open skip-tree frames */
-  bool step_kept;  /* whether the latest step reached the trace */
-  uint32_t *argv;  /* argument name ids of the frames with FRAME_ARGS */
-  uint32_t nargv, argcap;
-  hidden_t *hidden; /* ordered by depth */
-  uint32_t nhidden, hcap;
-} thread_t;
-
 
 /* Rendered records kept while writing fails, before the session ends. */
 #define PENDING_MAX (64u << 20)
@@ -108,8 +69,7 @@ struct ctr_session_s {
 
   ctr_intern_t in; /* limits.max_ids and max_source at HELLO */
 
-  thread_t *threads;
-  uint32_t nthreads, cur; /* cur indexes threads */
+  ctr_stacks_t threads;
 
   ctr_writer_t *trace;   /* the current interval's, or NULL */
   bool write_failed;     /* the last flush failed (already logged) */
@@ -242,11 +202,7 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->hooks = *hooks;
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
-  s->threads = calloc(4, sizeof(*s->threads));
-  if (s->threads == NULL)
-    abort();
-  s->nthreads = 1;
-  s->threads[0].step_kept = true;
+  ctr_stacks_init(&s->threads);
   s->filter = ctr_filter_ref(cfg->filter);
   make_wire_rules(s);
   ctr_filter_values(s->filter, &s->nvalue_rules);
@@ -276,7 +232,7 @@ static void reset_trace_ids(ctr_session_t *s) {
 }
 
 static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs);
-static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+static int decide_var(ctr_session_t *s, ctr_thread_t *t, uint32_t depth,
                       const msgpack_object *pair, int where,
                       ctr_writer_var_t *out, const char **why);
 static int check_value(ctr_session_t *s, const msgpack_object *v,
@@ -296,7 +252,7 @@ static ctr_writer_var_t *vars_room(ctr_session_t *s, uint32_t n) {
 /* Collects into s->vars the arguments of a synthetic call: the frame's
  * variables from the STACK being applied, or none; a bad one is left out.
  * STACK was checked. */
-static uint32_t synthetic_args(ctr_session_t *s, thread_t *t, uint32_t i) {
+static uint32_t synthetic_args(ctr_session_t *s, ctr_thread_t *t, uint32_t i) {
   const msgpack_object *vars;
   const char *why;
   uint32_t j, n = 0;
@@ -319,14 +275,14 @@ static uint32_t synthetic_args(ctr_session_t *s, thread_t *t, uint32_t i) {
  * trace has not seen: frames already on the stack when the interval began
  * (for another thread, when it next runs) or that a STACK revealed. Their
  * arguments are the frames' variables when a STACK is being applied. */
-static void open_frames(ctr_session_t *s, thread_t *t) {
+static void open_frames(ctr_session_t *s, ctr_thread_t *t) {
   uint32_t i;
 
   for (i = 0; i < t->nframes; i++)
-    if ((t->frames[i].flags & (FRAME_WANTED | FRAME_EMITTED)) == FRAME_WANTED) {
+    if ((t->frames[i].flags & (CTR_FRAME_WANTED | CTR_FRAME_EMITTED)) == CTR_FRAME_WANTED) {
       ctr_intern_func(&s->in, t->frames[i].func);
       call_record(s, t->frames[i].func, synthetic_args(s, t, i));
-      t->frames[i].flags |= FRAME_EMITTED;
+      t->frames[i].flags |= CTR_FRAME_EMITTED;
     }
 }
 
@@ -336,7 +292,7 @@ static void open_frames(ctr_session_t *s, thread_t *t) {
  * coherently on its own. */
 static int open_interval(ctr_session_t *s) {
   const char *prog = s->program;
-  thread_t *t = &s->threads[s->cur];
+  ctr_thread_t *t = ctr_stacks_cur(&s->threads);
   ctr_writer_opts_t o = {
       .root = s->cfg->output_dir,
       .name = prog,
@@ -396,7 +352,6 @@ static void write_meta(ctr_session_t *s);
 static void close_interval(ctr_session_t *s, const char *state,
                            const char *reason) {
   const char *why;
-  uint32_t i, j;
 
   if (s->trace == NULL)
     return;
@@ -421,11 +376,7 @@ static void close_interval(ctr_session_t *s, const char *state,
   ctr_writer_close(s->trace);
   s->trace = NULL;
   reset_trace_ids(s);
-  for (i = 0; i < s->nthreads; i++) {
-    for (j = 0; j < s->threads[i].nframes; j++)
-      s->threads[i].frames[j].flags &= (uint8_t)~FRAME_EMITTED;
-    s->threads[i].step_kept = false;
-  }
+  ctr_stacks_end_interval(&s->threads);
   free(s->state);
   s->state = ctr_xstrndup("recording", 9);
 }
@@ -481,28 +432,13 @@ static int fail(const char **why, const char *text, int code) {
   return code;
 }
 
-static thread_t *cur_thread(ctr_session_t *s) { return &s->threads[s->cur]; }
+static ctr_thread_t *cur_thread(ctr_session_t *s) {
+  return ctr_stacks_cur(&s->threads);
+}
 
 static void switch_thread(ctr_session_t *s, uint64_t id) {
-  uint32_t i;
-
-  for (i = 0; i < s->nthreads && s->threads[i].id != id; i++)
-    ;
-  if (i == s->nthreads) {
-    if ((s->nthreads & (s->nthreads - 1)) == 0 && s->nthreads >= 4)
-      s->threads =
-          ctr_xrealloc(s->threads, sizeof(*s->threads) * s->nthreads * 2);
-    memset(&s->threads[i], 0, sizeof(s->threads[i]));
-    s->threads[i].id = id;
-    s->threads[i].step_kept = true;
-    s->nthreads++;
-  }
-  if (i != s->cur) {
-    s->cur = i;
-    if (s->trace == NULL)
-      return;
+  if (ctr_stacks_switch(&s->threads, id) && s->trace)
     ctr_writer_thread(s->trace, id);
-  }
 }
 
 static void event_record(ctr_session_t *s, int kind, const char *text,
@@ -538,23 +474,6 @@ static int path_action(ctr_session_t *s, uint32_t id) {
   return p->action;
 }
 
-static frame_t *top_frame(thread_t *t) {
-  return t->nframes ? &t->frames[t->nframes - 1] : NULL;
-}
-
-static void push_frame(thread_t *t, uint32_t func, uint8_t flags) {
-  if (t->nframes == t->cap) {
-    t->cap = t->cap ? t->cap * 2 : 32;
-    t->frames = ctr_xrealloc(t->frames, sizeof(*t->frames) * t->cap);
-  }
-  t->frames[t->nframes].func = func;
-  t->frames[t->nframes].flags = flags;
-  t->frames[t->nframes].args_at = t->nargv;
-  t->nframes++;
-  if (flags & FRAME_TREE)
-    t->trees++;
-}
-
 /* ---- value rules ------------------------------------------------------- */
 
 #define RETURN_NAME UINT32_MAX /* the "name" of a return value */
@@ -566,24 +485,6 @@ static void push_frame(thread_t *t, uint32_t func, uint8_t flags) {
 /* Hidden text this long is also looked for inside other text; shorter
  * text would match too much. */
 #define HIDDEN_INSIDE 6u
-
-/* Where variable vid of frame fr (NULL: the top level) belongs for the
- * value rules. An argument stays an argument in every record of its frame;
- * a frame whose arguments the daemon did not see (one that began while
- * the session did not record) counts its variables as both. */
-static int var_where(const thread_t *t, const frame_t *fr, uint32_t vid) {
-  uint32_t i, end;
-
-  if (fr == NULL)
-    return CTR_FILTER_LOCALS;
-  if (!(fr->flags & FRAME_ARGS))
-    return CTR_FILTER_ARGS | CTR_FILTER_LOCALS;
-  end = fr + 1 < t->frames + t->nframes ? fr[1].args_at : t->nargv;
-  for (i = fr->args_at; i < end; i++)
-    if (t->argv[i] == vid)
-      return CTR_FILTER_ARGS;
-  return CTR_FILTER_LOCALS;
-}
 
 /* A leaf of a value that can carry a secret: text (text.ptr set) or a
  * number (bits, with tag 'i' or 'f'). */
@@ -598,7 +499,7 @@ typedef struct leaf_s {
 
 typedef struct leaf_visit_s {
   ctr_session_t *s;
-  thread_t *t;
+  ctr_thread_t *t;
   uint32_t vid, depth; /* the value's name (or RETURN_NAME) and frame */
   int action; /* what adding gives, or the strongest match found */
 } leaf_visit_t;
@@ -689,7 +590,7 @@ static void find_leaf(leaf_visit_t *c, const leaf_t *leaf) {
     return;
   }
   for (i = 0; i < c->t->nhidden; i++) {
-    const hidden_t *h = &c->t->hidden[i];
+    const ctr_hidden_t *h = &c->t->hidden[i];
     if (h->action > c->action && h->bits == leaf->bits && h->tag == leaf->tag &&
         (h->vid == c->vid || (c->vid == RETURN_NAME && h->depth == c->depth)))
       c->action = h->action;
@@ -727,7 +628,7 @@ static void add_text(ctr_session_t *s, const leaf_t *leaf, int action) {
 }
 
 static void add_leaf(leaf_visit_t *c, const leaf_t *leaf) {
-  thread_t *t = c->t;
+  ctr_thread_t *t = c->t;
   uint32_t i;
 
   if (leaf->text.ptr) {
@@ -749,12 +650,12 @@ static void add_leaf(leaf_visit_t *c, const leaf_t *leaf) {
     t->hidden = ctr_xrealloc(t->hidden, sizeof(*t->hidden) * t->hcap);
   }
   t->hidden[t->nhidden++] =
-      (hidden_t){leaf->bits, leaf->tag, (int8_t)c->action, c->vid, c->depth};
+      (ctr_hidden_t){leaf->bits, leaf->tag, (int8_t)c->action, c->vid, c->depth};
 }
 
 /* The strongest action of the hidden values that value v (named vid, in
  * t's frame at depth) holds. */
-static int hidden_action(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+static int hidden_action(ctr_session_t *s, ctr_thread_t *t, const msgpack_object *v,
                          uint32_t vid, uint32_t depth) {
   leaf_visit_t c = {s, t, vid, depth, CTR_FILTER_KEEP};
 
@@ -764,7 +665,7 @@ static int hidden_action(ctr_session_t *s, thread_t *t, const msgpack_object *v,
 }
 
 /* Remembers the leaves of value v, hidden with action. */
-static void hide(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+static void hide(ctr_session_t *s, ctr_thread_t *t, const msgpack_object *v,
                  uint32_t vid, uint32_t depth, int action) {
   leaf_visit_t c = {s, t, vid, depth, action};
 
@@ -773,7 +674,7 @@ static void hide(ctr_session_t *s, thread_t *t, const msgpack_object *v,
 
 /* Remembers the argument names of t's newest frame, so that its steps
  * show them under the rules for arguments. */
-static void note_args(thread_t *t, const msgpack_object *args) {
+static void note_args(ctr_thread_t *t, const msgpack_object *args) {
   uint32_t i, vid;
 
   for (i = 0; i < args->via.array.size; i++) {
@@ -781,21 +682,9 @@ static void note_args(thread_t *t, const msgpack_object *args) {
     if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
         !ctr_obj_u32(&p->via.array.ptr[0], &vid))
       continue;
-    if (t->nargv == t->argcap) {
-      t->argcap = t->argcap ? t->argcap * 2 : 32;
-      t->argv = ctr_xrealloc(t->argv, sizeof(*t->argv) * t->argcap);
-    }
-    t->argv[t->nargv++] = vid;
+    ctr_stack_note_arg(t, vid);
   }
-  t->frames[t->nframes - 1].flags |= FRAME_ARGS;
-}
-
-/* Forgets the numbers the frames that ended hid, and their argument
- * names. */
-static void pop_frame_values(thread_t *t, const frame_t *f) {
-  t->nargv = f->args_at;
-  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes)
-    t->nhidden--;
+  ctr_stack_args_seen(t);
 }
 
 /* Accepts names and types as the trace would, declaring nothing: a value
@@ -829,10 +718,10 @@ static int check_pair(ctr_session_t *s, const msgpack_object *pair,
  * top level) is written after the value rules: returns 1 with *out set,
  * 0 when the rules drop it, or a negative code. where is CTR_FILTER_ARGS
  * for a call's arguments, 0 to ask var_where. */
-static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
+static int decide_var(ctr_session_t *s, ctr_thread_t *t, uint32_t depth,
                       const msgpack_object *pair, int where,
                       ctr_writer_var_t *out, const char **why) {
-  const frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
+  const ctr_frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
   const ctr_ifunc_t *f = fr ? &s->in.funcs.v[fr->func] : NULL;
   uint32_t vid;
   int action, held;
@@ -846,7 +735,7 @@ static int decide_var(ctr_session_t *s, thread_t *t, uint32_t depth,
     return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
   action = ctr_filter_value(s->filter, f ? s->in.paths.v[f->path_id].text : NULL,
                             f ? f->module : NULL, f ? f->name : NULL,
-                            where ? where : var_where(t, fr, vid),
+                            where ? where : ctr_stack_where(t, fr, vid),
                             s->in.names.v[vid].text);
   held = hidden_action(s, t, &pair->via.array.ptr[1], vid, depth);
   if (held > action)
@@ -874,17 +763,17 @@ static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs) {
  * file run without a call of its own (a required file's top level, a
  * class body, eval'd code) follows that file's rules, as lines outside
  * any call do; below a skip-tree nothing is kept. */
-static bool step_wanted(ctr_session_t *s, const frame_t *fr, uint32_t path) {
-  if (fr && (fr->flags & FRAME_TREE))
+static bool step_wanted(ctr_session_t *s, const ctr_frame_t *fr, uint32_t path) {
+  if (fr && (fr->flags & CTR_FRAME_TREE))
     return false;
   if (fr && s->in.funcs.v[fr->func].path_id == path)
-    return (fr->flags & FRAME_WANTED) != 0;
+    return (fr->flags & CTR_FRAME_WANTED) != 0;
   return path_action(s, path) == CTR_FILTER_RECORD;
 }
 
 static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  thread_t *t = cur_thread(s);
-  frame_t *fr = top_frame(t);
+  ctr_thread_t *t = cur_thread(s);
+  ctr_frame_t *fr = ctr_stack_top(t);
   int rc;
 
   if (m->u.step.path_id >= s->in.paths.n)
@@ -916,14 +805,14 @@ static bool is_while_in(ctr_session_t *s, uint32_t id) {
 
 /* The flags of a frame entering fid on thread t: what the filter wants,
  * skip-tree inherited from callers, and while_in (counted here). */
-static uint8_t enter_flags(ctr_session_t *s, const thread_t *t, uint32_t fid) {
+static uint8_t enter_flags(ctr_session_t *s, const ctr_thread_t *t, uint32_t fid) {
   int action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
-  uint8_t flags = action == CTR_FILTER_RECORD      ? FRAME_WANTED
-                  : action == CTR_FILTER_SKIP_TREE ? FRAME_TREE
+  uint8_t flags = action == CTR_FILTER_RECORD      ? CTR_FRAME_WANTED
+                  : action == CTR_FILTER_SKIP_TREE ? CTR_FRAME_TREE
                                                    : 0;
 
   if (is_while_in(s, fid)) {
-    flags |= FRAME_WHILE;
+    flags |= CTR_FRAME_WHILE;
     s->gate.while_depth++;
   }
   return flags;
@@ -931,7 +820,7 @@ static uint8_t enter_flags(ctr_session_t *s, const thread_t *t, uint32_t fid) {
 
 static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const msgpack_object *args = m->u.call.args;
-  thread_t *t = cur_thread(s);
+  ctr_thread_t *t = cur_thread(s);
   uint32_t fid = m->u.call.func_id, i, n = 0;
   uint8_t flags;
   int rc;
@@ -941,15 +830,15 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   /* Entering a while_in function may open an interval, in which the frames
    * below become synthetic calls. */
   flags = enter_flags(s, t, fid);
-  if (!(flags & FRAME_WANTED) || !gate_open(s)) {
-    push_frame(t, fid, flags);
+  if (!(flags & CTR_FRAME_WANTED) || !gate_open(s)) {
+    ctr_stack_push(t, fid, flags);
     s->st.filtered++;
     return 0;
   }
   if ((rc = ensure_trace(s)) != 0)
     return fail(why, "cannot create the trace folder", rc);
   ctr_intern_func(&s->in, fid);
-  push_frame(t, fid, flags | FRAME_EMITTED);
+  ctr_stack_push(t, fid, flags | CTR_FRAME_EMITTED);
   if (s->nvalue_rules)
     note_args(t, args);
   vars_room(s, args->via.array.size);
@@ -969,12 +858,12 @@ static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 }
 
 static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  thread_t *t = cur_thread(s);
-  frame_t *fr = top_frame(t), f;
+  ctr_thread_t *t = cur_thread(s);
+  ctr_frame_t *fr = ctr_stack_top(t), f;
   int action = CTR_FILTER_KEEP, held;
   bool write;
 
-  if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules) {
+  if (fr && (fr->flags & CTR_FRAME_EMITTED) && s->nvalue_rules) {
     action = ctr_filter_value(s->filter,
                               s->in.paths.v[s->in.funcs.v[fr->func].path_id].text,
                               s->in.funcs.v[fr->func].module,
@@ -986,7 +875,7 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   /* The value is checked even when it is not written; a value that is not
    * written declares nothing in the trace, so the trace is the same
    * whether or not the client sent it. */
-  write = fr && (fr->flags & FRAME_EMITTED) && s->values != CTR_VALUES_NONE &&
+  write = fr && (fr->flags & CTR_FRAME_EMITTED) && s->values != CTR_VALUES_NONE &&
           action == CTR_FILTER_KEEP;
   if (!write && check_value(s, m->u.ret.value, why) != 0)
     return CTR_EPROTO;
@@ -995,15 +884,11 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     s->st.dropped++;
     return 0;
   }
-  f = *fr;
-  t->nframes--;
-  pop_frame_values(t, &f);
-  if (f.flags & FRAME_TREE)
-    t->trees--;
+  f = ctr_stack_pop(t);
   /* The caller now holds the hidden value under a name of its own. */
   if (action != CTR_FILTER_KEEP)
     hide(s, t, m->u.ret.value, RETURN_NAME, t->nframes, action);
-  if (f.flags & FRAME_EMITTED) {
+  if (f.flags & CTR_FRAME_EMITTED) {
     if (ctr_writer_return(s->trace, write ? m->u.ret.value : NULL,
                           action == CTR_FILTER_REDACT &&
                               s->values != CTR_VALUES_NONE,
@@ -1013,7 +898,7 @@ static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   } else {
     s->st.filtered++;
   }
-  if (f.flags & FRAME_WHILE) {
+  if (f.flags & CTR_FRAME_WHILE) {
     s->gate.while_depth--;
     gate_open(s);
   }
@@ -1035,7 +920,7 @@ static const msgpack_object *flat_pair(const ctr_flat_var_t *v,
 }
 
 static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  thread_t *t = cur_thread(s);
+  ctr_thread_t *t = cur_thread(s);
   const msgpack_object *v = m->u.vars.vars, *pair;
   const ctr_flat_var_t *flat = m->u.vars.flat;
   uint32_t i, n = v ? v->via.array.size : m->u.vars.nflat;
@@ -1076,7 +961,7 @@ static int event(ctr_session_t *s, int kind, ctr_str_t a, ctr_str_t b,
  * frame's current variables) for each recorded frame. */
 static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const msgpack_object *fr = m->u.stack.frames;
-  thread_t *t;
+  ctr_thread_t *t;
   uint32_t i, fid, keep;
   int64_t line;
   int rc = 0;
@@ -1101,20 +986,17 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
         (uint32_t)fr->via.array.ptr[keep].via.array.ptr[0].via.u64)
       break;
   while (t->nframes > keep) {
-    frame_t f = t->frames[--t->nframes];
-    pop_frame_values(t, &f);
-    if (f.flags & FRAME_TREE)
-      t->trees--;
-    if (f.flags & FRAME_WHILE)
+    ctr_frame_t f = ctr_stack_pop(t);
+    if (f.flags & CTR_FRAME_WHILE)
       s->gate.while_depth--;
-    if ((f.flags & FRAME_EMITTED) && s->trace) {
+    if ((f.flags & CTR_FRAME_EMITTED) && s->trace) {
       ctr_writer_return(s->trace, NULL, false, why);
       s->st.returns++;
     }
   }
   for (i = keep; i < fr->via.array.size; i++) {
     fid = (uint32_t)fr->via.array.ptr[i].via.array.ptr[0].via.u64;
-    push_frame(t, fid, enter_flags(s, t, fid));
+    ctr_stack_push(t, fid, enter_flags(s, t, fid));
   }
   s->stack = fr;
   if (s->trace && gate_closed(s) == NULL)
@@ -1291,7 +1173,7 @@ static void write_meta(ctr_session_t *s) {
       .filtered = s->st.filtered,
       .dropped = s->st.dropped,
       .lost = s->st.lost,
-      .threads = s->nthreads,
+      .threads = s->threads.n,
       .values = s->values == CTR_VALUES_ALL    ? "all"
                 : s->values == CTR_VALUES_ARGS ? "args"
                                                : "none",
@@ -1446,11 +1328,7 @@ void ctr_session_free(ctr_session_t *s) {
   if (s->trace)
     ctr_writer_close(s->trace);
   ctr_intern_free(&s->in);
-  for (i = 0; i < s->nthreads; i++) {
-    free(s->threads[i].frames);
-    free(s->threads[i].argv);
-    free(s->threads[i].hidden);
-  }
+  ctr_stacks_free(&s->threads);
   ctr_filter_free(s->filter);
   ctr_filter_free(s->while_in);
   ctr_config_unref(s->cfg);
@@ -1461,7 +1339,6 @@ void ctr_session_free(ctr_session_t *s) {
     free(s->inside[i].text);
   ctr_buf_free(&s->scratch);
   ctr_vdefs_free(s->vdefs);
-  free(s->threads);
   free(s->lang);
   free(s->lang_version);
   free(s->program);
