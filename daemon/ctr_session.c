@@ -1,17 +1,14 @@
 /* ctr_session.c: applies one client's messages to its trace.
  *
- * Shim ids are dense per connection and map lazily to trace ids, because a
- * CodeTracer id is the position of its defining record in one trace: a path,
- * function, type or name is written into the trace the first time a record
- * uses it. */
+ * The session decides what is recorded (the filter, the value rules, the
+ * recording gate, the threads' shadow stacks) and says it to the trace
+ * writer record by record; interning (ctr_intern.c) maps the client's ids
+ * to the trace's. */
 #include "ctr_session.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,73 +16,14 @@
 #include "ctr_error.h"
 #include "ctr_log.h"
 #include "ctr_filter.h"
+#include "ctr_gate.h"
+#include "ctr_intern.h"
 #include "ctr_map.h"
-#include "ctr_path.h"
-#include "ctr_trace.h"
+#include "ctr_stack.h"
+#include "ctr_uuid.h"
 #include "ctr_value.h"
 #include "ctr_vdef.h"
-
-typedef struct path_s {
-  char *text;
-  uint32_t len;
-  int64_t tid;  /* trace path id, -1 until used */
-  ctr_json_frag_t step; /* {"Step":{"path_id":tid,"line": once used */
-  int8_t action; /* filter decision for top-level lines, -1 until asked */
-  char *source; /* text from SOURCE, kept to fill files/ of later traces */
-  uint32_t source_len;
-} path_t;
-
-typedef struct func_s {
-  uint32_t path_id;
-  int64_t line;
-  char *name;    /* as selectors see it (ctr_filter_names) */
-  char *label;   /* as the trace shows it: FUNC's name */
-  uint32_t len;  /* of label */
-  int64_t tid;
-  char *module;  /* as selectors see it, or NULL */
-  int8_t action; /* filter decision, -1 until asked */
-  int8_t while_in; /* matches record.while_in, -1 until asked */
-} func_t;
-
-typedef struct type_s {
-  int kind;
-  char *name;
-  uint32_t len;
-  ctr_json_frag_t tid; /* ,"type_id":T}, id -1 until used */
-} type_t;
-
-typedef struct name_s {
-  char *text;
-  uint32_t len;
-  ctr_json_frag_t tid; /* {"variable_id":V,"value":, id -1 until used */
-} name_t;
-
-/* One open call of the traced thread. Calls into filtered code stay on
- * this stack without reaching the trace, so their returns are matched. */
-typedef struct frame_s {
-  uint32_t func;
-  uint8_t flags;
-  uint32_t args_at; /* its arguments' name ids start here in thread argv */
-} frame_t;
-
-enum {
-  FRAME_WANTED = 1,  /* the filter records this call */
-  FRAME_TREE = 2,    /* a skip-tree call: nothing below it is recorded */
-  FRAME_EMITTED = 4, /* its Call is in the current interval's trace */
-  FRAME_WHILE = 8,   /* a record.while_in function */
-  FRAME_ARGS = 16    /* its argument names are in argv (value rules only) */
-};
-
-/* A number hidden by a value rule, remembered while the frame that hid it
- * runs: the same number under the same name (a block's or closure's view
- * of the variable) or as that frame's return value is hidden too. */
-typedef struct hidden_s {
-  uint64_t bits;
-  char tag;       /* 'i' integer, 'f' float */
-  int8_t action;
-  uint32_t vid;
-  uint32_t depth; /* frames on the stack when it was hidden */
-} hidden_t;
+#include "ctr_writer.h"
 
 /* Hidden text long enough to be looked for inside other text. */
 typedef struct inside_s {
@@ -94,32 +32,20 @@ typedef struct inside_s {
   int action;
 } inside_t;
 
-typedef struct thread_s {
-  uint64_t id;
-  frame_t *frames;
-  uint32_t nframes, cap;
-  uint32_t trees;  /* open skip-tree frames */
-  bool step_kept;  /* whether the latest step reached the trace */
-  uint32_t *argv;  /* argument name ids of the frames with FRAME_ARGS */
-  uint32_t nargv, argcap;
-  hidden_t *hidden; /* ordered by depth */
-  uint32_t nhidden, hcap;
-} thread_t;
-
-#define TABLE(T) struct { T *v; uint32_t n, cap; }
-
 /* Rendered records kept while writing fails, before the session ends. */
 #define PENDING_MAX (64u << 20)
 
 struct ctr_session_s {
   uint64_t id;
   const ctr_config_t *cfg; /* a reference: HELLO's snapshot, then reloads' */
-  uint32_t max_ids, max_source; /* limits.* at HELLO, kept across reloads */
+  uint32_t max_depth; /* limits.max_depth at HELLO, kept across reloads */
+  bool floats_as_strings; /* output.float_format at HELLO */
   uid_t uid;
   int64_t pid, ppid;
-  char *lang, *lang_version, *program, *cwd, *args_json;
+  char *lang, *lang_version, *program, *cwd;
+  char **args;
+  size_t nargs;
   time_t started, ended;
-  int64_t process_start_ms; /* realtime clock at the client's HELLO */
   bool bye;
   int64_t exit_status;
   char *state; /* "recording", "complete", "aborted: ..." */
@@ -129,9 +55,7 @@ struct ctr_session_s {
   time_t interval_start, interval_end;
   int64_t interval_start_ms;
   const char *end_reason;     /* why the last interval ended */
-  bool user_on;               /* record.start and ctrecctl start|stop */
-  const char *limit_hit;      /* a record.max_* limit ended an interval */
-  uint32_t while_depth;       /* open record.while_in calls */
+  ctr_gate_t gate;            /* whether the session records now */
   ctr_filter_t *while_in;     /* record.while_in as function rules */
   ctr_session_hooks_t hooks;
   bool client_paused;         /* we sent PAUSE and no RESUME since */
@@ -143,23 +67,11 @@ struct ctr_session_s {
   ctr_wire_rule_t *wire_rules; /* the filter's code rules, for the client */
   uint32_t nwire_rules;
 
-  TABLE(path_t) paths;
-  TABLE(func_t) funcs;
-  TABLE(type_t) types;
-  TABLE(name_t) names;
-  ctr_map_t struct_types; /* shim type + field names -> trace type id */
-  ctr_map_t trace_paths;  /* path text -> trace path id */
+  ctr_intern_t in; /* limits.max_ids and max_source at HELLO */
 
-  thread_t *threads;
-  uint32_t nthreads, cur; /* cur indexes threads */
+  ctr_stacks_t threads;
 
-  ctr_trace_t *trace;
-  uint32_t trace_types; /* Type records in the trace */
-  uint32_t trace_names;
-  uint32_t trace_funcs;
-  int64_t redacted_type; /* trace type of "<redacted>" values, -1 until used */
-  bool dry;              /* check values without writing interning records */
-  ctr_json_frag_t dry_type, dry_name; /* the ids 0 that dry checks give */
+  ctr_writer_t *trace;   /* the current interval's, or NULL */
   bool write_failed;     /* the last flush failed (already logged) */
   ctr_filter_t *filter;
   size_t nvalue_rules;
@@ -172,28 +84,14 @@ struct ctr_session_s {
   int values;            /* record.values */
   char *filter_text;     /* the filter in force, for the metadata */
   ctr_buf_t scratch;
-  ctr_value_ops_t ops;
+  ctr_writer_var_t *vars; /* a call's arguments as the writer gets them */
+  uint32_t varcap;
   ctr_session_stats_t st;
   /* Definitions for DEF and REF values (limits.value_refs at HELLO). */
   ctr_vdefs_t *vdefs;
   uint32_t value_refs;
-  uint64_t trace_gen; /* counts traces, so rendered text names one */
   msgpack_object flat_refs[CTR_FLAT_VARS]; /* a flat VARS's REFs, ingested */
 };
-
-#define TABLE_PUSH(t, item)                                                    \
-  do {                                                                         \
-    if ((t).n == (t).cap) {                                                    \
-      (t).cap = (t).cap ? (t).cap * 2 : 64;                                    \
-      (t).v = ctr_xrealloc((t).v, sizeof(*(t).v) * (t).cap);                   \
-    }                                                                          \
-    (t).v[(t).n++] = (item);                                                   \
-  } while (0)
-
-static const ctr_json_frag_t *map_type(void *ctx, uint32_t tid);
-static const ctr_json_frag_t *map_name(void *ctx, uint32_t vid);
-static int64_t map_struct(void *ctx, uint32_t tid, const uint32_t *vids,
-                          const int64_t *tids, uint32_t n);
 
 /* The effective filter as YAML text, for trace_metadata.json. */
 static char *describe_filter(const ctr_filter_t *f) {
@@ -272,27 +170,16 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void type_frag(ctr_json_frag_t *f, int64_t tid) {
-  ctr_json_frag(f, ",\"type_id\":", tid, "}");
-}
-
-static void name_frag(ctr_json_frag_t *f, int64_t tid) {
-  ctr_json_frag(f, "{\"variable_id\":", tid, ",\"value\":");
-}
-
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *h, uint64_t id, uid_t uid,
                     const ctr_session_hooks_t *hooks) {
   ctr_session_t *s = calloc(1, sizeof(*s));
-  ctr_buf_t args = {0};
   uint32_t i;
 
   if (s == NULL)
     return CTR_ENOMEM;
   s->id = id;
   s->cfg = ctr_config_ref(cfg);
-  s->max_ids = cfg->max_ids;
-  s->max_source = cfg->max_source;
   s->uid = uid;
   s->pid = h->pid;
   s->ppid = h->ppid;
@@ -300,329 +187,144 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->lang_version = dup_str(h->lang_version, "");
   s->program = dup_str(h->program, "");
   s->cwd = dup_str(h->cwd, "/");
-  ctr_buf_add(&args, "[", 1);
-  for (i = 0; h->args && i < h->args->via.array.size; i++) {
+  ctr_intern_init(&s->in, id, s->lang, uid, cfg->max_ids, cfg->max_source);
+  s->nargs = h->args ? h->args->via.array.size : 0;
+  s->args = ctr_xmalloc(sizeof(*s->args) * (s->nargs ? s->nargs : 1));
+  for (i = 0; i < s->nargs; i++) {
     ctr_str_t a = {0};
-    if (i)
-      ctr_buf_add(&args, ",", 1);
     ctr_obj_str(&h->args->via.array.ptr[i], &a);
-    ctr_json_str(&args, a.ptr ? a.ptr : "", a.len);
+    s->args[i] = ctr_xstrndup(a.ptr ? a.ptr : "", a.len);
   }
-  ctr_buf_add(&args, "]", 1);
-  s->args_json = ctr_xstrndup(args.data, args.len);
-  ctr_buf_free(&args);
   s->started = time(NULL);
-  s->process_start_ms = h->realtime_ns > 0 ? h->realtime_ns / 1000000 : now_ms();
-  s->user_on = cfg->record_start == CTR_RECORD_RECORDING;
+  ctr_gate_init(&s->gate, s->cfg,
+                h->realtime_ns > 0 ? h->realtime_ns / 1000000 : now_ms());
   s->while_in = compile_while_in(cfg);
   s->hooks = *hooks;
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
-  s->threads = calloc(4, sizeof(*s->threads));
-  if (s->threads == NULL)
-    abort();
-  s->nthreads = 1;
-  s->threads[0].step_kept = true;
-  s->redacted_type = -1;
+  ctr_stacks_init(&s->threads);
   s->filter = ctr_filter_ref(cfg->filter);
   make_wire_rules(s);
   ctr_filter_values(s->filter, &s->nvalue_rules);
   s->values = cfg->record_values;
   s->filter_text = describe_filter(s->filter);
-  s->ops.ctx = s;
-  s->ops.type = map_type;
-  s->ops.varname = map_name;
-  s->ops.struct_type = map_struct;
-  s->ops.floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
-  s->ops.max_depth = cfg->max_depth;
+  s->floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
+  s->max_depth = cfg->max_depth;
   s->value_refs = cfg->value_refs;
   s->vdefs = ctr_vdefs_new(cfg->value_refs, cfg->max_depth, cfg->max_elements);
-  type_frag(&s->dry_type, 0);
-  name_frag(&s->dry_name, 0);
   *out = s;
   return 0;
 }
 
 /* ---- trace-side interning ---------------------------------------------- */
 
-/* Reads a source file the shim did not send, only when the peer could read
- * it too: a daemon running as root must not copy other users' files. */
-static char *read_source(const ctr_session_t *s, const char *path,
-                         uint32_t *len) {
-  struct stat sb;
-  char *buf;
-  ssize_t n;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-  if (fd < 0)
-    return NULL;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-      (uint64_t)sb.st_size > s->max_source ||
-      !(sb.st_uid == s->uid || (sb.st_mode & S_IROTH))) {
-    close(fd);
-    return NULL;
-  }
-  buf = ctr_xmalloc((size_t)sb.st_size + 1);
-  n = pread(fd, buf, (size_t)sb.st_size, 0);
-  close(fd);
-  if (n < 0) {
-    free(buf);
-    return NULL;
-  }
-  *len = (uint32_t)n;
-  return buf;
-}
-
-static bool is_pseudo(const char *p, size_t n) { return n == 0 || p[0] == '<'; }
-
-static void copy_source(ctr_session_t *s, const path_t *p) {
-  char *text;
-  uint32_t len = 0;
-  int rc;
-
-  if (is_pseudo(p->text, p->len) && p->source == NULL)
-    return;
-  if (p->source) {
-    rc = ctr_trace_source(s->trace, p->text, p->source, p->source_len);
-  } else {
-    text = read_source(s, p->text, &len);
-    if (text == NULL)
-      return;
-    rc = ctr_trace_source(s->trace, p->text, text, len);
-    free(text);
-  }
-  if (rc != 0)
-    CTR_WARN("session %llu: cannot copy source %s: %s",
-             (unsigned long long)s->id, p->text, ctr_strerror(rc));
-}
-
-static int64_t trace_path(ctr_session_t *s, const char *text, uint32_t len) {
-  int64_t tid = ctr_map_get(&s->trace_paths, text, len);
-
-  if (tid < 0) {
-    tid = ctr_trace_path(s->trace, text, len);
-    ctr_map_put(&s->trace_paths, text, len, tid);
-  }
-  return tid;
-}
-
-static int64_t map_path(ctr_session_t *s, uint32_t id) {
-  path_t *p;
-
-  if (id >= s->paths.n)
-    return CTR_ERANGE;
-  p = &s->paths.v[id];
-  if (p->tid < 0) {
-    p->tid = trace_path(s, p->text, p->len);
-    ctr_json_frag(&p->step, "{\"Step\":{\"path_id\":", p->tid,
-                  ",\"line\":");
-    copy_source(s, p);
-  }
-  return p->tid;
-}
-
-static void type_record(ctr_session_t *s, int kind, const char *name,
-                        size_t len) {
-  ctr_buf_t *b = ctr_trace_record(s->trace);
-
-  ctr_buf_puts(b, "{\"Type\":{\"kind\":");
-  ctr_json_i64(b, kind);
-  ctr_buf_puts(b, ",\"lang_type\":");
-  ctr_json_str(b, name, len);
-  ctr_buf_puts(b, ",\"specific_info\":{\"kind\":\"None\"}}}");
-  s->trace_types++;
-}
-
-static const ctr_json_frag_t *map_type(void *ctx, uint32_t id) {
-  ctr_session_t *s = ctx;
-  type_t *t;
-
-  if (id >= s->types.n)
-    return NULL;
-  if (s->dry)
-    return &s->dry_type;
-  t = &s->types.v[id];
-  if (t->tid.id < 0) {
-    type_frag(&t->tid, s->trace_types);
-    type_record(s, t->kind, t->name, t->len);
-  }
-  return &t->tid;
-}
-
-static const ctr_json_frag_t *map_name(void *ctx, uint32_t id) {
-  ctr_session_t *s = ctx;
-  name_t *v;
-  ctr_buf_t *b;
-
-  if (id >= s->names.n)
-    return NULL;
-  if (s->dry)
-    return &s->dry_name;
-  v = &s->names.v[id];
-  if (v->tid.id < 0) {
-    name_frag(&v->tid, s->trace_names++);
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"VariableName\":");
-    ctr_json_str(b, v->text, v->len);
-    ctr_buf_add(b, "}", 1);
-  }
-  return &v->tid;
-}
-
-static int64_t map_struct(void *ctx, uint32_t id, const uint32_t *vids,
-                          const int64_t *tids, uint32_t n) {
-  ctr_session_t *s = ctx;
-  ctr_buf_t key = {0}, *b;
-  type_t *t;
-  int64_t tid;
-  uint32_t i;
-
-  if (id >= s->types.n)
-    return CTR_ERANGE;
-  if (s->dry)
-    return 0;
-  t = &s->types.v[id];
-  ctr_buf_add(&key, &id, sizeof(id));
-  ctr_buf_add(&key, vids, sizeof(*vids) * n);
-  tid = ctr_map_get(&s->struct_types, key.data, key.len);
-  if (tid < 0) {
-    tid = s->trace_types++;
-    ctr_map_put(&s->struct_types, key.data, key.len, tid);
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Type\":{\"kind\":6,\"lang_type\":");
-    ctr_json_str(b, t->name, t->len);
-    ctr_buf_puts(b, ",\"specific_info\":{\"kind\":\"Struct\",\"fields\":[");
-    for (i = 0; i < n; i++) {
-      const name_t *v = &s->names.v[vids[i]];
-      ctr_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-      ctr_json_str(b, v->text, v->len);
-      ctr_buf_puts(b, ",\"type_id\":");
-      ctr_json_i64(b, tids[i]);
-      ctr_buf_add(b, "}", 1);
-    }
-    ctr_buf_puts(b, "]}}}");
-  }
-  ctr_buf_free(&key);
-  return tid;
-}
-
-static int64_t map_func(ctr_session_t *s, uint32_t id) {
-  func_t *f;
-  ctr_buf_t *b;
-  int64_t pid;
-
-  if (id >= s->funcs.n)
-    return CTR_ERANGE;
-  f = &s->funcs.v[id];
-  if (f->tid < 0) {
-    pid = map_path(s, f->path_id);
-    if (pid < 0)
-      return pid;
-    f->tid = s->trace_funcs++;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Function\":{\"path_id\":");
-    ctr_json_i64(b, pid);
-    ctr_buf_puts(b, ",\"line\":");
-    ctr_json_i64(b, f->line);
-    ctr_buf_puts(b, ",\"name\":");
-    ctr_json_str(b, f->label, f->len);
-    ctr_buf_puts(b, "}}");
-  }
-  return f->tid;
-}
-
-/* A definition's rendered text is reused within one trace, and only when
+/* A definition's encoded value is reused within one trace, and only when
  * no value rule applies: the rules look at every value they render. */
-static void set_cache_key(ctr_session_t *s) {
-  s->ops.cache_key = s->nvalue_rules ? 0 : s->trace_gen;
+static void set_reuse(ctr_session_t *s) {
+  if (s->trace)
+    ctr_writer_reuse(s->trace, s->nvalue_rules == 0);
 }
 
 /* Forgets every trace id: a new interval is a self-contained trace. */
 static void reset_trace_ids(ctr_session_t *s) {
-  uint32_t i;
-
-  s->trace_gen++;
-  set_cache_key(s);
   ctr_vdefs_forget_texts(s->vdefs);
-  for (i = 0; i < s->paths.n; i++)
-    s->paths.v[i].tid = -1;
-  for (i = 0; i < s->funcs.n; i++)
-    s->funcs.v[i].tid = -1;
-  for (i = 0; i < s->types.n; i++)
-    s->types.v[i].tid.id = -1;
-  for (i = 0; i < s->names.n; i++)
-    s->names.v[i].tid.id = -1;
-  ctr_map_free(&s->struct_types);
-  ctr_map_free(&s->trace_paths);
-  s->trace_types = s->trace_names = s->trace_funcs = 0;
-  s->redacted_type = -1;
+  ctr_intern_trace(&s->in, s->trace);
 }
 
-static void step_record(ctr_session_t *s, const path_t *p, int64_t line);
-static void call_record(ctr_session_t *s, uint32_t func, const char *args,
-                        size_t n);
-static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
-                      const msgpack_object *pair, int where, ctr_buf_t *out,
+static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs);
+static int decide_var(ctr_session_t *s, ctr_thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where,
+                      ctr_writer_var_t *out, const char **why);
+static int check_value(ctr_session_t *s, const msgpack_object *v,
+                       const char **why);
+static int check_pair(ctr_session_t *s, const msgpack_object *pair,
                       const char **why);
 
-/* Renders into scratch the arguments of a synthetic call: the frame's
- * variables from the STACK being applied, or none. STACK was checked. */
-static void synthetic_args(ctr_session_t *s, thread_t *t, uint32_t i) {
+/* Room for n variables in s->vars. */
+static ctr_writer_var_t *vars_room(ctr_session_t *s, uint32_t n) {
+  if (n > s->varcap) {
+    s->varcap = n > 2 * s->varcap ? n : 2 * s->varcap;
+    s->vars = ctr_xrealloc(s->vars, sizeof(*s->vars) * s->varcap);
+  }
+  return s->vars;
+}
+
+/* Collects into s->vars the arguments of a synthetic call: the frame's
+ * variables from the STACK being applied, or none; a bad one is left out.
+ * STACK was checked. */
+static uint32_t synthetic_args(ctr_session_t *s, ctr_thread_t *t, uint32_t i) {
   const msgpack_object *vars;
   const char *why;
   uint32_t j, n = 0;
 
-  s->scratch.len = 0;
   if (s->stack == NULL || i >= s->stack->via.array.size ||
       s->values == CTR_VALUES_NONE)
-    return;
+    return 0;
   vars = &s->stack->via.array.ptr[i].via.array.ptr[2];
+  vars_room(s, vars->via.array.size);
   for (j = 0; j < vars->via.array.size; j++) {
-    size_t mark = s->scratch.len;
-    if (n)
-      ctr_buf_add(&s->scratch, ",", 1);
-    if (render_var(s, t, i + 1, &vars->via.array.ptr[j], 0, &s->scratch,
-                   &why) == 1)
+    const msgpack_object *p = &vars->via.array.ptr[j];
+    if (decide_var(s, t, i + 1, p, 0, &s->vars[n], &why) == 1 &&
+        check_pair(s, p, &why) == 0)
       n++;
-    else
-      s->scratch.len = mark;
   }
+  return n;
 }
 
 /* Synthetic calls, outermost first, for t's recorded frames that the open
  * trace has not seen: frames already on the stack when the interval began
  * (for another thread, when it next runs) or that a STACK revealed. Their
  * arguments are the frames' variables when a STACK is being applied. */
-static void open_frames(ctr_session_t *s, thread_t *t) {
+static void open_frames(ctr_session_t *s, ctr_thread_t *t) {
   uint32_t i;
 
   for (i = 0; i < t->nframes; i++)
-    if ((t->frames[i].flags & (FRAME_WANTED | FRAME_EMITTED)) == FRAME_WANTED) {
-      map_func(s, t->frames[i].func);
-      synthetic_args(s, t, i);
-      call_record(s, t->frames[i].func, s->scratch.data, s->scratch.len);
-      t->frames[i].flags |= FRAME_EMITTED;
+    if ((t->frames[i].flags & (CTR_FRAME_WANTED | CTR_FRAME_EMITTED)) == CTR_FRAME_WANTED) {
+      ctr_intern_func(&s->in, t->frames[i].func);
+      call_record(s, t->frames[i].func, synthetic_args(s, t, i));
+      t->frames[i].flags |= CTR_FRAME_EMITTED;
     }
 }
 
-/* Opens the next interval's trace: a top-level function and call come
- * first (trace-format R2), then type 0 = None, then a synthetic call for
- * each recorded frame already on the current thread's stack, so the
- * interval replays coherently on its own. */
+/* Opens the next interval's trace, which begins with the program's path
+ * and top-level call, then a synthetic call for each recorded frame
+ * already on the current thread's stack, so the interval replays
+ * coherently on its own. */
 static int open_interval(ctr_session_t *s) {
   const char *prog = s->program;
-  thread_t *t = &s->threads[s->cur];
-  ctr_buf_t *b;
+  ctr_thread_t *t = ctr_stacks_cur(&s->threads);
+  ctr_writer_opts_t o = {
+      .root = s->cfg->output_dir,
+      .name = prog,
+      .pid = s->pid,
+      .started = s->started,
+      .interval = s->interval + 1,
+      .workdir = s->cwd,
+      .program = prog,
+      .args = (const char *const *)s->args,
+      .nargs = s->nargs,
+      .ids = {&s->in, ctr_intern_type, ctr_intern_name, ctr_intern_struct},
+      .floats_as_strings = s->floats_as_strings,
+      .max_depth = s->max_depth,
+  };
+  char id[CTR_UUID_LEN + 1];
+  int64_t top;
   int rc;
 
-  reset_trace_ids(s);
-  rc = ctr_trace_open(&s->trace, s->cfg->output_dir, prog, s->pid, s->started,
-                      s->interval + 1, s->cwd, prog, s->args_json);
+  if ((rc = ctr_uuid7(id)) != 0) {
+    CTR_ERROR("session %llu: cannot make a recording id: %s",
+              (unsigned long long)s->id, ctr_strerror(rc));
+    return rc;
+  }
+  o.recording_id = id;
+  rc = ctr_writer_open(&s->trace, &ctr_writer_json, &o);
   if (rc != 0) {
     CTR_ERROR("session %llu: cannot create a trace folder in %s: %s",
               (unsigned long long)s->id, s->cfg->output_dir, ctr_strerror(rc));
     return rc;
   }
+  reset_trace_ids(s);
+  set_reuse(s);
   s->interval++;
   s->st.intervals = s->interval;
   s->interval_start = time(NULL);
@@ -633,33 +335,23 @@ static int open_interval(ctr_session_t *s) {
   s->st.filtered = s->st.written = 0;
   CTR_INFO("session %llu: pid %lld (%s) interval %u recording into %s",
            (unsigned long long)s->id, (long long)s->pid, prog, s->interval,
-           ctr_trace_dir(s->trace));
-  if (prog[0] == '/' && strstr(prog, "/../") == NULL) {
-    path_t top = {.text = (char *)prog, .len = (uint32_t)strlen(prog),
-                  .tid = -1, .action = -1};
-    trace_path(s, top.text, top.len);
-    copy_source(s, &top);
-  } else {
-    trace_path(s, "<toplevel>", 10);
-  }
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Function\":{\"path_id\":0,\"line\":1,\"name\":\"<top-level>\"}}");
-  s->trace_funcs = 1;
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Call\":{\"function_id\":0,\"args\":[]}}");
-  type_record(s, CTR_TK_NONE, "None", 4);
+           ctr_writer_dir(s->trace));
+  if (prog[0] == '/' && strstr(prog, "/../") == NULL)
+    top = ctr_intern_path_text(&s->in, prog, (uint32_t)strlen(prog));
+  else
+    top = ctr_intern_path_text(&s->in, "<toplevel>", 10);
+  ctr_writer_toplevel(s->trace, top);
   open_frames(s, t);
   return 0;
 }
 
-static void render_meta(ctr_session_t *s);
+static void write_meta(ctr_session_t *s);
 
 /* Completes the current interval's trace with state ("complete" or
  * "aborted: ..."); calls opened in it stay open, as the format allows. */
 static void close_interval(ctr_session_t *s, const char *state,
                            const char *reason) {
   const char *why;
-  uint32_t i, j;
 
   if (s->trace == NULL)
     return;
@@ -667,9 +359,9 @@ static void close_interval(ctr_session_t *s, const char *state,
   s->end_reason = reason;
   free(s->state);
   s->state = ctr_xstrndup(state, strlen(state));
-  s->st.written = ctr_trace_records(s->trace);
-  render_meta(s);
-  ctr_trace_flush(s->trace);
+  s->st.written = ctr_writer_records(s->trace);
+  write_meta(s);
+  ctr_writer_flush(s->trace);
   /* "aborted: <why>" names the reason already. */
   why = reason == NULL ? "end" : strstr(s->state, reason) ? NULL : reason;
   CTR_INFO("session %llu: interval %u %s%s%s%s: %llu steps, %llu calls, %llu "
@@ -677,58 +369,23 @@ static void close_interval(ctr_session_t *s, const char *state,
            (unsigned long long)s->id, s->interval, s->state, why ? " (" : "",
            why ? why : "", why ? ")" : "", (unsigned long long)s->st.steps,
            (unsigned long long)s->st.calls, (unsigned long long)s->st.events,
-           ctr_trace_dir(s->trace));
+           ctr_writer_dir(s->trace));
   if (s->hooks.trace_closed)
-    s->hooks.trace_closed(s->hooks.arg, ctr_trace_dir(s->trace), &s->st,
+    s->hooks.trace_closed(s->hooks.arg, ctr_writer_dir(s->trace), &s->st,
                           s->state);
-  ctr_trace_close(s->trace);
+  ctr_writer_close(s->trace);
   s->trace = NULL;
   reset_trace_ids(s);
-  for (i = 0; i < s->nthreads; i++) {
-    for (j = 0; j < s->threads[i].nframes; j++)
-      s->threads[i].frames[j].flags &= (uint8_t)~FRAME_EMITTED;
-    s->threads[i].step_kept = false;
-  }
+  ctr_stacks_end_interval(&s->threads);
   free(s->state);
   s->state = ctr_xstrndup("recording", 9);
 }
 
 /* ---- recording gate ----------------------------------------------------- */
 
-static bool in_window(const ctr_session_t *s) {
-  const ctr_config_t *cfg = s->cfg;
-  int64_t now;
-  size_t i;
-
-  if (cfg->record_nwindows == 0)
-    return true;
-  now = now_ms();
-  for (i = 0; i < cfg->record_nwindows; i++) {
-    const ctr_record_window_t *w = &cfg->record_windows[i];
-    if (w->absolute) {
-      if ((!w->has_at || now >= w->at_ms) && (!w->has_until || now < w->until_ms))
-        return true;
-    } else {
-      int64_t rel = now - s->process_start_ms;
-      if (rel >= (int64_t)w->after_ms &&
-          (!w->has_for || rel < (int64_t)(w->after_ms + w->for_ms)))
-        return true;
-    }
-  }
-  return false;
-}
-
 /* Why the session does not record now, or NULL when it does. */
 static const char *gate_closed(const ctr_session_t *s) {
-  if (!s->user_on)
-    return "stopped";
-  if (s->limit_hit)
-    return s->limit_hit;
-  if (!in_window(s))
-    return "outside record.windows";
-  if (s->while_in && s->while_depth == 0)
-    return "outside record.while_in";
-  return NULL;
+  return ctr_gate_closed(&s->gate, now_ms());
 }
 
 /* Ends the interval when the gate closed; true while it is open. A client
@@ -736,7 +393,7 @@ static const char *gate_closed(const ctr_session_t *s) {
  * daemon must see the calls, so the client stays on. */
 static bool gate_open(ctr_session_t *s) {
   const char *why = gate_closed(s);
-  bool pause = why && strcmp(why, "outside record.while_in") != 0;
+  bool pause = ctr_gate_pauses(why);
 
   if (why && s->trace)
     close_interval(s, "complete", why);
@@ -752,19 +409,15 @@ static bool gate_open(ctr_session_t *s) {
 
 /* Ends the interval at the first record.max_* limit it reaches. */
 static void check_limits(ctr_session_t *s) {
-  const ctr_config_t *cfg = s->cfg;
+  const char *hit;
 
   if (s->trace == NULL)
     return;
-  if (cfg->record_max_events && ctr_trace_records(s->trace) >= cfg->record_max_events)
-    s->limit_hit = "record.max_events reached";
-  else if (cfg->record_max_bytes && ctr_trace_bytes(s->trace) >= cfg->record_max_bytes)
-    s->limit_hit = "record.max_bytes reached";
-  else if (cfg->record_max_duration_ms &&
-           now_ms() - s->interval_start_ms >= (int64_t)cfg->record_max_duration_ms)
-    s->limit_hit = "record.max_duration reached";
-  if (s->limit_hit)
-    close_interval(s, "complete", s->limit_hit);
+  hit = ctr_gate_limits(&s->gate, ctr_writer_records(s->trace),
+                        ctr_writer_bytes(s->trace), s->interval_start_ms,
+                        now_ms());
+  if (hit)
+    close_interval(s, "complete", hit);
 }
 
 /* Opens the interval's trace on its first record. */
@@ -779,143 +432,24 @@ static int fail(const char **why, const char *text, int code) {
   return code;
 }
 
-static thread_t *cur_thread(ctr_session_t *s) { return &s->threads[s->cur]; }
+static ctr_thread_t *cur_thread(ctr_session_t *s) {
+  return ctr_stacks_cur(&s->threads);
+}
 
 static void switch_thread(ctr_session_t *s, uint64_t id) {
-  uint32_t i;
-  ctr_buf_t *b;
-
-  for (i = 0; i < s->nthreads && s->threads[i].id != id; i++)
-    ;
-  if (i == s->nthreads) {
-    if ((s->nthreads & (s->nthreads - 1)) == 0 && s->nthreads >= 4)
-      s->threads =
-          ctr_xrealloc(s->threads, sizeof(*s->threads) * s->nthreads * 2);
-    memset(&s->threads[i], 0, sizeof(s->threads[i]));
-    s->threads[i].id = id;
-    s->threads[i].step_kept = true;
-    s->nthreads++;
-  }
-  if (i != s->cur) {
-    s->cur = i;
-    if (s->trace == NULL)
-      return;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"ThreadSwitch\":");
-    ctr_json_u64(b, id);
-    ctr_buf_add(b, "}", 1);
-  }
-}
-
-/* The names f's selectors see, from its label and FUNC's module (ptr NULL
- * when absent), as the shims' push-down derives them. */
-static int func_names(const ctr_session_t *s, func_t *f, ctr_str_t module) {
-  char *mod = module.ptr ? ctr_xstrndup(module.ptr, module.len) : NULL;
-  int rc = ctr_filter_names(s->lang, mod, f->label, &f->module, &f->name);
-
-  free(mod);
-  return rc;
-}
-
-static int declare(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  uint32_t n = 0, id = 0;
-
-  switch (m->tag) {
-  case CTR_MSG_PATH: n = s->paths.n; id = m->u.intern.id; break;
-  case CTR_MSG_FUNC: n = s->funcs.n; id = m->u.func.id; break;
-  case CTR_MSG_TYPE: n = s->types.n; id = m->u.type.id; break;
-  case CTR_MSG_VARNAME: n = s->names.n; id = m->u.intern.id; break;
-  }
-  if (id != n)
-    return fail(why, "declared id is not the next dense id", CTR_ERANGE);
-  if (n >= s->max_ids)
-    return fail(why, "too many declarations (limits.max_ids)", CTR_ELIMIT);
-  switch (m->tag) {
-  case CTR_MSG_PATH: {
-    path_t p = {0};
-    /* Any other path could escape files/ in the trace folder. */
-    if (!ctr_path_ok(m->u.intern.text.ptr, m->u.intern.text.len))
-      return fail(why, "source path is not absolute or contains . or ..",
-                  CTR_EPATH);
-    p.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
-    p.len = m->u.intern.text.len;
-    p.tid = -1;
-    p.action = -1;
-    TABLE_PUSH(s->paths, p);
-    break;
-  }
-  case CTR_MSG_FUNC: {
-    func_t f;
-    if (m->u.func.path_id >= s->paths.n)
-      return fail(why, "function path id out of range", CTR_ERANGE);
-    f.path_id = m->u.func.path_id;
-    f.line = m->u.func.line;
-    f.label = ctr_xstrndup(m->u.func.name.ptr, m->u.func.name.len);
-    f.len = m->u.func.name.len;
-    f.tid = -1;
-    if (func_names(s, &f, m->u.func.module) != 0) {
-      free(f.label);
-      return fail(why, "out of memory", CTR_ENOMEM);
-    }
-    f.action = -1;
-    f.while_in = -1;
-    TABLE_PUSH(s->funcs, f);
-    break;
-  }
-  case CTR_MSG_TYPE: {
-    type_t t;
-    t.kind = m->u.type.kind;
-    t.name = ctr_xstrndup(m->u.type.name.ptr, m->u.type.name.len);
-    t.len = m->u.type.name.len;
-    t.tid.id = -1;
-    TABLE_PUSH(s->types, t);
-    break;
-  }
-  case CTR_MSG_VARNAME: {
-    name_t v;
-    v.text = ctr_xstrndup(m->u.intern.text.ptr, m->u.intern.text.len);
-    v.len = m->u.intern.text.len;
-    v.tid.id = -1;
-    TABLE_PUSH(s->names, v);
-    break;
-  }
-  }
-  return 0;
-}
-
-static int source(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  path_t *p;
-
-  if (m->u.source.path_id >= s->paths.n)
-    return fail(why, "source path id out of range", CTR_ERANGE);
-  if (m->u.source.text.len > s->max_source)
-    return fail(why, "source larger than limits.max_source", CTR_ELIMIT);
-  p = &s->paths.v[m->u.source.path_id];
-  free(p->source);
-  p->source = ctr_xstrndup(m->u.source.text.ptr, m->u.source.text.len);
-  p->source_len = m->u.source.text.len;
-  if (p->tid >= 0)
-    copy_source(s, p);
-  return 0;
+  if (ctr_stacks_switch(&s->threads, id) && s->trace)
+    ctr_writer_thread(s->trace, id);
 }
 
 static void event_record(ctr_session_t *s, int kind, const char *text,
                          size_t n, const char *text2, size_t n2) {
-  ctr_buf_t *b;
-
-  /* The text is assembled first: a record must not be interleaved. */
   s->scratch.len = 0;
   ctr_buf_add(&s->scratch, text, n);
   if (text2 && n2 > 0) {
     ctr_buf_add(&s->scratch, ": ", 2);
     ctr_buf_add(&s->scratch, text2, n2);
   }
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Event\":{\"kind\":");
-  ctr_json_i64(b, kind);
-  ctr_buf_puts(b, ",\"metadata\":\"\",\"content\":");
-  ctr_json_str(b, s->scratch.data, s->scratch.len);
-  ctr_buf_puts(b, "}}");
+  ctr_writer_event(s->trace, kind, s->scratch.data, s->scratch.len);
   s->st.events++;
 }
 
@@ -923,46 +457,21 @@ static void event_record(ctr_session_t *s, int kind, const char *text,
 
 
 static int func_action(ctr_session_t *s, uint32_t id) {
-  func_t *f = &s->funcs.v[id];
+  ctr_ifunc_t *f = &s->in.funcs.v[id];
 
   if (f->action < 0)
-    f->action = (int8_t)ctr_filter_decide(s->filter, s->paths.v[f->path_id].text,
+    f->action = (int8_t)ctr_filter_decide(s->filter, s->in.paths.v[f->path_id].text,
                                           f->module, f->name);
   return f->action;
 }
 
 /* Lines outside any call (a script's top level) follow the file rules. */
 static int path_action(ctr_session_t *s, uint32_t id) {
-  path_t *p = &s->paths.v[id];
+  ctr_ipath_t *p = &s->in.paths.v[id];
 
   if (p->action < 0)
     p->action = (int8_t)ctr_filter_decide(s->filter, p->text, NULL, NULL);
   return p->action;
-}
-
-static frame_t *top_frame(thread_t *t) {
-  return t->nframes ? &t->frames[t->nframes - 1] : NULL;
-}
-
-static void push_frame(thread_t *t, uint32_t func, uint8_t flags) {
-  if (t->nframes == t->cap) {
-    t->cap = t->cap ? t->cap * 2 : 32;
-    t->frames = ctr_xrealloc(t->frames, sizeof(*t->frames) * t->cap);
-  }
-  t->frames[t->nframes].func = func;
-  t->frames[t->nframes].flags = flags;
-  t->frames[t->nframes].args_at = t->nargv;
-  t->nframes++;
-  if (flags & FRAME_TREE)
-    t->trees++;
-}
-
-static int64_t redacted_type(ctr_session_t *s) {
-  if (s->redacted_type < 0) {
-    s->redacted_type = s->trace_types;
-    type_record(s, CTR_TK_RAW, "<redacted>", 10);
-  }
-  return s->redacted_type;
 }
 
 /* ---- value rules ------------------------------------------------------- */
@@ -977,24 +486,6 @@ static int64_t redacted_type(ctr_session_t *s) {
  * text would match too much. */
 #define HIDDEN_INSIDE 6u
 
-/* Where variable vid of frame fr (NULL: the top level) belongs for the
- * value rules. An argument stays an argument in every record of its frame;
- * a frame whose arguments the daemon did not see (one that began while
- * the session did not record) counts its variables as both. */
-static int var_where(const thread_t *t, const frame_t *fr, uint32_t vid) {
-  uint32_t i, end;
-
-  if (fr == NULL)
-    return CTR_FILTER_LOCALS;
-  if (!(fr->flags & FRAME_ARGS))
-    return CTR_FILTER_ARGS | CTR_FILTER_LOCALS;
-  end = fr + 1 < t->frames + t->nframes ? fr[1].args_at : t->nargv;
-  for (i = fr->args_at; i < end; i++)
-    if (t->argv[i] == vid)
-      return CTR_FILTER_ARGS;
-  return CTR_FILTER_LOCALS;
-}
-
 /* A leaf of a value that can carry a secret: text (text.ptr set) or a
  * number (bits, with tag 'i' or 'f'). */
 typedef struct leaf_s {
@@ -1008,7 +499,7 @@ typedef struct leaf_s {
 
 typedef struct leaf_visit_s {
   ctr_session_t *s;
-  thread_t *t;
+  ctr_thread_t *t;
   uint32_t vid, depth; /* the value's name (or RETURN_NAME) and frame */
   int action; /* what adding gives, or the strongest match found */
 } leaf_visit_t;
@@ -1099,7 +590,7 @@ static void find_leaf(leaf_visit_t *c, const leaf_t *leaf) {
     return;
   }
   for (i = 0; i < c->t->nhidden; i++) {
-    const hidden_t *h = &c->t->hidden[i];
+    const ctr_hidden_t *h = &c->t->hidden[i];
     if (h->action > c->action && h->bits == leaf->bits && h->tag == leaf->tag &&
         (h->vid == c->vid || (c->vid == RETURN_NAME && h->depth == c->depth)))
       c->action = h->action;
@@ -1137,7 +628,7 @@ static void add_text(ctr_session_t *s, const leaf_t *leaf, int action) {
 }
 
 static void add_leaf(leaf_visit_t *c, const leaf_t *leaf) {
-  thread_t *t = c->t;
+  ctr_thread_t *t = c->t;
   uint32_t i;
 
   if (leaf->text.ptr) {
@@ -1159,12 +650,12 @@ static void add_leaf(leaf_visit_t *c, const leaf_t *leaf) {
     t->hidden = ctr_xrealloc(t->hidden, sizeof(*t->hidden) * t->hcap);
   }
   t->hidden[t->nhidden++] =
-      (hidden_t){leaf->bits, leaf->tag, (int8_t)c->action, c->vid, c->depth};
+      (ctr_hidden_t){leaf->bits, leaf->tag, (int8_t)c->action, c->vid, c->depth};
 }
 
 /* The strongest action of the hidden values that value v (named vid, in
  * t's frame at depth) holds. */
-static int hidden_action(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+static int hidden_action(ctr_session_t *s, ctr_thread_t *t, const msgpack_object *v,
                          uint32_t vid, uint32_t depth) {
   leaf_visit_t c = {s, t, vid, depth, CTR_FILTER_KEEP};
 
@@ -1174,7 +665,7 @@ static int hidden_action(ctr_session_t *s, thread_t *t, const msgpack_object *v,
 }
 
 /* Remembers the leaves of value v, hidden with action. */
-static void hide(ctr_session_t *s, thread_t *t, const msgpack_object *v,
+static void hide(ctr_session_t *s, ctr_thread_t *t, const msgpack_object *v,
                  uint32_t vid, uint32_t depth, int action) {
   leaf_visit_t c = {s, t, vid, depth, action};
 
@@ -1183,7 +674,7 @@ static void hide(ctr_session_t *s, thread_t *t, const msgpack_object *v,
 
 /* Remembers the argument names of t's newest frame, so that its steps
  * show them under the rules for arguments. */
-static void note_args(thread_t *t, const msgpack_object *args) {
+static void note_args(ctr_thread_t *t, const msgpack_object *args) {
   uint32_t i, vid;
 
   for (i = 0; i < args->via.array.size; i++) {
@@ -1191,45 +682,61 @@ static void note_args(thread_t *t, const msgpack_object *args) {
     if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
         !ctr_obj_u32(&p->via.array.ptr[0], &vid))
       continue;
-    if (t->nargv == t->argcap) {
-      t->argcap = t->argcap ? t->argcap * 2 : 32;
-      t->argv = ctr_xrealloc(t->argv, sizeof(*t->argv) * t->argcap);
-    }
-    t->argv[t->nargv++] = vid;
+    ctr_stack_note_arg(t, vid);
   }
-  t->frames[t->nframes - 1].flags |= FRAME_ARGS;
+  ctr_stack_args_seen(t);
 }
 
-/* Forgets the numbers the frames that ended hid, and their argument
- * names. */
-static void pop_frame_values(thread_t *t, const frame_t *f) {
-  t->nargv = f->args_at;
-  while (t->nhidden && t->hidden[t->nhidden - 1].depth > t->nframes)
-    t->nhidden--;
+/* Accepts names and types as the trace would, declaring nothing: a value
+ * that is not written is still checked. */
+static bool known_type(void *ctx, uint32_t id) {
+  return id < ((ctr_session_t *)ctx)->in.types.n;
+}
+static bool known_name(void *ctx, uint32_t id) {
+  return id < ((ctr_session_t *)ctx)->in.names.n;
 }
 
-/* Renders one [varname_id, value] pair of the frame at depth (0: the top
- * level) after the value rules: returns 1 when rendered, 0 when the rules
- * drop it, or a negative code. where is CTR_FILTER_ARGS for a call's
- * arguments, 0 to ask var_where. */
-static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
-                      const msgpack_object *pair, int where, ctr_buf_t *out,
+static int check_value(ctr_session_t *s, const msgpack_object *v,
+                       const char **why) {
+  return ctr_value_check(v, s->max_depth, known_type, known_name, s,
+                         &s->scratch, why);
+}
+
+static int check_pair(ctr_session_t *s, const msgpack_object *pair,
                       const char **why) {
-  const frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
-  const func_t *f = fr ? &s->funcs.v[fr->func] : NULL;
+  uint32_t vid;
+
+  if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
+      !ctr_obj_u32(&pair->via.array.ptr[0], &vid))
+    return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
+  if (vid >= s->in.names.n)
+    return fail(why, "variable name id out of range", CTR_EPROTO);
+  return check_value(s, &pair->via.array.ptr[1], why);
+}
+
+/* Decides how one [varname_id, value] pair of the frame at depth (0: the
+ * top level) is written after the value rules: returns 1 with *out set,
+ * 0 when the rules drop it, or a negative code. where is CTR_FILTER_ARGS
+ * for a call's arguments, 0 to ask var_where. */
+static int decide_var(ctr_session_t *s, ctr_thread_t *t, uint32_t depth,
+                      const msgpack_object *pair, int where,
+                      ctr_writer_var_t *out, const char **why) {
+  const ctr_frame_t *fr = depth ? &t->frames[depth - 1] : NULL;
+  const ctr_ifunc_t *f = fr ? &s->in.funcs.v[fr->func] : NULL;
   uint32_t vid;
   int action, held;
-  int64_t tid;
 
+  out->pair = pair;
+  out->redacted = false;
   if (s->nvalue_rules == 0)
-    return ctr_value_render_pair(&s->ops, pair, out, why) < 0 ? CTR_EPROTO : 1;
+    return 1;
   if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
-      !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->names.n)
+      !ctr_obj_u32(&pair->via.array.ptr[0], &vid) || vid >= s->in.names.n)
     return fail(why, "variable is not [varname_id, value]", CTR_EPROTO);
-  action = ctr_filter_value(s->filter, f ? s->paths.v[f->path_id].text : NULL,
+  action = ctr_filter_value(s->filter, f ? s->in.paths.v[f->path_id].text : NULL,
                             f ? f->module : NULL, f ? f->name : NULL,
-                            where ? where : var_where(t, fr, vid),
-                            s->names.v[vid].text);
+                            where ? where : ctr_stack_where(t, fr, vid),
+                            s->in.names.v[vid].text);
   held = hidden_action(s, t, &pair->via.array.ptr[1], vid, depth);
   if (held > action)
     action = held;
@@ -1237,40 +744,18 @@ static int render_var(ctr_session_t *s, thread_t *t, uint32_t depth,
     hide(s, t, &pair->via.array.ptr[1], vid, depth, action);
   if (action == CTR_FILTER_DROP)
     return 0;
-  if (action == CTR_FILTER_KEEP)
-    return ctr_value_render_pair(&s->ops, pair, out, why) < 0 ? CTR_EPROTO : 1;
-  tid = redacted_type(s);
-  ctr_buf_frag(out, map_name(s, vid));
-  ctr_buf_puts(out, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
-  ctr_json_i64(out, tid);
-  ctr_buf_puts(out, "}}");
+  out->redacted = action != CTR_FILTER_KEEP;
   return 1;
 }
 
-/* A Step at a line of p, which is mapped. */
-static void step_record(ctr_session_t *s, const path_t *p, int64_t line) {
-  ctr_buf_t *b = ctr_trace_record(s->trace);
-
-  ctr_buf_frag(b, &p->step);
-  ctr_json_i64(b, line);
-  ctr_buf_puts(b, "}}");
-  s->st.steps++;
-}
-
 /* A step at the callee's definition line (the call's location, R3), then
- * the Call with its rendered arguments. The function is already mapped. */
-static void call_record(ctr_session_t *s, uint32_t func, const char *args,
-                        size_t n) {
-  const func_t *f = &s->funcs.v[func];
-  ctr_buf_t *b;
+ * the Call with its nargs arguments from s->vars, already checked. The
+ * function is already mapped. */
+static void call_record(ctr_session_t *s, uint32_t func, uint32_t nargs) {
+  const char *why;
 
-  step_record(s, &s->paths.v[f->path_id], f->line);
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Call\":{\"function_id\":");
-  ctr_json_i64(b, f->tid);
-  ctr_buf_puts(b, ",\"args\":[");
-  ctr_buf_add(b, args, n);
-  ctr_buf_puts(b, "]}}");
+  ctr_writer_call(s->trace, s->in.funcs.v[func].tid, s->vars, nargs, &why);
+  s->st.steps++;
   s->st.calls++;
 }
 
@@ -1278,20 +763,20 @@ static void call_record(ctr_session_t *s, uint32_t func, const char *args,
  * file run without a call of its own (a required file's top level, a
  * class body, eval'd code) follows that file's rules, as lines outside
  * any call do; below a skip-tree nothing is kept. */
-static bool step_wanted(ctr_session_t *s, const frame_t *fr, uint32_t path) {
-  if (fr && (fr->flags & FRAME_TREE))
+static bool step_wanted(ctr_session_t *s, const ctr_frame_t *fr, uint32_t path) {
+  if (fr && (fr->flags & CTR_FRAME_TREE))
     return false;
-  if (fr && s->funcs.v[fr->func].path_id == path)
-    return (fr->flags & FRAME_WANTED) != 0;
+  if (fr && s->in.funcs.v[fr->func].path_id == path)
+    return (fr->flags & CTR_FRAME_WANTED) != 0;
   return path_action(s, path) == CTR_FILTER_RECORD;
 }
 
 static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  thread_t *t = cur_thread(s);
-  frame_t *fr = top_frame(t);
+  ctr_thread_t *t = cur_thread(s);
+  ctr_frame_t *fr = ctr_stack_top(t);
   int rc;
 
-  if (m->u.step.path_id >= s->paths.n)
+  if (m->u.step.path_id >= s->in.paths.n)
     return fail(why, "step path id out of range", CTR_ERANGE);
   t->step_kept = step_wanted(s, fr, m->u.step.path_id);
   if (t->step_kept && !gate_open(s))
@@ -1302,172 +787,121 @@ static int step(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   }
   if ((rc = ensure_trace(s)) != 0)
     return fail(why, "cannot create the trace folder", rc);
-  map_path(s, m->u.step.path_id);
-  step_record(s, &s->paths.v[m->u.step.path_id], m->u.step.line);
+  ctr_writer_step(s->trace, ctr_intern_path(&s->in, m->u.step.path_id), m->u.step.line);
+  s->st.steps++;
   return 0;
 }
 
 static bool is_while_in(ctr_session_t *s, uint32_t id) {
-  func_t *f = &s->funcs.v[id];
+  ctr_ifunc_t *f = &s->in.funcs.v[id];
 
   if (s->while_in == NULL)
     return false;
   if (f->while_in < 0)
-    f->while_in = ctr_filter_decide(s->while_in, s->paths.v[f->path_id].text,
+    f->while_in = ctr_filter_decide(s->while_in, s->in.paths.v[f->path_id].text,
                                     f->module, f->name) != CTR_FILTER_RECORD;
   return f->while_in;
 }
 
 /* The flags of a frame entering fid on thread t: what the filter wants,
  * skip-tree inherited from callers, and while_in (counted here). */
-static uint8_t enter_flags(ctr_session_t *s, const thread_t *t, uint32_t fid) {
+static uint8_t enter_flags(ctr_session_t *s, const ctr_thread_t *t, uint32_t fid) {
   int action = t->trees ? CTR_FILTER_SKIP_TREE : func_action(s, fid);
-  uint8_t flags = action == CTR_FILTER_RECORD      ? FRAME_WANTED
-                  : action == CTR_FILTER_SKIP_TREE ? FRAME_TREE
+  uint8_t flags = action == CTR_FILTER_RECORD      ? CTR_FRAME_WANTED
+                  : action == CTR_FILTER_SKIP_TREE ? CTR_FRAME_TREE
                                                    : 0;
 
   if (is_while_in(s, fid)) {
-    flags |= FRAME_WHILE;
-    s->while_depth++;
+    flags |= CTR_FRAME_WHILE;
+    s->gate.while_depth++;
   }
   return flags;
 }
 
 static int call(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const msgpack_object *args = m->u.call.args;
-  thread_t *t = cur_thread(s);
+  ctr_thread_t *t = cur_thread(s);
   uint32_t fid = m->u.call.func_id, i, n = 0;
   uint8_t flags;
   int rc;
 
-  if (fid >= s->funcs.n)
+  if (fid >= s->in.funcs.n)
     return fail(why, "call function id out of range", CTR_ERANGE);
   /* Entering a while_in function may open an interval, in which the frames
    * below become synthetic calls. */
   flags = enter_flags(s, t, fid);
-  if (!(flags & FRAME_WANTED) || !gate_open(s)) {
-    push_frame(t, fid, flags);
+  if (!(flags & CTR_FRAME_WANTED) || !gate_open(s)) {
+    ctr_stack_push(t, fid, flags);
     s->st.filtered++;
     return 0;
   }
   if ((rc = ensure_trace(s)) != 0)
     return fail(why, "cannot create the trace folder", rc);
-  map_func(s, fid);
-  push_frame(t, fid, flags | FRAME_EMITTED);
+  ctr_intern_func(&s->in, fid);
+  ctr_stack_push(t, fid, flags | CTR_FRAME_EMITTED);
   if (s->nvalue_rules)
     note_args(t, args);
-  s->scratch.len = 0;
+  vars_room(s, args->via.array.size);
   for (i = 0; s->values != CTR_VALUES_NONE && i < args->via.array.size; i++) {
-    size_t mark = s->scratch.len;
-    if (n)
-      ctr_buf_add(&s->scratch, ",", 1);
-    rc = render_var(s, t, t->nframes, &args->via.array.ptr[i], CTR_FILTER_ARGS,
-                    &s->scratch, why);
+    rc = decide_var(s, t, t->nframes, &args->via.array.ptr[i], CTR_FILTER_ARGS,
+                    &s->vars[n], why);
     if (rc < 0)
       return rc;
-    if (rc == 0)
-      s->scratch.len = mark;
-    else
-      n++;
+    n += (uint32_t)rc;
   }
-  call_record(s, fid, s->scratch.data, s->scratch.len);
+  if (ctr_writer_call(s->trace, s->in.funcs.v[fid].tid, s->vars, n, why) != 0)
+    return CTR_EPROTO;
+  s->st.steps++;
+  s->st.calls++;
   t->step_kept = true;
   return 0;
 }
 
 static int ret(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  thread_t *t = cur_thread(s);
-  frame_t *fr = top_frame(t), f;
-  ctr_buf_t *b;
+  ctr_thread_t *t = cur_thread(s);
+  ctr_frame_t *fr = ctr_stack_top(t), f;
   int action = CTR_FILTER_KEEP, held;
-  int64_t tid, rc;
+  bool write;
 
-  /* The value is checked even when it is not written; with no trace to
-   * write it to, its ids are only range-checked. */
-  s->scratch.len = 0;
-  if (fr && (fr->flags & FRAME_EMITTED) && s->nvalue_rules) {
+  if (fr && (fr->flags & CTR_FRAME_EMITTED) && s->nvalue_rules) {
     action = ctr_filter_value(s->filter,
-                              s->paths.v[s->funcs.v[fr->func].path_id].text,
-                              s->funcs.v[fr->func].module,
-                              s->funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
+                              s->in.paths.v[s->in.funcs.v[fr->func].path_id].text,
+                              s->in.funcs.v[fr->func].module,
+                              s->in.funcs.v[fr->func].name, CTR_FILTER_RETURN, NULL);
     held = hidden_action(s, t, m->u.ret.value, RETURN_NAME, t->nframes);
     if (held > action)
       action = held;
   }
-  /* A value that is not written declares no types in the trace, so the
-   * trace is the same whether or not the client sent it. */
-  s->dry = !(fr && (fr->flags & FRAME_EMITTED)) ||
-           s->values == CTR_VALUES_NONE || action != CTR_FILTER_KEEP;
-  /* Dry ids are not the trace's: what they render is not kept. */
-  if (s->dry)
-    s->ops.cache_key = 0;
-  rc = ctr_value_render(&s->ops, m->u.ret.value, &s->scratch, why);
-  s->dry = false;
-  set_cache_key(s);
-  if (rc < 0)
+  /* The value is checked even when it is not written; a value that is not
+   * written declares nothing in the trace, so the trace is the same
+   * whether or not the client sent it. */
+  write = fr && (fr->flags & CTR_FRAME_EMITTED) && s->values != CTR_VALUES_NONE &&
+          action == CTR_FILTER_KEEP;
+  if (!write && check_value(s, m->u.ret.value, why) != 0)
     return CTR_EPROTO;
   if (fr == NULL) {
     /* More returns than calls would make the reader panic. */
     s->st.dropped++;
     return 0;
   }
-  f = *fr;
-  t->nframes--;
-  pop_frame_values(t, &f);
-  if (f.flags & FRAME_TREE)
-    t->trees--;
+  f = ctr_stack_pop(t);
   /* The caller now holds the hidden value under a name of its own. */
   if (action != CTR_FILTER_KEEP)
     hide(s, t, m->u.ret.value, RETURN_NAME, t->nframes, action);
-  if (f.flags & FRAME_EMITTED) {
-    /* A record must not be interleaved: the type comes first. */
-    tid = action == CTR_FILTER_REDACT ? redacted_type(s) : -1;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Return\":{\"return_value\":");
-    if (s->values == CTR_VALUES_NONE || action == CTR_FILTER_DROP) {
-      ctr_buf_puts(b, "{\"kind\":\"None\",\"type_id\":0}");
-    } else if (action == CTR_FILTER_REDACT) {
-      ctr_buf_puts(b, "{\"kind\":\"Raw\",\"r\":\"<redacted>\",\"type_id\":");
-      ctr_json_i64(b, tid);
-      ctr_buf_add(b, "}", 1);
-    } else {
-      ctr_buf_add(b, s->scratch.data, s->scratch.len);
-    }
-    ctr_buf_puts(b, "}}");
+  if (f.flags & CTR_FRAME_EMITTED) {
+    if (ctr_writer_return(s->trace, write ? m->u.ret.value : NULL,
+                          action == CTR_FILTER_REDACT &&
+                              s->values != CTR_VALUES_NONE,
+                          why) != 0)
+      return CTR_EPROTO;
     s->st.returns++;
   } else {
     s->st.filtered++;
   }
-  if (f.flags & FRAME_WHILE) {
-    s->while_depth--;
+  if (f.flags & CTR_FRAME_WHILE) {
+    s->gate.while_depth--;
     gate_open(s);
   }
-  return 0;
-}
-
-/* A flat variable's Value record, rendered in place: its name and type are
- * declared before the record starts, so nothing comes between. The same
- * text render_var gives. */
-static int flat_record(ctr_session_t *s, const ctr_flat_var_t *v,
-                       const char **why) {
-  const ctr_json_frag_t *name = map_name(s, v->vid), *type;
-  ctr_buf_t *b;
-
-  if (name == NULL)
-    return fail(why, "variable name id out of range", CTR_EPROTO);
-  if ((type = map_type(s, v->tid)) == NULL)
-    return fail(why, "value type id out of range", CTR_EPROTO);
-  b = ctr_trace_record(s->trace);
-  ctr_buf_puts(b, "{\"Value\":");
-  ctr_buf_frag(b, name);
-  if (ctr_value_render_scalar(&s->ops, v->vk,
-                              v->vk == CTR_V_NONE ? NULL : &v->payload, b,
-                              why) < 0) {
-    ctr_trace_unrecord(s->trace);
-    return CTR_EPROTO;
-  }
-  ctr_buf_frag(b, type);
-  ctr_buf_add(b, "}}", 2);
   return 0;
 }
 
@@ -1486,36 +920,24 @@ static const msgpack_object *flat_pair(const ctr_flat_var_t *v,
 }
 
 static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
-  thread_t *t = cur_thread(s);
+  ctr_thread_t *t = cur_thread(s);
   const msgpack_object *v = m->u.vars.vars, *pair;
   const ctr_flat_var_t *flat = m->u.vars.flat;
   uint32_t i, n = v ? v->via.array.size : m->u.vars.nflat;
   msgpack_object tmp[6];
-  ctr_buf_t *b;
+  ctr_writer_var_t var;
   int rc;
 
   if (!t->step_kept || s->trace == NULL || s->values != CTR_VALUES_ALL)
     return 0;
   for (i = 0; i < n; i++) {
-    /* A REF's value may need Type records: it is rendered before its
-     * record starts. */
-    if (v == NULL && s->nvalue_rules == 0 && flat[i].vk != CTR_V_REF) {
-      if ((rc = flat_record(s, &flat[i], why)) != 0)
-        return rc;
-      continue;
-    }
     pair =
         v ? &v->via.array.ptr[i] : flat_pair(&flat[i], &s->flat_refs[i], tmp);
-    s->scratch.len = 0;
-    rc = render_var(s, t, t->nframes, pair, 0, &s->scratch, why);
+    rc = decide_var(s, t, t->nframes, pair, 0, &var, why);
     if (rc < 0)
       return rc;
-    if (rc == 0)
-      continue;
-    b = ctr_trace_record(s->trace);
-    ctr_buf_puts(b, "{\"Value\":");
-    ctr_buf_add(b, s->scratch.data, s->scratch.len);
-    ctr_buf_add(b, "}", 1);
+    if (rc == 1 && ctr_writer_value(s->trace, &var, why) != 0)
+      return CTR_EPROTO;
   }
   return 0;
 }
@@ -1539,7 +961,7 @@ static int event(ctr_session_t *s, int kind, ctr_str_t a, ctr_str_t b,
  * frame's current variables) for each recorded frame. */
 static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   const msgpack_object *fr = m->u.stack.frames;
-  thread_t *t;
+  ctr_thread_t *t;
   uint32_t i, fid, keep;
   int64_t line;
   int rc = 0;
@@ -1551,7 +973,7 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
         !ctr_obj_i64(&f->via.array.ptr[1], &line) ||
         f->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY)
       return fail(why, "STACK frame is not [func_id, line, vars]", CTR_EPROTO);
-    if (fid >= s->funcs.n)
+    if (fid >= s->in.funcs.n)
       return fail(why, "STACK function id out of range", CTR_ERANGE);
   }
   switch_thread(s, m->u.stack.thread);
@@ -1564,21 +986,17 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
         (uint32_t)fr->via.array.ptr[keep].via.array.ptr[0].via.u64)
       break;
   while (t->nframes > keep) {
-    frame_t f = t->frames[--t->nframes];
-    pop_frame_values(t, &f);
-    if (f.flags & FRAME_TREE)
-      t->trees--;
-    if (f.flags & FRAME_WHILE)
-      s->while_depth--;
-    if ((f.flags & FRAME_EMITTED) && s->trace) {
-      ctr_buf_puts(ctr_trace_record(s->trace),
-                   "{\"Return\":{\"return_value\":{\"kind\":\"None\",\"type_id\":0}}}");
+    ctr_frame_t f = ctr_stack_pop(t);
+    if (f.flags & CTR_FRAME_WHILE)
+      s->gate.while_depth--;
+    if ((f.flags & CTR_FRAME_EMITTED) && s->trace) {
+      ctr_writer_return(s->trace, NULL, false, why);
       s->st.returns++;
     }
   }
   for (i = keep; i < fr->via.array.size; i++) {
     fid = (uint32_t)fr->via.array.ptr[i].via.array.ptr[0].via.u64;
-    push_frame(t, fid, enter_flags(s, t, fid));
+    ctr_stack_push(t, fid, enter_flags(s, t, fid));
   }
   s->stack = fr;
   if (s->trace && gate_closed(s) == NULL)
@@ -1691,9 +1109,9 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_FUNC:
   case CTR_MSG_TYPE:
   case CTR_MSG_VARNAME:
-    return declare(s, m, why);
+    return ctr_intern_declare(&s->in, m, why);
   case CTR_MSG_SOURCE:
-    return source(s, m, why);
+    return ctr_intern_source(&s->in, m, why);
   case CTR_MSG_TIME:
     return 0;
   case CTR_MSG_FLUSHED:
@@ -1732,78 +1150,37 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
 
 /* ---- metadata and lifecycle ------------------------------------------- */
 
-static void iso_time(ctr_buf_t *b, time_t t) {
-  char tmp[32];
-  struct tm tm;
+static void write_meta(ctr_session_t *s) {
+  ctr_writer_meta_t m = {
+      .session = s->id,
+      .state = s->state,
+      .lang = s->lang,
+      .lang_version = s->lang_version,
+      .pid = s->pid,
+      .ppid = s->ppid,
+      .uid = s->uid,
+      .interval = s->interval,
+      .start = s->interval_start,
+      .end = s->interval_end,
+      .end_reason = s->end_reason,
+      .exited = s->bye,
+      .exit_status = s->exit_status,
+      .received = s->st.received,
+      .steps = s->st.steps,
+      .calls = s->st.calls,
+      .returns = s->st.returns,
+      .events = s->st.events,
+      .filtered = s->st.filtered,
+      .dropped = s->st.dropped,
+      .lost = s->st.lost,
+      .threads = s->threads.n,
+      .values = s->values == CTR_VALUES_ALL    ? "all"
+                : s->values == CTR_VALUES_ARGS ? "args"
+                                               : "none",
+      .filter = s->filter_text,
+  };
 
-  gmtime_r(&t, &tm);
-  strftime(tmp, sizeof(tmp), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
-  ctr_buf_puts(b, tmp);
-}
-
-static void render_meta(ctr_session_t *s) {
-  ctr_buf_t b = {0};
-
-  ctr_buf_puts(&b, "{\"version\":\"" CTREC_VERSION "\",\"session\":");
-  ctr_json_u64(&b, s->id);
-  ctr_buf_puts(&b, ",\"daemon_pid\":");
-  ctr_json_i64(&b, (int64_t)getpid());
-  ctr_buf_puts(&b, ",\"state\":");
-  ctr_json_str(&b, s->state, strlen(s->state));
-  ctr_buf_puts(&b, ",\"lang\":");
-  ctr_json_str(&b, s->lang, strlen(s->lang));
-  ctr_buf_puts(&b, ",\"lang_version\":");
-  ctr_json_str(&b, s->lang_version, strlen(s->lang_version));
-  ctr_buf_puts(&b, ",\"pid\":");
-  ctr_json_i64(&b, s->pid);
-  ctr_buf_puts(&b, ",\"ppid\":");
-  ctr_json_i64(&b, s->ppid);
-  ctr_buf_puts(&b, ",\"uid\":");
-  ctr_json_u64(&b, s->uid);
-  ctr_buf_puts(&b, ",\"interval\":{\"index\":");
-  ctr_json_u64(&b, s->interval);
-  ctr_buf_puts(&b, ",\"start\":");
-  iso_time(&b, s->interval_start);
-  ctr_buf_puts(&b, ",\"end\":");
-  if (s->interval_end)
-    iso_time(&b, s->interval_end);
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_puts(&b, ",\"end_reason\":");
-  if (s->end_reason)
-    ctr_json_str(&b, s->end_reason, strlen(s->end_reason));
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_puts(&b, "},\"exit_status\":");
-  if (s->bye)
-    ctr_json_i64(&b, s->exit_status);
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_printf(&b,
-                 ",\"counters\":{\"received\":%llu,\"records\":%llu,"
-                 "\"steps\":%llu,\"calls\":%llu,\"returns\":%llu,"
-                 "\"events\":%llu,\"filtered\":%llu,\"dropped\":%llu,"
-                 "\"lost\":%llu},\"threads\":%u}",
-                 (unsigned long long)s->st.received,
-                 (unsigned long long)ctr_trace_records(s->trace),
-                 (unsigned long long)s->st.steps,
-                 (unsigned long long)s->st.calls,
-                 (unsigned long long)s->st.returns,
-                 (unsigned long long)s->st.events,
-                 (unsigned long long)s->st.filtered,
-                 (unsigned long long)s->st.dropped,
-                 (unsigned long long)s->st.lost, s->nthreads);
-  /* The closing brace above ends the object; the filter goes before it. */
-  b.len--;
-  ctr_buf_puts(&b, ",\"values\":");
-  ctr_buf_puts(&b, s->values == CTR_VALUES_ALL    ? "\"all\""
-                   : s->values == CTR_VALUES_ARGS ? "\"args\""
-                                                  : "\"none\"");
-  ctr_buf_puts(&b, ",\"filter\":");
-  ctr_json_str(&b, s->filter_text, strlen(s->filter_text));
-  ctr_buf_add(&b, "}", 1);
-  ctr_trace_set_meta(s->trace, b.data, b.len);
-  ctr_buf_free(&b);
+  ctr_writer_metadata(s->trace, &m);
 }
 
 int ctr_session_flush(ctr_session_t *s) {
@@ -1811,15 +1188,15 @@ int ctr_session_flush(ctr_session_t *s) {
 
   if (s->trace == NULL)
     return 0;
-  if (!ctr_trace_dirty(s->trace) && s->st.written == ctr_trace_records(s->trace))
+  if (!ctr_writer_dirty(s->trace) && s->st.written == ctr_writer_records(s->trace))
     return 0;
-  s->st.written = ctr_trace_records(s->trace);
-  render_meta(s);
-  rc = ctr_trace_flush(s->trace);
+  s->st.written = ctr_writer_records(s->trace);
+  write_meta(s);
+  rc = ctr_writer_flush(s->trace);
   /* Logged when writing starts failing, not at every flush after. */
   if (rc != 0 && !s->write_failed)
     CTR_ERROR("session %llu: cannot write %s: %s", (unsigned long long)s->id,
-              ctr_trace_dir(s->trace), ctr_strerror(rc));
+              ctr_writer_dir(s->trace), ctr_strerror(rc));
   s->write_failed = rc != 0;
   return rc;
 }
@@ -1847,17 +1224,15 @@ void ctr_session_tick(ctr_session_t *s) {
 }
 
 int ctr_session_control(ctr_session_t *s, bool on) {
-  bool was = s->user_on && s->limit_hit == NULL;
+  bool changed;
 
   if (s->ended)
     return 0;
-  s->user_on = on;
-  if (on)
-    s->limit_hit = NULL; /* a manual start begins a fresh interval */
+  changed = ctr_gate_control(&s->gate, on);
   if (s->trace && !on)
     close_interval(s, "complete", "stopped by ctrecctl");
   gate_open(s);
-  return was != on;
+  return changed;
 }
 
 void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
@@ -1868,20 +1243,21 @@ void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
 
   ctr_config_unref(s->cfg);
   s->cfg = ctr_config_ref(cfg);
+  s->gate.cfg = s->cfg;
   ctr_filter_free(s->filter);
   s->filter = ctr_filter_ref(s->cfg->filter);
   ctr_filter_values(s->filter, &s->nvalue_rules);
-  set_cache_key(s);
+  set_reuse(s);
   ctr_filter_free(s->while_in);
   s->while_in = compile_while_in(s->cfg);
   s->values = s->cfg->record_values;
   free(s->filter_text);
   s->filter_text = describe_filter(s->filter);
   make_wire_rules(s);
-  for (i = 0; i < s->funcs.n; i++)
-    s->funcs.v[i].action = s->funcs.v[i].while_in = -1;
-  for (i = 0; i < s->paths.n; i++)
-    s->paths.v[i].action = -1;
+  for (i = 0; i < s->in.funcs.n; i++)
+    s->in.funcs.v[i].action = s->in.funcs.v[i].while_in = -1;
+  for (i = 0; i < s->in.paths.n; i++)
+    s->in.paths.v[i].action = -1;
   /* The point where the new rules start, visible in the trace. */
   if (s->trace)
     event(s, CTR_EV_TRACE_LOG, mark, none, &why);
@@ -1908,7 +1284,7 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
 }
 
 size_t ctr_session_pending(const ctr_session_t *s) {
-  return s->trace ? ctr_trace_pending(s->trace) : 0;
+  return s->trace ? ctr_writer_pending(s->trace) : 0;
 }
 
 uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
@@ -1923,7 +1299,7 @@ static const char *session_state(const ctr_session_t *s) {
   return "resuming";
 }
 static const char *trace_dir(const ctr_session_t *s) {
-  return s->trace ? ctr_trace_dir(s->trace) : NULL;
+  return s->trace ? ctr_writer_dir(s->trace) : NULL;
 }
 
 void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
@@ -1941,7 +1317,7 @@ void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
   ctr_pack_kv_str(pk, "reason", s->trace ? "" : gate_closed(s) ? gate_closed(s) : "");
   ctr_pack_kv_str(pk, "filter", s->filter_text);
   ctr_pack_kv_u64(pk, "received", s->st.received);
-  ctr_pack_kv_u64(pk, "written", s->trace ? ctr_trace_records(s->trace) : 0);
+  ctr_pack_kv_u64(pk, "written", s->trace ? ctr_writer_records(s->trace) : 0);
   ctr_pack_kv_str(pk, "trace", dir ? dir : "");
   ctr_pack_kv_u64(pk, "dropped", s->st.dropped + s->st.lost);
 }
@@ -1950,47 +1326,27 @@ void ctr_session_free(ctr_session_t *s) {
   uint32_t i;
 
   if (s->trace)
-    ctr_trace_close(s->trace);
-  for (i = 0; i < s->paths.n; i++) {
-    free(s->paths.v[i].text);
-    free(s->paths.v[i].source);
-  }
-  for (i = 0; i < s->funcs.n; i++) {
-    free(s->funcs.v[i].name);
-    free(s->funcs.v[i].label);
-    free(s->funcs.v[i].module);
-  }
-  for (i = 0; i < s->nthreads; i++) {
-    free(s->threads[i].frames);
-    free(s->threads[i].argv);
-    free(s->threads[i].hidden);
-  }
+    ctr_writer_close(s->trace);
+  ctr_intern_free(&s->in);
+  ctr_stacks_free(&s->threads);
   ctr_filter_free(s->filter);
   ctr_filter_free(s->while_in);
   ctr_config_unref(s->cfg);
   free(s->wire_rules);
   free(s->filter_text);
-  for (i = 0; i < s->types.n; i++)
-    free(s->types.v[i].name);
-  for (i = 0; i < s->names.n; i++)
-    free(s->names.v[i].text);
-  free(s->paths.v);
-  free(s->funcs.v);
-  free(s->types.v);
-  free(s->names.v);
-  ctr_map_free(&s->struct_types);
-  ctr_map_free(&s->trace_paths);
   ctr_map_free(&s->hidden_text);
   for (i = 0; i < s->ninside; i++)
     free(s->inside[i].text);
   ctr_buf_free(&s->scratch);
   ctr_vdefs_free(s->vdefs);
-  free(s->threads);
   free(s->lang);
   free(s->lang_version);
   free(s->program);
   free(s->cwd);
-  free(s->args_json);
+  for (i = 0; i < s->nargs; i++)
+    free(s->args[i]);
+  free(s->args);
+  free(s->vars);
   free(s->state);
   free(s);
 }

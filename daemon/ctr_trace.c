@@ -36,7 +36,7 @@ struct ctr_trace_s {
   ctr_buf_t paths;      /* trace_paths.json body without the brackets */
   uint32_t npaths;
   bool paths_dirty;
-  char *workdir, *program, *args_json;
+  char *workdir, *program, *args_json, *recording_id;
   ctr_buf_t meta;       /* the "ctrec" object */
   bool meta_dirty;
   bool write_failed;    /* the last write of records failed */
@@ -97,7 +97,7 @@ static void sanitize_name(char *out, size_t cap, const char *name) {
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    int64_t pid, time_t started, uint32_t interval,
                    const char *workdir, const char *program,
-                   const char *args_json) {
+                   const char *args_json, const char *recording_id) {
   char safe[80], stamp[32], base[4096], dir[4200], sub[4300];
   struct tm tm;
   ctr_trace_t *t;
@@ -129,12 +129,14 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
   t->workdir = strdup(workdir);
   t->program = strdup(program);
   t->args_json = strdup(args_json);
+  t->recording_id = strdup(recording_id);
   snprintf(sub, sizeof(sub), "%s/files", dir);
   mkdir(sub, 0755);
   t->files_fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   snprintf(sub, sizeof(sub), "%s/trace.json", dir);
   t->fd = open(sub, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (t->fd < 0 || t->files_fd < 0 || t->dir == NULL) {
+  if (t->fd < 0 || t->files_fd < 0 || t->dir == NULL ||
+      t->recording_id == NULL) {
     n = -errno;
     ctr_trace_close(t);
     return n ? n : CTR_ENOMEM;
@@ -255,6 +257,8 @@ static int write_meta(ctr_trace_t *t) {
   ctr_json_str(&b, t->program, strlen(t->program));
   ctr_buf_puts(&b, ",\"args\":");
   ctr_buf_puts(&b, t->args_json);
+  ctr_buf_puts(&b, ",\"recording_id\":");
+  ctr_json_str(&b, t->recording_id, strlen(t->recording_id));
   if (t->meta.len) {
     ctr_buf_puts(&b, ",\"ctrec\":");
     ctr_buf_add(&b, t->meta.data, t->meta.len);
@@ -338,6 +342,7 @@ int ctr_trace_close(ctr_trace_t *t) {
   free(t->workdir);
   free(t->program);
   free(t->args_json);
+  free(t->recording_id);
   free(t);
   return rc;
 }

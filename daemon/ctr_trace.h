@@ -19,12 +19,13 @@
 typedef struct ctr_trace_s ctr_trace_t;
 
 /* Creates <root>/<name>-<pid>-<UTC time of started>[-<interval>]/ with
- * files/ inside (interval 1 has no suffix). workdir, program and the JSON
- * array text args_json go into trace_metadata.json. */
+ * files/ inside (interval 1 has no suffix). workdir, program, the JSON
+ * array text args_json and recording_id (a UUIDv7) go into
+ * trace_metadata.json. */
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    int64_t pid, time_t started, uint32_t interval,
                    const char *workdir, const char *program,
-                   const char *args_json);
+                   const char *args_json, const char *recording_id);
 
 /* Starts one record: returns the buffer to append its JSON text to. The
  * previous record must be complete, since it may be written now. */

@@ -281,3 +281,50 @@ int ctr_value_render_pair(const ctr_value_ops_t *ops, const msgpack_object *p,
   ctr_buf_add(out, "}", 1);
   return 0;
 }
+
+/* What a check knows: ids are only range-checked, and every one gives the
+ * text of id 0. */
+typedef struct check_s {
+  bool (*known_type)(void *ctx, uint32_t id);
+  bool (*known_name)(void *ctx, uint32_t id);
+  void *ctx;
+  ctr_json_frag_t type, name;
+} check_t;
+
+static const ctr_json_frag_t *check_type(void *ctx, uint32_t id) {
+  check_t *c = ctx;
+
+  return c->known_type(c->ctx, id) ? &c->type : NULL;
+}
+
+static const ctr_json_frag_t *check_name(void *ctx, uint32_t id) {
+  check_t *c = ctx;
+
+  return c->known_name(c->ctx, id) ? &c->name : NULL;
+}
+
+static int64_t check_struct(void *ctx, uint32_t id, const uint32_t *vids,
+                            const int64_t *tids, uint32_t n) {
+  check_t *c = ctx;
+
+  (void)vids;
+  (void)tids;
+  (void)n;
+  return c->known_type(c->ctx, id) ? 0 : CTR_ERANGE;
+}
+
+int ctr_value_check(const msgpack_object *o, uint32_t max_depth,
+                    bool (*known_type)(void *ctx, uint32_t id),
+                    bool (*known_name)(void *ctx, uint32_t id), void *ctx,
+                    ctr_buf_t *scratch, const char **why) {
+  check_t c = {known_type, known_name, ctx, {0}, {0}};
+  ctr_value_ops_t ops = {&c, check_type, check_name, check_struct, false,
+                         max_depth, 0};
+  int64_t rc;
+
+  ctr_json_frag(&c.type, ",\"type_id\":", 0, "}");
+  ctr_json_frag(&c.name, "{\"variable_id\":", 0, ",\"value\":");
+  scratch->len = 0;
+  rc = render(&ops, o, scratch, 0, why);
+  return rc < 0 ? (int)rc : 0;
+}

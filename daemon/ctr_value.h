@@ -1,5 +1,7 @@
 /* ctr_value.h: turns wire values ([vkind, type_id, payload...]) into
- * CodeTracer ValueRecord JSON, checking them as untrusted input.
+ * CodeTracer ValueRecord JSON, checking them as untrusted input: the JSON
+ * writer's values (ctr_writer_json.c), and the check of a value that is
+ * not written.
  *
  * Type and variable ids are mapped through callbacks, which may emit the
  * Type and VariableName records a value needs before the record holding it. */
@@ -51,5 +53,14 @@ int ctr_value_render_scalar(const ctr_value_ops_t *ops, uint32_t vk,
  * Returns 0 or a negative code with *why set. */
 int ctr_value_render_pair(const ctr_value_ops_t *ops, const msgpack_object *p,
                           ctr_buf_t *out, const char **why);
+
+/* Checks wire value o as rendering it would, declaring nothing: known_type
+ * and known_name say whether a shim id is declared; scratch is rendered
+ * into. Returns 0 or a
+ * negative code with *why set. */
+int ctr_value_check(const msgpack_object *o, uint32_t max_depth,
+                    bool (*known_type)(void *ctx, uint32_t id),
+                    bool (*known_name)(void *ctx, uint32_t id), void *ctx,
+                    ctr_buf_t *scratch, const char **why);
 
 #endif

@@ -96,6 +96,28 @@ class IntervalTest(TempDirTest):
             self.assertEqual(t.output(), "")
             self.assertEqual({line for _, line in t.line_steps()}, {3, 4})
 
+    def test_each_interval_has_its_own_recording_id(self):
+        # CodeTracer's TraceMetadata requires a UUIDv7 recording_id; each
+        # interval folder is a recording of its own.
+        self.start("""\
+            record:
+              while_in: [tick]
+            """)
+        before = int(time.time() * 1000)
+        p = self.run_slow(3)
+        out, err = p.communicate(timeout=60)
+        after = int(time.time() * 1000)
+        self.assertEqual(p.returncode, 0, err)
+        traces = sorted(self.traces(), key=lambda t: t.meta["ctrec"]["interval"]["index"])
+        ids = [t.meta.get("recording_id") for t in traces]
+        self.assertEqual(len(ids), 3)
+        for rid in ids:
+            self.assertRegex(rid or "", r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}"
+                             r"-[0-9a-f]{12}$")
+            ms = int(rid[:8] + rid[9:13], 16)
+            self.assertTrue(before <= ms <= after, (before, ms, after))
+        self.assertEqual(ids, sorted(set(ids)))
+
     def test_time_window(self):
         self.start("""\
             record:

@@ -16,6 +16,9 @@
 #include "ctr_trace.h"
 #include "ctr_value.h"
 
+/* A recording id for the trace folders written here. */
+#define ID "0190a6b4-0c2e-7d3f-8a1b-2c3d4e5f6a7b"
+
 static char *json_of(const char *s, size_t n) {
   ctr_buf_t b = {0};
 
@@ -310,7 +313,7 @@ START_TEST(trace_is_closed_json_after_every_flush) {
 
   ck_assert_ptr_nonnull(mkdtemp(root));
   ck_assert_int_eq(ctr_trace_open(&t, root, "/x/prog.rb", 42, 0, 1, "/w", "/x/prog.rb",
-                                  "[\"a\"]"), 0);
+                                  "[\"a\"]", ID), 0);
   dir = ctr_trace_dir(t);
   text = slurp(dir, "trace.json");
   ck_assert_str_eq(text, "[\n]\n");
@@ -331,7 +334,8 @@ START_TEST(trace_is_closed_json_after_every_flush) {
   free(text);
   text = slurp(dir, "trace_metadata.json");
   ck_assert_str_eq(text, "{\"workdir\":\"/w\",\"program\":\"/x/prog.rb\","
-                         "\"args\":[\"a\"],\"ctrec\":{\"state\":\"complete\"}}\n");
+                         "\"args\":[\"a\"],\"recording_id\":\"" ID "\","
+                         "\"ctrec\":{\"state\":\"complete\"}}\n");
   free(text);
   text = slurp(dir, "files/x/prog.rb");
   ck_assert_str_eq(text, "a = 1\n");
@@ -347,11 +351,11 @@ START_TEST(folder_names_are_safe) {
   ctr_trace_t *t;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "-c", 7, 0, 1, "/", "-c", "[]"), 0);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "-c", 7, 0, 1, "/", "-c", "[]", ID), 0);
   base = strrchr(ctr_trace_dir(t), '/') + 1;
   ck_assert_str_eq(base, "_c-7-19700101T000000Z");
   ctr_trace_close(t);
-  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/../a b.rb", 7, 0, 3, "/", "p", "[]"),
+  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/../a b.rb", 7, 0, 3, "/", "p", "[]", ID),
                    0);
   base = strrchr(ctr_trace_dir(t), '/') + 1;
   ck_assert_str_eq(base, "a_b.rb-7-19700101T000000Z-3");
@@ -364,7 +368,7 @@ START_TEST(source_paths_cannot_escape) {
   ctr_trace_t *t;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 2, "/", "p", "[]"), 0);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 2, "/", "p", "[]", ID), 0);
   ck_assert_int_eq(ctr_trace_source(t, "/a/../../etc/x", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/..", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/./b/c.rb", "x", 1), 0);
@@ -971,6 +975,137 @@ START_TEST(hostile_refs_are_refused) {
 }
 END_TEST
 
+/* ---- sessions: message sequences and the records they give ----------- */
+
+/* One of each record a session writes, with a value rule redacting an
+ * argument and a return value: the exact JSON text, which the writer
+ * refactor must keep. */
+static void script_records(run_t *r) {
+  declare_all();
+  ctr_pack_step(&mpk, P_APP, 1);
+  ctr_pack_vars_begin(&mpk, 2);
+  ctr_pack_pair_begin(&mpk, N_X);
+  ctr_pack_v_int(&mpk, T_INT, 5);
+  ctr_pack_pair_begin(&mpk, N_SELF);
+  v_obj(0, 0, 0);
+  ctr_pack_call_begin(&mpk, 0, 2);
+  ctr_pack_pair_begin(&mpk, N_A);
+  ctr_pack_v_float(&mpk, T_FLOAT, 0.5);
+  ctr_pack_pair_begin(&mpk, N_TOKEN);
+  ctr_pack_v_string(&mpk, T_STR, "s3cret", 6);
+  ctr_pack_step(&mpk, P_APP, 11);
+  ctr_pack_event(&mpk, CTR_EV_WRITE, "hi\n", 3);
+  ctr_pack_thread(&mpk, 7);
+  ctr_pack_step(&mpk, P_APP, 2);
+  ctr_pack_thread(&mpk, 0);
+  ctr_pack_return_begin(&mpk);
+  ctr_pack_v_string(&mpk, T_STR, "s3cret", 6);
+  ctr_pack_raise(&mpk, "ValueError", 10, "bad", 3);
+  ctr_pack_bye(&mpk, 0);
+  run_ok(r);
+}
+
+/* Like ck_assert_str_eq for texts longer than Check's messages: shows
+ * where they part. */
+static void same_text(const char *got, const char *want) {
+  size_t i = 0;
+
+  while (got[i] && got[i] == want[i])
+    i++;
+  ck_assert_msg(got[i] == want[i],
+                "texts part at byte %zu:\n got: %.300s\nwant: %.300s", i,
+                got + i, want + i);
+}
+
+START_TEST(session_writes_each_record_as_codetracer_json) {
+  static const char *const sets[] = {"output.float_format", "number", NULL};
+  run_t r;
+  char *text;
+
+  refs = false;
+  run_open(&r, "filter:\n  values:\n    - {name: token, action: redact}\n",
+           sets);
+  script_records(&r);
+  run_close(&r, true);
+  ck_assert_int_eq(r.ndirs, 1);
+  text = trace_text(r.dirs[0]);
+  same_text(
+      text,
+      "[\n"
+      "{\"Path\":\"/x/p.py\"},\n"
+      "{\"Function\":{\"path_id\":0,\"line\":1,\"name\":\"<top-level>\"}},\n"
+      "{\"Call\":{\"function_id\":0,\"args\":[]}},\n"
+      "{\"Type\":{\"kind\":30,\"lang_type\":\"None\",\"specific_info\":{"
+      "\"kind\":\"N"
+      "one\"}}},\n"
+      "{\"Step\":{\"path_id\":0,\"line\":1}},\n"
+      "{\"VariableName\":\"x\"},\n"
+      "{\"Type\":{\"kind\":7,\"lang_type\":\"int\",\"specific_info\":{\"kind\":"
+      "\"Non"
+      "e\"}}},\n"
+      "{\"Value\":{\"variable_id\":0,\"value\":{\"kind\":\"Int\",\"i\":5,"
+      "\"type_id\":"
+      "1}}},\n"
+      "{\"VariableName\":\"self\"},\n"
+      "{\"VariableName\":\"a\"},\n"
+      "{\"Type\":{\"kind\":0,\"lang_type\":\"list\",\"specific_info\":{"
+      "\"kind\":\"No"
+      "ne\"}}},\n"
+      "{\"Type\":{\"kind\":8,\"lang_type\":\"float\",\"specific_info\":{"
+      "\"kind\":\"N"
+      "one\"}}},\n"
+      "{\"Type\":{\"kind\":9,\"lang_type\":\"str\",\"specific_info\":{\"kind\":"
+      "\"Non"
+      "e\"}}},\n"
+      "{\"VariableName\":\"b\"},\n"
+      "{\"Type\":{\"kind\":30,\"lang_type\":\"NoneType\",\"specific_info\":{"
+      "\"kind"
+      "\":\"None\"}}},\n"
+      "{\"Type\":{\"kind\":6,\"lang_type\":\"Obj\",\"specific_info\":{\"kind\":"
+      "\"Str"
+      "uct\",\"fields\":[{\"name\":\"a\",\"type_id\":2},{\"name\":\"b\",\"type_"
+      "id\":5}"
+      "]}}},\n"
+      "{\"Value\":{\"variable_id\":1,\"value\":{\"kind\":\"Struct\",\"field_"
+      "values"
+      "\":[{\"kind\":\"Sequence\",\"elements\":[{\"kind\":\"Int\",\"i\":1,"
+      "\"type_id\":"
+      "1},{\"kind\":\"Float\",\"f\":2.5,\"type_id\":3},{\"kind\":\"String\","
+      "\"text\":"
+      "\"hello "
+      "world\",\"type_id\":4}],\"is_slice\":false,\"type_id\":2},{\"kind"
+      "\":\"None\",\"type_id\":5}],\"type_id\":6}}},\n"
+      "{\"Function\":{\"path_id\":0,\"line\":10,\"name\":\"f\"}},\n"
+      "{\"Type\":{\"kind\":16,\"lang_type\":\"<redacted>\",\"specific_info\":{"
+      "\"ki"
+      "nd\":\"None\"}}},\n"
+      "{\"VariableName\":\"token\"},\n"
+      "{\"Step\":{\"path_id\":0,\"line\":10}},\n"
+      "{\"Call\":{\"function_id\":1,\"args\":[{\"variable_id\":2,\"value\":{"
+      "\"kind"
+      "\":\"Float\",\"f\":0.5,\"type_id\":3}},{\"variable_id\":4,\"value\":{"
+      "\"kind\""
+      ":\"Raw\",\"r\":\"<redacted>\",\"type_id\":7}}]}},\n"
+      "{\"Step\":{\"path_id\":0,\"line\":11}},\n"
+      "{\"Event\":{\"kind\":0,\"metadata\":\"\",\"content\":\"hi\\n\"}},\n"
+      "{\"ThreadSwitch\":7},\n"
+      "{\"Step\":{\"path_id\":0,\"line\":2}},\n"
+      "{\"ThreadSwitch\":0},\n"
+      "{\"Return\":{\"return_value\":{\"kind\":\"Raw\",\"r\":\"<redacted>\","
+      "\"type_i"
+      "d\":7}}},\n"
+      "{\"Event\":{\"kind\":11,\"metadata\":\"\",\"content\":\"ValueError: "
+      "bad\"}}\n"
+      "]\n");
+  free(text);
+  /* The folder's own recording id. */
+  text = slurp(r.dirs[0], "trace_metadata.json");
+  ck_assert_ptr_nonnull(strstr(text, "\"args\":[],\"recording_id\":\""));
+  free(text);
+  run_remove(&r);
+}
+END_TEST
+
 Suite *ctr_trace_suite(void) {
   Suite *s = suite_create("trace");
   TCase *json = tcase_create("json");
@@ -998,6 +1133,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(defs, kept_definition_outlives_its_slot);
   tcase_add_test(defs, value_rules_see_through_refs);
   tcase_add_test(defs, hostile_refs_are_refused);
+  tcase_add_test(defs, session_writes_each_record_as_codetracer_json);
   tcase_set_timeout(defs, 30);
   suite_add_tcase(s, folder);
   suite_add_tcase(s, defs);
