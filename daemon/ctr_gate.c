@@ -33,6 +33,17 @@ static bool in_window(const ctr_gate_t *g, int64_t now) {
   return false;
 }
 
+bool ctr_gate_limited(const ctr_gate_t *g) {
+  const ctr_config_t *cfg = g->cfg;
+
+  return cfg->record_max_events || cfg->record_max_bytes ||
+         cfg->record_max_duration_ms;
+}
+
+bool ctr_gate_timed(const ctr_gate_t *g) {
+  return g->cfg->record_nwindows > 0 || g->cfg->record_max_duration_ms > 0;
+}
+
 const char *ctr_gate_closed(const ctr_gate_t *g, int64_t now_ms) {
   if (!g->user_on)
     return "stopped";

@@ -29,12 +29,20 @@ typedef struct ctr_gate_s {
 void ctr_gate_init(ctr_gate_t *g, const ctr_config_t *cfg,
                    int64_t process_start_ms);
 
+/* Whether the answers depend on the time (record.windows or
+ * record.max_duration): callers read the clock only then, since a session
+ * asks at every message. */
+bool ctr_gate_timed(const ctr_gate_t *g);
+
 /* Why the gate is closed at now_ms (a text for status and metadata), or
  * NULL when it is open. */
 const char *ctr_gate_closed(const ctr_gate_t *g, int64_t now_ms);
 
 /* Whether a client should pause while the gate is closed for why. */
 bool ctr_gate_pauses(const char *why);
+
+/* Whether any record.max_* limit is set: only then are they checked. */
+bool ctr_gate_limited(const ctr_gate_t *g);
 
 /* Checks the record.max_* limits of an interval that began at start_ms
  * and holds records records in bytes bytes; the first one reached closes

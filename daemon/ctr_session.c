@@ -383,9 +383,14 @@ static void close_interval(ctr_session_t *s, const char *state,
 
 /* ---- recording gate ----------------------------------------------------- */
 
+/* The time for the gate, read only when its answer depends on it. */
+static int64_t gate_now(const ctr_session_t *s) {
+  return ctr_gate_timed(&s->gate) ? now_ms() : 0;
+}
+
 /* Why the session does not record now, or NULL when it does. */
 static const char *gate_closed(const ctr_session_t *s) {
-  return ctr_gate_closed(&s->gate, now_ms());
+  return ctr_gate_closed(&s->gate, gate_now(s));
 }
 
 /* Ends the interval when the gate closed; true while it is open. A client
@@ -411,11 +416,11 @@ static bool gate_open(ctr_session_t *s) {
 static void check_limits(ctr_session_t *s) {
   const char *hit;
 
-  if (s->trace == NULL)
+  if (s->trace == NULL || !ctr_gate_limited(&s->gate))
     return;
   hit = ctr_gate_limits(&s->gate, ctr_writer_records(s->trace),
                         ctr_writer_bytes(s->trace), s->interval_start_ms,
-                        now_ms());
+                        gate_now(s));
   if (hit)
     close_interval(s, "complete", hit);
 }
@@ -931,6 +936,14 @@ static int vars(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   if (!t->step_kept || s->trace == NULL || s->values != CTR_VALUES_ALL)
     return 0;
   for (i = 0; i < n; i++) {
+    /* A REF's value may need Type records, and value rules look at the
+     * pair: those take the general way. */
+    if (v == NULL && s->nvalue_rules == 0 && flat[i].vk != CTR_V_REF &&
+        (rc = ctr_writer_flat_value(s->trace, &flat[i], why)) <= 0) {
+      if (rc < 0)
+        return rc;
+      continue;
+    }
     pair =
         v ? &v->via.array.ptr[i] : flat_pair(&flat[i], &s->flat_refs[i], tmp);
     rc = decide_var(s, t, t->nframes, pair, 0, &var, why);

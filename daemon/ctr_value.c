@@ -288,19 +288,32 @@ typedef struct check_s {
   bool (*known_type)(void *ctx, uint32_t id);
   bool (*known_name)(void *ctx, uint32_t id);
   void *ctx;
-  ctr_json_frag_t type, name;
 } check_t;
+
+/* The texts of id 0, made once: a check runs for every value not written
+ * (values: none checks every argument and return value). */
+static const ctr_json_frag_t *check_frag(bool name) {
+  static ctr_json_frag_t type, var;
+  static bool made;
+
+  if (!made) {
+    ctr_json_frag(&type, ",\"type_id\":", 0, "}");
+    ctr_json_frag(&var, "{\"variable_id\":", 0, ",\"value\":");
+    made = true;
+  }
+  return name ? &var : &type;
+}
 
 static const ctr_json_frag_t *check_type(void *ctx, uint32_t id) {
   check_t *c = ctx;
 
-  return c->known_type(c->ctx, id) ? &c->type : NULL;
+  return c->known_type(c->ctx, id) ? check_frag(false) : NULL;
 }
 
 static const ctr_json_frag_t *check_name(void *ctx, uint32_t id) {
   check_t *c = ctx;
 
-  return c->known_name(c->ctx, id) ? &c->name : NULL;
+  return c->known_name(c->ctx, id) ? check_frag(true) : NULL;
 }
 
 static int64_t check_struct(void *ctx, uint32_t id, const uint32_t *vids,
@@ -317,13 +330,11 @@ int ctr_value_check(const msgpack_object *o, uint32_t max_depth,
                     bool (*known_type)(void *ctx, uint32_t id),
                     bool (*known_name)(void *ctx, uint32_t id), void *ctx,
                     ctr_buf_t *scratch, const char **why) {
-  check_t c = {known_type, known_name, ctx, {0}, {0}};
+  check_t c = {known_type, known_name, ctx};
   ctr_value_ops_t ops = {&c, check_type, check_name, check_struct, false,
                          max_depth, 0};
   int64_t rc;
 
-  ctr_json_frag(&c.type, ",\"type_id\":", 0, "}");
-  ctr_json_frag(&c.name, "{\"variable_id\":", 0, ",\"value\":");
   scratch->len = 0;
   rc = render(&ops, o, scratch, 0, why);
   return rc < 0 ? (int)rc : 0;

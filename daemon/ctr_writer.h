@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ctr_proto.h"
+
 typedef struct ctr_writer_s ctr_writer_t;
 
 /* The session's interning, as a backend sees it. Each returns this
@@ -99,6 +101,11 @@ typedef struct ctr_writer_backend_s {
   int (*ret)(ctr_writer_t *w, const msgpack_object *value, bool redacted,
              const char **why);
   int (*value)(ctr_writer_t *w, const ctr_writer_var_t *var, const char **why);
+  /* Optional: a variable whose value holds no other value, as the flat
+   * reader decoded it (no REF, no value rule in force), written without
+   * building its objects: most variables of call-heavy code are such. */
+  int (*flat_value)(ctr_writer_t *w, const ctr_flat_var_t *v,
+                    const char **why);
   int (*event)(ctr_writer_t *w, int kind, const char *text, size_t n);
   int (*thread)(ctr_writer_t *w, uint64_t id);
   void (*reuse)(ctr_writer_t *w, bool on);
@@ -186,6 +193,12 @@ static inline int ctr_writer_return(ctr_writer_t *w,
 static inline int ctr_writer_value(ctr_writer_t *w, const ctr_writer_var_t *var,
                                    const char **why) {
   return w->be->value(w, var, why);
+}
+/* The same for a flat variable; 1 when the backend takes only pairs. */
+static inline int ctr_writer_flat_value(ctr_writer_t *w,
+                                        const ctr_flat_var_t *v,
+                                        const char **why) {
+  return w->be->flat_value ? w->be->flat_value(w, v, why) : 1;
 }
 /* An event of kind (CTR_EV_*) with its text. */
 static inline int ctr_writer_event(ctr_writer_t *w, int kind, const char *text,

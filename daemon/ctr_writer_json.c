@@ -344,6 +344,36 @@ static int json_value(ctr_writer_t *w, const ctr_writer_var_t *var,
   return 0;
 }
 
+/* Rendered in place: the name and type are declared before the record
+ * starts, so nothing comes between. The same text json_value gives. */
+static int json_flat_value(ctr_writer_t *w, const ctr_flat_var_t *v,
+                           const char **why) {
+  json_writer_t *j = J(w);
+  const ctr_json_frag_t *name = value_name(j, v->vid), *type;
+  ctr_buf_t *b;
+
+  if (name == NULL) {
+    *why = "variable name id out of range";
+    return CTR_EPROTO;
+  }
+  if ((type = value_type(j, v->tid)) == NULL) {
+    *why = "value type id out of range";
+    return CTR_EPROTO;
+  }
+  b = ctr_trace_record(j->trace);
+  ctr_buf_puts(b, "{\"Value\":");
+  ctr_buf_frag(b, name);
+  if (ctr_value_render_scalar(&j->ops, v->vk,
+                              v->vk == CTR_V_NONE ? NULL : &v->payload, b,
+                              why) < 0) {
+    ctr_trace_unrecord(j->trace);
+    return CTR_EPROTO;
+  }
+  ctr_buf_frag(b, type);
+  ctr_buf_add(b, "}}", 2);
+  return 0;
+}
+
 static int json_event(ctr_writer_t *w, int kind, const char *text, size_t n) {
   ctr_buf_t *b = ctr_trace_record(J(w)->trace);
 
@@ -486,6 +516,7 @@ const ctr_writer_backend_t ctr_writer_json = {
     .call = json_call,
     .ret = json_return,
     .value = json_value,
+    .flat_value = json_flat_value,
     .event = json_event,
     .thread = json_thread,
     .reuse = json_reuse,

@@ -146,6 +146,31 @@ START_TEST(no_limits_never_close) {
 }
 END_TEST
 
+/* A session asks at every message: the clock is read, and the limits
+ * checked, only when an option makes the answer depend on them. */
+START_TEST(clock_and_limits_only_when_configured) {
+  ctr_gate_t g;
+
+  cfg.record_max_events = cfg.record_max_bytes = cfg.record_max_duration_ms = 0;
+  ctr_gate_init(&g, &cfg, T0);
+  ck_assert(!ctr_gate_timed(&g));
+  ck_assert(!ctr_gate_limited(&g));
+  cfg.record_max_events = 10;
+  ck_assert(ctr_gate_limited(&g));
+  ck_assert(!ctr_gate_timed(&g));
+  cfg.record_max_events = 0;
+  cfg.record_max_duration_ms = 1000;
+  ck_assert(ctr_gate_limited(&g));
+  ck_assert(ctr_gate_timed(&g));
+  cfg.record_max_duration_ms = 0;
+  windows[0] = (ctr_record_window_t){.after_ms = 10};
+  cfg.record_windows = windows;
+  cfg.record_nwindows = 1;
+  ck_assert(ctr_gate_timed(&g));
+  ck_assert(!ctr_gate_limited(&g));
+}
+END_TEST
+
 Suite *ctr_gate_suite(void) {
   Suite *s = suite_create("gate");
   TCase *tc = tcase_create("gate");
@@ -157,6 +182,7 @@ Suite *ctr_gate_suite(void) {
   tcase_add_test(tc, while_in_closes_without_pausing);
   tcase_add_test(tc, limits_close_the_gate_until_a_start);
   tcase_add_test(tc, no_limits_never_close);
+  tcase_add_test(tc, clock_and_limits_only_when_configured);
   suite_add_tcase(s, tc);
   return s;
 }
