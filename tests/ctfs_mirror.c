@@ -6,7 +6,8 @@
  *
  * Every record maps to the writer call a session would make; values go
  * through the writer's own encoder (wire value, then CBOR). With --delay it
- * sleeps MS milliseconds and flushes every N records, for live tests. */
+ * flushes at the first Step after every N records and sleeps MS
+ * milliseconds, for live tests. */
 #include <msgpack.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -180,11 +181,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: ctfs_mirror [--delay MS] [--flush N] DIR OUT.ct\n");
     return 2;
   }
-  check(ctr_trace_open(&t, argv[a]), "open the JSON trace");
+  check(ctr_trace_open(&t, argv[a], false), "open the JSON trace");
   check(ctr_ctfs_open(&w, argv[a + 1]), "open the CTFS trace");
   while ((rc = ctr_trace_next(t, &r)) == 1) {
     const ctr_jval_t *p = r.rec->child, *e;
     const char *k = p ? p->key : "";
+    /* A flush ends the latest step's values: flush before a Step. */
+    if (delay && n >= every && strcmp(k, "Step") == 0) {
+      struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
+      check(ctr_ctfs_flush(w), "flush");
+      nanosleep(&ts, NULL);
+      n = 0;
+    }
+    n++;
     if (strcmp(k, "Path") == 0) {
       ids_push(&paths, ctr_ctfs_path(w, p->str, p->len));
     } else if (strcmp(k, "Function") == 0) {
@@ -236,13 +245,8 @@ int main(int argc, char **argv) {
                             (uint64_t)tid),
             "thread");
     } else {
-      fprintf(stderr, "ctfs_mirror: record %ld: %s is not mirrored\n", n, k);
+      fprintf(stderr, "ctfs_mirror: %s is not mirrored\n", k);
       return 1;
-    }
-    if (delay && ++n % every == 0) {
-      struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
-      check(ctr_ctfs_flush(w), "flush");
-      nanosleep(&ts, NULL);
     }
   }
   check(rc, ctr_trace_error(t));

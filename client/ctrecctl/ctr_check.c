@@ -116,12 +116,14 @@ static void problem(check_t *ck, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* A problem of the current trace.json record. */
+/* A problem of the current record (of trace.ct: in the order `ctrecctl
+ * follow --json` prints them). */
 static void bad(check_t *ck, const char *fmt, ...) {
   char prefix[64];
   va_list ap;
 
-  snprintf(prefix, sizeof(prefix), "trace.json: record %" PRIu64 ": ", ck->rec);
+  snprintf(prefix, sizeof(prefix), "%s: record %" PRIu64 ": ",
+           ck->ctfs ? "trace.ct" : "trace.json", ck->rec);
   va_start(ap, fmt);
   vproblem(ck, prefix, fmt, ap);
   va_end(ap);
@@ -1326,7 +1328,7 @@ static int check_folder(const opts_t *o, const char *dir) {
   ck.o = o;
   ck.dir = dir;
   /* The reader picks the format from what the folder holds. */
-  if (ctr_trace_open(&trace, dir) == 0 &&
+  if (ctr_trace_open(&trace, dir, o->live) == 0 &&
       ctr_trace_format(trace) == CTR_TRACE_CTFS) {
     ck.ctfs = true;
     rc = check_trace_ct(&ck, trace);

@@ -590,9 +590,11 @@ static void render_record(tail_t *t, const ctr_jval_t *rec) {
     forget_frames(t, t->depth);
     if (t->depth > 0)
       t->depth--;
-    render_value(t, &o, ctr_jval_get(v, "return_value"), 0);
+    /* A CTFS call closed at the end of a recording has no value. */
+    if (ctr_jval_get(v, "return_value"))
+      render_value(t, &o, ctr_jval_get(v, "return_value"), 0);
     indent(t->depth);
-    printf("← return %s\n", tx_done(&o));
+    printf("← return%s%s\n", o.n ? " " : "", tx_done(&o));
   } else if (strcmp(k, "Value") == 0) {
     int64_t var = -1;
     render_value(t, &o, ctr_jval_get(v, "value"), 0);
@@ -728,7 +730,7 @@ static int tail_open(tail_t *t, const char *dir, uint64_t index, bool json) {
   snprintf(t->dir, sizeof(t->dir), "%s", dir);
   t->index = index;
   t->tid = 0;
-  if ((rc = ctr_trace_open(&t->rd, dir)) < 0) {
+  if ((rc = ctr_trace_open(&t->rd, dir, true)) < 0) {
     fprintf(stderr, "%s: cannot open the trace in %s: %s\n", prog_name, dir,
             strerror(-rc));
     return -1;

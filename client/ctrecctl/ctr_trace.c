@@ -163,7 +163,7 @@ static int json_open(void **out, const char *path) {
 
 /* ---- the interface ------------------------------------------------------- */
 
-int ctr_trace_open(ctr_trace_t **out, const char *dir) {
+int ctr_trace_open(ctr_trace_t **out, const char *dir, bool live) {
   char path[PATH_MAX];
   ctr_trace_t *t = xrealloc(NULL, sizeof(*t));
   struct stat sb;
@@ -173,7 +173,7 @@ int ctr_trace_open(ctr_trace_t **out, const char *dir) {
   snprintf(path, sizeof(path), "%s/trace.ct", dir);
   if (stat(path, &sb) == 0) {
     t->format = CTR_TRACE_CTFS;
-    rc = ctr__trace_ctfs_open(&t->b, path, &t->vt);
+    rc = ctr__trace_ctfs_open(&t->b, path, live, &t->vt);
   } else {
     snprintf(path, sizeof(path), "%s/trace.json", dir);
     t->format = CTR_TRACE_JSON;

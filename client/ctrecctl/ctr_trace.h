@@ -27,9 +27,11 @@ typedef struct ctr_trace_rec_s {
   size_t len;
 } ctr_trace_rec_t;
 
-/* Opens the trace of folder dir. Returns 0, or -errno when neither file
- * can be opened (ENOENT: the folder holds neither). */
-int ctr_trace_open(ctr_trace_t **out, const char *dir);
+/* Opens the trace of folder dir. live: it may still be being written, so
+ * a trace.ct not yet one block long is one being created (no records yet),
+ * not a broken one. Returns 0, or -errno when neither file can be opened
+ * (ENOENT: the folder holds neither). */
+int ctr_trace_open(ctr_trace_t **out, const char *dir, bool live);
 void ctr_trace_free(ctr_trace_t *t);
 
 ctr_trace_format_t ctr_trace_format(const ctr_trace_t *t);
@@ -55,7 +57,7 @@ typedef struct ctr__trace_backend_s {
 } ctr__trace_backend_t;
 
 /* Opens the CTFS backend over path (trace.ct). */
-int ctr__trace_ctfs_open(void **out, const char *path,
+int ctr__trace_ctfs_open(void **out, const char *path, bool live,
                          const ctr__trace_backend_t **vt);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ctr_buf.h"
 #include "ctr_ctfs_read.h"
@@ -30,6 +31,7 @@
 typedef struct call_s {
   uint64_t key, entry, exit;
   ctr_jval_t *call, *ret; /* the records still to hand out */
+  bool shown;             /* its Call was handed out: its Return will be */
 } call_t;
 
 /* Records built, waiting to be handed out. */
@@ -41,7 +43,9 @@ typedef struct queue_s {
 typedef struct ctfs_s {
   char path[4096];
   ctr_ctfs_image_t img;
-  bool loaded;
+  bool live;
+  bool loaded; /* img holds a snapshot */
+  bool ever;   /* a snapshot was read */
   uint64_t tables[4]; /* records of each table handed out */
   uint64_t steps;     /* steps handed out */
   uint64_t ncalls;    /* call records read */
@@ -360,7 +364,7 @@ static int read_calls(ctfs_t *f) {
     const unsigned char *p = (unsigned char *)r.v[i].data;
     size_t n = r.v[i].len, pos = 0;
     uint64_t fn, parent, depth, nargs, len;
-    call_t c = {f->ncalls, 0, 0, NULL, NULL};
+    call_t c = {f->ncalls, 0, 0, NULL, NULL, false};
     ctr_jval_t *o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0), *args, *ret;
     bool ok = ctr_ctfs_read_varint(p, n, &pos, &fn) &&
               ctr_ctfs_read_varint(p, n, &pos, &parent) &&
@@ -453,6 +457,11 @@ static ctr_jval_t *event(const ctr_buf_t *e, uint64_t *step) {
   return record("Event", o);
 }
 
+static bool short_file(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 && sb.st_size < 4096;
+}
+
 /* Reads a new snapshot and queues the records it completes. */
 static int poll_trace(ctfs_t *f) {
   recs_t steps = {0}, vals = {0}, evs = {0};
@@ -461,12 +470,17 @@ static int poll_trace(ctfs_t *f) {
   int rc;
 
   ctr_ctfs_image_free(&f->img);
-  if ((rc = ctr_ctfs_image_load(&f->img, f->path)) < 0)
+  f->loaded = false;
+  rc = ctr_ctfs_image_load(&f->img, f->path);
+  /* The writer creates the file, then writes its first block. */
+  if (rc == CTR_EPROTO && f->live && !f->ever && short_file(f->path))
+    return 0;
+  if (rc < 0)
     return rc == CTR_EPROTO
                ? fail(f, rc, "trace.ct: not a CTFS container (bad header, "
                              "or shorter than one block)")
                : fail(f, rc, "trace.ct: %s", rc > -4096 ? strerror(-rc) : "unreadable");
-  f->loaded = true;
+  f->loaded = f->ever = true;
   rc = read_tables(f);
   if (rc == 0)
     rc = read_calls(f);
@@ -483,6 +497,7 @@ static int poll_trace(ctfs_t *f) {
       if (f->calls[k].call && f->calls[k].entry == i) {
         push(&f->q, f->calls[k].call);
         f->calls[k].call = NULL;
+        f->calls[k].shown = true;
       }
     rc = push_step(f, i, &steps.v[i - first], &vals.v[i - first]);
     for (; rc == 0 && e < evs.n; e++, f->events++) {
@@ -498,29 +513,21 @@ static int poll_trace(ctfs_t *f) {
         push(&f->q, r);
     }
     for (size_t k = f->ncall; rc == 0 && k-- > 0;)
-      if (f->calls[k].ret && f->calls[k].exit == i) {
-        /* A call learnt of after its entry step was handed out (live)
-         * is skipped with its return. */
-        if (f->calls[k].call == NULL)
-          push(&f->q, f->calls[k].ret);
-        else
-          ctr_jval_free(f->calls[k].ret);
-        ctr_jval_free(f->calls[k].call);
-        f->calls[k].ret = f->calls[k].call = NULL;
+      if (f->calls[k].shown && f->calls[k].ret && f->calls[k].exit == i) {
+        push(&f->q, f->calls[k].ret);
+        f->calls[k].ret = NULL;
       }
     f->steps = i + 1;
   }
-  /* Calls whose entry step is behind the ones handed out are skipped too. */
+  /* A call learnt of after its entry step was handed out (live) is
+   * skipped, with its return. */
   size_t keep = 0;
   for (size_t k = 0; k < f->ncall; k++) {
     call_t *c = &f->calls[k];
-    if (c->call && c->entry < f->steps) {
+    if (!c->shown && c->entry < f->steps) {
       ctr_jval_free(c->call);
-      c->call = NULL;
-      if (c->exit < f->steps) {
-        ctr_jval_free(c->ret);
-        c->ret = NULL;
-      }
+      ctr_jval_free(c->ret);
+      c->call = c->ret = NULL;
     }
     if (c->ret)
       f->calls[keep++] = *c;
@@ -587,11 +594,12 @@ static void ctfs_free(void *b) {
 static const ctr__trace_backend_t ctfs_vt = {ctfs_next, ctfs_listed_paths,
                                              ctfs_free};
 
-int ctr__trace_ctfs_open(void **out, const char *path,
+int ctr__trace_ctfs_open(void **out, const char *path, bool live,
                          const ctr__trace_backend_t **vt) {
   ctfs_t *f = xrealloc(NULL, sizeof(*f));
 
   memset(f, 0, sizeof(*f));
+  f->live = live;
   snprintf(f->path, sizeof(f->path), "%s", path);
   *out = f;
   *vt = &ctfs_vt;
