@@ -66,10 +66,9 @@ static void pack(msgpack_packer *pk, const ctr_jval_t *v) {
   const char *kind = ctr_jval_str(v, "kind");
   const ctr_jval_t *f;
   int64_t tid = 0, i;
-  static const char *const kinds[] = {"None",  "Bool",     "Int",
-                                      "Float", "String",   "BigInt",
-                                      "Sequence", "Tuple", "Struct",
-                                      "Raw",   "Error"};
+  static const char *const kinds[] = {"None",   "Bool",   "Int",      "Float",
+                                      "String", "BigInt", "Sequence", "Tuple",
+                                      "Struct", "Raw",    "Error"};
   int k = -1;
 
   for (int j = 0; kind && j < 11; j++)
@@ -81,13 +80,17 @@ static void pack(msgpack_packer *pk, const ctr_jval_t *v) {
   msgpack_pack_int(pk, k);
   msgpack_pack_int64(pk, tid);
   switch (k) {
-  case 1: (ctr_jval_get(v, "b")->b ? msgpack_pack_true : msgpack_pack_false)(pk); break;
+  case 1:
+    (ctr_jval_get(v, "b")->b ? msgpack_pack_true : msgpack_pack_false)(pk);
+    break;
   case 2:
     if (!ctr_jval_i64(ctr_jval_get(v, "i"), &i))
       die("Int", 0);
     msgpack_pack_int64(pk, i);
     break;
-  case 3: msgpack_pack_double(pk, strtod(ctr_jval_get(v, "f")->str, NULL)); break;
+  case 3:
+    msgpack_pack_double(pk, strtod(ctr_jval_get(v, "f")->str, NULL));
+    break;
   case 4:
   case 9:
   case 10: {
@@ -238,11 +241,12 @@ int main(int argc, char **argv) {
     } else if (strncmp(k, "Thread", 6) == 0) {
       int64_t tid;
       ctr_jval_i64(p, &tid);
-      check(ctr_ctfs_thread(w,
-                            strcmp(k, "ThreadSwitch") == 0  ? CTR_CTFS_THREAD_SWITCH
-                            : strcmp(k, "ThreadStart") == 0 ? CTR_CTFS_THREAD_START
-                                                            : CTR_CTFS_THREAD_EXIT,
-                            (uint64_t)tid),
+      check(ctr_ctfs_thread(
+                w,
+                strcmp(k, "ThreadSwitch") == 0  ? CTR_CTFS_THREAD_SWITCH
+                : strcmp(k, "ThreadStart") == 0 ? CTR_CTFS_THREAD_START
+                                                : CTR_CTFS_THREAD_EXIT,
+                (uint64_t)tid),
             "thread");
     } else {
       fprintf(stderr, "ctfs_mirror: %s is not mirrored\n", k);

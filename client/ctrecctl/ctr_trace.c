@@ -33,13 +33,13 @@ struct ctr_trace_s {
 
 typedef struct json_s {
   int fd;
-  uint64_t off;  /* just past the last complete record */
-  bool started;  /* a record was read: the next one follows ",\n" */
-  char *buf;     /* the file from off on, as last read */
+  uint64_t off; /* just past the last complete record */
+  bool started; /* a record was read: the next one follows ",\n" */
+  char *buf;    /* the file from off on, as last read */
   size_t len, pos, cap, window;
 } json_t;
 
-static void *xrealloc(void *p, size_t n) {
+void *ctr__trace_xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
 
   if (q == NULL) {
@@ -93,7 +93,7 @@ static long json_fill(json_t *j, bool *more) {
   *more = want < (uint64_t)sb.st_size - j->off;
   if (j->cap < want) {
     j->cap = want;
-    j->buf = xrealloc(j->buf, j->cap);
+    j->buf = ctr__trace_xrealloc(j->buf, j->cap);
   }
   while (got < want) {
     ssize_t n = pread(j->fd, j->buf + got, want - got, (off_t)(j->off + got));
@@ -152,7 +152,7 @@ static int json_open(void **out, const char *path) {
 
   if (fd < 0)
     return -errno;
-  j = xrealloc(NULL, sizeof(*j));
+  j = ctr__trace_xrealloc(NULL, sizeof(*j));
   memset(j, 0, sizeof(*j));
   j->fd = fd;
   j->off = 1; /* trace.json starts with "[" and the first record follows */
@@ -165,7 +165,7 @@ static int json_open(void **out, const char *path) {
 
 int ctr_trace_open(ctr_trace_t **out, const char *dir, bool live) {
   char path[PATH_MAX];
-  ctr_trace_t *t = xrealloc(NULL, sizeof(*t));
+  ctr_trace_t *t = ctr__trace_xrealloc(NULL, sizeof(*t));
   struct stat sb;
   int rc;
 

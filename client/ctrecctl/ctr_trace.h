@@ -18,7 +18,10 @@
 
 typedef struct ctr_trace_s ctr_trace_t;
 
-typedef enum ctr_trace_format_e { CTR_TRACE_JSON, CTR_TRACE_CTFS } ctr_trace_format_t;
+typedef enum ctr_trace_format_e {
+  CTR_TRACE_JSON,
+  CTR_TRACE_CTFS
+} ctr_trace_format_t;
 
 /* What a backend returns for one record; see ctr_trace_next(). */
 typedef struct ctr_trace_rec_s {
@@ -55,6 +58,9 @@ typedef struct ctr__trace_backend_s {
   int (*listed_paths)(void *b, ctr_jval_t **out);
   void (*free)(void *b);
 } ctr__trace_backend_t;
+
+/* realloc that ends the process when memory runs out, as ctrecctl does. */
+void *ctr__trace_xrealloc(void *p, size_t n);
 
 /* Opens the CTFS backend over path (trace.ct). */
 int ctr__trace_ctfs_open(void **out, const char *path, bool live,

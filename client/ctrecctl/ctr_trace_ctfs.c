@@ -25,7 +25,7 @@
 #include "ctr_error.h"
 #include "ctr_trace.h"
 
-#define CBOR_DEPTH 250  /* as deep as check's JSON records may nest */
+#define CBOR_DEPTH 250        /* as deep as check's JSON records may nest */
 #define LINES_PER_FILE 100000 /* the reader's global line index */
 
 typedef struct call_s {
@@ -44,8 +44,8 @@ typedef struct ctfs_s {
   char path[4096];
   ctr_ctfs_image_t img;
   bool live;
-  bool loaded; /* img holds a snapshot */
-  bool ever;   /* a snapshot was read */
+  bool loaded;        /* img holds a snapshot */
+  bool ever;          /* a snapshot was read */
   uint64_t tables[4]; /* records of each table handed out */
   uint64_t steps;     /* steps handed out */
   uint64_t ncalls;    /* call records read */
@@ -60,20 +60,10 @@ typedef struct ctfs_s {
 
 static const char *const tables[4] = {"paths", "funcs", "types", "varnames"};
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-
-  if (q == NULL) {
-    fprintf(stderr, "ctrecctl: out of memory\n");
-    exit(1);
-  }
-  return q;
-}
-
 static void push(queue_t *q, ctr_jval_t *rec) {
   if (q->n == q->cap) {
     q->cap = q->cap ? 2 * q->cap : 64;
-    q->v = xrealloc(q->v, q->cap * sizeof(*q->v));
+    q->v = ctr__trace_xrealloc(q->v, q->cap * sizeof(*q->v));
   }
   q->v[q->n++] = rec;
 }
@@ -95,7 +85,8 @@ static ctr_jval_t *record(const char *name, ctr_jval_t *payload) {
   return r;
 }
 
-/* ---- CBOR ValueRecords as the JSON trace's values ------------------------- */
+/* ---- CBOR ValueRecords as the JSON trace's values -------------------------
+ */
 
 typedef struct cbor_s {
   const unsigned char *p;
@@ -130,10 +121,12 @@ static void base64(ctr_buf_t *b, const unsigned char *p, size_t n) {
   size_t i;
 
   for (i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+    uint32_t v = (uint32_t)p[i] << 16 |
+                 (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
                  (i + 2 < n ? p[i + 2] : 0);
     char o[4] = {tab[v >> 18], tab[(v >> 12) & 63],
-                 i + 1 < n ? tab[(v >> 6) & 63] : '=', i + 2 < n ? tab[v & 63] : '='};
+                 i + 1 < n ? tab[(v >> 6) & 63] : '=',
+                 i + 2 < n ? tab[v & 63] : '='};
     ctr_buf_add(b, o, 4);
   }
 }
@@ -254,8 +247,9 @@ static int fail(ctfs_t *f, int code, const char *fmt, ...) {
 }
 
 static const char *what(int rc) {
-  return rc == CTR_ERANGE ? "missing" : rc == CTR_ENOMEM ? "out of memory"
-                                                         : "damaged";
+  return rc == CTR_ERANGE   ? "missing"
+         : rc == CTR_ENOMEM ? "out of memory"
+                            : "damaged";
 }
 
 /* The records of one stream from index from on, copied out. */
@@ -273,7 +267,7 @@ static int collect(void *ctx, uint64_t index, const unsigned char *rec,
     return 0;
   if (r->n == r->cap) {
     r->cap = r->cap ? 2 * r->cap : 256;
-    r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
+    r->v = ctr__trace_xrealloc(r->v, r->cap * sizeof(*r->v));
   }
   r->v[r->n] = (ctr_buf_t){0};
   ctr_buf_add(&r->v[r->n++], rec, n);
@@ -292,8 +286,8 @@ static int read_stream(ctfs_t *f, const char *name, bool prefixed,
   int rc;
 
   out->from = from;
-  rc = ctr_ctfs_stream_from(&f->img, name, prefixed, from, collect, out,
-                            &count);
+  rc =
+      ctr_ctfs_stream_from(&f->img, name, prefixed, from, collect, out, &count);
   if (rc < 0)
     return fail(f, rc, "trace.ct: %s.dat/%s.idx: %s", name, name, what(rc));
   return 0;
@@ -396,7 +390,7 @@ static int read_calls(ctfs_t *f) {
     }
     if (f->ncall == f->callcap) {
       f->callcap = f->callcap ? 2 * f->callcap : 64;
-      f->calls = xrealloc(f->calls, f->callcap * sizeof(*f->calls));
+      f->calls = ctr__trace_xrealloc(f->calls, f->callcap * sizeof(*f->calls));
     }
     f->calls[f->ncall++] = c;
   }
@@ -417,7 +411,9 @@ static int push_step(ctfs_t *f, uint64_t i, const ctr_buf_t *st,
     return fail(f, CTR_EPROTO, "trace.ct: step %" PRIu64 ": damaged", i);
   if (p[0] == 0 || p[0] == 1) {
     ctr_jval_t *o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0);
-    f->gli = p[0] == 0 ? v : f->gli + (uint64_t)((int64_t)(v >> 1) ^ -(int64_t)(v & 1));
+    f->gli = p[0] == 0
+                 ? v
+                 : f->gli + (uint64_t)((int64_t)(v >> 1) ^ -(int64_t)(v & 1));
     ctr_jval_add(o, "path_id", num_u(f->gli / LINES_PER_FILE));
     ctr_jval_add(o, "line", num_u(f->gli % LINES_PER_FILE));
     push(&f->q, record("Step", o));
@@ -428,7 +424,8 @@ static int push_step(ctfs_t *f, uint64_t i, const ctr_buf_t *st,
   pos = 0;
   if (vals->len == 0)
     return 0;
-  if (p[0] != 0 || !(pos = 1, ctr_ctfs_read_varint(p, vals->len, &pos, &count)) ||
+  if (p[0] != 0 ||
+      !(pos = 1, ctr_ctfs_read_varint(p, vals->len, &pos, &count)) ||
       !pairs(f, p, vals->len, &pos, count, NULL) || pos != vals->len)
     return fail(f, CTR_EPROTO,
                 "trace.ct: values record %" PRIu64 ": a value does not decode",
@@ -477,9 +474,11 @@ static int poll_trace(ctfs_t *f) {
     return 0;
   if (rc < 0)
     return rc == CTR_EPROTO
-               ? fail(f, rc, "trace.ct: not a CTFS container (bad header, "
-                             "or shorter than one block)")
-               : fail(f, rc, "trace.ct: %s", rc > -4096 ? strerror(-rc) : "unreadable");
+               ? fail(f, rc,
+                      "trace.ct: not a CTFS container (bad header, "
+                      "or shorter than one block)")
+               : fail(f, rc, "trace.ct: %s",
+                      rc > -4096 ? strerror(-rc) : "unreadable");
   f->loaded = f->ever = true;
   rc = read_tables(f);
   if (rc == 0)
@@ -504,8 +503,8 @@ static int poll_trace(ctfs_t *f) {
       uint64_t at;
       ctr_jval_t *r = event(&evs.v[e], &at);
       if (r == NULL)
-        rc = fail(f, CTR_EPROTO,
-                  "trace.ct: events record %" PRIu64 ": damaged", f->events);
+        rc = fail(f, CTR_EPROTO, "trace.ct: events record %" PRIu64 ": damaged",
+                  f->events);
       else if (at > i) {
         ctr_jval_free(r);
         break;
@@ -596,7 +595,7 @@ static const ctr__trace_backend_t ctfs_vt = {ctfs_next, ctfs_listed_paths,
 
 int ctr__trace_ctfs_open(void **out, const char *path, bool live,
                          const ctr__trace_backend_t **vt) {
-  ctfs_t *f = xrealloc(NULL, sizeof(*f));
+  ctfs_t *f = ctr__trace_xrealloc(NULL, sizeof(*f));
 
   memset(f, 0, sizeof(*f));
   f->live = live;

@@ -639,6 +639,32 @@ def record_ctfs_pair(test, lang, python="python3"):
     return folder, mirror(test, folder, os.path.join(test.tmp, "ctfs-" + tag))
 
 
+def each_python(test, fn):
+    """fn(python) on every Python the build has a shim for, as subtests."""
+    for version, py in sorted(dict(OTHER_PYTHONS, default=PYTHON).items()):
+        with test.subTest(python=version):
+            fn(py)
+
+
+def start_live_mirror(test, folder):
+    """Starts writing folder's records slowly as live/trace.ct beside the
+    metadata saying "recording"; returns (live folder, writer) once the
+    file exists."""
+    live = os.path.join(test.tmp, "live")
+    os.makedirs(live)
+    shutil.copytree(os.path.join(folder, "files"), os.path.join(live, "files"))
+    with open(os.path.join(folder, "trace_metadata.json")) as f:
+        meta = json.load(f)
+    meta["ctrec"]["state"] = "recording"
+    with open(os.path.join(live, "trace_metadata.json"), "w") as f:
+        json.dump(meta, f)
+    writer = subprocess.Popen([CTFS_MIRROR, "--delay", "100", "--flush", "4", folder,
+                               os.path.join(live, "trace.ct")], stderr=subprocess.PIPE)
+    while not os.path.exists(os.path.join(live, "trace.ct")) and writer.poll() is None:
+        time.sleep(0.01)
+    return live, writer
+
+
 def check_line(folder):
     res = run([CTRECCTL, "check", folder])
     return res.returncode, res.stdout.decode(), res.stderr.decode()
@@ -670,10 +696,7 @@ class CheckCtfs(TempDirTest):
         self.assert_same_verdict("ruby")
 
     def test_python(self):
-        versions = dict(OTHER_PYTHONS, default=PYTHON)
-        for version, py in sorted(versions.items()):
-            with self.subTest(python=version):
-                self.assert_same_verdict("python", py)
+        each_python(self, lambda py: self.assert_same_verdict("python", py))
 
     def test_corrupt_containers(self):
         ctfs = self.assert_same_verdict("python")
@@ -730,20 +753,9 @@ class CheckCtfs(TempDirTest):
         """check --live passes mid-write; without --live a half-written
         trace fails on its metadata counters; finished, it passes."""
         folder, _ = record_ctfs_pair(self, "python")
-        live = os.path.join(self.tmp, "live")
-        os.makedirs(live)
-        shutil.copytree(os.path.join(folder, "files"), os.path.join(live, "files"))
-        with open(os.path.join(folder, "trace_metadata.json")) as f:
-            meta = json.load(f)
-        meta["ctrec"]["state"] = "recording"
-        with open(os.path.join(live, "trace_metadata.json"), "w") as f:
-            json.dump(meta, f)
-        writer = subprocess.Popen([CTFS_MIRROR, "--delay", "100", "--flush", "4", folder,
-                                   os.path.join(live, "trace.ct")], stderr=subprocess.PIPE)
+        live, writer = start_live_mirror(self, folder)
         seen = set()
         try:
-            while not os.path.exists(os.path.join(live, "trace.ct")):
-                time.sleep(0.01)
             while writer.poll() is None:
                 res = run([CTRECCTL, "check", "--live", live])
                 out = res.stdout.decode()

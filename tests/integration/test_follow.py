@@ -15,8 +15,7 @@ import time
 
 from harness import (CTRECCTL, PY_SHIM, SOURCE, Daemon, TempDirTest, run, service_config,
                      trace_folders)
-from test_check import CTFS_MIRROR, record_ctfs_pair
-from test_python_record import OTHER_PYTHONS, PYTHON
+from test_check import each_python, record_ctfs_pair, start_live_mirror
 
 RUBY_TICKER = os.path.join(SOURCE, "tests", "programs", "ruby", "_follow_ticker.rb")
 PY_TICKER = os.path.join(SOURCE, "tests", "programs", "python", "_follow_ticker.py")
@@ -246,7 +245,7 @@ class FollowTest(TempDirTest):
         self.assertIn(f"pid {other.pid}", err)
         res = run([CTRECCTL, "follow", "-s", self.daemon.sock, "abc"])
         self.assertEqual(res.returncode, 2)
-        self.assertIn(b"not a session id: abc", res.stderr)
+        self.assertIn(b"not a session id or trace folder: abc", res.stderr)
         res = run([CTRECCTL, "follow", "-s", os.path.join(self.tmp, "nothing.sock")])
         self.assertEqual(res.returncode, 1)
         self.assertIn(b"cannot reach ctrecd", res.stderr)
@@ -298,10 +297,7 @@ class FollowCtfs(TempDirTest):
         self.assert_same_listing("ruby")
 
     def test_python(self):
-        versions = dict(OTHER_PYTHONS, default=PYTHON)
-        for version, py in sorted(versions.items()):
-            with self.subTest(python=version):
-                self.assert_same_listing("python", py)
+        each_python(self, lambda py: self.assert_same_listing("python", py))
 
     def test_live(self):
         """While a slow writer flushes trace.ct, follow shows its steps as
@@ -309,17 +305,7 @@ class FollowCtfs(TempDirTest):
         them returned, so a live listing has the steps and output without
         the calls still open) and ends when the metadata says complete."""
         folder, _ = record_ctfs_pair(self, "python")
-        live = os.path.join(self.tmp, "live")
-        os.makedirs(live)
-        with open(os.path.join(folder, "trace_metadata.json")) as f:
-            meta = json.load(f)
-        meta["ctrec"]["state"] = "recording"
-        with open(os.path.join(live, "trace_metadata.json"), "w") as f:
-            json.dump(meta, f)
-        writer = subprocess.Popen([CTFS_MIRROR, "--delay", "100", "--flush", "4", folder,
-                                   os.path.join(live, "trace.ct")], stderr=subprocess.PIPE)
-        while not os.path.exists(os.path.join(live, "trace.ct")):
-            time.sleep(0.01)
+        live, writer = start_live_mirror(self, folder)
         p = subprocess.Popen([CTRECCTL, "follow", live], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         lines = Lines(p.stdout)
