@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "ctr_buf.h"
 #include "ctr_ctfs_read.h"
@@ -44,9 +45,12 @@ typedef struct ctfs_s {
   char path[4096];
   ctr_ctfs_image_t img;
   bool live;
-  bool loaded;        /* img holds a snapshot */
-  bool ever;          /* a snapshot was read */
+  bool loaded; /* img holds a snapshot */
+  bool ever;   /* a snapshot was read */
+  off_t size;  /* the size and time stamp at the last look */
+  struct timespec mtime;
   uint64_t tables[4]; /* records of each table handed out */
+  int table;          /* the table being read */
   uint64_t steps;     /* steps handed out */
   uint64_t ncalls;    /* call records read */
   uint64_t events;    /* events handed out */
@@ -293,37 +297,37 @@ static int read_stream(ctfs_t *f, const char *name, bool prefixed,
   return 0;
 }
 
+/* A table's record as its interning record. */
+static int table_cb(void *ctx, uint64_t index, const unsigned char *rec,
+                    size_t n) {
+  ctfs_t *f = ctx;
+  ctr_jval_t *p = str((const char *)rec, n), *o;
+
+  (void)index;
+  switch (f->table) {
+  case 0:
+    push(&f->q, record("Path", p));
+    break;
+  case 3:
+    push(&f->q, record("VariableName", p));
+    break;
+  default: /* funcs.dat and types.dat hold names only */
+    o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0);
+    ctr_jval_add(o, f->table == 1 ? "name" : "lang_type", p);
+    push(&f->q, record(f->table == 1 ? "Function" : "Type", o));
+  }
+  return 0;
+}
+
 /* The new records of the interning tables. */
 static int read_tables(ctfs_t *f) {
-  ctr_buf_t b = {0};
-  int rc = 0, t;
-
-  for (t = 0; t < 4; t++) {
-    uint64_t count;
-    if ((rc = ctr_ctfs_table(&f->img, tables[t], 0, NULL, &count)) < 0)
-      break;
-    for (; f->tables[t] < count; f->tables[t]++) {
-      ctr_jval_t *p;
-      if ((rc = ctr_ctfs_table(&f->img, tables[t], f->tables[t], &b, NULL)) < 0)
-        break;
-      p = str(b.data ? b.data : "", b.len);
-      if (t == 0) {
-        push(&f->q, record("Path", p));
-      } else if (t == 1 || t == 2) {
-        /* funcs.dat and types.dat hold names only. */
-        ctr_jval_t *o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0);
-        ctr_jval_add(o, t == 1 ? "name" : "lang_type", p);
-        push(&f->q, record(t == 1 ? "Function" : "Type", o));
-      } else {
-        push(&f->q, record("VariableName", p));
-      }
-    }
+  for (f->table = 0; f->table < 4; f->table++) {
+    int rc = ctr_ctfs_table_from(&f->img, tables[f->table], f->tables[f->table],
+                                 table_cb, f, &f->tables[f->table]);
     if (rc < 0)
-      break;
+      return fail(f, rc, "trace.ct: the %s table: %s", tables[f->table],
+                  what(rc));
   }
-  ctr_buf_free(&b);
-  if (rc < 0)
-    return fail(f, rc, "trace.ct: the %s table: %s", tables[t], what(rc));
   return 0;
 }
 
@@ -459,6 +463,24 @@ static bool short_file(const char *path) {
   return stat(path, &sb) == 0 && sb.st_size < 4096;
 }
 
+/* Whether the file may have changed since the last snapshot: its size or
+ * time stamp moved, or that stamp is too recent to tell (time stamps are
+ * coarse: a write in the same tick as the load keeps the stamp). */
+static bool changed(ctfs_t *f) {
+  struct stat sb;
+  struct timespec now;
+
+  if (!f->ever || stat(f->path, &sb) != 0)
+    return true;
+  clock_gettime(CLOCK_REALTIME, &now);
+  bool same = sb.st_size == f->size && sb.st_mtim.tv_sec == f->mtime.tv_sec &&
+              sb.st_mtim.tv_nsec == f->mtime.tv_nsec &&
+              now.tv_sec - sb.st_mtim.tv_sec > 1;
+  f->size = sb.st_size;
+  f->mtime = sb.st_mtim;
+  return !same;
+}
+
 /* Reads a new snapshot and queues the records it completes. */
 static int poll_trace(ctfs_t *f) {
   recs_t steps = {0}, vals = {0}, evs = {0};
@@ -466,6 +488,8 @@ static int poll_trace(ctfs_t *f) {
   size_t e = 0;
   int rc;
 
+  if (!changed(f))
+    return 0;
   ctr_ctfs_image_free(&f->img);
   f->loaded = false;
   rc = ctr_ctfs_image_load(&f->img, f->path);

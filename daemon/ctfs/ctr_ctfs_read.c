@@ -257,8 +257,40 @@ int ctr_ctfs_stream_from(const ctr_ctfs_image_t *img, const char *name,
   return rc;
 }
 
+/* One record into out (the callback of ctr_ctfs_table). */
+typedef struct one_s {
+  uint64_t id;
+  ctr_buf_t *out;
+  bool found;
+} one_t;
+
+static int one_cb(void *ctx, uint64_t index, const unsigned char *rec,
+                  size_t n) {
+  one_t *o = ctx;
+  if (index != o->id)
+    return 0;
+  o->out->len = 0;
+  ctr_buf_add(o->out, rec, n);
+  o->found = true;
+  return 1; /* stop */
+}
+
 int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name, uint64_t id,
                    ctr_buf_t *out, uint64_t *count) {
+  one_t o = {id, out, false};
+  uint64_t records;
+  int rc = ctr_ctfs_table_from(img, name, out ? id : UINT64_MAX,
+                               out ? one_cb : NULL, &o, &records);
+  if (count)
+    *count = records;
+  if (rc == 0 && out && !o.found)
+    rc = CTR_ERANGE;
+  return rc;
+}
+
+int ctr_ctfs_table_from(const ctr_ctfs_image_t *img, const char *name,
+                        uint64_t from, ctr_ctfs_record_cb cb, void *ctx,
+                        uint64_t *count) {
   char n[16];
   ctr_buf_t dat = {0}, off = {0};
   snprintf(n, sizeof(n), "%s.dat", name);
@@ -269,20 +301,18 @@ int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name, uint64_t id,
   if (rc == 0 && (off.len < 8 || off.len % 8))
     rc = CTR_EPROTO;
   uint64_t records = rc == 0 ? off.len / 8 - 1 : 0;
-  if (count)
-    *count = records;
-  if (rc == 0 && out) {
-    if (id >= records) {
-      rc = CTR_ERANGE;
-    } else {
-      uint64_t a = le((unsigned char *)off.data + 8 * id, 8);
-      uint64_t b = le((unsigned char *)off.data + 8 * (id + 1), 8);
-      if (a > b || b > dat.len)
-        rc = CTR_EPROTO;
-      else {
-        out->len = 0;
-        ctr_buf_add(out, dat.data + a, b - a);
-      }
+  *count = records;
+  for (uint64_t id = from; rc == 0 && cb && id < records; id++) {
+    uint64_t a = le((unsigned char *)off.data + 8 * id, 8);
+    uint64_t b = le((unsigned char *)off.data + 8 * (id + 1), 8);
+    if (a > b || b > dat.len) {
+      rc = CTR_EPROTO;
+      break;
+    }
+    rc = cb(ctx, id, (unsigned char *)dat.data + a, b - a);
+    if (rc > 0) { /* the callback has what it wanted */
+      rc = 0;
+      break;
     }
   }
   ctr_buf_free(&dat);

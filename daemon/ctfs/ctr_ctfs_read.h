@@ -48,6 +48,12 @@ int ctr_ctfs_stream_from(const ctr_ctfs_image_t *img, const char *name,
 int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name, uint64_t id,
                    ctr_buf_t *out, uint64_t *count);
 
+/* Calls cb for every record of table name from record from on (reading
+ * the table once); *count gets the table's records. */
+int ctr_ctfs_table_from(const ctr_ctfs_image_t *img, const char *name,
+                        uint64_t from, ctr_ctfs_record_cb cb, void *ctx,
+                        uint64_t *count);
+
 /* The length of the step record at p (at most n bytes), or 0. */
 size_t ctr_ctfs_step_len(const unsigned char *p, size_t n);
 
