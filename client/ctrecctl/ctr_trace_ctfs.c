@@ -135,9 +135,11 @@ static void base64(ctr_buf_t *b, const unsigned char *p, size_t n) {
   }
 }
 
+static bool item(cbor_t *c, ctr_jval_t **out, int depth);
+
 /* Decodes one CBOR item into *out; false when it is not well formed or
- * not of the shapes a ValueRecord uses. */
-static bool item(cbor_t *c, ctr_jval_t **out, int depth) {
+ * not of the shapes a ValueRecord uses (*out may then hold a part). */
+static bool item_part(cbor_t *c, ctr_jval_t **out, int depth) {
   unsigned major;
   uint64_t arg, i;
   char s[32];
@@ -207,6 +209,15 @@ static bool item(cbor_t *c, ctr_jval_t **out, int depth) {
     }
     return true;
   }
+  return false;
+}
+
+/* The same, leaving *out NULL when it fails. */
+static bool item(cbor_t *c, ctr_jval_t **out, int depth) {
+  if (item_part(c, out, depth))
+    return true;
+  ctr_jval_free(*out);
+  *out = NULL;
   return false;
 }
 
