@@ -32,7 +32,6 @@
 typedef struct call_s {
   uint64_t key, entry, exit;
   ctr_jval_t *call, *ret; /* the records still to hand out */
-  bool shown;             /* its Call was handed out: its Return will be */
 } call_t;
 
 /* Records built, waiting to be handed out. */
@@ -55,8 +54,10 @@ typedef struct ctfs_s {
   uint64_t ncalls;    /* call records read */
   uint64_t events;    /* events handed out */
   uint64_t gli;       /* the global line index of the latest step */
-  call_t *calls;      /* read, not yet wholly handed out, by key */
+  call_t *calls;      /* read, their Call not handed out yet, by key */
   size_t ncall, callcap;
+  call_t *open; /* handed out, their Return not yet: a stack */
+  size_t nopen, opencap;
   queue_t q;
   char *why;
   size_t whycap;
@@ -373,7 +374,7 @@ static int read_calls(ctfs_t *f) {
     const unsigned char *p = (unsigned char *)r.v[i].data;
     size_t n = r.v[i].len, pos = 0;
     uint64_t fn, parent, depth, nargs, len;
-    call_t c = {f->ncalls, 0, 0, NULL, NULL, false};
+    call_t c = {f->ncalls, 0, 0, NULL, NULL};
     ctr_jval_t *o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0), *args, *ret;
     bool ok = ctr_ctfs_read_varint(p, n, &pos, &fn) &&
               ctr_ctfs_read_varint(p, n, &pos, &parent) &&
@@ -492,6 +493,35 @@ static bool changed(ctfs_t *f) {
   return !same;
 }
 
+/* Queues the Calls entered at step i (calls are in the order they opened,
+ * so their entry steps rise, but for a call without a step of its own,
+ * placed at its caller's step). A call whose entry step was handed out at
+ * an earlier poll was learnt of too late (live) and is skipped. */
+static void enter(ctfs_t *f, size_t *next, uint64_t i, uint64_t first) {
+  while (*next < f->ncall && f->calls[*next].entry <= i) {
+    call_t *c = &f->calls[(*next)++];
+    if (c->entry < first) {
+      ctr_jval_free(c->call);
+      ctr_jval_free(c->ret);
+      continue;
+    }
+    push(&f->q, c->call);
+    if (f->nopen == f->opencap) {
+      f->opencap = f->opencap ? 2 * f->opencap : 64;
+      f->open = ctr__trace_xrealloc(f->open, f->opencap * sizeof(*f->open));
+    }
+    f->open[f->nopen++] = *c;
+  }
+}
+
+/* Queues the Returns of the innermost calls that exit before step i, or
+ * at it (after). */
+static void leave(ctfs_t *f, uint64_t i, bool at) {
+  while (f->nopen > 0 && (f->open[f->nopen - 1].exit < i ||
+                          (at && f->open[f->nopen - 1].exit == i)))
+    push(&f->q, f->open[--f->nopen].ret);
+}
+
 /* Reads a new snapshot and queues the records it completes. */
 static int poll_trace(ctfs_t *f) {
   recs_t steps = {0}, vals = {0}, evs = {0};
@@ -526,13 +556,10 @@ static int poll_trace(ctfs_t *f) {
     rc = read_stream(f, "events", true, f->events, &evs);
   /* A step is complete once its values record is there. */
   ready = f->steps + (steps.n < vals.n ? steps.n : vals.n);
+  size_t next = 0;
   for (uint64_t i = f->steps; rc == 0 && i < ready; i++) {
-    for (size_t k = 0; k < f->ncall; k++)
-      if (f->calls[k].call && f->calls[k].entry == i) {
-        push(&f->q, f->calls[k].call);
-        f->calls[k].call = NULL;
-        f->calls[k].shown = true;
-      }
+    enter(f, &next, i, first);
+    leave(f, i, false);
     rc = push_step(f, i, &steps.v[i - first], &vals.v[i - first]);
     for (; rc == 0 && e < evs.n; e++, f->events++) {
       uint64_t at;
@@ -546,27 +573,11 @@ static int poll_trace(ctfs_t *f) {
       } else
         push(&f->q, r);
     }
-    for (size_t k = f->ncall; rc == 0 && k-- > 0;)
-      if (f->calls[k].shown && f->calls[k].ret && f->calls[k].exit == i) {
-        push(&f->q, f->calls[k].ret);
-        f->calls[k].ret = NULL;
-      }
+    leave(f, i, true);
     f->steps = i + 1;
   }
-  /* A call learnt of after its entry step was handed out (live) is
-   * skipped, with its return. */
-  size_t keep = 0;
-  for (size_t k = 0; k < f->ncall; k++) {
-    call_t *c = &f->calls[k];
-    if (!c->shown && c->entry < f->steps) {
-      ctr_jval_free(c->call);
-      ctr_jval_free(c->ret);
-      c->call = c->ret = NULL;
-    }
-    if (c->ret)
-      f->calls[keep++] = *c;
-  }
-  f->ncall = keep;
+  f->ncall -= next;
+  memmove(f->calls, f->calls + next, f->ncall * sizeof(*f->calls));
   recs_free(&steps);
   recs_free(&vals);
   recs_free(&evs);
@@ -621,6 +632,9 @@ static void ctfs_free(void *b) {
     ctr_jval_free(f->calls[k].ret);
   }
   free(f->calls);
+  while (f->nopen > 0)
+    ctr_jval_free(f->open[--f->nopen].ret);
+  free(f->open);
   ctr_ctfs_image_free(&f->img);
   free(f);
 }
