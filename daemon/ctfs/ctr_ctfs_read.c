@@ -223,7 +223,7 @@ int ctr_ctfs_stream_from(const ctr_ctfs_image_t *img, const char *name,
       break;
     }
     /* A chunk wholly before from was read at an earlier poll. */
-    if (i + 1 < chunks && (i + 1) * chunk_size <= from) {
+    if (i + 1 < chunks && (i + 1) * chunk_size <= f.from) {
       *count += chunk_size;
       continue;
     }

@@ -578,7 +578,8 @@ class CheckRecordedTraces(TempDirTest):
 # CTFS writer (tests/ctfs_mirror.c), next to the same sidecar files.
 CTFS_MIRROR = os.path.join(BUILD, "tests", "ctfs_mirror")
 
-# Scalars, containers, nested calls, output, a big integer; no objects (nor
+# Scalars, containers, nested calls, output, a big integer, more than one
+# chunk of each stream (256 calls or values a chunk); no objects (nor
 # Ruby hashes, whose pairs are objects): types.dat keeps no Struct field
 # names, so objects render without them.
 CTFS_PY = """def add(a, b):
@@ -590,10 +591,11 @@ def twice(x):
     return y
 
 xs = []
-for i in range(4):
+for i in range(150):
     xs.append(twice(i) + 0.5)
-    print("line", i)
-d = {"k": xs, "t": (1, "x\\n", None, True)}
+    if i < 4:
+        print("line", i)
+d = {"k": xs[:3], "t": (1, "x\\n", None, True)}
 big = 2 ** 80
 print(big)
 """
@@ -604,11 +606,11 @@ CTFS_RB = """def add(a, b)
 end
 
 xs = []
-4.times do |i|
+150.times do |i|
   xs << add(i, 2.5)
-  puts "line #{i}"
+  puts "line #{i}" if i < 4
 end
-a = [xs, "x", nil, true]
+a = [xs[0, 3], "x", nil, true]
 big = 2**80
 puts big
 """
@@ -658,7 +660,7 @@ def start_live_mirror(test, folder):
     meta["ctrec"]["state"] = "recording"
     with open(os.path.join(live, "trace_metadata.json"), "w") as f:
         json.dump(meta, f)
-    writer = subprocess.Popen([CTFS_MIRROR, "--delay", "100", "--flush", "4", folder,
+    writer = subprocess.Popen([CTFS_MIRROR, "--delay", "100", "--flush", "300", folder,
                                os.path.join(live, "trace.ct")], stderr=subprocess.PIPE)
     while not os.path.exists(os.path.join(live, "trace.ct")) and writer.poll() is None:
         time.sleep(0.01)

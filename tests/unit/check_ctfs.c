@@ -626,6 +626,18 @@ START_TEST(a_poll_reads_on_from_a_record) {
   ck_assert_int_eq(ctr_ctfs_stream(&img, "values", true, on_from, &all, &count),
                    0);
   ck_assert_uint_eq(count, steps);
+  ck_assert_uint_eq(all.n, steps); /* every record, to the callback */
+  /* And so in every stream, whatever its chunks' sizes and offsets. */
+  static const char *const streams[] = {"steps", "values", "calls", "events"};
+  for (int k = 0; k < 4; k++) {
+    from_seen_t each = {0};
+    ck_assert_int_eq(ctr_ctfs_stream_from(&img, streams[k], k > 0, 0, on_from,
+                                          &each, &count),
+                     0);
+    ck_assert_uint_eq(each.n, count);
+    ck_assert_uint_gt(count, 0);
+    ctr_buf_free(&each.bytes);
+  }
   /* From record 5000 on, in the second steps chunk and a late values one:
    * only those records, the same bytes, and the whole stream's count. */
   for (int k = 0; k < 2; k++) {
