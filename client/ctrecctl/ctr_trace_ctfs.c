@@ -576,8 +576,10 @@ static int poll_trace(ctfs_t *f) {
     leave(f, i, true);
     f->steps = i + 1;
   }
-  f->ncall -= next;
-  memmove(f->calls, f->calls + next, f->ncall * sizeof(*f->calls));
+  if (next > 0) {
+    f->ncall -= next;
+    memmove(f->calls, f->calls + next, f->ncall * sizeof(*f->calls));
+  }
   recs_free(&steps);
   recs_free(&vals);
   recs_free(&evs);
