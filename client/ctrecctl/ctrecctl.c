@@ -1220,10 +1220,12 @@ static void usage(FILE *out) {
           "  record -- CMD...   run CMD and record the Ruby/Python processes it starts\n"
           "  status             list the live sessions of a ctrecd\n"
           "  follow [SESSION]   print a live session's records as they arrive\n"
+          "  follow TRACE_DIR   the same for one trace folder (trace.json or .ct)\n"
           "  start SESSION...   open recording intervals (--all, --pid PID)\n"
           "  stop SESSION...    close them\n"
           "  reload             re-read the daemon's config file\n"
-          "  check TRACE_DIR... verify trace folders (exit 1 when one is invalid)\n\n"
+          "  check TRACE_DIR... verify trace folders, JSON or CTFS (exit 1 when one\n"
+          "                     is invalid)\n\n"
           "status, follow, start, stop and reload take:\n"
           DAEMON_OPTIONS_HELP
           "and record takes -t too, for a running ctrecd.\n\n"
