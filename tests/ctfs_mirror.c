@@ -17,7 +17,7 @@
 
 #include "ctr_ctfs.h"
 #include "ctr_ctfs_cbor.h"
-#include "ctr_trace.h"
+#include "ctr_reader.h"
 
 typedef struct ids_s {
   int64_t *v;
@@ -169,8 +169,8 @@ int main(int argc, char **argv) {
   ids_t paths = {0}, funcs = {0}, vars = {0}, types = {0};
   long delay = 0, every = 1, n = 0;
   ctr_buf_t b = {0};
-  ctr_trace_t *t;
-  ctr_trace_rec_t r;
+  ctr_reader_t *t;
+  ctr_reader_rec_t r;
   ctr_ctfs_t *w;
   int a = 1, rc;
 
@@ -184,9 +184,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: ctfs_mirror [--delay MS] [--flush N] DIR OUT.ct\n");
     return 2;
   }
-  check(ctr_trace_open(&t, argv[a], false), "open the JSON trace");
+  check(ctr_reader_open(&t, argv[a], false), "open the JSON trace");
   check(ctr_ctfs_open(&w, argv[a + 1]), "open the CTFS trace");
-  while ((rc = ctr_trace_next(t, &r)) == 1) {
+  while ((rc = ctr_reader_next(t, &r)) == 1) {
     const ctr_jval_t *p = r.rec->child, *e;
     const char *k = p ? p->key : "";
     /* A flush ends the latest step's values: flush before a Step. */
@@ -253,9 +253,9 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  check(rc, ctr_trace_error(t));
+  check(rc, ctr_reader_error(t));
   check(ctr_ctfs_close(w), "close");
-  ctr_trace_free(t);
+  ctr_reader_free(t);
   ctr_buf_free(&b);
   return 0;
 }

@@ -33,7 +33,7 @@
 
 #include "ctr_error.h"
 #include "ctr_jval.h"
-#include "ctr_trace.h"
+#include "ctr_reader.h"
 
 #define CHUNK (64 * 1024)
 /* One record larger than this is reported, not parsed: the bound keeps a
@@ -71,7 +71,7 @@ typedef struct check_s {
   uint64_t rec; /* the record being checked, counted from 0 */
   char **paths; /* Path records, in order */
   size_t npaths, pcap;
-  bool ctfs;    /* trace.ct: records as ctr_trace_ctfs.c builds them */
+  bool ctfs;    /* trace.ct: records as ctr_reader_ctfs.c builds them */
   uint64_t nfuncs, ntypes, nvars, nsteps, ncalls, nreturns, nevents;
   uint64_t depth, max_depth;
   places_t compound;
@@ -1021,23 +1021,23 @@ done:
 /* Checks the records of a CTFS trace and that meta.dat lists every path
  * (CodeTracer's reader resolves step positions through that list). Returns
  * 0, or -1 after an I/O error (reported on stderr). */
-static int check_trace_ct(check_t *ck, ctr_trace_t *t) {
-  ctr_trace_rec_t r;
+static int check_trace_ct(check_t *ck, ctr_reader_t *t) {
+  ctr_reader_rec_t r;
   ctr_jval_t *listed;
   const ctr_jval_t *e;
   char q1[QUOTE_MAX + 8], q2[QUOTE_MAX + 8];
   size_t i = 0;
   int rc;
 
-  while ((rc = ctr_trace_next(t, &r)) == 1) {
+  while ((rc = ctr_reader_next(t, &r)) == 1) {
     check_record(ck, r.rec);
     ck->rec++;
   }
   if (rc < 0) {
-    problem(ck, "%s", ctr_trace_error(t));
+    problem(ck, "%s", ctr_reader_error(t));
     return 0;
   }
-  if ((rc = ctr_trace_listed_paths(t, &listed)) < 0) {
+  if ((rc = ctr_reader_listed_paths(t, &listed)) < 0) {
     problem(ck, "trace.ct: meta.dat: %s",
             rc == CTR_ERANGE ? "missing" : "damaged");
     return 0;
@@ -1312,7 +1312,7 @@ static void check_files(check_t *ck) {
  * cannot be read. */
 static int check_folder(const opts_t *o, const char *dir) {
   char sidecar[PATH_MAX];
-  ctr_trace_t *trace = NULL;
+  ctr_reader_t *trace = NULL;
   check_t ck;
   struct stat sb;
   size_t i;
@@ -1328,14 +1328,14 @@ static int check_folder(const opts_t *o, const char *dir) {
   ck.o = o;
   ck.dir = dir;
   /* The reader picks the format from what the folder holds. */
-  if (ctr_trace_open(&trace, dir, o->live) == 0 &&
-      ctr_trace_format(trace) == CTR_TRACE_CTFS) {
+  if (ctr_reader_open(&trace, dir, o->live) == 0 &&
+      ctr_reader_format(trace) == CTR_READER_CTFS) {
     ck.ctfs = true;
     rc = check_trace_ct(&ck, trace);
   } else {
     rc = check_trace_json(&ck);
   }
-  ctr_trace_free(trace);
+  ctr_reader_free(trace);
   if (rc == 0 && ck.nsteps == 0 && ck.nproblems == 0 && !o->live)
     problem(&ck, "%s: no Step records", ck.ctfs ? "trace.ct" : "trace.json");
   if (rc == 0)

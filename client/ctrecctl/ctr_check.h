@@ -1,5 +1,5 @@
 /* ctr_check.h: `ctrecctl check`, a checker for CodeTracer trace folders
- * (JSON; CTFS trace.ct through the trace reader, ctr_trace.h).
+ * (JSON; CTFS trace.ct through the trace reader, ctr_reader.h).
  *
  * It verifies a folder against what CodeTracer's reader requires and what the
  * format's writer rules say (trace.json records, ids and call nesting,

@@ -1,6 +1,6 @@
 /* ctr_follow.c: tails a session's trace folders and prints their records.
  *
- * The trace reader (ctr_trace.h) hands out the records of a folder as they
+ * The trace reader (ctr_reader.h) hands out the records of a folder as they
  * become complete, from trace.json or trace.ct alike, so a write still in
  * progress is never shown half done. */
 #include "ctr_follow.h"
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "ctr_jval.h"
-#include "ctr_trace.h"
+#include "ctr_reader.h"
 
 #define STATUS_EVERY_MS 200
 /* How long a vanished session's folder may stay "recording" before the
@@ -123,7 +123,7 @@ typedef struct seen_s {
 typedef struct tail_s {
   char dir[PATH_MAX];
   uint64_t index; /* the recording interval it holds */
-  ctr_trace_t *rd;
+  ctr_reader_t *rd;
   char *workdir;
   names_t paths, funcs, vars;
   type_t *types;
@@ -143,7 +143,7 @@ typedef struct tail_s {
 static void tail_free(tail_t *t) {
   size_t i;
 
-  ctr_trace_free(t->rd);
+  ctr_reader_free(t->rd);
   free(t->workdir);
   names_free(&t->paths);
   names_free(&t->funcs);
@@ -626,11 +626,11 @@ static void render_record(tail_t *t, const ctr_jval_t *rec) {
 /* Prints the records completed since the last call; returns how many, or -1
  * after printing why the trace cannot be read. */
 static long drain(tail_t *t, bool json) {
-  ctr_trace_rec_t r;
+  ctr_reader_rec_t r;
   long count = 0;
   int rc;
 
-  while ((rc = ctr_trace_next(t->rd, &r)) == 1) {
+  while ((rc = ctr_reader_next(t->rd, &r)) == 1) {
     if (json && r.text)
       fwrite(r.text, 1, r.len, stdout);
     else if (json)
@@ -643,7 +643,7 @@ static long drain(tail_t *t, bool json) {
   }
   fflush(stdout);
   if (rc < 0) {
-    fprintf(stderr, "%s: %s: %s\n", prog_name, t->dir, ctr_trace_error(t->rd));
+    fprintf(stderr, "%s: %s: %s\n", prog_name, t->dir, ctr_reader_error(t->rd));
     return -1;
   }
   return count;
@@ -730,7 +730,7 @@ static int tail_open(tail_t *t, const char *dir, uint64_t index, bool json) {
   snprintf(t->dir, sizeof(t->dir), "%s", dir);
   t->index = index;
   t->tid = 0;
-  if ((rc = ctr_trace_open(&t->rd, dir, true)) < 0) {
+  if ((rc = ctr_reader_open(&t->rd, dir, true)) < 0) {
     fprintf(stderr, "%s: cannot open the trace in %s: %s\n", prog_name, dir,
             strerror(-rc));
     return -1;

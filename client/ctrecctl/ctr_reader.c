@@ -1,11 +1,11 @@
-/* ctr_trace.c: the trace reader's interface and its JSON backend.
+/* ctr_reader.c: the trace reader's interface and its JSON backend.
  *
  * ctrecd keeps trace.json a closed JSON array: "[", records separated by
  * ",\n", then the trailer "\n]\n". New records are written over the trailer,
  * so the backend keeps the offset just past the last complete record and
  * reads on from there. A record is returned only once its whole line is on
  * disk and parses, so a write still in progress is never seen half done. */
-#include "ctr_trace.h"
+#include "ctr_reader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +21,8 @@
 #define READ_WINDOW (1u << 20)
 #define READ_WINDOW_MAX (256u << 20)
 
-struct ctr_trace_s {
-  ctr_trace_format_t format;
+struct ctr_reader_s {
+  ctr_reader_format_t format;
   const ctr__trace_backend_t *vt;
   void *b;
   ctr_jval_t *rec; /* the record last returned */
@@ -50,7 +50,7 @@ void *ctr__trace_xrealloc(void *p, size_t n) {
 }
 
 /* Parses the record at buf[pos]; true when a whole one is there. */
-static bool json_take(json_t *j, ctr_trace_rec_t *r) {
+static bool json_take(json_t *j, ctr_reader_rec_t *r) {
   const char *sep = j->started ? ",\n" : "\n";
   size_t sl = strlen(sep), rs, re;
   const char *nl;
@@ -109,7 +109,7 @@ static long json_fill(json_t *j, bool *more) {
   return (long)got;
 }
 
-static int json_next(void *b, ctr_trace_rec_t *r, char *why, size_t cap) {
+static int json_next(void *b, ctr_reader_rec_t *r, char *why, size_t cap) {
   json_t *j = b;
   bool more;
 
@@ -163,20 +163,20 @@ static int json_open(void **out, const char *path) {
 
 /* ---- the interface ------------------------------------------------------- */
 
-int ctr_trace_open(ctr_trace_t **out, const char *dir, bool live) {
+int ctr_reader_open(ctr_reader_t **out, const char *dir, bool live) {
   char path[PATH_MAX];
-  ctr_trace_t *t = ctr__trace_xrealloc(NULL, sizeof(*t));
+  ctr_reader_t *t = ctr__trace_xrealloc(NULL, sizeof(*t));
   struct stat sb;
   int rc;
 
   memset(t, 0, sizeof(*t));
   snprintf(path, sizeof(path), "%s/trace.ct", dir);
   if (stat(path, &sb) == 0) {
-    t->format = CTR_TRACE_CTFS;
+    t->format = CTR_READER_CTFS;
     rc = ctr__trace_ctfs_open(&t->b, path, live, &t->vt);
   } else {
     snprintf(path, sizeof(path), "%s/trace.json", dir);
-    t->format = CTR_TRACE_JSON;
+    t->format = CTR_READER_JSON;
     t->vt = &json_vt;
     rc = json_open(&t->b, path);
   }
@@ -188,7 +188,7 @@ int ctr_trace_open(ctr_trace_t **out, const char *dir, bool live) {
   return 0;
 }
 
-void ctr_trace_free(ctr_trace_t *t) {
+void ctr_reader_free(ctr_reader_t *t) {
   if (t == NULL)
     return;
   ctr_jval_free(t->rec);
@@ -196,13 +196,13 @@ void ctr_trace_free(ctr_trace_t *t) {
   free(t);
 }
 
-ctr_trace_format_t ctr_trace_format(const ctr_trace_t *t) { return t->format; }
+ctr_reader_format_t ctr_reader_format(const ctr_reader_t *t) { return t->format; }
 
-const char *ctr_trace_file(const ctr_trace_t *t) {
-  return t->format == CTR_TRACE_CTFS ? "trace.ct" : "trace.json";
+const char *ctr_reader_file(const ctr_reader_t *t) {
+  return t->format == CTR_READER_CTFS ? "trace.ct" : "trace.json";
 }
 
-int ctr_trace_next(ctr_trace_t *t, ctr_trace_rec_t *r) {
+int ctr_reader_next(ctr_reader_t *t, ctr_reader_rec_t *r) {
   int rc;
 
   ctr_jval_free(t->rec);
@@ -214,8 +214,8 @@ int ctr_trace_next(ctr_trace_t *t, ctr_trace_rec_t *r) {
   return rc;
 }
 
-const char *ctr_trace_error(const ctr_trace_t *t) { return t->why; }
+const char *ctr_reader_error(const ctr_reader_t *t) { return t->why; }
 
-int ctr_trace_listed_paths(ctr_trace_t *t, ctr_jval_t **out) {
+int ctr_reader_listed_paths(ctr_reader_t *t, ctr_jval_t **out) {
   return t->vt->listed_paths(t->b, out);
 }

@@ -1,4 +1,4 @@
-/* ctr_trace_ctfs.c: the trace reader's CTFS backend (trace.ct).
+/* ctr_reader_ctfs.c: the trace reader's CTFS backend (trace.ct).
  *
  * A CTFS trace keeps its facts in separate streams: interning tables, steps
  * (one values record per step), calls (written when they return, in the
@@ -24,7 +24,7 @@
 #include "ctr_buf.h"
 #include "ctr_ctfs_read.h"
 #include "ctr_error.h"
-#include "ctr_trace.h"
+#include "ctr_reader.h"
 
 #define CBOR_DEPTH 250        /* as deep as check's JSON records may nest */
 #define LINES_PER_FILE 100000 /* the reader's global line index */
@@ -586,7 +586,7 @@ static int poll_trace(ctfs_t *f) {
   return rc;
 }
 
-static int ctfs_next(void *b, ctr_trace_rec_t *r, char *why, size_t cap) {
+static int ctfs_next(void *b, ctr_reader_rec_t *r, char *why, size_t cap) {
   ctfs_t *f = b;
   int rc;
 
