@@ -31,7 +31,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctr_error.h"
 #include "ctr_jval.h"
+#include "ctr_trace.h"
 
 #define CHUNK (64 * 1024)
 /* One record larger than this is reported, not parsed: the bound keeps a
@@ -69,7 +71,8 @@ typedef struct check_s {
   uint64_t rec; /* the record being checked, counted from 0 */
   char **paths; /* Path records, in order */
   size_t npaths, pcap;
-  uint64_t nfuncs, ntypes, nvars, nsteps, ncalls, nreturns;
+  bool ctfs;    /* trace.ct: records as ctr_trace_ctfs.c builds them */
+  uint64_t nfuncs, ntypes, nvars, nsteps, ncalls, nreturns, nevents;
   uint64_t depth, max_depth;
   places_t compound;
 } check_t;
@@ -113,12 +116,14 @@ static void problem(check_t *ck, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* A problem of the current trace.json record. */
+/* A problem of the current record (of trace.ct: in the order `ctrecctl
+ * follow --json` prints them). */
 static void bad(check_t *ck, const char *fmt, ...) {
   char prefix[64];
   va_list ap;
 
-  snprintf(prefix, sizeof(prefix), "trace.json: record %" PRIu64 ": ", ck->rec);
+  snprintf(prefix, sizeof(prefix), "%s: record %" PRIu64 ": ",
+           ck->ctfs ? "trace.ct" : "trace.json", ck->rec);
   va_start(ap, fmt);
   vproblem(ck, prefix, fmt, ap);
   va_end(ap);
@@ -521,6 +526,10 @@ static void check_type(check_t *ck, const ctr_jval_t *p) {
   const char *sk;
   int64_t kind;
 
+  if (ck->ctfs) { /* types.dat holds names only */
+    want(ck, p, "lang_type", "Type", CTR_JVAL_STR);
+    return;
+  }
   if (want_i64(ck, p, "kind", "Type", &kind) && (kind < 0 || kind > 33))
     bad(ck, "Type.kind %" PRId64 " is not a TypeKind number (0-33)", kind);
   want(ck, p, "lang_type", "Type", CTR_JVAL_STR);
@@ -558,7 +567,9 @@ static void add_path(check_t *ck, const char *s) {
 static void check_step(check_t *ck, const ctr_jval_t *p) {
   int64_t line;
 
-  if (ck->depth == 0)
+  /* A live CTFS trace shows a call only once it and every call opened
+   * before it returned, so its first steps have no call yet. */
+  if (ck->depth == 0 && !(ck->ctfs && ck->o->live))
     bad(ck, "Step outside any call: open a top-level Call before the first "
             "Step");
   want_ref(ck, p, "path_id", "Step", ck->npaths, "Path");
@@ -591,6 +602,9 @@ static void check_return(check_t *ck, const ctr_jval_t *p) {
   else
     ck->depth--;
   ck->nreturns++;
+  /* A CTFS call may return no value (a call still open at the end). */
+  if (ck->ctfs && ctr_jval_get(p, "return_value") == NULL)
+    return;
   if ((v = field(ck, p, "return_value", "Return")) != NULL)
     check_value(ck, v, "Return.return_value", false);
 }
@@ -712,8 +726,10 @@ static void check_record(check_t *ck, const ctr_jval_t *r) {
     ck->ntypes++;
   } else if (strcmp(name, "Function") == 0) {
     if (payload_obj(ck, name, p)) {
-      want_ref(ck, p, "path_id", name, ck->npaths, "Path");
-      want_i64(ck, p, "line", name, &kind);
+      if (!ck->ctfs) { /* funcs.dat holds names only */
+        want_ref(ck, p, "path_id", name, ck->npaths, "Path");
+        want_i64(ck, p, "line", name, &kind);
+      }
       want(ck, p, "name", name, CTR_JVAL_STR);
     }
     ck->nfuncs++;
@@ -731,6 +747,7 @@ static void check_record(check_t *ck, const ctr_jval_t *r) {
   } else if (strcmp(name, "Value") == 0) {
     check_full_value(ck, p, "Value");
   } else if (strcmp(name, "Event") == 0) {
+    ck->nevents++;
     if (payload_obj(ck, name, p)) {
       if (want_i64(ck, p, "kind", name, &kind) && (kind < 0 || kind > 13))
         bad(ck, "Event.kind %" PRId64 " is not an EventLogKind number (0-13)",
@@ -999,6 +1016,46 @@ done:
   return rc;
 }
 
+/* ---- trace.ct, through the trace reader ------------------------------------ */
+
+/* Checks the records of a CTFS trace and that meta.dat lists every path
+ * (CodeTracer's reader resolves step positions through that list). Returns
+ * 0, or -1 after an I/O error (reported on stderr). */
+static int check_trace_ct(check_t *ck, ctr_trace_t *t) {
+  ctr_trace_rec_t r;
+  ctr_jval_t *listed;
+  const ctr_jval_t *e;
+  char q1[QUOTE_MAX + 8], q2[QUOTE_MAX + 8];
+  size_t i = 0;
+  int rc;
+
+  while ((rc = ctr_trace_next(t, &r)) == 1) {
+    check_record(ck, r.rec);
+    ck->rec++;
+  }
+  if (rc < 0) {
+    problem(ck, "%s", ctr_trace_error(t));
+    return 0;
+  }
+  if ((rc = ctr_trace_listed_paths(t, &listed)) < 0) {
+    problem(ck, "trace.ct: meta.dat: %s",
+            rc == CTR_ERANGE ? "missing" : "damaged");
+    return 0;
+  }
+  for (e = listed->child; e && i < ck->npaths; e = e->next, i++)
+    if (strcmp(e->str, ck->paths[i]) != 0) {
+      problem(ck, "trace.ct: meta.dat lists path %zu as %s, paths.dat as %s",
+              i, quote(e->str, q1), quote(ck->paths[i], q2));
+      break;
+    }
+  /* meta.dat is rewritten last in a flush: a live trace's may lag. */
+  if (i < ck->npaths && !e && !ck->o->live)
+    problem(ck, "trace.ct: meta.dat lists %zu paths, paths.dat holds %zu", i,
+            ck->npaths);
+  ctr_jval_free(listed);
+  return 0;
+}
+
 /* ---- sidecar files ------------------------------------------------------------ */
 
 /* Parses dir/name into *out. Returns 0, 1 when it is missing or not JSON
@@ -1077,14 +1134,21 @@ static void check_ctrec(check_t *ck, const ctr_jval_t *c) {
         problem(ck, "trace_metadata.json: ctrec.counters.%.40s must be a "
                     "count",
                 v->key);
-    v = ctr_jval_get(ctr_jval_get(c, "counters"), "records");
-    /* A finished trace holds every record its writer counted (or more:
-     * records reach disk before the metadata that counts them). */
-    if (v && u64_of(v) && state && strcmp(state, "recording") != 0 &&
-        strtoull(v->str, NULL, 10) > ck->rec)
-      problem(ck, "trace_metadata.json: ctrec.counters.records is %s, "
-                  "trace.json holds only %" PRIu64,
-              v->str, ck->rec);
+    /* A finished trace holds everything its writer counted (or more:
+     * records reach disk before the metadata that counts them). A CTFS
+     * trace has no records as such: its steps and events are counted. */
+    for (i = 0; i < (ck->ctfs ? 2u : 1u); i++) {
+      static const char *const json_keys[] = {"records"};
+      static const char *const ctfs_keys[] = {"steps", "events"};
+      const char *key = ck->ctfs ? ctfs_keys[i] : json_keys[i];
+      uint64_t have = !ck->ctfs ? ck->rec : i == 0 ? ck->nsteps : ck->nevents;
+      v = ctr_jval_get(ctr_jval_get(c, "counters"), key);
+      if (v && u64_of(v) && state && strcmp(state, "recording") != 0 &&
+          strtoull(v->str, NULL, 10) > have)
+        problem(ck, "trace_metadata.json: ctrec.counters.%s is %s, %s holds "
+                    "only %" PRIu64,
+                key, v->str, ck->ctfs ? "trace.ct" : "trace.json", have);
+    }
   }
   if ((v = ctr_jval_get(c, "interval")) != NULL &&
       (v->type != CTR_JVAL_OBJ ||
@@ -1247,6 +1311,8 @@ static void check_files(check_t *ck) {
 /* Returns 0 when dir holds a valid trace, 1 when it does not, 2 when it
  * cannot be read. */
 static int check_folder(const opts_t *o, const char *dir) {
+  char sidecar[PATH_MAX];
+  ctr_trace_t *trace = NULL;
   check_t ck;
   struct stat sb;
   size_t i;
@@ -1261,12 +1327,22 @@ static int check_folder(const opts_t *o, const char *dir) {
   memset(&ck, 0, sizeof(ck));
   ck.o = o;
   ck.dir = dir;
-  rc = check_trace_json(&ck);
+  /* The reader picks the format from what the folder holds. */
+  if (ctr_trace_open(&trace, dir, o->live) == 0 &&
+      ctr_trace_format(trace) == CTR_TRACE_CTFS) {
+    ck.ctfs = true;
+    rc = check_trace_ct(&ck, trace);
+  } else {
+    rc = check_trace_json(&ck);
+  }
+  ctr_trace_free(trace);
   if (rc == 0 && ck.nsteps == 0 && ck.nproblems == 0 && !o->live)
-    problem(&ck, "trace.json: no Step records");
+    problem(&ck, "%s: no Step records", ck.ctfs ? "trace.ct" : "trace.json");
   if (rc == 0)
     rc = check_metadata(&ck);
-  if (rc == 0)
+  /* A CTFS trace lists its paths in meta.dat; trace_paths.json is optional. */
+  snprintf(sidecar, sizeof(sidecar), "%s/trace_paths.json", dir);
+  if (rc == 0 && (!ck.ctfs || access(sidecar, F_OK) == 0))
     rc = check_paths(&ck);
   if (rc == 0)
     check_files(&ck);

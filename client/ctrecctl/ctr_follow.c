@@ -1,10 +1,8 @@
 /* ctr_follow.c: tails a session's trace folders and prints their records.
  *
- * ctrecd keeps trace.json a closed JSON array: "[", records separated by
- * ",\n", then the trailer "\n]\n". New records are written over the trailer,
- * so the feed keeps the offset just past the last complete record and reads
- * on from there. A record is printed only once its whole line is on disk
- * and parses, so a write still in progress is never shown half done. */
+ * The trace reader (ctr_trace.h) hands out the records of a folder as they
+ * become complete, from trace.json or trace.ct alike, so a write still in
+ * progress is never shown half done. */
 #include "ctr_follow.h"
 
 #include <dirent.h>
@@ -21,14 +19,13 @@
 #include <unistd.h>
 
 #include "ctr_jval.h"
+#include "ctr_trace.h"
 
 #define STATUS_EVERY_MS 200
 /* How long a vanished session's folder may stay "recording" before the
  * feed gives up on it (ctrecd completes it before the session disappears,
  * so only a daemon that died leaves it so). */
 #define GONE_GRACE_MS 2000
-#define READ_WINDOW (1u << 20)
-#define READ_WINDOW_MAX (256u << 20)
 #define MAX_INDENT 40
 #define VALUE_MAX 120  /* bytes of one rendered value */
 #define TEXT_MAX 80    /* bytes of one string or raw value */
@@ -126,11 +123,7 @@ typedef struct seen_s {
 typedef struct tail_s {
   char dir[PATH_MAX];
   uint64_t index; /* the recording interval it holds */
-  int fd;         /* trace.json */
-  uint64_t off;   /* just past the last complete record */
-  bool started;   /* a record was read: the next one follows ",\n" */
-  char *buf;
-  size_t cap;
+  ctr_trace_t *rd;
   char *workdir;
   names_t paths, funcs, vars;
   type_t *types;
@@ -150,9 +143,7 @@ typedef struct tail_s {
 static void tail_free(tail_t *t) {
   size_t i;
 
-  if (t->fd >= 0)
-    close(t->fd);
-  free(t->buf);
+  ctr_trace_free(t->rd);
   free(t->workdir);
   names_free(&t->paths);
   names_free(&t->funcs);
@@ -168,7 +159,6 @@ static void tail_free(tail_t *t) {
   free(t->seen);
   free(t->held_path);
   memset(t, 0, sizeof(*t));
-  t->fd = -1;
 }
 
 /* ---- rendering values --------------------------------------------------- */
@@ -600,9 +590,11 @@ static void render_record(tail_t *t, const ctr_jval_t *rec) {
     forget_frames(t, t->depth);
     if (t->depth > 0)
       t->depth--;
-    render_value(t, &o, ctr_jval_get(v, "return_value"), 0);
+    /* A CTFS call closed at the end of a recording has no value. */
+    if (ctr_jval_get(v, "return_value"))
+      render_value(t, &o, ctr_jval_get(v, "return_value"), 0);
     indent(t->depth);
-    printf("← return %s\n", tx_done(&o));
+    printf("← return%s%s\n", o.n ? " " : "", tx_done(&o));
   } else if (strcmp(k, "Value") == 0) {
     int64_t var = -1;
     render_value(t, &o, ctr_jval_get(v, "value"), 0);
@@ -629,87 +621,32 @@ static void render_record(tail_t *t, const ctr_jval_t *rec) {
   }
 }
 
-/* ---- tailing trace.json ------------------------------------------------- */
+/* ---- tailing the trace ------------------------------------------------- */
 
-/* Prints the complete records at the start of buf (which holds trace.json
- * from t->off on) and returns how many bytes they took. */
-static size_t consume(tail_t *t, const char *buf, size_t n, bool json,
-                      size_t *count) {
-  size_t pos = 0;
-
-  for (;;) {
-    const char *sep = t->started ? ",\n" : "\n";
-    size_t sl = strlen(sep), rs, re;
-    const char *nl;
-    ctr_jval_t *rec;
-    if (n - pos <= sl || memcmp(buf + pos, sep, sl) != 0)
-      break;
-    rs = pos + sl;
-    nl = memchr(buf + rs, '\n', n - rs);
-    if (nl == NULL)
-      break;
-    re = (size_t)(nl - buf);
-    if (re > rs && buf[re - 1] == ',')
-      re--;
-    /* The trailer ("]") and a line caught mid-write both fail here. */
-    if (ctr_jval_parse(buf + rs, re - rs, &rec) != 0)
-      break;
-    if (json) {
-      fwrite(buf + rs, 1, re - rs, stdout);
-      putchar('\n');
-    } else {
-      render_record(t, rec);
-    }
-    ctr_jval_free(rec);
-    t->started = true;
-    pos = re;
-    (*count)++;
-  }
-  return pos;
-}
-
-/* Prints the records appended since the last call; returns how many, or -1
- * when trace.json cannot be read. */
+/* Prints the records completed since the last call; returns how many, or -1
+ * after printing why the trace cannot be read. */
 static long drain(tail_t *t, bool json) {
-  size_t window = READ_WINDOW, count = 0;
-  struct stat sb;
+  ctr_trace_rec_t r;
+  long count = 0;
+  int rc;
 
-  for (;;) {
-    uint64_t avail;
-    size_t want, got = 0, used;
-    if (fstat(t->fd, &sb) != 0)
-      return -1;
-    if ((uint64_t)sb.st_size <= t->off)
-      break;
-    avail = (uint64_t)sb.st_size - t->off;
-    want = avail < window ? (size_t)avail : window;
-    if (t->cap < want) {
-      t->cap = want;
-      t->buf = xrealloc(t->buf, t->cap);
-    }
-    while (got < want) {
-      ssize_t r = pread(t->fd, t->buf + got, want - got, (off_t)(t->off + got));
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        return -1;
-      if (r == 0)
-        break;
-      got += (size_t)r;
-    }
-    used = consume(t, t->buf, got, json, &count);
-    t->off += used;
-    if (used > 0)
-      continue;
-    /* One record longer than the window: read more of it at once. */
-    if (got == want && want < avail && window < READ_WINDOW_MAX) {
-      window *= 2;
-      continue;
-    }
-    break;
+  while ((rc = ctr_trace_next(t->rd, &r)) == 1) {
+    if (json && r.text)
+      fwrite(r.text, 1, r.len, stdout);
+    else if (json)
+      ctr_jval_print(stdout, r.rec);
+    else
+      render_record(t, r.rec);
+    if (json)
+      putchar('\n');
+    count++;
   }
   fflush(stdout);
-  return (long)count;
+  if (rc < 0) {
+    fprintf(stderr, "%s: %s: %s\n", prog_name, t->dir, ctr_trace_error(t->rd));
+    return -1;
+  }
+  return count;
 }
 
 /* ---- trace folders ------------------------------------------------------ */
@@ -786,22 +723,18 @@ static bool state_ended(const char *state) {
 }
 
 static int tail_open(tail_t *t, const char *dir, uint64_t index, bool json) {
-  char path[PATH_MAX + 16];
   meta_t m;
+  int rc;
 
   tail_free(t);
   snprintf(t->dir, sizeof(t->dir), "%s", dir);
   t->index = index;
   t->tid = 0;
-  snprintf(path, sizeof(path), "%s/trace.json", dir);
-  t->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (t->fd < 0) {
-    fprintf(stderr, "%s: cannot open %s: %s\n", prog_name, path,
-            strerror(errno));
+  if ((rc = ctr_trace_open(&t->rd, dir, true)) < 0) {
+    fprintf(stderr, "%s: cannot open the trace in %s: %s\n", prog_name, dir,
+            strerror(-rc));
     return -1;
   }
-  /* trace.json starts with "[" and the first record follows "\n". */
-  t->off = 1;
   if (read_meta(dir, &m) && m.workdir[0])
     t->workdir = xstrdup(m.workdir);
   if (!json) {
@@ -1004,11 +937,8 @@ static int follow(follower_t *f) {
        * seen every record of the folder. */
       finished = read_meta(f->t.dir, &m) && meta_finished(&m);
       got = drain(&f->t, o->json);
-      if (got < 0) {
-        fprintf(stderr, "%s: cannot read %s/trace.json: %s\n", prog_name,
-                f->t.dir, strerror(errno));
+      if (got < 0)
         return 1;
-      }
       if (finished) {
         finish_folder(f, &m);
         refresh(f);
@@ -1052,11 +982,56 @@ static int follow(follower_t *f) {
   }
 }
 
+static void catch_signals(void) {
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+int ctr_follow_folder(const ctr_follow_opts_t *o, const char *dir) {
+  follower_t f;
+  meta_t m;
+  int rc = 0;
+
+  memset(&f, 0, sizeof(f));
+  f.o = o;
+  catch_signals();
+  if (tail_open(&f.t, dir, read_meta(dir, &m) && m.index > 0 ? (uint64_t)m.index : 0,
+                o->json) != 0)
+    return 1;
+  for (;;) {
+    /* Metadata first: when it says finished, the drain after it has seen
+     * every record. A folder without metadata is read as it is. */
+    bool has = read_meta(dir, &m), finished = !has || meta_finished(&m);
+    if (drain(&f.t, o->json) < 0) {
+      rc = 1;
+      break;
+    }
+    if (finished) {
+      if (has)
+        finish_folder(&f, &m);
+      break;
+    }
+    if (!o->json && f.t.held) {
+      print_held(&f.t);
+      fflush(stdout);
+    }
+    if (interrupted)
+      break;
+    sleep_ms(o->poll_ms);
+  }
+  tail_free(&f.t);
+  fflush(stdout);
+  return rc;
+}
+
 int ctr_follow_run(const ctr_follow_opts_t *o) {
   ctr_follow_session_t *list = NULL;
   const ctr_follow_session_t *s;
   follower_t f;
-  struct sigaction sa;
   size_t n = 0;
   int rc;
 
@@ -1068,7 +1043,6 @@ int ctr_follow_run(const ctr_follow_opts_t *o) {
   }
   memset(&f, 0, sizeof(f));
   f.o = o;
-  f.t.fd = -1;
   f.sid = s->id;
   f.pid = s->pid;
   f.intervals = s->intervals;
@@ -1084,10 +1058,7 @@ int ctr_follow_run(const ctr_follow_opts_t *o) {
   }
   ctr_follow_sessions_free(list, n);
 
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  catch_signals();
   rc = follow(&f);
   tail_free(&f.t);
   fflush(stdout);

@@ -1,7 +1,7 @@
 /* ctr_follow.h: `ctrecctl follow`, a live feed of one session's records.
  *
  * The daemon reports where a session writes (STATUS, key `trace`); the feed
- * tails that folder's trace.json, so following never slows the recording:
+ * tails that folder's trace (trace.json or trace.ct), so following never slows the recording:
  * ctrecd does not know that anyone reads. When the session opens a new
  * recording interval the feed moves on to that interval's folder. */
 #ifndef CTR_FOLLOW_H
@@ -36,6 +36,11 @@ typedef struct ctr_follow_opts_s {
 } ctr_follow_opts_t;
 
 void ctr_follow_sessions_free(ctr_follow_session_t *list, size_t n);
+
+/* Follows the trace folder dir (trace.json or trace.ct) until its
+ * trace_metadata.json says it is finished (at once without one), or
+ * SIGINT. Returns the exit status for ctrecctl. */
+int ctr_follow_folder(const ctr_follow_opts_t *o, const char *dir);
 
 /* Follows until the session ends and everything is printed, or SIGINT.
  * Returns the exit status for ctrecctl. */

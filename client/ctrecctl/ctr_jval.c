@@ -324,3 +324,78 @@ bool ctr_jval_i64(const ctr_jval_t *v, int64_t *out) {
   *out = x;
   return true;
 }
+
+static void *must(void *p) {
+  if (p == NULL) {
+    fprintf(stderr, "ctrecctl: out of memory\n");
+    exit(1);
+  }
+  return p;
+}
+
+ctr_jval_t *ctr_jval_new(ctr_jval_type_t type, const char *str, size_t n) {
+  ctr_jval_t *v = must(node(type));
+
+  if (str) {
+    v->str = must(malloc(n + 1));
+    memcpy(v->str, str, n);
+    v->str[n] = '\0';
+    v->len = n;
+  }
+  return v;
+}
+
+ctr_jval_t *ctr_jval_add(ctr_jval_t *parent, const char *key,
+                         ctr_jval_t *child) {
+  ctr_jval_t **at = &parent->child;
+
+  if (key)
+    child->key = must(strdup(key));
+  while (*at)
+    at = &(*at)->next;
+  *at = child;
+  return child;
+}
+
+static void print_str(FILE *out, const char *s, size_t n) {
+  size_t i;
+
+  putc('"', out);
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\')
+      fprintf(out, "\\%c", c);
+    else if (c == '\n')
+      fputs("\\n", out);
+    else if (c < 0x20 || c == 0x7f)
+      fprintf(out, "\\u%04x", c);
+    else
+      putc(c, out);
+  }
+  putc('"', out);
+}
+
+void ctr_jval_print(FILE *out, const ctr_jval_t *v) {
+  const ctr_jval_t *c;
+
+  switch (v->type) {
+  case CTR_JVAL_NULL: fputs("null", out); break;
+  case CTR_JVAL_BOOL: fputs(v->b ? "true" : "false", out); break;
+  case CTR_JVAL_NUM: fputs(v->str, out); break;
+  case CTR_JVAL_STR: print_str(out, v->str, v->len); break;
+  case CTR_JVAL_ARR:
+  case CTR_JVAL_OBJ:
+    putc(v->type == CTR_JVAL_ARR ? '[' : '{', out);
+    for (c = v->child; c; c = c->next) {
+      if (c != v->child)
+        putc(',', out);
+      if (v->type == CTR_JVAL_OBJ) {
+        print_str(out, c->key, strlen(c->key));
+        putc(':', out);
+      }
+      ctr_jval_print(out, c);
+    }
+    putc(v->type == CTR_JVAL_ARR ? ']' : '}', out);
+    break;
+  }
+}

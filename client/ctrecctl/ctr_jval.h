@@ -1,6 +1,8 @@
 /* ctr_jval.h: a small JSON reader for the records ctrecd writes.
  *
- * It parses one complete JSON text into a tree of heap nodes. It is meant
+ * It parses one complete JSON text into a tree of heap nodes; the trace
+ * reader also builds such trees for records of formats other than JSON,
+ * and prints them as JSON. It is meant
  * for trace.json records and trace_metadata.json, not as a general purpose
  * library: numbers are kept as their text, and strings are decoded to UTF-8
  * with their escapes resolved. */
@@ -10,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum ctr_jval_type_e {
   CTR_JVAL_NULL,
@@ -43,5 +46,15 @@ const ctr_jval_t *ctr_jval_get(const ctr_jval_t *obj, const char *key);
 const char *ctr_jval_str(const ctr_jval_t *obj, const char *key);
 /* Reads an integer number; false when v is not one. */
 bool ctr_jval_i64(const ctr_jval_t *v, int64_t *out);
+
+/* Building trees: a new node (str copied, n bytes; NULL for none), and
+ * appending child to an array or object (key copied when not NULL).
+ * Allocation failures end the process, as elsewhere in ctrecctl. */
+ctr_jval_t *ctr_jval_new(ctr_jval_type_t type, const char *str, size_t n);
+ctr_jval_t *ctr_jval_add(ctr_jval_t *parent, const char *key,
+                         ctr_jval_t *child);
+
+/* Prints v as one line of JSON (numbers as their text). */
+void ctr_jval_print(FILE *out, const ctr_jval_t *v);
 
 #endif

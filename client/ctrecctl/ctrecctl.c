@@ -578,11 +578,14 @@ static int cmd_follow(int argc, char **argv) {
       break;
     case 'h':
       printf("Usage: %s follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]\n"
+             "       %s follow [--json] TRACE_DIR\n"
              "Print a live session's trace records as they are written: first\n"
              "what is already on disk, then new records as they arrive. The feed\n"
              "moves on to each new recording interval and ends by itself when the\n"
              "session ends (exit status 0). Without SESSION or --pid it follows\n"
-             "the only live session (see '%s status').\n\n"
+             "the only live session (see '%s status'). With TRACE_DIR it follows\n"
+             "that folder (trace.json or trace.ct) until its trace_metadata.json\n"
+             "says it is complete or aborted.\n\n"
              "The listing shows the lines run, calls with their arguments,\n"
              "returns, output, and variables when their value changes; --json\n"
              "prints every record. Following only reads the trace folder, so\n"
@@ -592,15 +595,24 @@ static int cmd_follow(int argc, char **argv) {
              "                     (default: a readable step listing)\n"
              "  -p, --pid PID      the session of that process\n\n"
              "Exit status: 0 when the session ended, 1 otherwise.\n",
-             prog_name, prog_name);
+             prog_name, prog_name, prog_name);
       return 0;
     default: die_usage("follow ", "%s", "invalid option");
     }
   }
   if (optind < argc) {
     unsigned long long id = strtoull(argv[optind], &end, 10);
+    struct stat sb;
+    /* Not a session id but a folder: follow that trace folder itself. */
+    if ((*end || argv[optind][0] == '-') && stat(argv[optind], &sb) == 0 &&
+        S_ISDIR(sb.st_mode)) {
+      if (optind + 1 < argc || fo.pid)
+        die_usage("follow ", "%s", "a TRACE_DIR takes no SESSION or --pid");
+      return ctr_follow_folder(&fo, argv[optind]);
+    }
     if (*end || id == 0 || argv[optind][0] == '-')
-      die_usage("follow ", "not a session id: %s", argv[optind]);
+      die_usage("follow ", "not a session id or trace folder: %s",
+                argv[optind]);
     fo.session = id;
     optind++;
   }

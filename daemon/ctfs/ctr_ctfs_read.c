@@ -1,4 +1,4 @@
-/* ctr_ctfs_read.c: a minimal CTFS reader, see ctr_ctfs_read.h. */
+/* ctr_ctfs_read.c: the CTFS reader, see ctr_ctfs_read.h. */
 #include "ctr_ctfs_read.h"
 
 #include <errno.h>
@@ -179,6 +179,26 @@ static int64_t walk(const unsigned char *p, size_t n, bool prefixed,
 int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
                     bool prefixed, ctr_ctfs_record_cb cb, void *ctx,
                     uint64_t *count) {
+  return ctr_ctfs_stream_from(img, name, prefixed, 0, cb, ctx, count);
+}
+
+/* Calls the callback only from record from on. */
+typedef struct from_s {
+  uint64_t from;
+  ctr_ctfs_record_cb cb;
+  void *ctx;
+} from_t;
+
+static int from_cb(void *ctx, uint64_t index, const unsigned char *rec,
+                   size_t n) {
+  from_t *f = ctx;
+  return index < f->from || !f->cb ? 0 : f->cb(f->ctx, index, rec, n);
+}
+
+int ctr_ctfs_stream_from(const ctr_ctfs_image_t *img, const char *name,
+                         bool prefixed, uint64_t from, ctr_ctfs_record_cb cb,
+                         void *ctx, uint64_t *count) {
+  from_t f = {from, cb, ctx};
   char n[16];
   ctr_buf_t dat = {0}, idx = {0}, raw = {0};
   snprintf(n, sizeof(n), "%s.dat", name);
@@ -202,6 +222,11 @@ int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
       rc = CTR_EPROTO;
       break;
     }
+    /* A chunk wholly before from was read at an earlier poll. */
+    if (i + 1 < chunks && (i + 1) * chunk_size <= f.from) {
+      *count += chunk_size;
+      continue;
+    }
     /* One frame with its content size, then only skippable frames. */
     unsigned long long size =
         ZSTD_getFrameContentSize(dat.data + from, to - from);
@@ -217,7 +242,8 @@ int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
       rc = CTR_EPROTO;
       break;
     }
-    int64_t k = walk((unsigned char *)raw.data, got, prefixed, *count, cb, ctx);
+    int64_t k =
+        walk((unsigned char *)raw.data, got, prefixed, *count, from_cb, &f);
     if (k < 0)
       rc = (int)k;
     else if (i + 1 < chunks && (uint64_t)k != chunk_size)
@@ -231,8 +257,40 @@ int ctr_ctfs_stream(const ctr_ctfs_image_t *img, const char *name,
   return rc;
 }
 
+/* One record into out (the callback of ctr_ctfs_table). */
+typedef struct one_s {
+  uint64_t id;
+  ctr_buf_t *out;
+  bool found;
+} one_t;
+
+static int one_cb(void *ctx, uint64_t index, const unsigned char *rec,
+                  size_t n) {
+  one_t *o = ctx;
+  if (index != o->id)
+    return 0;
+  o->out->len = 0;
+  ctr_buf_add(o->out, rec, n);
+  o->found = true;
+  return 1; /* stop */
+}
+
 int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name, uint64_t id,
                    ctr_buf_t *out, uint64_t *count) {
+  one_t o = {id, out, false};
+  uint64_t records;
+  int rc = ctr_ctfs_table_from(img, name, out ? id : UINT64_MAX,
+                               out ? one_cb : NULL, &o, &records);
+  if (count)
+    *count = records;
+  if (rc == 0 && out && !o.found)
+    rc = CTR_ERANGE;
+  return rc;
+}
+
+int ctr_ctfs_table_from(const ctr_ctfs_image_t *img, const char *name,
+                        uint64_t from, ctr_ctfs_record_cb cb, void *ctx,
+                        uint64_t *count) {
   char n[16];
   ctr_buf_t dat = {0}, off = {0};
   snprintf(n, sizeof(n), "%s.dat", name);
@@ -243,20 +301,18 @@ int ctr_ctfs_table(const ctr_ctfs_image_t *img, const char *name, uint64_t id,
   if (rc == 0 && (off.len < 8 || off.len % 8))
     rc = CTR_EPROTO;
   uint64_t records = rc == 0 ? off.len / 8 - 1 : 0;
-  if (count)
-    *count = records;
-  if (rc == 0 && out) {
-    if (id >= records) {
-      rc = CTR_ERANGE;
-    } else {
-      uint64_t a = le((unsigned char *)off.data + 8 * id, 8);
-      uint64_t b = le((unsigned char *)off.data + 8 * (id + 1), 8);
-      if (a > b || b > dat.len)
-        rc = CTR_EPROTO;
-      else {
-        out->len = 0;
-        ctr_buf_add(out, dat.data + a, b - a);
-      }
+  *count = records;
+  for (uint64_t id = from; rc == 0 && cb && id < records; id++) {
+    uint64_t a = le((unsigned char *)off.data + 8 * id, 8);
+    uint64_t b = le((unsigned char *)off.data + 8 * (id + 1), 8);
+    if (a > b || b > dat.len) {
+      rc = CTR_EPROTO;
+      break;
+    }
+    rc = cb(ctx, id, (unsigned char *)dat.data + a, b - a);
+    if (rc > 0) { /* the callback has what it wanted */
+      rc = 0;
+      break;
     }
   }
   ctr_buf_free(&dat);
@@ -273,7 +329,9 @@ static bool skip_str(const unsigned char *p, size_t n, size_t *pos) {
   return true;
 }
 
-int ctr_ctfs_read_meta(const ctr_ctfs_image_t *img, ctr_ctfs_meta_read_t *m) {
+/* Reads meta.dat into m and, when paths is not NULL, its paths. */
+static int read_meta(const ctr_ctfs_image_t *img, ctr_ctfs_meta_read_t *m,
+                     ctr_buf_t *paths) {
   ctr_buf_t b = {0};
   int rc = ctr_ctfs_member(img, "meta.dat", &b);
   const unsigned char *p = (unsigned char *)b.data;
@@ -297,10 +355,29 @@ int ctr_ctfs_read_meta(const ctr_ctfs_image_t *img, ctr_ctfs_meta_read_t *m) {
       ok = skip_str(p, n, &pos);
     /* workdir, recorder id, then the paths */
     ok = ok && skip_str(p, n, &pos) && skip_str(p, n, &pos) &&
-         ctr_ctfs_read_varint(p, n, &pos, &m->npaths);
+         ctr_ctfs_read_varint(p, n, &pos, &m->npaths) && m->npaths <= n;
+    for (uint64_t i = 0; ok && paths && i < m->npaths; i++) {
+      size_t at = pos;
+      ok = skip_str(p, n, &pos);
+      ctr_ctfs_read_varint(p, n, &at, &len);
+      if (ok) {
+        ctr_buf_add(paths, p + at, (size_t)len);
+        ctr_buf_add(paths, "", 1);
+      }
+    }
     if (!ok)
       rc = CTR_EPROTO;
   }
   ctr_buf_free(&b);
   return rc;
+}
+
+int ctr_ctfs_read_meta(const ctr_ctfs_image_t *img, ctr_ctfs_meta_read_t *m) {
+  return read_meta(img, m, NULL);
+}
+
+int ctr_ctfs_read_meta_paths(const ctr_ctfs_image_t *img, ctr_buf_t *out) {
+  ctr_ctfs_meta_read_t m;
+  out->len = 0;
+  return read_meta(img, &m, out);
 }

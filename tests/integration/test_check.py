@@ -6,10 +6,14 @@ CodeTracer's format: a top-level call, a call of add(2, 3), its return, one
 line of output) and change one thing each."""
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
+import time
 
-from harness import (CTRECCTL, RUBY_PROGRAMS, TempDirTest, record, run, trace_folders)
+from harness import (BUILD, CTRECCTL, RUBY_PROGRAMS, TempDirTest, record, run,
+                     trace_folders)
 from test_python_record import OTHER_PYTHONS, PY_PROGRAMS, PYTHON
 
 INT = {"kind": "Int", "i": 5, "type_id": 1}
@@ -567,3 +571,208 @@ class CheckRecordedTraces(TempDirTest):
                     self.assertEqual(res.returncode, 0, res.stderr)
                 folders = self.assert_valid(out_dir)
                 self.break_trace(folders[0])
+
+
+# CTFS traces. ctrecd cannot write trace.ct yet, so each test records a real
+# program as JSON and writes the same records as trace.ct with the project's
+# CTFS writer (tests/ctfs_mirror.c), next to the same sidecar files.
+CTFS_MIRROR = os.path.join(BUILD, "tests", "ctfs_mirror")
+
+# Scalars, containers, nested calls, output, a big integer, more than one
+# chunk of each stream (256 calls or values a chunk); no objects (nor
+# Ruby hashes, whose pairs are objects): types.dat keeps no Struct field
+# names, so objects render without them.
+CTFS_PY = """def add(a, b):
+    c = a + b
+    return c
+
+def twice(x):
+    y = add(x, x)
+    return y
+
+xs = []
+for i in range(150):
+    xs.append(twice(i) + 0.5)
+    if i < 4:
+        print("line", i)
+d = {"k": xs[:3], "t": (1, "x\\n", None, True)}
+big = 2 ** 80
+print(big)
+"""
+
+CTFS_RB = """def add(a, b)
+  c = a + b
+  c
+end
+
+xs = []
+150.times do |i|
+  xs << add(i, 2.5)
+  puts "line #{i}" if i < 4
+end
+a = [xs[0, 3], "x", nil, true]
+big = 2**80
+puts big
+"""
+
+
+def mirror(test, folder, dest, *opts):
+    """A CTFS copy of JSON trace folder: dest holds trace.ct and the same
+    trace_metadata.json, trace_paths.json and files/."""
+    os.makedirs(dest)
+    shutil.copytree(os.path.join(folder, "files"), os.path.join(dest, "files"))
+    for name in ("trace_metadata.json", "trace_paths.json"):
+        shutil.copy(os.path.join(folder, name), dest)
+    res = run([CTFS_MIRROR, *opts, folder, os.path.join(dest, "trace.ct")])
+    test.assertEqual(res.returncode, 0, res.stderr.decode())
+    return dest
+
+
+def record_ctfs_pair(test, lang, python="python3"):
+    """Records the CTFS test program; returns (JSON folder, CTFS folder)."""
+    src = os.path.join(test.tmp, "prog." + ("rb" if lang == "ruby" else "py"))
+    with open(src, "w") as f:
+        f.write(CTFS_RB if lang == "ruby" else CTFS_PY)
+    tag = lang + re.sub(r"\W", "_", python)
+    out_dir = os.path.join(test.tmp, "json-" + tag)
+    res = record(["ruby" if lang == "ruby" else python, src], out_dir)
+    test.assertEqual(res.returncode, 0, res.stderr)
+    (folder,) = trace_folders(out_dir)
+    return folder, mirror(test, folder, os.path.join(test.tmp, "ctfs-" + tag))
+
+
+def each_python(test, fn):
+    """fn(python) on every Python the build has a shim for, as subtests."""
+    for version, py in sorted(dict(OTHER_PYTHONS, default=PYTHON).items()):
+        with test.subTest(python=version):
+            fn(py)
+
+
+def start_live_mirror(test, folder):
+    """Starts writing folder's records slowly as live/trace.ct beside the
+    metadata saying "recording"; returns (live folder, writer) once the
+    file exists."""
+    live = os.path.join(test.tmp, "live")
+    os.makedirs(live)
+    shutil.copytree(os.path.join(folder, "files"), os.path.join(live, "files"))
+    with open(os.path.join(folder, "trace_metadata.json")) as f:
+        meta = json.load(f)
+    meta["ctrec"]["state"] = "recording"
+    with open(os.path.join(live, "trace_metadata.json"), "w") as f:
+        json.dump(meta, f)
+    writer = subprocess.Popen([CTFS_MIRROR, "--delay", "100", "--flush", "300", folder,
+                               os.path.join(live, "trace.ct")], stderr=subprocess.PIPE)
+    while not os.path.exists(os.path.join(live, "trace.ct")) and writer.poll() is None:
+        time.sleep(0.01)
+    return live, writer
+
+
+def check_line(folder):
+    res = run([CTRECCTL, "check", folder])
+    return res.returncode, res.stdout.decode(), res.stderr.decode()
+
+
+def counts(line):
+    """steps, calls and paths of a check verdict line."""
+    m = re.search(r"(\d+) steps, (\d+) calls, \d+ returns, max depth (\d+), "
+                  r"(\d+) paths", line)
+    return m.groups()
+
+
+class CheckCtfs(TempDirTest):
+    """check reads trace.ct through the project's reader and gives the
+    verdict it gives the JSON trace of the same records."""
+
+    def assert_same_verdict(self, lang, python="python3"):
+        folder, ctfs = record_ctfs_pair(self, lang, python)
+        rc_j, out_j, _ = check_line(folder)
+        rc_c, out_c, err_c = check_line(ctfs)
+        self.assertEqual((rc_j, rc_c, err_c), (0, 0, ""), out_j + out_c)
+        self.assertTrue(out_c.startswith(f"ok   {ctfs}: "), out_c)
+        # Same steps, calls, depth and paths; CTFS closes the calls JSON
+        # leaves open at the end, so returns may be more.
+        self.assertEqual(counts(out_j), counts(out_c))
+        return ctfs
+
+    def test_ruby(self):
+        self.assert_same_verdict("ruby")
+
+    def test_python(self):
+        each_python(self, lambda py: self.assert_same_verdict("python", py))
+
+    def test_corrupt_containers(self):
+        ctfs = self.assert_same_verdict("python")
+        with open(os.path.join(ctfs, "trace.ct"), "rb") as f:
+            data = f.read()
+
+        def broken(name, content, message):
+            folder = os.path.join(self.tmp, name)
+            shutil.copytree(ctfs, folder)
+            with open(os.path.join(folder, "trace.ct"), "wb") as f:
+                f.write(content)
+            rc, out, err = check_line(folder)
+            self.assertEqual((rc, err), (1, ""), out)
+            self.assertTrue(out.startswith(f"FAIL {folder}: "), out)
+            self.assertIn("  " + message, out.splitlines())
+
+        broken("short", data[:100],
+               "trace.ct: not a CTFS container (bad header, or shorter than one block)")
+        broken("magic", b"\0" + data[1:],
+               "trace.ct: not a CTFS container (bad header, or shorter than one block)")
+        # Cut inside the data: sizes in block 0 reach past the end.
+        broken("truncated", data[:3 * 4096], "trace.ct: the paths table: damaged")
+        # Flip the bytes of every zstd frame of steps.dat: no chunk decodes.
+        bad = bytearray(data)
+        at = bad.find(b"\x28\xb5\x2f\xfd")
+        while at >= 0:
+            bad[at + 6:at + 12] = b"\xff" * 6
+            at = bad.find(b"\x28\xb5\x2f\xfd", at + 4)
+        folder = os.path.join(self.tmp, "chunks")
+        shutil.copytree(ctfs, folder)
+        with open(os.path.join(folder, "trace.ct"), "wb") as f:
+            f.write(bad)
+        rc, out, err = check_line(folder)
+        self.assertEqual((rc, err), (1, ""), out)
+        self.assertRegex(out, r"\n  trace\.ct: \w+\.dat/\w+\.idx: damaged\n")
+
+    def test_meta_dat_must_list_the_paths(self):
+        ctfs = self.assert_same_verdict("python")
+        with open(os.path.join(ctfs, "trace.ct"), "rb") as f:
+            data = bytearray(f.read())
+        # Rename the one path meta.dat lists (same length, so still valid).
+        with open(os.path.join(ctfs, "trace_paths.json")) as f:
+            (path,) = json.load(f)
+        at = data.rfind(path.encode())
+        self.assertGreater(at, 0)
+        data[at + len(path) - 1:at + len(path)] = b"X"
+        with open(os.path.join(ctfs, "trace.ct"), "wb") as f:
+            f.write(data)
+        rc, out, _ = check_line(ctfs)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("trace.ct: meta.dat lists path 0 as", out)
+
+    def test_live(self):
+        """check --live passes mid-write; without --live a half-written
+        trace fails on its metadata counters; finished, it passes."""
+        folder, _ = record_ctfs_pair(self, "python")
+        live, writer = start_live_mirror(self, folder)
+        seen = set()
+        try:
+            while writer.poll() is None:
+                res = run([CTRECCTL, "check", "--live", live])
+                out = res.stdout.decode()
+                self.assertEqual(res.returncode, 0, out + res.stderr.decode())
+                seen.add(counts(out)[0])
+                time.sleep(0.05)
+        finally:
+            writer.wait()
+            err = writer.stderr.read()
+            writer.stderr.close()
+        self.assertEqual(writer.returncode, 0, err)
+        rc, out, _ = check_line(live)
+        self.assertEqual(rc, 1, out)  # still "recording"
+        shutil.copy(os.path.join(folder, "trace_metadata.json"), live)
+        rc, out, _ = check_line(live)
+        self.assertEqual(rc, 0, out)
+        total = counts(out)[0]
+        self.assertTrue([n for n in seen if 0 < int(n) < int(total)], (seen, total))

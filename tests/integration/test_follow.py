@@ -7,6 +7,7 @@ nothing to follow."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -14,6 +15,7 @@ import time
 
 from harness import (CTRECCTL, PY_SHIM, SOURCE, Daemon, TempDirTest, run, service_config,
                      trace_folders)
+from test_check import each_python, record_ctfs_pair, start_live_mirror
 
 RUBY_TICKER = os.path.join(SOURCE, "tests", "programs", "ruby", "_follow_ticker.rb")
 PY_TICKER = os.path.join(SOURCE, "tests", "programs", "python", "_follow_ticker.py")
@@ -243,7 +245,7 @@ class FollowTest(TempDirTest):
         self.assertIn(f"pid {other.pid}", err)
         res = run([CTRECCTL, "follow", "-s", self.daemon.sock, "abc"])
         self.assertEqual(res.returncode, 2)
-        self.assertIn(b"not a session id: abc", res.stderr)
+        self.assertIn(b"not a session id or trace folder: abc", res.stderr)
         res = run([CTRECCTL, "follow", "-s", os.path.join(self.tmp, "nothing.sock")])
         self.assertEqual(res.returncode, 1)
         self.assertIn(b"cannot reach ctrecd", res.stderr)
@@ -256,3 +258,84 @@ class FollowTest(TempDirTest):
 if __name__ == "__main__":
     import unittest
     unittest.main()
+
+
+class FollowCtfs(TempDirTest):
+    """follow TRACE_DIR renders a trace.ct as it renders the JSON trace of
+    the same records, and follows one while it is written."""
+
+    def listing(self, folder, *opts):
+        res = run([CTRECCTL, "follow", *opts, folder], timeout=60)
+        self.assertEqual((res.returncode, res.stderr.decode()), (0, ""))
+        # The first line names the folder.
+        return res.stdout.decode().split("\n", 1)[1]
+
+    def assert_same_listing(self, lang, python="python3"):
+        folder, ctfs = record_ctfs_pair(self, lang, python)
+        json_text, ctfs_text = self.listing(folder), self.listing(ctfs)
+        self.assertIn("→ call add(", json_text)
+        self.assertIn("[stdout] line 3", json_text)
+        # CTFS closes at the end the calls the JSON trace leaves open (the
+        # top-level one), without a value; everything else is the same.
+        end = "== interval 1 complete (program exited) ==\n"
+        closing = ctfs_text[len(json_text) - len(end):-len(end)]
+        self.assertEqual(ctfs_text[:len(json_text) - len(end)], json_text[:-len(end)])
+        self.assertTrue(ctfs_text.endswith(end), ctfs_text)
+        self.assertTrue(json_text.endswith(end), json_text)
+        self.assertRegex(closing, r"^(← return\n)*$")
+        # --json prints the same records but for the interning ones, which
+        # CTFS keeps in tables (read before the records that use them).
+        def kinds(text):
+            return [list(json.loads(line))[0] if line.startswith("{") else line
+                    for line in text.splitlines()]
+        names = ("Path", "Function", "Type", "VariableName")
+        j = [k for k in kinds(self.listing(folder, "--json")) if k not in names]
+        c = [k for k in kinds(self.listing(ctfs, "--json")) if k not in names]
+        self.assertEqual(c[:len(j)], j)
+
+    def test_ruby(self):
+        self.assert_same_listing("ruby")
+
+    def test_python(self):
+        each_python(self, lambda py: self.assert_same_listing("python", py))
+
+    def test_live(self):
+        """While a slow writer flushes trace.ct, follow shows its steps as
+        they arrive (calls are only written once the calls opened before
+        them returned, so a live listing has the steps and output without
+        the calls still open) and ends when the metadata says complete."""
+        folder, _ = record_ctfs_pair(self, "python")
+        live, writer = start_live_mirror(self, folder)
+        p = subprocess.Popen([CTRECCTL, "follow", live], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        lines = Lines(p.stdout)
+        try:
+            lines.wait_for(r"prog\.py:\d+")
+            self.assertIsNone(writer.poll(), "the writer ended before a step was shown")
+            self.assertEqual(writer.wait(timeout=60), 0)
+            time.sleep(0.3)
+            self.assertIsNone(p.poll(), "follow ended while the trace was recording")
+            shutil.copy(os.path.join(folder, "trace_metadata.json"), live)
+            p.wait(timeout=30)
+        finally:
+            for q in (p, writer):
+                if q.poll() is None:
+                    q.kill()
+                q.wait()
+            err = p.stderr.read()
+            lines.thread.join(timeout=10)
+            for f in (p.stderr, p.stdout, writer.stderr):
+                f.close()
+        self.assertEqual((p.returncode, err), (0, b""))
+        got = lines.lines()
+        self.assertEqual(got[-1], "== interval 1 complete (program exited) ==")
+        steps = [line.strip() for line in got if re.fullmatch(r"\s*prog\.py:\d+", line)]
+        want = [line.strip() for line in self.listing(folder).splitlines()
+                if re.fullmatch(r"\s*prog\.py:\d+", line)]
+        # Every step the finished listing shows is there, in order (the
+        # live one also shows the lines that hold a call it cannot see).
+        it = iter(steps)
+        self.assertTrue(all(s in it for s in want), (want, steps))
+        out = [line.strip() for line in got if "[stdout]" in line]
+        self.assertEqual(out, [f"[stdout] line {i}" for i in range(4)] +
+                         ["[stdout] 1208925819614629174706176"])

@@ -497,6 +497,10 @@ START_TEST(trace_reads_back) {
   ck_assert_uint_eq(out.len, 7);
   ck_assert(memcmp(out.data, "/w/y.py", 7) == 0);
   ck_assert_int_eq(ctr_ctfs_table(&img, "varnames", 2, &out, NULL), CTR_ERANGE);
+  /* meta.dat's paths, as a follower resolves step positions. */
+  ck_assert_int_eq(ctr_ctfs_read_meta_paths(&img, &out), 0);
+  ck_assert_uint_eq(out.len, strlen(out.data) + 1 + 8);
+  ck_assert_str_eq(out.data + strlen(out.data) + 1, "/w/y.py");
   ctr_buf_free(&out);
   ctr_ctfs_image_free(&img);
 }
@@ -588,6 +592,76 @@ START_TEST(every_flush_is_readable) {
 }
 END_TEST
 
+/* ---- reading on from a record (a follower's next poll) ------------------ */
+
+typedef struct from_seen_s {
+  uint64_t first, n;
+  ctr_buf_t bytes;
+} from_seen_t;
+
+static int on_from(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
+  from_seen_t *s = ctx;
+  if (s->n++ == 0)
+    s->first = i;
+  ctr_buf_add(&s->bytes, r, n);
+  return 0;
+}
+
+START_TEST(a_poll_reads_on_from_a_record) {
+  ctr_ctfs_t *w;
+  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  uint64_t steps = record(w, 3000, 37, NULL); /* two steps chunks */
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  ctr_ctfs_image_t img = load();
+  from_seen_t all = {0}, tail = {0}, names = {0};
+  uint64_t count = 0;
+  ck_assert_int_eq(ctr_ctfs_stream(&img, "values", true, on_from, &all, &count),
+                   0);
+  ck_assert_uint_eq(count, steps);
+  ck_assert_uint_eq(all.n, steps); /* every record, to the callback */
+  /* And so in every stream, whatever its chunks' sizes and offsets. */
+  static const char *const streams[] = {"steps", "values", "calls", "events"};
+  for (int k = 0; k < 4; k++) {
+    from_seen_t each = {0};
+    ck_assert_int_eq(ctr_ctfs_stream_from(&img, streams[k], k > 0, 0, on_from,
+                                          &each, &count),
+                     0);
+    ck_assert_uint_eq(each.n, count);
+    ck_assert_uint_gt(count, 0);
+    ctr_buf_free(&each.bytes);
+  }
+  /* From record 5000 on, in the second steps chunk and a late values one:
+   * only those records, the same bytes, and the whole stream's count. */
+  for (int k = 0; k < 2; k++) {
+    const char *name = k ? "steps" : "values";
+    from_seen_t *s = k ? &names : &tail;
+    ck_assert_int_eq(
+        ctr_ctfs_stream_from(&img, name, !k, 5000, on_from, s, &count), 0);
+    ck_assert_uint_eq(count, steps);
+    ck_assert_uint_eq(s->first, 5000);
+    ck_assert_uint_eq(s->n, steps - 5000);
+  }
+  ck_assert_uint_le(tail.bytes.len, all.bytes.len);
+  ck_assert(memcmp(tail.bytes.data,
+                   all.bytes.data + all.bytes.len - tail.bytes.len,
+                   tail.bytes.len) == 0);
+  /* Tables from a record on: that record and the ones after it. */
+  from_seen_t tab = {0};
+  ck_assert_int_eq(ctr_ctfs_table(&img, "varnames", 0, NULL, &count), 0);
+  ck_assert_uint_ge(count, 1);
+  uint64_t last = count - 1;
+  ck_assert_int_eq(
+      ctr_ctfs_table_from(&img, "varnames", last, on_from, &tab, &count), 0);
+  ck_assert_uint_eq(tab.first, last);
+  ck_assert_uint_eq(tab.n, 1);
+  ctr_buf_free(&all.bytes);
+  ctr_buf_free(&tail.bytes);
+  ctr_buf_free(&names.bytes);
+  ctr_buf_free(&tab.bytes);
+  ctr_ctfs_image_free(&img);
+}
+END_TEST
+
 /* A reader polling the file while it is written, as `ct-print --follow`
  * does (and half the time loading it the way that reader does): every
  * snapshot must read whole, and counts never go back. */
@@ -638,6 +712,7 @@ int main(void) {
   tcase_add_test(tc, trace_reads_back);
   tcase_add_test(tc, readable_from_open_on);
   tcase_add_test(tc, every_flush_is_readable);
+  tcase_add_test(tc, a_poll_reads_on_from_a_record);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
