@@ -609,7 +609,7 @@ static int on_from(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
 
 START_TEST(a_poll_reads_on_from_a_record) {
   ctr_ctfs_t *w;
-  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
   uint64_t steps = record(w, 3000, 37, NULL); /* two steps chunks */
   ck_assert_int_eq(ctr_ctfs_close(w), 0);
   ctr_ctfs_image_t img = load();
