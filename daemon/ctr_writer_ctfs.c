@@ -247,9 +247,10 @@ static int64_t encode_var(ctfs_writer_t *c, const ctr_writer_var_t *var,
   return vid;
 }
 
-/* The call, its arguments, then the step at the definition line, where a
- * CTFS call begins. Arguments are encoded first: nothing is written when
- * one is bad. */
+/* The step at the definition line, then the call and its arguments: a
+ * CTFS call begins at the next step, so the definition line stays the
+ * caller's step, as in the JSON trace. Arguments are encoded first:
+ * nothing is written when one is bad. */
 static int ctfs_call(ctr_writer_t *w, int64_t function,
                      const ctr_writer_var_t *args, uint32_t n,
                      const char **why) {
@@ -271,15 +272,15 @@ static int ctfs_call(ctr_writer_t *w, int64_t function,
       return (int)vids[i];
     c->marks[i] = c->scratch.len;
   }
-  rc = ctr_ctfs_call(c->ct, (uint64_t)c->funcs[function].id);
+  rc = ctr_ctfs_step(c->ct, (uint64_t)c->funcs[function].path,
+                     (uint64_t)c->funcs[function].line);
+  if (rc == 0)
+    rc = ctr_ctfs_call(c->ct, (uint64_t)c->funcs[function].id);
   for (i = 0; i < n && rc == 0; i++) {
     size_t from = i ? c->marks[i - 1] : 0;
     rc = ctr_ctfs_arg(c->ct, (uint64_t)vids[i], c->scratch.data + from,
                       c->marks[i] - from);
   }
-  if (rc == 0)
-    rc = ctr_ctfs_step(c->ct, (uint64_t)c->funcs[function].path,
-                       (uint64_t)c->funcs[function].line);
   wrote(c, 2, c->scratch.len + 8);
   return rc;
 }
