@@ -1,13 +1,35 @@
 /* ctr_writer.c: what the trace writer's backends share: the "ctrec"
- * object of trace_metadata.json, the same in every format, and the keys
- * naming a writer's kept definition encodings. */
+ * object of trace_metadata.json, the same in every format, the folder's
+ * opening and the keys naming a writer's kept definition encodings. */
 #include "ctr_writer.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ctr_buf.h"
 #include "ctr_trace.h"
+
+int ctr_writer_open_folder(struct ctr_trace_s **t, const ctr_writer_opts_t *o,
+                           bool json) {
+  ctr_buf_t args = {0};
+  size_t i;
+  int rc;
+
+  ctr_buf_add(&args, "[", 1);
+  for (i = 0; i < o->nargs; i++) {
+    if (i)
+      ctr_buf_add(&args, ",", 1);
+    ctr_json_str(&args, o->args[i], strlen(o->args[i]));
+  }
+  ctr_buf_add(&args, "]", 1);
+  ctr_buf_add(&args, "", 1);
+  rc = (json ? ctr_trace_open : ctr_trace_open_folder)(
+      t, o->root, o->name, o->pid, o->started, o->interval, o->workdir,
+      o->program, args.data, o->recording_id);
+  ctr_buf_free(&args);
+  return rc;
+}
 
 uint64_t ctr_writer_key(void) {
   static uint64_t writers;

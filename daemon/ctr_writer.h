@@ -125,6 +125,9 @@ extern const ctr_writer_backend_t ctr_writer_ctfs;
 uint64_t ctr_writer_key(void);
 
 struct ctr_trace_s;
+/* Opens o's trace folder (ctr_trace.h), with trace.json when json. */
+int ctr_writer_open_folder(struct ctr_trace_s **t, const ctr_writer_opts_t *o,
+                           bool json);
 /* Sets the "ctrec" object of folder t's trace_metadata.json from m, with
  * the backend's count of records written (the folder helper both backends
  * share). */

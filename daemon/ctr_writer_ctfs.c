@@ -87,24 +87,12 @@ static int ctfs_close(ctr_writer_t *w);
 
 static int ctfs_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
   ctfs_writer_t *c = calloc(1, sizeof(*c));
-  ctr_buf_t args = {0}, path = {0};
-  size_t i;
+  ctr_buf_t path = {0};
   int rc;
 
   if (c == NULL)
     return CTR_ENOMEM;
-  ctr_buf_add(&args, "[", 1);
-  for (i = 0; i < o->nargs; i++) {
-    if (i)
-      ctr_buf_add(&args, ",", 1);
-    ctr_json_str(&args, o->args[i], strlen(o->args[i]));
-  }
-  ctr_buf_puts(&args, "]");
-  ctr_buf_add(&args, "", 1);
-  rc = ctr_trace_open_folder(&c->folder, o->root, o->name, o->pid, o->started,
-                             o->interval, o->workdir, o->program, args.data,
-                             o->recording_id);
-  ctr_buf_free(&args);
+  rc = ctr_writer_open_folder(&c->folder, o, false);
   if (rc != 0) {
     free(c);
     return rc;

@@ -99,23 +99,11 @@ static int64_t value_struct(void *ctx, uint32_t shim_tid, const uint32_t *vids,
 
 static int json_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
   json_writer_t *j = calloc(1, sizeof(*j));
-  ctr_buf_t args = {0};
-  size_t i;
   int rc;
 
   if (j == NULL)
     return CTR_ENOMEM;
-  ctr_buf_add(&args, "[", 1);
-  for (i = 0; i < o->nargs; i++) {
-    if (i)
-      ctr_buf_add(&args, ",", 1);
-    ctr_json_str(&args, o->args[i], strlen(o->args[i]));
-  }
-  ctr_buf_add(&args, "]", 1);
-  ctr_buf_add(&args, "", 1);
-  rc = ctr_trace_open(&j->trace, o->root, o->name, o->pid, o->started,
-                      o->interval, o->workdir, o->program, args.data, o->recording_id);
-  ctr_buf_free(&args);
+  rc = ctr_writer_open_folder(&j->trace, o, true);
   if (rc != 0) {
     free(j);
     return rc;
