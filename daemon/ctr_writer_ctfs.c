@@ -36,8 +36,11 @@ typedef struct ctfs_writer_s {
   uint64_t records, pending;
   bool dirty;
   ctr_buf_t scratch;
-  size_t *marks; /* ends of the arguments in scratch */
-  uint32_t mcap;
+  struct arg_s {
+    size_t end;  /* of its CBOR in scratch */
+    int64_t vid; /* its trace varname id */
+  } *argv;
+  uint32_t acap;
 } ctfs_writer_t;
 
 static ctfs_writer_t *C(ctr_writer_t *w) { return (ctfs_writer_t *)w; }
@@ -243,31 +246,29 @@ static int ctfs_call(ctr_writer_t *w, int64_t function,
                      const ctr_writer_var_t *args, uint32_t n,
                      const char **why) {
   ctfs_writer_t *c = C(w);
-  int64_t *vids;
   uint32_t i;
   int rc = 0;
 
   if (function < 0 || (uint64_t)function >= c->nfuncs)
     return CTR_ERANGE;
-  if (n > c->mcap) {
-    c->mcap = n;
-    c->marks = ctr_xrealloc(c->marks, sizeof(*c->marks) * n * 2);
+  if (n > c->acap) {
+    c->acap = n;
+    c->argv = ctr_xrealloc(c->argv, sizeof(*c->argv) * n);
   }
-  vids = (int64_t *)(c->marks + n);
   c->scratch.len = 0;
   for (i = 0; i < n; i++) {
-    if ((vids[i] = encode_var(c, &args[i], &c->scratch, why)) < 0)
-      return (int)vids[i];
-    c->marks[i] = c->scratch.len;
+    if ((c->argv[i].vid = encode_var(c, &args[i], &c->scratch, why)) < 0)
+      return (int)c->argv[i].vid;
+    c->argv[i].end = c->scratch.len;
   }
   rc = ctr_ctfs_step(c->ct, (uint64_t)c->funcs[function].path,
                      (uint64_t)c->funcs[function].line);
   if (rc == 0)
     rc = ctr_ctfs_call(c->ct, (uint64_t)c->funcs[function].id);
   for (i = 0; i < n && rc == 0; i++) {
-    size_t from = i ? c->marks[i - 1] : 0;
-    rc = ctr_ctfs_arg(c->ct, (uint64_t)vids[i], c->scratch.data + from,
-                      c->marks[i] - from);
+    size_t from = i ? c->argv[i - 1].end : 0;
+    rc = ctr_ctfs_arg(c->ct, (uint64_t)c->argv[i].vid, c->scratch.data + from,
+                      c->argv[i].end - from);
   }
   wrote(c, 2, c->scratch.len + 8);
   return rc;
@@ -357,7 +358,7 @@ static int ctfs_close(ctr_writer_t *w) {
   int rc = c->ct ? ctr_ctfs_close(c->ct) : 0, rc2 = ctr_trace_close(c->folder);
 
   free(c->funcs);
-  free(c->marks);
+  free(c->argv);
   ctr_buf_free(&c->scratch);
   free(c);
   return rc ? rc : rc2;

@@ -5,10 +5,8 @@
  * become ValueRecord JSON (ctr_value.c). The text around the ids written
  * most often is kept per id (ctr_json_frag_t), and so is a definition's
  * rendered text (ctr_vdef_keep_text), under a key naming this writer. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ctr_buf.h"
 #include "ctr_error.h"
