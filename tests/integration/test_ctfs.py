@@ -303,6 +303,39 @@ class CtfsLive(TempDirTest):
         res = run([CTRECCTL, "check", "--live", folder])
         self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
 
+    def test_intervals_are_folders_of_their_own(self):
+        """ctrecctl stop and start: the second interval is its own trace.ct,
+        opening with the calls on the stack, readable on its own."""
+        d = Daemon(self.tmp, extra=("--set", "output.format=ctfs",
+                                    "--set", "output.flush_interval_ms=20"))
+        p = subprocess.Popen(["ruby", os.path.join(RUBY_PROGRAMS, "slow_counter.rb"), "40"],
+                             env=d.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(8):
+            p.stdout.readline()
+        for verb in ("stop", "start"):
+            args = ["--pid", str(p.pid)] if verb == "stop" else ["--all"]
+            res = run([CTRECCTL, verb, "-s", d.sock, *args])
+            self.assertEqual(res.returncode, 0, res.stderr)
+            for _ in range(8):
+                p.stdout.readline()
+        p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        d.stop()
+        first, second = ctfs_folders(d.out)
+        self.assertEqual(second, first + "-2")
+        self.assertEqual(metadata(first)["ctrec"]["interval"]["end_reason"],
+                         "stopped by ctrecctl")
+        self.assertEqual(metadata(second)["ctrec"]["interval"]["index"], 2)
+        self.assertNotEqual(metadata(first)["recording_id"], metadata(second)["recording_id"])
+        self.assertEqual(meta_dat_id(second), metadata(second)["recording_id"])
+        for folder in (first, second):
+            res = run([CTRECCTL, "check", folder])
+            self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+        text = listing(self, second)
+        self.assertRegex(text, r"^→ call <top-level>\(\)\n")
+        self.assertIn("→ call tick(", text)
+        self.assertRegex(text, r"== interval 2 complete")
+
 
 if __name__ == "__main__":
     unittest.main()
