@@ -57,6 +57,7 @@ struct opt {
 };
 
 static const char *const float_format_names[] = {"string", "number", NULL};
+static const char *const output_format_names[] = {"json", "ctfs", NULL};
 static const char *const log_level_names[] = {"error", "warn", "info", "debug",
                                               NULL};
 static const char *const record_start_names[] = {"recording", "paused", NULL};
@@ -82,6 +83,9 @@ static const struct opt opts[] = {
      NULL},
     {"output.float_format", OPT_ENUM, OFF(float_format), "string", 0, 0,
      float_format_names, "How floats are written in trace.json.", NULL},
+    {"output.format", OPT_ENUM, OFF(output_format), "json", 0, 0,
+     output_format_names, "Trace format: json (trace.json) or ctfs (trace.ct).",
+     NULL},
     {"limits.max_frame", OPT_UINT, OFF(max_frame), "16777216", 65536, GIB, NULL,
      "Largest frame a client may send, in bytes.", NULL},
     /* 32 is also as deep as msgpack-c's unpacker goes. */

@@ -20,6 +20,8 @@ enum ctr_log_level {
 
 enum ctr_float_format { CTR_FLOAT_STRING = 0, CTR_FLOAT_NUMBER = 1 };
 
+enum ctr_output_format { CTR_FORMAT_JSON = 0, CTR_FORMAT_CTFS = 1 };
+
 enum ctr_record_start { CTR_RECORD_RECORDING = 0, CTR_RECORD_PAUSED = 1 };
 
 /* record.values: which values the shims capture at all. */
@@ -48,6 +50,7 @@ typedef struct ctr_config_s {
   char *output_dir;        /* output.dir, default "/var/lib/ctrec/traces" */
   uint32_t flush_interval_ms; /* output.flush_interval_ms, default 100, 10..60000 */
   int float_format;        /* output.float_format: "string" | "number" */
+  int output_format;       /* output.format: "json" | "ctfs" */
   /* limits: */
   uint32_t max_frame;      /* limits.max_frame, bytes, default 16 MiB */
   uint32_t max_depth;      /* limits.max_depth, default 64 */

@@ -40,6 +40,7 @@ struct ctr_session_s {
   const ctr_config_t *cfg; /* a reference: HELLO's snapshot, then reloads' */
   uint32_t max_depth; /* limits.max_depth at HELLO, kept across reloads */
   bool floats_as_strings; /* output.float_format at HELLO */
+  const ctr_writer_backend_t *format; /* output.format at HELLO */
   uid_t uid;
   int64_t pid, ppid;
   char *lang, *lang_version, *program, *cwd;
@@ -209,6 +210,8 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->values = cfg->record_values;
   s->filter_text = describe_filter(s->filter);
   s->floats_as_strings = cfg->float_format == CTR_FLOAT_STRING;
+  s->format = cfg->output_format == CTR_FORMAT_CTFS ? &ctr_writer_ctfs
+                                                    : &ctr_writer_json;
   s->max_depth = cfg->max_depth;
   s->value_refs = cfg->value_refs;
   s->vdefs = ctr_vdefs_new(cfg->value_refs, cfg->max_depth, cfg->max_elements);
@@ -317,7 +320,7 @@ static int open_interval(ctr_session_t *s) {
     return rc;
   }
   o.recording_id = id;
-  rc = ctr_writer_open(&s->trace, &ctr_writer_json, &o);
+  rc = ctr_writer_open(&s->trace, s->format, &o);
   if (rc != 0) {
     CTR_ERROR("session %llu: cannot create a trace folder in %s: %s",
               (unsigned long long)s->id, s->cfg->output_dir, ctr_strerror(rc));

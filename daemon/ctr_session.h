@@ -67,7 +67,8 @@ int ctr_session_control(ctr_session_t *s, bool on);
 /* Moves the session to a reloaded configuration (it takes a reference):
  * the filter, record.* and output.dir apply from the next event on, with a
  * mark in the trace; what the shim learnt in WELCOME (limits.value_*,
- * flush_ms), output.float_format and limits.* stay as they were at HELLO. */
+ * flush_ms), output.float_format, output.format and limits.* stay as they
+ * were at HELLO. */
 void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg);
 
 /* Bytes rendered but not yet written. */

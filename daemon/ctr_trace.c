@@ -27,7 +27,8 @@ static const char trailer[] = "\n]\n";
 
 struct ctr_trace_s {
   char *dir;
-  int fd;               /* trace.json */
+  int fd;               /* trace.json, -1 in a folder without it */
+  bool json;            /* the folder has trace.json */
   int files_fd;         /* files/ */
   uint64_t body_len;    /* bytes of trace.json before the trailer */
   uint64_t records;     /* records rendered so far */
@@ -94,10 +95,11 @@ static void sanitize_name(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "trace");
 }
 
-int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
-                   int64_t pid, time_t started, uint32_t interval,
-                   const char *workdir, const char *program,
-                   const char *args_json, const char *recording_id) {
+static int open_folder(ctr_trace_t **out, const char *root, const char *name,
+                       int64_t pid, time_t started, uint32_t interval,
+                       const char *workdir, const char *program,
+                       const char *args_json, const char *recording_id,
+                       bool json) {
   char safe[80], stamp[32], base[4096], dir[4200], sub[4300];
   struct tm tm;
   ctr_trace_t *t;
@@ -125,6 +127,7 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
   if (t == NULL)
     return CTR_ENOMEM;
   t->fd = t->files_fd = -1;
+  t->json = json;
   t->dir = strdup(dir);
   t->workdir = strdup(workdir);
   t->program = strdup(program);
@@ -133,9 +136,11 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
   snprintf(sub, sizeof(sub), "%s/files", dir);
   mkdir(sub, 0755);
   t->files_fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  snprintf(sub, sizeof(sub), "%s/trace.json", dir);
-  t->fd = open(sub, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (t->fd < 0 || t->files_fd < 0 || t->dir == NULL ||
+  if (json) {
+    snprintf(sub, sizeof(sub), "%s/trace.json", dir);
+    t->fd = open(sub, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  }
+  if ((json && t->fd < 0) || t->files_fd < 0 || t->dir == NULL ||
       t->recording_id == NULL) {
     n = -errno;
     ctr_trace_close(t);
@@ -143,7 +148,7 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
   }
   t->body_len = 1;
   t->paths_dirty = t->meta_dirty = true;
-  n = pwrite_all(t->fd, "[" "\n]\n", 4, 0);
+  n = json ? pwrite_all(t->fd, "[" "\n]\n", 4, 0) : 0;
   if (n == 0)
     n = ctr_trace_flush(t);
   if (n != 0) {
@@ -152,6 +157,23 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
   }
   *out = t;
   return 0;
+}
+
+int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
+                   int64_t pid, time_t started, uint32_t interval,
+                   const char *workdir, const char *program,
+                   const char *args_json, const char *recording_id) {
+  return open_folder(out, root, name, pid, started, interval, workdir,
+                     program, args_json, recording_id, true);
+}
+
+int ctr_trace_open_folder(ctr_trace_t **out, const char *root,
+                          const char *name, int64_t pid, time_t started,
+                          uint32_t interval, const char *workdir,
+                          const char *program, const char *args_json,
+                          const char *recording_id) {
+  return open_folder(out, root, name, pid, started, interval, workdir,
+                     program, args_json, recording_id, false);
 }
 
 static int write_records(ctr_trace_t *t);
@@ -173,11 +195,12 @@ void ctr_trace_unrecord(ctr_trace_t *t) {
 }
 
 uint32_t ctr_trace_path(ctr_trace_t *t, const char *path, size_t n) {
-  ctr_buf_t *b = ctr_trace_record(t);
-
-  ctr_buf_puts(b, "{\"Path\":");
-  ctr_json_str(b, path, n);
-  ctr_buf_add(b, "}", 1);
+  if (t->fd >= 0) {
+    ctr_buf_t *b = ctr_trace_record(t);
+    ctr_buf_puts(b, "{\"Path\":");
+    ctr_json_str(b, path, n);
+    ctr_buf_add(b, "}", 1);
+  }
   if (t->npaths)
     ctr_buf_add(&t->paths, ",", 1);
   ctr_json_str(&t->paths, path, n);
@@ -329,7 +352,8 @@ uint64_t ctr_trace_bytes(const ctr_trace_t *t) {
 int ctr_trace_close(ctr_trace_t *t) {
   int rc = 0;
 
-  if (t->fd >= 0 && t->files_fd >= 0 && t->dir)
+  if ((t->fd >= 0 || !t->json) && t->files_fd >= 0 && t->dir &&
+      t->recording_id)
     rc = ctr_trace_flush(t);
   if (t->fd >= 0)
     close(t->fd);

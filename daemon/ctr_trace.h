@@ -27,6 +27,14 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    const char *workdir, const char *program,
                    const char *args_json, const char *recording_id);
 
+/* The same folder without trace.json, for a backend that writes its own
+ * trace file into ctr_trace_dir(): no records, paths listed only. */
+int ctr_trace_open_folder(ctr_trace_t **out, const char *root,
+                          const char *name, int64_t pid, time_t started,
+                          uint32_t interval, const char *workdir,
+                          const char *program, const char *args_json,
+                          const char *recording_id);
+
 /* Starts one record: returns the buffer to append its JSON text to. The
  * previous record must be complete, since it may be written now. */
 ctr_buf_t *ctr_trace_record(ctr_trace_t *t);
@@ -34,8 +42,8 @@ ctr_buf_t *ctr_trace_record(ctr_trace_t *t);
  * bad while rendering it in place. */
 void ctr_trace_unrecord(ctr_trace_t *t);
 
-/* Appends a Path record and lists the path in trace_paths.json; returns the
- * new path id. */
+/* Appends a Path record (trace.json only) and lists the path in
+ * trace_paths.json; returns the new path id. */
 uint32_t ctr_trace_path(ctr_trace_t *t, const char *path, size_t n);
 
 /* Writes files/<path> (path absolute, already checked to hold no ".."). */

@@ -2,9 +2,9 @@
  *
  * The session says what happened, record by record (a path, a function, a
  * type, a variable name, a step, a call, a return, a value, an event, a
- * thread switch, the metadata); a backend alone knows how each is written.
- * Today there is one backend, CodeTracer JSON (ctr_writer_json.c); a CTFS
- * backend plugs in as another ctr_writer_backend_t.
+ * thread switch, the metadata); a backend alone knows how each is written:
+ * CodeTracer JSON (ctr_writer_json.c) or CTFS (ctr_writer_ctfs.c), chosen
+ * by output.format. Both write the same folder (ctr_trace.h).
  *
  * Ids. The declaring calls return this trace's id for what they declare
  * (JSON: the position of its record; CTFS: its interned id); the session
@@ -125,6 +125,21 @@ struct ctr_writer_s {
 };
 
 extern const ctr_writer_backend_t ctr_writer_json;
+extern const ctr_writer_backend_t ctr_writer_ctfs;
+
+/* A new key naming one writer's encodings kept in definition slots
+ * (ctr_vdef_keep_text), never 0. */
+uint64_t ctr_writer_key(void);
+
+struct ctr_trace_s;
+/* Opens o's trace folder (ctr_trace.h), with trace.json when json. */
+int ctr_writer_open_folder(struct ctr_trace_s **t, const ctr_writer_opts_t *o,
+                           bool json);
+/* Sets the "ctrec" object of folder t's trace_metadata.json from m, with
+ * the backend's count of records written (the folder helper both backends
+ * share). */
+void ctr_writer_set_meta(struct ctr_trace_s *t, const ctr_writer_meta_t *m,
+                         uint64_t records);
 
 /* Opens a trace folder with backend be. */
 static inline int ctr_writer_open(ctr_writer_t **out,

@@ -5,10 +5,8 @@
  * become ValueRecord JSON (ctr_value.c). The text around the ids written
  * most often is kept per id (ctr_json_frag_t), and so is a definition's
  * rendered text (ctr_vdef_keep_text), under a key naming this writer. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ctr_buf.h"
 #include "ctr_error.h"
@@ -98,32 +96,19 @@ static int64_t value_struct(void *ctx, uint32_t shim_tid, const uint32_t *vids,
 }
 
 static int json_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
-  static uint64_t writers;
   json_writer_t *j = calloc(1, sizeof(*j));
-  ctr_buf_t args = {0};
-  size_t i;
   int rc;
 
   if (j == NULL)
     return CTR_ENOMEM;
-  ctr_buf_add(&args, "[", 1);
-  for (i = 0; i < o->nargs; i++) {
-    if (i)
-      ctr_buf_add(&args, ",", 1);
-    ctr_json_str(&args, o->args[i], strlen(o->args[i]));
-  }
-  ctr_buf_add(&args, "]", 1);
-  ctr_buf_add(&args, "", 1);
-  rc = ctr_trace_open(&j->trace, o->root, o->name, o->pid, o->started,
-                      o->interval, o->workdir, o->program, args.data, o->recording_id);
-  ctr_buf_free(&args);
+  rc = ctr_writer_open_folder(&j->trace, o, true);
   if (rc != 0) {
     free(j);
     return rc;
   }
   j->base.be = &ctr_writer_json;
   j->ids = o->ids;
-  j->key = ++writers;
+  j->key = ctr_writer_key();
   j->redacted = -1;
   j->ops.ctx = j;
   j->ops.type = value_type;
@@ -398,78 +383,10 @@ static void json_reuse(ctr_writer_t *w, bool on) {
   J(w)->ops.cache_key = on ? J(w)->key : 0;
 }
 
-static void iso_time(ctr_buf_t *b, time_t t) {
-  char tmp[32];
-  struct tm tm;
-
-  gmtime_r(&t, &tm);
-  strftime(tmp, sizeof(tmp), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
-  ctr_buf_puts(b, tmp);
-}
-
-static void str_or_null(ctr_buf_t *b, const char *s) {
-  if (s)
-    ctr_json_str(b, s, strlen(s));
-  else
-    ctr_buf_puts(b, "null");
-}
-
-/* The "ctrec" object of trace_metadata.json. */
 static void json_metadata(ctr_writer_t *w, const ctr_writer_meta_t *m) {
   json_writer_t *j = J(w);
-  ctr_buf_t b = {0};
 
-  ctr_buf_puts(&b, "{\"version\":\"" CTREC_VERSION "\",\"session\":");
-  ctr_json_u64(&b, m->session);
-  ctr_buf_puts(&b, ",\"daemon_pid\":");
-  ctr_json_i64(&b, (int64_t)getpid());
-  ctr_buf_puts(&b, ",\"state\":");
-  str_or_null(&b, m->state);
-  ctr_buf_puts(&b, ",\"lang\":");
-  str_or_null(&b, m->lang);
-  ctr_buf_puts(&b, ",\"lang_version\":");
-  str_or_null(&b, m->lang_version);
-  ctr_buf_puts(&b, ",\"pid\":");
-  ctr_json_i64(&b, m->pid);
-  ctr_buf_puts(&b, ",\"ppid\":");
-  ctr_json_i64(&b, m->ppid);
-  ctr_buf_puts(&b, ",\"uid\":");
-  ctr_json_u64(&b, m->uid);
-  ctr_buf_puts(&b, ",\"interval\":{\"index\":");
-  ctr_json_u64(&b, m->interval);
-  ctr_buf_puts(&b, ",\"start\":");
-  iso_time(&b, m->start);
-  ctr_buf_puts(&b, ",\"end\":");
-  if (m->end)
-    iso_time(&b, m->end);
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_puts(&b, ",\"end_reason\":");
-  str_or_null(&b, m->end_reason);
-  ctr_buf_puts(&b, "},\"exit_status\":");
-  if (m->exited)
-    ctr_json_i64(&b, m->exit_status);
-  else
-    ctr_buf_puts(&b, "null");
-  ctr_buf_printf(&b,
-                 ",\"counters\":{\"received\":%llu,\"records\":%llu,"
-                 "\"steps\":%llu,\"calls\":%llu,\"returns\":%llu,"
-                 "\"events\":%llu,\"filtered\":%llu,\"dropped\":%llu,"
-                 "\"lost\":%llu},\"threads\":%u",
-                 (unsigned long long)m->received,
-                 (unsigned long long)ctr_trace_records(j->trace),
-                 (unsigned long long)m->steps, (unsigned long long)m->calls,
-                 (unsigned long long)m->returns, (unsigned long long)m->events,
-                 (unsigned long long)m->filtered,
-                 (unsigned long long)m->dropped, (unsigned long long)m->lost,
-                 m->threads);
-  ctr_buf_puts(&b, ",\"values\":");
-  str_or_null(&b, m->values);
-  ctr_buf_puts(&b, ",\"filter\":");
-  str_or_null(&b, m->filter);
-  ctr_buf_add(&b, "}", 1);
-  ctr_trace_set_meta(j->trace, b.data, b.len);
-  ctr_buf_free(&b);
+  ctr_writer_set_meta(j->trace, m, ctr_trace_records(j->trace));
 }
 
 static int json_flush(ctr_writer_t *w) { return ctr_trace_flush(J(w)->trace); }

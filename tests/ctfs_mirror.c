@@ -142,7 +142,7 @@ static void cbor(const ctr_jval_t *v, ctr_buf_t *out) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
   msgpack_unpacked u;
-  ctr_ctfs_value_ops_t ops = {NULL, type_of, 1000};
+  ctr_ctfs_value_ops_t ops = {.type = type_of, .max_depth = 1000};
   const char *why = NULL;
 
   msgpack_sbuffer_init(&sb);
@@ -185,7 +185,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   check(ctr_reader_open(&t, argv[a], false), "open the JSON trace");
-  check(ctr_ctfs_open(&w, argv[a + 1]), "open the CTFS trace");
+  /* A mirror needs some UUIDv7; which one does not matter to a reader. */
+  check(ctr_ctfs_open(&w, argv[a + 1], "01890a5d-ac96-774b-bcce-b302099a8057"),
+        "open the CTFS trace");
   while ((rc = ctr_reader_next(t, &r)) == 1) {
     const ctr_jval_t *p = r.rec->child, *e;
     const char *k = p ? p->key : "";

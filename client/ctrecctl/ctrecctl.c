@@ -768,8 +768,10 @@ static void prepend_env(const char *name, const char *value, const char *sep,
 
 /* Starts ctrecd listening on sock; returns its pid, or -1 after printing why. */
 static pid_t start_daemon(const char *sock, const char *out, const char *config,
-                          const char *log_level, int *report_rd) {
+                          const char *log_level, const char *format,
+                          int *report_rd) {
   char dir[PATH_MAX], daemon[PATH_MAX + 16], ready_arg[16], report_arg[16];
+  char format_arg[32];
   int ready[2], report[2];
   char buf[16];
   ssize_t n;
@@ -812,6 +814,11 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
     args[a++] = report_arg;
     args[a++] = "--log-level";
     args[a++] = log_level;
+    if (format) {
+      snprintf(format_arg, sizeof(format_arg), "output.format=%s", format);
+      args[a++] = "--set";
+      args[a++] = format_arg;
+    }
     args[a] = NULL;
     execv(daemon, (char *const *)args);
     fprintf(stderr, "ctrecctl: cannot run %s: %s\n", daemon, strerror(errno));
@@ -1049,9 +1056,11 @@ static int cmd_record(int argc, char **argv) {
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"log-level", required_argument, NULL, 'L'},
+                                       {"format", required_argument, NULL, 'f'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *out = "ctrec-traces", *config = NULL, *service, *refused = NULL;
+  const char *format = NULL;
   /* The private ctrecd shares the program's terminal: warnings only. */
   const char *log_level = "warn";
   char tmpl[PATH_MAX], sock[PATH_MAX + 16], shim[PATH_MAX], outabs[PATH_MAX];
@@ -1062,8 +1071,14 @@ static int cmd_record(int argc, char **argv) {
   feed_t feed;
 
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "+o:c:qt:L:h", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "+o:c:qt:L:f:h", opts, NULL)) != -1) {
     switch (opt) {
+    case 'f':
+      if (strcmp(optarg, "json") != 0 && strcmp(optarg, "ctfs") != 0)
+        die_usage("record ", "--format: json or ctfs, not %s", optarg);
+      format = optarg;
+      refused = "-f: a running ctrecd writes its own output.format";
+      break;
     case 'L':
       log_level = optarg;
       refused = "-L: a running ctrecd keeps its own log level";
@@ -1079,7 +1094,7 @@ static int cmd_record(int argc, char **argv) {
     case 'q': quiet = true; break;
     case 't': parse_timeout("record ", optarg); break;
     case 'h':
-      printf("Usage: %s record [-o DIR] [-c FILE] [-L LEVEL] [-q] [-t SEC] -- CMD [ARGS...]\n"
+      printf("Usage: %s record [-o DIR] [-c FILE] [-f FORMAT] [-L LEVEL] [-q] [-t SEC] -- CMD [ARGS...]\n"
              "Run CMD, record every Ruby or Python process it starts, and print\n"
              "one line per trace on stderr:\n"
              "  ctrecctl: trace DIR: N steps, N calls, N events (complete)\n\n"
@@ -1092,6 +1107,9 @@ static int cmd_record(int argc, char **argv) {
              "  -o, --output DIR   where the private ctrecd writes\n"
              "                     (default: ./ctrec-traces)\n"
              "  -c, --config FILE  ctrec.yaml for the private ctrecd\n"
+             "  -f, --format FORMAT  trace format of the private ctrecd: json\n"
+             "                     (trace.json) or ctfs (trace.ct); default: its\n"
+             "                     output.format\n"
              "  -L, --log-level LEVEL  the private ctrecd's log level on stderr:\n"
              "                     error, warn (default), info or debug\n"
              "  -q, --quiet        print no summary\n"
@@ -1145,7 +1163,7 @@ static int cmd_record(int argc, char **argv) {
     }
     if (realpath(out, outabs) == NULL)
       snprintf(outabs, sizeof(outabs), "%s", out);
-    daemon = start_daemon(sock, outabs, config, log_level, &report);
+    daemon = start_daemon(sock, outabs, config, log_level, format, &report);
     if (daemon < 0) {
       rmdir(tmpl);
       return 125;

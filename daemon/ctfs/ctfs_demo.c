@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "ctr_ctfs.h"
+#include "ctr_uuid.h"
 #include "ctr_ctfs_cbor.h"
 #include "ctr_error.h"
 #include "ctr_proto.h"
@@ -122,7 +123,9 @@ int main(int argc, char **argv) {
   long delay = argc > 3 ? atol(argv[3]) : 0;
   long every = argc > 4 ? atol(argv[4]) : 1;
   ctr_ctfs_t *w;
-  check(ctr_ctfs_open(&w, argv[1]), argv[1]);
+  char id[CTR_UUID_LEN + 1];
+  check(ctr_uuid7(id), "recording id");
+  check(ctr_ctfs_open(&w, argv[1], id), argv[1]);
   const char *args[] = {"demo.py"};
   ctr_ctfs_meta_t meta = {.program = "python3",
                           .args = args,

@@ -3,8 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "ctr_buf.h"
 #include "ctr_ctfs_stream.h"
@@ -66,29 +64,6 @@ struct ctr_ctfs_s {
   char id[37];
 };
 
-int ctr_ctfs_uuid7(char out[37]) {
-  unsigned char u[16];
-  struct timespec ts;
-  if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u))
-    return CTR_ENOMEM;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-  for (int i = 0; i < 6; i++)
-    u[i] = (unsigned char)(ms >> (8 * (5 - i)));
-  u[6] = (unsigned char)(0x70 | (u[6] & 0x0f)); /* version 7 */
-  u[8] = (unsigned char)(0x80 | (u[8] & 0x3f)); /* variant 10 */
-  static const char hex[] = "0123456789abcdef";
-  char *p = out;
-  for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      *p++ = '-';
-    *p++ = hex[u[i] >> 4];
-    *p++ = hex[u[i] & 15];
-  }
-  *p = '\0';
-  return 0;
-}
-
 static int keep(ctr_ctfs_t *w, int rc) {
   if (rc < 0 && w->err == 0)
     w->err = rc;
@@ -97,15 +72,17 @@ static int keep(ctr_ctfs_t *w, int rc) {
 
 static int write_meta(ctr_ctfs_t *w);
 
-int ctr_ctfs_open(ctr_ctfs_t **out, const char *path) {
+int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
+                  const char *recording_id) {
+  if (strlen(recording_id) != sizeof(((ctr_ctfs_t *)0)->id) - 1)
+    return CTR_ERANGE;
   ctr_ctfs_t *w = calloc(1, sizeof(*w));
   if (!w)
     return CTR_ENOMEM;
   w->meta_f = -1;
   w->meta_dirty = true;
-  int rc = ctr_ctfs_uuid7(w->id);
-  if (rc == 0)
-    rc = ctr_ctfs_box_create(&w->box, path);
+  memcpy(w->id, recording_id, sizeof(w->id));
+  int rc = ctr_ctfs_box_create(&w->box, path);
   if (rc < 0) {
     free(w);
     return rc;
@@ -506,6 +483,10 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
 }
 
 uint64_t ctr_ctfs_steps(const ctr_ctfs_t *w) { return w->nsteps; }
+
+uint64_t ctr_ctfs_bytes(const ctr_ctfs_t *w) {
+  return ctr_ctfs_box_used(w->box);
+}
 
 uint64_t ctr_ctfs_calls(const ctr_ctfs_t *w) {
   return w->first_key + (w->ncalls - w->head);

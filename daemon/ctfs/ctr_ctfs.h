@@ -44,8 +44,10 @@ typedef enum {
   CTR_CTFS_THREAD_EXIT = 6,
 } ctr_ctfs_thread_t;
 
-/* Creates path (which must not exist) with every member, empty. */
-int ctr_ctfs_open(ctr_ctfs_t **out, const char *path);
+/* Creates path (which must not exist) with every member, empty; meta.dat
+ * carries recording_id (a UUIDv7, 36 characters: ctr_uuid.h). */
+int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
+                  const char *recording_id);
 
 /* The recording id (UUIDv7 text, 36 characters) meta.dat will carry, for
  * trace_metadata.json too. */
@@ -95,8 +97,7 @@ int ctr_ctfs_close(ctr_ctfs_t *w);
 /* Counts so far, for logs and tests. */
 uint64_t ctr_ctfs_steps(const ctr_ctfs_t *w);
 uint64_t ctr_ctfs_calls(const ctr_ctfs_t *w);
-
-/* Writes a UUIDv7 (RFC 9562) as 36 lowercase characters and a NUL. */
-int ctr_ctfs_uuid7(char out[37]);
+/* Bytes of the container in use (its blocks). */
+uint64_t ctr_ctfs_bytes(const ctr_ctfs_t *w);
 
 #endif

@@ -398,6 +398,10 @@ uint64_t ctr_ctfs_box_size(const ctr_ctfs_box_t *b, int fi) {
   return b->files[fi].size;
 }
 
+uint64_t ctr_ctfs_box_used(const ctr_ctfs_box_t *b) {
+  return b->next_block * CTR_CTFS_BLOCK;
+}
+
 int ctr_ctfs_box_close(ctr_ctfs_box_t *b) {
   int rc = 0;
   if (b->next_block && b->next_block < b->end_block &&

@@ -68,6 +68,8 @@ int ctr_ctfs_box_publish(ctr_ctfs_box_t *b, int f);
 uint64_t ctr_ctfs_box_size(const ctr_ctfs_box_t *b, int f);
 
 /* Closes the descriptor and frees; the file stays as it is. */
+/* Bytes of the blocks in use. */
+uint64_t ctr_ctfs_box_used(const ctr_ctfs_box_t *b);
 int ctr_ctfs_box_close(ctr_ctfs_box_t *b);
 
 /* The base40 code of name, or 0 when name cannot be encoded. */

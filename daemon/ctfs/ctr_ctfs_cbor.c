@@ -119,6 +119,8 @@ static int elements(const ctr_ctfs_value_ops_t *ops, const msgpack_object *a,
 static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
                   ctr_buf_t *out, uint32_t depth, const char **why) {
   uint32_t vk, tid;
+  if (o->type == MSGPACK_OBJECT_EXT && ops->ext)
+    return ops->ext(ops->ctx, o, out, depth, why);
   if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2 ||
       !ctr_obj_u32(&o->via.array.ptr[0], &vk))
     return fail(why, "value is not [vkind, type_id, ...]", CTR_EPROTO);
@@ -236,8 +238,14 @@ static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
 int ctr_ctfs_cbor_value(const ctr_ctfs_value_ops_t *ops,
                         const msgpack_object *o, ctr_buf_t *out,
                         const char **why) {
+  return ctr_ctfs_cbor_value_at(ops, o, out, 0, why);
+}
+
+int ctr_ctfs_cbor_value_at(const ctr_ctfs_value_ops_t *ops,
+                           const msgpack_object *o, ctr_buf_t *out,
+                           uint32_t depth, const char **why) {
   size_t mark = out->len;
-  int rc = encode(ops, o, out, 0, why);
+  int rc = encode(ops, o, out, depth, why);
   if (rc < 0)
     out->len = mark;
   return rc;

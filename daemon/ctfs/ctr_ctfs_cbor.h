@@ -21,14 +21,21 @@ typedef struct ctr_ctfs_value_ops_s {
   /* The trace type id of shim type tid, or a negative code. */
   int64_t (*type)(void *ctx, uint32_t tid);
   uint32_t max_depth; /* nesting allowed below the top value */
+  /* Encodes an EXT object (the daemon's ingested DEF or REF) at depth, or
+   * NULL to refuse EXT as any other kind. */
+  int (*ext)(void *ctx, const msgpack_object *o, ctr_buf_t *out,
+             uint32_t depth, const char **why);
 } ctr_ctfs_value_ops_t;
 
-/* Appends one ValueRecord. DEF and REF must have been resolved by the
- * caller (the daemon keeps definitions per connection). Returns 0 or a
- * negative code with *why set. */
+/* Appends one ValueRecord. Wire DEF and REF are refused: the daemon
+ * resolves them (ops->ext). Returns 0 or a negative code with *why set. */
 int ctr_ctfs_cbor_value(const ctr_ctfs_value_ops_t *ops,
                         const msgpack_object *o, ctr_buf_t *out,
                         const char **why);
+/* The same for a value nested at depth (what ops->ext encodes). */
+int ctr_ctfs_cbor_value_at(const ctr_ctfs_value_ops_t *ops,
+                           const msgpack_object *o, ctr_buf_t *out,
+                           uint32_t depth, const char **why);
 
 /* CBOR heads: major type (0-7) and argument in the shortest form. */
 void ctr_ctfs_cbor_head(ctr_buf_t *b, unsigned major, uint64_t v);

@@ -18,6 +18,9 @@
 #include "ctr_error.h"
 #include "ctr_proto.h"
 
+/* meta.dat carries the id it is given (ctr_uuid.c makes them). */
+static const char test_id[] = "01890a5d-ac96-774b-bcce-b302099a8057";
+
 static char dir[64], path[96];
 
 static void setup(void) {
@@ -400,7 +403,7 @@ static ctr_buf_t int_cbor(int64_t i) {
 
 START_TEST(trace_reads_back) {
   ctr_ctfs_t *w;
-  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
   const char *args[] = {"x.py", "--flag"};
   ctr_ctfs_meta_t meta = {.program = "python3",
                           .args = args,
@@ -507,7 +510,7 @@ START_TEST(readable_from_open_on) {
   /* A writer killed before its first flush leaves a readable, empty
    * container: meta.dat is written at open. */
   ctr_ctfs_t *w;
-  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
   ck_assert_int_eq(ctr_ctfs_path(w, "/a.py", 5), 0);
   ck_assert_int_eq(ctr_ctfs_step(w, 0, 1), 0);
   seen_t s;
@@ -529,17 +532,6 @@ START_TEST(readable_from_open_on) {
 }
 END_TEST
 
-START_TEST(uuid7_is_time_ordered) {
-  char a[37], b[37];
-  ck_assert_int_eq(ctr_ctfs_uuid7(a), 0);
-  usleep(2000);
-  ck_assert_int_eq(ctr_ctfs_uuid7(b), 0);
-  ck_assert_uint_eq(strlen(a), 36);
-  ck_assert_int_eq(a[8], '-');
-  ck_assert_int_eq(a[23], '-');
-  ck_assert_int_lt(strcmp(a, b), 0); /* the millisecond time leads */
-}
-END_TEST
 
 /* ---- live -------------------------------------------------------------- */
 
@@ -589,7 +581,7 @@ START_TEST(every_flush_is_readable) {
    * values and calls streams many, while open chunks are shown at every
    * flush and must still read as whole chunks afterwards. */
   ctr_ctfs_t *w;
-  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
   uint64_t steps = record(w, 3000, 37, sees_everything);
   ck_assert_int_eq(ctr_ctfs_close(w), 0);
   seen_t s;
@@ -617,7 +609,7 @@ static int on_from(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
 
 START_TEST(a_poll_reads_on_from_a_record) {
   ctr_ctfs_t *w;
-  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
   uint64_t steps = record(w, 3000, 37, NULL); /* two steps chunks */
   ck_assert_int_eq(ctr_ctfs_close(w), 0);
   ctr_ctfs_image_t img = load();
@@ -700,7 +692,7 @@ START_TEST(a_follower_never_sees_a_torn_trace) {
   ctr_ctfs_t *w;
   atomic_store(&writing, true);
   atomic_store(&snapshots, 0);
-  ck_assert_int_eq(ctr_ctfs_open(&w, path), 0);
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
   ck_assert_int_eq(pthread_create(&t, NULL, follower, NULL), 0);
   record(w, 4000, 3, NULL);
   ck_assert_int_eq(ctr_ctfs_close(w), 0);
@@ -719,7 +711,6 @@ int main(void) {
   tcase_add_test(tc, values_encode_as_rust_serde_cbor);
   tcase_add_test(tc, trace_reads_back);
   tcase_add_test(tc, readable_from_open_on);
-  tcase_add_test(tc, uuid7_is_time_ordered);
   tcase_add_test(tc, every_flush_is_readable);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);

@@ -345,6 +345,39 @@ START_TEST(trace_is_closed_json_after_every_flush) {
 }
 END_TEST
 
+/* A folder for a backend with its own trace file: no trace.json, the same
+ * metadata, paths and sources. */
+START_TEST(a_folder_without_trace_json) {
+  char root[] = "/tmp/ctrec-check-XXXXXX", dir[4200], path[4300], *text;
+  ctr_trace_t *t;
+
+  ck_assert_ptr_nonnull(mkdtemp(root));
+  ck_assert_int_eq(ctr_trace_open_folder(&t, root, "/x/prog.rb", 42, 0, 1, "/w",
+                                         "/x/prog.rb", "[]", ID), 0);
+  snprintf(dir, sizeof(dir), "%s", ctr_trace_dir(t));
+  snprintf(path, sizeof(path), "%s/trace.json", dir);
+  ck_assert_int_ne(access(path, F_OK), 0);
+  ck_assert_uint_eq(ctr_trace_path(t, "/x/prog.rb", 10), 0);
+  ck_assert_uint_eq(ctr_trace_path(t, "/x/lib.rb", 9), 1);
+  ck_assert_uint_eq(ctr_trace_records(t), 0);
+  ctr_trace_set_meta(t, "{\"state\":\"recording\"}", 21);
+  ck_assert_int_eq(ctr_trace_source(t, "/x/prog.rb", "a = 1\n", 6), 0);
+  ck_assert_int_eq(ctr_trace_close(t), 0);
+  ck_assert_int_ne(access(path, F_OK), 0);
+  text = slurp(dir, "trace_paths.json");
+  ck_assert_str_eq(text, "[\"/x/prog.rb\",\"/x/lib.rb\"]\n");
+  free(text);
+  text = slurp(dir, "trace_metadata.json");
+  ck_assert_str_eq(text, "{\"workdir\":\"/w\",\"program\":\"/x/prog.rb\","
+                         "\"args\":[],\"recording_id\":\"" ID "\","
+                         "\"ctrec\":{\"state\":\"recording\"}}\n");
+  free(text);
+  text = slurp(dir, "files/x/prog.rb");
+  ck_assert_str_eq(text, "a = 1\n");
+  free(text);
+}
+END_TEST
+
 START_TEST(folder_names_are_safe) {
   char root[] = "/tmp/ctrec-check-XXXXXX";
   const char *base;
@@ -1126,6 +1159,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(folder, trace_is_closed_json_after_every_flush);
   tcase_add_test(folder, source_paths_cannot_escape);
   tcase_add_test(folder, folder_names_are_safe);
+  tcase_add_test(folder, a_folder_without_trace_json);
   suite_add_tcase(s, json);
   suite_add_tcase(s, values);
   tcase_add_test(defs, refs_render_as_full_values);

@@ -18,8 +18,9 @@
 # BUILD_DIR/ctrec-python-extra.txt (the 3.12+ the build made shims for);
 # Ruby drivers on ruby. Each driver runs untraced (best of 3, after one
 # warm-up run that also compiles the copied .py files), then once for each
-# mode through `ctrecctl record`: "full" (default settings) and "none"
-# (record: {values: none}). ctrecctl records through a ctrecd this script
+# mode through `ctrecctl record`: "full" (default settings), "ctfs" (default
+# settings and output.format: ctfs, so B/step compares the formats) and
+# "none" (record: {values: none}). ctrecctl records through a ctrecd this script
 # starts under /usr/bin/time with the same defaults as ctrecctl's private
 # one, so that the daemon's CPU time and peak RSS are its own; the traced
 # program runs under /usr/bin/time inside ctrecctl record. One row per
@@ -40,11 +41,15 @@
 # a traced run's output differs from the untraced one or its trace is not
 # complete.
 #
-# Usage: tests/bench/realworld/run.sh [BUILD_DIR]   (default: build)
+# Usage: tests/bench/realworld/run.sh [BUILD_DIR [ROW...]]
+# BUILD_DIR defaults to build; ROWs (a library, e.g. rexml, or a label,
+# e.g. markdown/3.11) run only those drivers.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../../../build}" && pwd)
+[ $# -eq 0 ] || shift
+rows="$*"
 ctl=$build/bin/ctrecctl
 ctrecd=$build/bin/ctrecd
 for f in "$ctl" "$ctrecd"; do
@@ -114,6 +119,7 @@ if [ -f "$build/ctrec-python-extra.txt" ]; then
 fi
 
 printf 'record:\n  values: none\n' >"$work/none.yaml"
+printf 'output:\n  format: ctfs\n' >"$work/ctfs.yaml"
 inputs=$here/inputs
 
 now() { date +%s.%N; }
@@ -148,7 +154,7 @@ traced() {
   out=$work/traces
   sock=$work/ctrecd.sock
   config=""
-  [ "$mode" = full ] || config="--config $work/none.yaml"
+  [ "$mode" = full ] || config="--config $work/$mode.yaml"
   # shellcheck disable=SC2086
   /usr/bin/time -f '%e %U %S %M' -o "$work/d.time" \
     "$ctrecd" $config --listen "$sock" --output "$out" --log-level warn 2>"$work/d.log" &
@@ -195,8 +201,15 @@ traced() {
 bench() {
   label=$1
   shift
+  if [ -n "$rows" ]; then
+    case " $rows " in
+    *" $label "* | *" ${label%%/*} "*) ;;
+    *) return 0 ;;
+    esac
+  fi
   untraced "$@"
   traced full "$@"
+  traced ctfs "$@"
   traced none "$@"
 }
 

@@ -1,0 +1,341 @@
+"""output.format: ctfs: real ruby and python3 programs recorded by a real
+ctrecd into trace.ct hold what the JSON trace of the same program holds
+(read back with the project's own reader, ctrecctl follow/check), while
+recording too, and after the client or the daemon was killed."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, record, run,
+                     trace_folders)
+from test_check import each_python
+from test_follow import Lines
+
+PROG_PY = """import sys, threading
+
+class Point:
+    def __init__(self, x, y):
+        self.x = x
+        self.y = y
+
+    def norm(self):
+        return abs(self.x) + abs(self.y)
+
+def add(a, b):
+    c = a + b
+    return c
+
+def fail(n):
+    raise ValueError("bad %d" % n)
+
+def worker(k):
+    w = add(k, 1)
+    return w
+
+p = Point(3, -4)
+total = 0
+for i in range(40):
+    total = add(total, i) + p.norm()
+    if i < 3:
+        print("line", i)
+try:
+    fail(7)
+except ValueError as e:
+    msg = str(e)
+sys.stderr.write("to stderr\\n")
+t = threading.Thread(target=worker, args=(5,))
+t.start()
+t.join()
+d = {"k": [1.5, "x\\n", None, True], "big": 2 ** 80, "p": p}
+print(total)
+"""
+
+PROG_RB = """class Point
+  def initialize(x, y)
+    @x = x
+    @y = y
+  end
+
+  def norm
+    @x.abs + @y.abs
+  end
+end
+
+def add(a, b)
+  c = a + b
+  c
+end
+
+def fail(n)
+  raise ArgumentError, "bad #{n}"
+end
+
+p = Point.new(3, -4)
+total = 0
+40.times do |i|
+  total = add(total, i) + p.norm
+  puts "line #{i}" if i < 3
+end
+begin
+  fail(7)
+rescue ArgumentError => e
+  msg = e.message
+end
+$stderr.puts "to stderr"
+t = Thread.new { add(5, 1) }
+t.join
+d = {"k" => [1.5, "x", nil, true], "big" => 2**80, "p" => p}
+puts total
+"""
+
+# Prints a tick, then waits for its go file before the next one.
+STEPPER_PY = """import os, sys, time
+go = sys.argv[1]
+for i in range(1000):
+    print("tick", i, flush=True)
+    while i >= 2 and not os.path.exists(go):
+        time.sleep(0.02)
+"""
+
+END = re.compile(r"== interval 1 (\S+)[^\n]*==\n$")
+
+
+def listing(test, folder, *opts):
+    res = run([CTRECCTL, "follow", *opts, folder], timeout=60)
+    test.assertEqual((res.returncode, res.stderr.decode()), (0, ""))
+    return res.stdout.decode().split("\n", 1)[1]  # the first line names the folder
+
+
+def without_names(text):
+    """Point(x=3, y=-4) as Point(3, -4): CTFS types hold names only, so its
+    Struct values carry no field names (docs/ctfs.md). Argument names go
+    too (the caller checks them). Thread ids differ from run to run, and
+    so does the shape of a Thread object's (truncated) line."""
+    text = re.sub(r"(?<=[(,] )[@\w]+=|(?<=\()[@\w]+=", "", text)
+    text = re.sub(r"\[thread \d+\]", "[thread N]", text)
+    return "".join(line for line in text.splitlines(True) if "Thread(" not in line)
+
+
+def metadata(folder):
+    with open(os.path.join(folder, "trace_metadata.json")) as f:
+        return json.load(f)
+
+
+def meta_dat_id(folder):
+    """The recording id in trace.ct's meta.dat (stored uncompressed after
+    "CTMD", version, flags and its length)."""
+    with open(os.path.join(folder, "trace.ct"), "rb") as f:
+        data = f.read()
+    at = data.find(b"CTMD")
+    return data[at + 9:at + 9 + 36].decode() if at >= 0 else None
+
+
+def ctfs_folders(out_dir):
+    return sorted(os.path.join(out_dir, d) for d in os.listdir(out_dir)
+                  if os.path.isfile(os.path.join(out_dir, d, "trace.ct")))
+
+
+class CtfsLikeJson(TempDirTest):
+    """The same program recorded in both formats: the CTFS trace lists the
+    same steps, calls with arguments, returns with values, variables,
+    output, errors and threads."""
+
+    def record_both(self, lang, python="python3"):
+        src = os.path.join(self.tmp, "prog." + ("rb" if lang == "ruby" else "py"))
+        with open(src, "w") as f:
+            f.write(PROG_RB if lang == "ruby" else PROG_PY)
+        cmd = ["ruby" if lang == "ruby" else python, src]
+        tag = lang + re.sub(r"\W", "_", python)
+        out = {}
+        for fmt in ("json", "ctfs"):
+            out[fmt] = os.path.join(self.tmp, fmt + "-" + tag)
+            res = record(cmd, out[fmt], extra=("--format", fmt))
+            self.assertEqual(res.returncode, 0, res.stderr)
+        (folder,) = trace_folders(out["json"])
+        (ctfs,) = ctfs_folders(out["ctfs"])
+        return folder, ctfs
+
+    def assert_same(self, lang, python="python3"):
+        folder, ctfs = self.record_both(lang, python)
+        self.assertFalse(os.path.exists(os.path.join(ctfs, "trace.json")))
+        self.assertTrue(os.path.isdir(os.path.join(ctfs, "files")))
+        with open(os.path.join(ctfs, "trace_paths.json")) as f:
+            self.assertTrue(any(p.endswith("prog." + ("rb" if lang == "ruby" else "py"))
+                                for p in json.load(f)))
+        meta = metadata(ctfs)
+        self.assertEqual(meta["ctrec"]["state"], "complete")
+        self.assertRegex(meta["recording_id"], r"^[0-9a-f]{8}-[0-9a-f]{4}-7")
+        self.assertEqual(meta_dat_id(ctfs), meta["recording_id"])
+        self.assertEqual(meta["ctrec"]["counters"]["steps"],
+                         metadata(folder)["ctrec"]["counters"]["steps"])
+        res = run([CTRECCTL, "check", ctfs])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+
+        json_text, ctfs_text = listing(self, folder), listing(self, ctfs)
+        self.assertRegex(ctfs_text, r"→ call add\((self=main, )?a=0, b=0\)")
+        json_text, ctfs_text = without_names(json_text), without_names(ctfs_text)
+        for want in ("→ call add(", "[stdout] line 2", "[stderr] to stderr", "bad 7"):
+            self.assertIn(want, json_text)
+        # CTFS closes at the end the calls the JSON trace leaves open (the
+        # top-level one), without a value; everything else is the same.
+        end = END.search(json_text).group(0)
+        body = json_text[:-len(end)]
+        self.assertEqual(ctfs_text[:len(body)], body)
+        self.assertTrue(ctfs_text.endswith(end), ctfs_text[-300:])
+        self.assertRegex(ctfs_text[len(body):-len(end)], r"^(← return\n)*$")
+
+        def kinds(text):
+            return [list(json.loads(line))[0] if line.startswith("{") else line
+                    for line in text.splitlines()]
+        names = ("Path", "Function", "Type", "VariableName")
+        j = [k for k in kinds(listing(self, folder, "--json")) if k not in names]
+        c = [k for k in kinds(listing(self, ctfs, "--json")) if k not in names]
+        self.assertEqual(c[:len(j)], j)
+        self.assertIn("ThreadSwitch", j)
+
+    def test_ruby(self):
+        self.assert_same("ruby")
+
+    def test_python(self):
+        each_python(self, lambda py: self.assert_same("python", py))
+
+    def test_format_option_is_checked(self):
+        res = run([CTRECCTL, "record", "--format", "xml", "--", "true"])
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("json or ctfs", res.stderr.decode())
+
+
+class CtfsLive(TempDirTest):
+    """A running CTFS recording is readable up to the last flush; a killed
+    client or daemon leaves a readable trace marked aborted."""
+
+    def start(self, daemon, go):
+        src = os.path.join(self.tmp, "stepper.py")
+        with open(src, "w") as f:
+            f.write(STEPPER_PY)
+        env = daemon.env(PYTHONPATH=PY_SHIM)
+        p = subprocess.Popen(["python3", src, go], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        for _ in range(3):
+            p.stdout.readline()
+        deadline = time.time() + 30
+        while not ctfs_folders(daemon.out) and time.time() < deadline:
+            time.sleep(0.05)
+        (folder,) = ctfs_folders(daemon.out)
+        return p, folder
+
+    def wait_listing(self, folder, want, *opts):
+        """The follow listing of folder once it shows want (the trace may be
+        complete or aborted by then; a live folder is read with a timeout)."""
+        deadline = time.time() + 30
+        while True:
+            p = subprocess.Popen([CTRECCTL, "follow", *opts, folder], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            lines = Lines(p.stdout)
+            try:
+                lines.wait_for(want, timeout=max(1, deadline - time.time()))
+                return lines
+            finally:
+                p.kill()
+                p.wait()
+
+    def test_live_trace_shows_steps_up_to_the_last_flush(self):
+        d = Daemon(self.tmp, extra=("--set", "output.format=ctfs",
+                                    "--set", "output.flush_interval_ms=50"))
+        go = os.path.join(self.tmp, "go")
+        p, folder = self.start(d, go)
+        # The program is blocked after tick 2: a follower sees it already.
+        self.wait_listing(folder, r"\[stdout\] tick 2")
+        self.assertIsNone(p.poll())
+        self.assertEqual(metadata(folder)["ctrec"]["state"], "recording")
+        res = run([CTRECCTL, "check", "--live", folder])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+        open(go, "w").close()
+        self.assertEqual(p.wait(timeout=60), 0)
+        d.stop()
+        self.assertEqual(metadata(folder)["ctrec"]["state"], "complete")
+        text = listing(self, folder)
+        self.assertIn("[stdout] tick 999", text)
+
+    def test_killed_client_leaves_an_aborted_readable_trace(self):
+        d = Daemon(self.tmp, extra=("--set", "output.format=ctfs",))
+        p, folder = self.start(d, os.path.join(self.tmp, "never"))
+        time.sleep(0.3)
+        p.kill()
+        p.wait()
+        deadline = time.time() + 30
+        while metadata(folder)["ctrec"]["state"] == "recording" and time.time() < deadline:
+            time.sleep(0.05)
+        d.stop()
+        self.assertTrue(metadata(folder)["ctrec"]["state"].startswith("aborted"),
+                        metadata(folder)["ctrec"]["state"])
+        text = listing(self, folder)
+        self.assertIn("[stdout] tick 2", text)
+        self.assertRegex(text, r"== interval 1 aborted")
+        res = run([CTRECCTL, "check", folder])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+
+    def test_killed_daemon_is_recovered_on_restart(self):
+        d = Daemon(self.tmp, extra=("--set", "output.format=ctfs",
+                                    "--set", "output.flush_interval_ms=50"))
+        go = os.path.join(self.tmp, "go")
+        p, folder = self.start(d, go)
+        self.wait_listing(folder, r"\[stdout\] tick 2")
+        d.proc.kill()
+        d.stop(expect=-signal.SIGKILL)
+        open(go, "w").close()
+        self.assertEqual(p.wait(timeout=60), 0)  # the program runs on
+        self.assertEqual(metadata(folder)["ctrec"]["state"], "recording")
+        d2 = Daemon(self.tmp, extra=("--set", "output.format=ctfs",))
+        d2.stop()
+        self.assertEqual(metadata(folder)["ctrec"]["state"],
+                         "aborted: daemon stopped unexpectedly")
+        text = listing(self, folder)
+        self.assertIn("[stdout] tick 2", text)
+        self.assertRegex(text, r"== interval 1 aborted")
+        # The calls open when the daemon died were never written (a CTFS
+        # call is written once it returned), so only --live accepts it.
+        res = run([CTRECCTL, "check", "--live", folder])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+
+    def test_intervals_are_folders_of_their_own(self):
+        """ctrecctl stop and start: the second interval is its own trace.ct,
+        opening with the calls on the stack, readable on its own."""
+        d = Daemon(self.tmp, extra=("--set", "output.format=ctfs",
+                                    "--set", "output.flush_interval_ms=20"))
+        p = subprocess.Popen(["ruby", os.path.join(RUBY_PROGRAMS, "slow_counter.rb"), "40"],
+                             env=d.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(8):
+            p.stdout.readline()
+        for verb in ("stop", "start"):
+            args = ["--pid", str(p.pid)] if verb == "stop" else ["--all"]
+            res = run([CTRECCTL, verb, "-s", d.sock, *args])
+            self.assertEqual(res.returncode, 0, res.stderr)
+            for _ in range(8):
+                p.stdout.readline()
+        p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        d.stop()
+        first, second = ctfs_folders(d.out)
+        self.assertEqual(second, first + "-2")
+        self.assertEqual(metadata(first)["ctrec"]["interval"]["end_reason"],
+                         "stopped by ctrecctl")
+        self.assertEqual(metadata(second)["ctrec"]["interval"]["index"], 2)
+        self.assertNotEqual(metadata(first)["recording_id"], metadata(second)["recording_id"])
+        self.assertEqual(meta_dat_id(second), metadata(second)["recording_id"])
+        for folder in (first, second):
+            res = run([CTRECCTL, "check", folder])
+            self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+        text = listing(self, second)
+        self.assertRegex(text, r"^→ call <top-level>\(\)\n")
+        self.assertIn("→ call tick(", text)
+        self.assertRegex(text, r"== interval 2 complete")
+
+
+if __name__ == "__main__":
+    unittest.main()
