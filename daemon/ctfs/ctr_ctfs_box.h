@@ -30,8 +30,10 @@
 #define CTR_CTFS_VERSION 4
 /* Blocks a rewrite leaves unreferenced are reused this long after: a
  * follower must read the blocks it reaches within this time of reading the
- * pointers that reach them (whole-file readers take milliseconds). */
-#define CTR_CTFS_GRACE_MS 1000u
+ * pointers that reach them. Whole-file readers take milliseconds, but a
+ * loaded machine can stall one for a second (a sanitized test did); the
+ * cost is at most this long's worth of rewritten blocks kept unused. */
+#define CTR_CTFS_GRACE_MS 10000u
 #define CTR_CTFS_REWRITE_MAX 256 /* data blocks one rewrite may replace */
 /* The file is kept this many blocks longer than what it uses (zeros, until
  * close). Readers take the file's length, then read block 0, whose entries
