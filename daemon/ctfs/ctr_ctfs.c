@@ -1,8 +1,12 @@
 /* ctr_ctfs.c: the record-level CTFS trace writer, see ctr_ctfs.h. */
 #include "ctr_ctfs.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctr_buf.h"
 #include "ctr_ctfs_stream.h"
@@ -24,6 +28,10 @@ typedef struct ctr_ctfs_call_s {
   ctr_buf_t args;     /* (varname id, length, CBOR) per argument */
   ctr_buf_t ret;      /* the return value's CBOR, or the no-return marker */
   ctr_buf_t children; /* call keys, as varints */
+  /* Once returned, where its calls.dat record waits in the spill file
+   * (the buffers above are then freed). */
+  uint64_t rec_off;
+  size_t rec_len;
 } ctr_ctfs_call_t;
 
 typedef struct ctr_ctfs_names_s {
@@ -51,6 +59,13 @@ struct ctr_ctfs_s {
   ctr_ctfs_call_t *pending;
   size_t head, ncalls, cap;
   uint64_t first_key;
+  /* calls.dat is in call-key order, so a returned call waits for every
+   * call opened before it, and the top-level call returns last: returned
+   * calls wait as records in an unnamed file beside the trace, not in
+   * memory (their arguments' values make them kilobytes each). */
+  int spill_fd; /* -1 until the first call returns */
+  uint64_t spill_size;
+  char *dir; /* the trace's folder, for the spill file */
   uint64_t *stack; /* open call keys, innermost last */
   size_t depth, stack_cap;
 
@@ -80,7 +95,11 @@ int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
   if (!w)
     return CTR_ENOMEM;
   w->meta_f = -1;
+  w->spill_fd = -1;
   w->meta_dirty = true;
+  const char *slash = strrchr(path, '/');
+  w->dir = slash ? ctr_xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
+                 : ctr_xstrndup(".", 1);
   memcpy(w->id, recording_id, sizeof(w->id));
   int rc = ctr_ctfs_box_create(&w->box, path);
   if (rc < 0) {
@@ -283,29 +302,77 @@ int ctr_ctfs_arg(ctr_ctfs_t *w, uint64_t varname_id, const void *cbor,
   return 0;
 }
 
+/* The spill file: unnamed, so nothing is left behind whatever happens. */
+static int spill_open(ctr_ctfs_t *w) {
+  w->spill_fd = open(w->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (w->spill_fd < 0) { /* a file system without O_TMPFILE */
+    char name[4096];
+    snprintf(name, sizeof(name), "%s/.calls-XXXXXX", w->dir);
+    w->spill_fd = mkostemp(name, O_CLOEXEC);
+    if (w->spill_fd >= 0)
+      unlink(name);
+  }
+  return w->spill_fd < 0 ? -errno : 0;
+}
+
+static int spill_io(int fd, void *p, size_t n, uint64_t off, bool out) {
+  while (n > 0) {
+    ssize_t k = out ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return k < 0 ? -errno : CTR_EPROTO;
+    p = (char *)p + k, n -= (size_t)k, off += (uint64_t)k;
+  }
+  return 0;
+}
+
+/* Encodes returned call c as its calls.dat record, which waits in the
+ * spill file until every earlier call is written. */
+static int seal_call(ctr_ctfs_t *w, ctr_ctfs_call_t *c) {
+  ctr_buf_t *r = &w->rec;
+  r->len = 0;
+  ctr_ctfs_varint(r, c->function_id);
+  ctr_ctfs_svarint(r, c->parent);
+  ctr_ctfs_varint(r, c->entry);
+  ctr_ctfs_varint(r, c->exit);
+  ctr_ctfs_varint(r, c->depth);
+  ctr_ctfs_varint(r, c->nargs);
+  ctr_buf_add(r, c->args.data, c->args.len);
+  ctr_ctfs_varint(r, c->ret.len);
+  ctr_buf_add(r, c->ret.data, c->ret.len);
+  ctr_ctfs_varint(r, 0); /* no exception */
+  ctr_ctfs_varint(r, c->nchildren);
+  ctr_buf_add(r, c->children.data, c->children.len);
+  ctr_buf_free(&c->args);
+  ctr_buf_free(&c->ret);
+  ctr_buf_free(&c->children);
+  int rc = w->spill_fd < 0 ? spill_open(w) : 0;
+  if (rc == 0)
+    rc = spill_io(w->spill_fd, r->data, r->len, w->spill_size, true);
+  c->rec_off = w->spill_size;
+  c->rec_len = r->len;
+  w->spill_size += r->len;
+  return keep(w, rc);
+}
+
 /* Writes the returned calls that every earlier call key has preceded. */
 static int write_calls(ctr_ctfs_t *w) {
   while (w->head < w->ncalls && w->pending[w->head].done) {
     ctr_ctfs_call_t *c = &w->pending[w->head];
     ctr_buf_t *r = &w->rec;
     r->len = 0;
-    ctr_ctfs_varint(r, c->function_id);
-    ctr_ctfs_svarint(r, c->parent);
-    ctr_ctfs_varint(r, c->entry);
-    ctr_ctfs_varint(r, c->exit);
-    ctr_ctfs_varint(r, c->depth);
-    ctr_ctfs_varint(r, c->nargs);
-    ctr_buf_add(r, c->args.data, c->args.len);
-    ctr_ctfs_varint(r, c->ret.len);
-    ctr_buf_add(r, c->ret.data, c->ret.len);
-    ctr_ctfs_varint(r, 0); /* no exception */
-    ctr_ctfs_varint(r, c->nchildren);
-    ctr_buf_add(r, c->children.data, c->children.len);
-    ctr_buf_free(&c->args);
-    ctr_buf_free(&c->ret);
-    ctr_buf_free(&c->children);
+    ctr_buf_grow(r, c->rec_len);
+    int rc = spill_io(w->spill_fd, r->data, c->rec_len, c->rec_off, false);
+    if (rc == 0)
+      rc = ctr_ctfs_chunks_add(&w->calls, r->data, c->rec_len);
     w->head++, w->first_key++;
-    if (keep(w, ctr_ctfs_chunks_add(&w->calls, r->data, r->len)) < 0)
+    if (keep(w, rc) < 0)
+      return w->err;
+  }
+  if (w->head == w->ncalls && w->spill_size > 0) { /* none waits: start over */
+    w->spill_size = 0;
+    if (ftruncate(w->spill_fd, 0) < 0 && keep(w, -errno) < 0)
       return w->err;
   }
   if (w->head > 64 && 2 * w->head > w->ncalls) { /* drop the written */
@@ -330,6 +397,8 @@ int ctr_ctfs_return(ctr_ctfs_t *w, const void *cbor, size_t n) {
   else
     ctr_buf_add(&c->ret, "\xff", 1);
   c->done = true;
+  if (seal_call(w, c) < 0)
+    return w->err;
   return write_calls(w);
 }
 
@@ -469,6 +538,9 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
     ctr_buf_free(&w->pending[i].ret);
     ctr_buf_free(&w->pending[i].children);
   }
+  if (w->spill_fd >= 0)
+    close(w->spill_fd);
+  free(w->dir);
   for (size_t i = 0; i < w->npath_text; i++)
     free(w->path_text[i]);
   free(w->path_text);
