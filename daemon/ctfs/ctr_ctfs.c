@@ -63,8 +63,12 @@ struct ctr_ctfs_s {
    * call opened before it, and the top-level call returns last: returned
    * calls wait as records in an unnamed file beside the trace, not in
    * memory (their arguments' values make them kilobytes each). */
-  int spill_fd; /* -1 until the first call returns */
-  uint64_t spill_size;
+  int spill_fd;          /* -1 until the tail is first written out */
+  uint64_t spill_size;   /* bytes spilled: the file, then the tail */
+  uint64_t spill_disk;   /* bytes of them in the file */
+  ctr_buf_t spill_tail;  /* the newest records, written out a MiB at once */
+  ctr_buf_t spill_win;   /* records read back a MiB at once, from win_off */
+  uint64_t win_off;
   char *dir; /* the trace's folder, for the spill file */
   uint64_t *stack; /* open call keys, innermost last */
   size_t depth, stack_cap;
@@ -327,8 +331,58 @@ static int spill_io(int fd, void *p, size_t n, uint64_t off, bool out) {
   return 0;
 }
 
+/* Records go to the file and come back in MiB pieces: one system call per
+ * call record made ctrecd's CPU time grow by half on REXML. */
+#define SPILL_PIECE (1u << 20)
+
+/* Appends a record of n bytes at p to the spill; its offset in *off. */
+static int spill_put(ctr_ctfs_t *w, const void *p, size_t n, uint64_t *off) {
+  *off = w->spill_size;
+  ctr_buf_add(&w->spill_tail, p, n);
+  w->spill_size += n;
+  if (w->spill_tail.len < SPILL_PIECE)
+    return 0;
+  int rc = w->spill_fd < 0 ? spill_open(w) : 0;
+  if (rc == 0)
+    rc = spill_io(w->spill_fd, w->spill_tail.data, w->spill_tail.len,
+                  w->spill_disk, true);
+  w->spill_disk += w->spill_tail.len;
+  w->spill_tail.len = 0;
+  return rc;
+}
+
+/* The record of n bytes at off, valid until the next spill call. */
+static int spill_get(ctr_ctfs_t *w, uint64_t off, size_t n,
+                     const unsigned char **p) {
+  if (off >= w->spill_disk) {
+    *p = (const unsigned char *)w->spill_tail.data + (off - w->spill_disk);
+    return 0;
+  }
+  if (off < w->win_off || off + n > w->win_off + w->spill_win.len) {
+    size_t len = n > SPILL_PIECE ? n : SPILL_PIECE;
+    if (len > w->spill_disk - off)
+      len = (size_t)(w->spill_disk - off);
+    w->spill_win.len = 0;
+    ctr_buf_grow(&w->spill_win, len);
+    int rc = spill_io(w->spill_fd, w->spill_win.data, len, off, false);
+    if (rc < 0)
+      return rc;
+    w->spill_win.len = len;
+    w->win_off = off;
+  }
+  *p = (const unsigned char *)w->spill_win.data + (off - w->win_off);
+  return 0;
+}
+
+/* No record waits: the spill starts over, and the file gives its room back. */
+static int spill_reset(ctr_ctfs_t *w) {
+  w->spill_size = w->spill_disk = w->win_off = 0;
+  w->spill_tail.len = w->spill_win.len = 0;
+  return w->spill_fd >= 0 && ftruncate(w->spill_fd, 0) < 0 ? -errno : 0;
+}
+
 /* Encodes returned call c as its calls.dat record, which waits in the
- * spill file until every earlier call is written. */
+ * spill until every earlier call is written. */
 static int seal_call(ctr_ctfs_t *w, ctr_ctfs_call_t *c) {
   ctr_buf_t *r = &w->rec;
   r->len = 0;
@@ -347,34 +401,24 @@ static int seal_call(ctr_ctfs_t *w, ctr_ctfs_call_t *c) {
   ctr_buf_free(&c->args);
   ctr_buf_free(&c->ret);
   ctr_buf_free(&c->children);
-  int rc = w->spill_fd < 0 ? spill_open(w) : 0;
-  if (rc == 0)
-    rc = spill_io(w->spill_fd, r->data, r->len, w->spill_size, true);
-  c->rec_off = w->spill_size;
   c->rec_len = r->len;
-  w->spill_size += r->len;
-  return keep(w, rc);
+  return keep(w, spill_put(w, r->data, r->len, &c->rec_off));
 }
 
 /* Writes the returned calls that every earlier call key has preceded. */
 static int write_calls(ctr_ctfs_t *w) {
   while (w->head < w->ncalls && w->pending[w->head].done) {
     ctr_ctfs_call_t *c = &w->pending[w->head];
-    ctr_buf_t *r = &w->rec;
-    r->len = 0;
-    ctr_buf_grow(r, c->rec_len);
-    int rc = spill_io(w->spill_fd, r->data, c->rec_len, c->rec_off, false);
+    const unsigned char *rec;
+    int rc = spill_get(w, c->rec_off, c->rec_len, &rec);
     if (rc == 0)
-      rc = ctr_ctfs_chunks_add(&w->calls, r->data, c->rec_len);
+      rc = ctr_ctfs_chunks_add(&w->calls, rec, c->rec_len);
     w->head++, w->first_key++;
     if (keep(w, rc) < 0)
       return w->err;
   }
-  if (w->head == w->ncalls && w->spill_size > 0) { /* none waits: start over */
-    w->spill_size = 0;
-    if (ftruncate(w->spill_fd, 0) < 0 && keep(w, -errno) < 0)
-      return w->err;
-  }
+  if (w->head == w->ncalls && w->spill_size > 0 && keep(w, spill_reset(w)) < 0)
+    return w->err;
   if (w->head > 64 && 2 * w->head > w->ncalls) { /* drop the written */
     memmove(w->pending, w->pending + w->head,
             (w->ncalls - w->head) * sizeof(*w->pending));
@@ -540,6 +584,8 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
   }
   if (w->spill_fd >= 0)
     close(w->spill_fd);
+  ctr_buf_free(&w->spill_tail);
+  ctr_buf_free(&w->spill_win);
   free(w->dir);
   for (size_t i = 0; i < w->npath_text; i++)
     free(w->path_text[i]);

@@ -533,6 +533,48 @@ START_TEST(readable_from_open_on) {
 END_TEST
 
 
+/* Returned calls wait for the top-level call in the spill file, written
+ * and read back a MiB at a time: megabytes of them, flushed along the
+ * way, come out whole and in order. */
+START_TEST(calls_waiting_for_the_top_level_one_read_back_whole) {
+  enum { CALLS = 40000 };
+  ctr_ctfs_t *w;
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/p.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_function(w, "<top-level>", 11), 0);
+  ck_assert_int_eq(ctr_ctfs_function(w, "g", 1), 1);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "x", 1), 0);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "y", 1), 1);
+  ctr_buf_t v = int_cbor(123456789);
+  ck_assert_int_eq(ctr_ctfs_call(w, 0), 0);
+  ck_assert_int_eq(ctr_ctfs_step(w, 0, 1), 0);
+  for (int i = 0; i < CALLS; i++) {
+    ck_assert_int_eq(ctr_ctfs_call(w, 1), 0);
+    ck_assert_int_eq(ctr_ctfs_arg(w, 0, v.data, v.len), 0);
+    ck_assert_int_eq(ctr_ctfs_arg(w, 1, v.data, v.len), 0);
+    ck_assert_int_eq(ctr_ctfs_step(w, 0, 2 + (uint64_t)i % 7), 0);
+    ck_assert_int_eq(ctr_ctfs_return(w, v.data, v.len), 0);
+    if (i % 5000 == 0)
+      ck_assert_int_eq(ctr_ctfs_flush(w), 0);
+  }
+  ck_assert_int_eq(ctr_ctfs_return(w, NULL, 0), 0); /* the top level */
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  ctr_buf_free(&v);
+
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0); /* on_call checks every record */
+  ck_assert_uint_eq(s.calls, CALLS + 1);
+  ck_assert_uint_eq(s.nchildren[0], CALLS);
+  for (int k = 1; k < 16; k++) {
+    ck_assert_int_eq(s.parent[k], 0);
+    ck_assert_uint_eq(s.nargs[k], 2);
+    ck_assert_uint_eq(s.entry[k], (uint64_t)k);
+    ck_assert_uint_eq(s.exit[k], (uint64_t)k);
+    ck_assert_uint_gt(s.ret_len[k], 0);
+  }
+}
+END_TEST
+
 /* ---- live -------------------------------------------------------------- */
 
 /* Records `iterations` rounds of: a step with a value, a call with a step
@@ -712,6 +754,7 @@ int main(void) {
   tcase_add_test(tc, trace_reads_back);
   tcase_add_test(tc, readable_from_open_on);
   tcase_add_test(tc, every_flush_is_readable);
+  tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
   suite_add_tcase(s, tc);
