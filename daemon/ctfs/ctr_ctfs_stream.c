@@ -73,8 +73,11 @@ static int put_open(ctr_ctfs_chunks_t *c, bool last) {
   ctr_buf_t *fr = &c->frame;
   fr->len = 0;
   ctr_buf_reserve(fr, ZSTD_compressBound(c->open.len));
-  size_t z = ZSTD_compress(fr->data, fr->cap, c->open.data, c->open.len,
-                           CTR_CTFS_ZSTD_LEVEL);
+  if (c->zc == NULL && (c->zc = ZSTD_createCCtx()) == NULL)
+    return CTR_ENOMEM;
+  /* One-shot, so the frame carries its content size, as readers need. */
+  size_t z = ZSTD_compressCCtx(c->zc, fr->data, fr->cap, c->open.data,
+                               c->open.len, CTR_CTFS_ZSTD_LEVEL);
   if (ZSTD_isError(z))
     return CTR_ENOMEM;
   fr->len = z;
@@ -133,6 +136,8 @@ int ctr_ctfs_chunks_flush(ctr_ctfs_chunks_t *c) {
 void ctr_ctfs_chunks_free(ctr_ctfs_chunks_t *c) {
   ctr_buf_free(&c->open);
   ctr_buf_free(&c->frame);
+  ZSTD_freeCCtx(c->zc);
+  c->zc = NULL;
 }
 
 int ctr_ctfs_table_init(ctr_ctfs_table_t *t, ctr_ctfs_box_t *box,

@@ -44,6 +44,7 @@ typedef struct ctr_ctfs_chunks_s {
   uint64_t total;      /* records added */
   uint64_t chunks;     /* chunks in X.idx */
   ctr_buf_t frame;     /* scratch for compression */
+  struct ZSTD_CCtx_s *zc; /* kept: ZSTD_compress makes a context per call */
 } ctr_ctfs_chunks_t;
 
 /* Adds name.dat and name.idx (name at most 8 characters). */
