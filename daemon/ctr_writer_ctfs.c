@@ -35,6 +35,11 @@ typedef struct ctfs_writer_s {
   uint32_t nfuncs, fcap;
   uint64_t records, pending;
   bool dirty;
+  /* The latest step was left out: CTFS places a step by path * 100000 +
+   * line, so a line past 99,999 has no place. Its values are left out
+   * with it rather than shown at the step before. */
+  bool step_lost;
+  uint64_t lost_steps; /* counted as dropped, not as steps, in metadata */
   ctr_buf_t scratch;
   struct arg_s {
     size_t end;  /* of its CBOR in scratch */
@@ -195,8 +200,14 @@ static int ctfs_toplevel(ctr_writer_t *w, int64_t path) {
 }
 
 static int ctfs_step(ctr_writer_t *w, int64_t path, int64_t line) {
-  wrote(C(w), 1, 4);
-  return ctr_ctfs_step(C(w)->ct, (uint64_t)path, (uint64_t)line);
+  ctfs_writer_t *c = C(w);
+  int rc = ctr_ctfs_step(c->ct, (uint64_t)path, (uint64_t)line);
+
+  c->step_lost = rc == CTR_ERANGE;
+  if (rc == 0)
+    wrote(c, 1, 4);
+  c->lost_steps += c->step_lost;
+  return c->step_lost ? 0 : rc;
 }
 
 /* A Raw "<redacted>" value. */
@@ -261,9 +272,9 @@ static int ctfs_call(ctr_writer_t *w, int64_t function,
       return (int)c->argv[i].vid;
     c->argv[i].end = c->scratch.len;
   }
-  rc = ctr_ctfs_step(c->ct, (uint64_t)c->funcs[function].path,
-                     (uint64_t)c->funcs[function].line);
-  if (rc == 0)
+  /* A call whose definition line has no place still opens: it then
+   * begins at its first step, and its return closes it. */
+  if ((rc = ctfs_step(w, c->funcs[function].path, c->funcs[function].line)) == 0)
     rc = ctr_ctfs_call(c->ct, (uint64_t)c->funcs[function].id);
   for (i = 0; i < n && rc == 0; i++) {
     size_t from = i ? c->argv[i - 1].end : 0;
@@ -302,6 +313,8 @@ static int ctfs_value(ctr_writer_t *w, const ctr_writer_var_t *var,
   ctfs_writer_t *c = C(w);
   int64_t vid;
 
+  if (c->step_lost)
+    return 0;
   c->scratch.len = 0;
   if ((vid = encode_var(c, var, &c->scratch, why)) < 0)
     return (int)vid;
@@ -325,8 +338,12 @@ static void ctfs_reuse(ctr_writer_t *w, bool on) {
 
 static void ctfs_metadata(ctr_writer_t *w, const ctr_writer_meta_t *m) {
   ctfs_writer_t *c = C(w);
+  ctr_writer_meta_t mm = *m;
+  uint64_t lost = c->lost_steps < m->steps ? c->lost_steps : m->steps;
 
-  ctr_writer_set_meta(c->folder, m, c->records);
+  mm.steps -= lost;
+  mm.dropped += lost;
+  ctr_writer_set_meta(c->folder, &mm, c->records);
 }
 
 /* trace.ct first: trace_metadata.json never counts what it lacks. */

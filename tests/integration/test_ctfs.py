@@ -203,6 +203,29 @@ class CtfsLikeJson(TempDirTest):
     def test_python(self):
         each_python(self, lambda py: self.assert_same("python", py))
 
+    def test_lines_past_99999_are_left_out_with_their_values(self):
+        # CTFS places a step by path * 100000 + line: a step past line
+        # 99,999 has no place. It is left out with its values (not shown
+        # at the step before), counted as dropped, and the call whose
+        # definition line it is still opens and returns in place.
+        src = os.path.join(self.tmp, "far.py")
+        with open(src, "w") as f:
+            f.write("a = 5\nmarker = None\n" + "# filler\n" * 99998 +
+                    "def far(x):\n    y = x * 2\n    return y\nb = far(a)\nprint(b)\n")
+        out = os.path.join(self.tmp, "out")
+        res = record(["python3", src], out, extra=("--format", "ctfs"))
+        self.assertEqual((res.returncode, res.stdout.strip()), (0, b"10"), res.stderr)
+        (ctfs,) = ctfs_folders(out)
+        res = run([CTRECCTL, "check", ctfs])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+        counters = metadata(ctfs)["ctrec"]["counters"]
+        self.assertEqual((counters["steps"], counters["dropped"]), (3, 6))
+        text = listing(self, ctfs)
+        self.assertIn("→ call far(x=5)", text)
+        self.assertIn("← return 10", text)
+        self.assertNotIn("y = 10", text)
+        self.assertNotIn("y=10", text)
+
     def test_format_option_is_checked(self):
         res = run([CTRECCTL, "record", "--format", "xml", "--", "true"])
         self.assertEqual(res.returncode, 2)
