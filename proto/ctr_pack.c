@@ -283,6 +283,16 @@ void ctr_pack_event(msgpack_packer *pk, int kind, const char *text, size_t n) {
   pack_bin(pk, text, n);
 }
 
+void ctr_pack_output(msgpack_packer *pk, int kind, const char *text,
+                     size_t n) {
+  do {
+    size_t k = n > CTR_OUTPUT_PIECE ? CTR_OUTPUT_PIECE : n;
+    ctr_pack_event(pk, kind, text, k);
+    text += k;
+    n -= k;
+  } while (n > 0);
+}
+
 void ctr_pack_raise(msgpack_packer *pk, const char *cls, size_t cn,
                     const char *text, size_t tn) {
   pack_head(pk, 3, CTR_MSG_RAISE);

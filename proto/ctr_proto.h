@@ -382,6 +382,11 @@ void ctr_pack_vars_begin(msgpack_packer *pk, uint32_t nvars);
 /* One [varname_id, value] pair in CALL, VARS or a struct: then one value. */
 void ctr_pack_pair_begin(msgpack_packer *pk, uint32_t varname_id);
 void ctr_pack_event(msgpack_packer *pk, int kind, const char *text, size_t n);
+/* Program output of any length as EVENTs of kind, in pieces of at most
+ * CTR_OUTPUT_PIECE bytes so that none passes the daemon's default
+ * limits.max_string. At least one EVENT, even for n == 0. */
+#define CTR_OUTPUT_PIECE (1u << 20)
+void ctr_pack_output(msgpack_packer *pk, int kind, const char *text, size_t n);
 void ctr_pack_raise(msgpack_packer *pk, const char *cls, size_t cn,
                     const char *text, size_t tn);
 void ctr_pack_thread(msgpack_packer *pk, uint64_t id);

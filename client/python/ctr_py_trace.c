@@ -57,9 +57,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Output is sent in pieces so that no single EVENT passes the daemon's
- * default limits.max_string. */
-#define CTR_PY_EVENT_CHUNK (1u << 20)
 /* Module frames can hold many globals; VARS carries at most this many. */
 #define CTR_PY_VARS_MAX 512
 /* Fast locals of one function that VARS shows at most. */
@@ -147,15 +144,8 @@ static void ctr_py_pack_thread(msgpack_packer *pk, uint64_t wire_id) {
 }
 
 static void ctr_py_pack_output(msgpack_packer *pk) {
-  const char *s = g_out.buf;
-  size_t n = g_out.len;
   ctr_py_pack_thread(pk, g_out.wire_id);
-  do {
-    size_t k = n > CTR_PY_EVENT_CHUNK ? CTR_PY_EVENT_CHUNK : n;
-    ctr_pack_event(pk, g_out.kind, s, k);
-    s += k;
-    n -= k;
-  } while (n > 0);
+  ctr_pack_output(pk, g_out.kind, g_out.buf, g_out.len);
   g_out.len = 0;
 }
 
@@ -1668,7 +1658,7 @@ void ctr__py_record_output(int kind, const char *s, size_t n) {
   bool same = g_out.len > 0 && g_out.kind == kind && g_out.wire_id == t->wire_id;
   if (!same && g_out.len > 0)
     ctr__py_flush_output();
-  if (g_out.len + n > g_out.cap && g_out.len + n <= CTR_PY_EVENT_CHUNK) {
+  if (g_out.len + n > g_out.cap && g_out.len + n <= CTR_OUTPUT_PIECE) {
     size_t cap = g_out.cap ? g_out.cap : 256;
     while (cap < g_out.len + n)
       cap *= 2;
@@ -1695,12 +1685,7 @@ void ctr__py_record_output(int kind, const char *s, size_t n) {
   msgpack_packer *pk = ctr_py_begin(t);
   if (pk == NULL)
     return;
-  do {
-    size_t k = n > CTR_PY_EVENT_CHUNK ? CTR_PY_EVENT_CHUNK : n;
-    ctr_pack_event(pk, kind, s, k);
-    s += k;
-    n -= k;
-  } while (n > 0);
+  ctr_pack_output(pk, kind, s, n);
   ctr_py_end(t);
 }
 

@@ -8,9 +8,6 @@
 
 #include "ctr_rb.h"
 
-/* Output is sent in pieces so that no single EVENT passes the daemon's
- * default limits.max_string. */
-#define CTR_RB_EVENT_CHUNK (1u << 20)
 
 static struct {
   VALUE stdout_obj;
@@ -35,12 +32,7 @@ static void ctr_rb_record_output(int kind, const char *s, size_t n) {
   if (pk == NULL)
     return;
   ctr__rb_pack_thread(pk, st);
-  do {
-    size_t k = n > CTR_RB_EVENT_CHUNK ? CTR_RB_EVENT_CHUNK : n;
-    ctr_pack_event(pk, kind, s, k);
-    s += k;
-    n -= k;
-  } while (n > 0);
+  ctr_pack_output(pk, kind, s, n);
   ctr_client_end();
 }
 

@@ -1213,6 +1213,37 @@ END_TEST
 
 /* One normalisation for both shims, one check for the daemon: whatever
  * the first makes, the second accepts. */
+/* Output of any length goes in pieces no EVENT of which passes
+ * CTR_OUTPUT_PIECE; empty output is still one EVENT. */
+START_TEST(test_output_pieces) {
+  size_t n = 2 * CTR_OUTPUT_PIECE + 5;
+  char *text = malloc(n);
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  ck_assert_ptr_nonnull(text);
+  memset(text, 'x', n);
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  ctr_pack_output(&pk, CTR_EV_WRITE, text, n);
+  ctr_pack_output(&pk, CTR_EV_WRITE_OTHER, text, 0);
+  size_t off = 0, want[] = {CTR_OUTPUT_PIECE, CTR_OUTPUT_PIECE, 5, 0};
+  for (int i = 0; i < 4; i++) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *a = u.data.via.array.ptr;
+    ck_assert_uint_eq(a[0].via.u64, CTR_MSG_EVENT);
+    ck_assert_uint_eq(a[1].via.u64, i < 3 ? CTR_EV_WRITE : CTR_EV_WRITE_OTHER);
+    ck_assert_uint_eq(a[2].via.bin.size, want[i]);
+    msgpack_unpacked_destroy(&u);
+  }
+  ck_assert_uint_eq(off, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  free(text);
+}
+END_TEST
+
 START_TEST(test_paths) {
   static const char *const cases[][2] = {
       {"/a/b/c.rb", "/a/b/c.rb"},   {"/a/./b//c.rb", "/a/b/c.rb"},
@@ -1562,6 +1593,7 @@ Suite *ctr_proto_suite(void) {
   tcase_add_test(tc, test_obj_helpers);
   tcase_add_test(tc, test_names);
   tcase_add_test(tc, test_paths);
+  tcase_add_test(tc, test_output_pieces);
   suite_add_tcase(s, tc);
   return s;
 }
