@@ -25,6 +25,7 @@ typedef struct vref_seen_s {
   const void *obj;
   uint32_t depth;
   uint32_t message; /* entries of older messages are empty */
+  uint32_t nodes;   /* the values it holds (ctr_vref_close) */
   uint64_t id;
 } vref_seen_t;
 
@@ -230,7 +231,8 @@ static vref_seen_t *vref_seen_find(const void *obj, uint32_t depth) {
   return NULL;
 }
 
-static void vref_seen_put(const void *obj, uint32_t depth, uint64_t id) {
+static void vref_seen_put(const void *obj, uint32_t depth, uint32_t nodes,
+                          uint64_t id) {
   if (V.sused + 1 > V.scap / 2) {
     /* Grow; the old table only holds this message's entries. */
     vref_seen_t *old = V.seen;
@@ -243,33 +245,39 @@ static void vref_seen_put(const void *obj, uint32_t depth, uint64_t id) {
     V.sused = 0;
     for (uint32_t i = 0; i < ocap; i++)
       if (old[i].message == V.message)
-        vref_seen_put(old[i].obj, old[i].depth, old[i].id);
+        vref_seen_put(old[i].obj, old[i].depth, old[i].nodes, old[i].id);
     free(old);
   }
   uint32_t mask = V.scap - 1;
   uint32_t i = vref_seen_hash(obj, depth) & mask;
   while (V.seen[i].message == V.message) {
     if (V.seen[i].obj == obj && V.seen[i].depth == depth) {
+      V.seen[i].nodes = nodes;
       V.seen[i].id = id;
       return;
     }
     i = (i + 1) & mask;
   }
-  V.seen[i] = (vref_seen_t){obj, depth, V.message, id};
+  V.seen[i] = (vref_seen_t){obj, depth, V.message, nodes, id};
   V.sused++;
 }
 
-bool ctr_vref_seen(msgpack_sbuffer *sb, const void *obj, uint32_t depth) {
+bool ctr_vref_seen(msgpack_sbuffer *sb, const void *obj, uint32_t depth,
+                   uint32_t room, uint32_t *nodes) {
   if (V.n == 0 || obj == NULL)
     return false;
   vref_seen_t *e = vref_seen_find(obj, depth);
-  if (e == NULL || V.slots[e->id % V.n].id != e->id)
-    return false; /* unknown, or its slot was taken since */
-  return vref_pack_ref(sb, sb->size, e->id);
+  if (e == NULL || V.slots[e->id % V.n].id != e->id || e->nodes > room)
+    return false; /* unknown, its slot was taken since, or too big */
+  if (!vref_pack_ref(sb, sb->size, e->id))
+    return false;
+  if (nodes != NULL)
+    *nodes = e->nodes;
+  return true;
 }
 
 void ctr_vref_close(msgpack_sbuffer *sb, size_t mark, const void *obj,
-                    uint32_t depth) {
+                    uint32_t depth, uint32_t nodes) {
   size_t len = sb->size - mark;
   if (V.n == 0 || len < CTR_VREF_MIN || len > CTR_VREF_MAX)
     return;
@@ -288,5 +296,5 @@ void ctr_vref_close(msgpack_sbuffer *sb, size_t mark, const void *obj,
     }
   }
   if (obj != NULL)
-    vref_seen_put(obj, depth, s->id);
+    vref_seen_put(obj, depth, nodes, s->id);
 }

@@ -36,15 +36,19 @@ static inline size_t ctr_vref_open(const msgpack_sbuffer *sb) {
 /* The value packed into sb since `mark` is complete: replaces it with a REF
  * or wraps it in a DEF. `obj` (may be NULL) and `depth` name what was
  * packed, for ctr_vref_seen: the same object packed again in this message
- * at the same remaining depth gives the same bytes. */
+ * at the same remaining depth gives the same bytes. `nodes` is how many
+ * values it holds, itself included, for a shim that counts them against
+ * a budget (ctr_vref_seen gives it back). */
 void ctr_vref_close(msgpack_sbuffer *sb, size_t mark, const void *obj,
-                    uint32_t depth);
+                    uint32_t depth, uint32_t nodes);
 
-/* When `obj` was closed at `depth` in the current message and its
- * definition is still kept, packs a REF to it into sb and returns true: the
- * shim need not walk it again (a message is captured while no program code
- * runs, so an object cannot change within one). */
-bool ctr_vref_seen(msgpack_sbuffer *sb, const void *obj, uint32_t depth);
+/* When `obj` was closed at `depth` in the current message, its definition
+ * is still kept and it holds at most `room` values, packs a REF to it into
+ * sb, sets *nodes (when not NULL) to the values it holds and returns true:
+ * the shim need not walk it again (a message is captured while no program
+ * code runs, so an object cannot change within one). */
+bool ctr_vref_seen(msgpack_sbuffer *sb, const void *obj, uint32_t depth,
+                   uint32_t room, uint32_t *nodes);
 
 /* Starts a new message for ctr_vref_seen: objects may change between two
  * messages. */

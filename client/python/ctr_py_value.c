@@ -40,35 +40,16 @@ typedef struct ctr_py_walk_s {
   bool cut;
 } ctr_py_walk_t;
 
-/* The message being captured: values counted against the budget, and the
- * values closed in it by identity, with how many values each holds (a REF
- * to one counts as all of them, so that references change nothing that
- * is recorded). */
-#define CTR_PY_SEEN 512
-
+/* The message being captured: values counted against the budget. A REF
+ * to a value met before counts as all the values it holds (ctr_vref keeps
+ * the count), so that references change nothing that is recorded. */
 static struct {
   uint32_t nodes;
-  uint32_t message; /* stamps seen[]; 0 never */
-  struct {
-    const void *obj;
-    uint32_t depth;
-    uint32_t message;
-    uint32_t nodes;
-  } seen[CTR_PY_SEEN];
-} g_msg = {.message = 1};
+} g_msg;
 
 void ctr__py_value_message(void) {
   g_msg.nodes = 0;
-  if (++g_msg.message == 0) {
-    memset(g_msg.seen, 0, sizeof g_msg.seen);
-    g_msg.message = 1;
-  }
   ctr_vref_message();
-}
-
-static size_t ctr_py_seen_slot(const void *obj, uint32_t depth) {
-  uint64_t k = (uint64_t)(uintptr_t)obj * 0x9E3779B97F4A7C15u + depth;
-  return (size_t)(k >> 40) % CTR_PY_SEEN;
 }
 
 static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v);
@@ -546,16 +527,11 @@ static bool ctr_py_opened(PyTypeObject *tp) {
 /* A REF to v when it was closed at this remaining depth earlier in the
  * message and the budget has room for all it holds (v counted already). */
 static bool ctr_py_seen(ctr_py_walk_t *w, PyObject *v, uint32_t left) {
-  size_t i = ctr_py_seen_slot(v, left);
-  if (g_msg.seen[i].obj != v || g_msg.seen[i].depth != left ||
-      g_msg.seen[i].message != g_msg.message)
+  uint32_t room = w->budget != 0 ? w->budget - g_msg.nodes + 1 : UINT32_MAX;
+  uint32_t nodes;
+  if (!ctr_vref_seen(w->sb, v, left, room, &nodes))
     return false;
-  uint32_t more = g_msg.seen[i].nodes - 1;
-  if (w->budget != 0 && g_msg.nodes + more > w->budget)
-    return false;
-  if (!ctr_vref_seen(w->sb, v, left))
-    return false;
-  g_msg.nodes += more;
+  g_msg.nodes += nodes - 1;
   return true;
 }
 
@@ -598,14 +574,7 @@ static void ctr_py_open(ctr_py_walk_t *w, PyObject *v) {
   }
   w->depth--;
   bool alone = w->depth == 0 || !w->cut;
-  ctr_vref_close(w->sb, mark, alone ? v : NULL, left);
-  if (alone && w->refs) {
-    size_t i = ctr_py_seen_slot(v, left);
-    g_msg.seen[i].obj = v;
-    g_msg.seen[i].depth = left;
-    g_msg.seen[i].message = g_msg.message;
-    g_msg.seen[i].nodes = g_msg.nodes - nodes + 1;
-  }
+  ctr_vref_close(w->sb, mark, alone ? v : NULL, left, g_msg.nodes - nodes + 1);
   w->cut = w->cut || cut;
 }
 
@@ -628,7 +597,7 @@ static void ctr_py_walk_value(ctr_py_walk_t *w, PyObject *v) {
   }
   /* Long strings (and long RAW texts) repeat from step to step too. */
   if (w->sb->size - mark >= CTR_PY_REF_TEXT)
-    ctr_vref_close(w->sb, mark, NULL, 0);
+    ctr_vref_close(w->sb, mark, NULL, 0, 1);
 }
 
 static uint32_t ctr_py_max_string(const ctr_welcome_t *s) {

@@ -293,7 +293,7 @@ static void ctr_rb_string(ctr_rb_walk_t *w, uint32_t tid, VALUE s) {
   ctr_rb_v_text(w, CTR_V_STRING, tid, RSTRING_PTR(s), n);
   /* By content only: a String can change between two messages. */
   if (w->depth < CTR_RB_VREF_DEPTH)
-    ctr_vref_close(w->sb, mark, NULL, 0);
+    ctr_vref_close(w->sb, mark, NULL, 0, 1);
 }
 
 static void ctr_rb_integer(ctr_rb_walk_t *w, VALUE v) {
@@ -633,7 +633,8 @@ static void ctr_rb_compound(ctr_rb_walk_t *w, VALUE v) {
 static void ctr_rb_nest(ctr_rb_walk_t *w, VALUE v,
                         void (*pack)(ctr_rb_walk_t *w, VALUE v)) {
   bool top = w->depth == 0;
-  if (top && ctr_vref_seen(w->sb, (const void *)v, w->max_depth))
+  if (top && ctr_vref_seen(w->sb, (const void *)v, w->max_depth, UINT32_MAX,
+                           NULL))
     return;
   bool cut = w->cut;
   w->cut = false;
@@ -643,7 +644,7 @@ static void ctr_rb_nest(ctr_rb_walk_t *w, VALUE v,
   w->depth--;
   if (w->depth < CTR_RB_VREF_DEPTH)
     ctr_vref_close(w->sb, mark, top && !w->cut ? (const void *)v : NULL,
-                   w->max_depth);
+                   w->max_depth, 1);
   w->cut = w->cut || cut;
 }
 

@@ -33,7 +33,7 @@ static void pack_seq(int first, int n, const void *obj) {
     msgpack_pack_int(&pk, 1);
     msgpack_pack_int(&pk, first + i);
   }
-  ctr_vref_close(&sb, mark, obj, 1);
+  ctr_vref_close(&sb, mark, obj, 1, (uint32_t)n + 1);
 }
 
 /* Decodes the value at sb[*off..]: its kind and, for DEF/REF, the id. */
@@ -130,12 +130,15 @@ START_TEST(test_seen_within_one_message) {
   static int obj;
   ctr_vref_reset(16);
   ctr_vref_message();
-  ck_assert(!ctr_vref_seen(&sb, &obj, 1));
+  ck_assert(!ctr_vref_seen(&sb, &obj, 1, UINT32_MAX, NULL));
   pack_seq(1, 5, &obj);
-  ck_assert(!ctr_vref_seen(&sb, &obj, 2)); /* another depth */
-  ck_assert(ctr_vref_seen(&sb, &obj, 1));
+  ck_assert(!ctr_vref_seen(&sb, &obj, 2, UINT32_MAX, NULL)); /* depth */
+  ck_assert(!ctr_vref_seen(&sb, &obj, 1, 5, NULL)); /* holds 6 values */
+  uint32_t nodes = 0;
+  ck_assert(ctr_vref_seen(&sb, &obj, 1, 6, &nodes));
+  ck_assert_uint_eq(nodes, 6);
   ctr_vref_message();
-  ck_assert(!ctr_vref_seen(&sb, &obj, 1)); /* may have changed since */
+  ck_assert(!ctr_vref_seen(&sb, &obj, 1, UINT32_MAX, NULL)); /* may differ */
   size_t off = 0;
   uint64_t d = 99, r = 99;
   ck_assert_int_eq(next_value(&off, &d), CTR_V_DEF);
