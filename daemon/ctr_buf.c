@@ -71,9 +71,7 @@ void ctr_buf_free(ctr_buf_t *b) {
   b->len = b->cap = 0;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when it is invalid
- * (overlong forms, surrogates and values past U+10FFFF are invalid). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
+size_t ctr_utf8_seq(const unsigned char *s, size_t n) {
   uint32_t cp;
   size_t len, i;
 
@@ -123,7 +121,7 @@ void ctr_json_str(ctr_buf_t *b, const char *str, size_t n) {
       continue;
     }
     if (c >= 0x80) {
-      run = utf8_seq(s + i, n - i);
+      run = ctr_utf8_seq(s + i, n - i);
       if (run) {
         memcpy(o, s + i, run);
         o += run;

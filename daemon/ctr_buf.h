@@ -41,6 +41,10 @@ void ctr_buf_free(ctr_buf_t *b);
 /* A quoted JSON string. Valid UTF-8 is kept; each byte of an invalid
  * sequence becomes the text \xNN (as Ruby and Python print it), so binary
  * strings survive readably and the JSON stays valid. */
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes there), or 0 when
+ * it is invalid (overlong forms, surrogates and values past U+10FFFF are
+ * invalid). */
+size_t ctr_utf8_seq(const unsigned char *s, size_t n);
 void ctr_json_str(ctr_buf_t *b, const char *s, size_t n);
 void ctr_json_i64(ctr_buf_t *b, int64_t v);
 void ctr_json_u64(ctr_buf_t *b, uint64_t v);

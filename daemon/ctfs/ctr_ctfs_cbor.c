@@ -26,37 +26,18 @@ void ctr_ctfs_cbor_head(ctr_buf_t *b, unsigned major, uint64_t v) {
   ctr_buf_add(b, h, n);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t k = c < 0x80                 ? 1
-             : c >= 0xc2 && c <= 0xdf ? 2
-             : c >= 0xe0 && c <= 0xef ? 3
-             : c >= 0xf0 && c <= 0xf4 ? 4
-                                      : 0;
-  if (k == 0 || k > n)
-    return 0;
-  for (size_t i = 1; i < k; i++)
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-  if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
-      (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
-    return 0; /* overlong, surrogate or past U+10FFFF */
-  return k;
-}
-
 void ctr_ctfs_cbor_text(ctr_buf_t *b, const char *s, size_t n) {
   const unsigned char *u = (const unsigned char *)s;
   size_t out = 0, k;
   for (size_t i = 0; i < n; i += k ? k : 1)
-    out += (k = utf8_len(u + i, n - i)) ? k : 4;
+    out += (k = ctr_utf8_seq(u + i, n - i)) ? k : 4;
   ctr_ctfs_cbor_head(b, 3, out);
   if (out == n) {
     ctr_buf_add(b, s, n);
     return;
   }
   for (size_t i = 0; i < n; i += k ? k : 1) {
-    if ((k = utf8_len(u + i, n - i)) != 0) {
+    if ((k = ctr_utf8_seq(u + i, n - i)) != 0) {
       ctr_buf_add(b, s + i, k);
     } else {
       char x[5];
