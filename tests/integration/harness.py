@@ -341,6 +341,18 @@ class TempDirTest(unittest.TestCase):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class DaemonTest(TempDirTest):
+    """TempDirTest with a ctrecd of its own per test, self.daemon."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon = Daemon(self.tmp)
+
+    def tearDown(self):
+        self.daemon.stop()
+        super().tearDown()
+
+
 # ---- a minimal msgpack encoder for hand-made (and broken) wire input ----
 
 def mp(obj):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import unittest
 
-from harness import (PY_SHIM, SOURCE, Daemon, TempDirTest, Trace, extra_pythons, record,
+from harness import (PY_SHIM, SOURCE, DaemonTest, TempDirTest, Trace, extra_pythons, record,
                      run, trace_folders, validate)
 
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
@@ -401,16 +401,8 @@ class RecordDetails(TempDirTest):
         self.assertTrue(any("parent done 0" in o for o in outputs))
 
 
-class Activation(TempDirTest):
+class Activation(DaemonTest):
     """sitecustomize, ctrec.pth and python -m ctrec; missing daemons."""
-
-    def setUp(self):
-        super().setUp()
-        self.daemon = Daemon(self.tmp)
-
-    def tearDown(self):
-        self.daemon.stop()
-        super().tearDown()
 
     def traces(self):
         return [Trace(f) for f in trace_folders(self.daemon.out)]

@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 
-from harness import (CTRECCTL, Daemon, TempDirTest, Trace, connect, frame, hello, mp,
+from harness import (CTRECCTL, DaemonTest, Trace, connect, frame, hello, mp,
                      read_until_closed, trace_folders, validate)
 
 # Shim ids: paths, types and names of the crafted session.
@@ -57,15 +57,7 @@ def script(c, program):
     return [first, second, third, None, stopped, None, last]
 
 
-class ValueRefsTest(TempDirTest):
-    def setUp(self):
-        super().setUp()
-        self.daemon = Daemon(self.tmp)
-
-    def tearDown(self):
-        self.daemon.stop()
-        super().tearDown()
-
+class ValueRefsTest(DaemonTest):
     def ctl(self, *args):
         res = subprocess.run([CTRECCTL, args[0], "-s", self.daemon.sock, *args[1:]],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
