@@ -97,6 +97,21 @@ static int elements(const ctr_ctfs_value_ops_t *ops, const msgpack_object *a,
   return 0;
 }
 
+/* Appends "field_names" for STRUCT pairs a, checked by elements(). */
+static int field_names(const ctr_ctfs_value_ops_t *ops, const msgpack_object *a,
+                       ctr_buf_t *out, const char **why) {
+  KEY(out, "field_names");
+  ctr_ctfs_cbor_head(out, 4, a->via.array.size);
+  for (uint32_t i = 0; i < a->via.array.size; i++) {
+    uint32_t vid = 0;
+    ctr_obj_u32(&a->via.array.ptr[i].via.array.ptr[0], &vid);
+    int rc = ops->field(ops->ctx, vid, out);
+    if (rc < 0)
+      return fail(why, "struct field name id out of range", rc);
+  }
+  return 0;
+}
+
 static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
                   ctr_buf_t *out, uint32_t depth, const char **why) {
   uint32_t vk, tid;
@@ -202,11 +217,18 @@ static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
     rc = elements(ops, p, false, out, depth, why);
     break;
   case CTR_V_STRUCT:
-    /* Field names live in the Rust Struct type, which types.dat (names
-     * only) cannot hold; see docs/ctfs.md. */
-    head(out, 3, "Struct");
+    /* The Rust reader finds field names in the Struct type, which
+     * types.dat (names only) cannot hold: they travel in the value, as
+     * cbor.nim's optional "field_names" (left out when there are none). */
+    head(out, ops->field && p->type == MSGPACK_OBJECT_ARRAY &&
+                      p->via.array.size
+                  ? 4
+                  : 3,
+         "Struct");
     KEY(out, "field_values");
-    rc = elements(ops, p, true, out, depth, why);
+    if ((rc = elements(ops, p, true, out, depth, why)) == 0 && ops->field &&
+        p->via.array.size)
+      rc = field_names(ops, p, out, why);
     break;
   }
   if (rc < 0)

@@ -6,8 +6,10 @@
  * fields in declaration order, every key a text string, integers in their
  * shortest form. Two shapes follow CodeTracer's Nim reader (cbor.nim), which
  * decodes strictly, where it differs: Float "f" is a CBOR float64, and Bool
- * also carries "text" ("true"/"false"), a field serde ignores. Values are
- * untrusted and checked here. */
+ * also carries "text" ("true"/"false"), a field serde ignores. A Struct
+ * with fields also carries their names, "field_names" after
+ * "field_values" (cbor.nim's optional key; types.dat holds type names
+ * only). Values are untrusted and checked here. */
 #ifndef CTR_CTFS_CBOR_H
 #define CTR_CTFS_CBOR_H
 
@@ -25,6 +27,9 @@ typedef struct ctr_ctfs_value_ops_s {
    * NULL to refuse EXT as any other kind. */
   int (*ext)(void *ctx, const msgpack_object *o, ctr_buf_t *out,
              uint32_t depth, const char **why);
+  /* Appends the name of struct field vid (a shim name id) as a CBOR text,
+   * or returns a negative code. NULL: Structs carry no "field_names". */
+  int (*field)(void *ctx, uint32_t vid, ctr_buf_t *out);
 } ctr_ctfs_value_ops_t;
 
 /* Appends one ValueRecord. Wire DEF and REF are refused: the daemon

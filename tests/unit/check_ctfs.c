@@ -112,7 +112,18 @@ static int64_t type_plus_100(void *ctx, uint32_t tid) {
   return tid < 50 ? (int64_t)tid + 100 : CTR_ERANGE;
 }
 
-static const ctr_ctfs_value_ops_t ops = {.type = type_plus_100, .max_depth = 3};
+/* Field name id vid is named "f<vid>", up to 19. */
+static int field_f(void *ctx, uint32_t vid, ctr_buf_t *out) {
+  char name[4];
+  if (vid >= 20)
+    return CTR_ERANGE;
+  int n = snprintf(name, sizeof(name), "f%u", vid);
+  ctr_ctfs_cbor_text(out, name, (size_t)n);
+  return 0;
+}
+
+static const ctr_ctfs_value_ops_t ops = {
+    .type = type_plus_100, .max_depth = 3, .field = field_f};
 
 /* The CBOR of the msgpack value built by pack(), or the error code. */
 static int cbor_of(void (*pack)(msgpack_packer *), ctr_buf_t *out) {
@@ -195,6 +206,17 @@ static void pk_struct(msgpack_packer *pk) { /* one field: an error */
   msgpack_pack_str(pk, 1);
   msgpack_pack_str_body(pk, "x", 1);
 }
+static void pk_empty_struct(msgpack_packer *pk) {
+  scalar(pk, CTR_V_STRUCT, 7);
+  msgpack_pack_array(pk, 0);
+}
+static void pk_unknown_field(msgpack_packer *pk) {
+  scalar(pk, CTR_V_STRUCT, 7);
+  msgpack_pack_array(pk, 1);
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_int(pk, 30);
+  pk_none(pk);
+}
 static void pk_def(msgpack_packer *pk) {
   msgpack_pack_array(pk, 3);
   msgpack_pack_int(pk, CTR_V_DEF);
@@ -243,12 +265,20 @@ START_TEST(values_encode_as_rust_serde_cbor) {
                       "elements\x81"
                       "\xa2" KIND "\x64None" TYPE_ID "\x18\x64"
                       "\x68is_slice\xf4" TYPE_ID "\x18\x6a");
+  /* Field names after the values (cbor.nim's "field_names"), none when
+   * there are no fields. */
   EXPECT_CBOR(pk_struct,
-              "\xa3" KIND "\x66Struct\x6c"
+              "\xa4" KIND "\x66Struct\x6c"
               "field_values\x81"
               "\xa3" KIND "\x65"
-              "Error\x63msg\x61x" TYPE_ID "\x18\x64" TYPE_ID "\x18\x6b");
+              "Error\x63msg\x61x" TYPE_ID "\x18\x64"
+              "\x6b"
+              "field_names\x81\x62"
+              "f9" TYPE_ID "\x18\x6b");
+  EXPECT_CBOR(pk_empty_struct, "\xa3" KIND "\x66Struct\x6c"
+                               "field_values\x80" TYPE_ID "\x18\x6b");
   ctr_buf_t b = {0};
+  ck_assert_int_eq(cbor_of(pk_unknown_field, &b), CTR_ERANGE);
   ck_assert_int_eq(cbor_of(pk_def, &b), CTR_EPROTO);
   ck_assert_int_eq(cbor_of(pk_unknown_type, &b), CTR_ERANGE);
   ck_assert_int_eq(cbor_of(pk_deep, &b), CTR_ELIMIT);
