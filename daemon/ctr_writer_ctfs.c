@@ -342,13 +342,54 @@ static int ctfs_return(ctr_writer_t *w, const msgpack_object *value,
 static int ctfs_value(ctr_writer_t *w, const ctr_writer_var_t *var,
                       const char **why) {
   ctfs_writer_t *c = C(w);
+  const msgpack_object *p = var->pair;
+  const char *kept;
+  ctr_vdef_t *d;
+  uint32_t shim_vid;
+  int64_t vid, tid;
+  size_t len;
+
+  if (c->step_lost)
+    return 0;
+  /* A definition's kept CBOR goes to the trace as it is, not through
+   * scratch: most bytes of an object-heavy trace are such. */
+  if (!var->redacted && c->cache_key && p->type == MSGPACK_OBJECT_ARRAY &&
+      p->via.array.size == 2 && ctr_obj_u32(&p->via.array.ptr[0], &shim_vid) &&
+      (d = ctr_vdef_of(&p->via.array.ptr[1])) != NULL &&
+      (kept = ctr_vdef_text(d, c->cache_key, &len, &tid)) != NULL) {
+    if ((vid = c->ids.varname(c->ids.ctx, shim_vid)) < 0) {
+      *why = "variable name id out of range";
+      return (int)vid;
+    }
+    wrote(c, 1, len);
+    return ctr_ctfs_value(c->ct, (uint64_t)vid, kept, len);
+  }
+  c->scratch.len = 0;
+  if ((vid = encode_var(c, var, &c->scratch, why)) < 0)
+    return (int)vid;
+  wrote(c, 1, c->scratch.len);
+  return ctr_ctfs_value(c->ct, (uint64_t)vid, c->scratch.data, c->scratch.len);
+}
+
+/* Encoded straight from what ctr_proto_read_flat decoded. */
+static int ctfs_flat_value(ctr_writer_t *w, const ctr_flat_var_t *v,
+                           const char **why) {
+  ctfs_writer_t *c = C(w);
   int64_t vid;
+  int rc;
 
   if (c->step_lost)
     return 0;
   c->scratch.len = 0;
-  if ((vid = encode_var(c, var, &c->scratch, why)) < 0)
+  rc = ctr_ctfs_cbor_scalar(&c->ops, v->vk, v->tid,
+                            v->vk == CTR_V_NONE ? NULL : &v->payload,
+                            &c->scratch, why);
+  if (rc < 0)
+    return rc;
+  if ((vid = c->ids.varname(c->ids.ctx, v->vid)) < 0) {
+    *why = "variable name id out of range";
     return (int)vid;
+  }
   wrote(c, 1, c->scratch.len);
   return ctr_ctfs_value(c->ct, (uint64_t)vid, c->scratch.data, c->scratch.len);
 }
@@ -428,6 +469,7 @@ const ctr_writer_backend_t ctr_writer_ctfs = {
     .call = ctfs_call,
     .ret = ctfs_return,
     .value = ctfs_value,
+    .flat_value = ctfs_flat_value,
     .event = ctfs_event,
     .thread = ctfs_thread,
     .reuse = ctfs_reuse,

@@ -192,10 +192,12 @@ static int seal(ctr_ctfs_t *w) {
   if (w->nvals) {
     ctr_buf_add(r, "\0", 1); /* StepValues */
     ctr_ctfs_varint(r, w->nvals);
-    ctr_buf_add(r, w->vals.data, w->vals.len);
   }
+  /* The values go from w->vals to the chunk in one copy: they are most of
+   * the bytes a trace holds. */
+  int rc = ctr_ctfs_chunks_add2(&w->values, r->data, r->len, w->vals.data,
+                                w->nvals ? w->vals.len : 0);
   w->vals.len = 0, w->nvals = 0;
-  int rc = ctr_ctfs_chunks_add(&w->values, r->data, r->len);
   if (rc < 0)
     return keep(w, rc);
   r->len = 0;

@@ -42,6 +42,13 @@ int ctr_ctfs_cbor_value_at(const ctr_ctfs_value_ops_t *ops,
                            const msgpack_object *o, ctr_buf_t *out,
                            uint32_t depth, const char **why);
 
+/* The same for a value that holds no other value (ctr_flat_var_t's kinds:
+ * None, Bool, Int, Float, String, Raw, Error) of kind vk and shim type
+ * tid, its payload p (NULL for None), as ctr_proto_read_flat decoded it. */
+int ctr_ctfs_cbor_scalar(const ctr_ctfs_value_ops_t *ops, uint32_t vk,
+                         uint32_t tid, const msgpack_object *p, ctr_buf_t *out,
+                         const char **why);
+
 /* CBOR heads: major type (0-7) and argument in the shortest form. */
 void ctr_ctfs_cbor_head(ctr_buf_t *b, unsigned major, uint64_t v);
 /* A text string; bytes that are not valid UTF-8 become the text \xNN. */

@@ -288,6 +288,51 @@ START_TEST(values_encode_as_rust_serde_cbor) {
 }
 END_TEST
 
+/* ctr_ctfs_cbor_scalar, given what ctr_proto_read_flat decodes, writes the
+ * bytes ctr_ctfs_cbor_value writes for the same value, and refuses what is
+ * not a value holding no other value. */
+START_TEST(flat_values_encode_as_values) {
+  void (*packs[])(msgpack_packer *) = {pk_int,   pk_bool, pk_string,
+                                       pk_float, pk_none};
+  for (size_t k = 0; k < sizeof(packs) / sizeof(*packs); k++) {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    ctr_buf_t want = {0}, got = {0};
+    const char *why = NULL;
+    size_t off = 0;
+    uint32_t vk, tid;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    packs[k](&pk);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(cbor_of(packs[k], &want), 0);
+    const msgpack_object *a = u.data.via.array.ptr;
+    ck_assert(ctr_obj_u32(&a[0], &vk) && ctr_obj_u32(&a[1], &tid));
+    ck_assert_int_eq(ctr_ctfs_cbor_scalar(&ops, vk, tid,
+                                          u.data.via.array.size > 2 ? &a[2]
+                                                                    : NULL,
+                                          &got, &why),
+                     0);
+    ck_assert_uint_eq(got.len, want.len);
+    ck_assert(memcmp(got.data, want.data, got.len) == 0);
+    /* A bad type id or a kind holding values leaves nothing behind. */
+    ck_assert_int_eq(ctr_ctfs_cbor_scalar(&ops, vk, 60, NULL, &got, &why),
+                     CTR_ERANGE);
+    ck_assert_int_eq(ctr_ctfs_cbor_scalar(&ops, CTR_V_SEQ, tid, &a[1], &got,
+                                          &why),
+                     CTR_EPROTO);
+    ck_assert_uint_eq(got.len, want.len);
+    ctr_buf_free(&want);
+    ctr_buf_free(&got);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+  }
+}
+END_TEST
+
 /* ---- a whole trace ----------------------------------------------------- */
 
 /* What a trace holds, as read back. */
@@ -781,6 +826,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, container_grows_files_side_by_side);
   tcase_add_test(tc, values_encode_as_rust_serde_cbor);
+  tcase_add_test(tc, flat_values_encode_as_values);
   tcase_add_test(tc, trace_reads_back);
   tcase_add_test(tc, readable_from_open_on);
   tcase_add_test(tc, every_flush_is_readable);
