@@ -141,6 +141,13 @@ static int field_names(const ctr_ctfs_value_ops_t *ops, const msgpack_object *a,
   return 0;
 }
 
+/* The fixed start of a map: its head, "kind", the variant and the key of
+ * its first field, as one literal (values are encoded for every step). */
+#define LIT(out, lit) ctr_buf_add((out), (lit), sizeof(lit) - 1)
+#define MAP2 "\xa2\x64" "kind"
+#define MAP3 "\xa3\x64" "kind"
+#define MAP4 "\xa4\x64" "kind"
+
 /* Appends a value that holds no other value, up to its "type_id" (payload
  * p, NULL for None); 1 for other kinds. */
 static int scalar(uint32_t vk, const msgpack_object *p, ctr_buf_t *out,
@@ -150,15 +157,14 @@ static int scalar(uint32_t vk, const msgpack_object *p, ctr_buf_t *out,
 
   switch (vk) {
   case CTR_V_NONE:
-    head(out, 2, "None");
+    LIT(out, MAP2 "\x64" "None");
     break;
   case CTR_V_BOOL:
     if (p->type != MSGPACK_OBJECT_BOOLEAN)
       return fail(why, "Bool value is not a boolean", CTR_EPROTO);
     /* Rust has {kind, b, type_id}; CodeTracer's Nim reader requires the
      * printed "text" after "b", which serde skips as an unknown field. */
-    head(out, 4, "Bool");
-    KEY(out, "b");
+    LIT(out, MAP4 "\x64" "Bool" "\x61" "b");
     ctr_buf_add(out, p->via.boolean ? "\xf5" : "\xf4", 1);
     KEY(out, "text");
     if (p->via.boolean)
@@ -169,8 +175,7 @@ static int scalar(uint32_t vk, const msgpack_object *p, ctr_buf_t *out,
   case CTR_V_INT:
     if (!ctr_obj_i64(p, &i))
       return fail(why, "Int value is not a 64-bit integer", CTR_EPROTO);
-    head(out, 3, "Int");
-    KEY(out, "i");
+    LIT(out, MAP3 "\x63" "Int" "\x61" "i");
     cbor_int(out, i);
     break;
   case CTR_V_FLOAT: {
@@ -178,8 +183,7 @@ static int scalar(uint32_t vk, const msgpack_object *p, ctr_buf_t *out,
       return fail(why, "Float value is not a float", CTR_EPROTO);
     uint64_t bits;
     memcpy(&bits, &p->via.f64, 8);
-    head(out, 3, "Float");
-    KEY(out, "f");
+    LIT(out, MAP3 "\x65" "Float" "\x61" "f");
     char f[9] = {(char)0xfb}; /* float64, big-endian */
     for (int k = 0; k < 8; k++)
       f[1 + k] = (char)(bits >> (8 * (7 - k)));
@@ -191,16 +195,12 @@ static int scalar(uint32_t vk, const msgpack_object *p, ctr_buf_t *out,
   case CTR_V_ERROR:
     if (!ctr_obj_str(p, &s))
       return fail(why, "text payload is not str or bin", CTR_EPROTO);
-    if (vk == CTR_V_STRING) {
-      head(out, 3, "String");
-      KEY(out, "text");
-    } else if (vk == CTR_V_RAW) {
-      head(out, 3, "Raw");
-      KEY(out, "r");
-    } else {
-      head(out, 3, "Error");
-      KEY(out, "msg");
-    }
+    if (vk == CTR_V_STRING)
+      LIT(out, MAP3 "\x66" "String" "\x64" "text");
+    else if (vk == CTR_V_RAW)
+      LIT(out, MAP3 "\x63" "Raw" "\x61" "r");
+    else
+      LIT(out, MAP3 "\x65" "Error" "\x63" "msg");
     ctr_ctfs_cbor_text(out, s.ptr, s.len);
     break;
   default:
@@ -277,7 +277,7 @@ static int encode(const ctr_ctfs_value_ops_t *ops, const msgpack_object *o,
   }
   if (rc < 0)
     return rc;
-  KEY(out, "type_id");
+  LIT(out, "\x67" "type_id");
   put_head(out, 0, (uint64_t)type);
   return 0;
 }
@@ -312,7 +312,7 @@ int ctr_ctfs_cbor_scalar(const ctr_ctfs_value_ops_t *ops, uint32_t vk,
     out->len = mark;
     return rc;
   }
-  KEY(out, "type_id");
+  LIT(out, "\x67" "type_id");
   put_head(out, 0, (uint64_t)type);
   return 0;
 }

@@ -125,7 +125,8 @@ def program(build, cmd):
     def client(sock):
         env = dict(os.environ, CT_RECORDER_SOCKET=sock)
         res = subprocess.run([os.path.join(build, "bin", "ctrecctl"), "record", "-q", "--",
-                              *cmd], env=env, stdout=subprocess.DEVNULL)
+                              *cmd], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
         if res.returncode != 0:
             sys.exit(f"ctfs_vs_json: {cmd} failed")
     return client

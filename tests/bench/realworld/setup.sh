@@ -30,7 +30,7 @@ realworld_programs() {
   mkdir -p "$work/py" "$work/rb/lib"
   cp "$here"/python/*.py "$work/py/"
   /usr/bin/python3 -c 'import os, markdown, jinja2, markupsafe
-  for m in (markdown, jinja2, markupsafe): print(os.path.dirname(m.__file__))' >"$work/pylibs"
+for m in (markdown, jinja2, markupsafe): print(os.path.dirname(m.__file__))' >"$work/pylibs"
   while read -r dir; do
     cp -r "$dir" "$work/py/"
   done <"$work/pylibs"
