@@ -52,9 +52,16 @@ int ctr_ctfs_chunks_init(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
                          const char *name, uint32_t chunk_size, bool prefixed);
 /* Adds one record; a full chunk is written and published. */
 int ctr_ctfs_chunks_add(ctr_ctfs_chunks_t *c, const void *rec, size_t n);
-/* The same for a record made of two parts, without joining them first. */
-int ctr_ctfs_chunks_add2(ctr_ctfs_chunks_t *c, const void *a, size_t an,
-                         const void *b, size_t bn);
+/* A record of a prefixed stream written in place, for records too large
+ * to copy twice: begin leaves room for about room bytes of length prefix
+ * and head at the end of c->open and returns where the record starts; the
+ * caller appends its body to c->open; end puts the prefix and head (hn
+ * bytes) before the body, moving the body when the room was not right,
+ * and adds the record as ctr_ctfs_chunks_add does. Nothing else may touch
+ * c in between. */
+size_t ctr_ctfs_chunks_begin(ctr_ctfs_chunks_t *c, size_t room);
+int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
+                        const void *head, size_t hn);
 /* Publishes the open chunk as it is. */
 int ctr_ctfs_chunks_flush(ctr_ctfs_chunks_t *c);
 void ctr_ctfs_chunks_free(ctr_ctfs_chunks_t *c);

@@ -15,6 +15,7 @@
 #include "ctr_ctfs_box.h"
 #include "ctr_ctfs_cbor.h"
 #include "ctr_ctfs_read.h"
+#include "ctr_ctfs_stream.h"
 #include "ctr_error.h"
 #include "ctr_proto.h"
 
@@ -608,6 +609,70 @@ START_TEST(readable_from_open_on) {
 END_TEST
 
 
+/* The records of a stream, copied out. */
+typedef struct recs_s {
+  ctr_buf_t rec[8];
+  uint64_t n;
+} recs_t;
+
+static int keep_rec(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
+  recs_t *rs = ctx;
+  if (i < 8) {
+    rs->rec[i].len = 0;
+    ctr_buf_add(&rs->rec[i], r, n);
+  }
+  rs->n = i + 1;
+  return 0;
+}
+
+/* A values record is written in place with room for a 2-byte length and
+ * a 1-byte count: records that need more, or less, come out the same as
+ * any other (length, tag, count, then the values). */
+START_TEST(values_records_of_every_size_read_back) {
+  static const uint32_t counts[] = {1, 1, 200, 0, 3};
+  static const size_t sizes[] = {5, 20000, 9, 0, 100};
+  ctr_ctfs_t *w;
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/v.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "v", 1), 0);
+  char *cbor = malloc(20000);
+  for (size_t k = 0; k < 20000; k++)
+    cbor[k] = (char)(k * 7);
+  for (size_t i = 0; i < 5; i++) {
+    ck_assert_int_eq(ctr_ctfs_step(w, 0, i + 1), 0);
+    for (uint32_t v = 0; v < counts[i]; v++)
+      ck_assert_int_eq(ctr_ctfs_value(w, 0, cbor, sizes[i]), 0);
+    if (i == 1)
+      ck_assert_int_eq(ctr_ctfs_flush(w), 0); /* the chunk shown open */
+  }
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  ctr_ctfs_image_t img = load();
+  recs_t rs = {0};
+  uint64_t count;
+  ck_assert_int_eq(ctr_ctfs_stream(&img, "values", true, keep_rec, &rs, &count),
+                   0);
+  ck_assert_uint_eq(rs.n, 5);
+  for (size_t i = 0; i < 5; i++) {
+    ctr_buf_t want = {0};
+    if (counts[i]) {
+      ctr_buf_add(&want, "\0", 1);
+      ctr_ctfs_varint(&want, counts[i]);
+      for (uint32_t v = 0; v < counts[i]; v++) {
+        ctr_ctfs_varint(&want, 0);
+        ctr_ctfs_varint(&want, sizes[i]);
+        ctr_buf_add(&want, cbor, sizes[i]);
+      }
+    }
+    ck_assert_uint_eq(rs.rec[i].len, want.len);
+    ck_assert(want.len == 0 || memcmp(rs.rec[i].data, want.data, want.len) == 0);
+    ctr_buf_free(&want);
+    ctr_buf_free(&rs.rec[i]);
+  }
+  free(cbor);
+  ctr_ctfs_image_free(&img);
+}
+END_TEST
+
 /* Returned calls wait for the top-level call in the spill file, written
  * and read back a MiB at a time: megabytes of them, flushed along the
  * way, come out whole and in order. */
@@ -829,6 +894,7 @@ int main(void) {
   tcase_add_test(tc, flat_values_encode_as_values);
   tcase_add_test(tc, trace_reads_back);
   tcase_add_test(tc, readable_from_open_on);
+  tcase_add_test(tc, values_records_of_every_size_read_back);
   tcase_add_test(tc, every_flush_is_readable);
   tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
