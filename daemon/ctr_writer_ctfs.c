@@ -40,6 +40,11 @@ typedef struct ctfs_writer_s {
    * with it rather than shown at the step before. */
   bool step_lost;
   uint64_t lost_steps; /* counted as dropped, not as steps, in metadata */
+  /* Each trace varname's CBOR text, for Struct "field_names": names[i]
+   * ends at name_end[i]. */
+  ctr_buf_t names;
+  size_t *name_end;
+  uint32_t nnames, ncap;
   ctr_buf_t scratch;
   struct arg_s {
     size_t end;  /* of its CBOR in scratch */
@@ -64,6 +69,20 @@ static void wrote(ctfs_writer_t *c, uint64_t records, size_t bytes) {
 static int64_t value_type(void *ctx, uint32_t shim_tid) {
   ctfs_writer_t *c = ctx;
   return c->ids.type(c->ids.ctx, shim_tid);
+}
+
+static int value_field(void *ctx, uint32_t shim_vid, ctr_buf_t *out) {
+  ctfs_writer_t *c = ctx;
+  int64_t vid = c->ids.varname(c->ids.ctx, shim_vid);
+  size_t from;
+
+  if (vid < 0)
+    return (int)vid;
+  if ((uint64_t)vid >= c->nnames)
+    return CTR_ERANGE;
+  from = vid ? c->name_end[vid - 1] : 0;
+  ctr_buf_add(out, c->names.data + from, c->name_end[vid] - from);
+  return 0;
 }
 
 /* An ingested DEF or REF: its kept CBOR, or encoded and kept. */
@@ -129,6 +148,7 @@ static int ctfs_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
   c->ops.ctx = c;
   c->ops.type = value_type;
   c->ops.ext = value_ext;
+  c->ops.field = value_field;
   c->ops.max_depth = o->max_depth;
   *out = &c->base;
   return 0;
@@ -180,8 +200,19 @@ static int64_t ctfs_struct_type(ctr_writer_t *w, const char *name, size_t n,
 }
 
 static int64_t ctfs_varname(ctr_writer_t *w, const char *text, size_t n) {
-  wrote(C(w), 1, n);
-  return ctr_ctfs_varname(C(w)->ct, text, n);
+  ctfs_writer_t *c = C(w);
+  int64_t id = ctr_ctfs_varname(c->ct, text, n);
+
+  wrote(c, 1, n);
+  if (id >= 0 && (uint64_t)id == c->nnames) { /* new: keep its CBOR */
+    if (c->nnames == c->ncap) {
+      c->ncap = c->ncap ? c->ncap * 2 : 64;
+      c->name_end = ctr_xrealloc(c->name_end, sizeof(*c->name_end) * c->ncap);
+    }
+    ctr_ctfs_cbor_text(&c->names, text, n);
+    c->name_end[c->nnames++] = c->names.len;
+  }
+  return id;
 }
 
 /* Function 0 is <top-level>, called before the first step; type None
@@ -311,13 +342,54 @@ static int ctfs_return(ctr_writer_t *w, const msgpack_object *value,
 static int ctfs_value(ctr_writer_t *w, const ctr_writer_var_t *var,
                       const char **why) {
   ctfs_writer_t *c = C(w);
+  const msgpack_object *p = var->pair;
+  const char *kept;
+  ctr_vdef_t *d;
+  uint32_t shim_vid;
+  int64_t vid, tid;
+  size_t len;
+
+  if (c->step_lost)
+    return 0;
+  /* A definition's kept CBOR goes to the trace as it is, not through
+   * scratch: most bytes of an object-heavy trace are such. */
+  if (!var->redacted && c->cache_key && p->type == MSGPACK_OBJECT_ARRAY &&
+      p->via.array.size == 2 && ctr_obj_u32(&p->via.array.ptr[0], &shim_vid) &&
+      (d = ctr_vdef_of(&p->via.array.ptr[1])) != NULL &&
+      (kept = ctr_vdef_text(d, c->cache_key, &len, &tid)) != NULL) {
+    if ((vid = c->ids.varname(c->ids.ctx, shim_vid)) < 0) {
+      *why = "variable name id out of range";
+      return (int)vid;
+    }
+    wrote(c, 1, len);
+    return ctr_ctfs_value(c->ct, (uint64_t)vid, kept, len);
+  }
+  c->scratch.len = 0;
+  if ((vid = encode_var(c, var, &c->scratch, why)) < 0)
+    return (int)vid;
+  wrote(c, 1, c->scratch.len);
+  return ctr_ctfs_value(c->ct, (uint64_t)vid, c->scratch.data, c->scratch.len);
+}
+
+/* Encoded straight from what ctr_proto_read_flat decoded. */
+static int ctfs_flat_value(ctr_writer_t *w, const ctr_flat_var_t *v,
+                           const char **why) {
+  ctfs_writer_t *c = C(w);
   int64_t vid;
+  int rc;
 
   if (c->step_lost)
     return 0;
   c->scratch.len = 0;
-  if ((vid = encode_var(c, var, &c->scratch, why)) < 0)
+  rc = ctr_ctfs_cbor_scalar(&c->ops, v->vk, v->tid,
+                            v->vk == CTR_V_NONE ? NULL : &v->payload,
+                            &c->scratch, why);
+  if (rc < 0)
+    return rc;
+  if ((vid = c->ids.varname(c->ids.ctx, v->vid)) < 0) {
+    *why = "variable name id out of range";
     return (int)vid;
+  }
   wrote(c, 1, c->scratch.len);
   return ctr_ctfs_value(c->ct, (uint64_t)vid, c->scratch.data, c->scratch.len);
 }
@@ -376,6 +448,8 @@ static int ctfs_close(ctr_writer_t *w) {
 
   free(c->funcs);
   free(c->argv);
+  free(c->name_end);
+  ctr_buf_free(&c->names);
   ctr_buf_free(&c->scratch);
   free(c);
   return rc ? rc : rc2;
@@ -395,6 +469,7 @@ const ctr_writer_backend_t ctr_writer_ctfs = {
     .call = ctfs_call,
     .ret = ctfs_return,
     .value = ctfs_value,
+    .flat_value = ctfs_flat_value,
     .event = ctfs_event,
     .thread = ctfs_thread,
     .reuse = ctfs_reuse,

@@ -24,6 +24,7 @@
 #include "ctr_buf.h"
 #include "ctr_ctfs_read.h"
 #include "ctr_error.h"
+#include "ctr_map.h"
 #include "ctr_reader.h"
 
 #define CBOR_DEPTH 250        /* as deep as check's JSON records may nest */
@@ -59,6 +60,16 @@ typedef struct ctfs_s {
   call_t *open; /* handed out, their Return not yet: a stack */
   size_t nopen, opencap;
   queue_t q;
+  /* Types as the JSON trace numbers them, by the positions of their Type
+   * records: types.dat's, and among them a Struct type per class and
+   * field names met in values, as the JSON trace declares them. */
+  struct ctype_s {
+    char *name;
+    uint64_t out; /* its Type record's position */
+  } *ctypes;      /* by types.dat id */
+  size_t nctypes, ctcap;
+  uint64_t types_out; /* Type records queued */
+  ctr_map_t structs;  /* types.dat id + field names -> position */
   char *why;
   size_t whycap;
 } ctfs_t;
@@ -222,14 +233,105 @@ static bool item(cbor_t *c, ctr_jval_t **out, int depth) {
   return false;
 }
 
+/* Sets number node v to u. */
+static void set_num(ctr_jval_t *v, uint64_t u) {
+  ctr_jval_t *n = num_u(u);
+  char *s = v->str;
+
+  v->str = n->str, v->len = n->len;
+  n->str = s;
+  ctr_jval_free(n);
+}
+
+/* The position of the Struct type of types.dat type id for these field
+ * names (strings) of these field values: queued as a Type record when new,
+ * with the field types of this value, as the JSON trace declares it. */
+static int64_t struct_type(ctfs_t *f, uint64_t id, const ctr_jval_t *names,
+                           const ctr_jval_t *vals) {
+  ctr_buf_t key = {0};
+  const ctr_jval_t *n, *e;
+  ctr_jval_t *o, *info, *fields, *fo;
+  int64_t out;
+
+  ctr_buf_add(&key, &id, sizeof(id));
+  for (n = names->child, e = vals->child; n && e; n = n->next, e = e->next) {
+    if (n->type != CTR_JVAL_STR || ctr_jval_get(e, "type_id") == NULL)
+      break;
+    ctr_buf_add(&key, n->str, n->len + 1); /* with its NUL: a separator */
+  }
+  if (n || e) { /* as many names as values, each a string */
+    ctr_buf_free(&key);
+    return -1;
+  }
+  if ((out = ctr_map_get(&f->structs, key.data, key.len)) < 0) {
+    o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0);
+    ctr_jval_add(o, "kind", num_u(6)); /* TypeKind Struct */
+    ctr_jval_add(o, "lang_type",
+                 str(f->ctypes[id].name, strlen(f->ctypes[id].name)));
+    info = ctr_jval_add(o, "specific_info", ctr_jval_new(CTR_JVAL_OBJ, NULL, 0));
+    ctr_jval_add(info, "kind", str("Struct", 6));
+    fields = ctr_jval_add(info, "fields", ctr_jval_new(CTR_JVAL_ARR, NULL, 0));
+    for (n = names->child, e = vals->child; n; n = n->next, e = e->next) {
+      const ctr_jval_t *t = ctr_jval_get(e, "type_id");
+      fo = ctr_jval_add(fields, NULL, ctr_jval_new(CTR_JVAL_OBJ, NULL, 0));
+      ctr_jval_add(fo, "name", str(n->str, n->len));
+      ctr_jval_add(fo, "type_id", ctr_jval_new(CTR_JVAL_NUM, t->str, t->len));
+    }
+    push(&f->q, record("Type", o));
+    out = (int64_t)f->types_out++;
+    ctr_map_put(&f->structs, key.data, key.len, out);
+  }
+  ctr_buf_free(&key);
+  return out;
+}
+
+/* Renumbers the types of value v (and of the values inside it) to the
+ * positions of their Type records, and gives a Struct with "field_names"
+ * the Struct type of its class and names (the names then go: the JSON
+ * trace keeps them in the type). False when a type is unknown. */
+static bool retype(ctfs_t *f, ctr_jval_t *v) {
+  ctr_jval_t **m, *tid = NULL, *names = NULL, *vals = NULL;
+  int64_t id, out;
+  bool ok = true;
+
+  for (m = &v->child; ok && *m;) {
+    ctr_jval_t *c = *m;
+    if (c->key && strcmp(c->key, "field_names") == 0 &&
+        c->type == CTR_JVAL_ARR && names == NULL) {
+      *m = c->next;
+      c->next = NULL;
+      names = c;
+      continue;
+    }
+    if (c->key && strcmp(c->key, "type_id") == 0)
+      tid = c;
+    else if (c->key && strcmp(c->key, "field_values") == 0)
+      vals = c;
+    if (c->type == CTR_JVAL_OBJ || c->type == CTR_JVAL_ARR)
+      ok = retype(f, c);
+    m = &c->next;
+  }
+  if (ok && tid) {
+    ok = ctr_jval_i64(tid, &id) && id >= 0 && (uint64_t)id < f->nctypes;
+    out = ok ? (int64_t)f->ctypes[id].out : -1;
+    if (ok && names && vals && vals->type == CTR_JVAL_ARR)
+      ok = (out = struct_type(f, (uint64_t)id, names, vals)) >= 0;
+    if (ok)
+      set_num(tid, (uint64_t)out);
+  }
+  ctr_jval_free(names);
+  return ok;
+}
+
 /* The value encoded in p[0..n), as the JSON trace holds it: Bool's "text"
  * is there for CodeTracer's Nim reader only. */
-static ctr_jval_t *value(const unsigned char *p, size_t n) {
+static ctr_jval_t *value(ctfs_t *f, const unsigned char *p, size_t n) {
   cbor_t c = {p, n, 0};
   ctr_jval_t *v;
   const char *kind;
 
-  if (!item(&c, &v, 0) || c.pos != n || v->type != CTR_JVAL_OBJ) {
+  if (!item(&c, &v, 0) || c.pos != n || v->type != CTR_JVAL_OBJ ||
+      !retype(f, v)) {
     ctr_jval_free(v);
     return NULL;
   }
@@ -327,6 +429,17 @@ static int table_cb(void *ctx, uint64_t index, const unsigned char *rec,
     o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0);
     ctr_jval_add(o, f->table == 1 ? "name" : "lang_type", p);
     push(&f->q, record(f->table == 1 ? "Function" : "Type", o));
+    if (f->table == 2) {
+      if (f->nctypes == f->ctcap) {
+        f->ctcap = f->ctcap ? 2 * f->ctcap : 64;
+        f->ctypes =
+            ctr__trace_xrealloc(f->ctypes, f->ctcap * sizeof(*f->ctypes));
+      }
+      f->ctypes[f->nctypes].name = ctr__trace_xrealloc(NULL, n + 1);
+      memcpy(f->ctypes[f->nctypes].name, rec, n);
+      f->ctypes[f->nctypes].name[n] = '\0';
+      f->ctypes[f->nctypes++].out = f->types_out++;
+    }
   }
   return 0;
 }
@@ -352,7 +465,7 @@ static bool pairs(ctfs_t *f, const unsigned char *p, size_t n, size_t *pos,
     ctr_jval_t *o, *v;
     if (!ctr_ctfs_read_varint(p, n, pos, &var) ||
         !ctr_ctfs_read_varint(p, n, pos, &len) || len > n - *pos ||
-        (v = value(p + *pos, (size_t)len)) == NULL)
+        (v = value(f, p + *pos, (size_t)len)) == NULL)
       return false;
     *pos += (size_t)len;
     o = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0);
@@ -388,7 +501,7 @@ static int read_calls(ctfs_t *f) {
          ctr_ctfs_read_varint(p, n, &pos, &len) && len <= n - pos && len > 0;
     ret = ctr_jval_new(CTR_JVAL_OBJ, NULL, 0);
     if (ok && !(len == 1 && p[pos] == 0xff)) { /* 0xFF: no return value */
-      ctr_jval_t *v = value(p + pos, (size_t)len);
+      ctr_jval_t *v = value(f, p + pos, (size_t)len);
       if (v)
         ctr_jval_add(ret, "return_value", v);
       ok = v != NULL;
@@ -637,6 +750,10 @@ static void ctfs_free(void *b) {
   while (f->nopen > 0)
     ctr_jval_free(f->open[--f->nopen].ret);
   free(f->open);
+  for (size_t k = 0; k < f->nctypes; k++)
+    free(f->ctypes[k].name);
+  free(f->ctypes);
+  ctr_map_free(&f->structs);
   ctr_ctfs_image_free(&f->img);
   free(f);
 }

@@ -17,6 +17,9 @@
  * the reader's version: every file owns 100000 lines). */
 #define CTR_CTFS_LINES_PER_FILE 100000u
 #define CTR_CTFS_NO_RETURN 0xff /* call_stream.nim's VoidReturnMarker */
+/* Room for a values record's length (under 16 KiB: 2 bytes), tag and
+ * count (under 128: 1 byte); other records move their values once. */
+#define VALS_ROOM 4
 _Static_assert(CTR_CTFS_STEPS_CHUNK % CTR_CTFS_VALUES_CHUNK == 0,
                "a values chunk divides a steps chunk");
 
@@ -50,8 +53,11 @@ struct ctr_ctfs_s {
   bool held, held_step;
   uint64_t held_pos;  /* a step's global line index */
   ctr_buf_t held_rec; /* a thread record's bytes */
-  ctr_buf_t vals;     /* (varname id, length, CBOR) per value */
-  uint32_t nvals;
+  /* The held step's values record, written in place at the end of the
+   * values chunk (ctr_ctfs_chunks_begin): it holds most of a trace's
+   * bytes, too many to copy twice. */
+  size_t vals_at; /* where it starts in values.open */
+  uint32_t nvals; /* (varname id, length, CBOR) per value so far */
   uint64_t nsteps; /* records, the held one included */
   uint64_t cursor; /* the last position written to steps */
 
@@ -189,13 +195,16 @@ static int seal(ctr_ctfs_t *w) {
   w->held = false;
   ctr_buf_t *r = &w->rec;
   r->len = 0;
+  int rc;
   if (w->nvals) {
     ctr_buf_add(r, "\0", 1); /* StepValues */
     ctr_ctfs_varint(r, w->nvals);
-    ctr_buf_add(r, w->vals.data, w->vals.len);
+    rc = ctr_ctfs_chunks_end(&w->values, w->vals_at, VALS_ROOM, r->data,
+                             r->len);
+  } else {
+    rc = ctr_ctfs_chunks_add(&w->values, "", 0);
   }
-  w->vals.len = 0, w->nvals = 0;
-  int rc = ctr_ctfs_chunks_add(&w->values, r->data, r->len);
+  w->nvals = 0;
   if (rc < 0)
     return keep(w, rc);
   r->len = 0;
@@ -238,9 +247,11 @@ int ctr_ctfs_value(ctr_ctfs_t *w, uint64_t varname_id, const void *cbor,
     return CTR_ESTATE;
   if (varname_id >= w->varnames.table.count)
     return CTR_ERANGE;
-  ctr_ctfs_varint(&w->vals, varname_id);
-  ctr_ctfs_varint(&w->vals, n);
-  ctr_buf_add(&w->vals, cbor, n);
+  if (w->nvals == 0)
+    w->vals_at = ctr_ctfs_chunks_begin(&w->values, VALS_ROOM);
+  ctr_ctfs_varint(&w->values.open, varname_id);
+  ctr_ctfs_varint(&w->values.open, n);
+  ctr_buf_add(&w->values.open, cbor, n);
   w->nvals++;
   return 0;
 }
@@ -593,7 +604,6 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
   free(w->pending);
   free(w->stack);
   ctr_buf_free(&w->held_rec);
-  ctr_buf_free(&w->vals);
   ctr_buf_free(&w->rec);
   ctr_buf_free(&w->meta);
   free(w);

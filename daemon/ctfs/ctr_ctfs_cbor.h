@@ -6,8 +6,10 @@
  * fields in declaration order, every key a text string, integers in their
  * shortest form. Two shapes follow CodeTracer's Nim reader (cbor.nim), which
  * decodes strictly, where it differs: Float "f" is a CBOR float64, and Bool
- * also carries "text" ("true"/"false"), a field serde ignores. Values are
- * untrusted and checked here. */
+ * also carries "text" ("true"/"false"), a field serde ignores. A Struct
+ * with fields also carries their names, "field_names" after
+ * "field_values" (cbor.nim's optional key; types.dat holds type names
+ * only). Values are untrusted and checked here. */
 #ifndef CTR_CTFS_CBOR_H
 #define CTR_CTFS_CBOR_H
 
@@ -25,6 +27,9 @@ typedef struct ctr_ctfs_value_ops_s {
    * NULL to refuse EXT as any other kind. */
   int (*ext)(void *ctx, const msgpack_object *o, ctr_buf_t *out,
              uint32_t depth, const char **why);
+  /* Appends the name of struct field vid (a shim name id) as a CBOR text,
+   * or returns a negative code. NULL: Structs carry no "field_names". */
+  int (*field)(void *ctx, uint32_t vid, ctr_buf_t *out);
 } ctr_ctfs_value_ops_t;
 
 /* Appends one ValueRecord. Wire DEF and REF are refused: the daemon
@@ -36,6 +41,13 @@ int ctr_ctfs_cbor_value(const ctr_ctfs_value_ops_t *ops,
 int ctr_ctfs_cbor_value_at(const ctr_ctfs_value_ops_t *ops,
                            const msgpack_object *o, ctr_buf_t *out,
                            uint32_t depth, const char **why);
+
+/* The same for a value that holds no other value (ctr_flat_var_t's kinds:
+ * None, Bool, Int, Float, String, Raw, Error) of kind vk and shim type
+ * tid, its payload p (NULL for None), as ctr_proto_read_flat decoded it. */
+int ctr_ctfs_cbor_scalar(const ctr_ctfs_value_ops_t *ops, uint32_t vk,
+                         uint32_t tid, const msgpack_object *p, ctr_buf_t *out,
+                         const char **why);
 
 /* CBOR heads: major type (0-7) and argument in the shortest form. */
 void ctr_ctfs_cbor_head(ctr_buf_t *b, unsigned major, uint64_t v);

@@ -52,6 +52,16 @@ int ctr_ctfs_chunks_init(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
                          const char *name, uint32_t chunk_size, bool prefixed);
 /* Adds one record; a full chunk is written and published. */
 int ctr_ctfs_chunks_add(ctr_ctfs_chunks_t *c, const void *rec, size_t n);
+/* A record of a prefixed stream written in place, for records too large
+ * to copy twice: begin leaves room for about room bytes of length prefix
+ * and head at the end of c->open and returns where the record starts; the
+ * caller appends its body to c->open; end puts the prefix and head (hn
+ * bytes) before the body, moving the body when the room was not right,
+ * and adds the record as ctr_ctfs_chunks_add does. Nothing else may touch
+ * c in between. */
+size_t ctr_ctfs_chunks_begin(ctr_ctfs_chunks_t *c, size_t room);
+int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
+                        const void *head, size_t hn);
 /* Publishes the open chunk as it is. */
 int ctr_ctfs_chunks_flush(ctr_ctfs_chunks_t *c);
 void ctr_ctfs_chunks_free(ctr_ctfs_chunks_t *c);
@@ -68,8 +78,18 @@ int ctr_ctfs_table_init(ctr_ctfs_table_t *t, ctr_ctfs_box_t *box,
 int ctr_ctfs_table_add(ctr_ctfs_table_t *t, const void *rec, size_t n);
 int ctr_ctfs_table_publish(ctr_ctfs_table_t *t);
 
-/* LEB128 varints as the Nim varint.nim writes them; signed ones zigzag. */
-void ctr_ctfs_varint(ctr_buf_t *b, uint64_t v);
-void ctr_ctfs_svarint(ctr_buf_t *b, int64_t v);
+/* LEB128 varints as the Nim varint.nim writes them; signed ones zigzag.
+ * Inline: every value of every step has two. */
+static inline void ctr_ctfs_varint(ctr_buf_t *b, uint64_t v) {
+  ctr_buf_reserve(b, 10);
+  while (v >= 0x80) {
+    b->data[b->len++] = (char)(v | 0x80);
+    v >>= 7;
+  }
+  b->data[b->len++] = (char)v;
+}
+static inline void ctr_ctfs_svarint(ctr_buf_t *b, int64_t v) {
+  ctr_ctfs_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
 
 #endif

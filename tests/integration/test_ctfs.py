@@ -111,9 +111,9 @@ def listing(test, folder, *opts):
 
 
 def without_names(text):
-    """Point(x=3, y=-4) as Point(3, -4): CTFS types hold names only, so its
-    Struct values carry no field names (docs/ctfs.md). Argument names go
-    too (the caller checks them). Thread ids differ from run to run, and
+    """Point(x=3, y=-4) as Point(3, -4): field names are checked on their
+    own (test_*_objects_show_field_names). Argument names go too (the
+    caller checks them). Thread ids differ from run to run, and
     so does the shape of a Thread object's (truncated) line."""
     text = re.sub(r"(?<=[(,] )[@\w]+=|(?<=\()[@\w]+=", "", text)
     text = re.sub(r"\[thread \d+\]", "[thread N]", text)
@@ -225,6 +225,32 @@ class CtfsLikeJson(TempDirTest):
         self.assertIn("← return 10", text)
         self.assertNotIn("y = 10", text)
         self.assertNotIn("y=10", text)
+
+    def assert_field_names(self, lang, python="python3"):
+        """Objects read back with their field names, as in the JSON trace:
+        the CTFS Struct value carries them ("field_names"), and the reader
+        declares the class's Struct type with them."""
+        folder, ctfs = self.record_both(lang, python)
+        want = "Point(@x=3, @y=-4)" if lang == "ruby" else "Point(x=3, y=-4)"
+        json_text, ctfs_text = listing(self, folder), listing(self, ctfs)
+        self.assertIn("p = " + want, json_text)
+        self.assertIn("p = " + want, ctfs_text)
+        self.assertEqual([l for l in ctfs_text.splitlines() if "Point(" in l],
+                         [l for l in json_text.splitlines() if "Point(" in l])
+        types = [json.loads(line)["Type"] for line in listing(self, ctfs, "--json").splitlines()
+                 if line.startswith('{"Type"')]
+        fields = [[f["name"] for f in t["specific_info"]["fields"]] for t in types
+                  if t["lang_type"] == "Point" and "specific_info" in t]
+        at = "@" if lang == "ruby" else ""
+        self.assertIn([at + "x", at + "y"], fields)
+        res = run([CTRECCTL, "check", ctfs])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+
+    def test_ruby_objects_show_field_names(self):
+        self.assert_field_names("ruby")
+
+    def test_python_objects_show_field_names(self):
+        each_python(self, lambda py: self.assert_field_names("python", py))
 
     def test_format_option_is_checked(self):
         res = run([CTRECCTL, "record", "--format", "xml", "--", "true"])

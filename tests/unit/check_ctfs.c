@@ -15,6 +15,7 @@
 #include "ctr_ctfs_box.h"
 #include "ctr_ctfs_cbor.h"
 #include "ctr_ctfs_read.h"
+#include "ctr_ctfs_stream.h"
 #include "ctr_error.h"
 #include "ctr_proto.h"
 
@@ -112,7 +113,18 @@ static int64_t type_plus_100(void *ctx, uint32_t tid) {
   return tid < 50 ? (int64_t)tid + 100 : CTR_ERANGE;
 }
 
-static const ctr_ctfs_value_ops_t ops = {.type = type_plus_100, .max_depth = 3};
+/* Field name id vid is named "f<vid>", up to 19. */
+static int field_f(void *ctx, uint32_t vid, ctr_buf_t *out) {
+  char name[4];
+  if (vid >= 20)
+    return CTR_ERANGE;
+  int n = snprintf(name, sizeof(name), "f%u", vid);
+  ctr_ctfs_cbor_text(out, name, (size_t)n);
+  return 0;
+}
+
+static const ctr_ctfs_value_ops_t ops = {
+    .type = type_plus_100, .max_depth = 3, .field = field_f};
 
 /* The CBOR of the msgpack value built by pack(), or the error code. */
 static int cbor_of(void (*pack)(msgpack_packer *), ctr_buf_t *out) {
@@ -195,6 +207,17 @@ static void pk_struct(msgpack_packer *pk) { /* one field: an error */
   msgpack_pack_str(pk, 1);
   msgpack_pack_str_body(pk, "x", 1);
 }
+static void pk_empty_struct(msgpack_packer *pk) {
+  scalar(pk, CTR_V_STRUCT, 7);
+  msgpack_pack_array(pk, 0);
+}
+static void pk_unknown_field(msgpack_packer *pk) {
+  scalar(pk, CTR_V_STRUCT, 7);
+  msgpack_pack_array(pk, 1);
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_int(pk, 30);
+  pk_none(pk);
+}
 static void pk_def(msgpack_packer *pk) {
   msgpack_pack_array(pk, 3);
   msgpack_pack_int(pk, CTR_V_DEF);
@@ -243,18 +266,71 @@ START_TEST(values_encode_as_rust_serde_cbor) {
                       "elements\x81"
                       "\xa2" KIND "\x64None" TYPE_ID "\x18\x64"
                       "\x68is_slice\xf4" TYPE_ID "\x18\x6a");
+  /* Field names after the values (cbor.nim's "field_names"), none when
+   * there are no fields. */
   EXPECT_CBOR(pk_struct,
-              "\xa3" KIND "\x66Struct\x6c"
+              "\xa4" KIND "\x66Struct\x6c"
               "field_values\x81"
               "\xa3" KIND "\x65"
-              "Error\x63msg\x61x" TYPE_ID "\x18\x64" TYPE_ID "\x18\x6b");
+              "Error\x63msg\x61x" TYPE_ID "\x18\x64"
+              "\x6b"
+              "field_names\x81\x62"
+              "f9" TYPE_ID "\x18\x6b");
+  EXPECT_CBOR(pk_empty_struct, "\xa3" KIND "\x66Struct\x6c"
+                               "field_values\x80" TYPE_ID "\x18\x6b");
   ctr_buf_t b = {0};
+  ck_assert_int_eq(cbor_of(pk_unknown_field, &b), CTR_ERANGE);
   ck_assert_int_eq(cbor_of(pk_def, &b), CTR_EPROTO);
   ck_assert_int_eq(cbor_of(pk_unknown_type, &b), CTR_ERANGE);
   ck_assert_int_eq(cbor_of(pk_deep, &b), CTR_ELIMIT);
   ck_assert_int_eq(cbor_of(pk_bad_bool, &b), CTR_EPROTO);
   ck_assert_uint_eq(b.len, 0); /* nothing left behind by a failure */
   ctr_buf_free(&b);
+}
+END_TEST
+
+/* ctr_ctfs_cbor_scalar, given what ctr_proto_read_flat decodes, writes the
+ * bytes ctr_ctfs_cbor_value writes for the same value, and refuses what is
+ * not a value holding no other value. */
+START_TEST(flat_values_encode_as_values) {
+  void (*packs[])(msgpack_packer *) = {pk_int,   pk_bool, pk_string,
+                                       pk_float, pk_none};
+  for (size_t k = 0; k < sizeof(packs) / sizeof(*packs); k++) {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    ctr_buf_t want = {0}, got = {0};
+    const char *why = NULL;
+    size_t off = 0;
+    uint32_t vk, tid;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    packs[k](&pk);
+    msgpack_unpacked_init(&u);
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(cbor_of(packs[k], &want), 0);
+    const msgpack_object *a = u.data.via.array.ptr;
+    ck_assert(ctr_obj_u32(&a[0], &vk) && ctr_obj_u32(&a[1], &tid));
+    ck_assert_int_eq(ctr_ctfs_cbor_scalar(&ops, vk, tid,
+                                          u.data.via.array.size > 2 ? &a[2]
+                                                                    : NULL,
+                                          &got, &why),
+                     0);
+    ck_assert_uint_eq(got.len, want.len);
+    ck_assert(memcmp(got.data, want.data, got.len) == 0);
+    /* A bad type id or a kind holding values leaves nothing behind. */
+    ck_assert_int_eq(ctr_ctfs_cbor_scalar(&ops, vk, 60, NULL, &got, &why),
+                     CTR_ERANGE);
+    ck_assert_int_eq(ctr_ctfs_cbor_scalar(&ops, CTR_V_SEQ, tid, &a[1], &got,
+                                          &why),
+                     CTR_EPROTO);
+    ck_assert_uint_eq(got.len, want.len);
+    ctr_buf_free(&want);
+    ctr_buf_free(&got);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+  }
 }
 END_TEST
 
@@ -533,6 +609,70 @@ START_TEST(readable_from_open_on) {
 END_TEST
 
 
+/* The records of a stream, copied out. */
+typedef struct recs_s {
+  ctr_buf_t rec[8];
+  uint64_t n;
+} recs_t;
+
+static int keep_rec(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
+  recs_t *rs = ctx;
+  if (i < 8) {
+    rs->rec[i].len = 0;
+    ctr_buf_add(&rs->rec[i], r, n);
+  }
+  rs->n = i + 1;
+  return 0;
+}
+
+/* A values record is written in place with room for a 2-byte length and
+ * a 1-byte count: records that need more, or less, come out the same as
+ * any other (length, tag, count, then the values). */
+START_TEST(values_records_of_every_size_read_back) {
+  static const uint32_t counts[] = {1, 1, 200, 0, 3};
+  static const size_t sizes[] = {5, 20000, 9, 0, 100};
+  ctr_ctfs_t *w;
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/v.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "v", 1), 0);
+  char *cbor = malloc(20000);
+  for (size_t k = 0; k < 20000; k++)
+    cbor[k] = (char)(k * 7);
+  for (size_t i = 0; i < 5; i++) {
+    ck_assert_int_eq(ctr_ctfs_step(w, 0, i + 1), 0);
+    for (uint32_t v = 0; v < counts[i]; v++)
+      ck_assert_int_eq(ctr_ctfs_value(w, 0, cbor, sizes[i]), 0);
+    if (i == 1)
+      ck_assert_int_eq(ctr_ctfs_flush(w), 0); /* the chunk shown open */
+  }
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  ctr_ctfs_image_t img = load();
+  recs_t rs = {0};
+  uint64_t count;
+  ck_assert_int_eq(ctr_ctfs_stream(&img, "values", true, keep_rec, &rs, &count),
+                   0);
+  ck_assert_uint_eq(rs.n, 5);
+  for (size_t i = 0; i < 5; i++) {
+    ctr_buf_t want = {0};
+    if (counts[i]) {
+      ctr_buf_add(&want, "\0", 1);
+      ctr_ctfs_varint(&want, counts[i]);
+      for (uint32_t v = 0; v < counts[i]; v++) {
+        ctr_ctfs_varint(&want, 0);
+        ctr_ctfs_varint(&want, sizes[i]);
+        ctr_buf_add(&want, cbor, sizes[i]);
+      }
+    }
+    ck_assert_uint_eq(rs.rec[i].len, want.len);
+    ck_assert(want.len == 0 || memcmp(rs.rec[i].data, want.data, want.len) == 0);
+    ctr_buf_free(&want);
+    ctr_buf_free(&rs.rec[i]);
+  }
+  free(cbor);
+  ctr_ctfs_image_free(&img);
+}
+END_TEST
+
 /* Returned calls wait for the top-level call in the spill file, written
  * and read back a MiB at a time: megabytes of them, flushed along the
  * way, come out whole and in order. */
@@ -751,8 +891,10 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, container_grows_files_side_by_side);
   tcase_add_test(tc, values_encode_as_rust_serde_cbor);
+  tcase_add_test(tc, flat_values_encode_as_values);
   tcase_add_test(tc, trace_reads_back);
   tcase_add_test(tc, readable_from_open_on);
+  tcase_add_test(tc, values_records_of_every_size_read_back);
   tcase_add_test(tc, every_flush_is_readable);
   tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
