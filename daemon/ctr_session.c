@@ -435,6 +435,11 @@ static int ensure_trace(ctr_session_t *s) {
 
 /* ---- messages ---------------------------------------------------------- */
 
+/* Counts a client reports stick at the maximum instead of wrapping. */
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 static int fail(const char **why, const char *text, int code) {
   *why = text;
   return code;
@@ -989,6 +994,8 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
         !ctr_obj_i64(&f->via.array.ptr[1], &line) ||
         f->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY)
       return fail(why, "STACK frame is not [func_id, line, vars]", CTR_EPROTO);
+    if (line < 0 || line > CTR_LINE_MAX)
+      return fail(why, "STACK frame line out of range", CTR_ERANGE);
     if (fid >= s->in.funcs.n)
       return fail(why, "STACK function id out of range", CTR_ERANGE);
   }
@@ -1137,9 +1144,9 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_LOST:
     /* What the client skipped by the pushed rules is filtering, not loss. */
     if (m->u.lost.cause.len == 8 && memcmp(m->u.lost.cause.ptr, "filtered", 8) == 0)
-      s->st.filtered += m->u.lost.count;
+      s->st.filtered = sat_add(s->st.filtered, m->u.lost.count);
     else
-      s->st.lost += m->u.lost.count;
+      s->st.lost = sat_add(s->st.lost, m->u.lost.count);
     return 0;
   case CTR_MSG_BYE:
     s->bye = true;
@@ -1335,7 +1342,7 @@ void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
   ctr_pack_kv_u64(pk, "received", s->st.received);
   ctr_pack_kv_u64(pk, "written", s->trace ? ctr_writer_records(s->trace) : 0);
   ctr_pack_kv_str(pk, "trace", dir ? dir : "");
-  ctr_pack_kv_u64(pk, "dropped", s->st.dropped + s->st.lost);
+  ctr_pack_kv_u64(pk, "dropped", sat_add(s->st.dropped, s->st.lost));
 }
 
 void ctr_session_free(ctr_session_t *s) {

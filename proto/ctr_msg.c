@@ -380,6 +380,8 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
       FAIL("id is not an unsigned 32-bit integer");
     if (!ctr_obj_i64(&f[3], &m->u.func.line))
       FAIL("line is not an integer");
+    if (m->u.func.line < 0 || m->u.func.line > CTR_LINE_MAX)
+      FAIL("line out of range");
     if (!ctr_obj_str(&f[4], &m->u.func.name))
       FAIL("name is not a string");
     m->u.func.module = (ctr_str_t){0};
@@ -406,6 +408,8 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
       FAIL("id is not an unsigned 32-bit integer");
     if (!ctr_obj_i64(&f[2], &m->u.step.line))
       FAIL("line is not an integer");
+    if (m->u.step.line < 0 || m->u.step.line > CTR_LINE_MAX)
+      FAIL("line out of range");
     return 0;
   case CTR_MSG_CALL:
     if (!ctr_obj_u32(&f[1], &m->u.call.func_id))

@@ -20,6 +20,10 @@
  * integer goes as ctr_pack_v_bigint_over's RAW "<integer of N bits>". */
 #define CTR_BIGINT_MAX 4096
 
+/* Lines are 1-based (0 where an interpreter has none); a line past this
+ * is no source line, and CodeTracer's readers keep lines in 32 bits. */
+#define CTR_LINE_MAX INT32_MAX
+
 /* Frame header: u32 little-endian payload length. */
 #define CTR_FRAME_HEADER 4
 

@@ -178,6 +178,38 @@ class BadInputTest(TempDirTest):
             off.stop()
         self.finish_good_client()
 
+    def test_lines_out_of_range(self):
+        """A line CodeTracer cannot place is refused, never written."""
+        decl = mp([10, 0, "/tmp/a.rb"])
+        for payload in (mp([20, 0, -1]), mp([20, 0, 2**31]),
+                        mp([11, 0, 0, -5, "f"]),
+                        mp([11, 0, 0, 1, "f"]) + mp([29, 0, [[0, -3, []]]])):
+            with self.subTest(payload=payload):
+                self.expect_rejected(decl + payload, "line out of range")
+        self.finish_good_client()
+
+    def test_paths_naming_no_file(self):
+        for path in ("/", "//", "/tmp//a.rb", "/tmp/"):
+            with self.subTest(path=path):
+                self.expect_rejected(mp([10, 0, path]), "path")
+        self.finish_good_client()
+
+    def test_lost_count_saturates(self):
+        """Counts a client reports stop at the largest u64, never wrap."""
+        prog = os.path.join(self.tmp, "lossy.rb")
+        with open(prog, "w") as f:
+            f.write("a = 1\n")
+        s = connect(self.daemon.sock)
+        s.sendall(frame(hello(program=prog)))
+        top = 2**64 - 1
+        s.sendall(frame(mp([10, 0, prog]) + mp([20, 0, 1]) + mp([30, top, "queue full"]) +
+                        mp([30, 2, "queue full"]) + mp([4, 0])))
+        s.close()
+        self.finish_good_client()
+        folders = [f for f in trace_folders(self.daemon.out) if Trace(f).meta["program"] == prog]
+        self.assertEqual(len(folders), 1)
+        self.assertEqual(Trace(folders[0]).meta["ctrec"]["counters"]["lost"], top)
+
     def test_bad_input_after_events_keeps_trace(self):
         """A session that breaks the protocol mid-stream keeps what it sent,
         in a valid trace marked aborted."""

@@ -1023,8 +1023,13 @@ START_TEST(test_decode_ids) {
   msgpack_pack_int(&pk, 1);
   ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
 
-  /* Lines are signed: a negative line is the consumer's call. */
+  /* A line CodeTracer cannot place is refused, whoever consumes it. */
   ctr_pack_step(&pk, 0, -1);
+  ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
+  ck_assert_str_eq(why, "line out of range");
+  ctr_pack_step(&pk, 0, (int64_t)INT32_MAX + 1);
+  ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
+  ctr_pack_step(&pk, 0, 0);
   ck_assert_int_eq(decode_packed(&why), 0);
   msgpack_pack_array(&pk, 3);
   msgpack_pack_int(&pk, CTR_MSG_STEP);
@@ -1259,11 +1264,12 @@ START_TEST(test_paths) {
     size_t n = ctr_path_normalize(buf);
     ck_assert_str_eq(buf, cases[i][1]);
     ck_assert_uint_eq(n, strlen(cases[i][1]));
-    ck_assert(ctr_path_ok(buf, n));
+    /* "/" is a normalized path but names no file. */
+    ck_assert(ctr_path_ok(buf, n) == (n > 1));
   }
-  static const char *const bad[] = {"",      "a/b",    "/a/./b", "/a/../b",
-                                    "/..",   "/a/.",   "<a/b>",  "<a",
-                                    "./x",   "<>x",    "/a/b/.."};
+  static const char *const bad[] = {"",    "a/b", "/a/./b", "/a/../b", "/..", "/a/.",
+                                    "<a/b>", "<a", "./x",   "<>x",     "/a/b/..",
+                                    "/",   "//",  "/a//b",  "/a/"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(!ctr_path_ok(bad[i], strlen(bad[i])), "%s", bad[i]);
   ck_assert(ctr_path_ok("<eval:3>", 8));
