@@ -1,12 +1,13 @@
 """Bad input closes only the offending connection, with a logged reason; a
 concurrent real Ruby client keeps recording and its trace completes."""
+import json
 import os
 import struct
 import subprocess
 import time
 
-from harness import (RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame, hello, mp,
-                     read_until_closed, trace_folders, validate)
+from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame, hello, mp,
+                     read_until_closed, record, trace_folders, validate)
 
 GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -209,6 +210,52 @@ class BadInputTest(TempDirTest):
         folders = [f for f in trace_folders(self.daemon.out) if Trace(f).meta["program"] == prog]
         self.assertEqual(len(folders), 1)
         self.assertEqual(Trace(folders[0]).meta["ctrec"]["counters"]["lost"], top)
+
+    def test_client_text_cannot_forge_log_lines_or_escapes(self):
+        """A program name with a newline and escape sequences is printed
+        escaped by the daemon's log and by ctrecctl status."""
+        evil = "/tmp/x.rb\nctrecd: error: forged\x1b[2J\x1b]0;owned\x07\u009b31m"
+        s = connect(self.daemon.sock)
+        s.sendall(frame(hello(program=evil)) + frame(mp([10, 0, "/tmp/x.rb"]) + mp([20, 0, 1])))
+        deadline = time.time() + 10
+        while "forged" not in self.daemon.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+        log = self.daemon.read_log()
+        self.assertIn("\\x0actrecd: error: forged\\x1b[2J", log)
+        for line in log.splitlines():
+            self.assertFalse(line.startswith("ctrecd: error: forged"), line)
+        for bad in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(bad, log)
+        res = subprocess.run([CTRECCTL, "status", "-s", self.daemon.sock], capture_output=True)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        shown = res.stdout.decode()
+        self.assertIn("\\x0actrecd:", shown)
+        for bad in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(bad, shown)
+        self.assertFalse([l for l in shown.splitlines() if l.startswith("ctrecd: error")])
+        # The JSON form carries the name exactly, as valid JSON.
+        res = subprocess.run([CTRECCTL, "status", "--json", "-s", self.daemon.sock],
+                             capture_output=True)
+        programs = [json.loads(l)["program"] for l in res.stdout.decode().splitlines()]
+        self.assertIn(evil, programs)
+        s.close()
+        self.finish_good_client()
+
+    def test_program_output_is_shown_escaped_by_follow(self):
+        prog = os.path.join(self.tmp, "esc.rb")
+        with open(prog, "w") as f:
+            f.write('print "clear\\e[2Jnow\\n"\nx = "a\\e]0;t\\a"\nputs x\n')
+        out = os.path.join(self.tmp, "esc")
+        res = record(["ruby", prog], out)
+        self.assertEqual(res.stdout, b"clear\x1b[2Jnow\na\x1b]0;t\x07\n")
+        folder, = trace_folders(out)
+        shown = subprocess.run([CTRECCTL, "follow", folder], capture_output=True,
+                               timeout=30).stdout.decode()
+        self.assertIn("[stdout] clear\\x1b[2Jnow", shown)
+        self.assertIn('x = "a\\x1b]0;t\\x07"', shown)
+        self.assertNotIn("\x1b", shown)
+        self.assertNotIn("\x07", shown)
+        self.finish_good_client()
 
     def test_bad_input_after_events_keeps_trace(self):
         """A session that breaks the protocol mid-stream keeps what it sent,
