@@ -101,6 +101,10 @@ static const struct opt opts[] = {
      "Largest source file copied into a trace, in bytes.", NULL},
     {"limits.max_sessions", OPT_UINT, OFF(max_sessions), "1024", 1, 65536, NULL,
      "Most clients connected at the same time.", NULL},
+    {"limits.max_threads", OPT_UINT, OFF(max_threads), "4096", 1, 1048576,
+     NULL, "Most threads a session keeps; past it a new thread takes the "
+     "place of one with no call open, and a client with more threads "
+     "with calls open is refused.", NULL},
     {"limits.value_depth", OPT_UINT, OFF(value_depth), "3", 0, 64, NULL,
      "How deep the shims descend into nested values.", NULL},
     {"limits.value_length", OPT_UINT, OFF(value_length), "32", 0, 1048576, NULL,

@@ -203,7 +203,7 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->hooks = *hooks;
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
-  ctr_stacks_init(&s->threads);
+  ctr_stacks_init(&s->threads, cfg->max_threads);
   s->filter = ctr_filter_ref(cfg->filter);
   make_wire_rules(s);
   ctr_filter_values(s->filter, &s->nvalue_rules);
@@ -449,9 +449,15 @@ static ctr_thread_t *cur_thread(ctr_session_t *s) {
   return ctr_stacks_cur(&s->threads);
 }
 
-static void switch_thread(ctr_session_t *s, uint64_t id) {
-  if (ctr_stacks_switch(&s->threads, id) && s->trace)
+static int switch_thread(ctr_session_t *s, uint64_t id, const char **why) {
+  int rc = ctr_stacks_switch(&s->threads, id);
+
+  if (rc < 0)
+    return fail(why, "more threads with calls open than limits.max_threads",
+                CTR_ELIMIT);
+  if (rc > 0 && s->trace)
     ctr_writer_thread(s->trace, id);
+  return 0;
 }
 
 static void event_record(ctr_session_t *s, int kind, const char *text,
@@ -999,7 +1005,8 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     if (fid >= s->in.funcs.n)
       return fail(why, "STACK function id out of range", CTR_ERANGE);
   }
-  switch_thread(s, m->u.stack.thread);
+  if ((rc = switch_thread(s, m->u.stack.thread, why)) != 0)
+    return rc;
   t = cur_thread(s);
   /* Frames the daemon already knows (the same functions from the bottom)
    * keep their state; the calls that ended meanwhile are closed in the
@@ -1049,7 +1056,8 @@ static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_MARK:
     return event(s, CTR_EV_TRACE_LOG, m->u.mark.text, none, why);
   case CTR_MSG_THREAD:
-    switch_thread(s, m->u.thread.id);
+    if (switch_thread(s, m->u.thread.id, why) != 0)
+      return CTR_ELIMIT;
     /* A thread that runs for the first time in this interval. */
     if (s->trace && gate_closed(s) == NULL)
       open_frames(s, cur_thread(s));

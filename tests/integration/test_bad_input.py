@@ -257,6 +257,42 @@ class BadInputTest(TempDirTest):
         self.assertNotIn("\x07", shown)
         self.finish_good_client()
 
+    def test_many_threads_cost_linear_time(self):
+        """300,000 distinct thread ids in one frame (a quadratic lookup
+        held the loop for minutes) leave the daemon answering at once."""
+        os.mkdir(os.path.join(self.tmp, "big"))
+        big = Daemon(os.path.join(self.tmp, "big"))
+        try:
+            s = connect(big.sock)
+            s.sendall(frame(hello(program="/tmp/threads.rb")) +
+                      frame(mp([10, 0, "/tmp/threads.rb"]) + mp([20, 0, 1])))
+            s.sendall(frame(b"".join(mp([26, 2**40 + i * 4096]) for i in range(300000))))
+            time.sleep(0.5)
+            started = time.monotonic()
+            res = subprocess.run([CTRECCTL, "status", "-t", "60", "-s", big.sock],
+                                 capture_output=True, timeout=120)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertIn(b"/tmp/threads.rb", res.stdout)
+            self.assertLess(time.monotonic() - started, 10)
+            s.close()
+        finally:
+            big.stop()
+        self.finish_good_client()
+
+    def test_threads_with_calls_open_are_bounded(self):
+        os.mkdir(os.path.join(self.tmp, "few"))
+        few = Daemon(os.path.join(self.tmp, "few"), extra=["--set", "limits.max_threads=8"])
+        try:
+            decl = mp([10, 0, "/tmp/a.rb"]) + mp([11, 0, 0, 1, "f"]) + mp([20, 0, 1])
+            # Idle threads come and go without bound ...
+            idle = b"".join(mp([26, i]) + mp([20, 0, 1]) for i in range(1, 1000))
+            # ... but the ninth thread with a call open is one too many.
+            busy = b"".join(mp([26, i]) + mp([21, 0, []]) for i in range(2000, 2009))
+            self.expect_rejected(decl + idle + busy, "limits.max_threads", daemon=few)
+        finally:
+            few.stop()
+        self.finish_good_client()
+
     def test_bad_input_after_events_keeps_trace(self):
         """A session that breaks the protocol mid-stream keeps what it sent,
         in a valid trace marked aborted."""
