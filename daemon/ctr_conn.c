@@ -180,7 +180,7 @@ static int refuse(ctr_conn_t *c, int code, const char *why) {
 }
 
 bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c) {
-  return viewer->uid == 0 || viewer->uid == c->uid;
+  return viewer->cred.uid == 0 || viewer->cred.uid == c->cred.uid;
 }
 
 static void reply_status(ctr_conn_t *c) {
@@ -230,7 +230,7 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   hooks.arg = c;
   hooks.trace_closed = on_trace_closed;
   hooks.send = send_control;
-  rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, c->uid,
+  rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, &c->cred,
                        &hooks);
   if (rc != 0)
     return fail(c, rc, "cannot create a session");
@@ -238,8 +238,8 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   c->role = CTR_ROLE_RECORD;
   c->sid = ctr_session_id(c->session);
   snprintf(c->peer, sizeof(c->peer), "session %llu (pid %lld uid %u)",
-           (unsigned long long)ctr_session_id(c->session), (long long)c->pid,
-           (unsigned)c->uid);
+           (unsigned long long)ctr_session_id(c->session), (long long)c->cred.pid,
+           (unsigned)c->cred.uid);
   CTR_DEBUG("%s: hello from %.*s", c->peer, (int)h->program.len,
             h->program.ptr ? h->program.ptr : "");
   /* Told first, so a follower knows of the session before its process can
@@ -325,7 +325,7 @@ static int control(ctr_conn_t *c, const ctr_msg_t *m) {
     start_stop(c, m);
     return 0;
   case CTR_MSG_RELOAD:
-    if (c->uid != 0 && c->uid != getuid())
+    if (c->cred.uid != 0 && c->cred.uid != getuid())
       return refuse(c, CTR_EPERM, "only the daemon's user may reload it");
     if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
       return refuse(c, CTR_ECONFIG, err);
@@ -482,15 +482,19 @@ int ctr_conn_accept(ctr_server_t *srv) {
     uv_close((uv_handle_t *)&c->pipe, on_closed);
     return rc;
   }
-  c->pid = -1;
-  c->uid = (uid_t)-1;
+  c->cred.pid = c->cred.ppid = -1;
+  c->cred.uid = (uid_t)-1;
+  c->cred.gid = (gid_t)-1;
   if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
-    c->pid = cred.pid;
-    c->uid = cred.uid;
+    c->cred.pid = cred.pid;
+    c->cred.uid = cred.uid;
+    c->cred.gid = cred.gid;
+    if (cred.pid > 0)
+      c->cred.ppid = ctr_feed_parent(cred.pid);
   }
-  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->pid,
-           (unsigned)c->uid);
+  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->cred.pid,
+           (unsigned)c->cred.uid);
   c->next = srv->conns;
   if (srv->conns)
     srv->conns->prev = c;

@@ -28,8 +28,7 @@ struct ctr_conn_s {
   uint64_t *watched; /* follow: ids of the sessions the feed reports */
   uint32_t nwatched;
   char peer[64]; /* "pid 123 uid 1000" for log lines */
-  int64_t pid;
-  uid_t uid;
+  ctr_peer_t cred; /* the socket's peer credentials */
   bool closing;
   size_t queued; /* bytes in write requests not yet completed */
   ctr_conn_t *prev, *next;

@@ -42,7 +42,9 @@ struct ctr_session_s {
   bool floats_as_strings; /* output.float_format at HELLO */
   const ctr_writer_backend_t *format; /* output.format at HELLO */
   uid_t uid;
-  int64_t pid, ppid;
+  gid_t gid;
+  int64_t pid, ppid;             /* by the kernel */
+  int64_t claimed_pid, claimed_ppid; /* by HELLO */
   char *lang, *lang_version, *program, *cwd;
   char **args;
   size_t nargs;
@@ -172,8 +174,8 @@ static int64_t now_ms(void) {
 }
 
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
-                    const ctr_hello_t *h, uint64_t id, uid_t uid,
-                    const ctr_session_hooks_t *hooks) {
+                    const ctr_hello_t *h, uint64_t id,
+                    const ctr_peer_t *peer, const ctr_session_hooks_t *hooks) {
   ctr_session_t *s = calloc(1, sizeof(*s));
   uint32_t i;
 
@@ -181,14 +183,17 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
     return CTR_ENOMEM;
   s->id = id;
   s->cfg = ctr_config_ref(cfg);
-  s->uid = uid;
-  s->pid = h->pid;
-  s->ppid = h->ppid;
+  s->uid = peer->uid;
+  s->gid = peer->gid;
+  s->pid = peer->pid;
+  s->ppid = peer->ppid;
+  s->claimed_pid = h->pid;
+  s->claimed_ppid = h->ppid;
   s->lang = dup_str(h->lang, "unknown");
   s->lang_version = dup_str(h->lang_version, "");
   s->program = dup_str(h->program, "");
   s->cwd = dup_str(h->cwd, "/");
-  ctr_intern_init(&s->in, id, s->lang, uid, cfg->max_ids, cfg->max_source);
+  ctr_intern_init(&s->in, id, s->lang, peer->uid, cfg->max_ids, cfg->max_source);
   s->nargs = h->args ? h->args->via.array.size : 0;
   s->args = ctr_xmalloc(sizeof(*s->args) * (s->nargs ? s->nargs : 1));
   for (i = 0; i < s->nargs; i++) {
@@ -1189,7 +1194,10 @@ static void write_meta(ctr_session_t *s) {
       .lang_version = s->lang_version,
       .pid = s->pid,
       .ppid = s->ppid,
+      .claimed_pid = s->claimed_pid,
+      .claimed_ppid = s->claimed_ppid,
       .uid = s->uid,
+      .gid = s->gid,
       .interval = s->interval,
       .start = s->interval_start,
       .end = s->interval_end,

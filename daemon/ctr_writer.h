@@ -66,8 +66,9 @@ typedef struct ctr_writer_var_s {
 typedef struct ctr_writer_meta_s {
   uint64_t session;
   const char *state, *lang, *lang_version;
-  int64_t pid, ppid;
-  uint64_t uid;
+  int64_t pid, ppid;                 /* the kernel's */
+  int64_t claimed_pid, claimed_ppid; /* HELLO's, a note where they differ */
+  uint64_t uid, gid;
   uint32_t interval;
   time_t start, end;      /* end 0: still recording */
   const char *end_reason; /* or NULL */

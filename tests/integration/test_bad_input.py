@@ -293,6 +293,46 @@ class BadInputTest(TempDirTest):
             few.stop()
         self.finish_good_client()
 
+    def test_pid_comes_from_the_kernel(self):
+        """A HELLO claiming pid 1 (or -5) is recorded, shown and matched by
+        the connecting process's real pid; the claim stays as a note."""
+        for claim in (1, -5):
+            with self.subTest(claim=claim):
+                prog = os.path.join(self.tmp, f"liar{claim}.rb")
+                with open(prog, "w") as f:
+                    f.write("a = 1\n")
+                hi = mp([1, {"version": 1, "role": "record", "lang": "ruby",
+                             "lang_version": "3.1", "shim_version": "test", "pid": claim,
+                             "ppid": claim, "program": prog, "args": [], "cwd": "/tmp",
+                             "realtime_ns": time.time_ns(), "mono_ns": time.monotonic_ns()}])
+                s = connect(self.daemon.sock)
+                s.sendall(frame(hi) + frame(mp([10, 0, prog]) + mp([20, 0, 1])))
+                deadline = time.time() + 10
+                while prog not in self.daemon.read_log() and time.time() < deadline:
+                    time.sleep(0.05)
+                res = subprocess.run([CTRECCTL, "status", "--json", "-s", self.daemon.sock],
+                                     capture_output=True)
+                mine = [json.loads(l) for l in res.stdout.decode().splitlines()
+                        if json.loads(l)["program"] == prog]
+                self.assertEqual([m["pid"] for m in mine], [os.getpid()])
+                stop = subprocess.run([CTRECCTL, "stop", "--pid", str(max(claim, 1)), "-s",
+                                       self.daemon.sock], capture_output=True)
+                self.assertNotIn(prog.encode(), stop.stdout)
+                stop = subprocess.run([CTRECCTL, "stop", "--pid", str(os.getpid()), "-s",
+                                       self.daemon.sock], capture_output=True)
+                self.assertEqual(stop.returncode, 0, stop.stderr)
+                s.close()
+        self.finish_good_client()
+        for claim in (1, -5):
+            folder, = [f for f in trace_folders(self.daemon.out)
+                       if Trace(f).meta["program"].endswith(f"liar{claim}.rb")]
+            self.assertIn(f"-{os.getpid()}-", os.path.basename(folder))
+            meta = Trace(folder).meta["ctrec"]
+            self.assertEqual((meta["pid"], meta["ppid"]), (os.getpid(), os.getppid()))
+            self.assertEqual((meta["uid"], meta["gid"]), (os.getuid(), os.getgid()))
+            self.assertEqual(meta["claimed"], {"pid": claim, "ppid": claim})
+            validate(self, folder)
+
     def test_bad_input_after_events_keeps_trace(self):
         """A session that breaks the protocol mid-stream keeps what it sent,
         in a valid trace marked aborted."""

@@ -460,6 +460,7 @@ static void run_open(run_t *r, const char *yaml, const char *const *sets) {
   ctr_config_override_t o[8];
   ctr_session_hooks_t hooks = {r, closed_cb, NULL};
   ctr_hello_t h = {0};
+  ctr_peer_t peer;
   char err[512] = "", cfgfile[64] = "";
   size_t n = 0;
 
@@ -481,8 +482,13 @@ static void run_open(run_t *r, const char *yaml, const char *const *sets) {
                                     sizeof(err)) == 0, "%s", err);
   h.version = CTR_PROTO_VERSION;
   h.pid = 4242;
+  h.ppid = 1;
   h.program = (ctr_str_t){"/x/p.py", 7};
-  ck_assert_int_eq(ctr_session_new(&r->s, r->cfg, &h, 1, getuid(), &hooks), 0);
+  peer.pid = 4242;
+  peer.ppid = 1;
+  peer.uid = getuid();
+  peer.gid = getgid();
+  ck_assert_int_eq(ctr_session_new(&r->s, r->cfg, &h, 1, &peer, &hooks), 0);
   msgpack_sbuffer_init(&msb);
   msgpack_packer_init(&mpk, &msb, msgpack_sbuffer_write);
 }
