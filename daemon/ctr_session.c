@@ -193,7 +193,7 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->lang_version = dup_str(h->lang_version, "");
   s->program = dup_str(h->program, "");
   s->cwd = dup_str(h->cwd, "/");
-  ctr_intern_init(&s->in, id, s->lang, peer->uid, cfg->max_ids, cfg->max_source);
+  ctr_intern_init(&s->in, id, s->lang, cfg->max_ids, cfg->max_source);
   s->nargs = h->args ? h->args->via.array.size : 0;
   s->args = ctr_xmalloc(sizeof(*s->args) * (s->nargs ? s->nargs : 1));
   for (i = 0; i < s->nargs; i++) {

@@ -306,7 +306,8 @@ class BadInputTest(TempDirTest):
                              "ppid": claim, "program": prog, "args": [], "cwd": "/tmp",
                              "realtime_ns": time.time_ns(), "mono_ns": time.monotonic_ns()}])
                 s = connect(self.daemon.sock)
-                s.sendall(frame(hi) + frame(mp([10, 0, prog]) + mp([20, 0, 1])))
+                s.sendall(frame(hi) + frame(mp([10, 0, prog]) + mp([14, 0, b"a = 1\n"]) +
+                                            mp([20, 0, 1])))
                 deadline = time.time() + 10
                 while prog not in self.daemon.read_log() and time.time() < deadline:
                     time.sleep(0.05)
@@ -333,6 +334,30 @@ class BadInputTest(TempDirTest):
             self.assertEqual(meta["claimed"], {"pid": claim, "ppid": claim})
             validate(self, folder)
 
+    def test_daemon_opens_no_client_named_path(self):
+        """A PATH naming a FIFO (whose open would block) or a file the shim
+        did not send: ctrecd opens neither, copies nothing, keeps serving."""
+        fifo = os.path.join(self.tmp, "trap.rb")
+        os.mkfifo(fifo)
+        secret = os.path.join(self.tmp, "secret.rb")
+        with open(secret, "w") as f:
+            f.write("TOKEN = 'not for the client'\n")
+        prog = os.path.join(self.tmp, "main.rb")
+        s = connect(self.daemon.sock)
+        s.sendall(frame(hello(program=prog)) +
+                  frame(mp([10, 0, fifo]) + mp([20, 0, 1]) + mp([10, 1, secret]) +
+                        mp([20, 1, 1]) + mp([4, 0])))
+        res = subprocess.run([CTRECCTL, "status", "-t", "5", "-s", self.daemon.sock],
+                             capture_output=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        s.close()
+        self.finish_good_client()
+        folder, = [f for f in trace_folders(self.daemon.out) if Trace(f).meta["program"] == prog]
+        self.assertEqual(Trace(folder).line_steps(), [("trap.rb", 1), ("secret.rb", 1)])
+        copied = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(folder, "files"))
+                  for f in fs]
+        self.assertEqual(copied, [])
+
     def test_bad_input_after_events_keeps_trace(self):
         """A session that breaks the protocol mid-stream keeps what it sent,
         in a valid trace marked aborted."""
@@ -341,7 +366,8 @@ class BadInputTest(TempDirTest):
             f.write("a = 1\nb = 2\n")
         s = connect(self.daemon.sock)
         s.sendall(frame(hello(program=prog)))
-        s.sendall(frame(mp([10, 0, prog]) + mp([20, 0, 1]) + mp([20, 0, 2])))
+        s.sendall(frame(mp([10, 0, prog]) + mp([14, 0, b"a = 1\nb = 2\n"]) + mp([20, 0, 1]) +
+                        mp([20, 0, 2])))
         s.sendall(frame(mp([77])))
         read_until_closed(s)
         s.close()
