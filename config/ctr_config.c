@@ -105,6 +105,13 @@ static const struct opt opts[] = {
      NULL, "Most threads a session keeps; past it a new thread takes the "
      "place of one with no call open, and a client with more threads "
      "with calls open is refused.", NULL},
+    {"limits.max_buffered", OPT_UINT, OFF(max_buffered), "268435456",
+     1048576, GIB, NULL, "Bytes of partial frames the daemon holds for all "
+     "clients together; past it the client holding the most is closed.",
+     NULL},
+    {"limits.handshake_timeout_ms", OPT_UINT, OFF(handshake_ms), "5000", 100,
+     600000, NULL, "A connection that has not sent its HELLO within this "
+     "time is closed, as is a control connection idle for as long.", NULL},
     {"limits.value_depth", OPT_UINT, OFF(value_depth), "3", 0, 64, NULL,
      "How deep the shims descend into nested values.", NULL},
     {"limits.value_length", OPT_UINT, OFF(value_length), "32", 0, 1048576, NULL,

@@ -24,6 +24,10 @@
  * is no source line, and CodeTracer's readers keep lines in 32 bits. */
 #define CTR_LINE_MAX INT32_MAX
 
+/* Largest frame before HELLO is accepted: a HELLO, whose arguments are at
+ * most what the kernel lets a program's command line be. */
+#define CTR_HELLO_FRAME_MAX (4u << 20)
+
 /* Frame header: u32 little-endian payload length. */
 #define CTR_FRAME_HEADER 4
 

@@ -1,0 +1,163 @@
+"""Clients that hold the daemon's resources: connections that never say
+HELLO, stalled partial frames, more connections than descriptors. The
+daemon bounds what each holds, says so once in its log, and a real Ruby
+client recording meanwhile completes its trace."""
+import os
+import socket
+import stat
+import struct
+import subprocess
+import time
+
+import harness
+from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame,
+                     hello, mp, trace_folders, validate)
+
+GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def closed_within(s, seconds):
+    """Whether the daemon closed s (EOF or reset) within seconds, reading
+    and dropping whatever it sent first (an ERROR frame)."""
+    s.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if s.recv(65536) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+class HostileTest(TempDirTest):
+    def start(self, *sets, wrapper=None):
+        extra = []
+        for kv in sets:
+            extra += ["--set", kv]
+        saved = harness.CTRECD
+        if wrapper:
+            harness.CTRECD = wrapper
+        try:
+            self.daemon = Daemon(self.tmp, extra=extra)
+        finally:
+            harness.CTRECD = saved
+        self.good = subprocess.Popen(["ruby", GOOD_PROGRAM, "30"], env=self.daemon.env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+
+    def tearDown(self):
+        if getattr(self, "good", None) and self.good.poll() is None:
+            self.good.kill()
+            self.good.wait()
+        super().tearDown()
+
+    def finish_good_client(self):
+        out, err = self.good.communicate(timeout=60)
+        self.assertEqual(self.good.returncode, 0, err)
+        self.assertNotIn(b"ctrec:", err)
+        self.assertIsNone(self.daemon.proc.poll())
+        self.daemon.stop()
+        folders = [f for f in trace_folders(self.daemon.out)
+                   if Trace(f).meta["program"].endswith("slow_counter.rb")]
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.output(), out.decode())
+
+    def test_frame_before_hello_is_bounded(self):
+        self.start()
+        s = connect(self.daemon.sock)
+        s.sendall(struct.pack("<I", 8 << 20) + b"\x00" * 1000)
+        self.assertTrue(closed_within(s, 5))
+        s.close()
+        self.assertIn("frame before HELLO larger than a HELLO needs", self.daemon.read_log())
+        self.finish_good_client()
+
+    def test_silent_and_idle_connections_time_out(self):
+        self.start("limits.handshake_timeout_ms=500")
+        silent = connect(self.daemon.sock)
+        partial = connect(self.daemon.sock)
+        partial.sendall(struct.pack("<I", 1000) + b"\x91")
+        control = connect(self.daemon.sock)
+        control.sendall(frame(hello(role="control")))
+        for s in (silent, partial, control):
+            self.assertTrue(closed_within(s, 5))
+            s.close()
+        self.assertEqual(self.daemon.read_log().count("no HELLO within "
+                                                     "limits.handshake_timeout_ms"), 2)
+        self.finish_good_client()
+
+    def test_stalled_partial_frames_are_bounded(self):
+        """Clients that each send most of a 12 MiB frame and stall: past
+        limits.max_buffered (64 MiB here) the largest holders are closed,
+        the daemon's memory stays bounded and is given back."""
+        self.start("limits.max_buffered=67108864")
+        base = rss_kib(self.daemon.proc.pid)
+        stalled = []
+        for i in range(12):
+            s = connect(self.daemon.sock)
+            s.sendall(frame(hello(program=f"/tmp/stall{i}.rb")))
+            s.recv(65536)  # WELCOME
+            s.sendall(struct.pack("<I", 12 << 20))
+            chunk = b"\x00" * (1 << 20)
+            try:
+                for _ in range(11):
+                    s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            stalled.append(s)
+        time.sleep(0.5)
+        peak = rss_kib(self.daemon.proc.pid)
+        self.assertLess(peak - base, 100 * 1024, "partial frames past limits.max_buffered")
+        log = self.daemon.read_log()
+        self.assertIn("partial frames of all clients past limits.max_buffered", log)
+        closed = sum(closed_within(s, 0.5) for s in stalled)
+        self.assertGreaterEqual(closed, 6)
+        for s in stalled:
+            s.close()
+        time.sleep(0.5)
+        self.assertLess(rss_kib(self.daemon.proc.pid) - base, 16 * 1024,
+                        "memory of closed clients kept")
+        self.finish_good_client()
+
+    def test_more_connections_than_descriptors(self):
+        """A daemon limited to 160 descriptors facing 400 idle connections:
+        it refuses the extra ones (saying so once), times the idle ones out
+        and then serves new clients again."""
+        wrapper = os.path.join(self.tmp, "ctrecd-160")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nulimit -n 160\nexec {harness.CTRECD} \"$@\"\n")
+        os.chmod(wrapper, stat.S_IRWXU)
+        self.start("limits.handshake_timeout_ms=1500", wrapper=wrapper)
+        idle = []
+        for _ in range(400):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(self.daemon.sock)
+            idle.append(s)
+        time.sleep(0.5)
+        log = self.daemon.read_log()
+        self.assertEqual(log.count("refusing new clients"), 1, log)
+        time.sleep(2.5)
+        for s in idle:
+            s.close()
+        res = subprocess.run([CTRECCTL, "status", "-s", self.daemon.sock], capture_output=True,
+                             timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.finish_good_client()
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
