@@ -112,6 +112,13 @@ static const struct opt opts[] = {
     {"limits.handshake_timeout_ms", OPT_UINT, OFF(handshake_ms), "5000", 100,
      600000, NULL, "A connection that has not sent its HELLO within this "
      "time is closed, as is a control connection idle for as long.", NULL},
+    {"limits.client_wait_ms", OPT_UINT, OFF(client_wait_ms), "1000", 1,
+     60000, NULL, "Longest a traced program waits on a daemon that does not "
+     "read (at exit, to send what is left).", NULL},
+    {"limits.client_buffer", OPT_UINT, OFF(client_buffer), "16777216", 65536,
+     GIB, NULL, "Bytes a shim holds unsent while the daemon does not read; "
+     "past it the shim records nothing until the daemon catches up, and "
+     "counts what it left out.", NULL},
     {"limits.value_depth", OPT_UINT, OFF(value_depth), "3", 0, 64, NULL,
      "How deep the shims descend into nested values.", NULL},
     {"limits.value_length", OPT_UINT, OFF(value_length), "32", 0, 1048576, NULL,

@@ -445,6 +445,29 @@ static uint64_t sat_add(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+/* Adds to the total and to the cause's own count. */
+static void count_lost(ctr_session_stats_t *st, ctr_str_t cause, uint64_t n) {
+  ctr_lost_cause_t *c = NULL;
+  uint32_t i;
+
+  st->lost = sat_add(st->lost, n);
+  if (cause.len >= sizeof(c->name))
+    cause.len = sizeof(c->name) - 1;
+  for (i = 0; i < st->nlost_causes && c == NULL; i++)
+    if (strlen(st->lost_causes[i].name) == cause.len &&
+        memcmp(st->lost_causes[i].name, cause.ptr, cause.len) == 0)
+      c = &st->lost_causes[i];
+  if (c == NULL && st->nlost_causes == CTR_LOST_CAUSES) {
+    c = &st->lost_causes[CTR_LOST_CAUSES - 1];
+    strcpy(c->name, "other");
+  } else if (c == NULL) {
+    c = &st->lost_causes[st->nlost_causes++];
+    memcpy(c->name, cause.ptr, cause.len);
+    c->name[cause.len] = '\0';
+  }
+  c->n = sat_add(c->n, n);
+}
+
 static int fail(const char **why, const char *text, int code) {
   *why = text;
   return code;
@@ -1159,7 +1182,7 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
     if (m->u.lost.cause.len == 8 && memcmp(m->u.lost.cause.ptr, "filtered", 8) == 0)
       s->st.filtered = sat_add(s->st.filtered, m->u.lost.count);
     else
-      s->st.lost = sat_add(s->st.lost, m->u.lost.count);
+      count_lost(&s->st, m->u.lost.cause, m->u.lost.count);
     return 0;
   case CTR_MSG_BYE:
     s->bye = true;
@@ -1212,6 +1235,8 @@ static void write_meta(ctr_session_t *s) {
       .filtered = s->st.filtered,
       .dropped = s->st.dropped,
       .lost = s->st.lost,
+      .lost_causes = s->st.lost_causes,
+      .nlost_causes = s->st.nlost_causes,
       .threads = s->threads.n,
       .values = s->values == CTR_VALUES_ALL    ? "all"
                 : s->values == CTR_VALUES_ARGS ? "args"
@@ -1314,6 +1339,8 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
   w->max_string = s->cfg->value_string;
   w->max_nodes = s->cfg->value_budget;
   w->refs = s->value_refs;
+  w->wait_ms = s->cfg->client_wait_ms;
+  w->buffer = s->cfg->client_buffer;
   w->values = s->values == CTR_VALUES_NONE   ? CTR_WV_NONE
               : s->values == CTR_VALUES_ARGS ? CTR_WV_ARGS
                                              : CTR_WV_ALL;

@@ -13,6 +13,7 @@
 
 #include "ctr_config.h"
 #include "ctr_proto.h"
+#include "ctr_writer.h"
 
 typedef struct ctr_session_s ctr_session_t;
 
@@ -23,6 +24,8 @@ typedef struct ctr_session_stats_s {
   uint64_t filtered; /* steps, calls and returns left out by the filter */
   uint64_t dropped;  /* messages that could not be placed (unbalanced) */
   uint64_t lost;     /* events the shim reported as dropped */
+  ctr_lost_cause_t lost_causes[CTR_LOST_CAUSES];
+  uint32_t nlost_causes;
   uint32_t intervals;
 } ctr_session_stats_t;
 

@@ -61,6 +61,14 @@ typedef struct ctr_writer_var_s {
   bool redacted;
 } ctr_writer_var_t;
 
+/* Events a shim reported lost under one cause ("daemon not reading"); the
+ * last of CTR_LOST_CAUSES takes every further cause as "other". */
+#define CTR_LOST_CAUSES 8
+typedef struct ctr_lost_cause_s {
+  char name[48];
+  uint64_t n;
+} ctr_lost_cause_t;
+
 /* What trace_metadata.json says of the recording besides the folder's own
  * workdir, program, args and recording_id. */
 typedef struct ctr_writer_meta_s {
@@ -75,6 +83,8 @@ typedef struct ctr_writer_meta_s {
   bool exited;
   int64_t exit_status;
   uint64_t received, steps, calls, returns, events, filtered, dropped, lost;
+  const ctr_lost_cause_t *lost_causes; /* lost, by the shim's cause */
+  uint32_t nlost_causes;
   uint32_t threads;
   const char *values; /* record.values */
   const char *filter; /* the effective filter, as YAML */

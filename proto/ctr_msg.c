@@ -251,6 +251,8 @@ enum {
   W_PUSHDOWN = 1 << 8,
   W_NODES = 1 << 9,
   W_REFS = 1 << 10,
+  W_WAIT = 1 << 11,
+  W_BUFFER = 1 << 12,
   W_REQUIRED = W_SESSION | W_STATE
 };
 
@@ -296,6 +298,12 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
     } else if (key_is(&k, "refs")) {
       bit = W_REFS;
       ok = ctr_obj_u32(v, &w->refs);
+    } else if (key_is(&k, "wait_ms")) {
+      bit = W_WAIT;
+      ok = ctr_obj_u32(v, &w->wait_ms);
+    } else if (key_is(&k, "buffer")) {
+      bit = W_BUFFER;
+      ok = ctr_obj_u32(v, &w->buffer);
     } else if (key_is(&k, "values")) {
       bit = W_VALUES;
       ok = values_of(v, &w->values);

@@ -172,6 +172,8 @@ typedef struct ctr_welcome_s {
   uint32_t max_string; /* bytes per string the client should capture */
   uint32_t max_nodes;  /* values per step the client should capture, 0: no bound */
   uint32_t refs;       /* definitions the daemon keeps (DEF/REF), 0: none */
+  uint32_t wait_ms;    /* longest the program may wait on the daemon, 0: 1000 */
+  uint32_t buffer;     /* bytes the client may hold unsent, 0: 16 MiB */
   int values;          /* enum ctr_values_mode */
   bool pushdown;       /* false: decide with the rules but skip nothing */
   /* Packing: rules/nrules. Decoding: filter points at the rule array

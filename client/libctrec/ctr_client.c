@@ -4,8 +4,17 @@
  * the non-blocking reads of control messages, connect and close); `mu`
  * guards the batch being filled. When both are needed `send_mu` is taken
  * first. A flush swaps the filled batch with an empty spare under `mu` and
- * sends the spare under `send_mu` only, so the program can keep packing
- * into the fresh batch while the previous one is on the wire. */
+ * queues it as a frame under `send_mu` only, so the program can keep
+ * packing into the fresh batch while the previous one is on the wire.
+ *
+ * The program never waits on the daemon for long: queued frames go out
+ * without blocking (the flush thread waits for the socket, in slices that
+ * let go of `send_mu`), a program thread whose batch is full queues it only
+ * when `send_mu` is free, and the end of the session waits at most
+ * WELCOME's `wait_ms`. Past WELCOME's `buffer` unsent bytes nothing is
+ * recorded until half of them are sent; the events left out are reported
+ * as LOST "daemon not reading", and the shims send their stacks again as
+ * after a RESUME. */
 #include "ctr_client.h"
 #include "ctr_vref.h"
 
@@ -31,6 +40,10 @@
 #define CTR_CLIENT_HANDSHAKE_MS 2000
 #define CTR_CLIENT_FLUSH_MS_DEFAULT 100
 #define CTR_CLIENT_READ_MAX (1u << 20)
+#define CTR_CLIENT_WAIT_MS_DEFAULT 1000
+#define CTR_CLIENT_BUFFER_DEFAULT (16u << 20)
+/* How long the flush thread holds send_mu waiting for the socket. */
+#define CTR_CLIENT_SLICE_MS 50
 
 typedef struct ctr_client_buf_s {
   char *data;
@@ -66,6 +79,11 @@ typedef struct ctr_client_s {
   ctr_welcome_t welcome;
   ctr_client_buf_t batch[2]; /* batch[cur] is filled, the other is spare */
   int cur;
+  ctr_client_buf_t out;      /* framed batches not yet sent (send_mu) */
+  size_t out_off;            /* bytes of out already sent */
+  atomic_size_t backlog;     /* out's unsent bytes, for the program threads */
+  atomic_bool overflow;      /* past the buffer bound: nothing is recorded */
+  _Atomic uint64_t skipped;  /* events left out meanwhile, not yet reported */
   msgpack_packer pk;
   ctr_frame_reader_t reader;
   uint64_t lost_batches; /* dropped whole, reported in the next batch */
@@ -159,28 +177,51 @@ unsigned char *ctr_client_reserve(size_t n) {
 
 void ctr_client_commit(size_t used) { g_client.batch[g_client.cur].len += used; }
 
-/* Sends all bytes or fails; never raises SIGPIPE. Caller holds send_mu. */
-static int ctr_client_send_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
+static uint64_t ctr_client_wait_ns(const ctr_client_t *c) {
+  uint32_t ms = c->welcome.wait_ms ? c->welcome.wait_ms : CTR_CLIENT_WAIT_MS_DEFAULT;
+  return (uint64_t)ms * 1000000u;
 }
 
-static int ctr_client_send_frame(int fd, const char *p, size_t n) {
+/* Sends up to n bytes without blocking past deadline (monotonic ns); never
+ * raises SIGPIPE. Returns the bytes sent, or -errno when the connection
+ * failed. Only send and poll: safe in a signal handler. */
+static ssize_t ctr_client_send_by(int fd, const char *p, size_t n,
+                                  uint64_t deadline) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = send(fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      done += (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      return -errno;
+    uint64_t now = ctr_client_now_ns();
+    if (now >= deadline)
+      break;
+    struct pollfd pf = {.fd = fd, .events = POLLOUT};
+    (void)poll(&pf, 1, (int)((deadline - now + 999999u) / 1000000u));
+  }
+  return (ssize_t)done;
+}
+
+/* One frame, whole or failed (the handshake, the end after a fatal
+ * signal). */
+static int ctr_client_send_frame(int fd, const char *p, size_t n,
+                                 uint64_t deadline) {
   char hdr[CTR_FRAME_HEADER];
   ctr_frame_put_header(hdr, (uint32_t)n);
-  int rc = ctr_client_send_all(fd, hdr, sizeof hdr);
-  if (rc == 0)
-    rc = ctr_client_send_all(fd, p, n);
-  return rc;
+  ssize_t w = ctr_client_send_by(fd, hdr, sizeof hdr, deadline);
+  if (w < 0)
+    return (int)w;
+  if (w != (ssize_t)sizeof hdr)
+    return -ETIMEDOUT;
+  w = ctr_client_send_by(fd, p, n, deadline);
+  if (w < 0)
+    return (int)w;
+  return (size_t)w == n ? 0 : -ETIMEDOUT;
 }
 
 /* The connection is gone: turn off, tell the user once. Caller holds send_mu. */
@@ -212,12 +253,52 @@ static ctr_client_buf_t *ctr_client_swap(ctr_client_t *c) {
   return b;
 }
 
-/* Sends one swapped-out batch. Caller holds send_mu (not mu). */
-static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b) {
+/* Sends queued bytes until none are left or deadline passes. Caller holds
+ * send_mu. */
+static void ctr_client_pump(ctr_client_t *c, uint64_t deadline) {
+  if (c->fd >= 0 && c->out_off < c->out.len) {
+    ssize_t w = ctr_client_send_by(c->fd, c->out.data + c->out_off,
+                                   c->out.len - c->out_off, deadline);
+    if (w < 0)
+      ctr_client_lost(c, strerror((int)-w));
+    else
+      c->out_off += (size_t)w;
+  }
+  if (c->fd < 0 || c->out_off == c->out.len) {
+    c->out.len = c->out_off = 0;
+  } else if (c->out_off > (1u << 20) && c->out_off > c->out.len / 2) {
+    memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+    c->out.len -= c->out_off;
+    c->out_off = 0;
+  }
+  atomic_store(&c->backlog, c->out.len - c->out_off);
+}
+
+/* Queues one swapped-out batch as a frame and sends what the socket takes
+ * by deadline. Caller holds send_mu (not mu). */
+static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b,
+                                  uint64_t deadline) {
   if (c->fd >= 0 && atomic_load(&c->enabled)) {
-    int rc = ctr_client_send_frame(c->fd, b->data, b->len);
-    if (rc < 0)
-      ctr_client_lost(c, strerror(-rc));
+    size_t need = c->out.len + CTR_FRAME_HEADER + b->len;
+    if (need > c->out.cap) {
+      size_t cap = c->out.cap ? c->out.cap : 2 * CTR_CLIENT_BATCH;
+      while (cap < need)
+        cap *= 2;
+      char *p = realloc(c->out.data, cap);
+      if (p == NULL) {
+        /* Lost whole, as a batch the shim could not pack. */
+        c->lost_batches++;
+        ctr_vref_forget();
+        b->len = 0;
+        return;
+      }
+      c->out.data = p;
+      c->out.cap = cap;
+    }
+    ctr_frame_put_header(c->out.data + c->out.len, (uint32_t)b->len);
+    memcpy(c->out.data + c->out.len + CTR_FRAME_HEADER, b->data, b->len);
+    c->out.len = need;
+    ctr_client_pump(c, deadline);
   }
   b->len = 0;
 }
@@ -269,18 +350,32 @@ void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
   free(buf);
 }
 
-void ctr_client_flush(void) {
-  ctr_client_t *c = &g_client;
+/* Queues the filled batch and sends what the socket takes by deadline.
+ * Without `wait`, a program thread does not even wait for send_mu: the
+ * flush thread holding it is sending, and will take the batch later. */
+static void ctr_client_flush_by(ctr_client_t *c, bool wait, uint64_t deadline) {
   sigset_t old;
   ctr_client_block_fatal(&old);
-  pthread_mutex_lock(&c->send_mu);
+  if (wait)
+    pthread_mutex_lock(&c->send_mu);
+  else if (pthread_mutex_trylock(&c->send_mu) != 0) {
+    ctr_client_unblock_fatal(&old);
+    return;
+  }
   ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
   ctr_client_unlock(c);
   if (b != NULL)
-    ctr_client_send_batch(c, b);
+    ctr_client_send_batch(c, b, deadline);
+  else
+    ctr_client_pump(c, deadline);
   pthread_mutex_unlock(&c->send_mu);
   ctr_client_unblock_fatal(&old);
+}
+
+void ctr_client_flush(void) {
+  ctr_client_t *c = &g_client;
+  ctr_client_flush_by(c, true, ctr_client_now_ns() + ctr_client_wait_ns(c));
 }
 
 /* ---- control messages from the daemon ------------------------------- */
@@ -371,6 +466,15 @@ static void ctr_client_pack_filtered(ctr_client_t *c) {
     ctr_pack_lost(&c->pk, n, "filtered");
 }
 
+/* Reports the events left out while the daemon did not read. Caller holds
+ * mu. */
+static void ctr_client_pack_skipped(ctr_client_t *c) {
+  uint64_t n = atomic_exchange(&c->skipped, 0);
+
+  if (n > 0)
+    ctr_pack_lost(&c->pk, n, "daemon not reading");
+}
+
 bool ctr_client_take_resume(void) {
   return atomic_load_explicit(&g_client.resumed, memory_order_relaxed) &&
          atomic_exchange(&g_client.resumed, false);
@@ -429,7 +533,7 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
       ctr_client_buf_t *b = ctr_client_swap(c);
       ctr_client_unlock(c);
       if (b != NULL)
-        ctr_client_send_batch(c, b);
+        ctr_client_send_batch(c, b, ctr_client_now_ns());
     } else if (tag == CTR_MSG_ERROR) {
       ctr_msg_t m;
       const char *why = NULL;
@@ -473,17 +577,21 @@ static void *ctr_client_thread_main(void *arg) {
   ctr_client_t *c = arg;
   pthread_mutex_lock(&c->wake_mu);
   while (!c->thread_stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = c->welcome.flush_ms ? c->welcome.flush_ms
-                                      : CTR_CLIENT_FLUSH_MS_DEFAULT;
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
+    /* With frames still queued (a daemon that does not read), the next
+     * slice of sending starts at once: it waits for the socket itself. */
+    if (atomic_load(&c->backlog) == 0) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      uint64_t ms = c->welcome.flush_ms ? c->welcome.flush_ms
+                                        : CTR_CLIENT_FLUSH_MS_DEFAULT;
+      ts.tv_sec += (time_t)(ms / 1000);
+      ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&c->wake, &c->wake_mu, &ts);
     }
-    pthread_cond_timedwait(&c->wake, &c->wake_mu, &ts);
     if (c->thread_stop)
       break;
     pthread_mutex_unlock(&c->wake_mu);
@@ -494,8 +602,11 @@ static void *ctr_client_thread_main(void *arg) {
     ctr_client_lock(c);
     ctr_client_buf_t *b = ctr_client_swap(c);
     ctr_client_unlock(c);
+    uint64_t slice = ctr_client_now_ns() + CTR_CLIENT_SLICE_MS * 1000000ull;
     if (b != NULL)
-      ctr_client_send_batch(c, b);
+      ctr_client_send_batch(c, b, slice);
+    else
+      ctr_client_pump(c, slice);
     pthread_mutex_unlock(&c->send_mu);
 
     pthread_mutex_lock(&c->wake_mu);
@@ -567,8 +678,18 @@ static void ctr_client_on_fatal(int sig) {
       }
       p = ctr_enc_head(p, 2, CTR_MSG_BYE);
       p = ctr_enc_int(p, 128 + sig);
-      if (b->len == 0 || ctr_client_send_frame(c->fd, b->data, b->len) == 0)
-        ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end));
+      /* What is queued first, then the batch and the end, all within
+       * wait_ms: a daemon that does not read must not hold the death. */
+      uint64_t deadline = ctr_client_now_ns() + ctr_client_wait_ns(c);
+      ssize_t w = c->out.len > c->out_off
+                      ? ctr_client_send_by(c->fd, c->out.data + c->out_off,
+                                           c->out.len - c->out_off, deadline)
+                      : 0;
+      if (w >= 0 && (size_t)w == c->out.len - c->out_off &&
+          (b->len == 0 ||
+           ctr_client_send_frame(c->fd, b->data, b->len, deadline) == 0))
+        ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end),
+                              deadline);
       b->len = 0;
       c->finished = true;
       atomic_store(&c->enabled, false);
@@ -640,7 +761,9 @@ static int ctr_client_on_handshake(void *arg, const char *payload,
       msgpack_sbuffer_init(&sb);
       msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
       ctr_pack_flush(&pk, CTR_MSG_FLUSHED, o->via.array.ptr[1].via.u64);
-      (void)ctr_client_send_frame(hs->fd, sb.data, sb.size);
+      (void)ctr_client_send_frame(hs->fd, sb.data, sb.size,
+                                  ctr_client_now_ns() +
+                                      CTR_CLIENT_HANDSHAKE_MS * 1000000ull);
       msgpack_sbuffer_destroy(&sb);
     }
     msgpack_unpacked_destroy(&u);
@@ -733,7 +856,9 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   ctr_pack_hello(&pk, &h, in->argc, in->argv);
-  rc = ctr_client_send_frame(fd, sb.data, sb.size);
+  rc = ctr_client_send_frame(fd, sb.data, sb.size,
+                             ctr_client_now_ns() +
+                                 CTR_CLIENT_HANDSHAKE_MS * 1000000ull);
   msgpack_sbuffer_destroy(&sb);
   if (rc < 0) {
     snprintf(why, whylen, "cannot send HELLO to %s: %s", c->socket_path,
@@ -820,7 +945,7 @@ static void ctr_client_atfork_prepare(void) {
   ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
   if (b != NULL)
-    ctr_client_send_batch(c, b);
+    ctr_client_send_batch(c, b, ctr_client_now_ns());
 }
 
 static void ctr_client_atfork_parent(void) {
@@ -836,6 +961,10 @@ static void ctr_client_atfork_child(void) {
     c->fd = -1;
   }
   c->batch[0].len = c->batch[1].len = 0;
+  c->out.len = c->out_off = 0; /* the parent's to send */
+  atomic_store(&c->backlog, 0);
+  atomic_store(&c->overflow, false);
+  atomic_store(&c->skipped, 0);
   c->oom = false;
   c->forked_from = g_prefork_pid;
   c->thread_running = false; /* the thread did not survive fork */
@@ -939,8 +1068,33 @@ static bool ctr_client_reconnect(ctr_client_t *c) {
   return ok;
 }
 
+/* Whether more may be packed: false once the daemon has left `buffer`
+ * bytes unread, until half of them are sent; then *caught_up says that the
+ * shims must send their stacks again (as after RESUME) and the events left
+ * out be reported. Caller holds mu. */
+static bool ctr_client_room_left(ctr_client_t *c, bool *caught_up) {
+  size_t bound = c->welcome.buffer ? c->welcome.buffer : CTR_CLIENT_BUFFER_DEFAULT;
+  size_t held = atomic_load_explicit(&c->backlog, memory_order_relaxed) +
+                c->batch[c->cur].len;
+
+  *caught_up = false;
+  if (!atomic_load_explicit(&c->overflow, memory_order_relaxed)) {
+    if (held <= bound)
+      return true;
+    atomic_store(&c->overflow, true);
+    return false;
+  }
+  if (held > bound / 2)
+    return false;
+  atomic_store(&c->overflow, false);
+  atomic_store(&c->resumed, true);
+  *caught_up = true;
+  return true;
+}
+
 msgpack_packer *ctr_client_begin(void) {
   ctr_client_t *c = &g_client;
+  bool caught_up;
   if (!ctr_client_active())
     return NULL;
   if (c->reconnect && !ctr_client_reconnect(c))
@@ -948,6 +1102,11 @@ msgpack_packer *ctr_client_begin(void) {
   ctr_client_lock(c);
   if (!atomic_load(&c->enabled)) {
     ctr_client_unlock(c);
+    return NULL;
+  }
+  if (!ctr_client_room_left(c, &caught_up)) {
+    ctr_client_unlock(c);
+    atomic_fetch_add_explicit(&c->skipped, 1, memory_order_relaxed);
     return NULL;
   }
   if (c->batch[c->cur].len == 0) {
@@ -958,6 +1117,8 @@ msgpack_packer *ctr_client_begin(void) {
     }
     ctr_client_pack_filtered(c);
   }
+  if (caught_up)
+    ctr_client_pack_skipped(c);
   return &c->pk;
 }
 
@@ -966,7 +1127,7 @@ void ctr_client_end(void) {
   bool full = c->batch[c->cur].len >= CTR_CLIENT_BATCH;
   ctr_client_unlock(c);
   if (full)
-    ctr_client_flush();
+    ctr_client_flush_by(c, false, ctr_client_now_ns());
 }
 
 unsigned char *ctr_client_quick(size_t n) {
@@ -978,7 +1139,8 @@ unsigned char *ctr_client_quick(size_t n) {
   ctr_client_lock(c);
   b = &c->batch[c->cur];
   /* A batch starts with TIME (ctr_client_begin packs it). */
-  if (b->len == 0 || b->len + n > b->cap || c->oom) {
+  if (b->len == 0 || b->len + n > b->cap || c->oom ||
+      atomic_load_explicit(&c->overflow, memory_order_relaxed)) {
     ctr_client_unlock(c);
     return NULL;
   }
@@ -1013,12 +1175,18 @@ void ctr_client_finish(int64_t exit_status) {
     if (c->batch[c->cur].len == 0)
       ctr_pack_time(&c->pk, ctr_client_now_ns());
     ctr_client_pack_filtered(c);
+    ctr_client_pack_skipped(c);
     ctr_pack_bye(&c->pk, exit_status);
   }
   ctr_client_buf_t *b = ctr_client_swap(c);
   ctr_client_unlock(c);
+  /* What the daemon has not taken within wait_ms is left: the trace then
+   * ends without BYE (aborted), which is the truth. */
+  uint64_t deadline = ctr_client_now_ns() + ctr_client_wait_ns(c);
   if (b != NULL)
-    ctr_client_send_batch(c, b);
+    ctr_client_send_batch(c, b, deadline);
+  else
+    ctr_client_pump(c, deadline);
   atomic_store(&c->enabled, false);
   if (c->fd >= 0) {
     shutdown(c->fd, SHUT_WR);

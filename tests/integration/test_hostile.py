@@ -2,7 +2,10 @@
 HELLO, stalled partial frames, more connections than descriptors. The
 daemon bounds what each holds, says so once in its log, and a real Ruby
 client recording meanwhile completes its trace."""
+import json
 import os
+import shutil
+import signal
 import socket
 import stat
 import struct
@@ -10,8 +13,8 @@ import subprocess
 import time
 
 import harness
-from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame,
-                     hello, mp, trace_folders, validate)
+from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect,
+                     extra_pythons, frame, hello, mp, trace_folders, validate)
 
 GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -157,6 +160,127 @@ class HostileTest(TempDirTest):
         self.assertEqual(res.returncode, 0, res.stderr)
         self.finish_good_client()
 
+
+
+# Busy for `seconds` of its own wall time: about 500 calls a second, each
+# with a new 800-byte string (so about 0.5 MB/s of messages).
+RUBY_BUSY = """$stdout.sync = true
+def work(s, i) = s.size + i
+puts "ready"
+t = Time.now
+i = n = 0
+while Time.now - t < Float(ARGV[0])
+  s = format("%08d", i) * 100
+  n += work(s, i)
+  i += 1
+  sleep 0.002
+  puts i if i % 100 == 0
+end
+puts "done"
+"""
+PY_BUSY = """import sys, time
+def work(s, i):
+    return len(s) + i
+print("ready", flush=True)
+t = time.monotonic()
+i = n = 0
+while time.monotonic() - t < float(sys.argv[1]):
+    s = "%08d" % i * 100
+    n += work(s, i)
+    i += 1
+    time.sleep(0.002)
+    if i % 100 == 0:
+        print(i, flush=True)
+print("done", flush=True)
+"""
+
+
+class StalledDaemonTest(TempDirTest):
+    """A daemon that stops reading (SIGSTOP) does not hold the traced
+    program: it goes on, records nothing past limits.client_buffer (64
+    KiB here), says what it left out, and exits within limits.client_wait_ms
+    (1 s) of its own end."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon = Daemon(self.tmp, extra=["--set", "limits.client_buffer=65536"])
+
+    def programs(self):
+        ruby = os.path.join(self.tmp, "busy.rb")
+        py = os.path.join(self.tmp, "busy.py")
+        harness.write(ruby, RUBY_BUSY)
+        harness.write(py, PY_BUSY)
+        env_py = dict(os.environ, CT_RECORDER_SOCKET=self.daemon.sock, PYTHONPATH=PY_SHIM)
+        yield "ruby", ["ruby", ruby], self.daemon.env()
+        for python in ["python3"] + extra_pythons():
+            yield python, [python, py], env_py
+
+    def run_stalled(self, cmd, env, busy, stop_for):
+        """Runs cmd for `busy` s with the daemon stopped for `stop_for` s
+        from the program's first line on; returns (stdout, seconds from the
+        stop to the program's exit)."""
+        p = subprocess.Popen(cmd + [str(busy)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.assertEqual(p.stdout.readline(), b"ready\n")
+        os.kill(self.daemon.proc.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            if stop_for < busy:
+                time.sleep(stop_for)
+                os.kill(self.daemon.proc.pid, signal.SIGCONT)
+            out, err = p.communicate(timeout=60)
+            took = time.monotonic() - stopped
+        finally:
+            os.kill(self.daemon.proc.pid, signal.SIGCONT)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertNotIn(b"ctrec:", err)
+        return b"ready\n" + out, took
+
+    def trace_of(self, name):
+        """The one trace folder of the busy program, once it is finished;
+        a folder being created may not have its metadata yet."""
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            folders = []
+            for f in trace_folders(self.daemon.out):
+                try:
+                    with open(os.path.join(f, "trace_metadata.json")) as m:
+                        meta = json.load(m)
+                except FileNotFoundError:
+                    continue
+                if meta.get("ctrec", {}).get("state", "recording") != "recording":
+                    folders.append(f)
+            if folders:
+                self.assertEqual(len(folders), 1, folders)
+                return folders[0]
+            time.sleep(0.2)
+        self.fail(f"{name}: no finished trace")
+
+    def test_program_does_not_wait_for_a_stopped_daemon(self):
+        for name, cmd, env in self.programs():
+            with self.subTest(name):
+                out, took = self.run_stalled(cmd, env, busy=1.5, stop_for=30)
+                self.assertTrue(out.endswith(b"done\n"))
+                # 1.5 s of its own work and at most 1 s waiting at exit.
+                self.assertLess(took, 6, f"{name} waited for the stopped daemon")
+                folder = self.trace_of(name)
+                validate(self, folder, live=True)
+                shutil.rmtree(folder)
+
+    def test_gap_is_counted_and_recording_goes_on(self):
+        for name, cmd, env in self.programs():
+            with self.subTest(name):
+                out, _ = self.run_stalled(cmd, env, busy=4, stop_for=1.5)
+                folder = self.trace_of(name)
+                validate(self, folder)
+                t = Trace(folder)
+                self.assertEqual(t.state, "complete")
+                lost = t.meta["ctrec"]["lost_by_cause"]
+                self.assertGreater(lost.get("daemon not reading", 0), 0, lost)
+                # Recording went on after the gap: the end is in the trace.
+                self.assertTrue(t.output().endswith("done\n"), t.output()[-200:])
+                self.assertIn("work", t.call_names())
+                shutil.rmtree(folder)
 
 if __name__ == "__main__":
     import unittest
