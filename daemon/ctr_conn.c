@@ -481,7 +481,10 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
       charge(c);
     return;
   }
-  if (n == UV_EOF) {
+  /* A Unix socket's peer that closes with our answer unread (a short
+   * program whose WELCOME came after its BYE) resets the connection: that
+   * is its end all the same. */
+  if (n == UV_EOF || n == UV_ECONNRESET) {
     if (!ctr_frame_reader_idle(&c->fr))
       CTR_WARN("%s: connection ended inside a frame", c->peer);
     ctr_conn_close(c, "client disconnected without BYE");

@@ -186,7 +186,9 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->uid = peer->uid;
   s->gid = peer->gid;
   s->pid = peer->pid;
-  s->ppid = peer->ppid;
+  /* A process gone before ctrecd read its HELLO has no parent left to
+   * look up: its own word is all there is. */
+  s->ppid = peer->ppid >= 0 ? peer->ppid : h->ppid;
   s->claimed_pid = h->pid;
   s->claimed_ppid = h->ppid;
   s->lang = dup_str(h->lang, "unknown");

@@ -10,8 +10,11 @@
  * The program never waits on the daemon for long: queued frames go out
  * without blocking (the flush thread waits for the socket, in slices that
  * let go of `send_mu`), a program thread whose batch is full queues it only
- * when `send_mu` is free, and the end of the session waits at most
- * WELCOME's `wait_ms`. Past WELCOME's `buffer` unsent bytes nothing is
+ * when `send_mu` is free, and the end of the session waits for the rest
+ * only while the daemon reads: at most WELCOME's `wait_ms` without a byte
+ * taken. Before WELCOME (a busy daemon may take seconds to answer HELLO)
+ * the program records with the default settings after waiting for it 2 s.
+ * Past WELCOME's `buffer` unsent bytes nothing is
  * recorded until half of them are sent; the events left out are reported
  * as LOST "daemon not reading", and the shims send their stacks again as
  * after a RESUME. */
@@ -37,7 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How long a client records into its buffer waiting for WELCOME before it
+ * gives up: a crowd of programs starting at once on a busy machine may
+ * keep the daemon from answering for seconds. */
+#define CTR_CLIENT_WELCOME_MS 30000
+/* How long the program waits for WELCOME before going on without it. */
 #define CTR_CLIENT_HANDSHAKE_MS 2000
+#define CTR_CLIENT_SEND_HELLO_MS 2000
 #define CTR_CLIENT_FLUSH_MS_DEFAULT 100
 #define CTR_CLIENT_READ_MAX (1u << 20)
 #define CTR_CLIENT_WAIT_MS_DEFAULT 1000
@@ -84,6 +93,9 @@ typedef struct ctr_client_s {
   atomic_size_t backlog;     /* out's unsent bytes, for the program threads */
   atomic_bool overflow;      /* past the buffer bound: nothing is recorded */
   _Atomic uint64_t skipped;  /* events left out meanwhile, not yet reported */
+  bool welcomed;             /* WELCOME read (send_mu; settings under mu) */
+  char refusal[300];         /* why the daemon refused the session */
+  uint64_t hello_ns;         /* when HELLO went out */
   msgpack_packer pk;
   ctr_frame_reader_t reader;
   uint64_t lost_batches; /* dropped whole, reported in the next batch */
@@ -274,6 +286,18 @@ static void ctr_client_pump(ctr_client_t *c, uint64_t deadline) {
   atomic_store(&c->backlog, c->out.len - c->out_off);
 }
 
+/* Sends everything queued as long as the daemon keeps reading; gives up
+ * once wait_ms pass without a byte taken (a stopped or wedged daemon).
+ * Caller holds send_mu. */
+static void ctr_client_drain(ctr_client_t *c) {
+  while (c->fd >= 0 && c->out_off < c->out.len) {
+    size_t left = c->out.len - c->out_off;
+    ctr_client_pump(c, ctr_client_now_ns() + ctr_client_wait_ns(c));
+    if (c->fd >= 0 && c->out.len - c->out_off == left)
+      break;
+  }
+}
+
 /* Queues one swapped-out batch as a frame and sends what the socket takes
  * by deadline. Caller holds send_mu (not mu). */
 static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b,
@@ -375,7 +399,10 @@ static void ctr_client_flush_by(ctr_client_t *c, bool wait, uint64_t deadline) {
 
 void ctr_client_flush(void) {
   ctr_client_t *c = &g_client;
-  ctr_client_flush_by(c, true, ctr_client_now_ns() + ctr_client_wait_ns(c));
+  ctr_client_flush_by(c, true, ctr_client_now_ns());
+  pthread_mutex_lock(&c->send_mu);
+  ctr_client_drain(c);
+  pthread_mutex_unlock(&c->send_mu);
 }
 
 /* ---- control messages from the daemon ------------------------------- */
@@ -511,6 +538,98 @@ static bool ctr_client_apply(ctr_client_t *c, const msgpack_object *o) {
   }
 }
 
+/* ---- handshake ------------------------------------------------------ */
+
+/* The settings before WELCOME: the daemon's defaults (config/ctrec.yaml),
+ * the built-in code rules (standard library and gems skipped), no
+ * references. Caller holds mu. */
+static void ctr_client_default_settings(ctr_client_t *c) {
+  ctr_filter_spec_t spec = {.defaults = true};
+  ctr_filter_t *f = NULL;
+
+  memset(&c->welcome, 0, sizeof c->welcome);
+  c->welcome.recording = true;
+  c->welcome.pushdown = true;
+  c->welcome.values = CTR_WV_ALL;
+  ctr_vref_reset(0);
+  atomic_store(&c->no_pushdown, false);
+  if (ctr_filter_compile(&f, &spec, NULL, 0) != 0)
+    f = NULL; /* out of memory: everything is recorded, the daemon filters */
+  atomic_store(&c->values, CTR_WV_ALL);
+  atomic_store(&c->filter, f);
+  atomic_fetch_add(&c->filter_gen, 1);
+  atomic_fetch_add(&c->stamp, 1);
+}
+
+/* The daemon's first answer: WELCOME puts its settings in force (the
+ * caller holds mu, or `lock` says to take it: the program packs with
+ * them); ERROR ends recording. False when the answer is neither, or
+ * refuses. Caller holds send_mu. */
+static bool ctr_client_on_welcome(ctr_client_t *c, const msgpack_object *o,
+                                  bool lock) {
+  ctr_msg_t m;
+  const char *why = NULL;
+  int rc = ctr_msg_decode(o, &m, &why);
+
+  if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
+    if (lock)
+      ctr_client_lock(c);
+    c->welcome = m.u.welcome;
+    c->welcome.filter = NULL;
+    c->welcome.rules = NULL;
+    ctr_vref_reset(m.u.welcome.refs);
+    atomic_store(&c->no_pushdown, !m.u.welcome.pushdown);
+    /* The rule array lives in this frame only: compile it now. */
+    ctr_client_set_filter(c, m.u.welcome.filter, m.u.welcome.values);
+    atomic_store(&c->paused, !m.u.welcome.recording);
+    c->welcomed = true;
+    if (lock)
+      ctr_client_unlock(c);
+    return true;
+  }
+  if (rc == 0 && m.tag == CTR_MSG_ERROR)
+    snprintf(c->refusal, sizeof c->refusal, "refused: %.*s",
+             (int)m.u.error.text.len, m.u.error.text.ptr);
+  else
+    snprintf(c->refusal, sizeof c->refusal, "bad answer: %s",
+             why ? why : "not WELCOME");
+  ctr_client_lost(c, c->refusal);
+  return false;
+}
+
+/* Frames read while the session opens (caller holds send_mu and mu): the
+ * WELCOME, and what came with it (a PAUSE right away, and the FLUSH that
+ * confirms it, answered at once: nothing was sent since HELLO). */
+static int ctr_client_on_opening(void *arg, const char *payload, uint32_t len) {
+  ctr_client_t *c = arg;
+  size_t off = 0;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  while (c->fd >= 0 &&
+         msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+    const msgpack_object *o = &u.data;
+    if (!c->welcomed) {
+      if (!ctr_client_on_welcome(c, o, false))
+        break;
+      continue;
+    }
+    if (ctr_client_apply(c, o) || ctr_client_tag(o) != CTR_MSG_FLUSH ||
+        o->via.array.size < 2 ||
+        o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      continue;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ctr_pack_flush(&pk, CTR_MSG_FLUSHED, o->via.array.ptr[1].via.u64);
+    (void)ctr_client_send_frame(c->fd, sb.data, sb.size,
+                                ctr_client_now_ns() + ctr_client_wait_ns(c));
+    msgpack_sbuffer_destroy(&sb);
+  }
+  msgpack_unpacked_destroy(&u);
+  return 0;
+}
+
 static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
   ctr_client_t *c = arg;
   size_t off = 0;
@@ -519,7 +638,10 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
   while (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
     const msgpack_object *o = &u.data;
     int tag = ctr_client_tag(o);
-    if (ctr_client_apply(c, o)) {
+    if (!c->welcomed) {
+      if (!ctr_client_on_welcome(c, o, true))
+        break;
+    } else if (ctr_client_apply(c, o)) {
       continue;
     } else if (tag == CTR_MSG_FLUSH && o->via.array.size >= 2) {
       /* The caller holds send_mu, so the answer goes straight out after
@@ -599,6 +721,9 @@ static void *ctr_client_thread_main(void *arg) {
     pthread_mutex_lock(&c->send_mu);
     if (c->fd >= 0)
       ctr_client_read_control(c);
+    if (c->fd >= 0 && !c->welcomed &&
+        ctr_client_now_ns() - c->hello_ns > CTR_CLIENT_WELCOME_MS * 1000000ull)
+      ctr_client_lost(c, "no answer within 30 s");
     ctr_client_lock(c);
     ctr_client_buf_t *b = ctr_client_swap(c);
     ctr_client_unlock(c);
@@ -729,81 +854,13 @@ static void ctr_client_thread_stop(ctr_client_t *c) {
   c->thread_running = false;
 }
 
-/* ---- handshake ------------------------------------------------------ */
-
-typedef struct ctr_client_hs_s {
-  ctr_client_t *c;
-  int fd;
-  int done; /* 1 WELCOME, -1 ERROR or bad answer */
-  char why[256];
-} ctr_client_hs_t;
-
-static int ctr_client_on_handshake(void *arg, const char *payload,
-                                   uint32_t len) {
-  ctr_client_hs_t *hs = arg;
-  msgpack_unpacked u;
-  size_t off = 0;
-  msgpack_unpacked_init(&u);
-  if (hs->done == 1) {
-    /* Frames that came with WELCOME (a PAUSE right away, say) are control
-     * messages and count: a lost PAUSE would record a paused session. */
-    while (msgpack_unpack_next(&u, payload, len, &off) ==
-           MSGPACK_UNPACK_SUCCESS) {
-      const msgpack_object *o = &u.data;
-      if (ctr_client_apply(hs->c, o) || ctr_client_tag(o) != CTR_MSG_FLUSH ||
-          o->via.array.size < 2 ||
-          o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        continue;
-      /* The FLUSH that confirms a PAUSE: nothing was sent since HELLO,
-       * so FLUSHED can go out at once. */
-      msgpack_sbuffer sb;
-      msgpack_packer pk;
-      msgpack_sbuffer_init(&sb);
-      msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-      ctr_pack_flush(&pk, CTR_MSG_FLUSHED, o->via.array.ptr[1].via.u64);
-      (void)ctr_client_send_frame(hs->fd, sb.data, sb.size,
-                                  ctr_client_now_ns() +
-                                      CTR_CLIENT_HANDSHAKE_MS * 1000000ull);
-      msgpack_sbuffer_destroy(&sb);
-    }
-    msgpack_unpacked_destroy(&u);
-    return 0;
-  }
-  hs->done = -1;
-  snprintf(hs->why, sizeof hs->why, "unexpected answer from daemon");
-  if (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
-    ctr_msg_t m;
-    const char *why = NULL;
-    int rc = ctr_msg_decode(&u.data, &m, &why);
-    if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
-      hs->c->welcome = m.u.welcome;
-      ctr_vref_reset(m.u.welcome.refs);
-      atomic_store(&hs->c->no_pushdown, !m.u.welcome.pushdown);
-      /* The rule array lives in this frame only: compile it now. */
-      ctr_client_set_filter(hs->c, m.u.welcome.filter, m.u.welcome.values);
-      hs->c->welcome.filter = NULL;
-      hs->c->welcome.rules = NULL;
-      atomic_store(&hs->c->paused, !hs->c->welcome.recording);
-      hs->done = 1;
-    } else if (rc == 0 && m.tag == CTR_MSG_ERROR) {
-      snprintf(hs->why, sizeof hs->why, "refused: %.*s",
-               (int)m.u.error.text.len, m.u.error.text.ptr);
-    } else if (rc < 0 && why != NULL) {
-      snprintf(hs->why, sizeof hs->why, "bad answer from daemon: %s", why);
-    }
-  }
-  msgpack_unpacked_destroy(&u);
-  /* Go on after WELCOME: what follows in the same read is control. */
-  return hs->done == 1 ? 0 : 1;
-}
-
 static ctr_str_t ctr_client_str(const char *s) {
   if (s == NULL)
     s = "";
   return (ctr_str_t){s, (uint32_t)strlen(s)};
 }
 
-/* Connects, sends HELLO and waits for WELCOME. On failure fills *why. */
+/* Connects and sends HELLO. On failure fills *why. */
 static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
@@ -858,7 +915,7 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   ctr_pack_hello(&pk, &h, in->argc, in->argv);
   rc = ctr_client_send_frame(fd, sb.data, sb.size,
                              ctr_client_now_ns() +
-                                 CTR_CLIENT_HANDSHAKE_MS * 1000000ull);
+                                 CTR_CLIENT_SEND_HELLO_MS * 1000000ull);
   msgpack_sbuffer_destroy(&sb);
   if (rc < 0) {
     snprintf(why, whylen, "cannot send HELLO to %s: %s", c->socket_path,
@@ -867,50 +924,45 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
     return rc;
   }
 
-  ctr_client_hs_t hs = {.c = c, .fd = fd, .done = 0};
   ctr_frame_reader_free(&c->reader);
   ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
-  uint64_t deadline = ctr_client_now_ns() + CTR_CLIENT_HANDSHAKE_MS * 1000000ull;
-  while (hs.done == 0) {
+  ctr_client_default_settings(c);
+  c->welcomed = false;
+  c->hello_ns = ctr_client_now_ns();
+  c->fd = fd;
+  /* WELCOME comes at once from a daemon with time for it. From a busy one
+   * it is the flush thread's to read: the program goes on recording into
+   * its buffer, with the default settings until WELCOME arrives. */
+  uint64_t deadline = c->hello_ns + CTR_CLIENT_HANDSHAKE_MS * 1000000ull;
+  while (c->fd >= 0 && !c->welcomed) {
     uint64_t now = ctr_client_now_ns();
-    if (now >= deadline) {
-      snprintf(why, whylen, "no answer from %s within %d s", c->socket_path,
-               CTR_CLIENT_HANDSHAKE_MS / 1000);
-      close(fd);
-      return -ETIMEDOUT;
-    }
+    if (now >= deadline)
+      break;
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int n = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
-    if (n < 0 && errno == EINTR)
-      continue;
     if (n <= 0)
       continue;
     char buf[4096];
-    ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r < 0 && errno == EINTR)
+    ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (r <= 0) {
       snprintf(why, whylen, "%s closed the connection during the handshake",
                c->socket_path);
-      close(fd);
+      ctr_client_lost(c, "");
       return -ECONNRESET;
     }
-    rc = ctr_frame_reader_feed(&c->reader, buf, (size_t)r,
-                               ctr_client_on_handshake, &hs);
-    if (rc < 0 && hs.done == 0) {
+    if (ctr_frame_reader_feed(&c->reader, buf, (size_t)r,
+                              ctr_client_on_opening, c) < 0 && !c->welcomed) {
       snprintf(why, whylen, "bad answer from %s", c->socket_path);
-      close(fd);
+      ctr_client_lost(c, "");
       return CTR_EPROTO;
     }
   }
-  if (hs.done < 0) {
-    snprintf(why, whylen, "%s: %s", c->socket_path, hs.why);
-    close(fd);
+  if (c->fd < 0) {
+    snprintf(why, whylen, "%s: %s", c->socket_path, c->refusal);
     return CTR_EPROTO;
   }
-  /* The reader keeps any partial frame that followed WELCOME; the flush
-   * thread's reads complete it. */
-  c->fd = fd;
   return 0;
 }
 
@@ -1180,13 +1232,11 @@ void ctr_client_finish(int64_t exit_status) {
   }
   ctr_client_buf_t *b = ctr_client_swap(c);
   ctr_client_unlock(c);
-  /* What the daemon has not taken within wait_ms is left: the trace then
-   * ends without BYE (aborted), which is the truth. */
-  uint64_t deadline = ctr_client_now_ns() + ctr_client_wait_ns(c);
+  /* A daemon that takes nothing for wait_ms gets nothing more: the trace
+   * then ends without BYE (aborted), which is the truth. */
   if (b != NULL)
-    ctr_client_send_batch(c, b, deadline);
-  else
-    ctr_client_pump(c, deadline);
+    ctr_client_send_batch(c, b, ctr_client_now_ns());
+  ctr_client_drain(c);
   atomic_store(&c->enabled, false);
   if (c->fd >= 0) {
     shutdown(c->fd, SHUT_WR);

@@ -282,6 +282,42 @@ class StalledDaemonTest(TempDirTest):
                 self.assertIn("work", t.call_names())
                 shutil.rmtree(folder)
 
+
+class CrowdTest(TempDirTest):
+    """Programs that start while the daemon cannot answer (stopped for 3 s,
+    as a crowd of interpreters on a busy machine keeps it) are recorded
+    anyway: each goes on after 2 s, recording into its buffer, and its
+    events reach the daemon once it answers."""
+
+    def test_programs_started_before_the_daemon_answers_are_recorded(self):
+        daemon = Daemon(self.tmp)
+        ruby = harness.write(os.path.join(self.tmp, "crowd.rb"),
+                             "def f(i) = i * 2\n3.times { |i| puts f(i) }\n")
+        py = harness.write(os.path.join(self.tmp, "crowd.py"),
+                           "def f(i):\n    return i * 2\nfor i in range(3):\n    print(f(i))\n")
+        env_py = dict(os.environ, CT_RECORDER_SOCKET=daemon.sock, PYTHONPATH=PY_SHIM)
+        os.kill(daemon.proc.pid, signal.SIGSTOP)
+        try:
+            procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)
+                     for _ in range(10)
+                     for cmd, env in ((["ruby", ruby], daemon.env()), (["python3", py], env_py))]
+            time.sleep(3)
+        finally:
+            os.kill(daemon.proc.pid, signal.SIGCONT)
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            self.assertEqual((p.returncode, out, err), (0, b"0\n2\n4\n", b""))
+        daemon.stop()
+        folders = trace_folders(daemon.out)
+        self.assertEqual(len(folders), 20)
+        for folder in folders:
+            validate(self, folder)
+            t = Trace(folder)
+            self.assertEqual(t.state, "complete")
+            self.assertEqual(t.output(), "0\n2\n4\n")
+            self.assertEqual(t.call_names().count("f"), 3)
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
