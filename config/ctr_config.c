@@ -101,6 +101,24 @@ static const struct opt opts[] = {
      "Largest source file copied into a trace, in bytes.", NULL},
     {"limits.max_sessions", OPT_UINT, OFF(max_sessions), "1024", 1, 65536, NULL,
      "Most clients connected at the same time.", NULL},
+    {"limits.max_threads", OPT_UINT, OFF(max_threads), "4096", 1, 1048576,
+     NULL, "Most threads a session keeps; past it a new thread takes the "
+     "place of one with no call open, and a client with more threads "
+     "with calls open is refused.", NULL},
+    {"limits.max_buffered", OPT_UINT, OFF(max_buffered), "268435456",
+     1048576, GIB, NULL, "Bytes of partial frames the daemon holds for all "
+     "clients together; past it the client holding the most is closed.",
+     NULL},
+    {"limits.handshake_timeout_ms", OPT_UINT, OFF(handshake_ms), "5000", 100,
+     600000, NULL, "A connection that has not sent its HELLO within this "
+     "time is closed, as is a control connection idle for as long.", NULL},
+    {"limits.client_wait_ms", OPT_UINT, OFF(client_wait_ms), "1000", 1,
+     60000, NULL, "Longest a traced program waits on a daemon that does not "
+     "read (at exit, to send what is left).", NULL},
+    {"limits.client_buffer", OPT_UINT, OFF(client_buffer), "16777216", 65536,
+     GIB, NULL, "Bytes a shim holds unsent while the daemon does not read; "
+     "past it the shim records nothing until the daemon catches up, and "
+     "counts what it left out.", NULL},
     {"limits.value_depth", OPT_UINT, OFF(value_depth), "3", 0, 64, NULL,
      "How deep the shims descend into nested values.", NULL},
     {"limits.value_length", OPT_UINT, OFF(value_length), "32", 0, 1048576, NULL,

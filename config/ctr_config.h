@@ -59,6 +59,11 @@ typedef struct ctr_config_s {
   uint32_t max_ids;        /* limits.max_ids, per kind per session, default 4194304 */
   uint32_t max_source;     /* limits.max_source, bytes of one source file, default 16 MiB */
   uint32_t max_sessions;   /* limits.max_sessions, default 1024 */
+  uint32_t max_threads;    /* limits.max_threads, per session, default 4096 */
+  uint32_t max_buffered;   /* limits.max_buffered: partial frames, all clients */
+  uint32_t handshake_ms;   /* limits.handshake_timeout_ms, default 5000 */
+  uint32_t client_wait_ms; /* limits.client_wait_ms, default 1000 */
+  uint32_t client_buffer;  /* limits.client_buffer, bytes, default 16 MiB */
   uint32_t value_depth;    /* limits.value_depth: nesting the shims capture, default 3 */
   uint32_t value_length;   /* limits.value_length: elements per container, default 32 */
   uint32_t value_string;   /* limits.value_string: bytes per string, default 1000 */

@@ -103,6 +103,44 @@ size_t ctr_utf8_seq(const unsigned char *s, size_t n) {
   return len;
 }
 
+const char *ctr_buf_printable(ctr_buf_t *b, const char *str, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0, run, start = b->len;
+  char *o;
+
+  ctr_buf_reserve(b, n * 4 + 1);
+  o = b->data + b->len;
+  while (i < n) {
+    unsigned char c = s[i];
+    run = c >= 0x80 ? ctr_utf8_seq(s + i, n - i) : 1;
+    /* U+0080..U+009F, the C1 controls, are C2 80..C2 9F. */
+    if (run > 1 && !(run == 2 && c == 0xc2 && s[i + 1] < 0xa0)) {
+      memcpy(o, s + i, run);
+      o += run;
+      i += run;
+    } else if (c == '\\') {
+      *o++ = '\\';
+      *o++ = '\\';
+      i++;
+    } else if (run == 1 && c >= 0x20 && c != 0x7f) {
+      *o++ = (char)c;
+      i++;
+    } else {
+      /* Each byte of a control character or an invalid sequence. */
+      for (run = run ? run : 1; run > 0; run--, i++) {
+        *o++ = '\\';
+        *o++ = 'x';
+        *o++ = hex[s[i] >> 4];
+        *o++ = hex[s[i] & 15];
+      }
+    }
+  }
+  b->len = (size_t)(o - b->data);
+  *o = '\0';
+  return b->data + start;
+}
+
 void ctr_json_str(ctr_buf_t *b, const char *str, size_t n) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str;

@@ -46,6 +46,12 @@ void ctr_buf_free(ctr_buf_t *b);
  * invalid). */
 size_t ctr_utf8_seq(const unsigned char *s, size_t n);
 void ctr_json_str(ctr_buf_t *b, const char *s, size_t n);
+/* s as text safe for a log line or a terminal: valid UTF-8 is kept except
+ * control characters (C0, DEL, C1) and backslash, which become \xNN and
+ * \\, as does each byte of an invalid sequence. A client's string so
+ * printed can neither forge a line nor send an escape sequence. Returns
+ * the text appended, NUL-terminated. */
+const char *ctr_buf_printable(ctr_buf_t *b, const char *s, size_t n);
 void ctr_json_i64(ctr_buf_t *b, int64_t v);
 void ctr_json_u64(ctr_buf_t *b, uint64_t v);
 /* Shortest text that reads back as the same double: "2.5", "1e+300",

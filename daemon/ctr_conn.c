@@ -9,6 +9,7 @@
  * doubtful to them. */
 #include "ctr_conn.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,8 +33,13 @@ typedef struct write_req_s {
 
 static void on_closed(uv_handle_t *h) {
   ctr_conn_t *c = h->data;
+  bool big = c->fr.cap > (1u << 20);
 
   ctr_frame_reader_free(&c->fr);
+  /* ctrecd keeps freed heap for reuse (ctrecd.c); a large partial frame
+   * (a client that stalled or was cut off) is given back at once. */
+  if (big)
+    malloc_trim(0);
   msgpack_zone_destroy(&c->zone);
   free(c->watched);
   free(c);
@@ -138,6 +144,8 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   end_session(c, reason);
   c->closing = true;
   uv_read_stop((uv_stream_t *)&c->pipe);
+  c->srv->buffered -= c->charged;
+  c->charged = 0;
   ctr_server_conn_closed(c->srv, c);
   /* Shutdown lets a queued ERROR reach the peer before the close. */
   req = malloc(sizeof(*req));
@@ -180,7 +188,7 @@ static int refuse(ctr_conn_t *c, int code, const char *why) {
 }
 
 bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c) {
-  return viewer->uid == 0 || viewer->uid == c->uid;
+  return viewer->cred.uid == 0 || viewer->cred.uid == c->cred.uid;
 }
 
 static void reply_status(ctr_conn_t *c) {
@@ -225,12 +233,14 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   }
   if (!(h->role.len == 6 && memcmp(h->role.ptr, "record", 6) == 0))
     return fail(c, CTR_EPROTO, "unknown role");
+  /* Frames up to limits.max_frame only from a recording client. */
+  c->fr.max_frame = c->limits.max_frame;
   if (c->srv->nsessions >= cfg->max_sessions)
     return fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
   hooks.arg = c;
   hooks.trace_closed = on_trace_closed;
   hooks.send = send_control;
-  rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, c->uid,
+  rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, &c->cred,
                        &hooks);
   if (rc != 0)
     return fail(c, rc, "cannot create a session");
@@ -238,8 +248,8 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   c->role = CTR_ROLE_RECORD;
   c->sid = ctr_session_id(c->session);
   snprintf(c->peer, sizeof(c->peer), "session %llu (pid %lld uid %u)",
-           (unsigned long long)ctr_session_id(c->session), (long long)c->pid,
-           (unsigned)c->uid);
+           (unsigned long long)ctr_session_id(c->session), (long long)c->cred.pid,
+           (unsigned)c->cred.uid);
   CTR_DEBUG("%s: hello from %.*s", c->peer, (int)h->program.len,
             h->program.ptr ? h->program.ptr : "");
   /* Told first, so a follower knows of the session before its process can
@@ -316,6 +326,7 @@ static void start_stop(ctr_conn_t *c, const ctr_msg_t *m) {
 static int control(ctr_conn_t *c, const ctr_msg_t *m) {
   char err[1024];
 
+  c->since = uv_now(c->srv->loop);
   switch (m->tag) {
   case CTR_MSG_STATUS:
     reply_status(c);
@@ -325,7 +336,7 @@ static int control(ctr_conn_t *c, const ctr_msg_t *m) {
     start_stop(c, m);
     return 0;
   case CTR_MSG_RELOAD:
-    if (c->uid != 0 && c->uid != getuid())
+    if (c->cred.uid != 0 && c->cred.uid != getuid())
       return refuse(c, CTR_EPERM, "only the daemon's user may reload it");
     if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
       return refuse(c, CTR_ECONFIG, err);
@@ -425,6 +436,31 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   *buf = uv_buf_init(c->srv->read_buf, sizeof(c->srv->read_buf));
 }
 
+/* The client holding the most of a partial frame. */
+static ctr_conn_t *largest_partial(ctr_server_t *srv) {
+  ctr_conn_t *it, *top = NULL;
+
+  for (it = srv->conns; it; it = it->next)
+    if (top == NULL || it->charged > top->charged)
+      top = it;
+  return top;
+}
+
+/* Counts c's partial frame in the bytes held for all clients; past
+ * limits.max_buffered the client holding the most goes, so that one
+ * client's stalled frames cannot starve the others. */
+static void charge(ctr_conn_t *c) {
+  ctr_server_t *srv = c->srv;
+  size_t now = ctr_frame_reader_idle(&c->fr) ? 0 : c->fr.cap;
+
+  srv->buffered += now - c->charged;
+  c->charged = now;
+  if (srv->buffered > srv->cfg->max_buffered)
+    fail(largest_partial(srv), CTR_ELIMIT,
+         "partial frames of all clients past limits.max_buffered; this "
+         "client held the most");
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   ctr_conn_t *c = stream->data;
   int rc;
@@ -436,12 +472,19 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
     if (c->closing)
       return;
     if (rc == CTR_EFRAME)
-      fail(c, rc, "frame larger than limits.max_frame");
+      fail(c, rc, c->role == CTR_ROLE_NONE
+                      ? "frame before HELLO larger than a HELLO needs (4 MiB)"
+                      : "frame larger than limits.max_frame");
     else if (rc == CTR_ENOMEM)
       fail(c, rc, "out of memory for a frame");
+    else
+      charge(c);
     return;
   }
-  if (n == UV_EOF) {
+  /* A Unix socket's peer that closes with our answer unread (a short
+   * program whose WELCOME came after its BYE) resets the connection: that
+   * is its end all the same. */
+  if (n == UV_EOF || n == UV_ECONNRESET) {
     if (!ctr_frame_reader_idle(&c->fr))
       CTR_WARN("%s: connection ended inside a frame", c->peer);
     ctr_conn_close(c, "client disconnected without BYE");
@@ -473,27 +516,46 @@ int ctr_conn_accept(ctr_server_t *srv) {
   c->limits.max_string = srv->cfg->max_string;
   c->limits.max_elements = srv->cfg->max_elements;
   c->limits.max_ids = srv->cfg->max_ids;
-  ctr_frame_reader_init(&c->fr, c->limits.max_frame);
+  ctr_frame_reader_init(&c->fr, c->limits.max_frame < CTR_HELLO_FRAME_MAX
+                                     ? c->limits.max_frame
+                                     : CTR_HELLO_FRAME_MAX);
+  c->since = uv_now(srv->loop);
   /* One chunk holds the objects of a whole batch, so clearing the zone
    * between frames frees nothing. */
   msgpack_zone_init(&c->zone, 256 * 1024);
   rc = uv_accept((uv_stream_t *)&srv->listener.pipe, (uv_stream_t *)&c->pipe);
-  if (rc != 0) {
+  if (rc != 0 || srv->nconns >= srv->max_conns) {
     uv_close((uv_handle_t *)&c->pipe, on_closed);
-    return rc;
+    return rc != 0 ? rc : CTR_ELIMIT;
   }
-  c->pid = -1;
-  c->uid = (uid_t)-1;
+  c->cred.pid = c->cred.ppid = -1;
+  c->cred.uid = (uid_t)-1;
+  c->cred.gid = (gid_t)-1;
   if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
-    c->pid = cred.pid;
-    c->uid = cred.uid;
+    c->cred.pid = cred.pid;
+    c->cred.uid = cred.uid;
+    c->cred.gid = cred.gid;
+    if (cred.pid > 0)
+      c->cred.ppid = ctr_feed_parent(cred.pid);
   }
-  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->pid,
-           (unsigned)c->uid);
+  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->cred.pid,
+           (unsigned)c->cred.uid);
   c->next = srv->conns;
   if (srv->conns)
     srv->conns->prev = c;
   srv->conns = c;
+  srv->nconns++;
   return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+}
+
+void ctr_conn_sweep(ctr_conn_t *c, uint64_t now) {
+  uint32_t limit = c->srv->cfg->handshake_ms;
+
+  if (c->closing || now - c->since < limit)
+    return;
+  if (c->role == CTR_ROLE_NONE)
+    fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");
+  else if (c->role == CTR_ROLE_CONTROL)
+    ctr_conn_close(c, "control connection idle");
 }

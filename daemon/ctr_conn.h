@@ -28,8 +28,9 @@ struct ctr_conn_s {
   uint64_t *watched; /* follow: ids of the sessions the feed reports */
   uint32_t nwatched;
   char peer[64]; /* "pid 123 uid 1000" for log lines */
-  int64_t pid;
-  uid_t uid;
+  ctr_peer_t cred; /* the socket's peer credentials */
+  uint64_t since;  /* loop ms: accepted, or a control's last request */
+  size_t charged;  /* bytes of a partial frame counted in srv->buffered */
   bool closing;
   size_t queued; /* bytes in write requests not yet completed */
   ctr_conn_t *prev, *next;
@@ -41,6 +42,10 @@ int ctr_conn_accept(ctr_server_t *srv);
 /* Ends the connection: the session (if any) ends as aborted with reason
  * unless it said BYE. Idempotent. */
 void ctr_conn_close(ctr_conn_t *c, const char *reason);
+
+/* Closes c when it has not sent HELLO within limits.handshake_timeout_ms,
+ * or is a control connection idle for as long; now is the loop's ms. */
+void ctr_conn_sweep(ctr_conn_t *c, uint64_t now);
 
 /* Whether viewer's peer may see c's session (STATUS, START, STOP, the
  * follow feed): root sees every session, another user those of its uid. */

@@ -18,7 +18,7 @@
 /* Longest chain of parents walked; real process trees are far shallower. */
 #define MAX_GENERATIONS 4096
 
-static int64_t parent_of(int64_t pid) {
+int64_t ctr_feed_parent(int64_t pid) {
   char path[64], buf[1024];
   const char *close_paren;
   long long ppid;
@@ -47,7 +47,7 @@ bool ctr_feed_descends(int64_t pid, int64_t ancestor) {
   if (pid <= 1 || ancestor <= 0)
     return false;
   for (i = 0; i < MAX_GENERATIONS && pid > 1; i++) {
-    pid = parent_of(pid);
+    pid = ctr_feed_parent(pid);
     if (pid == ancestor)
       return true;
   }
@@ -67,7 +67,7 @@ static void send_event(ctr_conn_t *f, const ctr_conn_t *rec, const char *event,
   msgpack_pack_map(&pk, dir ? 8 : 3);
   ctr_pack_kv_str(&pk, "event", event);
   ctr_pack_kv_u64(&pk, "id", rec->sid);
-  ctr_pack_kv_u64(&pk, "pid", (uint64_t)rec->pid);
+  ctr_pack_kv_u64(&pk, "pid", (uint64_t)rec->cred.pid);
   if (dir) {
     ctr_pack_kv_str(&pk, "trace", dir);
     ctr_pack_kv_str(&pk, "state", state);
@@ -106,7 +106,7 @@ void ctr_feed_begin(ctr_conn_t *rec) {
   for (f = rec->srv->conns; f; f = f->next) {
     uint64_t *grown;
     if (f->role != CTR_ROLE_FOLLOW || f->closing || !ctr_conn_sees(f, rec) ||
-        !ctr_feed_descends(rec->pid, f->pid))
+        !ctr_feed_descends(rec->cred.pid, f->cred.pid))
       continue;
     /* At most one entry per live session, so this stays bounded by
      * limits.max_sessions. */

@@ -28,61 +28,23 @@ static int fail(const char **why, const char *text, int code) {
 }
 
 void ctr_intern_init(ctr_intern_t *in, uint64_t session, const char *lang,
-                     uid_t uid, uint32_t max_ids, uint32_t max_source) {
+                     uint32_t max_ids, uint32_t max_source) {
   memset(in, 0, sizeof(*in));
   in->session = session;
   in->lang = lang;
-  in->uid = uid;
   in->max_ids = max_ids;
   in->max_source = max_source;
 }
 
-/* Reads a source file the shim did not send, only when the peer could read
- * it too: a daemon running as root must not copy other users' files. */
-static char *read_source(const ctr_intern_t *in, const char *path,
-                         uint32_t *len) {
-  struct stat sb;
-  char *buf;
-  ssize_t n;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-  if (fd < 0)
-    return NULL;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-      (uint64_t)sb.st_size > in->max_source ||
-      !(sb.st_uid == in->uid || (sb.st_mode & S_IROTH))) {
-    close(fd);
-    return NULL;
-  }
-  buf = ctr_xmalloc((size_t)sb.st_size + 1);
-  n = pread(fd, buf, (size_t)sb.st_size, 0);
-  close(fd);
-  if (n < 0) {
-    free(buf);
-    return NULL;
-  }
-  *len = (uint32_t)n;
-  return buf;
-}
-
-static bool is_pseudo(const char *p, size_t n) { return n == 0 || p[0] == '<'; }
-
+/* Only the text the shim sent: ctrecd never opens a path a client names
+ * (it could be a FIFO that blocks the loop, or a file the client itself
+ * may not read). The shim reads the file as the program's own user. */
 static void copy_source(ctr_intern_t *in, const ctr_ipath_t *p) {
-  char *text;
-  uint32_t len = 0;
   int rc;
 
-  if (is_pseudo(p->text, p->len) && p->source == NULL)
+  if (p->source == NULL)
     return;
-  if (p->source) {
-    rc = ctr_writer_source(in->trace, p->text, p->source, p->source_len);
-  } else {
-    text = read_source(in, p->text, &len);
-    if (text == NULL)
-      return;
-    rc = ctr_writer_source(in->trace, p->text, text, len);
-    free(text);
-  }
+  rc = ctr_writer_source(in->trace, p->text, p->source, p->source_len);
   if (rc != 0)
     CTR_WARN("session %llu: cannot copy source %s: %s",
              (unsigned long long)in->session, p->text, ctr_strerror(rc));

@@ -71,11 +71,10 @@ typedef struct ctr_intern_s {
   uint64_t session;             /* for logs */
   const char *lang;             /* the client's, for function selectors */
   uint32_t max_ids, max_source; /* limits.* */
-  uid_t uid; /* the peer's: only files it could read are copied */
 } ctr_intern_t;
 
 void ctr_intern_init(ctr_intern_t *in, uint64_t session, const char *lang,
-                     uid_t uid, uint32_t max_ids, uint32_t max_source);
+                     uint32_t max_ids, uint32_t max_source);
 void ctr_intern_free(ctr_intern_t *in);
 
 /* Applies PATH, FUNC, TYPE or VARNAME. Returns 0 or a negative code with

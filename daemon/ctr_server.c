@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,17 +23,59 @@
 
 #define GRACE_MS 3000
 
+/* New clients refused (descriptors used up, or the connections the fd
+ * limit leaves room for): said once until one is accepted again, so that a
+ * flood cannot flood the log too. Connected clients go on being served. */
+static void refusing(ctr_server_t *srv, const char *why) {
+  if (!srv->refusing)
+    CTR_WARN("refusing new clients: %s (%u connections)", why, srv->nconns);
+  srv->refusing = true;
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   ctr_server_t *srv = listener->data;
   int rc;
 
   if (status != 0) {
-    CTR_WARN("accept failed: %s", uv_strerror(status));
+    /* libuv accepts and closes a client itself when out of descriptors. */
+    refusing(srv, uv_strerror(status));
     return;
   }
   rc = ctr_conn_accept(srv);
-  if (rc != 0)
+  if (rc == CTR_ELIMIT)
+    refusing(srv, "as many connections as the descriptor limit allows");
+  else if (rc != 0)
     CTR_WARN("cannot accept a connection: %s", ctr_strerror(rc));
+  else
+    srv->refusing = false;
+}
+
+static void on_sweep_timer(uv_timer_t *t) {
+  ctr_server_t *srv = t->data;
+  ctr_conn_t *c, *next;
+
+  for (c = srv->conns; c; c = next) {
+    next = c->next;
+    ctr_conn_sweep(c, uv_now(srv->loop));
+  }
+}
+
+/* The descriptors a daemon serving many clients needs: the soft limit
+ * raised to the hard one; connections may use all but a reserve, so that
+ * accept never meets EMFILE while trace files can still be opened. */
+static uint32_t connection_room(void) {
+  struct rlimit rl;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 1000;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 20)
+    return 1u << 20;
+  return rl.rlim_cur > 128 ? (uint32_t)(rl.rlim_cur - 64) : 64;
 }
 
 static void on_flush_timer(uv_timer_t *t) {
@@ -51,6 +94,7 @@ static void close_handles(ctr_server_t *srv) {
     return;
   uv_close((uv_handle_t *)&srv->flush_timer, NULL);
   uv_close((uv_handle_t *)&srv->grace_timer, NULL);
+  uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
   uv_close((uv_handle_t *)&srv->sig_term, NULL);
   uv_close((uv_handle_t *)&srv->sig_int, NULL);
   uv_close((uv_handle_t *)&srv->sig_hup, NULL);
@@ -126,6 +170,7 @@ static void on_hup(uv_signal_t *sig, int signum) {
 }
 
 void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c) {
+  srv->nconns--;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -199,9 +244,12 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
     ctr_listener_close(&srv->listener);
     return rc;
   }
+  srv->max_conns = connection_room();
   uv_timer_init(loop, &srv->flush_timer);
   uv_timer_init(loop, &srv->grace_timer);
-  srv->flush_timer.data = srv->grace_timer.data = srv;
+  uv_timer_init(loop, &srv->sweep_timer);
+  srv->flush_timer.data = srv->grace_timer.data = srv->sweep_timer.data = srv;
+  uv_timer_start(&srv->sweep_timer, on_sweep_timer, 100, 100);
   uv_timer_start(&srv->flush_timer, on_flush_timer, cfg->flush_interval_ms,
                  cfg->flush_interval_ms);
   uv_signal_init(loop, &srv->sig_term);

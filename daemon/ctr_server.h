@@ -24,11 +24,15 @@ typedef struct ctr_server_s {
   ctr_listener_t listener;
   uv_timer_t flush_timer;
   uv_timer_t grace_timer;
+  uv_timer_t sweep_timer; /* handshake and idle time-outs */
   uv_signal_t sig_term, sig_int, sig_hup;
   const char *config_path; /* NULL: built-in defaults, nothing to reload */
   const ctr_config_override_t *sets; /* the command line's, for reloads */
   size_t nsets;
   ctr_conn_t *conns; /* doubly linked */
+  uint32_t nconns, max_conns; /* max_conns: what the fd limit leaves */
+  bool refusing;              /* said once that new clients are refused */
+  size_t buffered;            /* bytes of partial frames, all connections */
   uint32_t nsessions;
   uint64_t next_session;
   bool stopping;

@@ -42,7 +42,9 @@ struct ctr_session_s {
   bool floats_as_strings; /* output.float_format at HELLO */
   const ctr_writer_backend_t *format; /* output.format at HELLO */
   uid_t uid;
-  int64_t pid, ppid;
+  gid_t gid;
+  int64_t pid, ppid;             /* by the kernel */
+  int64_t claimed_pid, claimed_ppid; /* by HELLO */
   char *lang, *lang_version, *program, *cwd;
   char **args;
   size_t nargs;
@@ -172,8 +174,8 @@ static int64_t now_ms(void) {
 }
 
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
-                    const ctr_hello_t *h, uint64_t id, uid_t uid,
-                    const ctr_session_hooks_t *hooks) {
+                    const ctr_hello_t *h, uint64_t id,
+                    const ctr_peer_t *peer, const ctr_session_hooks_t *hooks) {
   ctr_session_t *s = calloc(1, sizeof(*s));
   uint32_t i;
 
@@ -181,14 +183,19 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
     return CTR_ENOMEM;
   s->id = id;
   s->cfg = ctr_config_ref(cfg);
-  s->uid = uid;
-  s->pid = h->pid;
-  s->ppid = h->ppid;
+  s->uid = peer->uid;
+  s->gid = peer->gid;
+  s->pid = peer->pid;
+  /* A process gone before ctrecd read its HELLO has no parent left to
+   * look up: its own word is all there is. */
+  s->ppid = peer->ppid >= 0 ? peer->ppid : h->ppid;
+  s->claimed_pid = h->pid;
+  s->claimed_ppid = h->ppid;
   s->lang = dup_str(h->lang, "unknown");
   s->lang_version = dup_str(h->lang_version, "");
   s->program = dup_str(h->program, "");
   s->cwd = dup_str(h->cwd, "/");
-  ctr_intern_init(&s->in, id, s->lang, uid, cfg->max_ids, cfg->max_source);
+  ctr_intern_init(&s->in, id, s->lang, cfg->max_ids, cfg->max_source);
   s->nargs = h->args ? h->args->via.array.size : 0;
   s->args = ctr_xmalloc(sizeof(*s->args) * (s->nargs ? s->nargs : 1));
   for (i = 0; i < s->nargs; i++) {
@@ -203,7 +210,7 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->hooks = *hooks;
   s->exit_status = -1;
   s->state = ctr_xstrndup("recording", 9);
-  ctr_stacks_init(&s->threads);
+  ctr_stacks_init(&s->threads, cfg->max_threads);
   s->filter = ctr_filter_ref(cfg->filter);
   make_wire_rules(s);
   ctr_filter_values(s->filter, &s->nvalue_rules);
@@ -435,6 +442,34 @@ static int ensure_trace(ctr_session_t *s) {
 
 /* ---- messages ---------------------------------------------------------- */
 
+/* Counts a client reports stick at the maximum instead of wrapping. */
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Adds to the total and to the cause's own count. */
+static void count_lost(ctr_session_stats_t *st, ctr_str_t cause, uint64_t n) {
+  ctr_lost_cause_t *c = NULL;
+  uint32_t i;
+
+  st->lost = sat_add(st->lost, n);
+  if (cause.len >= sizeof(c->name))
+    cause.len = sizeof(c->name) - 1;
+  for (i = 0; i < st->nlost_causes && c == NULL; i++)
+    if (strlen(st->lost_causes[i].name) == cause.len &&
+        memcmp(st->lost_causes[i].name, cause.ptr, cause.len) == 0)
+      c = &st->lost_causes[i];
+  if (c == NULL && st->nlost_causes == CTR_LOST_CAUSES) {
+    c = &st->lost_causes[CTR_LOST_CAUSES - 1];
+    strcpy(c->name, "other");
+  } else if (c == NULL) {
+    c = &st->lost_causes[st->nlost_causes++];
+    memcpy(c->name, cause.ptr, cause.len);
+    c->name[cause.len] = '\0';
+  }
+  c->n = sat_add(c->n, n);
+}
+
 static int fail(const char **why, const char *text, int code) {
   *why = text;
   return code;
@@ -444,9 +479,15 @@ static ctr_thread_t *cur_thread(ctr_session_t *s) {
   return ctr_stacks_cur(&s->threads);
 }
 
-static void switch_thread(ctr_session_t *s, uint64_t id) {
-  if (ctr_stacks_switch(&s->threads, id) && s->trace)
+static int switch_thread(ctr_session_t *s, uint64_t id, const char **why) {
+  int rc = ctr_stacks_switch(&s->threads, id);
+
+  if (rc < 0)
+    return fail(why, "more threads with calls open than limits.max_threads",
+                CTR_ELIMIT);
+  if (rc > 0 && s->trace)
     ctr_writer_thread(s->trace, id);
+  return 0;
 }
 
 static void event_record(ctr_session_t *s, int kind, const char *text,
@@ -989,10 +1030,13 @@ static int stack(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
         !ctr_obj_i64(&f->via.array.ptr[1], &line) ||
         f->via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY)
       return fail(why, "STACK frame is not [func_id, line, vars]", CTR_EPROTO);
+    if (line < 0 || line > CTR_LINE_MAX)
+      return fail(why, "STACK frame line out of range", CTR_ERANGE);
     if (fid >= s->in.funcs.n)
       return fail(why, "STACK function id out of range", CTR_ERANGE);
   }
-  switch_thread(s, m->u.stack.thread);
+  if ((rc = switch_thread(s, m->u.stack.thread, why)) != 0)
+    return rc;
   t = cur_thread(s);
   /* Frames the daemon already knows (the same functions from the bottom)
    * keep their state; the calls that ended meanwhile are closed in the
@@ -1042,7 +1086,8 @@ static int execute(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_MARK:
     return event(s, CTR_EV_TRACE_LOG, m->u.mark.text, none, why);
   case CTR_MSG_THREAD:
-    switch_thread(s, m->u.thread.id);
+    if (switch_thread(s, m->u.thread.id, why) != 0)
+      return CTR_ELIMIT;
     /* A thread that runs for the first time in this interval. */
     if (s->trace && gate_closed(s) == NULL)
       open_frames(s, cur_thread(s));
@@ -1137,9 +1182,9 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   case CTR_MSG_LOST:
     /* What the client skipped by the pushed rules is filtering, not loss. */
     if (m->u.lost.cause.len == 8 && memcmp(m->u.lost.cause.ptr, "filtered", 8) == 0)
-      s->st.filtered += m->u.lost.count;
+      s->st.filtered = sat_add(s->st.filtered, m->u.lost.count);
     else
-      s->st.lost += m->u.lost.count;
+      count_lost(&s->st, m->u.lost.cause, m->u.lost.count);
     return 0;
   case CTR_MSG_BYE:
     s->bye = true;
@@ -1174,7 +1219,10 @@ static void write_meta(ctr_session_t *s) {
       .lang_version = s->lang_version,
       .pid = s->pid,
       .ppid = s->ppid,
+      .claimed_pid = s->claimed_pid,
+      .claimed_ppid = s->claimed_ppid,
       .uid = s->uid,
+      .gid = s->gid,
       .interval = s->interval,
       .start = s->interval_start,
       .end = s->interval_end,
@@ -1189,6 +1237,8 @@ static void write_meta(ctr_session_t *s) {
       .filtered = s->st.filtered,
       .dropped = s->st.dropped,
       .lost = s->st.lost,
+      .lost_causes = s->st.lost_causes,
+      .nlost_causes = s->st.nlost_causes,
       .threads = s->threads.n,
       .values = s->values == CTR_VALUES_ALL    ? "all"
                 : s->values == CTR_VALUES_ARGS ? "args"
@@ -1291,6 +1341,8 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
   w->max_string = s->cfg->value_string;
   w->max_nodes = s->cfg->value_budget;
   w->refs = s->value_refs;
+  w->wait_ms = s->cfg->client_wait_ms;
+  w->buffer = s->cfg->client_buffer;
   w->values = s->values == CTR_VALUES_NONE   ? CTR_WV_NONE
               : s->values == CTR_VALUES_ARGS ? CTR_WV_ARGS
                                              : CTR_WV_ALL;
@@ -1335,7 +1387,7 @@ void ctr_session_pack_status(const ctr_session_t *s, msgpack_packer *pk) {
   ctr_pack_kv_u64(pk, "received", s->st.received);
   ctr_pack_kv_u64(pk, "written", s->trace ? ctr_writer_records(s->trace) : 0);
   ctr_pack_kv_str(pk, "trace", dir ? dir : "");
-  ctr_pack_kv_u64(pk, "dropped", s->st.dropped + s->st.lost);
+  ctr_pack_kv_u64(pk, "dropped", sat_add(s->st.dropped, s->st.lost));
 }
 
 void ctr_session_free(ctr_session_t *s) {

@@ -13,6 +13,7 @@
 
 #include "ctr_config.h"
 #include "ctr_proto.h"
+#include "ctr_writer.h"
 
 typedef struct ctr_session_s ctr_session_t;
 
@@ -23,6 +24,8 @@ typedef struct ctr_session_stats_s {
   uint64_t filtered; /* steps, calls and returns left out by the filter */
   uint64_t dropped;  /* messages that could not be placed (unbalanced) */
   uint64_t lost;     /* events the shim reported as dropped */
+  ctr_lost_cause_t lost_causes[CTR_LOST_CAUSES];
+  uint32_t nlost_causes;
   uint32_t intervals;
 } ctr_session_stats_t;
 
@@ -38,10 +41,20 @@ typedef struct ctr_session_hooks_s {
   void (*send)(void *arg, int tag, uint64_t token);
 } ctr_session_hooks_t;
 
-/* Takes a reference to cfg, a snapshot (ctr_config_snapshot). */
+/* Who the client is by the kernel (the socket's peer credentials), not by
+ * its own word: pid is 0 when the peer's pid is not visible in the
+ * daemon's pid namespace, -1 (as ppid) when unknown. */
+typedef struct ctr_peer_s {
+  int64_t pid, ppid;
+  uid_t uid;
+  gid_t gid;
+} ctr_peer_t;
+
+/* Takes a reference to cfg, a snapshot (ctr_config_snapshot). The pid and
+ * ppid HELLO claims are kept only as a note where they differ from peer's. */
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
-                    const ctr_hello_t *hello, uint64_t id, uid_t uid,
-                    const ctr_session_hooks_t *hooks);
+                    const ctr_hello_t *hello, uint64_t id,
+                    const ctr_peer_t *peer, const ctr_session_hooks_t *hooks);
 
 /* The WELCOME for this session: limits, values mode and code rules (the
  * rules stay valid until the next reload). FILTER carries the last two. */

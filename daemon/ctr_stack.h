@@ -51,15 +51,22 @@ typedef struct ctr_thread_s {
 typedef struct ctr_stacks_s {
   ctr_thread_t *v;
   uint32_t n, cur; /* cur indexes v: the thread that runs */
+  uint32_t max;    /* threads kept at most (limits.max_threads) */
+  uint32_t sweep;  /* where the search for an idle thread goes on */
+  uint32_t *index; /* thread id -> position in v + 1, linear probing */
+  uint32_t icap;   /* slots of index, a power of two, >= 2 * n */
 } ctr_stacks_t;
 
-/* Starts with one thread, id 0, running. */
-void ctr_stacks_init(ctr_stacks_t *st);
+/* Starts with one thread, id 0, running; keeps at most max threads. */
+void ctr_stacks_init(ctr_stacks_t *st, uint32_t max);
 void ctr_stacks_free(ctr_stacks_t *st);
 
-/* Makes thread id the running one (a new thread has an empty stack).
- * Returns whether another thread ran before. */
-bool ctr_stacks_switch(ctr_stacks_t *st, uint64_t id);
+/* Makes thread id the running one, in constant time. A new thread has an
+ * empty stack; when max threads are kept, it takes the place of one whose
+ * stack is empty (such a thread has nothing to remember). Returns 1 when
+ * another thread ran before, 0 when id ran already, -1 when max threads
+ * all have calls open. */
+int ctr_stacks_switch(ctr_stacks_t *st, uint64_t id);
 
 static inline ctr_thread_t *ctr_stacks_cur(ctr_stacks_t *st) {
   return &st->v[st->cur];

@@ -72,6 +72,16 @@ void ctr_writer_set_meta(ctr_trace_t *t, const ctr_writer_meta_t *m,
   ctr_json_i64(&b, m->ppid);
   ctr_buf_puts(&b, ",\"uid\":");
   ctr_json_u64(&b, m->uid);
+  ctr_buf_puts(&b, ",\"gid\":");
+  ctr_json_u64(&b, m->gid);
+  if (m->claimed_pid != m->pid || m->claimed_ppid != m->ppid) {
+    /* A process in another pid namespace, or one that lies. */
+    ctr_buf_puts(&b, ",\"claimed\":{\"pid\":");
+    ctr_json_i64(&b, m->claimed_pid);
+    ctr_buf_puts(&b, ",\"ppid\":");
+    ctr_json_i64(&b, m->claimed_ppid);
+    ctr_buf_puts(&b, "}");
+  }
   ctr_buf_puts(&b, ",\"interval\":{\"index\":");
   ctr_json_u64(&b, m->interval);
   ctr_buf_puts(&b, ",\"start\":");
@@ -100,6 +110,15 @@ void ctr_writer_set_meta(ctr_trace_t *t, const ctr_writer_meta_t *m,
                  (unsigned long long)m->filtered,
                  (unsigned long long)m->dropped, (unsigned long long)m->lost,
                  m->threads);
+  ctr_buf_puts(&b, ",\"lost_by_cause\":{");
+  for (uint32_t i = 0; i < m->nlost_causes; i++) {
+    if (i)
+      ctr_buf_puts(&b, ",");
+    ctr_json_str(&b, m->lost_causes[i].name, strlen(m->lost_causes[i].name));
+    ctr_buf_puts(&b, ":");
+    ctr_json_u64(&b, m->lost_causes[i].n);
+  }
+  ctr_buf_puts(&b, "}");
   ctr_buf_puts(&b, ",\"values\":");
   str_or_null(&b, m->values);
   ctr_buf_puts(&b, ",\"filter\":");

@@ -61,19 +61,30 @@ typedef struct ctr_writer_var_s {
   bool redacted;
 } ctr_writer_var_t;
 
+/* Events a shim reported lost under one cause ("daemon not reading"); the
+ * last of CTR_LOST_CAUSES takes every further cause as "other". */
+#define CTR_LOST_CAUSES 8
+typedef struct ctr_lost_cause_s {
+  char name[48];
+  uint64_t n;
+} ctr_lost_cause_t;
+
 /* What trace_metadata.json says of the recording besides the folder's own
  * workdir, program, args and recording_id. */
 typedef struct ctr_writer_meta_s {
   uint64_t session;
   const char *state, *lang, *lang_version;
-  int64_t pid, ppid;
-  uint64_t uid;
+  int64_t pid, ppid;                 /* the kernel's */
+  int64_t claimed_pid, claimed_ppid; /* HELLO's, a note where they differ */
+  uint64_t uid, gid;
   uint32_t interval;
   time_t start, end;      /* end 0: still recording */
   const char *end_reason; /* or NULL */
   bool exited;
   int64_t exit_status;
   uint64_t received, steps, calls, returns, events, filtered, dropped, lost;
+  const ctr_lost_cause_t *lost_causes; /* lost, by the shim's cause */
+  uint32_t nlost_causes;
   uint32_t threads;
   const char *values; /* record.values */
   const char *filter; /* the effective filter, as YAML */

@@ -12,6 +12,7 @@
 /* A buffer larger than this is released once its frame is delivered, so one
  * big frame does not pin memory for the rest of a long connection. */
 #define CTR_FRAME_KEEP (1u << 20)
+#define CTR_FRAME_MIN_GROW (64u << 10)
 
 void ctr_frame_reader_init(ctr_frame_reader_t *fr, uint32_t max_frame) {
   memset(fr, 0, sizeof(*fr));
@@ -45,16 +46,27 @@ static uint32_t get_header(const char h[CTR_FRAME_HEADER]) {
 }
 
 /* Makes room for the payload of the frame whose header just completed. */
-static int reserve(ctr_frame_reader_t *fr) {
+/* Room for avail more bytes of the frame being read. The buffer grows with
+ * what arrived (doubling, up to the frame's length), never with what a
+ * header merely announces: a client that sends a header and stalls holds
+ * little memory. */
+static int reserve(ctr_frame_reader_t *fr, size_t avail) {
+  size_t want = fr->have + (avail < fr->need - fr->have ? avail : fr->need - fr->have);
+  size_t cap;
   char *nb;
 
-  if (fr->need <= fr->cap)
+  if (want <= fr->cap)
     return 0;
-  nb = realloc(fr->buf, fr->need);
+  cap = fr->cap * 2 > CTR_FRAME_MIN_GROW ? fr->cap * 2 : CTR_FRAME_MIN_GROW;
+  if (cap < want)
+    cap = want;
+  if (cap > fr->need)
+    cap = fr->need;
+  nb = realloc(fr->buf, cap);
   if (nb == NULL)
     return CTR_ENOMEM;
   fr->buf = nb;
-  fr->cap = fr->need;
+  fr->cap = (uint32_t)cap;
   return 0;
 }
 
@@ -105,7 +117,7 @@ int ctr_frame_reader_feed(ctr_frame_reader_t *fr, const char *data, size_t len,
       continue;
     }
 
-    rc = reserve(fr);
+    rc = reserve(fr, len);
     if (rc != 0)
       return rc;
     {

@@ -251,6 +251,8 @@ enum {
   W_PUSHDOWN = 1 << 8,
   W_NODES = 1 << 9,
   W_REFS = 1 << 10,
+  W_WAIT = 1 << 11,
+  W_BUFFER = 1 << 12,
   W_REQUIRED = W_SESSION | W_STATE
 };
 
@@ -296,6 +298,12 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
     } else if (key_is(&k, "refs")) {
       bit = W_REFS;
       ok = ctr_obj_u32(v, &w->refs);
+    } else if (key_is(&k, "wait_ms")) {
+      bit = W_WAIT;
+      ok = ctr_obj_u32(v, &w->wait_ms);
+    } else if (key_is(&k, "buffer")) {
+      bit = W_BUFFER;
+      ok = ctr_obj_u32(v, &w->buffer);
     } else if (key_is(&k, "values")) {
       bit = W_VALUES;
       ok = values_of(v, &w->values);
@@ -380,6 +388,8 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
       FAIL("id is not an unsigned 32-bit integer");
     if (!ctr_obj_i64(&f[3], &m->u.func.line))
       FAIL("line is not an integer");
+    if (m->u.func.line < 0 || m->u.func.line > CTR_LINE_MAX)
+      FAIL("line out of range");
     if (!ctr_obj_str(&f[4], &m->u.func.name))
       FAIL("name is not a string");
     m->u.func.module = (ctr_str_t){0};
@@ -406,6 +416,8 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
       FAIL("id is not an unsigned 32-bit integer");
     if (!ctr_obj_i64(&f[2], &m->u.step.line))
       FAIL("line is not an integer");
+    if (m->u.step.line < 0 || m->u.step.line > CTR_LINE_MAX)
+      FAIL("line out of range");
     return 0;
   case CTR_MSG_CALL:
     if (!ctr_obj_u32(&f[1], &m->u.call.func_id))

@@ -158,7 +158,7 @@ void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
 
 void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_head(pk, 2, CTR_MSG_WELCOME);
-  msgpack_pack_map(pk, 11);
+  msgpack_pack_map(pk, 13);
   pack_key(pk, "session");
   msgpack_pack_uint64(pk, w->session);
   pack_key(pk, "state");
@@ -175,6 +175,10 @@ void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   msgpack_pack_uint32(pk, w->max_nodes);
   pack_key(pk, "refs");
   msgpack_pack_uint32(pk, w->refs);
+  pack_key(pk, "wait_ms");
+  msgpack_pack_uint32(pk, w->wait_ms);
+  pack_key(pk, "buffer");
+  msgpack_pack_uint32(pk, w->buffer);
   pack_key(pk, "values");
   pack_cstr(pk, values_name(w->values));
   pack_key(pk, "filter");

@@ -43,10 +43,11 @@ bool ctr_path_ok(const char *p, size_t n) {
     return n >= 2 && p[n - 1] == '>' && memchr(p, '/', n) == NULL;
   if (p[0] != '/')
     return false;
+  /* Every component names something: no "//", no trailing "/", not "/". */
   size_t start = 1;
   for (size_t i = 1; i <= n; i++) {
     if (i == n || p[i] == '/') {
-      if (ctr_path_dots(p + start, i - start))
+      if (i == start || ctr_path_dots(p + start, i - start))
         return false;
       start = i + 1;
     }

@@ -20,6 +20,14 @@
  * integer goes as ctr_pack_v_bigint_over's RAW "<integer of N bits>". */
 #define CTR_BIGINT_MAX 4096
 
+/* Lines are 1-based (0 where an interpreter has none); a line past this
+ * is no source line, and CodeTracer's readers keep lines in 32 bits. */
+#define CTR_LINE_MAX INT32_MAX
+
+/* Largest frame before HELLO is accepted: a HELLO, whose arguments are at
+ * most what the kernel lets a program's command line be. */
+#define CTR_HELLO_FRAME_MAX (4u << 20)
+
 /* Frame header: u32 little-endian payload length. */
 #define CTR_FRAME_HEADER 4
 
@@ -164,6 +172,8 @@ typedef struct ctr_welcome_s {
   uint32_t max_string; /* bytes per string the client should capture */
   uint32_t max_nodes;  /* values per step the client should capture, 0: no bound */
   uint32_t refs;       /* definitions the daemon keeps (DEF/REF), 0: none */
+  uint32_t wait_ms;    /* longest the program may wait on the daemon, 0: 1000 */
+  uint32_t buffer;     /* bytes the client may hold unsent, 0: 16 MiB */
   int values;          /* enum ctr_values_mode */
   bool pushdown;       /* false: decide with the rules but skip nothing */
   /* Packing: rules/nrules. Decoding: filter points at the rule array

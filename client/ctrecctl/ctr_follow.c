@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctr_buf.h"
 #include "ctr_jval.h"
 #include "ctr_reader.h"
 
@@ -218,6 +219,10 @@ static void tx_text(text_t *o, const char *s, size_t n, char quote) {
       tx_add(o, esc, 2);
     } else if (c < 0x20 || c == 0x7f) {
       snprintf(esc, sizeof(esc), "\\x%02x", c);
+      tx_puts(o, esc);
+    } else if (c == 0xc2 && i + 1 < shown && (unsigned char)s[i + 1] < 0xa0) {
+      /* A C1 control (U+0080..U+009F) is an escape to some terminals. */
+      snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)s[++i] & 0xff);
       tx_puts(o, esc);
     } else
       tx_add(o, (const char *)&s[i], 1);
@@ -503,8 +508,11 @@ static void print_event(const tail_t *t, const ctr_jval_t *v) {
   do {
     const char *nl = memchr(text, '\n', len);
     size_t n = nl ? (size_t)(nl - text) : len;
+    ctr_buf_t b = {0};
     indent(t->depth);
-    printf("%s %.*s\n", tag, (int)n, text);
+    /* The program's output is shown, not replayed to this terminal. */
+    printf("%s %s\n", tag, ctr_buf_printable(&b, text, n));
+    ctr_buf_free(&b);
     text += nl ? n + 1 : n;
     len -= nl ? n + 1 : n;
   } while (len > 0);
@@ -911,9 +919,16 @@ static void finish_folder(follower_t *f, const meta_t *m) {
   bool why = m->end_reason[0] && !said;
 
   if (!f->o->json) {
+    ctr_buf_t b = {0};
+    size_t at;
     print_held(&f->t);
-    printf("== interval %" PRIu64 " %s%s%s%s ==\n", f->t.index, m->state,
-           why ? " (" : "", why ? m->end_reason : "", why ? ")" : "");
+    ctr_buf_printable(&b, m->state, strlen(m->state));
+    at = b.len + 1;
+    ctr_buf_add(&b, "", 1);
+    ctr_buf_printable(&b, m->end_reason, strlen(m->end_reason));
+    printf("== interval %" PRIu64 " %s%s%s%s ==\n", f->t.index, b.data,
+           why ? " (" : "", why ? b.data + at : "", why ? ")" : "");
+    ctr_buf_free(&b);
     fflush(stdout);
   }
   f->next = f->t.index + 1;

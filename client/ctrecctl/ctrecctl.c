@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctr_buf.h"
 #include "ctr_check.h"
 #include "ctr_follow.h"
 #include "ctr_proto.h"
@@ -393,24 +394,15 @@ static void print_field(const msgpack_object *m, const char *key, int width,
     else
       printf("%-*" PRIu64, width, v->via.u64);
   } else if (v && ctr_obj_str(v, &s)) {
+    /* A client's text (a program name) is shown escaped, never raw. */
+    ctr_buf_t b = {0};
     if (json) {
-      uint32_t i;
-      putchar('"');
-      for (i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c == '"' || c == '\\')
-          printf("\\%c", c);
-        else if (c == '\n')
-          fputs("\\n", stdout);
-        else if (c < 0x20)
-          printf("\\u%04x", c);
-        else
-          putchar(c);
-      }
-      putchar('"');
+      ctr_json_str(&b, s.ptr, s.len);
+      fwrite(b.data, 1, b.len, stdout);
     } else {
-      printf("%-*.*s", width, (int)s.len, s.ptr);
+      printf("%-*s", width, ctr_buf_printable(&b, s.ptr, s.len));
     }
+    ctr_buf_free(&b);
   } else {
     printf(json ? "null" : "%-*s", width, "-");
   }
@@ -494,22 +486,29 @@ static int cmd_status(int argc, char **argv) {
 
 /* ---- follow ------------------------------------------------------------ */
 
-static char *obj_strdup(const msgpack_object *m, const char *key) {
+/* A string of the answer, made printable when it is only shown (a
+ * program name) rather than used (a trace path). */
+/* The daemon's answer to a control command; it names programs. */
+static void print_done(const ctr_msg_t *m) {
+  ctr_buf_t b = {0};
+
+  printf("%s\n", ctr_buf_printable(&b, m->u.done.text.ptr, m->u.done.text.len));
+  ctr_buf_free(&b);
+}
+
+static char *obj_strdup(const msgpack_object *m, const char *key, bool shown) {
   const msgpack_object *v = map_get(m, key);
   ctr_str_t s = {0};
-  char *out;
+  ctr_buf_t b = {0};
 
   if (v == NULL || !ctr_obj_str(v, &s))
     s.len = 0;
-  out = malloc((size_t)s.len + 1);
-  if (out == NULL) {
-    fprintf(stderr, "%s: out of memory\n", prog_name);
-    exit(1);
-  }
-  if (s.len)
-    memcpy(out, s.ptr, s.len);
-  out[s.len] = '\0';
-  return out;
+  if (shown)
+    ctr_buf_printable(&b, s.ptr, s.len);
+  else
+    ctr_buf_add(&b, s.ptr, s.len);
+  ctr_buf_add(&b, "", 1);
+  return b.data;
 }
 
 static uint64_t obj_u64(const msgpack_object *m, const char *key) {
@@ -541,9 +540,9 @@ static int follow_status(void *arg, ctr_follow_session_t **out, size_t *n) {
     v[i].id = obj_u64(s, "id");
     v[i].pid = (int64_t)obj_u64(s, "pid");
     v[i].intervals = obj_u64(s, "intervals");
-    v[i].program = obj_strdup(s, "program");
-    v[i].state = obj_strdup(s, "state");
-    v[i].trace = obj_strdup(s, "trace");
+    v[i].program = obj_strdup(s, "program", true);
+    v[i].state = obj_strdup(s, "state", true);
+    v[i].trace = obj_strdup(s, "trace", false);
   }
   *out = v;
   *n = list->via.array.size;
@@ -690,7 +689,7 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
     die_usage(verb, "%s", "name SESSION ids, --all or --pid PID");
   if ((i = ask(sock, request_select, &sel, CTR_MSG_DONE, &r, &m)) != 0)
     return i;
-  printf("%.*s\n", (int)m.u.done.text.len, m.u.done.text.ptr);
+  print_done(&m);
   i = m.u.done.count > 0 ? 0 : EXIT_REFUSED;
   if (i)
     fprintf(stderr, "%s: no session matched\n", prog_name);
@@ -731,7 +730,7 @@ static int cmd_reload(int argc, char **argv) {
     die_usage("reload ", "unexpected argument: %s", argv[optind]);
   if ((rc = ask(sock, request_tag, &tag, CTR_MSG_DONE, &r, &m)) != 0)
     return rc;
-  printf("%.*s\n", (int)m.u.done.text.len, m.u.done.text.ptr);
+  print_done(&m);
   release(&r);
   return 0;
 }
@@ -844,8 +843,12 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
 /* The summary line of one completed trace, the same in both modes. */
 static void print_trace(const char *dir, const char *steps, const char *calls,
                         const char *events, const char *state) {
+  ctr_buf_t b = {0};
+
   fprintf(stderr, "%s: trace %s: %s steps, %s calls, %s events (%s)\n",
-          prog_name, dir, steps, calls, events, state);
+          prog_name, dir, steps, calls, events,
+          ctr_buf_printable(&b, state, strlen(state)));
+  ctr_buf_free(&b);
 }
 
 /* Prints one line per finished trace from the private daemon's report. */
@@ -901,7 +904,7 @@ typedef struct feed_s {
 } feed_t;
 
 static void feed_event(feed_t *f, const msgpack_object *e) {
-  char *event = obj_strdup(e, "event");
+  char *event = obj_strdup(e, "event", false);
   uint64_t id = obj_u64(e, "id");
   size_t i;
 
@@ -920,7 +923,7 @@ static void feed_event(feed_t *f, const msgpack_object *e) {
         break;
       }
   } else if (strcmp(event, "trace") == 0) {
-    char *dir = obj_strdup(e, "trace"), *state = obj_strdup(e, "state");
+    char *dir = obj_strdup(e, "trace", false), *state = obj_strdup(e, "state", false);
     char n[3][24];
     snprintf(n[0], sizeof(n[0]), "%" PRIu64, obj_u64(e, "steps"));
     snprintf(n[1], sizeof(n[1]), "%" PRIu64, obj_u64(e, "calls"));

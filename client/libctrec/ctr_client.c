@@ -4,8 +4,20 @@
  * the non-blocking reads of control messages, connect and close); `mu`
  * guards the batch being filled. When both are needed `send_mu` is taken
  * first. A flush swaps the filled batch with an empty spare under `mu` and
- * sends the spare under `send_mu` only, so the program can keep packing
- * into the fresh batch while the previous one is on the wire. */
+ * queues it as a frame under `send_mu` only, so the program can keep
+ * packing into the fresh batch while the previous one is on the wire.
+ *
+ * The program never waits on the daemon for long: queued frames go out
+ * without blocking (the flush thread waits for the socket, in slices that
+ * let go of `send_mu`), a program thread whose batch is full queues it only
+ * when `send_mu` is free, and the end of the session waits for the rest
+ * only while the daemon reads: at most WELCOME's `wait_ms` without a byte
+ * taken. Before WELCOME (a busy daemon may take seconds to answer HELLO)
+ * the program records with the default settings after waiting for it 2 s.
+ * Past WELCOME's `buffer` unsent bytes nothing is
+ * recorded until half of them are sent; the events left out are reported
+ * as LOST "daemon not reading", and the shims send their stacks again as
+ * after a RESUME. */
 #include "ctr_client.h"
 #include "ctr_vref.h"
 
@@ -28,9 +40,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How long a client records into its buffer waiting for WELCOME before it
+ * gives up: a crowd of programs starting at once on a busy machine may
+ * keep the daemon from answering for seconds. */
+#define CTR_CLIENT_WELCOME_MS 30000
+/* How long the program waits for WELCOME before going on without it. */
 #define CTR_CLIENT_HANDSHAKE_MS 2000
+#define CTR_CLIENT_SEND_HELLO_MS 2000
 #define CTR_CLIENT_FLUSH_MS_DEFAULT 100
 #define CTR_CLIENT_READ_MAX (1u << 20)
+#define CTR_CLIENT_WAIT_MS_DEFAULT 1000
+#define CTR_CLIENT_BUFFER_DEFAULT (16u << 20)
+/* How long the flush thread holds send_mu waiting for the socket. */
+#define CTR_CLIENT_SLICE_MS 50
 
 typedef struct ctr_client_buf_s {
   char *data;
@@ -66,6 +88,14 @@ typedef struct ctr_client_s {
   ctr_welcome_t welcome;
   ctr_client_buf_t batch[2]; /* batch[cur] is filled, the other is spare */
   int cur;
+  ctr_client_buf_t out;      /* framed batches not yet sent (send_mu) */
+  size_t out_off;            /* bytes of out already sent */
+  atomic_size_t backlog;     /* out's unsent bytes, for the program threads */
+  atomic_bool overflow;      /* past the buffer bound: nothing is recorded */
+  _Atomic uint64_t skipped;  /* events left out meanwhile, not yet reported */
+  bool welcomed;             /* WELCOME read (send_mu; settings under mu) */
+  char refusal[300];         /* why the daemon refused the session */
+  uint64_t hello_ns;         /* when HELLO went out */
   msgpack_packer pk;
   ctr_frame_reader_t reader;
   uint64_t lost_batches; /* dropped whole, reported in the next batch */
@@ -159,28 +189,51 @@ unsigned char *ctr_client_reserve(size_t n) {
 
 void ctr_client_commit(size_t used) { g_client.batch[g_client.cur].len += used; }
 
-/* Sends all bytes or fails; never raises SIGPIPE. Caller holds send_mu. */
-static int ctr_client_send_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
+static uint64_t ctr_client_wait_ns(const ctr_client_t *c) {
+  uint32_t ms = c->welcome.wait_ms ? c->welcome.wait_ms : CTR_CLIENT_WAIT_MS_DEFAULT;
+  return (uint64_t)ms * 1000000u;
 }
 
-static int ctr_client_send_frame(int fd, const char *p, size_t n) {
+/* Sends up to n bytes without blocking past deadline (monotonic ns); never
+ * raises SIGPIPE. Returns the bytes sent, or -errno when the connection
+ * failed. Only send and poll: safe in a signal handler. */
+static ssize_t ctr_client_send_by(int fd, const char *p, size_t n,
+                                  uint64_t deadline) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = send(fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      done += (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      return -errno;
+    uint64_t now = ctr_client_now_ns();
+    if (now >= deadline)
+      break;
+    struct pollfd pf = {.fd = fd, .events = POLLOUT};
+    (void)poll(&pf, 1, (int)((deadline - now + 999999u) / 1000000u));
+  }
+  return (ssize_t)done;
+}
+
+/* One frame, whole or failed (the handshake, the end after a fatal
+ * signal). */
+static int ctr_client_send_frame(int fd, const char *p, size_t n,
+                                 uint64_t deadline) {
   char hdr[CTR_FRAME_HEADER];
   ctr_frame_put_header(hdr, (uint32_t)n);
-  int rc = ctr_client_send_all(fd, hdr, sizeof hdr);
-  if (rc == 0)
-    rc = ctr_client_send_all(fd, p, n);
-  return rc;
+  ssize_t w = ctr_client_send_by(fd, hdr, sizeof hdr, deadline);
+  if (w < 0)
+    return (int)w;
+  if (w != (ssize_t)sizeof hdr)
+    return -ETIMEDOUT;
+  w = ctr_client_send_by(fd, p, n, deadline);
+  if (w < 0)
+    return (int)w;
+  return (size_t)w == n ? 0 : -ETIMEDOUT;
 }
 
 /* The connection is gone: turn off, tell the user once. Caller holds send_mu. */
@@ -212,12 +265,64 @@ static ctr_client_buf_t *ctr_client_swap(ctr_client_t *c) {
   return b;
 }
 
-/* Sends one swapped-out batch. Caller holds send_mu (not mu). */
-static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b) {
+/* Sends queued bytes until none are left or deadline passes. Caller holds
+ * send_mu. */
+static void ctr_client_pump(ctr_client_t *c, uint64_t deadline) {
+  if (c->fd >= 0 && c->out_off < c->out.len) {
+    ssize_t w = ctr_client_send_by(c->fd, c->out.data + c->out_off,
+                                   c->out.len - c->out_off, deadline);
+    if (w < 0)
+      ctr_client_lost(c, strerror((int)-w));
+    else
+      c->out_off += (size_t)w;
+  }
+  if (c->fd < 0 || c->out_off == c->out.len) {
+    c->out.len = c->out_off = 0;
+  } else if (c->out_off > (1u << 20) && c->out_off > c->out.len / 2) {
+    memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+    c->out.len -= c->out_off;
+    c->out_off = 0;
+  }
+  atomic_store(&c->backlog, c->out.len - c->out_off);
+}
+
+/* Sends everything queued as long as the daemon keeps reading; gives up
+ * once wait_ms pass without a byte taken (a stopped or wedged daemon).
+ * Caller holds send_mu. */
+static void ctr_client_drain(ctr_client_t *c) {
+  while (c->fd >= 0 && c->out_off < c->out.len) {
+    size_t left = c->out.len - c->out_off;
+    ctr_client_pump(c, ctr_client_now_ns() + ctr_client_wait_ns(c));
+    if (c->fd >= 0 && c->out.len - c->out_off == left)
+      break;
+  }
+}
+
+/* Queues one swapped-out batch as a frame and sends what the socket takes
+ * by deadline. Caller holds send_mu (not mu). */
+static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b,
+                                  uint64_t deadline) {
   if (c->fd >= 0 && atomic_load(&c->enabled)) {
-    int rc = ctr_client_send_frame(c->fd, b->data, b->len);
-    if (rc < 0)
-      ctr_client_lost(c, strerror(-rc));
+    size_t need = c->out.len + CTR_FRAME_HEADER + b->len;
+    if (need > c->out.cap) {
+      size_t cap = c->out.cap ? c->out.cap : 2 * CTR_CLIENT_BATCH;
+      while (cap < need)
+        cap *= 2;
+      char *p = realloc(c->out.data, cap);
+      if (p == NULL) {
+        /* Lost whole, as a batch the shim could not pack. */
+        c->lost_batches++;
+        ctr_vref_forget();
+        b->len = 0;
+        return;
+      }
+      c->out.data = p;
+      c->out.cap = cap;
+    }
+    ctr_frame_put_header(c->out.data + c->out.len, (uint32_t)b->len);
+    memcpy(c->out.data + c->out.len + CTR_FRAME_HEADER, b->data, b->len);
+    c->out.len = need;
+    ctr_client_pump(c, deadline);
   }
   b->len = 0;
 }
@@ -269,18 +374,35 @@ void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
   free(buf);
 }
 
-void ctr_client_flush(void) {
-  ctr_client_t *c = &g_client;
+/* Queues the filled batch and sends what the socket takes by deadline.
+ * Without `wait`, a program thread does not even wait for send_mu: the
+ * flush thread holding it is sending, and will take the batch later. */
+static void ctr_client_flush_by(ctr_client_t *c, bool wait, uint64_t deadline) {
   sigset_t old;
   ctr_client_block_fatal(&old);
-  pthread_mutex_lock(&c->send_mu);
+  if (wait)
+    pthread_mutex_lock(&c->send_mu);
+  else if (pthread_mutex_trylock(&c->send_mu) != 0) {
+    ctr_client_unblock_fatal(&old);
+    return;
+  }
   ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
   ctr_client_unlock(c);
   if (b != NULL)
-    ctr_client_send_batch(c, b);
+    ctr_client_send_batch(c, b, deadline);
+  else
+    ctr_client_pump(c, deadline);
   pthread_mutex_unlock(&c->send_mu);
   ctr_client_unblock_fatal(&old);
+}
+
+void ctr_client_flush(void) {
+  ctr_client_t *c = &g_client;
+  ctr_client_flush_by(c, true, ctr_client_now_ns());
+  pthread_mutex_lock(&c->send_mu);
+  ctr_client_drain(c);
+  pthread_mutex_unlock(&c->send_mu);
 }
 
 /* ---- control messages from the daemon ------------------------------- */
@@ -371,6 +493,15 @@ static void ctr_client_pack_filtered(ctr_client_t *c) {
     ctr_pack_lost(&c->pk, n, "filtered");
 }
 
+/* Reports the events left out while the daemon did not read. Caller holds
+ * mu. */
+static void ctr_client_pack_skipped(ctr_client_t *c) {
+  uint64_t n = atomic_exchange(&c->skipped, 0);
+
+  if (n > 0)
+    ctr_pack_lost(&c->pk, n, "daemon not reading");
+}
+
 bool ctr_client_take_resume(void) {
   return atomic_load_explicit(&g_client.resumed, memory_order_relaxed) &&
          atomic_exchange(&g_client.resumed, false);
@@ -407,6 +538,98 @@ static bool ctr_client_apply(ctr_client_t *c, const msgpack_object *o) {
   }
 }
 
+/* ---- handshake ------------------------------------------------------ */
+
+/* The settings before WELCOME: the daemon's defaults (config/ctrec.yaml),
+ * the built-in code rules (standard library and gems skipped), no
+ * references. Caller holds mu. */
+static void ctr_client_default_settings(ctr_client_t *c) {
+  ctr_filter_spec_t spec = {.defaults = true};
+  ctr_filter_t *f = NULL;
+
+  memset(&c->welcome, 0, sizeof c->welcome);
+  c->welcome.recording = true;
+  c->welcome.pushdown = true;
+  c->welcome.values = CTR_WV_ALL;
+  ctr_vref_reset(0);
+  atomic_store(&c->no_pushdown, false);
+  if (ctr_filter_compile(&f, &spec, NULL, 0) != 0)
+    f = NULL; /* out of memory: everything is recorded, the daemon filters */
+  atomic_store(&c->values, CTR_WV_ALL);
+  atomic_store(&c->filter, f);
+  atomic_fetch_add(&c->filter_gen, 1);
+  atomic_fetch_add(&c->stamp, 1);
+}
+
+/* The daemon's first answer: WELCOME puts its settings in force (the
+ * caller holds mu, or `lock` says to take it: the program packs with
+ * them); ERROR ends recording. False when the answer is neither, or
+ * refuses. Caller holds send_mu. */
+static bool ctr_client_on_welcome(ctr_client_t *c, const msgpack_object *o,
+                                  bool lock) {
+  ctr_msg_t m;
+  const char *why = NULL;
+  int rc = ctr_msg_decode(o, &m, &why);
+
+  if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
+    if (lock)
+      ctr_client_lock(c);
+    c->welcome = m.u.welcome;
+    c->welcome.filter = NULL;
+    c->welcome.rules = NULL;
+    ctr_vref_reset(m.u.welcome.refs);
+    atomic_store(&c->no_pushdown, !m.u.welcome.pushdown);
+    /* The rule array lives in this frame only: compile it now. */
+    ctr_client_set_filter(c, m.u.welcome.filter, m.u.welcome.values);
+    atomic_store(&c->paused, !m.u.welcome.recording);
+    c->welcomed = true;
+    if (lock)
+      ctr_client_unlock(c);
+    return true;
+  }
+  if (rc == 0 && m.tag == CTR_MSG_ERROR)
+    snprintf(c->refusal, sizeof c->refusal, "refused: %.*s",
+             (int)m.u.error.text.len, m.u.error.text.ptr);
+  else
+    snprintf(c->refusal, sizeof c->refusal, "bad answer: %s",
+             why ? why : "not WELCOME");
+  ctr_client_lost(c, c->refusal);
+  return false;
+}
+
+/* Frames read while the session opens (caller holds send_mu and mu): the
+ * WELCOME, and what came with it (a PAUSE right away, and the FLUSH that
+ * confirms it, answered at once: nothing was sent since HELLO). */
+static int ctr_client_on_opening(void *arg, const char *payload, uint32_t len) {
+  ctr_client_t *c = arg;
+  size_t off = 0;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  while (c->fd >= 0 &&
+         msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+    const msgpack_object *o = &u.data;
+    if (!c->welcomed) {
+      if (!ctr_client_on_welcome(c, o, false))
+        break;
+      continue;
+    }
+    if (ctr_client_apply(c, o) || ctr_client_tag(o) != CTR_MSG_FLUSH ||
+        o->via.array.size < 2 ||
+        o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      continue;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ctr_pack_flush(&pk, CTR_MSG_FLUSHED, o->via.array.ptr[1].via.u64);
+    (void)ctr_client_send_frame(c->fd, sb.data, sb.size,
+                                ctr_client_now_ns() + ctr_client_wait_ns(c));
+    msgpack_sbuffer_destroy(&sb);
+  }
+  msgpack_unpacked_destroy(&u);
+  return 0;
+}
+
 static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
   ctr_client_t *c = arg;
   size_t off = 0;
@@ -415,7 +638,10 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
   while (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
     const msgpack_object *o = &u.data;
     int tag = ctr_client_tag(o);
-    if (ctr_client_apply(c, o)) {
+    if (!c->welcomed) {
+      if (!ctr_client_on_welcome(c, o, true))
+        break;
+    } else if (ctr_client_apply(c, o)) {
       continue;
     } else if (tag == CTR_MSG_FLUSH && o->via.array.size >= 2) {
       /* The caller holds send_mu, so the answer goes straight out after
@@ -429,7 +655,7 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
       ctr_client_buf_t *b = ctr_client_swap(c);
       ctr_client_unlock(c);
       if (b != NULL)
-        ctr_client_send_batch(c, b);
+        ctr_client_send_batch(c, b, ctr_client_now_ns());
     } else if (tag == CTR_MSG_ERROR) {
       ctr_msg_t m;
       const char *why = NULL;
@@ -473,17 +699,21 @@ static void *ctr_client_thread_main(void *arg) {
   ctr_client_t *c = arg;
   pthread_mutex_lock(&c->wake_mu);
   while (!c->thread_stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = c->welcome.flush_ms ? c->welcome.flush_ms
-                                      : CTR_CLIENT_FLUSH_MS_DEFAULT;
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
+    /* With frames still queued (a daemon that does not read), the next
+     * slice of sending starts at once: it waits for the socket itself. */
+    if (atomic_load(&c->backlog) == 0) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      uint64_t ms = c->welcome.flush_ms ? c->welcome.flush_ms
+                                        : CTR_CLIENT_FLUSH_MS_DEFAULT;
+      ts.tv_sec += (time_t)(ms / 1000);
+      ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&c->wake, &c->wake_mu, &ts);
     }
-    pthread_cond_timedwait(&c->wake, &c->wake_mu, &ts);
     if (c->thread_stop)
       break;
     pthread_mutex_unlock(&c->wake_mu);
@@ -491,11 +721,17 @@ static void *ctr_client_thread_main(void *arg) {
     pthread_mutex_lock(&c->send_mu);
     if (c->fd >= 0)
       ctr_client_read_control(c);
+    if (c->fd >= 0 && !c->welcomed &&
+        ctr_client_now_ns() - c->hello_ns > CTR_CLIENT_WELCOME_MS * 1000000ull)
+      ctr_client_lost(c, "no answer within 30 s");
     ctr_client_lock(c);
     ctr_client_buf_t *b = ctr_client_swap(c);
     ctr_client_unlock(c);
+    uint64_t slice = ctr_client_now_ns() + CTR_CLIENT_SLICE_MS * 1000000ull;
     if (b != NULL)
-      ctr_client_send_batch(c, b);
+      ctr_client_send_batch(c, b, slice);
+    else
+      ctr_client_pump(c, slice);
     pthread_mutex_unlock(&c->send_mu);
 
     pthread_mutex_lock(&c->wake_mu);
@@ -567,8 +803,18 @@ static void ctr_client_on_fatal(int sig) {
       }
       p = ctr_enc_head(p, 2, CTR_MSG_BYE);
       p = ctr_enc_int(p, 128 + sig);
-      if (b->len == 0 || ctr_client_send_frame(c->fd, b->data, b->len) == 0)
-        ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end));
+      /* What is queued first, then the batch and the end, all within
+       * wait_ms: a daemon that does not read must not hold the death. */
+      uint64_t deadline = ctr_client_now_ns() + ctr_client_wait_ns(c);
+      ssize_t w = c->out.len > c->out_off
+                      ? ctr_client_send_by(c->fd, c->out.data + c->out_off,
+                                           c->out.len - c->out_off, deadline)
+                      : 0;
+      if (w >= 0 && (size_t)w == c->out.len - c->out_off &&
+          (b->len == 0 ||
+           ctr_client_send_frame(c->fd, b->data, b->len, deadline) == 0))
+        ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end),
+                              deadline);
       b->len = 0;
       c->finished = true;
       atomic_store(&c->enabled, false);
@@ -608,79 +854,13 @@ static void ctr_client_thread_stop(ctr_client_t *c) {
   c->thread_running = false;
 }
 
-/* ---- handshake ------------------------------------------------------ */
-
-typedef struct ctr_client_hs_s {
-  ctr_client_t *c;
-  int fd;
-  int done; /* 1 WELCOME, -1 ERROR or bad answer */
-  char why[256];
-} ctr_client_hs_t;
-
-static int ctr_client_on_handshake(void *arg, const char *payload,
-                                   uint32_t len) {
-  ctr_client_hs_t *hs = arg;
-  msgpack_unpacked u;
-  size_t off = 0;
-  msgpack_unpacked_init(&u);
-  if (hs->done == 1) {
-    /* Frames that came with WELCOME (a PAUSE right away, say) are control
-     * messages and count: a lost PAUSE would record a paused session. */
-    while (msgpack_unpack_next(&u, payload, len, &off) ==
-           MSGPACK_UNPACK_SUCCESS) {
-      const msgpack_object *o = &u.data;
-      if (ctr_client_apply(hs->c, o) || ctr_client_tag(o) != CTR_MSG_FLUSH ||
-          o->via.array.size < 2 ||
-          o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        continue;
-      /* The FLUSH that confirms a PAUSE: nothing was sent since HELLO,
-       * so FLUSHED can go out at once. */
-      msgpack_sbuffer sb;
-      msgpack_packer pk;
-      msgpack_sbuffer_init(&sb);
-      msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-      ctr_pack_flush(&pk, CTR_MSG_FLUSHED, o->via.array.ptr[1].via.u64);
-      (void)ctr_client_send_frame(hs->fd, sb.data, sb.size);
-      msgpack_sbuffer_destroy(&sb);
-    }
-    msgpack_unpacked_destroy(&u);
-    return 0;
-  }
-  hs->done = -1;
-  snprintf(hs->why, sizeof hs->why, "unexpected answer from daemon");
-  if (msgpack_unpack_next(&u, payload, len, &off) == MSGPACK_UNPACK_SUCCESS) {
-    ctr_msg_t m;
-    const char *why = NULL;
-    int rc = ctr_msg_decode(&u.data, &m, &why);
-    if (rc == 0 && m.tag == CTR_MSG_WELCOME) {
-      hs->c->welcome = m.u.welcome;
-      ctr_vref_reset(m.u.welcome.refs);
-      atomic_store(&hs->c->no_pushdown, !m.u.welcome.pushdown);
-      /* The rule array lives in this frame only: compile it now. */
-      ctr_client_set_filter(hs->c, m.u.welcome.filter, m.u.welcome.values);
-      hs->c->welcome.filter = NULL;
-      hs->c->welcome.rules = NULL;
-      atomic_store(&hs->c->paused, !hs->c->welcome.recording);
-      hs->done = 1;
-    } else if (rc == 0 && m.tag == CTR_MSG_ERROR) {
-      snprintf(hs->why, sizeof hs->why, "refused: %.*s",
-               (int)m.u.error.text.len, m.u.error.text.ptr);
-    } else if (rc < 0 && why != NULL) {
-      snprintf(hs->why, sizeof hs->why, "bad answer from daemon: %s", why);
-    }
-  }
-  msgpack_unpacked_destroy(&u);
-  /* Go on after WELCOME: what follows in the same read is control. */
-  return hs->done == 1 ? 0 : 1;
-}
-
 static ctr_str_t ctr_client_str(const char *s) {
   if (s == NULL)
     s = "";
   return (ctr_str_t){s, (uint32_t)strlen(s)};
 }
 
-/* Connects, sends HELLO and waits for WELCOME. On failure fills *why. */
+/* Connects and sends HELLO. On failure fills *why. */
 static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
@@ -733,7 +913,9 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   ctr_pack_hello(&pk, &h, in->argc, in->argv);
-  rc = ctr_client_send_frame(fd, sb.data, sb.size);
+  rc = ctr_client_send_frame(fd, sb.data, sb.size,
+                             ctr_client_now_ns() +
+                                 CTR_CLIENT_SEND_HELLO_MS * 1000000ull);
   msgpack_sbuffer_destroy(&sb);
   if (rc < 0) {
     snprintf(why, whylen, "cannot send HELLO to %s: %s", c->socket_path,
@@ -742,50 +924,45 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
     return rc;
   }
 
-  ctr_client_hs_t hs = {.c = c, .fd = fd, .done = 0};
   ctr_frame_reader_free(&c->reader);
   ctr_frame_reader_init(&c->reader, CTR_CLIENT_READ_MAX);
-  uint64_t deadline = ctr_client_now_ns() + CTR_CLIENT_HANDSHAKE_MS * 1000000ull;
-  while (hs.done == 0) {
+  ctr_client_default_settings(c);
+  c->welcomed = false;
+  c->hello_ns = ctr_client_now_ns();
+  c->fd = fd;
+  /* WELCOME comes at once from a daemon with time for it. From a busy one
+   * it is the flush thread's to read: the program goes on recording into
+   * its buffer, with the default settings until WELCOME arrives. */
+  uint64_t deadline = c->hello_ns + CTR_CLIENT_HANDSHAKE_MS * 1000000ull;
+  while (c->fd >= 0 && !c->welcomed) {
     uint64_t now = ctr_client_now_ns();
-    if (now >= deadline) {
-      snprintf(why, whylen, "no answer from %s within %d s", c->socket_path,
-               CTR_CLIENT_HANDSHAKE_MS / 1000);
-      close(fd);
-      return -ETIMEDOUT;
-    }
+    if (now >= deadline)
+      break;
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int n = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
-    if (n < 0 && errno == EINTR)
-      continue;
     if (n <= 0)
       continue;
     char buf[4096];
-    ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r < 0 && errno == EINTR)
+    ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (r <= 0) {
       snprintf(why, whylen, "%s closed the connection during the handshake",
                c->socket_path);
-      close(fd);
+      ctr_client_lost(c, "");
       return -ECONNRESET;
     }
-    rc = ctr_frame_reader_feed(&c->reader, buf, (size_t)r,
-                               ctr_client_on_handshake, &hs);
-    if (rc < 0 && hs.done == 0) {
+    if (ctr_frame_reader_feed(&c->reader, buf, (size_t)r,
+                              ctr_client_on_opening, c) < 0 && !c->welcomed) {
       snprintf(why, whylen, "bad answer from %s", c->socket_path);
-      close(fd);
+      ctr_client_lost(c, "");
       return CTR_EPROTO;
     }
   }
-  if (hs.done < 0) {
-    snprintf(why, whylen, "%s: %s", c->socket_path, hs.why);
-    close(fd);
+  if (c->fd < 0) {
+    snprintf(why, whylen, "%s: %s", c->socket_path, c->refusal);
     return CTR_EPROTO;
   }
-  /* The reader keeps any partial frame that followed WELCOME; the flush
-   * thread's reads complete it. */
-  c->fd = fd;
   return 0;
 }
 
@@ -820,7 +997,7 @@ static void ctr_client_atfork_prepare(void) {
   ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
   if (b != NULL)
-    ctr_client_send_batch(c, b);
+    ctr_client_send_batch(c, b, ctr_client_now_ns());
 }
 
 static void ctr_client_atfork_parent(void) {
@@ -836,6 +1013,10 @@ static void ctr_client_atfork_child(void) {
     c->fd = -1;
   }
   c->batch[0].len = c->batch[1].len = 0;
+  c->out.len = c->out_off = 0; /* the parent's to send */
+  atomic_store(&c->backlog, 0);
+  atomic_store(&c->overflow, false);
+  atomic_store(&c->skipped, 0);
   c->oom = false;
   c->forked_from = g_prefork_pid;
   c->thread_running = false; /* the thread did not survive fork */
@@ -939,8 +1120,33 @@ static bool ctr_client_reconnect(ctr_client_t *c) {
   return ok;
 }
 
+/* Whether more may be packed: false once the daemon has left `buffer`
+ * bytes unread, until half of them are sent; then *caught_up says that the
+ * shims must send their stacks again (as after RESUME) and the events left
+ * out be reported. Caller holds mu. */
+static bool ctr_client_room_left(ctr_client_t *c, bool *caught_up) {
+  size_t bound = c->welcome.buffer ? c->welcome.buffer : CTR_CLIENT_BUFFER_DEFAULT;
+  size_t held = atomic_load_explicit(&c->backlog, memory_order_relaxed) +
+                c->batch[c->cur].len;
+
+  *caught_up = false;
+  if (!atomic_load_explicit(&c->overflow, memory_order_relaxed)) {
+    if (held <= bound)
+      return true;
+    atomic_store(&c->overflow, true);
+    return false;
+  }
+  if (held > bound / 2)
+    return false;
+  atomic_store(&c->overflow, false);
+  atomic_store(&c->resumed, true);
+  *caught_up = true;
+  return true;
+}
+
 msgpack_packer *ctr_client_begin(void) {
   ctr_client_t *c = &g_client;
+  bool caught_up;
   if (!ctr_client_active())
     return NULL;
   if (c->reconnect && !ctr_client_reconnect(c))
@@ -948,6 +1154,11 @@ msgpack_packer *ctr_client_begin(void) {
   ctr_client_lock(c);
   if (!atomic_load(&c->enabled)) {
     ctr_client_unlock(c);
+    return NULL;
+  }
+  if (!ctr_client_room_left(c, &caught_up)) {
+    ctr_client_unlock(c);
+    atomic_fetch_add_explicit(&c->skipped, 1, memory_order_relaxed);
     return NULL;
   }
   if (c->batch[c->cur].len == 0) {
@@ -958,6 +1169,8 @@ msgpack_packer *ctr_client_begin(void) {
     }
     ctr_client_pack_filtered(c);
   }
+  if (caught_up)
+    ctr_client_pack_skipped(c);
   return &c->pk;
 }
 
@@ -966,7 +1179,7 @@ void ctr_client_end(void) {
   bool full = c->batch[c->cur].len >= CTR_CLIENT_BATCH;
   ctr_client_unlock(c);
   if (full)
-    ctr_client_flush();
+    ctr_client_flush_by(c, false, ctr_client_now_ns());
 }
 
 unsigned char *ctr_client_quick(size_t n) {
@@ -978,7 +1191,8 @@ unsigned char *ctr_client_quick(size_t n) {
   ctr_client_lock(c);
   b = &c->batch[c->cur];
   /* A batch starts with TIME (ctr_client_begin packs it). */
-  if (b->len == 0 || b->len + n > b->cap || c->oom) {
+  if (b->len == 0 || b->len + n > b->cap || c->oom ||
+      atomic_load_explicit(&c->overflow, memory_order_relaxed)) {
     ctr_client_unlock(c);
     return NULL;
   }
@@ -1013,12 +1227,16 @@ void ctr_client_finish(int64_t exit_status) {
     if (c->batch[c->cur].len == 0)
       ctr_pack_time(&c->pk, ctr_client_now_ns());
     ctr_client_pack_filtered(c);
+    ctr_client_pack_skipped(c);
     ctr_pack_bye(&c->pk, exit_status);
   }
   ctr_client_buf_t *b = ctr_client_swap(c);
   ctr_client_unlock(c);
+  /* A daemon that takes nothing for wait_ms gets nothing more: the trace
+   * then ends without BYE (aborted), which is the truth. */
   if (b != NULL)
-    ctr_client_send_batch(c, b);
+    ctr_client_send_batch(c, b, ctr_client_now_ns());
+  ctr_client_drain(c);
   atomic_store(&c->enabled, false);
   if (c->fd >= 0) {
     shutdown(c->fd, SHUT_WR);

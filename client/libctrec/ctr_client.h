@@ -123,7 +123,8 @@ size_t ctr_client_reload_base(const char *file,
 void ctr_client_pack_source(msgpack_packer *pk, uint32_t path_id,
                             const char *file);
 
-/* Sends the batch now (blocking). */
+/* Queues the batch and sends what is queued, waiting for a daemon that
+ * does not read at most WELCOME's wait_ms. */
 void ctr_client_flush(void);
 
 /* Called from a fork child (pthread_atfork): the inherited batch belongs to

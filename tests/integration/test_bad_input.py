@@ -1,12 +1,13 @@
 """Bad input closes only the offending connection, with a logged reason; a
 concurrent real Ruby client keeps recording and its trace completes."""
+import json
 import os
 import struct
 import subprocess
 import time
 
-from harness import (RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame, hello, mp,
-                     read_until_closed, trace_folders, validate)
+from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame, hello, mp,
+                     read_until_closed, record, trace_folders, validate)
 
 GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -178,6 +179,185 @@ class BadInputTest(TempDirTest):
             off.stop()
         self.finish_good_client()
 
+    def test_lines_out_of_range(self):
+        """A line CodeTracer cannot place is refused, never written."""
+        decl = mp([10, 0, "/tmp/a.rb"])
+        for payload in (mp([20, 0, -1]), mp([20, 0, 2**31]),
+                        mp([11, 0, 0, -5, "f"]),
+                        mp([11, 0, 0, 1, "f"]) + mp([29, 0, [[0, -3, []]]])):
+            with self.subTest(payload=payload):
+                self.expect_rejected(decl + payload, "line out of range")
+        self.finish_good_client()
+
+    def test_paths_naming_no_file(self):
+        for path in ("/", "//", "/tmp//a.rb", "/tmp/"):
+            with self.subTest(path=path):
+                self.expect_rejected(mp([10, 0, path]), "path")
+        self.finish_good_client()
+
+    def test_lost_count_saturates(self):
+        """Counts a client reports stop at the largest u64, never wrap."""
+        prog = os.path.join(self.tmp, "lossy.rb")
+        with open(prog, "w") as f:
+            f.write("a = 1\n")
+        s = connect(self.daemon.sock)
+        s.sendall(frame(hello(program=prog)))
+        top = 2**64 - 1
+        s.sendall(frame(mp([10, 0, prog]) + mp([20, 0, 1]) + mp([30, top, "queue full"]) +
+                        mp([30, 2, "queue full"]) + mp([4, 0])))
+        s.close()
+        self.finish_good_client()
+        folders = [f for f in trace_folders(self.daemon.out) if Trace(f).meta["program"] == prog]
+        self.assertEqual(len(folders), 1)
+        self.assertEqual(Trace(folders[0]).meta["ctrec"]["counters"]["lost"], top)
+
+    def test_client_text_cannot_forge_log_lines_or_escapes(self):
+        """A program name with a newline and escape sequences is printed
+        escaped by the daemon's log and by ctrecctl status."""
+        evil = "/tmp/x.rb\nctrecd: error: forged\x1b[2J\x1b]0;owned\x07\u009b31m"
+        s = connect(self.daemon.sock)
+        s.sendall(frame(hello(program=evil)) + frame(mp([10, 0, "/tmp/x.rb"]) + mp([20, 0, 1])))
+        deadline = time.time() + 10
+        while "forged" not in self.daemon.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+        log = self.daemon.read_log()
+        self.assertIn("\\x0actrecd: error: forged\\x1b[2J", log)
+        for line in log.splitlines():
+            self.assertFalse(line.startswith("ctrecd: error: forged"), line)
+        for bad in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(bad, log)
+        res = subprocess.run([CTRECCTL, "status", "-s", self.daemon.sock], capture_output=True)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        shown = res.stdout.decode()
+        self.assertIn("\\x0actrecd:", shown)
+        for bad in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(bad, shown)
+        self.assertFalse([l for l in shown.splitlines() if l.startswith("ctrecd: error")])
+        # The JSON form carries the name exactly, as valid JSON.
+        res = subprocess.run([CTRECCTL, "status", "--json", "-s", self.daemon.sock],
+                             capture_output=True)
+        programs = [json.loads(l)["program"] for l in res.stdout.decode().splitlines()]
+        self.assertIn(evil, programs)
+        s.close()
+        self.finish_good_client()
+
+    def test_program_output_is_shown_escaped_by_follow(self):
+        prog = os.path.join(self.tmp, "esc.rb")
+        with open(prog, "w") as f:
+            f.write('print "clear\\e[2Jnow\\n"\nx = "a\\e]0;t\\a"\nputs x\n')
+        out = os.path.join(self.tmp, "esc")
+        res = record(["ruby", prog], out)
+        self.assertEqual(res.stdout, b"clear\x1b[2Jnow\na\x1b]0;t\x07\n")
+        folder, = trace_folders(out)
+        shown = subprocess.run([CTRECCTL, "follow", folder], capture_output=True,
+                               timeout=30).stdout.decode()
+        self.assertIn("[stdout] clear\\x1b[2Jnow", shown)
+        self.assertIn('x = "a\\x1b]0;t\\x07"', shown)
+        self.assertNotIn("\x1b", shown)
+        self.assertNotIn("\x07", shown)
+        self.finish_good_client()
+
+    def test_many_threads_cost_linear_time(self):
+        """300,000 distinct thread ids in one frame (a quadratic lookup
+        held the loop for minutes) leave the daemon answering at once."""
+        os.mkdir(os.path.join(self.tmp, "big"))
+        big = Daemon(os.path.join(self.tmp, "big"))
+        try:
+            s = connect(big.sock)
+            s.sendall(frame(hello(program="/tmp/threads.rb")) +
+                      frame(mp([10, 0, "/tmp/threads.rb"]) + mp([20, 0, 1])))
+            s.sendall(frame(b"".join(mp([26, 2**40 + i * 4096]) for i in range(300000))))
+            time.sleep(0.5)
+            started = time.monotonic()
+            res = subprocess.run([CTRECCTL, "status", "-t", "60", "-s", big.sock],
+                                 capture_output=True, timeout=120)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertIn(b"/tmp/threads.rb", res.stdout)
+            self.assertLess(time.monotonic() - started, 10)
+            s.close()
+        finally:
+            big.stop()
+        self.finish_good_client()
+
+    def test_threads_with_calls_open_are_bounded(self):
+        os.mkdir(os.path.join(self.tmp, "few"))
+        few = Daemon(os.path.join(self.tmp, "few"), extra=["--set", "limits.max_threads=8"])
+        try:
+            decl = mp([10, 0, "/tmp/a.rb"]) + mp([11, 0, 0, 1, "f"]) + mp([20, 0, 1])
+            # Idle threads come and go without bound ...
+            idle = b"".join(mp([26, i]) + mp([20, 0, 1]) for i in range(1, 1000))
+            # ... but the ninth thread with a call open is one too many.
+            busy = b"".join(mp([26, i]) + mp([21, 0, []]) for i in range(2000, 2009))
+            self.expect_rejected(decl + idle + busy, "limits.max_threads", daemon=few)
+        finally:
+            few.stop()
+        self.finish_good_client()
+
+    def test_pid_comes_from_the_kernel(self):
+        """A HELLO claiming pid 1 (or -5) is recorded, shown and matched by
+        the connecting process's real pid; the claim stays as a note."""
+        for claim in (1, -5):
+            with self.subTest(claim=claim):
+                prog = os.path.join(self.tmp, f"liar{claim}.rb")
+                with open(prog, "w") as f:
+                    f.write("a = 1\n")
+                hi = mp([1, {"version": 1, "role": "record", "lang": "ruby",
+                             "lang_version": "3.1", "shim_version": "test", "pid": claim,
+                             "ppid": claim, "program": prog, "args": [], "cwd": "/tmp",
+                             "realtime_ns": time.time_ns(), "mono_ns": time.monotonic_ns()}])
+                s = connect(self.daemon.sock)
+                s.sendall(frame(hi) + frame(mp([10, 0, prog]) + mp([14, 0, b"a = 1\n"]) +
+                                            mp([20, 0, 1])))
+                deadline = time.time() + 10
+                while prog not in self.daemon.read_log() and time.time() < deadline:
+                    time.sleep(0.05)
+                res = subprocess.run([CTRECCTL, "status", "--json", "-s", self.daemon.sock],
+                                     capture_output=True)
+                mine = [json.loads(l) for l in res.stdout.decode().splitlines()
+                        if json.loads(l)["program"] == prog]
+                self.assertEqual([m["pid"] for m in mine], [os.getpid()])
+                stop = subprocess.run([CTRECCTL, "stop", "--pid", str(max(claim, 1)), "-s",
+                                       self.daemon.sock], capture_output=True)
+                self.assertNotIn(prog.encode(), stop.stdout)
+                stop = subprocess.run([CTRECCTL, "stop", "--pid", str(os.getpid()), "-s",
+                                       self.daemon.sock], capture_output=True)
+                self.assertEqual(stop.returncode, 0, stop.stderr)
+                s.close()
+        self.finish_good_client()
+        for claim in (1, -5):
+            folder, = [f for f in trace_folders(self.daemon.out)
+                       if Trace(f).meta["program"].endswith(f"liar{claim}.rb")]
+            self.assertIn(f"-{os.getpid()}-", os.path.basename(folder))
+            meta = Trace(folder).meta["ctrec"]
+            self.assertEqual((meta["pid"], meta["ppid"]), (os.getpid(), os.getppid()))
+            self.assertEqual((meta["uid"], meta["gid"]), (os.getuid(), os.getgid()))
+            self.assertEqual(meta["claimed"], {"pid": claim, "ppid": claim})
+            validate(self, folder)
+
+    def test_daemon_opens_no_client_named_path(self):
+        """A PATH naming a FIFO (whose open would block) or a file the shim
+        did not send: ctrecd opens neither, copies nothing, keeps serving."""
+        fifo = os.path.join(self.tmp, "trap.rb")
+        os.mkfifo(fifo)
+        secret = os.path.join(self.tmp, "secret.rb")
+        with open(secret, "w") as f:
+            f.write("TOKEN = 'not for the client'\n")
+        prog = os.path.join(self.tmp, "main.rb")
+        s = connect(self.daemon.sock)
+        s.sendall(frame(hello(program=prog)) +
+                  frame(mp([10, 0, fifo]) + mp([20, 0, 1]) + mp([10, 1, secret]) +
+                        mp([20, 1, 1]) + mp([4, 0])))
+        res = subprocess.run([CTRECCTL, "status", "-t", "5", "-s", self.daemon.sock],
+                             capture_output=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        s.close()
+        self.finish_good_client()
+        folder, = [f for f in trace_folders(self.daemon.out) if Trace(f).meta["program"] == prog]
+        self.assertEqual(Trace(folder).line_steps(), [("trap.rb", 1), ("secret.rb", 1)])
+        copied = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(folder, "files"))
+                  for f in fs]
+        self.assertEqual(copied, [])
+
     def test_bad_input_after_events_keeps_trace(self):
         """A session that breaks the protocol mid-stream keeps what it sent,
         in a valid trace marked aborted."""
@@ -186,7 +366,8 @@ class BadInputTest(TempDirTest):
             f.write("a = 1\nb = 2\n")
         s = connect(self.daemon.sock)
         s.sendall(frame(hello(program=prog)))
-        s.sendall(frame(mp([10, 0, prog]) + mp([20, 0, 1]) + mp([20, 0, 2])))
+        s.sendall(frame(mp([10, 0, prog]) + mp([14, 0, b"a = 1\nb = 2\n"]) + mp([20, 0, 1]) +
+                        mp([20, 0, 2])))
         s.sendall(frame(mp([77])))
         read_until_closed(s)
         s.close()

@@ -36,7 +36,9 @@ def script(c, program):
     sent on its own, with ctrecctl stop and start between the third and
     fourth (None)."""
     lst = lambda: [6, T_LIST, [[2, T_INT, 1], [4, T_STR, b"hello world"]]]
-    decls = mp([10, APP, program]) + mp([10, LIB, "/usr/lib/python3.11/lib.py"]) + \
+    with open(program, "rb") as f:
+        source = mp([14, APP, f.read()])  # the daemon opens no client-named path
+    decls = mp([10, APP, program]) + source + mp([10, LIB, "/usr/lib/python3.11/lib.py"]) + \
         mp([11, 0, APP, 1, "f"]) + mp([12, T_INT, 7, "int"]) + mp([12, T_STR, 9, "str"]) + \
         mp([12, T_LIST, 0, "list"]) + mp([12, T_OBJ, 6, "Obj"]) + \
         mp([13, SELF, "self"]) + mp([13, X, "x"]) + mp([13, A, "a"])

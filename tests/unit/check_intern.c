@@ -114,7 +114,7 @@ START_TEST(ids_must_be_dense_and_within_max_ids) {
   ctr_msg_t m;
   const char *why;
 
-  ctr_intern_init(&in, 1, "python", getuid(), 2, 1024);
+  ctr_intern_init(&in, 1, "python", 2, 1024);
   declare_ok(&in, intern_msg(CTR_MSG_PATH, 0, "<string>"));
   m = intern_msg(CTR_MSG_PATH, 2, "/a.py");
   ck_assert_int_eq(ctr_intern_declare(&in, &m, &why), CTR_ERANGE);
@@ -134,7 +134,7 @@ START_TEST(trace_ids_are_declared_on_first_use_per_trace) {
   fake_t w1 = {.base.be = &fake_backend}, w2 = {.base.be = &fake_backend};
   ctr_intern_t in;
 
-  ctr_intern_init(&in, 1, "python", getuid(), 100, 1024);
+  ctr_intern_init(&in, 1, "python", 100, 1024);
   declare_ok(&in, intern_msg(CTR_MSG_PATH, 0, "<string>"));
   declare_ok(&in, intern_msg(CTR_MSG_PATH, 1, "<other>"));
   declare_ok(&in, func_msg(0, 1, "g"));
@@ -174,7 +174,7 @@ START_TEST(struct_types_are_keyed_by_their_field_names) {
   uint32_t ab[] = {0, 1}, ba[] = {1, 0};
   int64_t tids[] = {0, 0};
 
-  ctr_intern_init(&in, 1, "ruby", getuid(), 100, 1024);
+  ctr_intern_init(&in, 1, "ruby", 100, 1024);
   declare_ok(&in, type_msg(0, "Point"));
   declare_ok(&in, intern_msg(CTR_MSG_VARNAME, 0, "a"));
   declare_ok(&in, intern_msg(CTR_MSG_VARNAME, 1, "b"));
@@ -197,7 +197,7 @@ START_TEST(sources_are_copied_once_a_trace_uses_the_path) {
   ctr_msg_t m;
   const char *why;
 
-  ctr_intern_init(&in, 1, "python", getuid(), 100, 8);
+  ctr_intern_init(&in, 1, "python", 100, 8);
   declare_ok(&in, intern_msg(CTR_MSG_PATH, 0, "<string>"));
   memset(&m, 0, sizeof(m));
   m.tag = CTR_MSG_SOURCE;

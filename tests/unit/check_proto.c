@@ -574,9 +574,16 @@ START_TEST(test_frame_large_released) {
   ctr_frame_reader_init(&fr, 2u << 20);
   ck_assert_int_eq(ctr_frame_reader_feed(&fr, stream, 1000, on_count, &calls),
                    0);
-  ck_assert_uint_eq(fr.cap, size);
-  ck_assert_int_eq(ctr_frame_reader_feed(&fr, stream + 1000,
-                                         CTR_FRAME_HEADER + size - 1000,
+  /* The buffer follows what arrived, not what the header announced. */
+  ck_assert_uint_eq(fr.cap, 64u << 10);
+  ck_assert_int_eq(ctr_frame_reader_feed(&fr, stream + 1000, 100000, on_count, &calls),
+                   0);
+  ck_assert_uint_eq(fr.cap, 128u << 10);
+  ck_assert_int_eq(ctr_frame_reader_feed(&fr, stream + 101000, 400000, on_count, &calls),
+                   0);
+  ck_assert_uint_eq(fr.cap, 501000 - CTR_FRAME_HEADER);
+  ck_assert_int_eq(ctr_frame_reader_feed(&fr, stream + 501000,
+                                         CTR_FRAME_HEADER + size - 501000,
                                          on_count, &calls),
                    0);
   ck_assert_int_eq(calls, 1);
@@ -1023,8 +1030,13 @@ START_TEST(test_decode_ids) {
   msgpack_pack_int(&pk, 1);
   ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
 
-  /* Lines are signed: a negative line is the consumer's call. */
+  /* A line CodeTracer cannot place is refused, whoever consumes it. */
   ctr_pack_step(&pk, 0, -1);
+  ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
+  ck_assert_str_eq(why, "line out of range");
+  ctr_pack_step(&pk, 0, (int64_t)INT32_MAX + 1);
+  ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
+  ctr_pack_step(&pk, 0, 0);
   ck_assert_int_eq(decode_packed(&why), 0);
   msgpack_pack_array(&pk, 3);
   msgpack_pack_int(&pk, CTR_MSG_STEP);
@@ -1259,11 +1271,12 @@ START_TEST(test_paths) {
     size_t n = ctr_path_normalize(buf);
     ck_assert_str_eq(buf, cases[i][1]);
     ck_assert_uint_eq(n, strlen(cases[i][1]));
-    ck_assert(ctr_path_ok(buf, n));
+    /* "/" is a normalized path but names no file. */
+    ck_assert(ctr_path_ok(buf, n) == (n > 1));
   }
-  static const char *const bad[] = {"",      "a/b",    "/a/./b", "/a/../b",
-                                    "/..",   "/a/.",   "<a/b>",  "<a",
-                                    "./x",   "<>x",    "/a/b/.."};
+  static const char *const bad[] = {"",    "a/b", "/a/./b", "/a/../b", "/..", "/a/.",
+                                    "<a/b>", "<a", "./x",   "<>x",     "/a/b/..",
+                                    "/",   "//",  "/a//b",  "/a/"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(!ctr_path_ok(bad[i], strlen(bad[i])), "%s", bad[i]);
   ck_assert(ctr_path_ok("<eval:3>", 8));

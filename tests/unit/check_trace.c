@@ -43,6 +43,22 @@ START_TEST(json_invalid_utf8_becomes_text_escapes) {
 }
 END_TEST
 
+START_TEST(printable_text_cannot_forge_lines_or_escapes) {
+  /* A newline, ESC, DEL, a C1 control (U+009B, CSI), backslash and an
+   * invalid byte are escaped; other UTF-8 stays. */
+  static const char in[] = "a\nctrecd: x\x1b[31m\x7f\xc2\x9b\\\xff\xc3\xa9\xc2\xa0";
+  ctr_buf_t b = {0};
+  const char *out;
+
+  ctr_buf_puts(&b, "pre|");
+  out = ctr_buf_printable(&b, in, sizeof in - 1);
+  ck_assert_str_eq(out, "a\\x0actrecd: x\\x1b[31m\\x7f\\xc2\\x9b\\\\\\xff\xc3\xa9\xc2\xa0");
+  ck_assert_str_eq(b.data, "pre|a\\x0actrecd: x\\x1b[31m\\x7f\\xc2\\x9b\\\\\\xff\xc3\xa9\xc2\xa0");
+  ck_assert_uint_eq(b.len, strlen(b.data));
+  ctr_buf_free(&b);
+}
+END_TEST
+
 START_TEST(floats_round_trip_as_text) {
   char t[32];
 
@@ -444,6 +460,7 @@ static void run_open(run_t *r, const char *yaml, const char *const *sets) {
   ctr_config_override_t o[8];
   ctr_session_hooks_t hooks = {r, closed_cb, NULL};
   ctr_hello_t h = {0};
+  ctr_peer_t peer;
   char err[512] = "", cfgfile[64] = "";
   size_t n = 0;
 
@@ -465,8 +482,13 @@ static void run_open(run_t *r, const char *yaml, const char *const *sets) {
                                     sizeof(err)) == 0, "%s", err);
   h.version = CTR_PROTO_VERSION;
   h.pid = 4242;
+  h.ppid = 1;
   h.program = (ctr_str_t){"/x/p.py", 7};
-  ck_assert_int_eq(ctr_session_new(&r->s, r->cfg, &h, 1, getuid(), &hooks), 0);
+  peer.pid = 4242;
+  peer.ppid = 1;
+  peer.uid = getuid();
+  peer.gid = getgid();
+  ck_assert_int_eq(ctr_session_new(&r->s, r->cfg, &h, 1, &peer, &hooks), 0);
   msgpack_sbuffer_init(&msb);
   msgpack_packer_init(&mpk, &msb, msgpack_sbuffer_write);
 }
@@ -1148,6 +1170,7 @@ Suite *ctr_trace_suite(void) {
 
   tcase_add_test(json, json_escapes_and_keeps_utf8);
   tcase_add_test(json, json_invalid_utf8_becomes_text_escapes);
+  tcase_add_test(json, printable_text_cannot_forge_lines_or_escapes);
   tcase_add_test(json, floats_round_trip_as_text);
   tcase_add_test(json, float_texts_kept_exactly);
   tcase_add_test(json, integers);

@@ -1,0 +1,323 @@
+"""Clients that hold the daemon's resources: connections that never say
+HELLO, stalled partial frames, more connections than descriptors. The
+daemon bounds what each holds, says so once in its log, and a real Ruby
+client recording meanwhile completes its trace."""
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import time
+
+import harness
+from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect,
+                     extra_pythons, frame, hello, mp, trace_folders, validate)
+
+GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def closed_within(s, seconds):
+    """Whether the daemon closed s (EOF or reset) within seconds, reading
+    and dropping whatever it sent first (an ERROR frame)."""
+    s.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if s.recv(65536) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+class HostileTest(TempDirTest):
+    def start(self, *sets, wrapper=None):
+        extra = []
+        for kv in sets:
+            extra += ["--set", kv]
+        saved = harness.CTRECD
+        if wrapper:
+            harness.CTRECD = wrapper
+        try:
+            self.daemon = Daemon(self.tmp, extra=extra)
+        finally:
+            harness.CTRECD = saved
+        self.good = subprocess.Popen(["ruby", GOOD_PROGRAM, "30"], env=self.daemon.env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+
+    def tearDown(self):
+        if getattr(self, "good", None) and self.good.poll() is None:
+            self.good.kill()
+            self.good.wait()
+        super().tearDown()
+
+    def finish_good_client(self):
+        out, err = self.good.communicate(timeout=60)
+        self.assertEqual(self.good.returncode, 0, err)
+        self.assertNotIn(b"ctrec:", err)
+        self.assertIsNone(self.daemon.proc.poll())
+        self.daemon.stop()
+        folders = [f for f in trace_folders(self.daemon.out)
+                   if Trace(f).meta["program"].endswith("slow_counter.rb")]
+        self.assertEqual(len(folders), 1)
+        validate(self, folders[0])
+        t = Trace(folders[0])
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.output(), out.decode())
+
+    def test_frame_before_hello_is_bounded(self):
+        self.start()
+        s = connect(self.daemon.sock)
+        s.sendall(struct.pack("<I", 8 << 20) + b"\x00" * 1000)
+        self.assertTrue(closed_within(s, 5))
+        s.close()
+        self.assertIn("frame before HELLO larger than a HELLO needs", self.daemon.read_log())
+        self.finish_good_client()
+
+    def test_silent_and_idle_connections_time_out(self):
+        self.start("limits.handshake_timeout_ms=500")
+        silent = connect(self.daemon.sock)
+        partial = connect(self.daemon.sock)
+        partial.sendall(struct.pack("<I", 1000) + b"\x91")
+        control = connect(self.daemon.sock)
+        control.sendall(frame(hello(role="control")))
+        for s in (silent, partial, control):
+            self.assertTrue(closed_within(s, 5))
+            s.close()
+        self.assertEqual(self.daemon.read_log().count("no HELLO within "
+                                                     "limits.handshake_timeout_ms"), 2)
+        self.finish_good_client()
+
+    def test_stalled_partial_frames_are_bounded(self):
+        """Clients that each send most of a 12 MiB frame and stall: past
+        limits.max_buffered (64 MiB here) the largest holders are closed,
+        the daemon's memory stays bounded and is given back."""
+        self.start("limits.max_buffered=67108864")
+        base = rss_kib(self.daemon.proc.pid)
+        stalled = []
+        for i in range(12):
+            s = connect(self.daemon.sock)
+            s.sendall(frame(hello(program=f"/tmp/stall{i}.rb")))
+            s.recv(65536)  # WELCOME
+            s.sendall(struct.pack("<I", 12 << 20))
+            chunk = b"\x00" * (1 << 20)
+            try:
+                for _ in range(11):
+                    s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            stalled.append(s)
+        time.sleep(0.5)
+        peak = rss_kib(self.daemon.proc.pid)
+        self.assertLess(peak - base, 100 * 1024, "partial frames past limits.max_buffered")
+        log = self.daemon.read_log()
+        self.assertIn("partial frames of all clients past limits.max_buffered", log)
+        closed = sum(closed_within(s, 0.5) for s in stalled)
+        self.assertGreaterEqual(closed, 6)
+        for s in stalled:
+            s.close()
+        time.sleep(0.5)
+        self.assertLess(rss_kib(self.daemon.proc.pid) - base, 16 * 1024,
+                        "memory of closed clients kept")
+        self.finish_good_client()
+
+    def test_more_connections_than_descriptors(self):
+        """A daemon limited to 160 descriptors facing 400 idle connections:
+        it refuses the extra ones (saying so once), times the idle ones out
+        and then serves new clients again."""
+        wrapper = os.path.join(self.tmp, "ctrecd-160")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nulimit -n 160\nexec {harness.CTRECD} \"$@\"\n")
+        os.chmod(wrapper, stat.S_IRWXU)
+        self.start("limits.handshake_timeout_ms=1500", wrapper=wrapper)
+        idle = []
+        for _ in range(400):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(self.daemon.sock)
+            idle.append(s)
+        time.sleep(0.5)
+        log = self.daemon.read_log()
+        self.assertEqual(log.count("refusing new clients"), 1, log)
+        time.sleep(2.5)
+        for s in idle:
+            s.close()
+        res = subprocess.run([CTRECCTL, "status", "-s", self.daemon.sock], capture_output=True,
+                             timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.finish_good_client()
+
+
+
+# Busy for `seconds` of its own wall time: about 500 calls a second, each
+# with a new 800-byte string (so about 0.5 MB/s of messages).
+RUBY_BUSY = """$stdout.sync = true
+def work(s, i) = s.size + i
+puts "ready"
+t = Time.now
+i = n = 0
+while Time.now - t < Float(ARGV[0])
+  s = format("%08d", i) * 100
+  n += work(s, i)
+  i += 1
+  sleep 0.002
+  puts i if i % 100 == 0
+end
+puts "done"
+"""
+PY_BUSY = """import sys, time
+def work(s, i):
+    return len(s) + i
+print("ready", flush=True)
+t = time.monotonic()
+i = n = 0
+while time.monotonic() - t < float(sys.argv[1]):
+    s = "%08d" % i * 100
+    n += work(s, i)
+    i += 1
+    time.sleep(0.002)
+    if i % 100 == 0:
+        print(i, flush=True)
+print("done", flush=True)
+"""
+
+
+class StalledDaemonTest(TempDirTest):
+    """A daemon that stops reading (SIGSTOP) does not hold the traced
+    program: it goes on, records nothing past limits.client_buffer (64
+    KiB here), says what it left out, and exits within limits.client_wait_ms
+    (1 s) of its own end."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon = Daemon(self.tmp, extra=["--set", "limits.client_buffer=65536"])
+
+    def programs(self):
+        ruby = os.path.join(self.tmp, "busy.rb")
+        py = os.path.join(self.tmp, "busy.py")
+        harness.write(ruby, RUBY_BUSY)
+        harness.write(py, PY_BUSY)
+        env_py = dict(os.environ, CT_RECORDER_SOCKET=self.daemon.sock, PYTHONPATH=PY_SHIM)
+        yield "ruby", ["ruby", ruby], self.daemon.env()
+        for python in ["python3"] + extra_pythons():
+            yield python, [python, py], env_py
+
+    def run_stalled(self, cmd, env, busy, stop_for):
+        """Runs cmd for `busy` s with the daemon stopped for `stop_for` s
+        from the program's first line on; returns (stdout, seconds from the
+        stop to the program's exit)."""
+        p = subprocess.Popen(cmd + [str(busy)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.assertEqual(p.stdout.readline(), b"ready\n")
+        os.kill(self.daemon.proc.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            if stop_for < busy:
+                time.sleep(stop_for)
+                os.kill(self.daemon.proc.pid, signal.SIGCONT)
+            out, err = p.communicate(timeout=60)
+            took = time.monotonic() - stopped
+        finally:
+            os.kill(self.daemon.proc.pid, signal.SIGCONT)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertNotIn(b"ctrec:", err)
+        return b"ready\n" + out, took
+
+    def trace_of(self, name):
+        """The one trace folder of the busy program, once it is finished;
+        a folder being created may not have its metadata yet."""
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            folders = []
+            for f in trace_folders(self.daemon.out):
+                try:
+                    with open(os.path.join(f, "trace_metadata.json")) as m:
+                        meta = json.load(m)
+                except FileNotFoundError:
+                    continue
+                if meta.get("ctrec", {}).get("state", "recording") != "recording":
+                    folders.append(f)
+            if folders:
+                self.assertEqual(len(folders), 1, folders)
+                return folders[0]
+            time.sleep(0.2)
+        self.fail(f"{name}: no finished trace")
+
+    def test_program_does_not_wait_for_a_stopped_daemon(self):
+        for name, cmd, env in self.programs():
+            with self.subTest(name):
+                out, took = self.run_stalled(cmd, env, busy=1.5, stop_for=30)
+                self.assertTrue(out.endswith(b"done\n"))
+                # 1.5 s of its own work and at most 1 s waiting at exit.
+                self.assertLess(took, 6, f"{name} waited for the stopped daemon")
+                folder = self.trace_of(name)
+                validate(self, folder, live=True)
+                shutil.rmtree(folder)
+
+    def test_gap_is_counted_and_recording_goes_on(self):
+        for name, cmd, env in self.programs():
+            with self.subTest(name):
+                out, _ = self.run_stalled(cmd, env, busy=4, stop_for=1.5)
+                folder = self.trace_of(name)
+                validate(self, folder)
+                t = Trace(folder)
+                self.assertEqual(t.state, "complete")
+                lost = t.meta["ctrec"]["lost_by_cause"]
+                self.assertGreater(lost.get("daemon not reading", 0), 0, lost)
+                # Recording went on after the gap: the end is in the trace.
+                self.assertTrue(t.output().endswith("done\n"), t.output()[-200:])
+                self.assertIn("work", t.call_names())
+                shutil.rmtree(folder)
+
+
+class CrowdTest(TempDirTest):
+    """Programs that start while the daemon cannot answer (stopped for 3 s,
+    as a crowd of interpreters on a busy machine keeps it) are recorded
+    anyway: each goes on after 2 s, recording into its buffer, and its
+    events reach the daemon once it answers."""
+
+    def test_programs_started_before_the_daemon_answers_are_recorded(self):
+        daemon = Daemon(self.tmp)
+        ruby = harness.write(os.path.join(self.tmp, "crowd.rb"),
+                             "def f(i) = i * 2\n3.times { |i| puts f(i) }\n")
+        py = harness.write(os.path.join(self.tmp, "crowd.py"),
+                           "def f(i):\n    return i * 2\nfor i in range(3):\n    print(f(i))\n")
+        env_py = dict(os.environ, CT_RECORDER_SOCKET=daemon.sock, PYTHONPATH=PY_SHIM)
+        os.kill(daemon.proc.pid, signal.SIGSTOP)
+        try:
+            procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)
+                     for _ in range(10)
+                     for cmd, env in ((["ruby", ruby], daemon.env()), (["python3", py], env_py))]
+            time.sleep(3)
+        finally:
+            os.kill(daemon.proc.pid, signal.SIGCONT)
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            self.assertEqual((p.returncode, out, err), (0, b"0\n2\n4\n", b""))
+        daemon.stop()
+        folders = trace_folders(daemon.out)
+        self.assertEqual(len(folders), 20)
+        for folder in folders:
+            validate(self, folder)
+            t = Trace(folder)
+            self.assertEqual(t.state, "complete")
+            self.assertEqual(t.output(), "0\n2\n4\n")
+            self.assertEqual(t.call_names().count("f"), 3)
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
