@@ -57,8 +57,15 @@ static void send_frame(ctr_conn_t *c, const msgpack_sbuffer *sb) {
   write_req_t *w;
   uv_buf_t buf;
 
-  if (c->closing || c->queued + sb->size > CONN_MAX_QUEUED)
+  if (c->closing || c->cut_off)
     return;
+  if (c->queued + sb->size > CONN_MAX_QUEUED) {
+    /* Dropping frames would leave a follower with a feed that has holes;
+     * it is closed instead, by the next sweep (this may run while the
+     * connections are being walked). */
+    c->cut_off = true;
+    return;
+  }
   w = malloc(sizeof(*w) + CTR_FRAME_HEADER + sb->size);
   if (w == NULL)
     return;
@@ -552,7 +559,15 @@ int ctr_conn_accept(ctr_server_t *srv) {
 void ctr_conn_sweep(ctr_conn_t *c, uint64_t now) {
   uint32_t limit = c->srv->cfg->handshake_ms;
 
-  if (c->closing || now - c->since < limit)
+  if (c->closing)
+    return;
+  if (c->cut_off) {
+    CTR_WARN("%s: does not read what it is sent (4 MiB queued); closing",
+             c->peer);
+    ctr_conn_close(c, "client does not read");
+    return;
+  }
+  if (now - c->since < limit)
     return;
   if (c->role == CTR_ROLE_NONE)
     fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");

@@ -31,6 +31,7 @@ struct ctr_conn_s {
   ctr_peer_t cred; /* the socket's peer credentials */
   uint64_t since;  /* loop ms: accepted, or a control's last request */
   size_t charged;  /* bytes of a partial frame counted in srv->buffered */
+  bool cut_off;    /* did not read 4 MiB sent to it: closed at the sweep */
   bool closing;
   size_t queued; /* bytes in write requests not yet completed */
   ctr_conn_t *prev, *next;
@@ -44,15 +45,16 @@ int ctr_conn_accept(ctr_server_t *srv);
 void ctr_conn_close(ctr_conn_t *c, const char *reason);
 
 /* Closes c when it has not sent HELLO within limits.handshake_timeout_ms,
- * or is a control connection idle for as long; now is the loop's ms. */
+ * is a control connection idle for as long, or has not read 4 MiB sent to
+ * it; now is the loop's ms. */
 void ctr_conn_sweep(ctr_conn_t *c, uint64_t now);
 
 /* Whether viewer's peer may see c's session (STATUS, START, STOP, the
  * follow feed): root sees every session, another user those of its uid. */
 bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c);
 
-/* Sends one frame holding the bytes of sb (dropped when the peer has not
- * read 4 MiB that were sent before). */
+/* Sends one frame holding the bytes of sb; a peer that has not read 4 MiB
+ * sent before is closed instead (by the next ctr_conn_sweep). */
 void ctr_conn_send(ctr_conn_t *c, const msgpack_sbuffer *sb);
 
 /* Sends the session's code rules to its client (after a reload). */

@@ -102,6 +102,27 @@ class HostileTest(TempDirTest):
                                                      "limits.handshake_timeout_ms"), 2)
         self.finish_good_client()
 
+    def test_client_that_does_not_read_is_closed(self):
+        """A control client that asks and never reads: past 4 MiB of
+        answers queued it is closed (with a log line), not served with
+        holes."""
+        self.start()
+        s = connect(self.daemon.sock)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(frame(hello(role="control")))
+        for _ in range(40):
+            s.sendall(frame(mp([50]) * 2000))
+            if "does not read what it is sent" in self.daemon.read_log():
+                break
+        deadline = time.monotonic() + 10
+        while "does not read what it is sent" not in self.daemon.read_log() and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn("does not read what it is sent", self.daemon.read_log())
+        self.assertTrue(closed_within(s, 5))
+        s.close()
+        self.finish_good_client()
+
     def test_stalled_partial_frames_are_bounded(self):
         """Clients that each send most of a 12 MiB frame and stall: past
         limits.max_buffered (64 MiB here) the largest holders are closed,
