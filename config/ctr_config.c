@@ -76,6 +76,9 @@ static const struct opt opts[] = {
      107, NULL, "Unix socket the daemon listens on.", NULL},
     {"listen.mode", OPT_MODE, OFF(listen_mode), "0660", 0, 0777, NULL,
      "Permission bits of the socket, in octal.", NULL},
+    {"output.mode", OPT_MODE, OFF(output_mode), "0600", 0600, 0644, NULL,
+     "Permissions of trace files (folders get x where r): 0600 for their "
+     "owner only, 0640 for a group too, 0644 for everyone.", NULL},
     {"output.dir", OPT_PATH, OFF(output_dir), "/var/lib/ctrec/traces", 1, 4095,
      NULL, "Folder that receives one trace folder per recording.", NULL},
     {"output.flush_interval_ms", OPT_UINT, OFF(flush_interval_ms), "100", 10,

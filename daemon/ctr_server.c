@@ -114,11 +114,26 @@ static void on_signal(uv_signal_t *sig, int signum) {
   ctr_server_stop(srv);
 }
 
+/* Trace files get output.mode, their folders x where it has r: as the
+ * umask, so that every file the daemon makes in a trace folder has it. */
+static void apply_output_mode(const ctr_config_t *cfg) {
+  mode_t dir = 0700 | ((cfg->output_mode & 0040) ? 0050 : 0) |
+               ((cfg->output_mode & 0004) ? 0005 : 0);
+  umask(0777 & ~dir);
+}
+
 /* Creates output.dir when missing and checks that traces can go there. */
 static int output_dir_ready(const char *dir, char *err, size_t errlen) {
-  if ((mkdir(dir, 0755) != 0 && errno != EEXIST) ||
-      access(dir, W_OK | X_OK) != 0) {
-    int e = errno;
+  int e = 0;
+
+  /* Users reach their own traces in it whatever output.mode says. */
+  if (mkdir(dir, 0755) == 0)
+    (void)chmod(dir, 0755);
+  else if (errno != EEXIST)
+    e = errno;
+  if (e == 0 && access(dir, W_OK | X_OK) != 0)
+    e = errno;
+  if (e != 0) {
     snprintf(err, errlen, "output.dir %s: %s", dir, strerror(e));
     return -e;
   }
@@ -150,6 +165,7 @@ int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen) {
   }
   ctr_config_unref(srv->cfg);
   srv->cfg = cfg;
+  apply_output_mode(cfg);
   ctr_log_level = cfg->log_level;
   uv_timer_start(&srv->flush_timer, on_flush_timer, cfg->flush_interval_ms,
                  cfg->flush_interval_ms);
@@ -231,6 +247,7 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
   srv->config_path = config_path;
   srv->sets = sets;
   srv->nsets = nsets;
+  apply_output_mode(cfg);
   rc = output_dir_ready(cfg->output_dir, err, errlen);
   if (rc != 0)
     return rc;

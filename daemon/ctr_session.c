@@ -316,6 +316,9 @@ static int open_interval(ctr_session_t *s) {
       .ids = {&s->in, ctr_intern_type, ctr_intern_name, ctr_intern_struct},
       .floats_as_strings = s->floats_as_strings,
       .max_depth = s->max_depth,
+      /* A root daemon gives each trace to the traced program's user. */
+      .owner = geteuid() == 0 ? (ctr_trace_owner_t){s->uid, s->gid}
+                              : (ctr_trace_owner_t){(uid_t)-1, (gid_t)-1},
   };
   char id[CTR_UUID_LEN + 1];
   int64_t top;

@@ -41,7 +41,24 @@ struct ctr_trace_s {
   ctr_buf_t meta;       /* the "ctrec" object */
   bool meta_dirty;
   bool write_failed;    /* the last write of records failed */
+  ctr_trace_owner_t owner;
 };
+
+/* Gives what fd refers to to the trace's owner; a daemon that may not
+ * (not root) keeps it, as the owner is then its own. */
+static void own_fd(const ctr_trace_t *t, int fd) {
+  if (fd >= 0 && t->owner.uid != (uid_t)-1 && fchown(fd, t->owner.uid, t->owner.gid) != 0)
+    CTR_DEBUG("cannot give %s to uid %u: %s", t->dir, (unsigned)t->owner.uid,
+              strerror(errno));
+}
+
+void ctr_trace_own(const ctr_trace_t *t, const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+  own_fd(t, fd);
+  if (fd >= 0)
+    close(fd);
+}
 
 /* Writes all of buf at off; short writes are retried. */
 static int pwrite_all(int fd, const char *buf, size_t n, uint64_t off) {
@@ -59,9 +76,10 @@ static int pwrite_all(int fd, const char *buf, size_t n, uint64_t off) {
   return 0;
 }
 
-/* Replaces dir/name atomically so readers never see a half-written file. */
-static int replace_file(const char *dir, const char *name, const char *data,
-                        size_t n) {
+/* Replaces dir/name atomically so readers never see a half-written file;
+ * the new file goes to t's owner (t NULL: the replaced file's). */
+static int replace_file(const ctr_trace_t *t, const char *dir,
+                        const char *name, const char *data, size_t n) {
   char tmp[4096], dst[4096];
   int fd, rc;
 
@@ -70,6 +88,13 @@ static int replace_file(const char *dir, const char *name, const char *data,
   fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0)
     return -errno;
+  if (t) {
+    own_fd(t, fd);
+  } else {
+    struct stat st;
+    if (stat(dst, &st) == 0 && (st.st_uid != geteuid() || st.st_gid != getegid()))
+      (void)!fchown(fd, st.st_uid, st.st_gid);
+  }
   rc = pwrite_all(fd, data, n, 0);
   close(fd);
   if (rc == 0 && rename(tmp, dst) != 0)
@@ -99,7 +124,7 @@ static int open_folder(ctr_trace_t **out, const char *root, const char *name,
                        int64_t pid, time_t started, uint32_t interval,
                        const char *workdir, const char *program,
                        const char *args_json, const char *recording_id,
-                       bool json) {
+                       ctr_trace_owner_t owner, bool json) {
   char safe[80], stamp[32], base[4096], dir[4200], sub[4300];
   struct tm tm;
   ctr_trace_t *t;
@@ -128,17 +153,21 @@ static int open_folder(ctr_trace_t **out, const char *root, const char *name,
     return CTR_ENOMEM;
   t->fd = t->files_fd = -1;
   t->json = json;
+  t->owner = owner;
   t->dir = strdup(dir);
   t->workdir = strdup(workdir);
   t->program = strdup(program);
   t->args_json = strdup(args_json);
   t->recording_id = strdup(recording_id);
+  ctr_trace_own(t, dir);
   snprintf(sub, sizeof(sub), "%s/files", dir);
   mkdir(sub, 0755);
   t->files_fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  own_fd(t, t->files_fd);
   if (json) {
     snprintf(sub, sizeof(sub), "%s/trace.json", dir);
     t->fd = open(sub, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    own_fd(t, t->fd);
   }
   if ((json && t->fd < 0) || t->files_fd < 0 || t->dir == NULL ||
       t->recording_id == NULL) {
@@ -162,18 +191,19 @@ static int open_folder(ctr_trace_t **out, const char *root, const char *name,
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    int64_t pid, time_t started, uint32_t interval,
                    const char *workdir, const char *program,
-                   const char *args_json, const char *recording_id) {
+                   const char *args_json, const char *recording_id,
+                   ctr_trace_owner_t owner) {
   return open_folder(out, root, name, pid, started, interval, workdir,
-                     program, args_json, recording_id, true);
+                     program, args_json, recording_id, owner, true);
 }
 
 int ctr_trace_open_folder(ctr_trace_t **out, const char *root,
                           const char *name, int64_t pid, time_t started,
                           uint32_t interval, const char *workdir,
                           const char *program, const char *args_json,
-                          const char *recording_id) {
+                          const char *recording_id, ctr_trace_owner_t owner) {
   return open_folder(out, root, name, pid, started, interval, workdir,
-                     program, args_json, recording_id, false);
+                     program, args_json, recording_id, owner, false);
 }
 
 static int write_records(ctr_trace_t *t);
@@ -210,10 +240,10 @@ uint32_t ctr_trace_path(ctr_trace_t *t, const char *path, size_t n) {
 
 /* Creates the directories of rel under files/ one component at a time with
  * mkdirat, so nothing is followed out of the folder, and opens the file. */
-static int open_source(int files_fd, const char *rel) {
+static int open_source(const ctr_trace_t *t, const char *rel) {
   char part[4096];
   const char *p = rel, *slash;
-  int dfd = dup(files_fd), fd;
+  int dfd = dup(t->files_fd), fd;
 
   if (dfd < 0)
     return -errno;
@@ -236,6 +266,7 @@ static int open_source(int files_fd, const char *rel) {
       close(dfd);
       if (next < 0)
         return -errno;
+      own_fd(t, next);
       dfd = next;
     }
     p = slash + 1;
@@ -247,6 +278,7 @@ static int open_source(int files_fd, const char *rel) {
   fd = openat(dfd, p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
               0644);
   close(dfd);
+  own_fd(t, fd);
   return fd < 0 ? -errno : fd;
 }
 
@@ -256,7 +288,7 @@ int ctr_trace_source(ctr_trace_t *t, const char *path, const char *text,
 
   while (*path == '/')
     path++;
-  fd = open_source(t->files_fd, path);
+  fd = open_source(t, path);
   if (fd < 0)
     return fd;
   rc = pwrite_all(fd, text, n, 0);
@@ -287,7 +319,7 @@ static int write_meta(ctr_trace_t *t) {
     ctr_buf_add(&b, t->meta.data, t->meta.len);
   }
   ctr_buf_puts(&b, "}\n");
-  rc = replace_file(t->dir, "trace_metadata.json", b.data, b.len);
+  rc = replace_file(t, t->dir, "trace_metadata.json", b.data, b.len);
   ctr_buf_free(&b);
   return rc;
 }
@@ -299,7 +331,7 @@ static int write_paths(ctr_trace_t *t) {
   ctr_buf_add(&b, "[", 1);
   ctr_buf_add(&b, t->paths.data, t->paths.len);
   ctr_buf_puts(&b, "]\n");
-  rc = replace_file(t->dir, "trace_paths.json", b.data, b.len);
+  rc = replace_file(t, t->dir, "trace_paths.json", b.data, b.len);
   ctr_buf_free(&b);
   return rc;
 }
@@ -416,7 +448,7 @@ int ctr_trace_recover(const char *root) {
     ctr_buf_add(&b, to, sizeof(to) - 1);
     ctr_buf_puts(&b, hit + sizeof(from) - 1);
     snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-    if (replace_file(path, "trace_metadata.json", b.data, b.len) == 0)
+    if (replace_file(NULL, path, "trace_metadata.json", b.data, b.len) == 0)
       marked++;
     ctr_buf_free(&b);
   }

@@ -12,20 +12,30 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "ctr_buf.h"
 
 typedef struct ctr_trace_s ctr_trace_t;
 
+/* Who a trace folder and everything in it belong to: (uid_t)-1 and
+ * (gid_t)-1 keep the daemon's own. Their mode is the daemon's umask's
+ * (output.mode). */
+typedef struct ctr_trace_owner_s {
+  uid_t uid;
+  gid_t gid;
+} ctr_trace_owner_t;
+
 /* Creates <root>/<name>-<pid>-<UTC time of started>[-<interval>]/ with
- * files/ inside (interval 1 has no suffix). workdir, program, the JSON
- * array text args_json and recording_id (a UUIDv7) go into
+ * files/ inside (interval 1 has no suffix), for owner. workdir, program,
+ * the JSON array text args_json and recording_id (a UUIDv7) go into
  * trace_metadata.json. */
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    int64_t pid, time_t started, uint32_t interval,
                    const char *workdir, const char *program,
-                   const char *args_json, const char *recording_id);
+                   const char *args_json, const char *recording_id,
+                   ctr_trace_owner_t owner);
 
 /* The same folder without trace.json, for a backend that writes its own
  * trace file into ctr_trace_dir(): no records, paths listed only. */
@@ -33,7 +43,10 @@ int ctr_trace_open_folder(ctr_trace_t **out, const char *root,
                           const char *name, int64_t pid, time_t started,
                           uint32_t interval, const char *workdir,
                           const char *program, const char *args_json,
-                          const char *recording_id);
+                          const char *recording_id, ctr_trace_owner_t owner);
+
+/* Gives path, a file the caller made in t's folder, to t's owner. */
+void ctr_trace_own(const ctr_trace_t *t, const char *path);
 
 /* Starts one record: returns the buffer to append its JSON text to. The
  * previous record must be complete, since it may be written now. */

@@ -26,7 +26,7 @@ int ctr_writer_open_folder(struct ctr_trace_s **t, const ctr_writer_opts_t *o,
   ctr_buf_add(&args, "", 1);
   rc = (json ? ctr_trace_open : ctr_trace_open_folder)(
       t, o->root, o->name, o->pid, o->started, o->interval, o->workdir,
-      o->program, args.data, o->recording_id);
+      o->program, args.data, o->recording_id, o->owner);
   ctr_buf_free(&args);
   return rc;
 }

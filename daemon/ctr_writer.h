@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "ctr_proto.h"
+#include "ctr_trace.h"
 
 typedef struct ctr_writer_s ctr_writer_t;
 
@@ -48,6 +49,7 @@ typedef struct ctr_writer_opts_s {
   const char *const *args;
   size_t nargs;
   const char *recording_id; /* a UUIDv7 (ctr_uuid.h), one per folder */
+  ctr_trace_owner_t owner;  /* who the folder belongs to */
   ctr_writer_ids_t ids;
   bool floats_as_strings; /* output.float_format: string */
   uint32_t max_depth;     /* limits.max_depth */

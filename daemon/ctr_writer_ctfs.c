@@ -128,6 +128,8 @@ static int ctfs_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
   ctr_buf_puts(&path, "/trace.ct");
   ctr_buf_add(&path, "", 1);
   rc = ctr_ctfs_open(&c->ct, path.data, o->recording_id);
+  if (rc == 0)
+    ctr_trace_own(c->folder, path.data);
   ctr_buf_free(&path);
   if (rc == 0) {
     ctr_ctfs_meta_t m = {.program = o->program,

@@ -339,6 +339,64 @@ class CrowdTest(TempDirTest):
             self.assertEqual(t.output(), "0\n2\n4\n")
             self.assertEqual(t.call_names().count("f"), 3)
 
+
+class OwnershipTest(TempDirTest):
+    """A root service daemon gives each trace to the traced program's user,
+    readable by that user alone unless output.mode says otherwise."""
+
+    def record_as_nobody(self, *sets):
+        os.chmod(self.tmp, 0o755)
+        extra = ["--set", "listen.mode=0666"]
+        for kv in sets:
+            extra += ["--set", kv]
+        daemon = Daemon(self.tmp, extra=extra)
+        os.chmod(os.path.dirname(daemon.sock), 0o755)
+        prog = harness.write(os.path.join(self.tmp, "mine.rb"), "x = 41\nputs x + 1\n")
+        os.chmod(prog, 0o644)
+        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              "ruby", prog], env=daemon.env(), capture_output=True, timeout=60)
+        self.assertEqual((res.returncode, res.stdout, res.stderr), (0, b"42\n", b""))
+        daemon.stop()
+        folder, = trace_folders(daemon.out)
+        validate(self, folder)
+        return folder
+
+    def modes(self, folder):
+        out = {}
+        for d, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                st = os.lstat(os.path.join(d, name))
+                out[os.path.relpath(os.path.join(d, name), folder)] = (
+                    st.st_uid, stat.S_IMODE(st.st_mode), stat.S_ISDIR(st.st_mode))
+        st = os.lstat(folder)
+        out["."] = (st.st_uid, stat.S_IMODE(st.st_mode), True)
+        return out
+
+    def test_traces_belong_to_the_program_user(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root: a daemon that is not root keeps its traces")
+        os.chmod(self.tmp, 0o755)
+        for mode, fmode, dmode in (("0600", 0o600, 0o700), ("0640", 0o640, 0o750)):
+            with self.subTest(mode):
+                sub = os.path.join(self.tmp, mode)
+                os.mkdir(sub)
+                self.tmp, saved = sub, self.tmp
+                try:
+                    folder = self.record_as_nobody("output.mode=" + mode)
+                finally:
+                    self.tmp = saved
+                seen = self.modes(folder)
+                self.assertIn("trace_metadata.json", seen)
+                self.assertTrue(any(k.startswith("files/") for k in seen), seen)
+                for name, (uid, m, is_dir) in seen.items():
+                    self.assertEqual(uid, 65534, name)
+                    self.assertEqual(m, dmode if is_dir else fmode, name)
+                # The user reads the trace it owns.
+                res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                                      "--clear-groups", CTRECCTL, "check", folder],
+                                     capture_output=True, timeout=60)
+                self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
 if __name__ == "__main__":
     import unittest
     unittest.main()

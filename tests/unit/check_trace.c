@@ -18,6 +18,8 @@
 
 /* A recording id for the trace folders written here. */
 #define ID "0190a6b4-0c2e-7d3f-8a1b-2c3d4e5f6a7b"
+/* Folders that stay the daemon's own. */
+#define DAEMON ((ctr_trace_owner_t){(uid_t)-1, (gid_t)-1})
 
 static char *json_of(const char *s, size_t n) {
   ctr_buf_t b = {0};
@@ -329,7 +331,7 @@ START_TEST(trace_is_closed_json_after_every_flush) {
 
   ck_assert_ptr_nonnull(mkdtemp(root));
   ck_assert_int_eq(ctr_trace_open(&t, root, "/x/prog.rb", 42, 0, 1, "/w", "/x/prog.rb",
-                                  "[\"a\"]", ID), 0);
+                                  "[\"a\"]", ID, DAEMON), 0);
   dir = ctr_trace_dir(t);
   text = slurp(dir, "trace.json");
   ck_assert_str_eq(text, "[\n]\n");
@@ -369,7 +371,7 @@ START_TEST(a_folder_without_trace_json) {
 
   ck_assert_ptr_nonnull(mkdtemp(root));
   ck_assert_int_eq(ctr_trace_open_folder(&t, root, "/x/prog.rb", 42, 0, 1, "/w",
-                                         "/x/prog.rb", "[]", ID), 0);
+                                         "/x/prog.rb", "[]", ID, DAEMON), 0);
   snprintf(dir, sizeof(dir), "%s", ctr_trace_dir(t));
   snprintf(path, sizeof(path), "%s/trace.json", dir);
   ck_assert_int_ne(access(path, F_OK), 0);
@@ -400,14 +402,38 @@ START_TEST(folder_names_are_safe) {
   ctr_trace_t *t;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "-c", 7, 0, 1, "/", "-c", "[]", ID), 0);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "-c", 7, 0, 1, "/", "-c", "[]", ID, DAEMON), 0);
   base = strrchr(ctr_trace_dir(t), '/') + 1;
   ck_assert_str_eq(base, "_c-7-19700101T000000Z");
   ctr_trace_close(t);
-  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/../a b.rb", 7, 0, 3, "/", "p", "[]", ID),
+  ck_assert_int_eq(ctr_trace_open(&t, root, "/x/../a b.rb", 7, 0, 3, "/", "p", "[]", ID, DAEMON),
                    0);
   base = strrchr(ctr_trace_dir(t), '/') + 1;
   ck_assert_str_eq(base, "a_b.rb-7-19700101T000000Z-3");
+  ctr_trace_close(t);
+}
+END_TEST
+
+START_TEST(folder_belongs_to_its_owner) {
+  /* As root, the folder and all in it go to the traced program's user;
+   * otherwise the owner asked for is the daemon's own. */
+  ctr_trace_owner_t who = geteuid() == 0 ? (ctr_trace_owner_t){65534, 65534}
+                                         : (ctr_trace_owner_t){getuid(), getgid()};
+  const char *names[] = {"", "/files", "/files/a", "/files/a/b.rb", "/trace.json",
+                         "/trace_metadata.json", "/trace_paths.json"};
+  char root[] = "/tmp/ctrec-check-XXXXXX", path[4200];
+  ctr_trace_t *t;
+  struct stat st;
+
+  ck_assert_ptr_nonnull(mkdtemp(root));
+  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 1, "/", "p", "[]", ID, who), 0);
+  ck_assert_int_eq(ctr_trace_source(t, "/a/b.rb", "x = 1\n", 6), 0);
+  ck_assert_int_eq(ctr_trace_flush(t), 0);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(path, sizeof path, "%s%s", ctr_trace_dir(t), names[i]);
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert_msg(st.st_uid == who.uid && st.st_gid == who.gid, "%s", path);
+  }
   ctr_trace_close(t);
 }
 END_TEST
@@ -417,7 +443,7 @@ START_TEST(source_paths_cannot_escape) {
   ctr_trace_t *t;
 
   ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 2, "/", "p", "[]", ID), 0);
+  ck_assert_int_eq(ctr_trace_open(&t, root, "p", 1, 0, 2, "/", "p", "[]", ID, DAEMON), 0);
   ck_assert_int_eq(ctr_trace_source(t, "/a/../../etc/x", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/..", "x", 1), CTR_EPATH);
   ck_assert_int_eq(ctr_trace_source(t, "/a/./b/c.rb", "x", 1), 0);
@@ -1181,6 +1207,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(values, rejects_bad_values);
   tcase_add_test(folder, trace_is_closed_json_after_every_flush);
   tcase_add_test(folder, source_paths_cannot_escape);
+  tcase_add_test(folder, folder_belongs_to_its_owner);
   tcase_add_test(folder, folder_names_are_safe);
   tcase_add_test(folder, a_folder_without_trace_json);
   suite_add_tcase(s, json);
