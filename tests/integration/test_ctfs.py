@@ -101,6 +101,59 @@ for i in range(1000):
         time.sleep(0.02)
 """
 
+# Nested calls returned, then a call chain left open while the program
+# waits for its go file (argv[1]).
+NESTED_PY = """import os, sys, time
+go = sys.argv[1]
+
+def leaf(n):
+    return n * 2
+
+def middle(k):
+    total = 0
+    for j in range(3):
+        total += leaf(j + k)
+    return total
+
+def wait_here(depth, x):
+    if depth > 0:
+        return wait_here(depth - 1, x + 1)
+    print("waiting", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.02)
+    return x
+
+for i in range(5):
+    middle(i)
+r = wait_here(3, 10)
+print("done", r)
+"""
+
+NESTED_RB = """GO = ARGV[0]
+
+def leaf(n)
+  n * 2
+end
+
+def middle(k)
+  total = 0
+  3.times { |j| total += leaf(j + k) }
+  total
+end
+
+def wait_here(depth, x)
+  return wait_here(depth - 1, x + 1) if depth > 0
+  puts "waiting"
+  $stdout.flush
+  sleep 0.02 until File.exist?(GO)
+  x
+end
+
+5.times { |i| middle(i) }
+r = wait_here(3, 10)
+puts "done #{r}"
+"""
+
 END = re.compile(r"== interval 1 (\S+)[^\n]*==\n$")
 
 
@@ -321,10 +374,70 @@ class CtfsLive(TempDirTest):
         text = listing(self, folder)
         self.assertIn("[stdout] tick 2", text)
         self.assertRegex(text, r"== interval 1 aborted")
-        # The calls open when the daemon died were never written (a CTFS
-        # call is written once it returned), so only --live accepts it.
-        res = run([CTRECCTL, "check", "--live", folder])
+        # The calls open when the daemon died were completed on restart.
+        self.assertRegex(text, r"^→ call <top-level>\(\)\n")
+        res = run([CTRECCTL, "check", folder])
         self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+
+    def kill_daemon_in_nested_calls(self, lang, python="python3"):
+        """Records NESTED_* until it waits four calls deep, kills ctrecd
+        with SIGKILL after a flush, lets the program end untraced and
+        starts a new ctrecd on the same output folder; returns the
+        listing of the recovered trace."""
+        sub = os.path.join(self.tmp, lang + re.sub(r"\W", "_", python))
+        os.makedirs(sub)
+        d = Daemon(sub, extra=("--set", "output.format=ctfs",
+                               "--set", "output.flush_interval_ms=50"))
+        src = os.path.join(sub, "nested." + ("rb" if lang == "ruby" else "py"))
+        with open(src, "w") as f:
+            f.write(NESTED_RB if lang == "ruby" else NESTED_PY)
+        go = os.path.join(sub, "go")
+        cmd = ["ruby", src, go] if lang == "ruby" else [python, src, go]
+        p = subprocess.Popen(cmd, env=d.env(PYTHONPATH=PY_SHIM), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        self.assertEqual(p.stdout.readline(), b"waiting\n")
+        deadline = time.time() + 30
+        while not ctfs_folders(d.out) and time.time() < deadline:
+            time.sleep(0.05)
+        (folder,) = ctfs_folders(d.out)
+        self.wait_listing(folder, r"\[stdout\] waiting")  # flushed
+        d.proc.kill()
+        d.stop(expect=-signal.SIGKILL)
+        self.assertTrue(os.path.exists(os.path.join(folder, "trace.ct.calls")))
+        open(go, "w").close()
+        self.assertEqual(p.wait(timeout=60), 0)  # the program runs on
+        d2 = Daemon(sub, extra=("--set", "output.format=ctfs",))
+        d2.stop()
+        self.assertEqual(metadata(folder)["ctrec"]["state"],
+                         "aborted: daemon stopped unexpectedly")
+        self.assertFalse(os.path.exists(os.path.join(folder, "trace.ct.calls")))
+        # Every step is inside a call again: check needs no --live.
+        res = run([CTRECCTL, "check", folder])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+        return listing(self, folder)
+
+    def assert_calls_recovered(self, text):
+        # The calls returned before the kill, with their arguments, values
+        # and parents (each inside the call that made it)...
+        self.assertEqual(len(re.findall(r"→ call middle\((self=main, )?k=\d\)", text)), 5, text)
+        self.assertEqual(len(re.findall(r"→ call leaf\((self=main, )?n=\d\)", text)), 15, text)
+        self.assertIn("← return 18", text)  # middle(4) = 2 * (4 + 5 + 6)
+        self.assertRegex(text, r"→ call middle\((self=main, )?k=4\)\n(.*\n)*?"
+                               r"\s+→ call leaf\((self=main, )?n=6\)")
+        self.assertEqual(len(re.findall(r"→ call wait_here\((self=main, )?depth=\d, x=1\d\)", text)), 4)
+        # ... and the open ones: the four wait_here calls and the top level
+        # (and Python's <module>) close at the last step, without a value.
+        self.assertRegex(text, r"\[stdout\] waiting\n(\s+nested\.\w+:\d+\n)*"
+                               r"(\s*← return\n){5,6}== interval 1 aborted")
+        self.assertNotIn("done", text)
+
+    def test_killed_daemon_keeps_its_calls_python(self):
+        each_python(self, lambda py: self.assert_calls_recovered(
+            self.kill_daemon_in_nested_calls("python", py)))
+
+    def test_killed_daemon_keeps_its_calls_ruby(self):
+        self.assert_calls_recovered(self.kill_daemon_in_nested_calls("ruby"))
 
     def test_intervals_are_folders_of_their_own(self):
         """ctrecctl stop and start: the second interval is its own trace.ct,

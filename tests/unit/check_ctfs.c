@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <msgpack.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctr_ctfs.h"
@@ -30,6 +32,9 @@ static void setup(void) {
 }
 
 static void teardown(void) {
+  char owed[128];
+  snprintf(owed, sizeof(owed), "%s.calls", path);
+  unlink(owed);
   unlink(path);
   rmdir(dir);
 }
@@ -532,7 +537,6 @@ START_TEST(readable_from_open_on) {
 }
 END_TEST
 
-
 /* Returned calls wait for the top-level call in the spill file, written
  * and read back a MiB at a time: megabytes of them, flushed along the
  * way, come out whole and in order. */
@@ -572,6 +576,158 @@ START_TEST(calls_waiting_for_the_top_level_one_read_back_whole) {
     ck_assert_uint_eq(s.exit[k], (uint64_t)k);
     ck_assert_uint_gt(s.ret_len[k], 0);
   }
+}
+END_TEST
+
+/* ---- a writer killed, its trace recovered -------------------------------- */
+
+enum { KILLED_PAIRS = 300, KILLED_CALLS = 4 + 2 * KILLED_PAIRS + 1 };
+
+/* In a child process: the top-level call (key 0) and h (key 3) are open,
+ * f (with g inside) returned before h and 300 times inside it, and g (the
+ * last key) is open inside h at the last flush; then g returns and steps
+ * go on, not flushed, and the process dies by SIGKILL. Returns the steps
+ * flushed. */
+static uint64_t record_and_die(void) {
+  ctr_buf_t v = int_cbor(42);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    ctr_ctfs_t *w;
+    uint64_t line = 1;
+    if (ctr_ctfs_open(&w, path, test_id) < 0 || ctr_ctfs_path(w, "/p.py", 5) ||
+        ctr_ctfs_function(w, "<top-level>", 11) != 0 ||
+        ctr_ctfs_function(w, "f", 1) != 1 ||
+        ctr_ctfs_function(w, "g", 1) != 2 ||
+        ctr_ctfs_function(w, "h", 1) != 3 || ctr_ctfs_varname(w, "a", 1) != 0)
+      _exit(1);
+    ctr_ctfs_call(w, 0);
+    ctr_ctfs_step(w, 0, line++);
+    for (int i = 0; i <= KILLED_PAIRS; i++) {
+      if (i == 1) { /* h opens, with an argument */
+        ctr_ctfs_call(w, 3);
+        ctr_ctfs_arg(w, 0, v.data, v.len);
+        ctr_ctfs_step(w, 0, line++);
+      }
+      ctr_ctfs_call(w, 1);
+      ctr_ctfs_arg(w, 0, v.data, v.len);
+      ctr_ctfs_step(w, 0, line++);
+      ctr_ctfs_call(w, 2);
+      ctr_ctfs_step(w, 0, line++);
+      ctr_ctfs_return(w, v.data, v.len);
+      ctr_ctfs_return(w, v.data, v.len);
+      if (i % 100 == 0)
+        ctr_ctfs_flush(w);
+    }
+    ctr_ctfs_call(w, 2);
+    ctr_ctfs_step(w, 0, line++);
+    if (ctr_ctfs_flush(w) < 0)
+      _exit(1);
+    ctr_ctfs_return(w, v.data, v.len); /* after the last flush: lost */
+    ctr_ctfs_step(w, 0, line++);
+    raise(SIGKILL);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ctr_buf_free(&v);
+  return 2 + 2 * (KILLED_PAIRS + 1) + 1;
+}
+
+/* The recovered trace holds every call: the returned ones as they were,
+ * the open ones exiting at the last flushed step without a value, with
+ * their arguments and children. */
+static void assert_recovered(uint64_t steps) {
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0); /* on_call checks every record */
+  ck_assert_uint_eq(s.steps, steps);
+  ck_assert_uint_eq(s.calls, KILLED_CALLS);
+  ck_assert_int_eq(s.parent[0], -1); /* the top level: open */
+  ck_assert_uint_eq(s.exit[0], steps - 1);
+  ck_assert_uint_eq(s.nchildren[0], 2); /* f, h */
+  ck_assert_uint_eq(s.ret_len[0], 0);
+  ck_assert_int_eq(s.parent[1], 0); /* f: returned */
+  ck_assert_uint_eq(s.entry[1], 1);
+  ck_assert_uint_eq(s.exit[1], 2);
+  ck_assert_uint_eq(s.nchildren[1], 1);
+  ck_assert_uint_gt(s.ret_len[1], 0);
+  ck_assert_int_eq(s.parent[3], 0); /* h: open, its argument kept */
+  ck_assert_uint_eq(s.nargs[3], 1);
+  ck_assert_uint_eq(s.entry[3], 3);
+  ck_assert_uint_eq(s.exit[3], steps - 1);
+  ck_assert_uint_eq(s.nchildren[3], KILLED_PAIRS + 1);
+  ck_assert_uint_eq(s.ret_len[3], 0);
+  ck_assert_int_eq(s.parent[4], 3); /* f inside h */
+  ck_assert_int_eq(s.parent[5], 4);
+}
+
+START_TEST(a_killed_writer_keeps_its_calls) {
+  uint64_t steps = record_and_die();
+  char owed[128];
+  snprintf(owed, sizeof(owed), "%s.calls", path);
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0);
+  ck_assert_uint_eq(s.steps, steps);
+  ck_assert_uint_eq(s.calls, 0); /* all of them wait for the top level */
+  ck_assert_int_eq(access(owed, F_OK), 0);
+  ck_assert_int_eq(ctr_ctfs_recover(path), KILLED_CALLS);
+  assert_recovered(steps);
+  ck_assert_int_eq(access(owed, F_OK), -1); /* done with */
+  ck_assert_int_eq(ctr_ctfs_recover(path), 0);
+  assert_recovered(steps);
+}
+END_TEST
+
+/* Reads all of file p into b. */
+static void slurp(const char *p, ctr_buf_t *b) {
+  FILE *f = fopen(p, "rb");
+  char tmp[65536];
+  size_t n;
+  ck_assert_ptr_nonnull(f);
+  b->len = 0;
+  while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+    ctr_buf_add(b, tmp, n);
+  fclose(f);
+}
+
+static void spit(const char *p, const ctr_buf_t *b) {
+  FILE *f = fopen(p, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(b->data, 1, b->len, f), b->len);
+  fclose(f);
+}
+
+/* A recovery killed at any point and run again gives the same trace. */
+START_TEST(a_killed_recovery_runs_again) {
+  uint64_t steps = record_and_die();
+  char owed[128];
+  ctr_buf_t ct = {0}, calls = {0};
+  snprintf(owed, sizeof(owed), "%s.calls", path);
+  slurp(path, &ct);
+  slurp(owed, &calls);
+  int cut = 0;
+  for (int k = 0; k < 40; k++) {
+    spit(path, &ct);
+    spit(owed, &calls);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+      _exit(ctr_ctfs_recover(path) == KILLED_CALLS ? 0 : 1);
+    usleep((useconds_t)(k * k * 2));
+    kill(pid, SIGKILL);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+      cut++;
+    else
+      ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert_int_ge(ctr_ctfs_recover(path), 0);
+    assert_recovered(steps);
+    ck_assert_int_eq(access(owed, F_OK), -1);
+  }
+  ck_assert_int_gt(cut, 0); /* some were killed midway */
+  ctr_buf_free(&ct);
+  ctr_buf_free(&calls);
 }
 END_TEST
 
@@ -757,6 +913,8 @@ int main(void) {
   tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
+  tcase_add_test(tc, a_killed_writer_keeps_its_calls);
+  tcase_add_test(tc, a_killed_recovery_runs_again);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
