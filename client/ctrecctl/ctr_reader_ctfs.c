@@ -8,9 +8,11 @@
  * Step with its Values, its Events, and the Returns of the calls that exit
  * at it, innermost first.
  *
- * Live (docs/ctfs.md): at each poll it loads a snapshot of the file and
- * reads what the sizes published in it cover; a step is complete once its
- * values record is there. A call is only written once every call opened
+ * Live (docs/ctfs.md): at each poll it reads block 0 again (a snapshot of
+ * the sizes and map roots) and, when that moved, only what is new: the
+ * tables' new records and the chunks from the first record not yet handed
+ * out (ctr_ctfs_read); a step is complete once its values record is
+ * there. A call is only written once every call opened
  * before it has returned, so a follower learns of calls late: one whose
  * entry step was already handed out is skipped, with its return. */
 #include <inttypes.h>
@@ -19,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "ctr_buf.h"
 #include "ctr_ctfs_read.h"
@@ -45,9 +46,7 @@ typedef struct ctfs_s {
   ctr_ctfs_image_t img;
   bool live;
   bool loaded; /* img holds a snapshot */
-  bool ever;   /* a snapshot was read */
-  off_t size;  /* the size and time stamp at the last look */
-  struct timespec mtime;
+  bool read;   /* a snapshot's records were read */
   uint64_t tables[4]; /* records of each table handed out */
   int table;          /* the table being read */
   uint64_t steps;     /* steps handed out */
@@ -475,24 +474,6 @@ static bool short_file(const char *path) {
   return stat(path, &sb) == 0 && sb.st_size < 4096;
 }
 
-/* Whether the file may have changed since the last snapshot: its size or
- * time stamp moved, or that stamp is too recent to tell (time stamps are
- * coarse: a write in the same tick as the load keeps the stamp). */
-static bool changed(ctfs_t *f) {
-  struct stat sb;
-  struct timespec now;
-
-  if (!f->ever || stat(f->path, &sb) != 0)
-    return true;
-  clock_gettime(CLOCK_REALTIME, &now);
-  bool same = sb.st_size == f->size && sb.st_mtim.tv_sec == f->mtime.tv_sec &&
-              sb.st_mtim.tv_nsec == f->mtime.tv_nsec &&
-              now.tv_sec - sb.st_mtim.tv_sec > 1;
-  f->size = sb.st_size;
-  f->mtime = sb.st_mtim;
-  return !same;
-}
-
 /* Queues the Calls entered at step i (calls are in the order they opened,
  * so their entry steps rise, but for a call without a step of its own,
  * placed at its caller's step). A call whose entry step was handed out at
@@ -529,13 +510,13 @@ static int poll_trace(ctfs_t *f) {
   size_t e = 0;
   int rc;
 
-  if (!changed(f))
+  /* A new snapshot, when block 0 moved: nothing else can have. */
+  rc = f->loaded ? ctr_ctfs_image_refresh(&f->img)
+                 : ctr_ctfs_image_load(&f->img, f->path);
+  if (rc == 0 && f->read)
     return 0;
-  ctr_ctfs_image_free(&f->img);
-  f->loaded = false;
-  rc = ctr_ctfs_image_load(&f->img, f->path);
   /* The writer creates the file, then writes its first block. */
-  if (rc == CTR_EPROTO && f->live && !f->ever && short_file(f->path))
+  if (rc == CTR_EPROTO && f->live && !f->loaded && short_file(f->path))
     return 0;
   if (rc < 0)
     return rc == CTR_EPROTO
@@ -544,7 +525,7 @@ static int poll_trace(ctfs_t *f) {
                       "or shorter than one block)")
                : fail(f, rc, "trace.ct: %s",
                       rc > -4096 ? strerror(-rc) : "unreadable");
-  f->loaded = f->ever = true;
+  f->loaded = f->read = true;
   rc = read_tables(f);
   if (rc == 0)
     rc = read_calls(f);
@@ -649,6 +630,7 @@ int ctr__trace_ctfs_open(void **out, const char *path, bool live,
   ctfs_t *f = ctr__trace_xrealloc(NULL, sizeof(*f));
 
   memset(f, 0, sizeof(*f));
+  f->img.fd = -1;
   f->live = live;
   snprintf(f->path, sizeof(f->path), "%s", path);
   *out = f;

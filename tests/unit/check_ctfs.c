@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,7 +106,9 @@ START_TEST(container_grows_files_side_by_side) {
   for (uint64_t i = 0; i < nb; i++)
     ck_assert_uint_eq((unsigned char)out.data[i], pattern(1, i));
   ck_assert_int_eq(ctr_ctfs_member(&img, "c.dat", &out), CTR_ERANGE);
-  ck_assert_uint_eq(img.len % CTR_CTFS_BLOCK, 0);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_uint_eq((uint64_t)st.st_size % CTR_CTFS_BLOCK, 0);
   ctr_buf_free(&out);
   ctr_ctfs_image_free(&img);
 }
@@ -360,11 +363,10 @@ static int load_like_codetracer(ctr_ctfs_image_t *img) {
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   rewind(f);
-  img->data = malloc(n > 0 ? (size_t)n : 1);
-  img->len = fread(img->data, 1, (size_t)n, f);
-  img->len -= img->len % CTR_CTFS_BLOCK;
+  unsigned char *data = malloc(n > 0 ? (size_t)n : 1);
+  size_t len = fread(data, 1, (size_t)n, f);
   fclose(f);
-  return 0;
+  return ctr_ctfs_image_mem(img, data, len);
 }
 
 /* Reads every stream of the trace at path; returns 0 or the first error. */
@@ -860,6 +862,68 @@ START_TEST(a_poll_reads_on_from_a_record) {
 }
 END_TEST
 
+/* Bytes this process has read so far (rchar, /proc/self/io). */
+static uint64_t bytes_read(void) {
+  FILE *f = fopen("/proc/self/io", "r");
+  char line[128];
+  unsigned long long v = 0;
+  ck_assert_ptr_nonnull(f);
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "rchar: %llu", &v) == 1)
+      break;
+  fclose(f);
+  return v;
+}
+
+static int count_cb(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
+  (void)i, (void)r, (void)n;
+  ++*(uint64_t *)ctx;
+  return 0;
+}
+
+/* A follower's poll of a large trace reads block 0, the maps and the
+ * chunks it needs, not the whole file; an unchanged trace costs block 0. */
+START_TEST(a_poll_reads_only_what_is_new) {
+  enum { STEPS = 20000, SIZE = 200 };
+  ctr_ctfs_t *w;
+  unsigned char v[SIZE + 3] = {0x59, SIZE >> 8, SIZE & 0xff}; /* bytes */
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/p.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "x", 1), 0);
+  srand(7);
+  for (int i = 0; i < STEPS; i++) {
+    for (int k = 3; k < SIZE + 3; k++) /* incompressible: a large file */
+      v[k] = (unsigned char)rand();
+    ck_assert_int_eq(ctr_ctfs_step(w, 0, 1 + (uint64_t)i % 50), 0);
+    ck_assert_int_eq(ctr_ctfs_value(w, 0, v, sizeof(v)), 0);
+  }
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_gt(st.st_size, STEPS * SIZE);
+
+  uint64_t at = bytes_read(), n = 0, count;
+  ctr_ctfs_image_t img = load();
+  ck_assert_int_eq(ctr_ctfs_stream_from(&img, "values", true, STEPS - 1,
+                                        count_cb, &n, &count),
+                   0);
+  ck_assert_uint_eq(count, STEPS);
+  ck_assert_int_eq(ctr_ctfs_stream_from(&img, "steps", false, STEPS - 1,
+                                        count_cb, &n, &count),
+                   0);
+  ck_assert_uint_eq(count, STEPS);
+  ck_assert_int_eq(
+      ctr_ctfs_table_from(&img, "varnames", 0, count_cb, &n, &count), 0);
+  ck_assert_uint_eq(n, 3); /* the last values and steps records, "x" */
+  uint64_t poll = bytes_read() - at;
+  ck_assert_uint_lt(poll, 256 * 1024); /* the last chunks: 16 of 4000 KB */
+  at = bytes_read();
+  ck_assert_int_eq(ctr_ctfs_image_refresh(&img), 0); /* nothing moved */
+  ck_assert_uint_lt(bytes_read() - at, CTR_CTFS_BLOCK + 512); /* + /proc */
+  ctr_ctfs_image_free(&img);
+}
+END_TEST
+
 /* A reader polling the file while it is written, as `ct-print --follow`
  * does (and half the time loading it the way that reader does): every
  * snapshot must read whole, and counts never go back. */
@@ -912,6 +976,7 @@ int main(void) {
   tcase_add_test(tc, every_flush_is_readable);
   tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
+  tcase_add_test(tc, a_poll_reads_only_what_is_new);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
   tcase_add_test(tc, a_killed_writer_keeps_its_calls);
   tcase_add_test(tc, a_killed_recovery_runs_again);
