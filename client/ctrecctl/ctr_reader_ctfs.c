@@ -45,8 +45,8 @@ typedef struct ctfs_s {
   char path[4096];
   ctr_ctfs_image_t img;
   bool live;
-  bool loaded; /* img holds a snapshot */
-  bool read;   /* a snapshot's records were read */
+  bool loaded;        /* img holds a snapshot */
+  bool read;          /* a snapshot's records were read */
   uint64_t tables[4]; /* records of each table handed out */
   int table;          /* the table being read */
   uint64_t steps;     /* steps handed out */
