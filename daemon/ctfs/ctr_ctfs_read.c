@@ -208,7 +208,8 @@ size_t ctr_ctfs_step_len(const unsigned char *p, size_t n) {
 /* Walks the records of one decompressed chunk; returns how many or a
  * negative code. */
 static int64_t walk(const unsigned char *p, size_t n, bool prefixed,
-                    uint64_t first, ctr_ctfs_record_cb cb, void *ctx) {
+                    uint64_t first, ctr_ctfs_record_cb cb, void *ctx,
+                    bool *stop) {
   int64_t count = 0;
   for (size_t pos = 0; pos < n; count++) {
     size_t k;
@@ -224,6 +225,10 @@ static int64_t walk(const unsigned char *p, size_t n, bool prefixed,
     if (rc < 0)
       return rc;
     pos += k;
+    if (rc > 0) { /* the callback has what it wanted */
+      *stop = true;
+      return count + 1;
+    }
   }
   return count;
 }
@@ -271,22 +276,24 @@ int ctr_ctfs_stream_from(ctr_ctfs_image_t *img, const char *name, bool prefixed,
     rc = ctr_ctfs_member_range(img, ni, 4 + 8 * first, 8 * (chunks - first),
                                &idx);
   }
-  uint64_t base = rc == 0 && chunks ? le((unsigned char *)idx.data, 8) : 0;
-  if (rc == 0 && base > dat_size)
-    rc = CTR_EPROTO;
-  if (rc == 0 && chunks)
-    rc = ctr_ctfs_member_range(img, nd, base, dat_size - base, &dat);
   *count = first * chunk_size;
-  for (uint64_t i = first; rc == 0 && i < chunks; i++) {
+  bool stop = false;
+  for (uint64_t i = first; rc == 0 && !stop && i < chunks; i++) {
     const unsigned char *o = (unsigned char *)idx.data + 8 * (i - first);
     uint64_t a = le(o, 8), b = i + 1 < chunks ? le(o + 8, 8) : dat_size;
-    if (a < base || a >= b || b > dat_size) {
-      rc = CTR_EPROTO;
+    if (a >= b || b > dat_size ||
+        (rc = ctr_ctfs_member_range(img, nd, a, b - a, &dat)) < 0) {
+      rc = rc < 0 ? rc : CTR_EPROTO;
       break;
     }
-    const char *frame = dat.data + (a - base);
-    /* One frame with its content size, then only skippable frames. */
-    unsigned long long size = ZSTD_getFrameContentSize(frame, b - a);
+    /* The chunk is its first frame, with its content size. What follows
+     * is padding (skippable frames) or, in the last chunk's range while a
+     * writer adds a chunk, the new chunk's frame: X.dat is published
+     * before the X.idx entry that bounds the last chunk. */
+    size_t fsize = ZSTD_findFrameCompressedSize(dat.data, b - a);
+    unsigned long long size = ZSTD_isError(fsize)
+                                  ? ZSTD_CONTENTSIZE_ERROR
+                                  : ZSTD_getFrameContentSize(dat.data, fsize);
     if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
         size > (64u << 20)) {
       rc = CTR_EPROTO;
@@ -294,16 +301,16 @@ int ctr_ctfs_stream_from(ctr_ctfs_image_t *img, const char *name, bool prefixed,
     }
     raw.len = 0;
     ctr_buf_reserve(&raw, size + 1);
-    size_t got = ZSTD_decompress(raw.data, size, frame, b - a);
+    size_t got = ZSTD_decompress(raw.data, size, dat.data, fsize);
     if (ZSTD_isError(got) || got != size) {
       rc = CTR_EPROTO;
       break;
     }
-    int64_t k =
-        walk((unsigned char *)raw.data, got, prefixed, *count, from_cb, &f);
+    int64_t k = walk((unsigned char *)raw.data, got, prefixed, *count, from_cb,
+                     &f, &stop);
     if (k < 0)
       rc = (int)k;
-    else if (i + 1 < chunks && (uint64_t)k != chunk_size)
+    else if (!stop && i + 1 < chunks && (uint64_t)k != chunk_size)
       rc = CTR_EPROTO; /* readers locate record N at chunk N / chunk_size */
     else
       *count += (uint64_t)k;

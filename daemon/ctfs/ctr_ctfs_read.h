@@ -52,10 +52,12 @@ int ctr_ctfs_member_size(const ctr_ctfs_image_t *img, const char *name,
 int ctr_ctfs_member_range(ctr_ctfs_image_t *img, const char *name,
                           uint64_t from, uint64_t n, ctr_buf_t *out);
 
-/* Calls cb for every record of stream name (name.dat + name.idx): the
- * records are varint-length-prefixed (values, calls, events) or step
- * records (steps). Checks that every chunk but the last holds chunk_size
- * records. Sets *count to the records read. */
+/* Calls cb for every record of stream name (name.dat + name.idx), reading
+ * and decoding one chunk at a time: the records are varint-length-prefixed
+ * (values, calls, events) or step records (steps). Checks that every chunk
+ * but the last holds chunk_size records. Sets *count to the records read.
+ * A callback returning > 0 stops the walk after its record (*count then
+ * counts up to it). */
 typedef int (*ctr_ctfs_record_cb)(void *ctx, uint64_t index,
                                   const unsigned char *rec, size_t n);
 int ctr_ctfs_stream(ctr_ctfs_image_t *img, const char *name, bool prefixed,
