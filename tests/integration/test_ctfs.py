@@ -12,7 +12,7 @@ import unittest
 
 from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, record, run,
                      trace_folders)
-from test_check import each_python
+from test_check import each_python, mirror
 from test_follow import Lines
 
 PROG_PY = """import sys, threading
@@ -154,6 +154,30 @@ r = wait_here(3, 10)
 puts "done #{r}"
 """
 
+# Calls (nested, recursive, many to one step's caller) across many of
+# the reader's windows of 4096 records; argv[1] rounds.
+WIDE_PY = """import sys
+def leaf(n):
+    return n + 1
+
+def mid(k):
+    t = 0
+    for j in range(3):
+        t += leaf(j)
+    return t
+
+def rec(d):
+    if d == 0:
+        return 0
+    return rec(d - 1) + 1
+
+for i in range(int(sys.argv[1])):
+    mid(i)
+    if i % 1000 == 0:
+        rec(60)
+        print("round", i)
+"""
+
 END = re.compile(r"== interval 1 (\S+)[^\n]*==\n$")
 
 
@@ -283,6 +307,71 @@ class CtfsLikeJson(TempDirTest):
         res = run([CTRECCTL, "record", "--format", "xml", "--", "true"])
         self.assertEqual(res.returncode, 2)
         self.assertIn("json or ctfs", res.stderr.decode())
+
+
+def assert_same_lines(test, text, want):
+    """assertEqual for long texts: the first line that differs."""
+    for i, (a, b) in enumerate(zip(text.splitlines(), want.splitlines())):
+        test.assertEqual(a, b, "line %d" % (i + 1))
+    test.assertEqual(text.count("\n"), want.count("\n"))
+
+
+class CtfsReadInWindows(TempDirTest):
+    """ctrecctl reads a CTFS trace a window of records at a time: memory
+    does not grow with the trace, and the windows cut nowhere."""
+
+    def wide(self, rounds, fmt):
+        src = os.path.join(self.tmp, "wide.py")
+        with open(src, "w") as f:
+            f.write(WIDE_PY)
+        out = os.path.join(self.tmp, fmt + str(rounds))
+        res = record(["python3", src, str(rounds)], out, extra=("--format", fmt))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        (folder,) = ctfs_folders(out) if fmt == "ctfs" else trace_folders(out)
+        return folder
+
+    def test_check_memory_does_not_grow_with_the_trace(self):
+        folder = self.wide(15000, "ctfs")  # 287,000 steps, 61,000 calls
+        with open(os.path.join(self.tmp, "check.out"), "w+") as out:
+            p = subprocess.Popen([CTRECCTL, "check", folder], stdout=out,
+                                 stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            text = out.read()
+        self.assertEqual(p.returncode, 0, text)
+        self.assertGreater(int(re.search(r"(\d+) steps", text).group(1)), 250000)
+        # Every record of the trace at once took 600 MB.
+        self.assertLess(usage.ru_maxrss, 48 * 1024, text)
+
+    def test_windows_cut_nowhere(self):
+        json_text = listing(self, self.wide(3000, "json"))
+        ctfs_text = listing(self, self.wide(3000, "ctfs"))
+        self.assertGreater(json_text.count("→ call"), 2 * 4096)
+        end = END.search(json_text).group(0)
+        body = json_text[:-len(end)]
+        assert_same_lines(self, ctfs_text[:len(body)], body)
+        self.assertRegex(ctfs_text[len(body):-len(end)], r"^(← return\n)*$")
+
+    def test_more_events_at_one_step_than_a_window(self):
+        json_folder = self.wide(10, "json")
+        path = os.path.join(json_folder, "trace.json")
+        with open(path) as f:
+            records = json.load(f)
+        last = max(i for i, r in enumerate(records) if "Step" in r)
+        events = [{"Event": {"kind": 0, "metadata": "", "content": "e%d" % k}}
+                  for k in range(10000)]
+        records[last + 1:last + 1] = events
+        with open(path, "w") as f:
+            f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+        ctfs_folder = mirror(self, json_folder, os.path.join(self.tmp, "mirrored"))
+        json_text = listing(self, json_folder, "--json")
+        ctfs_text = listing(self, ctfs_folder, "--json")
+        self.assertEqual(ctfs_text.count('"Event"'), 10000 + json_text.count("round"))
+        seq = lambda text: "".join(json.dumps(json.loads(line), sort_keys=True) + "\n"
+                                   for line in text.splitlines()
+                                   if '"Event"' in line or '"Step"' in line)
+        assert_same_lines(self, seq(ctfs_text), seq(json_text))
 
 
 class CtfsLive(TempDirTest):
