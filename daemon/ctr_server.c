@@ -18,6 +18,7 @@
 #include "ctr_conn.h"
 #include "ctr_listener.h"
 #include "ctr_trace.h"
+#include "ctr_writer.h"
 #include "ctr_error.h"
 #include "ctr_log.h"
 
@@ -251,7 +252,7 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
   rc = output_dir_ready(cfg->output_dir, err, errlen);
   if (rc != 0)
     return rc;
-  rc = ctr_trace_recover(cfg->output_dir);
+  rc = ctr_trace_recover(cfg->output_dir, ctr_writer_repair);
   if (rc > 0)
     CTR_WARN("marked %d trace(s) left by a stopped daemon as aborted", rc);
   rc = ctr_listener_open(&srv->listener, loop, cfg->listen_path,

@@ -415,7 +415,7 @@ static bool left_by_dead_daemon(const char *meta) {
                      (kill((pid_t)pid, 0) != 0 && errno == ESRCH));
 }
 
-int ctr_trace_recover(const char *root) {
+int ctr_trace_recover(const char *root, ctr_trace_repair_cb repair) {
   static const char from[] = "\"state\":\"recording\"";
   static const char to[] = "\"state\":\"aborted: daemon stopped unexpectedly\"";
   char path[4096], buf[65536];
@@ -443,11 +443,15 @@ int ctr_trace_recover(const char *root) {
     buf[n] = '\0';
     if (!left_by_dead_daemon(buf))
       continue;
+    snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+    /* The trace first: marked aborted, it is never looked at again. */
+    if (repair && (n = repair(path)) < 0)
+      CTR_WARN("%s: could not complete the trace a stopped daemon left: %s",
+               path, ctr_strerror((int)n));
     hit = strstr(buf, from);
     ctr_buf_add(&b, buf, (size_t)(hit - buf));
     ctr_buf_add(&b, to, sizeof(to) - 1);
     ctr_buf_puts(&b, hit + sizeof(from) - 1);
-    snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
     if (replace_file(NULL, path, "trace_metadata.json", b.data, b.len) == 0)
       marked++;
     ctr_buf_free(&b);

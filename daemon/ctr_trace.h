@@ -76,9 +76,14 @@ uint64_t ctr_trace_records(const ctr_trace_t *t);
 /* Bytes of trace.json, written and pending. */
 uint64_t ctr_trace_bytes(const ctr_trace_t *t);
 
+/* Completes what a trace writer left in folder dir when its daemon died
+ * (ctr_writer_repair); 0 or a negative code. */
+typedef int (*ctr_trace_repair_cb)(const char *dir);
+
 /* Marks traces under root that a daemon left "recording" when it died
- * (its pid no longer runs) as aborted. Returns how many were marked. */
-int ctr_trace_recover(const char *root);
+ * (its pid no longer runs) as aborted, once repair (if not NULL) has
+ * completed each. Returns how many were marked. */
+int ctr_trace_recover(const char *root, ctr_trace_repair_cb repair);
 
 /* Flushes and frees. */
 int ctr_trace_close(ctr_trace_t *t);

@@ -31,6 +31,16 @@ int ctr_writer_open_folder(struct ctr_trace_s **t, const ctr_writer_opts_t *o,
   return rc;
 }
 
+int ctr_writer_repair(const char *dir) {
+  const ctr_writer_backend_t *be[] = {&ctr_writer_json, &ctr_writer_ctfs};
+  int rc = 0;
+
+  for (size_t i = 0; i < sizeof(be) / sizeof(be[0]); i++)
+    if (be[i]->repair && rc == 0)
+      rc = be[i]->repair(dir);
+  return rc;
+}
+
 uint64_t ctr_writer_key(void) {
   static uint64_t writers;
   return ++writers;

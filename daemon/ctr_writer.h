@@ -130,6 +130,9 @@ typedef struct ctr_writer_backend_s {
   uint64_t (*bytes)(const ctr_writer_t *w);
   const char *(*dir)(const ctr_writer_t *w);
   int (*close)(ctr_writer_t *w);
+  /* Optional: completes what a writer of this format left in folder dir
+   * when its daemon was killed. */
+  int (*repair)(const char *dir);
 } ctr_writer_backend_t;
 
 /* Every backend's writer starts with this. */
@@ -153,6 +156,10 @@ int ctr_writer_open_folder(struct ctr_trace_s **t, const ctr_writer_opts_t *o,
  * share). */
 void ctr_writer_set_meta(struct ctr_trace_s *t, const ctr_writer_meta_t *m,
                          uint64_t records);
+
+/* Completes, in every format, what a writer left in trace folder dir when
+ * its daemon died (ctr_trace_recover's repair); 0 or a negative code. */
+int ctr_writer_repair(const char *dir);
 
 /* Opens a trace folder with backend be. */
 static inline int ctr_writer_open(ctr_writer_t **out,

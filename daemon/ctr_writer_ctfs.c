@@ -457,6 +457,20 @@ static int ctfs_close(ctr_writer_t *w) {
   return rc ? rc : rc2;
 }
 
+/* A killed daemon's trace.ct lacks the calls still waiting or open at its
+ * last flush: they are appended (ctr_ctfs_recover). */
+static int ctfs_repair(const char *dir) {
+  ctr_buf_t path = {0};
+  int rc;
+
+  ctr_buf_puts(&path, dir);
+  ctr_buf_puts(&path, "/trace.ct");
+  ctr_buf_add(&path, "", 1);
+  rc = ctr_ctfs_recover(path.data);
+  ctr_buf_free(&path);
+  return rc < 0 ? rc : 0;
+}
+
 const ctr_writer_backend_t ctr_writer_ctfs = {
     .name = "ctfs",
     .open = ctfs_open,
@@ -483,4 +497,5 @@ const ctr_writer_backend_t ctr_writer_ctfs = {
     .bytes = ctfs_bytes,
     .dir = ctfs_dir,
     .close = ctfs_close,
+    .repair = ctfs_repair,
 };

@@ -8,9 +8,11 @@
  * Step with its Values, its Events, and the Returns of the calls that exit
  * at it, innermost first.
  *
- * Live (docs/ctfs.md): at each poll it loads a snapshot of the file and
- * reads what the sizes published in it cover; a step is complete once its
- * values record is there. A call is only written once every call opened
+ * Live (docs/ctfs.md): at each poll it reads block 0 again (a snapshot of
+ * the sizes and map roots) and, when that moved, only what is new: the
+ * tables' new records and the chunks from the first record not yet handed
+ * out (ctr_ctfs_read); a step is complete once its values record is
+ * there. A call is only written once every call opened
  * before it has returned, so a follower learns of calls late: one whose
  * entry step was already handed out is skipped, with its return. */
 #include <inttypes.h>
@@ -19,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "ctr_buf.h"
 #include "ctr_ctfs_read.h"
@@ -29,6 +30,9 @@
 
 #define CBOR_DEPTH 250        /* as deep as check's JSON records may nest */
 #define LINES_PER_FILE 100000 /* the reader's global line index */
+/* Records of a stream one poll reads at most: steps and values, calls and
+ * (at first) events. */
+#define WINDOW 4096
 
 typedef struct call_s {
   uint64_t key, entry, exit;
@@ -45,10 +49,11 @@ typedef struct ctfs_s {
   char path[4096];
   ctr_ctfs_image_t img;
   bool live;
-  bool loaded; /* img holds a snapshot */
-  bool ever;   /* a snapshot was read */
-  off_t size;  /* the size and time stamp at the last look */
-  struct timespec mtime;
+  bool loaded;        /* img holds a snapshot */
+  bool read;          /* a snapshot's records were read */
+  bool more;          /* the snapshot holds records not read yet */
+  bool calls_all;     /* the calls stream was read to its end */
+  size_t evwin;       /* events read per poll */
   uint64_t tables[4]; /* records of each table handed out */
   int table;          /* the table being read */
   uint64_t steps;     /* steps handed out */
@@ -370,9 +375,11 @@ static const char *what(int rc) {
                             : "damaged";
 }
 
-/* The records of one stream from index from on, copied out. */
+/* Up to max records of one stream from index from on, copied out. */
 typedef struct recs_s {
   uint64_t from;
+  size_t max;
+  bool all;     /* they reach the end of the stream */
   ctr_buf_t *v; /* one buffer per record */
   size_t n, cap;
 } recs_t;
@@ -389,7 +396,7 @@ static int collect(void *ctx, uint64_t index, const unsigned char *rec,
   }
   r->v[r->n] = (ctr_buf_t){0};
   ctr_buf_add(&r->v[r->n++], rec, n);
-  return 0;
+  return r->n < r->max ? 0 : 1; /* enough for this poll */
 }
 
 static void recs_free(recs_t *r) {
@@ -398,16 +405,19 @@ static void recs_free(recs_t *r) {
   free(r->v);
 }
 
+/* Reads up to max records of stream name from record from on. */
 static int read_stream(ctfs_t *f, const char *name, bool prefixed,
-                       uint64_t from, recs_t *out) {
+                       uint64_t from, size_t max, recs_t *out) {
   uint64_t count;
   int rc;
 
   out->from = from;
+  out->max = max;
   rc =
       ctr_ctfs_stream_from(&f->img, name, prefixed, from, collect, out, &count);
   if (rc < 0)
     return fail(f, rc, "trace.ct: %s.dat/%s.idx: %s", name, name, what(rc));
+  out->all = out->n < max;
   return 0;
 }
 
@@ -481,7 +491,7 @@ static bool pairs(ctfs_t *f, const unsigned char *p, size_t n, size_t *pos,
 
 static int read_calls(ctfs_t *f) {
   recs_t r = {0};
-  int rc = read_stream(f, "calls", true, f->ncalls, &r);
+  int rc = read_stream(f, "calls", true, f->ncalls, WINDOW, &r);
 
   for (size_t i = 0; rc == 0 && i < r.n; i++, f->ncalls++) {
     const unsigned char *p = (unsigned char *)r.v[i].data;
@@ -523,6 +533,7 @@ static int read_calls(ctfs_t *f) {
     }
     f->calls[f->ncall++] = c;
   }
+  f->calls_all = rc == 0 && r.all;
   recs_free(&r);
   return rc;
 }
@@ -588,24 +599,6 @@ static bool short_file(const char *path) {
   return stat(path, &sb) == 0 && sb.st_size < 4096;
 }
 
-/* Whether the file may have changed since the last snapshot: its size or
- * time stamp moved, or that stamp is too recent to tell (time stamps are
- * coarse: a write in the same tick as the load keeps the stamp). */
-static bool changed(ctfs_t *f) {
-  struct stat sb;
-  struct timespec now;
-
-  if (!f->ever || stat(f->path, &sb) != 0)
-    return true;
-  clock_gettime(CLOCK_REALTIME, &now);
-  bool same = sb.st_size == f->size && sb.st_mtim.tv_sec == f->mtime.tv_sec &&
-              sb.st_mtim.tv_nsec == f->mtime.tv_nsec &&
-              now.tv_sec - sb.st_mtim.tv_sec > 1;
-  f->size = sb.st_size;
-  f->mtime = sb.st_mtim;
-  return !same;
-}
-
 /* Queues the Calls entered at step i (calls are in the order they opened,
  * so their entry steps rise, but for a call without a step of its own,
  * placed at its caller's step). A call whose entry step was handed out at
@@ -635,20 +628,28 @@ static void leave(ctfs_t *f, uint64_t i, bool at) {
     push(&f->q, f->open[--f->nopen].ret);
 }
 
-/* Reads a new snapshot and queues the records it completes. */
+/* Whether every call entered at step i and every event at it is read:
+ * the streams were read to their end, or past step i. */
+static bool step_known(const ctfs_t *f, uint64_t i, const recs_t *evs,
+                       uint64_t ev_last) {
+  return (f->calls_all || (f->ncall > 0 && f->calls[f->ncall - 1].entry > i)) &&
+         (evs->all || ev_last > i);
+}
+
+/* Reads the snapshot (a new one when block 0 moved) on from what was
+ * handed out, a window of each stream at a time so that memory stays
+ * bounded whatever the trace's size, and queues the records it completes.
+ * f->more: the snapshot holds more than this poll read. */
 static int poll_trace(ctfs_t *f) {
   recs_t steps = {0}, vals = {0}, evs = {0};
-  uint64_t ready, first = f->steps;
+  uint64_t ready, first = f->steps, ev_last = 0;
   size_t e = 0;
   int rc;
 
-  if (!changed(f))
-    return 0;
-  ctr_ctfs_image_free(&f->img);
-  f->loaded = false;
-  rc = ctr_ctfs_image_load(&f->img, f->path);
+  rc = f->loaded ? ctr_ctfs_image_refresh(&f->img)
+                 : ctr_ctfs_image_load(&f->img, f->path);
   /* The writer creates the file, then writes its first block. */
-  if (rc == CTR_EPROTO && f->live && !f->ever && short_file(f->path))
+  if (rc == CTR_EPROTO && f->live && !f->loaded && short_file(f->path))
     return 0;
   if (rc < 0)
     return rc == CTR_EPROTO
@@ -657,20 +658,41 @@ static int poll_trace(ctfs_t *f) {
                       "or shorter than one block)")
                : fail(f, rc, "trace.ct: %s",
                       rc > -4096 ? strerror(-rc) : "unreadable");
-  f->loaded = f->ever = true;
-  rc = read_tables(f);
-  if (rc == 0)
+  bool moved = rc == 1 || !f->read; /* unchanged: nothing new to read */
+  if (!moved && !f->more)
+    return 0;
+  f->loaded = f->read = true;
+  f->more = false;
+  rc = moved ? read_tables(f) : 0;
+  f->calls_all = f->calls_all && !moved;
+  /* More calls when those read do not reach past the next step. */
+  if (rc == 0 && !f->calls_all &&
+      (f->ncall == 0 || f->calls[f->ncall - 1].entry <= f->steps))
     rc = read_calls(f);
   if (rc == 0)
-    rc = read_stream(f, "values", true, f->steps, &vals);
+    rc = read_stream(f, "values", true, f->steps, WINDOW, &vals);
   if (rc == 0)
-    rc = read_stream(f, "steps", false, f->steps, &steps);
+    rc = read_stream(f, "steps", false, f->steps, WINDOW, &steps);
   if (rc == 0)
-    rc = read_stream(f, "events", true, f->events, &evs);
+    rc = read_stream(f, "events", true, f->events, f->evwin, &evs);
+  if (rc == 0 && evs.n > 0) {
+    ctr_jval_t *r = event(&evs.v[evs.n - 1], &ev_last);
+    if (r == NULL)
+      rc = fail(f, CTR_EPROTO, "trace.ct: events record %" PRIu64 ": damaged",
+                f->events + evs.n - 1);
+    ctr_jval_free(r);
+  }
   /* A step is complete once its values record is there. */
   ready = f->steps + (steps.n < vals.n ? steps.n : vals.n);
+  f->more = rc == 0 && (!steps.all || !vals.all);
   size_t next = 0;
   for (uint64_t i = f->steps; rc == 0 && i < ready; i++) {
+    if (!step_known(f, i, &evs, ev_last)) { /* the next poll reads on */
+      f->more = true;
+      if (i == first && !evs.all && ev_last <= i)
+        f->evwin *= 2; /* more events at one step than a window holds */
+      break;
+    }
     enter(f, &next, i, first);
     leave(f, i, false);
     rc = push_step(f, i, &steps.v[i - first], &vals.v[i - first]);
@@ -705,13 +727,13 @@ static int ctfs_next(void *b, ctr_reader_rec_t *r, char *why, size_t cap) {
 
   f->why = why;
   f->whycap = cap;
-  if (f->q.head == f->q.n) {
+  while (f->q.head == f->q.n) {
     f->q.head = f->q.n = 0;
     if ((rc = poll_trace(f)) < 0)
       return rc;
+    if (f->q.n == 0 && !f->more)
+      return 0;
   }
-  if (f->q.head == f->q.n)
-    return 0;
   r->rec = f->q.v[f->q.head++];
   return 1;
 }
@@ -766,6 +788,8 @@ int ctr__trace_ctfs_open(void **out, const char *path, bool live,
   ctfs_t *f = ctr__trace_xrealloc(NULL, sizeof(*f));
 
   memset(f, 0, sizeof(*f));
+  f->img.fd = -1;
+  f->evwin = WINDOW;
   f->live = live;
   snprintf(f->path, sizeof(f->path), "%s", path);
   *out = f;

@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctr_buf.h"
+#include "ctr_ctfs_read.h"
 #include "ctr_ctfs_stream.h"
 #include "ctr_error.h"
 #include "ctr_map.h"
@@ -67,15 +70,19 @@ struct ctr_ctfs_s {
   uint64_t first_key;
   /* calls.dat is in call-key order, so a returned call waits for every
    * call opened before it, and the top-level call returns last: returned
-   * calls wait as records in an unnamed file beside the trace, not in
-   * memory (their arguments' values make them kilobytes each). */
-  int spill_fd;          /* -1 until the tail is first written out */
-  uint64_t spill_size;   /* bytes spilled: the file, then the tail */
-  uint64_t spill_disk;   /* bytes of them in the file */
-  ctr_buf_t spill_tail;  /* the newest records, written out a MiB at once */
-  ctr_buf_t spill_win;   /* records read back a MiB at once, from win_off */
+   * calls wait as records in a file beside the trace (X.calls), not in
+   * memory (their arguments' values make them kilobytes each). At every
+   * flush the file also gets the calls opened since that are still open
+   * and a mark: what it holds up to its last mark is what calls.dat owes
+   * at that flush, for ctr_ctfs_recover() if the writer dies. */
+  int spill_fd;         /* -1 until the tail is first written out */
+  uint64_t spill_size;  /* bytes spilled: the file, then the tail */
+  uint64_t spill_disk;  /* bytes of them in the file */
+  ctr_buf_t spill_tail; /* the newest records, written out a MiB at once */
+  ctr_buf_t spill_win;  /* records read back a MiB at once, from win_off */
   uint64_t win_off;
-  char *dir; /* the trace's folder, for the spill file */
+  char *owed_path; /* the spill file: the trace's path + ".calls" */
+  uint64_t logged; /* calls opened before this key are in the file */
   uint64_t *stack; /* open call keys, innermost last */
   size_t depth, stack_cap;
 
@@ -88,6 +95,14 @@ struct ctr_ctfs_s {
   size_t npath_text;
   char id[37];
 };
+
+static char *owed_path(const char *path) {
+  size_t n = strlen(path);
+  char *p = ctr_xmalloc(n + sizeof(".calls"));
+  memcpy(p, path, n);
+  memcpy(p + n, ".calls", sizeof(".calls"));
+  return p;
+}
 
 static int keep(ctr_ctfs_t *w, int rc) {
   if (rc < 0 && w->err == 0)
@@ -107,12 +122,11 @@ int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
   w->meta_f = -1;
   w->spill_fd = -1;
   w->meta_dirty = true;
-  const char *slash = strrchr(path, '/');
-  w->dir = slash ? ctr_xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
-                 : ctr_xstrndup(".", 1);
+  w->owed_path = owed_path(path);
   memcpy(w->id, recording_id, sizeof(w->id));
   int rc = ctr_ctfs_box_create(&w->box, path);
   if (rc < 0) {
+    free(w->owed_path);
     free(w);
     return rc;
   }
@@ -317,22 +331,16 @@ int ctr_ctfs_arg(ctr_ctfs_t *w, uint64_t varname_id, const void *cbor,
   return 0;
 }
 
-/* The spill file: unnamed, so nothing is left behind whatever happens. */
 static int spill_open(ctr_ctfs_t *w) {
-  w->spill_fd = open(w->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (w->spill_fd < 0) { /* a file system without O_TMPFILE */
-    char name[4096];
-    snprintf(name, sizeof(name), "%s/.calls-XXXXXX", w->dir);
-    w->spill_fd = mkostemp(name, O_CLOEXEC);
-    if (w->spill_fd >= 0)
-      unlink(name);
-  }
+  w->spill_fd = open(w->owed_path,
+                     O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   return w->spill_fd < 0 ? -errno : 0;
 }
 
 static int spill_io(int fd, void *p, size_t n, uint64_t off, bool out) {
   while (n > 0) {
-    ssize_t k = out ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
+    ssize_t k =
+        out ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0)
@@ -346,13 +354,8 @@ static int spill_io(int fd, void *p, size_t n, uint64_t off, bool out) {
  * call record made ctrecd's CPU time grow by half on REXML. */
 #define SPILL_PIECE (1u << 20)
 
-/* Appends a record of n bytes at p to the spill; its offset in *off. */
-static int spill_put(ctr_ctfs_t *w, const void *p, size_t n, uint64_t *off) {
-  *off = w->spill_size;
-  ctr_buf_add(&w->spill_tail, p, n);
-  w->spill_size += n;
-  if (w->spill_tail.len < SPILL_PIECE)
-    return 0;
+/* Writes the spill's tail to the file. */
+static int spill_out(ctr_ctfs_t *w) {
   int rc = w->spill_fd < 0 ? spill_open(w) : 0;
   if (rc == 0)
     rc = spill_io(w->spill_fd, w->spill_tail.data, w->spill_tail.len,
@@ -360,6 +363,29 @@ static int spill_put(ctr_ctfs_t *w, const void *p, size_t n, uint64_t *off) {
   w->spill_disk += w->spill_tail.len;
   w->spill_tail.len = 0;
   return rc;
+}
+
+/* The spill's entries: u8 kind, varint call key, varint length, payload. */
+enum {
+  OWED_RETURNED = 1, /* the call's calls.dat record */
+  OWED_OPEN = 2,     /* function, parent, entry, depth, nargs, args */
+  OWED_MARK = 3,     /* a flush; its key is the next call key */
+};
+
+/* Appends an entry of n bytes at p to the spill; its payload's offset in
+ * *off. */
+static int spill_put(ctr_ctfs_t *w, int kind, uint64_t key, const void *p,
+                     size_t n, uint64_t *off) {
+  size_t len = w->spill_tail.len;
+  char k = (char)kind;
+  ctr_buf_add(&w->spill_tail, &k, 1);
+  ctr_ctfs_varint(&w->spill_tail, key);
+  ctr_ctfs_varint(&w->spill_tail, n);
+  w->spill_size += w->spill_tail.len - len;
+  *off = w->spill_size;
+  ctr_buf_add(&w->spill_tail, p, n);
+  w->spill_size += n;
+  return w->spill_tail.len < SPILL_PIECE ? 0 : spill_out(w);
 }
 
 /* The record of n bytes at off, valid until the next spill call. */
@@ -392,18 +418,25 @@ static int spill_reset(ctr_ctfs_t *w) {
   return w->spill_fd >= 0 && ftruncate(w->spill_fd, 0) < 0 ? -errno : 0;
 }
 
-/* Encodes returned call c as its calls.dat record, which waits in the
- * spill until every earlier call is written. */
-static int seal_call(ctr_ctfs_t *w, ctr_ctfs_call_t *c) {
-  ctr_buf_t *r = &w->rec;
+/* The fields of call c's calls.dat record up to its return value into r,
+ * without the exit step for an open call (the spill's OWED_OPEN). */
+static void call_fields(ctr_buf_t *r, const ctr_ctfs_call_t *c, bool exit) {
   r->len = 0;
   ctr_ctfs_varint(r, c->function_id);
   ctr_ctfs_svarint(r, c->parent);
   ctr_ctfs_varint(r, c->entry);
-  ctr_ctfs_varint(r, c->exit);
+  if (exit)
+    ctr_ctfs_varint(r, c->exit);
   ctr_ctfs_varint(r, c->depth);
   ctr_ctfs_varint(r, c->nargs);
   ctr_buf_add(r, c->args.data, c->args.len);
+}
+
+/* Encodes returned call c as its calls.dat record, which waits in the
+ * spill until every earlier call is written. */
+static int seal_call(ctr_ctfs_t *w, ctr_ctfs_call_t *c, uint64_t key) {
+  ctr_buf_t *r = &w->rec;
+  call_fields(r, c, true);
   ctr_ctfs_varint(r, c->ret.len);
   ctr_buf_add(r, c->ret.data, c->ret.len);
   ctr_ctfs_varint(r, 0); /* no exception */
@@ -413,7 +446,8 @@ static int seal_call(ctr_ctfs_t *w, ctr_ctfs_call_t *c) {
   ctr_buf_free(&c->ret);
   ctr_buf_free(&c->children);
   c->rec_len = r->len;
-  return keep(w, spill_put(w, r->data, r->len, &c->rec_off));
+  return keep(w,
+              spill_put(w, OWED_RETURNED, key, r->data, r->len, &c->rec_off));
 }
 
 /* Writes the returned calls that every earlier call key has preceded. */
@@ -428,8 +462,6 @@ static int write_calls(ctr_ctfs_t *w) {
     if (keep(w, rc) < 0)
       return w->err;
   }
-  if (w->head == w->ncalls && w->spill_size > 0 && keep(w, spill_reset(w)) < 0)
-    return w->err;
   if (w->head > 64 && 2 * w->head > w->ncalls) { /* drop the written */
     memmove(w->pending, w->pending + w->head,
             (w->ncalls - w->head) * sizeof(*w->pending));
@@ -443,7 +475,8 @@ int ctr_ctfs_return(ctr_ctfs_t *w, const void *cbor, size_t n) {
     return w->err;
   if (w->depth == 0)
     return CTR_ESTATE;
-  ctr_ctfs_call_t *c = call_at(w, w->stack[--w->depth]);
+  uint64_t key = w->stack[--w->depth];
+  ctr_ctfs_call_t *c = call_at(w, key);
   c->exit = w->nsteps ? w->nsteps - 1 : 0;
   if (c->entry > c->exit) /* no step ran inside: the call is at its caller's */
     c->entry = c->exit;
@@ -452,9 +485,32 @@ int ctr_ctfs_return(ctr_ctfs_t *w, const void *cbor, size_t n) {
   else
     ctr_buf_add(&c->ret, "\xff", 1);
   c->done = true;
-  if (seal_call(w, c) < 0)
+  if (seal_call(w, c, key) < 0)
     return w->err;
   return write_calls(w);
+}
+
+/* Brings the spill file up to this flush (calls.dat just was): the calls
+ * opened since the last one and still open, then a mark. With nothing
+ * owed, the file starts over instead. */
+static int owe(ctr_ctfs_t *w) {
+  uint64_t next = ctr_ctfs_calls(w), off;
+  size_t i = w->depth;
+  int rc = 0;
+  if (w->head == w->ncalls) {
+    w->logged = next;
+    return w->spill_size ? keep(w, spill_reset(w)) : 0;
+  }
+  while (i > 0 && w->stack[i - 1] >= w->logged)
+    i--;
+  for (; rc == 0 && i < w->depth; i++) {
+    call_fields(&w->rec, call_at(w, w->stack[i]), false);
+    rc = spill_put(w, OWED_OPEN, w->stack[i], w->rec.data, w->rec.len, &off);
+  }
+  if (rc == 0 && (rc = spill_put(w, OWED_MARK, next, NULL, 0, &off)) == 0 &&
+      (rc = spill_out(w)) == 0)
+    w->logged = next;
+  return keep(w, rc);
 }
 
 int ctr_ctfs_event(ctr_ctfs_t *w, unsigned kind, const void *meta,
@@ -567,6 +623,8 @@ int ctr_ctfs_flush(ctr_ctfs_t *w) {
   for (size_t i = 0; i < 4; i++)
     if (keep(w, ctr_ctfs_chunks_flush(s[i])) < 0)
       return w->err;
+  if (owe(w) < 0)
+    return w->err;
   /* Last: readers find the streams through its flags and resolve step
    * positions through its paths. */
   return w->meta_dirty ? write_meta(w) : 0;
@@ -593,11 +651,13 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
     ctr_buf_free(&w->pending[i].ret);
     ctr_buf_free(&w->pending[i].children);
   }
-  if (w->spill_fd >= 0)
+  if (w->spill_fd >= 0) { /* a closed trace owes nothing, or never will */
     close(w->spill_fd);
+    unlink(w->owed_path);
+  }
   ctr_buf_free(&w->spill_tail);
   ctr_buf_free(&w->spill_win);
-  free(w->dir);
+  free(w->owed_path);
   for (size_t i = 0; i < w->npath_text; i++)
     free(w->path_text[i]);
   free(w->path_text);
@@ -618,4 +678,227 @@ uint64_t ctr_ctfs_bytes(const ctr_ctfs_t *w) {
 
 uint64_t ctr_ctfs_calls(const ctr_ctfs_t *w) {
   return w->first_key + (w->ncalls - w->head);
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+/* Where calls.dat stood when its writer died, as the reader sees it. */
+typedef struct ctr_ctfs_left_s {
+  uint64_t steps, calls, region;
+  ctr_buf_t recs; /* the records of an open last chunk, back to back */
+  size_t *lens;
+  uint32_t nopen;
+} ctr_ctfs_left_t;
+
+static int left_rec(void *ctx, uint64_t index, const unsigned char *rec,
+                    size_t n) {
+  ctr_ctfs_left_t *l = ctx;
+  (void)index;
+  l->lens = ctr_xrealloc(l->lens, (l->nopen + 1) * sizeof(*l->lens));
+  l->lens[l->nopen++] = n;
+  ctr_buf_add(&l->recs, rec, n);
+  return 0;
+}
+
+static int read_left(const char *path, ctr_ctfs_left_t *l) {
+  ctr_ctfs_image_t img;
+  ctr_buf_t idx = {0};
+  int rc = ctr_ctfs_image_load(&img, path);
+  if (rc < 0)
+    return rc;
+  if ((rc = ctr_ctfs_stream_from(&img, "steps", false, UINT64_MAX, NULL, NULL,
+                                 &l->steps)) == 0 &&
+      (rc = ctr_ctfs_stream_from(&img, "calls", true, UINT64_MAX, NULL, NULL,
+                                 &l->calls)) == 0 &&
+      l->calls % CTR_CTFS_CALLS_CHUNK)
+    rc = ctr_ctfs_stream_from(&img, "calls", true,
+                              l->calls - l->calls % CTR_CTFS_CALLS_CHUNK,
+                              left_rec, l, &l->calls);
+  if (rc == 0 && (rc = ctr_ctfs_member(&img, "calls.idx", &idx)) == 0 &&
+      idx.len >= 12) {
+    const unsigned char *p = (unsigned char *)idx.data + idx.len - 8;
+    for (int i = 7; i >= 0; i--)
+      l->region = (l->region << 8) | p[i];
+  }
+  ctr_buf_free(&idx);
+  ctr_ctfs_image_free(&img);
+  return rc;
+}
+
+/* One spill entry at *pos of the n bytes at p. */
+static bool owed_entry(const unsigned char *p, size_t n, size_t *pos, int *kind,
+                       uint64_t *key, size_t *at, size_t *len) {
+  uint64_t l;
+  if (*pos >= n)
+    return false;
+  *kind = p[(*pos)++];
+  if (!ctr_ctfs_read_varint(p, n, pos, key) ||
+      !ctr_ctfs_read_varint(p, n, pos, &l) || l > n - *pos)
+    return false;
+  *at = *pos, *len = (size_t)l;
+  *pos += (size_t)l;
+  return true;
+}
+
+/* What the spill up to its last mark owes from call key first on: for key
+ * first + i, ret[i] (its record) or else open[i] (it was open), as
+ * offset + 1 and length. */
+typedef struct ctr_ctfs_owed_s {
+  uint64_t first, next; /* keys [first, next) */
+  size_t *ret, *ret_len, *open, *open_len;
+} ctr_ctfs_owed_t;
+
+static void read_owed(const unsigned char *p, size_t n, ctr_ctfs_owed_t *o) {
+  size_t pos = 0, end = 0, at, len;
+  uint64_t key, next = 0;
+  int kind;
+  while (owed_entry(p, n, &pos, &kind, &key, &at, &len))
+    if (kind == OWED_MARK)
+      end = pos, next = key;
+  o->next = next > o->first ? next : o->first;
+  size_t m = (size_t)(o->next - o->first);
+  o->ret = calloc(m + 1, sizeof(size_t));
+  o->ret_len = calloc(m + 1, sizeof(size_t));
+  o->open = calloc(m + 1, sizeof(size_t));
+  o->open_len = calloc(m + 1, sizeof(size_t));
+  if (!o->ret || !o->ret_len || !o->open || !o->open_len) {
+    o->next = o->first; /* nothing can be repaired */
+    return;
+  }
+  for (pos = 0; pos < end && owed_entry(p, end, &pos, &kind, &key, &at, &len);)
+    if (key >= o->first && key < o->next && kind != OWED_MARK) {
+      size_t i = (size_t)(key - o->first);
+      (kind == OWED_RETURNED ? o->ret : o->open)[i] = at + 1;
+      (kind == OWED_RETURNED ? o->ret_len : o->open_len)[i] = len;
+    }
+}
+
+static void owed_free(ctr_ctfs_owed_t *o) {
+  free(o->ret);
+  free(o->ret_len);
+  free(o->open);
+  free(o->open_len);
+}
+
+/* The calls.dat record of call key, open when its writer died: it exits
+ * at the last step, without a value, with the children the spill names. */
+static void closed_record(ctr_buf_t *r, const unsigned char *p, size_t n,
+                          uint64_t last, const ctr_buf_t *kids,
+                          uint64_t nkids) {
+  size_t pos = 0, from;
+  uint64_t v;
+  r->len = 0;
+  for (int i = 0; i < 2; i++) { /* function, parent */
+    from = pos;
+    ctr_ctfs_read_varint(p, n, &pos, &v);
+    ctr_buf_add(r, p + from, pos - from);
+  }
+  ctr_ctfs_read_varint(p, n, &pos, &v); /* entry: no step inside, the last */
+  ctr_ctfs_varint(r, v < last ? v : last);
+  ctr_ctfs_varint(r, last);
+  ctr_buf_add(r, p + pos, n - pos); /* depth, args */
+  ctr_ctfs_varint(r, 1);
+  ctr_buf_add(r, "\xff", 1); /* no return value */
+  ctr_ctfs_varint(r, 0);     /* no exception */
+  ctr_ctfs_varint(r, nkids);
+  ctr_buf_add(r, kids->data, kids->len);
+}
+
+/* Appends the owed records to calls.dat, in key order from its end on. */
+static int append_owed(const char *path, const ctr_ctfs_left_t *l,
+                       const unsigned char *p, const ctr_ctfs_owed_t *o) {
+  ctr_ctfs_box_t *box;
+  ctr_ctfs_chunks_t calls;
+  const unsigned char **recs = NULL;
+  size_t m = (size_t)(o->next - o->first);
+  uint64_t last = l->steps ? l->steps - 1 : 0;
+  int rc = ctr_ctfs_box_open(&box, path);
+  if (rc < 0)
+    return rc;
+  recs = ctr_xrealloc(NULL, (l->nopen + 1) * sizeof(*recs));
+  for (uint32_t i = 0, at = 0; i < l->nopen; at += (uint32_t)l->lens[i++])
+    recs[i] = (const unsigned char *)l->recs.data + at;
+  ctr_ctfs_tail_t t = {l->calls, l->region, recs, l->lens, l->nopen};
+  rc = ctr_ctfs_chunks_reopen(&calls, box, "calls", CTR_CTFS_CALLS_CHUNK, &t);
+  free(recs);
+  /* The children of an open call: the owed calls naming it their parent
+   * (every call opened after it is owed too). */
+  ctr_buf_t *kids = rc == 0 ? calloc(m + 1, sizeof(*kids)) : NULL;
+  uint64_t *nkids = rc == 0 ? calloc(m + 1, sizeof(*nkids)) : NULL;
+  if (rc == 0 && (!kids || !nkids))
+    rc = CTR_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < m; i++) {
+    size_t at = o->ret[i] ? o->ret[i] : o->open[i], pos = 0;
+    size_t n = o->ret[i] ? o->ret_len[i] : o->open_len[i];
+    uint64_t fn, zz;
+    if (!at || !ctr_ctfs_read_varint(p + at - 1, n, &pos, &fn) ||
+        !ctr_ctfs_read_varint(p + at - 1, n, &pos, &zz))
+      break;
+    int64_t parent = (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1);
+    if (parent >= (int64_t)o->first && (uint64_t)parent < o->next &&
+        !o->ret[parent - (int64_t)o->first]) {
+      ctr_ctfs_varint(&kids[parent - (int64_t)o->first], o->first + i);
+      nkids[parent - (int64_t)o->first]++;
+    }
+  }
+  ctr_buf_t r = {0};
+  for (size_t i = 0; rc == 0 && i < m; i++) {
+    if (o->ret[i]) {
+      rc = ctr_ctfs_chunks_add(&calls, p + o->ret[i] - 1, o->ret_len[i]);
+    } else if (o->open[i]) {
+      closed_record(&r, p + o->open[i] - 1, o->open_len[i], last, &kids[i],
+                    nkids[i]);
+      rc = ctr_ctfs_chunks_add(&calls, r.data, r.len);
+    } else {
+      rc = CTR_EPROTO; /* a gap: the records before it are kept */
+    }
+  }
+  int frc = ctr_ctfs_chunks_flush(&calls);
+  rc = rc ? rc : frc;
+  for (size_t i = 0; kids && i < m; i++)
+    ctr_buf_free(&kids[i]);
+  free(kids);
+  free(nkids);
+  ctr_buf_free(&r);
+  ctr_ctfs_chunks_free(&calls);
+  int crc = ctr_ctfs_box_close(box);
+  return rc ? rc : crc;
+}
+
+int ctr_ctfs_recover(const char *path) {
+  char *owed = owed_path(path);
+  int fd = open(owed, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+  struct stat st;
+  ctr_ctfs_left_t l = {0};
+  ctr_ctfs_owed_t o = {0};
+  void *map = NULL;
+
+  if (fd < 0) {
+    rc = errno == ENOENT ? 0 : -errno;
+    free(owed);
+    return rc;
+  }
+  if (fstat(fd, &st) < 0)
+    rc = -errno;
+  else if (st.st_size > 0 && (map = mmap(NULL, (size_t)st.st_size, PROT_READ,
+                                         MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+    rc = -errno, map = NULL;
+  close(fd);
+  if (rc == 0)
+    rc = read_left(path, &l);
+  if (rc == 0 && map) {
+    o.first = l.calls;
+    read_owed(map, (size_t)st.st_size, &o);
+    if (o.next > o.first)
+      rc = append_owed(path, &l, map, &o);
+  }
+  if (rc == 0) /* done: a recovery run again finds nothing to do */
+    unlink(owed);
+  if (map)
+    munmap(map, (size_t)st.st_size);
+  owed_free(&o);
+  ctr_buf_free(&l.recs);
+  free(l.lens);
+  free(owed);
+  return rc < 0 ? rc : (int)(o.next - o.first);
 }

@@ -94,6 +94,15 @@ int ctr_ctfs_flush(ctr_ctfs_t *w);
  * error met. */
 int ctr_ctfs_close(ctr_ctfs_t *w);
 
+/* Completes the calls stream of the trace at path, left by a writer that
+ * died (killed): its spill file (path + ".calls", see ctr_ctfs.c) says
+ * what calls.dat owed at the writer's last flush. The returned calls are
+ * appended in key order, the open ones exit at the last step without a
+ * value; then the spill file goes. Safe to run again after being killed
+ * itself: it goes on from what calls.dat holds. Returns the records
+ * added, 0 when nothing was owed, or a negative code. */
+int ctr_ctfs_recover(const char *path);
+
 /* Counts so far, for logs and tests. */
 uint64_t ctr_ctfs_steps(const ctr_ctfs_t *w);
 uint64_t ctr_ctfs_calls(const ctr_ctfs_t *w);

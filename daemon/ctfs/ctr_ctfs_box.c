@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@ typedef struct ctr_ctfs_file_s {
   uint64_t published; /* the size the entry says */
   uint64_t map;       /* level-1 map block */
   uint64_t tail;      /* the data block holding the last bytes */
+  uint64_t name;      /* base40 */
 } ctr_ctfs_file_t;
 
 /* A block a rewrite left unreferenced, and when (CLOCK_MONOTONIC, ms). */
@@ -59,6 +61,13 @@ static int put(ctr_ctfs_box_t *b, uint64_t off, const void *p, size_t n) {
     s += w, n -= (size_t)w, off += (uint64_t)w;
   }
   return 0;
+}
+
+static uint64_t get_u64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
 }
 
 static int get_ptr(ctr_ctfs_box_t *b, uint64_t blk, uint64_t slot,
@@ -292,6 +301,101 @@ int ctr_ctfs_box_create(ctr_ctfs_box_t **out, const char *path) {
   return 0;
 }
 
+/* The highest block reachable from map block blk of a tree level levels
+ * deep (1: its pointers are data blocks), into *max. */
+static int highest(ctr_ctfs_box_t *b, uint64_t blk, int level, uint64_t *max) {
+  unsigned char m[CTR_CTFS_BLOCK];
+  if (blk >= b->end_block ||
+      pread(b->fd, m, sizeof(m), (off_t)(blk * CTR_CTFS_BLOCK)) !=
+          (ssize_t)sizeof(m))
+    return CTR_EPROTO;
+  *max = blk > *max ? blk : *max;
+  for (uint64_t slot = 0; slot < CTR_CTFS_USABLE; slot++) {
+    uint64_t p = get_u64(m + slot * 8);
+    if (p == 0)
+      continue;
+    if (p >= b->end_block)
+      return CTR_EPROTO;
+    int rc = level == 1 ? (*max = p > *max ? p : *max, 0)
+                        : highest(b, p, level - 1, max);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int ctr_ctfs_box_open(ctr_ctfs_box_t **out, const char *path) {
+  ctr_ctfs_box_t *b = calloc(1, sizeof(*b));
+  unsigned char head[CTR_CTFS_BLOCK], blk[CTR_CTFS_BLOCK];
+  struct stat st;
+  int rc = 0;
+  if (!b)
+    return CTR_ENOMEM;
+  b->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (b->fd < 0 || fstat(b->fd, &st) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  b->end_block = (uint64_t)st.st_size / CTR_CTFS_BLOCK;
+  if (pread(b->fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+      memcmp(head, ctr_ctfs_magic, 5) || head[5] != CTR_CTFS_VERSION ||
+      (get_u64(head + 8) & 0xffffffffu) != CTR_CTFS_BLOCK) {
+    rc = CTR_EPROTO;
+    goto fail;
+  }
+  /* Every block a map reaches, published or not, stays where it is. */
+  uint64_t max = 0;
+  for (; rc == 0 && b->nfiles < CTR_CTFS_ENTRIES; b->nfiles++) {
+    const unsigned char *e =
+        head + CTR_CTFS_HEADER + (uint64_t)b->nfiles * CTR_CTFS_ENTRY;
+    ctr_ctfs_file_t *f = &b->files[b->nfiles];
+    if ((f->name = get_u64(e + 16)) == 0)
+      break;
+    f->size = f->published = get_u64(e);
+    f->map = get_u64(e + 8);
+    uint64_t chain = f->map;
+    for (int level = 1; rc == 0 && chain; level++) {
+      if (level > CTR_CTFS_LEVELS ||
+          (rc = highest(b, chain, level, &max)) < 0 ||
+          (rc = get_ptr(b, chain, CTR_CTFS_USABLE, &chain)) < 0)
+        rc = rc < 0 ? rc : CTR_ELIMIT;
+    }
+    if (rc == 0 && f->size % CTR_CTFS_BLOCK &&
+        ((rc = lookup(b, f->map, f->size / CTR_CTFS_BLOCK, &f->tail)) < 0 ||
+         f->tail == 0))
+      rc = rc < 0 ? rc : CTR_EPROTO;
+  }
+  /* Blocks past the last one in use are zeros (the slack), but for blocks
+   * a rewrite retired, which a follower may still be reading. */
+  b->next_block = max + 1;
+  for (uint64_t at = b->end_block; rc == 0 && at > b->next_block; at--) {
+    if (pread(b->fd, blk, sizeof(blk), (off_t)((at - 1) * CTR_CTFS_BLOCK)) !=
+        (ssize_t)sizeof(blk)) {
+      rc = CTR_EPROTO;
+    } else if (blk[0] || memcmp(blk, blk + 1, sizeof(blk) - 1)) {
+      b->next_block = at;
+      break;
+    }
+  }
+  if (rc == 0) {
+    *out = b;
+    return 0;
+  }
+fail:
+  if (b->fd >= 0)
+    close(b->fd);
+  free(b);
+  return rc;
+}
+
+int ctr_ctfs_box_find(const ctr_ctfs_box_t *b, const char *name) {
+  uint64_t code = ctr_ctfs_base40(name);
+  for (unsigned i = 0; code && i < b->nfiles; i++)
+    if (b->files[i].name == code)
+      return (int)i;
+  return CTR_ERANGE;
+}
+
 int ctr_ctfs_box_add(ctr_ctfs_box_t *b, const char *name) {
   uint64_t code = ctr_ctfs_base40(name);
   if (code == 0)
@@ -307,6 +411,7 @@ int ctr_ctfs_box_add(ctr_ctfs_box_t *b, const char *name) {
   put_u64(e, 0);
   put_u64(e + 8, f->map);
   put_u64(e + 16, code);
+  f->name = code;
   rc = put(b, CTR_CTFS_HEADER + (uint64_t)b->nfiles * CTR_CTFS_ENTRY, e,
            sizeof(e));
   return rc < 0 ? rc : (int)b->nfiles++;

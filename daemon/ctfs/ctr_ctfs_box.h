@@ -48,6 +48,15 @@ typedef struct ctr_ctfs_box_s ctr_ctfs_box_t;
 /* Creates path (it must not exist) and writes block 0. */
 int ctr_ctfs_box_create(ctr_ctfs_box_t **out, const char *path);
 
+/* Opens the container at path, left by a writer that is gone, to append
+ * to its files: they keep their published sizes, and new blocks go past
+ * every block in use (published or not) and past the blocks a rewrite
+ * retired. */
+int ctr_ctfs_box_open(ctr_ctfs_box_t **out, const char *path);
+
+/* The index of file name, or CTR_ERANGE. */
+int ctr_ctfs_box_find(const ctr_ctfs_box_t *b, const char *name);
+
 /* Adds an empty file named name (base40: 0-9 a-z . / -, at most 12
  * characters); returns its index (>= 0) or a negative code. */
 int ctr_ctfs_box_add(ctr_ctfs_box_t *b, const char *name);
@@ -69,9 +78,9 @@ int ctr_ctfs_box_publish(ctr_ctfs_box_t *b, int f);
 /* Bytes appended to file f (published or not). */
 uint64_t ctr_ctfs_box_size(const ctr_ctfs_box_t *b, int f);
 
-/* Closes the descriptor and frees; the file stays as it is. */
 /* Bytes of the blocks in use. */
 uint64_t ctr_ctfs_box_used(const ctr_ctfs_box_t *b);
+/* Closes the descriptor and frees; the file stays as it is. */
 int ctr_ctfs_box_close(ctr_ctfs_box_t *b);
 
 /* The base40 code of name, or 0 when name cannot be encoded. */

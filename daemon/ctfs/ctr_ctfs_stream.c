@@ -43,6 +43,34 @@ int ctr_ctfs_chunks_init(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
   return ctr_ctfs_box_publish(box, c->idx);
 }
 
+int ctr_ctfs_chunks_reopen(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
+                           const char *name, uint32_t chunk_size,
+                           const ctr_ctfs_tail_t *t) {
+  char n[16];
+  *c = (ctr_ctfs_chunks_t){
+      .box = box, .chunk_size = chunk_size, .prefixed = true};
+  snprintf(n, sizeof(n), "%s.dat", name);
+  c->dat = ctr_ctfs_box_find(box, n);
+  snprintf(n, sizeof(n), "%s.idx", name);
+  c->idx = ctr_ctfs_box_find(box, n);
+  if (c->dat < 0 || c->idx < 0)
+    return CTR_ERANGE;
+  c->total = t->total;
+  c->chunks = (ctr_ctfs_box_size(box, c->idx) - 4) / 8;
+  if (t->nopen == 0) /* the next record starts a chunk */
+    return 0;
+  /* The last chunk is open: its region runs to the end of X.dat. */
+  c->region = t->region;
+  c->reserved = ctr_ctfs_box_size(box, c->dat) - t->region;
+  for (uint32_t i = 0; i < t->nopen; i++) {
+    ctr_ctfs_varint(&c->open, t->lens[i]);
+    ctr_buf_add(&c->open, t->recs[i], t->lens[i]);
+  }
+  c->nopen = t->nopen;
+  c->shown = c->open.len;
+  return 0;
+}
+
 /* Appends a zstd skippable frame of n bytes (n >= 8) to b. */
 static void skippable(ctr_buf_t *b, size_t n) {
   unsigned char h[8] = {0x50, 0x2a, 0x4d, 0x18};

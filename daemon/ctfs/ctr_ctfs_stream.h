@@ -50,6 +50,21 @@ typedef struct ctr_ctfs_chunks_s {
 /* Adds name.dat and name.idx (name at most 8 characters). */
 int ctr_ctfs_chunks_init(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
                          const char *name, uint32_t chunk_size, bool prefixed);
+/* What a reader found at the end of a length-prefixed stream that a
+ * writer left: its records, where its last chunk starts and, when that
+ * chunk is not full, its records. */
+typedef struct ctr_ctfs_tail_s {
+  uint64_t total, region;
+  const unsigned char *const *recs;
+  const size_t *lens;
+  uint32_t nopen;
+} ctr_ctfs_tail_t;
+
+/* Takes up length-prefixed stream name of a reopened container
+ * (ctr_ctfs_box_open) where its writer left it, as t says. */
+int ctr_ctfs_chunks_reopen(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
+                           const char *name, uint32_t chunk_size,
+                           const ctr_ctfs_tail_t *t);
 /* Adds one record; a full chunk is written and published. */
 int ctr_ctfs_chunks_add(ctr_ctfs_chunks_t *c, const void *rec, size_t n);
 /* A record of a prefixed stream written in place, for records too large

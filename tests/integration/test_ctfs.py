@@ -12,7 +12,7 @@ import unittest
 
 from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, record, run,
                      trace_folders)
-from test_check import each_python
+from test_check import each_python, mirror
 from test_follow import Lines
 
 PROG_PY = """import sys, threading
@@ -99,6 +99,83 @@ for i in range(1000):
     print("tick", i, flush=True)
     while i >= 2 and not os.path.exists(go):
         time.sleep(0.02)
+"""
+
+# Nested calls returned, then a call chain left open while the program
+# waits for its go file (argv[1]).
+NESTED_PY = """import os, sys, time
+go = sys.argv[1]
+
+def leaf(n):
+    return n * 2
+
+def middle(k):
+    total = 0
+    for j in range(3):
+        total += leaf(j + k)
+    return total
+
+def wait_here(depth, x):
+    if depth > 0:
+        return wait_here(depth - 1, x + 1)
+    print("waiting", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.02)
+    return x
+
+for i in range(5):
+    middle(i)
+r = wait_here(3, 10)
+print("done", r)
+"""
+
+NESTED_RB = """GO = ARGV[0]
+
+def leaf(n)
+  n * 2
+end
+
+def middle(k)
+  total = 0
+  3.times { |j| total += leaf(j + k) }
+  total
+end
+
+def wait_here(depth, x)
+  return wait_here(depth - 1, x + 1) if depth > 0
+  puts "waiting"
+  $stdout.flush
+  sleep 0.02 until File.exist?(GO)
+  x
+end
+
+5.times { |i| middle(i) }
+r = wait_here(3, 10)
+puts "done #{r}"
+"""
+
+# Calls (nested, recursive, many to one step's caller) across many of
+# the reader's windows of 4096 records; argv[1] rounds.
+WIDE_PY = """import sys
+def leaf(n):
+    return n + 1
+
+def mid(k):
+    t = 0
+    for j in range(3):
+        t += leaf(j)
+    return t
+
+def rec(d):
+    if d == 0:
+        return 0
+    return rec(d - 1) + 1
+
+for i in range(int(sys.argv[1])):
+    mid(i)
+    if i % 1000 == 0:
+        rec(60)
+        print("round", i)
 """
 
 END = re.compile(r"== interval 1 (\S+)[^\n]*==\n$")
@@ -258,6 +335,71 @@ class CtfsLikeJson(TempDirTest):
         self.assertIn("json or ctfs", res.stderr.decode())
 
 
+def assert_same_lines(test, text, want):
+    """assertEqual for long texts: the first line that differs."""
+    for i, (a, b) in enumerate(zip(text.splitlines(), want.splitlines())):
+        test.assertEqual(a, b, "line %d" % (i + 1))
+    test.assertEqual(text.count("\n"), want.count("\n"))
+
+
+class CtfsReadInWindows(TempDirTest):
+    """ctrecctl reads a CTFS trace a window of records at a time: memory
+    does not grow with the trace, and the windows cut nowhere."""
+
+    def wide(self, rounds, fmt):
+        src = os.path.join(self.tmp, "wide.py")
+        with open(src, "w") as f:
+            f.write(WIDE_PY)
+        out = os.path.join(self.tmp, fmt + str(rounds))
+        res = record(["python3", src, str(rounds)], out, extra=("--format", fmt))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        (folder,) = ctfs_folders(out) if fmt == "ctfs" else trace_folders(out)
+        return folder
+
+    def test_check_memory_does_not_grow_with_the_trace(self):
+        folder = self.wide(15000, "ctfs")  # 287,000 steps, 61,000 calls
+        with open(os.path.join(self.tmp, "check.out"), "w+") as out:
+            p = subprocess.Popen([CTRECCTL, "check", folder], stdout=out,
+                                 stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            text = out.read()
+        self.assertEqual(p.returncode, 0, text)
+        self.assertGreater(int(re.search(r"(\d+) steps", text).group(1)), 250000)
+        # Every record of the trace at once took 600 MB.
+        self.assertLess(usage.ru_maxrss, 48 * 1024, text)
+
+    def test_windows_cut_nowhere(self):
+        json_text = listing(self, self.wide(3000, "json"))
+        ctfs_text = listing(self, self.wide(3000, "ctfs"))
+        self.assertGreater(json_text.count("→ call"), 2 * 4096)
+        end = END.search(json_text).group(0)
+        body = json_text[:-len(end)]
+        assert_same_lines(self, ctfs_text[:len(body)], body)
+        self.assertRegex(ctfs_text[len(body):-len(end)], r"^(← return\n)*$")
+
+    def test_more_events_at_one_step_than_a_window(self):
+        json_folder = self.wide(10, "json")
+        path = os.path.join(json_folder, "trace.json")
+        with open(path) as f:
+            records = json.load(f)
+        last = max(i for i, r in enumerate(records) if "Step" in r)
+        events = [{"Event": {"kind": 0, "metadata": "", "content": "e%d" % k}}
+                  for k in range(10000)]
+        records[last + 1:last + 1] = events
+        with open(path, "w") as f:
+            f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+        ctfs_folder = mirror(self, json_folder, os.path.join(self.tmp, "mirrored"))
+        json_text = listing(self, json_folder, "--json")
+        ctfs_text = listing(self, ctfs_folder, "--json")
+        self.assertEqual(ctfs_text.count('"Event"'), 10000 + json_text.count("round"))
+        seq = lambda text: "".join(json.dumps(json.loads(line), sort_keys=True) + "\n"
+                                   for line in text.splitlines()
+                                   if '"Event"' in line or '"Step"' in line)
+        assert_same_lines(self, seq(ctfs_text), seq(json_text))
+
+
 class CtfsLive(TempDirTest):
     """A running CTFS recording is readable up to the last flush; a killed
     client or daemon leaves a readable trace marked aborted."""
@@ -347,10 +489,70 @@ class CtfsLive(TempDirTest):
         text = listing(self, folder)
         self.assertIn("[stdout] tick 2", text)
         self.assertRegex(text, r"== interval 1 aborted")
-        # The calls open when the daemon died were never written (a CTFS
-        # call is written once it returned), so only --live accepts it.
-        res = run([CTRECCTL, "check", "--live", folder])
+        # The calls open when the daemon died were completed on restart.
+        self.assertRegex(text, r"^→ call <top-level>\(\)\n")
+        res = run([CTRECCTL, "check", folder])
         self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+
+    def kill_daemon_in_nested_calls(self, lang, python="python3"):
+        """Records NESTED_* until it waits four calls deep, kills ctrecd
+        with SIGKILL after a flush, lets the program end untraced and
+        starts a new ctrecd on the same output folder; returns the
+        listing of the recovered trace."""
+        sub = os.path.join(self.tmp, lang + re.sub(r"\W", "_", python))
+        os.makedirs(sub)
+        d = Daemon(sub, extra=("--set", "output.format=ctfs",
+                               "--set", "output.flush_interval_ms=50"))
+        src = os.path.join(sub, "nested." + ("rb" if lang == "ruby" else "py"))
+        with open(src, "w") as f:
+            f.write(NESTED_RB if lang == "ruby" else NESTED_PY)
+        go = os.path.join(sub, "go")
+        cmd = ["ruby", src, go] if lang == "ruby" else [python, src, go]
+        p = subprocess.Popen(cmd, env=d.env(PYTHONPATH=PY_SHIM), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        self.assertEqual(p.stdout.readline(), b"waiting\n")
+        deadline = time.time() + 30
+        while not ctfs_folders(d.out) and time.time() < deadline:
+            time.sleep(0.05)
+        (folder,) = ctfs_folders(d.out)
+        self.wait_listing(folder, r"\[stdout\] waiting")  # flushed
+        d.proc.kill()
+        d.stop(expect=-signal.SIGKILL)
+        self.assertTrue(os.path.exists(os.path.join(folder, "trace.ct.calls")))
+        open(go, "w").close()
+        self.assertEqual(p.wait(timeout=60), 0)  # the program runs on
+        d2 = Daemon(sub, extra=("--set", "output.format=ctfs",))
+        d2.stop()
+        self.assertEqual(metadata(folder)["ctrec"]["state"],
+                         "aborted: daemon stopped unexpectedly")
+        self.assertFalse(os.path.exists(os.path.join(folder, "trace.ct.calls")))
+        # Every step is inside a call again: check needs no --live.
+        res = run([CTRECCTL, "check", folder])
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
+        return listing(self, folder)
+
+    def assert_calls_recovered(self, text):
+        # The calls returned before the kill, with their arguments, values
+        # and parents (each inside the call that made it)...
+        self.assertEqual(len(re.findall(r"→ call middle\((self=main, )?k=\d\)", text)), 5, text)
+        self.assertEqual(len(re.findall(r"→ call leaf\((self=main, )?n=\d\)", text)), 15, text)
+        self.assertIn("← return 18", text)  # middle(4) = 2 * (4 + 5 + 6)
+        self.assertRegex(text, r"→ call middle\((self=main, )?k=4\)\n(.*\n)*?"
+                               r"\s+→ call leaf\((self=main, )?n=6\)")
+        self.assertEqual(len(re.findall(r"→ call wait_here\((self=main, )?depth=\d, x=1\d\)", text)), 4)
+        # ... and the open ones: the four wait_here calls and the top level
+        # (and Python's <module>) close at the last step, without a value.
+        self.assertRegex(text, r"\[stdout\] waiting\n(\s+nested\.\w+:\d+\n)*"
+                               r"(\s*← return\n){5,6}== interval 1 aborted")
+        self.assertNotIn("done", text)
+
+    def test_killed_daemon_keeps_its_calls_python(self):
+        each_python(self, lambda py: self.assert_calls_recovered(
+            self.kill_daemon_in_nested_calls("python", py)))
+
+    def test_killed_daemon_keeps_its_calls_ruby(self):
+        self.assert_calls_recovered(self.kill_daemon_in_nested_calls("ruby"))
 
     def test_intervals_are_folders_of_their_own(self):
         """ctrecctl stop and start: the second interval is its own trace.ct,

@@ -5,10 +5,13 @@
 #include <errno.h>
 #include <msgpack.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctr_ctfs.h"
@@ -31,6 +34,9 @@ static void setup(void) {
 }
 
 static void teardown(void) {
+  char owed[128];
+  snprintf(owed, sizeof(owed), "%s.calls", path);
+  unlink(owed);
   unlink(path);
   rmdir(dir);
 }
@@ -101,7 +107,9 @@ START_TEST(container_grows_files_side_by_side) {
   for (uint64_t i = 0; i < nb; i++)
     ck_assert_uint_eq((unsigned char)out.data[i], pattern(1, i));
   ck_assert_int_eq(ctr_ctfs_member(&img, "c.dat", &out), CTR_ERANGE);
-  ck_assert_uint_eq(img.len % CTR_CTFS_BLOCK, 0);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_uint_eq((uint64_t)st.st_size % CTR_CTFS_BLOCK, 0);
   ctr_buf_free(&out);
   ctr_ctfs_image_free(&img);
 }
@@ -431,11 +439,10 @@ static int load_like_codetracer(ctr_ctfs_image_t *img) {
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   rewind(f);
-  img->data = malloc(n > 0 ? (size_t)n : 1);
-  img->len = fread(img->data, 1, (size_t)n, f);
-  img->len -= img->len % CTR_CTFS_BLOCK;
+  unsigned char *data = malloc(n > 0 ? (size_t)n : 1);
+  size_t len = fread(data, 1, (size_t)n, f);
   fclose(f);
-  return 0;
+  return ctr_ctfs_image_mem(img, data, len);
 }
 
 /* Reads every stream of the trace at path; returns 0 or the first error. */
@@ -715,6 +722,158 @@ START_TEST(calls_waiting_for_the_top_level_one_read_back_whole) {
 }
 END_TEST
 
+/* ---- a writer killed, its trace recovered -------------------------------- */
+
+enum { KILLED_PAIRS = 300, KILLED_CALLS = 4 + 2 * KILLED_PAIRS + 1 };
+
+/* In a child process: the top-level call (key 0) and h (key 3) are open,
+ * f (with g inside) returned before h and 300 times inside it, and g (the
+ * last key) is open inside h at the last flush; then g returns and steps
+ * go on, not flushed, and the process dies by SIGKILL. Returns the steps
+ * flushed. */
+static uint64_t record_and_die(void) {
+  ctr_buf_t v = int_cbor(42);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    ctr_ctfs_t *w;
+    uint64_t line = 1;
+    if (ctr_ctfs_open(&w, path, test_id) < 0 || ctr_ctfs_path(w, "/p.py", 5) ||
+        ctr_ctfs_function(w, "<top-level>", 11) != 0 ||
+        ctr_ctfs_function(w, "f", 1) != 1 ||
+        ctr_ctfs_function(w, "g", 1) != 2 ||
+        ctr_ctfs_function(w, "h", 1) != 3 || ctr_ctfs_varname(w, "a", 1) != 0)
+      _exit(1);
+    ctr_ctfs_call(w, 0);
+    ctr_ctfs_step(w, 0, line++);
+    for (int i = 0; i <= KILLED_PAIRS; i++) {
+      if (i == 1) { /* h opens, with an argument */
+        ctr_ctfs_call(w, 3);
+        ctr_ctfs_arg(w, 0, v.data, v.len);
+        ctr_ctfs_step(w, 0, line++);
+      }
+      ctr_ctfs_call(w, 1);
+      ctr_ctfs_arg(w, 0, v.data, v.len);
+      ctr_ctfs_step(w, 0, line++);
+      ctr_ctfs_call(w, 2);
+      ctr_ctfs_step(w, 0, line++);
+      ctr_ctfs_return(w, v.data, v.len);
+      ctr_ctfs_return(w, v.data, v.len);
+      if (i % 100 == 0)
+        ctr_ctfs_flush(w);
+    }
+    ctr_ctfs_call(w, 2);
+    ctr_ctfs_step(w, 0, line++);
+    if (ctr_ctfs_flush(w) < 0)
+      _exit(1);
+    ctr_ctfs_return(w, v.data, v.len); /* after the last flush: lost */
+    ctr_ctfs_step(w, 0, line++);
+    raise(SIGKILL);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ctr_buf_free(&v);
+  return 2 + 2 * (KILLED_PAIRS + 1) + 1;
+}
+
+/* The recovered trace holds every call: the returned ones as they were,
+ * the open ones exiting at the last flushed step without a value, with
+ * their arguments and children. */
+static void assert_recovered(uint64_t steps) {
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0); /* on_call checks every record */
+  ck_assert_uint_eq(s.steps, steps);
+  ck_assert_uint_eq(s.calls, KILLED_CALLS);
+  ck_assert_int_eq(s.parent[0], -1); /* the top level: open */
+  ck_assert_uint_eq(s.exit[0], steps - 1);
+  ck_assert_uint_eq(s.nchildren[0], 2); /* f, h */
+  ck_assert_uint_eq(s.ret_len[0], 0);
+  ck_assert_int_eq(s.parent[1], 0); /* f: returned */
+  ck_assert_uint_eq(s.entry[1], 1);
+  ck_assert_uint_eq(s.exit[1], 2);
+  ck_assert_uint_eq(s.nchildren[1], 1);
+  ck_assert_uint_gt(s.ret_len[1], 0);
+  ck_assert_int_eq(s.parent[3], 0); /* h: open, its argument kept */
+  ck_assert_uint_eq(s.nargs[3], 1);
+  ck_assert_uint_eq(s.entry[3], 3);
+  ck_assert_uint_eq(s.exit[3], steps - 1);
+  ck_assert_uint_eq(s.nchildren[3], KILLED_PAIRS + 1);
+  ck_assert_uint_eq(s.ret_len[3], 0);
+  ck_assert_int_eq(s.parent[4], 3); /* f inside h */
+  ck_assert_int_eq(s.parent[5], 4);
+}
+
+START_TEST(a_killed_writer_keeps_its_calls) {
+  uint64_t steps = record_and_die();
+  char owed[128];
+  snprintf(owed, sizeof(owed), "%s.calls", path);
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0);
+  ck_assert_uint_eq(s.steps, steps);
+  ck_assert_uint_eq(s.calls, 0); /* all of them wait for the top level */
+  ck_assert_int_eq(access(owed, F_OK), 0);
+  ck_assert_int_eq(ctr_ctfs_recover(path), KILLED_CALLS);
+  assert_recovered(steps);
+  ck_assert_int_eq(access(owed, F_OK), -1); /* done with */
+  ck_assert_int_eq(ctr_ctfs_recover(path), 0);
+  assert_recovered(steps);
+}
+END_TEST
+
+/* Reads all of file p into b. */
+static void slurp(const char *p, ctr_buf_t *b) {
+  FILE *f = fopen(p, "rb");
+  char tmp[65536];
+  size_t n;
+  ck_assert_ptr_nonnull(f);
+  b->len = 0;
+  while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+    ctr_buf_add(b, tmp, n);
+  fclose(f);
+}
+
+static void spit(const char *p, const ctr_buf_t *b) {
+  FILE *f = fopen(p, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(b->data, 1, b->len, f), b->len);
+  fclose(f);
+}
+
+/* A recovery killed at any point and run again gives the same trace. */
+START_TEST(a_killed_recovery_runs_again) {
+  uint64_t steps = record_and_die();
+  char owed[128];
+  ctr_buf_t ct = {0}, calls = {0};
+  snprintf(owed, sizeof(owed), "%s.calls", path);
+  slurp(path, &ct);
+  slurp(owed, &calls);
+  int cut = 0;
+  for (int k = 0; k < 40; k++) {
+    spit(path, &ct);
+    spit(owed, &calls);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+      _exit(ctr_ctfs_recover(path) == KILLED_CALLS ? 0 : 1);
+    usleep((useconds_t)(k * k * 2));
+    kill(pid, SIGKILL);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+      cut++;
+    else
+      ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert_int_ge(ctr_ctfs_recover(path), 0);
+    assert_recovered(steps);
+    ck_assert_int_eq(access(owed, F_OK), -1);
+  }
+  ck_assert_int_gt(cut, 0); /* some were killed midway */
+  ctr_buf_free(&ct);
+  ctr_buf_free(&calls);
+}
+END_TEST
+
 /* ---- live -------------------------------------------------------------- */
 
 /* Records `iterations` rounds of: a step with a value, a call with a step
@@ -844,6 +1003,68 @@ START_TEST(a_poll_reads_on_from_a_record) {
 }
 END_TEST
 
+/* Bytes this process has read so far (rchar, /proc/self/io). */
+static uint64_t bytes_read(void) {
+  FILE *f = fopen("/proc/self/io", "r");
+  char line[128];
+  unsigned long long v = 0;
+  ck_assert_ptr_nonnull(f);
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "rchar: %llu", &v) == 1)
+      break;
+  fclose(f);
+  return v;
+}
+
+static int count_cb(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
+  (void)i, (void)r, (void)n;
+  ++*(uint64_t *)ctx;
+  return 0;
+}
+
+/* A follower's poll of a large trace reads block 0, the maps and the
+ * chunks it needs, not the whole file; an unchanged trace costs block 0. */
+START_TEST(a_poll_reads_only_what_is_new) {
+  enum { STEPS = 20000, SIZE = 200 };
+  ctr_ctfs_t *w;
+  unsigned char v[SIZE + 3] = {0x59, SIZE >> 8, SIZE & 0xff}; /* bytes */
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/p.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "x", 1), 0);
+  srand(7);
+  for (int i = 0; i < STEPS; i++) {
+    for (int k = 3; k < SIZE + 3; k++) /* incompressible: a large file */
+      v[k] = (unsigned char)rand();
+    ck_assert_int_eq(ctr_ctfs_step(w, 0, 1 + (uint64_t)i % 50), 0);
+    ck_assert_int_eq(ctr_ctfs_value(w, 0, v, sizeof(v)), 0);
+  }
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_gt(st.st_size, STEPS * SIZE);
+
+  uint64_t at = bytes_read(), n = 0, count;
+  ctr_ctfs_image_t img = load();
+  ck_assert_int_eq(ctr_ctfs_stream_from(&img, "values", true, STEPS - 1,
+                                        count_cb, &n, &count),
+                   0);
+  ck_assert_uint_eq(count, STEPS);
+  ck_assert_int_eq(ctr_ctfs_stream_from(&img, "steps", false, STEPS - 1,
+                                        count_cb, &n, &count),
+                   0);
+  ck_assert_uint_eq(count, STEPS);
+  ck_assert_int_eq(
+      ctr_ctfs_table_from(&img, "varnames", 0, count_cb, &n, &count), 0);
+  ck_assert_uint_eq(n, 3); /* the last values and steps records, "x" */
+  uint64_t poll = bytes_read() - at;
+  ck_assert_uint_lt(poll, 256 * 1024); /* the last chunks: 16 of 4000 KB */
+  at = bytes_read();
+  ck_assert_int_eq(ctr_ctfs_image_refresh(&img), 0); /* nothing moved */
+  ck_assert_uint_lt(bytes_read() - at, CTR_CTFS_BLOCK + 512); /* + /proc */
+  ctr_ctfs_image_free(&img);
+}
+END_TEST
+
 /* A reader polling the file while it is written, as `ct-print --follow`
  * does (and half the time loading it the way that reader does): every
  * snapshot must read whole, and counts never go back. */
@@ -898,7 +1119,10 @@ int main(void) {
   tcase_add_test(tc, every_flush_is_readable);
   tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
+  tcase_add_test(tc, a_poll_reads_only_what_is_new);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
+  tcase_add_test(tc, a_killed_writer_keeps_its_calls);
+  tcase_add_test(tc, a_killed_recovery_runs_again);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -359,7 +359,7 @@ START_TEST(trace_is_closed_json_after_every_flush) {
   ck_assert_str_eq(text, "a = 1\n");
   free(text);
   ck_assert_int_eq(ctr_trace_close(t), 0);
-  ck_assert_int_eq(ctr_trace_recover(root), 0);
+  ck_assert_int_eq(ctr_trace_recover(root, NULL), 0);
 }
 END_TEST
 
