@@ -535,7 +535,7 @@ int ctr_conn_accept(ctr_server_t *srv) {
     uv_close((uv_handle_t *)&c->pipe, on_closed);
     return rc != 0 ? rc : CTR_ELIMIT;
   }
-  c->cred.pid = c->cred.ppid = -1;
+  c->cred.pid = -1;
   c->cred.uid = (uid_t)-1;
   c->cred.gid = (gid_t)-1;
   if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
@@ -543,8 +543,6 @@ int ctr_conn_accept(ctr_server_t *srv) {
     c->cred.pid = cred.pid;
     c->cred.uid = cred.uid;
     c->cred.gid = cred.gid;
-    if (cred.pid > 0)
-      c->cred.ppid = ctr_feed_parent(cred.pid);
   }
   snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->cred.pid,
            (unsigned)c->cred.uid);

@@ -18,7 +18,7 @@
 /* Longest chain of parents walked; real process trees are far shallower. */
 #define MAX_GENERATIONS 4096
 
-int64_t ctr_feed_parent(int64_t pid) {
+static int64_t parent_of(int64_t pid) {
   char path[64], buf[1024];
   const char *close_paren;
   long long ppid;
@@ -47,7 +47,7 @@ bool ctr_feed_descends(int64_t pid, int64_t ancestor) {
   if (pid <= 1 || ancestor <= 0)
     return false;
   for (i = 0; i < MAX_GENERATIONS && pid > 1; i++) {
-    pid = ctr_feed_parent(pid);
+    pid = parent_of(pid);
     if (pid == ancestor)
       return true;
   }

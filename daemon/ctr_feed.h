@@ -20,7 +20,4 @@ void ctr_feed_end(ctr_conn_t *rec);
 /* Whether pid descends from ancestor by the kernel's parent links. */
 bool ctr_feed_descends(int64_t pid, int64_t ancestor);
 
-/* pid's parent by the kernel (/proc), or -1. */
-int64_t ctr_feed_parent(int64_t pid);
-
 #endif

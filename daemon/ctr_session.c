@@ -43,8 +43,9 @@ struct ctr_session_s {
   const ctr_writer_backend_t *format; /* output.format at HELLO */
   uid_t uid;
   gid_t gid;
-  int64_t pid, ppid;             /* by the kernel */
-  int64_t claimed_pid, claimed_ppid; /* by HELLO */
+  int64_t pid;         /* by the kernel */
+  int64_t claimed_pid;  /* by HELLO */
+  int64_t ppid;         /* by HELLO */
   char *lang, *lang_version, *program, *cwd;
   char **args;
   size_t nargs;
@@ -188,9 +189,8 @@ int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
   s->pid = peer->pid;
   /* A process gone before ctrecd read its HELLO has no parent left to
    * look up: its own word is all there is. */
-  s->ppid = peer->ppid >= 0 ? peer->ppid : h->ppid;
+  s->ppid = h->ppid;
   s->claimed_pid = h->pid;
-  s->claimed_ppid = h->ppid;
   s->lang = dup_str(h->lang, "unknown");
   s->lang_version = dup_str(h->lang_version, "");
   s->program = dup_str(h->program, "");
@@ -365,6 +365,8 @@ static void write_meta(ctr_session_t *s);
 static void close_interval(ctr_session_t *s, const char *state,
                            const char *reason) {
   const char *why;
+  char failed[200];
+  int rc;
 
   if (s->trace == NULL)
     return;
@@ -374,7 +376,16 @@ static void close_interval(ctr_session_t *s, const char *state,
   s->state = ctr_xstrndup(state, strlen(state));
   s->st.written = ctr_writer_records(s->trace);
   write_meta(s);
-  ctr_writer_flush(s->trace);
+  if ((rc = ctr_writer_flush(s->trace)) != 0) {
+    /* A full disk: what could not be written is not in the trace, which
+     * says so (its files stay valid up to the last write that worked). */
+    snprintf(failed, sizeof(failed), "aborted: cannot write the trace: %s",
+             ctr_strerror(rc));
+    free(s->state);
+    s->state = ctr_xstrndup(failed, strlen(failed));
+    write_meta(s);
+    ctr_writer_flush(s->trace);
+  }
   /* "aborted: <why>" names the reason already. */
   why = reason == NULL ? "end" : strstr(s->state, reason) ? NULL : reason;
   CTR_INFO("session %llu: interval %u %s%s%s%s: %llu steps, %llu calls, %llu "
@@ -1223,7 +1234,6 @@ static void write_meta(ctr_session_t *s) {
       .pid = s->pid,
       .ppid = s->ppid,
       .claimed_pid = s->claimed_pid,
-      .claimed_ppid = s->claimed_ppid,
       .uid = s->uid,
       .gid = s->gid,
       .interval = s->interval,

@@ -43,15 +43,17 @@ typedef struct ctr_session_hooks_s {
 
 /* Who the client is by the kernel (the socket's peer credentials), not by
  * its own word: pid is 0 when the peer's pid is not visible in the
- * daemon's pid namespace, -1 (as ppid) when unknown. */
+ * daemon's pid namespace, -1 when unknown. */
 typedef struct ctr_peer_s {
-  int64_t pid, ppid;
+  int64_t pid;
   uid_t uid;
   gid_t gid;
 } ctr_peer_t;
 
-/* Takes a reference to cfg, a snapshot (ctr_config_snapshot). The pid and
- * ppid HELLO claims are kept only as a note where they differ from peer's. */
+/* Takes a reference to cfg, a snapshot (ctr_config_snapshot). The pid
+ * HELLO claims is kept only as a note where it differs from peer's; its
+ * ppid is the shim's (which knows the process a daemonized one was forked
+ * from). */
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *hello, uint64_t id,
                     const ctr_peer_t *peer, const ctr_session_hooks_t *hooks);

@@ -32,6 +32,7 @@ struct ctr_trace_s {
   int files_fd;         /* files/ */
   uint64_t body_len;    /* bytes of trace.json before the trailer */
   uint64_t records;     /* records rendered so far */
+  uint64_t written;     /* of which trace.json holds */
   size_t record_start;  /* pending.len before the latest record */
   ctr_buf_t pending;    /* rendered, not yet written */
   ctr_buf_t paths;      /* trace_paths.json body without the brackets */
@@ -74,6 +75,15 @@ static int pwrite_all(int fd, const char *buf, size_t n, uint64_t off) {
     off += (uint64_t)w;
   }
   return 0;
+}
+
+/* Ends trace.json after body_len bytes of records: whatever a failed or
+ * cut write left beyond them goes, and the trailer closes the array again
+ * (in bytes the file had, so a full disk has room for it). */
+static int close_array_at(int fd, uint64_t body_len) {
+  if (ftruncate(fd, (off_t)body_len) != 0)
+    return -errno;
+  return pwrite_all(fd, trailer, sizeof(trailer) - 1, body_len);
 }
 
 /* Replaces dir/name atomically so readers never see a half-written file;
@@ -349,10 +359,15 @@ static int write_records(ctr_trace_t *t) {
     /* Records then trailer in one write, over the old trailer. */
     ctr_buf_add(&t->pending, trailer, sizeof(trailer) - 1);
     rc = pwrite_all(t->fd, t->pending.data, t->pending.len, t->body_len);
-    if (rc == 0)
+    if (rc == 0) {
       t->body_len += t->pending.len - (sizeof(trailer) - 1);
-    else
+      t->written = t->records;
+    } else {
+      /* A full disk: the records written in part go, the file stays the
+       * valid trace it was; they are tried again at the next flush. */
       t->pending.len -= sizeof(trailer) - 1;
+      (void)close_array_at(t->fd, t->body_len);
+    }
     if (rc == 0)
       t->pending.len = 0;
   }
@@ -361,13 +376,15 @@ static int write_records(ctr_trace_t *t) {
 }
 
 int ctr_trace_flush(ctr_trace_t *t) {
-  int rc = write_records(t);
+  int rc = write_records(t), mrc = 0;
 
-  if (rc == 0 && t->meta_dirty) {
-    rc = write_meta(t);
-    t->meta_dirty = rc != 0;
+  /* The metadata says what the trace is even when records cannot be
+   * written; a failed update leaves the previous version. */
+  if (t->meta_dirty) {
+    mrc = write_meta(t);
+    t->meta_dirty = mrc != 0;
   }
-  return rc;
+  return rc != 0 ? rc : mrc;
 }
 
 bool ctr_trace_dirty(const ctr_trace_t *t) {
@@ -377,6 +394,12 @@ bool ctr_trace_dirty(const ctr_trace_t *t) {
 size_t ctr_trace_pending(const ctr_trace_t *t) { return t->pending.len; }
 const char *ctr_trace_dir(const ctr_trace_t *t) { return t->dir; }
 uint64_t ctr_trace_records(const ctr_trace_t *t) { return t->records; }
+
+uint64_t ctr_trace_records_kept(const ctr_trace_t *t) {
+  /* Until a write fails, the flush that writes the metadata writes every
+   * record rendered before it. */
+  return t->write_failed ? t->written : t->records;
+}
 uint64_t ctr_trace_bytes(const ctr_trace_t *t) {
   return t->body_len + t->pending.len;
 }
@@ -403,6 +426,88 @@ int ctr_trace_close(ctr_trace_t *t) {
   return rc;
 }
 
+/* Whether line (one record, compact JSON) is whole: its braces and
+ * brackets close, outside strings, and nothing is left open. */
+static bool whole_record(const char *p, size_t n) {
+  int depth = 0;
+  bool in_str = false;
+
+  if (n == 0 || p[0] != '{')
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (in_str) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{' || c == '[') {
+      depth++;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i == n - 1;
+    }
+  }
+  return false;
+}
+
+int ctr_trace_repair_json(const char *dir) {
+  char path[4200];
+  ctr_buf_t b = {0};
+  struct stat st;
+  uint64_t base = 0;
+  int fd, rc;
+
+  snprintf(path, sizeof(path), "%s/trace.json", dir);
+  fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -errno;
+  /* Records are one per line ("[", then "\n{...}" with ",\n" between):
+   * the cut is in the last line, which is kept when it is whole. The
+   * file's last 64 MiB hold a whole record (a frame is at most 16 MiB). */
+  rc = fstat(fd, &st) != 0 ? -errno : 0;
+  if (rc == 0) {
+    size_t want = (size_t)st.st_size;
+    if (want > (64u << 20)) {
+      base = (uint64_t)st.st_size - (64u << 20);
+      want = 64u << 20;
+    }
+    ctr_buf_reserve(&b, want + 1);
+    ssize_t n = pread(fd, b.data, want, (off_t)base);
+    rc = n < 0 ? -errno : 0;
+    b.len = n > 0 ? (size_t)n : 0;
+  }
+  if (rc == 0 && !(b.len >= 4 && memcmp(b.data + b.len - 3, trailer, 3) == 0)) {
+    size_t end = b.len, start;
+    bool found = false;
+    while (end > 1 && !found) {
+      start = end;
+      while (start > 0 && b.data[start - 1] != '\n')
+        start--;
+      size_t len = end - start;
+      if (len > 0 && b.data[start + len - 1] == ',')
+        len--;
+      if (start > 0 && whole_record(b.data + start, len)) {
+        end = start + len;
+        found = true;
+        break;
+      }
+      /* Not whole: the previous line, without its separating comma. */
+      end = start > 0 ? start - 1 : 0;
+      if (end > 1 && b.data[end - 1] == ',')
+        end--;
+    }
+    if (found)
+      rc = close_array_at(fd, base + end);
+    else
+      rc = base == 0 ? close_array_at(fd, 1) : CTR_ELIMIT; /* "[" alone */
+  }
+  close(fd);
+  ctr_buf_free(&b);
+  return rc;
+}
+
 /* Our own metadata is compact JSON, so the fields can be found as text. */
 static bool left_by_dead_daemon(const char *meta) {
   const char *p = strstr(meta, "\"daemon_pid\":");
@@ -418,7 +523,7 @@ static bool left_by_dead_daemon(const char *meta) {
 int ctr_trace_recover(const char *root, ctr_trace_repair_cb repair) {
   static const char from[] = "\"state\":\"recording\"";
   static const char to[] = "\"state\":\"aborted: daemon stopped unexpectedly\"";
-  char path[4096], buf[65536];
+  char path[4096], chunk[65536], *buf;
   struct dirent *de;
   DIR *d = opendir(root);
   int marked = 0;
@@ -426,7 +531,7 @@ int ctr_trace_recover(const char *root, ctr_trace_repair_cb repair) {
   if (d == NULL)
     return 0;
   while ((de = readdir(d)) != NULL) {
-    ctr_buf_t b = {0};
+    ctr_buf_t b = {0}, meta = {0};
     char *hit;
     ssize_t n;
     int fd;
@@ -436,13 +541,17 @@ int ctr_trace_recover(const char *root, ctr_trace_repair_cb repair) {
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
       continue;
-    n = read(fd, buf, sizeof(buf) - 1);
+    /* Whatever its size: a long command line makes it large. */
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))
+      if (n > 0)
+        ctr_buf_add(&meta, chunk, (size_t)n);
     close(fd);
-    if (n <= 0)
+    ctr_buf_add(&meta, "", 1);
+    buf = meta.data;
+    if (meta.len <= 1 || !left_by_dead_daemon(buf)) {
+      ctr_buf_free(&meta);
       continue;
-    buf[n] = '\0';
-    if (!left_by_dead_daemon(buf))
-      continue;
+    }
     snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
     /* The trace first: marked aborted, it is never looked at again. */
     if (repair && (n = repair(path)) < 0)
@@ -455,6 +564,7 @@ int ctr_trace_recover(const char *root, ctr_trace_repair_cb repair) {
     if (replace_file(NULL, path, "trace_metadata.json", b.data, b.len) == 0)
       marked++;
     ctr_buf_free(&b);
+    ctr_buf_free(&meta);
   }
   closedir(d);
   return marked;

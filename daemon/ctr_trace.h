@@ -73,12 +73,20 @@ size_t ctr_trace_pending(const ctr_trace_t *t);
 
 const char *ctr_trace_dir(const ctr_trace_t *t);
 uint64_t ctr_trace_records(const ctr_trace_t *t);
+/* The records trace.json will hold once the metadata being rendered is
+ * written: all of them, or after a failed write those written before. */
+uint64_t ctr_trace_records_kept(const ctr_trace_t *t);
 /* Bytes of trace.json, written and pending. */
 uint64_t ctr_trace_bytes(const ctr_trace_t *t);
 
 /* Completes what a trace writer left in folder dir when its daemon died
  * (ctr_writer_repair); 0 or a negative code. */
 typedef int (*ctr_trace_repair_cb)(const char *dir);
+
+/* Closes the trace.json of folder dir again after a write that was cut
+ * (a killed daemon, a full disk): the records after the last whole one
+ * go, and the trailer is put back. 0 when it is valid JSON again. */
+int ctr_trace_repair_json(const char *dir);
 
 /* Marks traces under root that a daemon left "recording" when it died
  * (its pid no longer runs) as aborted, once repair (if not NULL) has

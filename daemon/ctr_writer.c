@@ -84,12 +84,10 @@ void ctr_writer_set_meta(ctr_trace_t *t, const ctr_writer_meta_t *m,
   ctr_json_u64(&b, m->uid);
   ctr_buf_puts(&b, ",\"gid\":");
   ctr_json_u64(&b, m->gid);
-  if (m->claimed_pid != m->pid || m->claimed_ppid != m->ppid) {
+  if (m->claimed_pid != m->pid) {
     /* A process in another pid namespace, or one that lies. */
     ctr_buf_puts(&b, ",\"claimed\":{\"pid\":");
     ctr_json_i64(&b, m->claimed_pid);
-    ctr_buf_puts(&b, ",\"ppid\":");
-    ctr_json_i64(&b, m->claimed_ppid);
     ctr_buf_puts(&b, "}");
   }
   ctr_buf_puts(&b, ",\"interval\":{\"index\":");

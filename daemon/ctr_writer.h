@@ -76,8 +76,9 @@ typedef struct ctr_lost_cause_s {
 typedef struct ctr_writer_meta_s {
   uint64_t session;
   const char *state, *lang, *lang_version;
-  int64_t pid, ppid;                 /* the kernel's */
-  int64_t claimed_pid, claimed_ppid; /* HELLO's, a note where they differ */
+  int64_t pid;         /* the kernel's */
+  int64_t claimed_pid; /* HELLO's, a note where it differs */
+  int64_t ppid;        /* HELLO's */
   uint64_t uid, gid;
   uint32_t interval;
   time_t start, end;      /* end 0: still recording */
@@ -138,7 +139,21 @@ typedef struct ctr_writer_backend_s {
 /* Every backend's writer starts with this. */
 struct ctr_writer_s {
   const ctr_writer_backend_t *be;
+  int io_error; /* the first write error of a record, for flush to report */
 };
+
+/* A write error (-errno, a full disk) is no fault of the client whose
+ * record it was: it is kept for ctr_writer_flush, which the session turns
+ * into the trace's "aborted: cannot write" state. Other codes (a bad
+ * value) are the client's and returned. */
+static inline int ctr_writer_io(ctr_writer_t *w, int rc) {
+  if (rc < 0 && rc > -4096) {
+    if (w->io_error == 0)
+      w->io_error = rc;
+    return 0;
+  }
+  return rc;
+}
 
 extern const ctr_writer_backend_t ctr_writer_json;
 extern const ctr_writer_backend_t ctr_writer_ctfs;
@@ -203,12 +218,12 @@ static inline int64_t ctr_writer_varname(ctr_writer_t *w, const char *text,
 /* What every trace starts with, once its program's path is declared: the
  * top-level function and its call, so the trace replays on its own. */
 static inline int ctr_writer_toplevel(ctr_writer_t *w, int64_t path) {
-  return w->be->toplevel(w, path);
+  return ctr_writer_io(w, w->be->toplevel(w, path));
 }
 
 /* A line executed. */
 static inline int ctr_writer_step(ctr_writer_t *w, int64_t path, int64_t line) {
-  return w->be->step(w, path, line);
+  return ctr_writer_io(w, w->be->step(w, path, line));
 }
 /* A call of function, with its arguments; it is located at the function's
  * definition line (trace-format R3), which the backend writes as its
@@ -216,33 +231,33 @@ static inline int ctr_writer_step(ctr_writer_t *w, int64_t path, int64_t line) {
 static inline int ctr_writer_call(ctr_writer_t *w, int64_t function,
                                   const ctr_writer_var_t *args, uint32_t n,
                                   const char **why) {
-  return w->be->call(w, function, args, n, why);
+  return ctr_writer_io(w, w->be->call(w, function, args, n, why));
 }
 /* The innermost call returns value (NULL: none). */
 static inline int ctr_writer_return(ctr_writer_t *w,
                                     const msgpack_object *value, bool redacted,
                                     const char **why) {
-  return w->be->ret(w, value, redacted, why);
+  return ctr_writer_io(w, w->be->ret(w, value, redacted, why));
 }
 /* A variable visible at the latest step. */
 static inline int ctr_writer_value(ctr_writer_t *w, const ctr_writer_var_t *var,
                                    const char **why) {
-  return w->be->value(w, var, why);
+  return ctr_writer_io(w, w->be->value(w, var, why));
 }
 /* The same for a flat variable; 1 when the backend takes only pairs. */
 static inline int ctr_writer_flat_value(ctr_writer_t *w,
                                         const ctr_flat_var_t *v,
                                         const char **why) {
-  return w->be->flat_value ? w->be->flat_value(w, v, why) : 1;
+  return w->be->flat_value ? ctr_writer_io(w, w->be->flat_value(w, v, why)) : 1;
 }
 /* An event of kind (CTR_EV_*) with its text. */
 static inline int ctr_writer_event(ctr_writer_t *w, int kind, const char *text,
                                    size_t n) {
-  return w->be->event(w, kind, text, n);
+  return ctr_writer_io(w, w->be->event(w, kind, text, n));
 }
 /* The thread that runs from now on. */
 static inline int ctr_writer_thread(ctr_writer_t *w, uint64_t id) {
-  return w->be->thread(w, id);
+  return ctr_writer_io(w, w->be->thread(w, id));
 }
 /* Whether a backend may reuse what it encoded for a definition (no value
  * rule looks at the values: they would see only the first use). */
@@ -255,7 +270,10 @@ static inline void ctr_writer_metadata(ctr_writer_t *w,
   w->be->metadata(w, m);
 }
 /* Writes what is pending; then a reader sees everything recorded. */
-static inline int ctr_writer_flush(ctr_writer_t *w) { return w->be->flush(w); }
+static inline int ctr_writer_flush(ctr_writer_t *w) {
+  int rc = w->be->flush(w);
+  return rc != 0 ? rc : w->io_error;
+}
 /* Whether anything is yet to be written. */
 static inline bool ctr_writer_dirty(const ctr_writer_t *w) {
   return w->be->dirty(w);

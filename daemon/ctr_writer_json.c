@@ -386,7 +386,7 @@ static void json_reuse(ctr_writer_t *w, bool on) {
 static void json_metadata(ctr_writer_t *w, const ctr_writer_meta_t *m) {
   json_writer_t *j = J(w);
 
-  ctr_writer_set_meta(j->trace, m, ctr_trace_records(j->trace));
+  ctr_writer_set_meta(j->trace, m, ctr_trace_records_kept(j->trace));
 }
 
 static int json_flush(ctr_writer_t *w) { return ctr_trace_flush(J(w)->trace); }
@@ -445,4 +445,5 @@ const ctr_writer_backend_t ctr_writer_json = {
     .bytes = json_bytes,
     .dir = json_dir,
     .close = json_close,
+    .repair = ctr_trace_repair_json,
 };

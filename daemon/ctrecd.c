@@ -114,8 +114,11 @@ int main(int argc, char **argv) {
    * the top of the heap back after each and faults it in again. */
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_MMAP_THRESHOLD, 16 << 20);
-  /* Only the daemon ignores SIGPIPE: a vanished client is a read error. */
+  /* Only the daemon ignores SIGPIPE: a vanished client is a read error.
+   * A file-size limit (RLIMIT_FSIZE) is a full disk to it: write errors,
+   * not death. */
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
 
   uv_loop_init(&loop);
   rc = ctr_server_start(&srv, &loop, cfg, config_path, sets, (size_t)nsets,

@@ -1135,8 +1135,9 @@ static void check_ctrec(check_t *ck, const ctr_jval_t *c) {
                     "count",
                 v->key);
     /* A finished trace holds everything its writer counted (or more:
-     * records reach disk before the metadata that counts them). A CTFS
-     * trace has no records as such: its steps and events are counted. */
+     * records reach disk before the metadata that counts them), unless it
+     * says its writes failed. A CTFS trace has no records as such: its
+     * steps and events are counted. */
     for (i = 0; i < (ck->ctfs ? 2u : 1u); i++) {
       static const char *const json_keys[] = {"records"};
       static const char *const ctfs_keys[] = {"steps", "events"};
@@ -1144,6 +1145,7 @@ static void check_ctrec(check_t *ck, const ctr_jval_t *c) {
       uint64_t have = !ck->ctfs ? ck->rec : i == 0 ? ck->nsteps : ck->nevents;
       v = ctr_jval_get(ctr_jval_get(c, "counters"), key);
       if (v && u64_of(v) && state && strcmp(state, "recording") != 0 &&
+          strncmp(state, "aborted: cannot write", 21) != 0 &&
           strtoull(v->str, NULL, 10) > have)
         problem(ck, "trace_metadata.json: ctrec.counters.%s is %s, %s holds "
                     "only %" PRIu64,

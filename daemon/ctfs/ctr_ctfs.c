@@ -627,7 +627,9 @@ int ctr_ctfs_flush(ctr_ctfs_t *w) {
     return w->err;
   /* Last: readers find the streams through its flags and resolve step
    * positions through its paths. */
-  return w->meta_dirty ? write_meta(w) : 0;
+  int rc = w->meta_dirty ? write_meta(w) : 0;
+  /* A write the container could not make stopped all writing there. */
+  return rc != 0 ? rc : ctr_ctfs_box_failed(w->box);
 }
 
 int ctr_ctfs_close(ctr_ctfs_t *w) {

@@ -37,6 +37,7 @@ struct ctr_ctfs_box_s {
   size_t retired_head, nretired, retired_cap;
   ctr_ctfs_file_t files[CTR_CTFS_ENTRIES];
   unsigned nfiles;
+  int failed; /* the first write error (-errno); nothing is written after */
 };
 
 static void put_u64(unsigned char *p, uint64_t v) {
@@ -62,6 +63,22 @@ static int put(ctr_ctfs_box_t *b, uint64_t off, const void *p, size_t n) {
   }
   return 0;
 }
+
+/* A write error (a full disk) stops all writing: the file stays the
+ * container it was at its last publish, which every reader can open, and
+ * the writer goes on as if it wrote, so that its caller need not know
+ * until ctr_ctfs_box_failed(). Errors of the container's own rules
+ * (CTR_E*) are returned as they are. */
+static int sticky(ctr_ctfs_box_t *b, int rc) {
+  if (rc < 0 && rc > -4096) {
+    if (b->failed == 0)
+      b->failed = rc;
+    return 0;
+  }
+  return rc;
+}
+
+int ctr_ctfs_box_failed(const ctr_ctfs_box_t *b) { return b->failed; }
 
 static uint64_t get_u64(const unsigned char *p) {
   uint64_t v = 0;
@@ -396,7 +413,7 @@ int ctr_ctfs_box_find(const ctr_ctfs_box_t *b, const char *name) {
   return CTR_ERANGE;
 }
 
-int ctr_ctfs_box_add(ctr_ctfs_box_t *b, const char *name) {
+static int box_add(ctr_ctfs_box_t *b, const char *name) {
   uint64_t code = ctr_ctfs_base40(name);
   if (code == 0)
     return CTR_EPROTO;
@@ -417,7 +434,7 @@ int ctr_ctfs_box_add(ctr_ctfs_box_t *b, const char *name) {
   return rc < 0 ? rc : (int)b->nfiles++;
 }
 
-int ctr_ctfs_box_append(ctr_ctfs_box_t *b, int fi, const void *p, size_t n) {
+static int box_append(ctr_ctfs_box_t *b, int fi, const void *p, size_t n) {
   ctr_ctfs_file_t *f = &b->files[fi];
   const char *s = p;
   while (n) {
@@ -436,7 +453,7 @@ int ctr_ctfs_box_append(ctr_ctfs_box_t *b, int fi, const void *p, size_t n) {
   return 0;
 }
 
-int ctr_ctfs_box_rewrite(ctr_ctfs_box_t *b, int fi, uint64_t from,
+static int box_rewrite(ctr_ctfs_box_t *b, int fi, uint64_t from,
                          const void *p, size_t n) {
   ctr_ctfs_file_t *f = &b->files[fi];
   if (n == 0)
@@ -487,7 +504,7 @@ int ctr_ctfs_box_rewrite(ctr_ctfs_box_t *b, int fi, uint64_t from,
   return 0;
 }
 
-int ctr_ctfs_box_publish(ctr_ctfs_box_t *b, int fi) {
+static int box_publish(ctr_ctfs_box_t *b, int fi) {
   ctr_ctfs_file_t *f = &b->files[fi];
   if (f->published == f->size)
     return 0;
@@ -509,7 +526,7 @@ uint64_t ctr_ctfs_box_used(const ctr_ctfs_box_t *b) {
 
 int ctr_ctfs_box_close(ctr_ctfs_box_t *b) {
   int rc = 0;
-  if (b->next_block && b->next_block < b->end_block &&
+  if (!b->failed && b->next_block && b->next_block < b->end_block &&
       ftruncate(b->fd, (off_t)(b->next_block * CTR_CTFS_BLOCK)) < 0)
     rc = -errno; /* the slack goes, the file ends at its last block */
   if (close(b->fd) < 0 && rc == 0)
@@ -517,4 +534,21 @@ int ctr_ctfs_box_close(ctr_ctfs_box_t *b) {
   free(b->retired);
   free(b);
   return rc;
+}
+
+int ctr_ctfs_box_add(ctr_ctfs_box_t *b, const char *name) {
+  return b->failed ? 0 : sticky(b, box_add(b, name));
+}
+
+int ctr_ctfs_box_append(ctr_ctfs_box_t *b, int fi, const void *p, size_t n) {
+  return b->failed ? 0 : sticky(b, box_append(b, fi, p, n));
+}
+
+int ctr_ctfs_box_rewrite(ctr_ctfs_box_t *b, int fi, uint64_t from,
+                         const void *p, size_t n) {
+  return b->failed ? 0 : sticky(b, box_rewrite(b, fi, from, p, n));
+}
+
+int ctr_ctfs_box_publish(ctr_ctfs_box_t *b, int fi) {
+  return b->failed ? 0 : sticky(b, box_publish(b, fi));
 }

@@ -80,6 +80,11 @@ uint64_t ctr_ctfs_box_size(const ctr_ctfs_box_t *b, int f);
 
 /* Bytes of the blocks in use. */
 uint64_t ctr_ctfs_box_used(const ctr_ctfs_box_t *b);
+
+/* The first write error (-errno), after which add, append, rewrite and
+ * publish write nothing and return 0: the file stays valid as of the last
+ * publish. 0 while every write succeeded. */
+int ctr_ctfs_box_failed(const ctr_ctfs_box_t *b);
 /* Closes the descriptor and frees; the file stays as it is. */
 int ctr_ctfs_box_close(ctr_ctfs_box_t *b);
 

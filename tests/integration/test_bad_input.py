@@ -329,9 +329,9 @@ class BadInputTest(TempDirTest):
                        if Trace(f).meta["program"].endswith(f"liar{claim}.rb")]
             self.assertIn(f"-{os.getpid()}-", os.path.basename(folder))
             meta = Trace(folder).meta["ctrec"]
-            self.assertEqual((meta["pid"], meta["ppid"]), (os.getpid(), os.getppid()))
+            self.assertEqual(meta["pid"], os.getpid())
             self.assertEqual((meta["uid"], meta["gid"]), (os.getuid(), os.getgid()))
-            self.assertEqual(meta["claimed"], {"pid": claim, "ppid": claim})
+            self.assertEqual(meta["claimed"], {"pid": claim})
             validate(self, folder)
 
     def test_daemon_opens_no_client_named_path(self):

@@ -108,6 +108,7 @@ class HostileTest(TempDirTest):
         holes."""
         self.start()
         s = connect(self.daemon.sock)
+        s.settimeout(120)  # the daemon reads on while it answers
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(frame(hello(role="control")))
         for _ in range(40):
@@ -224,7 +225,8 @@ class StalledDaemonTest(TempDirTest):
 
     def setUp(self):
         super().setUp()
-        self.daemon = Daemon(self.tmp, extra=["--set", "limits.client_buffer=65536"])
+        self.daemon = Daemon(self.tmp, extra=["--set", "limits.client_buffer=65536",
+                                              "--set", "limits.client_wait_ms=1000"])
 
     def programs(self):
         ruby = os.path.join(self.tmp, "busy.rb")
@@ -396,6 +398,66 @@ class OwnershipTest(TempDirTest):
                                       "--clear-groups", CTRECCTL, "check", folder],
                                      capture_output=True, timeout=60)
                 self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
+
+class FullDiskTest(TempDirTest):
+    """Writes that fail (a file-size limit stands in for a full disk): the
+    trace on disk stays valid up to its last good write and says it was
+    cut, the program is undisturbed, and the next traces are recorded."""
+
+    BIG = "def f(i) = i * 2\n30000.times { |i| f(i) }\nputs \"end\"\n"
+
+    def test_write_errors_leave_valid_traces_marked_aborted(self):
+        big = harness.write(os.path.join(self.tmp, "big.rb"), self.BIG)
+        small = harness.write(os.path.join(self.tmp, "small.rb"), "puts 1 + 1\n")
+        for fmt in ("json", "ctfs"):
+            with self.subTest(fmt):
+                out = os.path.join(self.tmp, "out-" + fmt)
+                res = subprocess.run(
+                    ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record",
+                     "-o", out, "-f", fmt, "--", "ruby", big],
+                    capture_output=True, timeout=120)
+                self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
+                self.assertNotIn(b"ctrec:", res.stderr)
+                self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
+                folder, = [os.path.join(out, d) for d in os.listdir(out)]
+                with open(os.path.join(folder, "trace_metadata.json")) as f:
+                    meta = json.load(f)
+                self.assertEqual(meta["ctrec"]["state"],
+                                 "aborted: cannot write the trace: File too large")
+                # Valid as far as it goes (a CTFS trace lacks the calls it
+                # still owed, as a live one does).
+                validate(self, folder, live=fmt == "ctfs")
+                self.assertGreater(meta["ctrec"]["counters"]["steps"], 1000)
+                res = subprocess.run(
+                    ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record",
+                     "-o", out, "-f", fmt, "--", "ruby", small],
+                    capture_output=True, timeout=60)
+                self.assertEqual(res.stdout, b"2\n")
+                self.assertIn(b"(complete)", res.stderr)
+
+
+class RecoveryTest(TempDirTest):
+    def test_metadata_of_any_size_is_recovered(self):
+        """A killed daemon's trace whose metadata is large (a 200 KB
+        command line) is marked aborted on restart and stays valid."""
+        prog = harness.write(os.path.join(self.tmp, "long.rb"),
+                             "def f(i) = i\n200.times { |i| f(i); sleep 0.01 }\n")
+        daemon = Daemon(self.tmp, extra=["--set", "output.format=json"])
+        p = subprocess.Popen(["ruby", prog] + ["x" * 60000] * 4, env=daemon.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.8)
+        daemon.proc.kill()
+        daemon.stop(expect=-signal.SIGKILL)
+        p.communicate(timeout=60)
+        again = Daemon(self.tmp, extra=["--set", "output.format=json"])
+        again.stop()
+        folder, = [os.path.join(again.out, d) for d in os.listdir(again.out)]
+        with open(os.path.join(folder, "trace_metadata.json")) as f:
+            meta = json.load(f)
+        self.assertGreater(os.path.getsize(os.path.join(folder, "trace_metadata.json")), 200000)
+        self.assertEqual(meta["ctrec"]["state"], "aborted: daemon stopped unexpectedly")
+        validate(self, folder)
 
 if __name__ == "__main__":
     import unittest

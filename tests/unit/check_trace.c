@@ -438,6 +438,39 @@ START_TEST(folder_belongs_to_its_owner) {
 }
 END_TEST
 
+/* trace.json cut anywhere by a killed daemon or a full disk is closed
+ * again after its last whole record. */
+START_TEST(cut_trace_json_is_closed_again) {
+  static const char *const cases[][2] = {
+      {"[\n{\"a\":1},\n{\"b\":{\"c\":[1,2]}},\n{\"d\":\"x}", "[\n{\"a\":1},\n{\"b\":{\"c\":[1,2]}}\n]\n"},
+      {"[\n{\"a\":1},\n{\"b\":{\"c\":[1,2]}}", "[\n{\"a\":1},\n{\"b\":{\"c\":[1,2]}}\n]\n"},
+      {"[\n{\"a\":1},\n{\"b\":{\"c\":[1,2]}", "[\n{\"a\":1}\n]\n"},
+      {"[\n{\"a\":\"}\\\"\"},", "[\n{\"a\":\"}\\\"\"}\n]\n"},
+      {"[\n{\"a\":1}\n]", "[\n{\"a\":1}\n]\n"},
+      {"[\n{\"a", "[\n]\n"},
+      {"[", "[\n]\n"},
+      {"[\n{\"a\":1}\n]\n", "[\n{\"a\":1}\n]\n"},
+  };
+  char root[] = "/tmp/ctrec-check-XXXXXX", path[4200], got[256];
+
+  ck_assert_ptr_nonnull(mkdtemp(root));
+  snprintf(path, sizeof path, "%s/trace.json", root);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    FILE *f = fopen(path, "w");
+    fputs(cases[i][0], f);
+    fclose(f);
+    ck_assert_int_eq(ctr_trace_repair_json(root), 0);
+    f = fopen(path, "r");
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    fclose(f);
+    got[n] = '\0';
+    ck_assert_msg(strcmp(got, cases[i][1]) == 0, "case %zu: %s", i, got);
+  }
+  unlink(path);
+  rmdir(root);
+}
+END_TEST
+
 START_TEST(source_paths_cannot_escape) {
   char root[] = "/tmp/ctrec-check-XXXXXX";
   ctr_trace_t *t;
@@ -511,7 +544,6 @@ static void run_open(run_t *r, const char *yaml, const char *const *sets) {
   h.ppid = 1;
   h.program = (ctr_str_t){"/x/p.py", 7};
   peer.pid = 4242;
-  peer.ppid = 1;
   peer.uid = getuid();
   peer.gid = getgid();
   ck_assert_int_eq(ctr_session_new(&r->s, r->cfg, &h, 1, &peer, &hooks), 0);
@@ -1208,6 +1240,7 @@ Suite *ctr_trace_suite(void) {
   tcase_add_test(folder, trace_is_closed_json_after_every_flush);
   tcase_add_test(folder, source_paths_cannot_escape);
   tcase_add_test(folder, folder_belongs_to_its_owner);
+  tcase_add_test(folder, cut_trace_json_is_closed_again);
   tcase_add_test(folder, folder_names_are_safe);
   tcase_add_test(folder, a_folder_without_trace_json);
   suite_add_tcase(s, json);
