@@ -818,6 +818,13 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
       args[a++] = "--set";
       args[a++] = format_arg;
     }
+    if (!config) {
+      /* A private daemon serves this program alone, which the user runs
+       * to get its trace: at exit it waits for its daemon to take all,
+       * however busy the machine (a -c file may say otherwise). */
+      args[a++] = "--set";
+      args[a++] = "limits.client_wait_ms=60000";
+    }
     args[a] = NULL;
     execv(daemon, (char *const *)args);
     fprintf(stderr, "ctrecctl: cannot run %s: %s\n", daemon, strerror(errno));
