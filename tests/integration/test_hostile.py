@@ -331,6 +331,12 @@ class CrowdTest(TempDirTest):
         for p in procs:
             out, err = p.communicate(timeout=60)
             self.assertEqual((p.returncode, out, err), (0, b"0\n2\n4\n", b""))
+        # The programs are gone; the daemon, behind, still reads what they
+        # left in their connections.
+        deadline = time.time() + 60
+        while len(trace_folders(daemon.out)) < 20 and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
         daemon.stop()
         folders = trace_folders(daemon.out)
         self.assertEqual(len(folders), 20)
