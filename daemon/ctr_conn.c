@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -554,6 +555,16 @@ int ctr_conn_accept(ctr_server_t *srv) {
   return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
 }
 
+/* Whether the peer's bytes wait unread: a daemon behind on a crowd of
+ * clients has not read what they sent in time, which is no silence. */
+static bool waiting_bytes(ctr_conn_t *c) {
+  uv_os_fd_t fd;
+  int n = 0;
+
+  return uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+         ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 void ctr_conn_sweep(ctr_conn_t *c, uint64_t now) {
   uint32_t limit = c->srv->cfg->handshake_ms;
 
@@ -565,7 +576,7 @@ void ctr_conn_sweep(ctr_conn_t *c, uint64_t now) {
     ctr_conn_close(c, "client does not read");
     return;
   }
-  if (now - c->since < limit)
+  if (now - c->since < limit || waiting_bytes(c))
     return;
   if (c->role == CTR_ROLE_NONE)
     fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");
