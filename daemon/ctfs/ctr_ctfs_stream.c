@@ -205,6 +205,15 @@ int ctr_ctfs_table_init(ctr_ctfs_table_t *t, ctr_ctfs_box_t *box,
   return ctr_ctfs_box_publish(box, t->off);
 }
 
+int ctr_ctfs_table_publish(ctr_ctfs_table_t *t) {
+  int rc = ctr_ctfs_box_publish(t->box, t->dat);
+  return rc < 0 ? rc : ctr_ctfs_box_publish(t->box, t->off);
+}
+
+/* A record is published as it is added: a stream's chunk, published when
+ * it fills (between flushes), must find every name it refers to, and a
+ * write that fails later must not leave chunks naming unpublished ones.
+ * Names are few, so this costs little. */
 int ctr_ctfs_table_add(ctr_ctfs_table_t *t, const void *rec, size_t n) {
   int rc = ctr_ctfs_box_append(t->box, t->dat, rec, n);
   if (rc < 0)
@@ -213,10 +222,5 @@ int ctr_ctfs_table_add(ctr_ctfs_table_t *t, const void *rec, size_t n) {
   le(end, ctr_ctfs_box_size(t->box, t->dat), 8);
   if ((rc = ctr_ctfs_box_append(t->box, t->off, end, 8)) == 0)
     t->count++;
-  return rc;
-}
-
-int ctr_ctfs_table_publish(ctr_ctfs_table_t *t) {
-  int rc = ctr_ctfs_box_publish(t->box, t->dat);
-  return rc < 0 ? rc : ctr_ctfs_box_publish(t->box, t->off);
+  return rc < 0 ? rc : ctr_ctfs_table_publish(t);
 }
