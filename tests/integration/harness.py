@@ -3,7 +3,9 @@ and readers for the trace folders they produce.
 
 Paths come from the environment that ctest sets (CTREC_BUILD, CTREC_SHIMS,
 CTREC_SOURCE); running a suite by hand works too when those point at a
-build tree.
+build tree. CTREC_TEST_FORMAT (json or ctfs, default ctfs) is the trace
+format every daemon the suites start writes: ctest runs each suite that
+records twice, it_X in ctfs and it_X_json in json.
 """
 import json
 import os
@@ -29,6 +31,17 @@ SHIMS = os.environ.get("CTREC_SHIMS", os.path.join(BUILD, "lib", "ctrec"))
 RUBY_SHIM = os.path.join(SHIMS, "ruby")
 PY_SHIM = os.path.join(SHIMS, "python")
 RUBY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "ruby")
+# Prints a trace folder's records as a JSON array (tests/ctfs_dump.c).
+CTFS_DUMP = os.path.join(BUILD, "tests", "ctfs_dump")
+
+FORMAT = os.environ.get("CTREC_TEST_FORMAT", "ctfs")
+if FORMAT not in ("json", "ctfs"):
+    raise RuntimeError(f"CTREC_TEST_FORMAT must be json or ctfs, not {FORMAT!r}")
+# The file a trace folder of FORMAT holds its records in.
+TRACE_FILE = {"json": "trace.json", "ctfs": "trace.ct"}[FORMAT]
+# For a ctrecd command line, and for `ctrecctl record` with a private ctrecd.
+FORMAT_SET = ("--set", f"output.format={FORMAT}")
+FORMAT_ARG = ("--format", FORMAT)
 
 # Recording must never depend on the caller's environment.
 for var in ("CT_RECORDER_SOCKET", "RUBYOPT", "RUBYLIB"):
@@ -69,13 +82,47 @@ def validate(test, folder, live=False):
                      f"{res.stderr.decode()}")
 
 
+def records_text(folder, live=False):
+    """The records of a trace folder as JSON text: trace.json's own, or
+    trace.ct's read through ctrecctl's reader (ctfs_dump); live: as
+    flushed so far by a recording that goes on."""
+    if not os.path.exists(os.path.join(folder, "trace.ct")):
+        with open(os.path.join(folder, "trace.json"), "rb") as f:
+            return f.read()
+    res = run([CTFS_DUMP, *(["--live"] if live else []), folder])
+    if res.returncode != 0:
+        raise AssertionError(f"ctfs_dump {folder} failed:\n{res.stderr.decode()}")
+    return res.stdout
+
+
+def folder_texts(folder):
+    """{file name: bytes} of every file in a trace folder (files/ too), with
+    trace.ct as the text of its records: a compressed container shows no
+    text to search."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder)
+            if rel == "trace.ct":
+                out[rel] = records_text(folder)
+            else:
+                with open(path, "rb") as f:
+                    out[rel] = f.read()
+    return out
+
+
 class Trace:
     """A trace folder read back: records, steps (path, line), calls, events."""
 
     def __init__(self, folder):
         self.folder = folder
-        with open(os.path.join(folder, "trace.json"), "rb") as f:
-            self.records = json.load(f)
+        self.records = json.loads(records_text(folder))
+        self.ctfs = os.path.exists(os.path.join(folder, "trace.ct"))
+        # The CTFS reader closes the calls still open at the end without a
+        # value (docs/ctfs.md); the JSON trace leaves them open.
+        while self.ctfs and self.records and self.records[-1] == {"Return": {}}:
+            self.records.pop()
         with open(os.path.join(folder, "trace_metadata.json"), "rb") as f:
             self.meta = json.load(f)
         self.paths, self.functions, self.varnames, self.types = [], [], [], []
@@ -176,16 +223,27 @@ def simple(v):
     return (k,)
 
 
+def expected_to_differ_in_ctfs(reason):
+    """Marks a test that fails on CTFS traces for a known, documented gap
+    of the CTFS reader (reason names it); it must pass on JSON. When the
+    gap closes, the unexpected success fails the run, so the mark goes."""
+    assert reason
+    return unittest.expectedFailure if FORMAT == "ctfs" else (lambda test: test)
+
+
 def trace_folders(out_dir):
+    """The trace folders in out_dir (holding trace.json or trace.ct), sorted."""
     if not os.path.isdir(out_dir):
         return []
     return sorted(os.path.join(out_dir, d) for d in os.listdir(out_dir)
-                  if os.path.isfile(os.path.join(out_dir, d, "trace.json")))
+                  if any(os.path.isfile(os.path.join(out_dir, d, f))
+                         for f in ("trace.json", "trace.ct")))
 
 
 def record(cmd, out_dir, env=None, timeout=120, extra=()):
-    """ctrecctl record -q -o out_dir [extra] -- cmd; returns CompletedProcess."""
-    return run([CTRECCTL, "record", "-q", "-o", out_dir, *extra, "--", *cmd],
+    """ctrecctl record -q -o out_dir --format FORMAT [extra] -- cmd; returns
+    CompletedProcess."""
+    return run([CTRECCTL, "record", "-q", "-o", out_dir, *FORMAT_ARG, *extra, "--", *cmd],
                env=env, timeout=timeout)
 
 
@@ -230,6 +288,7 @@ def service_config(root, extra="", flush=100):
     root/traces), followed by the extra YAML sections."""
     return (f"listen:\n  path: {root}/run/ctrecd.sock\n  mode: 0600\n"
             f"output:\n  dir: {root}/traces\n  flush_interval_ms: {flush}\n"
+            f"  format: {FORMAT}\n"
             "log:\n  level: debug\n") + textwrap.dedent(extra)
 
 
@@ -242,7 +301,8 @@ _running = []
 
 
 class Daemon:
-    """A service-mode ctrecd on a private socket, stopped with SIGTERM.
+    """A service-mode ctrecd on a private socket writing FORMAT (later
+    --set options in extra win), stopped with SIGTERM.
 
     Ready once it says so on the --ready-fd pipe. stop() fails the test when
     the daemon exits with another status than expected (0 after SIGTERM) or
@@ -253,12 +313,13 @@ class Daemon:
         self.sock = os.path.join(root, "run", "ctrecd.sock")
         self.out = os.path.join(root, "traces")
         self.log_path = os.path.join(root, "ctrecd.log")
-        cmd = [CTRECD, "--listen", self.sock, "--output", self.out, "--log-level", "debug", *extra]
+        cmd = [CTRECD, "--listen", self.sock, "--output", self.out, "--log-level", "debug",
+               *FORMAT_SET, *extra]
         if config_text is not None:
             cfg = os.path.join(root, "ctrec.yaml")
             with open(cfg, "w") as f:
                 f.write(config_text)
-            cmd = [CTRECD, "--config", cfg, *extra]
+            cmd = [CTRECD, "--config", cfg, *FORMAT_SET, *extra]
         self.log = open(self.log_path, "wb")
         self.checked = None
         ready_r, ready_w = os.pipe()
