@@ -576,6 +576,21 @@ static int poll_trace(ctfs_t *f) {
     leave(f, i, true);
     f->steps = i + 1;
   }
+  /* A finished trace may hold calls and output but no step (a program
+   * whose code was all filtered out): they are not lost with it. */
+  if (rc == 0 && !f->live && f->steps == 0) {
+    uint64_t at;
+    enter(f, &next, UINT64_MAX, first);
+    for (; rc == 0 && e < evs.n; e++, f->events++) {
+      ctr_jval_t *r = event(&evs.v[e], &at);
+      if (r == NULL)
+        rc = fail(f, CTR_EPROTO, "trace.ct: events record %" PRIu64 ": damaged",
+                  f->events);
+      else
+        push(&f->q, r);
+    }
+    leave(f, UINT64_MAX, true);
+  }
   if (next > 0) {
     f->ncall -= next;
     memmove(f->calls, f->calls + next, f->ncall * sizeof(*f->calls));
