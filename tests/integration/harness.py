@@ -163,6 +163,24 @@ class Trace:
             out.append((os.path.basename(self.paths[s["path_id"]]), s["line"]))
         return out
 
+    def call_sites(self):
+        """(name, path, line) of every Call: where its call-location Step
+        (trace-format R3) places it, its function's definition (None for
+        the top-level call). A CTFS
+        trace interns functions by name alone, so this, not the Function
+        record, says which of two same-named functions was called."""
+        out, step = [], None
+        for r in self.records:
+            if "Step" in r:
+                step = r["Step"]
+            elif "Call" in r:
+                name = self.functions[r["Call"]["function_id"]]["name"]
+                if step is None:  # the top-level call, before any step
+                    out.append((name, None, None))
+                else:
+                    out.append((name, self.paths[step["path_id"]], step["line"]))
+        return out
+
     def call_names(self):
         return [self.functions[c["function_id"]]["name"] for c in self.kinds("Call")]
 
