@@ -139,6 +139,13 @@ class Trace:
                     self.types.append(v)
 
     @property
+    def field_names_known(self):
+        """False for a CTFS trace whose reader declares no Struct type with
+        field names: docs/ctfs.md, "Struct field names"."""
+        return not self.ctfs or any(ty.get("specific_info", {}).get("kind") == "Struct"
+                                    for ty in self.types)
+
+    @property
     def state(self):
         return self.meta["ctrec"]["state"]
 
@@ -247,6 +254,19 @@ def expected_to_differ_in_ctfs(reason):
     gap closes, the unexpected success fails the run, so the mark goes."""
     assert reason
     return unittest.expectedFailure if FORMAT == "ctfs" else (lambda test: test)
+
+
+def without_field_names(v):
+    """An oracle's value (lists, Structs as ["Struct", type, [[name, value],
+    ...]]) with every field name None, to compare with a trace that names
+    no fields."""
+    if isinstance(v, dict):
+        return {k: without_field_names(x) for k, x in v.items()}
+    if not isinstance(v, list):
+        return v
+    if len(v) == 3 and v[0] == "Struct" and isinstance(v[2], list):
+        return [v[0], v[1], [[None, without_field_names(x)] for _, x in v[2]]]
+    return [without_field_names(x) for x in v]
 
 
 def trace_folders(out_dir):
