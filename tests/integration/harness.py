@@ -117,14 +117,17 @@ class Trace:
 
     def __init__(self, folder):
         self.folder = folder
-        self.records = json.loads(records_text(folder))
+        # The metadata first: once it says complete, the records are all
+        # there (the writer closes the trace before it says so).
+        with open(os.path.join(folder, "trace_metadata.json"), "rb") as f:
+            self.meta = json.load(f)
+        live = self.meta.get("ctrec", {}).get("state") == "recording"
+        self.records = json.loads(records_text(folder, live))
         self.ctfs = os.path.exists(os.path.join(folder, "trace.ct"))
         # The CTFS reader closes the calls still open at the end without a
         # value (docs/ctfs.md); the JSON trace leaves them open.
         while self.ctfs and self.records and self.records[-1] == {"Return": {}}:
             self.records.pop()
-        with open(os.path.join(folder, "trace_metadata.json"), "rb") as f:
-            self.meta = json.load(f)
         self.paths, self.functions, self.varnames, self.types = [], [], [], []
         for r in self.records:
             if isinstance(r, dict):
@@ -162,13 +165,44 @@ class Trace:
                 continue
             j = i + 1
             while j < len(recs) and isinstance(recs[j], dict) and \
-                    next(iter(recs[j])) in ("Function", "Path", "Type", "VariableName", "Value"):
+                    next(iter(recs[j])) in ("Function", "Path", "Type", "VariableName", "Value",
+                                            "Event"):
                 j += 1
             if j < len(recs) and isinstance(recs[j], dict) and "Call" in recs[j]:
                 continue
             s = r["Step"]
+            if self.ctfs and self.stepless_call_site(i, s):
+                continue
             out.append((os.path.basename(self.paths[s["path_id"]]), s["line"]))
         return out
+
+    def stepless_call_site(self, i, step):
+        """Whether Step record i of a CTFS trace is the call-location Step
+        of a call that returned without a step of its own. CTFS places such
+        a call at that step, so the reader shows Call, Step, Return, as for
+        a call whose one step is its own (docs/ctfs.md); it is the former
+        when the step is where other calls of the function are located, and
+        the step before the Call is not that place too (a one-line
+        function's own step)."""
+        def neighbour(at, by):
+            while 0 <= at < len(self.records) and \
+                    next(iter(self.records[at])) in ("Value", "Event", "Type", "VariableName"):
+                at += by
+            return self.records[at] if 0 <= at < len(self.records) else {}
+        call, ret = neighbour(i - 1, -1), neighbour(i + 1, 1)
+        if "Call" not in call or "Return" not in ret:
+            return False
+        at = i - 1
+        while "Call" not in self.records[at]:
+            at -= 1
+        if neighbour(at - 1, -1).get("Step") == step:
+            return False
+        if not hasattr(self, "_sites"):
+            self._sites = {}
+            for name, path, line in self.call_sites():
+                self._sites.setdefault(name, set()).add((path, line))
+        name = self.functions[call["Call"]["function_id"]]["name"]
+        return (self.paths[step["path_id"]], step["line"]) in self._sites.get(name, ())
 
     def call_sites(self):
         """(name, path, line) of every Call: where its call-location Step
