@@ -365,7 +365,7 @@ static void write_meta(ctr_session_t *s);
 static void close_interval(ctr_session_t *s, const char *state,
                            const char *reason) {
   const char *why;
-  char failed[200];
+  char failed[200], *dir;
   int rc;
 
   if (s->trace == NULL)
@@ -384,8 +384,12 @@ static void close_interval(ctr_session_t *s, const char *state,
     free(s->state);
     s->state = ctr_xstrndup(failed, strlen(failed));
     write_meta(s);
-    ctr_writer_flush(s->trace);
   }
+  /* Closed (and so flushed) before anyone is told: a CTFS trace writes
+   * its calls still open at close. */
+  dir = ctr_xstrndup(ctr_writer_dir(s->trace), strlen(ctr_writer_dir(s->trace)));
+  ctr_writer_close(s->trace);
+  s->trace = NULL;
   /* "aborted: <why>" names the reason already. */
   why = reason == NULL ? "end" : strstr(s->state, reason) ? NULL : reason;
   CTR_INFO("session %llu: interval %u %s%s%s%s: %llu steps, %llu calls, %llu "
@@ -393,12 +397,10 @@ static void close_interval(ctr_session_t *s, const char *state,
            (unsigned long long)s->id, s->interval, s->state, why ? " (" : "",
            why ? why : "", why ? ")" : "", (unsigned long long)s->st.steps,
            (unsigned long long)s->st.calls, (unsigned long long)s->st.events,
-           ctr_writer_dir(s->trace));
+           dir);
   if (s->hooks.trace_closed)
-    s->hooks.trace_closed(s->hooks.arg, ctr_writer_dir(s->trace), &s->st,
-                          s->state);
-  ctr_writer_close(s->trace);
-  s->trace = NULL;
+    s->hooks.trace_closed(s->hooks.arg, dir, &s->st, s->state);
+  free(dir);
   reset_trace_ids(s);
   ctr_stacks_end_interval(&s->threads);
   free(s->state);

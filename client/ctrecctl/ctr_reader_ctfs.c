@@ -711,6 +711,21 @@ static int poll_trace(ctfs_t *f) {
     leave(f, i, true);
     f->steps = i + 1;
   }
+  /* A finished trace may hold calls and output but no step (a program
+   * whose code was all filtered out): they are not lost with it. */
+  if (rc == 0 && !f->live && f->steps == 0) {
+    uint64_t at;
+    enter(f, &next, UINT64_MAX, first);
+    for (; rc == 0 && e < evs.n; e++, f->events++) {
+      ctr_jval_t *r = event(&evs.v[e], &at);
+      if (r == NULL)
+        rc = fail(f, CTR_EPROTO, "trace.ct: events record %" PRIu64 ": damaged",
+                  f->events);
+      else
+        push(&f->q, r);
+    }
+    leave(f, UINT64_MAX, true);
+  }
   if (next > 0) {
     f->ncall -= next;
     memmove(f->calls, f->calls + next, f->ncall * sizeof(*f->calls));
@@ -747,10 +762,12 @@ static int ctfs_listed_paths(void *b, ctr_jval_t **out) {
   if (rc == 0)
     f->loaded = true;
   if (rc == 0 && (rc = ctr_ctfs_read_meta_paths(&f->img, &paths)) == 0) {
-    *out = ctr_jval_new(CTR_JVAL_ARR, NULL, 0);
-    for (size_t at = 0; at < paths.len;) {
+    /* Linked here, not by ctr_jval_add, which walks the list: tens of
+     * thousands of paths (Python's exec strings) took seconds. */
+    ctr_jval_t **tail = &(*out = ctr_jval_new(CTR_JVAL_ARR, NULL, 0))->child;
+    for (size_t at = 0; at < paths.len; tail = &(*tail)->next) {
       size_t n = strlen(paths.data + at);
-      ctr_jval_add(*out, NULL, str(paths.data + at, n));
+      *tail = str(paths.data + at, n);
       at += n + 1;
     }
   }

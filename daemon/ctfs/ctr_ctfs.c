@@ -88,6 +88,7 @@ struct ctr_ctfs_s {
 
   ctr_buf_t rec;  /* scratch for one record */
   ctr_buf_t meta; /* meta.dat's program, args, workdir and recorder */
+  ctr_buf_t meta_out; /* meta.dat's content as last written, no padding */
   int meta_f;     /* meta.dat's file, -1 until the first flush */
   uint64_t meta_size;
   bool meta_dirty;
@@ -599,14 +600,26 @@ static int write_meta(ctr_ctfs_t *w) {
       return keep(w, rc);
     w->meta_size = size;
   }
-  ctr_buf_reserve(b, w->meta_size - len);
-  memset(b->data + len, 0, w->meta_size - len);
-  rc = ctr_ctfs_box_rewrite(w->box, w->meta_f, 0, b->data, w->meta_size);
+  /* Only the bytes that changed are rewritten (mostly the path count and
+   * the new paths): a rewrite is bounded (CTR_CTFS_REWRITE_MAX blocks),
+   * and a whole meta.dat passed that at some 40,000 paths. */
+  size_t from = 0, end = len > w->meta_out.len ? len : w->meta_out.len;
+  while (from < len && from < w->meta_out.len &&
+         b->data[from] == w->meta_out.data[from])
+    from++;
+  ctr_buf_reserve(b, end - len);
+  memset(b->data + len, 0, end - len);
+  if (from < end)
+    rc = ctr_ctfs_box_rewrite(w->box, w->meta_f, from, b->data + from,
+                              end - from);
 publish:
   if (rc == 0)
     rc = ctr_ctfs_box_publish(w->box, w->meta_f);
-  if (rc == 0)
+  if (rc == 0) {
     w->meta_dirty = false;
+    w->meta_out.len = 0;
+    ctr_buf_add(&w->meta_out, b->data, len);
+  }
   return keep(w, rc);
 }
 
@@ -668,6 +681,7 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
   ctr_buf_free(&w->held_rec);
   ctr_buf_free(&w->rec);
   ctr_buf_free(&w->meta);
+  ctr_buf_free(&w->meta_out);
   free(w);
   return rc;
 }

@@ -139,12 +139,14 @@ static int new_block(ctr_ctfs_box_t *b, const void *p, size_t n,
   bool reuse = b->retired_head < b->nretired &&
                now_ms() - b->retired[b->retired_head].at >= CTR_CTFS_GRACE_MS;
   uint64_t at = reuse ? b->retired[b->retired_head].blk : b->next_block;
-  if (at >= b->end_block) { /* see CTR_CTFS_SLACK */
+  int rc = put(b, at * CTR_CTFS_BLOCK, block, sizeof(block));
+  /* The slack after the block, not before it: a new file grown by zeros
+   * first showed readers a blank header (see CTR_CTFS_SLACK). */
+  if (rc == 0 && at >= b->end_block) {
     if (ftruncate(b->fd, (off_t)((at + CTR_CTFS_SLACK) * CTR_CTFS_BLOCK)) < 0)
       return -errno;
     b->end_block = at + CTR_CTFS_SLACK;
   }
-  int rc = put(b, at * CTR_CTFS_BLOCK, block, sizeof(block));
   if (rc == 0) {
     *blk = at;
     if (reuse)

@@ -542,6 +542,8 @@ class CheckRecordedTraces(TempDirTest):
         return folders
 
     def break_trace(self, folder):
+        if os.path.exists(os.path.join(folder, "trace.ct")):
+            return self.break_ctfs_trace(folder)
         with open(os.path.join(folder, "trace.json")) as f:
             text = f.read()
         n = len(json.loads(text))
@@ -552,6 +554,21 @@ class CheckRecordedTraces(TempDirTest):
         self.assertEqual(res.returncode, 1)
         self.assertIn(f"  trace.json: record {n + 2}: Return without an open Call",
                       res.stdout.decode().splitlines())
+
+    def break_ctfs_trace(self, folder):
+        """A container holds no records to append to: the metadata claims
+        three steps more than trace.ct holds."""
+        path = os.path.join(folder, "trace_metadata.json")
+        with open(path) as f:
+            meta = json.load(f)
+        n = meta["ctrec"]["counters"]["steps"]
+        meta["ctrec"]["counters"]["steps"] = n + 3
+        with open(path, "w") as f:
+            json.dump(meta, f)
+        res = run([CTRECCTL, "check", folder])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(f"  trace_metadata.json: ctrec.counters.steps is {n + 3}, "
+                      f"trace.ct holds only {n}", res.stdout.decode().splitlines())
 
     def test_ruby(self):
         out_dir = os.path.join(self.tmp, "rb")
@@ -573,9 +590,10 @@ class CheckRecordedTraces(TempDirTest):
                 self.break_trace(folders[0])
 
 
-# CTFS traces. ctrecd cannot write trace.ct yet, so each test records a real
-# program as JSON and writes the same records as trace.ct with the project's
-# CTFS writer (tests/ctfs_mirror.c), next to the same sidecar files.
+# CTFS traces written from JSON ones: each test records a real program as
+# JSON and writes the same records as trace.ct with the project's CTFS writer
+# (tests/ctfs_mirror.c), next to the same sidecar files, so the two verdicts
+# are on the same records.
 CTFS_MIRROR = os.path.join(BUILD, "tests", "ctfs_mirror")
 
 # Scalars, containers, nested calls, output, a big integer, more than one
@@ -635,7 +653,8 @@ def record_ctfs_pair(test, lang, python="python3"):
         f.write(CTFS_RB if lang == "ruby" else CTFS_PY)
     tag = lang + re.sub(r"\W", "_", python)
     out_dir = os.path.join(test.tmp, "json-" + tag)
-    res = record(["ruby" if lang == "ruby" else python, src], out_dir)
+    res = record(["ruby" if lang == "ruby" else python, src], out_dir,
+                 extra=("--format", "json"))
     test.assertEqual(res.returncode, 0, res.stderr)
     (folder,) = trace_folders(out_dir)
     return folder, mirror(test, folder, os.path.join(test.tmp, "ctfs-" + tag))

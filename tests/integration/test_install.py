@@ -80,7 +80,9 @@ class InstallTest(TempDirTest):
         res = run([self.at(self.installed("/bin/ctrecctl")), "record", "-q", "-o", out_dir, "--",
                    "ruby", os.path.join(RUBY_PROGRAMS, "addition.rb")])
         self.assertEqual(res.returncode, 0, res.stderr)
-        self.assertEqual(len(trace_folders(out_dir)), 1)
+        (folder,) = trace_folders(out_dir)
+        # CTFS is the default format.
+        self.assertTrue(os.path.isfile(os.path.join(folder, "trace.ct")))
 
     def test_service_runs_the_installed_daemon_and_config(self):
         svc = unit_settings(os.path.join(self.unit_dir, "ctrecd.service"))

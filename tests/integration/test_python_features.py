@@ -6,11 +6,13 @@ compiled from strings and reloaded modules with their own source, and
 huge integers (Ruby's too: both shims share the limit)."""
 import base64
 import os
+import resource
+import subprocess
 import textwrap
 
 import test_python_pushdown as pushdown
 from test_python_record import per_interpreter
-from harness import (PY_SHIM, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run, service_config,
+from harness import (CTRECCTL, PY_SHIM, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace, run, service_config,
                      simple, trace_folders, validate)
 
 for var in ("PYTHONPATH",):
@@ -413,6 +415,13 @@ class StringLimitTest(Recording):
             self.assertEqual(f.read(), "v = 7")
         with open(os.path.join(t.folder, "files", "<string:over-limit>")) as f:
             self.assertIn("more distinct strings", f.read())
+        # Checking its 65,537 paths is linear: it took 12 s of CPU time when
+        # the CTFS reader built its list of listed paths quadratically.
+        def cap():
+            resource.setrlimit(resource.RLIMIT_CPU, (3, 3))
+        res = subprocess.run([CTRECCTL, "check", t.folder], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, preexec_fn=cap, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
 
 
 class RubyBigIntTest(Recording):

@@ -14,8 +14,9 @@ import sys
 import tempfile
 import unittest
 
-from harness import (PY_SHIM, SOURCE, DaemonTest, TempDirTest, Trace, extra_pythons, record,
-                     run, trace_folders, validate)
+from harness import (PY_SHIM, SOURCE, DaemonTest, TempDirTest, Trace,
+                     expected_to_differ_in_ctfs, extra_pythons, record, run, trace_folders,
+                     validate)
 
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
 PYTHON = "python3"
@@ -274,11 +275,12 @@ class RecordDetails(TempDirTest):
         self.assertEqual(shown[4], -5)
         self.assertEqual(shown[6], "abc")
         self.assertEqual(shown[8], ("struct", [1]))  # Evil: its __dict__, nothing called
-        types = {(ty["lang_type"], ty["kind"]) for ty in t.types}
-        for expected in (("int", 7), ("bytes", 9), ("str", 9), ("list", 0), ("tuple", 27),
-                         ("dict", 0), ("Evil", 6), ("NoneType", 30), ("bool", 12),
-                         ("float", 8)):
-            self.assertIn(expected, types)
+        # A CTFS trace keeps type names, not their kinds (types.dat).
+        types = {(ty["lang_type"], None if t.ctfs else ty["kind"]) for ty in t.types}
+        for name, kind in (("int", 7), ("bytes", 9), ("str", 9), ("list", 0), ("tuple", 27),
+                           ("dict", 0), ("Evil", 6), ("NoneType", 30), ("bool", 12),
+                           ("float", 8)):
+            self.assertIn((name, None if t.ctfs else kind), types)
 
     def test_generators_balanced(self):
         t, _ = self.trace_of("generators_async.py")
@@ -496,6 +498,9 @@ class RealProgram(TempDirTest):
             f.write(text)
         return ("-c", path)
 
+    @expected_to_differ_in_ctfs("a call that returned without a step of its own is placed "
+                                "at its caller's step, like a call whose one step is its "
+                                "own; Trace.line_steps cannot always tell them apart")
     def test_calendar_stdlib_skipped(self):
         plain = run([PYTHON, "-m", "calendar", "2026"], cwd=self.tmp)
         out_dir = os.path.join(self.tmp, "out")
@@ -521,6 +526,9 @@ class RealProgram(TempDirTest):
                if s[0] == "calendar.py"]
         self.assertEqual(t.line_steps(), ref)
 
+    @expected_to_differ_in_ctfs("a call that returned without a step of its own is placed "
+                                "at its caller's step, like a call whose one step is its "
+                                "own; Trace.line_steps cannot always tell them apart")
     def test_calendar_with_stdlib(self):
         plain = run([PYTHON, "-m", "calendar", "2026"], cwd=self.tmp)
         out_dir = os.path.join(self.tmp, "out")

@@ -91,7 +91,7 @@ class RubyFidelity(TempDirTest):
         self.assertIn((evals[0], 3), t.line_steps())
         self.assertIn("made_in_eval", t.call_names())
         self.assertIn("Box#dbl", t.call_names())
-        fn = {f["name"]: t.paths[f["path_id"]] for f in t.functions}
+        fn = {name: path for name, path, _ in t.call_sites()}
         self.assertEqual(fn["made_in_eval"], evals[1])
 
     def test_eval_strings_deduplicated_and_bounded(self):
@@ -144,7 +144,7 @@ class RubyFidelity(TempDirTest):
         self.assertEqual(lib_steps, [("part.rb", 1), ("part.rb", 2), ("part.rb", 3),
                                      (r, 1), (r, 2), (r, 3),
                                      ("part.rb", 1), ("part.rb", 2), ("part.rb", 3)])
-        fpaths = {t.paths[f["path_id"]] for f in t.functions if f["name"] == "part"}
+        fpaths = {path for name, path, _ in t.call_sites() if name == "part"}
         self.assertEqual(fpaths, {part, reloads[0]})
 
     # ---- exit paths ------------------------------------------------------------

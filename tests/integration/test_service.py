@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from harness import (CTRECCTL, CTRECD, RUBY_PROGRAMS, Daemon, TempDirTest, Trace,
-                     run, service_config, trace_folders, validate)
+                     run, service_config, trace_folders, validate, write)
 
 SLOW = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -35,6 +35,32 @@ class ServiceTest(TempDirTest):
         self.assertEqual(t.state, "complete")
         self.assertEqual(t.meta["program"], prog)
         self.assertEqual(t.meta["ctrec"]["uid"], os.getuid())
+
+    def test_a_trace_marked_complete_holds_everything(self):
+        """Once trace_metadata.json says complete, the trace holds every
+        call: a CTFS trace writes its calls still open (the top-level one,
+        and with it every call that returned) at close, which took long
+        enough here to be seen with none."""
+        d = Daemon(self.tmp, config_text(self.tmp))
+        src = write(os.path.join(self.tmp, "calls.rb"),
+                    "def f(i)\n  i\nend\n60000.times { |i| f(i) }\n")
+        p = subprocess.Popen(["ruby", src], env=d.env())
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            folders = trace_folders(d.out)
+            try:
+                with open(os.path.join(folders[0], "trace_metadata.json")) as f:
+                    if '"complete"' in f.read():
+                        break
+            except (IndexError, FileNotFoundError):
+                pass
+            time.sleep(0.001)
+        t = Trace(folders[0])
+        self.assertEqual(t.state, "complete")
+        self.assertEqual(t.call_names().count("f"), 60000)
+        self.assertEqual(p.wait(timeout=60), 0)
+        d.stop()
 
     def test_socket_mode_and_private_dir(self):
         d = Daemon(self.tmp, config_text(self.tmp))

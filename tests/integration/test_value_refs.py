@@ -111,7 +111,10 @@ class ValueRefsTest(DaemonTest):
             self.assertEqual(rx, ry)
         # The second interval declares its types again and shows the
         # definitions made before it.
-        self.assertEqual([t["lang_type"] for t in a[1].types if t["kind"] == 6], ["Obj"])
+        objects = [r["Value"]["value"] for r in a[1].records
+                   if "Value" in r and r["Value"]["value"]["kind"] == "Struct"]
+        self.assertTrue(objects)
+        self.assertEqual({a[1].types[v["type_id"]]["lang_type"] for v in objects}, {"Obj"})
         self.assertEqual(json.dumps(a[1].records).count("hello world"), 2)
         self.assertIn('"i": 42', json.dumps(a[1].records))
 

@@ -19,6 +19,7 @@ static void assert_defaults(const ctr_config_t *c) {
   ck_assert_str_eq(c->output_dir, "/var/lib/ctrec/traces");
   ck_assert_uint_eq(c->flush_interval_ms, 100);
   ck_assert_int_eq(c->float_format, CTR_FLOAT_STRING);
+  ck_assert_int_eq(c->output_format, CTR_FORMAT_CTFS);
   ck_assert_uint_eq(c->max_frame, 16u << 20);
   ck_assert_uint_eq(c->max_depth, 32);
   ck_assert_uint_eq(c->max_string, 4u << 20);

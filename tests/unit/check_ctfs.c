@@ -3,6 +3,7 @@
  * and a trace read while it is written. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <msgpack.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1105,6 +1106,44 @@ START_TEST(a_follower_never_sees_a_torn_trace) {
 }
 END_TEST
 
+/* A reader that finds the file long enough to hold a header finds one:
+ * the file never grows by zeros before its first block is written. */
+static atomic_int blank_headers;
+
+static void *header_watcher(void *arg) {
+  (void)arg;
+  while (atomic_load(&writing)) {
+    unsigned char head[5];
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    if (fd < 0)
+      continue;
+    if (fstat(fd, &sb) == 0 && sb.st_size >= 4096 &&
+        pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+        memcmp(head, ctr_ctfs_magic, sizeof(head)) != 0)
+      atomic_fetch_add(&blank_headers, 1);
+    close(fd);
+  }
+  return NULL;
+}
+
+START_TEST(a_new_container_never_shows_a_blank_header) {
+  pthread_t t;
+  atomic_store(&writing, true);
+  atomic_store(&blank_headers, 0);
+  ck_assert_int_eq(pthread_create(&t, NULL, header_watcher, NULL), 0);
+  for (int i = 0; i < 3000; i++) {
+    ctr_ctfs_t *w;
+    unlink(path);
+    ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+    ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  }
+  atomic_store(&writing, false);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(atomic_load(&blank_headers), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("ctfs");
   TCase *tc = tcase_create("ctfs");
@@ -1123,6 +1162,7 @@ int main(void) {
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
   tcase_add_test(tc, a_killed_writer_keeps_its_calls);
   tcase_add_test(tc, a_killed_recovery_runs_again);
+  tcase_add_test(tc, a_new_container_never_shows_a_blank_header);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -527,6 +527,8 @@ static void run_open(run_t *r, const char *yaml, const char *const *sets) {
   snprintf(r->root, sizeof(r->root), "/tmp/ctrec-refs-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(r->root));
   o[n++] = (ctr_config_override_t){"output.dir", r->root, "--set"};
+  /* These tests read the records back from trace.json. */
+  o[n++] = (ctr_config_override_t){"output.format", "json", "--set"};
   for (; sets && *sets; sets += 2)
     o[n++] = (ctr_config_override_t){sets[0], sets[1], "--set"};
   if (yaml) {

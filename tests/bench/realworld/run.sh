@@ -18,9 +18,9 @@
 # BUILD_DIR/ctrec-python-extra.txt (the 3.12+ the build made shims for);
 # Ruby drivers on ruby. Each driver runs untraced (best of 3, after one
 # warm-up run that also compiles the copied .py files), then once for each
-# mode through `ctrecctl record`: "full" (default settings), "ctfs" (default
-# settings and output.format: ctfs, so B/step compares the formats) and
-# "none" (record: {values: none}). ctrecctl records through a ctrecd this script
+# mode through `ctrecctl record`: "full" (default settings but
+# output.format: json), "ctfs" (default settings, whose format is ctfs, so
+# B/step compares the formats) and "none" (record: {values: none}, json). ctrecctl records through a ctrecd this script
 # starts under /usr/bin/time with the same defaults as ctrecctl's private
 # one, so that the daemon's CPU time and peak RSS are its own; the traced
 # program runs under /usr/bin/time inside ctrecctl record. One row per
@@ -84,8 +84,9 @@ if [ -f "$build/ctrec-python-extra.txt" ]; then
   done <"$build/ctrec-python-extra.txt"
 fi
 
-printf 'record:\n  values: none\n' >"$work/none.yaml"
+printf 'output:\n  format: json\n' >"$work/full.yaml"
 printf 'output:\n  format: ctfs\n' >"$work/ctfs.yaml"
+printf 'output:\n  format: json\nrecord:\n  values: none\n' >"$work/none.yaml"
 inputs=$here/inputs
 
 now() { date +%s.%N; }
@@ -119,8 +120,7 @@ traced() {
   shift
   out=$work/traces
   sock=$work/ctrecd.sock
-  config=""
-  [ "$mode" = full ] || config="--config $work/$mode.yaml"
+  config="--config $work/$mode.yaml"
   # shellcheck disable=SC2086
   /usr/bin/time -f '%e %U %S %M' -o "$work/d.time" \
     "$ctrecd" $config --listen "$sock" --output "$out" --log-level warn 2>"$work/d.log" &
