@@ -291,6 +291,25 @@ def simple(v):
     return (k,)
 
 
+def finish_good_client(test, good, daemon, program="slow_counter.rb"):
+    """Waits for the real client that recorded while a suite attacked
+    daemon, stops the daemon and checks that its trace is whole: exit 0,
+    nothing from the shim on stderr, one complete valid trace with all
+    the program's output."""
+    out, err = good.communicate(timeout=60)
+    test.assertEqual(good.returncode, 0, err)
+    test.assertNotIn(b"ctrec:", err)
+    test.assertIsNone(daemon.proc.poll())
+    daemon.stop()
+    folders = [f for f in trace_folders(daemon.out)
+               if Trace(f).meta["program"].endswith(program)]
+    test.assertEqual(len(folders), 1)
+    validate(test, folders[0])
+    t = Trace(folders[0])
+    test.assertEqual(t.state, "complete")
+    test.assertEqual(t.output(), out.decode())
+
+
 def expected_to_differ_in_ctfs(reason):
     """Marks a test that fails on CTFS traces for a known, documented gap
     of the CTFS reader (reason names it); it must pass on JSON. When the

@@ -6,8 +6,9 @@ import struct
 import subprocess
 import time
 
-from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect, frame, hello, mp,
-                     read_until_closed, record, trace_folders, validate)
+from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect,
+                     finish_good_client, frame, hello, mp, read_until_closed, record,
+                     trace_folders, validate)
 
 GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -55,17 +56,7 @@ class BadInputTest(TempDirTest):
         connect(daemon.sock).close()
 
     def finish_good_client(self):
-        out, err = self.good.communicate(timeout=60)
-        self.assertEqual(self.good.returncode, 0, err)
-        self.assertNotIn(b"ctrec:", err)
-        self.daemon.stop()
-        folders = [f for f in trace_folders(self.daemon.out)
-                   if Trace(f).meta["program"].endswith("slow_counter.rb")]
-        self.assertEqual(len(folders), 1)
-        validate(self, folders[0])
-        t = Trace(folders[0])
-        self.assertEqual(t.state, "complete")
-        self.assertEqual(t.output(), out.decode())
+        finish_good_client(self, self.good, self.daemon)
 
     def test_garbage_bytes(self):
         self.expect_rejected(b"\x05\x00\x00\x00\xc1\xc1\xc1\xc1\xc1", "0xc1", raw=True,

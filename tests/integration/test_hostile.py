@@ -14,7 +14,8 @@ import time
 
 import harness
 from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect,
-                     extra_pythons, frame, hello, mp, trace_folders, validate)
+                     extra_pythons, finish_good_client, frame, hello, mp, trace_folders,
+                     validate)
 
 GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -66,18 +67,7 @@ class HostileTest(TempDirTest):
         super().tearDown()
 
     def finish_good_client(self):
-        out, err = self.good.communicate(timeout=60)
-        self.assertEqual(self.good.returncode, 0, err)
-        self.assertNotIn(b"ctrec:", err)
-        self.assertIsNone(self.daemon.proc.poll())
-        self.daemon.stop()
-        folders = [f for f in trace_folders(self.daemon.out)
-                   if Trace(f).meta["program"].endswith("slow_counter.rb")]
-        self.assertEqual(len(folders), 1)
-        validate(self, folders[0])
-        t = Trace(folders[0])
-        self.assertEqual(t.state, "complete")
-        self.assertEqual(t.output(), out.decode())
+        finish_good_client(self, self.good, self.daemon)
 
     def test_frame_before_hello_is_bounded(self):
         self.start()
