@@ -1120,10 +1120,12 @@ static bool ctr_client_reconnect(ctr_client_t *c) {
   return ok;
 }
 
-/* Whether more may be packed: false once the daemon has left `buffer`
- * bytes unread, until half of them are sent; then *caught_up says that the
- * shims must send their stacks again (as after RESUME) and the events left
- * out be reported. Caller holds mu. */
+/* Whether more may be packed: false while overflowing (the daemon took
+ * nothing for wait_ms with `buffer` bytes unsent, see throttle), until
+ * half of them are sent, or with twice `buffer` held (a batch the flush
+ * thread could not take); then *caught_up says that the shims must send
+ * their stacks again (as after RESUME) and the events left out be
+ * reported. Caller holds mu. */
 static bool ctr_client_room_left(ctr_client_t *c, bool *caught_up) {
   size_t bound = c->welcome.buffer ? c->welcome.buffer : CTR_CLIENT_BUFFER_DEFAULT;
   size_t held = atomic_load_explicit(&c->backlog, memory_order_relaxed) +
@@ -1131,7 +1133,7 @@ static bool ctr_client_room_left(ctr_client_t *c, bool *caught_up) {
 
   *caught_up = false;
   if (!atomic_load_explicit(&c->overflow, memory_order_relaxed)) {
-    if (held <= bound)
+    if (held <= 2 * bound) /* past bound, the next begin waits first */
       return true;
     atomic_store(&c->overflow, true);
     return false;
@@ -1144,6 +1146,31 @@ static bool ctr_client_room_left(ctr_client_t *c, bool *caught_up) {
   return true;
 }
 
+/* More than WELCOME's buffer unsent: the program waits for a daemon that
+ * reads, as long as it takes bytes, until half is sent; after wait_ms
+ * without a byte taken it stops waiting and records nothing until the
+ * daemon catches up (the overflow). Called without mu. */
+static void ctr_client_throttle(ctr_client_t *c, size_t bound) {
+  sigset_t old;
+  ctr_client_block_fatal(&old);
+  pthread_mutex_lock(&c->send_mu);
+  ctr_client_lock(c);
+  ctr_client_buf_t *b = ctr_client_swap(c);
+  ctr_client_unlock(c);
+  if (b != NULL)
+    ctr_client_send_batch(c, b, ctr_client_now_ns());
+  while (c->fd >= 0 && c->out.len - c->out_off > bound / 2) {
+    size_t left = c->out.len - c->out_off;
+    ctr_client_pump(c, ctr_client_now_ns() + ctr_client_wait_ns(c));
+    if (c->fd >= 0 && c->out.len - c->out_off == left) {
+      atomic_store(&c->overflow, true);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&c->send_mu);
+  ctr_client_unblock_fatal(&old);
+}
+
 msgpack_packer *ctr_client_begin(void) {
   ctr_client_t *c = &g_client;
   bool caught_up;
@@ -1151,6 +1178,10 @@ msgpack_packer *ctr_client_begin(void) {
     return NULL;
   if (c->reconnect && !ctr_client_reconnect(c))
     return NULL;
+  size_t bound = c->welcome.buffer ? c->welcome.buffer : CTR_CLIENT_BUFFER_DEFAULT;
+  if (atomic_load_explicit(&c->backlog, memory_order_relaxed) > bound &&
+      !atomic_load_explicit(&c->overflow, memory_order_relaxed))
+    ctr_client_throttle(c, bound);
   ctr_client_lock(c);
   if (!atomic_load(&c->enabled)) {
     ctr_client_unlock(c);
