@@ -155,8 +155,9 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   c->srv->buffered -= c->charged;
   c->charged = 0;
   ctr_server_conn_closed(c->srv, c);
-  /* Shutdown lets a queued ERROR reach the peer before the close. */
-  req = malloc(sizeof(*req));
+  /* Shutdown lets a queued ERROR reach the peer before the close; a peer
+   * that does not read would hold the connection open for ever. */
+  req = c->cut_off ? NULL : malloc(sizeof(*req));
   if (req && uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) == 0) {
     req->data = c;
     return;
