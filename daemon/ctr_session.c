@@ -372,21 +372,20 @@ static void close_interval(ctr_session_t *s, const char *state,
     return;
   s->interval_end = time(NULL);
   s->end_reason = reason;
+  /* Everything written while the metadata still says "recording": a full
+   * disk then makes the trace say so (its files stay valid up to the last
+   * write that worked) instead of "complete". */
+  if ((rc = ctr_writer_flush(s->trace)) != 0) {
+    snprintf(failed, sizeof(failed), "aborted: cannot write the trace: %s",
+             ctr_strerror(rc));
+    state = failed;
+  }
   free(s->state);
   s->state = ctr_xstrndup(state, strlen(state));
   s->st.written = ctr_writer_records(s->trace);
   write_meta(s);
-  if ((rc = ctr_writer_flush(s->trace)) != 0) {
-    /* A full disk: what could not be written is not in the trace, which
-     * says so (its files stay valid up to the last write that worked). */
-    snprintf(failed, sizeof(failed), "aborted: cannot write the trace: %s",
-             ctr_strerror(rc));
-    free(s->state);
-    s->state = ctr_xstrndup(failed, strlen(failed));
-    write_meta(s);
-  }
-  /* Closed (and so flushed) before anyone is told: a CTFS trace writes
-   * its calls still open at close. */
+  /* The final state is written at close, after the calls a CTFS trace
+   * still owes, and only then is anyone told. */
   dir = ctr_xstrndup(ctr_writer_dir(s->trace), strlen(ctr_writer_dir(s->trace)));
   ctr_writer_close(s->trace);
   s->trace = NULL;
