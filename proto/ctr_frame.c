@@ -124,7 +124,8 @@ int ctr_frame_reader_feed(ctr_frame_reader_t *fr, const char *data, size_t len,
       size_t n = fr->need - fr->have;
       if (n > len)
         n = len;
-      memcpy(fr->buf + fr->have, data, n);
+      if (n > 0) /* no buffer yet when nothing is left to copy */
+        memcpy(fr->buf + fr->have, data, n);
       fr->have += (uint32_t)n;
       data += n;
       len -= n;
