@@ -236,10 +236,18 @@ class BadInputTest(TempDirTest):
         prog = os.path.join(self.tmp, "esc.rb")
         with open(prog, "w") as f:
             f.write('print "clear\\e[2Jnow\\n"\nx = "a\\e]0;t\\a"\nputs x\n')
-        out = os.path.join(self.tmp, "esc")
-        res = record(["ruby", prog], out)
+        res = subprocess.run(["ruby", prog], env=self.daemon.env(), capture_output=True,
+                             timeout=60)
         self.assertEqual(res.stdout, b"clear\x1b[2Jnow\na\x1b]0;t\x07\n")
-        folder, = trace_folders(out)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            folders = [f for f in trace_folders(self.daemon.out)
+                       if Trace(f).meta.get("ctrec", {}).get("state") == "complete"
+                       and Trace(f).meta["program"] == prog]
+            if folders:
+                break
+            time.sleep(0.2)
+        folder, = folders
         shown = subprocess.run([CTRECCTL, "follow", folder], capture_output=True,
                                timeout=30).stdout.decode()
         self.assertIn("[stdout] clear\\x1b[2Jnow", shown)
