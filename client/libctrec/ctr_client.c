@@ -189,6 +189,11 @@ unsigned char *ctr_client_reserve(size_t n) {
 
 void ctr_client_commit(size_t used) { g_client.batch[g_client.cur].len += used; }
 
+/* Unsent bytes past which the program waits (WELCOME's buffer). */
+static size_t ctr_client_bound(const ctr_client_t *c) {
+  return c->welcome.buffer ? c->welcome.buffer : CTR_CLIENT_BUFFER_DEFAULT;
+}
+
 static uint64_t ctr_client_wait_ns(const ctr_client_t *c) {
   uint32_t ms = c->welcome.wait_ms ? c->welcome.wait_ms : CTR_CLIENT_WAIT_MS_DEFAULT;
   return (uint64_t)ms * 1000000u;
@@ -286,16 +291,17 @@ static void ctr_client_pump(ctr_client_t *c, uint64_t deadline) {
   atomic_store(&c->backlog, c->out.len - c->out_off);
 }
 
-/* Sends everything queued as long as the daemon keeps reading; gives up
- * once wait_ms pass without a byte taken (a stopped or wedged daemon).
- * Caller holds send_mu. */
-static void ctr_client_drain(ctr_client_t *c) {
-  while (c->fd >= 0 && c->out_off < c->out.len) {
+/* Sends what is queued until at most keep bytes are left, as long as the
+ * daemon keeps reading; false once wait_ms pass without a byte taken (a
+ * stopped or wedged daemon). Caller holds send_mu. */
+static bool ctr_client_drain(ctr_client_t *c, size_t keep) {
+  while (c->fd >= 0 && c->out.len - c->out_off > keep) {
     size_t left = c->out.len - c->out_off;
     ctr_client_pump(c, ctr_client_now_ns() + ctr_client_wait_ns(c));
     if (c->fd >= 0 && c->out.len - c->out_off == left)
-      break;
+      return false;
   }
+  return true;
 }
 
 /* Queues one swapped-out batch as a frame and sends what the socket takes
@@ -401,7 +407,7 @@ void ctr_client_flush(void) {
   ctr_client_t *c = &g_client;
   ctr_client_flush_by(c, true, ctr_client_now_ns());
   pthread_mutex_lock(&c->send_mu);
-  ctr_client_drain(c);
+  (void)ctr_client_drain(c, 0);
   pthread_mutex_unlock(&c->send_mu);
 }
 
@@ -1127,7 +1133,7 @@ static bool ctr_client_reconnect(ctr_client_t *c) {
  * their stacks again (as after RESUME) and the events left out be
  * reported. Caller holds mu. */
 static bool ctr_client_room_left(ctr_client_t *c, bool *caught_up) {
-  size_t bound = c->welcome.buffer ? c->welcome.buffer : CTR_CLIENT_BUFFER_DEFAULT;
+  size_t bound = ctr_client_bound(c);
   size_t held = atomic_load_explicit(&c->backlog, memory_order_relaxed) +
                 c->batch[c->cur].len;
 
@@ -1159,14 +1165,8 @@ static void ctr_client_throttle(ctr_client_t *c, size_t bound) {
   ctr_client_unlock(c);
   if (b != NULL)
     ctr_client_send_batch(c, b, ctr_client_now_ns());
-  while (c->fd >= 0 && c->out.len - c->out_off > bound / 2) {
-    size_t left = c->out.len - c->out_off;
-    ctr_client_pump(c, ctr_client_now_ns() + ctr_client_wait_ns(c));
-    if (c->fd >= 0 && c->out.len - c->out_off == left) {
-      atomic_store(&c->overflow, true);
-      break;
-    }
-  }
+  if (!ctr_client_drain(c, bound / 2))
+    atomic_store(&c->overflow, true);
   pthread_mutex_unlock(&c->send_mu);
   ctr_client_unblock_fatal(&old);
 }
@@ -1178,7 +1178,7 @@ msgpack_packer *ctr_client_begin(void) {
     return NULL;
   if (c->reconnect && !ctr_client_reconnect(c))
     return NULL;
-  size_t bound = c->welcome.buffer ? c->welcome.buffer : CTR_CLIENT_BUFFER_DEFAULT;
+  size_t bound = ctr_client_bound(c);
   if (atomic_load_explicit(&c->backlog, memory_order_relaxed) > bound &&
       !atomic_load_explicit(&c->overflow, memory_order_relaxed))
     ctr_client_throttle(c, bound);
@@ -1267,7 +1267,7 @@ void ctr_client_finish(int64_t exit_status) {
    * then ends without BYE (aborted), which is the truth. */
   if (b != NULL)
     ctr_client_send_batch(c, b, ctr_client_now_ns());
-  ctr_client_drain(c);
+  (void)ctr_client_drain(c, 0);
   atomic_store(&c->enabled, false);
   if (c->fd >= 0) {
     shutdown(c->fd, SHUT_WR);
