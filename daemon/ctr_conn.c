@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ctr_alloc.h"
+#include "ctr_control.h"
 #include "ctr_error.h"
 #include "ctr_feed.h"
 #include "ctr_log.h"
@@ -25,12 +27,61 @@
 /* Flush a session early when this much is rendered between timer ticks. */
 #define FLUSH_EARLY (4u << 20)
 
+struct ctr_conn_s {
+  uv_pipe_t pipe;
+  ctr_server_t *srv;
+  ctr_frame_reader_t fr;
+  /* From the configuration in force at accept: a reload's new limits.* go
+   * to later connections, never cut off a client mid-recording. */
+  ctr_limits_t limits;
+  msgpack_zone zone;
+  int role;
+  ctr_session_t *session;
+  uint64_t sid;        /* record: the session's id, kept after it ends */
+  ctr_watch_t watch;   /* follow: the sessions the feed reports */
+  char peer[64];       /* "pid 123 uid 1000" for log lines */
+  ctr_peer_t cred;     /* the socket's peer credentials */
+  uint64_t since;      /* loop ms: accepted, or a control's last request */
+  size_t charged;      /* bytes of a partial frame counted in srv->buffered */
+  bool cut_off;        /* did not read 4 MiB sent to it: closed at the sweep */
+  bool closing;
+  size_t queued;       /* bytes in write requests not yet completed */
+  ctr_conn_t *prev, *next;
+};
+
 typedef struct write_req_s {
   uv_write_t req;
   ctr_conn_t *conn;
   size_t len;
   char data[];
 } write_req_t;
+
+static void link_conn(ctr_conn_t *c) {
+  ctr_server_t *srv = c->srv;
+
+  c->next = srv->conns;
+  if (srv->conns)
+    srv->conns->prev = c;
+  srv->conns = c;
+  srv->nconns++;
+}
+
+static void unlink_conn(ctr_conn_t *c) {
+  ctr_server_t *srv = c->srv;
+
+  srv->nconns--;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+ctr_conn_t *ctr_conn_next(const ctr_server_t *srv, const ctr_conn_t *c) {
+  return c ? c->next : srv->conns;
+}
 
 static void on_closed(uv_handle_t *h) {
   ctr_conn_t *c = h->data;
@@ -42,7 +93,7 @@ static void on_closed(uv_handle_t *h) {
   if (big)
     malloc_trim(0);
   msgpack_zone_destroy(&c->zone);
-  free(c->watched);
+  ctr_feed_release(&c->watch);
   free(c);
 }
 
@@ -67,16 +118,16 @@ static void send_frame(ctr_conn_t *c, const msgpack_sbuffer *sb) {
     c->cut_off = true;
     return;
   }
-  w = malloc(sizeof(*w) + CTR_FRAME_HEADER + sb->size);
-  if (w == NULL)
-    return;
+  w = ctr_xmalloc(sizeof(*w) + CTR_FRAME_HEADER + sb->size);
   w->conn = c;
   w->len = CTR_FRAME_HEADER + sb->size;
   ctr_frame_put_header(w->data, (uint32_t)sb->size);
   memcpy(w->data + CTR_FRAME_HEADER, sb->data, sb->size);
   buf = uv_buf_init(w->data, (unsigned)w->len);
   if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write) != 0) {
+    /* The socket is broken: the read side will say so, or the sweep. */
     free(w);
+    c->cut_off = true;
     return;
   }
   c->queued += w->len;
@@ -110,7 +161,7 @@ static void send_control(void *arg, int tag, uint64_t token) {
   msgpack_sbuffer_destroy(&sb);
 }
 
-void ctr_conn_push_filter(ctr_conn_t *c) {
+static void push_filter(ctr_conn_t *c) {
   ctr_welcome_t w;
   msgpack_sbuffer sb;
   msgpack_packer pk;
@@ -154,10 +205,11 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   uv_read_stop((uv_stream_t *)&c->pipe);
   c->srv->buffered -= c->charged;
   c->charged = 0;
-  ctr_server_conn_closed(c->srv, c);
+  unlink_conn(c);
+  ctr_server_conn_closed(c->srv);
   /* Shutdown lets a queued ERROR reach the peer before the close; a peer
    * that does not read would hold the connection open for ever. */
-  req = c->cut_off ? NULL : malloc(sizeof(*req));
+  req = c->cut_off ? NULL : ctr_xmalloc(sizeof(*req));
   if (req && uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) == 0) {
     req->data = c;
     return;
@@ -177,7 +229,7 @@ static void send_error(ctr_conn_t *c, int code, const char *text) {
   msgpack_sbuffer_destroy(&sb);
 }
 
-static int fail(ctr_conn_t *c, int code, const char *why) {
+int ctr_conn_fail(ctr_conn_t *c, int code, const char *why) {
   char reason[256];
 
   snprintf(reason, sizeof(reason), "protocol error: %s", why);
@@ -188,9 +240,7 @@ static int fail(ctr_conn_t *c, int code, const char *why) {
   return code;
 }
 
-/* A control request ctrecd turns down: the peer gets the reason as it is,
- * which is no protocol error. */
-static int refuse(ctr_conn_t *c, int code, const char *why) {
+int ctr_conn_refuse(ctr_conn_t *c, int code, const char *why) {
   send_error(c, code, why);
   ctr_conn_close(c, NULL);
   return code;
@@ -198,25 +248,6 @@ static int refuse(ctr_conn_t *c, int code, const char *why) {
 
 bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c) {
   return viewer->cred.uid == 0 || viewer->cred.uid == c->cred.uid;
-}
-
-static void reply_status(ctr_conn_t *c) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  ctr_conn_t *it;
-  uint32_t n = 0;
-
-  for (it = c->srv->conns; it; it = it->next)
-    if (it->session && ctr_conn_sees(c, it))
-      n++;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_status_reply(&pk, n);
-  for (it = c->srv->conns; it; it = it->next)
-    if (it->session && ctr_conn_sees(c, it))
-      ctr_session_pack_status(it->session, &pk);
-  send_frame(c, &sb);
-  msgpack_sbuffer_destroy(&sb);
 }
 
 static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
@@ -229,9 +260,9 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   int rc;
 
   if (m->tag != CTR_MSG_HELLO)
-    return fail(c, CTR_ESTATE, "first message is not HELLO");
+    return ctr_conn_fail(c, CTR_ESTATE, "first message is not HELLO");
   if (h->version != CTR_PROTO_VERSION)
-    return fail(c, CTR_EVERSION, "unsupported protocol version");
+    return ctr_conn_fail(c, CTR_EVERSION, "unsupported protocol version");
   if (h->role.len == 7 && memcmp(h->role.ptr, "control", 7) == 0) {
     c->role = CTR_ROLE_CONTROL;
     return 0;
@@ -241,18 +272,18 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
     return 0;
   }
   if (!(h->role.len == 6 && memcmp(h->role.ptr, "record", 6) == 0))
-    return fail(c, CTR_EPROTO, "unknown role");
+    return ctr_conn_fail(c, CTR_EPROTO, "unknown role");
   /* Frames up to limits.max_frame only from a recording client. */
   c->fr.max_frame = c->limits.max_frame;
   if (c->srv->nsessions >= cfg->max_sessions)
-    return fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
+    return ctr_conn_fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
   hooks.arg = c;
   hooks.trace_closed = on_trace_closed;
   hooks.send = send_control;
   rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, &c->cred,
                        &hooks);
   if (rc != 0)
-    return fail(c, rc, "cannot create a session");
+    return ctr_conn_fail(c, rc, "cannot create a session");
   c->srv->nsessions++;
   c->role = CTR_ROLE_RECORD;
   c->sid = ctr_session_id(c->session);
@@ -273,88 +304,6 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   return 0;
 }
 
-static void reply_done(ctr_conn_t *c, int64_t count, const char *text) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_done(&pk, count, text);
-  send_frame(c, &sb);
-  msgpack_sbuffer_destroy(&sb);
-}
-
-/* Does the START/STOP selector name this session? */
-static bool selected(const msgpack_object *map, const ctr_conn_t *it) {
-  uint64_t id = ctr_session_id(it->session);
-  uint32_t i, j;
-
-  for (i = 0; i < map->via.map.size; i++) {
-    const msgpack_object *k = &map->via.map.ptr[i].key;
-    const msgpack_object *v = &map->via.map.ptr[i].val;
-    ctr_str_t key;
-    int64_t pid;
-    if (!ctr_obj_str(k, &key))
-      continue;
-    if (key.len == 3 && memcmp(key.ptr, "all", 3) == 0 &&
-        v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean)
-      return true;
-    if (key.len == 3 && memcmp(key.ptr, "pid", 3) == 0 && ctr_obj_i64(v, &pid) &&
-        pid > 0 && pid == ctr_session_pid(it->session))
-      return true;
-    if (key.len == 8 && memcmp(key.ptr, "sessions", 8) == 0 &&
-        v->type == MSGPACK_OBJECT_ARRAY)
-      for (j = 0; j < v->via.array.size; j++)
-        if (v->via.array.ptr[j].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-            v->via.array.ptr[j].via.u64 == id)
-          return true;
-  }
-  return false;
-}
-
-/* ctrecctl start|stop: acts on the caller's own sessions (root: all). */
-static void start_stop(ctr_conn_t *c, const ctr_msg_t *m) {
-  bool on = m->tag == CTR_MSG_START;
-  int64_t matched = 0, changed = 0;
-  char text[128];
-  ctr_conn_t *it;
-
-  for (it = c->srv->conns; it; it = it->next) {
-    if (it->session == NULL || !ctr_conn_sees(c, it) ||
-        !selected(m->u.select.map, it))
-      continue;
-    matched++;
-    changed += ctr_session_control(it->session, on);
-  }
-  snprintf(text, sizeof(text), "%s %lld session(s), %lld changed",
-           on ? "started" : "stopped", (long long)matched, (long long)changed);
-  CTR_INFO("%s: %s", c->peer, text);
-  reply_done(c, matched, text);
-}
-
-static int control(ctr_conn_t *c, const ctr_msg_t *m) {
-  char err[1024];
-
-  c->since = uv_now(c->srv->loop);
-  switch (m->tag) {
-  case CTR_MSG_STATUS:
-    reply_status(c);
-    return 0;
-  case CTR_MSG_START:
-  case CTR_MSG_STOP:
-    start_stop(c, m);
-    return 0;
-  case CTR_MSG_RELOAD:
-    if (c->cred.uid != 0 && c->cred.uid != getuid())
-      return refuse(c, CTR_EPERM, "only the daemon's user may reload it");
-    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
-      return refuse(c, CTR_ECONFIG, err);
-    reply_done(c, c->srv->nsessions, "configuration reloaded");
-    return 0;
-  }
-  return fail(c, CTR_ESTATE, "not a control request");
-}
-
 static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   const char *why = NULL;
   int rc;
@@ -363,12 +312,13 @@ static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   case CTR_ROLE_NONE:
     return hello(c, m);
   case CTR_ROLE_FOLLOW:
-    return fail(c, CTR_ESTATE, "a follower sends nothing after HELLO");
+    return ctr_conn_fail(c, CTR_ESTATE, "a follower sends nothing after HELLO");
   case CTR_ROLE_RECORD:
     rc = ctr_session_handle(c->session, m, &why);
-    return rc ? fail(c, rc, why ? why : ctr_strerror(rc)) : 0;
+    return rc ? ctr_conn_fail(c, rc, why ? why : ctr_strerror(rc)) : 0;
   default:
-    return control(c, m);
+    c->since = uv_now(c->srv->loop);
+    return ctr_control_handle(c, m);
   }
 }
 
@@ -418,12 +368,12 @@ static int on_frame(void *arg, const char *payload, uint32_t len) {
                              &m)) {
       rc = unpack(c, payload, len, &off, &checked, &obj, &why);
       if (rc != 0) {
-        rc = fail(c, rc, why ? why : "malformed frame");
+        rc = ctr_conn_fail(c, rc, why ? why : "malformed frame");
         break;
       }
       rc = ctr_msg_decode(&obj, &m, &why);
       if (rc != 0) {
-        rc = fail(c, rc, why ? why : "malformed message");
+        rc = ctr_conn_fail(c, rc, why ? why : "malformed message");
         break;
       }
     }
@@ -465,7 +415,7 @@ static void charge(ctr_conn_t *c) {
   srv->buffered += now - c->charged;
   c->charged = now;
   if (srv->buffered > srv->cfg->max_buffered)
-    fail(largest_partial(srv), CTR_ELIMIT,
+    ctr_conn_fail(largest_partial(srv), CTR_ELIMIT,
          "partial frames of all clients past limits.max_buffered; this "
          "client held the most");
 }
@@ -481,11 +431,11 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
     if (c->closing)
       return;
     if (rc == CTR_EFRAME)
-      fail(c, rc, c->role == CTR_ROLE_NONE
+      ctr_conn_fail(c, rc, c->role == CTR_ROLE_NONE
                       ? "frame before HELLO larger than a HELLO needs (4 MiB)"
                       : "frame larger than limits.max_frame");
     else if (rc == CTR_ENOMEM)
-      fail(c, rc, "out of memory for a frame");
+      ctr_oom(0);
     else
       charge(c);
     return;
@@ -503,20 +453,27 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   }
 }
 
-void ctr_conn_flush(ctr_conn_t *c) {
-  if (c->session)
-    ctr_session_flush(c->session);
+void ctr_conn_tick(ctr_conn_t *c) {
+  if (c->session == NULL)
+    return;
+  ctr_session_tick(c->session);
+  ctr_session_flush(c->session);
+}
+
+void ctr_conn_reload(ctr_conn_t *c, const ctr_config_t *cfg) {
+  if (c->session == NULL)
+    return;
+  ctr_session_reload(c->session, cfg);
+  push_filter(c);
 }
 
 int ctr_conn_accept(ctr_server_t *srv) {
-  ctr_conn_t *c = calloc(1, sizeof(*c));
+  ctr_conn_t *c = ctr_xcalloc(1, sizeof(*c));
   struct ucred cred;
   socklen_t clen = sizeof(cred);
   uv_os_fd_t fd;
   int rc;
 
-  if (c == NULL)
-    return CTR_ENOMEM;
   c->srv = srv;
   uv_pipe_init(srv->loop, &c->pipe, 0);
   c->pipe.data = c;
@@ -548,11 +505,7 @@ int ctr_conn_accept(ctr_server_t *srv) {
   }
   snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->cred.pid,
            (unsigned)c->cred.uid);
-  c->next = srv->conns;
-  if (srv->conns)
-    srv->conns->prev = c;
-  srv->conns = c;
-  srv->nconns++;
+  link_conn(c);
   return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
 }
 
@@ -580,7 +533,17 @@ void ctr_conn_sweep(ctr_conn_t *c, uint64_t now) {
   if (now - c->since < limit || waiting_bytes(c))
     return;
   if (c->role == CTR_ROLE_NONE)
-    fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");
+    ctr_conn_fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");
   else if (c->role == CTR_ROLE_CONTROL)
     ctr_conn_close(c, "control connection idle");
 }
+
+int ctr_conn_role(const ctr_conn_t *c) { return c->role; }
+void ctr_conn_set_role(ctr_conn_t *c, int role) { c->role = role; }
+bool ctr_conn_closing(const ctr_conn_t *c) { return c->closing; }
+ctr_session_t *ctr_conn_session(const ctr_conn_t *c) { return c->session; }
+uint64_t ctr_conn_sid(const ctr_conn_t *c) { return c->sid; }
+const ctr_peer_t *ctr_conn_cred(const ctr_conn_t *c) { return &c->cred; }
+const char *ctr_conn_name(const ctr_conn_t *c) { return c->peer; }
+ctr_server_t *ctr_conn_server(const ctr_conn_t *c) { return c->srv; }
+ctr_watch_t *ctr_conn_watch(ctr_conn_t *c) { return &c->watch; }

@@ -55,8 +55,8 @@ static void on_sweep_timer(uv_timer_t *t) {
   ctr_server_t *srv = t->data;
   ctr_conn_t *c, *next;
 
-  for (c = srv->conns; c; c = next) {
-    next = c->next;
+  for (c = ctr_conn_next(srv, NULL); c; c = next) {
+    next = ctr_conn_next(srv, c);
     ctr_conn_sweep(c, uv_now(srv->loop));
   }
 }
@@ -83,11 +83,8 @@ static void on_flush_timer(uv_timer_t *t) {
   ctr_server_t *srv = t->data;
   ctr_conn_t *c;
 
-  for (c = srv->conns; c; c = c->next) {
-    if (c->session)
-      ctr_session_tick(c->session);
-    ctr_conn_flush(c);
-  }
+  for (c = ctr_conn_next(srv, NULL); c; c = ctr_conn_next(srv, c))
+    ctr_conn_tick(c);
 }
 
 static void close_handles(ctr_server_t *srv) {
@@ -104,8 +101,10 @@ static void close_handles(ctr_server_t *srv) {
 static void on_grace(uv_timer_t *t) {
   ctr_server_t *srv = t->data;
 
-  while (srv->conns)
-    ctr_conn_close(srv->conns, "daemon stopped while the client was running");
+  ctr_conn_t *c;
+
+  while ((c = ctr_conn_next(srv, NULL)) != NULL)
+    ctr_conn_close(c, "daemon stopped while the client was running");
 }
 
 static void on_signal(uv_signal_t *sig, int signum) {
@@ -170,11 +169,8 @@ int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen) {
   ctr_log_level = cfg->log_level;
   uv_timer_start(&srv->flush_timer, on_flush_timer, cfg->flush_interval_ms,
                  cfg->flush_interval_ms);
-  for (c = srv->conns; c; c = c->next)
-    if (c->session) {
-      ctr_session_reload(c->session, cfg);
-      ctr_conn_push_filter(c);
-    }
+  for (c = ctr_conn_next(srv, NULL); c; c = ctr_conn_next(srv, c))
+    ctr_conn_reload(c, cfg);
   CTR_INFO("reloaded %s", srv->config_path);
   return 0;
 }
@@ -186,15 +182,7 @@ static void on_hup(uv_signal_t *sig, int signum) {
   ctr_server_reload(srv, err, sizeof(err));
 }
 
-void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c) {
-  srv->nconns--;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    srv->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
+void ctr_server_conn_closed(ctr_server_t *srv) {
   if (srv->stopping && srv->conns == NULL)
     close_handles(srv);
 }
@@ -208,9 +196,9 @@ void ctr_server_stop(ctr_server_t *srv) {
   ctr_listener_close(&srv->listener);
   /* Connections without a session (control, follow) have nothing to
    * finish. */
-  for (c = srv->conns; c; c = next) {
-    next = c->next;
-    if (c->session == NULL)
+  for (c = ctr_conn_next(srv, NULL); c; c = next) {
+    next = ctr_conn_next(srv, c);
+    if (ctr_conn_session(c) == NULL)
       ctr_conn_close(c, NULL);
   }
   if (srv->conns == NULL) {

@@ -29,7 +29,7 @@ typedef struct ctr_server_s {
   const char *config_path; /* NULL: built-in defaults, nothing to reload */
   const ctr_config_override_t *sets; /* the command line's, for reloads */
   size_t nsets;
-  ctr_conn_t *conns; /* doubly linked */
+  ctr_conn_t *conns; /* doubly linked, by ctr_conn.c (ctr_conn_next) */
   uint32_t nconns, max_conns; /* max_conns: what the fd limit leaves */
   bool refusing;              /* said once that new clients are refused */
   size_t buffered;            /* bytes of partial frames, all connections */
@@ -64,8 +64,8 @@ void ctr_server_stop(ctr_server_t *srv);
 /* Drops the configuration once the loop has ended. */
 void ctr_server_free(ctr_server_t *srv);
 
-/* Called by connections. */
-void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c);
+/* Called by connections: one was closed (and unlinked). */
+void ctr_server_conn_closed(ctr_server_t *srv);
 void ctr_server_session_ended(ctr_server_t *srv, const char *dir,
                               uint64_t steps, uint64_t calls, uint64_t events,
                               const char *state);
