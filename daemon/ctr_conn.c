@@ -10,6 +10,7 @@
 #include "ctr_conn.h"
 
 #include <malloc.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -44,6 +45,7 @@ struct ctr_conn_s {
   uint64_t since;      /* loop ms: accepted, or a control's last request */
   size_t charged;      /* bytes of a partial frame counted in srv->buffered */
   bool cut_off;        /* did not read 4 MiB sent to it: closed at the sweep */
+  bool left_early;     /* record: gone before its HELLO was answered */
   bool closing;
   size_t queued;       /* bytes in write requests not yet completed */
   ctr_conn_t *prev, *next;
@@ -250,6 +252,17 @@ bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c) {
   return viewer->cred.uid == 0 || viewer->cred.uid == c->cred.uid;
 }
 
+/* Whether the peer has shut its side of the connection. */
+static bool peer_gone(ctr_conn_t *c) {
+  struct pollfd p = {.events = POLLRDHUP};
+  uv_os_fd_t fd;
+
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0)
+    return false;
+  p.fd = fd;
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)) != 0;
+}
+
 static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   const ctr_hello_t *h = &m->u.hello;
   const ctr_config_t *cfg = c->srv->cfg;
@@ -292,6 +305,9 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
            (unsigned)c->cred.uid);
   CTR_DEBUG("%s: hello from %.*s", c->peer, (int)h->program.len,
             h->program.ptr ? h->program.ptr : "");
+  /* What it sent before it left is recorded all the same; whether it
+   * gave up is known at its end: a program that ran to its BYE did not. */
+  c->left_early = peer_gone(c);
   /* Told first, so a follower knows of the session before its process can
    * go on (and exit). */
   ctr_feed_begin(c);
@@ -420,6 +436,18 @@ static void charge(ctr_conn_t *c) {
          "client held the most");
 }
 
+/* A client that left before its HELLO was answered, without BYE: it gave
+ * up on a busy daemon (libctrec waits 30 s) or died; counted for STATUS. */
+static bool gave_up(ctr_conn_t *c) {
+  if (!c->left_early || c->session == NULL ||
+      ctr_session_exited(c->session))
+    return false;
+  c->srv->gave_up++;
+  CTR_WARN("%s: the client left before its HELLO was answered (it gave up "
+           "waiting, or died)", c->peer);
+  return true;
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   ctr_conn_t *c = stream->data;
   int rc;
@@ -446,7 +474,11 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   if (n == UV_EOF || n == UV_ECONNRESET) {
     if (!ctr_frame_reader_idle(&c->fr))
       CTR_WARN("%s: connection ended inside a frame", c->peer);
-    ctr_conn_close(c, "client disconnected without BYE");
+    if (gave_up(c))
+      ctr_conn_close(c, "client gave up waiting for ctrecd's answer (or "
+                        "died before it came)");
+    else
+      ctr_conn_close(c, "client disconnected without BYE");
   } else if (n < 0) {
     CTR_WARN("%s: read error: %s", c->peer, uv_strerror((int)n));
     ctr_conn_close(c, "connection error");
@@ -532,8 +564,10 @@ void ctr_conn_sweep(ctr_conn_t *c, uint64_t now) {
   }
   if (now - c->since < limit || waiting_bytes(c))
     return;
-  if (c->role == CTR_ROLE_NONE)
+  if (c->role == CTR_ROLE_NONE) {
+    c->srv->refused++;
     ctr_conn_fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");
+  }
   else if (c->role == CTR_ROLE_CONTROL)
     ctr_conn_close(c, "control connection idle");
 }

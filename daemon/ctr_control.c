@@ -29,10 +29,15 @@ static void pack_status(msgpack_packer *pk, const void *arg) {
   for (it = ctr_conn_next(srv, NULL); it; it = ctr_conn_next(srv, it))
     if (ctr_conn_session(it) && ctr_conn_sees(c, it))
       n++;
-  ctr_pack_status_reply(pk, n);
+  ctr_pack_status_reply(pk, n, true);
   for (it = ctr_conn_next(srv, NULL); it; it = ctr_conn_next(srv, it))
     if (ctr_conn_session(it) && ctr_conn_sees(c, it))
       ctr_session_pack_status(ctr_conn_session(it), pk);
+  /* Programs that went unrecorded since the daemon started, whoever ran
+   * them: counts disclose nothing of a session. */
+  msgpack_pack_map(pk, 2);
+  ctr_pack_kv_u64(pk, "gave_up", srv->gave_up);
+  ctr_pack_kv_u64(pk, "refused", srv->refused);
 }
 
 typedef struct done_s {

@@ -64,7 +64,7 @@ static void send_event(ctr_conn_t *f, const ctr_conn_t *rec, const char *event,
 
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_status_reply(&pk, 1);
+  ctr_pack_status_reply(&pk, 1, false);
   msgpack_pack_map(&pk, dir ? 8 : 3);
   ctr_pack_kv_str(&pk, "event", event);
   ctr_pack_kv_u64(&pk, "id", ctr_conn_sid(rec));
@@ -97,7 +97,7 @@ void ctr_feed_subscribe(ctr_conn_t *c) {
   ctr_conn_set_role(c, CTR_ROLE_FOLLOW);
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_status_reply(&pk, 0);
+  ctr_pack_status_reply(&pk, 0, false);
   ctr_conn_send(c, &sb);
   msgpack_sbuffer_destroy(&sb);
 }

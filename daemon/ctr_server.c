@@ -28,6 +28,7 @@
  * limit leaves room for): said once until one is accepted again, so that a
  * flood cannot flood the log too. Connected clients go on being served. */
 static void refusing(ctr_server_t *srv, const char *why) {
+  srv->refused++;
   if (!srv->refusing)
     CTR_WARN("refusing new clients: %s (%u connections)", why, srv->nconns);
   srv->refusing = true;
@@ -45,8 +46,10 @@ static void on_connection(uv_stream_t *listener, int status) {
   rc = ctr_conn_accept(srv);
   if (rc == CTR_ELIMIT)
     refusing(srv, "as many connections as the descriptor limit allows");
-  else if (rc != 0)
+  else if (rc != 0) {
+    srv->refused++;
     CTR_WARN("cannot accept a connection: %s", ctr_strerror(rc));
+  }
   else
     srv->refusing = false;
 }

@@ -32,6 +32,10 @@ typedef struct ctr_server_s {
   ctr_conn_t *conns; /* doubly linked, by ctr_conn.c (ctr_conn_next) */
   uint32_t nconns, max_conns; /* max_conns: what the fd limit leaves */
   bool refusing;              /* said once that new clients are refused */
+  /* Clients that left before their HELLO was answered (they gave up on
+   * a busy daemon, or died), and connections refused or closed before a
+   * HELLO: programs that may have run unrecorded (STATUS_REPLY). */
+  uint64_t gave_up, refused;
   size_t buffered;            /* bytes of partial frames, all connections */
   uint32_t nsessions;
   uint64_t next_session;

@@ -1363,6 +1363,8 @@ size_t ctr_session_pending(const ctr_session_t *s) {
   return s->trace ? ctr_writer_pending(s->trace) : 0;
 }
 
+bool ctr_session_exited(const ctr_session_t *s) { return s->bye; }
+
 uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
 int64_t ctr_session_pid(const ctr_session_t *s) { return s->pid; }
 static const char *session_state(const ctr_session_t *s) {

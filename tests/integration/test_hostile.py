@@ -334,6 +334,8 @@ class CrowdTest(TempDirTest):
         while len(trace_folders(daemon.out)) < 20 and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(0.5)
+        # Every program ran to its end: none is counted as having given up.
+        self.assertNotIn(b"since ctrecd started", self.status(daemon))
         daemon.stop()
         folders = trace_folders(daemon.out)
         self.assertEqual(len(folders), 20)
@@ -343,6 +345,62 @@ class CrowdTest(TempDirTest):
             self.assertEqual(t.state, "complete")
             self.assertEqual(t.output(), "0\n2\n4\n")
             self.assertEqual(t.call_names().count("f"), 3)
+
+    def status(self, daemon):
+        res = subprocess.run([CTRECCTL, "status", "-s", daemon.sock], capture_output=True,
+                             timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        return res.stdout
+
+    def stopped_daemon_run(self, code, seconds):
+        """Runs a Python program while the daemon is stopped; returns the
+        daemon (running again) and the program's result."""
+        daemon = Daemon(self.tmp)
+        prog = harness.write(os.path.join(self.tmp, "waits.py"), code)
+        env = dict(os.environ, CT_RECORDER_SOCKET=daemon.sock, PYTHONPATH=PY_SHIM)
+        os.kill(daemon.proc.pid, signal.SIGSTOP)
+        try:
+            p = subprocess.Popen(["python3", prog], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            try:
+                out, err = p.communicate(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+        finally:
+            os.kill(daemon.proc.pid, signal.SIGCONT)
+        return daemon, p.returncode, out, err
+
+    def counted_trace(self, daemon):
+        """Waits for status to count one client that left before it was
+        answered; its session has ended by then. Returns its trace."""
+        deadline = time.time() + 30
+        while b"since ctrecd started: 1 client(s) left before it answered" \
+                not in self.status(daemon):
+            self.assertLess(time.time(), deadline, "not counted")
+            time.sleep(0.1)
+        folder, = trace_folders(daemon.out)
+        return Trace(folder)
+
+    def test_a_client_that_gives_up_is_counted(self):
+        """libctrec waits 30 s for WELCOME while the program runs on; then
+        it gives up. The daemon, once it reads the HELLO, counts it in
+        status and says so in the trace."""
+        daemon, rc, out, err = self.stopped_daemon_run(
+            "import time\nfor i in range(34):\n    time.sleep(1)\nprint('done')\n", 60)
+        self.assertEqual((rc, out), (0, b"done\n"))
+        self.assertIn(b"(no answer within 30 s); recording disabled", err)
+        self.assertIn("gave up waiting", self.counted_trace(daemon).state)
+        daemon.stop()
+
+    def test_a_client_killed_before_the_answer_is_counted(self):
+        # Killed once it has gone on without an answer (after 2 s), so
+        # that it sent steps and has a trace.
+        daemon, rc, out, err = self.stopped_daemon_run(
+            "import time\ntime.sleep(30)\n", 4)
+        self.assertEqual(rc, -signal.SIGKILL)
+        self.assertIn("or died", self.counted_trace(daemon).state)
+        daemon.stop()
 
 
 class OwnershipTest(TempDirTest):
