@@ -499,11 +499,10 @@ void ctr_conn_reload(ctr_conn_t *c, const ctr_config_t *cfg) {
   push_filter(c);
 }
 
-int ctr_conn_accept(ctr_server_t *srv) {
+int ctr_conn_accept(ctr_server_t *srv, int fd) {
   ctr_conn_t *c = ctr_xcalloc(1, sizeof(*c));
   struct ucred cred;
   socklen_t clen = sizeof(cred);
-  uv_os_fd_t fd;
   int rc;
 
   c->srv = srv;
@@ -521,7 +520,10 @@ int ctr_conn_accept(ctr_server_t *srv) {
   /* One chunk holds the objects of a whole batch, so clearing the zone
    * between frames frees nothing. */
   msgpack_zone_init(&c->zone, 256 * 1024);
-  rc = uv_accept((uv_stream_t *)&srv->listener.pipe, (uv_stream_t *)&c->pipe);
+  if (fd < 0)
+    rc = uv_accept((uv_stream_t *)&srv->listener.pipe, (uv_stream_t *)&c->pipe);
+  else if ((rc = uv_pipe_open(&c->pipe, fd)) != 0)
+    close(fd);
   if (rc != 0 || srv->nconns >= srv->max_conns) {
     uv_close((uv_handle_t *)&c->pipe, on_closed);
     return rc != 0 ? rc : CTR_ELIMIT;

@@ -15,8 +15,9 @@
 /* The role HELLO chose. */
 enum { CTR_ROLE_NONE, CTR_ROLE_RECORD, CTR_ROLE_CONTROL, CTR_ROLE_FOLLOW };
 
-/* Accepts a pending connection from the listener. */
-int ctr_conn_accept(ctr_server_t *srv);
+/* Accepts a pending connection from the listener (fd -1), or serves one
+ * accepted already (fd, which it owns from then on). */
+int ctr_conn_accept(ctr_server_t *srv, int fd);
 
 /* The server's connections, newest first: ctr_conn_next(NULL) is the
  * first. A loop that may close the connection it is at takes the next one

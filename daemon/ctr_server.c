@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,7 +44,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     refusing(srv, uv_strerror(status));
     return;
   }
-  rc = ctr_conn_accept(srv);
+  rc = ctr_conn_accept(srv, -1);
   if (rc == CTR_ELIMIT)
     refusing(srv, "as many connections as the descriptor limit allows");
   else if (rc != 0) {
@@ -190,18 +191,36 @@ void ctr_server_conn_closed(ctr_server_t *srv) {
     close_handles(srv);
 }
 
+/* Clients that connected but were not accepted yet (a daemon behind on a
+ * crowd) are served through the grace period too: closing the listener
+ * would reset them, and what they sent would be lost. */
+static void accept_pending(ctr_server_t *srv) {
+  uv_os_fd_t listen_fd;
+  int fd;
+
+  if (uv_fileno((uv_handle_t *)&srv->listener.pipe, &listen_fd) != 0)
+    return;
+  while (srv->nconns < srv->max_conns &&
+         (fd = accept4(listen_fd, NULL, NULL,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+    if (ctr_conn_accept(srv, fd) != 0)
+      srv->refused++;
+}
+
 void ctr_server_stop(ctr_server_t *srv) {
   ctr_conn_t *c, *next;
 
   if (srv->stopping)
     return;
   srv->stopping = true;
+  accept_pending(srv);
   ctr_listener_close(&srv->listener);
-  /* Connections without a session (control, follow) have nothing to
-   * finish. */
+  /* Control and follow connections have nothing to finish; one still
+   * before its HELLO may be a program's, which has. */
   for (c = ctr_conn_next(srv, NULL); c; c = next) {
     next = ctr_conn_next(srv, c);
-    if (ctr_conn_session(c) == NULL)
+    if (ctr_conn_role(c) == CTR_ROLE_CONTROL ||
+        ctr_conn_role(c) == CTR_ROLE_FOLLOW)
       ctr_conn_close(c, NULL);
   }
   if (srv->conns == NULL) {

@@ -346,6 +346,31 @@ class CrowdTest(TempDirTest):
             self.assertEqual(t.output(), "0\n2\n4\n")
             self.assertEqual(t.call_names().count("f"), 3)
 
+    def test_clients_not_yet_accepted_at_shutdown_are_recorded(self):
+        """SIGTERM reaches a daemon whose listener still holds connections
+        it has not accepted: it serves them through its grace period
+        instead of resetting them."""
+        daemon = Daemon(self.tmp)
+        py = harness.write(os.path.join(self.tmp, "late.py"),
+                           "def f(i):\n    return i * 2\nfor i in range(3):\n    print(f(i))\n")
+        env = dict(os.environ, CT_RECORDER_SOCKET=daemon.sock, PYTHONPATH=PY_SHIM)
+        os.kill(daemon.proc.pid, signal.SIGSTOP)
+        try:
+            procs = [subprocess.Popen(["python3", py], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE) for _ in range(6)]
+            for p in procs:
+                out, err = p.communicate(timeout=60)
+                self.assertEqual((p.returncode, out, err), (0, b"0\n2\n4\n", b""))
+            os.kill(daemon.proc.pid, signal.SIGTERM)
+        finally:
+            os.kill(daemon.proc.pid, signal.SIGCONT)
+        daemon.proc.wait(timeout=30)
+        folders = trace_folders(daemon.out)
+        self.assertEqual(len(folders), 6)
+        for folder in folders:
+            t = Trace(folder)
+            self.assertEqual((t.state, t.output()), ("complete", "0\n2\n4\n"))
+
     def status(self, daemon):
         res = subprocess.run([CTRECCTL, "status", "-s", daemon.sock], capture_output=True,
                              timeout=30)
