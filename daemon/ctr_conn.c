@@ -361,6 +361,8 @@ static int unpack(ctr_conn_t *c, const char *payload, uint32_t len,
     *checked = true;
   }
   ur = msgpack_unpack(payload, len, off, &c->zone, obj);
+  if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
+    ctr_oom(0);
   if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
     *why = "undecodable msgpack";
     return CTR_EPROTO;
