@@ -348,6 +348,8 @@ static int open_interval(ctr_session_t *s) {
   else
     top = ctr_intern_path_text(&s->in, "<toplevel>", 10);
   ctr_writer_toplevel(s->trace, top);
+  /* A call record like any other: the counters say what readers count. */
+  s->st.calls++;
   open_frames(s, t);
   return 0;
 }
