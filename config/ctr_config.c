@@ -24,7 +24,7 @@
 #define CONFIG_MAX_FILE (1u << 20)
 
 enum opt_type {
-  OPT_PATH,     /* non-empty string, min..max bytes, no NUL, valid UTF-8 */
+  OPT_PATH,     /* string, min..max bytes, no NUL, valid UTF-8 */
   OPT_UINT,     /* decimal integer in min..max */
   OPT_MODE,     /* octal permission bits with a leading 0, in min..max */
   OPT_ENUM,     /* one of names[], stored as its index */
@@ -77,6 +77,8 @@ static const struct opt opts[] = {
      107, NULL, "Unix socket the daemon listens on.", NULL},
     {"listen.mode", OPT_MODE, OFF(listen_mode), "0660", 0, 0777, NULL,
      "Permission bits of the socket, in octal.", NULL},
+    {"listen.fifo_dir", OPT_PATH, OFF(listen_fifo_dir), "", 0, 3900, NULL,
+     "Folder of named pipes the daemon listens on too; empty: none.", NULL},
     {"output.mode", OPT_MODE, OFF(output_mode), "0600", 0600, 0644, NULL,
      "Permissions of trace files (folders get x where r): 0600 for their "
      "owner only, 0640 for a group too, 0644 for everyone.", NULL},
@@ -172,7 +174,8 @@ static const struct opt opts[] = {
 /* Options only a restart can change (the socket is bound once); a reload
  * that changes one is refused. */
 static bool opt_needs_restart(const struct opt *o) {
-  return o->offset == OFF(listen_path) || o->offset == OFF(listen_mode);
+  return o->offset == OFF(listen_path) || o->offset == OFF(listen_mode) ||
+         o->offset == OFF(listen_fifo_dir);
 }
 
 static void *opt_field(const struct opt *o, const ctr_config_t *cfg) {
@@ -359,7 +362,8 @@ static int opt_apply(const struct opt *o, ctr_config_t *cfg, const char *text,
   bool negative = false;
   uint64_t v = 0;
 
-  if (len == 0) {
+  /* A path whose minimum is 0 may be empty: the feature it names is off. */
+  if (len == 0 && !(o->type == OPT_PATH && o->min == 0)) {
     snprintf(msg, msglen, "must not be empty");
     return CTR_ECONFIG;
   }

@@ -29,7 +29,10 @@
 #define FLUSH_EARLY (4u << 20)
 
 struct ctr_conn_s {
-  uv_pipe_t pipe;
+  uv_pipe_t pipe;      /* a socket; a FIFO pair's read side */
+  uv_pipe_t out;       /* a FIFO pair's write side (PROTOCOL.md 1.1) */
+  bool pair;
+  int handles;         /* open: freed when the last one has closed */
   ctr_server_t *srv;
   ctr_frame_reader_t fr;
   /* From the configuration in force at accept: a reload's new limits.* go
@@ -85,10 +88,17 @@ ctr_conn_t *ctr_conn_next(const ctr_server_t *srv, const ctr_conn_t *c) {
   return c ? c->next : srv->conns;
 }
 
+/* Where frames to the peer go. */
+static uv_stream_t *out_stream(ctr_conn_t *c) {
+  return (uv_stream_t *)(c->pair ? &c->out : &c->pipe);
+}
+
 static void on_closed(uv_handle_t *h) {
   ctr_conn_t *c = h->data;
   bool big = c->fr.cap > (1u << 20);
 
+  if (--c->handles > 0)
+    return;
   ctr_frame_reader_free(&c->fr);
   /* ctrecd keeps freed heap for reuse (ctrecd.c); a large partial frame
    * (a client that stalled or was cut off) is given back at once. */
@@ -126,7 +136,7 @@ static void send_frame(ctr_conn_t *c, const msgpack_sbuffer *sb) {
   ctr_frame_put_header(w->data, (uint32_t)sb->size);
   memcpy(w->data + CTR_FRAME_HEADER, sb->data, sb->size);
   buf = uv_buf_init(w->data, (unsigned)w->len);
-  if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write) != 0) {
+  if (uv_write(&w->req, out_stream(c), &buf, 1, on_write) != 0) {
     /* The socket is broken: the read side will say so, or the sweep. */
     free(w);
     c->cut_off = true;
@@ -190,11 +200,17 @@ static void end_session(ctr_conn_t *c, const char *reason) {
   c->srv->nsessions--;
 }
 
+static void close_handles(ctr_conn_t *c) {
+  uv_close((uv_handle_t *)&c->pipe, on_closed);
+  if (c->pair)
+    uv_close((uv_handle_t *)&c->out, on_closed);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   ctr_conn_t *c = req->data;
 
   free(req);
-  uv_close((uv_handle_t *)&c->pipe, on_closed);
+  close_handles(c);
 }
 
 void ctr_conn_close(ctr_conn_t *c, const char *reason) {
@@ -212,12 +228,12 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   /* Shutdown lets a queued ERROR reach the peer before the close; a peer
    * that does not read would hold the connection open for ever. */
   req = c->cut_off ? NULL : ctr_xmalloc(sizeof(*req));
-  if (req && uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) == 0) {
+  if (req && uv_shutdown(req, out_stream(c), on_shutdown) == 0) {
     req->data = c;
     return;
   }
   free(req);
-  uv_close((uv_handle_t *)&c->pipe, on_closed);
+  close_handles(c);
 }
 
 static void send_error(ctr_conn_t *c, int code, const char *text) {
@@ -501,15 +517,13 @@ void ctr_conn_reload(ctr_conn_t *c, const ctr_config_t *cfg) {
   push_filter(c);
 }
 
-int ctr_conn_accept(ctr_server_t *srv, int fd) {
+static ctr_conn_t *conn_new(ctr_server_t *srv) {
   ctr_conn_t *c = ctr_xcalloc(1, sizeof(*c));
-  struct ucred cred;
-  socklen_t clen = sizeof(cred);
-  int rc;
 
   c->srv = srv;
   uv_pipe_init(srv->loop, &c->pipe, 0);
   c->pipe.data = c;
+  c->handles = 1;
   c->limits.max_frame = srv->cfg->max_frame;
   c->limits.max_depth = srv->cfg->max_depth;
   c->limits.max_string = srv->cfg->max_string;
@@ -522,27 +536,63 @@ int ctr_conn_accept(ctr_server_t *srv, int fd) {
   /* One chunk holds the objects of a whole batch, so clearing the zone
    * between frames frees nothing. */
   msgpack_zone_init(&c->zone, 256 * 1024);
+  return c;
+}
+
+/* Serves c once its handles are open and its peer known; on error c is
+ * closed (rc). */
+static int conn_start(ctr_conn_t *c, int rc) {
+  if (rc == 0 && c->srv->nconns >= c->srv->max_conns)
+    rc = CTR_ELIMIT;
+  if (rc != 0) {
+    close_handles(c);
+    return rc;
+  }
+  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u",
+           (long long)c->cred.pid, (unsigned)c->cred.uid);
+  link_conn(c);
+  return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+}
+
+int ctr_conn_accept(ctr_server_t *srv, int fd) {
+  ctr_conn_t *c = conn_new(srv);
+  struct ucred cred;
+  socklen_t clen = sizeof(cred);
+  int rc;
+
   if (fd < 0)
     rc = uv_accept((uv_stream_t *)&srv->listener.pipe, (uv_stream_t *)&c->pipe);
   else if ((rc = uv_pipe_open(&c->pipe, fd)) != 0)
     close(fd);
-  if (rc != 0 || srv->nconns >= srv->max_conns) {
-    uv_close((uv_handle_t *)&c->pipe, on_closed);
-    return rc != 0 ? rc : CTR_ELIMIT;
-  }
   c->cred.pid = -1;
   c->cred.uid = (uid_t)-1;
   c->cred.gid = (gid_t)-1;
-  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+  if (rc == 0 && uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
     c->cred.pid = cred.pid;
     c->cred.uid = cred.uid;
     c->cred.gid = cred.gid;
   }
-  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->cred.pid,
-           (unsigned)c->cred.uid);
-  link_conn(c);
-  return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+  return conn_start(c, rc);
+}
+
+int ctr_conn_accept_pair(ctr_server_t *srv, int rfd, int wfd,
+                         const ctr_peer_t *cred) {
+  ctr_conn_t *c = conn_new(srv);
+  int rc;
+
+  c->pair = true;
+  c->handles = 2;
+  uv_pipe_init(srv->loop, &c->out, 0);
+  c->out.data = c;
+  c->cred = *cred;
+  if ((rc = uv_pipe_open(&c->pipe, rfd)) != 0) {
+    close(rfd);
+    close(wfd);
+  } else if ((rc = uv_pipe_open(&c->out, wfd)) != 0) {
+    close(wfd);
+  }
+  return conn_start(c, rc);
 }
 
 /* Whether the peer's bytes wait unread: a daemon behind on a crowd of

@@ -19,6 +19,11 @@ enum { CTR_ROLE_NONE, CTR_ROLE_RECORD, CTR_ROLE_CONTROL, CTR_ROLE_FOLLOW };
  * accepted already (fd, which it owns from then on). */
 int ctr_conn_accept(ctr_server_t *srv, int fd);
 
+/* Serves a registered FIFO pair (ctr_fifo.c): reads rfd, writes wfd (it
+ * owns both from then on); cred is who the registration proved it is. */
+int ctr_conn_accept_pair(ctr_server_t *srv, int rfd, int wfd,
+                         const ctr_peer_t *cred);
+
 /* The server's connections, newest first: ctr_conn_next(NULL) is the
  * first. A loop that may close the connection it is at takes the next one
  * first. */

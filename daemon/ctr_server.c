@@ -63,6 +63,7 @@ static void on_sweep_timer(uv_timer_t *t) {
     next = ctr_conn_next(srv, c);
     ctr_conn_sweep(c, uv_now(srv->loop));
   }
+  ctr_fifo_sweep(&srv->fifo, uv_now(srv->loop), CTR_FIFO_STALE_MS);
 }
 
 /* The descriptors a daemon serving many clients needs: the soft limit
@@ -215,6 +216,7 @@ void ctr_server_stop(ctr_server_t *srv) {
   srv->stopping = true;
   accept_pending(srv);
   ctr_listener_close(&srv->listener);
+  ctr_fifo_close(&srv->fifo);
   /* Control and follow connections have nothing to finish; one still
    * before its HELLO may be a program's, which has. */
   for (c = ctr_conn_next(srv, NULL); c; c = next) {
@@ -268,8 +270,13 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
   rc = ctr_listener_open(&srv->listener, loop, cfg->listen_path,
                          cfg->listen_mode, on_connection, err, errlen);
   srv->listener.pipe.data = srv;
+  srv->fifo.dirfd = -1;
+  if (rc == 0 && cfg->listen_fifo_dir[0])
+    rc = ctr_fifo_open(&srv->fifo, srv, cfg->listen_fifo_dir, cfg->listen_mode,
+                       err, errlen);
   if (rc != 0) {
     ctr_listener_close(&srv->listener);
+    ctr_fifo_close(&srv->fifo);
     return rc;
   }
   srv->max_conns = connection_room();

@@ -13,6 +13,7 @@
 
 #include "ctr_buf.h"
 #include "ctr_config.h"
+#include "ctr_fifo.h"
 #include "ctr_listener.h"
 #include "ctr_proto.h"
 
@@ -22,6 +23,7 @@ typedef struct ctr_server_s {
   uv_loop_t *loop;
   const ctr_config_t *cfg; /* the snapshot in force; new sessions take it */
   ctr_listener_t listener;
+  ctr_fifo_t fifo; /* listen.fifo_dir */
   uv_timer_t flush_timer;
   uv_timer_t grace_timer;
   uv_timer_t sweep_timer; /* handshake and idle time-outs */

@@ -129,8 +129,9 @@ int main(int argc, char **argv) {
     free(sets);
     return 1;
   }
-  CTR_INFO("listening on %s, writing traces to %s", srv.listener.path,
-           srv.cfg->output_dir);
+  CTR_INFO("listening on %s%s%s, writing traces to %s", srv.listener.path,
+           srv.fifo.dirfd >= 0 ? " and FIFOs in " : "",
+           srv.fifo.dirfd >= 0 ? srv.fifo.dir : "", srv.cfg->output_dir);
   if (ready_fd >= 0) {
     if (write(ready_fd, "ready\n", 6) < 0)
       CTR_WARN("--ready-fd %d: %s", ready_fd, strerror(errno));

@@ -29,6 +29,6 @@ sanitized() {
 }
 sanitized build-asan address ctrecd ctrecctl ctfs_dump check_units
 ctest --test-dir build-asan --output-on-failure -j2 \
-  -R '^(unit_.*|it_bad_input(_json)?|it_hostile)$'
+  -R '^(unit_.*|it_bad_input(_json)?|it_hostile|it_fifo)$'
 sanitized build-tsan thread check_client
 ctest --test-dir build-tsan --output-on-failure -R '^unit_client$'
