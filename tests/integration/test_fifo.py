@@ -97,6 +97,30 @@ class FifoTest(TempDirTest):
         # Each trace has the pid of its own process, as the kernel says.
         self.assertEqual(pids, {p.pid for p in procs})
 
+    def test_fork_and_exit_paths(self):
+        """A forked child opens its own pair; os._exit and exit! still
+        end their traces complete with their status."""
+        cases = [
+            (["python3", "-c", "import os\ndef f(x):\n    return x + 1\npid = os.fork()\n"
+              "print(f(1 if pid else 2), flush=True)\n"
+              "if pid: os.waitpid(pid, 0)\nelse: os._exit(3)\n"], 2),
+            (["ruby", "-e", "def f(x) = x + 1\npid = fork { puts f(2); $stdout.flush; exit!(4) }\n"
+              "puts f(1)\nProcess.wait(pid)\n"], 2),
+        ]
+        total = 0
+        for cmd, n in cases:
+            with self.subTest(cmd[0]):
+                res = subprocess.run(cmd, env=self.env(), capture_output=True, timeout=60)
+                # The two processes' lines may interleave.
+                self.assertEqual((res.returncode, sorted(res.stdout.replace(b"\n", b"")),
+                                  res.stderr), (0, [ord("2"), ord("3")], b""))
+                total += n
+                self.assertEqual(len(self.wait_traces(total)), total)
+        statuses = sorted(Trace(f).meta["ctrec"]["exit_status"] for f in self.wait_traces(total))
+        self.assertEqual(statuses, [0, 0, 3, 4])
+        for folder in self.wait_traces(total):
+            self.assertEqual(Trace(folder).state, "complete")
+
     def test_killed_client_leaves_an_aborted_trace(self):
         prog = harness.write(os.path.join(self.tmp, "slow.py"),
                              "import time\nfor i in range(100):\n    print(i, flush=True)\n"
