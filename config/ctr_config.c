@@ -16,6 +16,7 @@
 #include <time.h>
 #include <yaml.h>
 
+#include "ctr_alloc.h"
 #include "ctr_error.h"
 
 /* A config file is a few kilobytes; the cap keeps a wrong path (a log file,
@@ -23,7 +24,7 @@
 #define CONFIG_MAX_FILE (1u << 20)
 
 enum opt_type {
-  OPT_PATH,     /* non-empty string, min..max bytes, no NUL, valid UTF-8 */
+  OPT_PATH,     /* string, min..max bytes, no NUL, valid UTF-8 */
   OPT_UINT,     /* decimal integer in min..max */
   OPT_MODE,     /* octal permission bits with a leading 0, in min..max */
   OPT_ENUM,     /* one of names[], stored as its index */
@@ -40,7 +41,7 @@ struct loader;
  * the value's events and replaces the list in ld->cfg. */
 struct list_ops {
   int (*load)(struct loader *ld, const char *name);
-  int (*copy)(ctr_config_t *dst, const ctr_config_t *src);
+  void (*copy)(ctr_config_t *dst, const ctr_config_t *src);
   void (*clear)(ctr_config_t *cfg);
   void (*print)(const ctr_config_t *cfg, FILE *out);
 };
@@ -76,6 +77,8 @@ static const struct opt opts[] = {
      107, NULL, "Unix socket the daemon listens on.", NULL},
     {"listen.mode", OPT_MODE, OFF(listen_mode), "0660", 0, 0777, NULL,
      "Permission bits of the socket, in octal.", NULL},
+    {"listen.fifo_dir", OPT_PATH, OFF(listen_fifo_dir), "", 0, 3900, NULL,
+     "Folder of named pipes the daemon listens on too; empty: none.", NULL},
     {"output.mode", OPT_MODE, OFF(output_mode), "0600", 0600, 0644, NULL,
      "Permissions of trace files (folders get x where r): 0600 for their "
      "owner only, 0640 for a group too, 0644 for everyone.", NULL},
@@ -171,7 +174,8 @@ static const struct opt opts[] = {
 /* Options only a restart can change (the socket is bound once); a reload
  * that changes one is refused. */
 static bool opt_needs_restart(const struct opt *o) {
-  return o->offset == OFF(listen_path) || o->offset == OFF(listen_mode);
+  return o->offset == OFF(listen_path) || o->offset == OFF(listen_mode) ||
+         o->offset == OFF(listen_fifo_dir);
 }
 
 static void *opt_field(const struct opt *o, const ctr_config_t *cfg) {
@@ -351,14 +355,15 @@ static bool parse_size(const char *s, size_t len, uint64_t *bytes,
 }
 
 /* Parses text as the value of o and stores it in cfg. Writes nothing on
- * failure. Returns 0, CTR_ECONFIG or CTR_ENOMEM with a message in msg. */
+ * failure. Returns 0 or CTR_ECONFIG with a message in msg. */
 static int opt_apply(const struct opt *o, ctr_config_t *cfg, const char *text,
                      size_t len, char *msg, size_t msglen) {
   char ex[48];
   bool negative = false;
   uint64_t v = 0;
 
-  if (len == 0) {
+  /* A path whose minimum is 0 may be empty: the feature it names is off. */
+  if (len == 0 && !(o->type == OPT_PATH && o->min == 0)) {
     snprintf(msg, msglen, "must not be empty");
     return CTR_ECONFIG;
   }
@@ -379,11 +384,7 @@ static int opt_apply(const struct opt *o, ctr_config_t *cfg, const char *text,
       snprintf(msg, msglen, "must be valid UTF-8");
       return CTR_ECONFIG;
     }
-    copy = strndup(text, len);
-    if (!copy) {
-      snprintf(msg, msglen, "out of memory");
-      return CTR_ENOMEM;
-    }
+    copy = ctr_xstrndup(text, len);
     free(*field);
     *field = copy;
     return 0;
@@ -497,40 +498,36 @@ void ctr_config_free(ctr_config_t *cfg) {
 
 /* Compiles the filter options into cfg->filter. The patterns were checked
  * as they were loaded, so only memory can run out here. */
-static int config_compile_filter(ctr_config_t *cfg) {
+/* The patterns were checked as they were read: only memory can fail. */
+static void config_compile_filter(ctr_config_t *cfg) {
   ctr_filter_spec_t spec = {cfg->filter_defaults, cfg->filter_rules,
                             cfg->filter_nrules, cfg->filter_values,
                             cfg->filter_nvalues};
   ctr_filter_t *f;
-  int rc = ctr_filter_compile(&f, &spec, NULL, 0);
 
-  if (rc != 0)
-    return rc;
+  if (ctr_filter_compile(&f, &spec, NULL, 0) != 0)
+    ctr_oom(0);
   ctr_filter_free(cfg->filter);
   cfg->filter = f;
-  return 0;
 }
 
 void ctr_config_defaults(ctr_config_t *cfg) {
   char msg[128];
   memset(cfg, 0, sizeof(*cfg));
-  /* The defaults are constants checked by the unit tests; only a failed
-   * allocation can make one fail, and that leaves the string NULL. Lists
-   * start empty. */
+  /* The defaults are constants checked by the unit tests. Lists start
+   * empty. */
   for (size_t i = 0; i < N_OPTS; i++) {
     if (opts[i].type != OPT_LIST)
       (void)opt_apply(&opts[i], cfg, opts[i].def, strlen(opts[i].def), msg,
                       sizeof(msg));
   }
-  (void)config_compile_filter(cfg);
+  config_compile_filter(cfg);
 }
 
 /* Makes dst an independent copy of src, with its own strings and lists.
  * The filter is not copied: whoever changes dst compiles a new one. */
-static int config_copy(ctr_config_t *dst, const ctr_config_t *src) {
+static void config_copy(ctr_config_t *dst, const ctr_config_t *src) {
   *dst = *src;
-  /* Nothing in dst may point into src before the copies start, so that a
-   * failed copy frees only what it made. */
   dst->filter = NULL;
   dst->filter_rules = NULL, dst->filter_nrules = 0;
   dst->filter_values = NULL, dst->filter_nvalues = 0;
@@ -544,22 +541,15 @@ static int config_copy(ctr_config_t *dst, const ctr_config_t *src) {
     const char *s;
     char **d;
     if (opts[i].type == OPT_LIST) {
-      if (opts[i].list->copy(dst, src) != 0) {
-        ctr_config_free(dst);
-        return CTR_ENOMEM;
-      }
+      opts[i].list->copy(dst, src);
       continue;
     }
     if (opts[i].type != OPT_PATH)
       continue;
     s = *(char **)opt_field(&opts[i], src);
     d = opt_field(&opts[i], dst);
-    if (s && !(*d = strdup(s))) {
-      ctr_config_free(dst);
-      return CTR_ENOMEM;
-    }
+    *d = s ? ctr_xstrdup(s) : NULL;
   }
-  return 0;
 }
 
 int ctr_config_set(ctr_config_t *cfg, const char *name, const char *value,
@@ -583,12 +573,9 @@ int ctr_config_set(ctr_config_t *cfg, const char *name, const char *value,
     snprintf(msg, sizeof(msg), "is a list; set it in the configuration file");
     rc = CTR_ECONFIG;
   } else if (opts[i].offset == OFF(filter_defaults)) {
-    bool before = cfg->filter_defaults;
     rc = opt_apply(&opts[i], cfg, value, strlen(value), msg, sizeof(msg));
-    if (rc == 0 && (rc = config_compile_filter(cfg)) != 0) {
-      cfg->filter_defaults = before;
-      snprintf(msg, sizeof(msg), "out of memory");
-    }
+    if (rc == 0)
+      config_compile_filter(cfg);
   } else {
     rc = opt_apply(&opts[i], cfg, value, strlen(value), msg, sizeof(msg));
   }
@@ -649,8 +636,7 @@ static int load_syntax_error(struct loader *ld) {
 
   switch (p->error) {
   case YAML_MEMORY_ERROR:
-    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
-    return CTR_ENOMEM;
+    ctr_oom(0);
   case YAML_READER_ERROR:
     return load_fail(ld, offset_mark(ld, p->problem_offset), NULL, "%s",
                      problem);
@@ -776,12 +762,7 @@ static int load_fields(struct loader *ld, const char *where, struct field *f,
     if (ev_is_null(ev))
       continue;
     f[i].len = ev->data.scalar.length;
-    if (!(f[i].value = malloc(f[i].len + 1))) {
-      snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
-      return CTR_ENOMEM;
-    }
-    memcpy(f[i].value, ev->data.scalar.value, f[i].len);
-    f[i].value[f[i].len] = '\0';
+    f[i].value = ctr_xstrndup((const char *)ev->data.scalar.value, f[i].len);
   }
 }
 
@@ -867,7 +848,7 @@ static int load_seq(struct loader *ld, const char *name,
 static void *grow(void *items, size_t n, size_t size) {
   if ((n & (n - 1)) != 0 && n != 0)
     return items;
-  return realloc(items, (n ? 2 * n : 1) * size);
+  return ctr_xrealloc(items, (n ? 2 * n : 1) * size);
 }
 
 static const char *const rule_action_names[] = {"record", "skip", "skip-tree",
@@ -921,11 +902,7 @@ static int load_rule(struct loader *ld, const char *where, void *ctx) {
   }
   if ((rc = field_enum(ld, where, &f[3], rule_action_names, &action)) != 0)
     goto out;
-  if (!(items = grow(c->items, c->n, sizeof(*items)))) {
-    rc = CTR_ENOMEM;
-    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
-    goto out;
-  }
+  items = grow(c->items, c->n, sizeof(*items));
   c->items = items;
   r = &items[c->n++];
   *r = (ctr_filter_rule_t){f[0].value, f[1].value, f[2].value, action};
@@ -951,28 +928,25 @@ static int rules_load(struct loader *ld, const char *name) {
   return rc;
 }
 
-/* Copies an optional string; false when memory ran out. */
-static bool dup_opt(const char **dst, const char *src) {
-  *dst = NULL;
-  return !src || (*dst = strdup(src)) != NULL;
+/* Copies an optional string. */
+static const char *dup_opt(const char *src) {
+  return src ? ctr_xstrdup(src) : NULL;
 }
 
-static int rules_copy(ctr_config_t *dst, const ctr_config_t *src) {
+static void rules_copy(ctr_config_t *dst, const ctr_config_t *src) {
   size_t n = src->filter_nrules;
   if (n == 0)
-    return 0;
-  if (!(dst->filter_rules = calloc(n, sizeof(*dst->filter_rules))))
-    return CTR_ENOMEM;
+    return;
+  dst->filter_rules = ctr_xcalloc(n, sizeof(*dst->filter_rules));
   for (size_t i = 0; i < n; i++) {
     const ctr_filter_rule_t *s = &src->filter_rules[i];
     ctr_filter_rule_t *d = &dst->filter_rules[i];
     dst->filter_nrules = i + 1;
     d->action = s->action;
-    if (!dup_opt(&d->file, s->file) || !dup_opt(&d->module, s->module) ||
-        !dup_opt(&d->function, s->function))
-      return CTR_ENOMEM;
+    d->file = dup_opt(s->file);
+    d->module = dup_opt(s->module);
+    d->function = dup_opt(s->function);
   }
-  return 0;
 }
 
 static void rules_clear(ctr_config_t *cfg) {
@@ -1034,11 +1008,7 @@ static int load_value_rule(struct loader *ld, const char *where, void *ctx) {
   }
   if ((rc = field_enum(ld, where, &f[5], value_action_names, &action)) != 0)
     goto out;
-  if (!(items = grow(c->items, c->n, sizeof(*items)))) {
-    rc = CTR_ENOMEM;
-    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
-    goto out;
-  }
+  items = grow(c->items, c->n, sizeof(*items));
   c->items = items;
   items[c->n++] = (ctr_filter_value_rule_t){
       f[3].value, f[0].value,     f[1].value,
@@ -1065,23 +1035,22 @@ static int values_load(struct loader *ld, const char *name) {
   return rc;
 }
 
-static int values_copy(ctr_config_t *dst, const ctr_config_t *src) {
+static void values_copy(ctr_config_t *dst, const ctr_config_t *src) {
   size_t n = src->filter_nvalues;
   if (n == 0)
-    return 0;
-  if (!(dst->filter_values = calloc(n, sizeof(*dst->filter_values))))
-    return CTR_ENOMEM;
+    return;
+  dst->filter_values = ctr_xcalloc(n, sizeof(*dst->filter_values));
   for (size_t i = 0; i < n; i++) {
     const ctr_filter_value_rule_t *s = &src->filter_values[i];
     ctr_filter_value_rule_t *d = &dst->filter_values[i];
     dst->filter_nvalues = i + 1;
     d->where = s->where;
     d->action = s->action;
-    if (!dup_opt(&d->name, s->name) || !dup_opt(&d->file, s->file) ||
-        !dup_opt(&d->module, s->module) || !dup_opt(&d->function, s->function))
-      return CTR_ENOMEM;
+    d->name = dup_opt(s->name);
+    d->file = dup_opt(s->file);
+    d->module = dup_opt(s->module);
+    d->function = dup_opt(s->function);
   }
-  return 0;
 }
 
 static void values_clear(ctr_config_t *cfg) {
@@ -1246,11 +1215,7 @@ static int load_window(struct loader *ld, const char *where, void *ctx) {
                    where, f[2].mark.line + 1, f[2].mark.column + 1);
     goto out;
   }
-  if (!(items = grow(c->items, c->n, sizeof(*items)))) {
-    rc = CTR_ENOMEM;
-    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
-    goto out;
-  }
+  items = grow(c->items, c->n, sizeof(*items));
   c->items = items;
   items[c->n++] = w;
 out:
@@ -1272,16 +1237,14 @@ static int windows_load(struct loader *ld, const char *name) {
   return 0;
 }
 
-static int windows_copy(ctr_config_t *dst, const ctr_config_t *src) {
+static void windows_copy(ctr_config_t *dst, const ctr_config_t *src) {
   size_t n = src->record_nwindows;
   if (n == 0)
-    return 0;
-  if (!(dst->record_windows = malloc(n * sizeof(*dst->record_windows))))
-    return CTR_ENOMEM;
+    return;
+  dst->record_windows = ctr_xmalloc(n * sizeof(*dst->record_windows));
   memcpy(dst->record_windows, src->record_windows,
          n * sizeof(*dst->record_windows));
   dst->record_nwindows = n;
-  return 0;
 }
 
 static void windows_clear(ctr_config_t *cfg) {
@@ -1366,7 +1329,7 @@ struct while_in_ctx {
 static int load_while_in(struct loader *ld, const char *where, void *ctx) {
   struct while_in_ctx *c = ctx;
   const yaml_event_t *ev = &ld->ev;
-  char msg[512], **items, *copy;
+  char msg[512], **items;
 
   if (ev->type != YAML_SCALAR_EVENT)
     return load_fail(ld, ev->start_mark, where, "expected a scalar");
@@ -1383,13 +1346,8 @@ static int load_while_in(struct loader *ld, const char *where, void *ctx) {
     }
     return load_fail(ld, ev->start_mark, where, "%s", msg);
   }
-  if (!(items = grow(c->items, c->n, sizeof(*items))) ||
-      (c->items = items,
-       !(copy = strdup((const char *)ev->data.scalar.value)))) {
-    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
-    return CTR_ENOMEM;
-  }
-  items[c->n++] = copy;
+  c->items = items = grow(c->items, c->n, sizeof(*items));
+  items[c->n++] = ctr_xstrdup((const char *)ev->data.scalar.value);
   return 0;
 }
 
@@ -1409,18 +1367,14 @@ static int while_in_load(struct loader *ld, const char *name) {
   return 0;
 }
 
-static int while_in_copy(ctr_config_t *dst, const ctr_config_t *src) {
+static void while_in_copy(ctr_config_t *dst, const ctr_config_t *src) {
   size_t n = src->record_nwhile_in;
   if (n == 0)
-    return 0;
-  if (!(dst->record_while_in = calloc(n, sizeof(char *))))
-    return CTR_ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    dst->record_nwhile_in = i + 1;
-    if (!(dst->record_while_in[i] = strdup(src->record_while_in[i])))
-      return CTR_ENOMEM;
-  }
-  return 0;
+    return;
+  dst->record_while_in = ctr_xcalloc(n, sizeof(char *));
+  for (size_t i = 0; i < n; i++)
+    dst->record_while_in[i] = ctr_xstrdup(src->record_while_in[i]);
+  dst->record_nwhile_in = n;
 }
 
 static void while_in_clear(ctr_config_t *cfg) {
@@ -1584,12 +1538,7 @@ static int read_file(const char *path, unsigned char **out, size_t *outlen,
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
     return CTR_ECONFIG;
   }
-  buf = malloc(CONFIG_MAX_FILE + 1);
-  if (!buf) {
-    fclose(f);
-    snprintf(err, errlen, "%s: out of memory", path);
-    return CTR_ENOMEM;
-  }
+  buf = ctr_xmalloc(CONFIG_MAX_FILE + 1);
   len = fread(buf, 1, CONFIG_MAX_FILE + 1, f);
   e = ferror(f) ? errno : 0;
   fclose(f);
@@ -1620,11 +1569,7 @@ int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
     err = msg, errlen = sizeof(msg);
   if ((rc = read_file(path, &buf, &len, err, errlen)) != 0)
     return rc;
-  if (config_copy(&tmp, cfg) != 0) {
-    free(buf);
-    snprintf(err, errlen, "%s: out of memory", path);
-    return CTR_ENOMEM;
-  }
+  config_copy(&tmp, cfg);
   memset(&ld, 0, sizeof(ld));
   ld.path = path;
   ld.buf = buf;
@@ -1632,19 +1577,16 @@ int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
   ld.cfg = &tmp;
   ld.err = err;
   ld.errlen = errlen;
-  if (!yaml_parser_initialize(&ld.parser)) {
-    rc = CTR_ENOMEM;
-    snprintf(err, errlen, "%s: out of memory", path);
-  } else {
-    yaml_parser_set_input_string(&ld.parser, buf, len);
-    rc = load_stream(&ld);
-    if (ld.have_ev)
-      yaml_event_delete(&ld.ev);
-    yaml_parser_delete(&ld.parser);
-  }
+  if (!yaml_parser_initialize(&ld.parser))
+    ctr_oom(0);
+  yaml_parser_set_input_string(&ld.parser, buf, len);
+  rc = load_stream(&ld);
+  if (ld.have_ev)
+    yaml_event_delete(&ld.ev);
+  yaml_parser_delete(&ld.parser);
   free(buf);
-  if (rc == 0 && (rc = config_compile_filter(&tmp)) != 0)
-    snprintf(err, errlen, "%s: out of memory", path);
+  if (rc == 0)
+    config_compile_filter(&tmp);
   if (rc != 0) {
     ctr_config_free(&tmp);
     return rc;
@@ -1663,23 +1605,15 @@ struct snapshot {
 int ctr_config_snapshot(const ctr_config_t **out, const char *path,
                         const ctr_config_override_t *sets, size_t nsets,
                         char *err, size_t errlen) {
-  struct snapshot *snap = calloc(1, sizeof(*snap));
+  struct snapshot *snap = ctr_xcalloc(1, sizeof(*snap));
   int rc = 0;
 
-  if (!snap) {
-    snprintf(err, errlen, "out of memory");
-    return CTR_ENOMEM;
-  }
   ctr_config_defaults(&snap->cfg);
   if (path)
     rc = ctr_config_load(&snap->cfg, path, err, errlen);
   for (size_t i = 0; rc == 0 && i < nsets; i++)
     rc = ctr_config_set(&snap->cfg, sets[i].name, sets[i].value,
                         sets[i].origin, err, errlen);
-  if (rc == 0 && !snap->cfg.filter) {
-    snprintf(err, errlen, "out of memory");
-    rc = CTR_ENOMEM;
-  }
   if (rc != 0) {
     ctr_config_free(&snap->cfg);
     free(snap);

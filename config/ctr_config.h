@@ -46,6 +46,7 @@ typedef struct ctr_config_s {
   /* listen: */
   char *listen_path;       /* listen.path, default "/run/ctrec/ctrecd.sock" */
   uint32_t listen_mode;    /* listen.mode, octal, default 0660 */
+  char *listen_fifo_dir;   /* listen.fifo_dir, "" for none (PROTOCOL.md 1.1) */
   uint32_t output_mode;    /* output.mode, octal, default 0600 */
   /* output: */
   char *output_dir;        /* output.dir, default "/var/lib/ctrec/traces" */

@@ -7,34 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *ctr_xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-
-  if (p == NULL) {
-    fputs("ctrecd: out of memory\n", stderr);
-    abort();
-  }
-  return p;
-}
-
-void *ctr_xrealloc(void *p, size_t n) {
-  p = realloc(p, n ? n : 1);
-  if (p == NULL) {
-    fputs("ctrecd: out of memory\n", stderr);
-    abort();
-  }
-  return p;
-}
-
-char *ctr_xstrndup(const char *s, size_t n) {
-  char *d = ctr_xmalloc(n + 1);
-
-  if (n)
-    memcpy(d, s, n);
-  d[n] = '\0';
-  return d;
-}
-
 void ctr_buf_grow(ctr_buf_t *b, size_t extra) {
   size_t cap = b->cap ? b->cap : 256;
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ctr_alloc.h"
+
 typedef struct ctr_buf_s {
   char *data;
   size_t len;
@@ -79,9 +81,5 @@ static inline void ctr_buf_frag(ctr_buf_t *b, const ctr_json_frag_t *f) {
   memcpy(b->data + b->len, f->text, sizeof(f->text));
   b->len += f->len;
 }
-
-void *ctr_xmalloc(size_t n);
-void *ctr_xrealloc(void *p, size_t n);
-char *ctr_xstrndup(const char *s, size_t n);
 
 #endif

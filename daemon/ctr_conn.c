@@ -10,12 +10,15 @@
 #include "ctr_conn.h"
 
 #include <malloc.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ctr_alloc.h"
+#include "ctr_control.h"
 #include "ctr_error.h"
 #include "ctr_feed.h"
 #include "ctr_log.h"
@@ -25,6 +28,32 @@
 /* Flush a session early when this much is rendered between timer ticks. */
 #define FLUSH_EARLY (4u << 20)
 
+struct ctr_conn_s {
+  uv_pipe_t pipe;      /* a socket; a FIFO pair's read side */
+  uv_pipe_t out;       /* a FIFO pair's write side (PROTOCOL.md 1.1) */
+  bool pair;
+  int handles;         /* open: freed when the last one has closed */
+  ctr_server_t *srv;
+  ctr_frame_reader_t fr;
+  /* From the configuration in force at accept: a reload's new limits.* go
+   * to later connections, never cut off a client mid-recording. */
+  ctr_limits_t limits;
+  msgpack_zone zone;
+  int role;
+  ctr_session_t *session;
+  uint64_t sid;        /* record: the session's id, kept after it ends */
+  ctr_watch_t watch;   /* follow: the sessions the feed reports */
+  char peer[64];       /* "pid 123 uid 1000" for log lines */
+  ctr_peer_t cred;     /* the socket's peer credentials */
+  uint64_t since;      /* loop ms: accepted, or a control's last request */
+  size_t charged;      /* bytes of a partial frame counted in srv->buffered */
+  bool cut_off;        /* did not read 4 MiB sent to it: closed at the sweep */
+  bool left_early;     /* record: gone before its HELLO was answered */
+  bool closing;
+  size_t queued;       /* bytes in write requests not yet completed */
+  ctr_conn_t *prev, *next;
+};
+
 typedef struct write_req_s {
   uv_write_t req;
   ctr_conn_t *conn;
@@ -32,17 +61,51 @@ typedef struct write_req_s {
   char data[];
 } write_req_t;
 
+static void link_conn(ctr_conn_t *c) {
+  ctr_server_t *srv = c->srv;
+
+  c->next = srv->conns;
+  if (srv->conns)
+    srv->conns->prev = c;
+  srv->conns = c;
+  srv->nconns++;
+}
+
+static void unlink_conn(ctr_conn_t *c) {
+  ctr_server_t *srv = c->srv;
+
+  srv->nconns--;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+ctr_conn_t *ctr_conn_next(const ctr_server_t *srv, const ctr_conn_t *c) {
+  return c ? c->next : srv->conns;
+}
+
+/* Where frames to the peer go. */
+static uv_stream_t *out_stream(ctr_conn_t *c) {
+  return (uv_stream_t *)(c->pair ? &c->out : &c->pipe);
+}
+
 static void on_closed(uv_handle_t *h) {
   ctr_conn_t *c = h->data;
   bool big = c->fr.cap > (1u << 20);
 
+  if (--c->handles > 0)
+    return;
   ctr_frame_reader_free(&c->fr);
   /* ctrecd keeps freed heap for reuse (ctrecd.c); a large partial frame
    * (a client that stalled or was cut off) is given back at once. */
   if (big)
     malloc_trim(0);
   msgpack_zone_destroy(&c->zone);
-  free(c->watched);
+  ctr_feed_release(&c->watch);
   free(c);
 }
 
@@ -67,16 +130,16 @@ static void send_frame(ctr_conn_t *c, const msgpack_sbuffer *sb) {
     c->cut_off = true;
     return;
   }
-  w = malloc(sizeof(*w) + CTR_FRAME_HEADER + sb->size);
-  if (w == NULL)
-    return;
+  w = ctr_xmalloc(sizeof(*w) + CTR_FRAME_HEADER + sb->size);
   w->conn = c;
   w->len = CTR_FRAME_HEADER + sb->size;
   ctr_frame_put_header(w->data, (uint32_t)sb->size);
   memcpy(w->data + CTR_FRAME_HEADER, sb->data, sb->size);
   buf = uv_buf_init(w->data, (unsigned)w->len);
-  if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_write) != 0) {
+  if (uv_write(&w->req, out_stream(c), &buf, 1, on_write) != 0) {
+    /* The socket is broken: the read side will say so, or the sweep. */
     free(w);
+    c->cut_off = true;
     return;
   }
   c->queued += w->len;
@@ -110,7 +173,7 @@ static void send_control(void *arg, int tag, uint64_t token) {
   msgpack_sbuffer_destroy(&sb);
 }
 
-void ctr_conn_push_filter(ctr_conn_t *c) {
+static void push_filter(ctr_conn_t *c) {
   ctr_welcome_t w;
   msgpack_sbuffer sb;
   msgpack_packer pk;
@@ -137,11 +200,17 @@ static void end_session(ctr_conn_t *c, const char *reason) {
   c->srv->nsessions--;
 }
 
+static void close_handles(ctr_conn_t *c) {
+  uv_close((uv_handle_t *)&c->pipe, on_closed);
+  if (c->pair)
+    uv_close((uv_handle_t *)&c->out, on_closed);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   ctr_conn_t *c = req->data;
 
   free(req);
-  uv_close((uv_handle_t *)&c->pipe, on_closed);
+  close_handles(c);
 }
 
 void ctr_conn_close(ctr_conn_t *c, const char *reason) {
@@ -154,16 +223,17 @@ void ctr_conn_close(ctr_conn_t *c, const char *reason) {
   uv_read_stop((uv_stream_t *)&c->pipe);
   c->srv->buffered -= c->charged;
   c->charged = 0;
-  ctr_server_conn_closed(c->srv, c);
+  unlink_conn(c);
+  ctr_server_conn_closed(c->srv);
   /* Shutdown lets a queued ERROR reach the peer before the close; a peer
    * that does not read would hold the connection open for ever. */
-  req = c->cut_off ? NULL : malloc(sizeof(*req));
-  if (req && uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) == 0) {
+  req = c->cut_off ? NULL : ctr_xmalloc(sizeof(*req));
+  if (req && uv_shutdown(req, out_stream(c), on_shutdown) == 0) {
     req->data = c;
     return;
   }
   free(req);
-  uv_close((uv_handle_t *)&c->pipe, on_closed);
+  close_handles(c);
 }
 
 static void send_error(ctr_conn_t *c, int code, const char *text) {
@@ -177,7 +247,7 @@ static void send_error(ctr_conn_t *c, int code, const char *text) {
   msgpack_sbuffer_destroy(&sb);
 }
 
-static int fail(ctr_conn_t *c, int code, const char *why) {
+int ctr_conn_fail(ctr_conn_t *c, int code, const char *why) {
   char reason[256];
 
   snprintf(reason, sizeof(reason), "protocol error: %s", why);
@@ -188,9 +258,7 @@ static int fail(ctr_conn_t *c, int code, const char *why) {
   return code;
 }
 
-/* A control request ctrecd turns down: the peer gets the reason as it is,
- * which is no protocol error. */
-static int refuse(ctr_conn_t *c, int code, const char *why) {
+int ctr_conn_refuse(ctr_conn_t *c, int code, const char *why) {
   send_error(c, code, why);
   ctr_conn_close(c, NULL);
   return code;
@@ -200,23 +268,15 @@ bool ctr_conn_sees(const ctr_conn_t *viewer, const ctr_conn_t *c) {
   return viewer->cred.uid == 0 || viewer->cred.uid == c->cred.uid;
 }
 
-static void reply_status(ctr_conn_t *c) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  ctr_conn_t *it;
-  uint32_t n = 0;
+/* Whether the peer has shut its side of the connection. */
+static bool peer_gone(ctr_conn_t *c) {
+  struct pollfd p = {.events = POLLRDHUP};
+  uv_os_fd_t fd;
 
-  for (it = c->srv->conns; it; it = it->next)
-    if (it->session && ctr_conn_sees(c, it))
-      n++;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_status_reply(&pk, n);
-  for (it = c->srv->conns; it; it = it->next)
-    if (it->session && ctr_conn_sees(c, it))
-      ctr_session_pack_status(it->session, &pk);
-  send_frame(c, &sb);
-  msgpack_sbuffer_destroy(&sb);
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0)
+    return false;
+  p.fd = fd;
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)) != 0;
 }
 
 static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
@@ -229,9 +289,9 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   int rc;
 
   if (m->tag != CTR_MSG_HELLO)
-    return fail(c, CTR_ESTATE, "first message is not HELLO");
+    return ctr_conn_fail(c, CTR_ESTATE, "first message is not HELLO");
   if (h->version != CTR_PROTO_VERSION)
-    return fail(c, CTR_EVERSION, "unsupported protocol version");
+    return ctr_conn_fail(c, CTR_EVERSION, "unsupported protocol version");
   if (h->role.len == 7 && memcmp(h->role.ptr, "control", 7) == 0) {
     c->role = CTR_ROLE_CONTROL;
     return 0;
@@ -241,18 +301,18 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
     return 0;
   }
   if (!(h->role.len == 6 && memcmp(h->role.ptr, "record", 6) == 0))
-    return fail(c, CTR_EPROTO, "unknown role");
+    return ctr_conn_fail(c, CTR_EPROTO, "unknown role");
   /* Frames up to limits.max_frame only from a recording client. */
   c->fr.max_frame = c->limits.max_frame;
   if (c->srv->nsessions >= cfg->max_sessions)
-    return fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
+    return ctr_conn_fail(c, CTR_ELIMIT, "too many sessions (limits.max_sessions)");
   hooks.arg = c;
   hooks.trace_closed = on_trace_closed;
   hooks.send = send_control;
   rc = ctr_session_new(&c->session, cfg, h, ++c->srv->next_session, &c->cred,
                        &hooks);
   if (rc != 0)
-    return fail(c, rc, "cannot create a session");
+    return ctr_conn_fail(c, rc, "cannot create a session");
   c->srv->nsessions++;
   c->role = CTR_ROLE_RECORD;
   c->sid = ctr_session_id(c->session);
@@ -261,6 +321,9 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
            (unsigned)c->cred.uid);
   CTR_DEBUG("%s: hello from %.*s", c->peer, (int)h->program.len,
             h->program.ptr ? h->program.ptr : "");
+  /* What it sent before it left is recorded all the same; whether it
+   * gave up is known at its end: a program that ran to its BYE did not. */
+  c->left_early = peer_gone(c);
   /* Told first, so a follower knows of the session before its process can
    * go on (and exit). */
   ctr_feed_begin(c);
@@ -273,88 +336,6 @@ static int hello(ctr_conn_t *c, const ctr_msg_t *m) {
   return 0;
 }
 
-static void reply_done(ctr_conn_t *c, int64_t count, const char *text) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_done(&pk, count, text);
-  send_frame(c, &sb);
-  msgpack_sbuffer_destroy(&sb);
-}
-
-/* Does the START/STOP selector name this session? */
-static bool selected(const msgpack_object *map, const ctr_conn_t *it) {
-  uint64_t id = ctr_session_id(it->session);
-  uint32_t i, j;
-
-  for (i = 0; i < map->via.map.size; i++) {
-    const msgpack_object *k = &map->via.map.ptr[i].key;
-    const msgpack_object *v = &map->via.map.ptr[i].val;
-    ctr_str_t key;
-    int64_t pid;
-    if (!ctr_obj_str(k, &key))
-      continue;
-    if (key.len == 3 && memcmp(key.ptr, "all", 3) == 0 &&
-        v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean)
-      return true;
-    if (key.len == 3 && memcmp(key.ptr, "pid", 3) == 0 && ctr_obj_i64(v, &pid) &&
-        pid > 0 && pid == ctr_session_pid(it->session))
-      return true;
-    if (key.len == 8 && memcmp(key.ptr, "sessions", 8) == 0 &&
-        v->type == MSGPACK_OBJECT_ARRAY)
-      for (j = 0; j < v->via.array.size; j++)
-        if (v->via.array.ptr[j].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-            v->via.array.ptr[j].via.u64 == id)
-          return true;
-  }
-  return false;
-}
-
-/* ctrecctl start|stop: acts on the caller's own sessions (root: all). */
-static void start_stop(ctr_conn_t *c, const ctr_msg_t *m) {
-  bool on = m->tag == CTR_MSG_START;
-  int64_t matched = 0, changed = 0;
-  char text[128];
-  ctr_conn_t *it;
-
-  for (it = c->srv->conns; it; it = it->next) {
-    if (it->session == NULL || !ctr_conn_sees(c, it) ||
-        !selected(m->u.select.map, it))
-      continue;
-    matched++;
-    changed += ctr_session_control(it->session, on);
-  }
-  snprintf(text, sizeof(text), "%s %lld session(s), %lld changed",
-           on ? "started" : "stopped", (long long)matched, (long long)changed);
-  CTR_INFO("%s: %s", c->peer, text);
-  reply_done(c, matched, text);
-}
-
-static int control(ctr_conn_t *c, const ctr_msg_t *m) {
-  char err[1024];
-
-  c->since = uv_now(c->srv->loop);
-  switch (m->tag) {
-  case CTR_MSG_STATUS:
-    reply_status(c);
-    return 0;
-  case CTR_MSG_START:
-  case CTR_MSG_STOP:
-    start_stop(c, m);
-    return 0;
-  case CTR_MSG_RELOAD:
-    if (c->cred.uid != 0 && c->cred.uid != getuid())
-      return refuse(c, CTR_EPERM, "only the daemon's user may reload it");
-    if (ctr_server_reload(c->srv, err, sizeof(err)) != 0)
-      return refuse(c, CTR_ECONFIG, err);
-    reply_done(c, c->srv->nsessions, "configuration reloaded");
-    return 0;
-  }
-  return fail(c, CTR_ESTATE, "not a control request");
-}
-
 static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   const char *why = NULL;
   int rc;
@@ -363,12 +344,13 @@ static int dispatch(ctr_conn_t *c, const ctr_msg_t *m) {
   case CTR_ROLE_NONE:
     return hello(c, m);
   case CTR_ROLE_FOLLOW:
-    return fail(c, CTR_ESTATE, "a follower sends nothing after HELLO");
+    return ctr_conn_fail(c, CTR_ESTATE, "a follower sends nothing after HELLO");
   case CTR_ROLE_RECORD:
     rc = ctr_session_handle(c->session, m, &why);
-    return rc ? fail(c, rc, why ? why : ctr_strerror(rc)) : 0;
+    return rc ? ctr_conn_fail(c, rc, why ? why : ctr_strerror(rc)) : 0;
   default:
-    return control(c, m);
+    c->since = uv_now(c->srv->loop);
+    return ctr_control_handle(c, m);
   }
 }
 
@@ -395,6 +377,8 @@ static int unpack(ctr_conn_t *c, const char *payload, uint32_t len,
     *checked = true;
   }
   ur = msgpack_unpack(payload, len, off, &c->zone, obj);
+  if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
+    ctr_oom(0);
   if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
     *why = "undecodable msgpack";
     return CTR_EPROTO;
@@ -418,12 +402,12 @@ static int on_frame(void *arg, const char *payload, uint32_t len) {
                              &m)) {
       rc = unpack(c, payload, len, &off, &checked, &obj, &why);
       if (rc != 0) {
-        rc = fail(c, rc, why ? why : "malformed frame");
+        rc = ctr_conn_fail(c, rc, why ? why : "malformed frame");
         break;
       }
       rc = ctr_msg_decode(&obj, &m, &why);
       if (rc != 0) {
-        rc = fail(c, rc, why ? why : "malformed message");
+        rc = ctr_conn_fail(c, rc, why ? why : "malformed message");
         break;
       }
     }
@@ -465,9 +449,21 @@ static void charge(ctr_conn_t *c) {
   srv->buffered += now - c->charged;
   c->charged = now;
   if (srv->buffered > srv->cfg->max_buffered)
-    fail(largest_partial(srv), CTR_ELIMIT,
+    ctr_conn_fail(largest_partial(srv), CTR_ELIMIT,
          "partial frames of all clients past limits.max_buffered; this "
          "client held the most");
+}
+
+/* A client that left before its HELLO was answered, without BYE: it gave
+ * up on a busy daemon (libctrec waits 30 s) or died; counted for STATUS. */
+static bool gave_up(ctr_conn_t *c) {
+  if (!c->left_early || c->session == NULL ||
+      ctr_session_exited(c->session))
+    return false;
+  c->srv->gave_up++;
+  CTR_WARN("%s: the client left before its HELLO was answered (it gave up "
+           "waiting, or died)", c->peer);
+  return true;
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
@@ -481,11 +477,11 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
     if (c->closing)
       return;
     if (rc == CTR_EFRAME)
-      fail(c, rc, c->role == CTR_ROLE_NONE
+      ctr_conn_fail(c, rc, c->role == CTR_ROLE_NONE
                       ? "frame before HELLO larger than a HELLO needs (4 MiB)"
                       : "frame larger than limits.max_frame");
     else if (rc == CTR_ENOMEM)
-      fail(c, rc, "out of memory for a frame");
+      ctr_oom(0);
     else
       charge(c);
     return;
@@ -496,30 +492,38 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   if (n == UV_EOF || n == UV_ECONNRESET) {
     if (!ctr_frame_reader_idle(&c->fr))
       CTR_WARN("%s: connection ended inside a frame", c->peer);
-    ctr_conn_close(c, "client disconnected without BYE");
+    if (gave_up(c))
+      ctr_conn_close(c, "client gave up waiting for ctrecd's answer (or "
+                        "died before it came)");
+    else
+      ctr_conn_close(c, "client disconnected without BYE");
   } else if (n < 0) {
     CTR_WARN("%s: read error: %s", c->peer, uv_strerror((int)n));
     ctr_conn_close(c, "connection error");
   }
 }
 
-void ctr_conn_flush(ctr_conn_t *c) {
-  if (c->session)
-    ctr_session_flush(c->session);
+void ctr_conn_tick(ctr_conn_t *c) {
+  if (c->session == NULL)
+    return;
+  ctr_session_tick(c->session);
+  ctr_session_flush(c->session);
 }
 
-int ctr_conn_accept(ctr_server_t *srv) {
-  ctr_conn_t *c = calloc(1, sizeof(*c));
-  struct ucred cred;
-  socklen_t clen = sizeof(cred);
-  uv_os_fd_t fd;
-  int rc;
+void ctr_conn_reload(ctr_conn_t *c, const ctr_config_t *cfg) {
+  if (c->session == NULL)
+    return;
+  ctr_session_reload(c->session, cfg);
+  push_filter(c);
+}
 
-  if (c == NULL)
-    return CTR_ENOMEM;
+static ctr_conn_t *conn_new(ctr_server_t *srv) {
+  ctr_conn_t *c = ctr_xcalloc(1, sizeof(*c));
+
   c->srv = srv;
   uv_pipe_init(srv->loop, &c->pipe, 0);
   c->pipe.data = c;
+  c->handles = 1;
   c->limits.max_frame = srv->cfg->max_frame;
   c->limits.max_depth = srv->cfg->max_depth;
   c->limits.max_string = srv->cfg->max_string;
@@ -532,28 +536,63 @@ int ctr_conn_accept(ctr_server_t *srv) {
   /* One chunk holds the objects of a whole batch, so clearing the zone
    * between frames frees nothing. */
   msgpack_zone_init(&c->zone, 256 * 1024);
-  rc = uv_accept((uv_stream_t *)&srv->listener.pipe, (uv_stream_t *)&c->pipe);
-  if (rc != 0 || srv->nconns >= srv->max_conns) {
-    uv_close((uv_handle_t *)&c->pipe, on_closed);
-    return rc != 0 ? rc : CTR_ELIMIT;
+  return c;
+}
+
+/* Serves c once its handles are open and its peer known; on error c is
+ * closed (rc). */
+static int conn_start(ctr_conn_t *c, int rc) {
+  if (rc == 0 && c->srv->nconns >= c->srv->max_conns)
+    rc = CTR_ELIMIT;
+  if (rc != 0) {
+    close_handles(c);
+    return rc;
   }
+  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u",
+           (long long)c->cred.pid, (unsigned)c->cred.uid);
+  link_conn(c);
+  return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+}
+
+int ctr_conn_accept(ctr_server_t *srv, int fd) {
+  ctr_conn_t *c = conn_new(srv);
+  struct ucred cred;
+  socklen_t clen = sizeof(cred);
+  int rc;
+
+  if (fd < 0)
+    rc = uv_accept((uv_stream_t *)&srv->listener.pipe, (uv_stream_t *)&c->pipe);
+  else if ((rc = uv_pipe_open(&c->pipe, fd)) != 0)
+    close(fd);
   c->cred.pid = -1;
   c->cred.uid = (uid_t)-1;
   c->cred.gid = (gid_t)-1;
-  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+  if (rc == 0 && uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
     c->cred.pid = cred.pid;
     c->cred.uid = cred.uid;
     c->cred.gid = cred.gid;
   }
-  snprintf(c->peer, sizeof(c->peer), "peer pid %lld uid %u", (long long)c->cred.pid,
-           (unsigned)c->cred.uid);
-  c->next = srv->conns;
-  if (srv->conns)
-    srv->conns->prev = c;
-  srv->conns = c;
-  srv->nconns++;
-  return uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+  return conn_start(c, rc);
+}
+
+int ctr_conn_accept_pair(ctr_server_t *srv, int rfd, int wfd,
+                         const ctr_peer_t *cred) {
+  ctr_conn_t *c = conn_new(srv);
+  int rc;
+
+  c->pair = true;
+  c->handles = 2;
+  uv_pipe_init(srv->loop, &c->out, 0);
+  c->out.data = c;
+  c->cred = *cred;
+  if ((rc = uv_pipe_open(&c->pipe, rfd)) != 0) {
+    close(rfd);
+    close(wfd);
+  } else if ((rc = uv_pipe_open(&c->out, wfd)) != 0) {
+    close(wfd);
+  }
+  return conn_start(c, rc);
 }
 
 /* Whether the peer's bytes wait unread: a daemon behind on a crowd of
@@ -579,8 +618,20 @@ void ctr_conn_sweep(ctr_conn_t *c, uint64_t now) {
   }
   if (now - c->since < limit || waiting_bytes(c))
     return;
-  if (c->role == CTR_ROLE_NONE)
-    fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");
+  if (c->role == CTR_ROLE_NONE) {
+    c->srv->refused++;
+    ctr_conn_fail(c, CTR_ESTATE, "no HELLO within limits.handshake_timeout_ms");
+  }
   else if (c->role == CTR_ROLE_CONTROL)
     ctr_conn_close(c, "control connection idle");
 }
+
+int ctr_conn_role(const ctr_conn_t *c) { return c->role; }
+void ctr_conn_set_role(ctr_conn_t *c, int role) { c->role = role; }
+bool ctr_conn_closing(const ctr_conn_t *c) { return c->closing; }
+ctr_session_t *ctr_conn_session(const ctr_conn_t *c) { return c->session; }
+uint64_t ctr_conn_sid(const ctr_conn_t *c) { return c->sid; }
+const ctr_peer_t *ctr_conn_cred(const ctr_conn_t *c) { return &c->cred; }
+const char *ctr_conn_name(const ctr_conn_t *c) { return c->peer; }
+ctr_server_t *ctr_conn_server(const ctr_conn_t *c) { return c->srv; }
+ctr_watch_t *ctr_conn_watch(ctr_conn_t *c) { return &c->watch; }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctr_alloc.h"
 #include "ctr_log.h"
 
 /* Longest chain of parents walked; real process trees are far shallower. */
@@ -63,11 +64,11 @@ static void send_event(ctr_conn_t *f, const ctr_conn_t *rec, const char *event,
 
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_status_reply(&pk, 1);
+  ctr_pack_status_reply(&pk, 1, false);
   msgpack_pack_map(&pk, dir ? 8 : 3);
   ctr_pack_kv_str(&pk, "event", event);
-  ctr_pack_kv_u64(&pk, "id", rec->sid);
-  ctr_pack_kv_u64(&pk, "pid", (uint64_t)rec->cred.pid);
+  ctr_pack_kv_u64(&pk, "id", ctr_conn_sid(rec));
+  ctr_pack_kv_u64(&pk, "pid", (uint64_t)ctr_conn_cred(rec)->pid);
   if (dir) {
     ctr_pack_kv_str(&pk, "trace", dir);
     ctr_pack_kv_str(&pk, "state", state);
@@ -79,11 +80,12 @@ static void send_event(ctr_conn_t *f, const ctr_conn_t *rec, const char *event,
   msgpack_sbuffer_destroy(&sb);
 }
 
-static int watch_index(const ctr_conn_t *f, uint64_t id) {
+static int watch_index(ctr_conn_t *f, uint64_t id) {
+  const ctr_watch_t *w = ctr_conn_watch(f);
   uint32_t i;
 
-  for (i = 0; i < f->nwatched; i++)
-    if (f->watched[i] == id)
+  for (i = 0; i < w->n; i++)
+    if (w->ids[i] == id)
       return (int)i;
   return -1;
 }
@@ -92,51 +94,59 @@ void ctr_feed_subscribe(ctr_conn_t *c) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
 
-  c->role = CTR_ROLE_FOLLOW;
+  ctr_conn_set_role(c, CTR_ROLE_FOLLOW);
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  ctr_pack_status_reply(&pk, 0);
+  ctr_pack_status_reply(&pk, 0, false);
   ctr_conn_send(c, &sb);
   msgpack_sbuffer_destroy(&sb);
 }
 
+void ctr_feed_release(ctr_watch_t *w) {
+  free(w->ids);
+  w->ids = NULL;
+  w->n = 0;
+}
+
 void ctr_feed_begin(ctr_conn_t *rec) {
+  const ctr_server_t *srv = ctr_conn_server(rec);
   ctr_conn_t *f;
 
-  for (f = rec->srv->conns; f; f = f->next) {
-    uint64_t *grown;
-    if (f->role != CTR_ROLE_FOLLOW || f->closing || !ctr_conn_sees(f, rec) ||
-        !ctr_feed_descends(rec->cred.pid, f->cred.pid))
+  for (f = ctr_conn_next(srv, NULL); f; f = ctr_conn_next(srv, f)) {
+    ctr_watch_t *w = ctr_conn_watch(f);
+    if (ctr_conn_role(f) != CTR_ROLE_FOLLOW || ctr_conn_closing(f) ||
+        !ctr_conn_sees(f, rec) ||
+        !ctr_feed_descends(ctr_conn_cred(rec)->pid, ctr_conn_cred(f)->pid))
       continue;
     /* At most one entry per live session, so this stays bounded by
      * limits.max_sessions. */
-    grown = realloc(f->watched, (f->nwatched + 1) * sizeof(*grown));
-    if (grown == NULL) {
-      CTR_WARN("%s: out of memory; session not followed", f->peer);
-      continue;
-    }
-    f->watched = grown;
-    f->watched[f->nwatched++] = rec->sid;
+    w->ids = ctr_xrealloc(w->ids, (w->n + 1) * sizeof(*w->ids));
+    w->ids[w->n++] = ctr_conn_sid(rec);
     send_event(f, rec, "begin", NULL, NULL, NULL);
   }
 }
 
 void ctr_feed_trace(ctr_conn_t *rec, const char *dir,
                     const ctr_session_stats_t *st, const char *state) {
+  const ctr_server_t *srv = ctr_conn_server(rec);
   ctr_conn_t *f;
 
-  for (f = rec->srv->conns; f; f = f->next)
-    if (f->role == CTR_ROLE_FOLLOW && watch_index(f, rec->sid) >= 0)
+  for (f = ctr_conn_next(srv, NULL); f; f = ctr_conn_next(srv, f))
+    if (ctr_conn_role(f) == CTR_ROLE_FOLLOW &&
+        watch_index(f, ctr_conn_sid(rec)) >= 0)
       send_event(f, rec, "trace", dir, st, state);
 }
 
 void ctr_feed_end(ctr_conn_t *rec) {
+  const ctr_server_t *srv = ctr_conn_server(rec);
   ctr_conn_t *f;
   int i;
 
-  for (f = rec->srv->conns; f; f = f->next)
-    if (f->role == CTR_ROLE_FOLLOW && (i = watch_index(f, rec->sid)) >= 0) {
+  for (f = ctr_conn_next(srv, NULL); f; f = ctr_conn_next(srv, f))
+    if (ctr_conn_role(f) == CTR_ROLE_FOLLOW &&
+        (i = watch_index(f, ctr_conn_sid(rec))) >= 0) {
+      ctr_watch_t *w = ctr_conn_watch(f);
       send_event(f, rec, "end", NULL, NULL, NULL);
-      f->watched[i] = f->watched[--f->nwatched];
+      w->ids[i] = w->ids[--w->n];
     }
 }

@@ -7,8 +7,18 @@
 
 #include "ctr_conn.h"
 
+/* A follower's sessions: the ids of those it was told began and not yet
+ * that they ended. */
+typedef struct ctr_watch_s {
+  uint64_t *ids;
+  uint32_t n;
+} ctr_watch_t;
+
 /* Makes c a follower and acknowledges it with an empty STATUS_REPLY. */
 void ctr_feed_subscribe(ctr_conn_t *c);
+
+/* Frees what a follower's watch holds (its connection is gone). */
+void ctr_feed_release(ctr_watch_t *w);
 
 /* Called for a record connection: its session began (before WELCOME, while
  * the traced process waits), completed a trace, or ended. */

@@ -147,13 +147,14 @@ int64_t ctr_intern_func(ctr_intern_t *in, uint32_t id) {
 
 /* The names f's selectors see, from its label and FUNC's module (ptr NULL
  * when absent), as the shims' push-down derives them. */
-static int func_names(const ctr_intern_t *in, ctr_ifunc_t *f,
-                      ctr_str_t module) {
+static void func_names(const ctr_intern_t *in, ctr_ifunc_t *f,
+                       ctr_str_t module) {
   char *mod = module.ptr ? ctr_xstrndup(module.ptr, module.len) : NULL;
-  int rc = ctr_filter_names(in->lang, mod, f->label, &f->module, &f->name);
 
+  /* It fails only for want of memory (ctr_alloc.h). */
+  if (ctr_filter_names(in->lang, mod, f->label, &f->module, &f->name) != 0)
+    ctr_oom(0);
   free(mod);
-  return rc;
 }
 
 int ctr_intern_declare(ctr_intern_t *in, const ctr_msg_t *m, const char **why) {
@@ -204,10 +205,7 @@ int ctr_intern_declare(ctr_intern_t *in, const ctr_msg_t *m, const char **why) {
     f.label = ctr_xstrndup(m->u.func.name.ptr, m->u.func.name.len);
     f.len = m->u.func.name.len;
     f.tid = -1;
-    if (func_names(in, &f, m->u.func.module) != 0) {
-      free(f.label);
-      return fail(why, "out of memory", CTR_ENOMEM);
-    }
+    func_names(in, &f, m->u.func.module);
     f.action = -1;
     f.while_in = -1;
     TABLE_PUSH(in->funcs, f);

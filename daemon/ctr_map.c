@@ -41,9 +41,7 @@ static void grow(ctr_map_t *m) {
   size_t i;
 
   n.cap = m->cap ? m->cap * 2 : 16;
-  n.slots = calloc(n.cap, sizeof(*n.slots));
-  if (n.slots == NULL)
-    abort();
+  n.slots = ctr_xcalloc(n.cap, sizeof(*n.slots));
   for (i = 0; i < m->cap; i++)
     if (m->slots[i].key)
       *find(&n, m->slots[i].key, m->slots[i].len, m->slots[i].hash) =

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
  * limit leaves room for): said once until one is accepted again, so that a
  * flood cannot flood the log too. Connected clients go on being served. */
 static void refusing(ctr_server_t *srv, const char *why) {
+  srv->refused++;
   if (!srv->refusing)
     CTR_WARN("refusing new clients: %s (%u connections)", why, srv->nconns);
   srv->refusing = true;
@@ -42,11 +44,13 @@ static void on_connection(uv_stream_t *listener, int status) {
     refusing(srv, uv_strerror(status));
     return;
   }
-  rc = ctr_conn_accept(srv);
+  rc = ctr_conn_accept(srv, -1);
   if (rc == CTR_ELIMIT)
     refusing(srv, "as many connections as the descriptor limit allows");
-  else if (rc != 0)
+  else if (rc != 0) {
+    srv->refused++;
     CTR_WARN("cannot accept a connection: %s", ctr_strerror(rc));
+  }
   else
     srv->refusing = false;
 }
@@ -55,10 +59,11 @@ static void on_sweep_timer(uv_timer_t *t) {
   ctr_server_t *srv = t->data;
   ctr_conn_t *c, *next;
 
-  for (c = srv->conns; c; c = next) {
-    next = c->next;
+  for (c = ctr_conn_next(srv, NULL); c; c = next) {
+    next = ctr_conn_next(srv, c);
     ctr_conn_sweep(c, uv_now(srv->loop));
   }
+  ctr_fifo_sweep(&srv->fifo, uv_now(srv->loop), CTR_FIFO_STALE_MS);
 }
 
 /* The descriptors a daemon serving many clients needs: the soft limit
@@ -83,11 +88,8 @@ static void on_flush_timer(uv_timer_t *t) {
   ctr_server_t *srv = t->data;
   ctr_conn_t *c;
 
-  for (c = srv->conns; c; c = c->next) {
-    if (c->session)
-      ctr_session_tick(c->session);
-    ctr_conn_flush(c);
-  }
+  for (c = ctr_conn_next(srv, NULL); c; c = ctr_conn_next(srv, c))
+    ctr_conn_tick(c);
 }
 
 static void close_handles(ctr_server_t *srv) {
@@ -104,8 +106,10 @@ static void close_handles(ctr_server_t *srv) {
 static void on_grace(uv_timer_t *t) {
   ctr_server_t *srv = t->data;
 
-  while (srv->conns)
-    ctr_conn_close(srv->conns, "daemon stopped while the client was running");
+  ctr_conn_t *c;
+
+  while ((c = ctr_conn_next(srv, NULL)) != NULL)
+    ctr_conn_close(c, "daemon stopped while the client was running");
 }
 
 static void on_signal(uv_signal_t *sig, int signum) {
@@ -170,11 +174,8 @@ int ctr_server_reload(ctr_server_t *srv, char *err, size_t errlen) {
   ctr_log_level = cfg->log_level;
   uv_timer_start(&srv->flush_timer, on_flush_timer, cfg->flush_interval_ms,
                  cfg->flush_interval_ms);
-  for (c = srv->conns; c; c = c->next)
-    if (c->session) {
-      ctr_session_reload(c->session, cfg);
-      ctr_conn_push_filter(c);
-    }
+  for (c = ctr_conn_next(srv, NULL); c; c = ctr_conn_next(srv, c))
+    ctr_conn_reload(c, cfg);
   CTR_INFO("reloaded %s", srv->config_path);
   return 0;
 }
@@ -186,17 +187,25 @@ static void on_hup(uv_signal_t *sig, int signum) {
   ctr_server_reload(srv, err, sizeof(err));
 }
 
-void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c) {
-  srv->nconns--;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    srv->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
+void ctr_server_conn_closed(ctr_server_t *srv) {
   if (srv->stopping && srv->conns == NULL)
     close_handles(srv);
+}
+
+/* Clients that connected but were not accepted yet (a daemon behind on a
+ * crowd) are served through the grace period too: closing the listener
+ * would reset them, and what they sent would be lost. */
+static void accept_pending(ctr_server_t *srv) {
+  uv_os_fd_t listen_fd;
+  int fd;
+
+  if (uv_fileno((uv_handle_t *)&srv->listener.pipe, &listen_fd) != 0)
+    return;
+  while (srv->nconns < srv->max_conns &&
+         (fd = accept4(listen_fd, NULL, NULL,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+    if (ctr_conn_accept(srv, fd) != 0)
+      srv->refused++;
 }
 
 void ctr_server_stop(ctr_server_t *srv) {
@@ -205,12 +214,15 @@ void ctr_server_stop(ctr_server_t *srv) {
   if (srv->stopping)
     return;
   srv->stopping = true;
+  accept_pending(srv);
   ctr_listener_close(&srv->listener);
-  /* Connections without a session (control, follow) have nothing to
-   * finish. */
-  for (c = srv->conns; c; c = next) {
-    next = c->next;
-    if (c->session == NULL)
+  ctr_fifo_close(&srv->fifo);
+  /* Control and follow connections have nothing to finish; one still
+   * before its HELLO may be a program's, which has. */
+  for (c = ctr_conn_next(srv, NULL); c; c = next) {
+    next = ctr_conn_next(srv, c);
+    if (ctr_conn_role(c) == CTR_ROLE_CONTROL ||
+        ctr_conn_role(c) == CTR_ROLE_FOLLOW)
       ctr_conn_close(c, NULL);
   }
   if (srv->conns == NULL) {
@@ -258,8 +270,13 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
   rc = ctr_listener_open(&srv->listener, loop, cfg->listen_path,
                          cfg->listen_mode, on_connection, err, errlen);
   srv->listener.pipe.data = srv;
+  srv->fifo.dirfd = -1;
+  if (rc == 0 && cfg->listen_fifo_dir[0])
+    rc = ctr_fifo_open(&srv->fifo, srv, cfg->listen_fifo_dir, cfg->listen_mode,
+                       err, errlen);
   if (rc != 0) {
     ctr_listener_close(&srv->listener);
+    ctr_fifo_close(&srv->fifo);
     return rc;
   }
   srv->max_conns = connection_room();

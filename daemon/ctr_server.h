@@ -13,6 +13,7 @@
 
 #include "ctr_buf.h"
 #include "ctr_config.h"
+#include "ctr_fifo.h"
 #include "ctr_listener.h"
 #include "ctr_proto.h"
 
@@ -22,6 +23,7 @@ typedef struct ctr_server_s {
   uv_loop_t *loop;
   const ctr_config_t *cfg; /* the snapshot in force; new sessions take it */
   ctr_listener_t listener;
+  ctr_fifo_t fifo; /* listen.fifo_dir */
   uv_timer_t flush_timer;
   uv_timer_t grace_timer;
   uv_timer_t sweep_timer; /* handshake and idle time-outs */
@@ -29,9 +31,13 @@ typedef struct ctr_server_s {
   const char *config_path; /* NULL: built-in defaults, nothing to reload */
   const ctr_config_override_t *sets; /* the command line's, for reloads */
   size_t nsets;
-  ctr_conn_t *conns; /* doubly linked */
+  ctr_conn_t *conns; /* doubly linked, by ctr_conn.c (ctr_conn_next) */
   uint32_t nconns, max_conns; /* max_conns: what the fd limit leaves */
   bool refusing;              /* said once that new clients are refused */
+  /* Clients that left before their HELLO was answered (they gave up on
+   * a busy daemon, or died), and connections refused or closed before a
+   * HELLO: programs that may have run unrecorded (STATUS_REPLY). */
+  uint64_t gave_up, refused;
   size_t buffered;            /* bytes of partial frames, all connections */
   uint32_t nsessions;
   uint64_t next_session;
@@ -64,8 +70,8 @@ void ctr_server_stop(ctr_server_t *srv);
 /* Drops the configuration once the loop has ended. */
 void ctr_server_free(ctr_server_t *srv);
 
-/* Called by connections. */
-void ctr_server_conn_closed(ctr_server_t *srv, ctr_conn_t *c);
+/* Called by connections: one was closed (and unlinked). */
+void ctr_server_conn_closed(ctr_server_t *srv);
 void ctr_server_session_ended(ctr_server_t *srv, const char *dir,
                               uint64_t steps, uint64_t calls, uint64_t events,
                               const char *state);

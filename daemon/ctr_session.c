@@ -121,9 +121,7 @@ static void make_wire_rules(ctr_session_t *s) {
   size_t nwhile = s->cfg->record_nwhile_in;
 
   free(s->wire_rules);
-  s->wire_rules = calloc(n + nwhile ? n + nwhile : 1, sizeof(*s->wire_rules));
-  if (s->wire_rules == NULL)
-    abort();
+  s->wire_rules = ctr_xcalloc(n + nwhile, sizeof(*s->wire_rules));
   for (i = 0; i < n; i++) {
     s->wire_rules[i].file = r[i].file;
     s->wire_rules[i].module = r[i].module;
@@ -151,9 +149,7 @@ static ctr_filter_t *compile_while_in(const ctr_config_t *cfg) {
 
   if (cfg->record_nwhile_in == 0)
     return NULL;
-  rules = calloc(cfg->record_nwhile_in, sizeof(*rules));
-  if (rules == NULL)
-    abort();
+  rules = ctr_xcalloc(cfg->record_nwhile_in, sizeof(*rules));
   for (i = 0; i < cfg->record_nwhile_in; i++) {
     rules[i].function = cfg->record_while_in[i];
     rules[i].action = CTR_FILTER_SKIP;
@@ -177,11 +173,9 @@ static int64_t now_ms(void) {
 int ctr_session_new(ctr_session_t **out, const ctr_config_t *cfg,
                     const ctr_hello_t *h, uint64_t id,
                     const ctr_peer_t *peer, const ctr_session_hooks_t *hooks) {
-  ctr_session_t *s = calloc(1, sizeof(*s));
+  ctr_session_t *s = ctr_xcalloc(1, sizeof(*s));
   uint32_t i;
 
-  if (s == NULL)
-    return CTR_ENOMEM;
   s->id = id;
   s->cfg = ctr_config_ref(cfg);
   s->uid = peer->uid;
@@ -354,6 +348,8 @@ static int open_interval(ctr_session_t *s) {
   else
     top = ctr_intern_path_text(&s->in, "<toplevel>", 10);
   ctr_writer_toplevel(s->trace, top);
+  /* A call record like any other: the counters say what readers count. */
+  s->st.calls++;
   open_frames(s, t);
   return 0;
 }
@@ -1368,6 +1364,8 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
 size_t ctr_session_pending(const ctr_session_t *s) {
   return s->trace ? ctr_writer_pending(s->trace) : 0;
 }
+
+bool ctr_session_exited(const ctr_session_t *s) { return s->bye; }
 
 uint64_t ctr_session_id(const ctr_session_t *s) { return s->id; }
 int64_t ctr_session_pid(const ctr_session_t *s) { return s->pid; }

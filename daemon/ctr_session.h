@@ -94,6 +94,8 @@ size_t ctr_session_pending(const ctr_session_t *s);
 void ctr_session_end(ctr_session_t *s, const char *abort_reason);
 
 uint64_t ctr_session_id(const ctr_session_t *s);
+/* Whether the program said BYE (it ran to its end). */
+bool ctr_session_exited(const ctr_session_t *s);
 int64_t ctr_session_pid(const ctr_session_t *s);
 
 /* One STATUS_REPLY map for this session. */

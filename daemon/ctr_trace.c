@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctr_alloc.h"
 #include "ctr_error.h"
 #include "ctr_log.h"
 
@@ -158,17 +159,15 @@ static int open_folder(ctr_trace_t **out, const char *root, const char *name,
     if (errno != EEXIST || n > 1000)
       return -errno;
   }
-  t = calloc(1, sizeof(*t));
-  if (t == NULL)
-    return CTR_ENOMEM;
+  t = ctr_xcalloc(1, sizeof(*t));
   t->fd = t->files_fd = -1;
   t->json = json;
   t->owner = owner;
-  t->dir = strdup(dir);
-  t->workdir = strdup(workdir);
-  t->program = strdup(program);
-  t->args_json = strdup(args_json);
-  t->recording_id = strdup(recording_id);
+  t->dir = ctr_xstrdup(dir);
+  t->workdir = ctr_xstrdup(workdir);
+  t->program = ctr_xstrdup(program);
+  t->args_json = ctr_xstrdup(args_json);
+  t->recording_id = ctr_xstrdup(recording_id);
   ctr_trace_own(t, dir);
   snprintf(sub, sizeof(sub), "%s/files", dir);
   mkdir(sub, 0755);
@@ -179,11 +178,10 @@ static int open_folder(ctr_trace_t **out, const char *root, const char *name,
     t->fd = open(sub, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     own_fd(t, t->fd);
   }
-  if ((json && t->fd < 0) || t->files_fd < 0 || t->dir == NULL ||
-      t->recording_id == NULL) {
+  if ((json && t->fd < 0) || t->files_fd < 0) {
     n = -errno;
     ctr_trace_close(t);
-    return n ? n : CTR_ENOMEM;
+    return n;
   }
   t->body_len = 1;
   t->paths_dirty = t->meta_dirty = true;

@@ -49,13 +49,8 @@ static int64_t render_struct(const ctr_value_ops_t *ops, uint32_t tid,
   if (pairs->type != MSGPACK_OBJECT_ARRAY)
     return fail(why, "struct fields are not an array", CTR_EPROTO);
   n = pairs->via.array.size;
-  vids = malloc(sizeof(*vids) * (n ? n : 1));
-  tids = malloc(sizeof(*tids) * (n ? n : 1));
-  if (vids == NULL || tids == NULL) {
-    free(vids);
-    free(tids);
-    return CTR_ENOMEM;
-  }
+  vids = ctr_xmalloc(sizeof(*vids) * n);
+  tids = ctr_xmalloc(sizeof(*tids) * n);
   ctr_buf_puts(out, HEAD("Struct"));
   ctr_buf_puts(out, ",\"field_values\":[");
   for (i = 0; i < n && rc >= 0; i++) {

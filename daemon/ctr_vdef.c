@@ -57,16 +57,12 @@ static int fail(const char **why, const char *text, int code) {
 
 ctr_vdefs_t *ctr_vdefs_new(uint32_t slots, uint32_t max_depth,
                            uint32_t max_elements) {
-  ctr_vdefs_t *t = calloc(1, sizeof(*t));
+  ctr_vdefs_t *t = ctr_xcalloc(1, sizeof(*t));
 
-  if (t == NULL)
-    abort();
   t->nslots = slots;
   t->max_depth = max_depth;
   t->max_elements = max_elements;
-  t->slots = calloc(slots ? slots : 1, sizeof(*t->slots));
-  if (t->slots == NULL)
-    abort();
+  t->slots = ctr_xcalloc(slots, sizeof(*t->slots));
   return t;
 }
 

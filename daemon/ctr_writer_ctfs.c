@@ -113,12 +113,10 @@ static int value_ext(void *ctx, const msgpack_object *o, ctr_buf_t *out,
 static int ctfs_close(ctr_writer_t *w);
 
 static int ctfs_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
-  ctfs_writer_t *c = calloc(1, sizeof(*c));
+  ctfs_writer_t *c = ctr_xcalloc(1, sizeof(*c));
   ctr_buf_t path = {0};
   int rc;
 
-  if (c == NULL)
-    return CTR_ENOMEM;
   rc = ctr_writer_open_folder(&c->folder, o, false);
   if (rc != 0) {
     free(c);

@@ -96,11 +96,9 @@ static int64_t value_struct(void *ctx, uint32_t shim_tid, const uint32_t *vids,
 }
 
 static int json_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
-  json_writer_t *j = calloc(1, sizeof(*j));
+  json_writer_t *j = ctr_xcalloc(1, sizeof(*j));
   int rc;
 
-  if (j == NULL)
-    return CTR_ENOMEM;
   rc = ctr_writer_open_folder(&j->trace, o, true);
   if (rc != 0) {
     free(j);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "ctr_alloc.h"
 #include "ctr_config.h"
 #include "ctr_error.h"
 #include "ctr_log.h"
@@ -50,7 +51,7 @@ int main(int argc, char **argv) {
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
   /* Kept for the daemon's lifetime: every reload applies them again. */
-  ctr_config_override_t *sets = calloc((size_t)argc, sizeof(*sets));
+  ctr_config_override_t *sets = ctr_xcalloc((size_t)argc, sizeof(*sets));
   int nsets = 0, opt, rc, ready_fd = -1, report_fd = -1, print = 0;
   const char *config_path = NULL;
   char err[1024];
@@ -58,10 +59,6 @@ int main(int argc, char **argv) {
   ctr_server_t srv;
   uv_loop_t loop;
 
-  if (sets == NULL) {
-    fputs("ctrecd: out of memory\n", stderr);
-    return 1;
-  }
 
   while ((opt = getopt_long(argc, argv, "c:l:o:L:hV", opts, NULL)) != -1) {
     const char *name = NULL;
@@ -132,8 +129,9 @@ int main(int argc, char **argv) {
     free(sets);
     return 1;
   }
-  CTR_INFO("listening on %s, writing traces to %s", srv.listener.path,
-           srv.cfg->output_dir);
+  CTR_INFO("listening on %s%s%s, writing traces to %s", srv.listener.path,
+           srv.fifo.dirfd >= 0 ? " and FIFOs in " : "",
+           srv.fifo.dirfd >= 0 ? srv.fifo.dir : "", srv.cfg->output_dir);
   if (ready_fd >= 0) {
     if (write(ready_fd, "ready\n", 6) < 0)
       CTR_WARN("--ready-fd %d: %s", ready_fd, strerror(errno));

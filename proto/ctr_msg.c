@@ -356,8 +356,11 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
     return CTR_ETAG;
   }
   m->tag = (int)f[0].via.u64;
-  /* FUNC's module is an optional last field. */
-  if (n != arity(m->tag) && !(m->tag == CTR_MSG_FUNC && n == arity(m->tag) + 1))
+  /* FUNC's module and STATUS_REPLY's daemon map are optional last
+   * fields. */
+  if (n != arity(m->tag) &&
+      !((m->tag == CTR_MSG_FUNC || m->tag == CTR_MSG_STATUS_REPLY) &&
+        n == arity(m->tag) + 1))
     FAIL("wrong number of fields for the message tag");
 
   switch (m->tag) {
@@ -478,7 +481,10 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
     for (uint32_t i = 0; i < f[1].via.array.size; i++)
       if (f[1].via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
         FAIL("STATUS_REPLY session is not a map");
+    if (n == 3 && f[2].type != MSGPACK_OBJECT_MAP)
+      FAIL("STATUS_REPLY daemon counters are not a map");
     m->u.status.sessions = &f[1];
+    m->u.status.daemon = n == 3 ? &f[2] : NULL;
     return 0;
   case CTR_MSG_START:
   case CTR_MSG_STOP:

@@ -359,8 +359,8 @@ void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token) {
   pack_tag_u64(pk, tag, token);
 }
 
-void ctr_pack_status_reply(msgpack_packer *pk, uint32_t n) {
-  pack_head(pk, 2, CTR_MSG_STATUS_REPLY);
+void ctr_pack_status_reply(msgpack_packer *pk, uint32_t n, bool daemon) {
+  pack_head(pk, daemon ? 3 : 2, CTR_MSG_STATUS_REPLY);
   msgpack_pack_array(pk, n);
 }
 

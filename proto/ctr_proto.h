@@ -238,7 +238,10 @@ typedef struct ctr_msg_s {
     struct { ctr_str_t text; } mark;
     struct { uint64_t count; ctr_str_t cause; } lost;
     struct { uint64_t token; } flush;
-    struct { const msgpack_object *sessions; } status; /* array of maps */
+    struct {
+      const msgpack_object *sessions; /* array of maps */
+      const msgpack_object *daemon;   /* map, or NULL */
+    } status;
     /* START/STOP selector map: "all" (bool), "sessions" (array of ids),
      * "pid" (int); checked by the consumer. */
     struct { const msgpack_object *map; } select;
@@ -420,9 +423,10 @@ void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
 bool ctr_wire_rule_read(const msgpack_object *o, ctr_wire_rule_t *r,
                         char *buf, size_t cap);
 void ctr_pack_flush(msgpack_packer *pk, int tag, uint64_t token);
-/* STATUS_REPLY up to its array of n session maps, which the caller packs;
- * one key and value of such a map. */
-void ctr_pack_status_reply(msgpack_packer *pk, uint32_t n);
+/* STATUS_REPLY up to its array of n session maps, which the caller packs
+ * (then, with daemon, a map of the daemon's own counters); one key and
+ * value of such a map. */
+void ctr_pack_status_reply(msgpack_packer *pk, uint32_t n, bool daemon);
 void ctr_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
 void ctr_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val);
 

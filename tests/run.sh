@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything (installing packages when missing) and runs every unit and
 # integration test with ctest; extra arguments go to that ctest. Then the
-# sanitizer runs: the unit suites and the bad-input suite against a ctrecd
-# built with ASan and UBSan (build-asan/), and libctrec's threads under TSan
+# sanitizer runs: the unit suites, the bad-input and the fault (hostile)
+# suites against a ctrecd built with ASan and UBSan (build-asan/), and libctrec's threads under TSan
 # (build-tsan/, unit_client). --quick skips the sanitizer runs; CI (.ci/run)
 # runs everything.
 set -euo pipefail
@@ -28,6 +28,7 @@ sanitized() {
   cmake --build "$dir" -j"$(nproc)" --target "$@" >/dev/null
 }
 sanitized build-asan address ctrecd ctrecctl ctfs_dump check_units
-ctest --test-dir build-asan --output-on-failure -j2 -R '^(unit_.*|it_bad_input(_json)?)$'
+ctest --test-dir build-asan --output-on-failure -j2 \
+  -R '^(unit_.*|it_bad_input(_json)?|it_hostile|it_fifo)$'
 sanitized build-tsan thread check_client
 ctest --test-dir build-tsan --output-on-failure -R '^unit_client$'

@@ -417,6 +417,18 @@ static const char *default_socket(void) {
   return s && *s ? s : DEFAULT_SOCKET;
 }
 
+/* The daemon's counts of programs that may have gone unrecorded. */
+static void print_daemon(const msgpack_object *d) {
+  const msgpack_object *g = map_get(d, "gave_up"), *r = map_get(d, "refused");
+  uint64_t gave_up = g && g->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? g->via.u64 : 0;
+  uint64_t refused = r && r->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? r->via.u64 : 0;
+
+  if (gave_up || refused)
+    printf("since ctrecd started: %" PRIu64 " client(s) left before it answered "
+           "(gave up waiting, or died), %" PRIu64 " connection(s) refused\n",
+           gave_up, refused);
+}
+
 static int cmd_status(int argc, char **argv) {
   static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
                                        {"timeout", required_argument, NULL, 't'},
@@ -444,6 +456,12 @@ static int cmd_status(int argc, char **argv) {
              "messages received, trace records written and the trace folder.\n\n"
              DAEMON_OPTIONS_HELP
              "      --json         one JSON object per session\n\n"
+             "Without --json, a last line counts, since the daemon started,\n"
+             "clients that left before it answered their HELLO (they gave\n"
+             "up on a busy daemon after 30 s, or died) and connections it\n"
+             "refused or closed before a HELLO (descriptor limit, handshake\n"
+             "time-out): programs that may have run unrecorded. It is left\n"
+             "out while both are 0.\n\n"
              EXIT_STATUS_HELP,
              prog_name);
       return 0;
@@ -480,6 +498,8 @@ static int cmd_status(int argc, char **argv) {
   }
   if (!json && list->via.array.size == 0)
     printf("(no live sessions)\n");
+  if (!json && m.u.status.daemon)
+    print_daemon(m.u.status.daemon);
   release(&r);
   return 0;
 }

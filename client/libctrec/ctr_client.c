@@ -19,6 +19,7 @@
  * as LOST "daemon not reading", and the shims send their stacks again as
  * after a RESUME. */
 #include "ctr_client.h"
+#include "ctr_fifo_dial.h"
 #include "ctr_vref.h"
 
 #include "ctr_enc.h"
@@ -94,6 +95,9 @@ typedef struct ctr_client_s {
   atomic_bool overflow;      /* past the buffer bound: nothing is recorded */
   _Atomic uint64_t skipped;  /* events left out meanwhile, not yet reported */
   bool welcomed;             /* WELCOME read (send_mu; settings under mu) */
+  /* What the daemon sends is read from rfd: fd itself on a socket, the
+   * other FIFO of a pair (PROTOCOL.md 1.1), where fd only writes. */
+  int rfd;
   char refusal[300];         /* why the daemon refused the session */
   uint64_t hello_ns;         /* when HELLO went out */
   msgpack_packer pk;
@@ -108,6 +112,7 @@ static ctr_client_t g_client = {
     .wake_mu = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
     .fd = -1,
+    .rfd = -1,
 };
 
 /* The batch lock. Every event takes it and almost nobody else wants it
@@ -199,6 +204,14 @@ static uint64_t ctr_client_wait_ns(const ctr_client_t *c) {
   return (uint64_t)ms * 1000000u;
 }
 
+/* Reads what is there without blocking: recv on a socket, read on a FIFO
+ * (opened non-blocking). */
+static ssize_t ctr_client_recv(int fd, char *buf, size_t n) {
+  ssize_t r = recv(fd, buf, n, MSG_DONTWAIT);
+
+  return r < 0 && errno == ENOTSOCK ? read(fd, buf, n) : r;
+}
+
 /* Sends up to n bytes without blocking past deadline (monotonic ns); never
  * raises SIGPIPE. Returns the bytes sent, or -errno when the connection
  * failed. Only send and poll: safe in a signal handler. */
@@ -207,6 +220,10 @@ static ssize_t ctr_client_send_by(int fd, const char *p, size_t n,
   size_t done = 0;
   while (done < n) {
     ssize_t w = send(fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* A FIFO, non-blocking and never without a reader (PROTOCOL.md 1.1):
+     * write cannot raise SIGPIPE. */
+    if (w < 0 && errno == ENOTSOCK)
+      w = write(fd, p + done, n - done);
     if (w > 0) {
       done += (size_t)w;
       continue;
@@ -242,11 +259,18 @@ static int ctr_client_send_frame(int fd, const char *p, size_t n,
 }
 
 /* The connection is gone: turn off, tell the user once. Caller holds send_mu. */
-static void ctr_client_lost(ctr_client_t *c, const char *why) {
-  if (c->fd >= 0) {
+/* Closes the connection's descriptors. Only close: safe after fork and in
+ * a signal handler. */
+static void ctr_client_close(ctr_client_t *c) {
+  if (c->rfd >= 0 && c->rfd != c->fd)
+    close(c->rfd);
+  if (c->fd >= 0)
     close(c->fd);
-    c->fd = -1;
-  }
+  c->fd = c->rfd = -1;
+}
+
+static void ctr_client_lost(ctr_client_t *c, const char *why) {
+  ctr_client_close(c);
   if (atomic_exchange(&c->enabled, false))
     fprintf(stderr, "ctrec: lost connection to ctrecd (%s); recording disabled\n",
             why);
@@ -589,6 +613,9 @@ static bool ctr_client_on_welcome(ctr_client_t *c, const msgpack_object *o,
     ctr_client_set_filter(c, m.u.welcome.filter, m.u.welcome.values);
     atomic_store(&c->paused, !m.u.welcome.recording);
     c->welcomed = true;
+    /* The daemon holds the FIFO pair now: its end becomes ours to see. */
+    if (c->rfd != c->fd)
+      (void)ctr_fifo_settle(c->rfd);
     if (lock)
       ctr_client_unlock(c);
     return true;
@@ -678,7 +705,7 @@ static int ctr_client_on_frame(void *arg, const char *payload, uint32_t len) {
 static void ctr_client_read_control(ctr_client_t *c) {
   char buf[4096];
   while (c->fd >= 0) {
-    ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t r = ctr_client_recv(c->rfd, buf, sizeof buf);
     if (r > 0) {
       if (ctr_frame_reader_feed(&c->reader, buf, (size_t)r, ctr_client_on_frame,
                                 c) < 0) {
@@ -866,33 +893,47 @@ static ctr_str_t ctr_client_str(const char *s) {
   return (ctr_str_t){s, (uint32_t)strlen(s)};
 }
 
-/* Connects and sends HELLO. On failure fills *why. */
-static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
+/* Opens a connection to the daemon: its Unix socket, or a pair of FIFOs
+ * in its folder for "fifo:DIR". *fd writes, *rfd reads (the same socket). */
+static int ctr_client_dial(const char *spec, int *fd, int *rfd, char *why,
+                           size_t whylen) {
+  const char *dir = ctr_fifo_spec(spec);
+  if (dir != NULL)
+    return ctr_fifo_dial(dir, rfd, fd, why, whylen);
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
-  if (strlen(c->socket_path) >= sizeof sa.sun_path) {
+  if (strlen(spec) >= sizeof sa.sun_path) {
     snprintf(why, whylen, "socket path too long");
     return -ENAMETOOLONG;
   }
-  strcpy(sa.sun_path, c->socket_path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  strcpy(sa.sun_path, spec);
+  *fd = *rfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (*fd < 0) {
     int e = errno;
     snprintf(why, whylen, "cannot create socket: %s", strerror(e));
     return -e;
   }
   int rc;
   do {
-    rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    rc = connect(*fd, (struct sockaddr *)&sa, sizeof sa);
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) {
     int e = errno;
-    snprintf(why, whylen, "cannot connect to %s: %s", c->socket_path,
-             strerror(e));
-    close(fd);
+    snprintf(why, whylen, "cannot connect to %s: %s", spec, strerror(e));
+    close(*fd);
+    *fd = *rfd = -1;
     return -e;
   }
+  return 0;
+}
+
+/* Connects and sends HELLO. On failure fills *why. */
+static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
+  int fd, rfd;
+  int rc = ctr_client_dial(c->socket_path, &fd, &rfd, why, whylen);
+  if (rc < 0)
+    return rc;
 
   char cwd[4096];
   if (getcwd(cwd, sizeof cwd) == NULL)
@@ -926,6 +967,8 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   if (rc < 0) {
     snprintf(why, whylen, "cannot send HELLO to %s: %s", c->socket_path,
              strerror(-rc));
+    if (rfd != fd)
+      close(rfd);
     close(fd);
     return rc;
   }
@@ -936,6 +979,7 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
   c->welcomed = false;
   c->hello_ns = ctr_client_now_ns();
   c->fd = fd;
+  c->rfd = rfd;
   /* WELCOME comes at once from a daemon with time for it. From a busy one
    * it is the flush thread's to read: the program goes on recording into
    * its buffer, with the default settings until WELCOME arrives. */
@@ -944,12 +988,12 @@ static int ctr_client_connect(ctr_client_t *c, char *why, size_t whylen) {
     uint64_t now = ctr_client_now_ns();
     if (now >= deadline)
       break;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
+    struct pollfd p = {.fd = rfd, .events = POLLIN};
     int n = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
     if (n <= 0)
       continue;
     char buf[4096];
-    ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t r = ctr_client_recv(rfd, buf, sizeof buf);
     if (r < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (r <= 0) {
@@ -1014,10 +1058,7 @@ static void ctr_client_atfork_parent(void) {
 /* Only cheap, allocation-free work here: the child may be about to exec. */
 static void ctr_client_atfork_child(void) {
   ctr_client_t *c = &g_client;
-  if (c->fd >= 0) {
-    close(c->fd);
-    c->fd = -1;
-  }
+  ctr_client_close(c);
   c->batch[0].len = c->batch[1].len = 0;
   c->out.len = c->out_off = 0; /* the parent's to send */
   atomic_store(&c->backlog, 0);
@@ -1269,11 +1310,9 @@ void ctr_client_finish(int64_t exit_status) {
     ctr_client_send_batch(c, b, ctr_client_now_ns());
   (void)ctr_client_drain(c, 0);
   atomic_store(&c->enabled, false);
-  if (c->fd >= 0) {
+  if (c->fd >= 0 && c->rfd == c->fd)
     shutdown(c->fd, SHUT_WR);
-    close(c->fd);
-    c->fd = -1;
-  }
+  ctr_client_close(c);
   pthread_mutex_unlock(&c->send_mu);
   ctr_client_unblock_fatal(&old);
 }

@@ -800,7 +800,7 @@ START_TEST(test_snapshot_references) {
 }
 END_TEST
 
-/* Only listen.path and listen.mode need a restart. */
+/* Only listen.path, listen.mode and listen.fifo_dir need a restart. */
 START_TEST(test_restart_key) {
   static const struct {
     ctr_config_override_t set;
@@ -809,6 +809,8 @@ START_TEST(test_restart_key) {
       {{"listen.path", "/tmp/x.sock", "--set"}, "listen.path"},
       {{"listen.mode", "0600", "--set"}, "listen.mode"},
       {{"listen.mode", "0660", "--set"}, NULL},
+      {{"listen.fifo_dir", "/tmp/f", "--set"}, "listen.fifo_dir"},
+      {{"listen.fifo_dir", "", "--set"}, NULL},
       {{"output.dir", "/tmp/o", "--set"}, NULL},
       {{"limits.max_frame", "65536", "--set"}, NULL},
       {{"output.flush_interval_ms", "10", "--set"}, NULL},

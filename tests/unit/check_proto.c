@@ -287,7 +287,7 @@ START_TEST(test_roundtrip_batch) {
   ctr_pack_flush(&pk, CTR_MSG_FLUSH, 5);
   ctr_pack_flush(&pk, CTR_MSG_FLUSHED, 5);
   /* STATUS_REPLY: the daemon builds the maps. */
-  ctr_pack_status_reply(&pk, 1);
+  ctr_pack_status_reply(&pk, 1, false);
   msgpack_pack_map(&pk, 1);
   ctr_pack_kv_u64(&pk, "id", 1);
 
