@@ -72,6 +72,8 @@ const char *ctr_tag_name(int tag) {
     return "MARK";
   case CTR_MSG_LOST:
     return "LOST";
+  case CTR_MSG_RECORD:
+    return "RECORD";
   case CTR_MSG_PAUSE:
     return "PAUSE";
   case CTR_MSG_RESUME:
@@ -119,6 +121,7 @@ static uint32_t arity(int tag) {
   case CTR_MSG_THREAD:
   case CTR_MSG_TIME:
   case CTR_MSG_MARK:
+  case CTR_MSG_RECORD:
   case CTR_MSG_FLUSH:
   case CTR_MSG_FLUSHED:
   case CTR_MSG_STATUS_REPLY:
@@ -253,6 +256,7 @@ enum {
   W_REFS = 1 << 10,
   W_WAIT = 1 << 11,
   W_BUFFER = 1 << 12,
+  W_PROGRAM = 1 << 13,
   W_REQUIRED = W_SESSION | W_STATE
 };
 
@@ -315,6 +319,10 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
       bit = W_PUSHDOWN;
       ok = v->type == MSGPACK_OBJECT_BOOLEAN;
       w->pushdown = !ok || v->via.boolean;
+    } else if (key_is(&k, "program_control")) {
+      bit = W_PROGRAM;
+      ok = v->type == MSGPACK_OBJECT_BOOLEAN;
+      w->program_control = ok && v->via.boolean;
     } else {
       continue;
     }
@@ -460,6 +468,11 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
   case CTR_MSG_MARK:
     if (!ctr_obj_str(&f[1], &m->u.mark.text))
       FAIL("MARK text is not a string");
+    return 0;
+  case CTR_MSG_RECORD:
+    if (f[1].type != MSGPACK_OBJECT_BOOLEAN)
+      FAIL("RECORD switch is not a boolean");
+    m->u.record.on = f[1].via.boolean;
     return 0;
   case CTR_MSG_LOST:
     if (!obj_u64(&f[1], &m->u.lost.count))

@@ -1213,6 +1213,24 @@ void ctr_client_end(void) {
     ctr_client_flush_by(c, false, ctr_client_now_ns());
 }
 
+void ctr_client_record(bool on) {
+  ctr_client_t *c = &g_client;
+  if (!atomic_load(&c->enabled) || c->finished)
+    return;
+  if (c->reconnect && !ctr_client_reconnect(c))
+    return;
+  ctr_client_lock(c);
+  /* Sent also while paused, like TIME and LOST: a resume is sent then. */
+  if (atomic_load(&c->enabled) && c->welcome.program_control) {
+    if (c->batch[c->cur].len == 0)
+      ctr_pack_time(&c->pk, ctr_client_now_ns());
+    ctr_pack_record(&c->pk, on);
+    if (atomic_exchange(&c->paused, !on) && on)
+      atomic_store(&c->resumed, true);
+  }
+  ctr_client_unlock(c);
+}
+
 unsigned char *ctr_client_quick(size_t n) {
   ctr_client_t *c = &g_client;
   ctr_client_buf_t *b;

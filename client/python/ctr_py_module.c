@@ -638,6 +638,44 @@ static PyObject *ctr_py_active(PyObject *self, PyObject *unused) {
   return PyBool_FromLong(ctr__py_trace_on() && ctr_client_active());
 }
 
+/* ---- the program's API: ctrec.mark, pause, resume ------------------------ */
+
+/* Each does nothing unless the program is being recorded, and none runs
+ * code of the program's or raises: the program behaves as untraced. */
+static PyObject *ctr_py_mark(PyObject *self, PyObject *text) {
+  if (!ctr__py_trace_on() || !ctr_client_active())
+    Py_RETURN_NONE;
+  const char *s = NULL;
+  Py_ssize_t n = 0;
+  PyObject *b = NULL;
+  char other[200];
+  if (PyUnicode_Check(text)) {
+    b = ctr__py_str_bytes(text, CTR_CLIENT_MARK_MAX, &s, &n);
+  } else if (PyBytes_Check(text)) {
+    s = PyBytes_AS_STRING(text);
+    n = PyBytes_GET_SIZE(text);
+  } else {
+    /* Its type's name, not str(text): that would run the program's code. */
+    n = snprintf(other, sizeof other, "<%.150s>", Py_TYPE(text)->tp_name);
+    s = other;
+  }
+  if (s != NULL && (b != NULL || !PyUnicode_Check(text)))
+    ctr__py_api_mark(s, (size_t)(n < CTR_CLIENT_MARK_MAX ? n
+                                                          : CTR_CLIENT_MARK_MAX));
+  Py_XDECREF(b);
+  Py_RETURN_NONE;
+}
+
+static PyObject *ctr_py_pause(PyObject *self, PyObject *unused) {
+  ctr__py_api_record(false);
+  Py_RETURN_NONE;
+}
+
+static PyObject *ctr_py_resume(PyObject *self, PyObject *unused) {
+  ctr__py_api_record(true);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef ctr_py_methods[] = {
     {"start", (PyCFunction)(void (*)(void))ctr_py_start,
      METH_VARARGS | METH_KEYWORDS,
@@ -653,6 +691,12 @@ static PyMethodDef ctr_py_methods[] = {
     {"_empty_trace", ctr_py_empty, METH_O,
      "Installs (True) or removes a do-nothing C trace function."},
     {"active", ctr_py_active, METH_NOARGS, "True while recording."},
+    {"mark", ctr_py_mark, METH_O,
+     "mark(text): an event in the trace at the current step."},
+    {"pause", ctr_py_pause, METH_NOARGS,
+     "Ends the recording interval, as ctrecctl stop does."},
+    {"resume", ctr_py_resume, METH_NOARGS,
+     "Opens a new recording interval, as ctrecctl start does."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef ctr_py_module = {

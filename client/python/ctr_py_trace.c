@@ -1646,6 +1646,35 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   return 0;
 }
 
+/* ---- the program's API -------------------------------------------------- */
+
+void ctr__py_api_mark(const char *s, size_t n) {
+  if (!g.on)
+    return;
+  ctr_py_thread_t *t = ctr__py_thread();
+  /* ctr_py_begin packs the output written before the mark first. */
+  if (t == NULL || t->in_pack || !ctr__py_ready(t, NULL, false))
+    return;
+  msgpack_packer *pk = ctr_py_begin(t);
+  if (pk == NULL)
+    return;
+  ctr_pack_mark(pk, s, n);
+  ctr_py_end(t);
+}
+
+void ctr__py_api_record(bool on) {
+  if (!g.on)
+    return;
+  /* Output written before a pause belongs to the interval it ends. */
+  if (!on)
+    ctr__py_flush_output();
+  ctr_client_record(on);
+  /* The hooks come back now, not when the watcher looks: the lines after
+   * resume() are recorded, each thread sending its stack first. */
+  if (on && g.hooks_off && ctr_client_active())
+    ctr_py_rehook();
+}
+
 /* ---- output ----------------------------------------------------------------- */
 
 void ctr__py_record_output(int kind, const char *s, size_t n) {
