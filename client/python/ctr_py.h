@@ -135,6 +135,9 @@ void ctr__py_flush_output(void);
 void ctr__py_api_mark(const char *s, size_t n);
 /* The program pauses (false) or resumes (true) its own recording. */
 void ctr__py_api_record(bool on);
+/* In a fork child (os.register_at_fork): a pause inherited from the
+ * parent does not keep the child's own session from recording. */
+void ctr__py_after_fork(void);
 
 /* ---- the recorder (ctr_py_trace.c) -------------------------------------- */
 

@@ -172,7 +172,8 @@ static PyMethodDef ctr_py_os_write_def = {
  * and the original raises as it would. */
 static PyObject *ctr_py_os_exit(PyObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
-  if (ctr_client_active() && nargs == 1 && PyLong_Check(args[0])) {
+  /* Also while paused: what was sent before the pause is still due. */
+  if (ctr__py_trace_on() && nargs == 1 && PyLong_Check(args[0])) {
     int overflow = 0;
     long n = PyLong_AsLongAndOverflow(args[0], &overflow);
     if (overflow == 0 && n >= INT_MIN && n <= INT_MAX && !PyErr_Occurred()) {
@@ -527,6 +528,30 @@ static PyObject *ctr_py_finish(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+static PyObject *ctr_py_after_fork(PyObject *self, PyObject *unused) {
+  ctr__py_after_fork();
+  Py_RETURN_NONE;
+}
+
+/* os.register_at_fork(after_in_child=_after_fork): runs in the child with
+ * the interpreter ready again, unlike a pthread_atfork handler. */
+static void ctr_py_at_fork(PyObject *self) {
+  PyObject *os = PyImport_ImportModule("os");
+  PyObject *reg = os ? PyObject_GetAttrString(os, "register_at_fork") : NULL;
+  PyObject *fn = PyObject_GetAttrString(self, "_after_fork");
+  PyObject *kw = reg && fn ? Py_BuildValue("{s:O}", "after_in_child", fn) : NULL;
+  PyObject *empty = kw ? PyTuple_New(0) : NULL;
+  PyObject *r = empty ? PyObject_Call(reg, empty, kw) : NULL;
+  if (r == NULL)
+    PyErr_Clear();
+  Py_XDECREF(r);
+  Py_XDECREF(empty);
+  Py_XDECREF(kw);
+  Py_XDECREF(fn);
+  Py_XDECREF(reg);
+  Py_XDECREF(os);
+}
+
 static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"program", "args", "shim_dirs", "lib_dirs", NULL};
   const char *program;
@@ -596,6 +621,7 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
   ctr_py_hook_raw_threads();
   ctr_py_hook_settrace();
 #endif
+  ctr_py_at_fork(self);
   PyObject *atexit = PyImport_ImportModule("atexit");
   PyObject *fin = PyObject_GetAttrString(self, "_finish");
   PyObject *r = atexit && fin ? PyObject_CallMethod(atexit, "register", "O", fin)
@@ -686,6 +712,8 @@ static PyMethodDef ctr_py_methods[] = {
      "the daemon's rules skip or record."},
     {"_finish", ctr_py_finish, METH_NOARGS,
      "Sends BYE with the exit status (registered with atexit)."},
+    {"_after_fork", ctr_py_after_fork, METH_NOARGS,
+     "Lets a fork child record while its parent is paused."},
     {"_thread_hook", (PyCFunction)(void (*)(void))ctr_py_thread_hook,
      METH_FASTCALL, "Installs the recorder in a new thread."},
     {"_empty_trace", ctr_py_empty, METH_O,

@@ -1467,6 +1467,9 @@ static void ctr_py_stack_frame(msgpack_packer *pk, ctr_py_code_t *ci,
 static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
   size_t n = 0, cap = 64;
   PyFrameObject **frames = malloc(cap * sizeof *frames);
+  /* A fork child's new connection unmarks the frames sent before it: that
+   * must happen before the stack is rebuilt, not to the rebuilt one. */
+  ctr_py_check_generation();
   t->epoch = g.epoch;
   t->n = 0;
   t->overflow = 0;
@@ -1660,6 +1663,14 @@ void ctr__py_api_mark(const char *s, size_t n) {
     return;
   ctr_pack_mark(pk, s, n);
   ctr_py_end(t);
+}
+
+void ctr__py_after_fork(void) {
+  /* A fork child is a session of its own, which the daemon starts as
+   * record.start says: the hooks a pause took out come back (the watcher
+   * did not survive the fork). */
+  if (g.on && g.hooks_off && ctr_client_active())
+    ctr_py_rehook();
 }
 
 void ctr__py_api_record(bool on) {
