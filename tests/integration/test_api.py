@@ -154,6 +154,16 @@ class ApiPython(TempDirTest):
         # The output after the last pause is not recorded.
         self.assertEqual("".join(t.output() for t in traces), "")
 
+    def test_under_python_m_ctrec(self):
+        d = self.start()
+        prog = write(os.path.join(self.tmp, "prog.py"), PY_PROGRAM)
+        res = run([self.python, "-m", "ctrec", prog], env=d.env(PYTHONPATH=PY_SHIM),
+                  cwd=self.tmp)
+        self.assertEqual((res.returncode, res.stdout.decode(), res.stderr), (0, PY_OUTPUT, b""))
+        traces = intervals(d, self)
+        self.assertEqual([lines(t) for t in traces], PY_INTERVALS)
+        self.assertEqual(mark_steps(traces[0]), [("before pause", 10)])
+
     def test_untraced_runs_behave_the_same(self):
         """The same output and exit status with the shim's folder on the
         path and no daemon, with no socket set, and with a ctrec package
