@@ -67,6 +67,7 @@ struct ctr_session_s {
    * FLUSH sent with it: status shows "pausing". */
   bool pausing;
   uint64_t pause_token;
+  uint64_t records; /* RECORD messages applied */
   const msgpack_object *stack; /* STACK frames while one is applied */
   ctr_wire_rule_t *wire_rules; /* the filter's code rules, for the client */
   uint32_t nwire_rules;
@@ -1343,6 +1344,10 @@ int ctr_session_control(ctr_session_t *s, bool on) {
 static void program_control(ctr_session_t *s, bool on) {
   bool was_paused = s->client_paused;
 
+  /* Said first: the client then drops the PAUSE and RESUME sent before
+   * this, which its own switch overtook, and takes our answer. */
+  if (s->hooks.send && !s->ended)
+    s->hooks.send(s->hooks.arg, CTR_MSG_RECORDED, ++s->records);
   control(s, on, true, "paused by the program");
   if (on && was_paused && s->client_paused)
     tell_client(s, true);

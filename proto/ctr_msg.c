@@ -82,6 +82,8 @@ const char *ctr_tag_name(int tag) {
     return "FLUSH";
   case CTR_MSG_FLUSHED:
     return "FLUSHED";
+  case CTR_MSG_RECORDED:
+    return "RECORDED";
   case CTR_MSG_STATUS:
     return "STATUS";
   case CTR_MSG_STATUS_REPLY:
@@ -124,6 +126,7 @@ static uint32_t arity(int tag) {
   case CTR_MSG_RECORD:
   case CTR_MSG_FLUSH:
   case CTR_MSG_FLUSHED:
+  case CTR_MSG_RECORDED:
   case CTR_MSG_STATUS_REPLY:
     return 2;
   case CTR_MSG_ERROR:
@@ -482,6 +485,7 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
     return 0;
   case CTR_MSG_FLUSH:
   case CTR_MSG_FLUSHED:
+  case CTR_MSG_RECORDED:
     if (!obj_u64(&f[1], &m->u.flush.token))
       FAIL("flush token is not an unsigned integer");
     return 0;

@@ -70,6 +70,9 @@ enum ctr_tag {
   CTR_MSG_FILTER = 42,
   CTR_MSG_FLUSH = 43,   /* [43, token] */
   CTR_MSG_FLUSHED = 44, /* [44, token] client -> daemon */
+  /* [45, count]: the daemon applied the client's first `count` RECORDs;
+   * it comes before the PAUSE or RESUME that answers the last of them */
+  CTR_MSG_RECORDED = 45,
   /* control role */
   CTR_MSG_STATUS = 50,       /* [50] ctrecctl -> daemon */
   CTR_MSG_STATUS_REPLY = 51, /* [51, [{session map}...]] daemon -> ctrecctl */

@@ -122,47 +122,63 @@ def mark_steps(t):
     return out
 
 
-class ApiPython(TempDirTest):
-    python = "python3"
+class ApiTest(TempDirTest):
+    """What the Python and Ruby cases share: a daemon of their own, a
+    program run traced, and the intervals of the main example."""
+    output = steps = mark_line = None
 
     def start(self, extra_yaml=""):
         self.daemon = Daemon(self.tmp, service_config(self.tmp, extra_yaml, flush=20))
         return self.daemon
 
-    def run_py(self, text, env, name="prog.py"):
-        prog = write(os.path.join(self.tmp, name), text)
-        return run([self.python, prog], env=env, cwd=self.tmp)
+    def run_prog(self, text, env):
+        raise NotImplementedError
+
+    def traced_env(self, d):
+        raise NotImplementedError
 
     def traced(self, text, extra_yaml=""):
         d = self.start(extra_yaml)
-        res = self.run_py(text, d.env(PYTHONPATH=PY_SHIM))
+        res = self.run_prog(text, self.traced_env(d))
         self.assertEqual(res.stderr, b"")
         return res, intervals(d, self)
 
-    def test_marks_pauses_and_resumes_make_intervals(self):
-        res, traces = self.traced(PY_PROGRAM)
-        self.assertEqual(res.returncode, 0)
-        self.assertEqual(res.stdout.decode(), PY_OUTPUT)
-        self.assertEqual([lines(t) for t in traces], PY_INTERVALS)
+    def check_example(self, res, traces):
+        """The example's run: its output, and its three intervals with
+        their steps; the mark is at the step of the line that made it, the
+        one made while paused is nowhere, nor is the output after the
+        last pause."""
+        self.assertEqual((res.returncode, res.stdout.decode()), (0, self.output))
+        self.assertEqual([lines(t) for t in traces], self.steps)
         for t in traces:
             self.assertEqual(t.state, "complete")
             self.assertEqual(t.meta["ctrec"]["interval"]["end_reason"], "paused by the program")
-        # The mark is at the step of the line that made it; the one made
-        # while paused is nowhere.
-        self.assertEqual(mark_steps(traces[0]), [("before pause", 10)])
+        self.assertEqual(mark_steps(traces[0]), [("before pause", self.mark_line)])
         self.assertEqual(mark_steps(traces[1]) + mark_steps(traces[2]), [])
-        # The output after the last pause is not recorded.
         self.assertEqual("".join(t.output() for t in traces), "")
+
+
+class ApiPython(ApiTest):
+    python = "python3"
+    output, steps, mark_line = PY_OUTPUT, PY_INTERVALS, 10
+
+    def run_prog(self, text, env):
+        prog = write(os.path.join(self.tmp, "prog.py"), text)
+        return run([self.python, prog], env=env, cwd=self.tmp)
+
+    def traced_env(self, d):
+        return d.env(PYTHONPATH=PY_SHIM)
+
+    def test_marks_pauses_and_resumes_make_intervals(self):
+        self.check_example(*self.traced(PY_PROGRAM))
 
     def test_under_python_m_ctrec(self):
         d = self.start()
         prog = write(os.path.join(self.tmp, "prog.py"), PY_PROGRAM)
         res = run([self.python, "-m", "ctrec", prog], env=d.env(PYTHONPATH=PY_SHIM),
                   cwd=self.tmp)
-        self.assertEqual((res.returncode, res.stdout.decode(), res.stderr), (0, PY_OUTPUT, b""))
-        traces = intervals(d, self)
-        self.assertEqual([lines(t) for t in traces], PY_INTERVALS)
-        self.assertEqual(mark_steps(traces[0]), [("before pause", 10)])
+        self.assertEqual(res.stderr, b"")
+        self.check_example(res, intervals(d, self))
 
     def test_untraced_runs_behave_the_same(self):
         """The same output and exit status with the shim's folder on the
@@ -170,13 +186,13 @@ class ApiPython(TempDirTest):
         that has no shim for the interpreter at all."""
         text = PY_PROGRAM + "import sys; sys.exit(3)\n"
         d = self.start()
-        traced = self.run_py(text, d.env(PYTHONPATH=PY_SHIM))
+        traced = self.run_prog(text, d.env(PYTHONPATH=PY_SHIM))
         bare = os.path.join(self.tmp, "bare")
         shutil.copytree(os.path.join(SOURCE, "client", "python", "ctrec"),
                         os.path.join(bare, "ctrec"))
         envs = [dict(os.environ, PYTHONPATH=PY_SHIM), dict(os.environ, PYTHONPATH=bare)]
         for env in envs:
-            res = self.run_py(text, env)
+            res = self.run_prog(text, env)
             self.assertEqual((res.returncode, res.stdout, res.stderr), (3, PY_OUTPUT.encode(), b""))
         self.assertEqual((traced.returncode, traced.stdout, traced.stderr),
                          (3, PY_OUTPUT.encode(), b""))
@@ -249,39 +265,25 @@ class ApiPython(TempDirTest):
         self.assertEqual(sorted(lines(t) for t in traces), [[1, 2], [4, 5, 6]])
 
 
-class ApiRuby(TempDirTest):
-    def start(self, extra_yaml=""):
-        self.daemon = Daemon(self.tmp, service_config(self.tmp, extra_yaml, flush=20))
-        return self.daemon
+class ApiRuby(ApiTest):
+    output, steps, mark_line = RB_OUTPUT, RB_INTERVALS, 8
 
-    def run_rb(self, text, env, args=()):
+    def run_prog(self, text, env):
         prog = write(os.path.join(self.tmp, "prog.rb"), text)
-        return run(["ruby", *args, prog], env=env, cwd=self.tmp)
+        return run(["ruby", prog], env=env, cwd=self.tmp)
 
-    def traced(self, text, extra_yaml=""):
-        d = self.start(extra_yaml)
-        res = self.run_rb(text, d.env())
-        self.assertEqual(res.stderr, b"")
-        return res, intervals(d, self)
+    def traced_env(self, d):
+        return d.env()
 
     def test_marks_pauses_and_resumes_make_intervals(self):
-        res, traces = self.traced(RB_PROGRAM)
-        self.assertEqual(res.returncode, 0)
-        self.assertEqual(res.stdout.decode(), RB_OUTPUT)
-        self.assertEqual([lines(t) for t in traces], RB_INTERVALS)
-        for t in traces:
-            self.assertEqual(t.state, "complete")
-            self.assertEqual(t.meta["ctrec"]["interval"]["end_reason"], "paused by the program")
-        self.assertEqual(mark_steps(traces[0]), [("before pause", 8)])
-        self.assertEqual(mark_steps(traces[1]) + mark_steps(traces[2]), [])
-        self.assertEqual("".join(t.output() for t in traces), "")
+        self.check_example(*self.traced(RB_PROGRAM))
 
     def test_untraced_runs_behave_the_same(self):
         text = RB_PROGRAM + "exit 3\n"
         d = self.start()
-        traced = self.run_rb(text, d.env())
-        untraced = [self.run_rb(text, dict(os.environ, RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")),
-                    self.run_rb("require 'ctrec'\n" + text, dict(os.environ, RUBYLIB=RUBY_SHIM))]
+        traced = self.run_prog(text, d.env())
+        untraced = [self.run_prog(text, dict(os.environ, RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")),
+                    self.run_prog("require 'ctrec'\n" + text, dict(os.environ, RUBYLIB=RUBY_SHIM))]
         for res in [traced] + untraced:
             self.assertEqual((res.returncode, res.stdout, res.stderr), (3, RB_OUTPUT.encode(), b""))
 
@@ -306,7 +308,7 @@ class ApiRuby(TempDirTest):
         prog = "begin\n  Ctrec.recording\nrescue LocalJumpError\n  puts 'no block'\nend\n"
         d = self.start()
         for env in (d.env(), dict(os.environ, RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")):
-            res = self.run_rb(prog, env)
+            res = self.run_prog(prog, env)
             self.assertEqual((res.returncode, res.stdout, res.stderr), (0, b"no block\n", b""))
 
 

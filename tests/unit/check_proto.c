@@ -198,7 +198,8 @@ START_TEST(test_roundtrip_control_and_pushdown) {
   ctr_pack_done(&pk, 2, "started 2 session(s)");
   ctr_pack_record(&pk, false);
   ctr_pack_record(&pk, true);
-  ck_assert_uint_eq(decode_all(ups, msgs, 10), 9);
+  ctr_pack_flush(&pk, CTR_MSG_RECORDED, 2);
+  ck_assert_uint_eq(decode_all(ups, msgs, 10), 10);
 
   ck_assert_int_eq(msgs[0].u.welcome.values, CTR_WV_ARGS);
   ck_assert_ptr_nonnull(msgs[0].u.welcome.filter);
@@ -231,7 +232,9 @@ START_TEST(test_roundtrip_control_and_pushdown) {
   ck_assert_int_eq(msgs[7].tag, CTR_MSG_RECORD);
   ck_assert(!msgs[7].u.record.on);
   ck_assert(msgs[8].u.record.on);
-  free_all(ups, 9);
+  ck_assert_int_eq(msgs[9].tag, CTR_MSG_RECORDED);
+  ck_assert_uint_eq(msgs[9].u.flush.token, 2);
+  free_all(ups, 10);
 }
 END_TEST
 
