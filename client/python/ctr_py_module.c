@@ -664,30 +664,29 @@ static PyObject *ctr_py_active(PyObject *self, PyObject *unused) {
   return PyBool_FromLong(ctr__py_trace_on() && ctr_client_active());
 }
 
-/* ---- the program's API: ctrec.mark, pause, resume ------------------------ */
+/* ---- the program's API: ctrec.mark, pause, resume ---------------------- */
 
 /* Each does nothing unless the program is being recorded, and none runs
  * code of the program's or raises: the program behaves as untraced. */
 static PyObject *ctr_py_mark(PyObject *self, PyObject *text) {
   if (!ctr__py_trace_on() || !ctr_client_active())
     Py_RETURN_NONE;
-  const char *s = NULL;
-  Py_ssize_t n = 0;
-  PyObject *b = NULL;
   char other[200];
+  const char *s = other;
+  Py_ssize_t n;
+  PyObject *b = NULL;
   if (PyUnicode_Check(text)) {
-    b = ctr__py_str_bytes(text, CTR_CLIENT_MARK_MAX, &s, &n);
+    if ((b = ctr__py_str_bytes(text, CTR_CLIENT_MARK_MAX, &s, &n)) == NULL)
+      Py_RETURN_NONE;
   } else if (PyBytes_Check(text)) {
     s = PyBytes_AS_STRING(text);
     n = PyBytes_GET_SIZE(text);
   } else {
     /* Its type's name, not str(text): that would run the program's code. */
     n = snprintf(other, sizeof other, "<%.150s>", Py_TYPE(text)->tp_name);
-    s = other;
   }
-  if (s != NULL && (b != NULL || !PyUnicode_Check(text)))
-    ctr__py_api_mark(s, (size_t)(n < CTR_CLIENT_MARK_MAX ? n
-                                                          : CTR_CLIENT_MARK_MAX));
+  ctr__py_api_mark(s,
+                   (size_t)(n < CTR_CLIENT_MARK_MAX ? n : CTR_CLIENT_MARK_MAX));
   Py_XDECREF(b);
   Py_RETURN_NONE;
 }

@@ -209,9 +209,7 @@ void ctr__rb_wrap(VALUE target, const char *name, VALUE (*fn)(ANYARGS),
 
 /* Each does nothing unless the program is being recorded, and none calls
  * a method of the program's or raises: the program behaves as untraced. */
-static bool ctr_rb_api_on(void) {
-  return g.on && ctr__rb_main_ractor();
-}
+static bool ctr_rb_api_on(void) { return g.on && ctr__rb_main_ractor(); }
 
 static VALUE ctr_rb_api_mark(VALUE self, VALUE text) {
   if (!ctr_rb_api_on() || !ctr_client_active())
