@@ -419,9 +419,6 @@ static const char *gate_closed(const ctr_session_t *s) {
   return ctr_gate_closed(&s->gate, gate_now(s));
 }
 
-/* Ends the interval when the gate closed; true while it is open. A client
- * is paused while nothing it sends could be recorded; under while_in the
- * daemon must see the calls, so the client stays on. */
 /* Sends PAUSE (with the FLUSH that confirms it) or RESUME. */
 static void tell_client(ctr_session_t *s, bool pause) {
   if (s->hooks.send == NULL || s->ended)
@@ -433,6 +430,9 @@ static void tell_client(ctr_session_t *s, bool pause) {
     s->hooks.send(s->hooks.arg, CTR_MSG_FLUSH, ++s->pause_token);
 }
 
+/* Ends the interval when the gate closed; true while it is open. A client
+ * is paused while nothing it sends could be recorded; under while_in the
+ * daemon must see the calls, so the client stays on. */
 static bool gate_open(ctr_session_t *s) {
   const char *why = gate_closed(s);
   bool pause = ctr_gate_pauses(why);
