@@ -165,7 +165,7 @@ static void send_control(void *arg, int tag, uint64_t token) {
 
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  if (tag == CTR_MSG_FLUSH)
+  if (tag == CTR_MSG_FLUSH || tag == CTR_MSG_RECORDED)
     ctr_pack_flush(&pk, tag, token);
   else
     ctr_pack_simple(&pk, tag);

@@ -82,3 +82,10 @@ bool ctr_gate_control(ctr_gate_t *g, bool on) {
     g->limit_hit = NULL; /* a manual start begins a fresh interval */
   return was != on;
 }
+
+bool ctr_gate_switch(ctr_gate_t *g, bool on) {
+  bool was = g->user_on;
+
+  g->user_on = on;
+  return was != on;
+}

@@ -54,4 +54,9 @@ const char *ctr_gate_limits(ctr_gate_t *g, uint64_t records, uint64_t bytes,
  * interval may begin. Returns whether that changed the user's switch. */
 bool ctr_gate_control(ctr_gate_t *g, bool on);
 
+/* The program's own pause (off) or resume: the same switch, but a limit
+ * reached stays reached, so that a program cannot record past the
+ * operator's record.max_*. Returns whether that changed the switch. */
+bool ctr_gate_switch(ctr_gate_t *g, bool on);
+
 #endif

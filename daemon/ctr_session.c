@@ -67,6 +67,7 @@ struct ctr_session_s {
    * FLUSH sent with it: status shows "pausing". */
   bool pausing;
   uint64_t pause_token;
+  uint64_t records; /* RECORD messages applied */
   const msgpack_object *stack; /* STACK frames while one is applied */
   ctr_wire_rule_t *wire_rules; /* the filter's code rules, for the client */
   uint32_t nwire_rules;
@@ -414,6 +415,17 @@ static const char *gate_closed(const ctr_session_t *s) {
   return ctr_gate_closed(&s->gate, gate_now(s));
 }
 
+/* Sends PAUSE (with the FLUSH that confirms it) or RESUME. */
+static void tell_client(ctr_session_t *s, bool pause) {
+  if (s->hooks.send == NULL || s->ended)
+    return;
+  s->client_paused = pause;
+  s->pausing = pause;
+  s->hooks.send(s->hooks.arg, pause ? CTR_MSG_PAUSE : CTR_MSG_RESUME, 0);
+  if (pause)
+    s->hooks.send(s->hooks.arg, CTR_MSG_FLUSH, ++s->pause_token);
+}
+
 /* Ends the interval when the gate closed; true while it is open. A client
  * is paused while nothing it sends could be recorded; under while_in the
  * daemon must see the calls, so the client stays on. */
@@ -423,13 +435,8 @@ static bool gate_open(ctr_session_t *s) {
 
   if (why && s->trace)
     close_interval(s, "complete", why);
-  if (pause != s->client_paused && s->hooks.send && !s->ended) {
-    s->client_paused = pause;
-    s->pausing = pause;
-    s->hooks.send(s->hooks.arg, pause ? CTR_MSG_PAUSE : CTR_MSG_RESUME, 0);
-    if (pause)
-      s->hooks.send(s->hooks.arg, CTR_MSG_FLUSH, ++s->pause_token);
-  }
+  if (pause != s->client_paused)
+    tell_client(s, pause);
   return why == NULL;
 }
 
@@ -1170,6 +1177,8 @@ static int ingest(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   return 0;
 }
 
+static void program_control(ctr_session_t *s, bool on);
+
 int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
   int rc;
 
@@ -1196,6 +1205,9 @@ int ctr_session_handle(ctr_session_t *s, const ctr_msg_t *m, const char **why) {
       s->st.filtered = sat_add(s->st.filtered, m->u.lost.count);
     else
       count_lost(&s->st, m->u.lost.cause, m->u.lost.count);
+    return 0;
+  case CTR_MSG_RECORD:
+    program_control(s, m->u.record.on);
     return 0;
   case CTR_MSG_BYE:
     s->bye = true;
@@ -1299,16 +1311,42 @@ void ctr_session_tick(ctr_session_t *s) {
   check_limits(s);
 }
 
-int ctr_session_control(ctr_session_t *s, bool on) {
+/* Opens or closes the user's switch of the gate; reason is why the
+ * interval ends. by_program: the program's own switch, which leaves a
+ * record.max_* limit reached in force (ctrecctl start forgets it). */
+static int control(ctr_session_t *s, bool on, bool by_program,
+                   const char *reason) {
   bool changed;
 
   if (s->ended)
     return 0;
-  changed = ctr_gate_control(&s->gate, on);
+  changed = by_program ? ctr_gate_switch(&s->gate, on)
+                       : ctr_gate_control(&s->gate, on);
   if (s->trace && !on)
-    close_interval(s, "complete", "stopped by ctrecctl");
+    close_interval(s, "complete", reason);
   gate_open(s);
   return changed;
+}
+
+int ctr_session_control(ctr_session_t *s, bool on) {
+  return control(s, on, false, "stopped by ctrecctl");
+}
+
+/* RECORD: the program paused or resumed itself (ctrec.pause/resume). Its
+ * client has already stopped or started sending. After a pause the
+ * daemon confirms with PAUSE and FLUSH as for ctrecctl stop. A client
+ * that resumed itself while the gate stays shut gets PAUSE again even
+ * when it was paused already: it did not wait for our word. */
+static void program_control(ctr_session_t *s, bool on) {
+  bool was_paused = s->client_paused;
+
+  /* Said first: the client then drops the PAUSE and RESUME sent before
+   * this, which its own switch overtook, and takes our answer. */
+  if (s->hooks.send && !s->ended)
+    s->hooks.send(s->hooks.arg, CTR_MSG_RECORDED, ++s->records);
+  control(s, on, true, "paused by the program");
+  if (on && was_paused && s->client_paused)
+    tell_client(s, true);
 }
 
 void ctr_session_reload(ctr_session_t *s, const ctr_config_t *cfg) {
@@ -1359,6 +1397,7 @@ void ctr_session_welcome(ctr_session_t *s, ctr_welcome_t *w) {
   w->rules = s->wire_rules;
   w->nrules = s->nwire_rules;
   w->pushdown = s->cfg->filter_pushdown;
+  w->program_control = true;
 }
 
 size_t ctr_session_pending(const ctr_session_t *s) {

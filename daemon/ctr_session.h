@@ -35,9 +35,10 @@ typedef struct ctr_session_hooks_s {
   /* An interval's trace was completed, with that interval's counters. */
   void (*trace_closed)(void *arg, const char *dir,
                        const ctr_session_stats_t *st, const char *state);
-  /* Send CTR_MSG_PAUSE, CTR_MSG_RESUME or CTR_MSG_FLUSH (with token) to
-   * the client: a paused client sends nothing (its hooks are off), answers
-   * RESUME with STACK and FLUSH with FLUSHED. */
+  /* Send CTR_MSG_PAUSE, CTR_MSG_RESUME, or CTR_MSG_FLUSH or
+   * CTR_MSG_RECORDED (with token) to the client: a paused client sends
+   * nothing (its hooks are off), answers RESUME with STACK and FLUSH with
+   * FLUSHED. */
   void (*send)(void *arg, int tag, uint64_t token);
 } ctr_session_hooks_t;
 

@@ -72,6 +72,8 @@ const char *ctr_tag_name(int tag) {
     return "MARK";
   case CTR_MSG_LOST:
     return "LOST";
+  case CTR_MSG_RECORD:
+    return "RECORD";
   case CTR_MSG_PAUSE:
     return "PAUSE";
   case CTR_MSG_RESUME:
@@ -80,6 +82,8 @@ const char *ctr_tag_name(int tag) {
     return "FLUSH";
   case CTR_MSG_FLUSHED:
     return "FLUSHED";
+  case CTR_MSG_RECORDED:
+    return "RECORDED";
   case CTR_MSG_STATUS:
     return "STATUS";
   case CTR_MSG_STATUS_REPLY:
@@ -119,8 +123,10 @@ static uint32_t arity(int tag) {
   case CTR_MSG_THREAD:
   case CTR_MSG_TIME:
   case CTR_MSG_MARK:
+  case CTR_MSG_RECORD:
   case CTR_MSG_FLUSH:
   case CTR_MSG_FLUSHED:
+  case CTR_MSG_RECORDED:
   case CTR_MSG_STATUS_REPLY:
     return 2;
   case CTR_MSG_ERROR:
@@ -253,6 +259,7 @@ enum {
   W_REFS = 1 << 10,
   W_WAIT = 1 << 11,
   W_BUFFER = 1 << 12,
+  W_PROGRAM = 1 << 13,
   W_REQUIRED = W_SESSION | W_STATE
 };
 
@@ -315,6 +322,10 @@ static int decode_welcome(const msgpack_object *o, ctr_welcome_t *w,
       bit = W_PUSHDOWN;
       ok = v->type == MSGPACK_OBJECT_BOOLEAN;
       w->pushdown = !ok || v->via.boolean;
+    } else if (key_is(&k, "program_control")) {
+      bit = W_PROGRAM;
+      ok = v->type == MSGPACK_OBJECT_BOOLEAN;
+      w->program_control = ok && v->via.boolean;
     } else {
       continue;
     }
@@ -464,6 +475,11 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
     if (!ctr_obj_str(&f[1], &m->u.mark.text))
       FAIL("MARK text is not a string");
     return 0;
+  case CTR_MSG_RECORD:
+    if (f[1].type != MSGPACK_OBJECT_BOOLEAN)
+      FAIL("RECORD switch is not a boolean");
+    m->u.record.on = f[1].via.boolean;
+    return 0;
   case CTR_MSG_LOST:
     if (!obj_u64(&f[1], &m->u.lost.count))
       FAIL("LOST count is not an unsigned integer");
@@ -472,6 +488,7 @@ int ctr_msg_decode(const msgpack_object *o, ctr_msg_t *m, const char **why) {
     return 0;
   case CTR_MSG_FLUSH:
   case CTR_MSG_FLUSHED:
+  case CTR_MSG_RECORDED:
     if (!obj_u64(&f[1], &m->u.flush.token))
       FAIL("flush token is not an unsigned integer");
     return 0;

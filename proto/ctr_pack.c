@@ -158,7 +158,7 @@ void ctr_pack_frame_begin(msgpack_packer *pk, uint32_t func_id, int64_t line,
 
 void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_head(pk, 2, CTR_MSG_WELCOME);
-  msgpack_pack_map(pk, 13);
+  msgpack_pack_map(pk, 14);
   pack_key(pk, "session");
   msgpack_pack_uint64(pk, w->session);
   pack_key(pk, "state");
@@ -185,6 +185,8 @@ void ctr_pack_welcome(msgpack_packer *pk, const ctr_welcome_t *w) {
   pack_rules(pk, w->rules, w->nrules);
   pack_key(pk, "pushdown");
   pack_bool(pk, w->pushdown);
+  pack_key(pk, "program_control");
+  pack_bool(pk, w->program_control);
 }
 
 void ctr_pack_error(msgpack_packer *pk, int code, const char *text) {
@@ -323,6 +325,11 @@ void ctr_pack_time(msgpack_packer *pk, uint64_t ns) {
 void ctr_pack_mark(msgpack_packer *pk, const char *text, size_t n) {
   pack_head(pk, 2, CTR_MSG_MARK);
   pack_str(pk, text, n);
+}
+
+void ctr_pack_record(msgpack_packer *pk, bool on) {
+  pack_head(pk, 2, CTR_MSG_RECORD);
+  pack_bool(pk, on);
 }
 
 void ctr_pack_lost(msgpack_packer *pk, uint64_t count, const char *cause) {

@@ -58,6 +58,10 @@ enum ctr_tag {
    * thread's live call stack, outermost first, sent after RESUME */
   CTR_MSG_STACK = 29,
   CTR_MSG_LOST = 30,   /* [30, count, cause] */
+  /* [31, on]: the program pauses (false) or resumes (true) its own
+   * recording (ctrec.pause/resume); only to a daemon whose WELCOME says
+   * "program_control" */
+  CTR_MSG_RECORD = 31,
   /* control, daemon -> client */
   CTR_MSG_PAUSE = 40,   /* [40] */
   CTR_MSG_RESUME = 41,  /* [41] */
@@ -66,6 +70,9 @@ enum ctr_tag {
   CTR_MSG_FILTER = 42,
   CTR_MSG_FLUSH = 43,   /* [43, token] */
   CTR_MSG_FLUSHED = 44, /* [44, token] client -> daemon */
+  /* [45, count]: the daemon applied the client's first `count` RECORDs;
+   * it comes before the PAUSE or RESUME that answers the last of them */
+  CTR_MSG_RECORDED = 45,
   /* control role */
   CTR_MSG_STATUS = 50,       /* [50] ctrecctl -> daemon */
   CTR_MSG_STATUS_REPLY = 51, /* [51, [{session map}...]] daemon -> ctrecctl */
@@ -176,6 +183,7 @@ typedef struct ctr_welcome_s {
   uint32_t buffer;     /* bytes the client may hold unsent, 0: 16 MiB */
   int values;          /* enum ctr_values_mode */
   bool pushdown;       /* false: decide with the rules but skip nothing */
+  bool program_control; /* the daemon takes RECORD (ctrec.pause/resume) */
   /* Packing: rules/nrules. Decoding: filter points at the rule array
    * (NULL when absent) until the frame's zone is cleared. */
   const ctr_wire_rule_t *rules;
@@ -236,6 +244,7 @@ typedef struct ctr_msg_s {
     struct { uint64_t id; } thread;
     struct { uint64_t ns; } time;
     struct { ctr_str_t text; } mark;
+    struct { bool on; } record;
     struct { uint64_t count; ctr_str_t cause; } lost;
     struct { uint64_t token; } flush;
     struct {
@@ -405,6 +414,7 @@ void ctr_pack_raise(msgpack_packer *pk, const char *cls, size_t cn,
 void ctr_pack_thread(msgpack_packer *pk, uint64_t id);
 void ctr_pack_time(msgpack_packer *pk, uint64_t ns);
 void ctr_pack_mark(msgpack_packer *pk, const char *text, size_t n);
+void ctr_pack_record(msgpack_packer *pk, bool on);
 void ctr_pack_lost(msgpack_packer *pk, uint64_t count, const char *cause);
 void ctr_pack_simple(msgpack_packer *pk, int tag); /* PAUSE, RESUME, STATUS, RELOAD */
 /* START or STOP for all sessions, the given session ids, or a pid (> 0). */

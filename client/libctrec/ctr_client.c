@@ -69,6 +69,10 @@ typedef struct ctr_client_s {
   atomic_bool enabled;     /* connected, or reconnect pending after fork */
   atomic_bool paused;      /* daemon sent PAUSE */
   atomic_bool resumed;     /* daemon sent RESUME; the shim sends STACK */
+  /* RECORD messages packed, and how many the daemon said it applied
+   * (RECORDED): PAUSE and RESUME sent before it applied the last one are
+   * overtaken by the program's own switch. */
+  _Atomic uint64_t records_sent, records_done;
   _Atomic(ctr_filter_t *) filter; /* pushed code rules, NULL: record all */
   atomic_uint filter_gen;
   atomic_int values;   /* record.values: WELCOME, then FILTER */
@@ -276,6 +280,14 @@ static void ctr_client_lost(ctr_client_t *c, const char *why) {
             why);
 }
 
+/* A batch is lost whole: its DEFs never reach the daemon, nor its
+ * RECORDs, which the daemon will then never say it applied. */
+static void ctr_client_drop(ctr_client_t *c) {
+  c->lost_batches++;
+  ctr_vref_forget();
+  atomic_store(&c->records_sent, atomic_load(&c->records_done));
+}
+
 /* Takes the filled batch (caller holds mu) into the spare slot and returns
  * it, or NULL when there is nothing to send. */
 static ctr_client_buf_t *ctr_client_swap(ctr_client_t *c) {
@@ -285,8 +297,7 @@ static ctr_client_buf_t *ctr_client_swap(ctr_client_t *c) {
   if (c->oom) {
     b->len = 0;
     c->oom = false;
-    c->lost_batches++;
-    ctr_vref_forget(); /* its DEFs never reach the daemon */
+    ctr_client_drop(c);
     return NULL;
   }
   c->cur ^= 1;
@@ -341,8 +352,7 @@ static void ctr_client_send_batch(ctr_client_t *c, ctr_client_buf_t *b,
       char *p = realloc(c->out.data, cap);
       if (p == NULL) {
         /* Lost whole, as a batch the shim could not pack. */
-        c->lost_batches++;
-        ctr_vref_forget();
+        ctr_client_drop(c);
         b->len = 0;
         return;
       }
@@ -548,13 +558,22 @@ static int ctr_client_tag(const msgpack_object *o) {
 
 /* Applies PAUSE, RESUME and FILTER, which need no lock; false for others. */
 static bool ctr_client_apply(ctr_client_t *c, const msgpack_object *o) {
+  bool overtaken = atomic_load(&c->records_done) < atomic_load(&c->records_sent);
   switch (ctr_client_tag(o)) {
   case CTR_MSG_PAUSE:
-    atomic_store(&c->paused, true);
+    if (!overtaken)
+      atomic_store(&c->paused, true);
     return true;
   case CTR_MSG_RESUME:
-    atomic_store(&c->resumed, true);
-    atomic_store(&c->paused, false);
+    if (!overtaken) {
+      atomic_store(&c->resumed, true);
+      atomic_store(&c->paused, false);
+    }
+    return true;
+  case CTR_MSG_RECORDED:
+    if (o->via.array.size == 2 &&
+        o->via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+      atomic_store(&c->records_done, o->via.array.ptr[1].via.u64);
     return true;
   case CTR_MSG_FILTER: {
     ctr_msg_t m;
@@ -1076,6 +1095,8 @@ static void ctr_client_atfork_child(void) {
     atomic_store(&c->paused, false);
     atomic_store(&c->resumed, false);
     atomic_store(&c->filtered, 0);
+    atomic_store(&c->records_sent, 0);
+    atomic_store(&c->records_done, 0);
     c->reconnect = true;
     atomic_fetch_add(&c->generation, 1);
     atomic_fetch_add(&c->stamp, 1);
@@ -1252,6 +1273,25 @@ void ctr_client_end(void) {
   ctr_client_unlock(c);
   if (full)
     ctr_client_flush_by(c, false, ctr_client_now_ns());
+}
+
+void ctr_client_record(bool on) {
+  ctr_client_t *c = &g_client;
+  if (!atomic_load(&c->enabled) || c->finished)
+    return;
+  if (c->reconnect && !ctr_client_reconnect(c))
+    return;
+  ctr_client_lock(c);
+  /* Sent also while paused, like TIME and LOST: a resume is sent then. */
+  if (atomic_load(&c->enabled) && c->welcome.program_control) {
+    if (c->batch[c->cur].len == 0)
+      ctr_pack_time(&c->pk, ctr_client_now_ns());
+    ctr_pack_record(&c->pk, on);
+    atomic_fetch_add(&c->records_sent, 1);
+    if (atomic_exchange(&c->paused, !on) && on)
+      atomic_store(&c->resumed, true);
+  }
+  ctr_client_unlock(c);
 }
 
 unsigned char *ctr_client_quick(size_t n) {

@@ -71,6 +71,19 @@ void ctr_client_filtered(uint64_t n);
  * then sends its live call stack (STACK) before anything else. */
 bool ctr_client_take_resume(void);
 
+/* The program pauses (false) or resumes (true) its own recording
+ * (ctrec.pause/resume, Ctrec.pause/resume): the client stops or starts
+ * sending at once, and RECORD tells the daemon, which ends or opens the
+ * interval as for ctrecctl stop and start. After a resume from a pause
+ * the shim sends its stack first (ctr_client_take_resume). Does nothing
+ * when not connected, or when the daemon did not say in WELCOME that it
+ * takes RECORD. */
+void ctr_client_record(bool on);
+
+/* Mark texts (ctrec.mark) are cut to this many bytes: far below the
+ * daemon's limits.max_string, so a mark never ends a session. */
+#define CTR_CLIENT_MARK_MAX 65536
+
 /* Brackets the packing of one or more complete messages. begin returns NULL
  * when the client is not active; otherwise the caller packs and calls end.
  * The pair holds the batch lock: pack nothing that can re-enter the shim. */

@@ -128,6 +128,17 @@ int64_t ctr__py_exit_status(void);
 void ctr__py_record_output(int kind, const char *s, size_t n);
 void ctr__py_flush_output(void);
 
+/* ---- the program's API (ctr_py_trace.c): ctrec.mark, pause, resume ------ */
+
+/* A MARK on the calling thread at its current step; nothing while the
+ * program is not being recorded. */
+void ctr__py_api_mark(const char *s, size_t n);
+/* The program pauses (false) or resumes (true) its own recording. */
+void ctr__py_api_record(bool on);
+/* In a fork child (os.register_at_fork): a pause inherited from the
+ * parent does not keep the child's own session from recording. */
+void ctr__py_after_fork(void);
+
 /* ---- the recorder (ctr_py_trace.c) -------------------------------------- */
 
 /* One code object whose local events the shim has switched on

@@ -172,7 +172,8 @@ static PyMethodDef ctr_py_os_write_def = {
  * and the original raises as it would. */
 static PyObject *ctr_py_os_exit(PyObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
-  if (ctr_client_active() && nargs == 1 && PyLong_Check(args[0])) {
+  /* Also while paused: what was sent before the pause is still due. */
+  if (ctr__py_trace_on() && nargs == 1 && PyLong_Check(args[0])) {
     int overflow = 0;
     long n = PyLong_AsLongAndOverflow(args[0], &overflow);
     if (overflow == 0 && n >= INT_MIN && n <= INT_MAX && !PyErr_Occurred()) {
@@ -527,6 +528,30 @@ static PyObject *ctr_py_finish(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+static PyObject *ctr_py_after_fork(PyObject *self, PyObject *unused) {
+  ctr__py_after_fork();
+  Py_RETURN_NONE;
+}
+
+/* os.register_at_fork(after_in_child=_after_fork): runs in the child with
+ * the interpreter ready again, unlike a pthread_atfork handler. */
+static void ctr_py_at_fork(PyObject *self) {
+  PyObject *os = PyImport_ImportModule("os");
+  PyObject *reg = os ? PyObject_GetAttrString(os, "register_at_fork") : NULL;
+  PyObject *fn = PyObject_GetAttrString(self, "_after_fork");
+  PyObject *kw = reg && fn ? Py_BuildValue("{s:O}", "after_in_child", fn) : NULL;
+  PyObject *empty = kw ? PyTuple_New(0) : NULL;
+  PyObject *r = empty ? PyObject_Call(reg, empty, kw) : NULL;
+  if (r == NULL)
+    PyErr_Clear();
+  Py_XDECREF(r);
+  Py_XDECREF(empty);
+  Py_XDECREF(kw);
+  Py_XDECREF(fn);
+  Py_XDECREF(reg);
+  Py_XDECREF(os);
+}
+
 static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"program", "args", "shim_dirs", "lib_dirs", NULL};
   const char *program;
@@ -596,6 +621,7 @@ static PyObject *ctr_py_start(PyObject *self, PyObject *args, PyObject *kw) {
   ctr_py_hook_raw_threads();
   ctr_py_hook_settrace();
 #endif
+  ctr_py_at_fork(self);
   PyObject *atexit = PyImport_ImportModule("atexit");
   PyObject *fin = PyObject_GetAttrString(self, "_finish");
   PyObject *r = atexit && fin ? PyObject_CallMethod(atexit, "register", "O", fin)
@@ -638,6 +664,43 @@ static PyObject *ctr_py_active(PyObject *self, PyObject *unused) {
   return PyBool_FromLong(ctr__py_trace_on() && ctr_client_active());
 }
 
+/* ---- the program's API: ctrec.mark, pause, resume ---------------------- */
+
+/* Each does nothing unless the program is being recorded, and none runs
+ * code of the program's or raises: the program behaves as untraced. */
+static PyObject *ctr_py_mark(PyObject *self, PyObject *text) {
+  if (!ctr__py_trace_on() || !ctr_client_active())
+    Py_RETURN_NONE;
+  char other[200];
+  const char *s = other;
+  Py_ssize_t n;
+  PyObject *b = NULL;
+  if (PyUnicode_Check(text)) {
+    if ((b = ctr__py_str_bytes(text, CTR_CLIENT_MARK_MAX, &s, &n)) == NULL)
+      Py_RETURN_NONE;
+  } else if (PyBytes_Check(text)) {
+    s = PyBytes_AS_STRING(text);
+    n = PyBytes_GET_SIZE(text);
+  } else {
+    /* Its type's name, not str(text): that would run the program's code. */
+    n = snprintf(other, sizeof other, "<%.150s>", Py_TYPE(text)->tp_name);
+  }
+  ctr__py_api_mark(s,
+                   (size_t)(n < CTR_CLIENT_MARK_MAX ? n : CTR_CLIENT_MARK_MAX));
+  Py_XDECREF(b);
+  Py_RETURN_NONE;
+}
+
+static PyObject *ctr_py_pause(PyObject *self, PyObject *unused) {
+  ctr__py_api_record(false);
+  Py_RETURN_NONE;
+}
+
+static PyObject *ctr_py_resume(PyObject *self, PyObject *unused) {
+  ctr__py_api_record(true);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef ctr_py_methods[] = {
     {"start", (PyCFunction)(void (*)(void))ctr_py_start,
      METH_VARARGS | METH_KEYWORDS,
@@ -648,11 +711,19 @@ static PyMethodDef ctr_py_methods[] = {
      "the daemon's rules skip or record."},
     {"_finish", ctr_py_finish, METH_NOARGS,
      "Sends BYE with the exit status (registered with atexit)."},
+    {"_after_fork", ctr_py_after_fork, METH_NOARGS,
+     "Lets a fork child record while its parent is paused."},
     {"_thread_hook", (PyCFunction)(void (*)(void))ctr_py_thread_hook,
      METH_FASTCALL, "Installs the recorder in a new thread."},
     {"_empty_trace", ctr_py_empty, METH_O,
      "Installs (True) or removes a do-nothing C trace function."},
     {"active", ctr_py_active, METH_NOARGS, "True while recording."},
+    {"mark", ctr_py_mark, METH_O,
+     "mark(text): an event in the trace at the current step."},
+    {"pause", ctr_py_pause, METH_NOARGS,
+     "Ends the recording interval, as ctrecctl stop does."},
+    {"resume", ctr_py_resume, METH_NOARGS,
+     "Opens a new recording interval, as ctrecctl start does."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef ctr_py_module = {

@@ -1467,6 +1467,9 @@ static void ctr_py_stack_frame(msgpack_packer *pk, ctr_py_code_t *ci,
 static void ctr_py_resync(ctr_py_thread_t *t, PyFrameObject *inner) {
   size_t n = 0, cap = 64;
   PyFrameObject **frames = malloc(cap * sizeof *frames);
+  /* A fork child's new connection unmarks the frames sent before it: that
+   * must happen before the stack is rebuilt, not to the rebuilt one. */
+  ctr_py_check_generation();
   t->epoch = g.epoch;
   t->n = 0;
   t->overflow = 0;
@@ -1644,6 +1647,43 @@ int ctr__py_trace(PyObject *obj, PyFrameObject *frame, int what,
   }
   ctr__py_err_restore(&err);
   return 0;
+}
+
+/* ---- the program's API -------------------------------------------------- */
+
+void ctr__py_api_mark(const char *s, size_t n) {
+  if (!g.on)
+    return;
+  ctr_py_thread_t *t = ctr__py_thread();
+  /* ctr_py_begin packs the output written before the mark first. */
+  if (t == NULL || t->in_pack || !ctr__py_ready(t, NULL, false))
+    return;
+  msgpack_packer *pk = ctr_py_begin(t);
+  if (pk == NULL)
+    return;
+  ctr_pack_mark(pk, s, n);
+  ctr_py_end(t);
+}
+
+void ctr__py_after_fork(void) {
+  /* A fork child is a session of its own, which the daemon starts as
+   * record.start says: the hooks a pause took out come back (the watcher
+   * did not survive the fork). */
+  if (g.on && g.hooks_off && ctr_client_active())
+    ctr_py_rehook();
+}
+
+void ctr__py_api_record(bool on) {
+  if (!g.on)
+    return;
+  /* Output written before a pause belongs to the interval it ends. */
+  if (!on)
+    ctr__py_flush_output();
+  ctr_client_record(on);
+  /* The hooks come back now, not when the watcher looks: the lines after
+   * resume() are recorded, each thread sending its stack first. */
+  if (on && g.hooks_off && ctr_client_active())
+    ctr_py_rehook();
 }
 
 /* ---- output ----------------------------------------------------------------- */

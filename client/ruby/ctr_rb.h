@@ -303,6 +303,8 @@ void ctr__rb_wake_hook(VALUE data, rb_trace_arg_t *targ);
 void ctr__rb_empty_hook(VALUE data, rb_trace_arg_t *targ);
 /* Paused: only the wake hook stays. */
 void ctr__rb_hooks_pause(void);
+/* Resumed: the full hook is back, and each stack is sent again. */
+void ctr__rb_hooks_resume(void);
 void ctr__rb_on_return(rb_trace_arg_t *targ, ctr_rb_stack_t *s);
 
 void ctr__rb_sync_slow(ctr_rb_stack_t *s, bool entering);

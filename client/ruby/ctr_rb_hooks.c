@@ -185,7 +185,7 @@ void ctr__rb_hooks_pause(void) {
   ctr__rb_stacks_clear();
 }
 
-static void ctr_rb_hooks_resume(void) {
+void ctr__rb_hooks_resume(void) {
   if (ctr__rb.hooked)
     return;
   ctr__rb.hooked = true;
@@ -202,7 +202,7 @@ static void ctr_rb_hooks_resume(void) {
  * first. Call with the client active. */
 void ctr__rb_sync_slow(ctr_rb_stack_t *s, bool entering) {
   if (!ctr__rb.hooked)
-    ctr_rb_hooks_resume();
+    ctr__rb_hooks_resume();
   if (ctr_client_take_resume())
     ctr__rb.epoch++;
   if (s->epoch != ctr__rb.epoch)
@@ -338,7 +338,7 @@ void ctr__rb_wake_hook(VALUE data, rb_trace_arg_t *targ) {
   }
   if (!ctr_client_active())
     return;
-  ctr_rb_hooks_resume();
+  ctr__rb_hooks_resume();
   ctr__rb_hook(data, targ);
 }
 

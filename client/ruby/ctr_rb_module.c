@@ -205,9 +205,90 @@ void ctr__rb_wrap(VALUE target, const char *name, VALUE (*fn)(ANYARGS),
   rb_prepend_module(target, m);
 }
 
+/* ---- the program's API: Ctrec.mark, pause, resume, recording ------------ */
+
+/* Each does nothing unless the program is being recorded, and none calls
+ * a method of the program's or raises: the program behaves as untraced. */
+static bool ctr_rb_api_on(void) { return g.on && ctr__rb_main_ractor(); }
+
+static VALUE ctr_rb_api_mark(VALUE self, VALUE text) {
+  if (!ctr_rb_api_on() || !ctr_client_active())
+    return Qnil;
+  /* Not text.to_s, which would run the program's code: its class name. */
+  VALUE s = RB_TYPE_P(text, T_STRING) ? text : rb_str_new_cstr("<");
+  if (s != text) {
+    VALUE name = ctr__rb_class_name(rb_obj_class(text));
+    if (RB_TYPE_P(name, T_STRING))
+      rb_str_append(s, name);
+    rb_str_cat_cstr(s, ">");
+  }
+  ctr__rb_check_generation();
+  ctr_rb_stack_t *st = ctr__rb_stack_get();
+  if (st != NULL)
+    ctr__rb_sync(st, false);
+  msgpack_packer *pk = ctr_client_begin();
+  if (pk != NULL) {
+    long n = RSTRING_LEN(s);
+    ctr__rb_pack_thread(pk, st);
+    ctr_pack_mark(pk, RSTRING_PTR(s),
+                  (size_t)(n < CTR_CLIENT_MARK_MAX ? n : CTR_CLIENT_MARK_MAX));
+    ctr_client_end();
+  }
+  RB_GC_GUARD(s);
+  return Qnil;
+}
+
+static void ctr_rb_api_record(bool on) {
+  if (!ctr_rb_api_on())
+    return;
+  ctr_client_record(on);
+  /* The full hook comes back now, so the lines after resume are
+   * recorded; each fiber sends its stack first. */
+  if (on && ctr_client_active())
+    ctr__rb_hooks_resume();
+}
+
+static VALUE ctr_rb_api_pause(VALUE self) {
+  ctr_rb_api_record(false);
+  return Qnil;
+}
+
+static VALUE ctr_rb_api_resume(VALUE self) {
+  ctr_rb_api_record(true);
+  return Qnil;
+}
+
+static VALUE ctr_rb_api_yield(VALUE unused) { return rb_yield_values(0); }
+
+static VALUE ctr_rb_api_restore(VALUE was) {
+  if (!RTEST(was))
+    ctr_rb_api_record(false);
+  return Qnil;
+}
+
+/* Ctrec.recording { }: records the block, then goes back to the state
+ * before it, also when the block raises or throws. */
+static VALUE ctr_rb_api_recording(VALUE self) {
+  rb_need_block();
+  VALUE was = ctr_rb_api_on() && ctr_client_active() ? Qtrue : Qfalse;
+  ctr_rb_api_record(true);
+  return rb_ensure(ctr_rb_api_yield, Qnil, ctr_rb_api_restore, was);
+}
+
+/* Defined whether or not the program is recorded, so that code calling
+ * it runs the same either way. */
+static void ctr_rb_api_define(void) {
+  VALUE m = rb_define_module("Ctrec");
+  rb_define_module_function(m, "mark", ctr_rb_api_mark, 1);
+  rb_define_module_function(m, "pause", ctr_rb_api_pause, 0);
+  rb_define_module_function(m, "resume", ctr_rb_api_resume, 0);
+  rb_define_module_function(m, "recording", ctr_rb_api_recording, 0);
+}
+
 __attribute__((visibility("default"))) void Init_ctrec(void) {
   if (g.on)
     return;
+  ctr_rb_api_define();
   if (ctr_rb_env_is("CTREC_BENCH_EMPTY_HOOK", "1")) {
     g.on = true;
     rb_add_event_hook2(CTR_RB_EMPTY_HOOK_FN, CTR_RB_EVENTS, Qnil,

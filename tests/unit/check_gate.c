@@ -136,6 +136,26 @@ START_TEST(limits_close_the_gate_until_a_start) {
 }
 END_TEST
 
+START_TEST(program_switch_keeps_a_limit) {
+  ctr_gate_t g;
+
+  cfg.record_start = CTR_RECORD_PAUSED;
+  cfg.record_max_events = 100;
+  ctr_gate_init(&g, &cfg, T0);
+  /* The program's resume opens what record.start: paused closed. */
+  ck_assert(ctr_gate_switch(&g, true));
+  ck_assert_ptr_null(ctr_gate_closed(&g, T0));
+  ck_assert(!ctr_gate_switch(&g, true));
+  ctr_gate_limits(&g, 100, 0, T0, T0);
+  /* A limit reached stays reached for the program, not for ctrecctl. */
+  ck_assert(ctr_gate_switch(&g, false));
+  ck_assert(ctr_gate_switch(&g, true));
+  ck_assert_str_eq(ctr_gate_closed(&g, T0), "record.max_events reached");
+  ctr_gate_control(&g, true);
+  ck_assert_ptr_null(ctr_gate_closed(&g, T0));
+}
+END_TEST
+
 START_TEST(no_limits_never_close) {
   ctr_gate_t g;
 
@@ -181,6 +201,7 @@ Suite *ctr_gate_suite(void) {
   tcase_add_test(tc, absolute_window_uses_the_wall_clock);
   tcase_add_test(tc, while_in_closes_without_pausing);
   tcase_add_test(tc, limits_close_the_gate_until_a_start);
+  tcase_add_test(tc, program_switch_keeps_a_limit);
   tcase_add_test(tc, no_limits_never_close);
   tcase_add_test(tc, clock_and_limits_only_when_configured);
   suite_add_tcase(s, tc);

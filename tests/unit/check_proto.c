@@ -148,6 +148,7 @@ START_TEST(test_roundtrip_welcome) {
   w.recording = false;
   w.session = UINT64_MAX;
   w.pushdown = true;
+  w.program_control = true;
   ctr_pack_welcome(&pk, &w);
 
   msgpack_unpacked ups[2];
@@ -162,6 +163,8 @@ START_TEST(test_roundtrip_welcome) {
   ck_assert_uint_eq(m.u.welcome.max_length, 32);
   ck_assert_uint_eq(m.u.welcome.max_string, 1000);
   ck_assert(!m.u.welcome.pushdown);
+  ck_assert(!m.u.welcome.program_control);
+  ck_assert(msgs[1].u.welcome.program_control);
   ck_assert(!msgs[1].u.welcome.recording);
   ck_assert_uint_eq(msgs[1].u.welcome.session, UINT64_MAX);
   ck_assert(msgs[1].u.welcome.pushdown);
@@ -177,8 +180,8 @@ START_TEST(test_roundtrip_control_and_pushdown) {
   ctr_welcome_t w = {.session = 5, .recording = true, .values = CTR_WV_ARGS,
                      .rules = rules, .nrules = 2};
   const uint64_t ids[2] = {3, 9};
-  msgpack_unpacked ups[8];
-  ctr_msg_t msgs[8];
+  msgpack_unpacked ups[10];
+  ctr_msg_t msgs[10];
   ctr_wire_rule_t r;
   char buf[256];
 
@@ -193,7 +196,10 @@ START_TEST(test_roundtrip_control_and_pushdown) {
   ctr_pack_select(&pk, CTR_MSG_STOP, true, NULL, 0, 1234);
   ctr_pack_simple(&pk, CTR_MSG_RELOAD);
   ctr_pack_done(&pk, 2, "started 2 session(s)");
-  ck_assert_uint_eq(decode_all(ups, msgs, 8), 7);
+  ctr_pack_record(&pk, false);
+  ctr_pack_record(&pk, true);
+  ctr_pack_flush(&pk, CTR_MSG_RECORDED, 2);
+  ck_assert_uint_eq(decode_all(ups, msgs, 10), 10);
 
   ck_assert_int_eq(msgs[0].u.welcome.values, CTR_WV_ARGS);
   ck_assert_ptr_nonnull(msgs[0].u.welcome.filter);
@@ -223,7 +229,12 @@ START_TEST(test_roundtrip_control_and_pushdown) {
   ck_assert_int_eq(msgs[6].tag, CTR_MSG_DONE);
   ck_assert_int_eq(msgs[6].u.done.count, 2);
   ck_assert(str_eq(msgs[6].u.done.text, "started 2 session(s)"));
-  free_all(ups, 7);
+  ck_assert_int_eq(msgs[7].tag, CTR_MSG_RECORD);
+  ck_assert(!msgs[7].u.record.on);
+  ck_assert(msgs[8].u.record.on);
+  ck_assert_int_eq(msgs[9].tag, CTR_MSG_RECORDED);
+  ck_assert_uint_eq(msgs[9].u.flush.token, 2);
+  free_all(ups, 10);
 }
 END_TEST
 
@@ -856,6 +867,12 @@ START_TEST(test_func_module) {
   msgpack_pack_int(&pk, 7);
   ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
   ck_assert_str_eq(why, "module is not a string");
+
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, CTR_MSG_RECORD);
+  msgpack_pack_int(&pk, 1);
+  ck_assert_int_eq(decode_packed(&why), CTR_EPROTO);
+  ck_assert_str_eq(why, "RECORD switch is not a boolean");
 }
 END_TEST
 
