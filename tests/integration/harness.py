@@ -340,6 +340,21 @@ def trace_folders(out_dir):
                          for f in ("trace.json", "trace.ct")))
 
 
+def finished_traces(out_dir):
+    """{folder: metadata} of the trace folders in out_dir whose trace has
+    ended; one still being created, or recording, is left out."""
+    done = {}
+    for folder in trace_folders(out_dir):
+        try:
+            with open(os.path.join(folder, "trace_metadata.json")) as f:
+                meta = json.load(f)
+        except (FileNotFoundError, ValueError):
+            continue
+        if meta.get("ctrec", {}).get("state", "recording") != "recording":
+            done[folder] = meta
+    return done
+
+
 def record(cmd, out_dir, env=None, timeout=120, extra=()):
     """ctrecctl record -q -o out_dir --format FORMAT [extra] -- cmd; returns
     CompletedProcess."""

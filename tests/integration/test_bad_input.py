@@ -7,8 +7,8 @@ import subprocess
 import time
 
 from harness import (CTRECCTL, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect,
-                     finish_good_client, frame, hello, mp, read_until_closed, record,
-                     trace_folders, validate)
+                     finish_good_client, finished_traces, frame, hello, mp,
+                     read_until_closed, record, trace_folders, validate)
 
 GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -241,9 +241,8 @@ class BadInputTest(TempDirTest):
         self.assertEqual(res.stdout, b"clear\x1b[2Jnow\na\x1b]0;t\x07\n")
         deadline = time.time() + 30
         while time.time() < deadline:
-            folders = [f for f in trace_folders(self.daemon.out)
-                       if Trace(f).meta.get("ctrec", {}).get("state") == "complete"
-                       and Trace(f).meta["program"] == prog]
+            folders = [f for f, meta in finished_traces(self.daemon.out).items()
+                       if meta["ctrec"]["state"] == "complete" and meta["program"] == prog]
             if folders:
                 break
             time.sleep(0.2)

@@ -3,7 +3,6 @@ CT_RECORDER_SOCKET=fifo:DIR; PROTOCOL.md section 1.1): real Ruby and Python
 programs through a real ctrecd, the registration's checks against hostile
 clients, end of stream, a vanished daemon and stale FIFOs."""
 
-import json
 import os
 import signal
 import stat
@@ -12,7 +11,7 @@ import time
 
 import harness
 from harness import (CTRECCTL, PY_SHIM, RUBY_SHIM, Daemon, TempDirTest, Trace, extra_pythons,
-                     trace_folders, validate)
+                     finished_traces, trace_folders, validate)
 
 RUBY = "def f(i) = i * 2\n3.times { |i| puts f(i) }\n"
 PY = "def f(i):\n    return i * 2\nfor i in range(3):\n    print(f(i))\n"
@@ -44,15 +43,7 @@ class FifoTest(TempDirTest):
     def wait_traces(self, n):
         deadline = time.time() + 30
         while time.time() < deadline:
-            done = []
-            for f in trace_folders(self.daemon.out):
-                try:
-                    with open(os.path.join(f, "trace_metadata.json")) as m:
-                        state = json.load(m).get("ctrec", {}).get("state", "recording")
-                except FileNotFoundError:
-                    continue
-                if state != "recording":
-                    done.append(f)
+            done = sorted(finished_traces(self.daemon.out))
             if len(done) >= n:
                 return done
             time.sleep(0.1)
