@@ -64,22 +64,34 @@ static bool holds(long pid, uid_t uid, dev_t dev, ino_t ino) {
   return found;
 }
 
-/* Opens dir/name.suffix as flags and checks it is what lstat saw. */
+/* Opens dir/name.suffix as flags and checks it is what lstat saw; on
+ * failure -1 with *why set. */
 static int open_checked(ctr_fifo_t *f, const char *name, const char *suffix,
-                        int flags, struct stat *seen) {
+                        int flags, struct stat *seen, const char **why) {
   char path[NAME_MAX_LEN + 8];
   struct stat st;
   int fd;
 
   snprintf(path, sizeof(path), "%s.%s", name, suffix);
-  if (fstatat(f->dirfd, path, seen, AT_SYMLINK_NOFOLLOW) != 0 || !fifo_ok(seen))
+  if (fstatat(f->dirfd, path, seen, AT_SYMLINK_NOFOLLOW) != 0) {
+    *why = "a FIFO of the pair is missing";
     return -1;
+  }
+  if (!fifo_ok(seen)) {
+    *why = "not a pair of FIFOs of mode 0600";
+    return -1;
+  }
   fd = openat(f->dirfd, path, flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
+  if (fd < 0) {
+    /* ENXIO: nobody holds NAME.out open for reading. */
+    *why = errno == ENXIO ? "the client does not hold its FIFOs open"
+                          : "a FIFO of the pair cannot be opened";
     return -1;
+  }
   if (fstat(fd, &st) != 0 || st.st_dev != seen->st_dev ||
       st.st_ino != seen->st_ino) {
     close(fd);
+    *why = "a FIFO of the pair was replaced while being opened";
     return -1;
   }
   return fd;
@@ -111,10 +123,12 @@ static void registration(ctr_fifo_t *f, char *rec) {
   /* A refused registration removes nothing: it may name someone else's
    * pair, whose own registration is still to come (stale FIFOs go at
    * the sweep). */
-  rfd = open_checked(f, name, "in", O_RDONLY, &in);
-  wfd = rfd < 0 ? -1 : open_checked(f, name, "out", O_WRONLY, &out);
-  if (wfd < 0 || out.st_uid != in.st_uid) {
-    why = "not a pair of FIFOs of one owner, mode 0600, both held open";
+  rfd = open_checked(f, name, "in", O_RDONLY, &in, &why);
+  wfd = rfd < 0 ? -1 : open_checked(f, name, "out", O_WRONLY, &out, &why);
+  if (wfd < 0) {
+    /* why is set */
+  } else if (out.st_uid != in.st_uid) {
+    why = "the FIFOs of the pair have different owners";
   } else if (!holds(pid, in.st_uid, in.st_dev, in.st_ino)) {
     why = "the pid given does not hold the FIFO";
   } else {
@@ -134,14 +148,6 @@ static void registration(ctr_fifo_t *f, char *rec) {
   if (wfd >= 0)
     close(wfd);
   CTR_WARN("fifo registration %s (pid %ld): %s; dropped", name, pid, why);
-  cred.pid = pid;
-  cred.uid = in.st_uid;
-  cred.gid = in.st_gid;
-  rc = ctr_conn_accept_pair(f->srv, rfd, wfd, &cred);
-  if (rc != 0) {
-    f->srv->refused++;
-    CTR_WARN("fifo registration %s: %s", name, ctr_strerror(rc));
-  }
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
