@@ -63,6 +63,14 @@ def dead_pid():
     return p.pid
 
 
+def left_by_dead_daemon(folder):
+    """A copy of folder beside it, "recording" by a daemon that is gone."""
+    left = os.path.join(os.path.dirname(folder), "left")
+    shutil.copytree(folder, left)
+    edit_metadata(left, state="recording", daemon_pid=dead_pid())
+    return left
+
+
 class Housekeeping(TempDirTest):
     def setUp(self):
         super().setUp()
@@ -169,9 +177,7 @@ class Housekeeping(TempDirTest):
     def test_ls_states(self):
         daemon = Daemon(self.tmp)
         p, live = self.live(daemon)
-        left = os.path.join(daemon.out, "left")
-        shutil.copytree(live, left)
-        edit_metadata(left, state="recording", daemon_pid=dead_pid())
+        left = left_by_dead_daemon(live)
         rows = {g["trace"]: g for g in map(json.loads, self.ls("--json", daemon.out))}
         self.assertEqual((rows[live]["state"], rows[live]["live"], rows[live]["duration"],
                           rows[live]["exit_status"]), ("recording", True, None, None))
@@ -230,9 +236,7 @@ class Housekeeping(TempDirTest):
     def test_rm_refuses_a_live_trace(self):
         daemon = Daemon(self.tmp)
         p, live = self.live(daemon)
-        left = os.path.join(daemon.out, "left")
-        shutil.copytree(live, left)
-        edit_metadata(left, state="recording", daemon_pid=dead_pid())
+        left = left_by_dead_daemon(live)
         res = run([CTRECCTL, "rm", live])
         self.assertEqual(res.returncode, 1)
         self.assertIn(f"rm: {live}: still being recorded", res.stderr.decode())
@@ -281,10 +285,9 @@ class Housekeeping(TempDirTest):
         self.out = daemon.out
         p, live = self.live(daemon)
         a, b, c = self.three()
-        left = os.path.join(daemon.out, "left")
-        shutil.copytree(c, left)
+        left = left_by_dead_daemon(c)
         age(left, 4 * 3600)
-        edit_metadata(left, state="recording", daemon_pid=dead_pid(), end=None)
+        edit_metadata(left, end=None)
         # All but the oldest two fit: left (4 h) and a (3 h) go.
         total = sum(du(f) for f in (live, a, b, c, left))
         keep = total - du(left) - du(a) + du(b) // 2
