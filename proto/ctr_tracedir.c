@@ -179,8 +179,9 @@ int ctr_tracedir_list(const char *root, ctr_tracedir_t **out, size_t *n) {
   return 0;
 }
 
-/* Deletes everything in the open folder dfd (closed here). */
-static int remove_in(int dfd) {
+/* Deletes everything in the open folder dfd (closed here) but the entry
+named keep (NULL: none). */
+static int remove_in(int dfd, const char *keep) {
   struct dirent *de;
   struct stat sb;
   int rc = 0;
@@ -192,13 +193,14 @@ static int remove_in(int dfd) {
     return rc;
   }
   while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+        (keep && strcmp(de->d_name, keep) == 0))
       continue;
     if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
         S_ISDIR(sb.st_mode)) {
       int sub = openat(dirfd(d), de->d_name,
                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      int r = sub >= 0 ? remove_in(sub) : -errno;
+      int r = sub >= 0 ? remove_in(sub, NULL) : -errno;
       if (r == 0 && unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) != 0)
         r = -errno;
       if (r != 0 && rc == 0)
@@ -217,9 +219,13 @@ int ctr_tracedir_remove(const char *dir) {
 
   if (dfd < 0)
     return -errno;
-  /* The metadata first: a folder half deleted is no trace folder. */
-  unlinkat(dfd, "trace_metadata.json", 0);
-  rc = remove_in(dfd);
+  /* The metadata last: a folder left half deleted is still a trace
+   * folder, which the next rm or gc finishes deleting. */
+  rc = remove_in(fcntl(dfd, F_DUPFD_CLOEXEC, 0), "trace_metadata.json");
+  if (rc == 0 && unlinkat(dfd, "trace_metadata.json", 0) != 0 &&
+      errno != ENOENT)
+    rc = -errno;
+  close(dfd);
   if (rc == 0 && rmdir(dir) != 0)
     rc = -errno;
   return rc;
