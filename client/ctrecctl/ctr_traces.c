@@ -118,6 +118,22 @@ static const char *state_text(const ctr_tracedir_t *t, const char *state) {
 
 /* ---- ls ----------------------------------------------------------------- */
 
+/* A cell of 512 bytes: the number, or "-" when the metadata has none. */
+static void number_text(char *cell, int64_t v) {
+  if (v == -1)
+    snprintf(cell, 512, "-");
+  else
+    snprintf(cell, 512, "%" PRId64, v);
+}
+
+/* A member: the number, or null when the metadata has none. */
+static void number_json(ctr_buf_t *b, const char *key, int64_t v) {
+  if (v == -1)
+    ctr_buf_printf(b, ",\"%s\":null", key);
+  else
+    ctr_buf_printf(b, ",\"%s\":%" PRId64, key, v);
+}
+
 static int newest_first(const void *a, const void *b) {
   const ctr_tracedir_t *x = a, *y = b;
   int64_t tx = x->started >= 0 ? x->started : x->time;
@@ -158,24 +174,19 @@ static void ls_json(const ctr_tracedir_t *t, const ctr_traces_meta_t *m,
     ctr_json_str(&b, m->program, strlen(m->program));
   else
     ctr_buf_puts(&b, "null");
-  ctr_buf_printf(&b, ",\"pid\":%" PRId64 ",\"started\":", m->pid);
+  number_json(&b, "pid", m->pid);
+  ctr_buf_puts(&b, ",\"started\":");
   if (t->started >= 0)
     ctr_json_str(&b, started, strlen(started));
   else
     ctr_buf_puts(&b, "null");
-  if (duration >= 0)
-    ctr_buf_printf(&b, ",\"duration\":%" PRId64, duration);
-  else
-    ctr_buf_puts(&b, ",\"duration\":null");
+  number_json(&b, "duration", duration);
   ctr_buf_puts(&b, ",\"state\":");
   ctr_json_str(&b, state, strlen(state));
   ctr_buf_printf(&b, ",\"live\":%s", t->live ? "true" : "false");
-  if (m->exit_status != -1)
-    ctr_buf_printf(&b, ",\"exit_status\":%" PRId64, m->exit_status);
-  else
-    ctr_buf_puts(&b, ",\"exit_status\":null");
-  ctr_buf_printf(&b, ",\"steps\":%" PRId64 ",\"size\":%" PRIu64 "}\n",
-                 m->steps, t->size);
+  number_json(&b, "exit_status", m->exit_status);
+  number_json(&b, "steps", m->steps);
+  ctr_buf_printf(&b, ",\"size\":%" PRIu64 "}\n", t->size);
   fwrite(b.data, 1, b.len, stdout);
   ctr_buf_free(&b);
 }
@@ -244,13 +255,10 @@ int ctr_traces_ls_main(int argc, char **argv) {
       snprintf(row[COL_STATE], 512, "%s",
                ctr_buf_printable(&b, state_text(&v[i], m.state),
                                  strlen(state_text(&v[i], m.state))));
-      if (m.exit_status == -1)
-        snprintf(row[COL_EXIT], 512, "-");
-      else
-        snprintf(row[COL_EXIT], 512, "%" PRId64, m.exit_status);
-      snprintf(row[COL_STEPS], 512, "%" PRId64, m.steps);
+      number_text(row[COL_EXIT], m.exit_status);
+      number_text(row[COL_STEPS], m.steps);
       size_text(row[COL_SIZE], 512, v[i].size);
-      snprintf(row[COL_PID], 512, "%" PRId64, m.pid);
+      number_text(row[COL_PID], m.pid);
       b.len = 0;
       snprintf(row[COL_PROGRAM], 512, "%s",
                m.program ? ctr_buf_printable(&b, m.program, strlen(m.program))
