@@ -508,10 +508,12 @@ static void forget_frames(ctr_render_t *r, int depth) {
 }
 
 /* Whether an entry of step `step` is printed: records belong to the latest
- * Step before them, those before the first Step to the range's start. */
+ * Step before them, those before the first Step (-1) to step 0. */
 static bool in_range(const ctr_render_t *r, int64_t step, bool call) {
   if (r->o.calls && !call)
     return false;
+  if (step < 0)
+    step = 0;
   if (r->o.from >= 0 && step < r->o.from)
     return false;
   return r->o.to < 0 || step <= r->o.to;
@@ -760,30 +762,36 @@ static void print_value(ctr_render_t *r, const ctr_jval_t *v) {
   }
 }
 
-static void print_thread(ctr_render_t *r, const char *k, const ctr_jval_t *v) {
-  const char *what = strcmp(k, "ThreadSwitch") == 0  ? "switch"
-                     : strcmp(k, "ThreadStart") == 0 ? "start"
-                                                     : "exit";
+/* Prints a thread record; false when k names none. */
+static bool print_thread(ctr_render_t *r, const char *k, const ctr_jval_t *v) {
+  static const struct {
+    const char *record, *what, *said;
+  } kinds[] = {{"ThreadSwitch", "switch", ""},
+               {"ThreadStart", "start", " started"},
+               {"ThreadExit", "exit", " exited"}};
   ctr_buf_t b = {0};
+  size_t i = 0;
   int64_t n;
 
+  while (i < 3 && strcmp(k, kinds[i].record) != 0)
+    i++;
+  if (i == 3)
+    return false;
   if (!ctr_jval_i64(v, &n))
     n = -1;
-  if (what[0] == 's' && what[1] == 'w')
+  if (i == 0)
     switch_thread(r, (uint64_t)n);
   if (!in_range(r, r->step, false))
-    return;
+    return true;
   if (r->o.json) {
     entry_start(&b, "thread", r->step, r->depth);
-    entry_str(&b, "what", what, strlen(what));
+    entry_str(&b, "what", kinds[i].what, strlen(kinds[i].what));
     ctr_buf_printf(&b, ",\"thread\":%" PRId64, n);
     entry_end(r, &b);
   } else {
-    fprintf(r->o.out, "[thread %" PRId64 "%s]\n", n,
-            what[1] == 'w'   ? ""
-            : what[1] == 't' ? " started"
-                             : " exited");
+    fprintf(r->o.out, "[thread %" PRId64 "%s]\n", n, kinds[i].said);
   }
+  return true;
 }
 
 /* A record this listing has no words for is named, not hidden. */
@@ -860,10 +868,7 @@ void ctr_render_record(ctr_render_t *r, const ctr_jval_t *rec) {
   } else if (strcmp(k, "Event") == 0) {
     if (in_range(r, r->step, false))
       print_event(r, v);
-  } else if (strcmp(k, "ThreadSwitch") == 0 || strcmp(k, "ThreadStart") == 0 ||
-             strcmp(k, "ThreadExit") == 0) {
-    print_thread(r, k, v);
-  } else {
+  } else if (!print_thread(r, k, v)) {
     print_other(r, k);
   }
 }

@@ -35,11 +35,12 @@ def without_closing(lines):
 
 def step_slice(lines, first, last):
     """The lines of steps first..last (None: open) of a whole listing: from
-    the line of step first to the line of the step after last."""
+    the line of step first to the line of the step after last. What comes
+    before the first step belongs to step 0."""
     def at(n):
         return next(i for i, l in enumerate(lines) if STEP.match(l) and
                     int(STEP.match(l).group(1)) >= n)
-    start = 0 if first is None else at(first)
+    start = 0 if not first else at(first)
     end = len(lines) if last is None else at(last + 1)
     return lines[start:end]
 
@@ -72,7 +73,7 @@ class ShowTest(TempDirTest):
         calls, _ = self.show("--calls", folder)
         self.assertEqual(without_closing(calls),
                          [l for l in want if re.match(r"\s*(→ call|← return)", l)])
-        for first, last in ((7, 9), (None, 3), (14, None)):
+        for first, last in ((7, 9), (None, 3), (14, None), (0, 0)):
             arg = f"{'' if first is None else first}:{'' if last is None else last}"
             part, _ = self.show("--steps", arg, folder)
             self.assertEqual(without_closing(part), step_slice(want, first, last), arg)
