@@ -361,6 +361,19 @@ class Housekeeping(TempDirTest):
         self.wait_gone(daemon, [live])
         self.assertIn(f"output limits: deleted {live} (", daemon.read_log())
 
+    def test_daemon_checks_every_minute(self):
+        """A trace that grows old (here: one put in place) while nothing
+        completes goes at the next periodic check, within a minute."""
+        a, b, c = self.seed(self.tmp)
+        old = os.path.join(self.tmp, "old")
+        shutil.move(a, old)
+        daemon = Daemon(self.tmp, extra=("--set", "output.max_age=2d"))
+        self.wait_gone(daemon, [b])
+        shutil.move(old, a)
+        self.wait_gone(daemon, [a], timeout=90)
+        self.assertTrue(os.path.isdir(c))
+        self.assertIn(f"output limits: deleted {a} (", daemon.read_log())
+
     def test_limits_are_options(self):
         res = run([CTRECD, "--set", "output.max_age=7d", "--set", "output.max_total_size=20M",
                    "--print-config"])
