@@ -49,11 +49,15 @@ def age(folder, seconds_ago, duration=5):
 
 
 def du(folder):
-    """Bytes on disk of the folder and everything in it."""
+    """Bytes on disk of the folder and everything in it (a file a live
+    trace's daemon replaces meanwhile counts as gone)."""
     total = os.lstat(folder).st_blocks * 512
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
-            total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
     return total
 
 
@@ -66,7 +70,8 @@ def dead_pid():
 def left_by_dead_daemon(folder):
     """A copy of folder beside it, "recording" by a daemon that is gone."""
     left = os.path.join(os.path.dirname(folder), "left")
-    shutil.copytree(folder, left)
+    # Without the temporary files of a metadata being replaced right now.
+    shutil.copytree(folder, left, ignore=shutil.ignore_patterns(".*"))
     edit_metadata(left, state="recording", daemon_pid=dead_pid())
     return left
 
