@@ -29,7 +29,7 @@ enum opt_type {
   OPT_MODE,     /* octal permission bits with a leading 0, in min..max */
   OPT_ENUM,     /* one of names[], stored as its index */
   OPT_BOOL,     /* true or false */
-  OPT_DURATION, /* 0 or a number with ms, s, m or h, stored in ms (uint64) */
+  OPT_DURATION, /* 0 or a number with ms, s, m, h or d, stored in ms (uint64) */
   OPT_SIZE,     /* bytes, with an optional k, M, G or T suffix (uint64) */
   OPT_COUNT,    /* decimal integer (uint64) */
   OPT_LIST      /* a YAML sequence, handled by list */
@@ -91,6 +91,13 @@ static const struct opt opts[] = {
      float_format_names, "How floats are written in trace.json.", NULL},
     {"output.format", OPT_ENUM, OFF(output_format), "ctfs", 0, 0,
      output_format_names, "Trace format: ctfs (trace.ct) or json (trace.json).",
+     NULL},
+    {"output.max_age", OPT_DURATION, OFF(output_max_age_ms), "0", 0, 0, NULL,
+     "Finished traces older than this are deleted; 0 for no limit.", NULL},
+    {"output.max_total_size", OPT_SIZE, OFF(output_max_total_size), "0", 0, 0,
+     NULL,
+     "Finished traces are deleted, oldest first, until all traces fit in "
+     "this; 0 for no limit.",
      NULL},
     {"limits.max_frame", OPT_UINT, OFF(max_frame), "16777216", 65536, GIB, NULL,
      "Largest frame a client may send, in bytes.", NULL},
@@ -302,7 +309,7 @@ static bool mul_checked(uint64_t v, uint64_t unit, uint64_t *out) {
   return true;
 }
 
-/* Parses a duration: "0", or digits followed by ms, s, m or h. Sets
+/* Parses a duration: "0", or digits followed by ms, s, m, h or d. Sets
  * *too_big instead of failing when the number is well-formed but does not
  * fit in 64 bits of milliseconds. */
 static bool parse_duration(const char *s, size_t len, uint64_t *ms,
@@ -310,7 +317,8 @@ static bool parse_duration(const char *s, size_t len, uint64_t *ms,
   static const struct {
     const char *suffix;
     uint64_t ms;
-  } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+  } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+               {"d", 86400000}};
   size_t digits = 0;
   bool negative;
   uint64_t v;
@@ -352,6 +360,22 @@ static bool parse_size(const char *s, size_t len, uint64_t *bytes,
     return false;
   *too_big = !mul_checked(v, unit, bytes);
   return true;
+}
+
+int ctr_config_parse_duration(const char *text, uint64_t *ms) {
+  bool too_big;
+
+  return parse_duration(text, strlen(text), ms, &too_big) && !too_big
+             ? 0
+             : CTR_ECONFIG;
+}
+
+int ctr_config_parse_size(const char *text, uint64_t *bytes) {
+  bool too_big;
+
+  return parse_size(text, strlen(text), bytes, &too_big) && !too_big
+             ? 0
+             : CTR_ECONFIG;
 }
 
 /* Parses text as the value of o and stores it in cfg. Writes nothing on
@@ -1257,6 +1281,8 @@ static void windows_clear(ctr_config_t *cfg) {
 static void print_duration(FILE *out, uint64_t ms) {
   if (ms == 0)
     fputs("0", out);
+  else if (ms % 86400000 == 0)
+    fprintf(out, "%llud", (unsigned long long)(ms / 86400000));
   else if (ms % 3600000 == 0)
     fprintf(out, "%lluh", (unsigned long long)(ms / 3600000));
   else if (ms % 60000 == 0)

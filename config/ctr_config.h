@@ -53,6 +53,8 @@ typedef struct ctr_config_s {
   uint32_t flush_interval_ms; /* output.flush_interval_ms, default 100, 10..60000 */
   int float_format;        /* output.float_format: "string" | "number" */
   int output_format;       /* output.format: "json" | "ctfs" */
+  uint64_t output_max_age_ms;     /* output.max_age, 0: no limit */
+  uint64_t output_max_total_size; /* output.max_total_size, 0: no limit */
   /* limits: */
   uint32_t max_frame;      /* limits.max_frame, bytes, default 16 MiB */
   uint32_t max_depth;      /* limits.max_depth, default 64 */
@@ -149,5 +151,11 @@ const char *ctr_log_level_name(int level);
  * "2025-01-31 13:00:00.5+01:00" (no zone: local time) into Unix
  * milliseconds. Returns 0 or CTR_ECONFIG. */
 int ctr_config_parse_time(const char *text, int64_t *ms);
+
+/* Parses a duration as ctrec.yaml writes one ("0", "500ms", "30s", "10m",
+ * "2h", "7d") into milliseconds, and a size ("500", "64k", "20M", "3G",
+ * "1T", binary units) into bytes. Return 0 or CTR_ECONFIG. */
+int ctr_config_parse_duration(const char *text, uint64_t *ms);
+int ctr_config_parse_size(const char *text, uint64_t *bytes);
 
 #endif

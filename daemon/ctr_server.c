@@ -98,6 +98,7 @@ static void close_handles(ctr_server_t *srv) {
   uv_close((uv_handle_t *)&srv->flush_timer, NULL);
   uv_close((uv_handle_t *)&srv->grace_timer, NULL);
   uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
+  ctr_gc_close(&srv->gc);
   uv_close((uv_handle_t *)&srv->sig_term, NULL);
   uv_close((uv_handle_t *)&srv->sig_int, NULL);
   uv_close((uv_handle_t *)&srv->sig_hup, NULL);
@@ -235,6 +236,7 @@ void ctr_server_stop(ctr_server_t *srv) {
 void ctr_server_session_ended(ctr_server_t *srv, const char *dir,
                               uint64_t steps, uint64_t calls, uint64_t events,
                               const char *state) {
+  ctr_gc_kick(&srv->gc);
   if (srv->report_fd < 0)
     return;
   dprintf(srv->report_fd, "%s\t%llu\t%llu\t%llu\t%s\n", dir,
@@ -295,5 +297,6 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
   uv_signal_init(loop, &srv->sig_hup);
   srv->sig_hup.data = srv;
   uv_signal_start(&srv->sig_hup, on_hup, SIGHUP);
+  ctr_gc_start(&srv->gc, loop, &srv->cfg);
   return 0;
 }

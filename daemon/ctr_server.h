@@ -14,6 +14,7 @@
 #include "ctr_buf.h"
 #include "ctr_config.h"
 #include "ctr_fifo.h"
+#include "ctr_gc.h"
 #include "ctr_listener.h"
 #include "ctr_proto.h"
 
@@ -27,6 +28,7 @@ typedef struct ctr_server_s {
   uv_timer_t flush_timer;
   uv_timer_t grace_timer;
   uv_timer_t sweep_timer; /* handshake and idle time-outs */
+  ctr_gc_t gc;            /* output.max_age, output.max_total_size */
   uv_signal_t sig_term, sig_int, sig_hup;
   const char *config_path; /* NULL: built-in defaults, nothing to reload */
   const ctr_config_override_t *sets; /* the command line's, for reloads */

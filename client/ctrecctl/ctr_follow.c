@@ -21,16 +21,13 @@
 #include "ctr_buf.h"
 #include "ctr_jval.h"
 #include "ctr_reader.h"
+#include "ctr_render.h"
 
 #define STATUS_EVERY_MS 200
 /* How long a vanished session's folder may stay "recording" before the
  * feed gives up on it (ctrecd completes it before the session disappears,
  * so only a daemon that died leaves it so). */
 #define GONE_GRACE_MS 2000
-#define MAX_INDENT 40
-#define VALUE_MAX 120  /* bytes of one rendered value */
-#define TEXT_MAX 80    /* bytes of one string or raw value */
-#define ELEMENTS_MAX 6 /* elements shown of a sequence */
 
 static const char *prog_name = "ctrecctl";
 static volatile sig_atomic_t interrupted;
@@ -64,569 +61,18 @@ static void *xrealloc(void *p, size_t n) {
   return q;
 }
 
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s) + 1;
-
-  return memcpy(xrealloc(NULL, n), s, n);
-}
-
-/* ---- the names a trace interns ------------------------------------------ */
-
-typedef struct names_s {
-  char **v;
-  size_t n, cap;
-} names_t;
-
-static void names_push(names_t *l, const char *s) {
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 16;
-    l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
-  }
-  l->v[l->n++] = xstrdup(s);
-}
-
-static const char *names_at(const names_t *l, const ctr_jval_t *id) {
-  int64_t i;
-
-  if (!ctr_jval_i64(id, &i) || i < 0 || (uint64_t)i >= l->n)
-    return "?";
-  return l->v[i];
-}
-
-static void names_free(names_t *l) {
-  size_t i;
-
-  for (i = 0; i < l->n; i++)
-    free(l->v[i]);
-  free(l->v);
-  memset(l, 0, sizeof(*l));
-}
-
-typedef struct type_s {
-  char *lang;
-  names_t fields; /* field names of a Struct type */
-} type_t;
-
-typedef struct depth_s {
-  uint64_t tid;
-  int depth;
-} depth_t;
-
-/* The last value shown of a variable in a frame (thread and call depth). */
-typedef struct seen_s {
-  uint64_t tid;
-  int depth;
-  int64_t var;
-  char *text;
-} seen_t;
-
-/* One trace folder being tailed, with what is needed to render it. */
+/* One trace folder being tailed. */
 typedef struct tail_s {
   char dir[PATH_MAX];
   uint64_t index; /* the recording interval it holds */
   ctr_reader_t *rd;
-  char *workdir;
-  names_t paths, funcs, vars;
-  type_t *types;
-  size_t ntypes, tcap;
-  int depth;         /* calls open on the current thread */
-  depth_t *threads;  /* the depth of the other threads seen */
-  size_t nthreads;
-  uint64_t tid;      /* current thread; ctrecd numbers the first one 0 */
-  seen_t *seen;
-  size_t nseen, seencap;
-  bool held;         /* a Step not printed yet: it may be a call's location */
-  char *held_path;
-  int64_t held_line;
-  int held_depth;
+  ctr_render_t *r;
 } tail_t;
 
 static void tail_free(tail_t *t) {
-  size_t i;
-
   ctr_reader_free(t->rd);
-  free(t->workdir);
-  names_free(&t->paths);
-  names_free(&t->funcs);
-  names_free(&t->vars);
-  for (i = 0; i < t->ntypes; i++) {
-    free(t->types[i].lang);
-    names_free(&t->types[i].fields);
-  }
-  free(t->types);
-  free(t->threads);
-  for (i = 0; i < t->nseen; i++)
-    free(t->seen[i].text);
-  free(t->seen);
-  free(t->held_path);
+  ctr_render_free(t->r);
   memset(t, 0, sizeof(*t));
-}
-
-/* ---- rendering values --------------------------------------------------- */
-
-typedef struct text_s {
-  char buf[VALUE_MAX + 8];
-  size_t n;
-  bool full;
-} text_t;
-
-static void tx_add(text_t *o, const char *s, size_t n) {
-  if (o->full)
-    return;
-  if (o->n + n > VALUE_MAX) {
-    n = VALUE_MAX - o->n;
-    o->full = true;
-  }
-  memcpy(o->buf + o->n, s, n);
-  o->n += n;
-  o->buf[o->n] = '\0';
-}
-
-static void tx_puts(text_t *o, const char *s) { tx_add(o, s, strlen(s)); }
-
-/* The text, marked when it was cut (the buffer keeps room for the mark). */
-static const char *tx_done(text_t *o) {
-  if (o->full && o->n <= VALUE_MAX) {
-    memcpy(o->buf + o->n, "…", sizeof("…"));
-    o->n += sizeof("…") - 1;
-  }
-  return o->buf;
-}
-
-/* Appends s cut to TEXT_MAX bytes (on a UTF-8 boundary), escaping control
- * characters when quote is set, so each record stays on one line. */
-static void tx_text(text_t *o, const char *s, size_t n, char quote) {
-  size_t i, shown = n;
-  char q[2] = {quote, '\0'};
-
-  if (shown > TEXT_MAX) {
-    shown = TEXT_MAX;
-    while (shown > 0 && ((unsigned char)s[shown] & 0xc0) == 0x80)
-      shown--;
-  }
-  if (quote)
-    tx_puts(o, q);
-  for (i = 0; i < shown; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char esc[8];
-    if (c == '\n')
-      tx_puts(o, "\\n");
-    else if (c == '\t')
-      tx_puts(o, "\\t");
-    else if (quote && (c == (unsigned char)quote || c == '\\')) {
-      esc[0] = '\\';
-      esc[1] = (char)c;
-      tx_add(o, esc, 2);
-    } else if (c < 0x20 || c == 0x7f) {
-      snprintf(esc, sizeof(esc), "\\x%02x", c);
-      tx_puts(o, esc);
-    } else if (c == 0xc2 && i + 1 < shown && (unsigned char)s[i + 1] < 0xa0) {
-      /* A C1 control (U+0080..U+009F) is an escape to some terminals. */
-      snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)s[++i] & 0xff);
-      tx_puts(o, esc);
-    } else
-      tx_add(o, (const char *)&s[i], 1);
-  }
-  if (shown < n)
-    tx_puts(o, "…");
-  if (quote)
-    tx_puts(o, q);
-}
-
-static const type_t *type_of(const tail_t *t, const ctr_jval_t *v) {
-  int64_t id;
-
-  if (!ctr_jval_i64(ctr_jval_get(v, "type_id"), &id) || id < 0 ||
-      (uint64_t)id >= t->ntypes)
-    return NULL;
-  return &t->types[id];
-}
-
-/* A BigInt's magnitude is base64 of its big-endian bytes. Shown in decimal
- * up to a size where that stays short. */
-static void tx_bigint(text_t *o, const char *b64, bool negative) {
-  unsigned char mag[64];
-  char digits[200];
-  size_t n = 0, nd = 0, i;
-  uint32_t acc = 0;
-  int bits = 0;
-
-  for (; *b64 && *b64 != '='; b64++) {
-    const char *tab =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const char *p = strchr(tab, *b64);
-    if (p == NULL || n == sizeof(mag)) {
-      tx_puts(o, "<big integer>");
-      return;
-    }
-    acc = (acc << 6) | (uint32_t)(p - tab);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      mag[n++] = (unsigned char)(acc >> bits);
-    }
-  }
-  /* Long division by ten, least significant digit first. */
-  for (;;) {
-    uint32_t rem = 0;
-    bool zero = true;
-    for (i = 0; i < n; i++) {
-      uint32_t cur = (rem << 8) | mag[i];
-      mag[i] = (unsigned char)(cur / 10);
-      rem = cur % 10;
-      zero = zero && mag[i] == 0;
-    }
-    digits[nd++] = (char)('0' + rem);
-    if (zero || nd == sizeof(digits))
-      break;
-  }
-  if (negative)
-    tx_puts(o, "-");
-  while (nd > 0)
-    tx_add(o, &digits[--nd], 1);
-}
-
-static void render_value(const tail_t *t, text_t *o, const ctr_jval_t *v,
-                         int depth);
-
-static void render_elements(const tail_t *t, text_t *o, const ctr_jval_t *arr,
-                            const names_t *labels, int depth) {
-  const ctr_jval_t *e;
-  size_t i = 0;
-
-  if (arr == NULL || arr->type != CTR_JVAL_ARR)
-    return;
-  for (e = arr->child; e; e = e->next, i++) {
-    if (i)
-      tx_puts(o, ", ");
-    if (i == ELEMENTS_MAX || depth >= 3) {
-      tx_puts(o, "…");
-      break;
-    }
-    if (labels && i < labels->n) {
-      tx_puts(o, labels->v[i]);
-      tx_puts(o, "=");
-    }
-    render_value(t, o, e, depth + 1);
-  }
-}
-
-static void render_value(const tail_t *t, text_t *o, const ctr_jval_t *v,
-                         int depth) {
-  const char *kind = ctr_jval_str(v, "kind");
-  const type_t *ty = type_of(t, v);
-  const ctr_jval_t *f;
-
-  if (kind == NULL) {
-    tx_puts(o, "?");
-  } else if (strcmp(kind, "Int") == 0 || strcmp(kind, "Float") == 0) {
-    f = ctr_jval_get(v, kind[0] == 'I' ? "i" : "f");
-    tx_puts(o, f && f->str ? f->str : "?");
-  } else if (strcmp(kind, "Bool") == 0) {
-    f = ctr_jval_get(v, "b");
-    tx_puts(o, f && f->b ? "true" : "false");
-  } else if (strcmp(kind, "String") == 0 || strcmp(kind, "Char") == 0) {
-    f = ctr_jval_get(v, kind[0] == 'S' ? "text" : "c");
-    if (f && f->type == CTR_JVAL_STR)
-      tx_text(o, f->str, f->len, kind[0] == 'S' ? '"' : '\'');
-  } else if (strcmp(kind, "None") == 0) {
-    /* Ruby's nil and Python's None are both recorded as None. */
-    tx_puts(o, ty && strcmp(ty->lang, "NilClass") == 0 ? "nil" : "None");
-  } else if (strcmp(kind, "Raw") == 0) {
-    f = ctr_jval_get(v, "r");
-    if (f && f->type == CTR_JVAL_STR)
-      tx_text(o, f->str, f->len, 0);
-  } else if (strcmp(kind, "Sequence") == 0 || strcmp(kind, "Tuple") == 0) {
-    bool seq = kind[0] == 'S';
-    tx_puts(o, seq ? "[" : "(");
-    render_elements(t, o, ctr_jval_get(v, "elements"), NULL, depth);
-    tx_puts(o, seq ? "]" : ")");
-  } else if (strcmp(kind, "Struct") == 0) {
-    tx_puts(o, ty ? ty->lang : "struct");
-    tx_puts(o, "(");
-    render_elements(t, o, ctr_jval_get(v, "field_values"),
-                    ty ? &ty->fields : NULL, depth);
-    tx_puts(o, ")");
-  } else if (strcmp(kind, "Variant") == 0) {
-    const char *d = ctr_jval_str(v, "discriminator");
-    tx_puts(o, d ? d : "?");
-    if ((f = ctr_jval_get(v, "contents")) != NULL && f->type == CTR_JVAL_OBJ) {
-      tx_puts(o, "(");
-      render_value(t, o, f, depth + 1);
-      tx_puts(o, ")");
-    }
-  } else if (strcmp(kind, "Reference") == 0) {
-    tx_puts(o, "&");
-    if ((f = ctr_jval_get(v, "dereferenced")) != NULL)
-      render_value(t, o, f, depth + 1);
-  } else if (strcmp(kind, "Error") == 0) {
-    const char *msg = ctr_jval_str(v, "msg");
-    tx_puts(o, "<error: ");
-    tx_puts(o, msg ? msg : "?");
-    tx_puts(o, ">");
-  } else if (strcmp(kind, "BigInt") == 0) {
-    const char *b = ctr_jval_str(v, "b");
-    f = ctr_jval_get(v, "negative");
-    tx_bigint(o, b ? b : "", f && f->b);
-  } else {
-    tx_puts(o, "<");
-    tx_puts(o, kind);
-    tx_puts(o, ">");
-  }
-}
-
-/* ---- rendering records -------------------------------------------------- */
-
-/* ctrecd records every visible variable after each step (the format does
- * not carry values forward); the listing shows a variable only when its
- * value in the current frame differs from the one shown last. */
-static bool value_changed(tail_t *t, int64_t var, const char *text) {
-  size_t i;
-  seen_t *e;
-
-  for (i = 0; i < t->nseen; i++) {
-    e = &t->seen[i];
-    if (e->tid == t->tid && e->depth == t->depth && e->var == var) {
-      if (strcmp(e->text, text) == 0)
-        return false;
-      free(e->text);
-      e->text = xstrdup(text);
-      return true;
-    }
-  }
-  if (t->nseen == t->seencap) {
-    t->seencap = t->seencap ? t->seencap * 2 : 32;
-    t->seen = xrealloc(t->seen, t->seencap * sizeof(*t->seen));
-  }
-  e = &t->seen[t->nseen++];
-  e->tid = t->tid;
-  e->depth = t->depth;
-  e->var = var;
-  e->text = xstrdup(text);
-  return true;
-}
-
-/* Forgets the values of the current thread's frames from depth on. */
-static void forget_frames(tail_t *t, int depth) {
-  size_t i = 0;
-
-  while (i < t->nseen) {
-    if (t->seen[i].tid == t->tid && t->seen[i].depth >= depth) {
-      free(t->seen[i].text);
-      t->seen[i] = t->seen[--t->nseen];
-    } else {
-      i++;
-    }
-  }
-}
-
-static void indent(int depth) {
-  int i;
-
-  for (i = 0; i < depth && i < MAX_INDENT; i++)
-    fputs("  ", stdout);
-}
-
-/* Where a path is shown: relative to the program's working directory when
- * inside it, else by its file name, so lines stay short. */
-static void add_path(tail_t *t, const char *path) {
-  size_t w = t->workdir ? strlen(t->workdir) : 0;
-  const char *slash = strrchr(path, '/');
-
-  if (w > 1 && strncmp(path, t->workdir, w) == 0 && path[w] == '/')
-    names_push(&t->paths, path + w + 1);
-  else
-    names_push(&t->paths, slash && slash[1] ? slash + 1 : path);
-}
-
-static void print_held(tail_t *t) {
-  if (!t->held)
-    return;
-  t->held = false;
-  indent(t->held_depth);
-  printf("%s:%" PRId64 "\n", t->held_path, t->held_line);
-}
-
-static void add_type(tail_t *t, const ctr_jval_t *v) {
-  const char *lang = ctr_jval_str(v, "lang_type");
-  const ctr_jval_t *info = ctr_jval_get(v, "specific_info");
-  const ctr_jval_t *fields = ctr_jval_get(info, "fields"), *e;
-  type_t *ty;
-
-  if (t->ntypes == t->tcap) {
-    t->tcap = t->tcap ? t->tcap * 2 : 16;
-    t->types = xrealloc(t->types, t->tcap * sizeof(*t->types));
-  }
-  ty = &t->types[t->ntypes++];
-  memset(ty, 0, sizeof(*ty));
-  ty->lang = xstrdup(lang ? lang : "?");
-  if (fields && fields->type == CTR_JVAL_ARR)
-    for (e = fields->child; e; e = e->next) {
-      const char *name = ctr_jval_str(e, "name");
-      names_push(&ty->fields, name ? name : "?");
-    }
-}
-
-static void switch_thread(tail_t *t, uint64_t tid) {
-  size_t i;
-  int depth = 0;
-
-  for (i = 0; i < t->nthreads; i++)
-    if (t->threads[i].tid == t->tid)
-      break;
-  if (i == t->nthreads) {
-    t->threads = xrealloc(t->threads, (t->nthreads + 1) * sizeof(*t->threads));
-    t->threads[t->nthreads++].tid = t->tid;
-  }
-  t->threads[i].depth = t->depth;
-  for (i = 0; i < t->nthreads; i++)
-    if (t->threads[i].tid == tid)
-      depth = t->threads[i].depth;
-  t->tid = tid;
-  t->depth = depth;
-}
-
-static void print_event(const tail_t *t, const ctr_jval_t *v) {
-  static const char *const names[] = {
-      "stdout", "write", "stderr", "stdin", "read", "read", "readdir",
-      "opendir", "closedir", "socket", "open", "error", "log", "evm"};
-  const ctr_jval_t *c = ctr_jval_get(v, "content");
-  const char *text = c && c->type == CTR_JVAL_STR ? c->str : "";
-  size_t len = c && c->type == CTR_JVAL_STR ? c->len : 0;
-  char tag[32];
-  int64_t kind = -1;
-
-  ctr_jval_i64(ctr_jval_get(v, "kind"), &kind);
-  if (kind >= 0 && kind < (int64_t)(sizeof(names) / sizeof(names[0])))
-    snprintf(tag, sizeof(tag), "[%s]", names[kind]);
-  else
-    snprintf(tag, sizeof(tag), "[event %" PRId64 "]", kind);
-  /* One output line per line of text, each tagged; the final newline of
-   * the text ends the last one. */
-  if (len > 0 && text[len - 1] == '\n')
-    len--;
-  do {
-    const char *nl = memchr(text, '\n', len);
-    size_t n = nl ? (size_t)(nl - text) : len;
-    ctr_buf_t b = {0};
-    indent(t->depth);
-    /* The program's output is shown, not replayed to this terminal. */
-    printf("%s %s\n", tag, ctr_buf_printable(&b, text, n));
-    ctr_buf_free(&b);
-    text += nl ? n + 1 : n;
-    len -= nl ? n + 1 : n;
-  } while (len > 0);
-}
-
-/* Prints a call with its arguments, which are the callee frame's first
- * values, and enters that frame. */
-static void print_call(tail_t *t, const ctr_jval_t *v) {
-  const ctr_jval_t *args = ctr_jval_get(v, "args"), *a;
-  text_t o = {0};
-
-  indent(t->depth);
-  printf("→ call %s(", names_at(&t->funcs, ctr_jval_get(v, "function_id")));
-  t->depth++;
-  forget_frames(t, t->depth);
-  for (a = args && args->type == CTR_JVAL_ARR ? args->child : NULL; a;
-       a = a->next) {
-    int64_t var = -1;
-    o.n = 0;
-    o.full = false;
-    render_value(t, &o, ctr_jval_get(a, "value"), 0);
-    ctr_jval_i64(ctr_jval_get(a, "variable_id"), &var);
-    value_changed(t, var, tx_done(&o));
-    printf("%s%s=%s", a == args->child ? "" : ", ",
-           names_at(&t->vars, ctr_jval_get(a, "variable_id")), o.buf);
-  }
-  printf(")\n");
-}
-
-/* Prints one record as a line of the step listing. */
-static void render_record(tail_t *t, const ctr_jval_t *rec) {
-  const ctr_jval_t *v = rec->type == CTR_JVAL_OBJ ? rec->child : NULL;
-  const char *k = v ? v->key : NULL;
-  text_t o = {0};
-  int64_t n;
-
-  if (rec->type == CTR_JVAL_STR && strcmp(rec->str, "DropLastStep") == 0) {
-    if (t->held)
-      t->held = false;
-    else {
-      indent(t->depth);
-      printf("(previous step dropped)\n");
-    }
-    return;
-  }
-  if (k == NULL)
-    return;
-  /* Interning records print nothing and keep a held Step held. */
-  if (strcmp(k, "Path") == 0 && v->type == CTR_JVAL_STR) {
-    add_path(t, v->str);
-    return;
-  }
-  if (strcmp(k, "Function") == 0) {
-    const char *name = ctr_jval_str(v, "name");
-    names_push(&t->funcs, name ? name : "?");
-    return;
-  }
-  if ((strcmp(k, "VariableName") == 0 || strcmp(k, "Variable") == 0) &&
-      v->type == CTR_JVAL_STR) {
-    names_push(&t->vars, v->str);
-    return;
-  }
-  if (strcmp(k, "Type") == 0) {
-    add_type(t, v);
-    return;
-  }
-  if (strcmp(k, "Call") == 0) {
-    /* The Step right before a Call is the call's location (the callee's
-     * definition line), not a line the program ran: it is not shown. */
-    t->held = false;
-    print_call(t, v);
-    return;
-  }
-  print_held(t);
-  if (strcmp(k, "Step") == 0) {
-    free(t->held_path);
-    t->held_path = xstrdup(names_at(&t->paths, ctr_jval_get(v, "path_id")));
-    t->held_line = 0;
-    ctr_jval_i64(ctr_jval_get(v, "line"), &t->held_line);
-    t->held_depth = t->depth;
-    t->held = true;
-  } else if (strcmp(k, "Return") == 0) {
-    forget_frames(t, t->depth);
-    if (t->depth > 0)
-      t->depth--;
-    /* A CTFS call closed at the end of a recording has no value. */
-    if (ctr_jval_get(v, "return_value"))
-      render_value(t, &o, ctr_jval_get(v, "return_value"), 0);
-    indent(t->depth);
-    printf("← return%s%s\n", o.n ? " " : "", tx_done(&o));
-  } else if (strcmp(k, "Value") == 0) {
-    int64_t var = -1;
-    render_value(t, &o, ctr_jval_get(v, "value"), 0);
-    ctr_jval_i64(ctr_jval_get(v, "variable_id"), &var);
-    if (value_changed(t, var, tx_done(&o))) {
-      indent(t->depth + 1);
-      printf("%s = %s\n", names_at(&t->vars, ctr_jval_get(v, "variable_id")),
-             o.buf);
-    }
-  } else if (strcmp(k, "Event") == 0) {
-    print_event(t, v);
-  } else if (strcmp(k, "ThreadSwitch") == 0 || strcmp(k, "ThreadStart") == 0 ||
-             strcmp(k, "ThreadExit") == 0) {
-    bool sw = strcmp(k, "ThreadSwitch") == 0;
-    if (!ctr_jval_i64(v, &n))
-      n = -1;
-    if (sw)
-      switch_thread(t, (uint64_t)n);
-    printf("[thread %" PRId64 "%s]\n", n,
-           sw ? "" : strcmp(k, "ThreadStart") == 0 ? " started" : " exited");
-  } else {
-    indent(t->depth);
-    printf("(%s)\n", k);
-  }
 }
 
 /* ---- tailing the trace ------------------------------------------------- */
@@ -644,7 +90,7 @@ static long drain(tail_t *t, bool json) {
     else if (json)
       ctr_jval_print(stdout, r.rec);
     else
-      render_record(t, r.rec);
+      ctr_render_record(t->r, r.rec);
     if (json)
       putchar('\n');
     count++;
@@ -731,20 +177,22 @@ static bool state_ended(const char *state) {
 }
 
 static int tail_open(tail_t *t, const char *dir, uint64_t index, bool json) {
+  ctr_render_opts_t ro = {.out = stdout, .dir = dir, .source = true,
+                          .from = -1, .to = -1};
   meta_t m;
   int rc;
 
   tail_free(t);
   snprintf(t->dir, sizeof(t->dir), "%s", dir);
   t->index = index;
-  t->tid = 0;
   if ((rc = ctr_reader_open(&t->rd, dir, true)) < 0) {
     fprintf(stderr, "%s: cannot open the trace in %s: %s\n", prog_name, dir,
             strerror(-rc));
     return -1;
   }
   if (read_meta(dir, &m) && m.workdir[0])
-    t->workdir = xstrdup(m.workdir);
+    ro.workdir = m.workdir;
+  t->r = ctr_render_new(&ro);
   if (!json) {
     printf("== interval %" PRIu64 ": %s ==\n", index, dir);
     fflush(stdout);
@@ -921,7 +369,7 @@ static void finish_folder(follower_t *f, const meta_t *m) {
   if (!f->o->json) {
     ctr_buf_t b = {0};
     size_t at;
-    print_held(&f->t);
+    ctr_render_flush(f->t.r);
     ctr_buf_printable(&b, m->state, strlen(m->state));
     at = b.len + 1;
     ctr_buf_add(&b, "", 1);
@@ -961,8 +409,8 @@ static int follow(follower_t *f) {
         continue;
       }
       /* Nothing new: a held Step is shown rather than kept waiting. */
-      if (!o->json && got == 0 && f->t.held) {
-        print_held(&f->t);
+      if (!o->json && got == 0) {
+        ctr_render_flush(f->t.r);
         fflush(stdout);
       }
     }
@@ -1030,8 +478,8 @@ int ctr_follow_folder(const ctr_follow_opts_t *o, const char *dir) {
         finish_folder(&f, &m);
       break;
     }
-    if (!o->json && f.t.held) {
-      print_held(&f.t);
+    if (!o->json) {
+      ctr_render_flush(f.t.r);
       fflush(stdout);
     }
     if (interrupted)

@@ -35,6 +35,7 @@ typedef struct json_s {
   int fd;
   uint64_t off; /* just past the last complete record */
   bool started; /* a record was read: the next one follows ",\n" */
+  bool live;    /* still being written: a cut record is not finished yet */
   char *buf;    /* the file from off on, as last read */
   size_t len, pos, cap, window;
 } json_t;
@@ -109,6 +110,19 @@ static long json_fill(json_t *j, bool *more) {
   return (long)got;
 }
 
+/* Whether buf[pos] on, the rest of the file, is the closing bracket. */
+static bool json_at_end(const json_t *j) {
+  size_t i = j->pos;
+
+  while (i < j->len && (j->buf[i] == '\n' || j->buf[i] == ' '))
+    i++;
+  if (i == j->len || j->buf[i++] != ']')
+    return false;
+  while (i < j->len && (j->buf[i] == '\n' || j->buf[i] == ' '))
+    i++;
+  return i == j->len;
+}
+
 static int json_next(void *b, ctr_reader_rec_t *r, char *why, size_t cap) {
   json_t *j = b;
   bool more;
@@ -123,6 +137,13 @@ static int json_next(void *b, ctr_reader_rec_t *r, char *why, size_t cap) {
     if (json_take(j, r))
       return 1;
     /* One record longer than the window: read more of it at once. */
+    if ((!more || j->window >= READ_WINDOW_MAX) && !j->live &&
+        (more || !json_at_end(j))) {
+      snprintf(why, cap,
+               "trace.json: byte %llu: neither a whole record nor the end",
+               (unsigned long long)j->off + j->pos);
+      return CTR_EPROTO;
+    }
     if (!more || j->window >= READ_WINDOW_MAX)
       return 0;
     j->window *= 2;
@@ -146,7 +167,7 @@ static void json_free(void *b) {
 static const ctr__trace_backend_t json_vt = {json_next, json_listed_paths,
                                              json_free};
 
-static int json_open(void **out, const char *path) {
+static int json_open(void **out, const char *path, bool live) {
   json_t *j;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -155,6 +176,7 @@ static int json_open(void **out, const char *path) {
   j = ctr__trace_xrealloc(NULL, sizeof(*j));
   memset(j, 0, sizeof(*j));
   j->fd = fd;
+  j->live = live;
   j->off = 1; /* trace.json starts with "[" and the first record follows */
   j->window = READ_WINDOW;
   *out = j;
@@ -178,7 +200,7 @@ int ctr_reader_open(ctr_reader_t **out, const char *dir, bool live) {
     snprintf(path, sizeof(path), "%s/trace.json", dir);
     t->format = CTR_READER_JSON;
     t->vt = &json_vt;
-    rc = json_open(&t->b, path);
+    rc = json_open(&t->b, path, live);
   }
   if (rc < 0) {
     free(t);

@@ -37,6 +37,8 @@
 #include "ctr_check.h"
 #include "ctr_follow.h"
 #include "ctr_proto.h"
+#include "ctr_show.h"
+#include "ctr_traces.h"
 
 #define DEFAULT_SOCKET "/run/ctrec/ctrecd.sock"
 #define READY_TIMEOUT_MS 10000
@@ -1274,7 +1276,11 @@ static void usage(FILE *out) {
           "  stop SESSION...    close them\n"
           "  reload             re-read the daemon's config file\n"
           "  check TRACE_DIR... verify trace folders, JSON or CTFS (exit 1 when one\n"
-          "                     is invalid)\n\n"
+          "                     is invalid)\n"
+          "  show TRACE_DIR     print a trace as a step listing with source text\n"
+          "  ls [DIR]           list the traces in DIR (default ./ctrec-traces)\n"
+          "  rm TRACE_DIR...    delete finished traces\n"
+          "  gc [DIR]           delete old finished traces (--older-than, --max-size)\n\n"
           "status, follow, start, stop and reload take:\n"
           DAEMON_OPTIONS_HELP
           "and record takes -t too, for a running ctrecd.\n\n"
@@ -1304,6 +1310,14 @@ int main(int argc, char **argv) {
     return cmd_reload(argc - 1, argv + 1);
   if (strcmp(argv[1], "check") == 0)
     return ctr_check_main(argc - 1, argv + 1);
+  if (strcmp(argv[1], "show") == 0)
+    return ctr_show_main(argc - 1, argv + 1);
+  if (strcmp(argv[1], "ls") == 0)
+    return ctr_traces_ls_main(argc - 1, argv + 1);
+  if (strcmp(argv[1], "rm") == 0)
+    return ctr_traces_rm_main(argc - 1, argv + 1);
+  if (strcmp(argv[1], "gc") == 0)
+    return ctr_traces_gc_main(argc - 1, argv + 1);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
       strcmp(argv[1], "help") == 0) {
     usage(stdout);

@@ -543,7 +543,7 @@ class CtfsLive(TempDirTest):
         self.assertEqual(len(re.findall(r"→ call wait_here\((self=main, )?depth=\d, x=1\d\)", text)), 4)
         # ... and the open ones: the four wait_here calls and the top level
         # (and Python's <module>) close at the last step, without a value.
-        self.assertRegex(text, r"\[stdout\] waiting\n(\s+nested\.\w+:\d+\n)*"
+        self.assertRegex(text, r"\[stdout\] waiting\n(\s+#\d+ nested\.\w+:\d+  .*\n)*"
                                r"(\s*← return\n){5,6}== interval 1 aborted")
         self.assertNotIn("done", text)
 

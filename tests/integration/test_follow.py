@@ -17,6 +17,8 @@ from harness import (CTRECCTL, FORMAT, PY_SHIM, SOURCE, Daemon, TempDirTest, rec
                      service_config, trace_folders)
 from test_check import each_python, record_ctfs_pair, start_live_mirror
 
+# A step line: its number, file:line and the line's source text.
+STEP_5 = re.compile(r"#\d+ _follow_ticker\.rb:5  \S.*")
 RUBY_TICKER = os.path.join(SOURCE, "tests", "programs", "ruby", "_follow_ticker.rb")
 PY_TICKER = os.path.join(SOURCE, "tests", "programs", "python", "_follow_ticker.py")
 
@@ -162,7 +164,7 @@ class FollowTest(TempDirTest):
                 stdout = next(k for k in range(pos, len(lines))
                               if lines[k].strip() == f"[stdout] tick {i} -> {i * 3}")
                 step = next(k for k in range(pos, stdout)
-                            if lines[k].strip() == "_follow_ticker.rb:5")
+                            if STEP_5.fullmatch(lines[k].strip()))
                 self.assertIn(f"value = {i * 3}", [l.strip() for l in lines[step:stdout]])
                 pos = stdout
         # Everything in order: each call, its output, its return, indented
@@ -172,7 +174,7 @@ class FollowTest(TempDirTest):
                 rf"( *)→ call work\(self=main, i={i}, label=\"tick\"\)", lines[k]))
             indent = len(lines[call]) - len(lines[call].lstrip())
             step = next(k for k in range(call, len(lines))
-                        if lines[k].strip() == "_follow_ticker.rb:5")
+                        if STEP_5.fullmatch(lines[k].strip()))
             stdout = lines.index(" " * (indent + 2) + f"[stdout] tick {i} -> {i * 3}", call)
             ret = lines.index(" " * indent + f"← return {i * 3}", stdout)
             self.assertLess(step, stdout)
@@ -363,9 +365,9 @@ class FollowCtfs(TempDirTest):
         self.assertEqual((p.returncode, err), (0, b""))
         got = lines.lines()
         self.assertEqual(got[-1], "== interval 1 complete (program exited) ==")
-        steps = [line.strip() for line in got if re.fullmatch(r"\s*prog\.py:\d+", line)]
+        steps = [line.strip() for line in got if re.fullmatch(r"\s*#\d+ prog\.py:\d+  \S.*", line)]
         want = [line.strip() for line in self.listing(folder).splitlines()
-                if re.fullmatch(r"\s*prog\.py:\d+", line)]
+                if re.fullmatch(r"\s*#\d+ prog\.py:\d+  \S.*", line)]
         # Every step the finished listing shows is there, in order (the
         # live one also shows the lines that hold a call it cannot see).
         it = iter(steps)
