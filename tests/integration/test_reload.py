@@ -18,7 +18,8 @@ import sys
 import time
 
 from harness import (CTRECCTL, CTRECD, PY_SHIM, RUBY_SHIM, SOURCE, Daemon, TempDirTest, Trace,
-                     run, service_config, simple, trace_folders, validate, write)
+                     finished_traces, run, service_config, simple, trace_folders, validate,
+                     write)
 from test_python_record import OTHER_PYTHONS
 
 PYTHONS = ["python3"] + [exe for _, exe in sorted(OTHER_PYTHONS.items())]
@@ -105,18 +106,11 @@ class ReloadTest(TempDirTest):
         out_dir = out_dir or self.daemon.out
         deadline = time.time() + 20
         while time.time() < deadline:
-            for f in trace_folders(out_dir):
-                if f in self.seen:
-                    continue
-                try:
-                    t = Trace(f)
-                    state = t.state
-                except (ValueError, OSError, KeyError):
-                    continue  # not written yet
-                if state != "recording":
+            for f in sorted(finished_traces(out_dir)):
+                if f not in self.seen:
                     self.seen.add(f)
                     validate(self, f)
-                    return t
+                    return Trace(f)
             time.sleep(0.05)
         self.fail("no finished trace in %s:\n%s" % (out_dir, self.daemon.read_log()))
 
