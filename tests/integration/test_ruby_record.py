@@ -142,7 +142,8 @@ class RecordBehaviour(TempDirTest):
         self.assertEqual(res.returncode, 0)
         folder = trace_folders(out_dir)[0]
         self.assertRegex(res.stderr.decode(),
-                         r"ctrecctl: trace " + folder + r": \d+ steps, \d+ calls, \d+ events \(complete\)")
+                         r"ctrecctl: trace " + folder + r": \d+ steps, \d+ calls?, \d+ events?; "
+                         r"exit 0, (under 1|\d+) s, [\d.]+ KiB \(complete\)")
 
     def test_shell_script_records_each_program(self):
         a = os.path.join(RUBY_PROGRAMS, "addition.rb")
@@ -154,7 +155,7 @@ class RecordBehaviour(TempDirTest):
         out_dir = os.path.join(self.tmp, "out")
         rec = record([script], out_dir)
         self.assertEqual(rec.returncode, 0, rec.stderr)
-        self.assertRegex(rec.stdout.decode(), r"sock=/.+ctrecd\.sock")
+        self.assertRegex(rec.stdout.decode(), r"sock=/.+/ctrec/record-\d+\.sock")
         folders = trace_folders(out_dir)
         self.assertEqual(len(folders), 2)
         progs = sorted(Trace(f).meta["program"] for f in folders)
