@@ -1182,9 +1182,10 @@ static bool iso_seconds(const char *iso, time_t *out) {
 /* What the trace folder says of the program and of itself: its exit
  * status, how long the interval lasted and the folder's size. */
 static void trace_facts(ctr_buf_t *b, const char *dir) {
-  char path[PATH_MAX + 32], text[1 << 16];
+  char path[PATH_MAX + 32], *text = NULL;
   const ctr_jval_t *c, *iv, *st;
   ctr_jval_t *root = NULL;
+  struct stat sb;
   ssize_t n = -1;
   int64_t status;
   time_t t0, t1;
@@ -1192,7 +1193,11 @@ static void trace_facts(ctr_buf_t *b, const char *dir) {
 
   snprintf(path, sizeof(path), "%s/trace_metadata.json", dir);
   if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-    n = read(fd, text, sizeof(text));
+    /* The filter it names can make it long, never this long. */
+    if (fstat(fd, &sb) == 0 && sb.st_size > 0 && sb.st_size < (16 << 20)) {
+      text = ctr_xmalloc((size_t)sb.st_size);
+      n = read(fd, text, (size_t)sb.st_size);
+    }
     close(fd);
   }
   if (n > 0 && ctr_jval_parse(text, (size_t)n, &root) == 0) {
@@ -1209,6 +1214,7 @@ static void trace_facts(ctr_buf_t *b, const char *dir) {
                      (long long)(t1 - t0));
     ctr_jval_free(root);
   }
+  free(text);
   tree_bytes = 0;
   nftw(dir, add_size, 8, FTW_PHYS);
   format_size(b, tree_bytes);
@@ -1587,8 +1593,9 @@ static int cmd_record(int argc, char **argv) {
              "size of its folder).\n\n"
              "Without a ctrecd at $CT_RECORDER_SOCKET, a private ctrecd is\n"
              "started for this run; ctrecctl says where it records and on which\n"
-             "socket, which 'ctrecctl status', 'follow', 'start' and 'stop' find\n"
-             "by themselves. It waits for CMD and for every recorded process CMD\n"
+             "socket, in $XDG_RUNTIME_DIR/ctrec (else /tmp/ctrec-UID, mode 0700),\n"
+             "where 'ctrecctl status', 'follow', 'start' and 'stop' find it by\n"
+             "themselves. It waits for CMD and for every recorded process CMD\n"
              "started, background ones too (Ctrl-C or SIGTERM stops waiting),\n"
              "then stops the daemon, which completes every trace; should\n"
              "ctrecctl be killed, even by SIGKILL, the daemon completes the\n"
@@ -1788,7 +1795,7 @@ static void usage(FILE *out) {
           "and record takes -t too, for a running ctrecd.\n\n"
           "Exit status of status, start, stop and reload:\n" EXIT_CODES_HELP
           "record exits with the program's status, follow with 0 once the\n"
-          "session has ended.\n\n"
+          "session has ended (130 on Ctrl-C).\n\n"
           "'%s VERB --help' describes a verb.\n",
           prog_name, prog_name, prog_name);
 }
