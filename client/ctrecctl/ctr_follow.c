@@ -1054,6 +1054,7 @@ int ctr_follow_folder(const ctr_follow_opts_t *o, const char *dir) {
     sleep_ms(o->poll_ms);
   }
   tail_free(&f.t);
+  ctr_buf_free(&f.ended);
   fflush(stdout);
   return rc;
 }

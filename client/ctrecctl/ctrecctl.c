@@ -686,11 +686,13 @@ static bool wanted(const finder_t *fd, const char *sock,
  * every live one when remember is set. Returns how many daemons hold one,
  * with fd->sock the first of them and, for --program, fo->session its
  * newest session there. Several daemons holding one are listed on stderr
- * when list is set. */
+ * when list is set. A daemon that does not answer is passed over: when
+ * nothing is found, following the default daemon says why. */
 static size_t find_sessions(finder_t *fd, bool remember, bool list) {
   targets_t t;
   size_t d, i, holders = 0;
 
+  quiet_failures = true;
   targets_find(&t, fd->named, !fd->wait);
   for (d = 0; d < t.n; d++) {
     ctr_follow_session_t *v = NULL;
@@ -719,6 +721,7 @@ static size_t find_sessions(finder_t *fd, bool remember, bool list) {
     ctr_follow_sessions_free(v, n);
   }
   targets_free(&t);
+  quiet_failures = false;
   return holders;
 }
 
@@ -736,13 +739,11 @@ static int wait_for_session(finder_t *fd) {
   sa.sa_handler = on_follow_signal;
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
-  quiet_failures = true;
   find_sessions(fd, true, false);
   while (fd->sock == NULL && !follow_signal) {
     nanosleep(&tick, NULL);
     find_sessions(fd, false, false);
   }
-  quiet_failures = false;
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
   return follow_signal ? 128 + follow_signal : 0;
