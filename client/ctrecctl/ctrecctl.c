@@ -1672,37 +1672,34 @@ static int cmd_record(int argc, char **argv) {
     private_daemon = false;
     snprintf(sock, sizeof(sock), "%s", service);
   }
-  if (!private_daemon) {
-    if (refused) {
-      fprintf(stderr,
-              "%s: record: %s; unset CT_RECORDER_SOCKET (now %s) to record "
-              "with a private ctrecd\n",
-              prog_name, refused, sock);
-      return EXIT_USAGE;
-    }
-  } else {
-    if (ctr_rundir_make(rundir, sizeof(rundir)) != 0 ||
-        ctr_rundir_socket(sock, sizeof(sock), rundir, getpid()) != 0)
-      return 125;
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+  if (private_daemon && ctr_rundir_make(rundir, sizeof(rundir)) == 0 &&
+      ctr_rundir_socket(sock, sizeof(sock), rundir, getpid()) == 0) {
+    if (mkdir(out, 0755) != 0 && errno != EEXIST)
       fprintf(stderr, "ctrecctl: cannot create %s: %s\n", out, strerror(errno));
-      return 125;
+    else {
+      if (realpath(out, outabs) == NULL)
+        snprintf(outabs, sizeof(outabs), "%s", out);
+      daemon = start_daemon(sock, outabs, config, log_level, format, sets,
+                            nsets, &report);
     }
-    if (realpath(out, outabs) == NULL)
-      snprintf(outabs, sizeof(outabs), "%s", out);
-    daemon = start_daemon(sock, outabs, config, log_level, format, sets, nsets,
-                          &report);
-    if (daemon < 0)
-      return 125;
-    if (!quiet)
-      fprintf(stderr,
-              "ctrecctl: recording to %s (private ctrecd at %s, pid %ld; "
-              "'ctrecctl status' reaches it)\n",
-              outabs, sock, (long)daemon);
   }
   while (nsets > 0)
     free(sets[--nsets]);
   free(sets);
+  if (private_daemon && daemon < 0)
+    return 125;
+  if (!private_daemon && refused) {
+    fprintf(stderr,
+            "%s: record: %s; unset CT_RECORDER_SOCKET (now %s) to record "
+            "with a private ctrecd\n",
+            prog_name, refused, sock);
+    return EXIT_USAGE;
+  }
+  if (private_daemon && !quiet)
+    fprintf(stderr,
+            "ctrecctl: recording to %s (private ctrecd at %s, pid %ld; "
+            "'ctrecctl status' reaches it)\n",
+            outabs, sock, (long)daemon);
   if ((opt = feed_open(&feed, sock, quiet)) != 0) {
     if (private_daemon) {
       kill(daemon, SIGTERM);
