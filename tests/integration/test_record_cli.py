@@ -259,7 +259,7 @@ class RecordCliTest(TempDirTest):
         for name, argv, lang in interpreters()[:2]:
             with self.subTest(name):
                 prog = self.program(lang, LONG_PY if lang == "py" else LONG_RB)
-                p = self.start_record("--", *argv, prog, "1.5", out=name)
+                p = self.start_record("--", *argv, prog, "1.5", out=f"{name}-{sig.name}")
                 out, sock, daemon = self.announced(p)
                 self.wait_until("a session", lambda: self.status())
                 p.send_signal(sig)
@@ -280,6 +280,12 @@ class RecordCliTest(TempDirTest):
 
     def test_sigkill_of_record_stops_its_daemon(self):
         self.assert_killed_record_cleans_up(signal.SIGKILL)
+
+    def test_sigint_and_sighup_of_record_stop_its_daemon(self):
+        # Sent to record alone (not by a terminal): passed on to the program.
+        for sig in (signal.SIGINT, signal.SIGHUP):
+            with self.subTest(sig.name):
+                self.assert_killed_record_cleans_up(sig)
 
     def test_background_child_is_recorded_to_its_end(self):
         for name, argv, lang in interpreters()[:2]:
