@@ -576,6 +576,31 @@ static void config_copy(ctr_config_t *dst, const ctr_config_t *src) {
   }
 }
 
+static int load_text(ctr_config_t *cfg, const char *path,
+                     const unsigned char *buf, size_t len, char *err,
+                     size_t errlen);
+
+/* A list is given as YAML (a flow sequence on one line): it goes through
+ * the loader, as the same list in a file would, and replaces the list. */
+static int set_list(ctr_config_t *cfg, const struct opt *o, const char *value,
+                    const char *origin, char *err, size_t errlen) {
+  size_t section = opt_section_len(o);
+  size_t cap = strlen(o->name) + strlen(value) + 16;
+  char *doc = malloc(cap);
+  int rc;
+
+  if (doc == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return CTR_ENOMEM;
+  }
+  snprintf(doc, cap, "%.*s:\n  %s: %s\n", (int)section, o->name,
+           o->name + section + 1, value);
+  rc = load_text(cfg, origin ? origin : "--set", (const unsigned char *)doc,
+                 strlen(doc), err, errlen);
+  free(doc);
+  return rc;
+}
+
 int ctr_config_set(ctr_config_t *cfg, const char *name, const char *value,
                    const char *origin, char *err, size_t errlen) {
   char msg[256];
@@ -593,10 +618,9 @@ int ctr_config_set(ctr_config_t *cfg, const char *name, const char *value,
   }
   if (!value)
     value = "";
-  if (opts[i].type == OPT_LIST) {
-    snprintf(msg, sizeof(msg), "is a list; set it in the configuration file");
-    rc = CTR_ECONFIG;
-  } else if (opts[i].offset == OFF(filter_defaults)) {
+  if (opts[i].type == OPT_LIST)
+    return set_list(cfg, &opts[i], value, origin, err, errlen);
+  if (opts[i].offset == OFF(filter_defaults)) {
     rc = opt_apply(&opts[i], cfg, value, strlen(value), msg, sizeof(msg));
     if (rc == 0)
       config_compile_filter(cfg);
@@ -1582,19 +1606,14 @@ static int read_file(const char *path, unsigned char **out, size_t *outlen,
   return 0;
 }
 
-int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
-                    size_t errlen) {
-  char msg[256];
+/* Loads the YAML text buf over cfg; path names it in messages. */
+static int load_text(ctr_config_t *cfg, const char *path,
+                     const unsigned char *buf, size_t len, char *err,
+                     size_t errlen) {
   ctr_config_t tmp;
   struct loader ld;
-  unsigned char *buf;
-  size_t len;
   int rc;
 
-  if (!err || errlen == 0)
-    err = msg, errlen = sizeof(msg);
-  if ((rc = read_file(path, &buf, &len, err, errlen)) != 0)
-    return rc;
   config_copy(&tmp, cfg);
   memset(&ld, 0, sizeof(ld));
   ld.path = path;
@@ -1610,7 +1629,6 @@ int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
   if (ld.have_ev)
     yaml_event_delete(&ld.ev);
   yaml_parser_delete(&ld.parser);
-  free(buf);
   if (rc == 0)
     config_compile_filter(&tmp);
   if (rc != 0) {
@@ -1620,6 +1638,22 @@ int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
   ctr_config_free(cfg);
   *cfg = tmp;
   return 0;
+}
+
+int ctr_config_load(ctr_config_t *cfg, const char *path, char *err,
+                    size_t errlen) {
+  char msg[256];
+  unsigned char *buf;
+  size_t len;
+  int rc;
+
+  if (!err || errlen == 0)
+    err = msg, errlen = sizeof(msg);
+  if ((rc = read_file(path, &buf, &len, err, errlen)) != 0)
+    return rc;
+  rc = load_text(cfg, path, buf, len, err, errlen);
+  free(buf);
+  return rc;
 }
 
 /* A snapshot is a configuration with a reference count in front of it. */

@@ -32,10 +32,7 @@
 static const char *prog_name = "ctrecctl";
 static volatile sig_atomic_t interrupted;
 
-static void on_signal(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
+static void on_signal(int sig) { interrupted = sig; }
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -316,6 +313,7 @@ typedef struct follower_s {
   uint64_t intervals; /* from the latest STATUS */
   char trace[PATH_MAX];
   int64_t gone_at;
+  ctr_buf_t ended;    /* --json: the start of the boundary record */
 } follower_t;
 
 /* Asks STATUS and updates what is known about the session. */
@@ -355,6 +353,13 @@ static bool open_next(follower_t *f) {
     return false;
   if (tail_open(&f->t, dir, f->next, f->o->json) != 0)
     return false;
+  if (f->ended.len) {
+    ctr_buf_printf(&f->ended, ",\"next\":%" PRIu64 ",\"trace\":", f->next);
+    ctr_json_str(&f->ended, dir, strlen(dir));
+    printf("%.*s}}\n", (int)f->ended.len, f->ended.data);
+    fflush(stdout);
+    ctr_buf_free(&f->ended);
+  }
   f->tailing = true;
   f->finished = false;
   return true;
@@ -366,7 +371,15 @@ static void finish_folder(follower_t *f, const meta_t *m) {
               strcmp(m->state + 9, m->end_reason) == 0;
   bool why = m->end_reason[0] && !said;
 
-  if (!f->o->json) {
+  if (f->o->json) {
+    /* Said when the next interval opens, in one boundary record. */
+    ctr_buf_free(&f->ended);
+    ctr_buf_printf(&f->ended, "{\"IntervalBoundary\":{\"ended\":%" PRIu64
+                   ",\"state\":", f->t.index);
+    ctr_json_str(&f->ended, m->state, strlen(m->state));
+    ctr_buf_puts(&f->ended, ",\"end_reason\":");
+    ctr_json_str(&f->ended, m->end_reason, strlen(m->end_reason));
+  } else {
     ctr_buf_t b = {0};
     size_t at;
     ctr_render_flush(f->t.r);
@@ -394,7 +407,7 @@ static int follow(follower_t *f) {
     long got;
     meta_t m;
     if (interrupted)
-      return 0;
+      return 128 + interrupted;
     if (f->tailing) {
       /* Metadata first: when it says finished, the drain after it has
        * seen every record of the folder. */
@@ -482,11 +495,14 @@ int ctr_follow_folder(const ctr_follow_opts_t *o, const char *dir) {
       ctr_render_flush(f.t.r);
       fflush(stdout);
     }
-    if (interrupted)
+    if (interrupted) {
+      rc = 128 + interrupted;
       break;
+    }
     sleep_ms(o->poll_ms);
   }
   tail_free(&f.t);
+  ctr_buf_free(&f.ended);
   fflush(stdout);
   return rc;
 }
@@ -524,6 +540,7 @@ int ctr_follow_run(const ctr_follow_opts_t *o) {
   catch_signals();
   rc = follow(&f);
   tail_free(&f.t);
+  ctr_buf_free(&f.ended);
   fflush(stdout);
   return rc;
 }

@@ -39,11 +39,15 @@ void ctr_follow_sessions_free(ctr_follow_session_t *list, size_t n);
 
 /* Follows the trace folder dir (trace.json or trace.ct) until its
  * trace_metadata.json says it is finished (at once without one), or
- * SIGINT. Returns the exit status for ctrecctl. */
+ * SIGINT or SIGTERM (128 + the signal). Returns the exit status for
+ * ctrecctl. */
 int ctr_follow_folder(const ctr_follow_opts_t *o, const char *dir);
 
-/* Follows until the session ends and everything is printed, or SIGINT.
- * Returns the exit status for ctrecctl. */
+/* Follows until the session ends and everything is printed, or SIGINT or
+ * SIGTERM (128 + the signal). In JSON, one record stands between two
+ * intervals: {"IntervalBoundary": {"ended": N, "state", "end_reason",
+ * "next": N + 1, "trace": its folder}}. Returns the exit status for
+ * ctrecctl. */
 int ctr_follow_run(const ctr_follow_opts_t *o);
 
 #endif

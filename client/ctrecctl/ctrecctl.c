@@ -15,6 +15,7 @@
  * follow feed. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -36,7 +37,9 @@
 #include "ctr_buf.h"
 #include "ctr_check.h"
 #include "ctr_follow.h"
+#include "ctr_jval.h"
 #include "ctr_proto.h"
+#include "ctr_rundir.h"
 #include "ctr_show.h"
 #include "ctr_traces.h"
 
@@ -46,8 +49,9 @@
 
 /* The options of every verb that talks to ctrecd. */
 #define DAEMON_OPTIONS_HELP                                                    \
-  "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET,\n"        \
-  "                     else " DEFAULT_SOCKET ")\n"                            \
+  "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET, else\n"   \
+  "                     " DEFAULT_SOCKET " and, but for reload,\n"          \
+  "                     every private ctrecd of yours)\n"                     \
   "  -t, --timeout SEC  give up when ctrecd has not answered within SEC\n"     \
   "                     seconds (default 5)\n"
 #define EXIT_CODES_HELP                                                        \
@@ -303,8 +307,13 @@ static int daemon_connect(const char *path, const char *role,
   return fd;
 }
 
+/* Set while follow --wait polls daemons that may come and go. */
+static bool quiet_failures;
+
 /* Says on stderr why ctrecd at sock gave no usable answer. */
 static int report_failure(const char *sock, int status, const char *why) {
+  if (quiet_failures)
+    return status;
   if (status == EXIT_TIMEOUT)
     fprintf(stderr,
             "%s: no answer from ctrecd at %s within %g s (is it stopped or "
@@ -353,8 +362,9 @@ static int ask(const char *sock, request_fn request, const void *arg, int want,
   if (fd < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)
       return report_failure(sock, EXIT_TIMEOUT, NULL);
-    fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
-            strerror(errno));
+    if (!quiet_failures)
+      fprintf(stderr, "%s: cannot reach ctrecd at %s: %s\n", prog_name, sock,
+              strerror(errno));
     return EXIT_UNREACHABLE;
   }
   rc = answer(fd, sock, deadline, want, r, m);
@@ -364,6 +374,49 @@ static int ask(const char *sock, request_fn request, const void *arg, int want,
 
 static void request_tag(msgpack_packer *pk, const void *arg) {
   ctr_pack_simple(pk, *(const int *)arg);
+}
+
+/* ---- which daemons ------------------------------------------------------ */
+
+/* The daemons a verb talks to: the one -s or $CT_RECORDER_SOCKET names;
+ * else the service daemon (when its socket exists) and the private daemon
+ * of every `ctrecctl record` of this user (see ctr_rundir.h). */
+typedef struct targets_s {
+  char **socks;
+  size_t n;
+} targets_t;
+
+static void targets_push(targets_t *t, const char *sock) {
+  t->socks = ctr_xrealloc(t->socks, (t->n + 1) * sizeof(*t->socks));
+  t->socks[t->n++] = ctr_xstrndup(sock, strlen(sock));
+}
+
+/* With fallback, an empty search gives the service socket, so that a verb
+ * says why it cannot reach it. */
+static void targets_find(targets_t *t, const char *named, bool fallback) {
+  const char *env = getenv("CT_RECORDER_SOCKET");
+  struct stat sb;
+  char **priv;
+  size_t np, i;
+
+  memset(t, 0, sizeof(*t));
+  if (named == NULL && env && *env)
+    named = env;
+  if (named) {
+    targets_push(t, named);
+    return;
+  }
+  np = ctr_rundir_sockets(&priv);
+  if (stat(DEFAULT_SOCKET, &sb) == 0 || (np == 0 && fallback))
+    targets_push(t, DEFAULT_SOCKET);
+  for (i = 0; i < np; i++)
+    targets_push(t, priv[i]);
+  ctr_rundir_free(priv, np);
+}
+
+static void targets_free(targets_t *t) {
+  ctr_rundir_free(t->socks, t->n);
+  memset(t, 0, sizeof(*t));
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -419,65 +472,46 @@ static const char *default_socket(void) {
   return s && *s ? s : DEFAULT_SOCKET;
 }
 
-/* The daemon's counts of programs that may have gone unrecorded. */
-static void print_daemon(const msgpack_object *d) {
+/* A daemon's counts of programs that may have gone unrecorded, as a line
+ * added to lines (nothing while both are 0). */
+static void note_unrecorded(ctr_buf_t *lines, const char *sock,
+                            const msgpack_object *d) {
   const msgpack_object *g = map_get(d, "gave_up"), *r = map_get(d, "refused");
   uint64_t gave_up = g && g->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? g->via.u64 : 0;
   uint64_t refused = r && r->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? r->via.u64 : 0;
+  char line[256];
 
-  if (gave_up || refused)
-    printf("since ctrecd started: %" PRIu64 " client(s) left before it answered "
-           "(gave up waiting, or died), %" PRIu64 " connection(s) refused\n",
-           gave_up, refused);
+  if (gave_up == 0 && refused == 0)
+    return;
+  snprintf(line, sizeof(line), "since it started: %" PRIu64 " client(s) left "
+           "before it answered (gave up waiting, or died), %" PRIu64
+           " connection(s) refused: ", gave_up, refused);
+  ctr_buf_puts(lines, line);
+  ctr_buf_printable(lines, sock, strlen(sock));
+  ctr_buf_puts(lines, "\n");
 }
 
-static int cmd_status(int argc, char **argv) {
-  static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-                                       {"timeout", required_argument, NULL, 't'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-  static const int tag = CTR_MSG_STATUS;
-  const char *sock = default_socket();
-  const msgpack_object *list;
-  bool json = false;
-  reply_t r;
-  ctr_msg_t m;
-  uint32_t i;
-  int opt, rc;
+/* The daemon a session belongs to: its socket, for -s. */
+static void print_daemon(const char *sock, bool json) {
+  ctr_buf_t b = {0};
 
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "+s:t:jh", opts, NULL)) != -1) {
-    switch (opt) {
-    case 's': sock = optarg; break;
-    case 't': parse_timeout("status ", optarg); break;
-    case 'j': json = true; break;
-    case 'h':
-      printf("Usage: %s status [-s SOCKET] [-t SEC] [--json]\n"
-             "List the live sessions of a ctrecd: pid, program, state,\n"
-             "messages received, trace records written and the trace folder.\n\n"
-             DAEMON_OPTIONS_HELP
-             "      --json         one JSON object per session\n\n"
-             "Without --json, a last line counts, since the daemon started,\n"
-             "clients that left before it answered their HELLO (they gave\n"
-             "up on a busy daemon after 30 s, or died) and connections it\n"
-             "refused or closed before a HELLO (descriptor limit, handshake\n"
-             "time-out): programs that may have run unrecorded. It is left\n"
-             "out while both are 0.\n\n"
-             EXIT_STATUS_HELP,
-             prog_name);
-      return 0;
-    default: die_usage("status ", "%s", "invalid option");
-    }
+  if (json) {
+    fputs("\"daemon\":", stdout);
+    ctr_json_str(&b, sock, strlen(sock));
+    fwrite(b.data, 1, b.len, stdout);
+    fputs("}\n", stdout);
+  } else {
+    printf("%s\n", ctr_buf_printable(&b, sock, strlen(sock)));
   }
-  if (optind < argc)
-    die_usage("status ", "unexpected argument: %s", argv[optind]);
-  if ((rc = ask(sock, request_tag, &tag, CTR_MSG_STATUS_REPLY, &r, &m)) != 0)
-    return rc;
-  list = m.u.status.sessions;
-  if (!json)
-    printf("%-7s %-7s %-24s %-9s %-9s %-10s %-10s %s\n", "SESSION", "PID",
-           "PROGRAM", "STATE", "INTERVALS", "RECEIVED", "WRITTEN", "TRACE");
+  ctr_buf_free(&b);
+}
+
+/* Prints the sessions of one STATUS answer; returns how many. */
+static uint32_t print_sessions(const ctr_msg_t *m, const char *sock,
+                               bool json) {
+  const msgpack_object *list = m->u.status.sessions;
+  uint32_t i;
+
   for (i = 0; i < list->via.array.size; i++) {
     const msgpack_object *s = &list->via.array.ptr[i];
     if (json)
@@ -494,16 +528,82 @@ static int cmd_status(int argc, char **argv) {
       print_field(s, "reason", 0, json, false);
       print_field(s, "filter", 0, json, false);
     }
-    print_field(s, "trace", 0, json, true);
-    if (json)
-      putchar('\n');
+    print_field(s, "trace", 0, json, false);
+    print_daemon(sock, json);
   }
-  if (!json && list->via.array.size == 0)
+  return list->via.array.size;
+}
+
+static int cmd_status(int argc, char **argv) {
+  static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                       {"timeout", required_argument, NULL, 't'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  static const int tag = CTR_MSG_STATUS;
+  const char *sock = NULL;
+  bool json = false, header = false;
+  ctr_buf_t unrecorded = {0}; /* note_unrecorded's lines */
+  targets_t t;
+  reply_t r;
+  ctr_msg_t m;
+  uint32_t total = 0;
+  size_t i;
+  int opt, rc = 0;
+
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "+s:t:jh", opts, NULL)) != -1) {
+    switch (opt) {
+    case 's': sock = optarg; break;
+    case 't': parse_timeout("status ", optarg); break;
+    case 'j': json = true; break;
+    case 'h':
+      printf("Usage: %s status [-s SOCKET] [-t SEC] [--json]\n"
+             "List the live sessions of ctrecd: pid, program, state, messages\n"
+             "received, trace records written, the trace folder, and the socket\n"
+             "of the daemon that records it (for -s). Without -s or\n"
+             "$CT_RECORDER_SOCKET: the service ctrecd and the private ctrecd of\n"
+             "every 'ctrecctl record' of yours.\n\n"
+             DAEMON_OPTIONS_HELP
+             "      --json         one JSON object per session\n\n"
+             "Without --json, a last line per daemon counts, since it started,\n"
+             "clients that left before it answered their HELLO (they gave up\n"
+             "on a busy daemon after 30 s, or died) and connections it refused\n"
+             "or closed before a HELLO (descriptor limit, handshake time-out):\n"
+             "programs that may have run unrecorded. It is left out while both\n"
+             "are 0.\n\n"
+             EXIT_STATUS_HELP,
+             prog_name);
+      return 0;
+    default: die_usage("status ", "%s", "invalid option");
+    }
+  }
+  if (optind < argc)
+    die_usage("status ", "unexpected argument: %s", argv[optind]);
+  targets_find(&t, sock, true);
+  for (i = 0; i < t.n; i++) {
+    int one = ask(t.socks[i], request_tag, &tag, CTR_MSG_STATUS_REPLY, &r, &m);
+    if (one != 0) {
+      rc = rc ? rc : one;
+      continue;
+    }
+    if (!json && !header)
+      printf("%-7s %-7s %-24s %-9s %-9s %-10s %-10s %s %s\n", "SESSION", "PID",
+             "PROGRAM", "STATE", "INTERVALS", "RECEIVED", "WRITTEN", "TRACE",
+             "DAEMON");
+    header = true;
+    total += print_sessions(&m, t.socks[i], json);
+    if (m.u.status.daemon)
+      note_unrecorded(&unrecorded, t.socks[i], m.u.status.daemon);
+    release(&r);
+  }
+  if (!json && total == 0 && header)
     printf("(no live sessions)\n");
-  if (!json && m.u.status.daemon)
-    print_daemon(m.u.status.daemon);
-  release(&r);
-  return 0;
+  if (!json && unrecorded.len)
+    fwrite(unrecorded.data, 1, unrecorded.len, stdout);
+  ctr_buf_free(&unrecorded);
+  targets_free(&t);
+  return rc;
 }
 
 /* ---- follow ------------------------------------------------------------ */
@@ -572,24 +672,139 @@ static int follow_status(void *arg, ctr_follow_session_t **out, size_t *n) {
   return 0;
 }
 
+/* A session live when follow --wait began: not the next one. */
+typedef struct known_s {
+  char *sock;
+  uint64_t id;
+} known_t;
+
+typedef struct finder_s {
+  ctr_follow_opts_t *fo;
+  const char *named;   /* -s SOCKET */
+  const char *program; /* --program NAME */
+  bool wait;
+  known_t *known;
+  size_t nknown;
+  char *sock;          /* the daemon chosen (heap) */
+} finder_t;
+
+static bool program_is(const char *program, const char *name) {
+  const char *base = strrchr(program, '/');
+
+  return strcmp(program, name) == 0 || (base && strcmp(base + 1, name) == 0);
+}
+
+static bool is_known(const finder_t *fd, const char *sock, uint64_t id) {
+  size_t i;
+
+  for (i = 0; i < fd->nknown; i++)
+    if (fd->known[i].id == id && strcmp(fd->known[i].sock, sock) == 0)
+      return true;
+  return false;
+}
+
+/* Whether s is a session follow is asked for. Waiting, a session already
+ * live is not the next one, but for --pid: a process has one session. */
+static bool wanted(const finder_t *fd, const char *sock,
+                   const ctr_follow_session_t *s) {
+  const ctr_follow_opts_t *o = fd->fo;
+
+  if ((o->session && s->id != o->session) || (o->pid && s->pid != o->pid) ||
+      (fd->program && !program_is(s->program, fd->program)))
+    return false;
+  return !fd->wait || o->pid || !is_known(fd, sock, s->id);
+}
+
+/* Looks at every daemon for the sessions follow is asked for; remembers
+ * every live one when remember is set. Returns how many daemons hold one,
+ * with fd->sock the first of them and, for --program, fo->session its
+ * newest session there. Several daemons holding one are listed on stderr
+ * when list is set. A daemon that does not answer is passed over: when
+ * nothing is found, following the default daemon says why. */
+static size_t find_sessions(finder_t *fd, bool remember, bool list) {
+  targets_t t;
+  size_t d, i, holders = 0;
+
+  quiet_failures = true;
+  targets_find(&t, fd->named, !fd->wait);
+  for (d = 0; d < t.n; d++) {
+    ctr_follow_session_t *v = NULL;
+    const ctr_follow_session_t *best = NULL;
+    size_t n = 0;
+    if (follow_status(t.socks[d], &v, &n) != 0)
+      continue;
+    for (i = 0; i < n; i++) {
+      if (remember) {
+        fd->known = ctr_xrealloc(fd->known, (fd->nknown + 1) * sizeof(*fd->known));
+        fd->known[fd->nknown].sock = ctr_xstrndup(t.socks[d], strlen(t.socks[d]));
+        fd->known[fd->nknown++].id = v[i].id;
+      }
+      if (wanted(fd, t.socks[d], &v[i]) && (best == NULL || v[i].id > best->id))
+        best = &v[i];
+    }
+    if (best && holders++ == 0) {
+      fd->sock = ctr_xstrndup(t.socks[d], strlen(t.socks[d]));
+      if (fd->program || fd->wait)
+        fd->fo->session = best->id;
+    }
+    for (i = 0; best && list && i < n; i++)
+      if (wanted(fd, t.socks[d], &v[i]))
+        fprintf(stderr, "  %-7" PRIu64 " pid %-7" PRId64 " %-24s %s\n",
+                v[i].id, v[i].pid, v[i].program, t.socks[d]);
+    ctr_follow_sessions_free(v, n);
+  }
+  targets_free(&t);
+  quiet_failures = false;
+  return holders;
+}
+
+static volatile sig_atomic_t follow_signal;
+
+static void on_follow_signal(int sig) { follow_signal = sig; }
+
+/* Polls every daemon, new private ones too, until a session follow is
+ * asked for begins. Returns 0, or the exit status for a signal. */
+static int wait_for_session(finder_t *fd) {
+  struct sigaction sa, old_int, old_term;
+  struct timespec tick = {0, 100 * 1000000L};
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_follow_signal;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  find_sessions(fd, true, false);
+  while (fd->sock == NULL && !follow_signal) {
+    nanosleep(&tick, NULL);
+    find_sessions(fd, false, false);
+  }
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  return follow_signal ? 128 + follow_signal : 0;
+}
+
 static int cmd_follow(int argc, char **argv) {
   static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"pid", required_argument, NULL, 'p'},
+                                       {"program", required_argument, NULL, 'P'},
+                                       {"wait", no_argument, NULL, 'w'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *sock = default_socket();
   ctr_follow_opts_t fo;
+  finder_t fd;
   char *end;
-  int opt;
+  size_t i;
+  int opt, rc;
 
   memset(&fo, 0, sizeof(fo));
+  memset(&fd, 0, sizeof(fd));
+  fd.fo = &fo;
   fo.poll_ms = 50;
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "s:t:jp:h", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "s:t:jp:P:wh", opts, NULL)) != -1) {
     switch (opt) {
-    case 's': sock = optarg; break;
+    case 's': fd.named = optarg; break;
     case 't': parse_timeout("follow ", optarg); break;
     case 'j': fo.json = true; break;
     case 'p':
@@ -597,26 +812,46 @@ static int cmd_follow(int argc, char **argv) {
       if (*end || fo.pid <= 0)
         die_usage("follow ", "--pid: not a process id: %s", optarg);
       break;
+    case 'P':
+      if (!*optarg)
+        die_usage("follow ", "%s", "--program: a program name");
+      fd.program = optarg;
+      break;
+    case 'w': fd.wait = true; break;
     case 'h':
-      printf("Usage: %s follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]\n"
+      printf("Usage: %s follow [-s SOCKET] [-t SEC] [--json] [--wait]\n"
+             "                [SESSION | --pid PID | --program NAME]\n"
              "       %s follow [--json] TRACE_DIR\n"
              "Print a live session's trace records as they are written: first\n"
              "what is already on disk, then new records as they arrive. The feed\n"
              "moves on to each new recording interval and ends by itself when the\n"
-             "session ends (exit status 0). Without SESSION or --pid it follows\n"
-             "the only live session (see '%s status'). With TRACE_DIR it follows\n"
-             "that folder (trace.json or trace.ct) until its trace_metadata.json\n"
-             "says it is complete or aborted.\n\n"
+             "session ends (exit status 0). Without SESSION, --pid or --program\n"
+             "it follows the only live session (see '%s status'). Without -s,\n"
+             "it looks at the service ctrecd and every private ctrecd of yours.\n"
+             "With TRACE_DIR it follows that folder (trace.json or trace.ct)\n"
+             "until its trace_metadata.json says it is complete or aborted.\n\n"
              "The listing shows the lines run, calls with their arguments,\n"
-             "returns, output, and variables when their value changes; --json\n"
-             "prints every record. Following only reads the trace folder, so\n"
-             "it never slows the recording.\n\n"
+             "returns, output, and variables when their value changes, with a\n"
+             "line where each recording interval begins and ends; --json prints\n"
+             "every record, and between two intervals one boundary record:\n"
+             "  {\"IntervalBoundary\":{\"ended\":1,\"state\":\"complete\",\n"
+             "   \"end_reason\":\"stopped by ctrecctl\",\"next\":2,\"trace\":\"DIR\"}}\n"
+             "Following only reads the trace folder, so it never slows the\n"
+             "recording.\n\n"
              DAEMON_OPTIONS_HELP
              "  -j, --json         each record as one JSON line, as in trace.json\n"
              "                     (default: a readable step listing)\n"
-             "  -p, --pid PID      the session of that process\n\n"
-             "Exit status: 0 when the session ended, 1 otherwise.\n",
-             prog_name, prog_name, prog_name);
+             "  -p, --pid PID      the session of that process\n"
+             "  -P, --program NAME the newest session of that program (its path or\n"
+             "                     file name, as '%s status' shows it)\n"
+             "  -w, --wait         wait for the next session to begin (of --pid\n"
+             "                     PID or --program NAME, else any), also in a\n"
+             "                     ctrecd that starts meanwhile, then follow it;\n"
+             "                     a live session of --pid PID is followed at once\n\n"
+             "Exit status: 0 when the session ended; 1 when no session matched or\n"
+             "the session was lost; 2 for a usage error; 130 after Ctrl-C\n"
+             "(SIGINT), 143 after SIGTERM.\n",
+             prog_name, prog_name, prog_name, prog_name);
       return 0;
     default: die_usage("follow ", "%s", "invalid option");
     }
@@ -627,8 +862,9 @@ static int cmd_follow(int argc, char **argv) {
     /* Not a session id but a folder: follow that trace folder itself. */
     if ((*end || argv[optind][0] == '-') && stat(argv[optind], &sb) == 0 &&
         S_ISDIR(sb.st_mode)) {
-      if (optind + 1 < argc || fo.pid)
-        die_usage("follow ", "%s", "a TRACE_DIR takes no SESSION or --pid");
+      if (optind + 1 < argc || fo.pid || fd.program || fd.wait)
+        die_usage("follow ", "%s",
+                  "a TRACE_DIR takes no SESSION, --pid, --program or --wait");
       return ctr_follow_folder(&fo, argv[optind]);
     }
     if (*end || id == 0 || argv[optind][0] == '-')
@@ -639,11 +875,37 @@ static int cmd_follow(int argc, char **argv) {
   }
   if (optind < argc)
     die_usage("follow ", "unexpected argument: %s", argv[optind]);
-  if (fo.session && fo.pid)
-    die_usage("follow ", "%s", "name a SESSION or --pid PID, not both");
+  if ((fo.session != 0) + (fo.pid != 0) + (fd.program != NULL) > 1)
+    die_usage("follow ", "%s", "name one of SESSION, --pid PID or --program NAME");
+  if (fd.wait) {
+    if ((rc = wait_for_session(&fd)) != 0)
+      return rc;
+  } else if (find_sessions(&fd, false, false) > 1) {
+    fprintf(stderr,
+            "%s: follow: sessions in several ctrecds match; name one with -s "
+            "SOCKET or --pid PID:\n",
+            prog_name);
+    free(fd.sock);
+    fd.sock = NULL;
+    find_sessions(&fd, false, true);
+    rc = 1;
+    goto done;
+  } else if (fd.program && fd.sock == NULL) {
+    fprintf(stderr, "%s: follow: no live session of %s (see '%s status')\n",
+            prog_name, fd.program, prog_name);
+    rc = 1;
+    goto done;
+  }
   fo.status = follow_status;
-  fo.arg = (void *)sock;
-  return ctr_follow_run(&fo);
+  /* No match anywhere: the service daemon (or -s) says so. */
+  fo.arg = fd.sock ? fd.sock : (void *)(fd.named ? fd.named : default_socket());
+  rc = ctr_follow_run(&fo);
+done:
+  free(fd.sock);
+  for (i = 0; i < fd.nknown; i++)
+    free(fd.known[i].sock);
+  free(fd.known);
+  return rc;
 }
 
 /* ---- start, stop, reload ------------------------------------------------ */
@@ -669,12 +931,15 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *verb = tag == CTR_MSG_START ? "start " : "stop ";
-  const char *sock = default_socket();
+  const char *sock = NULL;
   select_t sel = {tag, false, {0}, 0, 0};
+  uint64_t matched = 0;
+  targets_t t;
   char *end;
   reply_t r;
   ctr_msg_t m;
-  int opt, i;
+  int opt, i, rc = 0;
+  size_t d;
 
   optind = 1;
   while ((opt = getopt_long(argc, argv, "+s:t:ap:h", opts, NULL)) != -1) {
@@ -691,7 +956,9 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
       printf("Usage: %s %s[-s SOCKET] [-t SEC] (SESSION... | --all | --pid PID)\n"
              "%s recording intervals of live sessions at run time. Each\n"
              "interval is written as its own trace folder; a started interval\n"
-             "opens with the calls already on the program's stack.\n\n"
+             "opens with the calls already on the program's stack. Without -s,\n"
+             "--all and --pid reach every ctrecd of yours; SESSION ids are per\n"
+             "daemon, so they need -s when several run.\n\n"
              DAEMON_OPTIONS_HELP
              "  -a, --all          every session of yours (root: every session)\n"
              "  -p, --pid PID      the session of that process\n\n"
@@ -709,14 +976,32 @@ static int cmd_start_stop(int argc, char **argv, int tag) {
   }
   if (!sel.all && sel.nids == 0 && sel.pid == 0)
     die_usage(verb, "%s", "name SESSION ids, --all or --pid PID");
-  if ((i = ask(sock, request_select, &sel, CTR_MSG_DONE, &r, &m)) != 0)
-    return i;
-  print_done(&m);
-  i = m.u.done.count > 0 ? 0 : EXIT_REFUSED;
-  if (i)
+  targets_find(&t, sock, true);
+  if (sel.nids && t.n > 1) {
+    fprintf(stderr,
+            "%s: %s: session ids are per ctrecd and %zu are running; name "
+            "one with -s SOCKET (see '%s status'), or use --pid or --all\n",
+            prog_name, tag == CTR_MSG_START ? "start" : "stop", t.n,
+            prog_name);
+    targets_free(&t);
+    return EXIT_USAGE;
+  }
+  for (d = 0; d < t.n; d++) {
+    if ((i = ask(t.socks[d], request_select, &sel, CTR_MSG_DONE, &r, &m)) != 0) {
+      rc = rc ? rc : i;
+      continue;
+    }
+    if (m.u.done.count > 0 || t.n == 1)
+      print_done(&m);
+    matched += m.u.done.count;
+    release(&r);
+  }
+  targets_free(&t);
+  if (rc == 0 && matched == 0) {
     fprintf(stderr, "%s: no session matched\n", prog_name);
-  release(&r);
-  return i;
+    rc = EXIT_REFUSED;
+  }
+  return rc;
 }
 
 static int cmd_reload(int argc, char **argv) {
@@ -760,8 +1045,19 @@ static int cmd_reload(int argc, char **argv) {
 /* ---- record ------------------------------------------------------------ */
 
 static volatile sig_atomic_t child_pid;
+/* The last SIGTERM, SIGINT, SIGHUP or SIGQUIT ctrecctl got: once the
+ * command has exited, ctrecctl stops waiting for its other processes. */
+static volatile sig_atomic_t stop_signal;
 
-static void forward_signal(int sig) {
+/* Passes a signal sent to ctrecctl on to the command. The terminal sends
+ * SIGINT and SIGQUIT to the command itself (si_code SI_KERNEL), so those
+ * are passed on only when someone sent them to ctrecctl alone. */
+static void forward_signal(int sig, siginfo_t *si, void *ctx) {
+  (void)ctx;
+  if (sig != SIGUSR1 && sig != SIGUSR2)
+    stop_signal = sig;
+  if ((sig == SIGINT || sig == SIGQUIT) && si->si_code == SI_KERNEL)
+    return;
   if (child_pid > 0)
     kill((pid_t)child_pid, sig);
 }
@@ -790,13 +1086,13 @@ static void prepend_env(const char *name, const char *value, const char *sep,
 /* Starts ctrecd listening on sock; returns its pid, or -1 after printing why. */
 static pid_t start_daemon(const char *sock, const char *out, const char *config,
                           const char *log_level, const char *format,
-                          int *report_rd) {
+                          char *const *sets, int nsets, int *report_rd) {
   char dir[PATH_MAX], daemon[PATH_MAX + 16], ready_arg[16], report_arg[16];
   char format_arg[32];
   int ready[2], report[2];
   char buf[16];
   ssize_t n;
-  pid_t pid;
+  pid_t pid, parent = getpid();
   struct pollfd p;
 
   exe_dir(dir, sizeof(dir));
@@ -811,11 +1107,15 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
     return -1;
   }
   if (pid == 0) {
-    const char *args[16];
-    int a = 0;
+    const char **args = calloc((size_t)(20 + 2 * nsets), sizeof(*args));
+    int a = 0, i;
     /* Its own process group: a Ctrl-C meant for the program must not stop
-     * the daemon before it has completed the traces. */
+     * the daemon before it has completed the traces. When ctrecctl dies,
+     * even of SIGKILL, the daemon completes them and stops. */
     setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent || args == NULL)
+      _exit(125);
     dup2(ready[1], 3);
     dup2(report[1], 4);
     snprintf(ready_arg, sizeof(ready_arg), "%d", 3);
@@ -847,6 +1147,11 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
       args[a++] = "--set";
       args[a++] = "limits.client_wait_ms=60000";
     }
+    /* record's own options come last: they win. */
+    for (i = 0; i < nsets; i++) {
+      args[a++] = "--set";
+      args[a++] = sets[i];
+    }
     args[a] = NULL;
     execv(daemon, (char *const *)args);
     fprintf(stderr, "ctrecctl: cannot run %s: %s\n", daemon, strerror(errno));
@@ -869,15 +1174,106 @@ static pid_t start_daemon(const char *sock, const char *out, const char *config,
   return pid;
 }
 
+static uint64_t tree_bytes;
+
+static int add_size(const char *path, const struct stat *sb, int type,
+                    struct FTW *ftw) {
+  (void)path, (void)ftw;
+  if (type == FTW_F)
+    tree_bytes += (uint64_t)sb->st_size;
+  return 0;
+}
+
+/* "12.3 KiB": sizes as ls -h gives them, in powers of 1024. */
+static void format_size(ctr_buf_t *b, uint64_t n) {
+  static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = (double)n;
+  int u = -1;
+
+  if (n < 1024) {
+    ctr_buf_printf(b, "%" PRIu64 " B", n);
+    return;
+  }
+  while (v >= 1024 && u < 3) {
+    v /= 1024;
+    u++;
+  }
+  ctr_buf_printf(b, "%.1f %s", v, unit[u]);
+}
+
+static bool iso_seconds(const char *iso, time_t *out) {
+  struct tm tm;
+  const char *end;
+
+  memset(&tm, 0, sizeof(tm));
+  if (iso == NULL || (end = strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
+      *end)
+    return false;
+  *out = timegm(&tm);
+  return true;
+}
+
+/* What the trace folder says of the program and of itself: its exit
+ * status, how long the interval lasted and the folder's size. */
+static void trace_facts(ctr_buf_t *b, const char *dir) {
+  char path[PATH_MAX + 32], *text = NULL;
+  const ctr_jval_t *c, *iv, *st;
+  ctr_jval_t *root = NULL;
+  struct stat sb;
+  ssize_t n = -1;
+  int64_t status;
+  time_t t0, t1;
+  int fd;
+
+  snprintf(path, sizeof(path), "%s/trace_metadata.json", dir);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+    /* The filter it names can make it long, never this long. */
+    if (fstat(fd, &sb) == 0 && sb.st_size > 0 && sb.st_size < (16 << 20)) {
+      text = ctr_xmalloc((size_t)sb.st_size);
+      n = read(fd, text, (size_t)sb.st_size);
+    }
+    close(fd);
+  }
+  if (n > 0 && ctr_jval_parse(text, (size_t)n, &root) == 0) {
+    c = ctr_jval_get(root, "ctrec");
+    iv = ctr_jval_get(c, "interval");
+    st = ctr_jval_get(c, "exit_status");
+    if (ctr_jval_i64(st, &status))
+      ctr_buf_printf(b, "exit %" PRId64 ", ", status);
+    else
+      ctr_buf_puts(b, "no exit status, ");
+    if (iso_seconds(ctr_jval_str(iv, "start"), &t0) &&
+        iso_seconds(ctr_jval_str(iv, "end"), &t1) && t1 >= t0)
+      ctr_buf_printf(b, t1 == t0 ? "under 1 s, " : "%lld s, ",
+                     (long long)(t1 - t0));
+    ctr_jval_free(root);
+  }
+  free(text);
+  tree_bytes = 0;
+  nftw(dir, add_size, 8, FTW_PHYS);
+  format_size(b, tree_bytes);
+}
+
+static void count(ctr_buf_t *b, const char *n, const char *what) {
+  ctr_buf_printf(b, "%s %s%s", n, what, strcmp(n, "1") == 0 ? "" : "s");
+}
+
 /* The summary line of one completed trace, the same in both modes. */
 static void print_trace(const char *dir, const char *steps, const char *calls,
                         const char *events, const char *state) {
-  ctr_buf_t b = {0};
+  ctr_buf_t b = {0}, line = {0};
 
-  fprintf(stderr, "%s: trace %s: %s steps, %s calls, %s events (%s)\n",
-          prog_name, dir, steps, calls, events,
-          ctr_buf_printable(&b, state, strlen(state)));
+  count(&line, steps, "step");
+  ctr_buf_puts(&line, ", ");
+  count(&line, calls, "call");
+  ctr_buf_puts(&line, ", ");
+  count(&line, events, "event");
+  ctr_buf_puts(&line, "; ");
+  trace_facts(&line, dir);
+  fprintf(stderr, "%s: trace %s: %.*s (%s)\n", prog_name, dir, (int)line.len,
+          line.data, ctr_buf_printable(&b, state, strlen(state)));
   ctr_buf_free(&b);
+  ctr_buf_free(&line);
 }
 
 /* Prints one line per finished trace from the private daemon's report. */
@@ -923,13 +1319,21 @@ static void print_report(int fd, bool quiet) {
 /* The follow feed of the sessions this process's descendants start: the
  * daemon decides descent from the kernel's parent links, and ctrecctl is
  * their subreaper, so orphans stay its descendants. */
+typedef struct open_s {
+  uint64_t id;
+  int64_t pid;
+} open_t;
+
 typedef struct feed_s {
   int fd;
   ctr_frame_reader_t fr;
-  uint64_t *open; /* sessions begun and not yet ended */
+  open_t *open; /* sessions begun and not yet ended */
   size_t nopen;
   int traces;
   bool quiet, lost;
+  /* A private ctrecd: its report prints the traces, and ctrecctl waits
+   * for every session of the command's processes, however long. */
+  bool private_daemon;
 } feed_t;
 
 static void feed_event(feed_t *f, const msgpack_object *e) {
@@ -938,16 +1342,12 @@ static void feed_event(feed_t *f, const msgpack_object *e) {
   size_t i;
 
   if (strcmp(event, "begin") == 0) {
-    uint64_t *grown = realloc(f->open, (f->nopen + 1) * sizeof(*grown));
-    if (grown == NULL) {
-      fprintf(stderr, "%s: out of memory\n", prog_name);
-      exit(125);
-    }
-    f->open = grown;
-    f->open[f->nopen++] = id;
+    f->open = ctr_xrealloc(f->open, (f->nopen + 1) * sizeof(*f->open));
+    f->open[f->nopen].id = id;
+    f->open[f->nopen++].pid = (int64_t)obj_u64(e, "pid");
   } else if (strcmp(event, "end") == 0) {
     for (i = 0; i < f->nopen; i++)
-      if (f->open[i] == id) {
+      if (f->open[i].id == id) {
         f->open[i] = f->open[--f->nopen];
         break;
       }
@@ -958,7 +1358,7 @@ static void feed_event(feed_t *f, const msgpack_object *e) {
     snprintf(n[1], sizeof(n[1]), "%" PRIu64, obj_u64(e, "calls"));
     snprintf(n[2], sizeof(n[2]), "%" PRIu64, obj_u64(e, "events"));
     f->traces++;
-    if (!f->quiet)
+    if (!f->quiet && !f->private_daemon)
       print_trace(dir, n[0], n[1], n[2], state);
     free(dir);
     free(state);
@@ -1035,24 +1435,39 @@ static int feed_open(feed_t *f, const char *sock, bool quiet) {
   return 0;
 }
 
-/* Waits for the command (pid) and reaps its orphans; once it has exited,
- * waits up to GRACE_MS for its other processes and for the end of every
- * session they began, printing each completed trace. Returns the command's
- * wait status. */
+/* Whether a process with an open session has exited: its session is about
+ * to end, so it is worth waiting for even after a signal. */
+static bool ending_sessions(const feed_t *f) {
+  size_t i;
+
+  for (i = 0; i < f->nopen; i++)
+    if (kill((pid_t)f->open[i].pid, 0) != 0 && errno == ESRCH)
+      return true;
+  return false;
+}
+
+/* Waits for the command (pid) and reaps its orphans. Once it has exited,
+ * waits up to GRACE_MS for its other processes to begin sessions, and for
+ * the end of every session they began: up to GRACE_MS through a running
+ * ctrecd, which records them on anyway; until they end, or ctrecctl is
+ * told to stop, through a private one. Returns the command's wait
+ * status. */
 static int feed_wait(feed_t *f, pid_t pid) {
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   int64_t grace_end = -1;
   int status = 125 << 8;
+  bool told = false;
   size_t i;
 
   for (;;) {
     struct pollfd p[2] = {{f->lost ? -1 : f->fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
-    bool children = true;
+    bool children = true, waited;
     pid_t r;
     int st;
     while ((r = waitpid(-1, &st, WNOHANG)) > 0)
       if (r == pid) {
         status = st;
+        child_pid = 0;
         grace_end = mono_ms() + GRACE_MS;
         if (pidfd >= 0)
           close(pidfd);
@@ -1062,9 +1477,21 @@ static int feed_wait(feed_t *f, pid_t pid) {
       children = false;
     /* A session's beginning is in the feed before its process can exit. */
     feed_drain(f);
+    waited = grace_end >= 0 && mono_ms() >= grace_end;
     if (grace_end >= 0 &&
-        ((!children && f->nopen == 0) || f->lost || mono_ms() >= grace_end))
+        ((!children && f->nopen == 0) || f->lost ||
+         (stop_signal && (waited || !ending_sessions(f))) ||
+         (waited && (f->nopen == 0 || !f->private_daemon))))
       break;
+    if (waited && !told && !f->quiet) {
+      fprintf(stderr, "%s: the command exited; waiting for the %zu recorded "
+              "process%s it started (pid", prog_name, f->nopen,
+              f->nopen == 1 ? "" : "es");
+      for (i = 0; i < f->nopen; i++)
+        fprintf(stderr, " %" PRId64, f->open[i].pid);
+      fputs("; Ctrl-C stops waiting)\n", stderr);
+      told = true;
+    }
     p[1].fd = pidfd;
     poll(p, 2, grace_end >= 0 || pidfd < 0 ? 50 : 1000);
   }
@@ -1072,9 +1499,17 @@ static int feed_wait(feed_t *f, pid_t pid) {
     fprintf(stderr, "%s: ctrecd closed the connection; this summary may be "
             "incomplete\n", prog_name);
   for (i = 0; i < f->nopen && !f->quiet; i++)
-    fprintf(stderr, "%s: session %" PRIu64 " is still recording (see '%s "
-            "status')\n", prog_name, f->open[i], prog_name);
-  if (!f->quiet && f->traces == 0)
+    if (f->private_daemon)
+      fprintf(stderr, "%s: stopped waiting for pid %" PRId64 " (session %"
+              PRIu64 "): %s; its trace is aborted unless it ends within 3 s\n",
+              prog_name,
+              f->open[i].pid, f->open[i].id,
+              stop_signal ? strsignal(stop_signal) : "ctrecd hung up");
+    else
+      fprintf(stderr, "%s: session %" PRIu64 " (pid %" PRId64 ") is still "
+              "recording (see '%s status')\n", prog_name, f->open[i].id,
+              f->open[i].pid, prog_name);
+  if (!f->quiet && !f->private_daemon && f->traces == 0)
     fprintf(stderr, "%s: nothing was recorded\n", prog_name);
   ctr_frame_reader_free(&f->fr);
   free(f->open);
@@ -1082,27 +1517,59 @@ static int feed_wait(feed_t *f, pid_t pid) {
   return status;
 }
 
+/* Appends one filter rule for --skip or --only: PATTERN names a function,
+ * or a file or module with a file: or module: prefix. */
+static void add_rule(ctr_buf_t *rules, const char *arg, const char *action) {
+  static const char *const kinds[] = {"file:", "module:", "function:"};
+  const char *kind = "function", *pattern = arg;
+  size_t i;
+
+  for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    if (strncmp(arg, kinds[i], strlen(kinds[i])) == 0) {
+      kind = kinds[i];
+      pattern = arg + strlen(kinds[i]);
+    }
+  if (!*pattern)
+    die_usage("record ", "--skip/--only: an empty pattern: %s", arg);
+  ctr_buf_printf(rules, "%s{%.*s: ", rules->len > 1 ? ", " : "",
+                 (int)strcspn(kind, ":"), kind);
+  /* A JSON string is a YAML double-quoted scalar. */
+  ctr_json_str(rules, pattern, strlen(pattern));
+  ctr_buf_printf(rules, ", action: %s}", action);
+}
+
 static int cmd_record(int argc, char **argv) {
+  enum { OPT_VALUES = 256, OPT_SKIP, OPT_ONLY, OPT_PAUSED, OPT_SET };
   static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                        {"config", required_argument, NULL, 'c'},
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"log-level", required_argument, NULL, 'L'},
                                        {"format", required_argument, NULL, 'f'},
+                                       {"values", required_argument, NULL, OPT_VALUES},
+                                       {"skip", required_argument, NULL, OPT_SKIP},
+                                       {"only", required_argument, NULL, OPT_ONLY},
+                                       {"paused", no_argument, NULL, OPT_PAUSED},
+                                       {"set", required_argument, NULL, OPT_SET},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *out = "ctrec-traces", *config = NULL, *service, *refused = NULL;
+  const char *out = "ctrec-traces", *config = NULL, *refused = NULL;
   const char *format = NULL;
   /* The private ctrecd shares the program's terminal: warnings only. */
   const char *log_level = "warn";
-  char tmpl[PATH_MAX], sock[PATH_MAX + 16], shim[PATH_MAX], outabs[PATH_MAX];
-  bool quiet = false, private_daemon = true;
+  char rundir[PATH_MAX], sock[PATH_MAX + 16], shim[PATH_MAX], outabs[PATH_MAX];
+  bool quiet = false, private_daemon = true, only = false;
+  /* --set KEY=VALUE options for the private ctrecd, in order. */
+  char **sets = ctr_xmalloc((size_t)(argc + 2) * sizeof(*sets));
+  ctr_buf_t rules = {0}, only_rules = {0};
   pid_t daemon = -1, pid;
-  int opt, status = 0, report = -1, fd;
+  int opt, status = 0, report = -1, fd, nsets = 0;
   struct sigaction sa;
+  const char *service;
   feed_t feed;
 
   optind = 1;
+  ctr_buf_puts(&rules, "[");
   while ((opt = getopt_long(argc, argv, "+o:c:qt:L:f:h", opts, NULL)) != -1) {
     switch (opt) {
     case 'f':
@@ -1123,19 +1590,54 @@ static int cmd_record(int argc, char **argv) {
       config = optarg;
       refused = "-c: a running ctrecd keeps its own configuration";
       break;
+    case OPT_VALUES:
+      if (strcmp(optarg, "all") != 0 && strcmp(optarg, "args") != 0 &&
+          strcmp(optarg, "none") != 0)
+        die_usage("record ", "--values: all, args or none, not %s", optarg);
+      sets[nsets] = ctr_xmalloc(strlen(optarg) + 16);
+      sprintf(sets[nsets++], "record.values=%s", optarg);
+      refused = "--values: a running ctrecd keeps its own record.values";
+      break;
+    case OPT_SKIP:
+    case OPT_ONLY:
+      add_rule(&rules, optarg, opt == OPT_SKIP ? "skip" : "record");
+      only = only || opt == OPT_ONLY;
+      refused = opt == OPT_SKIP
+                    ? "--skip: a running ctrecd keeps its own filter.rules"
+                    : "--only: a running ctrecd keeps its own filter.rules";
+      break;
+    case OPT_PAUSED:
+      sets[nsets++] = ctr_xstrndup("record.start=paused", 19);
+      refused = "--paused: a running ctrecd keeps its own record.start";
+      break;
+    case OPT_SET:
+      if (strchr(optarg, '=') == NULL || optarg[0] == '=')
+        die_usage("record ", "--set: expected KEY=VALUE, not %s", optarg);
+      sets[nsets++] = ctr_xstrndup(optarg, strlen(optarg));
+      refused = "--set: a running ctrecd keeps its own configuration";
+      break;
     case 'q': quiet = true; break;
     case 't': parse_timeout("record ", optarg); break;
     case 'h':
-      printf("Usage: %s record [-o DIR] [-c FILE] [-f FORMAT] [-L LEVEL] [-q] [-t SEC] -- CMD [ARGS...]\n"
+      printf("Usage: %s record [OPTIONS] -- CMD [ARGS...]\n"
              "Run CMD, record every Ruby or Python process it starts, and print\n"
              "one line per trace on stderr:\n"
-             "  ctrecctl: trace DIR: N steps, N calls, N events (complete)\n\n"
+             "  ctrecctl: trace DIR: 12 steps, 1 call, 0 events; exit 0, 2 s, 4.1 KiB (complete)\n"
+             "(the program's exit status, how long the trace lasted, and the\n"
+             "size of its folder).\n\n"
              "Without a ctrecd at $CT_RECORDER_SOCKET, a private ctrecd is\n"
-             "started for this run and stopped once every trace is complete.\n"
-             "With one, traces go where that daemon's output.dir says (so -o,\n"
-             "-c and -L are refused), the daemon reports the sessions of CMD's\n"
-             "processes, and CMD's other processes get 3 s after it exits to\n"
-             "finish.\n\n"
+             "started for this run; ctrecctl says where it records and on which\n"
+             "socket, in $XDG_RUNTIME_DIR/ctrec (else /tmp/ctrec-UID, mode 0700),\n"
+             "where 'ctrecctl status', 'follow', 'start' and 'stop' find it by\n"
+             "themselves. It waits for CMD and for every recorded process CMD\n"
+             "started, background ones too (Ctrl-C or SIGTERM stops waiting),\n"
+             "then stops the daemon, which completes every trace; should\n"
+             "ctrecctl be killed, even by SIGKILL, the daemon completes the\n"
+             "traces and stops by itself.\n"
+             "With a running ctrecd, traces go where that daemon's output.dir\n"
+             "says (so the options below that configure a private daemon are\n"
+             "refused), the daemon reports the sessions of CMD's processes, and\n"
+             "CMD's other processes get 3 s after it exits to finish.\n\n"
              "  -o, --output DIR   where the private ctrecd writes\n"
              "                     (default: ./ctrec-traces)\n"
              "  -c, --config FILE  ctrec.yaml for the private ctrecd\n"
@@ -1145,7 +1647,24 @@ static int cmd_record(int argc, char **argv) {
              "                     ctfs unless -c says otherwise\n"
              "  -L, --log-level LEVEL  the private ctrecd's log level on stderr:\n"
              "                     error, warn (default), info or debug\n"
-             "  -q, --quiet        print no summary\n"
+             "      --values WHICH values to record: all (default), args or none\n"
+             "                     (record.values)\n"
+             "      --skip PATTERN leave out the matching code (a filter rule with\n"
+             "                     action skip); repeatable\n"
+             "      --only PATTERN record only the matching code: everything else\n"
+             "                     is skipped; repeatable, and mixes with --skip\n"
+             "                     in order (the last matching one decides)\n"
+             "                     PATTERN names a function (Foo#bar, **.main),\n"
+             "                     or a file or module with a file: or module:\n"
+             "                     prefix (file:**/lib/**, module:json.**), as\n"
+             "                     patterns in ctrec.yaml's filter.rules do; the\n"
+             "                     rules replace filter.rules, so not with -c\n"
+             "      --paused       start every session paused, until 'ctrecctl\n"
+             "                     start' (record.start: paused)\n"
+             "      --set KEY=VALUE  any ctrec.yaml option, as ctrecd --set\n"
+             "                     (a list as YAML: --set 'record.while_in=[main]');\n"
+             "                     repeatable, and wins over the options above\n"
+             "  -q, --quiet        print nothing but CMD's own output\n"
              "  -t, --timeout SEC  give up when a running ctrecd has not answered\n"
              "                     within SEC seconds (default 5)\n\n"
              "Exit status: the program's own (a program killed by a signal\n"
@@ -1159,49 +1678,75 @@ static int cmd_record(int argc, char **argv) {
   }
   if (optind >= argc)
     die_usage("record ", "%s", "missing command to record (record -- CMD ...)");
+  if (rules.len > 1) {
+    if (config)
+      die_usage("record ", "%s",
+                "--skip and --only replace the filter.rules of -c FILE; put "
+                "the rules in the file");
+    /* --only: everything is skipped first, so that only what a later
+     * rule records is kept. */
+    ctr_buf_puts(&only_rules, "filter.rules=[");
+    if (only)
+      ctr_buf_puts(&only_rules, "{file: \"**\", action: skip}, ");
+    ctr_buf_add(&only_rules, rules.data + 1, rules.len - 1);
+    ctr_buf_add(&only_rules, "]", 2);
+    /* Before the --set options, so that theirs win. */
+    memmove(sets + 1, sets, (size_t)nsets * sizeof(*sets));
+    sets[0] = only_rules.data;
+    only_rules.data = NULL;
+    nsets++;
+  }
+  ctr_buf_free(&rules);
 
   service = getenv("CT_RECORDER_SOCKET");
-  if (service && *service && (fd = connect_socket(service, mono_ms() + timeout_ms)) >= 0) {
+  if (service && *service &&
+      (fd = connect_socket(service, mono_ms() + timeout_ms)) >= 0) {
     close(fd);
     private_daemon = false;
     snprintf(sock, sizeof(sock), "%s", service);
-    if (refused) {
-      fprintf(stderr,
-              "%s: record: %s; unset CT_RECORDER_SOCKET (now %s) to record "
-              "with a private ctrecd\n",
-              prog_name, refused, sock);
-      return EXIT_USAGE;
-    }
-    if ((opt = feed_open(&feed, sock, quiet)) != 0)
-      return opt;
-    /* Orphans of the command stay descendants of ctrecctl, so their
-     * sessions are reported too. */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    if (!quiet)
-      fprintf(stderr, "ctrecctl: recording through the ctrecd at %s\n", sock);
   }
-  if (private_daemon) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(tmpl, sizeof(tmpl), "%s/ctrec-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(tmpl) == NULL) {
-      fprintf(stderr, "ctrecctl: cannot create a private directory: %s\n",
-              strerror(errno));
-      return 125;
-    }
-    snprintf(sock, sizeof(sock), "%s/ctrecd.sock", tmpl);
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+  if (private_daemon && ctr_rundir_make(rundir, sizeof(rundir)) == 0 &&
+      ctr_rundir_socket(sock, sizeof(sock), rundir, getpid()) == 0) {
+    if (mkdir(out, 0755) != 0 && errno != EEXIST)
       fprintf(stderr, "ctrecctl: cannot create %s: %s\n", out, strerror(errno));
-      rmdir(tmpl);
-      return 125;
-    }
-    if (realpath(out, outabs) == NULL)
-      snprintf(outabs, sizeof(outabs), "%s", out);
-    daemon = start_daemon(sock, outabs, config, log_level, format, &report);
-    if (daemon < 0) {
-      rmdir(tmpl);
-      return 125;
+    else {
+      if (realpath(out, outabs) == NULL)
+        snprintf(outabs, sizeof(outabs), "%s", out);
+      daemon = start_daemon(sock, outabs, config, log_level, format, sets,
+                            nsets, &report);
     }
   }
+  while (nsets > 0)
+    free(sets[--nsets]);
+  free(sets);
+  if (private_daemon && daemon < 0)
+    return 125;
+  if (!private_daemon && refused) {
+    fprintf(stderr,
+            "%s: record: %s; unset CT_RECORDER_SOCKET (now %s) to record "
+            "with a private ctrecd\n",
+            prog_name, refused, sock);
+    return EXIT_USAGE;
+  }
+  if (private_daemon && !quiet)
+    fprintf(stderr,
+            "ctrecctl: recording to %s (private ctrecd at %s, pid %ld; "
+            "'ctrecctl status' reaches it)\n",
+            outabs, sock, (long)daemon);
+  if ((opt = feed_open(&feed, sock, quiet)) != 0) {
+    if (private_daemon) {
+      kill(daemon, SIGTERM);
+      close(report);
+      waitpid(daemon, NULL, 0);
+    }
+    return opt;
+  }
+  feed.private_daemon = private_daemon;
+  if (!private_daemon && !quiet)
+    fprintf(stderr, "ctrecctl: recording through the ctrecd at %s\n", sock);
+  /* Orphans of the command stay descendants of ctrecctl, so their
+   * sessions are reported and waited for too. */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   /* Every process the program starts inherits these. */
   setenv("CT_RECORDER_SOCKET", sock, 1);
@@ -1213,19 +1758,23 @@ static int cmd_record(int argc, char **argv) {
     prepend_env("PYTHONPATH", shim, ":", false);
 
   memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = forward_signal;
+  sa.sa_sigaction = forward_signal;
+  sa.sa_flags = SA_SIGINFO;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGQUIT, &sa, NULL);
   sigaction(SIGUSR1, &sa, NULL);
   sigaction(SIGUSR2, &sa, NULL);
-  /* The terminal sends SIGINT and SIGQUIT to the program itself. */
-  signal(SIGINT, SIG_IGN);
-  signal(SIGQUIT, SIG_IGN);
 
   pid = fork();
   if (pid == 0) {
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGUSR2, SIG_DFL);
     execvp(argv[optind], argv + optind);
     fprintf(stderr, "%s: cannot run %s: %s\n", prog_name, argv[optind],
             strerror(errno));
@@ -1233,11 +1782,7 @@ static int cmd_record(int argc, char **argv) {
   }
   if (pid > 0) {
     child_pid = pid;
-    if (!private_daemon)
-      status = feed_wait(&feed, pid);
-    else
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    status = feed_wait(&feed, pid);
   } else {
     perror("ctrecctl: fork");
     status = 125 << 8;
@@ -1249,7 +1794,6 @@ static int cmd_record(int argc, char **argv) {
     close(report);
     while (waitpid(daemon, NULL, 0) < 0 && errno == EINTR)
       ;
-    rmdir(tmpl);
   }
   if (WIFSIGNALED(status)) {
     /* Die the way the program died, so callers see the same status. */
@@ -1286,7 +1830,7 @@ static void usage(FILE *out) {
           "and record takes -t too, for a running ctrecd.\n\n"
           "Exit status of status, start, stop and reload:\n" EXIT_CODES_HELP
           "record exits with the program's status, follow with 0 once the\n"
-          "session has ended.\n\n"
+          "session has ended (130 on Ctrl-C).\n\n"
           "'%s VERB --help' describes a verb.\n",
           prog_name, prog_name, prog_name);
 }

@@ -509,6 +509,10 @@ class TempDirTest(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="ctrec-it-")
         self.addCleanup(self.remove_tmp)
         self.addCleanup(stop_daemons)
+        # The private daemons of `ctrecctl record` announce themselves in
+        # $XDG_RUNTIME_DIR/ctrec: each test sees its own only.
+        os.environ["XDG_RUNTIME_DIR"] = os.path.join(self.tmp, "xdg")
+        os.mkdir(os.environ["XDG_RUNTIME_DIR"], 0o700)
 
     def remove_tmp(self):
         if os.environ.get("CTREC_KEEP_TMP"):

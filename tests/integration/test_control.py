@@ -20,7 +20,8 @@ from test_python_record import OTHER_PYTHONS
 ADDITION = os.path.join(RUBY_PROGRAMS, "addition.rb")
 SLOW = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 VERBS = [["status"], ["start", "--all"], ["stop", "--all"], ["reload"]]
-SUMMARY = re.compile(r"ctrecctl: trace (\S+): (\d+) steps, (\d+) calls, (\d+) events \((.*)\)")
+SUMMARY = re.compile(r"ctrecctl: trace (\S+): (\d+) steps?, (\d+) calls?, (\d+) events?; "
+                     r"(?:exit \d+|no exit status), (?:under 1|\d+) s, [\d.]+ [KMG]?i?B \((.*)\)")
 
 # Waits on stdin between phases, so a test decides when it runs on.
 WAITER_RB = """\

@@ -233,10 +233,16 @@ class FollowTest(TempDirTest):
         folders = sorted(self.traces(), key=len)
         self.assertEqual(len(folders), 2)
         self.assertTrue(folders[1].endswith(os.path.basename(folders[0]) + "-2"))
-        want = []
-        for folder in folders:
-            want += file_records(folder)[0]
-        self.assert_feed_is(out.lines(), want)
+        # One boundary record stands between the intervals' records.
+        got = out.lines()
+        bounds = [i for i, l in enumerate(got) if l.startswith('{"IntervalBoundary"')]
+        self.assertEqual(len(bounds), 1, got)
+        self.assertEqual(json.loads(got[bounds[0]]), {"IntervalBoundary": {
+            "ended": 1, "state": "complete", "end_reason": "stopped by ctrecctl",
+            "next": 2, "trace": folders[1]}})
+        first = file_records(folders[0])[0]
+        self.assert_feed_is(got[:bounds[0]], first)
+        self.assert_feed_is(got[bounds[0] + 1:], file_records(folders[1])[0])
         lines = text.lines()
         self.assertIn(f"== interval 2: {folders[1]} ==", lines)
         self.assertEqual(lines[-2:], ["== interval 2 complete (program exited) ==",
@@ -251,7 +257,7 @@ class FollowTest(TempDirTest):
         out.wait_for(r"\[stdout\] tick 1 ")
         fol.send_signal(signal.SIGINT)
         err = self.finish(fol, timeout=5)
-        self.assertEqual(fol.returncode, 0, err)
+        self.assertEqual(fol.returncode, 130, err)  # as a shell reports Ctrl-C
         self.assertEqual(err, "")
         # The program and its recording go on undisturbed.
         self.assertIsNone(prog.poll())
@@ -287,7 +293,8 @@ class FollowTest(TempDirTest):
         self.assertIn(b"cannot reach ctrecd", res.stderr)
         res = run([CTRECCTL, "follow", "--help"])
         self.assertEqual(res.returncode, 0)
-        self.assertIn(b"follow [-s SOCKET] [-t SEC] [--json] [SESSION | --pid PID]", res.stdout)
+        self.assertIn(b"follow [-s SOCKET] [-t SEC] [--json] [--wait]\n"
+                      b"                [SESSION | --pid PID | --program NAME]", res.stdout)
         self.assertIn(b"follow [SESSION]", run([CTRECCTL, "--help"]).stdout)
 
 

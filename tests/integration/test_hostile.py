@@ -354,7 +354,7 @@ class CrowdTest(TempDirTest):
             time.sleep(0.2)
         time.sleep(0.5)
         # Every program ran to its end: none is counted as having given up.
-        self.assertNotIn(b"since ctrecd started", self.status(daemon))
+        self.assertNotIn(b"since it started", self.status(daemon))
         daemon.stop()
         folders = trace_folders(daemon.out)
         self.assertEqual(len(folders), 20)
@@ -419,7 +419,7 @@ class CrowdTest(TempDirTest):
         """Waits for status to count one client that left before it was
         answered; its session has ended by then. Returns its trace."""
         deadline = time.time() + 30
-        while b"since ctrecd started: 1 client(s) left before it answered" \
+        while b"since it started: 1 client(s) left before it answered" \
                 not in self.status(daemon):
             self.assertLess(time.time(), deadline, "not counted")
             time.sleep(0.1)

@@ -639,6 +639,34 @@ START_TEST(test_set_good) {
 }
 END_TEST
 
+/* A list set on the command line is YAML, checked as in a file, and
+ * replaces the list; a bad one leaves the configuration as it was. */
+START_TEST(test_set_list) {
+  ctr_config_t c;
+  char err[512] = "";
+
+  ctr_config_defaults(&c);
+  ck_assert_int_eq(ctr_config_set(&c, "filter.rules",
+                                  "[{function: \"**.work\", action: skip}, "
+                                  "{file: \"**/a.py\", action: record}]",
+                                  "--set", err, sizeof(err)),
+                   0);
+  ck_assert_uint_eq(c.filter_nrules, 2);
+  ck_assert_int_eq(ctr_config_set(&c, "filter.rules",
+                                  "[{function: x, action: bogus}]", "--set",
+                                  err, sizeof(err)),
+                   CTR_ECONFIG);
+  ck_assert_str_eq(err, "--set:2:33: filter.rules[0].action: expected one of "
+                        "record, skip, skip-tree, got \"bogus\"");
+  ck_assert_uint_eq(c.filter_nrules, 2);
+  ck_assert_int_eq(ctr_config_set(&c, "filter.rules", "[]", "--set", err,
+                                  sizeof(err)),
+                   0);
+  ck_assert_uint_eq(c.filter_nrules, 0);
+  ctr_config_free(&c);
+}
+END_TEST
+
 struct bad_set {
   const char *name, *value, *message;
 };
@@ -872,6 +900,7 @@ Suite *ctr_config_suite(void) {
 
   tc = tcase_create("set");
   tcase_add_test(tc, test_set_good);
+  tcase_add_test(tc, test_set_list);
   tcase_add_loop_test(tc, test_set_bad, 0, N(bad_sets));
   tcase_add_test(tc, test_set_without_origin);
   suite_add_tcase(s, tc);
