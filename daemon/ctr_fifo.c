@@ -281,6 +281,8 @@ void ctr_fifo_close(ctr_fifo_t *f) {
   unlinkat(f->dirfd, REG_NAME, 0);
   close(f->dirfd);
   f->dirfd = -1;
+  /* Made again at the next start; one still holding FIFOs stays. */
+  (void)rmdir(f->dir);
   if (f->reg.loop != NULL) /* opened past uv_pipe_init */
     uv_close((uv_handle_t *)&f->reg, NULL);
 }

@@ -39,6 +39,8 @@
 #include "ctr_follow.h"
 #include "ctr_jval.h"
 #include "ctr_proto.h"
+#include "ctr_fifo_dial.h"
+#include "ctr_link.h"
 #include "ctr_rundir.h"
 #include "ctr_show.h"
 #include "ctr_traces.h"
@@ -143,51 +145,13 @@ static void parse_timeout(const char *verb, const char *arg) {
   timeout_ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
 }
 
-/* Connects before deadline: a full listen queue makes connect() wait, for
- * at most the send timeout. */
-static int connect_socket(const char *path, int64_t deadline) {
-  struct sockaddr_un sa;
-  int fd, ms = left_ms(deadline);
-  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-  if (strlen(path) >= sizeof(sa.sun_path)) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  memset(&sa, 0, sizeof(sa));
-  sa.sun_family = AF_UNIX;
-  strcpy(sa.sun_path, path);
-  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  if (ms == 0 || tv.tv_sec + tv.tv_usec == 0)
-    tv.tv_usec = 1000;
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
-      connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
-
 static int send_frame(int fd, const msgpack_sbuffer *sb) {
   char head[CTR_FRAME_HEADER];
-  size_t off = 0;
 
   ctr_frame_put_header(head, (uint32_t)sb->size);
-  if (send(fd, head, sizeof(head), MSG_NOSIGNAL) != (ssize_t)sizeof(head))
+  if (ctr_link_write(fd, head, sizeof(head)) != 0)
     return -1;
-  while (off < sb->size) {
-    ssize_t n = send(fd, sb->data + off, sb->size - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
-    off += (size_t)n;
-  }
-  return 0;
+  return ctr_link_write(fd, sb->data, sb->size);
 }
 
 typedef struct reply_s {
@@ -232,8 +196,8 @@ static int read_reply(int fd, reply_t *r, int64_t deadline, const char **why) {
       rc = EXIT_TIMEOUT;
       break;
     }
-    n = recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR)
+    n = ctr_link_read(fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (n <= 0) {
       *why = "ctrecd closed the connection";
@@ -279,7 +243,7 @@ static int daemon_connect(const char *path, const char *role,
   msgpack_packer pk;
   ctr_hello_t h;
   char cwd[PATH_MAX];
-  int fd = connect_socket(path, deadline);
+  int fd = ctr_link_open(path, left_ms(deadline));
 
   if (fd < 0)
     return -1;
@@ -299,7 +263,7 @@ static int daemon_connect(const char *path, const char *role,
     request(&pk, arg);
   if (send_frame(fd, &sb) != 0) {
     int e = errno;
-    close(fd);
+    ctr_link_close(fd);
     errno = e;
     fd = -1;
   }
@@ -368,7 +332,7 @@ static int ask(const char *sock, request_fn request, const void *arg, int want,
     return EXIT_UNREACHABLE;
   }
   rc = answer(fd, sock, deadline, want, r, m);
-  close(fd);
+  ctr_link_close(fd);
   return rc;
 }
 
@@ -1334,6 +1298,7 @@ typedef struct feed_s {
   /* A private ctrecd: its report prints the traces, and ctrecctl waits
    * for every session of the command's processes, however long. */
   bool private_daemon;
+  pid_t daemon; /* the private ctrecd, a child that is not the command's */
 } feed_t;
 
 static void feed_event(feed_t *f, const msgpack_object *e) {
@@ -1398,7 +1363,7 @@ static void feed_drain(feed_t *f) {
   ssize_t n;
 
   while (!f->lost) {
-    n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    n = ctr_link_read(f->fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1427,7 +1392,7 @@ static int feed_open(feed_t *f, const char *sock, bool quiet) {
   /* The answer acknowledges the subscription: sessions that begin from
    * now on are reported. */
   if (answer(f->fd, sock, deadline, CTR_MSG_STATUS_REPLY, &r, &m) != 0) {
-    close(f->fd);
+    ctr_link_close(f->fd);
     return 125;
   }
   release(&r);
@@ -1443,6 +1408,32 @@ static bool ending_sessions(const feed_t *f) {
   for (i = 0; i < f->nopen; i++)
     if (kill((pid_t)f->open[i].pid, 0) != 0 && errno == ESRCH)
       return true;
+  return false;
+}
+
+/* Whether ctrecctl has children besides the private ctrecd: the command's
+ * processes, its orphans included (ctrecctl is their subreaper). Without
+ * /proc's list of children, any child counts. */
+static bool command_children(const feed_t *f) {
+  char path[64], buf[4096];
+  ssize_t n;
+  int fd;
+
+  snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return true;
+  n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n < 0)
+    return true;
+  buf[n] = '\0';
+  for (char *p = buf, *end; *p; p = end) {
+    long child = strtol(p, &end, 10);
+    if (end == p)
+      break;
+    if (child != (long)f->daemon)
+      return true;
+  }
   return false;
 }
 
@@ -1473,7 +1464,7 @@ static int feed_wait(feed_t *f, pid_t pid) {
           close(pidfd);
         pidfd = -1;
       }
-    if (r < 0 && errno == ECHILD)
+    if ((r < 0 && errno == ECHILD) || (r == 0 && !command_children(f)))
       children = false;
     /* A session's beginning is in the feed before its process can exit. */
     feed_drain(f);
@@ -1513,7 +1504,7 @@ static int feed_wait(feed_t *f, pid_t pid) {
     fprintf(stderr, "%s: nothing was recorded\n", prog_name);
   ctr_frame_reader_free(&f->fr);
   free(f->open);
-  close(f->fd);
+  ctr_link_close(f->fd);
   return status;
 }
 
@@ -1539,7 +1530,8 @@ static void add_rule(ctr_buf_t *rules, const char *arg, const char *action) {
 }
 
 static int cmd_record(int argc, char **argv) {
-  enum { OPT_VALUES = 256, OPT_SKIP, OPT_ONLY, OPT_PAUSED, OPT_SET };
+  enum { OPT_VALUES = 256, OPT_SKIP, OPT_ONLY, OPT_PAUSED, OPT_SET,
+         OPT_TRANSPORT };
   static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                        {"config", required_argument, NULL, 'c'},
                                        {"quiet", no_argument, NULL, 'q'},
@@ -1551,6 +1543,8 @@ static int cmd_record(int argc, char **argv) {
                                        {"only", required_argument, NULL, OPT_ONLY},
                                        {"paused", no_argument, NULL, OPT_PAUSED},
                                        {"set", required_argument, NULL, OPT_SET},
+                                       {"transport", required_argument, NULL,
+                                        OPT_TRANSPORT},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *out = "ctrec-traces", *config = NULL, *refused = NULL;
@@ -1558,7 +1552,8 @@ static int cmd_record(int argc, char **argv) {
   /* The private ctrecd shares the program's terminal: warnings only. */
   const char *log_level = "warn";
   char rundir[PATH_MAX], sock[PATH_MAX + 16], shim[PATH_MAX], outabs[PATH_MAX];
-  bool quiet = false, private_daemon = true, only = false;
+  char fifos[PATH_MAX + 32] = ""; /* --transport fifo: CT_RECORDER_SOCKET */
+  bool quiet = false, private_daemon = true, only = false, fifo = false;
   /* --set KEY=VALUE options for the private ctrecd, in order. */
   char **sets = ctr_xmalloc((size_t)(argc + 2) * sizeof(*sets));
   ctr_buf_t rules = {0}, only_rules = {0};
@@ -1616,6 +1611,13 @@ static int cmd_record(int argc, char **argv) {
       sets[nsets++] = ctr_xstrndup(optarg, strlen(optarg));
       refused = "--set: a running ctrecd keeps its own configuration";
       break;
+    case OPT_TRANSPORT:
+      if (strcmp(optarg, "fifo") != 0 && strcmp(optarg, "socket") != 0)
+        die_usage("record ", "--transport: socket or fifo, not %s", optarg);
+      fifo = strcmp(optarg, "fifo") == 0;
+      refused = "--transport: a running ctrecd listens where its "
+                "configuration says";
+      break;
     case 'q': quiet = true; break;
     case 't': parse_timeout("record ", optarg); break;
     case 'h':
@@ -1664,6 +1666,10 @@ static int cmd_record(int argc, char **argv) {
              "      --set KEY=VALUE  any ctrec.yaml option, as ctrecd --set\n"
              "                     (a list as YAML: --set 'record.while_in=[main]');\n"
              "                     repeatable, and wins over the options above\n"
+             "      --transport T  how CMD's processes reach the private ctrecd:\n"
+             "                     socket (default) or fifo, named pipes in a\n"
+             "                     folder beside its socket (listen.fifo_dir),\n"
+             "                     for programs that may not use sockets\n"
              "  -q, --quiet        print nothing but CMD's own output\n"
              "  -t, --timeout SEC  give up when a running ctrecd has not answered\n"
              "                     within SEC seconds (default 5)\n\n"
@@ -1700,13 +1706,19 @@ static int cmd_record(int argc, char **argv) {
 
   service = getenv("CT_RECORDER_SOCKET");
   if (service && *service &&
-      (fd = connect_socket(service, mono_ms() + timeout_ms)) >= 0) {
-    close(fd);
+      (fd = ctr_link_open(service, timeout_ms)) >= 0) {
+    ctr_link_close(fd);
     private_daemon = false;
     snprintf(sock, sizeof(sock), "%s", service);
   }
   if (private_daemon && ctr_rundir_make(rundir, sizeof(rundir)) == 0 &&
       ctr_rundir_socket(sock, sizeof(sock), rundir, getpid()) == 0) {
+    if (fifo) {
+      snprintf(fifos, sizeof(fifos), "fifo:%s/record-%ld.fifos", rundir,
+               (long)getpid());
+      sets[nsets] = ctr_xmalloc(strlen(fifos) + 32);
+      sprintf(sets[nsets++], "listen.fifo_dir=%s", ctr_fifo_spec(fifos));
+    }
     if (mkdir(out, 0755) != 0 && errno != EEXIST)
       fprintf(stderr, "ctrecctl: cannot create %s: %s\n", out, strerror(errno));
     else {
@@ -1742,6 +1754,7 @@ static int cmd_record(int argc, char **argv) {
     return opt;
   }
   feed.private_daemon = private_daemon;
+  feed.daemon = daemon;
   if (!private_daemon && !quiet)
     fprintf(stderr, "ctrecctl: recording through the ctrecd at %s\n", sock);
   /* Orphans of the command stay descendants of ctrecctl, so their
@@ -1749,7 +1762,7 @@ static int cmd_record(int argc, char **argv) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   /* Every process the program starts inherits these. */
-  setenv("CT_RECORDER_SOCKET", sock, 1);
+  setenv("CT_RECORDER_SOCKET", fifos[0] ? fifos : sock, 1);
   if (shim_dir("ruby", shim, sizeof(shim))) {
     prepend_env("RUBYLIB", shim, ":", false);
     prepend_env("RUBYOPT", "-rctrec", " ", true);

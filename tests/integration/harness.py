@@ -41,6 +41,12 @@ if FORMAT not in ("json", "ctfs"):
 TRACE_FILE = {"json": "trace.json", "ctfs": "trace.ct"}[FORMAT]
 # For a ctrecd command line, and for `ctrecctl record` with a private ctrecd.
 FORMAT_SET = ("--set", f"output.format={FORMAT}")
+# How the shims and ctrecctl reach a test's daemon: its socket, or named
+# pipes (listen.fifo_dir, CT_RECORDER_SOCKET=fifo:DIR; PROTOCOL.md 1.1).
+TRANSPORT = os.environ.get("CTREC_TEST_TRANSPORT", "socket")
+if TRANSPORT not in ("socket", "fifo"):
+    raise RuntimeError(f"CTREC_TEST_TRANSPORT must be socket or fifo, not {TRANSPORT!r}")
+TRANSPORT_ARG = ("--transport", TRANSPORT)
 # Programs wait at exit for a service ctrecd that is merely slow on a
 # loaded test machine, as for ctrecctl record's private one; the tests of
 # the 1 s bound set their own.
@@ -358,8 +364,8 @@ def finished_traces(out_dir):
 def record(cmd, out_dir, env=None, timeout=120, extra=()):
     """ctrecctl record -q -o out_dir --format FORMAT [extra] -- cmd; returns
     CompletedProcess."""
-    return run([CTRECCTL, "record", "-q", "-o", out_dir, *FORMAT_ARG, *extra, "--", *cmd],
-               env=env, timeout=timeout)
+    return run([CTRECCTL, "record", "-q", "-o", out_dir, *FORMAT_ARG, *TRANSPORT_ARG, *extra,
+                "--", *cmd], env=env, timeout=timeout)
 
 
 def ruby_line_events(program, args=(), cwd=None):
@@ -428,6 +434,12 @@ class Daemon:
         self.sock = os.path.join(root, "run", "ctrecd.sock")
         self.out = os.path.join(root, "traces")
         self.log_path = os.path.join(root, "ctrecd.log")
+        # What a client names to reach it (CT_RECORDER_SOCKET, ctrecctl -s).
+        self.spec = self.sock
+        if TRANSPORT == "fifo":
+            fifos = os.path.join(root, "fifos")
+            extra = ("--set", f"listen.fifo_dir={fifos}", *extra)
+            self.spec = "fifo:" + fifos
         cmd = [CTRECD, "--listen", self.sock, "--output", self.out, "--log-level", "debug",
                *FORMAT_SET, *PATIENT_SET, *extra]
         if config_text is not None:
@@ -455,7 +467,7 @@ class Daemon:
 
     def env(self, **extra):
         env = dict(os.environ)
-        env.update(CT_RECORDER_SOCKET=self.sock, RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")
+        env.update(CT_RECORDER_SOCKET=self.spec, RUBYLIB=RUBY_SHIM, RUBYOPT="-rctrec")
         env.update(extra)
         return env
 

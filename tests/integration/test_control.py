@@ -70,7 +70,7 @@ class ControlTest(TempDirTest):
         return self.daemon
 
     def ctl(self, *args, sock=None, timeout=60):
-        return run([CTRECCTL, args[0], "-s", sock or self.daemon.sock, *args[1:]],
+        return run([CTRECCTL, args[0], "-s", sock or self.daemon.spec, *args[1:]],
                    timeout=timeout)
 
     def status_of(self, pid):
@@ -124,10 +124,10 @@ class ControlTest(TempDirTest):
         d.proc.send_signal(signal.SIGSTOP)
         try:
             for args in VERBS:
-                self.assert_times_out(args, d.sock, 1, 3.5)
+                self.assert_times_out(args, d.spec, 1, 3.5)
             # Without --timeout: a few seconds, not forever.
             t0 = time.time()
-            self.assert_times_out(["status"], d.sock, None, 9)
+            self.assert_times_out(["status"], d.spec, None, 9)
             self.assertGreater(time.time() - t0, 4)
         finally:
             d.proc.send_signal(signal.SIGCONT)
@@ -240,7 +240,7 @@ class ControlTest(TempDirTest):
                              stderr=subprocess.DEVNULL)
         for _ in range(3):
             p.stdout.readline()
-        f = subprocess.Popen([CTRECCTL, "follow", "-s", d.sock, "--pid", str(p.pid)],
+        f = subprocess.Popen([CTRECCTL, "follow", "-s", d.spec, "--pid", str(p.pid)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(0.5)
         p.kill()
@@ -259,7 +259,7 @@ class ControlTest(TempDirTest):
         path = os.path.join(self.daemon.root, "waiter.rb" if name == "ruby" else "waiter.py")
         with open(path, "w") as f:
             f.write(text)
-        p = subprocess.Popen(argv + [path], env=env(self.daemon.sock), stdin=subprocess.PIPE,
+        p = subprocess.Popen(argv + [path], env=env(self.daemon.spec), stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(lambda: p.poll() is None and p.kill())
         self.assertEqual(p.stdout.readline(), b"ready\n")
@@ -371,7 +371,7 @@ class ControlTest(TempDirTest):
 
     def test_record_through_a_service_refuses_output_and_config(self):
         d = self.start_daemon()
-        env = dict(os.environ, CT_RECORDER_SOCKET=d.sock)
+        env = dict(os.environ, CT_RECORDER_SOCKET=d.spec)
         for opt, why in ((["-o", os.path.join(self.tmp, "mine")], "-o: a running ctrecd writes "
                           "its traces to its own output.dir"),
                          (["-c", os.path.join(self.tmp, "ctrec.yaml")], "-c: a running ctrecd "
@@ -380,7 +380,7 @@ class ControlTest(TempDirTest):
             res = run([CTRECCTL, "record", *opt, "--", "ruby", ADDITION], env=env)
             self.assertEqual(res.returncode, 2, res.stderr)
             self.assertEqual(res.stderr.decode(),
-                             f"ctrecctl: record: {why}; unset CT_RECORDER_SOCKET (now {d.sock}) "
+                             f"ctrecctl: record: {why}; unset CT_RECORDER_SOCKET (now {d.spec}) "
                              "to record with a private ctrecd\n")
             self.assertEqual(res.stdout, b"")  # the program did not run
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "mine")))
@@ -415,14 +415,14 @@ class ControlTest(TempDirTest):
                                  stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: other.poll() is None and other.kill())
         other.stdout.readline()
-        env = dict(os.environ, CT_RECORDER_SOCKET=d.sock)
+        env = dict(os.environ, CT_RECORDER_SOCKET=d.spec)
         # Two programs: one the script waits for, one orphaned at once.
         script = f"ruby {ADDITION}; (ruby {ADDITION} &); exit 3"
         res = run([CTRECCTL, "record", "--", "sh", "-c", script], env=env)
         self.assertEqual(res.returncode, 3, res.stderr)
         self.assertEqual(res.stdout, b"3\n3\n")
         lines = res.stderr.decode().splitlines()
-        self.assertEqual(lines[0], f"ctrecctl: recording through the ctrecd at {d.sock}")
+        self.assertEqual(lines[0], f"ctrecctl: recording through the ctrecd at {d.spec}")
         found = [SUMMARY.fullmatch(l) for l in lines[1:]]
         self.assertTrue(all(found), lines)
         self.assertEqual(len(found), 2, lines)
@@ -441,7 +441,7 @@ class ControlTest(TempDirTest):
     def test_record_through_a_service_python(self):
         prog = os.path.join(os.path.dirname(RUBY_PROGRAMS), "python", "calc.py")
         d = self.start_daemon()
-        env = dict(os.environ, CT_RECORDER_SOCKET=d.sock)
+        env = dict(os.environ, CT_RECORDER_SOCKET=d.spec)
         for name, argv, _, _ in interpreters()[1:]:
             with self.subTest(name):
                 priv = run([CTRECCTL, "record", "-o", self.subdir(name), "--", *argv, prog])
@@ -460,7 +460,7 @@ class ControlTest(TempDirTest):
     def test_record_through_a_service_reports_every_interval(self):
         # A session that is stopped and started again leaves two traces.
         d = self.start_daemon()
-        env = dict(os.environ, CT_RECORDER_SOCKET=d.sock)
+        env = dict(os.environ, CT_RECORDER_SOCKET=d.spec)
         p = subprocess.Popen([CTRECCTL, "record", "--", "ruby", SLOW, "30"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(lambda: p.poll() is None and p.kill())
@@ -480,7 +480,7 @@ class ControlTest(TempDirTest):
 
     def test_record_through_a_stopped_service_times_out(self):
         d = self.start_daemon()
-        env = dict(os.environ, CT_RECORDER_SOCKET=d.sock)
+        env = dict(os.environ, CT_RECORDER_SOCKET=d.spec)
         d.proc.send_signal(signal.SIGSTOP)
         try:
             res = run([CTRECCTL, "record", "--timeout", "1", "--", "ruby", ADDITION], env=env,
@@ -490,7 +490,7 @@ class ControlTest(TempDirTest):
         self.assertEqual(res.returncode, 125, res.stderr)
         self.assertEqual(res.stdout, b"")
         self.assertEqual(res.stderr.decode(),
-                         f"ctrecctl: no answer from ctrecd at {d.sock} within 1 s "
+                         f"ctrecctl: no answer from ctrecd at {d.spec} within 1 s "
                          "(is it stopped or wedged?)\n")
 
     # ---- help ---------------------------------------------------------------

@@ -21,8 +21,8 @@ class IntervalTest(TempDirTest):
         return self.daemon
 
     def ctl(self, *args):
-        res = run([CTRECCTL, *args, "-s", self.daemon.sock] if args[0] == "reload"
-                  else [CTRECCTL, args[0], "-s", self.daemon.sock, *args[1:]])
+        res = run([CTRECCTL, *args, "-s", self.daemon.spec] if args[0] == "reload"
+                  else [CTRECCTL, args[0], "-s", self.daemon.spec, *args[1:]])
         return res
 
     def traces(self):

@@ -415,7 +415,7 @@ class Activation(DaemonTest):
                 prog = os.path.join(PY_PROGRAMS, name)
                 plain = run([PYTHON, prog, *args], cwd=self.tmp)
                 res = run([PYTHON, "-m", "ctrec", prog, *args], cwd=self.tmp,
-                          env=shim_env(self.daemon.sock))
+                          env=shim_env(self.daemon.spec))
                 self.assertEqual(res.stdout, plain.stdout)
                 self.assertEqual(res.stderr, plain.stderr)
                 self.assertEqual(res.returncode, plain.returncode)
@@ -440,7 +440,7 @@ class Activation(DaemonTest):
         # site.addsitedir runs .pth files; -c keeps PYTHONPATH out of it.
         code = ("import site, runpy, sys; site.addsitedir(%r); sys.argv = [%r]; "
                 "runpy.run_path(%r, run_name='__main__')" % (site, prog, prog))
-        env = dict(os.environ, CT_RECORDER_SOCKET=self.daemon.sock)
+        env = dict(os.environ, CT_RECORDER_SOCKET=self.daemon.spec)
         res = run([PYTHON, "-c", code], env=env)
         self.assertEqual(res.returncode, 0, res.stderr)
         self.daemon.stop()
@@ -453,13 +453,13 @@ class Activation(DaemonTest):
         os.makedirs(other)
         with open(os.path.join(other, "sitecustomize.py"), "w") as f:
             f.write("MARK = 'chained'\n")
-        env = shim_env(self.daemon.sock, PYTHONPATH=PY_SHIM + ":" + other)
+        env = shim_env(self.daemon.spec, PYTHONPATH=PY_SHIM + ":" + other)
         res = run([PYTHON, "-c", "import sitecustomize; print(sitecustomize.MARK)"], env=env)
         self.assertEqual(res.stdout, b"chained\n", res.stderr)
         # The system's own sitecustomize (Debian's) still runs too.
         if os.path.exists("/usr/lib/python3.11/sitecustomize.py"):
             res = run(["/usr/bin/python3", "-c", "import sitecustomize; print(sitecustomize.__file__)"],
-                      env=shim_env(self.daemon.sock))
+                      env=shim_env(self.daemon.spec))
             self.assertNotIn(PY_SHIM.encode(), res.stdout)
 
     def test_daemon_missing(self):

@@ -162,7 +162,7 @@ class RecordBehaviour(TempDirTest):
         out_dir = os.path.join(self.tmp, "out")
         rec = record([script], out_dir)
         self.assertEqual(rec.returncode, 0, rec.stderr)
-        self.assertRegex(rec.stdout.decode(), r"sock=/.+/ctrec/record-\d+\.sock")
+        self.assertRegex(rec.stdout.decode(), r"sock=(fifo:)?/.+/ctrec/record-\d+\.(sock|fifos)")
         folders = trace_folders(out_dir)
         self.assertEqual(len(folders), 2)
         progs = sorted(Trace(f).meta["program"] for f in folders)
