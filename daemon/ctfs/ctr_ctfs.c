@@ -35,8 +35,9 @@ typedef struct ctr_ctfs_call_s {
   ctr_buf_t ret;      /* the return value's CBOR, or the no-return marker */
   ctr_buf_t children; /* call keys, as varints */
   /* Once returned, where its calls.dat record waits in the spill file
-   * (the buffers above are then freed). */
-  uint64_t rec_off;
+   * (the buffers above are then freed); its descendants' records lie
+   * between sub_off (the spill's size when it opened) and rec_off. */
+  uint64_t sub_off, rec_off;
   size_t rec_len;
 } ctr_ctfs_call_t;
 
@@ -305,7 +306,8 @@ int ctr_ctfs_call(ctr_ctfs_t *w, uint64_t function_id) {
   *c = (ctr_ctfs_call_t){.function_id = function_id,
                          .entry = w->nsteps,
                          .parent = -1,
-                         .depth = (uint32_t)w->depth};
+                         .depth = (uint32_t)w->depth,
+                         .sub_off = w->spill_size};
   if (w->depth) {
     ctr_ctfs_call_t *p = call_at(w, w->stack[w->depth - 1]);
     c->parent = (int64_t)w->stack[w->depth - 1];
@@ -389,24 +391,42 @@ static int spill_put(ctr_ctfs_t *w, int kind, uint64_t key, const void *p,
   return w->spill_tail.len < SPILL_PIECE ? 0 : spill_out(w);
 }
 
-/* The record of n bytes at off, valid until the next spill call. */
-static int spill_get(ctr_ctfs_t *w, uint64_t off, size_t n,
+/* Call c's record, valid until the next spill call. Records are spilled
+ * as calls return (a call after its descendants) and read in key order (a
+ * call before them): a window starting at a record would be loaded again
+ * for each of its descendants. So a window starts where the call's
+ * descendants start, when they and the call fit in one, and then serves
+ * them all; a call whose descendants do not fit is read alone. The part
+ * of the old window the new one covers is kept, so the file is read about
+ * once. */
+static int spill_get(ctr_ctfs_t *w, const ctr_ctfs_call_t *c,
                      const unsigned char **p) {
+  uint64_t off = c->rec_off, end = off + c->rec_len;
+  uint64_t win_end = w->win_off + w->spill_win.len;
   if (off >= w->spill_disk) {
     *p = (const unsigned char *)w->spill_tail.data + (off - w->spill_disk);
     return 0;
   }
-  if (off < w->win_off || off + n > w->win_off + w->spill_win.len) {
-    size_t len = n > SPILL_PIECE ? n : SPILL_PIECE;
-    if (len > w->spill_disk - off)
-      len = (size_t)(w->spill_disk - off);
-    w->spill_win.len = 0;
-    ctr_buf_grow(&w->spill_win, len);
-    int rc = spill_io(w->spill_fd, w->spill_win.data, len, off, false);
+  if (off < w->win_off || end > win_end) {
+    bool fits = end - c->sub_off <= SPILL_PIECE;
+    uint64_t from = fits ? c->sub_off : off, to = end;
+    size_t kept = 0;
+    if (fits) /* to >= end: the record is in the file */
+      to = from + SPILL_PIECE < w->spill_disk ? from + SPILL_PIECE
+                                              : w->spill_disk;
+    if (from >= w->win_off && from < win_end) {
+      kept = (size_t)((win_end < to ? win_end : to) - from);
+      memmove(w->spill_win.data, w->spill_win.data + (from - w->win_off),
+              kept);
+    }
+    w->spill_win.len = kept;
+    ctr_buf_reserve(&w->spill_win, (size_t)(to - from) - kept);
+    int rc = spill_io(w->spill_fd, w->spill_win.data + kept,
+                      (size_t)(to - from) - kept, from + kept, false);
     if (rc < 0)
       return rc;
-    w->spill_win.len = len;
-    w->win_off = off;
+    w->spill_win.len = (size_t)(to - from);
+    w->win_off = from;
   }
   *p = (const unsigned char *)w->spill_win.data + (off - w->win_off);
   return 0;
@@ -456,7 +476,7 @@ static int write_calls(ctr_ctfs_t *w) {
   while (w->head < w->ncalls && w->pending[w->head].done) {
     ctr_ctfs_call_t *c = &w->pending[w->head];
     const unsigned char *rec;
-    int rc = spill_get(w, c->rec_off, c->rec_len, &rec);
+    int rc = spill_get(w, c, &rec);
     if (rc == 0)
       rc = ctr_ctfs_chunks_add(&w->calls, rec, c->rec_len);
     w->head++, w->first_key++;
