@@ -81,6 +81,7 @@ struct ctr_ctfs_s {
   uint64_t spill_disk;  /* bytes of them in the file */
   ctr_buf_t spill_tail; /* the newest records, written out a MiB at once */
   ctr_buf_t spill_win;  /* records read back a MiB at once, from win_off */
+  ctr_buf_t spill_one;  /* a record read back alone */
   uint64_t win_off;
   char *owed_path; /* the spill file: the trace's path + ".calls" */
   uint64_t logged; /* calls opened before this key are in the file */
@@ -396,40 +397,45 @@ static int spill_put(ctr_ctfs_t *w, int kind, uint64_t key, const void *p,
  * call before them): a window starting at a record would be loaded again
  * for each of its descendants. So a window starts where the call's
  * descendants start, when they and the call fit in one, and then serves
- * them all; a call whose descendants do not fit is read alone. The part
- * of the old window the new one covers is kept, so the file is read about
- * once. */
+ * them all; a call whose descendants do not fit is read alone, beside the
+ * window. Windows so start in key order, which is the spill's order of
+ * sub_off, and keep what the last one read: the file is read once. */
 static int spill_get(ctr_ctfs_t *w, const ctr_ctfs_call_t *c,
                      const unsigned char **p) {
-  uint64_t off = c->rec_off, end = off + c->rec_len;
+  uint64_t off = c->rec_off, end = off + c->rec_len, from = c->sub_off;
   uint64_t win_end = w->win_off + w->spill_win.len;
   if (off >= w->spill_disk) {
     *p = (const unsigned char *)w->spill_tail.data + (off - w->spill_disk);
     return 0;
   }
-  if (off < w->win_off || end > win_end) {
-    bool fits = end - c->sub_off <= SPILL_PIECE;
-    uint64_t from = fits ? c->sub_off : off, to = end;
-    size_t kept = 0;
-    if (fits) /* to >= end: the record is in the file */
-      to = from + SPILL_PIECE < w->spill_disk ? from + SPILL_PIECE
-                                              : w->spill_disk;
-    if (from >= w->win_off && from < win_end) {
-      kept = (size_t)((win_end < to ? win_end : to) - from);
-      memmove(w->spill_win.data, w->spill_win.data + (from - w->win_off),
-              kept);
-    }
-    w->spill_win.len = kept;
-    ctr_buf_reserve(&w->spill_win, (size_t)(to - from) - kept);
-    int rc = spill_io(w->spill_fd, w->spill_win.data + kept,
-                      (size_t)(to - from) - kept, from + kept, false);
-    if (rc < 0)
-      return rc;
-    w->spill_win.len = (size_t)(to - from);
-    w->win_off = from;
+  if (off >= w->win_off && end <= win_end) {
+    *p = (const unsigned char *)w->spill_win.data + (off - w->win_off);
+    return 0;
   }
-  *p = (const unsigned char *)w->spill_win.data + (off - w->win_off);
-  return 0;
+  int rc;
+  if (end - from > SPILL_PIECE) {
+    w->spill_one.len = 0;
+    ctr_buf_reserve(&w->spill_one, c->rec_len);
+    rc = spill_io(w->spill_fd, w->spill_one.data, c->rec_len, off, false);
+    *p = (const unsigned char *)w->spill_one.data;
+    return rc;
+  }
+  /* end <= to: the record is in the file */
+  uint64_t to = from + SPILL_PIECE < w->spill_disk ? from + SPILL_PIECE
+                                                  : w->spill_disk;
+  size_t kept = 0;
+  if (from >= w->win_off && from < win_end) {
+    kept = (size_t)(win_end - from);
+    memmove(w->spill_win.data, w->spill_win.data + (from - w->win_off), kept);
+  }
+  w->spill_win.len = kept;
+  ctr_buf_reserve(&w->spill_win, (size_t)(to - from) - kept);
+  rc = spill_io(w->spill_fd, w->spill_win.data + kept,
+                (size_t)(to - from) - kept, from + kept, false);
+  w->spill_win.len = rc < 0 ? 0 : (size_t)(to - from);
+  w->win_off = from;
+  *p = (const unsigned char *)w->spill_win.data + (off - from);
+  return rc;
 }
 
 /* No record waits: the spill starts over, and the file gives its room back. */
@@ -692,6 +698,7 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
   }
   ctr_buf_free(&w->spill_tail);
   ctr_buf_free(&w->spill_win);
+  ctr_buf_free(&w->spill_one);
   free(w->owed_path);
   for (size_t i = 0; i < w->npath_text; i++)
     free(w->path_text[i]);
