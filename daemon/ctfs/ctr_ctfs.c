@@ -671,10 +671,18 @@ int ctr_ctfs_flush(ctr_ctfs_t *w) {
   return rc != 0 ? rc : ctr_ctfs_box_failed(w->box);
 }
 
-int ctr_ctfs_close(ctr_ctfs_t *w) {
+int ctr_ctfs_end(ctr_ctfs_t *w) {
+  /* The steps first: a disk that fills up with the calls keeps them. */
+  int rc = w->depth ? ctr_ctfs_flush(w) : 0;
+  if (rc != 0)
+    return rc;
   while (w->err == 0 && w->depth)
     ctr_ctfs_return(w, NULL, 0);
-  if (w->err == 0)
+  return w->err;
+}
+
+int ctr_ctfs_close(ctr_ctfs_t *w) {
+  if (ctr_ctfs_end(w) == 0)
     ctr_ctfs_flush(w);
   int rc = w->err;
   if (w->box) {

@@ -439,6 +439,40 @@ class FullDiskTest(TempDirTest):
                 self.assertEqual(res.stdout, b"2\n")
                 self.assertIn(b"(complete)", res.stderr)
 
+    # Flushed once, at the end, the steps fit in 1 MiB, and the calls they
+    # owe (200 KB compressed, each returning 1000 random characters) do not.
+    OWED = ("require 'securerandom'\n"
+            "def g(i) = SecureRandom.hex(500)\n"
+            "700.times do |i|\n"
+            "  x = SecureRandom.hex(400)\n"
+            "  g(i)\n"
+            "end\n"
+            "puts 'end'\n")
+
+    def test_calls_that_do_not_fit_at_the_end_leave_the_trace_aborted(self):
+        """A CTFS trace writes its calls at the end, after the last flush
+        that has room: it says aborted and keeps every step."""
+        prog = harness.write(os.path.join(self.tmp, "owed.rb"), self.OWED)
+        conf = harness.write(os.path.join(self.tmp, "ctrec.yaml"),
+                             "output:\n  flush_interval_ms: 60000\n")
+        out = os.path.join(self.tmp, "out")
+        res = subprocess.run(
+            ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record", "-c", conf,
+             "-o", out, "-f", "ctfs", "--", "ruby", prog],
+            capture_output=True, timeout=120)
+        self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
+        self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
+        folder, = [os.path.join(out, d) for d in os.listdir(out)]
+        with open(os.path.join(folder, "trace_metadata.json")) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["ctrec"]["state"],
+                         "aborted: cannot write the trace: File too large")
+        validate(self, folder, live=True)
+        steps = harness.records_text(folder, live=True).count(b'{"Step"')
+        self.assertEqual(steps, meta["ctrec"]["counters"]["steps"])
+        self.assertGreater(steps, 2000)
+
+
 
 class RecoveryTest(TempDirTest):
     def test_metadata_of_any_size_is_recovered(self):
