@@ -702,6 +702,15 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
   }
   if (w->spill_fd >= 0) { /* a closed trace owes nothing, or never will */
     close(w->spill_fd);
+    /* Stopped by a write error (a full disk), the writer still owes the
+     * calls its last good flush logged: appended as for a killed writer,
+     * if there is room now. */
+    if (rc != 0 && w->box) {
+      char *path = ctr_xstrndup(w->owed_path,
+                                strlen(w->owed_path) - sizeof(".calls") + 1);
+      ctr_ctfs_recover(path);
+      free(path);
+    }
     unlink(w->owed_path);
   }
   ctr_buf_free(&w->spill_tail);
@@ -905,7 +914,7 @@ static int append_owed(const char *path, const ctr_ctfs_left_t *l,
     }
   }
   int frc = ctr_ctfs_chunks_flush(&calls);
-  rc = rc ? rc : frc;
+  rc = rc ? rc : frc ? frc : ctr_ctfs_box_failed(box);
   for (size_t i = 0; kids && i < m; i++)
     ctr_buf_free(&kids[i]);
   free(kids);
