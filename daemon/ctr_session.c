@@ -369,9 +369,11 @@ static void close_interval(ctr_session_t *s, const char *state,
     return;
   s->interval_end = time(NULL);
   s->end_reason = reason;
-  /* Everything written while the metadata still says "recording": a full
-   * disk then makes the trace say so (its files stay valid up to the last
-   * write that worked) instead of "complete". */
+  /* Everything written, what the format owes at the end included, while
+   * the metadata still says "recording": a full disk then makes the trace
+   * say so (its files stay valid up to the last write that worked)
+   * instead of "complete". */
+  ctr_writer_end(s->trace);
   if ((rc = ctr_writer_flush(s->trace)) != 0) {
     snprintf(failed, sizeof(failed), "aborted: cannot write the trace: %s",
              ctr_strerror(rc));

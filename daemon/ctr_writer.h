@@ -125,6 +125,11 @@ typedef struct ctr_writer_backend_s {
   void (*reuse)(ctr_writer_t *w, bool on);
   void (*metadata)(ctr_writer_t *w, const ctr_writer_meta_t *m);
   int (*flush)(ctr_writer_t *w);
+  /* Optional: writes what the trace still owes at its end (CTFS: the
+   * calls still open, and those that waited for them) before the flush
+   * that precedes the final metadata, so that a write failing there
+   * makes the trace "aborted". Nothing is recorded after it. */
+  int (*end)(ctr_writer_t *w);
   bool (*dirty)(const ctr_writer_t *w);
   size_t (*pending)(const ctr_writer_t *w);
   uint64_t (*records)(const ctr_writer_t *w);
@@ -273,6 +278,10 @@ static inline void ctr_writer_metadata(ctr_writer_t *w,
 static inline int ctr_writer_flush(ctr_writer_t *w) {
   int rc = w->be->flush(w);
   return rc != 0 ? rc : w->io_error;
+}
+/* The trace ends: see end; a write error is kept for the next flush. */
+static inline int ctr_writer_end(ctr_writer_t *w) {
+  return w->be->end ? ctr_writer_io(w, w->be->end(w)) : 0;
 }
 /* Whether anything is yet to be written. */
 static inline bool ctr_writer_dirty(const ctr_writer_t *w) {

@@ -430,6 +430,8 @@ static int ctfs_flush(ctr_writer_t *w) {
   return rc ? rc : rc2;
 }
 
+static int ctfs_end(ctr_writer_t *w) { return ctr_ctfs_end(C(w)->ct); }
+
 static bool ctfs_dirty(const ctr_writer_t *w) {
   return CC(w)->dirty || ctr_trace_dirty(CC(w)->folder);
 }
@@ -489,6 +491,7 @@ const ctr_writer_backend_t ctr_writer_ctfs = {
     .reuse = ctfs_reuse,
     .metadata = ctfs_metadata,
     .flush = ctfs_flush,
+    .end = ctfs_end,
     .dirty = ctfs_dirty,
     .pending = ctfs_pending,
     .records = ctfs_records,

@@ -35,8 +35,9 @@ typedef struct ctr_ctfs_call_s {
   ctr_buf_t ret;      /* the return value's CBOR, or the no-return marker */
   ctr_buf_t children; /* call keys, as varints */
   /* Once returned, where its calls.dat record waits in the spill file
-   * (the buffers above are then freed). */
-  uint64_t rec_off;
+   * (the buffers above are then freed); its descendants' records lie
+   * between sub_off (the spill's size when it opened) and rec_off. */
+  uint64_t sub_off, rec_off;
   size_t rec_len;
 } ctr_ctfs_call_t;
 
@@ -80,6 +81,7 @@ struct ctr_ctfs_s {
   uint64_t spill_disk;  /* bytes of them in the file */
   ctr_buf_t spill_tail; /* the newest records, written out a MiB at once */
   ctr_buf_t spill_win;  /* records read back a MiB at once, from win_off */
+  ctr_buf_t spill_one;  /* a record read back alone */
   uint64_t win_off;
   char *owed_path; /* the spill file: the trace's path + ".calls" */
   uint64_t logged; /* calls opened before this key are in the file */
@@ -305,7 +307,8 @@ int ctr_ctfs_call(ctr_ctfs_t *w, uint64_t function_id) {
   *c = (ctr_ctfs_call_t){.function_id = function_id,
                          .entry = w->nsteps,
                          .parent = -1,
-                         .depth = (uint32_t)w->depth};
+                         .depth = (uint32_t)w->depth,
+                         .sub_off = w->spill_size};
   if (w->depth) {
     ctr_ctfs_call_t *p = call_at(w, w->stack[w->depth - 1]);
     c->parent = (int64_t)w->stack[w->depth - 1];
@@ -389,27 +392,50 @@ static int spill_put(ctr_ctfs_t *w, int kind, uint64_t key, const void *p,
   return w->spill_tail.len < SPILL_PIECE ? 0 : spill_out(w);
 }
 
-/* The record of n bytes at off, valid until the next spill call. */
-static int spill_get(ctr_ctfs_t *w, uint64_t off, size_t n,
+/* Call c's record, valid until the next spill call. Records are spilled
+ * as calls return (a call after its descendants) and read in key order (a
+ * call before them): a window starting at a record would be loaded again
+ * for each of its descendants. So a window starts where the call's
+ * descendants start, when they and the call fit in one, and then serves
+ * them all; a call whose descendants do not fit is read alone, beside the
+ * window. Windows so start in key order, which is the spill's order of
+ * sub_off, and keep what the last one read: the file is read once. */
+static int spill_get(ctr_ctfs_t *w, const ctr_ctfs_call_t *c,
                      const unsigned char **p) {
+  uint64_t off = c->rec_off, end = off + c->rec_len, from = c->sub_off;
+  uint64_t win_end = w->win_off + w->spill_win.len;
   if (off >= w->spill_disk) {
     *p = (const unsigned char *)w->spill_tail.data + (off - w->spill_disk);
     return 0;
   }
-  if (off < w->win_off || off + n > w->win_off + w->spill_win.len) {
-    size_t len = n > SPILL_PIECE ? n : SPILL_PIECE;
-    if (len > w->spill_disk - off)
-      len = (size_t)(w->spill_disk - off);
-    w->spill_win.len = 0;
-    ctr_buf_grow(&w->spill_win, len);
-    int rc = spill_io(w->spill_fd, w->spill_win.data, len, off, false);
-    if (rc < 0)
-      return rc;
-    w->spill_win.len = len;
-    w->win_off = off;
+  if (off >= w->win_off && end <= win_end) {
+    *p = (const unsigned char *)w->spill_win.data + (off - w->win_off);
+    return 0;
   }
-  *p = (const unsigned char *)w->spill_win.data + (off - w->win_off);
-  return 0;
+  int rc;
+  if (end - from > SPILL_PIECE) {
+    w->spill_one.len = 0;
+    ctr_buf_reserve(&w->spill_one, c->rec_len);
+    rc = spill_io(w->spill_fd, w->spill_one.data, c->rec_len, off, false);
+    *p = (const unsigned char *)w->spill_one.data;
+    return rc;
+  }
+  /* end <= to: the record is in the file */
+  uint64_t to = from + SPILL_PIECE < w->spill_disk ? from + SPILL_PIECE
+                                                  : w->spill_disk;
+  size_t kept = 0;
+  if (from >= w->win_off && from < win_end) {
+    kept = (size_t)(win_end - from);
+    memmove(w->spill_win.data, w->spill_win.data + (from - w->win_off), kept);
+  }
+  w->spill_win.len = kept;
+  ctr_buf_reserve(&w->spill_win, (size_t)(to - from) - kept);
+  rc = spill_io(w->spill_fd, w->spill_win.data + kept,
+                (size_t)(to - from) - kept, from + kept, false);
+  w->spill_win.len = rc < 0 ? 0 : (size_t)(to - from);
+  w->win_off = from;
+  *p = (const unsigned char *)w->spill_win.data + (off - from);
+  return rc;
 }
 
 /* No record waits: the spill starts over, and the file gives its room back. */
@@ -456,7 +482,7 @@ static int write_calls(ctr_ctfs_t *w) {
   while (w->head < w->ncalls && w->pending[w->head].done) {
     ctr_ctfs_call_t *c = &w->pending[w->head];
     const unsigned char *rec;
-    int rc = spill_get(w, c->rec_off, c->rec_len, &rec);
+    int rc = spill_get(w, c, &rec);
     if (rc == 0)
       rc = ctr_ctfs_chunks_add(&w->calls, rec, c->rec_len);
     w->head++, w->first_key++;
@@ -645,10 +671,18 @@ int ctr_ctfs_flush(ctr_ctfs_t *w) {
   return rc != 0 ? rc : ctr_ctfs_box_failed(w->box);
 }
 
-int ctr_ctfs_close(ctr_ctfs_t *w) {
+int ctr_ctfs_end(ctr_ctfs_t *w) {
+  /* The steps first: a disk that fills up with the calls keeps them. */
+  int rc = w->depth ? ctr_ctfs_flush(w) : 0;
+  if (rc != 0)
+    return rc;
   while (w->err == 0 && w->depth)
     ctr_ctfs_return(w, NULL, 0);
-  if (w->err == 0)
+  return w->err;
+}
+
+int ctr_ctfs_close(ctr_ctfs_t *w) {
+  if (ctr_ctfs_end(w) == 0)
     ctr_ctfs_flush(w);
   int rc = w->err;
   if (w->box) {
@@ -668,10 +702,20 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
   }
   if (w->spill_fd >= 0) { /* a closed trace owes nothing, or never will */
     close(w->spill_fd);
+    /* Stopped by a write error (a full disk), the writer still owes the
+     * calls its last good flush logged: appended as for a killed writer,
+     * if there is room now. */
+    if (rc != 0 && w->box) {
+      char *path = ctr_xstrndup(w->owed_path,
+                                strlen(w->owed_path) - sizeof(".calls") + 1);
+      ctr_ctfs_recover(path);
+      free(path);
+    }
     unlink(w->owed_path);
   }
   ctr_buf_free(&w->spill_tail);
   ctr_buf_free(&w->spill_win);
+  ctr_buf_free(&w->spill_one);
   free(w->owed_path);
   for (size_t i = 0; i < w->npath_text; i++)
     free(w->path_text[i]);
@@ -870,7 +914,7 @@ static int append_owed(const char *path, const ctr_ctfs_left_t *l,
     }
   }
   int frc = ctr_ctfs_chunks_flush(&calls);
-  rc = rc ? rc : frc;
+  rc = rc ? rc : frc ? frc : ctr_ctfs_box_failed(box);
   for (size_t i = 0; kids && i < m; i++)
     ctr_buf_free(&kids[i]);
   free(kids);

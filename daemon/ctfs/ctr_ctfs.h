@@ -88,7 +88,13 @@ int ctr_ctfs_metadata(ctr_ctfs_t *w, const ctr_ctfs_meta_t *m);
 /* Makes everything recorded so far readable by a follower. */
 int ctr_ctfs_flush(ctr_ctfs_t *w);
 
-/* Returns the calls still open at the latest step, flushes and frees. An
+/* Returns the calls still open at the latest step: their records and the
+ * returned calls that waited for them go out (a flush publishes them),
+ * after a flush of everything else. Nothing may be recorded after it.
+ * Returns the first error met. */
+int ctr_ctfs_end(ctr_ctfs_t *w);
+
+/* Ends the trace (ctr_ctfs_end), flushes and frees. An
  * aborted recording is closed the same way; meta.dat cannot say how a
  * recording ended, the trace folder's metadata does. Returns the first
  * error met. */

@@ -510,7 +510,9 @@ class FullDiskTest(TempDirTest):
     trace on disk stays valid up to its last good write and says it was
     cut, the program is undisturbed, and the next traces are recorded."""
 
-    BIG = "def f(i) = i * 2\n30000.times { |i| f(i) }\nputs \"end\"\n"
+    # Slow enough for a few flushes before the limit is reached.
+    BIG = ("def f(i) = i * 2\n30000.times { |i| f(i); sleep 0.02 if i % 1000 == 0 }\n"
+           "puts \"end\"\n")
 
     def test_write_errors_leave_valid_traces_marked_aborted(self):
         big = harness.write(os.path.join(self.tmp, "big.rb"), self.BIG)
@@ -530,16 +532,52 @@ class FullDiskTest(TempDirTest):
                     meta = json.load(f)
                 self.assertEqual(meta["ctrec"]["state"],
                                  "aborted: cannot write the trace: File too large")
-                # Valid as far as it goes (a CTFS trace lacks the calls it
-                # still owed, as a live one does).
-                validate(self, folder, live=fmt == "ctfs")
+                # Valid as far as it goes: a CTFS trace gets the calls its
+                # last good flush owed, as from a killed daemon.
+                validate(self, folder)
                 self.assertGreater(meta["ctrec"]["counters"]["steps"], 1000)
+                calls = harness.records_text(folder).count(b'{"Call"')
+                self.assertGreater(calls, 1000)
                 res = subprocess.run(
                     ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record",
                      "-o", out, "-f", fmt, "--", "ruby", small],
                     capture_output=True, timeout=60)
                 self.assertEqual(res.stdout, b"2\n")
                 self.assertIn(b"(complete)", res.stderr)
+
+    # Flushed once, at the end, the steps fit in 1 MiB, and the calls they
+    # owe (200 KB compressed, each returning 1000 random characters) do not.
+    OWED = ("require 'securerandom'\n"
+            "def g(i) = SecureRandom.hex(500)\n"
+            "700.times do |i|\n"
+            "  x = SecureRandom.hex(400)\n"
+            "  g(i)\n"
+            "end\n"
+            "puts 'end'\n")
+
+    def test_calls_that_do_not_fit_at_the_end_leave_the_trace_aborted(self):
+        """A CTFS trace writes its calls at the end, after the last flush
+        that has room: it says aborted and keeps every step."""
+        prog = harness.write(os.path.join(self.tmp, "owed.rb"), self.OWED)
+        conf = harness.write(os.path.join(self.tmp, "ctrec.yaml"),
+                             "output:\n  flush_interval_ms: 60000\n")
+        out = os.path.join(self.tmp, "out")
+        res = subprocess.run(
+            ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record", "-c", conf,
+             "-o", out, "-f", "ctfs", "--", "ruby", prog],
+            capture_output=True, timeout=120)
+        self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
+        self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
+        folder, = [os.path.join(out, d) for d in os.listdir(out)]
+        with open(os.path.join(folder, "trace_metadata.json")) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["ctrec"]["state"],
+                         "aborted: cannot write the trace: File too large")
+        validate(self, folder, live=True)
+        steps = harness.records_text(folder, live=True).count(b'{"Step"')
+        self.assertEqual(steps, meta["ctrec"]["counters"]["steps"])
+        self.assertGreater(steps, 2000)
+
 
 
 class RecoveryTest(TempDirTest):

@@ -1017,6 +1017,57 @@ static uint64_t bytes_read(void) {
   return v;
 }
 
+/* Calls nested eight deep, each with a 2 KB argument, waiting for the
+ * top-level call: they reach the spill as they return (innermost first)
+ * and leave it in key order (outermost first), and the file is read back
+ * about once, not a MiB per backward jump (eight times over before). */
+START_TEST(nested_calls_are_read_back_from_the_spill_once) {
+  enum { CHAINS = 150, DEPTH = 8, ARG = 2000 };
+  ctr_ctfs_t *w;
+  char owed[128];
+  struct stat st;
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/p.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_function(w, "<top-level>", 11), 0);
+  ck_assert_int_eq(ctr_ctfs_function(w, "f", 1), 1);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "x", 1), 0);
+  ctr_buf_t v = {0}; /* a CBOR text of ARG bytes */
+  ctr_buf_add(&v, "\x79\x07\xd0", 3);
+  for (int i = 0; i < ARG; i++)
+    ctr_buf_add(&v, &"abcdefghijklmnopqrstuvwxyz"[(i * 7) % 26], 1);
+  ck_assert_int_eq(ctr_ctfs_call(w, 0), 0);
+  ck_assert_int_eq(ctr_ctfs_step(w, 0, 1), 0);
+  for (int i = 0; i < CHAINS; i++) {
+    for (int d = 0; d < DEPTH; d++) {
+      ck_assert_int_eq(ctr_ctfs_call(w, 1), 0);
+      ck_assert_int_eq(ctr_ctfs_arg(w, 0, v.data, v.len), 0);
+      ck_assert_int_eq(ctr_ctfs_step(w, 0, 2 + (uint64_t)d), 0);
+    }
+    for (int d = 0; d < DEPTH; d++)
+      ck_assert_int_eq(ctr_ctfs_return(w, NULL, 0), 0);
+  }
+  snprintf(owed, sizeof(owed), "%s.calls", path);
+  ck_assert_int_eq(stat(owed, &st), 0);
+  uint64_t before = bytes_read();
+  ck_assert_int_eq(ctr_ctfs_return(w, NULL, 0), 0); /* the top level */
+  uint64_t spent = bytes_read() - before;
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  ctr_buf_free(&v);
+  ck_assert_uint_gt((uint64_t)st.st_size, 2u << 20); /* more than a window */
+  ck_assert_uint_le(spent, (uint64_t)st.st_size + (uint64_t)st.st_size / 4);
+
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0); /* on_call checks every record */
+  ck_assert_uint_eq(s.calls, CHAINS * DEPTH + 1);
+  ck_assert_uint_eq(s.nchildren[0], CHAINS);
+  for (int k = 1; k < 16; k++) { /* the first chain, then the second */
+    ck_assert_int_eq(s.parent[k], (k - 1) % DEPTH ? k - 1 : 0);
+    ck_assert_uint_eq(s.nargs[k], 1);
+    ck_assert_uint_eq(s.nchildren[k], k % DEPTH ? 1 : 0);
+  }
+}
+END_TEST
+
 static int count_cb(void *ctx, uint64_t i, const unsigned char *r, size_t n) {
   (void)i, (void)r, (void)n;
   ++*(uint64_t *)ctx;
@@ -1157,6 +1208,7 @@ int main(void) {
   tcase_add_test(tc, values_records_of_every_size_read_back);
   tcase_add_test(tc, every_flush_is_readable);
   tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
+  tcase_add_test(tc, nested_calls_are_read_back_from_the_spill_once);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
   tcase_add_test(tc, a_poll_reads_only_what_is_new);
   tcase_add_test(tc, a_follower_never_sees_a_torn_trace);
