@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctr_alloc.h"
 #include "ctr_error.h"
 #include "ctr_jval.h"
 #include "ctr_reader.h"
@@ -79,19 +80,6 @@ typedef struct check_s {
 
 /* ---- problems ------------------------------------------------------------ */
 
-static void oom(void) {
-  fprintf(stderr, "%s: check: out of memory\n", prog_name);
-  exit(2);
-}
-
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-
-  if (q == NULL)
-    oom();
-  return q;
-}
-
 static void vproblem(check_t *ck, const char *prefix, const char *fmt,
                      va_list ap) {
   char msg[1024];
@@ -103,7 +91,7 @@ static void vproblem(check_t *ck, const char *prefix, const char *fmt,
   n = (size_t)snprintf(msg, sizeof(msg), "%s", prefix);
   if (n < sizeof(msg))
     vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
-  ck->shown[ck->nshown] = xrealloc(NULL, strlen(msg) + 1);
+  ck->shown[ck->nshown] = ctr_xrealloc(NULL, strlen(msg) + 1);
   strcpy(ck->shown[ck->nshown++], msg);
 }
 
@@ -496,10 +484,8 @@ static void place_add(places_t *s, int64_t p) {
     return;
   if (2 * (s->n + 1) > s->cap) {
     places_t g = {NULL, NULL, 0, s->cap ? 2 * s->cap : 64};
-    g.v = xrealloc(NULL, g.cap * sizeof(*g.v));
-    g.used = calloc(g.cap, sizeof(*g.used));
-    if (g.used == NULL)
-      oom();
+    g.v = ctr_xrealloc(NULL, g.cap * sizeof(*g.v));
+    g.used = ctr_xcalloc(g.cap, sizeof(*g.used));
     for (i = 0; i < s->cap; i++)
       if (s->used[i])
         place_add(&g, s->v[i]);
@@ -558,9 +544,9 @@ static void check_type(check_t *ck, const ctr_jval_t *p) {
 static void add_path(check_t *ck, const char *s) {
   if (ck->npaths == ck->pcap) {
     ck->pcap = ck->pcap ? 2 * ck->pcap : 64;
-    ck->paths = xrealloc(ck->paths, ck->pcap * sizeof(*ck->paths));
+    ck->paths = ctr_xrealloc(ck->paths, ck->pcap * sizeof(*ck->paths));
   }
-  ck->paths[ck->npaths] = xrealloc(NULL, strlen(s) + 1);
+  ck->paths[ck->npaths] = ctr_xrealloc(NULL, strlen(s) + 1);
   strcpy(ck->paths[ck->npaths++], s);
 }
 
@@ -868,7 +854,7 @@ static void rec_put(scan_t *s, int c, bool *too_long) {
   }
   if (s->rlen == s->rcap) {
     s->rcap = s->rcap ? 2 * s->rcap : 4096;
-    s->rec = xrealloc(s->rec, s->rcap);
+    s->rec = ctr_xrealloc(s->rec, s->rcap);
   }
   s->rec[s->rlen++] = (char)c;
 }
@@ -945,9 +931,7 @@ static int check_trace_json(check_t *ck) {
   int c, rc = 0;
 
   snprintf(path, sizeof(path), "%s/trace.json", ck->dir);
-  s = calloc(1, sizeof(*s));
-  if (s == NULL)
-    oom();
+  s = ctr_xcalloc(1, sizeof(*s));
   s->fd = open(path, O_RDONLY | O_CLOEXEC);
   if (s->fd < 0) {
     free(s);
@@ -1084,7 +1068,7 @@ static int read_sidecar(check_t *ck, const char *name, ctr_jval_t **out) {
     close(fd);
     return 1;
   }
-  text = xrealloc(NULL, (size_t)sb.st_size + 1);
+  text = ctr_xrealloc(NULL, (size_t)sb.st_size + 1);
   while (got < (size_t)sb.st_size &&
          ((n = read(fd, text + got, (size_t)sb.st_size - got)) > 0 ||
           (n < 0 && errno == EINTR)))

@@ -48,16 +48,6 @@ static void sleep_ms(unsigned ms) {
   nanosleep(&ts, NULL);
 }
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-
-  if (q == NULL) {
-    fprintf(stderr, "%s: out of memory\n", prog_name);
-    exit(1);
-  }
-  return q;
-}
-
 /* One trace folder being tailed. */
 typedef struct tail_s {
   char dir[PATH_MAX];
@@ -132,7 +122,7 @@ static bool read_meta(const char *dir, meta_t *m) {
     close(fd);
     return false;
   }
-  text = xrealloc(NULL, (size_t)sb.st_size + 1);
+  text = ctr_xrealloc(NULL, (size_t)sb.st_size + 1);
   n = read(fd, text, (size_t)sb.st_size);
   close(fd);
   /* ctrecd replaces the file by rename, so a read sees one whole version. */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctr_alloc.h"
+
 /* ctrecd nests values to its configured depth; this bound only keeps a
  * damaged file from exhausting the stack. */
 #define MAX_DEPTH 256
@@ -326,10 +328,8 @@ bool ctr_jval_i64(const ctr_jval_t *v, int64_t *out) {
 }
 
 static void *must(void *p) {
-  if (p == NULL) {
-    fprintf(stderr, "ctrecctl: out of memory\n");
-    exit(1);
-  }
+  if (p == NULL)
+    ctr_oom(0);
   return p;
 }
 

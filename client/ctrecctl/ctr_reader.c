@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctr_alloc.h"
 #include "ctr_error.h"
 
 #define READ_WINDOW (1u << 20)
@@ -39,16 +40,6 @@ typedef struct json_s {
   char *buf;    /* the file from off on, as last read */
   size_t len, pos, cap, window;
 } json_t;
-
-void *ctr__trace_xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-
-  if (q == NULL) {
-    fprintf(stderr, "ctrecctl: out of memory\n");
-    exit(1);
-  }
-  return q;
-}
 
 /* Parses the record at buf[pos]; true when a whole one is there. */
 static bool json_take(json_t *j, ctr_reader_rec_t *r) {
@@ -94,7 +85,7 @@ static long json_fill(json_t *j, bool *more) {
   *more = want < (uint64_t)sb.st_size - j->off;
   if (j->cap < want) {
     j->cap = want;
-    j->buf = ctr__trace_xrealloc(j->buf, j->cap);
+    j->buf = ctr_xrealloc(j->buf, j->cap);
   }
   while (got < want) {
     ssize_t n = pread(j->fd, j->buf + got, want - got, (off_t)(j->off + got));
@@ -173,7 +164,7 @@ static int json_open(void **out, const char *path, bool live) {
 
   if (fd < 0)
     return -errno;
-  j = ctr__trace_xrealloc(NULL, sizeof(*j));
+  j = ctr_xrealloc(NULL, sizeof(*j));
   memset(j, 0, sizeof(*j));
   j->fd = fd;
   j->live = live;
@@ -187,7 +178,7 @@ static int json_open(void **out, const char *path, bool live) {
 
 int ctr_reader_open(ctr_reader_t **out, const char *dir, bool live) {
   char path[PATH_MAX];
-  ctr_reader_t *t = ctr__trace_xrealloc(NULL, sizeof(*t));
+  ctr_reader_t *t = ctr_xrealloc(NULL, sizeof(*t));
   struct stat sb;
   int rc;
 

@@ -59,9 +59,6 @@ typedef struct ctr__trace_backend_s {
   void (*free)(void *b);
 } ctr__trace_backend_t;
 
-/* realloc that ends the process when memory runs out, as ctrecctl does. */
-void *ctr__trace_xrealloc(void *p, size_t n);
-
 /* Opens the CTFS backend over path (trace.ct). */
 int ctr__trace_ctfs_open(void **out, const char *path, bool live,
                          const ctr__trace_backend_t **vt);

@@ -84,7 +84,7 @@ static const char *const tables[4] = {"paths", "funcs", "types", "varnames"};
 static void push(queue_t *q, ctr_jval_t *rec) {
   if (q->n == q->cap) {
     q->cap = q->cap ? 2 * q->cap : 64;
-    q->v = ctr__trace_xrealloc(q->v, q->cap * sizeof(*q->v));
+    q->v = ctr_xrealloc(q->v, q->cap * sizeof(*q->v));
   }
   q->v[q->n++] = rec;
 }
@@ -392,7 +392,7 @@ static int collect(void *ctx, uint64_t index, const unsigned char *rec,
     return 0;
   if (r->n == r->cap) {
     r->cap = r->cap ? 2 * r->cap : 256;
-    r->v = ctr__trace_xrealloc(r->v, r->cap * sizeof(*r->v));
+    r->v = ctr_xrealloc(r->v, r->cap * sizeof(*r->v));
   }
   r->v[r->n] = (ctr_buf_t){0};
   ctr_buf_add(&r->v[r->n++], rec, n);
@@ -443,9 +443,9 @@ static int table_cb(void *ctx, uint64_t index, const unsigned char *rec,
       if (f->nctypes == f->ctcap) {
         f->ctcap = f->ctcap ? 2 * f->ctcap : 64;
         f->ctypes =
-            ctr__trace_xrealloc(f->ctypes, f->ctcap * sizeof(*f->ctypes));
+            ctr_xrealloc(f->ctypes, f->ctcap * sizeof(*f->ctypes));
       }
-      f->ctypes[f->nctypes].name = ctr__trace_xrealloc(NULL, n + 1);
+      f->ctypes[f->nctypes].name = ctr_xrealloc(NULL, n + 1);
       memcpy(f->ctypes[f->nctypes].name, rec, n);
       f->ctypes[f->nctypes].name[n] = '\0';
       f->ctypes[f->nctypes++].out = f->types_out++;
@@ -529,7 +529,7 @@ static int read_calls(ctfs_t *f) {
     }
     if (f->ncall == f->callcap) {
       f->callcap = f->callcap ? 2 * f->callcap : 64;
-      f->calls = ctr__trace_xrealloc(f->calls, f->callcap * sizeof(*f->calls));
+      f->calls = ctr_xrealloc(f->calls, f->callcap * sizeof(*f->calls));
     }
     f->calls[f->ncall++] = c;
   }
@@ -614,7 +614,7 @@ static void enter(ctfs_t *f, size_t *next, uint64_t i, uint64_t first) {
     push(&f->q, c->call);
     if (f->nopen == f->opencap) {
       f->opencap = f->opencap ? 2 * f->opencap : 64;
-      f->open = ctr__trace_xrealloc(f->open, f->opencap * sizeof(*f->open));
+      f->open = ctr_xrealloc(f->open, f->opencap * sizeof(*f->open));
     }
     f->open[f->nopen++] = *c;
   }
@@ -802,7 +802,7 @@ static const ctr__trace_backend_t ctfs_vt = {ctfs_next, ctfs_listed_paths,
 
 int ctr__trace_ctfs_open(void **out, const char *path, bool live,
                          const ctr__trace_backend_t **vt) {
-  ctfs_t *f = ctr__trace_xrealloc(NULL, sizeof(*f));
+  ctfs_t *f = ctr_xrealloc(NULL, sizeof(*f));
 
   memset(f, 0, sizeof(*f));
   f->img.fd = -1;

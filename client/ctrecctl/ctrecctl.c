@@ -616,11 +616,7 @@ static int follow_status(void *arg, ctr_follow_session_t **out, size_t *n) {
   if (ask(arg, request_tag, &tag, CTR_MSG_STATUS_REPLY, &r, &m) != 0)
     return -1;
   list = m.u.status.sessions;
-  v = calloc(list->via.array.size + 1, sizeof(*v));
-  if (v == NULL) {
-    fprintf(stderr, "%s: out of memory\n", prog_name);
-    exit(1);
-  }
+  v = ctr_xcalloc(list->via.array.size + 1, sizeof(*v));
   for (i = 0; i < list->via.array.size; i++) {
     const msgpack_object *s = &list->via.array.ptr[i];
     v[i].id = obj_u64(s, "id");

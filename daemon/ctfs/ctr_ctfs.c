@@ -119,9 +119,7 @@ int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
                   const char *recording_id) {
   if (strlen(recording_id) != sizeof(((ctr_ctfs_t *)0)->id) - 1)
     return CTR_ERANGE;
-  ctr_ctfs_t *w = calloc(1, sizeof(*w));
-  if (!w)
-    return CTR_ENOMEM;
+  ctr_ctfs_t *w = ctr_xcalloc(1, sizeof(*w));
   w->meta_f = -1;
   w->spill_fd = -1;
   w->meta_dirty = true;
@@ -615,9 +613,7 @@ static int write_meta(ctr_ctfs_t *w) {
   }
   if (len > w->meta_size) {
     uint64_t size = 2 * (uint64_t)len + 256;
-    char *zeros = calloc(1, size - w->meta_size);
-    if (!zeros)
-      return keep(w, CTR_ENOMEM);
+    char *zeros = ctr_xcalloc(1, size - w->meta_size);
     rc = ctr_ctfs_box_append(w->box, w->meta_f, zeros, size - w->meta_size);
     free(zeros);
     if (rc == 0)
@@ -817,14 +813,10 @@ static void read_owed(const unsigned char *p, size_t n, ctr_ctfs_owed_t *o) {
       end = pos, next = key;
   o->next = next > o->first ? next : o->first;
   size_t m = (size_t)(o->next - o->first);
-  o->ret = calloc(m + 1, sizeof(size_t));
-  o->ret_len = calloc(m + 1, sizeof(size_t));
-  o->open = calloc(m + 1, sizeof(size_t));
-  o->open_len = calloc(m + 1, sizeof(size_t));
-  if (!o->ret || !o->ret_len || !o->open || !o->open_len) {
-    o->next = o->first; /* nothing can be repaired */
-    return;
-  }
+  o->ret = ctr_xcalloc(m + 1, sizeof(size_t));
+  o->ret_len = ctr_xcalloc(m + 1, sizeof(size_t));
+  o->open = ctr_xcalloc(m + 1, sizeof(size_t));
+  o->open_len = ctr_xcalloc(m + 1, sizeof(size_t));
   for (pos = 0; pos < end && owed_entry(p, end, &pos, &kind, &key, &at, &len);)
     if (key >= o->first && key < o->next && kind != OWED_MARK) {
       size_t i = (size_t)(key - o->first);
@@ -883,10 +875,8 @@ static int append_owed(const char *path, const ctr_ctfs_left_t *l,
   free(recs);
   /* The children of an open call: the owed calls naming it their parent
    * (every call opened after it is owed too). */
-  ctr_buf_t *kids = rc == 0 ? calloc(m + 1, sizeof(*kids)) : NULL;
-  uint64_t *nkids = rc == 0 ? calloc(m + 1, sizeof(*nkids)) : NULL;
-  if (rc == 0 && (!kids || !nkids))
-    rc = CTR_ENOMEM;
+  ctr_buf_t *kids = rc == 0 ? ctr_xcalloc(m + 1, sizeof(*kids)) : NULL;
+  uint64_t *nkids = rc == 0 ? ctr_xcalloc(m + 1, sizeof(*nkids)) : NULL;
   for (size_t i = 0; rc == 0 && i < m; i++) {
     size_t at = o->ret[i] ? o->ret[i] : o->open[i], pos = 0;
     size_t n = o->ret[i] ? o->ret_len[i] : o->open_len[i];

@@ -296,9 +296,7 @@ uint64_t ctr_ctfs_base40(const char *name) {
 }
 
 int ctr_ctfs_box_create(ctr_ctfs_box_t **out, const char *path) {
-  ctr_ctfs_box_t *b = calloc(1, sizeof(*b));
-  if (!b)
-    return CTR_ENOMEM;
+  ctr_ctfs_box_t *b = ctr_xcalloc(1, sizeof(*b));
   b->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (b->fd < 0) {
     int rc = -errno;
@@ -344,12 +342,10 @@ static int highest(ctr_ctfs_box_t *b, uint64_t blk, int level, uint64_t *max) {
 }
 
 int ctr_ctfs_box_open(ctr_ctfs_box_t **out, const char *path) {
-  ctr_ctfs_box_t *b = calloc(1, sizeof(*b));
+  ctr_ctfs_box_t *b = ctr_xcalloc(1, sizeof(*b));
   unsigned char head[CTR_CTFS_BLOCK], blk[CTR_CTFS_BLOCK];
   struct stat st;
   int rc = 0;
-  if (!b)
-    return CTR_ENOMEM;
   b->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (b->fd < 0 || fstat(b->fd, &st) < 0) {
     rc = -errno;

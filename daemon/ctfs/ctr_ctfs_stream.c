@@ -94,12 +94,13 @@ static int put_open(ctr_ctfs_chunks_t *c, bool last) {
   fr->len = 0;
   ctr_buf_reserve(fr, ZSTD_compressBound(c->open.len));
   if (c->zc == NULL && (c->zc = ZSTD_createCCtx()) == NULL)
-    return CTR_ENOMEM;
-  /* One-shot, so the frame carries its content size, as readers need. */
+    ctr_oom(0);
+  /* One-shot, so the frame carries its content size, as readers need; the
+   * buffer holds the bound, so only memory can fail it. */
   size_t z = ZSTD_compressCCtx(c->zc, fr->data, fr->cap, c->open.data,
                                c->open.len, CTR_CTFS_ZSTD_LEVEL);
   if (ZSTD_isError(z))
-    return CTR_ENOMEM;
+    ctr_oom(0);
   fr->len = z;
   int rc;
   if (c->reserved == 0) { /* a new chunk: its offset first, then the chunk */
