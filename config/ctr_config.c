@@ -73,8 +73,8 @@ static const struct list_ops rules_ops, values_ops, windows_ops, while_in_ops;
  * listen.path is bounded by sizeof(sun_path) - 1 and output.dir by
  * PATH_MAX - 1. limits.max_frame must hold a shim's ~64 KiB batch. */
 static const struct opt opts[] = {
-    {"listen.path", OPT_PATH, OFF(listen_path), "/run/ctrec/ctrecd.sock", 1,
-     107, NULL, "Unix socket the daemon listens on.", NULL},
+    {"listen.path", OPT_PATH, OFF(listen_path), "/run/ctrec/ctrecd.sock", 0,
+     107, NULL, "Unix socket the daemon listens on; empty: none.", NULL},
     {"listen.mode", OPT_MODE, OFF(listen_mode), "0660", 0, 0777, NULL,
      "Permission bits of the socket, in octal.", NULL},
     {"listen.fifo_dir", OPT_PATH, OFF(listen_fifo_dir), "", 0, 3900, NULL,

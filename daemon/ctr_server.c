@@ -200,7 +200,8 @@ static void accept_pending(ctr_server_t *srv) {
   uv_os_fd_t listen_fd;
   int fd;
 
-  if (uv_fileno((uv_handle_t *)&srv->listener.pipe, &listen_fd) != 0)
+  if (!srv->listener.open ||
+      uv_fileno((uv_handle_t *)&srv->listener.pipe, &listen_fd) != 0)
     return;
   while (srv->nconns < srv->max_conns &&
          (fd = accept4(listen_fd, NULL, NULL,
@@ -269,8 +270,16 @@ int ctr_server_start(ctr_server_t *srv, uv_loop_t *loop,
   rc = ctr_trace_recover(cfg->output_dir, ctr_writer_repair);
   if (rc > 0)
     CTR_WARN("marked %d trace(s) left by a stopped daemon as aborted", rc);
-  rc = ctr_listener_open(&srv->listener, loop, cfg->listen_path,
-                         cfg->listen_mode, on_connection, err, errlen);
+  /* An empty listen.path: named pipes only. */
+  if (cfg->listen_path[0] == '\0' && cfg->listen_fifo_dir[0] == '\0') {
+    snprintf(err, errlen, "listen.path and listen.fifo_dir are both empty: "
+             "nothing to listen on");
+    return CTR_ECONFIG;
+  }
+  rc = 0;
+  if (cfg->listen_path[0])
+    rc = ctr_listener_open(&srv->listener, loop, cfg->listen_path,
+                           cfg->listen_mode, on_connection, err, errlen);
   srv->listener.pipe.data = srv;
   srv->fifo.dirfd = -1;
   if (rc == 0 && cfg->listen_fifo_dir[0])

@@ -130,7 +130,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   CTR_INFO("listening on %s%s%s, writing traces to %s", srv.listener.path,
-           srv.fifo.dirfd >= 0 ? " and FIFOs in " : "",
+           srv.fifo.dirfd < 0 ? "" : srv.listener.open ? " and FIFOs in "
+                                                       : "FIFOs in ",
            srv.fifo.dirfd >= 0 ? srv.fifo.dir : "", srv.cfg->output_dir);
   if (ready_fd >= 0) {
     if (write(ready_fd, "ready\n", 6) < 0)

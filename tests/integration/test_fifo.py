@@ -10,8 +10,8 @@ import subprocess
 import time
 
 import harness
-from harness import (CTRECCTL, PY_SHIM, RUBY_SHIM, Daemon, TempDirTest, Trace, extra_pythons,
-                     finished_traces, trace_folders, validate)
+from harness import (CTRECCTL, CTRECD, PY_SHIM, RUBY_SHIM, Daemon, TempDirTest, Trace,
+                     extra_pythons, finished_traces, trace_folders, validate)
 
 RUBY = "def f(i) = i * 2\n3.times { |i| puts f(i) }\n"
 PY = "def f(i):\n    return i * 2\nfor i in range(3):\n    print(f(i))\n"
@@ -178,6 +178,37 @@ class FifoTest(TempDirTest):
         self.assertEqual(out.split(), [str(i).encode() for i in range(1, 30)])
         self.assertIn(b"lost connection to ctrecd", err)
         self.daemon = Daemon(self.tmp, extra=["--set", f"listen.fifo_dir={self.fifos}"])
+
+    def test_fifos_instead_of_a_socket(self):
+        """listen.path empty: the daemon listens on its FIFO folder only,
+        and says so; with neither, it refuses to start."""
+        root = os.path.join(self.tmp, "nosock")
+        os.mkdir(root)
+        fifos = os.path.join(root, "fifos")
+        out = os.path.join(root, "out")
+        d = subprocess.Popen([CTRECD, "--set", "listen.path=", "--set", f"listen.fifo_dir={fifos}",
+                              "--output", out], stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(os.path.join(fifos, "ctrecd.reg")):
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.05)
+            res = subprocess.run(["python3", self.py], env=self.env("fifo:" + fifos),
+                                 capture_output=True, timeout=60)
+            self.assertEqual((res.returncode, res.stdout, res.stderr), (0, b"0\n2\n4\n", b""))
+            res = subprocess.run([CTRECCTL, "status", "-s", "fifo:" + fifos], capture_output=True,
+                                 timeout=30)
+            self.assertEqual(res.returncode, 0, res.stderr)
+        finally:
+            d.terminate()
+            _, err = d.communicate(timeout=30)
+        self.assertIn(f"listening on FIFOs in {fifos},".encode(), err)
+        folder, = trace_folders(out)
+        self.assertEqual(Trace(folder).state, "complete")
+        res = subprocess.run([CTRECD, "--set", "listen.path=", "--output", out],
+                             capture_output=True, timeout=30)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"listen.path and listen.fifo_dir are both empty", res.stderr)
 
     def register(self, record):
         fd = os.open(os.path.join(self.fifos, "ctrecd.reg"), os.O_WRONLY | os.O_NONBLOCK)
