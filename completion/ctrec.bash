@@ -138,6 +138,7 @@ _ctrecctl() {
     --floats) _ctrec_words_of "string number any" "$cur"; return ;;
     -L | --log-level) _ctrec_words_of "error warn info debug" "$cur"; return ;;
     --values) _ctrec_words_of "all args none" "$cur"; return ;;
+    --transport) _ctrec_words_of "socket fifo" "$cur"; return ;;
     --set) _ctrec_set "$(_ctrec_beside "$ctl" ctrecd)" "$cur"; return ;;
     -p | --pid) _ctrec_words_of "$(_ctrec_sessions "$ctl" pid)" "$cur"; return ;;
     -t | --timeout | --skip | --only | --steps | --older-than | --max-size | --program)
@@ -145,7 +146,7 @@ _ctrecctl() {
     esac
     local opts
     case $verb in
-    record) opts="-o --output -c --config -f --format -L --log-level -q --quiet -t --timeout --values --skip --only --paused --set --" ;;
+    record) opts="-o --output -c --config -f --format -L --log-level -q --quiet -t --timeout --values --skip --only --paused --set --transport --" ;;
     status) opts="$common --json" ;;
     follow) opts="$common -j --json -p --pid --wait --program" ;;
     show) opts="--calls --steps --json --no-source" ;;

@@ -51,7 +51,8 @@
 
 /* The options of every verb that talks to ctrecd. */
 #define DAEMON_OPTIONS_HELP                                                    \
-  "  -s, --socket PATH  daemon socket (default: $CT_RECORDER_SOCKET, else\n"   \
+  "  -s, --socket PATH  daemon socket, or fifo:DIR for its named pipes\n"    \
+  "                     (default: $CT_RECORDER_SOCKET, else\n"                \
   "                     " DEFAULT_SOCKET " and, but for reload,\n"          \
   "                     every private ctrecd of yours)\n"                     \
   "  -t, --timeout SEC  give up when ctrecd has not answered within SEC\n"     \
