@@ -32,7 +32,12 @@ static void usage(FILE *out) {
         "      --ready-fd N      write \"ready\\n\" to fd N once listening\n"
         "      --report-fd N     write one line per finished trace to fd N\n"
         "  -h, --help            this help\n"
-        "  -V, --version         print the version\n",
+        "  -V, --version         print the version\n\n"
+        "Environment: LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, set by\n"
+        "systemd's socket activation (ctrecd.socket), hand it its socket.\n\n"
+        "Exit status: 0 after a stop by SIGTERM or SIGINT, --help, --version or\n"
+        "--print-config; 1 when the configuration is invalid or it cannot\n"
+        "listen; 2 for a usage error.\n",
         out);
 }
 

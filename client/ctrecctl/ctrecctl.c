@@ -1840,7 +1840,11 @@ static void usage(FILE *out) {
           "and record takes -t too, for a running ctrecd.\n\n"
           "Exit status of status, start, stop and reload:\n" EXIT_CODES_HELP
           "record exits with the program's status, follow with 0 once the\n"
-          "session has ended (130 on Ctrl-C).\n\n"
+          "session has ended (130 on Ctrl-C); show, ls, rm, gc and check with\n"
+          "0 when done, 1 when a trace cannot be read, is invalid or is not\n"
+          "deleted, 2 for a usage error ('VERB --help' says which).\n\n"
+          "Environment: CT_RECORDER_SOCKET (the daemon, a socket or fifo:DIR)\n"
+          "and XDG_RUNTIME_DIR (where private daemons listen).\n\n"
           "'%s VERB --help' describes a verb.\n",
           prog_name, prog_name, prog_name);
 }
