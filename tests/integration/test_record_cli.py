@@ -512,8 +512,8 @@ class RecordCliTest(TempDirTest):
                 self.assertEqual(m.group(11), "complete")
         # Singular where it is one.
         self.assertRegex(run([CTRECCTL, "record", "-o", os.path.join(self.tmp, "x"), "--",
-                              "python3", "-c", "print(1)"]).stderr.decode(),
-                         r": 2 steps, 1 call, 1 event; exit 0, ")
+                              "ruby", "-e", "puts 1"]).stderr.decode(),
+                         r": 1 step, 1 call, 1 event; exit 0, ")
 
 
 if __name__ == "__main__":
