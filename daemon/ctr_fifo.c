@@ -97,6 +97,24 @@ static int open_checked(ctr_fifo_t *f, const char *name, const char *suffix,
   return fd;
 }
 
+/* Whether a dropped registration may be logged: one line a second at
+ * most, so that a client writing bad records as fast as it can does not
+ * flood the log; the next line says how many were left out. */
+static bool say(ctr_fifo_t *f) {
+  uint64_t now = uv_now(f->srv->loop);
+
+  if (f->said && now - f->said < 1000) {
+    f->unsaid++;
+    return false;
+  }
+  if (f->unsaid)
+    CTR_WARN("fifo: %llu more registration(s) dropped",
+             (unsigned long long)f->unsaid);
+  f->said = now ? now : 1;
+  f->unsaid = 0;
+  return true;
+}
+
 static void unlink_pair(ctr_fifo_t *f, const char *name) {
   char path[NAME_MAX_LEN + 8];
 
@@ -117,7 +135,8 @@ static void registration(ctr_fifo_t *f, char *rec) {
 
   if (sscanf(rec, "ctrec1 %64s %ld %c", name, &pid, &extra) != 2 ||
       !name_ok(name)) {
-    CTR_WARN("fifo registration: not \"ctrec1 NAME PID\"; dropped");
+    if (say(f))
+      CTR_WARN("fifo registration: not \"ctrec1 NAME PID\"; dropped");
     return;
   }
   /* A refused registration removes nothing: it may name someone else's
@@ -140,14 +159,16 @@ static void registration(ctr_fifo_t *f, char *rec) {
     if ((rc = ctr_conn_accept_pair(f->srv, rfd, wfd, &cred)) == 0)
       return;
     f->srv->refused++;
-    CTR_WARN("fifo registration %s: %s", name, ctr_strerror(rc));
+    if (say(f))
+      CTR_WARN("fifo registration %s: %s", name, ctr_strerror(rc));
     return;
   }
   if (rfd >= 0)
     close(rfd);
   if (wfd >= 0)
     close(wfd);
-  CTR_WARN("fifo registration %s (pid %ld): %s; dropped", name, pid, why);
+  if (say(f))
+    CTR_WARN("fifo registration %s (pid %ld): %s; dropped", name, pid, why);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -171,7 +192,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
       f->len = 0;
       f->skipping = false;
     } else if (f->skipping || f->len + 1 >= sizeof(f->rec)) {
-      if (!f->skipping)
+      if (!f->skipping && say(f))
         CTR_WARN("fifo registration longer than %d bytes; dropped",
                  CTR_FIFO_RECORD_MAX);
       f->skipping = true;

@@ -30,6 +30,8 @@ typedef struct ctr_fifo_s {
   size_t len;
   bool skipping;   /* inside a record too long: dropped to its newline */
   uint64_t swept;  /* loop ms of the last stale-FIFO sweep */
+  uint64_t said;   /* loop ms of the last dropped registration logged */
+  uint64_t unsaid; /* dropped registrations not logged since */
 } ctr_fifo_t;
 
 /* Creates (or checks) dir and its registration FIFO and starts reading

@@ -227,12 +227,12 @@ class FifoTest(TempDirTest):
         os.mkfifo(os.path.join(self.fifos, "nohold.out"), 0o600)
         keep = [os.open(os.path.join(self.fifos, f"{n}.{s}"), os.O_RDWR | os.O_NONBLOCK)
                 for n in ("open", "nohold") for s in ("in", "out")]
-        self.register(b"ctrec1 evil %d\n" % os.getpid())
-        self.register(b"ctrec1 open %d\n" % os.getpid())
-        self.register(b"ctrec1 nohold 1\n")
-        self.register(b"ctrec1 ../etc/passwd 1\n")
-        self.register(b"garbage" * 100 + b"\n")
-        time.sleep(0.5)
+        # One a second: the daemon logs a dropped registration at most so.
+        for record in (b"ctrec1 evil %d\n" % os.getpid(), b"ctrec1 open %d\n" % os.getpid(),
+                       b"ctrec1 nohold 1\n", b"ctrec1 ../etc/passwd 1\n",
+                       b"garbage" * 100 + b"\n"):
+            self.register(record)
+            time.sleep(1.1)
         log = self.daemon.read_log()
         self.assertIn("fifo registration evil (pid %d): not a pair of FIFOs of mode 0600" % os.getpid(), log)
         self.assertIn("fifo registration open (pid %d): not a pair of FIFOs of mode 0600" % os.getpid(), log)
@@ -245,6 +245,18 @@ class FifoTest(TempDirTest):
         self.assertIn(b"no live sessions", res.stdout)
         for fd in keep:
             os.close(fd)
+        # A flood of bad records costs a line a second, not one each.
+        before = log.count("\n")
+        fd = os.open(os.path.join(self.fifos, "ctrecd.reg"), os.O_WRONLY)
+        for _ in range(20):
+            os.write(fd, b"ctrec1 nohold 1\n" * 200)
+        os.close(fd)
+        time.sleep(1.2)
+        self.register(b"ctrec1 nohold 1\n")
+        time.sleep(0.3)
+        log = self.daemon.read_log()
+        self.assertLess(log.count("\n") - before, 5, log)
+        self.assertIn("more registration(s) dropped", log)
         res = subprocess.run(["ruby", self.ruby], env=self.env(), capture_output=True, timeout=60)
         self.assertEqual((res.returncode, res.stdout, res.stderr), (0, b"0\n2\n4\n", b""))
         self.wait_traces(1)
