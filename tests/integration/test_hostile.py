@@ -14,8 +14,8 @@ import time
 
 import harness
 from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, connect,
-                     extra_pythons, finish_good_client, frame, hello, mp, trace_folders,
-                     validate)
+                     extra_pythons, finish_good_client, finished_traces, frame, hello, mp,
+                     trace_folders, validate)
 
 GOOD_PROGRAM = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -270,19 +270,10 @@ class StalledDaemonTest(TempDirTest):
         return b"ready\n" + out, took
 
     def trace_of(self, name):
-        """The one trace folder of the busy program, once it is finished;
-        a folder being created may not have its metadata yet."""
+        """The one trace folder of the busy program, once it is finished."""
         deadline = time.time() + 20
         while time.time() < deadline:
-            folders = []
-            for f in trace_folders(self.daemon.out):
-                try:
-                    with open(os.path.join(f, "trace_metadata.json")) as m:
-                        meta = json.load(m)
-                except FileNotFoundError:
-                    continue
-                if meta.get("ctrec", {}).get("state", "recording") != "recording":
-                    folders.append(f)
+            folders = list(finished_traces(self.daemon.out))
             if folders:
                 self.assertEqual(len(folders), 1, folders)
                 return folders[0]
@@ -514,16 +505,19 @@ class FullDiskTest(TempDirTest):
     BIG = ("def f(i) = i * 2\n30000.times { |i| f(i); sleep 0.02 if i % 1000 == 0 }\n"
            "puts \"end\"\n")
 
+    def record_capped(self, *args, timeout=120):
+        """ctrecctl record ARGS with files limited to 1 MiB (ulimit -f), as
+        on a full disk."""
+        return subprocess.run(["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL,
+                               "record", *args], capture_output=True, timeout=timeout)
+
     def test_write_errors_leave_valid_traces_marked_aborted(self):
         big = harness.write(os.path.join(self.tmp, "big.rb"), self.BIG)
         small = harness.write(os.path.join(self.tmp, "small.rb"), "puts 1 + 1\n")
         for fmt in ("json", "ctfs"):
             with self.subTest(fmt):
                 out = os.path.join(self.tmp, "out-" + fmt)
-                res = subprocess.run(
-                    ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record",
-                     "-o", out, "-f", fmt, "--", "ruby", big],
-                    capture_output=True, timeout=120)
+                res = self.record_capped("-o", out, "-f", fmt, "--", "ruby", big)
                 self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
                 self.assertNotIn(b"ctrec:", res.stderr)
                 self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
@@ -538,10 +532,8 @@ class FullDiskTest(TempDirTest):
                 self.assertGreater(meta["ctrec"]["counters"]["steps"], 1000)
                 calls = harness.records_text(folder).count(b'{"Call"')
                 self.assertGreater(calls, 1000)
-                res = subprocess.run(
-                    ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record",
-                     "-o", out, "-f", fmt, "--", "ruby", small],
-                    capture_output=True, timeout=60)
+                res = self.record_capped("-o", out, "-f", fmt, "--", "ruby", small,
+                                         timeout=60)
                 self.assertEqual(res.stdout, b"2\n")
                 self.assertIn(b"(complete)", res.stderr)
 
@@ -562,10 +554,7 @@ class FullDiskTest(TempDirTest):
         conf = harness.write(os.path.join(self.tmp, "ctrec.yaml"),
                              "output:\n  flush_interval_ms: 60000\n")
         out = os.path.join(self.tmp, "out")
-        res = subprocess.run(
-            ["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL, "record", "-c", conf,
-             "-o", out, "-f", "ctfs", "--", "ruby", prog],
-            capture_output=True, timeout=120)
+        res = self.record_capped("-c", conf, "-o", out, "-f", "ctfs", "--", "ruby", prog)
         self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
         self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
         folder, = [os.path.join(out, d) for d in os.listdir(out)]
