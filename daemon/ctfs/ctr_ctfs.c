@@ -20,26 +20,29 @@
  * the reader's version: every file owns 100000 lines). */
 #define CTR_CTFS_LINES_PER_FILE 100000u
 #define CTR_CTFS_NO_RETURN 0xff /* call_stream.nim's VoidReturnMarker */
-/* Room for a values record's length (under 16 KiB: 2 bytes), tag and
- * count (under 128: 1 byte); other records move their values once. */
-#define VALS_ROOM 4
 _Static_assert(CTR_CTFS_STEPS_CHUNK % CTR_CTFS_VALUES_CHUNK == 0,
                "a values chunk divides a steps chunk");
 
-typedef struct ctr_ctfs_call_s {
-  uint64_t function_id, entry, exit;
+/* An open call: what its calls.dat record will say. The slot of a depth
+ * is reused by every call at that depth, buffers and all, so a call costs
+ * no allocation once the slots reach their sizes. */
+typedef struct ctr_ctfs_open_s {
+  uint64_t key, function_id, entry;
   int64_t parent; /* call key, -1 for a root call */
-  uint32_t depth, nargs, nchildren;
-  bool done;
+  uint32_t nargs, nchildren;
+  uint64_t sub_off;   /* the spill's size when it opened */
   ctr_buf_t args;     /* (varname id, length, CBOR) per argument */
-  ctr_buf_t ret;      /* the return value's CBOR, or the no-return marker */
   ctr_buf_t children; /* call keys, as varints */
-  /* Once returned, where its calls.dat record waits in the spill file
-   * (the buffers above are then freed); its descendants' records lie
-   * between sub_off (the spill's size when it opened) and rec_off. */
+} ctr_ctfs_open_t;
+
+/* A call not yet in calls.dat. Once returned, its record waits in the
+ * spill at rec_off (rec_len bytes, never 0; 0 while the call is open), and
+ * its descendants' records lie between sub_off and rec_off. Kept small:
+ * every call opened inside a long one (a program's <module>) waits here. */
+typedef struct ctr_ctfs_wait_s {
   uint64_t sub_off, rec_off;
-  size_t rec_len;
-} ctr_ctfs_call_t;
+  uint32_t rec_len;
+} ctr_ctfs_wait_t;
 
 typedef struct ctr_ctfs_names_s {
   ctr_ctfs_table_t table;
@@ -61,12 +64,15 @@ struct ctr_ctfs_s {
    * values chunk (ctr_ctfs_chunks_begin): it holds most of a trace's
    * bytes, too many to copy twice. */
   size_t vals_at; /* where it starts in values.open */
+  /* The room left there for its length, tag and count: what the last
+   * record's took, so that records of one size are not moved to fit. */
+  size_t vals_room;
   uint32_t nvals; /* (varname id, length, CBOR) per value so far */
   uint64_t nsteps; /* records, the held one included */
   uint64_t cursor; /* the last position written to steps */
 
   /* Calls not yet written, by key: pending[i] has key first_key + i - head. */
-  ctr_ctfs_call_t *pending;
+  ctr_ctfs_wait_t *pending;
   size_t head, ncalls, cap;
   uint64_t first_key;
   /* calls.dat is in call-key order, so a returned call waits for every
@@ -85,7 +91,7 @@ struct ctr_ctfs_s {
   uint64_t win_off;
   char *owed_path; /* the spill file: the trace's path + ".calls" */
   uint64_t logged; /* calls opened before this key are in the file */
-  uint64_t *stack; /* open call keys, innermost last */
+  ctr_ctfs_open_t *stack; /* open calls, innermost last */
   size_t depth, stack_cap;
 
   ctr_buf_t rec;  /* scratch for one record */
@@ -122,6 +128,7 @@ int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
   ctr_ctfs_t *w = ctr_xcalloc(1, sizeof(*w));
   w->meta_f = -1;
   w->spill_fd = -1;
+  w->vals_room = 3; /* a record under 128 bytes, of under 128 values */
   w->meta_dirty = true;
   w->owed_path = owed_path(path);
   memcpy(w->id, recording_id, sizeof(w->id));
@@ -214,33 +221,35 @@ static int seal(ctr_ctfs_t *w) {
   if (w->nvals) {
     ctr_buf_add(r, "\0", 1); /* StepValues */
     ctr_ctfs_varint(r, w->nvals);
-    rc = ctr_ctfs_chunks_end(&w->values, w->vals_at, VALS_ROOM, r->data,
-                             r->len);
+    size_t room = w->vals_room;
+    w->vals_room = r->len + varint_len(w->values.open.len - w->vals_at -
+                                       room + r->len);
+    rc = ctr_ctfs_chunks_end(&w->values, w->vals_at, room, r->data, r->len);
   } else {
     rc = ctr_ctfs_chunks_add(&w->values, "", 0);
   }
   w->nvals = 0;
   if (rc < 0)
     return keep(w, rc);
-  r->len = 0;
-  if (!w->held_step) {
-    ctr_buf_add(r, w->held_rec.data, w->held_rec.len);
-  } else {
-    int64_t d = (int64_t)(w->held_pos - w->cursor);
-    uint64_t z = ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
-    if (w->steps.nopen > 0 && varint_len(z) < varint_len(w->held_pos)) {
-      ctr_buf_add(r, "\1", 1);
-      ctr_ctfs_varint(r, z);
-    } else {
-      ctr_buf_add(r, "\0", 1);
-      ctr_ctfs_varint(r, w->held_pos);
-    }
-    w->cursor = w->held_pos;
-  }
   /* The values record went first, and a values chunk divides a steps
    * chunk, so a full steps chunk, shown at once, never outruns its values:
    * a reader has the values of every step it sees. */
-  return keep(w, ctr_ctfs_chunks_add(&w->steps, r->data, r->len));
+  if (!w->held_step)
+    return keep(w, ctr_ctfs_chunks_add(&w->steps, w->held_rec.data,
+                                       w->held_rec.len));
+  ctr_buf_t *o = &w->steps.open;
+  size_t at = ctr_ctfs_chunks_begin(&w->steps, 0);
+  int64_t d = (int64_t)(w->held_pos - w->cursor);
+  uint64_t z = ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
+  if (w->steps.nopen > 0 && varint_len(z) < varint_len(w->held_pos)) {
+    ctr_ctfs_varint(o, 1); /* DeltaStep */
+    ctr_ctfs_varint(o, z);
+  } else {
+    ctr_ctfs_varint(o, 0); /* AbsoluteStep */
+    ctr_ctfs_varint(o, w->held_pos);
+  }
+  w->cursor = w->held_pos;
+  return keep(w, ctr_ctfs_chunks_end(&w->steps, at, 0, NULL, 0));
 }
 
 int ctr_ctfs_step(ctr_ctfs_t *w, uint64_t path_id, uint64_t line) {
@@ -263,7 +272,7 @@ int ctr_ctfs_value(ctr_ctfs_t *w, uint64_t varname_id, const void *cbor,
   if (varname_id >= w->varnames.table.count)
     return CTR_ERANGE;
   if (w->nvals == 0)
-    w->vals_at = ctr_ctfs_chunks_begin(&w->values, VALS_ROOM);
+    w->vals_at = ctr_ctfs_chunks_begin(&w->values, w->vals_room);
   ctr_ctfs_varint(&w->values.open, varname_id);
   ctr_ctfs_varint(&w->values.open, n);
   ctr_buf_add(&w->values.open, cbor, n);
@@ -283,7 +292,7 @@ int ctr_ctfs_thread(ctr_ctfs_t *w, ctr_ctfs_thread_t what, uint64_t tid) {
   return 0;
 }
 
-static ctr_ctfs_call_t *call_at(ctr_ctfs_t *w, uint64_t key) {
+static ctr_ctfs_wait_t *wait_at(ctr_ctfs_t *w, uint64_t key) {
   return &w->pending[w->head + (size_t)(key - w->first_key)];
 }
 
@@ -297,23 +306,29 @@ int ctr_ctfs_call(ctr_ctfs_t *w, uint64_t function_id) {
     w->pending = ctr_xrealloc(w->pending, w->cap * sizeof(*w->pending));
   }
   if (w->depth == w->stack_cap) {
-    w->stack_cap = w->stack_cap ? 2 * w->stack_cap : 64;
-    w->stack = ctr_xrealloc(w->stack, w->stack_cap * sizeof(*w->stack));
+    size_t cap = w->stack_cap ? 2 * w->stack_cap : 64;
+    w->stack = ctr_xrealloc(w->stack, cap * sizeof(*w->stack));
+    memset(w->stack + w->stack_cap, 0,
+           (cap - w->stack_cap) * sizeof(*w->stack));
+    w->stack_cap = cap;
   }
   uint64_t key = w->first_key + (w->ncalls - w->head);
-  ctr_ctfs_call_t *c = &w->pending[w->ncalls++];
-  *c = (ctr_ctfs_call_t){.function_id = function_id,
-                         .entry = w->nsteps,
-                         .parent = -1,
-                         .depth = (uint32_t)w->depth,
-                         .sub_off = w->spill_size};
+  w->pending[w->ncalls++] = (ctr_ctfs_wait_t){.rec_len = 0};
+  ctr_ctfs_open_t *c = &w->stack[w->depth];
+  c->key = key;
+  c->function_id = function_id;
+  c->entry = w->nsteps;
+  c->parent = -1;
+  c->nargs = c->nchildren = 0;
+  c->sub_off = w->spill_size;
+  c->args.len = c->children.len = 0;
   if (w->depth) {
-    ctr_ctfs_call_t *p = call_at(w, w->stack[w->depth - 1]);
-    c->parent = (int64_t)w->stack[w->depth - 1];
+    ctr_ctfs_open_t *p = c - 1;
+    c->parent = (int64_t)p->key;
     ctr_ctfs_varint(&p->children, key);
     p->nchildren++;
   }
-  w->stack[w->depth++] = key;
+  w->depth++;
   return 0;
 }
 
@@ -325,7 +340,7 @@ int ctr_ctfs_arg(ctr_ctfs_t *w, uint64_t varname_id, const void *cbor,
     return CTR_ESTATE;
   if (varname_id >= w->varnames.table.count)
     return CTR_ERANGE;
-  ctr_ctfs_call_t *c = call_at(w, w->stack[w->depth - 1]);
+  ctr_ctfs_open_t *c = &w->stack[w->depth - 1];
   ctr_ctfs_varint(&c->args, varname_id);
   ctr_ctfs_varint(&c->args, n);
   ctr_buf_add(&c->args, cbor, n);
@@ -398,7 +413,7 @@ static int spill_put(ctr_ctfs_t *w, int kind, uint64_t key, const void *p,
  * them all; a call whose descendants do not fit is read alone, beside the
  * window. Windows so start in key order, which is the spill's order of
  * sub_off, and keep what the last one read: the file is read once. */
-static int spill_get(ctr_ctfs_t *w, const ctr_ctfs_call_t *c,
+static int spill_get(ctr_ctfs_t *w, const ctr_ctfs_wait_t *c,
                      const unsigned char **p) {
   uint64_t off = c->rec_off, end = off + c->rec_len, from = c->sub_off;
   uint64_t win_end = w->win_off + w->spill_win.len;
@@ -443,42 +458,52 @@ static int spill_reset(ctr_ctfs_t *w) {
   return w->spill_fd >= 0 && ftruncate(w->spill_fd, 0) < 0 ? -errno : 0;
 }
 
-/* The fields of call c's calls.dat record up to its return value into r,
- * without the exit step for an open call (the spill's OWED_OPEN). */
-static void call_fields(ctr_buf_t *r, const ctr_ctfs_call_t *c, bool exit) {
+/* The fields of the open call at depth d into r, up to its return value,
+ * with exit as its exit step, or without one when exit is NULL (the
+ * spill's OWED_OPEN). */
+static void call_fields(ctr_ctfs_t *w, ctr_buf_t *r, size_t d,
+                        const uint64_t *exit) {
+  const ctr_ctfs_open_t *c = &w->stack[d];
   r->len = 0;
   ctr_ctfs_varint(r, c->function_id);
   ctr_ctfs_svarint(r, c->parent);
   ctr_ctfs_varint(r, c->entry);
   if (exit)
-    ctr_ctfs_varint(r, c->exit);
-  ctr_ctfs_varint(r, c->depth);
+    ctr_ctfs_varint(r, *exit);
+  ctr_ctfs_varint(r, d);
   ctr_ctfs_varint(r, c->nargs);
   ctr_buf_add(r, c->args.data, c->args.len);
 }
 
-/* Encodes returned call c as its calls.dat record, which waits in the
+/* Encodes the innermost open call, returning ret (n bytes of CBOR, or
+ * the no-return marker), as its calls.dat record, which waits in the
  * spill until every earlier call is written. */
-static int seal_call(ctr_ctfs_t *w, ctr_ctfs_call_t *c, uint64_t key) {
+static int seal_call(ctr_ctfs_t *w, const void *ret, size_t n) {
+  ctr_ctfs_open_t *c = &w->stack[w->depth - 1];
+  ctr_ctfs_wait_t *t = wait_at(w, c->key);
   ctr_buf_t *r = &w->rec;
-  call_fields(r, c, true);
-  ctr_ctfs_varint(r, c->ret.len);
-  ctr_buf_add(r, c->ret.data, c->ret.len);
+  uint64_t exit = w->nsteps ? w->nsteps - 1 : 0;
+  if (c->entry > exit) /* no step ran inside: the call is at its caller's */
+    c->entry = exit;
+  call_fields(w, r, w->depth - 1, &exit);
+  ctr_ctfs_varint(r, n);
+  ctr_buf_add(r, ret, n);
   ctr_ctfs_varint(r, 0); /* no exception */
   ctr_ctfs_varint(r, c->nchildren);
   ctr_buf_add(r, c->children.data, c->children.len);
-  ctr_buf_free(&c->args);
-  ctr_buf_free(&c->ret);
-  ctr_buf_free(&c->children);
-  c->rec_len = r->len;
+  if (r->len > UINT32_MAX)
+    return keep(w, CTR_ELIMIT);
+  t->rec_len = (uint32_t)r->len;
+  t->sub_off = c->sub_off;
+  w->depth--;
   return keep(w,
-              spill_put(w, OWED_RETURNED, key, r->data, r->len, &c->rec_off));
+              spill_put(w, OWED_RETURNED, c->key, r->data, r->len, &t->rec_off));
 }
 
 /* Writes the returned calls that every earlier call key has preceded. */
 static int write_calls(ctr_ctfs_t *w) {
-  while (w->head < w->ncalls && w->pending[w->head].done) {
-    ctr_ctfs_call_t *c = &w->pending[w->head];
+  while (w->head < w->ncalls && w->pending[w->head].rec_len) {
+    ctr_ctfs_wait_t *c = &w->pending[w->head];
     const unsigned char *rec;
     int rc = spill_get(w, c, &rec);
     if (rc == 0)
@@ -500,17 +525,9 @@ int ctr_ctfs_return(ctr_ctfs_t *w, const void *cbor, size_t n) {
     return w->err;
   if (w->depth == 0)
     return CTR_ESTATE;
-  uint64_t key = w->stack[--w->depth];
-  ctr_ctfs_call_t *c = call_at(w, key);
-  c->exit = w->nsteps ? w->nsteps - 1 : 0;
-  if (c->entry > c->exit) /* no step ran inside: the call is at its caller's */
-    c->entry = c->exit;
-  if (cbor)
-    ctr_buf_add(&c->ret, cbor, n);
-  else
-    ctr_buf_add(&c->ret, "\xff", 1);
-  c->done = true;
-  if (seal_call(w, c, key) < 0)
+  if (cbor == NULL)
+    cbor = "\xff", n = 1;
+  if (seal_call(w, cbor, n) < 0)
     return w->err;
   return write_calls(w);
 }
@@ -526,11 +543,12 @@ static int owe(ctr_ctfs_t *w) {
     w->logged = next;
     return w->spill_size ? keep(w, spill_reset(w)) : 0;
   }
-  while (i > 0 && w->stack[i - 1] >= w->logged)
+  while (i > 0 && w->stack[i - 1].key >= w->logged)
     i--;
   for (; rc == 0 && i < w->depth; i++) {
-    call_fields(&w->rec, call_at(w, w->stack[i]), false);
-    rc = spill_put(w, OWED_OPEN, w->stack[i], w->rec.data, w->rec.len, &off);
+    call_fields(w, &w->rec, i, NULL);
+    rc = spill_put(w, OWED_OPEN, w->stack[i].key, w->rec.data, w->rec.len,
+                   &off);
   }
   if (rc == 0 && (rc = spill_put(w, OWED_MARK, next, NULL, 0, &off)) == 0 &&
       (rc = spill_out(w)) == 0)
@@ -691,10 +709,9 @@ int ctr_ctfs_close(ctr_ctfs_t *w) {
   ctr_ctfs_chunks_t *s[] = {&w->steps, &w->values, &w->calls, &w->events};
   for (size_t i = 0; i < 4; i++)
     ctr_ctfs_chunks_free(s[i]);
-  for (size_t i = w->head; i < w->ncalls; i++) {
-    ctr_buf_free(&w->pending[i].args);
-    ctr_buf_free(&w->pending[i].ret);
-    ctr_buf_free(&w->pending[i].children);
+  for (size_t i = 0; i < w->stack_cap; i++) {
+    ctr_buf_free(&w->stack[i].args);
+    ctr_buf_free(&w->stack[i].children);
   }
   if (w->spill_fd >= 0) { /* a closed trace owes nothing, or never will */
     close(w->spill_fd);

@@ -86,9 +86,30 @@ static void skippable(ctr_buf_t *b, size_t n) {
  * padding. */
 static uint64_t region_for(size_t z) { return (uint64_t)z + z / 4 + 64; }
 
+/* Full chunks not yet in the container are written this many bytes at a
+ * time, and at every flush: one system call per chunk (with the sizes
+ * published each time) cost the daemon a tenth of its time on call-heavy
+ * code, for chunks a reader need not see before the next flush. */
+#define CTR_CTFS_OUT_PIECE (256u << 10)
+
+/* Appends the full chunks kept in memory to X.idx and X.dat (unpublished). */
+static int put_out(ctr_ctfs_chunks_t *c) {
+  int rc = 0;
+  if (c->out.len &&
+      ((rc = ctr_ctfs_box_append(c->box, c->idx, c->out_idx.data,
+                                 c->out_idx.len)) < 0 ||
+       (rc = ctr_ctfs_box_append(c->box, c->dat, c->out.data, c->out.len)) <
+           0))
+    return rc;
+  c->out.len = c->out_idx.len = 0;
+  return 0;
+}
+
 /* Puts the open chunk in X.dat as one frame, compressed in one shot so its
  * header carries its content size (readers size their buffer from it).
- * last: the chunk is complete and leaves no room for more. */
+ * last: the chunk is complete and leaves no room for more; unless a flush
+ * gave it a region, it then waits in memory with the full chunks after it
+ * (c->out) until the next flush or CTR_CTFS_OUT_PIECE bytes of them. */
 static int put_open(ctr_ctfs_chunks_t *c, bool last) {
   ctr_buf_t *fr = &c->frame;
   fr->len = 0;
@@ -103,17 +124,26 @@ static int put_open(ctr_ctfs_chunks_t *c, bool last) {
     ctr_oom(0);
   fr->len = z;
   int rc;
-  if (c->reserved == 0) { /* a new chunk: its offset first, then the chunk */
+  if (c->reserved == 0 && last) { /* its offset first, then the chunk */
     unsigned char off[8];
+    le(off, ctr_ctfs_box_size(c->box, c->dat) + c->out.len, 8);
+    ctr_buf_add(&c->out_idx, off, 8);
+    ctr_buf_add(&c->out, fr->data, fr->len);
+    c->chunks++;
+    return c->out.len < CTR_CTFS_OUT_PIECE ? 0 : put_out(c);
+  }
+  if (c->reserved == 0) { /* the open chunk, in a region with room */
+    unsigned char off[8];
+    if ((rc = put_out(c)) < 0)
+      return rc;
     c->region = ctr_ctfs_box_size(c->box, c->dat);
     le(off, c->region, 8);
-    if (!last)
-      skippable(fr, (c->reserved = region_for(z)) - z);
+    skippable(fr, (c->reserved = region_for(z)) - z);
     if ((rc = ctr_ctfs_box_append(c->box, c->idx, off, 8)) < 0 ||
         (rc = ctr_ctfs_box_append(c->box, c->dat, fr->data, fr->len)) < 0)
       return rc;
     c->chunks++;
-  } else {
+  } else { /* the chunk a flush gave a region: no chunk is kept after it */
     if (z != c->reserved && z + 8 > c->reserved) {
       /* Grow the region by padding alone, then rewrite it. */
       uint64_t grown = region_for(z);
@@ -131,9 +161,6 @@ static int put_open(ctr_ctfs_chunks_t *c, bool last) {
                                    fr->len)) < 0)
       return rc;
   }
-  if ((rc = ctr_ctfs_box_publish(c->box, c->dat)) < 0 ||
-      (rc = ctr_ctfs_box_publish(c->box, c->idx)) < 0)
-    return rc;
   c->shown = c->open.len;
   return 0;
 }
@@ -168,27 +195,37 @@ int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
   unsigned char pre[10];
   size_t pn = 0;
   uint64_t v = hn + body;
-  while (v >= 0x80) {
+  while (c->prefixed && v >= 0x80) {
     pre[pn++] = (unsigned char)(v | 0x80);
     v >>= 7;
   }
-  pre[pn++] = (unsigned char)v;
+  if (c->prefixed)
+    pre[pn++] = (unsigned char)v;
   if (pn + hn != room) {
     ctr_buf_reserve(&c->open, pn + hn); /* may move open.data */
     memmove(c->open.data + start + pn + hn, c->open.data + start + room, body);
     c->open.len = start + pn + hn + body;
   }
-  memcpy(c->open.data + start, pre, pn);
-  memcpy(c->open.data + start + pn, head, hn);
+  for (size_t i = 0; i < pn; i++) /* a few bytes: not worth memcpy */
+    c->open.data[start + i] = (char)pre[i];
+  if (hn)
+    memcpy(c->open.data + start + pn, head, hn);
   return added(c);
 }
 
 int ctr_ctfs_chunks_flush(ctr_ctfs_chunks_t *c) {
-  return c->open.len > c->shown ? put_open(c, false) : 0;
+  int rc = put_out(c);
+  if (rc == 0 && c->open.len > c->shown)
+    rc = put_open(c, false);
+  if (rc == 0 && (rc = ctr_ctfs_box_publish(c->box, c->dat)) == 0)
+    rc = ctr_ctfs_box_publish(c->box, c->idx);
+  return rc;
 }
 
 void ctr_ctfs_chunks_free(ctr_ctfs_chunks_t *c) {
   ctr_buf_free(&c->open);
+  ctr_buf_free(&c->out);
+  ctr_buf_free(&c->out_idx);
   ctr_buf_free(&c->frame);
   ZSTD_freeCCtx(c->zc);
   c->zc = NULL;
@@ -211,10 +248,9 @@ int ctr_ctfs_table_publish(ctr_ctfs_table_t *t) {
   return rc < 0 ? rc : ctr_ctfs_box_publish(t->box, t->off);
 }
 
-/* A record is published as it is added: a stream's chunk, published when
- * it fills (between flushes), must find every name it refers to, and a
- * write that fails later must not leave chunks naming unpublished ones.
- * Names are few, so this costs little. */
+/* A record is published as it is added, so that no chunk, whenever it is
+ * published, can name one a reader does not have. Names are few, so this
+ * costs little. */
 int ctr_ctfs_table_add(ctr_ctfs_table_t *t, const void *rec, size_t n) {
   int rc = ctr_ctfs_box_append(t->box, t->dat, rec, n);
   if (rc < 0)

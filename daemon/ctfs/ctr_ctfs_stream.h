@@ -42,7 +42,9 @@ typedef struct ctr_ctfs_chunks_s {
   uint64_t region;     /* where the open chunk's region starts in X.dat */
   uint64_t reserved;   /* its size; 0 while the chunk is not in X.dat */
   uint64_t total;      /* records added */
-  uint64_t chunks;     /* chunks in X.idx */
+  uint64_t chunks;     /* chunks in X.idx, or kept for it in out_idx */
+  ctr_buf_t out;       /* full chunks' frames not yet in X.dat */
+  ctr_buf_t out_idx;   /* and their offsets, not yet in X.idx */
   ctr_buf_t frame;     /* scratch for compression */
   struct ZSTD_CCtx_s *zc; /* kept: ZSTD_compress makes a context per call */
 } ctr_ctfs_chunks_t;
@@ -65,19 +67,19 @@ typedef struct ctr_ctfs_tail_s {
 int ctr_ctfs_chunks_reopen(ctr_ctfs_chunks_t *c, ctr_ctfs_box_t *box,
                            const char *name, uint32_t chunk_size,
                            const ctr_ctfs_tail_t *t);
-/* Adds one record; a full chunk is written and published. */
+/* Adds one record; a full chunk is written (published at the next flush). */
 int ctr_ctfs_chunks_add(ctr_ctfs_chunks_t *c, const void *rec, size_t n);
-/* A record of a prefixed stream written in place, for records too large
- * to copy twice: begin leaves room for about room bytes of length prefix
- * and head at the end of c->open and returns where the record starts; the
- * caller appends its body to c->open; end puts the prefix and head (hn
- * bytes) before the body, moving the body when the room was not right,
- * and adds the record as ctr_ctfs_chunks_add does. Nothing else may touch
- * c in between. */
+/* A record written in place, not copied: begin leaves room for about
+ * room bytes of length prefix (prefixed streams only) and head at the end
+ * of c->open and returns where the record starts; the caller appends its
+ * body to c->open; end puts the prefix and head (hn bytes) before the
+ * body, moving the body when the room was not right, and adds the record
+ * as ctr_ctfs_chunks_add does. Nothing else may touch c in between. */
 size_t ctr_ctfs_chunks_begin(ctr_ctfs_chunks_t *c, size_t room);
 int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
                         const void *head, size_t hn);
-/* Publishes the open chunk as it is. */
+/* Writes the full chunks not yet written and the open chunk as it is, and
+ * publishes them. */
 int ctr_ctfs_chunks_flush(ctr_ctfs_chunks_t *c);
 void ctr_ctfs_chunks_free(ctr_ctfs_chunks_t *c);
 
