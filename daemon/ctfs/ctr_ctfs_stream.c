@@ -92,9 +92,15 @@ static uint64_t region_for(size_t z) { return (uint64_t)z + z / 4 + 64; }
  * code, for chunks a reader need not see before the next flush. */
 #define CTR_CTFS_OUT_PIECE (256u << 10)
 
-/* Appends the full chunks kept in memory to X.idx and X.dat (unpublished). */
+/* Writes the full chunks kept in memory: the one a flush gave a region,
+ * rewritten there, and those after it, appended to X.idx and X.dat
+ * (unpublished). */
 static int put_out(ctr_ctfs_chunks_t *c) {
   int rc = 0;
+  if (c->pend.len && (rc = ctr_ctfs_box_rewrite(c->box, c->dat, c->pend_at,
+                                                c->pend.data, c->pend.len)) < 0)
+    return rc;
+  c->pend.len = 0;
   if (c->out.len &&
       ((rc = ctr_ctfs_box_append(c->box, c->idx, c->out_idx.data,
                                  c->out_idx.len)) < 0 ||
@@ -107,9 +113,9 @@ static int put_out(ctr_ctfs_chunks_t *c) {
 
 /* Puts the open chunk in X.dat as one frame, compressed in one shot so its
  * header carries its content size (readers size their buffer from it).
- * last: the chunk is complete and leaves no room for more; unless a flush
- * gave it a region, it then waits in memory with the full chunks after it
- * (c->out) until the next flush or CTR_CTFS_OUT_PIECE bytes of them. */
+ * last: the chunk is complete and leaves no room for more; it then waits
+ * in memory until the next flush (c->pend for the region a flush gave it,
+ * else c->out, also written once CTR_CTFS_OUT_PIECE bytes wait there). */
 static int put_open(ctr_ctfs_chunks_t *c, bool last) {
   ctr_buf_t *fr = &c->frame;
   fr->len = 0;
@@ -144,6 +150,9 @@ static int put_open(ctr_ctfs_chunks_t *c, bool last) {
       return rc;
     c->chunks++;
   } else { /* the chunk a flush gave a region: no chunk is kept after it */
+    /* Its records were all shown by that flush, rewritten by the next:
+     * once full it waits like the others (a steps chunk shown at once
+     * would outrun the values chunks kept in memory). */
     if (z != c->reserved && z + 8 > c->reserved) {
       /* Grow the region by padding alone, then rewrite it. */
       uint64_t grown = region_for(z);
@@ -157,9 +166,13 @@ static int put_open(ctr_ctfs_chunks_t *c, bool last) {
     }
     if (z < c->reserved)
       skippable(fr, c->reserved - z);
-    if ((rc = ctr_ctfs_box_rewrite(c->box, c->dat, c->region, fr->data,
-                                   fr->len)) < 0)
+    if (last) {
+      ctr_buf_t t = c->pend;
+      c->pend = *fr, c->pend_at = c->region, *fr = t;
+    } else if ((rc = ctr_ctfs_box_rewrite(c->box, c->dat, c->region,
+                                          fr->data, fr->len)) < 0) {
       return rc;
+    }
   }
   c->shown = c->open.len;
   return 0;
@@ -226,6 +239,7 @@ void ctr_ctfs_chunks_free(ctr_ctfs_chunks_t *c) {
   ctr_buf_free(&c->open);
   ctr_buf_free(&c->out);
   ctr_buf_free(&c->out_idx);
+  ctr_buf_free(&c->pend);
   ctr_buf_free(&c->frame);
   ZSTD_freeCCtx(c->zc);
   c->zc = NULL;

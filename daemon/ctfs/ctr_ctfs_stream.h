@@ -45,6 +45,8 @@ typedef struct ctr_ctfs_chunks_s {
   uint64_t chunks;     /* chunks in X.idx, or kept for it in out_idx */
   ctr_buf_t out;       /* full chunks' frames not yet in X.dat */
   ctr_buf_t out_idx;   /* and their offsets, not yet in X.idx */
+  ctr_buf_t pend;      /* a full chunk's frame for its region, at pend_at */
+  uint64_t pend_at;
   ctr_buf_t frame;     /* scratch for compression */
   struct ZSTD_CCtx_s *zc; /* kept: ZSTD_compress makes a context per call */
 } ctr_ctfs_chunks_t;

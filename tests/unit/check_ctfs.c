@@ -934,6 +934,36 @@ START_TEST(every_flush_is_readable) {
 }
 END_TEST
 
+/* Between flushes a reader may see records early (a full chunk), but never
+ * a step without its values: steps chunk 0, shown by a flush, fills long
+ * after it, while the values chunks filled meanwhile wait for the next
+ * flush. */
+START_TEST(steps_never_outrun_their_values) {
+  ctr_ctfs_t *w;
+  ctr_buf_t v = int_cbor(7);
+  ck_assert_int_eq(ctr_ctfs_open(&w, path, test_id), 0);
+  ck_assert_int_eq(ctr_ctfs_path(w, "/p.py", 5), 0);
+  ck_assert_int_eq(ctr_ctfs_varname(w, "x", 1), 0);
+  for (uint64_t i = 0; i < CTR_CTFS_STEPS_CHUNK + 4; i++) {
+    ck_assert_int_eq(ctr_ctfs_step(w, 0, 1 + i % 50), 0);
+    ck_assert_int_eq(ctr_ctfs_value(w, 0, v.data, v.len), 0);
+    if (i == 0)
+      ck_assert_int_eq(ctr_ctfs_flush(w), 0);
+    if (i + 4 >= CTR_CTFS_STEPS_CHUNK) { /* around the chunk's end */
+      seen_t s;
+      ck_assert_int_eq(read_trace(&s), 0);
+      ck_assert_uint_ge(s.values, s.steps);
+    }
+  }
+  ck_assert_int_eq(ctr_ctfs_close(w), 0);
+  seen_t s;
+  ck_assert_int_eq(read_trace(&s), 0);
+  ck_assert_uint_eq(s.steps, CTR_CTFS_STEPS_CHUNK + 4);
+  ck_assert_uint_eq(s.values, s.steps);
+  ctr_buf_free(&v);
+}
+END_TEST
+
 /* ---- reading on from a record (a follower's next poll) ------------------ */
 
 typedef struct from_seen_s {
@@ -1207,6 +1237,7 @@ int main(void) {
   tcase_add_test(tc, readable_from_open_on);
   tcase_add_test(tc, values_records_of_every_size_read_back);
   tcase_add_test(tc, every_flush_is_readable);
+  tcase_add_test(tc, steps_never_outrun_their_values);
   tcase_add_test(tc, calls_waiting_for_the_top_level_one_read_back_whole);
   tcase_add_test(tc, nested_calls_are_read_back_from_the_spill_once);
   tcase_add_test(tc, a_poll_reads_on_from_a_record);
