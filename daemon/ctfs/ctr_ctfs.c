@@ -389,20 +389,49 @@ enum {
   OWED_MARK = 3,     /* a flush; its key is the next call key */
 };
 
+/* An entry's length is a varint of this fixed width (LEB128 readers take
+ * one with needless 0x80 bytes), so that its payload can be encoded in
+ * place behind it: payloads stay under 256 MiB (CTR_ELIMIT). */
+#define SPILL_LEN_WIDTH 4
+
+/* Starts an entry in the spill's tail; its payload is then appended to
+ * w->spill_tail, and spill_end() completes it. Returns where it starts. */
+static size_t spill_begin(ctr_ctfs_t *w, int kind, uint64_t key) {
+  size_t start = w->spill_tail.len;
+  char k = (char)kind;
+  ctr_buf_add(&w->spill_tail, &k, 1);
+  ctr_ctfs_varint(&w->spill_tail, key);
+  ctr_buf_reserve(&w->spill_tail, SPILL_LEN_WIDTH);
+  w->spill_tail.len += SPILL_LEN_WIDTH;
+  return start;
+}
+
+/* Completes the entry begun at start; its payload's offset in *off. */
+static int spill_end(ctr_ctfs_t *w, size_t start, uint64_t *off) {
+  ctr_buf_t *t = &w->spill_tail;
+  size_t body = start + 1;
+  while (t->data[body++] & 0x80) /* past the key */
+    ;
+  size_t n = t->len - body - SPILL_LEN_WIDTH;
+  if (n >> (7 * SPILL_LEN_WIDTH)) {
+    t->len = start;
+    return CTR_ELIMIT;
+  }
+  for (int i = 0; i < SPILL_LEN_WIDTH; i++)
+    t->data[body + i] = (char)(((n >> (7 * i)) & 0x7f) |
+                               (i + 1 < SPILL_LEN_WIDTH ? 0x80 : 0));
+  *off = w->spill_size + (body + SPILL_LEN_WIDTH - start);
+  w->spill_size += t->len - start;
+  return t->len < SPILL_PIECE ? 0 : spill_out(w);
+}
+
 /* Appends an entry of n bytes at p to the spill; its payload's offset in
  * *off. */
 static int spill_put(ctr_ctfs_t *w, int kind, uint64_t key, const void *p,
                      size_t n, uint64_t *off) {
-  size_t len = w->spill_tail.len;
-  char k = (char)kind;
-  ctr_buf_add(&w->spill_tail, &k, 1);
-  ctr_ctfs_varint(&w->spill_tail, key);
-  ctr_ctfs_varint(&w->spill_tail, n);
-  w->spill_size += w->spill_tail.len - len;
-  *off = w->spill_size;
+  size_t start = spill_begin(w, kind, key);
   ctr_buf_add(&w->spill_tail, p, n);
-  w->spill_size += n;
-  return w->spill_tail.len < SPILL_PIECE ? 0 : spill_out(w);
+  return spill_end(w, start, off);
 }
 
 /* Call c's record, valid until the next spill call. Records are spilled
@@ -458,13 +487,13 @@ static int spill_reset(ctr_ctfs_t *w) {
   return w->spill_fd >= 0 && ftruncate(w->spill_fd, 0) < 0 ? -errno : 0;
 }
 
-/* The fields of the open call at depth d into r, up to its return value,
+/* Appends the fields of the open call at depth d to r, up to its return
+ * value,
  * with exit as its exit step, or without one when exit is NULL (the
  * spill's OWED_OPEN). */
 static void call_fields(ctr_ctfs_t *w, ctr_buf_t *r, size_t d,
                         const uint64_t *exit) {
   const ctr_ctfs_open_t *c = &w->stack[d];
-  r->len = 0;
   ctr_ctfs_varint(r, c->function_id);
   ctr_ctfs_svarint(r, c->parent);
   ctr_ctfs_varint(r, c->entry);
@@ -481,23 +510,21 @@ static void call_fields(ctr_ctfs_t *w, ctr_buf_t *r, size_t d,
 static int seal_call(ctr_ctfs_t *w, const void *ret, size_t n) {
   ctr_ctfs_open_t *c = &w->stack[w->depth - 1];
   ctr_ctfs_wait_t *t = wait_at(w, c->key);
-  ctr_buf_t *r = &w->rec;
+  ctr_buf_t *r = &w->spill_tail;
   uint64_t exit = w->nsteps ? w->nsteps - 1 : 0;
   if (c->entry > exit) /* no step ran inside: the call is at its caller's */
     c->entry = exit;
+  size_t start = spill_begin(w, OWED_RETURNED, c->key), len = r->len;
   call_fields(w, r, w->depth - 1, &exit);
   ctr_ctfs_varint(r, n);
   ctr_buf_add(r, ret, n);
   ctr_ctfs_varint(r, 0); /* no exception */
   ctr_ctfs_varint(r, c->nchildren);
   ctr_buf_add(r, c->children.data, c->children.len);
-  if (r->len > UINT32_MAX)
-    return keep(w, CTR_ELIMIT);
-  t->rec_len = (uint32_t)r->len;
+  t->rec_len = (uint32_t)(r->len - len);
   t->sub_off = c->sub_off;
   w->depth--;
-  return keep(w,
-              spill_put(w, OWED_RETURNED, c->key, r->data, r->len, &t->rec_off));
+  return keep(w, spill_end(w, start, &t->rec_off));
 }
 
 /* Writes the returned calls that every earlier call key has preceded. */
@@ -546,6 +573,7 @@ static int owe(ctr_ctfs_t *w) {
   while (i > 0 && w->stack[i - 1].key >= w->logged)
     i--;
   for (; rc == 0 && i < w->depth; i++) {
+    w->rec.len = 0;
     call_fields(w, &w->rec, i, NULL);
     rc = spill_put(w, OWED_OPEN, w->stack[i].key, w->rec.data, w->rec.len,
                    &off);
