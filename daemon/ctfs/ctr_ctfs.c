@@ -105,11 +105,12 @@ struct ctr_ctfs_s {
   char id[37];
 };
 
-static char *owed_path(const char *path) {
-  size_t n = strlen(path);
-  char *p = ctr_xmalloc(n + sizeof(".calls"));
+/* path with suffix appended, allocated. */
+static char *suffixed(const char *path, const char *suffix) {
+  size_t n = strlen(path), k = strlen(suffix) + 1;
+  char *p = ctr_xmalloc(n + k);
   memcpy(p, path, n);
-  memcpy(p + n, ".calls", sizeof(".calls"));
+  memcpy(p + n, suffix, k);
   return p;
 }
 
@@ -130,10 +131,15 @@ int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
   w->spill_fd = -1;
   w->vals_room = 3; /* a record under 128 bytes, of under 128 values */
   w->meta_dirty = true;
-  w->owed_path = owed_path(path);
+  w->owed_path = suffixed(path, ".calls");
   memcpy(w->id, recording_id, sizeof(w->id));
-  int rc = ctr_ctfs_box_create(&w->box, path);
+  /* Made under a name of its own and linked into place once whole: a
+   * reader that finds path finds every member and meta.dat (a follower
+   * started as the file appeared read a container half made). */
+  char *made = suffixed(path, ".new");
+  int rc = ctr_ctfs_box_create(&w->box, made);
   if (rc < 0) {
+    free(made);
     free(w->owed_path);
     free(w);
     return rc;
@@ -150,13 +156,16 @@ int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
                                  CTR_CTFS_CALLS_CHUNK, true)) < 0 ||
       (rc = ctr_ctfs_chunks_init(&w->events, w->box, "events",
                                  CTR_CTFS_EVENTS_CHUNK, true)) < 0 ||
-      (rc = write_meta(w)) < 0) { /* readable from the start, if empty */
+      (rc = write_meta(w)) < 0 || /* readable from the start, if empty */
+      (rc = link(made, path) < 0 ? -errno : 0) < 0) {
     w->err = rc;
     ctr_ctfs_close(w);
-    return rc;
   }
-  *out = w;
-  return 0;
+  unlink(made);
+  free(made);
+  if (rc == 0)
+    *out = w;
+  return rc;
 }
 
 const char *ctr_ctfs_recording_id(const ctr_ctfs_t *w) { return w->id; }
@@ -961,7 +970,10 @@ static int append_owed(const char *path, const ctr_ctfs_left_t *l,
 }
 
 int ctr_ctfs_recover(const char *path) {
-  char *owed = owed_path(path);
+  char *owed = suffixed(path, ".new");
+  unlink(owed); /* a container its writer died making: never shown */
+  free(owed);
+  owed = suffixed(path, ".calls");
   int fd = open(owed, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
   struct stat st;
   ctr_ctfs_left_t l = {0};

@@ -45,7 +45,9 @@ typedef enum {
 } ctr_ctfs_thread_t;
 
 /* Creates path (which must not exist) with every member, empty; meta.dat
- * carries recording_id (a UUIDv7, 36 characters: ctr_uuid.h). */
+ * carries recording_id (a UUIDv7, 36 characters: ctr_uuid.h). The file is
+ * made as path.new and linked to path once whole, so a reader never finds
+ * a container without its members. */
 int ctr_ctfs_open(ctr_ctfs_t **out, const char *path,
                   const char *recording_id);
 
