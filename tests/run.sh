@@ -28,9 +28,10 @@ sanitized() {
   cmake --build "$dir" -j"$(nproc)" --target "$@" >/dev/null
 }
 sanitized build-asan address ctrecd ctrecctl ctfs_dump check_units
-# unit_ctfs's follower race test fails there about one run in six, also
-# on older mains, and nowhere else (docs/ctfs.md, "Tests"): left out of
-# this run only, until its cause is found.
+# unit_ctfs's follower race test reads the file the way CodeTracer does
+# (its length, then its bytes): under ASan a reader can be slower than any
+# slack the writer keeps (1 run in 44; docs/ctfs.md, "Tests"), so it is
+# left out of this run only.
 CK_EXCLUDE_TAGS=follower-race ctest --test-dir build-asan --output-on-failure -j2 \
   -R '^(unit_.*|it_bad_input(_json)?|it_hostile|it_fifo)$'
 sanitized build-tsan thread check_client

@@ -141,12 +141,15 @@ static int new_block(ctr_ctfs_box_t *b, const void *p, size_t n,
   uint64_t at = reuse ? b->retired[b->retired_head].blk : b->next_block;
   int rc = put(b, at * CTR_CTFS_BLOCK, block, sizeof(block));
   /* The slack after the block, not before it: a new file grown by zeros
-   * first showed readers a blank header (see CTR_CTFS_SLACK). Where the
-   * file may not grow by as much (a file size limit), the blocks that fit
-   * are still written: a recovery appending the calls owed needs them. */
-  if (rc == 0 && at >= b->end_block &&
-      ftruncate(b->fd, (off_t)((at + CTR_CTFS_SLACK) * CTR_CTFS_BLOCK)) == 0)
-    b->end_block = at + CTR_CTFS_SLACK;
+   * first showed readers a blank header (see CTR_CTFS_SLACK). It is never
+   * less than CTR_CTFS_SLACK: grown only once used up, it left readers as
+   * little as one block. Where the file may not grow by as much (a file
+   * size limit), the blocks that fit are still written: a recovery
+   * appending the calls owed needs them. */
+  if (rc == 0 && at + CTR_CTFS_SLACK >= b->end_block &&
+      ftruncate(b->fd, (off_t)((at + 2 * CTR_CTFS_SLACK) * CTR_CTFS_BLOCK)) ==
+          0)
+    b->end_block = at + 2 * CTR_CTFS_SLACK;
   if (rc == 0) {
     *blk = at;
     if (reuse)

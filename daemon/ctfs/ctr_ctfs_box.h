@@ -35,10 +35,11 @@
  * cost is at most this long's worth of rewritten blocks kept unused. */
 #define CTR_CTFS_GRACE_MS 10000u
 #define CTR_CTFS_REWRITE_MAX 256 /* data blocks one rewrite may replace */
-/* The file is kept this many blocks longer than what it uses (zeros, until
- * close). Readers take the file's length, then read block 0, whose entries
- * may by then reach blocks written since: they are inside the length the
- * reader took unless the writer allocated more than this in between. */
+/* The file is kept at least this many blocks (at most twice as many)
+ * longer than what it uses (zeros, until close). Readers take the file's
+ * length, then read block 0, whose entries may by then reach blocks
+ * written since: they are inside the length the reader took unless the
+ * writer allocated more than this in between. */
 #define CTR_CTFS_SLACK 256u
 
 extern const unsigned char ctr_ctfs_magic[5];
