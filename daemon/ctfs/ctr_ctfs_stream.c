@@ -92,15 +92,10 @@ static uint64_t region_for(size_t z) { return (uint64_t)z + z / 4 + 64; }
  * code, for chunks a reader need not see before the next flush. */
 #define CTR_CTFS_OUT_PIECE (256u << 10)
 
-/* Writes the full chunks kept in memory: the one a flush gave a region,
- * rewritten there, and those after it, appended to X.idx and X.dat
- * (unpublished). */
+/* Appends the full chunks kept in c->out to X.idx and X.dat (unpublished,
+ * so this may happen between flushes). */
 static int put_out(ctr_ctfs_chunks_t *c) {
   int rc = 0;
-  if (c->pend.len && (rc = ctr_ctfs_box_rewrite(c->box, c->dat, c->pend_at,
-                                                c->pend.data, c->pend.len)) < 0)
-    return rc;
-  c->pend.len = 0;
   if (c->out.len &&
       ((rc = ctr_ctfs_box_append(c->box, c->idx, c->out_idx.data,
                                  c->out_idx.len)) < 0 ||
@@ -227,7 +222,14 @@ int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
 }
 
 int ctr_ctfs_chunks_flush(ctr_ctfs_chunks_t *c) {
-  int rc = put_out(c);
+  /* The chunk the last flush gave a region, full since: a rewrite shows
+   * it at once, so only at a flush. */
+  int rc = c->pend.len ? ctr_ctfs_box_rewrite(c->box, c->dat, c->pend_at,
+                                              c->pend.data, c->pend.len)
+                       : 0;
+  c->pend.len = 0;
+  if (rc == 0)
+    rc = put_out(c);
   if (rc == 0 && c->open.len > c->shown)
     rc = put_open(c, false);
   if (rc == 0 && (rc = ctr_ctfs_box_publish(c->box, c->dat)) == 0)
