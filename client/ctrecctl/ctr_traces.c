@@ -147,6 +147,20 @@ static int newest_first(const void *a, const void *b) {
 enum { COL_TRACE, COL_STARTED, COL_DURATION, COL_STATE, COL_EXIT, COL_STEPS,
        COL_SIZE, COL_PID, COL_PROGRAM, NCOLS };
 
+/* The optional DIR operand of verb (ls, gc), after its options: *dir is
+ * left as it is without one. Nonzero (said why) when there are more. */
+static int dir_operand(int argc, char **argv, const char *verb,
+                       const char **dir) {
+  if (argc - optind > 1) {
+    fprintf(stderr, "%s: %s: unexpected argument: %s\n", prog_name, verb,
+            argv[optind + 1]);
+    return 2;
+  }
+  if (optind < argc)
+    *dir = argv[optind];
+  return 0;
+}
+
 static void ls_usage(FILE *out) {
   fprintf(out,
           "Usage: %s ls [--json] [DIR]\n"
@@ -210,13 +224,8 @@ int ctr_traces_ls_main(int argc, char **argv) {
     default: ls_usage(stderr); return 2;
     }
   }
-  if (argc - optind > 1) {
-    fprintf(stderr, "%s: ls: unexpected argument: %s\n", prog_name,
-            argv[optind + 1]);
+  if (dir_operand(argc, argv, "ls", &dir) != 0)
     return 2;
-  }
-  if (optind < argc)
-    dir = argv[optind];
   if ((rc = ctr_tracedir_list(dir, &v, &n)) < 0) {
     fprintf(stderr, "%s: ls: %s: %s\n", prog_name, dir, ctr_strerror(rc));
     return 1;
@@ -409,13 +418,8 @@ int ctr_traces_gc_main(int argc, char **argv) {
     default: gc_usage(stderr); return 2;
     }
   }
-  if (argc - optind > 1) {
-    fprintf(stderr, "%s: gc: unexpected argument: %s\n", prog_name,
-            argv[optind + 1]);
+  if (dir_operand(argc, argv, "gc", &dir) != 0)
     return 2;
-  }
-  if (optind < argc)
-    dir = argv[optind];
   if (lim.max_age == 0 && lim.max_size == 0) {
     fprintf(stderr, "%s: gc: name a limit: --older-than or --max-size\n",
             prog_name);

@@ -133,10 +133,9 @@ static int put_open(ctr_ctfs_chunks_t *c, bool last) {
     c->chunks++;
     return c->out.len < CTR_CTFS_OUT_PIECE ? 0 : put_out(c);
   }
-  if (c->reserved == 0) { /* the open chunk, in a region with room */
+  if (c->reserved == 0) { /* the open chunk, in a region with room, after
+                            * the full chunks chunks_flush just wrote */
     unsigned char off[8];
-    if ((rc = put_out(c)) < 0)
-      return rc;
     c->region = ctr_ctfs_box_size(c->box, c->dat);
     le(off, c->region, 8);
     skippable(fr, (c->reserved = region_for(z)) - z);
