@@ -526,6 +526,19 @@ class TempDirTest(unittest.TestCase):
         os.environ["XDG_RUNTIME_DIR"] = os.path.join(self.tmp, "xdg")
         os.mkdir(os.environ["XDG_RUNTIME_DIR"], 0o700)
 
+    def reap_at_end(self, p):
+        """Process p is killed if still running when the test ends, waited
+        for, and its pipes closed; returns p."""
+        def reap():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            for s in (p.stdin, p.stdout, p.stderr):
+                if s:
+                    s.close()
+        self.addCleanup(reap)
+        return p
+
     def remove_tmp(self):
         if os.environ.get("CTREC_KEEP_TMP"):
             print(f"\nkept {self.tmp}")

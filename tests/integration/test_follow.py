@@ -70,23 +70,11 @@ class FollowTest(TempDirTest):
         super().setUp()
         self.daemon = Daemon(self.tmp, service_config(self.tmp, flush=20))
         self.addCleanup(self.daemon.stop)
-        self.procs = []
-        self.addCleanup(self.reap)
-
-    def reap(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            for s in (p.stdout, p.stderr):
-                if s:
-                    s.close()
 
     def spawn(self, cmd, env=None):
-        p = subprocess.Popen(cmd, env=env or self.env(), cwd=self.tmp, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.procs.append(p)
-        return p
+        return self.reap_at_end(subprocess.Popen(
+            cmd, env=env or self.env(), cwd=self.tmp, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
     def env(self):
         return self.daemon.env(PYTHONPATH=PY_SHIM)

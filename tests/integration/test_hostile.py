@@ -511,6 +511,19 @@ class FullDiskTest(TempDirTest):
         return subprocess.run(["bash", "-c", 'ulimit -f 1024; exec "$@"', "-", CTRECCTL,
                                "record", *args], capture_output=True, timeout=timeout)
 
+    def aborted_by_the_limit(self, res, out):
+        """Checks that record_capped's res ran the program to its end and
+        left the one trace in out aborted by the limit; returns the trace
+        folder and its metadata."""
+        self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
+        self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
+        folder, = [os.path.join(out, d) for d in os.listdir(out)]
+        with open(os.path.join(folder, "trace_metadata.json")) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["ctrec"]["state"],
+                         "aborted: cannot write the trace: File too large")
+        return folder, meta
+
     def test_write_errors_leave_valid_traces_marked_aborted(self):
         big = harness.write(os.path.join(self.tmp, "big.rb"), self.BIG)
         small = harness.write(os.path.join(self.tmp, "small.rb"), "puts 1 + 1\n")
@@ -518,14 +531,8 @@ class FullDiskTest(TempDirTest):
             with self.subTest(fmt):
                 out = os.path.join(self.tmp, "out-" + fmt)
                 res = self.record_capped("-o", out, "-f", fmt, "--", "ruby", big)
-                self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
                 self.assertNotIn(b"ctrec:", res.stderr)
-                self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
-                folder, = [os.path.join(out, d) for d in os.listdir(out)]
-                with open(os.path.join(folder, "trace_metadata.json")) as f:
-                    meta = json.load(f)
-                self.assertEqual(meta["ctrec"]["state"],
-                                 "aborted: cannot write the trace: File too large")
+                folder, meta = self.aborted_by_the_limit(res, out)
                 # Valid as far as it goes: a CTFS trace gets the calls its
                 # last good flush owed, as from a killed daemon.
                 validate(self, folder)
@@ -555,13 +562,7 @@ class FullDiskTest(TempDirTest):
                              "output:\n  flush_interval_ms: 60000\n")
         out = os.path.join(self.tmp, "out")
         res = self.record_capped("-c", conf, "-o", out, "-f", "ctfs", "--", "ruby", prog)
-        self.assertEqual((res.returncode, res.stdout), (0, b"end\n"))
-        self.assertIn(b"(aborted: cannot write the trace: File too large)", res.stderr)
-        folder, = [os.path.join(out, d) for d in os.listdir(out)]
-        with open(os.path.join(folder, "trace_metadata.json")) as f:
-            meta = json.load(f)
-        self.assertEqual(meta["ctrec"]["state"],
-                         "aborted: cannot write the trace: File too large")
+        folder, meta = self.aborted_by_the_limit(res, out)
         validate(self, folder, live=True)
         steps = harness.records_text(folder, live=True).count(b'{"Step"')
         self.assertEqual(steps, meta["ctrec"]["counters"]["steps"])

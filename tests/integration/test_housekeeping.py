@@ -80,14 +80,6 @@ class Housekeeping(TempDirTest):
     def setUp(self):
         super().setUp()
         self.out = os.path.join(self.tmp, "out")
-        self.procs = []
-        self.addCleanup(self.reap)
-
-    def reap(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()
 
     def record(self, cmd):
         """Records cmd into self.out; returns its new trace folder."""
@@ -116,10 +108,9 @@ class Housekeeping(TempDirTest):
         with open(prog, "w") as f:
             f.write(WAITER)
         before = set(trace_folders(daemon.out))
-        p = subprocess.Popen(["python3", prog], env=daemon.env(PYTHONPATH=PY_SHIM),
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        self.procs.append(p)
+        p = self.reap_at_end(subprocess.Popen(
+            ["python3", prog], env=daemon.env(PYTHONPATH=PY_SHIM), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         self.assertEqual(p.stdout.readline(), b"waiting\n")
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -123,18 +123,7 @@ def folder_size(folder):
 class RecordCliTest(TempDirTest):
     def setUp(self):
         super().setUp()
-        self.procs = []
-        self.addCleanup(self.reap)
         self.rundir = os.path.join(os.environ["XDG_RUNTIME_DIR"], "ctrec")
-
-    def reap(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            for s in (p.stdin, p.stdout, p.stderr):
-                if s:
-                    s.close()
 
     def program(self, lang, text, name="prog"):
         path = os.path.join(self.tmp, f"{name}.{lang}")
@@ -143,11 +132,9 @@ class RecordCliTest(TempDirTest):
         return path
 
     def start_record(self, *args, out="out", stdin=subprocess.DEVNULL):
-        p = subprocess.Popen([CTRECCTL, "record", "-o", os.path.join(self.tmp, out), *FORMAT_ARG,
-                              *args], cwd=self.tmp, stdin=stdin, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        self.procs.append(p)
-        return p
+        return self.reap_at_end(subprocess.Popen(
+            [CTRECCTL, "record", "-o", os.path.join(self.tmp, out), *FORMAT_ARG, *args],
+            cwd=self.tmp, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
     def announced(self, p):
         """(output folder, socket, daemon pid) from record's first line."""
@@ -417,10 +404,9 @@ class RecordCliTest(TempDirTest):
     # ---- item 6: follow --wait, boundary, Ctrl-C --------------------------
 
     def follow(self, *args):
-        p = subprocess.Popen([CTRECCTL, "follow", *args], cwd=self.tmp,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        self.procs.append(p)
+        p = self.reap_at_end(subprocess.Popen(
+            [CTRECCTL, "follow", *args], cwd=self.tmp, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         return p, Lines(p.stdout)
 
     def test_follow_waits_for_the_next_session_of_a_program(self):
