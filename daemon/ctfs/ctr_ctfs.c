@@ -230,10 +230,8 @@ static int seal(ctr_ctfs_t *w) {
   if (w->nvals) {
     ctr_buf_add(r, "\0", 1); /* StepValues */
     ctr_ctfs_varint(r, w->nvals);
-    size_t room = w->vals_room;
-    w->vals_room = r->len + varint_len(w->values.open.len - w->vals_at -
-                                       room + r->len);
-    rc = ctr_ctfs_chunks_end(&w->values, w->vals_at, room, r->data, r->len);
+    rc = ctr_ctfs_chunks_end(&w->values, w->vals_at, &w->vals_room, r->data,
+                             r->len);
   } else {
     rc = ctr_ctfs_chunks_add(&w->values, "", 0);
   }
@@ -258,7 +256,8 @@ static int seal(ctr_ctfs_t *w) {
     ctr_ctfs_varint(o, w->held_pos);
   }
   w->cursor = w->held_pos;
-  return keep(w, ctr_ctfs_chunks_end(&w->steps, at, 0, NULL, 0));
+  size_t none = 0; /* no prefix, no head */
+  return keep(w, ctr_ctfs_chunks_end(&w->steps, at, &none, NULL, 0));
 }
 
 int ctr_ctfs_step(ctr_ctfs_t *w, uint64_t path_id, uint64_t line) {

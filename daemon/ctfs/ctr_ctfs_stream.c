@@ -196,9 +196,9 @@ size_t ctr_ctfs_chunks_begin(ctr_ctfs_chunks_t *c, size_t room) {
   return start;
 }
 
-int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
+int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t *roomp,
                         const void *head, size_t hn) {
-  size_t body = c->open.len - start - room;
+  size_t room = *roomp, body = c->open.len - start - room;
   unsigned char pre[10];
   size_t pn = 0;
   uint64_t v = hn + body;
@@ -213,6 +213,7 @@ int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
     memmove(c->open.data + start + pn + hn, c->open.data + start + room, body);
     c->open.len = start + pn + hn + body;
   }
+  *roomp = pn + hn;
   for (size_t i = 0; i < pn; i++) /* a few bytes: not worth memcpy */
     c->open.data[start + i] = (char)pre[i];
   if (hn)

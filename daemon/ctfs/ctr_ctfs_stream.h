@@ -75,10 +75,11 @@ int ctr_ctfs_chunks_add(ctr_ctfs_chunks_t *c, const void *rec, size_t n);
  * room bytes of length prefix (prefixed streams only) and head at the end
  * of c->open and returns where the record starts; the caller appends its
  * body to c->open; end puts the prefix and head (hn bytes) before the
- * body, moving the body when the room was not right, and adds the record
- * as ctr_ctfs_chunks_add does. Nothing else may touch c in between. */
+ * body, moving the body when *room (the room begin left) was not right,
+ * sets *room to the bytes they took, and adds the record as
+ * ctr_ctfs_chunks_add does. Nothing else may touch c in between. */
 size_t ctr_ctfs_chunks_begin(ctr_ctfs_chunks_t *c, size_t room);
-int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t room,
+int ctr_ctfs_chunks_end(ctr_ctfs_chunks_t *c, size_t start, size_t *room,
                         const void *head, size_t hn);
 /* Writes the full chunks not yet written and the open chunk as it is, and
  * publishes them. */
