@@ -702,13 +702,15 @@ publish:
 int ctr_ctfs_flush(ctr_ctfs_t *w) {
   if (w->err || seal(w) < 0)
     return w->err;
-  /* Names before what refers to them, values before their steps. */
+  /* Names before what refers to them; values and events before their
+   * steps, so that a follower that sees a step has all of them (one that
+   * saw steps before their events showed the events late, out of order). */
   ctr_ctfs_table_t *t[] = {&w->paths.table, &w->funcs.table, &w->types.table,
                            &w->varnames.table};
   for (size_t i = 0; i < 4; i++)
     if (keep(w, ctr_ctfs_table_publish(t[i])) < 0)
       return w->err;
-  ctr_ctfs_chunks_t *s[] = {&w->values, &w->steps, &w->calls, &w->events};
+  ctr_ctfs_chunks_t *s[] = {&w->values, &w->events, &w->steps, &w->calls};
   for (size_t i = 0; i < 4; i++)
     if (keep(w, ctr_ctfs_chunks_flush(s[i])) < 0)
       return w->err;
