@@ -38,7 +38,9 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    ctr_trace_owner_t owner);
 
 /* The same folder without trace.json, for a backend that writes its own
- * trace file into ctr_trace_dir(): no records, paths listed only. */
+ * trace file into ctr_trace_dir(): no records, paths listed only. Its
+ * metadata is written at the first ctr_trace_flush, which the caller
+ * makes once its trace file is in place. */
 int ctr_trace_open_folder(ctr_trace_t **out, const char *root,
                           const char *name, int64_t pid, time_t started,
                           uint32_t interval, const char *workdir,
