@@ -291,6 +291,9 @@ static void open_frames(ctr_session_t *s, ctr_thread_t *t) {
     }
 }
 
+static void write_meta(ctr_session_t *s);
+static int flush_trace(ctr_session_t *s);
+
 /* Opens the next interval's trace, which begins with the program's path
  * and top-level call, then a synthetic call for each recorded frame
  * already on the current thread's stack, so the interval replays
@@ -352,10 +355,11 @@ static int open_interval(ctr_session_t *s) {
   /* A call record like any other: the counters say what readers count. */
   s->st.calls++;
   open_frames(s, t);
+  /* The folder's first metadata: a trace never shows up without its
+   * state, which recovery and readers go by. */
+  flush_trace(s);
   return 0;
 }
-
-static void write_meta(ctr_session_t *s);
 
 /* Completes the current interval's trace with state ("complete" or
  * "aborted: ..."); calls opened in it stay open, as the format allows. */
@@ -1273,13 +1277,10 @@ static void write_meta(ctr_session_t *s) {
   ctr_writer_metadata(s->trace, &m);
 }
 
-int ctr_session_flush(ctr_session_t *s) {
+/* Writes the metadata and whatever the trace holds unwritten. */
+static int flush_trace(ctr_session_t *s) {
   int rc;
 
-  if (s->trace == NULL)
-    return 0;
-  if (!ctr_writer_dirty(s->trace) && s->st.written == ctr_writer_records(s->trace))
-    return 0;
   s->st.written = ctr_writer_records(s->trace);
   write_meta(s);
   rc = ctr_writer_flush(s->trace);
@@ -1289,6 +1290,14 @@ int ctr_session_flush(ctr_session_t *s) {
               ctr_writer_dir(s->trace), ctr_strerror(rc));
   s->write_failed = rc != 0;
   return rc;
+}
+
+int ctr_session_flush(ctr_session_t *s) {
+  if (s->trace == NULL)
+    return 0;
+  if (!ctr_writer_dirty(s->trace) && s->st.written == ctr_writer_records(s->trace))
+    return 0;
+  return flush_trace(s);
 }
 
 void ctr_session_end(ctr_session_t *s, const char *abort_reason) {

@@ -185,12 +185,10 @@ static int open_folder(ctr_trace_t **out, const char *root, const char *name,
   }
   t->body_len = 1;
   t->paths_dirty = t->meta_dirty = true;
-  /* trace_metadata.json comes after the trace file it describes, so a
-   * reader that finds it finds the trace; a folder-only caller makes its
-   * own trace file, then flushes. */
+  /* trace_metadata.json is written at the first flush, after the trace
+   * file it describes (a reader that finds it finds the trace) and with
+   * what the caller says of the trace (ctr_trace_set_meta). */
   n = json ? pwrite_all(t->fd, "[" "\n]\n", 4, 0) : 0;
-  if (n == 0 && json)
-    n = ctr_trace_flush(t);
   if (n != 0) {
     ctr_trace_close(t);
     return n;

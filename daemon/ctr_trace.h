@@ -30,7 +30,7 @@ typedef struct ctr_trace_owner_s {
 /* Creates <root>/<name>-<pid>-<UTC time of started>[-<interval>]/ with
  * files/ inside (interval 1 has no suffix), for owner. workdir, program,
  * the JSON array text args_json and recording_id (a UUIDv7) go into
- * trace_metadata.json. */
+ * trace_metadata.json, which the first ctr_trace_flush writes. */
 int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    int64_t pid, time_t started, uint32_t interval,
                    const char *workdir, const char *program,
@@ -38,9 +38,7 @@ int ctr_trace_open(ctr_trace_t **out, const char *root, const char *name,
                    ctr_trace_owner_t owner);
 
 /* The same folder without trace.json, for a backend that writes its own
- * trace file into ctr_trace_dir(): no records, paths listed only. Its
- * metadata is written at the first ctr_trace_flush, which the caller
- * makes once its trace file is in place. */
+ * trace file into ctr_trace_dir(): no records, paths listed only. */
 int ctr_trace_open_folder(ctr_trace_t **out, const char *root,
                           const char *name, int64_t pid, time_t started,
                           uint32_t interval, const char *workdir,

@@ -137,8 +137,6 @@ static int ctfs_open(ctr_writer_t **out, const ctr_writer_opts_t *o) {
                          .recorder = "ctrec"};
     rc = ctr_ctfs_metadata(c->ct, &m);
   }
-  if (rc == 0) /* trace_metadata.json now, trace.ct being there */
-    rc = ctr_trace_flush(c->folder);
   c->base.be = &ctr_writer_ctfs;
   if (rc != 0) {
     ctfs_close(&c->base);

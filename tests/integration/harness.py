@@ -337,6 +337,12 @@ def without_field_names(v):
     return [without_field_names(x) for x in v]
 
 
+def metadata(folder):
+    """A trace folder's trace_metadata.json."""
+    with open(os.path.join(folder, "trace_metadata.json")) as f:
+        return json.load(f)
+
+
 def trace_folders(out_dir):
     """The trace folders in out_dir (holding trace.json or trace.ct), sorted."""
     if not os.path.isdir(out_dir):

@@ -10,8 +10,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, record, run,
-                     trace_folders)
+from harness import (CTRECCTL, PY_SHIM, RUBY_PROGRAMS, Daemon, TempDirTest, metadata, record,
+                     run, trace_folders)
 from test_check import each_python, mirror
 from test_follow import Lines
 
@@ -195,11 +195,6 @@ def without_names(text):
     text = re.sub(r"(?<=[(,] )[@\w]+=|(?<=\()[@\w]+=", "", text)
     text = re.sub(r"\[thread \d+\]", "[thread N]", text)
     return "".join(line for line in text.splitlines(True) if "Thread(" not in line)
-
-
-def metadata(folder):
-    with open(os.path.join(folder, "trace_metadata.json")) as f:
-        return json.load(f)
 
 
 def meta_dat_id(folder):

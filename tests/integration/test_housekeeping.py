@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from harness import (CTRECCTL, CTRECD, FORMAT, PY_SHIM, SOURCE, Daemon, TempDirTest, record,
-                     run, trace_folders)
+                     metadata, run, trace_folders)
 
 PY = os.path.join(SOURCE, "tests", "programs", "python")
 RB = os.path.join(SOURCE, "tests", "programs", "ruby")
@@ -22,11 +22,6 @@ WAITER = ("import sys\n"
 
 def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def metadata(folder):
-    with open(os.path.join(folder, "trace_metadata.json")) as f:
-        return json.load(f)
 
 
 def edit_metadata(folder, **ctrec):

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from harness import (CTRECCTL, CTRECD, RUBY_PROGRAMS, Daemon, TempDirTest, Trace,
-                     run, service_config, trace_folders, validate, write)
+                     metadata, run, service_config, trace_folders, validate, write)
 
 SLOW = os.path.join(RUBY_PROGRAMS, "slow_counter.rb")
 
@@ -150,6 +150,36 @@ class ServiceTest(TempDirTest):
         validate(self, folders[0])
         self.assertEqual(Trace(folders[0]).state, "aborted: daemon stopped unexpectedly")
         self.assertIn("marked 1 trace(s)", d2.read_log())
+
+    def test_daemon_killed_before_its_first_flush(self):
+        """The metadata a new trace folder first shows already holds its
+        state, so a daemon killed before it flushed at all leaves a trace
+        the next one marks."""
+        d = Daemon(self.tmp, config_text(self.tmp, flush=60000))
+        # Enough calls for the shim to send some before its first flush.
+        src = write(os.path.join(self.tmp, "calls.rb"),
+                    "def f(i)\n  i\nend\n20000.times { |i| f(i) }\n"
+                    "puts 'waiting'\n$stdout.flush\n$stdin.read\n")
+        p = subprocess.Popen(["ruby", src], env=d.env(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        self.assertEqual(p.stdout.readline(), b"waiting\n")
+        out = os.path.join(self.tmp, "traces")
+        deadline = time.time() + 30
+        while not (trace_folders(out) and os.path.exists(
+                os.path.join(trace_folders(out)[0], "trace_metadata.json"))):
+            self.assertLess(time.time(), deadline, "no trace metadata")
+            time.sleep(0.01)
+        (folder,) = trace_folders(out)
+        d.proc.kill()
+        d.stop(expect=-signal.SIGKILL)
+        p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        Daemon(self.tmp, config_text(self.tmp)).stop()
+        # What it holds depends on what was written before the kill (with
+        # CTFS, nothing past the top-level call): its state is the point.
+        self.assertEqual(metadata(folder)["ctrec"]["state"],
+                         "aborted: daemon stopped unexpectedly")
 
     def test_print_config(self):
         cfg = os.path.join(self.tmp, "c.yaml")
