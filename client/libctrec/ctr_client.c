@@ -95,6 +95,7 @@ typedef struct ctr_client_s {
   int cur;
   ctr_client_buf_t out;      /* framed batches not yet sent (send_mu) */
   size_t out_off;            /* bytes of out already sent */
+  uint64_t sent;             /* bytes the socket took, ever (send_mu) */
   atomic_size_t backlog;     /* out's unsent bytes, for the program threads */
   atomic_bool overflow;      /* past the buffer bound: nothing is recorded */
   _Atomic uint64_t skipped;  /* events left out meanwhile, not yet reported */
@@ -311,10 +312,12 @@ static void ctr_client_pump(ctr_client_t *c, uint64_t deadline) {
   if (c->fd >= 0 && c->out_off < c->out.len) {
     ssize_t w = ctr_client_send_by(c->fd, c->out.data + c->out_off,
                                    c->out.len - c->out_off, deadline);
-    if (w < 0)
+    if (w < 0) {
       ctr_client_lost(c, strerror((int)-w));
-    else
+    } else {
       c->out_off += (size_t)w;
+      c->sent += (uint64_t)w;
+    }
   }
   if (c->fd < 0 || c->out_off == c->out.len) {
     c->out.len = c->out_off = 0;
@@ -749,14 +752,19 @@ static void ctr_client_read_control(ctr_client_t *c) {
 
 static void *ctr_client_thread_main(void *arg) {
   ctr_client_t *c = arg;
+  bool stalled = false;
   pthread_mutex_lock(&c->wake_mu);
   while (!c->thread_stop) {
-    /* With frames still queued (a daemon that does not read), the next
-     * slice of sending starts at once: it waits for the socket itself. */
-    if (atomic_load(&c->backlog) == 0) {
+    /* With frames still queued that the daemon takes, the next slice of
+     * sending starts at once: it waits for the socket itself. After a
+     * slice that sent nothing (a stopped daemon) it first waits a slice
+     * without send_mu: taking it back at once starved a program thread
+     * waiting for it (ctr_client_throttle) for many seconds. */
+    if (atomic_load(&c->backlog) == 0 || stalled) {
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
-      uint64_t ms = c->welcome.flush_ms ? c->welcome.flush_ms
+      uint64_t ms = stalled ? CTR_CLIENT_SLICE_MS
+                  : c->welcome.flush_ms ? c->welcome.flush_ms
                                         : CTR_CLIENT_FLUSH_MS_DEFAULT;
       ts.tv_sec += (time_t)(ms / 1000);
       ts.tv_nsec += (long)(ms % 1000) * 1000000L;
@@ -780,10 +788,12 @@ static void *ctr_client_thread_main(void *arg) {
     ctr_client_buf_t *b = ctr_client_swap(c);
     ctr_client_unlock(c);
     uint64_t slice = ctr_client_now_ns() + CTR_CLIENT_SLICE_MS * 1000000ull;
+    uint64_t before = c->sent;
     if (b != NULL)
       ctr_client_send_batch(c, b, slice);
     else
       ctr_client_pump(c, slice);
+    stalled = c->sent == before && atomic_load(&c->backlog) > 0;
     pthread_mutex_unlock(&c->send_mu);
 
     pthread_mutex_lock(&c->wake_mu);
