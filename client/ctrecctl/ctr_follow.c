@@ -22,6 +22,7 @@
 #include "ctr_jval.h"
 #include "ctr_reader.h"
 #include "ctr_render.h"
+#include "ctr_traces.h"
 
 #define STATUS_EVERY_MS 200
 /* How long a vanished session's folder may stay "recording" before the
@@ -105,43 +106,23 @@ static void copy_str(char *dst, size_t cap, const char *src) {
 }
 
 static bool read_meta(const char *dir, meta_t *m) {
-  char path[PATH_MAX + 32];
   const ctr_jval_t *c, *iv;
-  ctr_jval_t *root;
-  struct stat sb;
-  char *text;
-  ssize_t n;
-  int fd;
+  ctr_traces_meta_t tm;
 
   memset(m, 0, sizeof(*m));
-  snprintf(path, sizeof(path), "%s/trace_metadata.json", dir);
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (ctr_traces_meta_read(dir, &tm) != 0)
     return false;
-  if (fstat(fd, &sb) != 0 || sb.st_size > (16 << 20)) {
-    close(fd);
-    return false;
-  }
-  text = ctr_xrealloc(NULL, (size_t)sb.st_size + 1);
-  n = read(fd, text, (size_t)sb.st_size);
-  close(fd);
-  /* ctrecd replaces the file by rename, so a read sees one whole version. */
-  if (n < 0 || ctr_jval_parse(text, (size_t)n, &root) != 0) {
-    free(text);
-    return false;
-  }
-  free(text);
-  copy_str(m->workdir, sizeof(m->workdir), ctr_jval_str(root, "workdir"));
-  c = ctr_jval_get(root, "ctrec");
-  copy_str(m->state, sizeof(m->state), ctr_jval_str(c, "state"));
-  m->session = m->pid = m->index = m->daemon_pid = -1;
+  copy_str(m->workdir, sizeof(m->workdir), tm.workdir);
+  copy_str(m->state, sizeof(m->state), tm.state);
+  c = ctr_jval_get(tm.root, "ctrec");
+  m->session = m->index = m->daemon_pid = -1;
+  m->pid = tm.pid;
   ctr_jval_i64(ctr_jval_get(c, "session"), &m->session);
   ctr_jval_i64(ctr_jval_get(c, "daemon_pid"), &m->daemon_pid);
-  ctr_jval_i64(ctr_jval_get(c, "pid"), &m->pid);
   iv = ctr_jval_get(c, "interval");
   ctr_jval_i64(ctr_jval_get(iv, "index"), &m->index);
   copy_str(m->end_reason, sizeof(m->end_reason), ctr_jval_str(iv, "end_reason"));
-  ctr_jval_free(root);
+  ctr_traces_meta_free(&tm);
   m->ok = true;
   return true;
 }

@@ -1177,29 +1177,15 @@ static bool iso_seconds(const char *iso, time_t *out) {
 /* What the trace folder says of the program and of itself: its exit
  * status, how long the interval lasted and the folder's size. */
 static void trace_facts(ctr_buf_t *b, const char *dir) {
-  char path[PATH_MAX + 32], *text = NULL;
-  const ctr_jval_t *c, *iv, *st;
-  ctr_jval_t *root = NULL;
-  struct stat sb;
-  ssize_t n = -1;
+  const ctr_jval_t *c, *iv;
+  ctr_traces_meta_t m;
   int64_t status;
   time_t t0, t1;
-  int fd;
 
-  snprintf(path, sizeof(path), "%s/trace_metadata.json", dir);
-  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-    /* The filter it names can make it long, never this long. */
-    if (fstat(fd, &sb) == 0 && sb.st_size > 0 && sb.st_size < (16 << 20)) {
-      text = ctr_xmalloc((size_t)sb.st_size);
-      n = read(fd, text, (size_t)sb.st_size);
-    }
-    close(fd);
-  }
-  if (n > 0 && ctr_jval_parse(text, (size_t)n, &root) == 0) {
-    c = ctr_jval_get(root, "ctrec");
+  if (ctr_traces_meta_read(dir, &m) == 0) {
+    c = ctr_jval_get(m.root, "ctrec");
     iv = ctr_jval_get(c, "interval");
-    st = ctr_jval_get(c, "exit_status");
-    if (ctr_jval_i64(st, &status))
+    if (ctr_jval_i64(ctr_jval_get(c, "exit_status"), &status))
       ctr_buf_printf(b, "exit %" PRId64 ", ", status);
     else
       ctr_buf_puts(b, "no exit status, ");
@@ -1207,9 +1193,8 @@ static void trace_facts(ctr_buf_t *b, const char *dir) {
         iso_seconds(ctr_jval_str(iv, "end"), &t1) && t1 >= t0)
       ctr_buf_printf(b, t1 == t0 ? "under 1 s, " : "%lld s, ",
                      (long long)(t1 - t0));
-    ctr_jval_free(root);
   }
-  free(text);
+  ctr_traces_meta_free(&m);
   tree_bytes = 0;
   nftw(dir, add_size, 8, FTW_PHYS);
   format_size(b, tree_bytes);
