@@ -10,6 +10,7 @@ import re
 import resource
 import shutil
 import subprocess
+import threading
 import time
 
 from harness import (BUILD, CTRECCTL, RUBY_PROGRAMS, TempDirTest, record, run,
@@ -457,7 +458,8 @@ class CheckRules(TempDirTest):
     def test_live(self):
         """--live accepts what a trace being recorded looks like: state
         recording, a tail still being written, a paths file one flush behind,
-        no Step yet; it still reports every other problem."""
+        no Step yet, records a later flush wrote after the closing ] read; it
+        still reports every other problem."""
         recording = {"workdir": self.tmp, "program": self.program, "args": [],
                      "ctrec": {"state": "recording"}}
         base = "[\n" + ",\n".join(json.dumps(r) for r in base_records(self.program)) + "\n]"
@@ -479,6 +481,41 @@ class CheckRules(TempDirTest):
         records.append({"Return": {"return_value": INT}})
         self.assert_problem(self.make("broken", records, meta=recording),
                             "trace.json: record 21: Return without an open Call", "--live")
+        # Text after the ] is a later flush's only once that flush wrote over
+        # the ]; while the ] stands, it is the trace's own.
+        self.assert_problem(self.make("after", text=base + "\n[]", meta=recording),
+                            "trace.json: text after the closing ]", "--live")
+
+    def test_live_trace_written_while_read(self):
+        """A live trace.json grows as ctrecd flushes: records and a new
+        closing ] written over the old one. A check reading the old ] and
+        then the new records sees a whole trace, not text after its end."""
+        recording = {"workdir": self.tmp, "program": self.program, "args": [],
+                     "ctrec": {"state": "recording"}}
+        folder = self.make("growing", meta=recording)
+        path = os.path.join(folder, "trace.json")
+        with open(path, "rb") as f:
+            text = f.read()
+        step = b',\n{"Step": {"path_id": 0, "line": 5}}'
+        stop = threading.Event()
+
+        def flush_forever():
+            fd = os.open(path, os.O_WRONLY)
+            end = len(text) - len(b"\n]\n")
+            while not stop.is_set():
+                os.pwrite(fd, step * 20 + b"\n]\n", end)
+                end += 20 * len(step)
+                time.sleep(0.0005)
+            os.close(fd)
+
+        writer = threading.Thread(target=flush_forever)
+        writer.start()
+        try:
+            results = [self.check(folder, "--live") for _ in range(40)]
+        finally:
+            stop.set()
+            writer.join()
+        self.assertEqual([r for r in results if r[0] != 0], [])
 
     def test_usage_and_io_errors(self):
         folder = self.make("base")
