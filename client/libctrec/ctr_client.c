@@ -64,6 +64,9 @@ typedef struct ctr_client_buf_s {
 typedef struct ctr_client_s {
   atomic_flag busy;        /* the batch being filled: ctr_client_lock */
   pthread_mutex_t send_mu; /* the socket */
+  atomic_int send_wanted;  /* threads waiting for send_mu: the flush
+                            * thread lets go of it for them */
+  atomic_int fatal_pending; /* a signal for the flush thread: on_fatal */
   pthread_mutex_t wake_mu; /* the flush thread's sleep and thread_stop */
   pthread_cond_t wake;     /* wakes the flush thread (with wake_mu) */
   atomic_bool enabled;     /* connected, or reconnect pending after fork */
@@ -748,6 +751,124 @@ static void ctr_client_read_control(ctr_client_t *c) {
   }
 }
 
+/* ---- fatal signals --------------------------------------------------- */
+
+enum { CTR_TAKEN, CTR_PACKING, CTR_UNTAKEN };
+
+/* Takes the socket and the batch for ctr_client_on_fatal, waiting up to
+ * 200 ms for the flush thread to let go of the socket (it sends in
+ * slices). CTR_PACKING: a program thread holds the batch, packing an
+ * event; it may be this very thread, interrupted, so waiting is no use. */
+static int ctr_client_take_for_signal(ctr_client_t *c) {
+  int got = CTR_UNTAKEN;
+  atomic_fetch_add(&c->send_wanted, 1);
+  for (int i = 0; i < 200 && got == CTR_UNTAKEN; i++) {
+    bool sending = pthread_mutex_trylock(&c->send_mu) != 0;
+    if (atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire))
+      got = CTR_PACKING;
+    else if (sending)
+      ctr_client_unlock(c);
+    else
+      got = CTR_TAKEN;
+    if (!sending && got != CTR_TAKEN)
+      pthread_mutex_unlock(&c->send_mu);
+    if (got == CTR_UNTAKEN) {
+      struct timespec ms = {0, 1000000};
+      nanosleep(&ms, NULL);
+    }
+  }
+  atomic_fetch_sub(&c->send_wanted, 1);
+  return got;
+}
+
+/* Ends the session for a fatal signal: what is queued, the batch, then a
+ * BYE with status 128 + sig, through send() alone, with no allocation.
+ * Caller holds send_mu and mu. */
+static void ctr_client_end_by_signal(ctr_client_t *c, int sig) {
+  /* ctr_client_finish may be under way on another thread (it marks the
+   * client finished first): until it takes the locks, the end is sent
+   * here. */
+  if (!atomic_load(&c->enabled) || c->fd < 0 || c->reconnect || c->oom)
+    return;
+  unsigned char end[64], *p = end;
+  uint64_t filtered = atomic_exchange(&c->filtered, 0);
+  ctr_client_buf_t *b = &c->batch[c->cur];
+  p = ctr_enc_head(p, 2, CTR_MSG_TIME);
+  p = ctr_enc_uint(p, ctr_client_now_ns());
+  if (filtered > 0) {
+    p = ctr_enc_head(p, 3, CTR_MSG_LOST);
+    p = ctr_enc_uint(p, filtered);
+    p = ctr_enc_text_head(p, false, 8);
+    memcpy(p, "filtered", 8);
+    p += 8;
+  }
+  p = ctr_enc_head(p, 2, CTR_MSG_BYE);
+  p = ctr_enc_int(p, 128 + sig);
+  /* What is queued first, then the batch and the end, all within
+   * wait_ms: a daemon that does not read must not hold the death. */
+  uint64_t deadline = ctr_client_now_ns() + ctr_client_wait_ns(c);
+  ssize_t w = c->out.len > c->out_off
+                  ? ctr_client_send_by(c->fd, c->out.data + c->out_off,
+                                       c->out.len - c->out_off, deadline)
+                  : 0;
+  if (w >= 0 && (size_t)w == c->out.len - c->out_off &&
+      (b->len == 0 ||
+       ctr_client_send_frame(c->fd, b->data, b->len, deadline) == 0))
+    ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end),
+                          deadline);
+  b->len = 0;
+  c->finished = true;
+  atomic_store(&c->enabled, false);
+}
+
+/* SIGTERM or SIGHUP with its default action, which kills the process where
+ * it stands (Python leaves both so; a pool terminates its workers with
+ * SIGTERM): the session ends first, then the default action runs and the
+ * process dies of the signal as it would have. With the socket and the
+ * batch free (a flush or the end of the session holds these signals off
+ * while it sends) the session ends here. A program thread packing an event
+ * holds the batch, and it may be the one interrupted: the signal is then
+ * the flush thread's, which ends the session and sends it again within
+ * flush_ms (ctr_client_fatal_pending), while the interrupted thread, its
+ * event packed, waits for it (ctr_client_end). Without a flush thread, or
+ * with the socket held for 200 ms, the trace ends aborted. */
+static void ctr_client_on_fatal(int sig) {
+  ctr_client_t *c = &g_client;
+  int saved = errno;
+  int got = ctr_client_take_for_signal(c);
+  if (got == CTR_PACKING && c->thread_running && !c->finished) {
+    atomic_store(&c->fatal_pending, sig);
+    errno = saved;
+    return;
+  }
+  if (got == CTR_TAKEN) {
+    ctr_client_end_by_signal(c, sig);
+    ctr_client_unlock(c);
+    pthread_mutex_unlock(&c->send_mu);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig); /* delivered when this handler returns */
+  errno = saved;
+}
+
+/* The flush thread's part of a fatal signal a packing thread got: once
+ * that thread lets go of the batch, the session ends with everything
+ * packed so far, then the signal goes to the process again, now with its
+ * default action. False when none is pending. */
+static bool ctr_client_fatal_pending(ctr_client_t *c) {
+  int sig = atomic_load(&c->fatal_pending);
+  if (sig == 0)
+    return false;
+  pthread_mutex_lock(&c->send_mu);
+  ctr_client_lock(c);
+  ctr_client_end_by_signal(c, sig);
+  ctr_client_unlock(c);
+  pthread_mutex_unlock(&c->send_mu);
+  signal(sig, SIG_DFL);
+  kill(getpid(), sig); /* this thread blocks it: another takes it */
+  return true;
+}
+
 /* ---- flush thread --------------------------------------------------- */
 
 static void *ctr_client_thread_main(void *arg) {
@@ -757,9 +878,11 @@ static void *ctr_client_thread_main(void *arg) {
   while (!c->thread_stop) {
     /* With frames still queued that the daemon takes, the next slice of
      * sending starts at once: it waits for the socket itself. After a
-     * slice that sent nothing (a stopped daemon) it first waits a slice
-     * without send_mu: taking it back at once starved a program thread
-     * waiting for it (ctr_client_throttle) for many seconds. */
+     * slice that sent nothing (a stopped daemon), or while another thread
+     * waits for send_mu (ctr_client_throttle, ctr_client_on_fatal), it
+     * first waits a slice without send_mu: taking it back at once starved
+     * them for seconds behind a slow daemon. */
+    stalled = stalled || atomic_load(&c->send_wanted) > 0;
     if (atomic_load(&c->backlog) == 0 || stalled) {
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
@@ -777,6 +900,8 @@ static void *ctr_client_thread_main(void *arg) {
     if (c->thread_stop)
       break;
     pthread_mutex_unlock(&c->wake_mu);
+    if (ctr_client_fatal_pending(c))
+      return NULL;
 
     pthread_mutex_lock(&c->send_mu);
     if (c->fd >= 0)
@@ -812,81 +937,6 @@ static void ctr_client_thread_start(ctr_client_t *c) {
   if (pthread_create(&c->thread, NULL, ctr_client_thread_main, c) == 0)
     c->thread_running = true;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* ---- fatal signals --------------------------------------------------- */
-
-/* Takes the socket and the batch for ctr_client_on_fatal, waiting up to
- * 200 ms for another thread to let go of them (the flush thread sends for
- * a moment now and then); false when they stay taken, as they do when this
- * very thread was interrupted holding them. */
-static bool ctr_client_take_for_signal(ctr_client_t *c) {
-  for (int i = 0; i < 200; i++) {
-    if (pthread_mutex_trylock(&c->send_mu) == 0) {
-      if (!atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire))
-        return true;
-      pthread_mutex_unlock(&c->send_mu);
-    }
-    struct timespec ms = {0, 1000000};
-    nanosleep(&ms, NULL);
-  }
-  return false;
-}
-
-/* SIGTERM or SIGHUP with its default action, which kills the process where
- * it stands (Python leaves both so; a pool terminates its workers with
- * SIGTERM): the session ends first, as far as that is safe in a signal
- * handler. Once the socket and the batch are free (a flush or the end of
- * the session holds these signals off while it sends), the batch goes out,
- * then a BYE with status 128 + the signal, through send() alone, with no
- * allocation; if they stay taken (this thread was interrupted packing) the
- * trace ends aborted as before. Then the default action runs: the process
- * dies of the signal as it would have. */
-static void ctr_client_on_fatal(int sig) {
-  ctr_client_t *c = &g_client;
-  ctr_client_buf_t *b;
-  int saved = errno;
-  if (ctr_client_take_for_signal(c)) {
-    /* ctr_client_finish may be under way on another thread (it marks the
-     * client finished first): until it takes the locks, the end is sent
-     * here. */
-    if (atomic_load(&c->enabled) && c->fd >= 0 && !c->reconnect && !c->oom) {
-      unsigned char end[64], *p = end;
-      uint64_t filtered = atomic_exchange(&c->filtered, 0);
-      b = &c->batch[c->cur];
-      p = ctr_enc_head(p, 2, CTR_MSG_TIME);
-      p = ctr_enc_uint(p, ctr_client_now_ns());
-      if (filtered > 0) {
-        p = ctr_enc_head(p, 3, CTR_MSG_LOST);
-        p = ctr_enc_uint(p, filtered);
-        p = ctr_enc_text_head(p, false, 8);
-        memcpy(p, "filtered", 8);
-        p += 8;
-      }
-      p = ctr_enc_head(p, 2, CTR_MSG_BYE);
-      p = ctr_enc_int(p, 128 + sig);
-      /* What is queued first, then the batch and the end, all within
-       * wait_ms: a daemon that does not read must not hold the death. */
-      uint64_t deadline = ctr_client_now_ns() + ctr_client_wait_ns(c);
-      ssize_t w = c->out.len > c->out_off
-                      ? ctr_client_send_by(c->fd, c->out.data + c->out_off,
-                                           c->out.len - c->out_off, deadline)
-                      : 0;
-      if (w >= 0 && (size_t)w == c->out.len - c->out_off &&
-          (b->len == 0 ||
-           ctr_client_send_frame(c->fd, b->data, b->len, deadline) == 0))
-        ctr_client_send_frame(c->fd, (const char *)end, (size_t)(p - end),
-                              deadline);
-      b->len = 0;
-      c->finished = true;
-      atomic_store(&c->enabled, false);
-    }
-    ctr_client_unlock(c);
-    pthread_mutex_unlock(&c->send_mu);
-  }
-  signal(sig, SIG_DFL);
-  raise(sig); /* delivered when this handler returns */
-  errno = saved;
 }
 
 /* Catches the fatal signals whose action is still the default one. */
@@ -1093,6 +1143,7 @@ static void ctr_client_atfork_child(void) {
   atomic_store(&c->backlog, 0);
   atomic_store(&c->overflow, false);
   atomic_store(&c->skipped, 0);
+  atomic_store(&c->fatal_pending, 0); /* the parent's */
   c->oom = false;
   c->forked_from = g_prefork_pid;
   c->thread_running = false; /* the thread did not survive fork */
@@ -1231,7 +1282,9 @@ static bool ctr_client_room_left(ctr_client_t *c, bool *caught_up) {
 static void ctr_client_throttle(ctr_client_t *c, size_t bound) {
   sigset_t old;
   ctr_client_block_fatal(&old);
+  atomic_fetch_add(&c->send_wanted, 1);
   pthread_mutex_lock(&c->send_mu);
+  atomic_fetch_sub(&c->send_wanted, 1);
   ctr_client_lock(c);
   ctr_client_buf_t *b = ctr_client_swap(c);
   ctr_client_unlock(c);
@@ -1277,10 +1330,27 @@ msgpack_packer *ctr_client_begin(void) {
   return &c->pk;
 }
 
+/* A thread whose event a fatal signal interrupted goes no further than
+ * that event, as it would have without the shim: it waits for the flush
+ * thread to end the session and send the signal again, or ends the
+ * process itself should that not come. */
+static void ctr_client_await_fatal(ctr_client_t *c) {
+  uint64_t until = ctr_client_now_ns() + ctr_client_wait_ns(c) +
+                   (c->welcome.flush_ms + 1000) * 1000000ull;
+  struct timespec ms = {0, 1000000};
+  while (ctr_client_now_ns() < until)
+    nanosleep(&ms, NULL);
+  int sig = atomic_load(&c->fatal_pending);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 void ctr_client_end(void) {
   ctr_client_t *c = &g_client;
   bool full = c->batch[c->cur].len >= CTR_CLIENT_BATCH;
   ctr_client_unlock(c);
+  if (atomic_load_explicit(&c->fatal_pending, memory_order_relaxed))
+    ctr_client_await_fatal(c);
   if (full)
     ctr_client_flush_by(c, false, ctr_client_now_ns());
 }
@@ -1336,6 +1406,14 @@ void ctr_client_finish(int64_t exit_status) {
   ctr_client_block_fatal(&old);
   c->finished = true;
   ctr_client_thread_stop(c);
+  /* A fatal signal the flush thread had no time for: the program dies of
+   * it once the session has ended with its status. */
+  int sig = atomic_load(&c->fatal_pending);
+  if (sig != 0) {
+    exit_status = 128 + sig;
+    signal(sig, SIG_DFL);
+    kill(getpid(), sig); /* delivered once unblocked, at the end */
+  }
   if (c->reconnect) {
     /* A fork child that never recorded anything has no session to end. */
     c->reconnect = false;

@@ -8,6 +8,7 @@ program must behave exactly as it does untraced."""
 import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +16,8 @@ import tempfile
 import unittest
 
 from harness import (PY_SHIM, SOURCE, DaemonTest, TempDirTest, Trace,
-                     expected_to_differ_in_ctfs, extra_pythons, record, run, trace_folders,
-                     validate)
+                     expected_to_differ_in_ctfs, extra_pythons, metadata, record, run,
+                     trace_folders, validate)
 
 PY_PROGRAMS = os.path.join(SOURCE, "tests", "programs", "python")
 PYTHON = "python3"
@@ -26,7 +27,7 @@ os.environ.pop("PYTHONPATH", None)
 # Arguments some programs need.
 ARGS = {"imports.py": ["a", "b"]}
 # Checked by their own tests: no complete single trace to compare steps with.
-SPECIAL = {"os_exit.py", "forking.py", "sigterm.py", "pool.py"}
+SPECIAL = {"os_exit.py", "forking.py", "sigterm.py", "sigterm_busy.py", "pool.py"}
 
 
 def _soabi(exe):
@@ -364,6 +365,26 @@ class RecordDetails(TempDirTest):
         self.assertEqual(t.call_names().count("work"), 3)
         self.assertIn(("sigterm.py", 16), t.line_steps())  # the os.kill line
         self.assertEqual(t.output(0), plain.stdout.decode())
+
+    def test_sigterm_while_recording_lines_ends_the_trace(self):
+        # The signal mostly lands while the shim packs an event, holding the
+        # batch the end of the session must send: the trace still ends
+        # complete, with the steps up to the signal.
+        prog = os.path.join(PY_PROGRAMS, "sigterm_busy.py")
+        plain = run([self.python, prog])
+        self.assertEqual((plain.returncode, plain.stdout), (-signal.SIGTERM, b"working\n"))
+        for attempt in range(3):
+            with self.subTest(attempt=attempt):
+                out_dir = os.path.join(self.tmp, f"out-busy-{attempt}")
+                rec = record([self.python, prog], out_dir)
+                self.assertEqual((rec.returncode, rec.stdout), (plain.returncode, plain.stdout))
+                folder, = trace_folders(out_dir)
+                validate(self, folder)
+                meta = metadata(folder)["ctrec"]
+                self.assertEqual(meta["state"], "complete")
+                self.assertEqual(meta["exit_status"], 128 + signal.SIGTERM)
+                self.assertGreater(meta["counters"]["calls"], 10)
+                shutil.rmtree(out_dir)
 
     def test_pool_workers_recorded_whole(self):
         # The pool's workers leave with os._exit or die of its SIGTERM;
