@@ -2,12 +2,13 @@
  * with the project's writer library, for the tests of ctrecctl's CTFS
  * reading while ctrecd cannot write CTFS itself (test-only, not installed).
  *
- *   ctfs_mirror [--delay MS] [--flush N] TRACE_DIR OUT.ct
+ *   ctfs_mirror [--delay MS] [--flush N] [--flush-at KIND] TRACE_DIR OUT.ct
  *
  * Every record maps to the writer call a session would make; values go
  * through the writer's own encoder (wire value, then CBOR). With --delay it
- * flushes at the first Step after every N records and sleeps MS
- * milliseconds, for live tests. */
+ * flushes at the first record of KIND (Step unless told) after every N
+ * records and sleeps MS milliseconds, for live tests: at Event, a follower
+ * finds a step, then its output a flush later, as ctrecd may write them. */
 #include <msgpack.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,6 +169,7 @@ static void check(int rc, const char *what) {
 int main(int argc, char **argv) {
   ids_t paths = {0}, funcs = {0}, vars = {0}, types = {0};
   long delay = 0, every = 1, n = 0;
+  const char *at = "Step";
   ctr_buf_t b = {0};
   ctr_reader_t *t;
   ctr_reader_rec_t r;
@@ -179,9 +181,12 @@ int main(int argc, char **argv) {
       delay = atol(argv[a + 1]);
     else if (strcmp(argv[a], "--flush") == 0)
       every = atol(argv[a + 1]);
+    else if (strcmp(argv[a], "--flush-at") == 0)
+      at = argv[a + 1];
   }
   if (argc - a != 2) {
-    fprintf(stderr, "usage: ctfs_mirror [--delay MS] [--flush N] DIR OUT.ct\n");
+    fprintf(stderr, "usage: ctfs_mirror [--delay MS] [--flush N] "
+                    "[--flush-at KIND] DIR OUT.ct\n");
     return 2;
   }
   check(ctr_reader_open(&t, argv[a], false), "open the JSON trace");
@@ -191,8 +196,9 @@ int main(int argc, char **argv) {
   while ((rc = ctr_reader_next(t, &r)) == 1) {
     const ctr_jval_t *p = r.rec->child, *e;
     const char *k = p ? p->key : "";
-    /* A flush ends the latest step's values: flush before a Step. */
-    if (delay && n >= every && strcmp(k, "Step") == 0) {
+    /* A flush ends the latest step's values: flush before a Step, or
+     * before an Event, which comes after them. */
+    if (delay && n >= every && strcmp(k, at) == 0) {
       struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
       check(ctr_ctfs_flush(w), "flush");
       nanosleep(&ts, NULL);

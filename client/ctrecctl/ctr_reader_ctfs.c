@@ -628,6 +628,25 @@ static void leave(ctfs_t *f, uint64_t i, bool at) {
     push(&f->q, f->open[--f->nopen].ret);
 }
 
+/* Queues the events read (evs, from *e on) of the steps before step
+ * limit. Returns 0 or CTR_EPROTO. */
+static int push_events(ctfs_t *f, const recs_t *evs, size_t *e,
+                       uint64_t limit) {
+  for (; *e < evs->n; ++*e, f->events++) {
+    uint64_t at;
+    ctr_jval_t *r = event(&evs->v[*e], &at);
+    if (r == NULL)
+      return fail(f, CTR_EPROTO,
+                  "trace.ct: events record %" PRIu64 ": damaged", f->events);
+    if (at >= limit) {
+      ctr_jval_free(r);
+      break;
+    }
+    push(&f->q, r);
+  }
+  return 0;
+}
+
 /* Whether every call entered at step i and every event at it is read:
  * the streams were read to their end, or past step i. */
 static bool step_known(const ctfs_t *f, uint64_t i, const recs_t *evs,
@@ -682,6 +701,10 @@ static int poll_trace(ctfs_t *f) {
                 f->events + evs.n - 1);
     ctr_jval_free(r);
   }
+  /* Events at a step an earlier poll handed out as the last one (a flush
+   * came between the step and them) go out now, before any later step. */
+  if (rc == 0)
+    rc = push_events(f, &evs, &e, f->steps);
   /* A step is complete once its values record is there. */
   ready = f->steps + (steps.n < vals.n ? steps.n : vals.n);
   f->more = rc == 0 && (!steps.all || !vals.all);
@@ -696,34 +719,16 @@ static int poll_trace(ctfs_t *f) {
     enter(f, &next, i, first);
     leave(f, i, false);
     rc = push_step(f, i, &steps.v[i - first], &vals.v[i - first]);
-    for (; rc == 0 && e < evs.n; e++, f->events++) {
-      uint64_t at;
-      ctr_jval_t *r = event(&evs.v[e], &at);
-      if (r == NULL)
-        rc = fail(f, CTR_EPROTO, "trace.ct: events record %" PRIu64 ": damaged",
-                  f->events);
-      else if (at > i) {
-        ctr_jval_free(r);
-        break;
-      } else
-        push(&f->q, r);
-    }
+    if (rc == 0)
+      rc = push_events(f, &evs, &e, i + 1);
     leave(f, i, true);
     f->steps = i + 1;
   }
   /* A finished trace may hold calls and output but no step (a program
    * whose code was all filtered out): they are not lost with it. */
   if (rc == 0 && !f->live && f->steps == 0) {
-    uint64_t at;
     enter(f, &next, UINT64_MAX, first);
-    for (; rc == 0 && e < evs.n; e++, f->events++) {
-      ctr_jval_t *r = event(&evs.v[e], &at);
-      if (r == NULL)
-        rc = fail(f, CTR_EPROTO, "trace.ct: events record %" PRIu64 ": damaged",
-                  f->events);
-      else
-        push(&f->q, r);
-    }
+    rc = push_events(f, &evs, &e, UINT64_MAX);
     leave(f, UINT64_MAX, true);
   }
   if (next > 0) {

@@ -704,10 +704,10 @@ def each_python(test, fn):
             fn(py)
 
 
-def start_live_mirror(test, folder):
-    """Starts writing folder's records slowly as live/trace.ct beside the
-    metadata saying "recording"; returns (live folder, writer) once the
-    file exists."""
+def start_live_mirror(test, folder, opts=("--delay", "100", "--flush", "300")):
+    """Starts writing folder's records slowly (ctfs_mirror opts) as
+    live/trace.ct beside the metadata saying "recording"; returns (live
+    folder, writer) once the file exists."""
     live = os.path.join(test.tmp, "live")
     os.makedirs(live)
     shutil.copytree(os.path.join(folder, "files"), os.path.join(live, "files"))
@@ -716,8 +716,8 @@ def start_live_mirror(test, folder):
     meta["ctrec"]["state"] = "recording"
     with open(os.path.join(live, "trace_metadata.json"), "w") as f:
         json.dump(meta, f)
-    writer = subprocess.Popen([CTFS_MIRROR, "--delay", "100", "--flush", "300", folder,
-                               os.path.join(live, "trace.ct")], stderr=subprocess.PIPE)
+    writer = subprocess.Popen([CTFS_MIRROR, *opts, folder, os.path.join(live, "trace.ct")],
+                              stderr=subprocess.PIPE)
     while not os.path.exists(os.path.join(live, "trace.ct")) and writer.poll() is None:
         time.sleep(0.01)
     return live, writer

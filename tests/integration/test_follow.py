@@ -65,6 +65,31 @@ def file_records(folder):
     return lines, json.loads(text)
 
 
+def assert_feed_is(test, got, texts, ctfs=FORMAT == "ctfs"):
+    """The --json feed is the trace's records, in order. Live, a CTFS
+    follower hands out declarations as each poll finds them, and skips
+    the calls written after their first step was handed out, with their
+    returns (docs/ctfs.md): only those may be missing."""
+    if not ctfs:
+        test.assertEqual(got, texts)
+        return
+    decl = re.compile(r'\{"(Path|Function|Type|VariableName)"')
+    for kind in ("Path", "Function", "Type", "VariableName"):
+        test.assertEqual([l for l in got if l.startswith(f'{{"{kind}"')],
+                         [l for l in texts if l.startswith(f'{{"{kind}"')])
+    got = [l for l in got if not decl.match(l)]
+    texts = [l for l in texts if not decl.match(l)]
+    missing, at = [], 0
+    for line in got:
+        while at < len(texts) and texts[at] != line:
+            missing.append(texts[at])
+            at += 1
+        test.assertLess(at, len(texts), f"{line} is not in the trace, or out of order")
+        at += 1
+    missing += texts[at:]
+    test.assertEqual([m for m in missing if not re.match(r'\{"(Call|Return)"', m)], [])
+
+
 class FollowTest(TempDirTest):
     def setUp(self):
         super().setUp()
@@ -99,30 +124,6 @@ class FollowTest(TempDirTest):
 
     def traces(self):
         return trace_folders(os.path.join(self.tmp, "traces"))
-
-    def assert_feed_is(self, got, texts):
-        """The --json feed is the trace's records, in order. Live, a CTFS
-        follower hands out declarations as each poll finds them, and skips
-        the calls written after their first step was handed out, with their
-        returns (docs/ctfs.md): only those may be missing."""
-        if FORMAT == "json":
-            self.assertEqual(got, texts)
-            return
-        decl = re.compile(r'\{"(Path|Function|Type|VariableName)"')
-        for kind in ("Path", "Function", "Type", "VariableName"):
-            self.assertEqual([l for l in got if l.startswith(f'{{"{kind}"')],
-                             [l for l in texts if l.startswith(f'{{"{kind}"')])
-        got = [l for l in got if not decl.match(l)]
-        texts = [l for l in texts if not decl.match(l)]
-        missing, at = [], 0
-        for line in got:
-            while at < len(texts) and texts[at] != line:
-                missing.append(texts[at])
-                at += 1
-            self.assertLess(at, len(texts), f"{line} is not in the trace, or out of order")
-            at += 1
-        missing += texts[at:]
-        self.assertEqual([m for m in missing if not re.match(r'\{"(Call|Return)"', m)], [])
 
     def test_step_listing_is_live_and_ends_with_the_session(self):
         prog, prog_out = self.ticker("ruby", 8, 0.3)
@@ -188,7 +189,7 @@ class FollowTest(TempDirTest):
         self.assertEqual(len(folders), 1)
         texts, records = file_records(folders[0])
         got = out.lines()
-        self.assert_feed_is(got, texts)
+        assert_feed_is(self, got, texts)
         self.assertEqual(len(records), len(texts))
         # The program's output arrived through the feed too.
         events = [json.loads(line)["Event"]["content"] for line in got if '"Event"' in line]
@@ -229,8 +230,8 @@ class FollowTest(TempDirTest):
             "ended": 1, "state": "complete", "end_reason": "stopped by ctrecctl",
             "next": 2, "trace": folders[1]}})
         first = file_records(folders[0])[0]
-        self.assert_feed_is(got[:bounds[0]], first)
-        self.assert_feed_is(got[bounds[0] + 1:], file_records(folders[1])[0])
+        assert_feed_is(self, got[:bounds[0]], first)
+        assert_feed_is(self, got[bounds[0] + 1:], file_records(folders[1])[0])
         lines = text.lines()
         self.assertIn(f"== interval 2: {folders[1]} ==", lines)
         self.assertEqual(lines[-2:], ["== interval 2 complete (program exited) ==",
@@ -330,18 +331,17 @@ class FollowCtfs(TempDirTest):
     def test_python(self):
         each_python(self, lambda py: self.assert_same_listing("python", py))
 
-    def test_live(self):
-        """While a slow writer flushes trace.ct, follow shows its steps as
-        they arrive (calls are only written once the calls opened before
-        them returned, so a live listing has the steps and output without
-        the calls still open) and ends when the metadata says complete."""
-        folder, _ = record_ctfs_pair(self, "python")
-        live, writer = start_live_mirror(self, folder)
-        p = subprocess.Popen([CTRECCTL, "follow", live], stdout=subprocess.PIPE,
+    def follow_live_mirror(self, folder, opts, shown, *follow_opts):
+        """follow [follow_opts] of a trace.ct that ctfs_mirror opts writes
+        from folder while the metadata says recording, then complete;
+        returns the lines follow printed, the first line matching shown
+        (a step) while the writer still wrote."""
+        live, writer = start_live_mirror(self, folder, opts)
+        p = subprocess.Popen([CTRECCTL, "follow", *follow_opts, live], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         lines = Lines(p.stdout)
         try:
-            lines.wait_for(r"prog\.py:\d+")
+            lines.wait_for(shown)
             self.assertIsNone(writer.poll(), "the writer ended before a step was shown")
             self.assertEqual(writer.wait(timeout=60), 0)
             time.sleep(0.3)
@@ -358,7 +358,26 @@ class FollowCtfs(TempDirTest):
             for f in (p.stderr, p.stdout, writer.stderr):
                 f.close()
         self.assertEqual((p.returncode, err), (0, b""))
-        got = lines.lines()
+        return lines.lines()
+
+    def test_live_output_stays_with_its_step(self):
+        """A flush between a step and its output (ctrecd flushes on a timer,
+        not at steps): a follower hands the step out, then its output at
+        the next poll, still before any later step."""
+        folder, ctfs = record_ctfs_pair(self, "python")
+        got = self.follow_live_mirror(folder, ("--delay", "150", "--flush", "1",
+                                               "--flush-at", "Event"), r'^\{"Step"', "--json")
+        self.assertEqual(len([l for l in got if l.startswith('{"Event"')]), 5)
+        assert_feed_is(self, got, file_records(ctfs)[0], ctfs=True)
+
+    def test_live(self):
+        """While a slow writer flushes trace.ct, follow shows its steps as
+        they arrive (calls are only written once the calls opened before
+        them returned, so a live listing has the steps and output without
+        the calls still open) and ends when the metadata says complete."""
+        folder, _ = record_ctfs_pair(self, "python")
+        got = self.follow_live_mirror(folder, ("--delay", "100", "--flush", "300"),
+                                      r"prog\.py:\d+")
         self.assertEqual(got[-1], "== interval 1 complete (program exited) ==")
         steps = [line.strip() for line in got if re.fullmatch(r"\s*#\d+ prog\.py:\d+  \S.*", line)]
         want = [line.strip() for line in self.listing(folder).splitlines()
