@@ -26,6 +26,9 @@
  * feed gives up on it (ctrecd completes it before the session disappears,
  * so only a daemon that died leaves it so). */
 #define GONE_GRACE_MS 2000
+/* How long follow DIR waits for a folder's metadata before reading the
+ * folder as it is (ctrecd writes it a moment after the trace file). */
+#define META_WAIT_MS 2000
 
 static const char *prog_name = "ctrecctl";
 static volatile sig_atomic_t interrupted;
@@ -443,12 +446,17 @@ int ctr_follow_folder(const ctr_follow_opts_t *o, const char *dir) {
   memset(&f, 0, sizeof(f));
   f.o = o;
   catch_signals();
-  if (tail_open(&f.t, dir, read_meta(dir, &m) && m.index > 0 ? (uint64_t)m.index : 0,
+  /* ctrecd writes a new folder's metadata right after its trace file: a
+   * folder found in between gets a moment to have it. */
+  for (int64_t until = now_ms() + META_WAIT_MS;
+       !read_meta(dir, &m) && now_ms() < until && !interrupted;)
+    sleep_ms(o->poll_ms);
+  if (tail_open(&f.t, dir, m.ok && m.index > 0 ? (uint64_t)m.index : 0,
                 o->json) != 0)
     return 1;
   for (;;) {
     /* Metadata first: when it says finished, the drain after it has seen
-     * every record. A folder without metadata is read as it is. */
+     * every record. A folder still without metadata is read as it is. */
     bool has = read_meta(dir, &m), finished = !has || meta_finished(&m);
     if (drain(&f.t, o->json) < 0) {
       rc = 1;

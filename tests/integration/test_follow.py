@@ -360,6 +360,29 @@ class FollowCtfs(TempDirTest):
         self.assertEqual((p.returncode, err), (0, b""))
         return lines.lines()
 
+    def test_folder_found_before_its_metadata(self):
+        """ctrecd writes a new folder's metadata just after its trace file:
+        follow DIR started in between waits for it, then follows the trace
+        it names, instead of ending at once with a folder read as it is."""
+        _, ctfs = record_ctfs_pair(self, "python")
+        meta = os.path.join(ctfs, "trace_metadata.json")
+        with open(meta) as f:
+            saved = f.read()
+        os.unlink(meta)
+        p = subprocess.Popen([CTRECCTL, "follow", ctfs], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        time.sleep(0.5)
+        self.assertIsNone(p.poll(), "follow did not wait for the metadata")
+        with open(meta + ".new", "w") as f:
+            f.write(saved)
+        os.replace(meta + ".new", meta)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((p.returncode, err), (0, b""))
+        self.assertRegex(out.decode(), r"^== interval 1: ")
+        self.assertIn("[stdout] line 3", out.decode())
+        self.assertTrue(out.decode().endswith("== interval 1 complete (program exited) ==\n"))
+
     def test_live_output_stays_with_its_step(self):
         """A flush between a step and its output (ctrecd flushes on a timer,
         not at steps): a follower hands the step out, then its output at
