@@ -1412,7 +1412,7 @@ void ctr_client_finish(int64_t exit_status) {
   if (sig != 0) {
     exit_status = 128 + sig;
     signal(sig, SIG_DFL);
-    kill(getpid(), sig); /* delivered once unblocked, at the end */
+    raise(sig); /* to this thread, once unblocked at the end */
   }
   if (c->reconnect) {
     /* A fork child that never recorded anything has no session to end. */
