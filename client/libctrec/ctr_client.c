@@ -1338,6 +1338,9 @@ static void ctr_client_await_fatal(ctr_client_t *c) {
   uint64_t until = ctr_client_now_ns() + ctr_client_wait_ns(c) +
                    (c->welcome.flush_ms + 1000) * 1000000ull;
   struct timespec ms = {0, 1000000};
+  pthread_mutex_lock(&c->wake_mu); /* now, not at its next flush */
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->wake_mu);
   while (ctr_client_now_ns() < until)
     nanosleep(&ms, NULL);
   int sig = atomic_load(&c->fatal_pending);
