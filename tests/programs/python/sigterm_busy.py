@@ -10,9 +10,9 @@ def step(n):
     return n + 1
 
 
-subprocess.Popen(["sh", "-c", f"sleep 0.3; kill -TERM {os.getpid()}"])
 print("working")
 sys.stdout.flush()
+subprocess.Popen(["sh", "-c", f"sleep 0.3; kill -TERM {os.getpid()}"])
 n = 0
 end = time.time() + 60
 while time.time() < end:
