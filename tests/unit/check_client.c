@@ -4,11 +4,13 @@
  * under ThreadSanitizer in CI (tests/run.sh), and normally everywhere. */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctr_client.h"
@@ -138,7 +140,8 @@ static void *sink_main(void *arg) {
   return NULL;
 }
 
-static void sink_start(int close_after) {
+/* Listens on a fresh socket that CT_RECORDER_SOCKET names. */
+static void sink_listen(int close_after) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
   memset(&sink, 0, sizeof(sink));
@@ -150,8 +153,12 @@ static void sink_start(int close_after) {
   sink.listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
   ck_assert_int_eq(bind(sink.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
   ck_assert_int_eq(listen(sink.listen_fd, 1), 0);
-  ck_assert_int_eq(pthread_create(&sink.tid, NULL, sink_main, NULL), 0);
   setenv("CT_RECORDER_SOCKET", sink.path, 1);
+}
+
+static void sink_start(int close_after) {
+  sink_listen(close_after);
+  ck_assert_int_eq(pthread_create(&sink.tid, NULL, sink_main, NULL), 0);
 }
 
 static void sink_join(void) {
@@ -251,6 +258,46 @@ START_TEST(test_daemon_goes_away) {
 }
 END_TEST
 
+/* SIGTERM lands while the program's thread packs an event, holding the
+ * batch: the event is finished and sent, then a BYE with 128 + SIGTERM,
+ * and the process dies of the signal (in a child, forked before the sink
+ * thread starts: ThreadSanitizer has a child of a threaded process start
+ * no threads). */
+START_TEST(test_fatal_signal_while_packing) {
+  static const ctr_client_info_t info = {.lang = "python",
+                                         .lang_version = "3.11",
+                                         .shim_version = "check",
+                                         .program = "/tmp/prog.py"};
+  int status;
+  pid_t pid;
+
+  sink_listen(0);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    msgpack_packer *pk;
+    signal(SIGTERM, SIG_DFL); /* Check's passes it to the process group */
+    if (ctr_client_start(&info) != 0 || (pk = ctr_client_begin()) == NULL)
+      _exit(2);
+    ctr_pack_thread(pk, 0);
+    ctr_pack_step(pk, 0, 0);
+    raise(SIGTERM);
+    ctr_pack_step(pk, 0, 1);
+    ctr_client_end(); /* the thread waits here for its end */
+    _exit(3);
+  }
+  ck_assert_int_eq(pthread_create(&sink.tid, NULL, sink_main, NULL), 0);
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  sink_join();
+  ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM,
+                "the client did not die of SIGTERM (status %d)", status);
+  ck_assert_msg(sink.bye, "no BYE");
+  ck_assert_int_eq(sink.bye_status, 128 + SIGTERM);
+  ck_assert_int_eq(sink.steps[0], 2);
+  ck_assert(!sink.out_of_order);
+}
+END_TEST
+
 static Suite *ctr_client_suite(void) {
   Suite *s = suite_create("client");
   TCase *tc = tcase_create("threads");
@@ -258,6 +305,7 @@ static Suite *ctr_client_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_threads_and_background_flush);
   tcase_add_test(tc, test_daemon_goes_away);
+  tcase_add_test(tc, test_fatal_signal_while_packing);
   suite_add_tcase(s, tc);
   return s;
 }
