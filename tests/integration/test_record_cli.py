@@ -11,8 +11,8 @@ import signal
 import subprocess
 import time
 
-from harness import (CTRECCTL, FORMAT_ARG, RUBY_PROGRAMS, Daemon, TempDirTest, Trace, run,
-                     trace_folders, validate)
+from harness import (CTRECCTL, FORMAT_ARG, RUBY_PROGRAMS, Daemon, TempDirTest, Trace,
+                     metadata, run, trace_folders, validate)
 from test_follow import Lines
 from test_python_record import OTHER_PYTHONS
 
@@ -118,6 +118,17 @@ def folder_size(folder):
         for name in files:
             total += os.lstat(os.path.join(root, name)).st_size
     return total
+
+
+def steps_flushed(out_dir):
+    """Whether a trace in out_dir has flushed a step, as its metadata says."""
+    for folder in trace_folders(out_dir):
+        try:
+            if metadata(folder)["ctrec"].get("counters", {}).get("steps", 0) > 0:
+                return True
+        except (FileNotFoundError, ValueError):
+            pass
+    return False
 
 
 class RecordCliTest(TempDirTest):
@@ -252,7 +263,10 @@ class RecordCliTest(TempDirTest):
                 prog = self.program(lang, LONG_PY if lang == "py" else LONG_RB)
                 p = self.start_record("--", *argv, prog, "1.5", out=f"{name}-{sig.name}")
                 out, sock, daemon = self.announced(p)
-                self.wait_until("a session", lambda: self.status())
+                # Once the program runs its lines: killed before its first
+                # one, it leaves a trace without a step, which no reader
+                # can replay.
+                self.wait_until("a step", lambda: steps_flushed(out))
                 p.send_signal(sig)
                 p.wait(timeout=30)
                 self.wait_until("the daemon to stop", lambda: not alive(daemon))
