@@ -762,20 +762,25 @@ enum { CTR_TAKEN, CTR_PACKING, CTR_UNTAKEN };
 static int ctr_client_take_for_signal(ctr_client_t *c) {
   int got = CTR_UNTAKEN;
   atomic_fetch_add(&c->send_wanted, 1);
-  for (int i = 0; i < 200 && got == CTR_UNTAKEN; i++) {
+  for (int i = 0; i < 200; i++) {
     bool sending = pthread_mutex_trylock(&c->send_mu) != 0;
-    if (atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire))
-      got = CTR_PACKING;
-    else if (sending)
-      ctr_client_unlock(c);
-    else
+    bool packing =
+        atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire);
+    if (!sending && !packing) {
       got = CTR_TAKEN;
-    if (!sending && got != CTR_TAKEN)
-      pthread_mutex_unlock(&c->send_mu);
-    if (got == CTR_UNTAKEN) {
-      struct timespec ms = {0, 1000000};
-      nanosleep(&ms, NULL);
+      break;
     }
+    /* Let go of whichever was taken. */
+    if (!packing)
+      ctr_client_unlock(c);
+    if (!sending)
+      pthread_mutex_unlock(&c->send_mu);
+    if (packing) {
+      got = CTR_PACKING;
+      break;
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
   }
   atomic_fetch_sub(&c->send_wanted, 1);
   return got;
