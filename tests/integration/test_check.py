@@ -294,6 +294,11 @@ class CheckRules(TempDirTest):
                 b.write(a.read())
         return folder
 
+    def recording_meta(self):
+        """The metadata of the program's trace while it is recorded."""
+        return {"workdir": self.tmp, "program": self.program, "args": [],
+                "ctrec": {"state": "recording"}}
+
     def check(self, folder, *opts):
         res = run([CTRECCTL, "check", *opts, folder])
         return res.returncode, res.stdout.decode(), res.stderr.decode()
@@ -460,8 +465,7 @@ class CheckRules(TempDirTest):
         recording, a tail still being written, a paths file one flush behind,
         no Step yet, records a later flush wrote after the closing ] read; it
         still reports every other problem."""
-        recording = {"workdir": self.tmp, "program": self.program, "args": [],
-                     "ctrec": {"state": "recording"}}
+        recording = self.recording_meta()
         base = "[\n" + ",\n".join(json.dumps(r) for r in base_records(self.program)) + "\n]"
         records = base_records(self.program) + [{"Path": "/other.py"}]
         folders = [self.make("live", meta=recording),
@@ -490,8 +494,7 @@ class CheckRules(TempDirTest):
         """A live trace.json grows as ctrecd flushes: records and a new
         closing ] written over the old one. A check reading the old ] and
         then the new records sees a whole trace, not text after its end."""
-        recording = {"workdir": self.tmp, "program": self.program, "args": [],
-                     "ctrec": {"state": "recording"}}
+        recording = self.recording_meta()
         folder = self.make("growing", meta=recording)
         path = os.path.join(folder, "trace.json")
         with open(path, "rb") as f:

@@ -168,6 +168,11 @@ static void sink_join(void) {
   rmdir(sink.dir);
 }
 
+/* What the traced program says of itself in HELLO. */
+static const ctr_client_info_t info = {.lang = "ruby", .lang_version = "3.1",
+                                       .shim_version = "check",
+                                       .program = "/tmp/prog.rb"};
+
 /* One traced thread: a THREAD and a STEP per event, reading the pushed
  * rules as a shim does, and a flush of its own now and then. */
 static void *worker(void *arg) {
@@ -194,9 +199,6 @@ static void *worker(void *arg) {
 }
 
 static void run_workers(void) {
-  static const ctr_client_info_t info = {.lang = "ruby", .lang_version = "3.1",
-                                         .shim_version = "check",
-                                         .program = "/tmp/prog.rb"};
   pthread_t threads[THREADS];
   msgpack_packer *pk;
   uintptr_t i;
@@ -264,10 +266,6 @@ END_TEST
  * thread starts: ThreadSanitizer has a child of a threaded process start
  * no threads). */
 START_TEST(test_fatal_signal_while_packing) {
-  static const ctr_client_info_t info = {.lang = "python",
-                                         .lang_version = "3.11",
-                                         .shim_version = "check",
-                                         .program = "/tmp/prog.py"};
   int status;
   pid_t pid;
 
